@@ -1,0 +1,120 @@
+//! The real transport: HTTP/1.1 over reqwest (rustls, no system OpenSSL).
+//!
+//! HTTP/1.1 on purpose: every request in flight gets its own keep-alive connection, so
+//! `--concurrency 5000` means 5000 requests on the wire. Over HTTP/2 all requests to a host share
+//! one connection and wait for the server's stream limit (often 100), which would cap concurrency
+//! silently. The connection pool has no size limit; idle connections are kept for reuse.
+//!
+//! Every request carries the job's headers: `Authorization: Bearer <key>` (marked sensitive, so
+//! it never appears in debug output) when a key is set, `Content-Type: application/json`, a
+//! `User-Agent`, and the user's `--header`s.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+
+use super::{parse_retry_after, Reply, SendError, Transport};
+use crate::secret::ApiKey;
+
+/// Where and how to send.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// The full URL of the endpoint, e.g. `https://api.openai.com/v1/chat/completions`.
+    pub url: reqwest::Url,
+    pub key: Option<ApiKey>,
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+}
+
+pub struct HttpTransport {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    timeout: Duration,
+}
+
+impl HttpTransport {
+    pub fn new(settings: &HttpSettings) -> anyhow::Result<HttpTransport> {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("promptmill/", env!("CARGO_PKG_VERSION"))),
+        );
+        if let Some(key) = &settings.key {
+            let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {
+                anyhow::anyhow!("the API key contains characters that cannot go in an HTTP header")
+            })?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        for (name, value) in &settings.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| anyhow::anyhow!("--header: `{name}` is not a valid header name"))?;
+            let mut value = HeaderValue::from_str(value).map_err(|_| {
+                anyhow::anyhow!("--header: the value of `{name}` is not a valid header value")
+            })?;
+            if crate::config::is_secret_header(name.as_str()) {
+                value.set_sensitive(true);
+            }
+            headers.insert(name, value);
+        }
+        let client = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(30)))
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot set up the HTTP client: {e}"))?;
+        Ok(HttpTransport {
+            client,
+            url: settings.url.clone(),
+            timeout: settings.timeout,
+        })
+    }
+}
+
+impl Transport for HttpTransport {
+    async fn send(&self, body: Bytes) -> Result<Reply, SendError> {
+        let response = self
+            .client
+            .post(self.url.clone())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.error(e))?;
+        let status = response.status().as_u16();
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+        let retry_after =
+            parse_retry_after(header("retry-after-ms"), header("retry-after"), SystemTime::now());
+        let body = response.bytes().await.map_err(|e| self.error(e))?;
+        Ok(Reply {
+            status,
+            retry_after,
+            body,
+        })
+    }
+}
+
+impl HttpTransport {
+    fn error(&self, e: reqwest::Error) -> SendError {
+        if e.is_timeout() {
+            return SendError::Timeout(self.timeout);
+        }
+        let connect = e.is_connect();
+        // The chain holds the useful part ("connection reset by peer"); the URL carries no secret.
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        if connect {
+            SendError::Connect(text)
+        } else {
+            SendError::Other(text)
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! The API as the pipeline sees it: send a request body, get a verdict.
+//!
+//! [`Transport`] is the one side effect of a live run, so the whole pipeline can run in tests
+//! against a fake (see `pipeline.rs` tests) while the real binary uses [`http::HttpTransport`].
+//! [`classify`] turns what came back into what to do with the row: done, retry (and how long to
+//! wait), fail this row, or stop the run. It owns the knowledge of OpenAI's status codes, error
+//! bodies, `Retry-After` forms and response shapes (`../shared/openai-openapi.yaml`:
+//! `CreateChatCompletionResponse`, `CreateCompletionResponse`, `CompletionUsage`, `Error`).
+
+pub mod http;
+mod response;
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::job::Endpoint;
+pub use response::{parse_completion, Completion, Usage};
+
+/// What came back from one HTTP exchange.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    /// From `retry-after-ms`, or `retry-after` (seconds or an HTTP date).
+    pub retry_after: Option<Duration>,
+    pub body: Bytes,
+}
+
+/// The exchange did not produce a response.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SendError {
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("connection failed: {0}")]
+    Connect(String),
+    #[error("request failed: {0}")]
+    Other(String),
+}
+
+/// Sends one request body to the job's endpoint.
+pub trait Transport: Send + Sync + 'static {
+    fn send(&self, body: Bytes) -> impl Future<Output = Result<Reply, SendError>> + Send;
+}
+
+/// What to do with a row after one attempt.
+#[derive(Debug)]
+pub enum Verdict {
+    Done(Completion),
+    /// Try again after `wait` (the server's `Retry-After` when it gave one).
+    Retry {
+        reason: String,
+        status: Option<u16>,
+        wait: Option<Duration>,
+        rate_limited: bool,
+    },
+    /// This row cannot succeed as it is (400, 404, 422, …); the run goes on.
+    RowFailed {
+        status: u16,
+        message: String,
+    },
+    /// Nothing will succeed until a person acts (401, 403): stop the run.
+    Stop {
+        status: u16,
+        message: String,
+    },
+}
+
+/// Decides what an attempt's result means.
+pub fn classify(endpoint: Endpoint, result: Result<Reply, SendError>) -> Verdict {
+    let reply = match result {
+        Ok(r) => r,
+        Err(e) => {
+            return Verdict::Retry {
+                reason: e.to_string(),
+                status: None,
+                wait: None,
+                rate_limited: false,
+            }
+        }
+    };
+    match reply.status {
+        200..=299 => match parse_completion(endpoint, &reply.body) {
+            Ok(c) => Verdict::Done(c),
+            Err(why) => Verdict::Retry {
+                reason: format!("HTTP {} with an unexpected body: {why}", reply.status),
+                status: Some(reply.status),
+                wait: None,
+                rate_limited: false,
+            },
+        },
+        429 => Verdict::Retry {
+            reason: format!("HTTP 429: {}", error_message(&reply.body)),
+            status: Some(429),
+            wait: reply.retry_after,
+            rate_limited: true,
+        },
+        408 | 409 | 500..=599 => Verdict::Retry {
+            reason: format!("HTTP {}: {}", reply.status, error_message(&reply.body)),
+            status: Some(reply.status),
+            wait: reply.retry_after,
+            rate_limited: false,
+        },
+        401 | 403 => Verdict::Stop {
+            status: reply.status,
+            message: error_message(&reply.body),
+        },
+        status => Verdict::RowFailed {
+            status,
+            message: error_message(&reply.body),
+        },
+    }
+}
+
+/// The API's `error.message`, or the start of the body when it is not an OpenAI error object.
+pub fn error_message(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        error: Inner,
+    }
+    #[derive(serde::Deserialize)]
+    struct Inner {
+        message: Option<String>,
+        code: Option<serde_json::Value>,
+        #[serde(rename = "type")]
+        kind: Option<String>,
+    }
+    if let Ok(env) = serde_json::from_slice::<Envelope>(body) {
+        let mut msg = env.error.message.unwrap_or_default();
+        let code = match env.error.code {
+            Some(serde_json::Value::String(c)) => Some(c),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => env.error.kind,
+        };
+        if let Some(code) = code {
+            msg = if msg.is_empty() {
+                code
+            } else {
+                format!("{msg} ({code})")
+            };
+        }
+        if !msg.is_empty() {
+            return msg;
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return "(empty body)".to_string();
+    }
+    let mut cut: String = text.chars().take(200).collect();
+    if cut.len() < text.len() {
+        cut.push('…');
+    }
+    cut
+}
+
+/// Parses `retry-after-ms` (milliseconds, may be fractional) or `retry-after` (seconds, or an
+/// HTTP date relative to `now`). Absurd values are capped at an hour.
+pub fn parse_retry_after(
+    retry_after_ms: Option<&str>,
+    retry_after: Option<&str>,
+    now: std::time::SystemTime,
+) -> Option<Duration> {
+    const CAP: Duration = Duration::from_secs(3600);
+    let from_secs =
+        |s: f64| (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(CAP.as_secs_f64())));
+    if let Some(ms) = retry_after_ms.and_then(|v| v.trim().parse::<f64>().ok()) {
+        if let Some(d) = from_secs(ms / 1000.0) {
+            return Some(d);
+        }
+    }
+    let value = retry_after?.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return from_secs(secs);
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO).min(CAP))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(status: u16, body: &str) -> Result<Reply, SendError> {
+        Ok(Reply {
+            status,
+            retry_after: None,
+            body: Bytes::from(body.to_string()),
+        })
+    }
+
+    #[test]
+    fn statuses_map_to_verdicts() {
+        let ok = r#"{"id":"x","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
+        assert!(matches!(
+            classify(Endpoint::Chat, reply(200, ok)),
+            Verdict::Done(_)
+        ));
+        assert!(matches!(
+            classify(Endpoint::Chat, reply(200, "{oops")),
+            Verdict::Retry { .. }
+        ));
+        assert!(matches!(
+            classify(Endpoint::Chat, reply(429, "")),
+            Verdict::Retry {
+                rate_limited: true,
+                ..
+            }
+        ));
+        for s in [408, 409, 500, 502, 503, 504] {
+            assert!(
+                matches!(
+                    classify(Endpoint::Chat, reply(s, "")),
+                    Verdict::Retry {
+                        rate_limited: false,
+                        ..
+                    }
+                ),
+                "{s}"
+            );
+        }
+        for s in [400, 404, 422] {
+            assert!(
+                matches!(classify(Endpoint::Chat, reply(s, "")), Verdict::RowFailed { .. }),
+                "{s}"
+            );
+        }
+        for s in [401, 403] {
+            assert!(
+                matches!(classify(Endpoint::Chat, reply(s, "")), Verdict::Stop { .. }),
+                "{s}"
+            );
+        }
+        let timeout = classify(Endpoint::Chat, Err(SendError::Timeout(Duration::from_secs(1))));
+        assert!(matches!(timeout, Verdict::Retry { status: None, .. }));
+    }
+
+    #[test]
+    fn error_message_prefers_the_api_error_object() {
+        let body = br#"{"error":{"message":"Bad thing","type":"invalid_request_error","param":null,"code":"bad_thing"}}"#;
+        assert_eq!(error_message(body), "Bad thing (bad_thing)");
+        assert_eq!(error_message(b"<html>gateway</html>"), "<html>gateway</html>");
+        assert_eq!(error_message(b""), "(empty body)");
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert_eq!(
+            parse_retry_after(Some("1500"), Some("9"), now),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            parse_retry_after(None, Some("2"), now),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            parse_retry_after(None, Some("0.5"), now),
+            Some(Duration::from_millis(500))
+        );
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(
+            parse_retry_after(None, Some(&date), now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(parse_retry_after(None, Some("soon"), now), None);
+        assert_eq!(
+            parse_retry_after(None, Some("999999"), now),
+            Some(Duration::from_secs(3600))
+        );
+    }
+}

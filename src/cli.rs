@@ -1,0 +1,249 @@
+//! The command line, as clap sees it. Doc comments here are the `--help` text.
+//!
+//! Nothing past `config.rs` sees these types: flags are parsed once, then validated into the
+//! configs the rest of the program uses. There is deliberately no flag that takes the API key
+//! itself (it would show in process lists and shell history); it comes from the environment.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::input::InputFormat;
+use crate::job::Endpoint;
+use crate::output::OutputFormat;
+
+pub const DEFAULT_CONCURRENCY: usize = 50;
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 6;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  every row is done
+  1  error: bad flags, bad input, a checkpoint that does not match the command, I/O
+  2  command-line usage error
+  3  the run finished, but some rows failed (or were invalid, with --skip-invalid)
+  4  the run stopped before finishing (Ctrl-C/SIGTERM, or the API refused the key);
+     the checkpoint is intact: rerun the printed command to resume
+
+The API key is read from OPENAI_API_KEY (or the variable named by --api-key-env), never from a flag.";
+
+#[derive(Debug, Parser)]
+#[command(name = "promptmill", version, about, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send every row of a prompts file (CSV or JSONL) and write the completions, in input order.
+    ///
+    /// Progress is checkpointed in SQLite: running the same command again resumes where the last
+    /// run stopped, and rows already done are never sent again.
+    #[command(after_help = AFTER_HELP)]
+    Run(Box<RunArgs>),
+    /// Resume a job from its checkpoint alone (the settings are stored in it).
+    #[command(after_help = AFTER_HELP)]
+    Resume(Box<ResumeArgs>),
+    /// Show a job's progress: rows by state, attempts, tokens, the most common errors.
+    Status(StatusArgs),
+    /// Write a job's results from its checkpoint, at any time (also while it runs).
+    Export(ExportArgs),
+    /// Serve a local OpenAI-compatible API for rehearsals and tests (deterministic completions,
+    /// optional latency and injected faults).
+    MockServer(crate::mock::MockArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The prompts file: .csv (with a header row) or .jsonl/.ndjson.
+    pub input: PathBuf,
+
+    /// Where to write the results: .jsonl or .csv (see --output-format).
+    #[arg(short, long, value_name = "PATH")]
+    pub output: PathBuf,
+
+    /// The input's format, when its extension does not say.
+    #[arg(long, value_enum)]
+    pub format: Option<InputFormat>,
+
+    /// The output's format, when its extension does not say, or `openai-batch` for OpenAI Batch
+    /// output lines.
+    #[arg(long, value_enum)]
+    pub output_format: Option<OutputFormat>,
+
+    /// Prompt template; `{field}` is replaced by the row's field, `{{` and `}}` are literal braces.
+    #[arg(long, conflicts_with = "template_file")]
+    pub template: Option<String>,
+
+    /// Read the prompt template from a file.
+    #[arg(long, value_name = "PATH")]
+    pub template_file: Option<PathBuf>,
+
+    /// System message (a template too) sent before each prompt.
+    #[arg(long, conflicts_with = "system_file")]
+    pub system: Option<String>,
+
+    /// Read the system message from a file.
+    #[arg(long, value_name = "PATH")]
+    pub system_file: Option<PathBuf>,
+
+    /// The field holding each row's id. Default: `id` or `custom_id` when present, else the row
+    /// number.
+    #[arg(long, value_name = "NAME")]
+    pub id_column: Option<String>,
+
+    /// Record invalid rows as failed (with the reason) and send the rest, instead of stopping
+    /// before anything is sent.
+    #[arg(long)]
+    pub skip_invalid: bool,
+
+    /// The API endpoint: chat (`/chat/completions`) or the legacy completions (`/completions`).
+    /// Default: chat, or what the Batch input lines' `url` says.
+    #[arg(long, value_enum)]
+    pub endpoint: Option<Endpoint>,
+
+    /// The model (overrides `body.model` of Batch input lines).
+    #[arg(long)]
+    pub model: Option<String>,
+
+    /// Maximum completion tokens per request (sent as `max_completion_tokens` to OpenAI's
+    /// reasoning models, `max_tokens` otherwise).
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<u32>,
+
+    /// Sampling temperature (0 to 2).
+    #[arg(long)]
+    pub temperature: Option<f64>,
+
+    /// Any other request body parameter, e.g. `--param top_p=0.9 --param 'stop=["\n"]'`; the
+    /// value is parsed as JSON when it parses, else taken as a string. Repeatable.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+
+    /// The API's base URL [env: OPENAI_BASE_URL] [default: https://api.openai.com/v1]
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// The environment variable that holds the API key.
+    #[arg(long, value_name = "NAME", default_value = "OPENAI_API_KEY")]
+    pub api_key_env: String,
+
+    /// The checkpoint database. Default: the output path + `.promptmill.db`.
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// Discard an existing checkpoint for this output and start over.
+    #[arg(long)]
+    pub restart: bool,
+
+    #[command(flatten)]
+    pub send: SendArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The checkpoint database of the job.
+    pub db: PathBuf,
+
+    /// Write the results here instead of the path the job recorded.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    /// The output's format (default: as recorded, or from the extension of --output).
+    #[arg(long, value_enum)]
+    pub output_format: Option<OutputFormat>,
+
+    /// Send to this base URL instead of the recorded one.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// The environment variable that holds the API key (default: as recorded).
+    #[arg(long, value_name = "NAME")]
+    pub api_key_env: Option<String>,
+
+    #[command(flatten)]
+    pub send: SendArgs,
+}
+
+/// How requests are sent: may differ from run to run of the same job.
+#[derive(Debug, Args, Clone)]
+pub struct SendArgs {
+    /// An extra header for every request, e.g. 'OpenAI-Organization: org-123'. Repeatable.
+    #[arg(long = "header", value_name = "'NAME: VALUE'")]
+    pub headers: Vec<String>,
+
+    /// Requests in flight at most.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
+
+    /// Requests per minute at most.
+    #[arg(long, value_name = "N")]
+    pub rpm: Option<u32>,
+
+    /// Tokens per minute at most (prompt tokens + max_tokens per request, as OpenAI counts them).
+    #[arg(long, value_name = "N")]
+    pub tpm: Option<u32>,
+
+    /// Attempts per row before it is recorded as failed.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ATTEMPTS)]
+    pub max_attempts: u32,
+
+    /// Time limit of one request, e.g. `90s`, `10m`.
+    #[arg(long, value_name = "DURATION", default_value = "600s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// After Ctrl-C, how long to wait for requests on the wire before abandoning them.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// Send again the rows that failed in earlier runs (invalid input rows stay failed).
+    #[arg(long)]
+    pub retry_failed: bool,
+
+    /// Also write the run's totals as JSON to this file.
+    #[arg(long, value_name = "PATH")]
+    pub summary: Option<PathBuf>,
+
+    /// No progress display and no summary table (errors are still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Log retries and failures (-v), or every request (-vv).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The checkpoint database of the job.
+    pub db: PathBuf,
+
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The checkpoint database of the job.
+    pub db: PathBuf,
+
+    /// Where to write; the format comes from the extension unless --format is given.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: PathBuf,
+
+    /// jsonl, csv, or openai-batch.
+    #[arg(long, value_enum)]
+    pub format: Option<OutputFormat>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 90s, 10m, 1h30m)"))?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
+}

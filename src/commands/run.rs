@@ -1,0 +1,352 @@
+//! `promptmill run` and `promptmill resume`: read the input into a checkpoint (first run only),
+//! send every pending row, write the output and the totals.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::api::http::{HttpSettings, HttpTransport};
+use crate::cli::{ResumeArgs, RunArgs};
+use crate::config::{self, is_loopback, is_secret_header, RunConfig, SendConfig};
+use crate::error::{exit_code, CheckpointError, ConfigError};
+use crate::input::{fingerprint_file, RowReader};
+use crate::job::JobRecord;
+use crate::limits::Limits;
+use crate::load::{load, LoadError};
+use crate::output;
+use crate::pipeline::{Control, Pipeline, PipelineSettings, StopReason};
+use crate::prepare::Preparer;
+use crate::progress::{self, Baseline, Display};
+use crate::retry::Backoff;
+use crate::secret::ApiKey;
+use crate::stats::Stats;
+use crate::store::{writer, Store};
+use crate::summary::Summary;
+
+use super::shell_quote;
+
+pub fn run(args: RunArgs) -> anyhow::Result<i32> {
+    let cfg = RunConfig::from_args(args)?;
+    let say = |msg: String| {
+        if !cfg.send.quiet {
+            eprintln!("promptmill: {msg}");
+        }
+    };
+    if cfg.restart {
+        remove_checkpoint(&cfg.db)?;
+    }
+    let created = !cfg.db.exists();
+    let mut store = Store::open(&cfg.db, true)?;
+    let job = match store.job()? {
+        Some(mut job) => {
+            let mut spec = cfg.spec.clone();
+            spec.fingerprint = fingerprint_file(&cfg.input)?;
+            let changes = spec.changes_from(&job.spec);
+            if !changes.is_empty() {
+                return Err(CheckpointError::Mismatch {
+                    db: cfg.db.clone(),
+                    changes: changes.join("; "),
+                }
+                .into());
+            }
+            // Where and how to send may change between runs; what to send may not.
+            let (headers, withheld) = split_headers(&cfg.send.headers);
+            job.base_url = cfg.base_url.clone();
+            job.headers = headers;
+            job.withheld_headers = withheld;
+            job.api_key_env = cfg.api_key_env.clone();
+            job.output = cfg.output.clone();
+            store.update_job(&job)?;
+            say(format!("resuming the job in {}", cfg.db.display()));
+            job
+        }
+        None => match read_input(&mut store, &cfg) {
+            Ok(job) => job,
+            Err(e) => {
+                drop(store);
+                if created {
+                    let _ = remove_checkpoint(&cfg.db);
+                }
+                return Err(e);
+            }
+        },
+    };
+    execute(store, job, cfg.send)
+}
+
+pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
+    let send = SendConfig::from_args(&args.send)?;
+    let store = Store::open(&args.db, false)?;
+    let mut job = store
+        .job()?
+        .ok_or_else(|| CheckpointError::NoJob { db: args.db.clone() })?;
+    let mut changed = false;
+    if let Some(url) = &args.base_url {
+        job.base_url = config::check_base_url(url)?;
+        changed = true;
+    }
+    if let Some(var) = &args.api_key_env {
+        job.api_key_env = var.clone();
+        changed = true;
+    }
+    if let Some(path) = &args.output {
+        job.output = config::output_spec(path, args.output_format, "--output")?;
+        changed = true;
+    } else if let Some(format) = args.output_format {
+        job.output.format = format;
+        changed = true;
+    }
+    if changed {
+        store.update_job(&job)?;
+    }
+    execute(store, job, send)
+}
+
+/// Reads the input into a new checkpoint and records the job.
+fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
+    let reader = RowReader::open(&cfg.input, cfg.format)?;
+    let preparer = Preparer::new(cfg.input.clone(), cfg.request.clone());
+    let (headers, withheld) = split_headers(&cfg.send.headers);
+    let show = !cfg.send.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let progress = |rows: u64| {
+        if show {
+            eprint!("\rpromptmill: reading the input… {rows} rows");
+        }
+    };
+    let loaded = load(
+        store,
+        &cfg.input,
+        reader,
+        preparer,
+        cfg.skip_invalid,
+        &progress,
+        |loaded| {
+            let mut spec = cfg.spec.clone();
+            spec.fingerprint = loaded.fingerprint.clone();
+            JobRecord {
+                spec,
+                endpoint: loaded.endpoint,
+                base_url: cfg.base_url.clone(),
+                headers: headers.clone(),
+                withheld_headers: withheld.clone(),
+                api_key_env: cfg.api_key_env.clone(),
+                output: cfg.output.clone(),
+                columns: loaded.columns.clone(),
+                tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            }
+        },
+    );
+    if show {
+        eprint!("\r\x1b[2K");
+    }
+    let loaded = loaded.map_err(|e| match e {
+        LoadError::Other(e) => e,
+        other => anyhow::Error::msg(other.to_string()),
+    })?;
+    if !cfg.send.quiet {
+        let invalid = if loaded.invalid > 0 {
+            format!(" ({} invalid, recorded as failed)", loaded.invalid)
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "promptmill: read {} rows from {}{invalid}",
+            loaded.rows,
+            cfg.input.display()
+        );
+    }
+    store
+        .job()?
+        .ok_or_else(|| anyhow::anyhow!("the job record was not saved"))
+}
+
+/// Sends what is pending, then writes the output and the totals. Shared by `run` and `resume`.
+fn execute(store: Store, job: JobRecord, send: SendConfig) -> anyhow::Result<i32> {
+    init_logging(send.verbose);
+    let key = ApiKey::from_env(&job.api_key_env);
+    if key.is_none() && !is_loopback(&job.base_url) {
+        config::check_key_present(&job.api_key_env, &job.base_url)?;
+    }
+    let headers = merged_headers(&job, &send)?;
+    let db_path = store.path().to_path_buf();
+    store.reset_in_flight()?;
+    if send.retry_failed {
+        store.requeue_failed()?;
+    }
+    let before = store.counts()?;
+    let resume_cmd = resume_command(&db_path, &send);
+
+    let url = reqwest::Url::parse(&format!("{}{}", job.base_url, job.endpoint.path()))
+        .map_err(|e| ConfigError::new("--base-url", format!("{e}")))?;
+    let run_id = store.start_run()?;
+    let started = Instant::now();
+    let stats = Arc::new(Stats::default());
+    let control = Control::new();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    crate::raise_fd_limit();
+    let (handle, writer) = writer::spawn(store, run_id, Arc::clone(&stats), control.abort.clone())?;
+
+    runtime.block_on(async {
+        let transport = HttpTransport::new(&HttpSettings {
+            url,
+            key,
+            headers,
+            timeout: send.timeout,
+        })?;
+        let signals = crate::shutdown::spawn(Arc::clone(&control), resume_cmd.clone());
+        let display_done = tokio_util::sync::CancellationToken::new();
+        let display = progress::spawn(
+            Display::choose(send.quiet, send.verbose),
+            Arc::clone(&stats),
+            Baseline {
+                total: before.total,
+                settled: before.done + before.failed + before.invalid,
+                tokens: before.total_tokens,
+            },
+            display_done.clone(),
+        );
+        let pipeline = Arc::new(Pipeline {
+            transport,
+            limits: Limits::new(send.rpm, send.tpm),
+            settings: PipelineSettings {
+                endpoint: job.endpoint,
+                concurrency: send.concurrency,
+                max_attempts: send.max_attempts,
+                backoff: Backoff::default(),
+                drain_timeout: send.drain_timeout,
+            },
+            stats: Arc::clone(&stats),
+            control: Arc::clone(&control),
+        });
+        pipeline.run(handle).await;
+        display_done.cancel();
+        let _ = display.await;
+        signals.abort();
+        anyhow::Ok(())
+    })?;
+    drop(runtime);
+
+    let store = match writer.join() {
+        Ok(Ok(store)) => store,
+        Ok(Err(e)) => return Err(e.context(format!("{}: could not write the checkpoint", db_path.display()))),
+        Err(_) => anyhow::bail!("{}: the checkpoint writer panicked", db_path.display()),
+    };
+    let after = store.counts()?;
+    let (outcome, code) = match control.reason() {
+        Some(StopReason::Interrupted) => ("interrupted", exit_code::STOPPED),
+        Some(StopReason::Auth { .. }) => ("stopped_auth", exit_code::STOPPED),
+        Some(StopReason::Checkpoint(_)) => ("checkpoint_error", exit_code::ERROR),
+        None if after.failed + after.invalid > 0 => ("finished", exit_code::ROWS_FAILED),
+        None if after.pending + after.in_flight > 0 => ("incomplete", exit_code::STOPPED),
+        None => ("finished", exit_code::SUCCESS),
+    };
+    let summary = Summary::new(
+        outcome,
+        &after,
+        &stats.snapshot(),
+        started.elapsed(),
+        Some(job.output.path.clone()),
+        db_path.clone(),
+    );
+    let summary_json = serde_json::to_string_pretty(&summary)?;
+    store.end_run(run_id, outcome, &summary_json)?;
+    output::export(&store, &job.columns, &job.output)?;
+    if let Some(path) = &send.summary {
+        use std::io::Write;
+        let mut f = output::create_private(path)?;
+        f.write_all(summary_json.as_bytes())?;
+        f.write_all(b"\n")?;
+    }
+    if !send.quiet {
+        eprintln!("{summary}");
+    }
+    match control.reason() {
+        Some(StopReason::Auth { status, message }) => {
+            eprintln!(
+                "promptmill: the API refused the credentials (HTTP {status}: {message}).\n\
+                 Check the key in {} (and --header values), then resume with:\n  {resume_cmd}",
+                job.api_key_env
+            );
+        }
+        Some(StopReason::Checkpoint(e)) => eprintln!("promptmill: {e}"),
+        Some(StopReason::Interrupted) => eprintln!("promptmill: interrupted; resume with:\n  {resume_cmd}"),
+        None if code == exit_code::ROWS_FAILED => eprintln!(
+            "promptmill: {} rows failed; see `promptmill status {}`, or send them again with:\n  {resume_cmd} --retry-failed",
+            after.failed + after.invalid,
+            shell_quote(&db_path.display().to_string())
+        ),
+        None => {}
+    }
+    Ok(code)
+}
+
+/// Splits `--header`s into those safe to store and the names of those withheld as credentials.
+fn split_headers(headers: &[(String, String)]) -> (Vec<(String, String)>, Vec<String>) {
+    let mut keep = Vec::new();
+    let mut withheld = Vec::new();
+    for (name, value) in headers {
+        if is_secret_header(name) {
+            withheld.push(name.clone());
+        } else {
+            keep.push((name.clone(), value.clone()));
+        }
+    }
+    (keep, withheld)
+}
+
+/// The stored headers, overridden by the ones given now; fails if a withheld header is missing.
+fn merged_headers(job: &JobRecord, send: &SendConfig) -> anyhow::Result<Vec<(String, String)>> {
+    for name in &job.withheld_headers {
+        if !send.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            return Err(ConfigError::new(
+                "--header",
+                format!("the job sends a `{name}` header, which is not stored because it looks like a credential; pass --header '{name}: …' again"),
+            )
+            .into());
+        }
+    }
+    let mut headers: Vec<(String, String)> = job
+        .headers
+        .iter()
+        .filter(|(n, _)| !send.headers.iter().any(|(m, _)| m.eq_ignore_ascii_case(n)))
+        .cloned()
+        .collect();
+    headers.extend(send.headers.iter().cloned());
+    Ok(headers)
+}
+
+fn resume_command(db: &Path, send: &SendConfig) -> String {
+    let mut cmd = format!("promptmill resume {}", shell_quote(&db.display().to_string()));
+    for flag in &send.resume_flags {
+        cmd.push(' ');
+        cmd.push_str(flag);
+    }
+    cmd
+}
+
+/// Deletes a checkpoint and its WAL files.
+fn remove_checkpoint(db: &Path) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => anyhow::bail!("could not remove {}: {e}", Path::new(&p).display()),
+        }
+    }
+    Ok(())
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,116 @@
+//! `promptmill status DB`: where a job stands, without changing anything. Safe to run while the
+//! job runs (the checkpoint is in WAL mode: readers never block the writer).
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::cli::StatusArgs;
+use crate::error::{exit_code, CheckpointError};
+use crate::store::{now_ms, Counts, RunRecord, Store};
+
+#[derive(Serialize)]
+struct Status {
+    checkpoint: String,
+    input: String,
+    model: Option<String>,
+    endpoint: String,
+    base_url: String,
+    output: String,
+    rows: Counts,
+    /// Requests the checkpoint knows were sent, beyond one per row.
+    retries: u64,
+    top_errors: Vec<ErrorCount>,
+    runs: Vec<RunRecord>,
+    /// Time spent running, summed over runs (a killed run counts until its last commit's time is
+    /// unknown, so it counts as zero).
+    elapsed_seconds: f64,
+}
+
+#[derive(Serialize)]
+struct ErrorCount {
+    error: String,
+    rows: u64,
+}
+
+pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
+    let store = Store::open(&args.db, false)?;
+    let job = store
+        .job()?
+        .ok_or_else(|| CheckpointError::NoJob { db: args.db.clone() })?;
+    let rows = store.counts()?;
+    let runs = store.runs()?;
+    let now = now_ms();
+    let elapsed_ms: i64 = runs
+        .iter()
+        .map(|r| match (r.ended_at, r.outcome.as_deref()) {
+            (Some(end), _) => end - r.started_at,
+            (None, _) if Some(r.run) == runs.last().map(|l| l.run) => now - r.started_at,
+            _ => 0,
+        })
+        .sum();
+    let status = Status {
+        checkpoint: args.db.display().to_string(),
+        input: job.spec.input.display().to_string(),
+        model: job.spec.model.clone(),
+        endpoint: job.endpoint.path().to_string(),
+        base_url: job.base_url.clone(),
+        output: job.output.path.display().to_string(),
+        retries: runs.iter().map(|r| r.retries.max(0) as u64).sum(),
+        top_errors: store
+            .top_errors(5)?
+            .into_iter()
+            .map(|(error, rows)| ErrorCount { error, rows })
+            .collect(),
+        rows,
+        runs,
+        elapsed_seconds: elapsed_ms.max(0) as f64 / 1000.0,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print_table(&status);
+    }
+    Ok(exit_code::SUCCESS)
+}
+
+fn print_table(s: &Status) {
+    let r = &s.rows;
+    println!("checkpoint  {}", s.checkpoint);
+    println!("input       {}", s.input);
+    println!(
+        "model       {}   endpoint {}{}",
+        s.model.as_deref().unwrap_or("(from the rows)"),
+        s.base_url,
+        s.endpoint
+    );
+    println!("output      {}", s.output);
+    println!();
+    println!("rows        {} total", r.total);
+    println!("  done      {}", r.done);
+    println!("  failed    {}", r.failed);
+    println!("  skipped   {} (invalid input)", r.invalid);
+    println!("  pending   {}", r.pending);
+    println!("  in flight {}", r.in_flight);
+    println!();
+    println!(
+        "attempts    {} ({} rows needed more than one, at most {} for one row)",
+        r.attempts, r.retried_rows, r.max_attempts
+    );
+    println!("retries     {} (over {} runs)", s.retries, s.runs.len());
+    println!(
+        "tokens      {} prompt + {} completion = {} total",
+        r.prompt_tokens, r.completion_tokens, r.total_tokens
+    );
+    println!(
+        "elapsed     {}",
+        humantime::format_duration(Duration::from_secs(s.elapsed_seconds as u64))
+    );
+    if !s.top_errors.is_empty() {
+        println!();
+        println!("most common errors:");
+        for e in &s.top_errors {
+            println!("  {:>7} × {}", e.rows, e.error);
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! Validated configuration: the flags, checked once and turned into what the program uses.
+//!
+//! Every check that can fail without touching the network or the input's rows happens here, and
+//! its error names the flag. After this point nothing sees clap's types.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::cli::{self, RunArgs, SendArgs};
+use crate::error::ConfigError;
+use crate::input::InputFormat;
+use crate::job::{Endpoint, JobSpec};
+use crate::output::{OutputFormat, OutputSpec};
+use crate::prepare::RequestSettings;
+use crate::template::Template;
+
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+
+/// Everything `promptmill run` needs before it reads the input.
+#[derive(Debug)]
+pub struct RunConfig {
+    pub input: PathBuf,
+    pub format: InputFormat,
+    pub skip_invalid: bool,
+    pub request: RequestSettings,
+    /// The job as this command describes it (the input's fingerprint is filled in once read).
+    pub spec: JobSpec,
+    pub output: OutputSpec,
+    pub db: PathBuf,
+    pub restart: bool,
+    pub base_url: String,
+    pub api_key_env: String,
+    pub send: SendConfig,
+}
+
+/// How requests are sent; shared by `run` and `resume`, never stored.
+#[derive(Debug, Clone)]
+pub struct SendConfig {
+    pub headers: Vec<(String, String)>,
+    pub concurrency: usize,
+    pub rpm: Option<NonZeroU32>,
+    pub tpm: Option<NonZeroU32>,
+    pub max_attempts: u32,
+    pub timeout: Duration,
+    pub drain_timeout: Duration,
+    pub retry_failed: bool,
+    pub summary: Option<PathBuf>,
+    pub quiet: bool,
+    pub verbose: u8,
+    /// The flags as given, to print the exact resume command.
+    pub resume_flags: Vec<String>,
+}
+
+impl RunConfig {
+    pub fn from_args(args: RunArgs) -> Result<RunConfig, anyhow::Error> {
+        let format = match args.format.or_else(|| InputFormat::from_path(&args.input)) {
+            Some(f) => f,
+            None => {
+                return Err(ConfigError::new(
+                    "--format",
+                    format!(
+                        "cannot tell the format of {} from its extension; name it .csv or .jsonl, or pass --format csv|jsonl",
+                        args.input.display()
+                    ),
+                )
+                .into())
+            }
+        };
+        let input = std::fs::canonicalize(&args.input)
+            .map_err(|e| anyhow::anyhow!("{}: cannot open the input: {e}", args.input.display()))?;
+        if input.is_dir() {
+            anyhow::bail!("{}: is a directory, not a prompts file", args.input.display());
+        }
+        let output = output_spec(&args.output, args.output_format, "--output")?;
+        let db = args.db.clone().unwrap_or_else(|| default_db_path(&output.path));
+
+        let template_text = text_flag(args.template, args.template_file.as_deref(), "--template-file")?;
+        let system_text = text_flag(args.system, args.system_file.as_deref(), "--system-file")?;
+        let template = parse_template(template_text.as_deref(), "--template")?;
+        let system = parse_template(system_text.as_deref(), "--system")?;
+        if template.is_some() && args.model.is_none() {
+            return Err(ConfigError::new("--model", "is required with --template").into());
+        }
+        if system.is_some() && args.endpoint == Some(Endpoint::Completions) {
+            return Err(ConfigError::new(
+                "--system",
+                "the legacy completions endpoint has no system message; put it in the template instead",
+            )
+            .into());
+        }
+        if let Some(t) = args.temperature {
+            if !(0.0..=2.0).contains(&t) {
+                return Err(ConfigError::new("--temperature", format!("{t} is outside 0 to 2")).into());
+            }
+        }
+        if args.max_tokens == Some(0) {
+            return Err(ConfigError::new("--max-tokens", "must be at least 1").into());
+        }
+        if let Some(id) = &args.id_column {
+            if id.trim().is_empty() {
+                return Err(ConfigError::new("--id-column", "is empty").into());
+            }
+        }
+        let params = parse_params(&args.params)?;
+        let base_url = args
+            .base_url
+            .or_else(|| {
+                std::env::var("OPENAI_BASE_URL")
+                    .ok()
+                    .filter(|v| !v.trim().is_empty())
+            })
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
+        let base_url = check_base_url(&base_url)?;
+        check_key_present(&args.api_key_env, &base_url)?;
+        let send = SendConfig::from_args(&args.send)?;
+
+        let spec = JobSpec {
+            input: input.clone(),
+            format,
+            fingerprint: String::new(),
+            template: template.as_ref().map(|t| t.source().to_string()),
+            system: system.as_ref().map(|t| t.source().to_string()),
+            id_column: args.id_column.clone(),
+            endpoint: args.endpoint,
+            model: args.model.clone(),
+            max_tokens: args.max_tokens,
+            temperature: args.temperature,
+            params: params.clone(),
+        };
+        let request = RequestSettings {
+            template,
+            system,
+            id_column: args.id_column,
+            endpoint: args.endpoint,
+            model: args.model,
+            max_tokens: args.max_tokens,
+            temperature: args.temperature,
+            params,
+        };
+        Ok(RunConfig {
+            input,
+            format,
+            skip_invalid: args.skip_invalid,
+            request,
+            spec,
+            output,
+            db,
+            restart: args.restart,
+            base_url,
+            api_key_env: args.api_key_env,
+            send,
+        })
+    }
+}
+
+impl SendConfig {
+    pub fn from_args(args: &SendArgs) -> Result<SendConfig, ConfigError> {
+        if args.concurrency == 0 || args.concurrency > 100_000 {
+            return Err(ConfigError::new("--concurrency", "must be from 1 to 100000"));
+        }
+        if args.max_attempts == 0 {
+            return Err(ConfigError::new("--max-attempts", "must be at least 1"));
+        }
+        let nonzero = |v: Option<u32>, flag: &'static str| match v {
+            None => Ok(None),
+            Some(n) => NonZeroU32::new(n)
+                .map(Some)
+                .ok_or_else(|| ConfigError::new(flag, "must be at least 1")),
+        };
+        let headers = args
+            .headers
+            .iter()
+            .map(|h| parse_header(h))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut resume_flags = Vec::new();
+        if args.concurrency != cli::DEFAULT_CONCURRENCY {
+            resume_flags.push(format!("--concurrency {}", args.concurrency));
+        }
+        if args.max_attempts != cli::DEFAULT_MAX_ATTEMPTS {
+            resume_flags.push(format!("--max-attempts {}", args.max_attempts));
+        }
+        if args.timeout != cli::DEFAULT_TIMEOUT {
+            resume_flags.push(format!("--timeout {}", humantime::format_duration(args.timeout)));
+        }
+        if args.drain_timeout != cli::DEFAULT_DRAIN_TIMEOUT {
+            resume_flags.push(format!(
+                "--drain-timeout {}",
+                humantime::format_duration(args.drain_timeout)
+            ));
+        }
+        if let Some(r) = args.rpm {
+            resume_flags.push(format!("--rpm {r}"));
+        }
+        if let Some(t) = args.tpm {
+            resume_flags.push(format!("--tpm {t}"));
+        }
+        Ok(SendConfig {
+            headers,
+            concurrency: args.concurrency,
+            rpm: nonzero(args.rpm, "--rpm")?,
+            tpm: nonzero(args.tpm, "--tpm")?,
+            max_attempts: args.max_attempts,
+            timeout: args.timeout,
+            drain_timeout: args.drain_timeout,
+            retry_failed: args.retry_failed,
+            summary: args.summary.clone(),
+            quiet: args.quiet,
+            verbose: args.verbose,
+            resume_flags,
+        })
+    }
+}
+
+/// The checkpoint path for an output path: `out.jsonl` → `out.jsonl.promptmill.db`.
+pub fn default_db_path(output: &Path) -> PathBuf {
+    let mut name = output.as_os_str().to_owned();
+    name.push(".promptmill.db");
+    PathBuf::from(name)
+}
+
+pub fn output_spec(
+    path: &Path,
+    format: Option<OutputFormat>,
+    flag: &'static str,
+) -> Result<OutputSpec, ConfigError> {
+    let format = format.or_else(|| OutputFormat::from_path(path)).ok_or_else(|| {
+        ConfigError::new(
+            flag,
+            format!(
+                "cannot tell the format of {} from its extension; use .jsonl or .csv, or --output-format",
+                path.display()
+            ),
+        )
+    })?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !parent.is_dir() {
+        return Err(ConfigError::new(
+            flag,
+            format!("the directory {} does not exist", parent.display()),
+        ));
+    }
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    Ok(OutputSpec { path, format })
+}
+
+fn text_flag(
+    inline: Option<String>,
+    file: Option<&Path>,
+    flag: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    match (inline, file) {
+        (Some(t), _) => Ok(Some(t)),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(Some)
+            .map_err(|e| ConfigError::new(flag, format!("{}: {e}", path.display()))),
+        (None, None) => Ok(None),
+    }
+}
+
+fn parse_template(text: Option<&str>, flag: &'static str) -> Result<Option<Template>, ConfigError> {
+    match text {
+        None => Ok(None),
+        Some(t) if t.trim().is_empty() => Err(ConfigError::new(flag, "is empty")),
+        Some(t) => Template::parse(t)
+            .map(Some)
+            .map_err(|e| ConfigError::new(flag, e.to_string())),
+    }
+}
+
+/// `--param key=value`: the value is JSON when it parses as JSON, else a string.
+fn parse_params(raw: &[String]) -> Result<BTreeMap<String, Value>, ConfigError> {
+    let mut params = BTreeMap::new();
+    for p in raw {
+        let (key, value) = p
+            .split_once('=')
+            .ok_or_else(|| ConfigError::new("--param", format!("`{p}` is not KEY=VALUE")))?;
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(ConfigError::new("--param", format!("`{p}` has no key")));
+        }
+        match key {
+            "model" => return Err(ConfigError::new("--param", "use --model to set the model")),
+            "max_tokens" | "max_completion_tokens" => {
+                return Err(ConfigError::new(
+                    "--param",
+                    format!("use --max-tokens instead of --param {key}"),
+                ))
+            }
+            "temperature" => return Err(ConfigError::new("--param", "use --temperature")),
+            "messages" | "prompt" => {
+                return Err(ConfigError::new(
+                    "--param",
+                    format!("`{key}` comes from the input rows"),
+                ))
+            }
+            "stream" => {
+                return Err(ConfigError::new(
+                    "--param",
+                    "streaming is not supported: promptmill reads whole responses",
+                ))
+            }
+            _ => {}
+        }
+        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
+        params.insert(key.to_string(), value);
+    }
+    Ok(params)
+}
+
+fn parse_header(raw: &str) -> Result<(String, String), ConfigError> {
+    let (name, value) = raw
+        .split_once(':')
+        .ok_or_else(|| ConfigError::new("--header", "expected 'Name: value'"))?;
+    let name = name.trim();
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b))
+    {
+        return Err(ConfigError::new(
+            "--header",
+            format!("`{name}` is not a valid header name"),
+        ));
+    }
+    if name.eq_ignore_ascii_case("authorization") {
+        return Err(ConfigError::new(
+            "--header",
+            "the Authorization header is built from the API key in the environment (see --api-key-env)",
+        ));
+    }
+    Ok((name.to_string(), value.trim().to_string()))
+}
+
+/// Headers whose values look like credentials: never stored, never logged.
+pub fn is_secret_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "key",
+        "token",
+        "secret",
+        "auth",
+        "password",
+        "cookie",
+        "credential",
+        "signature",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
+pub fn check_base_url(raw: &str) -> Result<String, ConfigError> {
+    let url = reqwest::Url::parse(raw.trim())
+        .map_err(|e| ConfigError::new("--base-url", format!("`{raw}` is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::new(
+            "--base-url",
+            format!("`{raw}` is not an http(s) URL"),
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::new(
+            "--base-url",
+            "must not contain credentials; the key comes from the environment",
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// Whether requests to this base URL stay on this machine (a key is then optional).
+pub fn is_loopback(base_url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(base_url) else {
+        return false;
+    };
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// A key is required unless the API is on loopback.
+pub fn check_key_present(var: &str, base_url: &str) -> Result<(), ConfigError> {
+    if crate::secret::ApiKey::from_env(var).is_none() && !is_loopback(base_url) {
+        return Err(ConfigError::new(
+            "--api-key-env",
+            format!("the environment variable {var} is not set, and {base_url} needs an API key; export {var}=… (or name another variable with --api-key-env)"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_parse_json_or_fall_back_to_strings() {
+        let p = parse_params(&["top_p=0.9".into(), "stop=[\"\\n\"]".into(), "user=alice".into()]).unwrap();
+        assert_eq!(p["top_p"], serde_json::json!(0.9));
+        assert_eq!(p["stop"], serde_json::json!(["\n"]));
+        assert_eq!(p["user"], serde_json::json!("alice"));
+        assert_eq!(parse_params(&["nokey".into()]).unwrap_err().flag, "--param");
+        assert!(parse_params(&["model=x".into()]).is_err());
+    }
+
+    #[test]
+    fn headers_parse_and_authorization_is_refused() {
+        assert_eq!(
+            parse_header("OpenAI-Organization: org-1").unwrap(),
+            ("OpenAI-Organization".into(), "org-1".into())
+        );
+        assert!(parse_header("no colon").is_err());
+        assert!(parse_header("Authorization: Bearer x").is_err());
+        assert!(is_secret_header("X-Api-Key"));
+        assert!(!is_secret_header("OpenAI-Project"));
+    }
+
+    #[test]
+    fn loopback_needs_no_key() {
+        assert!(is_loopback("http://127.0.0.1:8080/v1"));
+        assert!(is_loopback("http://localhost:1/v1"));
+        assert!(is_loopback("http://[::1]:1/v1"));
+        assert!(!is_loopback("https://api.openai.com/v1"));
+        assert!(check_key_present("PROMPTMILL_TEST_SURELY_UNSET", "https://api.openai.com/v1").is_err());
+        assert!(check_key_present("PROMPTMILL_TEST_SURELY_UNSET", "http://127.0.0.1:9/v1").is_ok());
+    }
+
+    #[test]
+    fn base_urls_are_checked() {
+        assert_eq!(
+            check_base_url("https://api.openai.com/v1/").unwrap(),
+            "https://api.openai.com/v1"
+        );
+        assert!(check_base_url("ftp://x").is_err());
+        assert!(check_base_url("https://user:pw@host/v1").is_err());
+        assert!(check_base_url("not a url").is_err());
+    }
+
+    #[test]
+    fn default_checkpoint_sits_beside_the_output() {
+        assert_eq!(
+            default_db_path(Path::new("out/x.jsonl")),
+            PathBuf::from("out/x.jsonl.promptmill.db")
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! The job: what a run is asked to produce, as it is recorded in the checkpoint.
+//!
+//! [`JobSpec`] holds every setting that decides what is sent for each row (the input and its
+//! fingerprint, templates, model, request parameters, endpoint). It is stored in the database when
+//! the input is first read, and a later run of the same command is compared against it field by
+//! field: a difference is refused with a message naming each setting that changed. Settings that
+//! only decide *how* requests are sent (concurrency, limits, timeouts, attempts) are not part of
+//! the job and may change between runs. The API key is never part of anything stored here; only
+//! the name of the environment variable that holds it is.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::input::InputFormat;
+
+/// Which API endpoint the job's requests go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Endpoint {
+    /// `POST {base}/chat/completions`
+    Chat,
+    /// `POST {base}/completions` (legacy: `prompt` in, `choices[0].text` out)
+    Completions,
+}
+
+impl Endpoint {
+    /// The path under the base URL.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "/chat/completions",
+            Endpoint::Completions => "/completions",
+        }
+    }
+
+    /// The `url` an OpenAI Batch input line uses for this endpoint.
+    pub fn batch_url(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "/v1/chat/completions",
+            Endpoint::Completions => "/v1/completions",
+        }
+    }
+
+    /// The endpoint a Batch input line's `url` names, if it is one promptmill sends.
+    pub fn from_batch_url(url: &str) -> Option<Endpoint> {
+        match url.trim_end_matches('/') {
+            "/v1/chat/completions" | "/chat/completions" => Some(Endpoint::Chat),
+            "/v1/completions" | "/completions" => Some(Endpoint::Completions),
+            _ => None,
+        }
+    }
+}
+
+/// Everything that decides the bytes of each request. Compared on resume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// The input file, absolute.
+    pub input: PathBuf,
+    pub format: InputFormat,
+    /// BLAKE3 of the input file's bytes, hex.
+    pub fingerprint: String,
+    pub template: Option<String>,
+    pub system: Option<String>,
+    pub id_column: Option<String>,
+    /// `--endpoint` as given; the endpoint in force is [`JobRecord::endpoint`].
+    pub endpoint: Option<Endpoint>,
+    pub model: Option<String>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f64>,
+    pub params: BTreeMap<String, Value>,
+}
+
+impl JobSpec {
+    /// Human-readable list of the settings in which `self` (the command) differs from `stored`.
+    pub fn changes_from(&self, stored: &JobSpec) -> Vec<String> {
+        fn show<T: std::fmt::Debug>(v: &Option<T>) -> String {
+            match v {
+                Some(v) => format!("{v:?}"),
+                None => "(none)".to_string(),
+            }
+        }
+        let mut out = Vec::new();
+        if self.fingerprint != stored.fingerprint {
+            out.push(format!(
+                "the input file's contents ({} now, {} in the checkpoint)",
+                self.input.display(),
+                stored.input.display()
+            ));
+        }
+        if self.format != stored.format {
+            out.push(format!(
+                "--format (was {:?}, now {:?})",
+                stored.format, self.format
+            ));
+        }
+        let pairs: [(&str, String, String); 7] = [
+            ("--template", show(&stored.template), show(&self.template)),
+            ("--system", show(&stored.system), show(&self.system)),
+            ("--id-column", show(&stored.id_column), show(&self.id_column)),
+            ("--endpoint", show(&stored.endpoint), show(&self.endpoint)),
+            ("--model", show(&stored.model), show(&self.model)),
+            ("--max-tokens", show(&stored.max_tokens), show(&self.max_tokens)),
+            (
+                "--temperature",
+                show(&stored.temperature),
+                show(&self.temperature),
+            ),
+        ];
+        for (flag, was, now) in pairs {
+            if was != now {
+                out.push(format!("{flag} (was {was}, now {now})"));
+            }
+        }
+        if self.params != stored.params {
+            let keys: std::collections::BTreeSet<&String> =
+                self.params.keys().chain(stored.params.keys()).collect();
+            for key in keys {
+                let (was, now) = (stored.params.get(key), self.params.get(key));
+                if was != now {
+                    out.push(format!("--param {key} (was {}, now {})", show(&was), show(&now)));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The job as stored: the spec plus what was resolved when the input was read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub spec: JobSpec,
+    /// The endpoint in force (from `--endpoint`, or from the Batch lines' `url`).
+    pub endpoint: Endpoint,
+    /// Where requests went last; `resume` reuses it unless `--base-url` is given.
+    pub base_url: String,
+    /// Extra headers whose values are safe to store (see `config::is_secret_header`).
+    pub headers: Vec<(String, String)>,
+    /// Names of headers that were given but not stored because they look like credentials;
+    /// `resume` asks for them again.
+    pub withheld_headers: Vec<String>,
+    /// The environment variable that holds the API key (never the key).
+    pub api_key_env: String,
+    pub output: crate::output::OutputSpec,
+    /// Input field names in first-seen order (the CSV header, or every JSONL key seen).
+    pub columns: Vec<String>,
+    pub tool_version: String,
+}

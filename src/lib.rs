@@ -1,0 +1,50 @@
+//! promptmill: push large files of prompts through OpenAI-compatible APIs, within the provider's
+//! limits, checkpointed so that no row is lost or paid for twice.
+//!
+//! How the pieces fit, in the order a run meets them:
+//!
+//! - [`cli`] parses the command line; [`config`] validates it into the settings the rest sees.
+//! - [`commands`] holds the subcommands; `run` reads like the plot of a job.
+//! - [`input`] streams rows from CSV or JSON Lines; [`template`] renders prompt templates;
+//!   [`prepare`] turns rows into request bodies; [`load`] reads them all into the checkpoint.
+//! - [`store`] is the SQLite checkpoint: the job ([`job`]), every row's state, the runs; its
+//!   writer thread records outcomes in grouped commits.
+//! - [`pipeline`] is the worker loop: claims rows, holds them under [`limits`] (RPM, TPM, 429
+//!   pauses), sends them through an [`api::Transport`], retries by [`retry`], records outcomes.
+//! - [`tokens`] counts prompt tokens as OpenAI does; [`stats`], [`progress`] and [`summary`]
+//!   report; [`shutdown`] turns signals into a clean stop; [`output`] exports results.
+//! - [`mock`] is a local OpenAI-compatible server for rehearsals, tests and benchmarks.
+//! - [`secret`] keeps the API key out of every output; [`error`] names what went wrong and
+//!   the exit codes.
+
+pub mod api;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod input;
+pub mod job;
+pub mod limits;
+pub mod load;
+pub mod mock;
+pub mod output;
+pub mod pipeline;
+pub mod prepare;
+pub mod progress;
+pub mod retry;
+pub mod secret;
+pub mod shutdown;
+pub mod stats;
+pub mod store;
+pub mod summary;
+pub mod template;
+pub mod tokens;
+
+/// Raises this process's open-file limit to its hard maximum: thousands of requests in flight
+/// need thousands of sockets, and the default soft limit (often 1024) would fail them.
+pub fn raise_fd_limit() {
+    #[cfg(unix)]
+    {
+        let _ = rlimit::increase_nofile_limit(u64::MAX);
+    }
+}

@@ -1,0 +1,216 @@
+//! Reading a prompts file into a new checkpoint, in one streaming pass.
+//!
+//! Each row is read, validated and prepared (`prepare.rs`), then inserted with its rendered
+//! request into the checkpoint's ingest transaction. Nothing is sent before the whole file has
+//! been read: without `--skip-invalid`, any invalid row (or duplicate id) rolls the transaction
+//! back and the error lists them; with it, invalid rows are recorded as failed with their reason
+//! and the rest are committed. Memory stays flat whatever the file's size: one row at a time.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::error::InputError;
+use crate::input::{RawRow, ReadError, RowReader};
+use crate::job::{Endpoint, JobRecord};
+use crate::prepare::{Prepared, Preparer};
+use crate::store::{NewRow, Store};
+
+/// How many invalid rows an error lists before it says "and N more".
+const LISTED: usize = 10;
+
+/// What reading the input found.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub rows: u64,
+    pub invalid: u64,
+    pub endpoint: Endpoint,
+    pub columns: Vec<String>,
+    pub fingerprint: String,
+}
+
+/// Why the input was not taken.
+#[derive(Debug)]
+pub enum LoadError {
+    /// Rows that cannot be sent (and `--skip-invalid` was not given). Nothing was recorded.
+    Invalid {
+        file: PathBuf,
+        listed: Vec<InputError>,
+        total: u64,
+    },
+    /// The file has no rows.
+    Empty {
+        file: PathBuf,
+    },
+    Read(ReadError),
+    Other(anyhow::Error),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Invalid { file, listed, total } => {
+                let rows = if *total == 1 { "row" } else { "rows" };
+                writeln!(f, "{}: {total} invalid {rows}; nothing was sent:", file.display())?;
+                for e in listed {
+                    writeln!(f, "  {e}")?;
+                }
+                if *total > listed.len() as u64 {
+                    writeln!(f, "  … and {} more", *total - listed.len() as u64)?;
+                }
+                write!(
+                    f,
+                    "Fix the input, or pass --skip-invalid to record these rows as failed and send the rest."
+                )
+            }
+            LoadError::Empty { file } => write!(f, "{}: the input has no rows", file.display()),
+            LoadError::Read(e) => write!(f, "{e}"),
+            LoadError::Other(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+impl From<anyhow::Error> for LoadError {
+    fn from(e: anyhow::Error) -> Self {
+        LoadError::Other(e)
+    }
+}
+
+/// Reads the input into `store` and records the job made by `job` from what was found.
+pub fn load(
+    store: &mut Store,
+    file: &std::path::Path,
+    reader: RowReader,
+    mut preparer: Preparer,
+    skip_invalid: bool,
+    progress: &dyn Fn(u64),
+    job: impl FnOnce(&Loaded) -> JobRecord,
+) -> Result<Loaded, LoadError> {
+    let mut reader = reader;
+    if reader.has_header() {
+        if let Err(e) = preparer.check_columns(reader.columns()) {
+            return Err(LoadError::Invalid {
+                file: file.to_path_buf(),
+                listed: vec![e],
+                total: 1,
+            });
+        }
+    }
+    let mut ingest = store.begin_ingest()?;
+    let mut listed = Vec::new();
+    let mut invalid = 0u64;
+    let mut rows = 0u64;
+    let mut last_progress = std::time::Instant::now();
+    let mut fields_text = String::new();
+    while let Some(item) = reader.next_row() {
+        let item = item.map_err(LoadError::Read)?;
+        rows += 1;
+        let (number, line, id, prepared, fields) = match item {
+            Ok(row) => {
+                let prepared = preparer.prepare(&row);
+                let id = match &prepared {
+                    Ok(p) => p.id.clone(),
+                    Err(_) => preparer.fallback_id(&row),
+                };
+                (row.number, row.line, id, prepared, Some(stored_fields(row)))
+            }
+            Err(e) => (rows, e.line, rows.to_string(), Err(e), None),
+        };
+        fields_text.clear();
+        match &fields {
+            Some(f) => fields_text.push_str(&serde_json::to_string(f).map_err(anyhow::Error::from)?),
+            None => fields_text.push_str("{}"),
+        }
+        let mut error = prepared.as_ref().err().cloned();
+        if let Ok(Prepared { body, .. }) = &prepared {
+            let inserted = ingest.add(&NewRow {
+                seq: number,
+                id: &id,
+                line,
+                fields: &fields_text,
+                request: Some(body),
+                error: None,
+            })?;
+            if let Err(dup) = inserted {
+                let field = preparer_id_field(&fields);
+                let mut e = InputError::new(
+                    file,
+                    line,
+                    format!("duplicate id `{id}` (first used on line {})", dup.first_line),
+                );
+                if let Some(f) = field {
+                    e = e.field(f);
+                }
+                error = Some(e);
+            }
+        }
+        if let Some(e) = error {
+            invalid += 1;
+            if skip_invalid {
+                ingest
+                    .add(&NewRow {
+                        seq: number,
+                        id: &id,
+                        line,
+                        fields: &fields_text,
+                        request: None,
+                        error: Some(&e.reason()),
+                    })?
+                    .map_err(|_| anyhow::anyhow!("invalid rows are not subject to the id index"))?;
+            } else if listed.len() < LISTED {
+                listed.push(e);
+            }
+        }
+        if last_progress.elapsed() > Duration::from_millis(200) {
+            progress(rows);
+            last_progress = std::time::Instant::now();
+        }
+    }
+    if rows == 0 {
+        return Err(LoadError::Empty {
+            file: file.to_path_buf(),
+        });
+    }
+    if invalid > 0 && !skip_invalid {
+        return Err(LoadError::Invalid {
+            file: file.to_path_buf(),
+            listed,
+            total: invalid,
+        });
+    }
+    let loaded = Loaded {
+        rows,
+        invalid,
+        endpoint: preparer.endpoint(),
+        columns: reader.columns().to_vec(),
+        fingerprint: reader.fingerprint(),
+    };
+    ingest.commit(&job(&loaded), rows)?;
+    Ok(loaded)
+}
+
+/// The fields kept for output. A Batch input line's `body` is the request itself (stored
+/// separately), so it is not kept twice.
+fn stored_fields(row: RawRow) -> serde_json::Map<String, Value> {
+    let mut fields = row.fields;
+    if fields.contains_key("url") && matches!(fields.get("body"), Some(Value::Object(_))) {
+        fields.shift_remove("body");
+    }
+    fields
+}
+
+/// The field an id came from, for the duplicate-id error.
+fn preparer_id_field(fields: &Option<serde_json::Map<String, Value>>) -> Option<&'static str> {
+    let f = fields.as_ref()?;
+    if f.contains_key("id") {
+        Some("id")
+    } else if f.contains_key("custom_id") {
+        Some("custom_id")
+    } else {
+        None
+    }
+}

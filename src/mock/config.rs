@@ -1,0 +1,324 @@
+//! The mock server's command line ([`MockArgs`]) and the validated settings the rest of the
+//! module sees ([`MockConfig`]). Parsing and validation happen here, once; nothing past
+//! [`MockConfig::from_args`] looks at clap types or environment variables. What the settings
+//! *do* is left to the modules that use them (`faults`, `limits`, `service`, ...).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Flags of `promptmill mock-server`: a local, OpenAI-compatible server for rehearsals,
+/// demos and tests. With no flags it is a perfect, instant, deterministic server.
+#[derive(clap::Args, Debug, Clone)]
+pub struct MockArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// Port to listen on (0 = any free port; the chosen one is printed).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+
+    /// Require an API key, read from this environment variable (never from a flag).
+    /// Requests must send `Authorization: Bearer <key>` or `api-key: <key>`.
+    #[arg(long, value_name = "NAME")]
+    pub api_key_env: Option<String>,
+
+    /// Latency added before every /v1 answer, errors included (e.g. `50ms`, `2s`).
+    #[arg(long, value_name = "DUR", default_value = "0s")]
+    pub latency: humantime::Duration,
+
+    /// Extra latency drawn uniformly from 0..DUR for each request.
+    #[arg(long, value_name = "DUR", default_value = "0s")]
+    pub latency_jitter: humantime::Duration,
+
+    /// Seed of the random fault and jitter decisions.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+
+    /// Probability (0..1) of a 429 rate-limit error.
+    #[arg(long = "rate-429", value_name = "P", default_value_t = 0.0)]
+    pub rate_429: f64,
+
+    /// Probability (0..1) of a 500, 502 or 503 server error.
+    #[arg(long = "rate-500", value_name = "P", default_value_t = 0.0)]
+    pub rate_500: f64,
+
+    /// Probability (0..1) of never answering (the request is held ~1 hour).
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub rate_hang: f64,
+
+    /// Probability (0..1) of dropping the connection without any response.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub rate_reset: f64,
+
+    /// Probability (0..1) of a 200 whose body is not valid JSON.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub rate_malformed: f64,
+
+    /// Seconds sent in `retry-after` on injected 429s.
+    #[arg(long, value_name = "SECS", default_value_t = 1)]
+    pub retry_after: u64,
+
+    /// The first N completion requests (by arrival) fail with --fail-status.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub fail_first: u64,
+
+    /// Status used by --fail-first (400..=599).
+    #[arg(long, value_name = "CODE", default_value_t = 500)]
+    pub fail_status: u16,
+
+    /// Requests-per-minute limit, enforced like a provider (429 + x-ratelimit-* headers).
+    #[arg(long, value_name = "N")]
+    pub rpm: Option<u64>,
+
+    /// Tokens-per-minute limit (a request costs its prompt tokens + max_tokens, default 16).
+    #[arg(long, value_name = "N")]
+    pub tpm: Option<u64>,
+
+    /// Append one JSON line per request to this file.
+    #[arg(long, value_name = "PATH")]
+    pub log: Option<PathBuf>,
+}
+
+/// A mistake in the mock server's flags; each message names the flag.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("--{flag} must be a probability between 0 and 1, got {value}")]
+    Probability { flag: &'static str, value: f64 },
+    #[error("the fault rates (--rate-429, --rate-500, --rate-hang, --rate-reset, --rate-malformed) add up to {0}, more than 1")]
+    RatesAboveOne(f64),
+    #[error("--fail-status must be an HTTP error status (400..=599), got {0}")]
+    FailStatus(u16),
+    #[error("--{flag} must be at least 1 (leave it out for no limit)")]
+    ZeroLimit { flag: &'static str },
+    #[error("--api-key-env {0}: the environment variable is unset or empty")]
+    MissingKey(String),
+}
+
+/// Probabilities of the random faults; they are exclusive outcomes of one draw, so their
+/// sum is at most 1 (checked by [`MockConfig::from_args`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FaultRates {
+    pub rate_429: f64,
+    pub rate_500: f64,
+    pub hang: f64,
+    pub reset: f64,
+    pub malformed: f64,
+}
+
+/// Validated settings of one mock server. `MockConfig::default()` is the perfect server on
+/// 127.0.0.1 with a free port; tests set the pub fields they need.
+#[derive(Clone)]
+pub struct MockConfig {
+    pub host: IpAddr,
+    pub port: u16,
+    /// The expected API key itself (not the variable name); `None` = no auth.
+    pub api_key: Option<String>,
+    pub latency: Duration,
+    pub latency_jitter: Duration,
+    pub seed: u64,
+    pub faults: FaultRates,
+    /// `retry-after` of injected 429s (random, --fail-first, directives).
+    pub retry_after: Duration,
+    pub fail_first: u64,
+    pub fail_status: u16,
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    pub log: Option<PathBuf>,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        MockConfig {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 0,
+            api_key: None,
+            latency: Duration::ZERO,
+            latency_jitter: Duration::ZERO,
+            seed: 1,
+            faults: FaultRates::default(),
+            retry_after: Duration::from_secs(1),
+            fail_first: 0,
+            fail_status: 500,
+            rpm: None,
+            tpm: None,
+            log: None,
+        }
+    }
+}
+
+// Hand-written so that the key never reaches a log line or an error message.
+impl fmt::Debug for MockConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MockConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("latency", &self.latency)
+            .field("latency_jitter", &self.latency_jitter)
+            .field("seed", &self.seed)
+            .field("faults", &self.faults)
+            .field("retry_after", &self.retry_after)
+            .field("fail_first", &self.fail_first)
+            .field("fail_status", &self.fail_status)
+            .field("rpm", &self.rpm)
+            .field("tpm", &self.tpm)
+            .field("log", &self.log)
+            .finish()
+    }
+}
+
+impl MockConfig {
+    /// Validates the flags and reads the API key from the environment.
+    pub fn from_args(args: MockArgs) -> anyhow::Result<Self> {
+        let key_from_env = |name: &str| std::env::var(name).ok();
+        Ok(Self::validate(args, key_from_env)?)
+    }
+
+    /// The whole validation, with the environment passed in so tests need not touch it.
+    fn validate(args: MockArgs, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let faults = FaultRates {
+            rate_429: probability("rate-429", args.rate_429)?,
+            rate_500: probability("rate-500", args.rate_500)?,
+            hang: probability("rate-hang", args.rate_hang)?,
+            reset: probability("rate-reset", args.rate_reset)?,
+            malformed: probability("rate-malformed", args.rate_malformed)?,
+        };
+        let sum = faults.rate_429 + faults.rate_500 + faults.hang + faults.reset + faults.malformed;
+        // A little slack so that e.g. 0.7 + 0.2 + 0.1 is not rejected for rounding.
+        if sum > 1.0 + 1e-9 {
+            return Err(ConfigError::RatesAboveOne(sum));
+        }
+        if !(400..=599).contains(&args.fail_status) {
+            return Err(ConfigError::FailStatus(args.fail_status));
+        }
+        if args.rpm == Some(0) {
+            return Err(ConfigError::ZeroLimit { flag: "rpm" });
+        }
+        if args.tpm == Some(0) {
+            return Err(ConfigError::ZeroLimit { flag: "tpm" });
+        }
+        let api_key = match args.api_key_env {
+            None => None,
+            Some(name) => match env(&name) {
+                Some(key) if !key.is_empty() => Some(key),
+                _ => return Err(ConfigError::MissingKey(name)),
+            },
+        };
+        Ok(MockConfig {
+            host: args.host,
+            port: args.port,
+            api_key,
+            latency: args.latency.into(),
+            latency_jitter: args.latency_jitter.into(),
+            seed: args.seed,
+            faults,
+            retry_after: Duration::from_secs(args.retry_after),
+            fail_first: args.fail_first,
+            fail_status: args.fail_status,
+            rpm: args.rpm,
+            tpm: args.tpm,
+            log: args.log,
+        })
+    }
+}
+
+fn probability(flag: &'static str, value: f64) -> Result<f64, ConfigError> {
+    // `contains` is false for NaN, so NaN is rejected too.
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::Probability { flag, value })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: MockArgs,
+    }
+
+    fn parse(flags: &[&str]) -> MockArgs {
+        let argv = std::iter::once("mock-server").chain(flags.iter().copied());
+        Cli::try_parse_from(argv).expect("flags parse").args
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn no_flags_is_the_perfect_server() {
+        let config = MockConfig::validate(parse(&[]), no_env).unwrap();
+        let default = MockConfig::default();
+        assert_eq!(config.faults, FaultRates::default());
+        assert_eq!(config.latency, Duration::ZERO);
+        assert_eq!(config.fail_first, 0);
+        assert_eq!((config.rpm, config.tpm), (None, None));
+        assert_eq!((config.host, config.port), (default.host, default.port));
+    }
+
+    #[test]
+    fn rates_outside_zero_one_name_the_flag() {
+        let err = MockConfig::validate(parse(&["--rate-hang", "1.5"]), no_env).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::Probability {
+                flag: "rate-hang",
+                value: 1.5
+            }
+        );
+        assert!(err.to_string().contains("--rate-hang"));
+    }
+
+    #[test]
+    fn rates_adding_up_above_one_are_rejected() {
+        let args = parse(&["--rate-429", "0.6", "--rate-500", "0.6"]);
+        assert!(matches!(
+            MockConfig::validate(args, no_env),
+            Err(ConfigError::RatesAboveOne(_))
+        ));
+    }
+
+    #[test]
+    fn fail_status_must_be_an_error_status() {
+        let args = parse(&["--fail-first", "2", "--fail-status", "200"]);
+        assert_eq!(
+            MockConfig::validate(args, no_env).unwrap_err(),
+            ConfigError::FailStatus(200)
+        );
+    }
+
+    #[test]
+    fn durations_use_humantime() {
+        let args = parse(&["--latency", "50ms", "--latency-jitter", "2s"]);
+        let config = MockConfig::validate(args, no_env).unwrap();
+        assert_eq!(config.latency, Duration::from_millis(50));
+        assert_eq!(config.latency_jitter, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn api_key_comes_from_the_named_variable_and_is_never_printed() {
+        let args = parse(&["--api-key-env", "MY_KEY"]);
+        let env = |name: &str| (name == "MY_KEY").then(|| "sk-secret".to_string());
+        let config = MockConfig::validate(args, env).unwrap();
+        assert_eq!(config.api_key.as_deref(), Some("sk-secret"));
+        assert!(!format!("{config:?}").contains("sk-secret"));
+    }
+
+    #[test]
+    fn unset_or_empty_key_variable_is_an_error() {
+        let args = parse(&["--api-key-env", "MY_KEY"]);
+        let err = MockConfig::validate(args.clone(), no_env).unwrap_err();
+        assert_eq!(err, ConfigError::MissingKey("MY_KEY".into()));
+        let empty = |_: &str| Some(String::new());
+        assert!(MockConfig::validate(args, empty).is_err());
+    }
+}

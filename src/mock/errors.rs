@@ -1,0 +1,152 @@
+//! OpenAI-shaped error answers: the `{"error":{message,type,param,code}}` body, the `type` and
+//! `code` OpenAI uses for each status, and the `retry-after`/`retry-after-ms` headers of 429s.
+//! Also the one JSON response builder every answer goes through. Which error to send, and
+//! when, is decided by `service`.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use hyper::{Response, StatusCode};
+use serde::Serialize;
+
+/// Body type of every mock response: one buffer, written in one go.
+pub(crate) type Body = Full<Bytes>;
+
+pub(crate) const RETRY_AFTER_MS: &str = "retry-after-ms";
+
+/// A JSON response with the given status.
+pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// An error answer as OpenAI would send it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ApiError {
+    pub status: StatusCode,
+    pub message: Cow<'static, str>,
+    pub kind: &'static str,
+    pub param: Option<&'static str>,
+    pub code: Option<&'static str>,
+    /// Sent as `retry-after` (whole seconds, rounded up) and `retry-after-ms`.
+    pub retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    /// An error for `status` with the `type`/`code` OpenAI uses for it.
+    pub fn for_status(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
+        let (kind, code) = match status.as_u16() {
+            401 => ("invalid_request_error", Some("invalid_api_key")),
+            429 => ("requests", Some("rate_limit_exceeded")),
+            500..=599 => ("server_error", None),
+            _ => ("invalid_request_error", None),
+        };
+        ApiError {
+            status,
+            message: message.into(),
+            kind,
+            param: None,
+            code,
+            retry_after: None,
+        }
+    }
+
+    /// The 401 for a missing or wrong key. Never echoes what the client sent.
+    pub fn invalid_key() -> Self {
+        Self::for_status(StatusCode::UNAUTHORIZED, "Incorrect API key provided.")
+    }
+
+    /// OpenAI's answer to an unknown path.
+    pub fn invalid_url(method: &hyper::Method, path: &str) -> Self {
+        Self::for_status(StatusCode::NOT_FOUND, format!("Invalid URL ({method} {path})"))
+    }
+
+    pub fn with_param(mut self, param: Option<&'static str>) -> Self {
+        self.param = param;
+        self
+    }
+
+    /// Adds `retry-after` when the status is 429 (injected 429s use --retry-after).
+    pub fn with_retry_after_if_429(mut self, retry_after: Duration) -> Self {
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            self.retry_after = Some(retry_after);
+        }
+        self
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        #[derive(Serialize)]
+        struct Envelope<'a> {
+            error: Inner<'a>,
+        }
+        #[derive(Serialize)]
+        struct Inner<'a> {
+            message: &'a str,
+            #[serde(rename = "type")]
+            kind: &'a str,
+            param: Option<&'a str>,
+            code: Option<&'a str>,
+        }
+        let body = super::reply::to_bytes(&Envelope {
+            error: Inner {
+                message: &self.message,
+                kind: self.kind,
+                param: self.param,
+                code: self.code,
+            },
+        });
+        let mut response = json_response(self.status, body);
+        if let Some(wait) = self.retry_after {
+            let headers = response.headers_mut();
+            let millis = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+            headers.insert(RETRY_AFTER, HeaderValue::from(millis.div_ceil(1000)));
+            headers.insert(RETRY_AFTER_MS, HeaderValue::from(millis));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_json(response: Response<Body>) -> serde_json::Value {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn invalid_key_body_is_exactly_openais() {
+        let json = body_json(ApiError::invalid_key().into_response()).await;
+        let expected = serde_json::json!({"error": {"message": "Incorrect API key provided.",
+            "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}});
+        assert_eq!(json, expected);
+    }
+
+    #[test]
+    fn retry_after_rounds_seconds_up_and_keeps_milliseconds() {
+        let error = ApiError::for_status(StatusCode::TOO_MANY_REQUESTS, "slow down")
+            .with_retry_after_if_429(Duration::from_millis(1500));
+        let response = error.into_response();
+        assert_eq!(response.headers()[RETRY_AFTER], "2");
+        assert_eq!(response.headers()[RETRY_AFTER_MS], "1500");
+    }
+
+    #[test]
+    fn server_errors_have_type_server_error_and_no_retry_after() {
+        let error = ApiError::for_status(StatusCode::BAD_GATEWAY, "x")
+            .with_retry_after_if_429(Duration::from_secs(1));
+        assert_eq!(
+            (error.kind, error.code, error.retry_after),
+            ("server_error", None, None)
+        );
+    }
+}

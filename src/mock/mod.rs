@@ -1,0 +1,81 @@
+//! `promptmill mock-server`: a local, fast, OpenAI-compatible server for rehearsing jobs for
+//! free, the keyless demo, the integration tests and the throughput benchmark. With no flags
+//! it answers every request instantly and deterministically; flags inject latency, random
+//! faults, per-prompt faults, provider-style rate limits and auth.
+//!
+//! Map of the module:
+//! - `config`: the flags ([`MockArgs`]) and the validated settings ([`MockConfig`]).
+//! - `server`: the socket, one task per connection, shutdown ([`MockServer`]).
+//! - `service`: one request through its checks, latency, stats and log.
+//! - `wire`: request bodies; `reply`: successful answers; `errors`: error answers.
+//! - `faults`: seeded random faults and jitter; `directives`: `[[mock:...]]` in prompts;
+//!   `limits`: --rpm/--tpm; `stats`: `/mock/stats`; `log`: --log.
+//!
+//! This file only wires the subcommand: bind, announce, serve until a signal.
+
+mod config;
+mod directives;
+mod errors;
+mod faults;
+mod limits;
+mod log;
+mod reply;
+mod server;
+mod service;
+mod stats;
+mod wire;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_faults;
+
+use std::io::Write;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{ConfigError, FaultRates, MockArgs, MockConfig};
+pub use server::MockServer;
+
+/// The subcommand: binds, prints exactly one line `listening on http://HOST:PORT/v1` to
+/// stdout, then serves until Ctrl-C or SIGTERM and returns once connections are closed.
+pub async fn run_cli(args: MockArgs) -> anyhow::Result<()> {
+    let config = MockConfig::from_args(args)?;
+    let server = MockServer::bind(config).await?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on http://{}/v1", server.local_addr())
+            .and_then(|()| stdout.flush())
+            .context("could not write the listening address to stdout")?;
+    }
+    // Cancelled once, by the first signal; `serve` then winds down and returns.
+    let shutdown = CancellationToken::new();
+    let serving = server.serve(shutdown.clone());
+    tokio::pin!(serving);
+    tokio::select! {
+        result = &mut serving => return result,
+        signal = termination() => signal?,
+    }
+    shutdown.cancel();
+    serving.await
+}
+
+/// Completes on Ctrl-C, or on SIGTERM where there is such a thing.
+async fn termination() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("could not listen for SIGTERM")?;
+        tokio::select! {
+            ctrl_c = tokio::signal::ctrl_c() => ctrl_c.context("could not listen for Ctrl-C"),
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c()
+            .await
+            .context("could not listen for Ctrl-C")
+    }
+}

@@ -1,0 +1,265 @@
+//! Successful answers: the deterministic completion text, the usage arithmetic and the
+//! real-shaped `chat.completion`, `text_completion` and model-list bodies. Everything here
+//! is a pure function of the parsed request (plus the id counter and the clock for `id` and
+//! `created`), so the same prompt always gets the same text. Deciding *whether* to answer
+//! successfully is `service`'s job.
+
+use std::sync::LazyLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::wire::Prompted;
+
+/// How many prompt words the reply echoes.
+const ECHO_WORDS: usize = 12;
+const FINGERPRINT: &str = "fp_promptmill_mock";
+/// Ids listed by `GET /v1/models`; any model name is accepted by the completion endpoints.
+const MODELS: [&str; 4] = ["mock-model", "gpt-4o-mini", "gpt-4o", "gpt-3.5-turbo-instruct"];
+
+/// Token counts as OpenAI reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
+
+/// A serialized successful answer and the usage it reports (for `/mock/stats`).
+pub(crate) struct Reply {
+    pub body: Bytes,
+    pub usage: Usage,
+}
+
+/// The completion for a prompt: `Mock reply: <first 12 words>`, cut to `max_tokens` words.
+struct Completion {
+    text: String,
+    words: u64,
+    finish_reason: &'static str,
+}
+
+fn complete(prompt: &str, max_tokens: Option<u64>) -> Completion {
+    let echo: Vec<&str> = prompt.split_whitespace().take(ECHO_WORDS).collect();
+    let tail: &[&str] = if echo.is_empty() {
+        &["(empty", "prompt)"]
+    } else {
+        &echo
+    };
+    let all = ["Mock", "reply:"].iter().chain(tail);
+    let full_words = 2 + tail.len() as u64;
+    let keep = max_tokens.map_or(full_words, |max| max.min(full_words));
+    let mut text = String::with_capacity(prompt.len().min(256) + 16);
+    for (i, word) in all.take(usize::try_from(keep).unwrap_or(usize::MAX)).enumerate() {
+        if i > 0 {
+            text.push(' ');
+        }
+        text.push_str(word);
+    }
+    let finish_reason = if keep < full_words { "length" } else { "stop" };
+    Completion {
+        text,
+        words: keep,
+        finish_reason,
+    }
+}
+
+fn usage(prompted: &Prompted, completion: &Completion) -> Usage {
+    let completion_tokens = completion.words * u64::from(prompted.n);
+    Usage {
+        prompt_tokens: prompted.prompt_tokens,
+        completion_tokens,
+        total_tokens: prompted.prompt_tokens + completion_tokens,
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[derive(Serialize)]
+struct ChatCompletion<'a> {
+    id: String,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: Vec<ChatChoice<'a>>,
+    usage: Usage,
+    system_fingerprint: &'static str,
+}
+
+#[derive(Serialize)]
+struct ChatChoice<'a> {
+    index: u32,
+    message: AssistantMessage<'a>,
+    logprobs: Option<()>,
+    finish_reason: &'static str,
+}
+
+#[derive(Serialize)]
+struct AssistantMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+    refusal: Option<()>,
+}
+
+/// The `chat.completion` answer to `prompted`; `seq` makes the id unique.
+pub(crate) fn chat(prompted: &Prompted, seq: u64) -> Reply {
+    let completion = complete(&prompted.prompt, prompted.max_tokens);
+    let usage = usage(prompted, &completion);
+    let choices = (0..prompted.n)
+        .map(|index| ChatChoice {
+            index,
+            message: AssistantMessage {
+                role: "assistant",
+                content: &completion.text,
+                refusal: None,
+            },
+            logprobs: None,
+            finish_reason: completion.finish_reason,
+        })
+        .collect();
+    let body = ChatCompletion {
+        id: format!("chatcmpl-mock-{seq}"),
+        object: "chat.completion",
+        created: unix_now(),
+        model: &prompted.model,
+        choices,
+        usage,
+        system_fingerprint: FINGERPRINT,
+    };
+    Reply {
+        body: to_bytes(&body),
+        usage,
+    }
+}
+
+#[derive(Serialize)]
+struct TextCompletion<'a> {
+    id: String,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: Vec<TextChoice<'a>>,
+    usage: Usage,
+    system_fingerprint: &'static str,
+}
+
+#[derive(Serialize)]
+struct TextChoice<'a> {
+    text: &'a str,
+    index: u32,
+    logprobs: Option<()>,
+    finish_reason: &'static str,
+}
+
+/// The legacy `text_completion` answer to `prompted`.
+pub(crate) fn text(prompted: &Prompted, seq: u64) -> Reply {
+    let completion = complete(&prompted.prompt, prompted.max_tokens);
+    let usage = usage(prompted, &completion);
+    let choices = (0..prompted.n)
+        .map(|index| TextChoice {
+            text: &completion.text,
+            index,
+            logprobs: None,
+            finish_reason: completion.finish_reason,
+        })
+        .collect();
+    let body = TextCompletion {
+        id: format!("cmpl-mock-{seq}"),
+        object: "text_completion",
+        created: unix_now(),
+        model: &prompted.model,
+        choices,
+        usage,
+        system_fingerprint: FINGERPRINT,
+    };
+    Reply {
+        body: to_bytes(&body),
+        usage,
+    }
+}
+
+/// The `GET /v1/models` list; built once, it never changes.
+pub(crate) fn models() -> Bytes {
+    static BODY: LazyLock<Bytes> = LazyLock::new(|| {
+        let data: Vec<_> = MODELS
+            .iter()
+            .map(|id| {
+                serde_json::json!({"id": id, "object": "model", "created": 1_700_000_000, "owned_by": "promptmill-mock"})
+            })
+            .collect();
+        to_bytes(&serde_json::json!({"object": "list", "data": data}))
+    });
+    BODY.clone()
+}
+
+/// Serializes a body. These structs hold only strings and integers, for which serde_json
+/// cannot fail; a failure would be a bug here, answered with an empty object, not a panic.
+pub(crate) fn to_bytes(value: &impl Serialize) -> Bytes {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .unwrap_or_else(|_| Bytes::from_static(b"{}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    fn prompted(prompt: &str, max_tokens: Option<u64>, n: u32) -> Prompted<'_> {
+        Prompted {
+            model: Cow::Borrowed("m"),
+            prompt: Cow::Borrowed(prompt),
+            prompt_tokens: 7,
+            max_tokens,
+            n,
+        }
+    }
+
+    #[test]
+    fn reply_echoes_the_first_twelve_words() {
+        let c = complete("a b c d e f g h i j k l m n", None);
+        assert_eq!(c.text, "Mock reply: a b c d e f g h i j k l");
+        assert_eq!((c.words, c.finish_reason), (14, "stop"));
+    }
+
+    #[test]
+    fn max_tokens_truncates_to_words_with_finish_reason_length() {
+        let c = complete("one two three", Some(3));
+        assert_eq!(
+            (c.text.as_str(), c.words, c.finish_reason),
+            ("Mock reply: one", 3, "length")
+        );
+        let exact = complete("one two three", Some(5));
+        assert_eq!(exact.finish_reason, "stop");
+    }
+
+    #[test]
+    fn usage_multiplies_completion_tokens_by_n() {
+        let reply = chat(&prompted("hi there", None, 3), 1);
+        assert_eq!(
+            reply.usage,
+            Usage {
+                prompt_tokens: 7,
+                completion_tokens: 12,
+                total_tokens: 19
+            }
+        );
+        let json: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(json["choices"].as_array().unwrap().len(), 3);
+        assert_eq!(json["choices"][2]["index"], 2);
+        assert_eq!(json["choices"][0]["message"]["content"], "Mock reply: hi there");
+    }
+
+    #[test]
+    fn text_completion_has_the_legacy_shape() {
+        let json: serde_json::Value = serde_json::from_slice(&text(&prompted("x", None, 1), 5).body).unwrap();
+        assert_eq!(json["object"], "text_completion");
+        assert_eq!(json["id"], "cmpl-mock-5");
+        assert_eq!(json["choices"][0]["text"], "Mock reply: x");
+        assert!(json["choices"][0]["logprobs"].is_null());
+    }
+}

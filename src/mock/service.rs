@@ -1,0 +1,413 @@
+//! One request, start to finish: routing, the checks in their documented order (auth →
+//! fail-first → body → rpm/tpm → random faults → directives → normal answer), the injected
+//! latency, then recording (stats, log) and answering, hanging or dropping the connection.
+//! The shared [`State`] lives here too. Connections, accept and shutdown belong to `server`;
+//! the pieces of each check to their own modules.
+//!
+//! Scope of each feature: auth and latency apply to every /v1 request; fail-first, limits,
+//! random faults and directives only to the two completion endpoints (so a client's
+//! `GET /v1/models` never eats a --fail-first slot). `/mock/stats` is not counted or logged.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, AUTHORIZATION};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio_util::sync::CancellationToken;
+
+use super::config::MockConfig;
+use super::directives::{self, FailTimes};
+use super::errors::{json_response, ApiError, Body};
+use super::faults::{self, Fault, Faults, Rng};
+use super::limits::{Limits, Snapshot};
+use super::log::{Entry, RequestLog};
+use super::reply::{self, Usage};
+use super::stats::{Outcome, Stats};
+use super::wire::{self, Prompted};
+
+/// Largest request body read; bigger ones get a 413 (it bounds memory per connection).
+const MAX_BODY: usize = 32 * 1024 * 1024;
+/// How long a "hang" holds the request (unless the client leaves or the server stops).
+const HANG: Duration = Duration::from_secs(3600);
+
+/// Returned to hyper to close the connection without an answer (reset, hang, client gone).
+#[derive(Debug, thiserror::Error)]
+#[error("mock-server dropped the connection on purpose")]
+pub(crate) struct Dropped;
+
+/// Everything requests share, behind one `Arc` cloned once per request.
+pub(crate) struct State {
+    api_key: Option<Box<str>>,
+    latency: Duration,
+    latency_jitter: Duration,
+    seed: u64,
+    faults: Faults,
+    retry_after: Duration,
+    fail_first: u64,
+    fail_status: StatusCode,
+    limits: Option<Limits>,
+    fail_times: FailTimes,
+    pub(crate) stats: Stats,
+    log: Option<RequestLog>,
+    /// Completion requests that passed auth, in arrival order (for --fail-first).
+    completions: AtomicU64,
+    /// Cancelled by `server` when serving stops: ends latency waits and hangs so connections
+    /// can close promptly. Created with the state; borrowed, never cloned, per request.
+    pub(crate) stop: CancellationToken,
+}
+
+impl State {
+    pub fn new(config: MockConfig) -> anyhow::Result<Self> {
+        let log = match &config.log {
+            None => None,
+            Some(path) => Some(
+                RequestLog::open(path)
+                    .with_context(|| format!("could not open the --log file '{}'", path.display()))?,
+            ),
+        };
+        let fail_status = StatusCode::from_u16(config.fail_status)
+            .with_context(|| format!("--fail-status {} is not an HTTP status", config.fail_status))?;
+        Ok(State {
+            api_key: config.api_key.map(String::into_boxed_str),
+            latency: config.latency,
+            latency_jitter: config.latency_jitter,
+            seed: config.seed,
+            faults: Faults::new(config.faults),
+            retry_after: config.retry_after,
+            fail_first: config.fail_first,
+            fail_status,
+            limits: Limits::new(config.rpm, config.tpm),
+            fail_times: FailTimes::default(),
+            stats: Stats::default(),
+            log,
+            completions: AtomicU64::new(0),
+            stop: CancellationToken::new(),
+        })
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Chat,
+    Completions,
+}
+
+enum Route {
+    Completion(Endpoint),
+    Models,
+    WrongMethod,
+    NotFound,
+}
+
+fn route(method: &Method, path: &str) -> Route {
+    let (wanted, route) = match path {
+        "/v1/chat/completions" => (Method::POST, Route::Completion(Endpoint::Chat)),
+        "/v1/completions" => (Method::POST, Route::Completion(Endpoint::Completions)),
+        "/v1/models" => (Method::GET, Route::Models),
+        _ => return Route::NotFound,
+    };
+    if *method == wanted {
+        route
+    } else {
+        Route::WrongMethod
+    }
+}
+
+/// What to do with a request once its checks have run.
+enum Action {
+    Respond(Response<Body>),
+    Hang,
+    Reset,
+}
+
+struct Decision {
+    outcome: Outcome,
+    action: Action,
+    /// Usage of a successful completion, added to the stats once it is sent.
+    usage: Option<Usage>,
+    /// The limiter's state if this request went through it (else it is peeked at the end).
+    snapshot: Option<Snapshot>,
+}
+
+impl Decision {
+    fn new(outcome: Outcome, action: Action) -> Self {
+        Decision {
+            outcome,
+            action,
+            usage: None,
+            snapshot: None,
+        }
+    }
+    fn error(outcome: Outcome, error: ApiError) -> Self {
+        Self::new(outcome, Action::Respond(error.into_response()))
+    }
+    fn status(&self) -> Option<u16> {
+        match &self.action {
+            Action::Respond(response) => Some(response.status().as_u16()),
+            Action::Hang | Action::Reset => None,
+        }
+    }
+}
+
+/// hyper's service: answers one request.
+pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path();
+    if !path.starts_with("/v1/") {
+        return Ok(control(&state, &parts.method, path));
+    }
+    let arrived = SystemTime::now();
+    let index = state.stats.arrive();
+    let (body, too_large) = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => (collected.to_bytes(), false),
+        Err(err) if err.is::<LengthLimitError>() => (Bytes::new(), true),
+        // The client went away mid-body: nobody is left to answer.
+        Err(_) => return Err(Dropped),
+    };
+    let route = route(&parts.method, path);
+    let parsed = match route {
+        Route::Completion(Endpoint::Chat) => Some(wire::parse_chat(&body)),
+        Route::Completion(Endpoint::Completions) => Some(wire::parse_completion(&body)),
+        _ => None,
+    };
+    let prompt = parsed.as_ref().and_then(|p| p.as_ref().ok()).map(|p| &*p.prompt);
+
+    let mut rng = Rng::for_request(state.seed, index);
+    let arrival = Arrival {
+        method: &parts.method,
+        path,
+        headers: &parts.headers,
+        index,
+    };
+    let mut decision = if too_large {
+        let error = ApiError::for_status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "mock-server: request body too large",
+        );
+        Decision::error(Outcome::BadRequest, error)
+    } else {
+        decide(&state, &arrival, route, parsed.as_ref(), &mut rng)
+    };
+
+    let delay = faults::latency(state.latency, state.latency_jitter, &mut rng);
+    if !delay.is_zero() {
+        // On shutdown the wait is cut short and the answer sent at once.
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = state.stop.cancelled() => {}
+        }
+    }
+
+    if let (Some(limits), Action::Respond(response)) = (&state.limits, &mut decision.action) {
+        // Answers that did not go through the limiter report its current state.
+        let snapshot = decision.snapshot.unwrap_or_else(|| limits.peek());
+        snapshot.apply(response.headers_mut());
+    }
+    let status = decision.status();
+    state.stats.record(decision.outcome, status, decision.usage);
+    if let Some(log) = &state.log {
+        log.write(&Entry {
+            arrived,
+            path,
+            status,
+            outcome: decision.outcome,
+            prompt,
+        });
+    }
+    match decision.action {
+        Action::Respond(response) => Ok(response),
+        Action::Reset => Err(Dropped),
+        Action::Hang => {
+            // hyper drops this future if the client disconnects, which ends the hang early.
+            tokio::select! {
+                () = tokio::time::sleep(HANG) => {}
+                () = state.stop.cancelled() => {}
+            }
+            Err(Dropped)
+        }
+    }
+}
+
+/// Requests outside /v1: the stats endpoint, or a 404.
+fn control(state: &State, method: &Method, path: &str) -> Response<Body> {
+    match (method, path) {
+        (&Method::GET, "/mock/stats") => json_response(StatusCode::OK, state.stats.to_json()),
+        (_, "/mock/stats") => method_not_allowed(method, path).into_response(),
+        _ => ApiError::invalid_url(method, path).into_response(),
+    }
+}
+
+fn method_not_allowed(method: &Method, path: &str) -> ApiError {
+    ApiError::for_status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("Method {method} not allowed for {path}"),
+    )
+}
+
+/// What `decide` needs to know about a request besides its body.
+struct Arrival<'a> {
+    method: &'a Method,
+    path: &'a str,
+    headers: &'a HeaderMap,
+    /// Arrival order among /v1 requests: names the reply and seeds its random stream.
+    index: u64,
+}
+
+/// The checks, in order. Pure except for the counters, limiter and fail-times memory.
+fn decide(
+    state: &State,
+    arrival: &Arrival,
+    route: Route,
+    parsed: Option<&Result<Prompted, wire::BadRequest>>,
+    rng: &mut Rng,
+) -> Decision {
+    let Arrival {
+        method, path, index, ..
+    } = *arrival;
+    if !authorized(state.api_key.as_deref(), arrival.headers) {
+        return Decision::error(Outcome::Auth, ApiError::invalid_key());
+    }
+    let endpoint = match route {
+        Route::Completion(endpoint) => endpoint,
+        Route::Models => {
+            let response = json_response(StatusCode::OK, reply::models());
+            return Decision::new(Outcome::Ok, Action::Respond(response));
+        }
+        Route::WrongMethod => return Decision::error(Outcome::BadRequest, method_not_allowed(method, path)),
+        Route::NotFound => return Decision::error(Outcome::BadRequest, ApiError::invalid_url(method, path)),
+    };
+    if state.completions.fetch_add(1, Relaxed) < state.fail_first {
+        let error = ApiError::for_status(
+            state.fail_status,
+            format!("mock: --fail-first status {}", state.fail_status),
+        )
+        .with_retry_after_if_429(state.retry_after);
+        return Decision::error(Outcome::FailFirst, error);
+    }
+    let prompted = match parsed {
+        Some(Ok(prompted)) => prompted,
+        Some(Err(bad)) => {
+            let error =
+                ApiError::for_status(StatusCode::BAD_REQUEST, bad.message.clone()).with_param(bad.param);
+            return Decision::error(Outcome::BadRequest, error);
+        }
+        // A completion route always comes with a parse result; answer 400 rather than panic.
+        None => {
+            return Decision::error(
+                Outcome::BadRequest,
+                ApiError::for_status(StatusCode::BAD_REQUEST, "no body"),
+            )
+        }
+    };
+    let snapshot = match state.limits.as_ref().map(|l| l.acquire(prompted.token_cost())) {
+        None => None,
+        Some(Ok(snapshot)) => Some(snapshot),
+        Some(Err(denied)) => {
+            let outcome = if denied.tokens { Outcome::Tpm } else { Outcome::Rpm };
+            let mut decision = Decision::error(outcome, denied.to_error());
+            decision.snapshot = Some(denied.snapshot);
+            return decision;
+        }
+    };
+    let mut decision = answer(state, endpoint, prompted, index, rng);
+    decision.snapshot = snapshot;
+    decision
+}
+
+/// Random faults, then directives, then the normal answer, for a request that passed the checks.
+fn answer(state: &State, endpoint: Endpoint, prompted: &Prompted, index: u64, rng: &mut Rng) -> Decision {
+    let reply = |p: &Prompted| match endpoint {
+        Endpoint::Chat => reply::chat(p, index),
+        Endpoint::Completions => reply::text(p, index),
+    };
+    match state.faults.draw(rng) {
+        None => {}
+        Some(Fault::TooMany) => {
+            let error = ApiError::for_status(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Rate limit reached for requests (mock: random 429)",
+            )
+            .with_retry_after_if_429(state.retry_after);
+            return Decision::error(Outcome::Random429, error);
+        }
+        Some(Fault::ServerError(code)) => return Decision::error(Outcome::Random500, server_error(code)),
+        Some(Fault::Hang) => return Decision::new(Outcome::Hang, Action::Hang),
+        Some(Fault::Reset) => return Decision::new(Outcome::Reset, Action::Reset),
+        Some(Fault::Malformed) => {
+            // The real answer cut in half: a 200 whose body is truncated JSON.
+            let body = reply(prompted).body;
+            let response = json_response(StatusCode::OK, body.slice(..body.len() / 2));
+            return Decision::new(Outcome::Malformed, Action::Respond(response));
+        }
+    }
+    match directives::find(&prompted.prompt) {
+        None => {}
+        Some(Err(why)) => {
+            return Decision::error(
+                Outcome::BadRequest,
+                ApiError::for_status(StatusCode::BAD_REQUEST, why),
+            )
+        }
+        Some(Ok(directive)) => {
+            let fails = match directive.fail_times {
+                None => true,
+                Some(times) => state.fail_times.should_fail(&prompted.prompt, times),
+            };
+            if fails {
+                let code = directive.status;
+                let error = ApiError::for_status(
+                    code,
+                    format!("mock: status {} requested by the prompt", code.as_u16()),
+                )
+                .with_retry_after_if_429(state.retry_after);
+                return Decision::error(Outcome::Directive, error);
+            }
+        }
+    }
+    let reply = reply(prompted);
+    let response = json_response(StatusCode::OK, reply.body);
+    Decision {
+        usage: Some(reply.usage),
+        ..Decision::new(Outcome::Ok, Action::Respond(response))
+    }
+}
+
+fn server_error(code: u16) -> ApiError {
+    let (status, message) = match code {
+        502 => (StatusCode::BAD_GATEWAY, "Bad gateway."),
+        503 => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The engine is currently overloaded, please try again later.",
+        ),
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The server had an error while processing your request. Sorry about that!",
+        ),
+    };
+    ApiError::for_status(status, message)
+}
+
+/// `Authorization: Bearer <key>` (scheme case-insensitive) or Azure's `api-key: <key>`.
+fn authorized(expected: Option<&str>, headers: &HeaderMap) -> bool {
+    let Some(expected) = expected else {
+        return true;
+    };
+    let bearer = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, key) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+        });
+    let api_key = headers
+        .get("api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    // A plain comparison: timing attacks on a local test server are not a concern.
+    bearer == Some(expected) || api_key == Some(expected)
+}

@@ -1,0 +1,71 @@
+//! JSON Lines output: one object per row with its id, position, status, input fields,
+//! completion, finish reason, usage, model, response id and error (`null` when the row is done).
+
+use std::io::Write;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::{status, Out, RowWriter};
+use crate::store::ExportRow;
+
+pub(super) struct Jsonl {
+    out: Out,
+}
+
+impl Jsonl {
+    pub(super) fn new(out: Out) -> Jsonl {
+        Jsonl { out }
+    }
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    id: &'a str,
+    row: i64,
+    status: &'a str,
+    input: &'a RawValue,
+    completion: Option<&'a str>,
+    finish_reason: Option<&'a str>,
+    usage: Option<Usage>,
+    model: Option<&'a str>,
+    response_id: Option<&'a str>,
+    error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Usage {
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    total_tokens: i64,
+}
+
+impl RowWriter for Jsonl {
+    fn finish(self: Box<Self>) -> anyhow::Result<Out> {
+        Ok(self.out)
+    }
+
+    fn row(&mut self, row: &ExportRow) -> anyhow::Result<()> {
+        let input: &RawValue = serde_json::from_str(&row.fields)?;
+        let usage = row.total_tokens.map(|total| Usage {
+            prompt_tokens: row.prompt_tokens.unwrap_or(0),
+            completion_tokens: row.completion_tokens.unwrap_or(0),
+            total_tokens: total,
+        });
+        let line = Line {
+            id: &row.id,
+            row: row.seq,
+            status: status(row),
+            input,
+            completion: row.completion.as_deref(),
+            finish_reason: row.finish_reason.as_deref(),
+            usage,
+            model: row.model.as_deref(),
+            response_id: row.response_id.as_deref(),
+            error: row.error.as_deref(),
+        };
+        serde_json::to_writer(&mut self.out, &line)?;
+        self.out.write_all(b"\n")?;
+        Ok(())
+    }
+}

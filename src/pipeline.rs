@@ -1,0 +1,295 @@
+//! The live pipeline: pending rows in, one request per row (with retries) out, under the limits.
+//!
+//! There is one worker loop, [`process_row`], for every configuration: limits, pauses, budgets
+//! and shutdown are objects it awaits, never variants of the loop. The shape of a run:
+//!
+//! ```text
+//!  feeder ──rows──▶ dispatcher ──spawn(permit)──▶ process_row × concurrency ──outcomes──▶ writer
+//!  (claims pages     (one permit of the            (admit → send → classify →           (store/
+//!   from the store)   concurrency semaphore         retry or finish)                      writer.rs)
+//!                     per row on the wire)
+//! ```
+//!
+//! Stopping has two levels, both on [`Control`]: `stop` ends dispatch (Ctrl-C, SIGTERM, a fatal
+//! error) and lets requests already on the wire finish, up to the drain timeout; `abort` also
+//! abandons those (a second signal, the drain timeout, a 401). Abandoned and never-sent rows go
+//! back to pending, so a rerun sends them again; only requests actually on the wire when the run
+//! was aborted can be paid twice.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{classify, Transport, Verdict};
+use crate::job::Endpoint;
+use crate::limits::Limits;
+use crate::retry::Backoff;
+use crate::stats::Stats;
+use crate::store::writer::{Claimed, Outcome, OutcomeKind, StoreHandle};
+
+/// Rows claimed from the store at a time.
+const PAGE: usize = 1024;
+
+/// Why a run stopped before every row was settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// The API refused the credentials (401/403).
+    Auth { status: u16, message: String },
+    /// The checkpoint could not be written.
+    Checkpoint(String),
+}
+
+/// Stop signals shared by everything in a run.
+#[derive(Debug, Default)]
+pub struct Control {
+    /// Cancelled to stop dispatching; requests on the wire finish. A child of `abort`.
+    pub stop: CancellationToken,
+    /// Cancelled to abandon requests on the wire as well.
+    pub abort: CancellationToken,
+    /// The first reason given wins; later ones are consequences.
+    reason: OnceLock<StopReason>,
+}
+
+impl Control {
+    pub fn new() -> Arc<Control> {
+        let abort = CancellationToken::new();
+        Arc::new(Control {
+            stop: abort.child_token(),
+            abort,
+            reason: OnceLock::new(),
+        })
+    }
+
+    /// Stops dispatching; requests on the wire may finish.
+    pub fn stop(&self, reason: StopReason) {
+        let _ = self.reason.set(reason);
+        self.stop.cancel();
+    }
+
+    /// Stops everything now.
+    pub fn abort(&self, reason: StopReason) {
+        let _ = self.reason.set(reason);
+        self.abort.cancel();
+    }
+
+    pub fn reason(&self) -> Option<&StopReason> {
+        self.reason.get()
+    }
+}
+
+/// Settings of the worker loop.
+#[derive(Debug, Clone)]
+pub struct PipelineSettings {
+    pub endpoint: Endpoint,
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub backoff: Backoff,
+    /// How long a stopped run waits for requests on the wire before abandoning them.
+    pub drain_timeout: Duration,
+}
+
+/// What a run needs, shared by every task of it.
+pub struct Pipeline<T> {
+    pub transport: T,
+    pub limits: Limits,
+    pub settings: PipelineSettings,
+    pub stats: Arc<Stats>,
+    pub control: Arc<Control>,
+}
+
+impl<T: Transport> Pipeline<T> {
+    /// Sends every pending row, returns when all are settled or the run has stopped and drained.
+    pub async fn run(self: Arc<Self>, store: StoreHandle) {
+        let (rows_tx, mut rows_rx) = mpsc::channel::<Claimed>(PAGE);
+        // The feeder ends when the store has no more pending rows (dropping `rows_tx`, which ends
+        // the dispatch loop below), or when dispatch stops.
+        let feeder = tokio::spawn(feed(store.clone(), rows_tx, Arc::clone(&self.control)));
+
+        // One permit per request on the wire; a task holds its permit through its retries.
+        let permits = Arc::new(Semaphore::new(self.settings.concurrency));
+        let tracker = TaskTracker::new();
+        let stop = self.control.stop.clone();
+        loop {
+            let row = tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                row = rows_rx.recv() => match row {
+                    Some(row) => row,
+                    None => break,
+                },
+            };
+            let permit = tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                permit = Arc::clone(&permits).acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => break, // the semaphore is never closed; kept total for clarity
+                },
+            };
+            let pipeline = Arc::clone(&self);
+            let store = store.clone();
+            tracker.spawn(async move {
+                pipeline.process_row(row, &store).await;
+                drop(permit);
+            });
+        }
+        drop(rows_rx);
+        let _ = feeder.await;
+        tracker.close();
+        let control = Arc::clone(&self.control);
+        let drain = self.settings.drain_timeout;
+        tokio::select! {
+            _ = tracker.wait() => {}
+            _ = async {
+                control.stop.cancelled().await;
+                tokio::time::sleep(drain).await;
+            } => {
+                tracing::warn!("requests still on the wire after {drain:?}; abandoning them (they go back to pending)");
+                control.abort.cancel();
+                tracker.wait().await;
+            }
+        }
+    }
+
+    /// The worker loop: one row, every attempt it needs, until it is settled or the run stops.
+    async fn process_row(&self, row: Claimed, store: &StoreHandle) {
+        let control = &self.control;
+        let stats = &self.stats;
+        let tokens = if self.limits.counts_tokens() {
+            match crate::tokens::request_cost(&row.body) {
+                Ok(cost) => u32::try_from(cost.total()).unwrap_or(u32::MAX),
+                Err(_) => 0, // the body is our own JSON; a parse failure here cannot happen
+            }
+        } else {
+            0
+        };
+        let body = Bytes::from(row.body);
+        let mut rng = SmallRng::from_os_rng();
+        let mut attempts: u32 = 0;
+        let kind = loop {
+            let admitted = tokio::select! {
+                biased;
+                _ = control.stop.cancelled() => break OutcomeKind::Unfinished,
+                admitted = self.limits.admit(tokens) => admitted,
+            };
+            if let Err(too_large) = admitted {
+                break OutcomeKind::Failed {
+                    error: too_large.to_string(),
+                    status: None,
+                };
+            }
+            attempts += 1;
+            Stats::add(&stats.requests, 1);
+            if attempts > 1 {
+                Stats::add(&stats.retries, 1);
+            }
+            Stats::add(&stats.in_flight, 1);
+            let result = tokio::select! {
+                biased;
+                _ = control.abort.cancelled() => None,
+                r = self.transport.send(body.clone()) => Some(r),
+            };
+            stats.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(result) = result else {
+                break OutcomeKind::Unfinished;
+            };
+            match classify(self.settings.endpoint, result) {
+                Verdict::Done(c) => break OutcomeKind::Done(c),
+                Verdict::RowFailed { status, message } => {
+                    break OutcomeKind::Failed {
+                        error: format!("HTTP {status}: {message}"),
+                        status: Some(status),
+                    }
+                }
+                Verdict::Stop { status, message } => {
+                    control.abort(StopReason::Auth { status, message });
+                    break OutcomeKind::Unfinished;
+                }
+                Verdict::Retry {
+                    reason,
+                    status,
+                    wait,
+                    rate_limited,
+                } => {
+                    if rate_limited {
+                        Stats::add(&stats.http_429, 1);
+                    }
+                    if attempts >= self.settings.max_attempts {
+                        break OutcomeKind::Failed {
+                            error: format!("gave up after {attempts} attempts; last: {reason}"),
+                            status,
+                        };
+                    }
+                    let delay = self
+                        .settings
+                        .backoff
+                        .delay(attempts, wait, rate_limited, &mut rng);
+                    if rate_limited {
+                        self.limits.pause_for(delay);
+                    }
+                    tracing::info!(row = %row.id, attempt = attempts, "retrying in {delay:.1?}: {reason}");
+                    tokio::select! {
+                        biased;
+                        _ = control.stop.cancelled() => break OutcomeKind::Unfinished,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        };
+        match &kind {
+            OutcomeKind::Done(c) => {
+                Stats::add(&stats.done, 1);
+                Stats::add(&stats.prompt_tokens, c.usage.prompt_tokens);
+                Stats::add(&stats.completion_tokens, c.usage.completion_tokens);
+                Stats::add(&stats.total_tokens, c.usage.total_tokens);
+            }
+            OutcomeKind::Failed { error, .. } => {
+                Stats::add(&stats.failed, 1);
+                tracing::info!(row = %row.id, "failed: {error}");
+            }
+            OutcomeKind::Unfinished => {}
+        }
+        let outcome = Outcome {
+            seq: row.seq,
+            attempts,
+            kind,
+        };
+        if store.finish(outcome).await.is_err() {
+            control.abort(StopReason::Checkpoint("the checkpoint writer stopped".into()));
+        }
+    }
+}
+
+/// Claims pending rows page by page and hands them to the dispatcher, in input order.
+async fn feed(store: StoreHandle, rows: mpsc::Sender<Claimed>, control: Arc<Control>) {
+    let mut after = 0;
+    loop {
+        let page = tokio::select! {
+            biased;
+            _ = control.stop.cancelled() => return,
+            page = store.claim(after, PAGE) => page,
+        };
+        let page = match page {
+            Ok(p) if p.is_empty() => return,
+            Ok(p) => p,
+            Err(e) => {
+                control.abort(StopReason::Checkpoint(format!("{e:#}")));
+                return;
+            }
+        };
+        after = page.last().map(|r| r.seq).unwrap_or(after);
+        for row in page {
+            if rows.send(row).await.is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,508 @@
+//! Turning input rows into API requests.
+//!
+//! Three row shapes become a request body (the JSON sent as it is to the endpoint):
+//! 1. fields + `--template` (and optionally `--system`): the rendered text is the user message
+//!    (or the legacy completion's `prompt`);
+//! 2. a ready prompt: a `prompt` field, or (JSON Lines) a `messages` array of `{role, content}`;
+//! 3. an OpenAI Batch input line (`custom_id`, `method`, `url`, `body`): the body is sent as it is,
+//!    except that `--model`, `--max-tokens`, `--temperature` and `--param` override its fields
+//!    when they are given.
+//!
+//! This module also decides each row's id and validates what it can without the network: empty
+//! prompts, unknown roles, a Batch line whose `url` is not the job's endpoint. It owns nothing
+//! about files (see `input`) or sending (see `api`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::{Map, Value};
+
+use crate::error::InputError;
+use crate::input::{json_type_name, RawRow};
+use crate::job::Endpoint;
+use crate::template::Template;
+
+/// Roles a chat message may have (OpenAI's `ChatCompletionRequestMessage`).
+const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
+
+/// Request-shaping settings, validated by `config`.
+#[derive(Debug, Clone, Default)]
+pub struct RequestSettings {
+    pub template: Option<Template>,
+    pub system: Option<Template>,
+    pub id_column: Option<String>,
+    /// `--endpoint` when given; otherwise the first Batch line's `url`, or chat.
+    pub endpoint: Option<Endpoint>,
+    pub model: Option<String>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f64>,
+    pub params: BTreeMap<String, Value>,
+}
+
+/// A row ready to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    pub id: String,
+    /// The request body, serialized once here and sent as these bytes.
+    pub body: String,
+}
+
+/// Prepares rows of one input file; remembers the endpoint Batch lines settled on.
+pub struct Preparer {
+    file: PathBuf,
+    settings: RequestSettings,
+    /// The endpoint in force and the line that decided it (0 when a flag or the default did).
+    resolved: Option<(Endpoint, u64)>,
+}
+
+impl Preparer {
+    pub fn new(file: PathBuf, settings: RequestSettings) -> Preparer {
+        let resolved = settings.endpoint.map(|e| (e, 0));
+        Preparer {
+            file,
+            settings,
+            resolved,
+        }
+    }
+
+    /// The endpoint in force: decided by `--endpoint`, by the first Batch line, or chat.
+    pub fn endpoint(&self) -> Endpoint {
+        self.resolved.map(|(e, _)| e).unwrap_or(Endpoint::Chat)
+    }
+
+    /// Checks a CSV header against the template and `--id-column` before any row is read, so a
+    /// misspelt field is one error at line 1, not one per row.
+    pub fn check_columns(&self, columns: &[String]) -> Result<(), InputError> {
+        let has = |name: &str| columns.iter().any(|c| c == name);
+        let list = columns.join(", ");
+        let mut needed: Vec<(&str, &str)> = Vec::new();
+        if let Some(t) = &self.settings.template {
+            needed.extend(t.fields().into_iter().map(|f| (f, "the template uses it")));
+        }
+        if let Some(t) = &self.settings.system {
+            needed.extend(t.fields().into_iter().map(|f| (f, "the system template uses it")));
+        }
+        if let Some(c) = &self.settings.id_column {
+            needed.push((c, "--id-column names it"));
+        }
+        if self.settings.template.is_none() && !has("prompt") {
+            return Err(InputError::new(
+                &self.file,
+                1,
+                format!("no --template was given and the header has no `prompt` column (columns: {list})"),
+            ));
+        }
+        for (field, why) in needed {
+            if !has(field) {
+                return Err(InputError::new(
+                    &self.file,
+                    1,
+                    format!("the header has no such column, but {why} (columns: {list})"),
+                )
+                .field(field));
+            }
+        }
+        Ok(())
+    }
+
+    /// The row's id, as far as it can be known even for a row that cannot be prepared.
+    pub fn fallback_id(&self, row: &RawRow) -> String {
+        self.row_id(row).unwrap_or_else(|_| row.number.to_string())
+    }
+
+    /// Turns one row into a request.
+    pub fn prepare(&mut self, row: &RawRow) -> Result<Prepared, InputError> {
+        let id = self.row_id(row)?;
+        let body = if self.settings.template.is_some() {
+            self.text_body(row)?
+        } else if row.fields.contains_key("body") && row.fields.contains_key("url") {
+            self.batch_body(row)?
+        } else if row.fields.contains_key("messages") {
+            self.messages_body(row)?
+        } else if row.fields.contains_key("prompt") {
+            self.text_body(row)?
+        } else {
+            return Err(self.err(
+                row,
+                "no --template was given and the row has no `prompt`, `messages`, or Batch `body` field",
+            ));
+        };
+        let body = serde_json::to_string(&Value::Object(body))
+            .map_err(|e| self.err(row, format!("cannot encode the request: {e}")))?;
+        Ok(Prepared { id, body })
+    }
+
+    fn err(&self, row: &RawRow, message: impl Into<String>) -> InputError {
+        InputError::new(&self.file, row.line, message)
+    }
+
+    fn row_id(&self, row: &RawRow) -> Result<String, InputError> {
+        let (name, required) = match &self.settings.id_column {
+            Some(c) => (c.as_str(), true),
+            None if row.fields.contains_key("id") => ("id", true),
+            None if row.fields.contains_key("custom_id") => ("custom_id", true),
+            None => return Ok(row.number.to_string()),
+        };
+        let id = match row.fields.get(name) {
+            Some(Value::String(s)) => s.trim().to_string(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(other) if required => {
+                return Err(self
+                    .err(
+                        row,
+                        format!(
+                            "an id must be a string or a number, found {}",
+                            json_type_name(other)
+                        ),
+                    )
+                    .field(name))
+            }
+            _ => return Err(self.err(row, "missing (it names the row id)").field(name)),
+        };
+        if id.is_empty() {
+            return Err(self.err(row, "the row id is empty").field(name));
+        }
+        Ok(id)
+    }
+
+    /// Template rows and ready `prompt` rows: one text, sent as a user message or a prompt.
+    fn text_body(&mut self, row: &RawRow) -> Result<Map<String, Value>, InputError> {
+        let text = match &self.settings.template {
+            Some(t) => t
+                .render(&row.fields)
+                .map_err(|e| self.err(row, e.message).field(e.field))?,
+            None => match row.fields.get("prompt") {
+                Some(Value::String(s)) => s.clone(),
+                Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+                Some(other) => {
+                    return Err(self
+                        .err(row, format!("must be a string, found {}", json_type_name(other)))
+                        .field("prompt"))
+                }
+                None => unreachable!("text_body is called for rows with a template or a prompt field"),
+            },
+        };
+        if text.trim().is_empty() {
+            let err = self.err(row, "the prompt is empty");
+            return Err(match self.settings.template {
+                Some(_) => err,
+                None => err.field("prompt"),
+            });
+        }
+        let system = match &self.settings.system {
+            Some(t) => Some(t.render(&row.fields).map_err(|e| {
+                self.err(row, format!("{} (in --system)", e.message))
+                    .field(e.field)
+            })?),
+            None => None,
+        };
+        let endpoint = self.settle_endpoint(row, None)?;
+        let mut body = Map::new();
+        body.insert("model".into(), Value::String(self.model(row)?));
+        match endpoint {
+            Endpoint::Chat => {
+                let mut messages = Vec::with_capacity(2);
+                if let Some(system) = system {
+                    messages.push(message("system", system));
+                }
+                messages.push(message("user", text));
+                body.insert("messages".into(), Value::Array(messages));
+            }
+            Endpoint::Completions => {
+                body.insert("prompt".into(), Value::String(text));
+            }
+        }
+        self.apply_flags(&mut body, None);
+        Ok(body)
+    }
+
+    /// JSON Lines rows with a `messages` array.
+    fn messages_body(&mut self, row: &RawRow) -> Result<Map<String, Value>, InputError> {
+        if self.settle_endpoint(row, None)? == Endpoint::Completions {
+            return Err(self
+                .err(
+                    row,
+                    "a `messages` row needs the chat endpoint, but the job uses /completions",
+                )
+                .field("messages"));
+        }
+        let mut messages = match row.fields.get("messages") {
+            Some(Value::Array(m)) => m.clone(),
+            Some(other) => {
+                return Err(self
+                    .err(
+                        row,
+                        format!(
+                            "must be an array of {{role, content}} objects, found {}",
+                            json_type_name(other)
+                        ),
+                    )
+                    .field("messages"))
+            }
+            None => unreachable!("messages_body is called for rows with a messages field"),
+        };
+        self.check_messages(row, &messages, "messages")?;
+        if let Some(t) = &self.settings.system {
+            let has_system = messages
+                .iter()
+                .any(|m| m.get("role").and_then(Value::as_str) == Some("system"));
+            if !has_system {
+                let text = t.render(&row.fields).map_err(|e| {
+                    self.err(row, format!("{} (in --system)", e.message))
+                        .field(e.field)
+                })?;
+                messages.insert(0, message("system", text));
+            }
+        }
+        let mut body = Map::new();
+        body.insert("model".into(), Value::String(self.model(row)?));
+        body.insert("messages".into(), Value::Array(messages));
+        self.apply_flags(&mut body, None);
+        Ok(body)
+    }
+
+    /// OpenAI Batch input lines: `{"custom_id", "method", "url", "body"}`.
+    fn batch_body(&mut self, row: &RawRow) -> Result<Map<String, Value>, InputError> {
+        if self.settings.system.is_some() {
+            return Err(self.err(
+                row,
+                "--system does not apply to Batch input lines (their body is sent as it is)",
+            ));
+        }
+        if !row.fields.contains_key("custom_id") && self.settings.id_column.is_none() {
+            return Err(self
+                .err(row, "missing (a Batch input line needs one)")
+                .field("custom_id"));
+        }
+        match row.fields.get("method") {
+            None => {}
+            Some(Value::String(m)) if m.eq_ignore_ascii_case("POST") => {}
+            Some(other) => {
+                return Err(self
+                    .err(row, format!("must be \"POST\", found {other}"))
+                    .field("method"))
+            }
+        }
+        let url = match row.fields.get("url") {
+            Some(Value::String(u)) => u.clone(),
+            Some(other) => {
+                return Err(self
+                    .err(row, format!("must be a string, found {}", json_type_name(other)))
+                    .field("url"))
+            }
+            None => unreachable!("batch_body is called for rows with a url field"),
+        };
+        let Some(endpoint) = Endpoint::from_batch_url(&url) else {
+            return Err(self
+                .err(row, format!("`{url}` is not an endpoint promptmill sends (/v1/chat/completions or /v1/completions)"))
+                .field("url"));
+        };
+        self.settle_endpoint(row, Some((endpoint, &url)))?;
+        let mut body = match row.fields.get("body") {
+            Some(Value::Object(b)) => b.clone(),
+            Some(other) => {
+                return Err(self
+                    .err(
+                        row,
+                        format!("must be a JSON object, found {}", json_type_name(other)),
+                    )
+                    .field("body"))
+            }
+            None => unreachable!("batch_body is called for rows with a body field"),
+        };
+        let model_in_body = body.get("model").cloned();
+        self.apply_flags(&mut body, model_in_body.as_ref());
+        match body.get("model") {
+            Some(Value::String(m)) if !m.trim().is_empty() => {}
+            Some(other) => {
+                return Err(self
+                    .err(
+                        row,
+                        format!("must be a model name, found {}", json_type_name(other)),
+                    )
+                    .field("body.model"))
+            }
+            None => {
+                return Err(self
+                    .err(row, "missing; add it to the body or pass --model")
+                    .field("body.model"))
+            }
+        }
+        match endpoint {
+            Endpoint::Chat => match body.get("messages") {
+                Some(Value::Array(m)) => self.check_messages(row, m, "body.messages")?,
+                Some(other) => {
+                    return Err(self
+                        .err(row, format!("must be an array, found {}", json_type_name(other)))
+                        .field("body.messages"))
+                }
+                None => return Err(self.err(row, "missing").field("body.messages")),
+            },
+            Endpoint::Completions => match body.get("prompt") {
+                Some(Value::String(p)) if p.trim().is_empty() => {
+                    return Err(self.err(row, "the prompt is empty").field("body.prompt"))
+                }
+                Some(Value::String(_) | Value::Array(_)) => {}
+                Some(other) => {
+                    return Err(self
+                        .err(row, format!("must be a string, found {}", json_type_name(other)))
+                        .field("body.prompt"))
+                }
+                None => return Err(self.err(row, "missing").field("body.prompt")),
+            },
+        }
+        Ok(body)
+    }
+
+    /// Settles the job's endpoint on the first row that decides it and checks later rows agree.
+    fn settle_endpoint(
+        &mut self,
+        row: &RawRow,
+        batch: Option<(Endpoint, &str)>,
+    ) -> Result<Endpoint, InputError> {
+        match (self.resolved, batch) {
+            (None, Some((e, _))) => {
+                self.resolved = Some((e, row.line));
+                Ok(e)
+            }
+            (None, None) => {
+                self.resolved = Some((Endpoint::Chat, 0));
+                Ok(Endpoint::Chat)
+            }
+            (Some((e, _)), None) => Ok(e),
+            (Some((e, _)), Some((mine, _))) if e == mine => Ok(e),
+            (Some((e, from)), Some((_, url))) => {
+                let origin = if from == 0 {
+                    "set by --endpoint or by earlier rows".to_string()
+                } else {
+                    format!("set by line {from}")
+                };
+                Err(self
+                    .err(row, format!("`{url}` differs from the job's endpoint {} ({origin}); one job sends to one endpoint", e.batch_url()))
+                    .field("url"))
+            }
+        }
+    }
+
+    fn model(&self, row: &RawRow) -> Result<String, InputError> {
+        self.settings
+            .model
+            .clone()
+            .ok_or_else(|| self.err(row, "no model for this row: pass --model"))
+    }
+
+    /// Applies `--model`, `--max-tokens`, `--temperature` and `--param` to a body. For a Batch
+    /// line they override the body's own fields; the model is set only when the flag is given.
+    fn apply_flags(&self, body: &mut Map<String, Value>, model_in_body: Option<&Value>) {
+        if let Some(m) = &self.settings.model {
+            body.insert("model".into(), Value::String(m.clone()));
+        }
+        if let Some(n) = self.settings.max_tokens {
+            let model = body
+                .get("model")
+                .and_then(Value::as_str)
+                .or(model_in_body.and_then(Value::as_str))
+                .unwrap_or("");
+            let key = if body.contains_key("max_completion_tokens") {
+                "max_completion_tokens"
+            } else if body.contains_key("max_tokens") {
+                "max_tokens"
+            } else {
+                max_tokens_key(model)
+            };
+            body.insert(key.into(), Value::from(n));
+        }
+        if let Some(t) = self.settings.temperature {
+            body.insert("temperature".into(), Value::from(t));
+        }
+        for (k, v) in &self.settings.params {
+            body.insert(k.clone(), v.clone());
+        }
+    }
+
+    fn check_messages(&self, row: &RawRow, messages: &[Value], field: &str) -> Result<(), InputError> {
+        if messages.is_empty() {
+            return Err(self.err(row, "the messages array is empty").field(field));
+        }
+        let mut any_text = false;
+        for (i, m) in messages.iter().enumerate() {
+            let at = format!("{field}[{i}]");
+            let Value::Object(m) = m else {
+                return Err(self
+                    .err(
+                        row,
+                        format!("must be a {{role, content}} object, found {}", json_type_name(m)),
+                    )
+                    .field(at));
+            };
+            match m.get("role") {
+                Some(Value::String(r)) if ROLES.contains(&r.as_str()) => {}
+                Some(Value::String(r)) => {
+                    return Err(self
+                        .err(
+                            row,
+                            format!("unknown role `{r}` (expected one of: {})", ROLES.join(", ")),
+                        )
+                        .field(format!("{at}.role")))
+                }
+                Some(other) => {
+                    return Err(self
+                        .err(row, format!("must be a string, found {}", json_type_name(other)))
+                        .field(format!("{at}.role")))
+                }
+                None => return Err(self.err(row, "missing").field(format!("{at}.role"))),
+            }
+            match m.get("content") {
+                Some(Value::String(s)) => any_text |= !s.trim().is_empty(),
+                Some(Value::Array(parts)) => any_text |= !parts.is_empty(),
+                Some(Value::Null) | None => {
+                    // Assistant turns that only call tools carry no content.
+                    if !m.contains_key("tool_calls") && !m.contains_key("function_call") {
+                        return Err(self
+                            .err(row, "is null or missing, but the message has no tool calls")
+                            .field(format!("{at}.content")));
+                    }
+                }
+                Some(other) => {
+                    return Err(self
+                        .err(
+                            row,
+                            format!(
+                                "must be a string or an array of parts, found {}",
+                                json_type_name(other)
+                            ),
+                        )
+                        .field(format!("{at}.content")))
+                }
+            }
+        }
+        if !any_text {
+            return Err(self
+                .err(row, "the prompt is empty: every message's content is empty")
+                .field(field));
+        }
+        Ok(())
+    }
+}
+
+fn message(role: &str, content: String) -> Value {
+    let mut m = Map::with_capacity(2);
+    m.insert("role".into(), Value::String(role.into()));
+    m.insert("content".into(), Value::String(content));
+    Value::Object(m)
+}
+
+/// OpenAI's reasoning models (o1, o3, o4, gpt-5 families) reject `max_tokens` and take
+/// `max_completion_tokens`; every other model, and every OpenAI-compatible server we know of,
+/// takes `max_tokens`.
+pub fn max_tokens_key(model: &str) -> &'static str {
+    let m = model.rsplit('/').next().unwrap_or(model);
+    let reasoning = ["o1", "o3", "o4", "gpt-5"]
+        .iter()
+        .any(|p| m == *p || m.starts_with(&format!("{p}-")) || m.starts_with(&format!("{p}.")));
+    if reasoning {
+        "max_completion_tokens"
+    } else {
+        "max_tokens"
+    }
+}

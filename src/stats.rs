@@ -1,0 +1,59 @@
+//! Counters of the run in progress, shared by the workers, the checkpoint writer and the progress
+//! display. Plain relaxed atomics: each counter is read on its own, and a display that is one
+//! request behind is fine.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// HTTP requests sent (every attempt).
+    pub requests: AtomicU64,
+    /// Attempts after the first, for any row.
+    pub retries: AtomicU64,
+    /// 429 responses seen.
+    pub http_429: AtomicU64,
+    /// Rows finished as done / failed by this run.
+    pub done: AtomicU64,
+    pub failed: AtomicU64,
+    /// Requests on the wire right now.
+    pub in_flight: AtomicU64,
+    /// Usage reported by the API for rows done by this run.
+    pub prompt_tokens: AtomicU64,
+    pub completion_tokens: AtomicU64,
+    pub total_tokens: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Snapshot {
+    pub requests: u64,
+    pub retries: u64,
+    pub http_429: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub in_flight: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
+
+impl Stats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Snapshot {
+            requests: get(&self.requests),
+            retries: get(&self.retries),
+            http_429: get(&self.http_429),
+            done: get(&self.done),
+            failed: get(&self.failed),
+            in_flight: get(&self.in_flight),
+            prompt_tokens: get(&self.prompt_tokens),
+            completion_tokens: get(&self.completion_tokens),
+            total_tokens: get(&self.total_tokens),
+        }
+    }
+}

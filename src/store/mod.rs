@@ -1,0 +1,346 @@
+//! The checkpoint: a SQLite database that holds the job and the state of every row.
+//!
+//! This module owns the connection, its pragmas, and every query. The database is the single
+//! source of truth of a job: the input is read once into it (rows with their rendered requests),
+//! runs claim pending rows from it and record outcomes in it, and every output is exported from
+//! it. Writes during a run go through one writer thread (`writer.rs`) that commits in groups;
+//! everything else here is called from one thread at a time.
+//!
+//! Durability: WAL with `synchronous=NORMAL`. A committed transaction survives a crash of the
+//! process (SIGKILL, panic); a power loss may lose the last commits, never corrupt the file.
+
+mod ingest;
+mod schema;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde::Serialize;
+
+use crate::error::CheckpointError;
+use crate::job::JobRecord;
+
+pub use ingest::{Duplicate, Ingest, NewRow};
+pub use schema::MIGRATIONS;
+
+/// Row states as stored.
+pub mod state {
+    pub const PENDING: &str = "pending";
+    pub const IN_FLIGHT: &str = "in_flight";
+    pub const DONE: &str = "done";
+    pub const FAILED: &str = "failed";
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// Rows by state, and the token totals of the done rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub total: u64,
+    pub pending: u64,
+    pub in_flight: u64,
+    pub done: u64,
+    /// Failed after being sent (or refused by the API).
+    pub failed: u64,
+    /// Failed validation and were never sent (`--skip-invalid`); not counted in `failed`.
+    pub invalid: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    /// Sum of attempts over all rows (requests the checkpoint knows were sent).
+    pub attempts: u64,
+    /// Rows that needed more than one attempt.
+    pub retried_rows: u64,
+    pub max_attempts: u64,
+}
+
+/// One row as exported.
+#[derive(Debug, Clone)]
+pub struct ExportRow {
+    pub seq: i64,
+    pub id: String,
+    pub state: String,
+    pub invalid: bool,
+    pub fields: String,
+    pub request: Option<String>,
+    pub response: Option<String>,
+    pub completion: Option<String>,
+    pub finish_reason: Option<String>,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub total_tokens: Option<i64>,
+    pub model: Option<String>,
+    pub response_id: Option<String>,
+    pub http_status: Option<i64>,
+    pub error: Option<String>,
+}
+
+/// A run of the program as recorded in `runs`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    pub run: i64,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub outcome: Option<String>,
+    pub requests: i64,
+    pub retries: i64,
+    pub http_429: i64,
+}
+
+impl Store {
+    /// Opens (or, with `create`, creates) a checkpoint. A new file is created with mode 0600:
+    /// it holds the prompts and completions, which may be private.
+    pub fn open(path: &Path, create: bool) -> Result<Store, anyhow::Error> {
+        let exists = path.exists();
+        if !exists && !create {
+            anyhow::bail!("{}: no such checkpoint database", path.display());
+        }
+        if !exists {
+            create_private_file(path)?;
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(|e| anyhow::anyhow!("{}: cannot open the checkpoint database: {e}", path.display()))?;
+        Store::setup(conn, path)
+    }
+
+    /// An in-memory store, for tests.
+    pub fn open_in_memory() -> Result<Store, anyhow::Error> {
+        Store::setup(Connection::open_in_memory()?, Path::new(":memory:"))
+    }
+
+    fn setup(mut conn: Connection, path: &Path) -> Result<Store, anyhow::Error> {
+        let not_ours = |reason: String| CheckpointError::NotACheckpoint {
+            db: path.to_path_buf(),
+            reason,
+        };
+        // Reading the header is the first thing that fails on a file that is not SQLite.
+        let app_id: i64 = conn
+            .pragma_query_value(None, "application_id", |r| r.get(0))
+            .map_err(|e| not_ours(e.to_string()))?;
+        let has_tables: bool = conn
+            .query_row("SELECT count(*) > 0 FROM sqlite_master", [], |r| r.get(0))
+            .map_err(|e| not_ours(e.to_string()))?;
+        if has_tables && app_id != schema::APPLICATION_ID {
+            return Err(not_ours("it holds other tables".into()).into());
+        }
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| not_ours(e.to_string()))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        schema::migrate(&mut conn).map_err(|e| match e {
+            schema::MigrateError::TooNew { found, known } => anyhow::Error::from(CheckpointError::TooNew {
+                db: path.to_path_buf(),
+                found,
+                known,
+            }),
+            other => anyhow::anyhow!("{}: {other}", path.display()),
+        })?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn conn(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// The recorded job, if the input has been read into this checkpoint.
+    pub fn job(&self) -> anyhow::Result<Option<JobRecord>> {
+        let text: Option<String> = self
+            .conn
+            .query_row("SELECT record FROM job WHERE key = 1", [], |r| r.get(0))
+            .optional()?;
+        match text {
+            None => Ok(None),
+            Some(t) => Ok(Some(serde_json::from_str(&t).map_err(|e| {
+                CheckpointError::NotACheckpoint {
+                    db: self.path.clone(),
+                    reason: format!("its job record does not parse: {e}"),
+                }
+            })?)),
+        }
+    }
+
+    /// Replaces the job record (used when a resume changes where requests go, e.g. `--base-url`).
+    pub fn update_job(&self, job: &JobRecord) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE job SET record = ?1 WHERE key = 1",
+            params![serde_json::to_string(job)?],
+        )?;
+        Ok(())
+    }
+
+    /// Rows a dead run left in flight go back to pending; returns how many.
+    pub fn reset_in_flight(&self) -> anyhow::Result<u64> {
+        let n = self
+            .conn
+            .execute("UPDATE rows SET state = 'pending' WHERE state = 'in_flight'", [])?;
+        Ok(n as u64)
+    }
+
+    /// Failed rows that were sent go back to pending (`--retry-failed`); invalid rows stay failed.
+    pub fn requeue_failed(&self) -> anyhow::Result<u64> {
+        let n = self.conn.execute(
+            "UPDATE rows SET state = 'pending', error = NULL, http_status = NULL, updated_at = ?1
+             WHERE state = 'failed' AND invalid = 0",
+            params![now_ms()],
+        )?;
+        Ok(n as u64)
+    }
+
+    pub fn counts(&self) -> anyhow::Result<Counts> {
+        let mut c = Counts::default();
+        let mut stmt = self.conn.prepare(
+            "SELECT state, invalid, count(*), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),
+                    coalesce(sum(total_tokens), 0), coalesce(sum(attempts), 0),
+                    coalesce(sum(attempts > 1), 0), coalesce(max(attempts), 0)
+             FROM rows GROUP BY state, invalid",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let state: String = r.get(0)?;
+            let invalid: bool = r.get(1)?;
+            let n: u64 = r.get::<_, i64>(2)? as u64;
+            c.total += n;
+            match state.as_str() {
+                _ if invalid => c.invalid += n,
+                state::PENDING => c.pending += n,
+                state::IN_FLIGHT => c.in_flight += n,
+                state::DONE => c.done += n,
+                _ => c.failed += n,
+            }
+            c.prompt_tokens += r.get::<_, i64>(3)? as u64;
+            c.completion_tokens += r.get::<_, i64>(4)? as u64;
+            c.total_tokens += r.get::<_, i64>(5)? as u64;
+            c.attempts += r.get::<_, i64>(6)? as u64;
+            c.retried_rows += r.get::<_, i64>(7)? as u64;
+            c.max_attempts = c.max_attempts.max(r.get::<_, i64>(8)? as u64);
+        }
+        Ok(c)
+    }
+
+    /// The `n` most common errors of failed rows, with how many rows each.
+    pub fn top_errors(&self, n: usize) -> anyhow::Result<Vec<(String, u64)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT error, count(*) AS c FROM rows WHERE state = 'failed' AND error IS NOT NULL
+             GROUP BY error ORDER BY c DESC, error LIMIT ?1",
+        )?;
+        let rows = stmt.query_map(params![n as i64], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every run of the program on this checkpoint, oldest first.
+    pub fn runs(&self) -> anyhow::Result<Vec<RunRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT run, started_at, ended_at, outcome, requests, retries, http_429 FROM runs ORDER BY run",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(RunRecord {
+                run: r.get(0)?,
+                started_at: r.get(1)?,
+                ended_at: r.get(2)?,
+                outcome: r.get(3)?,
+                requests: r.get(4)?,
+                retries: r.get(5)?,
+                http_429: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records the start of a run; returns its number.
+    pub fn start_run(&self) -> anyhow::Result<i64> {
+        self.conn
+            .execute("INSERT INTO runs (started_at) VALUES (?1)", params![now_ms()])?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records how a run ended and the summary it printed.
+    pub fn end_run(&self, run: i64, outcome: &str, summary: &str) -> anyhow::Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
+            "UPDATE runs SET ended_at = ?1, outcome = ?2 WHERE run = ?3",
+            params![now_ms(), outcome, run],
+        )?;
+        tx.execute("UPDATE job SET summary = ?1 WHERE key = 1", params![summary])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The summary the last run stored, as JSON text.
+    pub fn last_summary(&self) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT summary FROM job WHERE key = 1", [], |r| r.get(0))
+            .optional()?
+            .flatten())
+    }
+
+    /// Calls `each` for every row in input order, reading in pages so memory stays flat.
+    pub fn for_each_row(&self, mut each: impl FnMut(ExportRow) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, id, state, invalid, fields, request, response, completion, finish_reason,
+                    prompt_tokens, completion_tokens, total_tokens, model, response_id, http_status, error
+             FROM rows ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            each(ExportRow {
+                seq: r.get(0)?,
+                id: r.get(1)?,
+                state: r.get(2)?,
+                invalid: r.get(3)?,
+                fields: r.get(4)?,
+                request: r.get(5)?,
+                response: r.get(6)?,
+                completion: r.get(7)?,
+                finish_reason: r.get(8)?,
+                prompt_tokens: r.get(9)?,
+                completion_tokens: r.get(10)?,
+                total_tokens: r.get(11)?,
+                model: r.get(12)?,
+                response_id: r.get(13)?,
+                http_status: r.get(14)?,
+                error: r.get(15)?,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Creates an empty file readable and writable by its owner only. SQLite gives its `-wal` and
+/// `-shm` files the same permissions as the database file.
+pub fn create_private_file(path: &Path) -> anyhow::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot create the file: {e}", path.display()))
+}

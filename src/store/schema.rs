@@ -1,0 +1,90 @@
+//! The checkpoint database's schema and its migrations.
+//!
+//! Migrations are keyed on `PRAGMA user_version` and applied in one transaction (the habit of
+//! cargo's `util/sqlite.rs`): version N means the first N entries of [`MIGRATIONS`] have run.
+//! A shipped migration is never edited or removed; a change to the schema is a new entry.
+
+use rusqlite::Connection;
+
+/// The application id stamped into the database header, so that a promptmill checkpoint is
+/// recognised as one (`PRAGMA application_id`; "PMIL").
+pub const APPLICATION_ID: i64 = 0x504d_494c;
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the job, its rows, and one record per run of the program.
+    r#"
+    CREATE TABLE job (
+        key          INTEGER PRIMARY KEY CHECK (key = 1),
+        record       TEXT    NOT NULL,  -- JSON of job::JobRecord (never the API key)
+        total_rows   INTEGER NOT NULL,
+        created_at   INTEGER NOT NULL,  -- unix ms
+        summary      TEXT               -- JSON of the last run's summary
+    );
+    CREATE TABLE rows (
+        seq               INTEGER PRIMARY KEY,  -- 1-based position in the input
+        id                TEXT    NOT NULL,
+        line              INTEGER NOT NULL,     -- line of the input the row starts on
+        invalid           INTEGER NOT NULL DEFAULT 0,  -- 1: failed validation, never sent
+        state             TEXT    NOT NULL,     -- pending | in_flight | done | failed
+        attempts          INTEGER NOT NULL DEFAULT 0,
+        fields            TEXT    NOT NULL,     -- JSON object of the input fields
+        request           TEXT,                 -- the request body as sent (NULL when invalid)
+        response          TEXT,                 -- the response body as received, when done
+        completion        TEXT,
+        finish_reason     TEXT,
+        prompt_tokens     INTEGER,
+        completion_tokens INTEGER,
+        total_tokens      INTEGER,
+        model             TEXT,
+        response_id       TEXT,
+        http_status       INTEGER,
+        error             TEXT,
+        created_at        INTEGER NOT NULL,
+        updated_at        INTEGER NOT NULL
+    );
+    -- Ids are unique among the rows that are sent; invalid rows keep whatever id they had.
+    CREATE UNIQUE INDEX rows_id ON rows (id) WHERE invalid = 0;
+    CREATE TABLE runs (
+        run          INTEGER PRIMARY KEY,
+        started_at   INTEGER NOT NULL,
+        ended_at     INTEGER,
+        outcome      TEXT,               -- finished | interrupted | auth | error; NULL while running or after a kill
+        requests     INTEGER NOT NULL DEFAULT 0,
+        retries      INTEGER NOT NULL DEFAULT 0,
+        http_429     INTEGER NOT NULL DEFAULT 0,
+        done         INTEGER NOT NULL DEFAULT 0,
+        failed       INTEGER NOT NULL DEFAULT 0
+    );
+    "#,
+];
+
+/// Brings the schema up to date. Fails if the database was written by a newer promptmill.
+pub fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(MigrateError::TooNew {
+            found: version,
+            known,
+        });
+    }
+    if version == known {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    for migration in &MIGRATIONS[version as usize..] {
+        tx.execute_batch(migration)?;
+    }
+    tx.pragma_update(None, "user_version", known)?;
+    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+    tx.commit()?;
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("schema version {found} is newer than this build knows ({known})")]
+    TooNew { found: i64, known: i64 },
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}

@@ -1,0 +1,220 @@
+//! Counting prompt tokens the way OpenAI bills and rate-limits them.
+//!
+//! The encoding follows the model name (tiktoken's own table, via `tiktoken-rs`): `o200k_base` for
+//! the gpt-4o, gpt-4.1, gpt-5 and o-series families, `cl100k_base` for gpt-4 and gpt-3.5, the
+//! older encodings for legacy completion models. Special-token text such as `<|endoftext|>` inside
+//! a prompt is ordinary text (`encode_ordinary`), as it is when OpenAI receives it.
+//!
+//! Chat requests add framing: every message costs 3 tokens on top of its content (4 for one with
+//! a `name`, which adds 1), and every request 3 more for priming the reply. These are the rules of
+//! OpenAI's cookbook, "How to count tokens with tiktoken"
+//! (<https://cookbook.openai.com/examples/how_to_count_tokens_with_tiktoken>, `num_tokens_from_messages`).
+//!
+//! For a model whose tokenizer is unknown (a local Llama, Mistral, …) the count is an
+//! approximation: `o200k_base` is used, which is within a few percent of most modern BPE
+//! vocabularies on English text. [`Tokenizer::exact`] says which case applies.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tiktoken_rs::tokenizer::{get_tokenizer, Tokenizer as Kind};
+use tiktoken_rs::CoreBPE;
+
+/// Per-message and per-request framing of chat requests (OpenAI cookbook).
+const TOKENS_PER_MESSAGE: u64 = 3;
+const TOKENS_PER_NAME: u64 = 1;
+const TOKENS_REPLY_PRIMING: u64 = 3;
+
+/// A model's tokenizer.
+#[derive(Clone, Copy)]
+pub struct Tokenizer {
+    bpe: &'static CoreBPE,
+    name: &'static str,
+    exact: bool,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tokenizer({}, exact: {})", self.name, self.exact)
+    }
+}
+
+impl Tokenizer {
+    /// The tokenizer of `model`; provider prefixes such as `openai/` are ignored.
+    pub fn for_model(model: &str) -> Tokenizer {
+        let bare = model.rsplit('/').next().unwrap_or(model);
+        let (bpe, name, exact) = match get_tokenizer(bare) {
+            Some(Kind::Cl100kBase) => (tiktoken_rs::cl100k_base_singleton(), "cl100k_base", true),
+            Some(Kind::P50kBase) => (tiktoken_rs::p50k_base_singleton(), "p50k_base", true),
+            Some(Kind::P50kEdit) => (tiktoken_rs::p50k_edit_singleton(), "p50k_edit", true),
+            Some(Kind::R50kBase | Kind::Gpt2) => (tiktoken_rs::r50k_base_singleton(), "r50k_base", true),
+            Some(Kind::O200kHarmony) => (tiktoken_rs::o200k_harmony_singleton(), "o200k_harmony", true),
+            Some(Kind::O200kBase) => (tiktoken_rs::o200k_base_singleton(), "o200k_base", true),
+            None => (tiktoken_rs::o200k_base_singleton(), "o200k_base", false),
+        };
+        Tokenizer { bpe, name, exact }
+    }
+
+    /// The encoding's name, e.g. `o200k_base`.
+    pub fn encoding(&self) -> &'static str {
+        self.name
+    }
+
+    /// False when the model is unknown and counts are an approximation.
+    pub fn exact(&self) -> bool {
+        self.exact
+    }
+
+    pub fn count(&self, text: &str) -> u64 {
+        self.bpe.encode_ordinary(text).len() as u64
+    }
+}
+
+/// The parts of a request body that cost tokens.
+#[derive(Deserialize)]
+struct Body<'a> {
+    #[serde(borrow)]
+    model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    messages: Option<Vec<Message<'a>>>,
+    #[serde(borrow)]
+    prompt: Option<&'a RawValue>,
+    max_tokens: Option<u64>,
+    max_completion_tokens: Option<u64>,
+    n: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow)]
+    content: Option<&'a RawValue>,
+    #[serde(borrow)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow)]
+    tool_calls: Option<&'a RawValue>,
+}
+
+/// What one request costs against a tokens-per-minute limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestCost {
+    pub prompt_tokens: u64,
+    /// `max_tokens` (or `max_completion_tokens`) × `n`; 0 when the request sets no maximum.
+    pub max_output_tokens: u64,
+}
+
+impl RequestCost {
+    pub fn total(&self) -> u64 {
+        self.prompt_tokens + self.max_output_tokens
+    }
+}
+
+/// Counts a request body's prompt tokens (with chat framing, in the encoding of the body's
+/// `model`) and its output allowance.
+pub fn request_cost(body: &str) -> Result<RequestCost, serde_json::Error> {
+    let body: Body<'_> = serde_json::from_str(body)?;
+    let tokenizer = &Tokenizer::for_model(body.model.as_deref().unwrap_or(""));
+    let mut prompt_tokens = 0;
+    if let Some(messages) = &body.messages {
+        for m in messages {
+            prompt_tokens += TOKENS_PER_MESSAGE;
+            if let Some(content) = m.content {
+                prompt_tokens += count_value(tokenizer, content)?;
+            }
+            if let Some(name) = m.name {
+                prompt_tokens += TOKENS_PER_NAME + count_value(tokenizer, name)?;
+            }
+            if let Some(calls) = m.tool_calls {
+                // Tool calls are billed as their JSON text; an approximation of their framing.
+                prompt_tokens += tokenizer.count(calls.get());
+            }
+        }
+        prompt_tokens += TOKENS_REPLY_PRIMING;
+    }
+    if let Some(prompt) = body.prompt {
+        prompt_tokens += count_value(tokenizer, prompt)?;
+    }
+    let per_choice = body.max_completion_tokens.or(body.max_tokens).unwrap_or(0);
+    Ok(RequestCost {
+        prompt_tokens,
+        max_output_tokens: per_choice.saturating_mul(body.n.unwrap_or(1).max(1)),
+    })
+}
+
+/// Tokens of a JSON value that holds text: a string, an array of strings (legacy prompts), or an
+/// array of content parts (`{"type":"text","text":…}`; images and audio are not counted).
+fn count_value(tokenizer: &Tokenizer, raw: &RawValue) -> Result<u64, serde_json::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        One(String),
+        Many(Vec<Part>),
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Part {
+        Str(String),
+        Obj { text: Option<String> },
+        Other(serde::de::IgnoredAny),
+    }
+    if raw.get() == "null" {
+        return Ok(0);
+    }
+    Ok(match serde_json::from_str::<Text>(raw.get())? {
+        Text::One(s) => tokenizer.count(&s),
+        Text::Many(parts) => parts
+            .iter()
+            .map(|p| match p {
+                Part::Str(s) => tokenizer.count(s),
+                Part::Obj { text: Some(t) } => tokenizer.count(t),
+                _ => 0,
+            })
+            .sum(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_families_pick_their_encoding() {
+        assert_eq!(Tokenizer::for_model("gpt-4o-mini").encoding(), "o200k_base");
+        assert_eq!(Tokenizer::for_model("gpt-4.1").encoding(), "o200k_base");
+        assert_eq!(Tokenizer::for_model("o3-mini").encoding(), "o200k_base");
+        assert_eq!(Tokenizer::for_model("gpt-4").encoding(), "cl100k_base");
+        assert_eq!(Tokenizer::for_model("gpt-3.5-turbo").encoding(), "cl100k_base");
+        assert_eq!(Tokenizer::for_model("openai/gpt-4o").encoding(), "o200k_base");
+        let local = Tokenizer::for_model("SmolLM2-135M-Instruct");
+        assert!(!local.exact());
+        assert!(Tokenizer::for_model("gpt-4o").exact());
+    }
+
+    #[test]
+    fn special_token_text_is_ordinary_text() {
+        let t = Tokenizer::for_model("gpt-4o");
+        // Reference: tiktoken o200k_base, encode(s, disallowed_special=()).
+        assert_eq!(t.count("<|endoftext|>"), 7);
+        assert_eq!(t.count("hello world"), 2);
+    }
+
+    #[test]
+    fn chat_framing_adds_three_per_message_and_three_per_request() {
+        let body = r#"{"model":"gpt-4o","messages":[{"role":"system","content":"hello world"},{"role":"user","content":"hello world"}],"max_tokens":10,"n":2}"#;
+        let cost = request_cost(body).unwrap();
+        assert_eq!(cost.prompt_tokens, 2 * (3 + 2) + 3);
+        assert_eq!(cost.max_output_tokens, 20);
+    }
+
+    #[test]
+    fn legacy_prompts_and_content_parts_are_counted() {
+        let legacy = request_cost(r#"{"model":"gpt-4o","prompt":"hello world","max_tokens":5}"#).unwrap();
+        assert_eq!(
+            legacy,
+            RequestCost {
+                prompt_tokens: 2,
+                max_output_tokens: 5
+            }
+        );
+        let parts = r#"{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text","text":"hello world"},{"type":"image_url","image_url":{"url":"x"}}]}]}"#;
+        assert_eq!(request_cost(parts).unwrap().prompt_tokens, 3 + 2 + 3);
+    }
+}
