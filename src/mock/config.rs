@@ -87,7 +87,7 @@ pub struct MockArgs {
 pub enum ConfigError {
     #[error("--{flag} must be a probability between 0 and 1, got {value}")]
     Probability { flag: &'static str, value: f64 },
-    #[error("the fault rates (--rate-429, --rate-500, --rate-hang, --rate-reset, --rate-malformed) add up to {0}, more than 1")]
+    #[error("the fault rates (--rate-429, --rate-500, --rate-hang, --rate-reset, --rate-malformed) add up to {0:.4}, more than 1")]
     RatesAboveOne(f64),
     #[error("--fail-status must be an HTTP error status (400..=599), got {0}")]
     FailStatus(u16),

@@ -10,6 +10,7 @@
 //! - `wire`: request bodies; `reply`: successful answers; `errors`: error answers.
 //! - `faults`: seeded random faults and jitter; `directives`: `[[mock:...]]` in prompts;
 //!   `limits`: --rpm/--tpm; `stats`: `/mock/stats`; `log`: --log.
+//! - `tests`, `tests_faults`: in-process tests against a real server on 127.0.0.1:0.
 //!
 //! This file only wires the subcommand: bind, announce, serve until a signal.
 
