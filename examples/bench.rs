@@ -150,6 +150,8 @@ struct Measured {
 /// Runs a command to completion and reads its own resource usage with `wait4`.
 fn measure(cmd: &mut Command) -> Measured {
     let start = Instant::now();
+    // The child is reaped by wait4 below, which also reports its resource usage.
+    #[allow(clippy::zombie_processes)]
     let child = cmd.stdout(Stdio::null()).spawn().expect("spawn promptmill");
     let mut status = 0;
     // SAFETY: `rusage` is plain data that wait4 fills in; the pid is our own child's.

@@ -172,7 +172,8 @@ impl<T: Transport> Pipeline<T> {
             0
         };
         let body = Bytes::from(row.body);
-        let mut rng = SmallRng::from_os_rng();
+        // Made on the first retry only: most rows never need one.
+        let mut rng: Option<SmallRng> = None;
         let mut attempts: u32 = 0;
         let kind = loop {
             let admitted = tokio::select! {
@@ -228,10 +229,8 @@ impl<T: Transport> Pipeline<T> {
                             status,
                         };
                     }
-                    let delay = self
-                        .settings
-                        .backoff
-                        .delay(attempts, wait, rate_limited, &mut rng);
+                    let rng = rng.get_or_insert_with(|| SmallRng::from_rng(&mut rand::rng()));
+                    let delay = self.settings.backoff.delay(attempts, wait, rate_limited, rng);
                     if rate_limited {
                         self.limits.pause_for(delay);
                     }

@@ -3,7 +3,7 @@
 //! Workers send it messages through a bounded channel (so a slow disk slows dispatch instead of
 //! filling memory): row outcomes to record, and claims for the next pending rows. It applies
 //! whatever is waiting in one transaction and commits, so under load commits group hundreds of
-//! rows while a quiet run still commits each outcome within milliseconds; an outcome is durable
+//! rows while a quiet run still commits each outcome within milliseconds (see [`LINGER`]); an outcome is durable
 //! (against a process kill) once its group commits. The thread ends when every [`StoreHandle`]
 //! is dropped: it then puts rows that were claimed but never finished back to pending, commits,
 //! and hands the [`Store`] back through its join handle. A database error cancels `on_error`
@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use rusqlite::{params, Connection};
 use tokio::sync::{mpsc, oneshot};
@@ -22,6 +23,10 @@ use crate::stats::Stats;
 
 /// How many messages one transaction applies at most.
 const MAX_GROUP: usize = 4096;
+/// After a commit that found little waiting, the writer lets outcomes gather this long before
+/// the next one. This caps small commits at a few hundred a second (each costs page writes and
+/// lock calls) while an outcome is still durable within milliseconds of its response.
+const LINGER: Duration = Duration::from_millis(2);
 /// Channel capacity: outcomes waiting to be written before senders wait.
 const CAPACITY: usize = 8192;
 
@@ -120,14 +125,19 @@ fn write_loop(
     while let Some(first) = rx.blocking_recv() {
         let tx = store.conn().transaction()?;
         apply(&tx, first)?;
-        for _ in 1..MAX_GROUP {
+        let mut applied = 1;
+        while applied < MAX_GROUP {
             match rx.try_recv() {
                 Ok(msg) => apply(&tx, msg)?,
                 Err(_) => break,
             }
+            applied += 1;
         }
         record_counters(&tx, run, stats)?;
         tx.commit()?;
+        if applied < MAX_GROUP / 8 {
+            std::thread::sleep(LINGER);
+        }
     }
     // Every handle is gone: the run is over. Rows claimed but never finished were not sent, or
     // were sent and abandoned; either way they are pending for the next run.
