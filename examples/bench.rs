@@ -36,7 +36,11 @@ fn parse_args() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let mut value = || it.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or_else(|| usage());
+        let mut value = || {
+            it.next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_else(|| usage())
+        };
         match flag.as_str() {
             "--rows" => args.rows = value(),
             "--latency-rows" => args.latency_rows = value(),
@@ -57,7 +61,10 @@ fn main() {
     let bin = promptmill_binary();
     let dir = tempfile::tempdir().expect("temp dir");
     println!("promptmill bench — binary {}", bin.display());
-    println!("machine: {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!(
+        "machine: {} cores",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
     if args.rows > 0 {
         throughput(&bin, dir.path(), args.rows, args.concurrency);
     }
@@ -88,7 +95,10 @@ fn throughput(bin: &Path, dir: &Path, rows: u64, concurrency: usize) {
     println!();
     println!("throughput: {rows} rows, zero latency, --concurrency {concurrency}");
     println!("  output rows        {lines}");
-    println!("  wall               {:.2} s (whole command: read + send + export)", m.wall.as_secs_f64());
+    println!(
+        "  wall               {:.2} s (whole command: read + send + export)",
+        m.wall.as_secs_f64()
+    );
     println!("  rows/s (overall)   {:.0}", rows as f64 / m.wall.as_secs_f64());
     println!("  rows/s (sending)   {:.0}", rows as f64 / send_secs);
     println!(
@@ -122,7 +132,10 @@ fn latency(bin: &Path, dir: &Path, rows: u64) {
     println!();
     println!("latency: {rows} rows, 2 s server latency, --concurrency 2000");
     println!("  wall               {:.2} s", m.wall.as_secs_f64());
-    println!("  rows/s (sending)   {:.0}   (ceiling: 2000 in flight / 2 s = 1000)", rows as f64 / send_secs);
+    println!(
+        "  rows/s (sending)   {:.0}   (ceiling: 2000 in flight / 2 s = 1000)",
+        rows as f64 / send_secs
+    );
     println!("  peak RSS           {:.1} MB", m.max_rss_kb as f64 / 1024.0);
     assert_eq!(count_lines(&out), rows);
 }
@@ -159,7 +172,10 @@ fn measure(cmd: &mut Command) -> Measured {
     let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
     let wall = start.elapsed();
     assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "promptmill failed: status {status}");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "promptmill failed: status {status}"
+    );
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec * 1000) as u32);
     Measured {
         wall,
@@ -176,7 +192,9 @@ fn summary_wall(path: &Path) -> f64 {
 }
 
 fn count_lines(path: &Path) -> u64 {
-    BufReader::new(std::fs::File::open(path).expect("output")).lines().count() as u64
+    BufReader::new(std::fs::File::open(path).expect("output"))
+        .lines()
+        .count() as u64
 }
 
 struct MockServer {
@@ -219,6 +237,10 @@ fn promptmill_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let bin = dir.join("promptmill");
-    assert!(bin.exists(), "{} not found; run `cargo build --release` first", bin.display());
+    assert!(
+        bin.exists(),
+        "{} not found; run `cargo build --release` first",
+        bin.display()
+    );
     bin
 }

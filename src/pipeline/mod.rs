@@ -292,3 +292,6 @@ async fn feed(store: StoreHandle, rows: mpsc::Sender<Claimed>, control: Arc<Cont
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

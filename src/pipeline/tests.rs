@@ -1,0 +1,292 @@
+//! The worker loop in-process, against a fake transport and an in-memory checkpoint, on tokio's
+//! paused clock: waits are exact and instant.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::*;
+use crate::api::{Reply, SendError};
+use crate::input::InputFormat;
+use crate::job::{JobRecord, JobSpec};
+use crate::output::{OutputFormat, OutputSpec};
+use crate::store::{writer, NewRow, Store};
+
+/// Answers by a script: call number (0-based) → reply. Records when each call was made.
+struct Fake {
+    script: Box<dyn Fn(usize) -> Result<Reply, SendError> + Send + Sync>,
+    calls: Mutex<Vec<Instant>>,
+}
+
+impl Transport for Fake {
+    async fn send(&self, _body: Bytes) -> Result<Reply, SendError> {
+        let n = {
+            let mut calls = self.calls.lock().unwrap();
+            calls.push(Instant::now());
+            calls.len() - 1
+        };
+        (self.script)(n)
+    }
+}
+
+const OK: &str = r#"{"id":"x","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}"#;
+
+fn reply(status: u16, retry_after: Option<Duration>, body: &str) -> Result<Reply, SendError> {
+    Ok(Reply {
+        status,
+        retry_after,
+        body: Bytes::from(body.to_string()),
+    })
+}
+
+fn store_with_rows(n: u64, body: &str) -> Store {
+    let mut store = Store::open_in_memory().unwrap();
+    let mut ingest = store.begin_ingest().unwrap();
+    for i in 1..=n {
+        let id = format!("r{i}");
+        ingest
+            .add(&NewRow {
+                seq: i,
+                id: &id,
+                line: i,
+                fields: "{}",
+                request: Some(body),
+                error: None,
+            })
+            .unwrap()
+            .unwrap();
+    }
+    let job = JobRecord {
+        spec: JobSpec {
+            input: "in.jsonl".into(),
+            format: InputFormat::Jsonl,
+            fingerprint: String::new(),
+            template: None,
+            system: None,
+            id_column: None,
+            endpoint: None,
+            model: Some("gpt-4o".into()),
+            max_tokens: None,
+            temperature: None,
+            params: BTreeMap::new(),
+        },
+        endpoint: Endpoint::Chat,
+        base_url: "http://127.0.0.1:9/v1".into(),
+        headers: vec![],
+        withheld_headers: vec![],
+        api_key_env: "OPENAI_API_KEY".into(),
+        output: OutputSpec {
+            path: "out.jsonl".into(),
+            format: OutputFormat::Jsonl,
+        },
+        columns: vec![],
+        tool_version: "test".into(),
+    };
+    ingest.commit(&job, n).unwrap();
+    store
+}
+
+struct Ran {
+    store: Store,
+    calls: Vec<Instant>,
+    control: Arc<Control>,
+    stats: Arc<Stats>,
+}
+
+async fn run_pipeline(
+    store: Store,
+    fake: Fake,
+    concurrency: usize,
+    max_attempts: u32,
+    tpm: Option<u32>,
+    before: impl FnOnce(&Control),
+) -> Ran {
+    let stats = Arc::new(Stats::default());
+    let control = Control::new();
+    before(&control);
+    let run = store.start_run().unwrap();
+    let (handle, join) = writer::spawn(store, run, Arc::clone(&stats), control.abort.clone()).unwrap();
+    let pipeline = Arc::new(Pipeline {
+        transport: fake,
+        limits: Limits::new(None, tpm.and_then(NonZeroU32::new)),
+        settings: PipelineSettings {
+            endpoint: Endpoint::Chat,
+            concurrency,
+            max_attempts,
+            backoff: Backoff::default(),
+            drain_timeout: Duration::from_secs(30),
+        },
+        stats: Arc::clone(&stats),
+        control: Arc::clone(&control),
+    });
+    Arc::clone(&pipeline).run(handle).await;
+    let store = tokio::task::spawn_blocking(move || join.join().unwrap().unwrap())
+        .await
+        .unwrap();
+    let pipeline = Arc::into_inner(pipeline).expect("every task has finished");
+    let calls = pipeline.transport.calls.into_inner().unwrap();
+    Ran {
+        store,
+        calls,
+        control,
+        stats,
+    }
+}
+
+const BODY: &str =
+    r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hello world"}],"max_tokens":10}"#;
+
+#[tokio::test(start_paused = true)]
+async fn a_429_pauses_every_worker_for_its_retry_after() {
+    let fake = Fake {
+        script: Box::new(|n| match n {
+            0 => reply(
+                429,
+                Some(Duration::from_secs(2)),
+                r#"{"error":{"message":"slow down"}}"#,
+            ),
+            _ => reply(200, None, OK),
+        }),
+        calls: Mutex::new(Vec::new()),
+    };
+    let start = Instant::now();
+    let ran = run_pipeline(store_with_rows(8, BODY), fake, 4, 6, None, |_| {}).await;
+    assert_eq!(ran.calls.len(), 9);
+    for (i, t) in ran.calls.iter().enumerate().skip(1) {
+        assert!(
+            *t >= start + Duration::from_secs(2),
+            "call {i} went out {:?} after the 429, inside its retry-after",
+            *t - start
+        );
+    }
+    let counts = ran.store.counts().unwrap();
+    assert_eq!(counts.done, 8);
+    assert_eq!(ran.stats.snapshot().http_429, 1);
+    assert_eq!(ran.stats.snapshot().retries, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_row_fails_after_max_attempts_with_every_attempt_counted() {
+    let fake = Fake {
+        script: Box::new(|_| reply(500, None, r#"{"error":{"message":"boom"}}"#)),
+        calls: Mutex::new(Vec::new()),
+    };
+    let ran = run_pipeline(store_with_rows(1, BODY), fake, 1, 3, None, |_| {}).await;
+    assert_eq!(ran.calls.len(), 3);
+    let counts = ran.store.counts().unwrap();
+    assert_eq!(counts.failed, 1);
+    assert_eq!(counts.attempts, 3);
+    assert_eq!(
+        ran.store.top_errors(1).unwrap(),
+        vec![("gave up after 3 attempts; last: HTTP 500: boom".to_string(), 1)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_401_stops_the_run_and_leaves_rows_pending() {
+    let fake = Fake {
+        script: Box::new(|_| {
+            reply(
+                401,
+                None,
+                r#"{"error":{"message":"Incorrect API key provided."}}"#,
+            )
+        }),
+        calls: Mutex::new(Vec::new()),
+    };
+    let ran = run_pipeline(store_with_rows(50, BODY), fake, 1, 6, None, |_| {}).await;
+    assert_eq!(ran.calls.len(), 1, "nothing is sent after the 401");
+    assert!(matches!(
+        ran.control.reason(),
+        Some(StopReason::Auth { status: 401, .. })
+    ));
+    let counts = ran.store.counts().unwrap();
+    assert_eq!(counts.pending, 50);
+    assert_eq!(counts.failed, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_run_sends_nothing_and_keeps_every_row_pending() {
+    let fake = Fake {
+        script: Box::new(|_| reply(200, None, OK)),
+        calls: Mutex::new(Vec::new()),
+    };
+    let ran = run_pipeline(store_with_rows(10, BODY), fake, 4, 6, None, |c| {
+        c.stop(StopReason::Interrupted)
+    })
+    .await;
+    assert!(ran.calls.is_empty());
+    assert_eq!(ran.store.counts().unwrap().pending, 10);
+    assert_eq!(ran.store.counts().unwrap().in_flight, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_over_the_tpm_bucket_fails_without_being_sent() {
+    let fake = Fake {
+        script: Box::new(|_| reply(200, None, OK)),
+        calls: Mutex::new(Vec::new()),
+    };
+    // "hello world" is 2 tokens + 3 framing + 3 priming = 8 prompt tokens, + 10 max_tokens.
+    let ran = run_pipeline(store_with_rows(1, BODY), fake, 1, 6, Some(17), |_| {}).await;
+    assert!(ran.calls.is_empty());
+    let errors = ran.store.top_errors(1).unwrap();
+    assert_eq!(
+        errors[0].0,
+        "the request needs 18 tokens (prompt + max_tokens), more than --tpm 17 allows in a minute"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrency_bounds_requests_in_flight() {
+    struct Slow {
+        now: std::sync::atomic::AtomicUsize,
+        peak: std::sync::atomic::AtomicUsize,
+    }
+    impl Transport for Slow {
+        async fn send(&self, _body: Bytes) -> Result<Reply, SendError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let n = self.now.fetch_add(1, SeqCst) + 1;
+            self.peak.fetch_max(n, SeqCst);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            self.now.fetch_sub(1, SeqCst);
+            reply(200, None, OK)
+        }
+    }
+    let stats = Arc::new(Stats::default());
+    let control = Control::new();
+    let store = store_with_rows(100, BODY);
+    let run = store.start_run().unwrap();
+    let (handle, join) = writer::spawn(store, run, Arc::clone(&stats), control.abort.clone()).unwrap();
+    let pipeline = Arc::new(Pipeline {
+        transport: Slow {
+            now: Default::default(),
+            peak: Default::default(),
+        },
+        limits: Limits::new(None, None),
+        settings: PipelineSettings {
+            endpoint: Endpoint::Chat,
+            concurrency: 7,
+            max_attempts: 1,
+            backoff: Backoff::default(),
+            drain_timeout: Duration::from_secs(30),
+        },
+        stats,
+        control,
+    });
+    let start = Instant::now();
+    Arc::clone(&pipeline).run(handle).await;
+    let store = tokio::task::spawn_blocking(move || join.join().unwrap().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(store.counts().unwrap().done, 100);
+    assert_eq!(
+        pipeline.transport.peak.load(std::sync::atomic::Ordering::SeqCst),
+        7
+    );
+    // 100 rows, 7 at a time, 100 ms each: 15 rounds.
+    assert_eq!(start.elapsed(), Duration::from_millis(1500));
+}

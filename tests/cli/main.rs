@@ -1,0 +1,10 @@
+//! End-to-end tests of the real `promptmill` binary against the bundled mock server on
+//! 127.0.0.1 (port 0). One test binary (ripgrep's habit): shared helpers in `util.rs`, one
+//! module per area, one behaviour per test.
+
+mod bad_input;
+mod faults;
+mod happy;
+mod resume;
+mod secrets;
+mod util;

@@ -1,0 +1,260 @@
+//! Checkpoints: kills, signals, reruns, changed settings, resuming from the database alone.
+
+use std::collections::HashSet;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::util::*;
+
+fn run_cmd(dir: &Dir, mock: &Mock) -> Command {
+    let mut cmd = promptmill(dir);
+    cmd.args([
+        "run",
+        "p.jsonl",
+        "-o",
+        "out.jsonl",
+        "--model",
+        "m",
+        "--base-url",
+        &mock.url,
+    ]);
+    cmd
+}
+
+/// Row ids the checkpoint records as done (via `export`, which reads a live or dead checkpoint).
+fn done_ids(dir: &Dir) -> HashSet<String> {
+    let out = run(promptmill(dir).args(["export", "out.jsonl.promptmill.db", "-o", "snapshot.jsonl"]));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    dir.jsonl("snapshot.jsonl")
+        .into_iter()
+        .filter(|r| r["status"] == "done")
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn sigkill_mid_run_then_resume_sends_no_done_row_twice() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 2000);
+    let mock = Mock::start(&["--latency", "20ms", "--latency-jitter", "10ms"]);
+    let mut child = run_cmd(&dir, &mock)
+        .args(["--concurrency", "16", "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(60), "300 requests at the server", || {
+        mock.requests().len() >= 300
+    });
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let done_before = done_ids(&dir);
+    assert!(
+        !done_before.is_empty(),
+        "some rows were committed before the kill"
+    );
+    assert!(done_before.len() < 2000, "the kill came before the end");
+    let sent_before = mock.requests().len();
+
+    let out = run(run_cmd(&dir, &mock).args(["--concurrency", "16"]));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(out.stderr.contains("resuming"), "{}", out.stderr);
+
+    let rows = dir.jsonl("out.jsonl");
+    assert_eq!(rows.len(), 2000, "every input row has one output row");
+    let ids: HashSet<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 2000, "no row is written twice");
+    assert!(rows.iter().all(|r| r["status"] == "done"));
+
+    let per_prompt = requests_per_prompt(&mock.requests());
+    for id in &done_before {
+        let n: usize = id[1..].parse().unwrap();
+        let prompt = format!("Say something about item {n}.");
+        assert_eq!(
+            per_prompt[&prompt], 1,
+            "row {id} was committed done, then sent again"
+        );
+    }
+    let extra = mock.requests().len() - 2000;
+    assert!(
+        extra <= 16 * 4,
+        "{extra} requests beyond one per row (sent {sent_before} before the kill)"
+    );
+}
+
+#[test]
+fn running_the_same_command_again_sends_nothing_more() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 20);
+    let mock = Mock::start(&[]);
+    let first = run(&mut run_cmd(&dir, &mock));
+    assert_eq!(first.code(), 0, "{}", first.stderr);
+    let output = dir.read("out.jsonl");
+    let again = run(run_cmd(&dir, &mock).args(["--summary", "s.json"]));
+    assert_eq!(again.code(), 0, "{}", again.stderr);
+    assert_eq!(mock.requests().len(), 20);
+    assert_eq!(dir.read("out.jsonl"), output);
+    let s: Value = serde_json::from_str(&dir.read("s.json")).unwrap();
+    assert_eq!(s["run"]["requests"], 0);
+    assert_eq!(s["rows"]["done"], 20);
+}
+
+#[test]
+fn a_changed_template_is_refused_and_restart_starts_over() {
+    let dir = Dir::new();
+    dir.write("p.csv", "name\nmug\nlamp\n");
+    let mock = Mock::start(&[]);
+    let with_template = |t: &str| {
+        let mut cmd = promptmill(&dir);
+        cmd.args([
+            "run",
+            "p.csv",
+            "-o",
+            "out.jsonl",
+            "--model",
+            "m",
+            "--template",
+            t,
+            "--base-url",
+            &mock.url,
+        ]);
+        cmd
+    };
+    assert_eq!(run(&mut with_template("Describe {name}.")).code(), 0);
+    let refused = run(&mut with_template("Sell {name}."));
+    assert_eq!(refused.code(), 1);
+    assert!(
+        refused
+            .stderr
+            .contains(r#"changed: --template (was "Describe {name}.", now "Sell {name}.")"#),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("--restart"), "{}", refused.stderr);
+    assert_eq!(mock.requests().len(), 2, "nothing was sent");
+
+    let restarted = run(with_template("Sell {name}.").arg("--restart"));
+    assert_eq!(restarted.code(), 0, "{}", restarted.stderr);
+    assert_eq!(dir.jsonl("out.jsonl")[0]["completion"], "Mock reply: Sell mug.");
+}
+
+#[test]
+fn a_changed_input_file_or_model_is_refused() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 3);
+    let mock = Mock::start(&[]);
+    assert_eq!(run(&mut run_cmd(&dir, &mock)).code(), 0);
+    let other_model = run(promptmill(&dir).args([
+        "run",
+        "p.jsonl",
+        "-o",
+        "out.jsonl",
+        "--model",
+        "other",
+        "--base-url",
+        &mock.url,
+    ]));
+    assert_eq!(other_model.code(), 1);
+    assert!(
+        other_model.stderr.contains(r#"--model (was "m", now "other")"#),
+        "{}",
+        other_model.stderr
+    );
+
+    prompts_jsonl(&dir, "p.jsonl", 4);
+    let changed = run(&mut run_cmd(&dir, &mock));
+    assert_eq!(changed.code(), 1);
+    assert!(
+        changed.stderr.contains("the input file's contents"),
+        "{}",
+        changed.stderr
+    );
+}
+
+#[test]
+fn resume_needs_only_the_checkpoint() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 10);
+    let mock = Mock::start_with_env(&["--api-key-env", "MOCK_KEY"], &[("MOCK_KEY", "k1")]);
+    let stopped = run(run_cmd(&dir, &mock).env("OPENAI_API_KEY", "wrong"));
+    assert_eq!(stopped.code(), 4, "{}", stopped.stderr);
+    std::fs::remove_file(dir.path("p.jsonl")).unwrap();
+    let resumed = run(promptmill(&dir)
+        .args(["resume", "out.jsonl.promptmill.db"])
+        .env("OPENAI_API_KEY", "k1"));
+    assert_eq!(resumed.code(), 0, "{}", resumed.stderr);
+    let rows = dir.jsonl("out.jsonl");
+    assert_eq!(rows.len(), 10);
+    assert!(rows.iter().all(|r| r["status"] == "done"));
+}
+
+#[test]
+fn failed_rows_are_sent_again_only_with_retry_failed() {
+    let dir = Dir::new();
+    dir.write(
+        "p.jsonl",
+        "{\"prompt\":\"[[mock:fail-times=1:status=422]] flaky\"}\n{\"prompt\":\"fine\"}\n",
+    );
+    let mock = Mock::start(&[]);
+    assert_eq!(run(&mut run_cmd(&dir, &mock)).code(), 3);
+    assert_eq!(
+        run(&mut run_cmd(&dir, &mock)).code(),
+        3,
+        "a plain rerun leaves failed rows alone"
+    );
+    assert_eq!(mock.requests().len(), 2);
+    let retried = run(run_cmd(&dir, &mock).arg("--retry-failed"));
+    assert_eq!(retried.code(), 0, "{}", retried.stderr);
+    assert_eq!(mock.requests().len(), 3, "only the failed row was sent again");
+    assert!(dir.jsonl("out.jsonl").iter().all(|r| r["status"] == "done"));
+}
+
+fn signal_stops_the_run_cleanly(signal: i32) {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 400);
+    let mock = Mock::start(&["--latency", "100ms"]);
+    let mut child = run_cmd(&dir, &mock)
+        .args(["--concurrency", "4"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "20 requests", || {
+        mock.requests().len() >= 20
+    });
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    let status = wait_for(&mut child, Duration::from_secs(30));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("interrupted; resume with:\n  promptmill resume"),
+        "{stderr}"
+    );
+    let sent = mock.requests().len();
+    assert!(sent < 400, "dispatch stopped");
+    let rows = dir.jsonl("out.jsonl");
+    let done = rows.iter().filter(|r| r["status"] == "done").count();
+    assert_eq!(
+        done, sent,
+        "requests on the wire were allowed to finish and were recorded"
+    );
+
+    let resumed = run(promptmill(&dir).args(["resume", "out.jsonl.promptmill.db", "--concurrency", "50"]));
+    assert_eq!(resumed.code(), 0, "{}", resumed.stderr);
+    assert_eq!(mock.requests().len(), 400, "nothing was sent twice");
+}
+
+#[test]
+fn ctrl_c_drains_commits_and_prints_the_resume_command() {
+    signal_stops_the_run_cleanly(libc::SIGINT);
+}
+
+#[test]
+fn sigterm_behaves_like_ctrl_c() {
+    signal_stops_the_run_cleanly(libc::SIGTERM);
+}

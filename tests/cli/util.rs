@@ -1,0 +1,254 @@
+//! Test helpers: a temp directory with fixture files, the real binary with a bounded wait, and
+//! the mock server as a child process on 127.0.0.1 (port 0).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Every command a test runs must finish within this, or the test fails (no hanging CI).
+pub const DEADLINE: Duration = Duration::from_secs(120);
+
+pub struct Dir {
+    dir: tempfile::TempDir,
+}
+
+impl Dir {
+    pub fn new() -> Dir {
+        Dir {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, content).expect("write fixture");
+        p
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap_or_else(|e| panic!("read {name}: {e}"))
+    }
+
+    pub fn jsonl(&self, name: &str) -> Vec<Value> {
+        self.read(name)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{name}: bad JSON line {l}: {e}")))
+            .collect()
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.path(name).exists()
+    }
+}
+
+/// The binary, with a clean environment: no inherited key or base URL.
+pub fn promptmill(dir: &Dir) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_promptmill"));
+    cmd.current_dir(dir.dir.path())
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    pub fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+}
+
+/// Runs to completion within [`DEADLINE`], capturing output.
+pub fn run(cmd: &mut Command) -> Outcome {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn promptmill");
+    let status = wait_for(&mut child, DEADLINE);
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child.stdout.take().map(|mut s| s.read_to_string(&mut stdout));
+    child.stderr.take().map(|mut s| s.read_to_string(&mut stderr));
+    Outcome {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// Waits for a child, killing it and failing the test after `limit`.
+pub fn wait_for(child: &mut Child, limit: Duration) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("command did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls `check` every 20 ms until it holds, failing after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The bundled mock server, killed when dropped.
+pub struct Mock {
+    child: Child,
+    pub url: String,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Mock {
+    /// Starts `promptmill mock-server` with `args`, logging every request.
+    pub fn start(args: &[&str]) -> Mock {
+        Mock::start_with_env(args, &[])
+    }
+
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Mock {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("requests.jsonl");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_promptmill"))
+            .arg("mock-server")
+            .args(["--host", "127.0.0.1", "--port", "0", "--log"])
+            .arg(&log)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn mock server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("mock address");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from the mock: {line:?}"))
+            .to_string();
+        Mock {
+            child,
+            url,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// The requests the server received, in arrival order.
+    pub fn requests(&self) -> Vec<Value> {
+        match std::fs::read_to_string(&self.log) {
+            Ok(text) => text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str(l).expect("log line"))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// `GET /mock/stats`.
+    pub fn stats(&self) -> Value {
+        let addr = self
+            .url
+            .trim_start_matches("http://")
+            .trim_end_matches("/v1")
+            .to_string();
+        let mut stream = TcpStream::connect(&addr).expect("connect to mock");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        write!(
+            stream,
+            "GET /mock/stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read stats");
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("stats body {body:?}: {e}"))
+    }
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How many times the server received each prompt text.
+pub fn requests_per_prompt(requests: &[Value]) -> std::collections::HashMap<String, usize> {
+    let mut counts = std::collections::HashMap::new();
+    for r in requests {
+        if let Some(p) = r["prompt"].as_str() {
+            *counts.entry(p.to_string()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// A JSONL file of `n` ready prompts with ids `r1..rn` and distinct prompt texts.
+pub fn prompts_jsonl(dir: &Dir, name: &str, n: usize) -> PathBuf {
+    let mut text = String::new();
+    for i in 1..=n {
+        text.push_str(&format!(
+            "{{\"id\":\"r{i}\",\"prompt\":\"Say something about item {i}.\"}}\n"
+        ));
+    }
+    dir.write(name, text)
+}
+
+/// Every byte of every file in `dir` plus the given texts, searched for `needle`.
+pub fn assert_nowhere(dir: &Path, texts: &[&str], needle: &str) {
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).expect("read file");
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "the key was found in {}",
+                path.display()
+            );
+        }
+    }
+    for t in texts {
+        assert!(!t.contains(needle), "the key was found in the program's output");
+    }
+}
+
+impl Dir {
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+}
