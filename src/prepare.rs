@@ -506,3 +506,6 @@ pub fn max_tokens_key(model: &str) -> &'static str {
         "max_tokens"
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -20,7 +20,7 @@ use crate::progress::{self, Baseline, Display};
 use crate::retry::Backoff;
 use crate::secret::ApiKey;
 use crate::stats::Stats;
-use crate::store::{writer, Store};
+use crate::store::{lock_run, writer, RunLock, Store};
 use crate::summary::Summary;
 
 use super::shell_quote;
@@ -32,6 +32,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             eprintln!("promptmill: {msg}");
         }
     };
+    let lock = lock_run(&cfg.db)?;
     if cfg.restart {
         remove_checkpoint(&cfg.db)?;
     }
@@ -66,16 +67,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
                 drop(store);
                 if created {
                     let _ = remove_checkpoint(&cfg.db);
+                    let _ = std::fs::remove_file(lock.path());
                 }
                 return Err(e);
             }
         },
     };
-    execute(store, job, cfg.send)
+    execute(store, job, cfg.send, lock)
 }
 
 pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
     let send = SendConfig::from_args(&args.send)?;
+    if !args.db.exists() {
+        anyhow::bail!("{}: no such checkpoint database", args.db.display());
+    }
+    let lock = lock_run(&args.db)?;
     let store = Store::open(&args.db, false)?;
     let mut job = store
         .job()?
@@ -99,7 +105,7 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
     if changed {
         store.update_job(&job)?;
     }
-    execute(store, job, send)
+    execute(store, job, send, lock)
 }
 
 /// Reads the input into a new checkpoint and records the job.
@@ -161,7 +167,8 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
 }
 
 /// Sends what is pending, then writes the output and the totals. Shared by `run` and `resume`.
-fn execute(store: Store, job: JobRecord, send: SendConfig) -> anyhow::Result<i32> {
+/// `_lock` is held until the run has written everything.
+fn execute(store: Store, job: JobRecord, send: SendConfig, _lock: RunLock) -> anyhow::Result<i32> {
     init_logging(send.verbose);
     let key = ApiKey::from_env(&job.api_key_env);
     if key.is_none() && !is_loopback(&job.base_url) {
@@ -186,7 +193,9 @@ fn execute(store: Store, job: JobRecord, send: SendConfig) -> anyhow::Result<i32
     // per request, so one core serves tens of thousands of requests a second — more than any
     // provider's rate limit — while a multi-threaded runtime measured ~15% more CPU per row in
     // thread wake-ups (see the README's benchmark). The checkpoint writer has its own thread.
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     crate::raise_fd_limit();
     let (handle, writer) = writer::spawn(store, run_id, Arc::clone(&stats), control.abort.clone())?;
 

@@ -3,8 +3,10 @@
 //! byte is reported with the column it is in. A UTF-8 byte-order mark and CRLF line endings are
 //! accepted (the `csv` crate handles both).
 
-use std::io::Read;
+use std::collections::VecDeque;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 
@@ -17,11 +19,17 @@ pub(super) struct CsvRows {
     columns: Vec<String>,
     record: csv::ByteRecord,
     number: u64,
+    newlines: Newlines,
 }
 
 impl CsvRows {
     pub(super) fn new(path: &Path, reader: impl Read + Send + 'static) -> Result<Self, ReadError> {
-        let reader: Box<dyn Read + Send> = Box::new(reader);
+        let newlines = Newlines::default();
+        let reader: Box<dyn Read + Send> = Box::new(NewlineTracker {
+            inner: reader,
+            offset: 0,
+            newlines: Arc::clone(&newlines),
+        });
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(false)
@@ -69,6 +77,7 @@ impl CsvRows {
             columns,
             record: csv::ByteRecord::new(),
             number: 0,
+            newlines,
         })
     }
 
@@ -81,17 +90,16 @@ impl CsvRows {
             Ok(false) => None,
             Ok(true) => {
                 self.number += 1;
-                let line = self.record.position().map(|p| p.line()).unwrap_or(0);
+                let line = self.start_line();
                 Some(Ok(self.convert(line)))
             }
             Err(e) => match e.kind() {
                 csv::ErrorKind::UnequalLengths {
-                    pos,
-                    expected_len,
-                    len,
+                    expected_len, len, ..
                 } => {
+                    let (expected_len, len) = (*expected_len, *len);
                     self.number += 1;
-                    let line = pos.as_ref().map(|p| p.line()).unwrap_or(0);
+                    let line = self.start_line();
                     Some(Ok(Err(InputError::new(
                         &self.path,
                         line,
@@ -101,6 +109,24 @@ impl CsvRows {
                 _ => Some(Err(fatal(&self.path, e))),
             },
         }
+    }
+
+    /// The line the record just read starts on. The `csv` crate positions a record where the
+    /// previous one ended, before it skips blank lines and the `\n` of a CRLF, so that line can be
+    /// too low; where the record ends is exact. Counting back from there: the `\n`s inside its
+    /// (quoted) fields, and the `\n` that ended it, if one did.
+    fn start_line(&self) -> u64 {
+        let start = self.record.position().map(|p| p.byte()).unwrap_or(0);
+        let end = self.reader.position();
+        let mut newlines = self.newlines.lock().unwrap_or_else(|e| e.into_inner());
+        while newlines.front().is_some_and(|&at| at < start) {
+            newlines.pop_front();
+        }
+        let ended_by_newline = end.byte() > 0 && newlines.binary_search(&(end.byte() - 1)).is_ok();
+        let inside = self.record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
+        end.line()
+            .saturating_sub(inside + u64::from(ended_by_newline))
+            .max(1)
     }
 
     fn convert(&self, line: u64) -> RowResult {
@@ -121,6 +147,29 @@ impl CsvRows {
             line,
             fields,
         })
+    }
+}
+
+/// Byte offsets of the `\n`s read from the file that the parser may not have reached yet. The
+/// reader below pushes them as the `csv` crate's buffer fills; [`CsvRows::start_line`] drops those
+/// before the current record, so this holds about one buffer's worth.
+type Newlines = Arc<Mutex<VecDeque<u64>>>;
+
+struct NewlineTracker<R> {
+    inner: R,
+    offset: u64,
+    newlines: Newlines,
+}
+
+impl<R: Read> Read for NewlineTracker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut newlines = self.newlines.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, _) in buf[..n].iter().enumerate().filter(|(_, &b)| b == b'\n') {
+            newlines.push_back(self.offset + i as u64);
+        }
+        self.offset += n as u64;
+        Ok(n)
     }
 }
 

@@ -56,8 +56,14 @@ fn err(item: &RowResult) -> &InputError {
 fn format_follows_the_file_extension_case_insensitively() {
     assert_eq!(InputFormat::from_path(Path::new("a.csv")), Some(InputFormat::Csv));
     assert_eq!(InputFormat::from_path(Path::new("a.CSV")), Some(InputFormat::Csv));
-    assert_eq!(InputFormat::from_path(Path::new("a.jsonl")), Some(InputFormat::Jsonl));
-    assert_eq!(InputFormat::from_path(Path::new("a.ndjson")), Some(InputFormat::Jsonl));
+    assert_eq!(
+        InputFormat::from_path(Path::new("a.jsonl")),
+        Some(InputFormat::Jsonl)
+    );
+    assert_eq!(
+        InputFormat::from_path(Path::new("a.ndjson")),
+        Some(InputFormat::Jsonl)
+    );
     assert_eq!(InputFormat::from_path(Path::new("a.json")), None);
     assert_eq!(InputFormat::from_path(Path::new("noext")), None);
 }
@@ -149,7 +155,11 @@ fn csv_invalid_utf8_in_the_header_is_refused_at_line_1() {
     let path = fixture(&dir, "in.csv", b"id,te\xFFxt\n1,x\n");
     let e = open_error(&path, InputFormat::Csv);
     assert_eq!(e.line, 1);
-    assert!(e.message.contains("header column 2 is not valid UTF-8"), "{}", e.message);
+    assert!(
+        e.message.contains("header column 2 is not valid UTF-8"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
@@ -194,6 +204,33 @@ fn csv_crlf_quoted_newlines_and_ragged_rows_report_the_line_the_record_starts_on
 }
 
 #[test]
+fn csv_line_numbers_stay_exact_across_buffer_refills() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = b"id,text\r\n".to_vec();
+    let mut expected = Vec::new();
+    let mut line = 2;
+    for i in 1..=20_000u64 {
+        expected.push((i, line));
+        if i % 7 == 0 {
+            bytes.extend_from_slice(format!("{i},\"two\r\nlines\"\r\n").as_bytes());
+            line += 2;
+        } else if i % 5 == 0 {
+            bytes.extend_from_slice(format!("{i},padded\n\n").as_bytes());
+            line += 2;
+        } else {
+            bytes.extend_from_slice(format!("{i},plain text\r\n").as_bytes());
+            line += 1;
+        }
+    }
+    let path = fixture(&dir, "in.csv", &bytes);
+    let got: Vec<(u64, u64)> = rows_of(&path, InputFormat::Csv)
+        .iter()
+        .map(|r| (ok(r).number, ok(r).line))
+        .collect();
+    assert_eq!(got, expected);
+}
+
+#[test]
 fn csv_empty_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = fixture(&dir, "in.csv", b"");
@@ -224,9 +261,15 @@ fn csv_duplicate_column_names_are_refused() {
 fn csv_column_names_are_trimmed_and_must_not_be_blank() {
     let dir = tempfile::tempdir().unwrap();
     let path = fixture(&dir, "in.csv", b" name , color\nx,y\n");
-    assert_eq!(RowReader::open(&path, InputFormat::Csv).unwrap().columns(), ["name", "color"]);
+    assert_eq!(
+        RowReader::open(&path, InputFormat::Csv).unwrap().columns(),
+        ["name", "color"]
+    );
     let path = fixture(&dir, "blank.csv", b"name,,color\nx,y,z\n");
-    assert_eq!(open_error(&path, InputFormat::Csv).message, "header column 2 has no name");
+    assert_eq!(
+        open_error(&path, InputFormat::Csv).message,
+        "header column 2 has no name"
+    );
 }
 
 // ---- JSON Lines ----
@@ -292,7 +335,10 @@ fn jsonl_line_that_is_not_an_object_is_an_error_naming_what_it_is() {
     let e = err(&rows[1]);
     assert_eq!(e.line, 2);
     assert_eq!(e.message, "each line must be a JSON object, found an array");
-    assert_eq!(err(&rows[2]).message, "each line must be a JSON object, found a string");
+    assert_eq!(
+        err(&rows[2]).message,
+        "each line must be a JSON object, found a string"
+    );
 }
 
 #[test]
@@ -358,7 +404,10 @@ fn jsonl_very_long_line_is_one_row() {
     let path = fixture(&dir, "in.jsonl", &bytes);
     let rows = rows_of(&path, InputFormat::Jsonl);
     assert_eq!(rows.len(), 2);
-    assert_eq!(ok(&rows[0]).fields["prompt"].as_str().map(str::len), Some(text.len()));
+    assert_eq!(
+        ok(&rows[0]).fields["prompt"].as_str().map(str::len),
+        Some(text.len())
+    );
     assert_eq!(ok(&rows[1]).line, 2);
 }
 

@@ -10,6 +10,7 @@
 //! process (SIGKILL, panic); a power loss may lose the last commits, never corrupt the file.
 
 mod ingest;
+mod lock;
 mod schema;
 pub mod writer;
 
@@ -23,6 +24,7 @@ use crate::error::CheckpointError;
 use crate::job::JobRecord;
 
 pub use ingest::{Duplicate, Ingest, NewRow};
+pub use lock::{lock_run, RunLock};
 pub use schema::MIGRATIONS;
 
 /// Row states as stored.

@@ -258,3 +258,33 @@ fn ctrl_c_drains_commits_and_prints_the_resume_command() {
 fn sigterm_behaves_like_ctrl_c() {
     signal_stops_the_run_cleanly(libc::SIGTERM);
 }
+
+#[test]
+fn a_second_process_on_the_same_checkpoint_is_refused() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 100);
+    let mock = Mock::start(&["--latency", "50ms"]);
+    let mut first = run_cmd(&dir, &mock)
+        .args(["--concurrency", "2", "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "the first run to send", || {
+        mock.requests().len() >= 4
+    });
+    let second = run(&mut run_cmd(&dir, &mock));
+    assert_eq!(second.code(), 1, "{}", second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains("another promptmill process is running this job"),
+        "{}",
+        second.stderr
+    );
+    let resume = run(promptmill(&dir).args(["resume", "out.jsonl.promptmill.db"]));
+    assert_eq!(resume.code(), 1, "{}", resume.stderr);
+    assert_eq!(wait_for(&mut first, Duration::from_secs(60)).code(), Some(0));
+    let per_prompt = requests_per_prompt(&mock.requests());
+    assert!(per_prompt.values().all(|&n| n == 1), "no row was sent twice");
+}

@@ -1,0 +1,70 @@
+//! A complete keyless run: starts the bundled mock server on 127.0.0.1 (a free port), then runs
+//! the real `promptmill run` code path on `sample-data/products.csv` against it, then `status`.
+//!
+//! ```text
+//! cargo run --release --example demo
+//! ```
+//!
+//! The results land in `target/demo/`. Nothing leaves this machine and no API key is needed.
+
+use std::path::PathBuf;
+
+use promptmill::mock::{MockConfig, MockServer};
+use tokio_util::sync::CancellationToken;
+
+fn main() -> anyhow::Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out_dir = root.join("target").join("demo");
+    std::fs::create_dir_all(&out_dir)?;
+
+    // The mock server gets its own runtime on its own thread; the CLI below builds its own.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let server = runtime.block_on(MockServer::bind(MockConfig {
+        latency: std::time::Duration::from_millis(40),
+        ..MockConfig::default()
+    }))?;
+    let url = format!("http://{}/v1", server.local_addr());
+    let shutdown = CancellationToken::new();
+    let serving = runtime.spawn(server.serve(shutdown.clone()));
+    println!("mock server listening on {url}\n");
+
+    let input = root.join("sample-data").join("products.csv");
+    let output = out_dir.join("products.out.jsonl");
+    let args: Vec<String> = vec![
+        "promptmill".into(),
+        "run".into(),
+        input.display().to_string(),
+        "-o".into(),
+        output.display().to_string(),
+        "--model".into(),
+        "gpt-4o-mini".into(),
+        "--template".into(),
+        "Write a one-line product description for a {color} {name} made of {material}.".into(),
+        "--max-tokens".into(),
+        "60".into(),
+        "--base-url".into(),
+        url,
+        "--restart".into(),
+    ];
+    println!("$ {}\n", args.join(" "));
+    let code = promptmill::commands::main(args)?;
+
+    println!("\nfirst rows of {}:", output.display());
+    for line in std::fs::read_to_string(&output)?.lines().take(3) {
+        println!("  {line}");
+    }
+    let db = out_dir.join("products.out.jsonl.promptmill.db");
+    println!("\n$ promptmill status {}\n", db.display());
+    promptmill::commands::main([
+        "promptmill".to_string(),
+        "status".into(),
+        db.display().to_string(),
+    ])?;
+
+    shutdown.cancel();
+    runtime.block_on(serving)??;
+    std::process::exit(code);
+}
