@@ -213,6 +213,7 @@ impl Preparer {
             }
         }
         self.apply_flags(&mut body, None);
+        self.decide_endpoint(row, endpoint, false);
         Ok(body)
     }
 
@@ -258,6 +259,7 @@ impl Preparer {
         body.insert("model".into(), Value::String(self.model(row)?));
         body.insert("messages".into(), Value::Array(messages));
         self.apply_flags(&mut body, None);
+        self.decide_endpoint(row, Endpoint::Chat, false);
         Ok(body)
     }
 
@@ -351,24 +353,18 @@ impl Preparer {
                 None => return Err(self.err(row, "missing").field("body.prompt")),
             },
         }
+        self.decide_endpoint(row, endpoint, true);
         Ok(body)
     }
 
     /// Settles the job's endpoint on the first row that decides it and checks later rows agree.
-    fn settle_endpoint(
-        &mut self,
-        row: &RawRow,
-        batch: Option<(Endpoint, &str)>,
-    ) -> Result<Endpoint, InputError> {
+    /// The endpoint this row goes to, given the job's so far; a Batch line names its own, which
+    /// must agree with the job's. The job's endpoint is decided by the first row that is valid
+    /// (see [`Preparer::decide_endpoint`]), so an invalid first line cannot set it.
+    fn settle_endpoint(&self, row: &RawRow, batch: Option<(Endpoint, &str)>) -> Result<Endpoint, InputError> {
         match (self.resolved, batch) {
-            (None, Some((e, _))) => {
-                self.resolved = Some((e, row.line));
-                Ok(e)
-            }
-            (None, None) => {
-                self.resolved = Some((Endpoint::Chat, 0));
-                Ok(Endpoint::Chat)
-            }
+            (None, Some((e, _))) => Ok(e),
+            (None, None) => Ok(Endpoint::Chat),
             (Some((e, _)), None) => Ok(e),
             (Some((e, _)), Some((mine, _))) if e == mine => Ok(e),
             (Some((e, from)), Some((_, url))) => {
@@ -381,6 +377,13 @@ impl Preparer {
                     .err(row, format!("`{url}` differs from the job's endpoint {} ({origin}); one job sends to one endpoint", e.batch_url()))
                     .field("url"))
             }
+        }
+    }
+
+    /// Records the endpoint of the first valid row as the job's.
+    fn decide_endpoint(&mut self, row: &RawRow, endpoint: Endpoint, from_batch_line: bool) {
+        if self.resolved.is_none() {
+            self.resolved = Some((endpoint, if from_batch_line { row.line } else { 0 }));
         }
     }
 
@@ -509,3 +512,5 @@ pub fn max_tokens_key(model: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_errors;

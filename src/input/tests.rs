@@ -165,11 +165,12 @@ fn csv_invalid_utf8_in_the_header_is_refused_at_line_1() {
 #[test]
 fn csv_byte_order_mark_is_not_part_of_the_first_column_name() {
     let dir = tempfile::tempdir().unwrap();
-    let path = fixture(&dir, "in.csv", b"\xEF\xBB\xBFprompt,id\nhello,1\n");
+    let path = fixture(&dir, "in.csv", b"\xEF\xBB\xBFprompt,id\r\nhello,1\r\nbye,2\r\n");
     let mut reader = RowReader::open(&path, InputFormat::Csv).unwrap();
     assert_eq!(reader.columns(), ["prompt", "id"]);
     let rows = read_all(&mut reader);
     assert_eq!(ok(&rows[0]).fields, fields(json!({"prompt": "hello", "id": "1"})));
+    assert_eq!((ok(&rows[1]).number, ok(&rows[1]).line), (2, 3));
 }
 
 #[test]

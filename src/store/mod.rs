@@ -27,6 +27,11 @@ pub use ingest::{Duplicate, Ingest, NewRow};
 pub use lock::{lock_run, RunLock};
 pub use schema::MIGRATIONS;
 
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_writer;
+
 /// Row states as stored.
 pub mod state {
     pub const PENDING: &str = "pending";
@@ -140,6 +145,17 @@ impl Store {
             .map_err(|e| not_ours(e.to_string()))?;
         if has_tables && app_id != schema::APPLICATION_ID {
             return Err(not_ours("it holds other tables".into()).into());
+        }
+        // Refuse a newer schema before writing anything (switching to WAL writes the header).
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = schema::MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(CheckpointError::TooNew {
+                db: path.to_path_buf(),
+                found: version,
+                known,
+            }
+            .into());
         }
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| not_ours(e.to_string()))?;
