@@ -44,31 +44,35 @@ pub struct Baseline {
     pub tokens: u64,
 }
 
+/// Shows progress until `done` is cancelled; `stopping` (the run's stop token) switches the bar to
+/// say that the run is draining.
 pub fn spawn(
     display: Display,
     stats: Arc<Stats>,
     base: Baseline,
+    stopping: CancellationToken,
     done: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         match display {
             Display::Off => {}
-            Display::Bar => bar(stats, base, done).await,
+            Display::Bar => bar(stats, base, stopping, done).await,
             Display::Lines { every } => lines(stats, base, done, every).await,
         }
     })
 }
 
-async fn bar(stats: Arc<Stats>, base: Baseline, done: CancellationToken) {
+async fn bar(stats: Arc<Stats>, base: Baseline, stopping: CancellationToken, done: CancellationToken) {
     let bar = ProgressBar::with_draw_target(Some(base.total), ProgressDrawTarget::stderr());
     let style = ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows  {per_sec}  ETA {eta}\n  {msg}",
+        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows  ETA {eta}\n  {msg}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("█▉▊▋▌▍▎▏ ");
     bar.set_style(style);
     bar.set_position(base.settled);
     bar.reset_eta();
+    let start = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
         let finished = tokio::select! {
@@ -77,8 +81,16 @@ async fn bar(stats: Arc<Stats>, base: Baseline, done: CancellationToken) {
         };
         let s = stats.snapshot();
         bar.set_position(base.settled + s.done + s.failed);
+        let rate = (s.done + s.failed) as f64 / start.elapsed().as_secs_f64().max(0.001);
+        if stopping.is_cancelled() && !finished {
+            bar.set_message(format!(
+                "stopping: waiting for {} requests on the wire (Ctrl-C again to exit at once)",
+                s.in_flight
+            ));
+            continue;
+        }
         bar.set_message(format!(
-            "{} tokens  {} in flight  {} retries  {} × 429  {} failed",
+            "{rate:.1} rows/s  {} tokens  {} in flight  {} retries  {} × 429  {} failed",
             base.tokens + s.total_tokens,
             s.in_flight,
             s.retries,

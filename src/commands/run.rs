@@ -216,6 +216,7 @@ fn execute(store: Store, job: JobRecord, send: SendConfig, _lock: RunLock) -> an
                 settled: before.done + before.failed + before.invalid,
                 tokens: before.total_tokens,
             },
+            control.stop.clone(),
             display_done.clone(),
         );
         let pipeline = Arc::new(Pipeline {
@@ -351,15 +352,25 @@ fn remove_checkpoint(db: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Logs go to stderr; `-v` shows retries and failures, `-vv` every response. Only promptmill's
+/// own events are shown: the HTTP stack's are noise here, and nothing can leak through them.
 fn init_logging(verbose: u8) {
+    use tracing_subscriber::prelude::*;
     let level = match verbose {
         0 => tracing::Level::WARN,
         1 => tracing::Level::INFO,
         _ => tracing::Level::DEBUG,
     };
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .with_target(false)
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_target("promptmill", level)
+        .with_default(tracing::Level::WARN);
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_target(false),
+        )
+        .with(filter)
         .try_init();
 }

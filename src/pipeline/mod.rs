@@ -202,6 +202,12 @@ impl<T: Transport> Pipeline<T> {
             let Some(result) = result else {
                 break OutcomeKind::Unfinished;
             };
+            match &result {
+                Ok(reply) => {
+                    tracing::debug!(row = %row.id, attempt = attempts, status = reply.status, "response")
+                }
+                Err(e) => tracing::debug!(row = %row.id, attempt = attempts, "no response: {e}"),
+            }
             match classify(self.settings.endpoint, result) {
                 Verdict::Done(c) => break OutcomeKind::Done(c),
                 Verdict::RowFailed { status, message } => {
