@@ -79,17 +79,14 @@ fn throughput(bin: &Path, dir: &Path, rows: u64, concurrency: usize) {
     let server = MockServer::start(bin, &[]);
     let out = dir.join("throughput.out.jsonl");
     let summary = dir.join("throughput.summary.json");
-    let m = measure(
-        Command::new(bin)
-            .arg("run")
-            .arg(&input)
-            .arg("-o")
-            .arg(&out)
-            .args(["--base-url", &server.url, "--model", "gpt-4o-mini", "--quiet"])
-            .args(["--concurrency", &concurrency.to_string()])
-            .arg("--summary")
-            .arg(&summary),
-    );
+    let m = measure(&mut run_command(
+        bin,
+        &input,
+        &out,
+        &summary,
+        &server.url,
+        concurrency,
+    ));
     let send_secs = summary_wall(&summary);
     let lines = count_lines(&out);
     println!();
@@ -117,17 +114,7 @@ fn latency(bin: &Path, dir: &Path, rows: u64) {
     let server = MockServer::start(bin, &["--latency", "2s"]);
     let out = dir.join("latency.out.jsonl");
     let summary = dir.join("latency.summary.json");
-    let m = measure(
-        Command::new(bin)
-            .arg("run")
-            .arg(&input)
-            .arg("-o")
-            .arg(&out)
-            .args(["--base-url", &server.url, "--model", "gpt-4o-mini", "--quiet"])
-            .args(["--concurrency", "2000"])
-            .arg("--summary")
-            .arg(&summary),
-    );
+    let m = measure(&mut run_command(bin, &input, &out, &summary, &server.url, 2000));
     let send_secs = summary_wall(&summary);
     println!();
     println!("latency: {rows} rows, 2 s server latency, --concurrency 2000");
@@ -138,6 +125,27 @@ fn latency(bin: &Path, dir: &Path, rows: u64) {
     );
     println!("  peak RSS           {:.1} MB", m.max_rss_kb as f64 / 1024.0);
     assert_eq!(count_lines(&out), rows);
+}
+
+/// `promptmill run INPUT -o OUT --summary SUMMARY` against the mock at `url`.
+fn run_command(
+    bin: &Path,
+    input: &Path,
+    out: &Path,
+    summary: &Path,
+    url: &str,
+    concurrency: usize,
+) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.arg("run")
+        .arg(input)
+        .arg("-o")
+        .arg(out)
+        .args(["--base-url", url, "--model", "gpt-4o-mini", "--quiet"])
+        .args(["--concurrency", &concurrency.to_string()])
+        .arg("--summary")
+        .arg(summary);
+    cmd
 }
 
 /// ~100-byte prompts, each different.

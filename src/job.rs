@@ -147,3 +147,38 @@ pub struct JobRecord {
     pub columns: Vec<String>,
     pub tool_version: String,
 }
+
+#[cfg(test)]
+impl JobRecord {
+    /// A complete job record for tests of the store and the pipeline.
+    pub(crate) fn example() -> JobRecord {
+        use crate::output::{OutputFormat, OutputSpec};
+
+        JobRecord {
+            spec: JobSpec {
+                input: "/data/in.jsonl".into(),
+                format: InputFormat::Jsonl,
+                fingerprint: "f00d".into(),
+                template: None,
+                system: None,
+                id_column: None,
+                endpoint: None,
+                model: Some("gpt-4o-mini".into()),
+                max_tokens: None,
+                temperature: None,
+                params: BTreeMap::new(),
+            },
+            endpoint: Endpoint::Chat,
+            base_url: "http://127.0.0.1:9/v1".into(),
+            headers: vec![],
+            withheld_headers: vec![],
+            api_key_env: "OPENAI_API_KEY".into(),
+            output: OutputSpec {
+                path: "out.jsonl".into(),
+                format: OutputFormat::Jsonl,
+            },
+            columns: vec!["prompt".into()],
+            tool_version: "test".into(),
+        }
+    }
+}

@@ -1,7 +1,6 @@
 //! The worker loop in-process, against a fake transport and an in-memory checkpoint, on tokio's
 //! paused clock: waits are exact and instant.
 
-use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,9 +10,7 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::api::{Reply, SendError};
-use crate::input::InputFormat;
-use crate::job::{JobRecord, JobSpec};
-use crate::output::{OutputFormat, OutputSpec};
+use crate::job::JobRecord;
 use crate::store::{writer, NewRow, Store};
 
 /// Answers by a script: call number (0-based) → reply. Records when each call was made.
@@ -60,32 +57,7 @@ fn store_with_rows(n: u64, body: &str) -> Store {
             .unwrap()
             .unwrap();
     }
-    let job = JobRecord {
-        spec: JobSpec {
-            input: "in.jsonl".into(),
-            format: InputFormat::Jsonl,
-            fingerprint: String::new(),
-            template: None,
-            system: None,
-            id_column: None,
-            endpoint: None,
-            model: Some("gpt-4o".into()),
-            max_tokens: None,
-            temperature: None,
-            params: BTreeMap::new(),
-        },
-        endpoint: Endpoint::Chat,
-        base_url: "http://127.0.0.1:9/v1".into(),
-        headers: vec![],
-        withheld_headers: vec![],
-        api_key_env: "OPENAI_API_KEY".into(),
-        output: OutputSpec {
-            path: "out.jsonl".into(),
-            format: OutputFormat::Jsonl,
-        },
-        columns: vec![],
-        tool_version: "test".into(),
-    };
+    let job = JobRecord::example();
     ingest.commit(&job, n).unwrap();
     store
 }

@@ -1,43 +1,14 @@
 //! Specifications of the checkpoint: opening and migrating, refusing databases that are not ours,
 //! reading the input in one transaction, and the queries that report and requeue rows.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use rusqlite::Connection;
 
 use super::*;
-use crate::input::InputFormat;
-use crate::job::{Endpoint, JobSpec};
-use crate::output::{OutputFormat, OutputSpec};
 
 pub(super) fn job() -> JobRecord {
-    JobRecord {
-        spec: JobSpec {
-            input: "/data/in.jsonl".into(),
-            format: InputFormat::Jsonl,
-            fingerprint: "f00d".into(),
-            template: None,
-            system: None,
-            id_column: None,
-            endpoint: None,
-            model: Some("gpt-4o-mini".into()),
-            max_tokens: None,
-            temperature: None,
-            params: BTreeMap::new(),
-        },
-        endpoint: Endpoint::Chat,
-        base_url: "http://127.0.0.1:9/v1".into(),
-        headers: vec![],
-        withheld_headers: vec![],
-        api_key_env: "OPENAI_API_KEY".into(),
-        output: OutputSpec {
-            path: "out.jsonl".into(),
-            format: OutputFormat::Jsonl,
-        },
-        columns: vec!["prompt".into()],
-        tool_version: "test".into(),
-    }
+    JobRecord::example()
 }
 
 pub(super) fn valid(seq: u64, id: &str) -> NewRow<'_> {

@@ -5,18 +5,7 @@ use serde_json::Value;
 use crate::util::*;
 
 fn run_against(dir: &Dir, mock: &Mock, extra: &[&str]) -> Outcome {
-    run(promptmill(dir)
-        .args([
-            "run",
-            "p.jsonl",
-            "-o",
-            "out.jsonl",
-            "--model",
-            "m",
-            "--base-url",
-            &mock.url,
-        ])
-        .args(extra))
+    run(run_job(dir, mock).args(extra))
 }
 
 #[test]
@@ -85,18 +74,7 @@ fn a_401_stops_the_run_with_the_message_and_resume_finishes_it() {
     let dir = Dir::new();
     prompts_jsonl(&dir, "p.jsonl", 50);
     let mock = Mock::start_with_env(&["--api-key-env", "MOCK_KEY"], &[("MOCK_KEY", "the-right-key")]);
-    let out = run(promptmill(&dir)
-        .args([
-            "run",
-            "p.jsonl",
-            "-o",
-            "out.jsonl",
-            "--model",
-            "m",
-            "--base-url",
-            &mock.url,
-        ])
-        .env("OPENAI_API_KEY", "a-wrong-key"));
+    let out = run(run_job(&dir, &mock).env("OPENAI_API_KEY", "a-wrong-key"));
     assert_eq!(out.code(), 4, "stopped: {}", out.stderr);
     assert!(
         out.stderr

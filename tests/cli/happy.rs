@@ -323,9 +323,7 @@ fn status_reports_rows_by_state() {
         "{\"prompt\":\"fine\"}\n{\"prompt\":\"[[mock:status=400]] bad\"}\n{\"prompt\":\"fine too\"}\n",
     );
     let mock = Mock::start(&[]);
-    let out = run(promptmill(&dir)
-        .args(["run", "p.jsonl", "-o", "out.jsonl", "--model", "m", "--base-url"])
-        .arg(&mock.url));
+    let out = run(&mut run_job(&dir, &mock));
     assert_eq!(out.code(), 3, "{}", out.stderr);
     let status = run(promptmill(&dir).args(["status", "out.jsonl.promptmill.db", "--json"]));
     assert_eq!(status.code(), 0, "{}", status.stderr);

@@ -1,27 +1,12 @@
 //! Checkpoints: kills, signals, reruns, changed settings, resuming from the database alone.
 
 use std::collections::HashSet;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::util::*;
-
-fn run_cmd(dir: &Dir, mock: &Mock) -> Command {
-    let mut cmd = promptmill(dir);
-    cmd.args([
-        "run",
-        "p.jsonl",
-        "-o",
-        "out.jsonl",
-        "--model",
-        "m",
-        "--base-url",
-        &mock.url,
-    ]);
-    cmd
-}
 
 /// Row ids the checkpoint records as done (via `export`, which reads a live or dead checkpoint).
 fn done_ids(dir: &Dir) -> HashSet<String> {
@@ -39,7 +24,7 @@ fn sigkill_mid_run_then_resume_sends_no_done_row_twice() {
     let dir = Dir::new();
     prompts_jsonl(&dir, "p.jsonl", 2000);
     let mock = Mock::start(&["--latency", "20ms", "--latency-jitter", "10ms"]);
-    let mut child = run_cmd(&dir, &mock)
+    let mut child = run_job(&dir, &mock)
         .args(["--concurrency", "16", "--quiet"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -59,7 +44,7 @@ fn sigkill_mid_run_then_resume_sends_no_done_row_twice() {
     assert!(done_before.len() < 2000, "the kill came before the end");
     let sent_before = mock.requests().len();
 
-    let out = run(run_cmd(&dir, &mock).args(["--concurrency", "16"]));
+    let out = run(run_job(&dir, &mock).args(["--concurrency", "16"]));
     assert_eq!(out.code(), 0, "{}", out.stderr);
     assert!(out.stderr.contains("resuming"), "{}", out.stderr);
 
@@ -90,10 +75,10 @@ fn running_the_same_command_again_sends_nothing_more() {
     let dir = Dir::new();
     prompts_jsonl(&dir, "p.jsonl", 20);
     let mock = Mock::start(&[]);
-    let first = run(&mut run_cmd(&dir, &mock));
+    let first = run(&mut run_job(&dir, &mock));
     assert_eq!(first.code(), 0, "{}", first.stderr);
     let output = dir.read("out.jsonl");
-    let again = run(run_cmd(&dir, &mock).args(["--summary", "s.json"]));
+    let again = run(run_job(&dir, &mock).args(["--summary", "s.json"]));
     assert_eq!(again.code(), 0, "{}", again.stderr);
     assert_eq!(mock.requests().len(), 20);
     assert_eq!(dir.read("out.jsonl"), output);
@@ -146,7 +131,7 @@ fn a_changed_input_file_or_model_is_refused() {
     let dir = Dir::new();
     prompts_jsonl(&dir, "p.jsonl", 3);
     let mock = Mock::start(&[]);
-    assert_eq!(run(&mut run_cmd(&dir, &mock)).code(), 0);
+    assert_eq!(run(&mut run_job(&dir, &mock)).code(), 0);
     let other_model = run(promptmill(&dir).args([
         "run",
         "p.jsonl",
@@ -165,7 +150,7 @@ fn a_changed_input_file_or_model_is_refused() {
     );
 
     prompts_jsonl(&dir, "p.jsonl", 4);
-    let changed = run(&mut run_cmd(&dir, &mock));
+    let changed = run(&mut run_job(&dir, &mock));
     assert_eq!(changed.code(), 1);
     assert!(
         changed.stderr.contains("the input file's contents"),
@@ -179,7 +164,7 @@ fn resume_needs_only_the_checkpoint() {
     let dir = Dir::new();
     prompts_jsonl(&dir, "p.jsonl", 10);
     let mock = Mock::start_with_env(&["--api-key-env", "MOCK_KEY"], &[("MOCK_KEY", "k1")]);
-    let stopped = run(run_cmd(&dir, &mock).env("OPENAI_API_KEY", "wrong"));
+    let stopped = run(run_job(&dir, &mock).env("OPENAI_API_KEY", "wrong"));
     assert_eq!(stopped.code(), 4, "{}", stopped.stderr);
     std::fs::remove_file(dir.path("p.jsonl")).unwrap();
     let resumed = run(promptmill(&dir)
@@ -199,14 +184,14 @@ fn failed_rows_are_sent_again_only_with_retry_failed() {
         "{\"prompt\":\"[[mock:fail-times=1:status=422]] flaky\"}\n{\"prompt\":\"fine\"}\n",
     );
     let mock = Mock::start(&[]);
-    assert_eq!(run(&mut run_cmd(&dir, &mock)).code(), 3);
+    assert_eq!(run(&mut run_job(&dir, &mock)).code(), 3);
     assert_eq!(
-        run(&mut run_cmd(&dir, &mock)).code(),
+        run(&mut run_job(&dir, &mock)).code(),
         3,
         "a plain rerun leaves failed rows alone"
     );
     assert_eq!(mock.requests().len(), 2);
-    let retried = run(run_cmd(&dir, &mock).arg("--retry-failed"));
+    let retried = run(run_job(&dir, &mock).arg("--retry-failed"));
     assert_eq!(retried.code(), 0, "{}", retried.stderr);
     assert_eq!(mock.requests().len(), 3, "only the failed row was sent again");
     assert!(dir.jsonl("out.jsonl").iter().all(|r| r["status"] == "done"));
@@ -216,7 +201,7 @@ fn signal_stops_the_run_cleanly(signal: i32) {
     let dir = Dir::new();
     prompts_jsonl(&dir, "p.jsonl", 400);
     let mock = Mock::start(&["--latency", "100ms"]);
-    let mut child = run_cmd(&dir, &mock)
+    let mut child = run_job(&dir, &mock)
         .args(["--concurrency", "4"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -264,7 +249,7 @@ fn a_second_process_on_the_same_checkpoint_is_refused() {
     let dir = Dir::new();
     prompts_jsonl(&dir, "p.jsonl", 100);
     let mock = Mock::start(&["--latency", "50ms"]);
-    let mut first = run_cmd(&dir, &mock)
+    let mut first = run_job(&dir, &mock)
         .args(["--concurrency", "2", "--quiet"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -273,7 +258,7 @@ fn a_second_process_on_the_same_checkpoint_is_refused() {
     wait_until(Duration::from_secs(30), "the first run to send", || {
         mock.requests().len() >= 4
     });
-    let second = run(&mut run_cmd(&dir, &mock));
+    let second = run(&mut run_job(&dir, &mock));
     assert_eq!(second.code(), 1, "{}", second.stderr);
     assert!(
         second

@@ -11,17 +11,7 @@ fn the_key_from_api_key_env_is_used_and_written_nowhere() {
         &["--api-key-env", "MOCK_EXPECTED_KEY"],
         &[("MOCK_EXPECTED_KEY", key)],
     );
-    let out = run(promptmill(&dir)
-        .args([
-            "run",
-            "p.jsonl",
-            "-o",
-            "out.jsonl",
-            "--model",
-            "m",
-            "--base-url",
-            &mock.url,
-        ])
+    let out = run(run_job(&dir, &mock)
         .args(["--api-key-env", "MY_PROVIDER_KEY", "--summary", "s.json", "-vv"])
         .env("MY_PROVIDER_KEY", key));
     assert_eq!(out.code(), 0, "{}", out.stderr);
@@ -48,19 +38,7 @@ fn a_refused_key_is_not_echoed_in_the_error() {
         &["--api-key-env", "MOCK_EXPECTED_KEY"],
         &[("MOCK_EXPECTED_KEY", "right")],
     );
-    let out = run(promptmill(&dir)
-        .args([
-            "run",
-            "p.jsonl",
-            "-o",
-            "out.jsonl",
-            "--model",
-            "m",
-            "--base-url",
-            &mock.url,
-            "-vv",
-        ])
-        .env("OPENAI_API_KEY", key));
+    let out = run(run_job(&dir, &mock).arg("-vv").env("OPENAI_API_KEY", key));
     assert_eq!(out.code(), 4, "{}", out.stderr);
     assert_nowhere(dir.root(), &[&out.stdout, &out.stderr], key);
 }
@@ -96,18 +74,7 @@ fn the_checkpoint_and_the_outputs_are_private_files() {
     let dir = Dir::new();
     prompts_jsonl(&dir, "p.jsonl", 2);
     let mock = Mock::start(&[]);
-    let out = run(promptmill(&dir)
-        .args([
-            "run",
-            "p.jsonl",
-            "-o",
-            "out.jsonl",
-            "--model",
-            "m",
-            "--base-url",
-            &mock.url,
-        ])
-        .args(["--summary", "s.json"]));
+    let out = run(run_job(&dir, &mock).args(["--summary", "s.json"]));
     assert_eq!(out.code(), 0, "{}", out.stderr);
     for name in ["out.jsonl", "out.jsonl.promptmill.db", "s.json"] {
         let mode = std::fs::metadata(dir.path(name)).unwrap().permissions().mode() & 0o777;

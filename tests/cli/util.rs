@@ -59,6 +59,22 @@ pub fn promptmill(dir: &Dir) -> Command {
     cmd
 }
 
+/// `promptmill run p.jsonl -o out.jsonl --model m --base-url MOCK`: the job most tests run.
+pub fn run_job(dir: &Dir, mock: &Mock) -> Command {
+    let mut cmd = promptmill(dir);
+    cmd.args([
+        "run",
+        "p.jsonl",
+        "-o",
+        "out.jsonl",
+        "--model",
+        "m",
+        "--base-url",
+        &mock.url,
+    ]);
+    cmd
+}
+
 #[derive(Debug)]
 pub struct Outcome {
     pub status: ExitStatus,
