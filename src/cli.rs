@@ -175,29 +175,33 @@ pub struct SendArgs {
     #[arg(long = "header", value_name = "'NAME: VALUE'")]
     pub headers: Vec<String>,
 
-    /// Requests in flight at most.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY)]
-    pub concurrency: usize,
+    /// Requests in flight at most [default: 50, or what the job last ran with].
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
 
-    /// Requests per minute at most.
+    /// Requests per minute at most (0: no limit) [default: none, or what the job last ran with].
     #[arg(long, value_name = "N")]
     pub rpm: Option<u32>,
 
-    /// Tokens per minute at most (prompt tokens + max_tokens per request, as OpenAI counts them).
+    /// Tokens per minute at most, counting prompt tokens + max_tokens per request as OpenAI does
+    /// (0: no limit) [default: none, or what the job last ran with].
     #[arg(long, value_name = "N")]
     pub tpm: Option<u32>,
 
-    /// Attempts per row before it is recorded as failed.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ATTEMPTS)]
-    pub max_attempts: u32,
+    /// Attempts per row before it is recorded as failed [default: 6, or what the job last ran
+    /// with].
+    #[arg(long, value_name = "N")]
+    pub max_attempts: Option<u32>,
 
-    /// Time limit of one request, e.g. `90s`, `10m`.
-    #[arg(long, value_name = "DURATION", default_value = "600s", value_parser = parse_duration)]
-    pub timeout: Duration,
+    /// Time limit of one request, e.g. `90s`, `10m` [default: 600s, or what the job last ran
+    /// with].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
 
-    /// After Ctrl-C, how long to wait for requests on the wire before abandoning them.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    pub drain_timeout: Duration,
+    /// After Ctrl-C, how long to wait for requests on the wire before abandoning them
+    /// [default: 30s, or what the job last ran with].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub drain_timeout: Option<Duration>,
 
     /// Send again the rows that failed in earlier runs (invalid input rows stay failed).
     #[arg(long)]

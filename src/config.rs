@@ -37,22 +37,53 @@ pub struct RunConfig {
     pub send: SendConfig,
 }
 
-/// How requests are sent; shared by `run` and `resume`, never stored.
+/// How requests are sent, as this command line asks; shared by `run` and `resume`.
 #[derive(Debug, Clone)]
 pub struct SendConfig {
     pub headers: Vec<(String, String)>,
+    /// The limit flags given on this command line; see [`SendConfig::limits`].
+    given: LimitFlags,
+    pub retry_failed: bool,
+    pub summary: Option<PathBuf>,
+    pub quiet: bool,
+    pub verbose: u8,
+}
+
+/// Limit flags as given (validated); `None` where the flag was not given.
+#[derive(Debug, Clone, Default)]
+struct LimitFlags {
+    concurrency: Option<usize>,
+    rpm: Option<u32>,
+    tpm: Option<u32>,
+    max_attempts: Option<u32>,
+    timeout: Option<Duration>,
+    drain_timeout: Option<Duration>,
+}
+
+/// The limits a run sends under. Stored in the job after every start, so that a resume (or the
+/// same command without the flags) keeps the limits the job ran under: a forgotten `--rpm` must
+/// not turn into an unlimited run against a paid API.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SendLimits {
     pub concurrency: usize,
     pub rpm: Option<NonZeroU32>,
     pub tpm: Option<NonZeroU32>,
     pub max_attempts: u32,
     pub timeout: Duration,
     pub drain_timeout: Duration,
-    pub retry_failed: bool,
-    pub summary: Option<PathBuf>,
-    pub quiet: bool,
-    pub verbose: u8,
-    /// The flags as given, to print the exact resume command.
-    pub resume_flags: Vec<String>,
+}
+
+impl Default for SendLimits {
+    fn default() -> Self {
+        SendLimits {
+            concurrency: cli::DEFAULT_CONCURRENCY,
+            rpm: None,
+            tpm: None,
+            max_attempts: cli::DEFAULT_MAX_ATTEMPTS,
+            timeout: cli::DEFAULT_TIMEOUT,
+            drain_timeout: cli::DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
 }
 
 impl RunConfig {
@@ -159,59 +190,49 @@ impl RunConfig {
 
 impl SendConfig {
     pub fn from_args(args: &SendArgs) -> Result<SendConfig, ConfigError> {
-        if args.concurrency == 0 || args.concurrency > 100_000 {
-            return Err(ConfigError::new("--concurrency", "must be from 1 to 100000"));
+        if let Some(c) = args.concurrency {
+            if c == 0 || c > 100_000 {
+                return Err(ConfigError::new("--concurrency", "must be from 1 to 100000"));
+            }
         }
-        if args.max_attempts == 0 {
+        if args.max_attempts == Some(0) {
             return Err(ConfigError::new("--max-attempts", "must be at least 1"));
         }
-        let nonzero = |v: Option<u32>, flag: &'static str| match v {
-            None => Ok(None),
-            Some(n) => NonZeroU32::new(n)
-                .map(Some)
-                .ok_or_else(|| ConfigError::new(flag, "must be at least 1")),
-        };
         let headers = args
             .headers
             .iter()
             .map(|h| parse_header(h))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut resume_flags = Vec::new();
-        if args.concurrency != cli::DEFAULT_CONCURRENCY {
-            resume_flags.push(format!("--concurrency {}", args.concurrency));
-        }
-        if args.max_attempts != cli::DEFAULT_MAX_ATTEMPTS {
-            resume_flags.push(format!("--max-attempts {}", args.max_attempts));
-        }
-        if args.timeout != cli::DEFAULT_TIMEOUT {
-            resume_flags.push(format!("--timeout {}", humantime::format_duration(args.timeout)));
-        }
-        if args.drain_timeout != cli::DEFAULT_DRAIN_TIMEOUT {
-            resume_flags.push(format!(
-                "--drain-timeout {}",
-                humantime::format_duration(args.drain_timeout)
-            ));
-        }
-        if let Some(r) = args.rpm {
-            resume_flags.push(format!("--rpm {r}"));
-        }
-        if let Some(t) = args.tpm {
-            resume_flags.push(format!("--tpm {t}"));
-        }
         Ok(SendConfig {
             headers,
-            concurrency: args.concurrency,
-            rpm: nonzero(args.rpm, "--rpm")?,
-            tpm: nonzero(args.tpm, "--tpm")?,
-            max_attempts: args.max_attempts,
-            timeout: args.timeout,
-            drain_timeout: args.drain_timeout,
+            given: LimitFlags {
+                concurrency: args.concurrency,
+                rpm: args.rpm,
+                tpm: args.tpm,
+                max_attempts: args.max_attempts,
+                timeout: args.timeout,
+                drain_timeout: args.drain_timeout,
+            },
             retry_failed: args.retry_failed,
             summary: args.summary.clone(),
             quiet: args.quiet,
             verbose: args.verbose,
-            resume_flags,
         })
+    }
+
+    /// The limits in force: each flag given on this command line, else what the job last ran
+    /// under (`stored`), else the default. `--rpm 0` / `--tpm 0` remove a stored limit.
+    pub fn limits(&self, stored: Option<&SendLimits>) -> SendLimits {
+        let base = stored.cloned().unwrap_or_default();
+        let g = &self.given;
+        SendLimits {
+            concurrency: g.concurrency.unwrap_or(base.concurrency),
+            rpm: g.rpm.map_or(base.rpm, NonZeroU32::new),
+            tpm: g.tpm.map_or(base.tpm, NonZeroU32::new),
+            max_attempts: g.max_attempts.unwrap_or(base.max_attempts),
+            timeout: g.timeout.unwrap_or(base.timeout),
+            drain_timeout: g.drain_timeout.unwrap_or(base.drain_timeout),
+        }
     }
 }
 

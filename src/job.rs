@@ -142,6 +142,9 @@ pub struct JobRecord {
     pub withheld_headers: Vec<String>,
     /// The environment variable that holds the API key (never the key).
     pub api_key_env: String,
+    /// The limits the job last ran under; a resume keeps them unless flags say otherwise.
+    #[serde(default)]
+    pub send: crate::config::SendLimits,
     pub output: crate::output::OutputSpec,
     /// Input field names in first-seen order (the CSV header, or every JSONL key seen).
     pub columns: Vec<String>,
@@ -173,6 +176,7 @@ impl JobRecord {
             headers: vec![],
             withheld_headers: vec![],
             api_key_env: "OPENAI_API_KEY".into(),
+            send: crate::config::SendLimits::default(),
             output: OutputSpec {
                 path: "out.jsonl".into(),
                 format: OutputFormat::Jsonl,

@@ -136,6 +136,7 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
                 headers: headers.clone(),
                 withheld_headers: withheld.clone(),
                 api_key_env: cfg.api_key_env.clone(),
+                send: cfg.send.limits(None),
                 output: cfg.output.clone(),
                 columns: loaded.columns.clone(),
                 tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -168,8 +169,13 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
 
 /// Sends what is pending, then writes the output and the totals. Shared by `run` and `resume`.
 /// `_lock` is held until the run has written everything.
-fn execute(store: Store, job: JobRecord, send: SendConfig, _lock: RunLock) -> anyhow::Result<i32> {
+fn execute(store: Store, mut job: JobRecord, send: SendConfig, _lock: RunLock) -> anyhow::Result<i32> {
     init_logging(send.verbose);
+    let limits = send.limits(Some(&job.send));
+    if limits != job.send {
+        job.send = limits.clone();
+        store.update_job(&job)?;
+    }
     let key = ApiKey::from_env(&job.api_key_env);
     if key.is_none() && !is_loopback(&job.base_url) {
         config::check_key_present(&job.api_key_env, &job.base_url)?;
@@ -181,7 +187,10 @@ fn execute(store: Store, job: JobRecord, send: SendConfig, _lock: RunLock) -> an
         store.requeue_failed()?;
     }
     let before = store.counts()?;
-    let resume_cmd = resume_command(&db_path, &send);
+    let resume_cmd = format!(
+        "promptmill resume {}",
+        shell_quote(&db_path.display().to_string())
+    );
 
     let url = reqwest::Url::parse(&format!("{}{}", job.base_url, job.endpoint.path()))
         .map_err(|e| ConfigError::new("--base-url", format!("{e}")))?;
@@ -204,7 +213,7 @@ fn execute(store: Store, job: JobRecord, send: SendConfig, _lock: RunLock) -> an
             url,
             key,
             headers,
-            timeout: send.timeout,
+            timeout: limits.timeout,
         })?;
         let signals = crate::shutdown::spawn(Arc::clone(&control), resume_cmd.clone());
         let display_done = tokio_util::sync::CancellationToken::new();
@@ -221,13 +230,13 @@ fn execute(store: Store, job: JobRecord, send: SendConfig, _lock: RunLock) -> an
         );
         let pipeline = Arc::new(Pipeline {
             transport,
-            limits: Limits::new(send.rpm, send.tpm),
+            limits: Limits::new(limits.rpm, limits.tpm),
             settings: PipelineSettings {
                 endpoint: job.endpoint,
-                concurrency: send.concurrency,
-                max_attempts: send.max_attempts,
+                concurrency: limits.concurrency,
+                max_attempts: limits.max_attempts,
                 backoff: Backoff::default(),
-                drain_timeout: send.drain_timeout,
+                drain_timeout: limits.drain_timeout,
             },
             stats: Arc::clone(&stats),
             control: Arc::clone(&control),
@@ -327,15 +336,6 @@ fn merged_headers(job: &JobRecord, send: &SendConfig) -> anyhow::Result<Vec<(Str
         .collect();
     headers.extend(send.headers.iter().cloned());
     Ok(headers)
-}
-
-fn resume_command(db: &Path, send: &SendConfig) -> String {
-    let mut cmd = format!("promptmill resume {}", shell_quote(&db.display().to_string()));
-    for flag in &send.resume_flags {
-        cmd.push(' ');
-        cmd.push_str(flag);
-    }
-    cmd
 }
 
 /// Deletes a checkpoint and its WAL files.

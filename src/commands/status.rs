@@ -17,6 +17,8 @@ struct Status {
     endpoint: String,
     base_url: String,
     output: String,
+    /// The limits the job last ran under (a resume keeps them unless flags say otherwise).
+    limits: crate::config::SendLimits,
     rows: Counts,
     /// Requests the checkpoint knows were sent, beyond one per row.
     retries: u64,
@@ -56,6 +58,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
         endpoint: job.endpoint.path().to_string(),
         base_url: job.base_url.clone(),
         output: job.output.path.display().to_string(),
+        limits: job.send.clone(),
         retries: runs.iter().map(|r| r.retries.max(0) as u64).sum(),
         top_errors: store
             .top_errors(5)?
@@ -85,6 +88,16 @@ fn print_table(s: &Status) {
         s.endpoint
     );
     println!("output      {}", s.output);
+    let l = &s.limits;
+    let or_none = |v: Option<std::num::NonZeroU32>| v.map(|n| n.to_string()).unwrap_or_else(|| "none".into());
+    println!(
+        "limits      concurrency {}, rpm {}, tpm {}, {} attempts, timeout {}",
+        l.concurrency,
+        or_none(l.rpm),
+        or_none(l.tpm),
+        l.max_attempts,
+        humantime::format_duration(l.timeout)
+    );
     println!();
     println!("rows        {} total", r.total);
     println!("  done      {}", r.done);
@@ -97,14 +110,15 @@ fn print_table(s: &Status) {
         "attempts    {} ({} rows needed more than one, at most {} for one row)",
         r.attempts, r.retried_rows, r.max_attempts
     );
-    println!("retries     {} (over {} runs)", s.retries, s.runs.len());
+    let runs = if s.runs.len() == 1 { "run" } else { "runs" };
+    println!("retries     {} (in {} {runs})", s.retries, s.runs.len());
     println!(
         "tokens      {} prompt + {} completion = {} total",
         r.prompt_tokens, r.completion_tokens, r.total_tokens
     );
     println!(
         "elapsed     {}",
-        humantime::format_duration(Duration::from_secs(s.elapsed_seconds as u64))
+        humantime::format_duration(Duration::from_millis((s.elapsed_seconds * 1000.0) as u64))
     );
     if !s.top_errors.is_empty() {
         println!();

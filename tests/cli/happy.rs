@@ -339,3 +339,15 @@ fn status_reports_rows_by_state() {
     let table = run(promptmill(&dir).args(["status", "out.jsonl.promptmill.db"]));
     assert!(table.stdout.contains("done      2"), "{}", table.stdout);
 }
+
+#[test]
+fn openai_base_url_from_the_environment_is_honoured() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 2);
+    let mock = Mock::start(&[]);
+    let out = run(promptmill(&dir)
+        .args(["run", "p.jsonl", "-o", "out.jsonl", "--model", "m"])
+        .env("OPENAI_BASE_URL", &mock.url));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert_eq!(mock.requests().len(), 2);
+}

@@ -273,3 +273,42 @@ fn a_second_process_on_the_same_checkpoint_is_refused() {
     let per_prompt = requests_per_prompt(&mock.requests());
     assert!(per_prompt.values().all(|&n| n == 1), "no row was sent twice");
 }
+
+#[test]
+fn a_resume_keeps_the_limits_the_job_ran_under_unless_flags_change_them() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 3);
+    let mock = Mock::start(&[]);
+    let first =
+        run(run_job(&dir, &mock).args(["--rpm", "6000", "--concurrency", "7", "--max-attempts", "3"]));
+    assert_eq!(first.code(), 0, "{}", first.stderr);
+    let limits = |dir: &Dir| -> Value {
+        let out = run(promptmill(dir).args(["status", "out.jsonl.promptmill.db", "--json"]));
+        serde_json::from_str::<Value>(&out.stdout).unwrap()["limits"].clone()
+    };
+    let l = limits(&dir);
+    assert_eq!(
+        (
+            l["concurrency"].clone(),
+            l["rpm"].clone(),
+            l["max_attempts"].clone()
+        ),
+        (7.into(), 6000.into(), 3.into())
+    );
+
+    let resumed = run(promptmill(&dir).args(["resume", "out.jsonl.promptmill.db", "--concurrency", "3"]));
+    assert_eq!(resumed.code(), 0, "{}", resumed.stderr);
+    let l = limits(&dir);
+    assert_eq!(
+        (
+            l["concurrency"].clone(),
+            l["rpm"].clone(),
+            l["max_attempts"].clone()
+        ),
+        (3.into(), 6000.into(), 3.into())
+    );
+
+    let cleared = run(promptmill(&dir).args(["resume", "out.jsonl.promptmill.db", "--rpm", "0"]));
+    assert_eq!(cleared.code(), 0, "{}", cleared.stderr);
+    assert_eq!(limits(&dir)["rpm"], Value::Null);
+}
