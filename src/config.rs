@@ -108,6 +108,13 @@ impl RunConfig {
         }
         let output = output_spec(&args.output, args.output_format, "--output")?;
         let db = args.db.clone().unwrap_or_else(|| default_db_path(&output.path));
+        let same = |p: &Path| std::fs::canonicalize(p).is_ok_and(|p| p == input);
+        if same(&output.path) {
+            return Err(ConfigError::new("--output", "is the input file; it would be overwritten").into());
+        }
+        if same(&db) {
+            return Err(ConfigError::new("--db", "is the input file; it would be overwritten").into());
+        }
 
         let template_text = text_flag(args.template, args.template_file.as_deref(), "--template-file")?;
         let system_text = text_flag(args.system, args.system_file.as_deref(), "--system-file")?;

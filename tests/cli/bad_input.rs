@@ -230,3 +230,27 @@ fn a_template_without_a_model_is_a_flag_error() {
         out.stderr
     );
 }
+
+#[test]
+fn an_output_that_is_the_input_is_refused() {
+    let dir = Dir::new();
+    let input = prompts_jsonl(&dir, "p.jsonl", 1);
+    let before = std::fs::read(&input).unwrap();
+    let out = run(promptmill(&dir).args([
+        "run",
+        "p.jsonl",
+        "-o",
+        "./p.jsonl",
+        "--model",
+        "m",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+    ]));
+    assert_eq!(out.code(), 1);
+    assert!(
+        out.stderr.contains("--output: is the input file"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(std::fs::read(&input).unwrap(), before);
+}
