@@ -312,3 +312,47 @@ fn a_resume_keeps_the_limits_the_job_ran_under_unless_flags_change_them() {
     assert_eq!(cleared.code(), 0, "{}", cleared.stderr);
     assert_eq!(limits(&dir)["rpm"], Value::Null);
 }
+
+#[test]
+fn a_second_ctrl_c_exits_at_once_and_the_checkpoint_still_resumes() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 30);
+    let slow = Mock::start(&["--latency", "20s"]);
+    let mut child = run_job(&dir, &slow)
+        .args(["--concurrency", "10"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The log is written when a request is answered; the stats count it when it arrives.
+    wait_until(Duration::from_secs(30), "10 requests on the wire", || {
+        slow.stats()["requests"].as_u64() >= Some(10)
+    });
+    let started = std::time::Instant::now();
+    // SAFETY: signals to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    std::thread::sleep(Duration::from_millis(300));
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let status = wait_for(&mut child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(4));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "it did not wait out the 20 s requests"
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("exiting now. The checkpoint is consistent; resume with:"),
+        "{stderr}"
+    );
+
+    let fast = Mock::start(&[]);
+    let resumed = run(promptmill(&dir).args(["resume", "out.jsonl.promptmill.db", "--base-url", &fast.url]));
+    assert_eq!(resumed.code(), 0, "{}", resumed.stderr);
+    assert_eq!(dir.jsonl("out.jsonl").len(), 30);
+    assert_eq!(
+        fast.requests().len(),
+        30,
+        "nothing was recorded done by the abandoned requests"
+    );
+}

@@ -181,7 +181,9 @@ impl Mock {
         }
     }
 
-    /// The requests the server received, in arrival order.
+    /// The requests the server has answered (or dropped), in the order it answered them; each
+    /// line carries its arrival time. A request still waiting out `--latency` is not here yet
+    /// (see `stats()["requests"]` for arrivals).
     pub fn requests(&self) -> Vec<Value> {
         match std::fs::read_to_string(&self.log) {
             Ok(text) => text
