@@ -109,16 +109,24 @@ pub fn load(
     while let Some(item) = reader.next_row() {
         let item = item.map_err(LoadError::Read)?;
         rows += 1;
-        let (number, line, id, prepared, fields) = match item {
+        let (number, line, id, id_field, prepared, fields) = match item {
             Ok(row) => {
                 let prepared = preparer.prepare(&row);
                 let id = match &prepared {
                     Ok(p) => p.id.clone(),
                     Err(_) => preparer.fallback_id(&row),
                 };
-                (row.number, row.line, id, prepared, Some(stored_fields(row)))
+                let id_field = preparer.id_field(&row).map(str::to_string);
+                (
+                    row.number,
+                    row.line,
+                    id,
+                    id_field,
+                    prepared,
+                    Some(stored_fields(row)),
+                )
             }
-            Err(e) => (rows, e.line, rows.to_string(), Err(e), None),
+            Err(e) => (rows, e.line, rows.to_string(), None, Err(e), None),
         };
         fields_text.clear();
         match &fields {
@@ -136,13 +144,12 @@ pub fn load(
                 error: None,
             })?;
             if let Err(dup) = inserted {
-                let field = preparer_id_field(&fields);
                 let mut e = InputError::new(
                     file,
                     line,
                     format!("duplicate id `{id}` (first used on line {})", dup.first_line),
                 );
-                if let Some(f) = field {
+                if let Some(f) = id_field {
                     e = e.field(f);
                 }
                 error = Some(e);
@@ -201,16 +208,4 @@ fn stored_fields(row: RawRow) -> serde_json::Map<String, Value> {
         fields.shift_remove("body");
     }
     fields
-}
-
-/// The field an id came from, for the duplicate-id error.
-fn preparer_id_field(fields: &Option<serde_json::Map<String, Value>>) -> Option<&'static str> {
-    let f = fields.as_ref()?;
-    if f.contains_key("id") {
-        Some("id")
-    } else if f.contains_key("custom_id") {
-        Some("custom_id")
-    } else {
-        None
-    }
 }

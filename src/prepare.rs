@@ -110,6 +110,17 @@ impl Preparer {
         self.row_id(row).unwrap_or_else(|_| row.number.to_string())
     }
 
+    /// The field a row's id comes from: `--id-column`, else `id` or `custom_id` when present;
+    /// `None` when the id is the row number.
+    pub fn id_field<'a>(&'a self, row: &RawRow) -> Option<&'a str> {
+        match &self.settings.id_column {
+            Some(c) => Some(c),
+            None if row.fields.contains_key("id") => Some("id"),
+            None if row.fields.contains_key("custom_id") => Some("custom_id"),
+            None => None,
+        }
+    }
+
     /// Turns one row into a request.
     pub fn prepare(&mut self, row: &RawRow) -> Result<Prepared, InputError> {
         let id = self.row_id(row)?;
@@ -137,16 +148,13 @@ impl Preparer {
     }
 
     fn row_id(&self, row: &RawRow) -> Result<String, InputError> {
-        let (name, required) = match &self.settings.id_column {
-            Some(c) => (c.as_str(), true),
-            None if row.fields.contains_key("id") => ("id", true),
-            None if row.fields.contains_key("custom_id") => ("custom_id", true),
-            None => return Ok(row.number.to_string()),
+        let Some(name) = self.id_field(row) else {
+            return Ok(row.number.to_string());
         };
         let id = match row.fields.get(name) {
             Some(Value::String(s)) => s.trim().to_string(),
             Some(Value::Number(n)) => n.to_string(),
-            Some(other) if required => {
+            Some(other) => {
                 return Err(self
                     .err(
                         row,

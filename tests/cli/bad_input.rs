@@ -254,3 +254,15 @@ fn an_output_that_is_the_input_is_refused() {
     );
     assert_eq!(std::fs::read(&input).unwrap(), before);
 }
+
+#[test]
+fn duplicate_ids_in_the_id_column_name_that_column() {
+    let dir = Dir::new();
+    assert_refused(
+        &dir,
+        "p.csv",
+        b"sku,prompt\nx,one\nx,two\n",
+        &["--model", "m", "--id-column", "sku"],
+        "p.csv:3: field `sku`: duplicate id `x` (first used on line 2)",
+    );
+}
