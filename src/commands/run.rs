@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crate::api::http::{HttpSettings, HttpTransport};
 use crate::cli::{ResumeArgs, RunArgs};
-use crate::config::{self, is_loopback, is_secret_header, RunConfig, SendConfig};
+use crate::config::{self, is_secret_header, RunConfig, SendConfig};
 use crate::error::{exit_code, CheckpointError, ConfigError};
 use crate::input::{fingerprint_file, RowReader};
 use crate::job::JobRecord;
@@ -176,10 +176,8 @@ fn execute(store: Store, mut job: JobRecord, send: SendConfig, _lock: RunLock) -
         job.send = limits.clone();
         store.update_job(&job)?;
     }
+    config::check_key_present(&job.api_key_env, &job.base_url)?;
     let key = ApiKey::from_env(&job.api_key_env);
-    if key.is_none() && !is_loopback(&job.base_url) {
-        config::check_key_present(&job.api_key_env, &job.base_url)?;
-    }
     let headers = merged_headers(&job, &send)?;
     let db_path = store.path().to_path_buf();
     store.reset_in_flight()?;
