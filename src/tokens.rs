@@ -5,8 +5,9 @@
 //! older encodings for legacy completion models. Special-token text such as `<|endoftext|>` inside
 //! a prompt is ordinary text (`encode_ordinary`), as it is when OpenAI receives it.
 //!
-//! Chat requests add framing: every message costs 3 tokens on top of its content (4 for one with
-//! a `name`, which adds 1), and every request 3 more for priming the reply. These are the rules of
+//! Chat requests add framing: every message costs 3 tokens on top of the tokens of its role and
+//! content (and of its `name`, plus 1 more), and every request 3 more for priming the reply. These
+//! are the rules of
 //! OpenAI's cookbook, "How to count tokens with tiktoken"
 //! (<https://cookbook.openai.com/examples/how_to_count_tokens_with_tiktoken>, `num_tokens_from_messages`).
 //!
@@ -86,6 +87,8 @@ struct Body<'a> {
 #[derive(Deserialize)]
 struct Message<'a> {
     #[serde(borrow)]
+    role: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
     content: Option<&'a RawValue>,
     #[serde(borrow)]
     name: Option<&'a RawValue>,
@@ -116,6 +119,9 @@ pub fn request_cost(body: &str) -> Result<RequestCost, serde_json::Error> {
     if let Some(messages) = &body.messages {
         for m in messages {
             prompt_tokens += TOKENS_PER_MESSAGE;
+            if let Some(role) = &m.role {
+                prompt_tokens += tokenizer.count(role);
+            }
             if let Some(content) = m.content {
                 prompt_tokens += count_value(tokenizer, content)?;
             }
@@ -200,7 +206,8 @@ mod tests {
     fn chat_framing_adds_three_per_message_and_three_per_request() {
         let body = r#"{"model":"gpt-4o","messages":[{"role":"system","content":"hello world"},{"role":"user","content":"hello world"}],"max_tokens":10,"n":2}"#;
         let cost = request_cost(body).unwrap();
-        assert_eq!(cost.prompt_tokens, 2 * (3 + 2) + 3);
+        // Per message: 3 + role (1) + content (2); per request: 3.
+        assert_eq!(cost.prompt_tokens, 2 * (3 + 1 + 2) + 3);
         assert_eq!(cost.max_output_tokens, 20);
     }
 
@@ -215,6 +222,25 @@ mod tests {
             }
         );
         let parts = r#"{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text","text":"hello world"},{"type":"image_url","image_url":{"url":"x"}}]}]}"#;
-        assert_eq!(request_cost(parts).unwrap().prompt_tokens, 3 + 2 + 3);
+        assert_eq!(request_cost(parts).unwrap().prompt_tokens, 3 + 1 + 2 + 3);
+    }
+
+    /// The example of OpenAI's cookbook "How to count tokens with tiktoken", section 6, whose
+    /// `prompt_tokens` as reported by the OpenAI API are printed there: 124 for gpt-4o and
+    /// gpt-4o-mini, 129 for gpt-4 and gpt-3.5-turbo.
+    #[test]
+    fn counts_equal_what_the_openai_api_reported_for_the_cookbook_example() {
+        let messages = r#"[
+            {"role": "system", "content": "You are a helpful, pattern-following assistant that translates corporate jargon into plain English."},
+            {"role": "system", "name": "example_user", "content": "New synergies will help drive top-line growth."},
+            {"role": "system", "name": "example_assistant", "content": "Things working well together will increase revenue."},
+            {"role": "system", "name": "example_user", "content": "Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage."},
+            {"role": "system", "name": "example_assistant", "content": "Let's talk later when we're less busy about how to do better."},
+            {"role": "user", "content": "This late pivot means we don't have time to boil the ocean for the client deliverable."}
+        ]"#;
+        for (model, reported) in [("gpt-4o", 124), ("gpt-4o-mini", 124), ("gpt-4", 129), ("gpt-3.5-turbo", 129)] {
+            let body = format!(r#"{{"model":"{model}","messages":{messages},"max_tokens":1}}"#);
+            assert_eq!(request_cost(&body).unwrap().prompt_tokens, reported, "{model}");
+        }
     }
 }

@@ -202,13 +202,13 @@ async fn a_request_over_the_tpm_bucket_fails_without_being_sent() {
         script: Box::new(|_| reply(200, None, OK)),
         calls: Mutex::new(Vec::new()),
     };
-    // "hello world" is 2 tokens + 3 framing + 3 priming = 8 prompt tokens, + 10 max_tokens.
-    let ran = run_pipeline(store_with_rows(1, BODY), fake, 1, 6, Some(17), |_| {}).await;
+    // "hello world" is 2 tokens + "user" 1 + 3 framing + 3 priming = 9 prompt tokens, + 10 max_tokens.
+    let ran = run_pipeline(store_with_rows(1, BODY), fake, 1, 6, Some(18), |_| {}).await;
     assert!(ran.calls.is_empty());
     let errors = ran.store.top_errors(1).unwrap();
     assert_eq!(
         errors[0].0,
-        "the request needs 18 tokens (prompt + max_tokens), more than --tpm 17 allows in a minute"
+        "the request needs 19 tokens (prompt + max_tokens), more than --tpm 18 allows in a minute"
     );
 }
 
