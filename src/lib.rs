@@ -11,7 +11,8 @@
 //!   writer thread records outcomes in grouped commits.
 //! - [`pipeline`] is the worker loop: claims rows, holds them under [`limits`] (RPM, TPM, 429
 //!   pauses), sends them through an [`api::Transport`], retries by [`retry`], records outcomes.
-//! - [`tokens`] counts prompt tokens as OpenAI does; [`stats`], [`progress`] and [`summary`]
+//! - [`tokens`] counts prompt tokens as OpenAI does; [`models`] knows context windows and prices;
+//!   [`estimate`] is the dry run; [`stats`], [`progress`] and [`summary`]
 //!   report; [`shutdown`] turns signals into a clean stop; [`output`] exports results.
 //! - [`mock`] is a local OpenAI-compatible server for rehearsals, tests and benchmarks.
 //! - [`secret`] keeps the API key out of every output; [`error`] names what went wrong and
@@ -27,6 +28,7 @@ pub mod job;
 pub mod limits;
 pub mod load;
 pub mod mock;
+pub mod models;
 pub mod output;
 pub mod pipeline;
 pub mod prepare;
