@@ -218,3 +218,6 @@ mod tests {
         assert_eq!(request_cost(parts).unwrap().prompt_tokens, 3 + 2 + 3);
     }
 }
+
+#[cfg(test)]
+mod fixture_tests;
