@@ -26,6 +26,7 @@ Exit codes:
   3  the run finished, but some rows failed (or were invalid, with --skip-invalid)
   4  the run stopped before finishing (Ctrl-C/SIGTERM, or the API refused the key);
      the checkpoint is intact: rerun the printed command to resume
+  5  the run stopped at its --max-cost budget; resume with a larger budget to go on
 
 The API key is read from OPENAI_API_KEY (or the variable named by --api-key-env), never from a flag.";
 
@@ -44,6 +45,10 @@ pub enum Command {
     /// run stopped, and rows already done are never sent again.
     #[command(after_help = AFTER_HELP)]
     Run(Box<RunArgs>),
+    /// Estimate a job's tokens, cost and duration without sending anything (a dry run); takes the
+    /// same flags as `run`. With --sample N, sends N random rows for real to measure completions.
+    #[command(after_help = AFTER_HELP)]
+    Estimate(Box<RunArgs>),
     /// Resume a job from its checkpoint alone (the settings are stored in it).
     #[command(after_help = AFTER_HELP)]
     Resume(Box<ResumeArgs>),
@@ -56,14 +61,15 @@ pub enum Command {
     MockServer(crate::mock::MockArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct RunArgs {
     /// The prompts file: .csv (with a header row) or .jsonl/.ndjson.
     pub input: PathBuf,
 
-    /// Where to write the results: .jsonl or .csv (see --output-format).
+    /// Where to write the results: .jsonl or .csv (see --output-format). Required, except for a
+    /// dry run.
     #[arg(short, long, value_name = "PATH")]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
 
     /// The input's format, when its extension does not say.
     #[arg(long, value_enum)]
@@ -140,7 +146,38 @@ pub struct RunArgs {
     pub restart: bool,
 
     #[command(flatten)]
+    pub estimate: EstimateArgs,
+
+    #[command(flatten)]
     pub send: SendArgs,
+}
+
+/// The dry run's flags (`promptmill estimate`, or `run --dry-run`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct EstimateArgs {
+    /// Estimate instead of sending: read and validate the input, count tokens, price the job
+    /// (the same as `promptmill estimate`).
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print the estimate as JSON on stdout instead of a table on stderr.
+    #[arg(long)]
+    pub json: bool,
+
+    /// The completion tokens a row is expected to produce, for a point estimate of the cost
+    /// (the upper bound always uses max_tokens).
+    #[arg(long, value_name = "N")]
+    pub expect_output_tokens: Option<u64>,
+
+    /// How long one request takes, for the time estimate when concurrency is the binding limit.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
+    pub expect_latency: Duration,
+
+    /// Calibrate: send N randomly chosen rows for real, measure their completion tokens, and
+    /// estimate from them. They are checkpointed (--output or --db), so the full run that
+    /// follows does not send or pay for them again.
+    #[arg(long, value_name = "N")]
+    pub sample: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -211,6 +248,14 @@ pub struct SendArgs {
     #[arg(long, value_name = "PATH")]
     pub summary: Option<PathBuf>,
 
+    /// Stop sending once the job's cost would exceed this many dollars: each request reserves its
+    /// worst case (prompt + max_tokens) before it goes, and settles to its real usage after.
+    #[arg(long, value_name = "DOLLARS")]
+    pub max_cost: Option<f64>,
+
+    #[command(flatten)]
+    pub prices: PriceArgs,
+
     /// No progress display and no summary table (errors are still printed).
     #[arg(short, long)]
     pub quiet: bool,
@@ -218,6 +263,22 @@ pub struct SendArgs {
     /// Log retries and failures (-v), or every request (-vv).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// Where model prices come from, beyond the built-in table.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PriceArgs {
+    /// A LiteLLM-format price map (model_prices_and_context_window.json) to price models by.
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+
+    /// The model's input price, dollars per million tokens (with --price-out).
+    #[arg(long, value_name = "DOLLARS")]
+    pub price_in: Option<f64>,
+
+    /// The model's output price, dollars per million tokens (with --price-in).
+    #[arg(long, value_name = "DOLLARS")]
+    pub price_out: Option<f64>,
 }
 
 #[derive(Debug, Args)]

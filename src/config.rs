@@ -14,6 +14,7 @@ use crate::cli::{self, RunArgs, SendArgs};
 use crate::error::ConfigError;
 use crate::input::InputFormat;
 use crate::job::{Endpoint, JobSpec};
+use crate::models::{PriceBook, PriceError};
 use crate::output::{OutputFormat, OutputSpec};
 use crate::prepare::RequestSettings;
 use crate::template::Template;
@@ -47,6 +48,10 @@ pub struct SendConfig {
     pub summary: Option<PathBuf>,
     pub quiet: bool,
     pub verbose: u8,
+    /// `--max-cost`, in dollars.
+    pub max_cost: Option<f64>,
+    /// `--prices`, `--price-in`, `--price-out` as given.
+    pub prices: cli::PriceArgs,
 }
 
 /// Limit flags as given (validated); `None` where the flag was not given.
@@ -86,8 +91,19 @@ impl Default for SendLimits {
     }
 }
 
-impl RunConfig {
-    pub fn from_args(args: RunArgs) -> Result<RunConfig, anyhow::Error> {
+/// The input and what to make of it: the part of `run`'s flags that a dry run needs too.
+#[derive(Debug, Clone)]
+pub struct InputConfig {
+    pub input: PathBuf,
+    pub format: InputFormat,
+    pub skip_invalid: bool,
+    pub request: RequestSettings,
+    /// The job as the command describes it (the input's fingerprint is filled in once read).
+    pub spec: JobSpec,
+}
+
+impl InputConfig {
+    pub fn from_args(args: &RunArgs) -> Result<InputConfig, anyhow::Error> {
         let format = match args.format.or_else(|| InputFormat::from_path(&args.input)) {
             Some(f) => f,
             None => {
@@ -106,18 +122,12 @@ impl RunConfig {
         if input.is_dir() {
             anyhow::bail!("{}: is a directory, not a prompts file", args.input.display());
         }
-        let output = output_spec(&args.output, args.output_format, "--output")?;
-        let db = args.db.clone().unwrap_or_else(|| default_db_path(&output.path));
-        let same = |p: &Path| std::fs::canonicalize(p).is_ok_and(|p| p == input);
-        if same(&output.path) {
-            return Err(ConfigError::new("--output", "is the input file; it would be overwritten").into());
-        }
-        if same(&db) {
-            return Err(ConfigError::new("--db", "is the input file; it would be overwritten").into());
-        }
-
-        let template_text = text_flag(args.template, args.template_file.as_deref(), "--template-file")?;
-        let system_text = text_flag(args.system, args.system_file.as_deref(), "--system-file")?;
+        let template_text = text_flag(
+            args.template.clone(),
+            args.template_file.as_deref(),
+            "--template-file",
+        )?;
+        let system_text = text_flag(args.system.clone(), args.system_file.as_deref(), "--system-file")?;
         let template = parse_template(template_text.as_deref(), "--template")?;
         let system = parse_template(system_text.as_deref(), "--system")?;
         if template.is_some() && args.model.is_none() {
@@ -144,18 +154,6 @@ impl RunConfig {
             }
         }
         let params = parse_params(&args.params)?;
-        let base_url = args
-            .base_url
-            .or_else(|| {
-                std::env::var("OPENAI_BASE_URL")
-                    .ok()
-                    .filter(|v| !v.trim().is_empty())
-            })
-            .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
-        let base_url = check_base_url(&base_url)?;
-        check_key_present(&args.api_key_env, &base_url)?;
-        let send = SendConfig::from_args(&args.send)?;
-
         let spec = JobSpec {
             input: input.clone(),
             format,
@@ -172,17 +170,59 @@ impl RunConfig {
         let request = RequestSettings {
             template,
             system,
-            id_column: args.id_column,
+            id_column: args.id_column.clone(),
             endpoint: args.endpoint,
-            model: args.model,
+            model: args.model.clone(),
             max_tokens: args.max_tokens,
             temperature: args.temperature,
             params,
         };
-        Ok(RunConfig {
+        Ok(InputConfig {
             input,
             format,
             skip_invalid: args.skip_invalid,
+            request,
+            spec,
+        })
+    }
+}
+
+impl RunConfig {
+    pub fn from_args(args: RunArgs) -> Result<RunConfig, anyhow::Error> {
+        let InputConfig {
+            input,
+            format,
+            skip_invalid,
+            request,
+            spec,
+        } = InputConfig::from_args(&args)?;
+        let Some(output_path) = &args.output else {
+            return Err(ConfigError::new("--output", "is required: the file to write the results to").into());
+        };
+        let output = output_spec(output_path, args.output_format, "--output")?;
+        let db = args.db.clone().unwrap_or_else(|| default_db_path(&output.path));
+        let same = |p: &Path| std::fs::canonicalize(p).is_ok_and(|p| p == input);
+        if same(&output.path) {
+            return Err(ConfigError::new("--output", "is the input file; it would be overwritten").into());
+        }
+        if same(&db) {
+            return Err(ConfigError::new("--db", "is the input file; it would be overwritten").into());
+        }
+        let base_url = args
+            .base_url
+            .or_else(|| {
+                std::env::var("OPENAI_BASE_URL")
+                    .ok()
+                    .filter(|v| !v.trim().is_empty())
+            })
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
+        let base_url = check_base_url(&base_url)?;
+        check_key_present(&args.api_key_env, &base_url)?;
+        let send = SendConfig::from_args(&args.send)?;
+        Ok(RunConfig {
+            input,
+            format,
+            skip_invalid,
             request,
             spec,
             output,
@@ -191,6 +231,53 @@ impl RunConfig {
             base_url,
             api_key_env: args.api_key_env,
             send,
+        })
+    }
+}
+
+/// Everything the dry run needs: the input, the limits the ETA is computed for, the prices, and
+/// the run that sends the calibration sample when `--sample` is given.
+#[derive(Debug)]
+pub struct EstimateConfig {
+    pub input: InputConfig,
+    pub limits: SendLimits,
+    pub prices: PriceBook,
+    pub json: bool,
+    pub quiet: bool,
+    pub expect_output_tokens: Option<u64>,
+    pub expect_latency: Duration,
+    /// `--sample N` and the run that sends it.
+    pub sample: Option<(u64, Box<RunConfig>)>,
+}
+
+impl EstimateConfig {
+    pub fn from_args(args: RunArgs) -> Result<EstimateConfig, anyhow::Error> {
+        let input = InputConfig::from_args(&args)?;
+        let send = SendConfig::from_args(&args.send)?;
+        let est = args.estimate.clone();
+        let sample = match est.sample {
+            None => None,
+            Some(0) => return Err(ConfigError::new("--sample", "must be at least 1").into()),
+            Some(n) => {
+                if args.output.is_none() {
+                    return Err(ConfigError::new(
+                        "--sample",
+                        "needs --output: the sampled rows are checkpointed next to it, so the full run does not pay for them again",
+                    )
+                    .into());
+                }
+                Some((n, Box::new(RunConfig::from_args(args)?)))
+            }
+        };
+        Ok(EstimateConfig {
+            input,
+            limits: send.limits(None),
+            prices: send.price_book()?,
+            json: est.json,
+            quiet: send.quiet,
+            expect_output_tokens: est.expect_output_tokens,
+            expect_latency: est.expect_latency,
+            sample,
         })
     }
 }
@@ -204,6 +291,14 @@ impl SendConfig {
         }
         if args.max_attempts == Some(0) {
             return Err(ConfigError::new("--max-attempts", "must be at least 1"));
+        }
+        if let Some(c) = args.max_cost {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(ConfigError::new(
+                    "--max-cost",
+                    format!("`{c}` is not a budget (dollars, more than 0)"),
+                ));
+            }
         }
         let headers = args
             .headers
@@ -224,7 +319,18 @@ impl SendConfig {
             summary: args.summary.clone(),
             quiet: args.quiet,
             verbose: args.verbose,
+            max_cost: args.max_cost,
+            prices: args.prices.clone(),
         })
+    }
+
+    /// The price sources this command names (the built-in table is always there).
+    pub fn price_book(&self) -> Result<PriceBook, PriceError> {
+        PriceBook::new(
+            self.prices.prices.as_deref(),
+            self.prices.price_in,
+            self.prices.price_out,
+        )
     }
 
     /// The limits in force: each flag given on this command line, else what the job last ran

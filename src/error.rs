@@ -21,6 +21,9 @@ pub mod exit_code {
     /// The run was stopped before finishing: interrupted (Ctrl-C, SIGTERM) or refused by the API
     /// (401/403). The checkpoint is intact; rerun the printed command to resume.
     pub const STOPPED: i32 = 4;
+    /// The run stopped because its `--max-cost` budget would have been exceeded. The checkpoint
+    /// is intact; resume with a larger budget to go on.
+    pub const BUDGET: i32 = 5;
 }
 
 /// An input row that could not become a request. Carries the file, the 1-based line where the row

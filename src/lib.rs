@@ -23,6 +23,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod estimate;
 pub mod input;
 pub mod job;
 pub mod limits;

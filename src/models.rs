@@ -14,7 +14,6 @@
 //! the unit providers publish them in. An unknown model has no price: callers say so, never
 //! count it as free.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -348,7 +347,11 @@ mod tests {
 
     #[test]
     fn costs_are_per_million_and_batch_is_half() {
-        let p = PriceBook::default().lookup("gpt-4o-mini").unwrap().prices.unwrap();
+        let p = PriceBook::default()
+            .lookup("gpt-4o-mini")
+            .unwrap()
+            .prices
+            .unwrap();
         assert!((p.live(1_000_000, 1_000_000) - 0.75).abs() < 1e-12);
         assert!((p.batch(1_000_000, 1_000_000).unwrap() - 0.375).abs() < 1e-12);
         let p = PriceBook::default()
@@ -371,7 +374,10 @@ mod tests {
             "--price-out: is needed with --price-in (dollars per million output tokens)"
         );
         let err = PriceBook::new(None, Some(-1.0), Some(1.0)).unwrap_err();
-        assert!(err.to_string().starts_with("--price-in: `-1` is not a price"), "{err}");
+        assert!(
+            err.to_string().starts_with("--price-in: `-1` is not a price"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -390,7 +396,11 @@ mod tests {
         let p = info.prices.unwrap();
         assert_eq!((p.input, p.output, p.batch_input), (1.0, 2.0, None));
         assert_eq!(info.max_input_tokens, Some(1000));
-        assert_eq!(info.max_output_tokens, Some(16_384), "the table fills what the file leaves out");
+        assert_eq!(
+            info.max_output_tokens,
+            Some(16_384),
+            "the table fills what the file leaves out"
+        );
         let err = book.lookup("broken").unwrap_err().to_string();
         assert!(err.contains("prices.json: model `broken`: invalid type"), "{err}");
         std::fs::write(&path, "[1]").unwrap();

@@ -102,6 +102,8 @@ pub struct RequestCost {
     pub prompt_tokens: u64,
     /// `max_tokens` (or `max_completion_tokens`) × `n`; 0 when the request sets no maximum.
     pub max_output_tokens: u64,
+    /// `n`: how many completions the request asks for.
+    pub choices: u64,
 }
 
 impl RequestCost {
@@ -113,6 +115,11 @@ impl RequestCost {
 /// Counts a request body's prompt tokens (with chat framing, in the encoding of the body's
 /// `model`) and its output allowance.
 pub fn request_cost(body: &str) -> Result<RequestCost, serde_json::Error> {
+    measure(body).map(|(cost, _)| cost)
+}
+
+/// [`request_cost`], and the body's `model` (borrowed from `body` when it can be).
+pub fn measure(body: &str) -> Result<(RequestCost, Option<std::borrow::Cow<'_, str>>), serde_json::Error> {
     let body: Body<'_> = serde_json::from_str(body)?;
     let tokenizer = &Tokenizer::for_model(body.model.as_deref().unwrap_or(""));
     let mut prompt_tokens = 0;
@@ -139,10 +146,12 @@ pub fn request_cost(body: &str) -> Result<RequestCost, serde_json::Error> {
         prompt_tokens += count_value(tokenizer, prompt)?;
     }
     let per_choice = body.max_completion_tokens.or(body.max_tokens).unwrap_or(0);
-    Ok(RequestCost {
+    let cost = RequestCost {
         prompt_tokens,
         max_output_tokens: per_choice.saturating_mul(body.n.unwrap_or(1).max(1)),
-    })
+        choices: body.n.unwrap_or(1).max(1),
+    };
+    Ok((cost, body.model))
 }
 
 /// Tokens of a JSON value that holds text: a string, an array of strings (legacy prompts), or an
@@ -218,7 +227,8 @@ mod tests {
             legacy,
             RequestCost {
                 prompt_tokens: 2,
-                max_output_tokens: 5
+                max_output_tokens: 5,
+                choices: 1,
             }
         );
         let parts = r#"{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text","text":"hello world"},{"type":"image_url","image_url":{"url":"x"}}]}]}"#;
@@ -238,7 +248,12 @@ mod tests {
             {"role": "system", "name": "example_assistant", "content": "Let's talk later when we're less busy about how to do better."},
             {"role": "user", "content": "This late pivot means we don't have time to boil the ocean for the client deliverable."}
         ]"#;
-        for (model, reported) in [("gpt-4o", 124), ("gpt-4o-mini", 124), ("gpt-4", 129), ("gpt-3.5-turbo", 129)] {
+        for (model, reported) in [
+            ("gpt-4o", 124),
+            ("gpt-4o-mini", 124),
+            ("gpt-4", 129),
+            ("gpt-3.5-turbo", 129),
+        ] {
             let body = format!(r#"{{"model":"{model}","messages":{messages},"max_tokens":1}}"#);
             assert_eq!(request_cost(&body).unwrap().prompt_tokens, reported, "{model}");
         }

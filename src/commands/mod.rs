@@ -1,6 +1,7 @@
 //! The subcommands. Each reads like its plot and returns the process exit code; the work is
 //! done by the modules they call.
 
+pub mod estimate;
 pub mod export;
 pub mod run;
 pub mod status;
@@ -17,7 +18,9 @@ where
 {
     let cli = Cli::parse_from(args);
     match cli.command {
+        Command::Run(args) if args.estimate.dry_run => estimate::estimate(*args),
         Command::Run(args) => run::run(*args),
+        Command::Estimate(args) => estimate::estimate(*args),
         Command::Resume(args) => run::resume(*args),
         Command::Status(args) => status::status(args),
         Command::Export(args) => export::export(args),

@@ -27,6 +27,21 @@ use super::shell_quote;
 
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let cfg = RunConfig::from_args(args)?;
+    let (store, job, lock) = open_job(&cfg)?;
+    execute(store, job, cfg.send, lock, Scope::All)
+}
+
+/// Which pending rows a run sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    /// Only the calibration sample (`estimate --sample`); no output is written.
+    Sample,
+}
+
+/// Opens the job's checkpoint for `cfg`, creating it from the input on the first run; checks
+/// that an existing one is this job. Holds the run lock from here on.
+pub fn open_job(cfg: &RunConfig) -> anyhow::Result<(Store, JobRecord, RunLock)> {
     let say = |msg: String| {
         if !cfg.send.quiet {
             eprintln!("promptmill: {msg}");
@@ -61,7 +76,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             say(format!("resuming the job in {}", cfg.db.display()));
             job
         }
-        None => match read_input(&mut store, &cfg) {
+        None => match read_input(&mut store, cfg) {
             Ok(job) => job,
             Err(e) => {
                 drop(store);
@@ -73,7 +88,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             }
         },
     };
-    execute(store, job, cfg.send, lock)
+    Ok((store, job, lock))
 }
 
 pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
@@ -105,7 +120,7 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
     if changed {
         store.update_job(&job)?;
     }
-    execute(store, job, send, lock)
+    execute(store, job, send, lock, Scope::All)
 }
 
 /// Reads the input into a new checkpoint and records the job.
@@ -167,9 +182,15 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
         .ok_or_else(|| anyhow::anyhow!("the job record was not saved"))
 }
 
-/// Sends what is pending, then writes the output and the totals. Shared by `run` and `resume`.
-/// `_lock` is held until the run has written everything.
-fn execute(store: Store, mut job: JobRecord, send: SendConfig, _lock: RunLock) -> anyhow::Result<i32> {
+/// Sends what is pending (in `scope`), then writes the output and the totals. Shared by `run`,
+/// `resume` and the calibration sample. `_lock` is held until the run has written everything.
+pub fn execute(
+    mut store: Store,
+    mut job: JobRecord,
+    send: SendConfig,
+    _lock: RunLock,
+    scope: Scope,
+) -> anyhow::Result<i32> {
     init_logging(send.verbose);
     let limits = send.limits(Some(&job.send));
     if limits != job.send {
@@ -185,6 +206,9 @@ fn execute(store: Store, mut job: JobRecord, send: SendConfig, _lock: RunLock) -
         store.requeue_failed()?;
     }
     let before = store.counts()?;
+    if scope == Scope::Sample {
+        store.claim_sample_only();
+    }
     let resume_cmd = format!(
         "promptmill resume {}",
         shell_quote(&db_path.display().to_string())
@@ -271,7 +295,9 @@ fn execute(store: Store, mut job: JobRecord, send: SendConfig, _lock: RunLock) -
     );
     let summary_json = serde_json::to_string_pretty(&summary)?;
     store.end_run(run_id, outcome, &summary_json)?;
-    output::export(&store, &job.columns, &job.output)?;
+    if scope == Scope::All {
+        output::export(&store, &job.columns, &job.output)?;
+    }
     if let Some(path) = &send.summary {
         use std::io::Write;
         let mut f = output::create_private(path)?;

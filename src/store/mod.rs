@@ -51,6 +51,8 @@ pub fn now_ms() -> i64 {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Claim only the rows of the calibration sample (`estimate --sample`).
+    sample_only: bool,
 }
 
 /// Rows by state, and the token totals of the done rows.
@@ -173,7 +175,50 @@ impl Store {
         Ok(Store {
             conn,
             path: path.to_path_buf(),
+            sample_only: false,
         })
+    }
+
+    /// Makes the calibration sample `n` rows: keeps the rows already chosen, and adds valid rows
+    /// at random until there are `n` (or no more). Returns the sample's size.
+    pub fn choose_sample(&self, n: u64) -> anyhow::Result<u64> {
+        let have: u64 = self
+            .conn
+            .query_row("SELECT count(*) FROM sample", [], |r| r.get(0))?;
+        if have < n {
+            self.conn.execute(
+                "INSERT INTO sample (seq) SELECT seq FROM rows
+                  WHERE invalid = 0 AND seq NOT IN (SELECT seq FROM sample)
+                  ORDER BY random() LIMIT ?1",
+                [n - have],
+            )?;
+        }
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM sample", [], |r| r.get(0))?)
+    }
+
+    /// From now on, runs of this store claim only the rows of the calibration sample.
+    pub fn claim_sample_only(&mut self) {
+        self.sample_only = true;
+    }
+
+    /// Completion tokens of the sampled rows that are done, and how many sampled rows are not.
+    pub fn sample_completions(&self) -> anyhow::Result<(Vec<u64>, u64)> {
+        let mut done = Vec::new();
+        let mut other = 0;
+        let mut q = self
+            .conn
+            .prepare("SELECT rows.state, rows.completion_tokens FROM sample JOIN rows USING (seq)")?;
+        let mut rows = q.query([])?;
+        while let Some(r) = rows.next()? {
+            let state: String = r.get(0)?;
+            match (state.as_str(), r.get::<_, Option<i64>>(1)?) {
+                ("done", Some(t)) => done.push(t.max(0) as u64),
+                _ => other += 1,
+            }
+        }
+        Ok((done, other))
     }
 
     pub fn path(&self) -> &Path {

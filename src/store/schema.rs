@@ -56,6 +56,10 @@ pub const MIGRATIONS: &[&str] = &[
         failed       INTEGER NOT NULL DEFAULT 0
     );
     "#,
+    // 2: the rows `estimate --sample` chose; kept so that a second calibration reuses them.
+    r#"
+    CREATE TABLE sample (seq INTEGER PRIMARY KEY REFERENCES rows (seq));
+    "#,
 ];
 
 /// Brings the schema up to date. Fails if the database was written by a newer promptmill.

@@ -122,13 +122,14 @@ fn write_loop(
     stats: &Stats,
     mut rx: mpsc::Receiver<Msg>,
 ) -> anyhow::Result<Store> {
+    let sample_only = store.sample_only;
     while let Some(first) = rx.blocking_recv() {
         let tx = store.conn().transaction()?;
-        apply(&tx, first)?;
+        apply(&tx, first, sample_only)?;
         let mut applied = 1;
         while applied < MAX_GROUP {
             match rx.try_recv() {
-                Ok(msg) => apply(&tx, msg)?,
+                Ok(msg) => apply(&tx, msg, sample_only)?,
                 Err(_) => break,
             }
             applied += 1;
@@ -148,11 +149,15 @@ fn write_loop(
     Ok(store)
 }
 
-fn apply(conn: &Connection, msg: Msg) -> anyhow::Result<()> {
+fn apply(conn: &Connection, msg: Msg, sample_only: bool) -> anyhow::Result<()> {
     match msg {
         Msg::Finish(o) => record_outcome(conn, o),
         Msg::Claim { after, limit, reply } => {
-            let claimed = claim(conn, after, limit);
+            let claimed = if sample_only {
+                claim_sample(conn, after, limit)
+            } else {
+                claim(conn, after, limit)
+            };
             let failed = claimed.as_ref().err().map(|e| anyhow::anyhow!("{e:#}"));
             // The receiver may be gone if the run is stopping; the claim then simply lapses
             // (the rows are reset to pending when the writer ends).
@@ -183,6 +188,28 @@ fn claim(conn: &Connection, after: i64, limit: usize) -> anyhow::Result<Vec<Clai
             "UPDATE rows SET state = 'in_flight' WHERE state = 'pending' AND seq BETWEEN ?1 AND ?2",
         )?
         .execute(params![first.seq, last.seq])?;
+    }
+    Ok(rows)
+}
+
+/// [`claim`], among the rows of the calibration sample only.
+fn claim_sample(conn: &Connection, after: i64, limit: usize) -> anyhow::Result<Vec<Claimed>> {
+    let mut select = conn.prepare_cached(
+        "SELECT seq, id, request FROM rows WHERE state = 'pending' AND seq > ?1
+           AND seq IN (SELECT seq FROM sample) ORDER BY seq LIMIT ?2",
+    )?;
+    let rows: Vec<Claimed> = select
+        .query_map(params![after, limit as i64], |r| {
+            Ok(Claimed {
+                seq: r.get(0)?,
+                id: r.get(1)?,
+                body: r.get(2)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut mark = conn.prepare_cached("UPDATE rows SET state = 'in_flight' WHERE seq = ?1")?;
+    for row in &rows {
+        mark.execute(params![row.seq])?;
     }
     Ok(rows)
 }

@@ -105,10 +105,7 @@ fn string_counts_equal_tiktoken_for_every_case() {
     );
 }
 
-// Today `request_cost` leaves out the role string, 1 token in every message here; the lead's fix
-// on main counts it. Remove the ignore once that fix is merged.
 #[test]
-#[ignore = "needs the role-token fix from main"]
 fn chat_prompt_tokens_equal_the_cookbook_rule() {
     let f = fixture();
     assert!(!f.chat.is_empty());

@@ -1,0 +1,92 @@
+//! `promptmill estimate` (also `promptmill run --dry-run`): what a job would cost and how long it
+//! would take, without sending anything — or, with `--sample N`, after sending N random rows for
+//! real to measure what completions cost.
+
+use crate::cli::RunArgs;
+use crate::commands::run::{execute, open_job, Scope};
+use crate::config::EstimateConfig;
+use crate::config::RunConfig;
+use crate::error::exit_code;
+use crate::estimate::report::{Assumptions, Expectation, Report};
+use crate::estimate::{expectation_from_sample, scan};
+use crate::load::LoadError;
+
+pub fn estimate(args: RunArgs) -> anyhow::Result<i32> {
+    let cfg = EstimateConfig::from_args(args)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let show = !cfg.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let progress = |rows: u64| {
+        if show {
+            eprint!("\rpromptmill: counting tokens… {rows} rows");
+        }
+    };
+    let scanned = scan(&cfg.input, threads, &progress);
+    if show {
+        eprint!("\r\x1b[2K");
+    }
+    let scanned = scanned.map_err(|e| match e {
+        LoadError::Other(e) => e,
+        other => anyhow::Error::msg(other.to_string()),
+    })?;
+    let expectation = match (&cfg.sample, cfg.expect_output_tokens) {
+        (Some((n, run)), _) => Some(calibrate(*n, run)?),
+        (None, Some(n)) => Some(Expectation {
+            per_request: n as f64,
+            interval: None,
+            source: "--expect-output-tokens".into(),
+        }),
+        (None, None) => None,
+    };
+    let report = Report::new(
+        &scanned,
+        &Assumptions {
+            prices: &cfg.prices,
+            limits: &cfg.limits,
+            latency: cfg.expect_latency,
+            expectation,
+            skip_invalid: cfg.input.skip_invalid,
+        },
+    )?;
+    if cfg.json {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let written = serde_json::to_writer_pretty(&mut out, &report)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out));
+        // A reader that stops early (`| head`) is not an error of ours.
+        match written {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+            _ => {}
+        }
+    } else {
+        eprint!("{report}");
+    }
+    Ok(if report.run_would_refuse {
+        exit_code::ERROR
+    } else {
+        exit_code::SUCCESS
+    })
+}
+
+/// Sends the calibration sample (rows already sent for it are not sent again) and measures its
+/// completions. The rows are checkpointed like any run's, so the full run skips them.
+fn calibrate(n: u64, run: &RunConfig) -> anyhow::Result<Expectation> {
+    let (store, job, lock) = open_job(run)?;
+    let size = store.choose_sample(n)?;
+    if !run.send.quiet {
+        eprintln!("promptmill: sending a calibration sample of {size} rows");
+    }
+    let code = execute(store, job, run.send.clone(), lock, Scope::Sample)?;
+    if code == exit_code::STOPPED || code == exit_code::BUDGET || code == exit_code::ERROR {
+        anyhow::bail!("the calibration sample did not finish; no estimate was made from it");
+    }
+    let store = crate::store::Store::open(&run.db, false)?;
+    let (completions, unsettled) = store.sample_completions()?;
+    if completions.is_empty() {
+        anyhow::bail!(
+            "none of the {size} sampled rows got a completion ({unsettled} failed); see `promptmill status {}`",
+            super::shell_quote(&run.db.display().to_string())
+        );
+    }
+    Ok(expectation_from_sample(&completions))
+}

@@ -1,0 +1,469 @@
+//! The estimate as the user reads it: a table on stderr, or JSON (`--json`) on stdout.
+//!
+//! Exact where it can be: prompt tokens (for models whose tokenizer is known), rows, the
+//! context-window check. Ranges where it cannot: completion tokens run from what the user or a
+//! calibration sample expects up to the bound `max_tokens` sets (or the model's output cap when
+//! a row sets none). Costs follow the same split, live and through the Batch API, and the time
+//! estimate names the limit that binds.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::SendLimits;
+use crate::models::{unknown_price, ModelInfo, PriceBook, Prices};
+use crate::tokens::Tokenizer;
+
+use super::Scan;
+
+/// What is expected of completions, and where the expectation came from.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Expectation {
+    /// Completion tokens per request.
+    pub per_request: f64,
+    /// 95 % interval of the per-request mean, when measured.
+    pub interval: Option<(f64, f64)>,
+    /// `--expect-output-tokens`, or `sample of N rows`.
+    pub source: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PromptTokens {
+    pub total: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p95: u64,
+    pub max: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CompletionTokens {
+    /// The most the rows can produce; `None` when some row sets no max_tokens and the model's
+    /// output cap is unknown.
+    pub max: Option<u64>,
+    /// Rows that set no max_tokens (bounded by the model's output cap instead).
+    pub rows_without_max_tokens: u64,
+    pub expected: Option<f64>,
+    pub expected_low: Option<f64>,
+    pub expected_high: Option<f64>,
+}
+
+/// Dollars, from the expected completions up to the bound.
+#[derive(Debug, Serialize)]
+pub struct Cost {
+    pub prompt: f64,
+    pub max: Option<f64>,
+    pub expected: Option<f64>,
+    pub expected_low: Option<f64>,
+    pub expected_high: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ModelReport {
+    /// As the requests name it (empty when they name none).
+    pub model: String,
+    pub rows: u64,
+    pub encoding: &'static str,
+    /// False: the model's tokenizer is unknown and counts use `o200k_base` as an approximation.
+    pub exact_tokens: bool,
+    pub prompt_tokens: PromptTokens,
+    pub max_input_tokens: Option<u64>,
+    /// Rows whose prompt is longer than the model's context allows: they would fail.
+    pub rows_over_context: u64,
+    pub completion_tokens: CompletionTokens,
+    pub prices: Option<Prices>,
+    pub price_source: Option<String>,
+    pub cost_live: Option<Cost>,
+    pub cost_batch: Option<Cost>,
+    /// Why there is no cost, when there is none.
+    pub cost_unknown: Option<String>,
+}
+
+/// How long the live run takes under each limit; the largest binds.
+#[derive(Debug, Serialize)]
+pub struct Timing {
+    pub requests: u64,
+    pub by_rpm: Option<f64>,
+    pub by_tpm: Option<f64>,
+    pub by_concurrency: f64,
+    /// Seconds per request assumed for the concurrency limit.
+    pub latency: f64,
+    pub binding: &'static str,
+    pub seconds: f64,
+    pub rpm: Option<u32>,
+    pub tpm: Option<u32>,
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub input: String,
+    pub endpoint: &'static str,
+    pub rows: u64,
+    pub rows_to_send: u64,
+    pub rows_invalid: u64,
+    /// The first invalid rows, with the reason, as `run` would report them.
+    pub invalid: Vec<String>,
+    /// True when `run` would refuse the input as it is (invalid rows without --skip-invalid).
+    pub run_would_refuse: bool,
+    pub models: Vec<ModelReport>,
+    pub prompt_tokens: u64,
+    pub cost_live: Option<Cost>,
+    pub cost_batch: Option<Cost>,
+    pub timing: Timing,
+    pub expectation: Option<Expectation>,
+}
+
+/// Everything a report is computed from besides the scan.
+pub struct Assumptions<'a> {
+    pub prices: &'a PriceBook,
+    pub limits: &'a SendLimits,
+    pub latency: Duration,
+    pub expectation: Option<Expectation>,
+    pub skip_invalid: bool,
+}
+
+impl Report {
+    pub fn new(scan: &Scan, a: &Assumptions<'_>) -> anyhow::Result<Report> {
+        let mut models = Vec::new();
+        for (model, tally) in &scan.models {
+            let info = a.prices.lookup(model)?;
+            models.push(model_report(model, tally, &info, a.expectation.as_ref()));
+        }
+        let sum = |f: &dyn Fn(&ModelReport) -> Option<&Cost>| -> Option<Cost> {
+            let mut total = Cost {
+                prompt: 0.0,
+                max: Some(0.0),
+                expected: Some(0.0),
+                expected_low: Some(0.0),
+                expected_high: Some(0.0),
+            };
+            for m in &models {
+                let c = f(m)?;
+                total.prompt += c.prompt;
+                let add = |acc: &mut Option<f64>, v: Option<f64>| *acc = acc.zip(v).map(|(a, b)| a + b);
+                add(&mut total.max, c.max);
+                add(&mut total.expected, c.expected);
+                add(&mut total.expected_low, c.expected_low);
+                add(&mut total.expected_high, c.expected_high);
+            }
+            Some(total)
+        };
+        let cost_live = sum(&|m| m.cost_live.as_ref());
+        let cost_batch = sum(&|m| m.cost_batch.as_ref());
+        let requests = scan.valid_rows();
+        let limiter_tokens: u64 = scan
+            .models
+            .values()
+            .map(|t| t.prompt_tokens + t.max_output_tokens)
+            .sum();
+        let timing = timing(requests, limiter_tokens, a.limits, a.latency);
+        Ok(Report {
+            input: scan.file.display().to_string(),
+            endpoint: scan.endpoint.path(),
+            rows: scan.rows,
+            rows_to_send: requests,
+            rows_invalid: scan.invalid,
+            invalid: scan.listed.iter().map(|e| e.to_string()).collect(),
+            run_would_refuse: scan.invalid > 0 && !a.skip_invalid,
+            prompt_tokens: scan.models.values().map(|t| t.prompt_tokens).sum(),
+            models,
+            cost_live,
+            cost_batch,
+            timing,
+            expectation: a.expectation.clone(),
+        })
+    }
+}
+
+fn model_report(
+    model: &str,
+    tally: &super::ModelTally,
+    info: &ModelInfo,
+    expectation: Option<&Expectation>,
+) -> ModelReport {
+    let tokenizer = Tokenizer::for_model(model);
+    // Rows without max_tokens may produce up to the model's output cap, per completion.
+    let max = match (tally.unbounded_choices, info.max_output_tokens) {
+        (0, _) => Some(tally.max_output_tokens),
+        (n, Some(cap)) => Some(tally.max_output_tokens + n * cap),
+        (_, None) => None,
+    };
+    let expected = |per: f64| {
+        let v = per * tally.choices as f64;
+        max.map_or(v, |m| v.min(m as f64))
+    };
+    let completion = CompletionTokens {
+        max,
+        rows_without_max_tokens: tally.unbounded_rows,
+        expected: expectation.map(|e| expected(e.per_request)),
+        expected_low: expectation.and_then(|e| e.interval).map(|(lo, _)| expected(lo)),
+        expected_high: expectation.and_then(|e| e.interval).map(|(_, hi)| expected(hi)),
+    };
+    let cost = |input: f64, output: f64| Cost {
+        prompt: tally.prompt_tokens as f64 * input / 1e6,
+        max: completion
+            .max
+            .map(|m| (tally.prompt_tokens as f64 * input + m as f64 * output) / 1e6),
+        expected: completion
+            .expected
+            .map(|e| (tally.prompt_tokens as f64 * input + e * output) / 1e6),
+        expected_low: completion
+            .expected_low
+            .map(|e| (tally.prompt_tokens as f64 * input + e * output) / 1e6),
+        expected_high: completion
+            .expected_high
+            .map(|e| (tally.prompt_tokens as f64 * input + e * output) / 1e6),
+    };
+    let prices = info.prices;
+    let cost_live = prices.map(|p| cost(p.input, p.output));
+    let cost_batch = prices.and_then(|p| Some(cost(p.batch_input?, p.batch_output?)));
+    ModelReport {
+        model: model.to_string(),
+        rows: tally.rows,
+        encoding: tokenizer.encoding(),
+        exact_tokens: tokenizer.exact(),
+        prompt_tokens: PromptTokens {
+            total: tally.prompt_tokens,
+            mean: tally.prompt_tokens as f64 / tally.rows.max(1) as f64,
+            p50: tally.quantile(0.50),
+            p95: tally.quantile(0.95),
+            max: tally.max(),
+        },
+        max_input_tokens: info.max_input_tokens,
+        rows_over_context: info.max_input_tokens.map_or(0, |limit| tally.rows_over(limit)),
+        completion_tokens: completion,
+        prices,
+        price_source: info.source.as_ref().map(|s| s.to_string()),
+        cost_unknown: prices.is_none().then(|| unknown_price(model)),
+        cost_live,
+        cost_batch,
+    }
+}
+
+fn timing(requests: u64, limiter_tokens: u64, limits: &SendLimits, latency: Duration) -> Timing {
+    let by_rpm = limits.rpm.map(|r| requests as f64 * 60.0 / r.get() as f64);
+    let by_tpm = limits.tpm.map(|t| limiter_tokens as f64 * 60.0 / t.get() as f64);
+    let by_concurrency = requests as f64 * latency.as_secs_f64() / limits.concurrency.max(1) as f64;
+    let mut binding = ("concurrency", by_concurrency);
+    for (name, v) in [("rpm", by_rpm), ("tpm", by_tpm)] {
+        if let Some(v) = v {
+            if v > binding.1 {
+                binding = (name, v);
+            }
+        }
+    }
+    Timing {
+        requests,
+        by_rpm,
+        by_tpm,
+        by_concurrency,
+        latency: latency.as_secs_f64(),
+        binding: binding.0,
+        seconds: binding.1,
+        rpm: limits.rpm.map(|r| r.get()),
+        tpm: limits.tpm.map(|t| t.get()),
+        concurrency: limits.concurrency,
+    }
+}
+
+/// `12345678` → `12,345,678`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Dollars with the precision that matters for the amount.
+pub fn dollars(v: f64) -> String {
+    if v >= 100.0 {
+        format!("${}", thousands(v.round() as u64))
+    } else if v >= 1.0 {
+        format!("${v:.2}")
+    } else if v >= 0.01 {
+        format!("${v:.3}")
+    } else {
+        format!("${v:.6}")
+    }
+}
+
+fn duration(secs: f64) -> String {
+    if secs < 10.0 {
+        return format!("{secs:.1}s");
+    }
+    humantime::format_duration(Duration::from_secs(secs.round() as u64)).to_string()
+}
+
+fn cost_line(c: &Cost) -> String {
+    let expected = match (c.expected, c.expected_low, c.expected_high) {
+        (Some(e), Some(lo), Some(hi)) => {
+            format!("expected {} ({} – {}), ", dollars(e), dollars(lo), dollars(hi))
+        }
+        (Some(e), _, _) => format!("expected {}, ", dollars(e)),
+        _ => String::new(),
+    };
+    let max = match c.max {
+        Some(m) => format!("at most {}", dollars(m)),
+        None => "no upper bound (set --max-tokens)".to_string(),
+    };
+    format!("{expected}{max}  (prompts {})", dollars(c.prompt))
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "promptmill estimate: {} ({})", self.input, self.endpoint)?;
+        write!(f, "  rows        {} to send", thousands(self.rows_to_send))?;
+        if self.rows_invalid > 0 {
+            write!(f, ", {} invalid", thousands(self.rows_invalid))?;
+        }
+        writeln!(f)?;
+        for m in &self.models {
+            let name = if m.model.is_empty() {
+                "(no model)"
+            } else {
+                &m.model
+            };
+            let exact = if m.exact_tokens {
+                format!("{}, exact", m.encoding)
+            } else {
+                format!(
+                    "tokenizer unknown: approximated with {}, expect a few % off",
+                    m.encoding
+                )
+            };
+            writeln!(f, "  model       {name}: {} rows ({exact})", thousands(m.rows))?;
+            let p = &m.prompt_tokens;
+            writeln!(
+                f,
+                "    prompt      {} tokens; per row mean {:.1}, p50 {}, p95 {}, max {}",
+                thousands(p.total),
+                p.mean,
+                thousands(p.p50),
+                thousands(p.p95),
+                thousands(p.max)
+            )?;
+            match m.max_input_tokens {
+                Some(limit) if m.rows_over_context > 0 => writeln!(
+                    f,
+                    "    context     {} rows over the {} tokens the model takes: they would fail",
+                    thousands(m.rows_over_context),
+                    thousands(limit)
+                )?,
+                Some(limit) => writeln!(f, "    context     every row fits ({} tokens)", thousands(limit))?,
+                None => writeln!(f, "    context     unknown for this model; not checked")?,
+            }
+            let c = &m.completion_tokens;
+            let max = match c.max {
+                Some(v) if c.rows_without_max_tokens > 0 => format!(
+                    "at most {} ({} rows without max_tokens, at the model's output cap)",
+                    thousands(v),
+                    thousands(c.rows_without_max_tokens)
+                ),
+                Some(v) => format!("at most {}", thousands(v)),
+                None => format!(
+                    "unbounded: {} rows set no max_tokens and the model's output cap is unknown",
+                    thousands(c.rows_without_max_tokens)
+                ),
+            };
+            let expected = match (c.expected, c.expected_low, c.expected_high) {
+                (Some(e), Some(lo), Some(hi)) => {
+                    format!("expected {:.0} ({:.0} – {:.0}), ", e, lo, hi)
+                }
+                (Some(e), _, _) => format!("expected {e:.0}, "),
+                _ => String::new(),
+            };
+            writeln!(f, "    completion  {expected}{max}")?;
+            match (&m.prices, &m.cost_unknown) {
+                (Some(p), _) => {
+                    let batch = match (p.batch_input, p.batch_output) {
+                        (Some(i), Some(o)) => format!("; Batch API ${i} / ${o}"),
+                        _ => "; no Batch API price known".to_string(),
+                    };
+                    writeln!(
+                        f,
+                        "    price       ${} in / ${} out per 1M tokens{batch} ({})",
+                        p.input,
+                        p.output,
+                        m.price_source.as_deref().unwrap_or("")
+                    )?;
+                }
+                (None, Some(why)) => writeln!(f, "    price       unknown: {why}")?,
+                (None, None) => {}
+            }
+        }
+        match &self.cost_live {
+            Some(c) => writeln!(f, "  cost live   {}", cost_line(c))?,
+            None => writeln!(f, "  cost        unknown (a model has no price; see above)")?,
+        }
+        match &self.cost_batch {
+            Some(c) => writeln!(f, "  cost batch  {}", cost_line(c))?,
+            None if self.cost_live.is_some() => writeln!(f, "  cost batch  unknown (no Batch API price)")?,
+            None => {}
+        }
+        if let Some(e) = &self.expectation {
+            match e.interval {
+                Some((lo, hi)) => writeln!(
+                    f,
+                    "  expected    {:.1} completion tokens per request (95% interval {:.1} – {:.1}), from {}",
+                    e.per_request, lo, hi, e.source
+                )?,
+                None => writeln!(
+                    f,
+                    "  expected    {:.0} completion tokens per request, from {}",
+                    e.per_request, e.source
+                )?,
+            }
+        } else {
+            writeln!(
+                f,
+                "  expected    give --expect-output-tokens N, or --sample N to measure, for an expected cost"
+            )?;
+        }
+        let t = &self.timing;
+        let mut parts = vec![format!(
+            "--concurrency {} at {:.1}s per request: {}",
+            t.concurrency,
+            t.latency,
+            duration(t.by_concurrency)
+        )];
+        if let (Some(r), Some(s)) = (t.rpm, t.by_rpm) {
+            parts.push(format!("--rpm {}: {}", thousands(r.into()), duration(s)));
+        }
+        if let (Some(r), Some(s)) = (t.tpm, t.by_tpm) {
+            parts.push(format!("--tpm {}: {}", thousands(r.into()), duration(s)));
+        }
+        writeln!(
+            f,
+            "  time live   about {}, bound by {} ({})",
+            duration(t.seconds),
+            t.binding,
+            parts.join("; ")
+        )?;
+        if self.rows_invalid > 0 {
+            let verdict = if self.run_would_refuse {
+                "run would refuse the input as it is (fix it, or pass --skip-invalid to record these rows as failed)"
+            } else {
+                "these rows are recorded as failed, unsent (--skip-invalid)"
+            };
+            writeln!(f, "  invalid     {verdict}:")?;
+            for e in &self.invalid {
+                writeln!(f, "    {e}")?;
+            }
+            if self.rows_invalid > self.invalid.len() as u64 {
+                writeln!(
+                    f,
+                    "    … and {} more",
+                    self.rows_invalid - self.invalid.len() as u64
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,75 @@
+use std::io::Write;
+
+use super::*;
+use crate::cli::{Cli, Command};
+use clap::Parser;
+
+fn input_config(dir: &Path, name: &str, text: &str, flags: &[&str]) -> InputConfig {
+    let path = dir.join(name);
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let mut argv = vec!["promptmill", "estimate", path.to_str().unwrap()];
+    argv.extend_from_slice(flags);
+    let Command::Estimate(args) = Cli::parse_from(argv).command else {
+        unreachable!()
+    };
+    InputConfig::from_args(&args).unwrap()
+}
+
+#[test]
+fn counts_every_row_with_framing_and_exact_percentiles() {
+    let dir = tempfile::tempdir().unwrap();
+    // "hello" ×k: k tokens of content; chat framing adds 3 + 1 (role) + 3 per request.
+    let mut csv = String::from("id,text\n");
+    for k in 1..=100 {
+        csv.push_str(&format!("r{k},\"{}\"\n", vec!["hello"; k].join(" ")));
+    }
+    let cfg = input_config(
+        dir.path(),
+        "p.csv",
+        &csv,
+        &["--template", "{text}", "--model", "gpt-4o", "--max-tokens", "10"],
+    );
+    for threads in [1, 3] {
+        let scan = scan(&cfg, threads, &|_| {}).unwrap();
+        assert_eq!((scan.rows, scan.invalid), (100, 0));
+        let t = &scan.models["gpt-4o"];
+        assert_eq!(t.rows, 100);
+        assert_eq!(t.prompt_tokens, (1..=100).map(|k| k + 7).sum::<u64>());
+        assert_eq!((t.quantile(0.5), t.quantile(0.95), t.max()), (57, 102, 107));
+        assert_eq!(t.max_output_tokens, 1000);
+        assert_eq!(t.rows_over(100), 7);
+    }
+}
+
+#[test]
+fn invalid_rows_and_duplicate_ids_are_reported_as_run_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = input_config(
+        dir.path(),
+        "p.jsonl",
+        "{\"id\":\"a\",\"prompt\":\"x\"}\n{\"id\":\"a\",\"prompt\":\"y\"}\n{\"id\":\"b\"}\n",
+        &["--model", "gpt-4o-mini"],
+    );
+    let scan = scan(&cfg, 2, &|_| {}).unwrap();
+    assert_eq!((scan.rows, scan.invalid, scan.valid_rows()), (3, 2, 1));
+    let listed: Vec<String> = scan.listed.iter().map(|e| e.to_string()).collect();
+    assert!(
+        listed[0].ends_with("p.jsonl:2: field `id`: duplicate id `a` (first used on line 1)"),
+        "{listed:?}"
+    );
+    assert!(listed[1].contains("p.jsonl:3:"), "{listed:?}");
+}
+
+#[test]
+fn a_sample_gives_its_mean_and_a_t_interval() {
+    let e = expectation_from_sample(&[10, 20, 30]);
+    assert_eq!(e.per_request, 20.0);
+    let (lo, hi) = e.interval.unwrap();
+    // sd = 10, se = 10/√3, t(2) = 4.303.
+    let half = 4.303 * 10.0 / 3f64.sqrt();
+    assert!((hi - (20.0 + half)).abs() < 1e-9 && lo == 0.0, "{lo} {hi}");
+    assert_eq!(expectation_from_sample(&[7]).interval, None);
+}
