@@ -15,6 +15,9 @@
 //! Scenario 2 ("latency"): every request takes 2 s at the server, `--concurrency 2000`;
 //! reports sustained rows/s.
 //!
+//! Scenario 3 ("dry run"): `promptmill estimate` over N prompts (default 1,000,000) of ~1 KB of
+//! varied English-like text each: wall time, rows/s, CPU (all threads) and peak RSS.
+//!
 //! The mock server runs as a separate process, so its CPU is not counted against promptmill.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -25,6 +28,7 @@ use std::time::{Duration, Instant};
 struct Args {
     rows: u64,
     latency_rows: u64,
+    estimate_rows: u64,
     concurrency: usize,
 }
 
@@ -32,6 +36,7 @@ fn parse_args() -> Args {
     let mut args = Args {
         rows: 1_000_000,
         latency_rows: 20_000,
+        estimate_rows: 1_000_000,
         concurrency: 64,
     };
     let mut it = std::env::args().skip(1);
@@ -44,6 +49,7 @@ fn parse_args() -> Args {
         match flag.as_str() {
             "--rows" => args.rows = value(),
             "--latency-rows" => args.latency_rows = value(),
+            "--estimate-rows" => args.estimate_rows = value(),
             "--concurrency" => args.concurrency = value() as usize,
             _ => usage(),
         }
@@ -52,7 +58,9 @@ fn parse_args() -> Args {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: bench [--rows N] [--latency-rows N] [--concurrency N]   (0 rows skips a scenario)");
+    eprintln!(
+        "usage: bench [--rows N] [--latency-rows N] [--estimate-rows N] [--concurrency N]   (0 rows skips a scenario)"
+    );
     std::process::exit(2)
 }
 
@@ -71,6 +79,121 @@ fn main() {
     if args.latency_rows > 0 {
         latency(&bin, dir.path(), args.latency_rows);
     }
+    if args.estimate_rows > 0 {
+        dry_run(&bin, dir.path(), args.estimate_rows);
+    }
+}
+
+fn dry_run(bin: &Path, dir: &Path, rows: u64) {
+    let input = dir.join("estimate.jsonl");
+    write_kilobyte_input(&input, rows);
+    let bytes = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0);
+    let m = measure(
+        Command::new(bin)
+            .args([
+                "estimate",
+                "--model",
+                "gpt-4o-mini",
+                "--max-tokens",
+                "200",
+                "--json",
+            ])
+            .arg(&input),
+    );
+    let cpu = m.user + m.sys;
+    println!(
+        "dry run: {rows} rows ({:.0} MB): {:.1} s wall, {:.0} rows/s, CPU {:.1} s ({:.0}% of one core), peak RSS {:.1} MB",
+        bytes as f64 / 1e6,
+        m.wall.as_secs_f64(),
+        rows as f64 / m.wall.as_secs_f64(),
+        cpu.as_secs_f64(),
+        100.0 * cpu.as_secs_f64() / m.wall.as_secs_f64(),
+        m.max_rss_kb as f64 / 1024.0
+    );
+}
+
+/// ~1 KB prompts of English-like words, different in every row (a fixed pseudo-random walk over a
+/// vocabulary, so runs are comparable).
+fn write_kilobyte_input(path: &Path, rows: u64) {
+    const WORDS: &[&str] = &[
+        "the",
+        "product",
+        "review",
+        "customer",
+        "delivery",
+        "quality",
+        "summarize",
+        "following",
+        "price",
+        "excellent",
+        "disappointing",
+        "arrived",
+        "quickly",
+        "packaging",
+        "recommend",
+        "battery",
+        "screen",
+        "however",
+        "although",
+        "because",
+        "lightweight",
+        "durable",
+        "warranty",
+        "support",
+        "returned",
+        "colour",
+        "size",
+        "fits",
+        "perfectly",
+        "2024",
+        "model",
+        "version",
+        "upgrade",
+        "noise",
+        "kitchen",
+        "garden",
+        "outdoor",
+        "comfortable",
+        "instructions",
+        "assembly",
+        "minutes",
+        "hours",
+        "great",
+        "value",
+        "would",
+        "buy",
+        "again",
+        "not",
+        "worth",
+        "it",
+        "and",
+        "but",
+        "with",
+        "for",
+        "of",
+        "a",
+        "in",
+        "on",
+    ];
+    let mut f = BufWriter::new(std::fs::File::create(path).expect("create input"));
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut text = String::with_capacity(1100);
+    for i in 0..rows {
+        text.clear();
+        while text.len() < 1000 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            text.push_str(WORDS[(state >> 33) as usize % WORDS.len()]);
+            text.push(if (state >> 20) % 11 == 0 { '.' } else { ' ' });
+        }
+        writeln!(
+            f,
+            r#"{{"id":"row-{i}","prompt":"Summarize this review: {text}"}}"#
+        )
+        .expect("write input");
+    }
+    f.flush().expect("flush input");
 }
 
 fn throughput(bin: &Path, dir: &Path, rows: u64, concurrency: usize) {

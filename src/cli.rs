@@ -250,6 +250,7 @@ pub struct SendArgs {
 
     /// Stop sending once the job's cost would exceed this many dollars: each request reserves its
     /// worst case (prompt + max_tokens) before it goes, and settles to its real usage after.
+    /// Kept by the job for later runs; 0 removes it.
     #[arg(long, value_name = "DOLLARS")]
     pub max_cost: Option<f64>,
 

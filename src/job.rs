@@ -149,6 +149,13 @@ pub struct JobRecord {
     /// Input field names in first-seen order (the CSV header, or every JSONL key seen).
     pub columns: Vec<String>,
     pub tool_version: String,
+    /// The prices and limits of the models the rows name, as resolved when the job last ran, so
+    /// that `status` and `resume` price the job without the flags.
+    #[serde(default)]
+    pub models: BTreeMap<String, crate::models::ModelInfo>,
+    /// `--max-cost`: the job's budget in dollars, kept across runs like the limits.
+    #[serde(default)]
+    pub max_cost: Option<f64>,
 }
 
 #[cfg(test)]
@@ -183,6 +190,8 @@ impl JobRecord {
             },
             columns: vec!["prompt".into()],
             tool_version: "test".into(),
+            models: BTreeMap::new(),
+            max_cost: None,
         }
     }
 }

@@ -19,6 +19,7 @@
 //!   the exit codes.
 
 pub mod api;
+pub mod budget;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -42,6 +42,24 @@ pub struct Baseline {
     /// Rows settled (done, failed, skipped) before this run.
     pub settled: u64,
     pub tokens: u64,
+    /// Dollars the job had spent, when its model's price is known (the display then shows the
+    /// money spent so far, and the budget when there is one).
+    pub cost: Option<f64>,
+    pub budget: Option<f64>,
+}
+
+impl Baseline {
+    /// ", $0.042 spent" (", $0.042 of $1.00 spent" with a budget), or nothing when unpriced.
+    fn money(&self, s: &crate::stats::Snapshot) -> String {
+        let Some(before) = self.cost else {
+            return String::new();
+        };
+        let spent = crate::estimate::report::dollars(before + s.cost_nanos as f64 / 1e9);
+        match self.budget {
+            Some(b) => format!(", {spent} of {} spent", crate::estimate::report::dollars(b)),
+            None => format!(", {spent} spent"),
+        }
+    }
 }
 
 /// Shows progress until `done` is cancelled; `stopping` (the run's stop token) switches the bar to
@@ -90,8 +108,9 @@ async fn bar(stats: Arc<Stats>, base: Baseline, stopping: CancellationToken, don
             continue;
         }
         bar.set_message(format!(
-            "{rate:.1} rows/s  {} tokens  {} in flight  {} retries  {} × 429  {} failed",
+            "{rate:.1} rows/s  {} tokens{}  {} in flight  {} retries  {} × 429  {} failed",
             base.tokens + s.total_tokens,
+            base.money(&s),
             s.in_flight,
             s.retries,
             s.http_429,
@@ -124,10 +143,11 @@ async fn lines(stats: Arc<Stats>, base: Baseline, done: CancellationToken, every
             "?".to_string()
         };
         eprintln!(
-            "promptmill: {settled}/{} rows ({:.1}%), {rate:.1} rows/s, ETA {eta}, {} tokens, {} in flight, {} retries, {} × 429, {} failed",
+            "promptmill: {settled}/{} rows ({:.1}%), {rate:.1} rows/s, ETA {eta}, {} tokens{}, {} in flight, {} retries, {} × 429, {} failed",
             base.total,
             100.0 * settled as f64 / base.total.max(1) as f64,
             base.tokens + s.total_tokens,
+            base.money(&s),
             s.in_flight,
             s.retries,
             s.http_429,

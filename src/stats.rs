@@ -21,6 +21,9 @@ pub struct Stats {
     pub prompt_tokens: AtomicU64,
     pub completion_tokens: AtomicU64,
     pub total_tokens: AtomicU64,
+    /// What this run's requests cost, in billionths of a dollar (0 when the model's price is
+    /// unknown).
+    pub cost_nanos: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -35,6 +38,7 @@ pub struct Snapshot {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub total_tokens: u64,
+    pub cost_nanos: u64,
 }
 
 impl Stats {
@@ -54,6 +58,7 @@ impl Stats {
             prompt_tokens: get(&self.prompt_tokens),
             completion_tokens: get(&self.completion_tokens),
             total_tokens: get(&self.total_tokens),
+            cost_nanos: get(&self.cost_nanos),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::estimate::report::dollars;
 use crate::stats::Snapshot;
 use crate::store::Counts;
 
@@ -18,8 +19,20 @@ pub struct Summary {
     pub rows: RowTotals,
     pub tokens: TokenTotals,
     pub run: RunTotals,
+    /// Dollars, when the prices of the job's models are known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostTotals>,
     pub output: Option<PathBuf>,
     pub checkpoint: PathBuf,
+}
+
+/// What the job has cost, at the prices it was run with (cached-input discounts not applied).
+#[derive(Debug, Clone, Serialize)]
+pub struct CostTotals {
+    /// Every run of the job so far.
+    pub job: f64,
+    pub run: f64,
+    pub budget: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -56,6 +69,7 @@ impl Summary {
         counts: &Counts,
         run: &Snapshot,
         wall: Duration,
+        cost: Option<CostTotals>,
         output: Option<PathBuf>,
         checkpoint: PathBuf,
     ) -> Summary {
@@ -88,6 +102,7 @@ impl Summary {
                     0.0
                 },
             },
+            cost,
             output,
             checkpoint,
         }
@@ -105,11 +120,26 @@ impl fmt::Display for Summary {
             "  rows       {} total: {} done, {} failed, {} skipped (invalid), {} pending",
             r.total, r.done, r.failed, r.skipped, r.pending
         )?;
-        writeln!(
+        write!(
             f,
             "  tokens     {} prompt + {} completion = {} total",
             t.prompt, t.completion, t.total
         )?;
+        match &self.cost {
+            Some(c) => {
+                let budget = c
+                    .budget
+                    .map(|b| format!(" of a {} budget", dollars(b)))
+                    .unwrap_or_default();
+                writeln!(
+                    f,
+                    "   cost {}{budget} (this run {})",
+                    dollars(c.job),
+                    dollars(c.run)
+                )?;
+            }
+            None => writeln!(f)?,
+        }
         writeln!(
             f,
             "  this run   {} requests, {} retries, {} × 429",

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::api::http::{HttpSettings, HttpTransport};
+use crate::budget::Costing;
 use crate::cli::{ResumeArgs, RunArgs};
 use crate::config::{self, is_secret_header, RunConfig, SendConfig};
 use crate::error::{exit_code, CheckpointError, ConfigError};
+use crate::estimate::report::dollars;
 use crate::input::{fingerprint_file, RowReader};
 use crate::job::JobRecord;
 use crate::limits::Limits;
@@ -21,7 +23,7 @@ use crate::retry::Backoff;
 use crate::secret::ApiKey;
 use crate::stats::Stats;
 use crate::store::{lock_run, writer, RunLock, Store};
-use crate::summary::Summary;
+use crate::summary::{CostTotals, Summary};
 
 use super::shell_quote;
 
@@ -155,6 +157,8 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
                 output: cfg.output.clone(),
                 columns: loaded.columns.clone(),
                 tool_version: env!("CARGO_PKG_VERSION").to_string(),
+                models: Default::default(),
+                max_cost: None,
             }
         },
     );
@@ -205,6 +209,9 @@ pub fn execute(
     if send.retry_failed {
         store.requeue_failed()?;
     }
+    let costing = price_job(&store, &mut job, &send)?;
+    let job_cost = costing.active().then(|| costing.spent_total());
+    store.update_job(&job)?;
     let before = store.counts()?;
     if scope == Scope::Sample {
         store.claim_sample_only();
@@ -246,6 +253,8 @@ pub fn execute(
                 total: before.total,
                 settled: before.done + before.failed + before.invalid,
                 tokens: before.total_tokens,
+                cost: job_cost,
+                budget: job.max_cost,
             },
             control.stop.clone(),
             display_done.clone(),
@@ -262,6 +271,7 @@ pub fn execute(
             },
             stats: Arc::clone(&stats),
             control: Arc::clone(&control),
+            costing,
         });
         pipeline.run(handle).await;
         display_done.cancel();
@@ -281,15 +291,29 @@ pub fn execute(
         Some(StopReason::Interrupted) => ("interrupted", exit_code::STOPPED),
         Some(StopReason::Auth { .. }) => ("stopped_auth", exit_code::STOPPED),
         Some(StopReason::Checkpoint(_)) => ("checkpoint_error", exit_code::ERROR),
+        Some(StopReason::Budget { .. }) => ("budget", exit_code::BUDGET),
         None if after.failed + after.invalid > 0 => ("finished", exit_code::ROWS_FAILED),
         None if after.pending + after.in_flight > 0 => ("incomplete", exit_code::STOPPED),
         None => ("finished", exit_code::SUCCESS),
     };
+    let snapshot = stats.snapshot();
+    let cost = job_cost.map(|_| {
+        let usage = store.usage_by_model(job.spec.model.as_deref());
+        CostTotals {
+            job: usage
+                .ok()
+                .and_then(|u| crate::budget::cost_of(&u, &job.models))
+                .unwrap_or(0.0),
+            run: snapshot.cost_nanos as f64 / 1e9,
+            budget: job.max_cost,
+        }
+    });
     let summary = Summary::new(
         outcome,
         &after,
-        &stats.snapshot(),
+        &snapshot,
         started.elapsed(),
+        cost,
         Some(job.output.path.clone()),
         db_path.clone(),
     );
@@ -317,6 +341,13 @@ pub fn execute(
         }
         Some(StopReason::Checkpoint(e)) => eprintln!("promptmill: {e}"),
         Some(StopReason::Interrupted) => eprintln!("promptmill: interrupted; resume with:\n  {resume_cmd}"),
+        Some(StopReason::Budget { limit, spent }) => eprintln!(
+            "promptmill: stopped at the --max-cost budget: {} spent of {} (the job so far); {} rows remain.\n\
+             Resume with a larger budget:\n  {resume_cmd} --max-cost AMOUNT",
+            dollars(*spent),
+            dollars(*limit),
+            after.pending + after.in_flight
+        ),
         None if code == exit_code::ROWS_FAILED => eprintln!(
             "promptmill: {} rows failed; see `promptmill status {}`, or send them again with:\n  {resume_cmd} --retry-failed",
             after.failed + after.invalid,
@@ -325,6 +356,35 @@ pub fn execute(
         None => {}
     }
     Ok(code)
+}
+
+/// Prices the job's models (flags, else what the job recorded, else the built-in table) and sets
+/// its budget (the flag, else the recorded one; `--max-cost 0` removes it), records both in the
+/// job, and opens the run's ledger with what the job has spent so far.
+fn price_job(store: &Store, job: &mut JobRecord, send: &SendConfig) -> anyhow::Result<Costing> {
+    let p = &send.prices;
+    let flags = p.prices.is_some() || p.price_in.is_some() || p.price_out.is_some();
+    let fixed = job.spec.model.clone();
+    if flags || job.models.is_empty() {
+        let book = send.price_book()?;
+        job.models = store
+            .request_models(fixed.as_deref())?
+            .into_iter()
+            .map(|m| Ok((m.clone(), book.lookup(&m)?)))
+            .collect::<anyhow::Result<_>>()?;
+    }
+    if let Some(c) = send.max_cost {
+        job.max_cost = (c > 0.0).then_some(c);
+    }
+    let usage = store.usage_by_model(fixed.as_deref())?;
+    let spent = crate::budget::cost_of(&usage, &job.models).unwrap_or(0.0);
+    let costing = Costing::new(&job.models, job.max_cost, spent)?;
+    if job.spec.max_tokens.is_none() {
+        for model in job.models.keys() {
+            costing.check_bounded(model)?;
+        }
+    }
+    Ok(costing)
 }
 
 /// Splits `--header`s into those safe to store and the names of those withheld as credentials.

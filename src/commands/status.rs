@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::cli::StatusArgs;
 use crate::error::{exit_code, CheckpointError};
+use crate::estimate::report::dollars;
 use crate::store::{now_ms, Counts, RunRecord, Store};
 
 #[derive(Serialize)]
@@ -22,6 +23,11 @@ struct Status {
     rows: Counts,
     /// Requests the checkpoint knows were sent, beyond one per row.
     retries: u64,
+    /// Dollars spent on the done rows, at the prices the job last ran with; `None` when a model
+    /// of the job has no known price.
+    cost: Option<f64>,
+    /// `--max-cost`, when the job has one.
+    max_cost: Option<f64>,
     top_errors: Vec<ErrorCount>,
     runs: Vec<RunRecord>,
     /// Time spent running, summed over runs (a killed run counts until its last commit's time is
@@ -60,6 +66,8 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
         output: job.output.path.display().to_string(),
         limits: job.send.clone(),
         retries: runs.iter().map(|r| r.retries.max(0) as u64).sum(),
+        cost: crate::budget::cost_of(&store.usage_by_model(job.spec.model.as_deref())?, &job.models),
+        max_cost: job.max_cost,
         top_errors: store
             .top_errors(5)?
             .into_iter()
@@ -112,8 +120,13 @@ fn print_table(s: &Status) {
     );
     let runs = if s.runs.len() == 1 { "run" } else { "runs" };
     println!("retries     {} (in {} {runs})", s.retries, s.runs.len());
+    let cost = match (s.cost, s.max_cost) {
+        (Some(c), Some(b)) => format!("   cost {} of a {} budget", dollars(c), dollars(b)),
+        (Some(c), None) => format!("   cost {}", dollars(c)),
+        (None, _) => String::new(),
+    };
     println!(
-        "tokens      {} prompt + {} completion = {} total",
+        "tokens      {} prompt + {} completion = {} total{cost}",
         r.prompt_tokens, r.completion_tokens, r.total_tokens
     );
     println!(

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::{classify, Transport, Verdict};
+use crate::budget::Costing;
 use crate::job::Endpoint;
 use crate::limits::Limits;
 use crate::retry::Backoff;
@@ -37,7 +38,7 @@ use crate::store::writer::{Claimed, Outcome, OutcomeKind, StoreHandle};
 const PAGE: usize = 1024;
 
 /// Why a run stopped before every row was settled.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StopReason {
     /// Ctrl-C or SIGTERM.
     Interrupted,
@@ -45,6 +46,9 @@ pub enum StopReason {
     Auth { status: u16, message: String },
     /// The checkpoint could not be written.
     Checkpoint(String),
+    /// The next request's worst case would take the job over its `--max-cost` budget; `spent`
+    /// is the job's total when dispatch stopped.
+    Budget { limit: f64, spent: f64 },
 }
 
 /// Stop signals shared by everything in a run.
@@ -103,6 +107,8 @@ pub struct Pipeline<T> {
     pub settings: PipelineSettings,
     pub stats: Arc<Stats>,
     pub control: Arc<Control>,
+    /// Prices and the budget: reserve before each attempt, settle after.
+    pub costing: Costing,
 }
 
 impl<T: Transport> Pipeline<T> {
@@ -163,14 +169,19 @@ impl<T: Transport> Pipeline<T> {
     async fn process_row(&self, row: Claimed, store: &StoreHandle) {
         let control = &self.control;
         let stats = &self.stats;
-        let tokens = if self.limits.counts_tokens() {
-            match crate::tokens::request_cost(&row.body) {
-                Ok(cost) => u32::try_from(cost.total()).unwrap_or(u32::MAX),
-                Err(_) => 0, // the body is our own JSON; a parse failure here cannot happen
-            }
+        let priced = self.costing.active();
+        // The body is our own JSON; a parse failure here cannot happen, and would only mean the
+        // row is neither rate-counted nor priced.
+        let measured = if self.limits.counts_tokens() || priced {
+            crate::tokens::measure(&row.body)
+                .ok()
+                .map(|(cost, model)| (cost, model.map(|m| m.into_owned()).unwrap_or_default()))
         } else {
-            0
+            None
         };
+        let tokens = measured
+            .as_ref()
+            .map_or(0, |(cost, _)| u32::try_from(cost.total()).unwrap_or(u32::MAX));
         let body = Bytes::from(row.body);
         // Made on the first retry only: most rows never need one.
         let mut rng: Option<SmallRng> = None;
@@ -187,6 +198,19 @@ impl<T: Transport> Pipeline<T> {
                     status: None,
                 };
             }
+            let reservation = match &measured {
+                Some((cost, model)) if priced => match self.costing.reserve(model, cost) {
+                    Ok(r) => Some(r),
+                    Err(over) => {
+                        control.stop(StopReason::Budget {
+                            limit: over.limit,
+                            spent: over.spent,
+                        });
+                        break OutcomeKind::Unfinished;
+                    }
+                },
+                _ => None,
+            };
             attempts += 1;
             Stats::add(&stats.requests, 1);
             if attempts > 1 {
@@ -200,6 +224,9 @@ impl<T: Transport> Pipeline<T> {
             };
             stats.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             let Some(result) = result else {
+                if let Some(r) = reservation {
+                    self.costing.settle(r, None);
+                }
                 break OutcomeKind::Unfinished;
             };
             match &result {
@@ -208,7 +235,16 @@ impl<T: Transport> Pipeline<T> {
                 }
                 Err(e) => tracing::debug!(row = %row.id, attempt = attempts, "no response: {e}"),
             }
-            match classify(self.settings.endpoint, result) {
+            let verdict = classify(self.settings.endpoint, result);
+            if let Some(r) = reservation {
+                let usage = match &verdict {
+                    Verdict::Done(c) => Some((c.usage.prompt_tokens, c.usage.completion_tokens)),
+                    _ => None,
+                };
+                let paid = self.costing.settle(r, usage);
+                Stats::add(&stats.cost_nanos, (paid * 1e9).round() as u64);
+            }
+            match verdict {
                 Verdict::Done(c) => break OutcomeKind::Done(c),
                 Verdict::RowFailed { status, message } => {
                     break OutcomeKind::Failed {

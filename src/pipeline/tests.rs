@@ -94,6 +94,7 @@ async fn run_pipeline(
         },
         stats: Arc::clone(&stats),
         control: Arc::clone(&control),
+        costing: crate::budget::Costing::none(),
     });
     Arc::clone(&pipeline).run(handle).await;
     let store = tokio::task::spawn_blocking(move || join.join().unwrap().unwrap())
@@ -248,6 +249,7 @@ async fn concurrency_bounds_requests_in_flight() {
         },
         stats,
         control,
+        costing: crate::budget::Costing::none(),
     });
     let start = Instant::now();
     Arc::clone(&pipeline).run(handle).await;

@@ -14,6 +14,7 @@ mod lock;
 mod schema;
 pub mod writer;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -53,6 +54,11 @@ pub struct Store {
     path: PathBuf,
     /// Claim only the rows of the calibration sample (`estimate --sample`).
     sample_only: bool,
+}
+
+fn usage_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, (u64, u64))> {
+    let n = |i| r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0).max(0) as u64);
+    Ok((r.get(0)?, (n(1)?, n(2)?)))
 }
 
 /// Rows by state, and the token totals of the done rows.
@@ -177,6 +183,37 @@ impl Store {
             path: path.to_path_buf(),
             sample_only: false,
         })
+    }
+
+    /// The models the valid rows' requests name (`""` for none). `fixed`: the job's `--model`,
+    /// which every request carries, so the rows need not be read.
+    pub fn request_models(&self, fixed: Option<&str>) -> anyhow::Result<Vec<String>> {
+        if let Some(m) = fixed {
+            return Ok(vec![m.to_string()]);
+        }
+        let mut q = self.conn.prepare(
+            "SELECT DISTINCT coalesce(json_extract(request, '$.model'), '') FROM rows WHERE invalid = 0",
+        )?;
+        let models = q
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(models)
+    }
+
+    /// Prompt and completion tokens of the done rows, by the model their requests name.
+    pub fn usage_by_model(&self, fixed: Option<&str>) -> anyhow::Result<BTreeMap<String, (u64, u64)>> {
+        let sql = match fixed {
+            Some(_) => "SELECT ?1, coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0)
+                          FROM rows WHERE state = 'done'",
+            None => "SELECT coalesce(json_extract(request, '$.model'), ''), sum(prompt_tokens), sum(completion_tokens)
+                       FROM rows WHERE state = 'done' GROUP BY 1",
+        };
+        let mut q = self.conn.prepare(sql)?;
+        let rows = match fixed {
+            Some(m) => q.query_map([m], usage_row)?.collect::<Result<_, _>>()?,
+            None => q.query_map([], usage_row)?.collect::<Result<_, _>>()?,
+        };
+        Ok(rows)
     }
 
     /// Makes the calibration sample `n` rows: keeps the rows already chosen, and adds valid rows

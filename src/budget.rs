@@ -1,0 +1,287 @@
+//! Money during a run: what each request costs, what the job has spent, and the `--max-cost`
+//! budget a run keeps under.
+//!
+//! Reserve, then settle. Before a request goes on the wire it reserves its worst case: its prompt
+//! tokens at the input price plus its `max_tokens` × `n` (or the model's output cap, when the row
+//! sets no maximum) at the output price. When the answer comes, the reservation is replaced by
+//! what the usage says it cost; a request that failed costs nothing. A request is sent only if
+//! what the job has spent (this run and the runs before it) plus everything reserved plus its own
+//! worst case stays within the budget, so the budget holds even with hundreds of requests in
+//! flight: the run can end a little under the budget, never over it.
+//!
+//! Prices are per model, as the rows' requests name it. Cached-input discounts are not applied
+//! (the stored usage does not carry them), so costs err on the high side.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use crate::models::{ModelInfo, Prices};
+use crate::tokens::RequestCost;
+
+/// A model's prices and output cap, as a run uses them.
+#[derive(Debug, Clone, Copy)]
+struct Price {
+    prices: Prices,
+    max_output: Option<u64>,
+}
+
+/// The ledger of a run.
+#[derive(Debug)]
+pub struct Costing {
+    /// By the model the requests name.
+    prices: BTreeMap<String, Price>,
+    limit: Option<f64>,
+    ledger: Mutex<Ledger>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Ledger {
+    /// Spent by the job before this run.
+    before: f64,
+    /// Spent by this run.
+    spent: f64,
+    reserved: f64,
+}
+
+/// A request's reserved worst case, to settle when it is answered.
+#[derive(Debug)]
+#[must_use = "a reservation must be settled"]
+pub struct Reservation {
+    amount: f64,
+    prices: Option<Prices>,
+}
+
+/// The request's worst case does not fit in what is left of the budget.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OverBudget {
+    pub limit: f64,
+    pub spent: f64,
+}
+
+/// Why a job cannot be priced for a budget.
+#[derive(Debug, thiserror::Error)]
+pub enum CostingError {
+    #[error("--max-cost: {0}")]
+    NoPrice(String),
+    #[error(
+        "--max-cost: model `{0}` has no known output cap, so a request without max_tokens has no worst case; give --max-tokens"
+    )]
+    Unbounded(String),
+}
+
+impl Costing {
+    /// A ledger for the models in `models` (all the models the job's rows name), with `before`
+    /// dollars already spent by the job. Without a `limit` it only counts.
+    pub fn new(
+        models: &BTreeMap<String, ModelInfo>,
+        limit: Option<f64>,
+        before: f64,
+    ) -> Result<Costing, CostingError> {
+        let mut prices = BTreeMap::new();
+        for (name, info) in models {
+            match info.prices {
+                Some(p) => {
+                    prices.insert(
+                        name.clone(),
+                        Price {
+                            prices: p,
+                            max_output: info.max_output_tokens,
+                        },
+                    );
+                }
+                None if limit.is_some() => {
+                    return Err(CostingError::NoPrice(crate::models::unknown_price(name)))
+                }
+                None => {}
+            }
+        }
+        Ok(Costing {
+            prices,
+            limit,
+            ledger: Mutex::new(Ledger {
+                before,
+                ..Ledger::default()
+            }),
+        })
+    }
+
+    /// Checks, before sending, that every model can be bounded when a budget is set and the
+    /// requests may not set max_tokens.
+    pub fn check_bounded(&self, model: &str) -> Result<(), CostingError> {
+        match self.prices.get(model) {
+            Some(p) if p.max_output.is_none() && self.limit.is_some() => {
+                Err(CostingError::Unbounded(model.to_string()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Reserves the worst case of a request to `model`.
+    pub fn reserve(&self, model: &str, cost: &RequestCost) -> Result<Reservation, OverBudget> {
+        let price = self.prices.get(model).copied();
+        let amount = match price {
+            None => 0.0,
+            Some(p) => {
+                let output = if cost.max_output_tokens > 0 {
+                    cost.max_output_tokens
+                } else {
+                    // No max_tokens: the model's cap per completion; unknown caps were refused
+                    // up front when a budget is set.
+                    p.max_output.unwrap_or(0).saturating_mul(cost.choices)
+                };
+                p.prices.live(cost.prompt_tokens, output)
+            }
+        };
+        let mut ledger = self.lock();
+        if let Some(limit) = self.limit {
+            let committed = ledger.before + ledger.spent + ledger.reserved;
+            if committed + amount > limit {
+                return Err(OverBudget {
+                    limit,
+                    spent: ledger.before + ledger.spent,
+                });
+            }
+        }
+        ledger.reserved += amount;
+        Ok(Reservation {
+            amount,
+            prices: price.map(|p| p.prices),
+        })
+    }
+
+    /// Replaces a reservation by the cost of the usage the API reported (`None`: nothing was
+    /// billed). Returns the cost.
+    pub fn settle(&self, r: Reservation, usage: Option<(u64, u64)>) -> f64 {
+        let cost = match (r.prices, usage) {
+            (Some(p), Some((prompt, completion))) => p.live(prompt, completion),
+            _ => 0.0,
+        };
+        let mut ledger = self.lock();
+        ledger.reserved = (ledger.reserved - r.amount).max(0.0);
+        ledger.spent += cost;
+        cost
+    }
+
+    /// Dollars spent by this run.
+    pub fn spent_this_run(&self) -> f64 {
+        self.lock().spent
+    }
+
+    /// Dollars spent by the job, this run included.
+    pub fn spent_total(&self) -> f64 {
+        let l = self.lock();
+        l.before + l.spent
+    }
+
+    /// A ledger that prices nothing (no model has a known price).
+    pub fn none() -> Costing {
+        Costing {
+            prices: BTreeMap::new(),
+            limit: None,
+            ledger: Mutex::new(Ledger::default()),
+        }
+    }
+
+    /// Whether any request is priced (else reserving and settling can be skipped).
+    pub fn active(&self) -> bool {
+        !self.prices.is_empty()
+    }
+
+    pub fn limit(&self) -> Option<f64> {
+        self.limit
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        // The ledger holds plain numbers; a panic elsewhere cannot leave it half-updated.
+        self.ledger.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Dollars for `(prompt, completion)` tokens per model, at the prices in `models`; `None` when a
+/// model with usage has no price.
+pub fn cost_of(usage: &BTreeMap<String, (u64, u64)>, models: &BTreeMap<String, ModelInfo>) -> Option<f64> {
+    let mut total = 0.0;
+    for (model, &(prompt, completion)) in usage {
+        if prompt == 0 && completion == 0 {
+            continue;
+        }
+        total += models.get(model)?.prices?.live(prompt, completion);
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::PriceBook;
+
+    fn models(names: &[&str]) -> BTreeMap<String, ModelInfo> {
+        let book = PriceBook::new(None, None, None).unwrap();
+        names
+            .iter()
+            .map(|n| (n.to_string(), book.lookup(n).unwrap()))
+            .collect()
+    }
+
+    fn cost(prompt: u64, max: u64) -> RequestCost {
+        RequestCost {
+            prompt_tokens: prompt,
+            max_output_tokens: max,
+            choices: 1,
+        }
+    }
+
+    #[test]
+    fn reservations_hold_the_worst_case_and_settle_to_usage() {
+        // gpt-4o-mini: $0.15 in, $0.60 out per 1M.
+        let c = Costing::new(&models(&["gpt-4o-mini"]), Some(1.0), 0.25).unwrap();
+        // Worst case 1M prompt + 0.5M out = 0.15 + 0.30 = 0.45.
+        let a = c.reserve("gpt-4o-mini", &cost(1_000_000, 500_000)).unwrap();
+        let b = c.reserve("gpt-4o-mini", &cost(1_000_000, 500_000));
+        assert_eq!(
+            b.unwrap_err(),
+            OverBudget {
+                limit: 1.0,
+                spent: 0.25
+            },
+            "0.25 spent + 0.45 reserved + 0.45 > 1.0"
+        );
+        let paid = c.settle(a, Some((1_000_000, 100_000)));
+        assert!((paid - 0.21).abs() < 1e-9);
+        assert!((c.spent_total() - 0.46).abs() < 1e-9);
+        let b = c.reserve("gpt-4o-mini", &cost(1_000_000, 500_000)).unwrap();
+        assert_eq!(c.settle(b, None), 0.0, "a failed request costs nothing");
+        assert!((c.spent_this_run() - 0.21).abs() < 1e-9);
+    }
+
+    #[test]
+    fn rows_without_max_tokens_reserve_the_models_output_cap() {
+        let c = Costing::new(&models(&["gpt-4o-mini"]), Some(0.01), 0.0).unwrap();
+        // 16,384 output tokens × $0.60/1M ≈ $0.0098, just under $0.01.
+        assert!(c.reserve("gpt-4o-mini", &cost(10, 0)).is_ok());
+        assert!(c.reserve("gpt-4o-mini", &cost(10, 0)).is_err());
+    }
+
+    #[test]
+    fn a_budget_needs_a_price_for_every_model() {
+        let err = Costing::new(&models(&["my-llama"]), Some(1.0), 0.0).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("--max-cost: no price is known for model `my-llama`"));
+        let counting = Costing::new(&models(&["my-llama"]), None, 0.0).unwrap();
+        let r = counting.reserve("my-llama", &cost(5, 5)).unwrap();
+        assert_eq!(counting.settle(r, Some((5, 5))), 0.0);
+    }
+
+    #[test]
+    fn job_cost_is_summed_per_model() {
+        let m = models(&["gpt-4o-mini", "gpt-4o", "my-llama"]);
+        let usage = BTreeMap::from([
+            ("gpt-4o-mini".to_string(), (1_000_000, 1_000_000)),
+            ("gpt-4o".to_string(), (1_000_000, 0)),
+        ]);
+        assert!((cost_of(&usage, &m).unwrap() - 3.25).abs() < 1e-9);
+        let unknown = BTreeMap::from([("my-llama".to_string(), (1, 1))]);
+        assert_eq!(cost_of(&unknown, &m), None);
+    }
+}
