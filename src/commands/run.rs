@@ -42,7 +42,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         Some(mut job) => {
             let mut spec = cfg.spec.clone();
             spec.fingerprint = fingerprint_file(&cfg.input)?;
-            let changes = spec.changes_from(&job.spec);
+            let mut changes = spec.changes_from(&job.spec);
+            changes.extend(cfg.provider.changes_from(&job.provider));
             if !changes.is_empty() {
                 return Err(CheckpointError::Mismatch {
                     db: cfg.db.clone(),
@@ -53,6 +54,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             // Where and how to send may change between runs; what to send may not.
             let (headers, withheld) = split_headers(&cfg.send.headers);
             job.base_url = cfg.base_url.clone();
+            job.provider = cfg.provider.clone();
             job.headers = headers;
             job.withheld_headers = withheld;
             job.api_key_env = cfg.api_key_env.clone();
@@ -88,7 +90,7 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
         .ok_or_else(|| CheckpointError::NoJob { db: args.db.clone() })?;
     let mut changed = false;
     if let Some(url) = &args.base_url {
-        job.base_url = config::check_base_url(url)?;
+        job.base_url = config::resume_base_url(url, &mut job.provider)?;
         changed = true;
     }
     if let Some(var) = &args.api_key_env {
@@ -133,6 +135,7 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
                 spec,
                 endpoint: loaded.endpoint,
                 base_url: cfg.base_url.clone(),
+                provider: cfg.provider.clone(),
                 headers: headers.clone(),
                 withheld_headers: withheld.clone(),
                 api_key_env: cfg.api_key_env.clone(),
@@ -190,8 +193,7 @@ fn execute(store: Store, mut job: JobRecord, send: SendConfig, _lock: RunLock) -
         shell_quote(&db_path.display().to_string())
     );
 
-    let url = reqwest::Url::parse(&format!("{}{}", job.base_url, job.endpoint.path()))
-        .map_err(|e| ConfigError::new("--base-url", format!("{e}")))?;
+    let url = job.provider.endpoint_url(&job.base_url, job.endpoint)?;
     let run_id = store.start_run()?;
     let started = Instant::now();
     let stats = Arc::new(Stats::default());
@@ -210,6 +212,7 @@ fn execute(store: Store, mut job: JobRecord, send: SendConfig, _lock: RunLock) -
         let transport = HttpTransport::new(&HttpSettings {
             url,
             key,
+            key_header: job.provider.key_header(),
             headers,
             timeout: limits.timeout,
         })?;
