@@ -126,7 +126,8 @@ pub struct RunArgs {
     pub params: Vec<String>,
 
     /// The kind of API: `openai` (the OpenAI API and compatible servers) or `azure` (Azure
-    /// OpenAI: deployment URLs, the key in an `api-key` header).
+    /// OpenAI: deployment URLs, the key in an `api-key` header) [default: openai, or azure when
+    /// --base-url is a deployment URL].
     #[arg(long, value_enum, value_name = "KIND")]
     pub provider: Option<ProviderKind>,
 
@@ -145,8 +146,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "VERSION")]
     pub api_version: Option<String>,
 
-    /// The environment variable that holds the API key [default: OPENAI_API_KEY, or
-    /// AZURE_OPENAI_API_KEY with --provider azure].
+    /// The environment variable that holds the API key. Default: OPENAI_API_KEY, or
+    /// AZURE_OPENAI_API_KEY with --provider azure.
     #[arg(long, value_name = "NAME")]
     pub api_key_env: Option<String>,
 
