@@ -185,7 +185,11 @@ fn write_kilobyte_input(path: &Path, rows: u64) {
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1_442_695_040_888_963_407);
             text.push_str(WORDS[(state >> 33) as usize % WORDS.len()]);
-            text.push(if (state >> 20).is_multiple_of(11) { '.' } else { ' ' });
+            text.push(if (state >> 20).is_multiple_of(11) {
+                '.'
+            } else {
+                ' '
+            });
         }
         writeln!(
             f,

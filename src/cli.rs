@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::input::InputFormat;
 use crate::job::Endpoint;
 use crate::output::OutputFormat;
+use crate::provider::ProviderKind;
 
 pub const DEFAULT_CONCURRENCY: usize = 50;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 6;
@@ -28,7 +29,8 @@ Exit codes:
      the checkpoint is intact: rerun the printed command to resume
   5  the run stopped at its --max-cost budget; resume with a larger budget to go on
 
-The API key is read from OPENAI_API_KEY (or the variable named by --api-key-env), never from a flag.";
+The API key is read from OPENAI_API_KEY (AZURE_OPENAI_API_KEY with --provider azure), or the
+variable named by --api-key-env, never from a flag.";
 
 #[derive(Debug, Parser)]
 #[command(name = "promptmill", version, about, after_help = AFTER_HELP, propagate_version = true)]
@@ -129,13 +131,31 @@ pub struct RunArgs {
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
 
-    /// The API's base URL [env: OPENAI_BASE_URL] [default: https://api.openai.com/v1]
+    /// The kind of API: `openai` (the OpenAI API and compatible servers) or `azure` (Azure
+    /// OpenAI: deployment URLs, the key in an `api-key` header) [default: openai, or azure when
+    /// --base-url is a deployment URL].
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub provider: Option<ProviderKind>,
+
+    /// The API's base URL [env: OPENAI_BASE_URL] [default: https://api.openai.com/v1]. With
+    /// --provider azure: the resource endpoint, e.g. https://NAME.openai.azure.com, or a
+    /// deployment URL (…/openai/deployments/NAME[?api-version=V]) [env: AZURE_OPENAI_ENDPOINT].
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
 
-    /// The environment variable that holds the API key.
-    #[arg(long, value_name = "NAME", default_value = "OPENAI_API_KEY")]
-    pub api_key_env: String,
+    /// Azure OpenAI: the deployment to send to [default: --model, or the one in --base-url].
+    #[arg(long, value_name = "NAME")]
+    pub deployment: Option<String>,
+
+    /// Azure OpenAI: the `api-version` query parameter [env: OPENAI_API_VERSION] [default:
+    /// 2024-10-21].
+    #[arg(long, value_name = "VERSION")]
+    pub api_version: Option<String>,
+
+    /// The environment variable that holds the API key. Default: OPENAI_API_KEY, or
+    /// AZURE_OPENAI_API_KEY with --provider azure.
+    #[arg(long, value_name = "NAME")]
+    pub api_key_env: Option<String>,
 
     /// The checkpoint database. Default: the output path + `.promptmill.db`.
     #[arg(long, value_name = "PATH")]

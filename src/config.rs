@@ -17,6 +17,7 @@ use crate::job::{Endpoint, JobSpec};
 use crate::models::{PriceBook, PriceError};
 use crate::output::{OutputFormat, OutputSpec};
 use crate::prepare::RequestSettings;
+use crate::provider::{self, AzureUrl, Provider, ProviderKind};
 use crate::template::Template;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -34,6 +35,8 @@ pub struct RunConfig {
     pub db: PathBuf,
     pub restart: bool,
     pub base_url: String,
+    /// OpenAI-compatible, or Azure with its deployment and API version.
+    pub provider: Provider,
     pub api_key_env: String,
     pub send: SendConfig,
 }
@@ -208,16 +211,8 @@ impl RunConfig {
         if same(&db) {
             return Err(ConfigError::new("--db", "is the input file; it would be overwritten").into());
         }
-        let base_url = args
-            .base_url
-            .or_else(|| {
-                std::env::var("OPENAI_BASE_URL")
-                    .ok()
-                    .filter(|v| !v.trim().is_empty())
-            })
-            .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
-        let base_url = check_base_url(&base_url)?;
-        check_key_present(&args.api_key_env, &base_url)?;
+        let target = Target::from_args(&args)?;
+        check_key_present(&target.api_key_env, &target.base_url)?;
         let send = SendConfig::from_args(&args.send)?;
         Ok(RunConfig {
             input,
@@ -228,8 +223,9 @@ impl RunConfig {
             output,
             db,
             restart: args.restart,
-            base_url,
-            api_key_env: args.api_key_env,
+            base_url: target.base_url,
+            provider: target.provider,
+            api_key_env: target.api_key_env,
             send,
         })
     }
@@ -279,6 +275,93 @@ impl EstimateConfig {
             expect_latency: est.expect_latency,
             sample,
         })
+    }
+}
+
+/// Where requests go and which variable holds the key: `--provider`, `--base-url`,
+/// `--deployment`, `--api-version`, `--api-key-env` and their environment variables, resolved.
+struct Target {
+    provider: Provider,
+    base_url: String,
+    api_key_env: String,
+}
+
+impl Target {
+    fn from_args(args: &RunArgs) -> Result<Target, ConfigError> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        // A deployment URL names Azure by itself (the "URL form"); otherwise OpenAI's shape.
+        let kind = args.provider.unwrap_or_else(|| match &args.base_url {
+            Some(url) if url.contains("/openai/deployments/") => ProviderKind::Azure,
+            _ => ProviderKind::Openai,
+        });
+        let api_key_env = args
+            .api_key_env
+            .clone()
+            .unwrap_or_else(|| kind.default_key_env().to_string());
+        if kind == ProviderKind::Openai {
+            for (flag, given) in [
+                ("--deployment", args.deployment.is_some()),
+                ("--api-version", args.api_version.is_some()),
+            ] {
+                if given {
+                    return Err(ConfigError::new(flag, "only applies with --provider azure"));
+                }
+            }
+            let raw = args
+                .base_url
+                .clone()
+                .or_else(|| env("OPENAI_BASE_URL"))
+                .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
+            return Ok(Target {
+                provider: Provider::OpenAi,
+                base_url: check_base_url(&raw)?,
+                api_key_env,
+            });
+        }
+        let raw = args.base_url.clone().or_else(|| env("AZURE_OPENAI_ENDPOINT")).ok_or_else(|| {
+            ConfigError::new(
+                "--base-url",
+                "--provider azure needs the resource endpoint: pass --base-url https://NAME.openai.azure.com or set AZURE_OPENAI_ENDPOINT",
+            )
+        })?;
+        check_base_url(&raw)?;
+        let url = AzureUrl::parse(&raw)?;
+        let deployment = agree("--deployment", args.deployment.clone(), url.deployment)?
+            .or_else(|| args.model.clone())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "--deployment",
+                    "--provider azure needs a deployment: pass --deployment NAME (it defaults to --model)",
+                )
+            })?;
+        provider::check_deployment(&deployment, "--deployment")?;
+        let api_version = agree("--api-version", args.api_version.clone(), url.api_version)?
+            .or_else(|| env("OPENAI_API_VERSION"))
+            .unwrap_or_else(|| provider::DEFAULT_AZURE_API_VERSION.to_string());
+        provider::check_api_version(&api_version)?;
+        Ok(Target {
+            provider: Provider::Azure {
+                deployment,
+                api_version,
+            },
+            base_url: url.endpoint,
+            api_key_env,
+        })
+    }
+}
+
+/// A setting given both as a flag and inside `--base-url`: they must agree.
+fn agree(
+    flag: &'static str,
+    given: Option<String>,
+    in_url: Option<String>,
+) -> Result<Option<String>, ConfigError> {
+    match (given, in_url) {
+        (Some(a), Some(b)) if a != b => Err(ConfigError::new(
+            flag,
+            format!("`{a}` differs from `{b}` in --base-url; give one of them"),
+        )),
+        (a, b) => Ok(a.or(b)),
     }
 }
 
@@ -507,6 +590,30 @@ pub fn check_base_url(raw: &str) -> Result<String, ConfigError> {
     Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
+/// `resume --base-url`: checked for the job's provider. For Azure it may be a deployment URL,
+/// whose deployment must be the job's; an `api-version` in it replaces the stored one.
+pub fn resume_base_url(raw: &str, provider: &mut Provider) -> Result<String, ConfigError> {
+    let checked = check_base_url(raw)?;
+    let Provider::Azure {
+        deployment,
+        api_version,
+    } = provider
+    else {
+        return Ok(checked);
+    };
+    let url = AzureUrl::parse(&checked)?;
+    if let Some(d) = url.deployment.filter(|d| d != deployment) {
+        return Err(ConfigError::new(
+            "--base-url",
+            format!("names the deployment `{d}`, but the job sends to `{deployment}`"),
+        ));
+    }
+    if let Some(v) = url.api_version {
+        *api_version = v;
+    }
+    Ok(url.endpoint)
+}
+
 /// Whether requests to this base URL stay on this machine (a key is then optional).
 pub fn is_loopback(base_url: &str) -> bool {
     let Ok(url) = reqwest::Url::parse(base_url) else {
@@ -576,6 +683,72 @@ mod tests {
         assert!(check_base_url("ftp://x").is_err());
         assert!(check_base_url("https://user:pw@host/v1").is_err());
         assert!(check_base_url("not a url").is_err());
+    }
+
+    fn target(flags: &[&str]) -> Result<Target, ConfigError> {
+        use clap::Parser;
+        let argv = [
+            "promptmill",
+            "run",
+            "in.jsonl",
+            "-o",
+            "out.jsonl",
+            "--api-version",
+            "v1",
+        ];
+        let cli = cli::Cli::try_parse_from(argv.iter().chain(flags)).unwrap();
+        let cli::Command::Run(args) = cli.command else {
+            unreachable!("parsed as run")
+        };
+        Target::from_args(&args)
+    }
+
+    #[test]
+    fn azure_targets_a_deployment_that_defaults_to_the_model() {
+        let t = target(&[
+            "--provider",
+            "azure",
+            "--base-url",
+            "https://r.openai.azure.com/",
+            "--model",
+            "gpt-4o",
+        ])
+        .unwrap();
+        assert_eq!(t.base_url, "https://r.openai.azure.com");
+        assert_eq!(t.api_key_env, "AZURE_OPENAI_API_KEY");
+        assert_eq!(
+            t.provider,
+            Provider::Azure {
+                deployment: "gpt-4o".into(),
+                api_version: "v1".into()
+            }
+        );
+        let err = target(&["--provider", "azure", "--base-url", "https://r"])
+            .err()
+            .unwrap();
+        assert_eq!(err.flag, "--deployment");
+    }
+
+    #[test]
+    fn a_deployment_url_names_azure_by_itself() {
+        let t = target(&["--base-url", "https://r.openai.azure.com/openai/deployments/d1"]).unwrap();
+        assert_eq!(t.provider.kind_name(), "azure");
+        assert_eq!(t.base_url, "https://r.openai.azure.com");
+        let clash = target(&[
+            "--base-url",
+            "https://r/openai/deployments/d1",
+            "--deployment",
+            "d2",
+        ]);
+        assert_eq!(clash.err().unwrap().flag, "--deployment");
+    }
+
+    #[test]
+    fn azure_flags_are_refused_for_openai() {
+        let err = target(&["--provider", "openai", "--base-url", "https://x/v1"])
+            .err()
+            .unwrap();
+        assert_eq!(err.flag, "--api-version");
     }
 
     #[test]

@@ -135,6 +135,10 @@ pub struct JobRecord {
     pub endpoint: Endpoint,
     /// Where requests went last; `resume` reuses it unless `--base-url` is given.
     pub base_url: String,
+    /// OpenAI-compatible or Azure (with its deployment); checkpoints made before Azure support
+    /// read as OpenAI.
+    #[serde(default)]
+    pub provider: crate::provider::Provider,
     /// Extra headers whose values are safe to store (see `config::is_secret_header`).
     pub headers: Vec<(String, String)>,
     /// Names of headers that were given but not stored because they look like credentials;
@@ -180,6 +184,7 @@ impl JobRecord {
             },
             endpoint: Endpoint::Chat,
             base_url: "http://127.0.0.1:9/v1".into(),
+            provider: crate::provider::Provider::OpenAi,
             headers: vec![],
             withheld_headers: vec![],
             api_key_env: "OPENAI_API_KEY".into(),

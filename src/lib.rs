@@ -11,8 +11,10 @@
 //!   writer thread records outcomes in grouped commits.
 //! - [`pipeline`] is the worker loop: claims rows, holds them under [`limits`] (RPM, TPM, 429
 //!   pauses), sends them through an [`api::Transport`], retries by [`retry`], records outcomes.
+//! - [`provider`] knows where a request goes and which header carries the key: OpenAI-compatible
+//!   APIs, or Azure OpenAI's deployment URLs.
 //! - [`tokens`] counts prompt tokens as OpenAI does; [`models`] knows context windows and prices;
-//!   [`estimate`] is the dry run; [`stats`], [`progress`] and [`summary`]
+//!   [`estimate`] is the dry run; [`budget`] keeps a run's money; [`stats`], [`progress`] and [`summary`]
 //!   report; [`shutdown`] turns signals into a clean stop; [`output`] exports results.
 //! - [`mock`] is a local OpenAI-compatible server for rehearsals, tests and benchmarks.
 //! - [`secret`] keeps the API key out of every output; [`error`] names what went wrong and
@@ -35,6 +37,7 @@ pub mod output;
 pub mod pipeline;
 pub mod prepare;
 pub mod progress;
+pub mod provider;
 pub mod retry;
 pub mod secret;
 pub mod shutdown;

@@ -5,9 +5,9 @@
 //! one connection and wait for the server's stream limit (often 100), which would cap concurrency
 //! silently. The connection pool has no size limit; idle connections are kept for reuse.
 //!
-//! Every request carries the job's headers: `Authorization: Bearer <key>` (marked sensitive, so
-//! it never appears in debug output) when a key is set, `Content-Type: application/json`, a
-//! `User-Agent`, and the user's `--header`s.
+//! Every request carries the job's headers: the key when one is set, as `Authorization: Bearer
+//! <key>` or, for Azure, `api-key: <key>` (marked sensitive either way, so it never appears in
+//! debug output), `Content-Type: application/json`, a `User-Agent`, and the user's `--header`s.
 
 use std::time::{Duration, SystemTime};
 
@@ -15,6 +15,7 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 
 use super::{parse_retry_after, Reply, SendError, Transport};
+use crate::provider::KeyHeader;
 use crate::secret::ApiKey;
 
 /// Where and how to send.
@@ -23,6 +24,8 @@ pub struct HttpSettings {
     /// The full URL of the endpoint, e.g. `https://api.openai.com/v1/chat/completions`.
     pub url: reqwest::Url,
     pub key: Option<ApiKey>,
+    /// Which header carries `key`.
+    pub key_header: KeyHeader,
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
 }
@@ -42,15 +45,24 @@ impl HttpTransport {
             HeaderValue::from_static(concat!("promptmill/", env!("CARGO_PKG_VERSION"))),
         );
         if let Some(key) = &settings.key {
-            let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {
+            let (name, text) = match settings.key_header {
+                KeyHeader::Bearer => (AUTHORIZATION, format!("Bearer {}", key.expose())),
+                KeyHeader::ApiKey => (HeaderName::from_static("api-key"), key.expose().to_string()),
+            };
+            let mut value = HeaderValue::from_str(&text).map_err(|_| {
                 anyhow::anyhow!("the API key contains characters that cannot go in an HTTP header")
             })?;
             value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
+            headers.insert(name, value);
         }
         for (name, value) in &settings.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| anyhow::anyhow!("--header: `{name}` is not a valid header name"))?;
+            if settings.key.is_some() && name.as_str() == settings.key_header.name() {
+                anyhow::bail!(
+                    "--header: `{name}` is built from the API key in the environment (see --api-key-env)"
+                );
+            }
             let mut value = HeaderValue::from_str(value).map_err(|_| {
                 anyhow::anyhow!("--header: the value of `{name}` is not a valid header value")
             })?;

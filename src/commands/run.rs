@@ -59,7 +59,8 @@ pub fn open_job(cfg: &RunConfig) -> anyhow::Result<(Store, JobRecord, RunLock)> 
         Some(mut job) => {
             let mut spec = cfg.spec.clone();
             spec.fingerprint = fingerprint_file(&cfg.input)?;
-            let changes = spec.changes_from(&job.spec);
+            let mut changes = spec.changes_from(&job.spec);
+            changes.extend(cfg.provider.changes_from(&job.provider));
             if !changes.is_empty() {
                 return Err(CheckpointError::Mismatch {
                     db: cfg.db.clone(),
@@ -70,6 +71,7 @@ pub fn open_job(cfg: &RunConfig) -> anyhow::Result<(Store, JobRecord, RunLock)> 
             // Where and how to send may change between runs; what to send may not.
             let (headers, withheld) = split_headers(&cfg.send.headers);
             job.base_url = cfg.base_url.clone();
+            job.provider = cfg.provider.clone();
             job.headers = headers;
             job.withheld_headers = withheld;
             job.api_key_env = cfg.api_key_env.clone();
@@ -105,7 +107,7 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
         .ok_or_else(|| CheckpointError::NoJob { db: args.db.clone() })?;
     let mut changed = false;
     if let Some(url) = &args.base_url {
-        job.base_url = config::check_base_url(url)?;
+        job.base_url = config::resume_base_url(url, &mut job.provider)?;
         changed = true;
     }
     if let Some(var) = &args.api_key_env {
@@ -150,6 +152,7 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
                 spec,
                 endpoint: loaded.endpoint,
                 base_url: cfg.base_url.clone(),
+                provider: cfg.provider.clone(),
                 headers: headers.clone(),
                 withheld_headers: withheld.clone(),
                 api_key_env: cfg.api_key_env.clone(),
@@ -221,8 +224,7 @@ pub fn execute(
         shell_quote(&db_path.display().to_string())
     );
 
-    let url = reqwest::Url::parse(&format!("{}{}", job.base_url, job.endpoint.path()))
-        .map_err(|e| ConfigError::new("--base-url", format!("{e}")))?;
+    let url = job.provider.endpoint_url(&job.base_url, job.endpoint)?;
     let run_id = store.start_run()?;
     let started = Instant::now();
     let stats = Arc::new(Stats::default());
@@ -241,6 +243,7 @@ pub fn execute(
         let transport = HttpTransport::new(&HttpSettings {
             url,
             key,
+            key_header: job.provider.key_header(),
             headers,
             timeout: limits.timeout,
         })?;

@@ -17,6 +17,10 @@ struct Status {
     model: Option<String>,
     endpoint: String,
     base_url: String,
+    /// OpenAI-compatible, or Azure with its deployment and API version.
+    provider: crate::provider::Provider,
+    /// The URL each request is sent to.
+    url: String,
     output: String,
     /// The limits the job last ran under (a resume keeps them unless flags say otherwise).
     limits: crate::config::SendLimits,
@@ -63,6 +67,14 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
         model: job.spec.model.clone(),
         endpoint: job.endpoint.path().to_string(),
         base_url: job.base_url.clone(),
+        url: job
+            .provider
+            .endpoint_url(&job.base_url, job.endpoint)
+            .map_or_else(
+                |_| format!("{}{}", job.base_url, job.endpoint.path()),
+                |u| u.to_string(),
+            ),
+        provider: job.provider.clone(),
         output: job.output.path.display().to_string(),
         limits: job.send.clone(),
         retries: runs.iter().map(|r| r.retries.max(0) as u64).sum(),
@@ -90,10 +102,9 @@ fn print_table(s: &Status) {
     println!("checkpoint  {}", s.checkpoint);
     println!("input       {}", s.input);
     println!(
-        "model       {}   endpoint {}{}",
+        "model       {}   endpoint {}",
         s.model.as_deref().unwrap_or("(from the rows)"),
-        s.base_url,
-        s.endpoint
+        s.url
     );
     println!("output      {}", s.output);
     let l = &s.limits;

@@ -1,8 +1,8 @@
-//! The --log file: one JSON line per /v1 request, appended as the answer is sent. Each line
-//! is written with a single `write` on a file opened for appending, so it is complete and
-//! visible to a reader (a test tailing the file) before the client gets its answer; nothing
-//! is buffered, so there is nothing to flush at shutdown. The log is a testing aid: it costs
-//! a syscall per request and is off unless --log is given.
+//! The --log file: one JSON line per API request (`/v1/…`, or Azure's `/openai/…`), appended
+//! as the answer is sent. Each line is written with a single `write` on a file opened for
+//! appending, so it is complete and visible to a reader (a test tailing the file) before the
+//! client gets its answer; nothing is buffered, so there is nothing to flush at shutdown. The
+//! log is a testing aid: it costs a syscall per request and is off unless --log is given.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -18,6 +18,10 @@ use super::stats::Outcome;
 pub(crate) struct Entry<'a> {
     pub arrived: SystemTime,
     pub path: &'a str,
+    /// The query string, when there is one (Azure's `api-version=…`).
+    pub query: Option<&'a str>,
+    /// Which headers carried a key: `bearer`, `api-key`, `both` or `none` (never the key).
+    pub credential: &'static str,
     /// `None` when nothing was sent (hang, reset).
     pub status: Option<u16>,
     pub outcome: Outcome,
@@ -44,6 +48,9 @@ impl RequestLog {
         struct Line<'a> {
             t_ms: f64,
             path: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            query: Option<&'a str>,
+            credential: &'static str,
             status: Option<u16>,
             outcome: &'static str,
             prompt: Option<&'a str>,
@@ -55,6 +62,8 @@ impl RequestLog {
         let line = Line {
             t_ms,
             path: entry.path,
+            query: entry.query,
+            credential: entry.credential,
             status: entry.status,
             outcome: entry.outcome.as_str(),
             prompt: entry.prompt,

@@ -4,6 +4,8 @@
 //! The shared [`State`] lives here too. Connections, accept and shutdown belong to `server`;
 //! the pieces of each check to their own modules.
 //!
+//! Routes: OpenAI's `/v1/…`, and Azure OpenAI's `/openai/deployments/{name}/…` (which must
+//! carry `?api-version=`, else 404 as Azure does).
 //! Scope of each feature: auth and latency apply to every /v1 request; fail-first, limits,
 //! random faults and directives only to the two completion endpoints (so a client's
 //! `GET /v1/models` never eats a --fail-first slot). `/mock/stats` is not counted or logged.
@@ -102,20 +104,53 @@ enum Route {
     Models,
     WrongMethod,
     NotFound,
+    /// An Azure deployment path without `?api-version=`: Azure answers 404.
+    NoApiVersion,
 }
 
-fn route(method: &Method, path: &str) -> Route {
+/// Whether a path belongs to the API (OpenAI's `/v1/…` or Azure's `/openai/…`) rather than to
+/// the mock's own control endpoints.
+fn is_api(path: &str) -> bool {
+    path.starts_with("/v1/") || path.starts_with("/openai/")
+}
+
+fn route(method: &Method, path: &str, query: Option<&str>) -> Route {
     let (wanted, route) = match path {
         "/v1/chat/completions" => (Method::POST, Route::Completion(Endpoint::Chat)),
         "/v1/completions" => (Method::POST, Route::Completion(Endpoint::Completions)),
         "/v1/models" => (Method::GET, Route::Models),
-        _ => return Route::NotFound,
+        _ => match azure_endpoint(path) {
+            None => return Route::NotFound,
+            Some(_) if !has_api_version(query) => return Route::NoApiVersion,
+            Some(endpoint) => (Method::POST, Route::Completion(endpoint)),
+        },
     };
     if *method == wanted {
         route
     } else {
         Route::WrongMethod
     }
+}
+
+/// Azure OpenAI's deployment paths: `/openai/deployments/{name}/chat/completions` and
+/// `/openai/deployments/{name}/completions`.
+fn azure_endpoint(path: &str) -> Option<Endpoint> {
+    let (deployment, rest) = path.strip_prefix("/openai/deployments/")?.split_once('/')?;
+    if deployment.is_empty() {
+        return None;
+    }
+    match rest {
+        "chat/completions" => Some(Endpoint::Chat),
+        "completions" => Some(Endpoint::Completions),
+        _ => None,
+    }
+}
+
+fn has_api_version(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&')
+            .any(|pair| pair.strip_prefix("api-version=").is_some_and(|v| !v.is_empty()))
+    })
 }
 
 /// What to do with a request once its checks have run.
@@ -158,7 +193,7 @@ impl Decision {
 pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
-    if !path.starts_with("/v1/") {
+    if !is_api(path) {
         return Ok(control(&state, &parts.method, path));
     }
     let arrived = SystemTime::now();
@@ -169,7 +204,7 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
         // The client went away mid-body: nobody is left to answer.
         Err(_) => return Err(Dropped),
     };
-    let route = route(&parts.method, path);
+    let route = route(&parts.method, path, parts.uri.query());
     let parsed = match route {
         Route::Completion(Endpoint::Chat) => Some(wire::parse_chat(&body)),
         Route::Completion(Endpoint::Completions) => Some(wire::parse_completion(&body)),
@@ -214,6 +249,8 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
         log.write(&Entry {
             arrived,
             path,
+            query: parts.uri.query(),
+            credential: credential(&parts.headers),
             status,
             outcome: decision.outcome,
             prompt,
@@ -280,6 +317,13 @@ fn decide(
         }
         Route::WrongMethod => return Decision::error(Outcome::BadRequest, method_not_allowed(method, path)),
         Route::NotFound => return Decision::error(Outcome::BadRequest, ApiError::invalid_url(method, path)),
+        Route::NoApiVersion => {
+            let error = ApiError::for_status(
+                StatusCode::NOT_FOUND,
+                format!("Resource not found (mock: {path} needs the api-version query parameter)"),
+            );
+            return Decision::error(Outcome::BadRequest, error);
+        }
     };
     if state.completions.fetch_add(1, Relaxed) < state.fail_first {
         let error = ApiError::for_status(
@@ -390,6 +434,19 @@ fn server_error(code: u16) -> ApiError {
         ),
     };
     ApiError::for_status(status, message)
+}
+
+/// Which headers carried a key, for the log: `bearer`, `api-key`, `both` or `none`.
+fn credential(headers: &HeaderMap) -> &'static str {
+    match (
+        headers.contains_key(AUTHORIZATION),
+        headers.contains_key("api-key"),
+    ) {
+        (true, true) => "both",
+        (true, false) => "bearer",
+        (false, true) => "api-key",
+        (false, false) => "none",
+    }
 }
 
 /// `Authorization: Bearer <key>` (scheme case-insensitive) or Azure's `api-key: <key>`.

@@ -266,6 +266,55 @@ async fn bad_bodies_paths_and_methods_get_openai_errors() {
 }
 
 #[tokio::test]
+async fn azure_deployment_paths_are_served_and_need_an_api_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mock.jsonl");
+    let config = MockConfig {
+        log: Some(path.clone()),
+        api_key: Some("k".into()),
+        ..MockConfig::default()
+    };
+    let server = Running::start(config).await;
+    let client = reqwest::Client::new();
+    let send = |path: &str, body: Value| {
+        let request = client
+            .post(server.url(path))
+            .header("api-key", "k")
+            .body(body.to_string())
+            .send();
+        async { request.await.expect("request reaches the server") }
+    };
+    let chat = send(
+        "/openai/deployments/dep/chat/completions?api-version=2024-10-21",
+        chat_body("hi"),
+    )
+    .await;
+    assert_eq!(chat.status(), 200);
+    assert_eq!(json_of(chat).await["object"], "chat.completion");
+    let legacy = send(
+        "/openai/deployments/dep/completions?api-version=v",
+        json!({"model": "m", "prompt": "hi"}),
+    )
+    .await;
+    assert_eq!(json_of(legacy).await["object"], "text_completion");
+    let no_version = send("/openai/deployments/dep/chat/completions", chat_body("hi")).await;
+    assert_eq!(no_version.status(), 404);
+    assert!(json_of(no_version).await["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("api-version"));
+    let unknown = send("/openai/deployments/dep/embeddings?api-version=v", json!({})).await;
+    assert_eq!(unknown.status(), 404);
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["path"], "/openai/deployments/dep/chat/completions");
+    assert_eq!(first["query"], "api-version=2024-10-21");
+    assert_eq!(first["credential"], "api-key");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn stats_sum_the_usage_of_successful_answers_only() {
     let server = Running::start(MockConfig::default()).await;
     let mut expected = (0, 0, 0);

@@ -49,12 +49,15 @@ impl Dir {
     }
 }
 
-/// The binary, with a clean environment: no inherited key or base URL.
+/// The binary, with a clean environment: no inherited key, base URL or Azure settings.
 pub fn promptmill(dir: &Dir) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_promptmill"));
     cmd.current_dir(dir.dir.path())
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
+        .env_remove("AZURE_OPENAI_API_KEY")
+        .env_remove("AZURE_OPENAI_ENDPOINT")
+        .env_remove("OPENAI_API_VERSION")
         .env_remove("RUST_LOG");
     cmd
 }

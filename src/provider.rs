@@ -1,0 +1,330 @@
+//! Which kind of API a job talks to, and what that decides: the URL of each request and the
+//! header that carries the key.
+//!
+//! - [`Provider::OpenAi`]: anything that speaks the OpenAI API (OpenAI, vLLM, Ollama, LiteLLM,
+//!   llama.cpp's server…): `POST {base}/chat/completions`, `Authorization: Bearer KEY`.
+//! - [`Provider::Azure`]: Azure OpenAI's deployment API:
+//!   `POST {endpoint}/openai/deployments/{deployment}/chat/completions?api-version=V`,
+//!   `api-key: KEY`.
+//!
+//! The provider is stored in the job (old checkpoints, made before it existed, read as OpenAI),
+//! so `resume` sends the same way. The deployment decides which model answers, so a later run
+//! may not change it; the API version only decides the wire format's revision and may change.
+//! Flags and environment variables are read in `config.rs`; this module only knows URLs.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+use crate::job::Endpoint;
+
+/// `--provider`: the kind of API, as the command line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ProviderKind {
+    /// The OpenAI API and every server compatible with it.
+    #[default]
+    Openai,
+    /// Azure OpenAI (deployment URLs, `api-key` header).
+    Azure,
+}
+
+impl ProviderKind {
+    /// The environment variable that holds the key unless `--api-key-env` names another.
+    pub fn default_key_env(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "OPENAI_API_KEY",
+            ProviderKind::Azure => "AZURE_OPENAI_API_KEY",
+        }
+    }
+}
+
+/// Azure's GA data-plane inference API version used when none is given.
+pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
+
+/// Where a job's requests go, beyond the base URL. Stored in the job record.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Provider {
+    #[default]
+    #[serde(rename = "openai")]
+    OpenAi,
+    Azure {
+        deployment: String,
+        api_version: String,
+    },
+}
+
+/// The header that carries the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyHeader {
+    /// `Authorization: Bearer KEY`
+    Bearer,
+    /// `api-key: KEY` (Azure)
+    ApiKey,
+}
+
+impl KeyHeader {
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyHeader::Bearer => "authorization",
+            KeyHeader::ApiKey => "api-key",
+        }
+    }
+}
+
+impl Provider {
+    pub fn key_header(&self) -> KeyHeader {
+        match self {
+            Provider::OpenAi => KeyHeader::Bearer,
+            Provider::Azure { .. } => KeyHeader::ApiKey,
+        }
+    }
+
+    /// The full URL of `endpoint` under `base_url` (already checked by `config::check_base_url`).
+    pub fn endpoint_url(&self, base_url: &str, endpoint: Endpoint) -> Result<reqwest::Url, ConfigError> {
+        let base = base_url.trim_end_matches('/');
+        let text = match self {
+            Provider::OpenAi => format!("{base}{}", endpoint.path()),
+            Provider::Azure {
+                deployment,
+                api_version,
+            } => format!(
+                "{base}/openai/deployments/{deployment}{}?api-version={api_version}",
+                endpoint.path()
+            ),
+        };
+        reqwest::Url::parse(&text).map_err(|e| ConfigError::new("--base-url", format!("`{text}`: {e}")))
+    }
+
+    /// What a command asks for that differs from the stored provider in a way a resume may not
+    /// accept (a different kind, or a different deployment). An API version change is allowed.
+    pub fn changes_from(&self, stored: &Provider) -> Vec<String> {
+        match (stored, self) {
+            (Provider::OpenAi, Provider::OpenAi) => vec![],
+            (Provider::Azure { deployment: was, .. }, Provider::Azure { deployment: now, .. }) => {
+                if was == now {
+                    vec![]
+                } else {
+                    vec![format!("--deployment (was {was:?}, now {now:?})")]
+                }
+            }
+            _ => vec![format!(
+                "--provider (was {}, now {})",
+                stored.kind_name(),
+                self.kind_name()
+            )],
+        }
+    }
+
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Provider::OpenAi => "openai",
+            Provider::Azure { .. } => "azure",
+        }
+    }
+}
+
+/// An Azure base URL taken apart. Accepted forms: the resource endpoint
+/// (`https://NAME.openai.azure.com`), or a deployment URL as the Azure portal shows it
+/// (`…/openai/deployments/DEP`, optionally followed by `/chat/completions` or `/completions`
+/// and `?api-version=V`). The endpoint path itself always comes from the job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AzureUrl {
+    /// The resource endpoint, without a trailing slash, query or deployment path.
+    pub endpoint: String,
+    pub deployment: Option<String>,
+    pub api_version: Option<String>,
+}
+
+impl AzureUrl {
+    pub fn parse(raw: &str) -> Result<AzureUrl, ConfigError> {
+        let mut url = reqwest::Url::parse(raw.trim())
+            .map_err(|e| ConfigError::new("--base-url", format!("`{raw}` is not a URL ({e})")))?;
+        let api_version = url
+            .query_pairs()
+            .find(|(k, _)| k == "api-version")
+            .map(|(_, v)| v.into_owned())
+            .filter(|v| !v.is_empty());
+        if url.query_pairs().any(|(k, _)| k != "api-version") {
+            return Err(ConfigError::new(
+                "--base-url",
+                "only an `api-version` query parameter is understood in an Azure URL",
+            ));
+        }
+        url.set_query(None);
+        url.set_fragment(None);
+        // With one trailing slash, so that `…/openai/deployments/` is found (and refused).
+        let path = format!("{}/", url.path().trim_end_matches('/'));
+        let (prefix, deployment) = match path.find("/openai/deployments/") {
+            None => {
+                let path = path.trim_end_matches('/');
+                (path.strip_suffix("/openai").unwrap_or(path).to_string(), None)
+            }
+            Some(at) => {
+                let rest = path[at + "/openai/deployments/".len()..].trim_end_matches('/');
+                let rest = rest
+                    .strip_suffix("/chat/completions")
+                    .or_else(|| rest.strip_suffix("/completions"))
+                    .unwrap_or(rest);
+                if rest.is_empty() || rest.contains('/') {
+                    return Err(ConfigError::new(
+                        "--base-url",
+                        format!(
+                            "`{raw}`: expected https://NAME.openai.azure.com or …/openai/deployments/DEPLOYMENT"
+                        ),
+                    ));
+                }
+                (path[..at].to_string(), Some(rest.to_string()))
+            }
+        };
+        url.set_path(&prefix);
+        let endpoint = url.as_str().trim_end_matches('/').to_string();
+        Ok(AzureUrl {
+            endpoint,
+            deployment,
+            api_version,
+        })
+    }
+}
+
+/// A deployment name goes into a URL path: Azure allows letters, digits, `-`, `_` and `.`.
+pub fn check_deployment(name: &str, flag: &'static str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            flag,
+            format!("`{name}` is not a deployment name (letters, digits, `-`, `_`, `.`)"),
+        ))
+    }
+}
+
+/// An API version goes into the query: a date, optionally `-preview`, or `v1`-like words.
+pub fn check_api_version(version: &str) -> Result<(), ConfigError> {
+    let ok = !version.is_empty()
+        && version
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            "--api-version",
+            format!("`{version}` is not an API version (e.g. {DEFAULT_AZURE_API_VERSION})"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn azure(deployment: &str) -> Provider {
+        Provider::Azure {
+            deployment: deployment.into(),
+            api_version: "2024-10-21".into(),
+        }
+    }
+
+    #[test]
+    fn openai_urls_append_the_endpoint_path() {
+        let url = Provider::OpenAi
+            .endpoint_url("https://api.openai.com/v1", Endpoint::Chat)
+            .unwrap();
+        assert_eq!(url.as_str(), "https://api.openai.com/v1/chat/completions");
+        assert_eq!(Provider::OpenAi.key_header(), KeyHeader::Bearer);
+    }
+
+    #[test]
+    fn azure_urls_name_the_deployment_and_the_api_version() {
+        let p = azure("gpt4o-prod");
+        let url = p
+            .endpoint_url("https://res.openai.azure.com", Endpoint::Chat)
+            .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://res.openai.azure.com/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21"
+        );
+        let url = p
+            .endpoint_url("http://127.0.0.1:8/", Endpoint::Completions)
+            .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:8/openai/deployments/gpt4o-prod/completions?api-version=2024-10-21"
+        );
+        assert_eq!(p.key_header(), KeyHeader::ApiKey);
+    }
+
+    #[test]
+    fn azure_base_urls_may_be_the_endpoint_or_a_deployment_url() {
+        let plain = AzureUrl::parse("https://res.openai.azure.com/").unwrap();
+        assert_eq!(plain.endpoint, "https://res.openai.azure.com");
+        assert_eq!((plain.deployment, plain.api_version), (None, None));
+
+        let with_openai = AzureUrl::parse("https://res.openai.azure.com/openai").unwrap();
+        assert_eq!(with_openai.endpoint, "https://res.openai.azure.com");
+
+        let portal = AzureUrl::parse(
+            "https://res.openai.azure.com/openai/deployments/dep-1/chat/completions?api-version=2025-01-01-preview",
+        )
+        .unwrap();
+        assert_eq!(portal.endpoint, "https://res.openai.azure.com");
+        assert_eq!(portal.deployment.as_deref(), Some("dep-1"));
+        assert_eq!(portal.api_version.as_deref(), Some("2025-01-01-preview"));
+
+        let gateway = AzureUrl::parse("https://gw.example/azure/openai/deployments/d").unwrap();
+        assert_eq!(gateway.endpoint, "https://gw.example/azure");
+        assert_eq!(gateway.deployment.as_deref(), Some("d"));
+
+        assert!(AzureUrl::parse("https://res/openai/deployments/").is_err());
+        assert!(AzureUrl::parse("https://res/openai/deployments/a/b/c").is_err());
+        assert!(AzureUrl::parse("https://res/?foo=1").is_err());
+    }
+
+    #[test]
+    fn a_resume_may_change_the_api_version_but_not_the_deployment_or_the_kind() {
+        let stored = azure("a");
+        let newer = Provider::Azure {
+            deployment: "a".into(),
+            api_version: "2025-01-01-preview".into(),
+        };
+        assert!(newer.changes_from(&stored).is_empty());
+        assert_eq!(
+            azure("b").changes_from(&stored),
+            vec![r#"--deployment (was "a", now "b")"#]
+        );
+        assert_eq!(
+            Provider::OpenAi.changes_from(&stored),
+            vec!["--provider (was azure, now openai)"]
+        );
+    }
+
+    #[test]
+    fn names_that_go_into_the_url_are_checked() {
+        assert!(check_deployment("gpt-4o_mini.1", "--deployment").is_ok());
+        assert!(check_deployment("a/b", "--deployment").is_err());
+        assert!(check_deployment("", "--deployment").is_err());
+        assert!(check_api_version("2024-10-21").is_ok());
+        assert!(check_api_version("2024&x=1").is_err());
+    }
+
+    #[test]
+    fn old_job_records_without_a_provider_read_as_openai() {
+        #[derive(Deserialize)]
+        struct Old {
+            #[serde(default)]
+            provider: Provider,
+        }
+        let old: Old = serde_json::from_str("{}").unwrap();
+        assert_eq!(old.provider, Provider::OpenAi);
+        let json = serde_json::to_string(&azure("d")).unwrap();
+        assert_eq!(
+            json,
+            r#"{"kind":"azure","deployment":"d","api_version":"2024-10-21"}"#
+        );
+        assert_eq!(serde_json::from_str::<Provider>(&json).unwrap(), azure("d"));
+    }
+}
