@@ -20,7 +20,7 @@ use crate::progress::{self, Baseline, Display};
 use crate::retry::Backoff;
 use crate::secret::ApiKey;
 use crate::stats::Stats;
-use crate::store::{lock_run, writer, RunLock, Store};
+use crate::store::{explain, lock_run, writer, RunLock, Store};
 use crate::summary::Summary;
 
 use super::shell_quote;
@@ -38,7 +38,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     }
     let created = !cfg.db.exists();
     let mut store = Store::open(&cfg.db, true)?;
-    let job = match store.job()? {
+    let job = match store.job().map_err(|e| explain(&cfg.db, e))? {
         Some(mut job) => {
             let mut spec = cfg.spec.clone();
             spec.fingerprint = fingerprint_file(&cfg.input)?;
@@ -57,7 +57,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             job.withheld_headers = withheld;
             job.api_key_env = cfg.api_key_env.clone();
             job.output = cfg.output.clone();
-            store.update_job(&job)?;
+            store.update_job(&job).map_err(|e| explain(&cfg.db, e))?;
             say(format!("resuming the job in {}", cfg.db.display()));
             job
         }
@@ -84,7 +84,8 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
     let lock = lock_run(&args.db)?;
     let store = Store::open(&args.db, false)?;
     let mut job = store
-        .job()?
+        .job()
+        .map_err(|e| explain(&args.db, e))?
         .ok_or_else(|| CheckpointError::NoJob { db: args.db.clone() })?;
     let mut changed = false;
     if let Some(url) = &args.base_url {
@@ -103,7 +104,7 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
         changed = true;
     }
     if changed {
-        store.update_job(&job)?;
+        store.update_job(&job).map_err(|e| explain(&args.db, e))?;
     }
     execute(store, job, send, lock)
 }
@@ -171,20 +172,25 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
 /// `_lock` is held until the run has written everything.
 fn execute(store: Store, mut job: JobRecord, send: SendConfig, _lock: RunLock) -> anyhow::Result<i32> {
     init_logging(send.verbose);
+    let db_path = store.path().to_path_buf();
     let limits = send.limits(Some(&job.send));
     if limits != job.send {
         job.send = limits.clone();
-        store.update_job(&job)?;
+        store.update_job(&job).map_err(|e| explain(&db_path, e))?;
     }
     config::check_key_present(&job.api_key_env, &job.base_url)?;
     let key = ApiKey::from_env(&job.api_key_env);
     let headers = merged_headers(&job, &send)?;
-    let db_path = store.path().to_path_buf();
-    store.reset_in_flight()?;
-    if send.retry_failed {
-        store.requeue_failed()?;
-    }
-    let before = store.counts()?;
+    // Reading every row's state here (`counts` scans the whole table) is also where a damaged
+    // checkpoint shows, before anything is sent.
+    let before = (|| {
+        store.reset_in_flight()?;
+        if send.retry_failed {
+            store.requeue_failed()?;
+        }
+        store.counts()
+    })()
+    .map_err(|e| explain(&db_path, e))?;
     let resume_cmd = format!(
         "promptmill resume {}",
         shell_quote(&db_path.display().to_string())
@@ -192,7 +198,7 @@ fn execute(store: Store, mut job: JobRecord, send: SendConfig, _lock: RunLock) -
 
     let url = reqwest::Url::parse(&format!("{}{}", job.base_url, job.endpoint.path()))
         .map_err(|e| ConfigError::new("--base-url", format!("{e}")))?;
-    let run_id = store.start_run()?;
+    let run_id = store.start_run().map_err(|e| explain(&db_path, e))?;
     let started = Instant::now();
     let stats = Arc::new(Stats::default());
     let control = Control::new();
@@ -289,7 +295,7 @@ fn execute(store: Store, mut job: JobRecord, send: SendConfig, _lock: RunLock) -
                 job.api_key_env
             );
         }
-        Some(StopReason::Checkpoint(e)) => eprintln!("promptmill: {e}"),
+        Some(StopReason::Checkpoint(e)) => eprintln!("promptmill: {}: {e}", db_path.display()),
         Some(StopReason::Interrupted) => eprintln!("promptmill: interrupted; resume with:\n  {resume_cmd}"),
         None if code == exit_code::ROWS_FAILED => eprintln!(
             "promptmill: {} rows failed; see `promptmill status {}`, or send them again with:\n  {resume_cmd} --retry-failed",
