@@ -3,6 +3,7 @@
 //! module per area, one behaviour per test.
 
 mod bad_input;
+mod disk;
 mod faults;
 mod happy;
 mod resume;
