@@ -41,8 +41,9 @@ pub struct RunConfig {
     pub send: SendConfig,
 }
 
-/// How requests are sent, as this command line asks; shared by `run` and `resume`.
-#[derive(Debug, Clone)]
+/// How requests are sent, as this command line asks; shared by `run` and `resume`. Its `Debug`
+/// redacts credential headers.
+#[derive(Clone)]
 pub struct SendConfig {
     pub headers: Vec<(String, String)>,
     /// The limit flags given on this command line; see [`SendConfig::limits`].
@@ -55,6 +56,19 @@ pub struct SendConfig {
     pub max_cost: Option<f64>,
     /// `--prices`, `--price-in`, `--price-out` as given.
     pub prices: cli::PriceArgs,
+}
+
+impl std::fmt::Debug for SendConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendConfig")
+            .field("headers", &crate::secret::RedactedHeaders(&self.headers))
+            .field("given", &self.given)
+            .field("retry_failed", &self.retry_failed)
+            .field("summary", &self.summary)
+            .field("quiet", &self.quiet)
+            .field("verbose", &self.verbose)
+            .finish()
+    }
 }
 
 /// Limit flags as given (validated); `None` where the flag was not given.

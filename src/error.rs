@@ -92,6 +92,16 @@ pub enum CheckpointError {
     Mismatch { db: PathBuf, changes: String },
     #[error("{db}: not a promptmill checkpoint database ({reason})")]
     NotACheckpoint { db: PathBuf, reason: String },
+    #[error(
+        "{db}: the checkpoint database is damaged ({reason}). Restore it from a copy, or run the job \
+         again with --restart to discard it and start over"
+    )]
+    Damaged { db: PathBuf, reason: String },
+    #[error(
+        "{db}: cannot write the checkpoint database ({reason}). promptmill writes the file and creates \
+         `-wal` and `-shm` files beside it: check that the file and its directory are writable"
+    )]
+    NotWritable { db: PathBuf, reason: String },
     #[error("{db}: no job recorded in this database (the first run stopped before its input was read)")]
     NoJob { db: PathBuf },
     #[error("{db}: written by a newer promptmill (schema version {found}, this build knows up to {known})")]

@@ -34,9 +34,41 @@ impl fmt::Display for ApiKey {
     }
 }
 
+/// `--header`s as `{:?}` shows them: the value of a header whose name looks like a credential
+/// (see [`crate::config::is_secret_header`]) is `[redacted]`. For the hand-written `Debug` of
+/// every struct that holds headers.
+pub struct RedactedHeaders<'a>(pub &'a [(String, String)]);
+
+impl fmt::Debug for RedactedHeaders<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = self.0.iter().map(|(name, value)| {
+            let value = if crate::config::is_secret_header(name) {
+                "[redacted]"
+            } else {
+                value.as_str()
+            };
+            (name, value)
+        });
+        f.debug_list().entries(shown).finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credential_headers_are_redacted_and_others_shown() {
+        let headers = vec![
+            ("X-Api-Key".to_string(), "hdr-secret".to_string()),
+            ("OpenAI-Organization".to_string(), "org-1".to_string()),
+        ];
+        let shown = format!("{:?}", RedactedHeaders(&headers));
+        assert_eq!(
+            shown,
+            r#"[("X-Api-Key", "[redacted]"), ("OpenAI-Organization", "org-1")]"#
+        );
+    }
 
     #[test]
     fn the_key_never_formats() {

@@ -18,8 +18,8 @@ use super::{parse_retry_after, Reply, SendError, Transport};
 use crate::provider::KeyHeader;
 use crate::secret::ApiKey;
 
-/// Where and how to send.
-#[derive(Debug, Clone)]
+/// Where and how to send. Its `Debug` shows neither the key nor credential headers.
+#[derive(Clone)]
 pub struct HttpSettings {
     /// The full URL of the endpoint, e.g. `https://api.openai.com/v1/chat/completions`.
     pub url: reqwest::Url,
@@ -28,6 +28,17 @@ pub struct HttpSettings {
     pub key_header: KeyHeader,
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for HttpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSettings")
+            .field("url", &self.url.as_str())
+            .field("key", &self.key)
+            .field("headers", &crate::secret::RedactedHeaders(&self.headers))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 pub struct HttpTransport {
@@ -128,5 +139,52 @@ impl HttpTransport {
         } else {
             SendError::Other(text)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "sk-http-test-4b9e-secret";
+
+    fn settings(url: &str) -> HttpSettings {
+        std::env::set_var("PROMPTMILL_HTTP_TEST_KEY", KEY);
+        HttpSettings {
+            url: reqwest::Url::parse(url).unwrap(),
+            key: ApiKey::from_env("PROMPTMILL_HTTP_TEST_KEY"),
+            headers: vec![
+                ("X-Api-Token".into(), "tok-also-secret".into()),
+                ("X-Team".into(), "blue".into()),
+            ],
+            timeout: Duration::from_secs(5),
+            key_header: crate::provider::KeyHeader::Bearer,
+        }
+    }
+
+    #[test]
+    fn debug_output_of_the_client_redacts_authorization_and_secret_headers() {
+        let settings = settings("http://127.0.0.1:9/v1/chat/completions");
+        let transport = HttpTransport::new(&settings).unwrap();
+        let client = format!("{:?} {settings:?}", transport.client);
+        assert!(!client.contains(KEY), "{client}");
+        assert!(!client.contains("tok-also-secret"), "{client}");
+        assert!(client.contains("\"authorization\": Sensitive"), "{client}");
+        assert!(
+            client.contains("\"blue\""),
+            "ordinary headers stay visible: {client}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_error_that_quotes_the_request_names_the_url_and_not_the_key() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/chat/completions", closed.local_addr().unwrap());
+        drop(closed);
+        let transport = HttpTransport::new(&settings(&url)).unwrap();
+        let err = transport.send(Bytes::from_static(b"{}")).await.unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(text.contains(&url), "{text}");
+        assert!(!text.contains(KEY), "{text}");
     }
 }

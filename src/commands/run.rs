@@ -22,7 +22,7 @@ use crate::progress::{self, Baseline, Display};
 use crate::retry::Backoff;
 use crate::secret::ApiKey;
 use crate::stats::Stats;
-use crate::store::{lock_run, writer, RunLock, Store};
+use crate::store::{explain, lock_run, writer, RunLock, Store};
 use crate::summary::{CostTotals, Summary};
 
 use super::shell_quote;
@@ -55,7 +55,7 @@ pub fn open_job(cfg: &RunConfig) -> anyhow::Result<(Store, JobRecord, RunLock)> 
     }
     let created = !cfg.db.exists();
     let mut store = Store::open(&cfg.db, true)?;
-    let job = match store.job()? {
+    let job = match store.job().map_err(|e| explain(&cfg.db, e))? {
         Some(mut job) => {
             let mut spec = cfg.spec.clone();
             spec.fingerprint = fingerprint_file(&cfg.input)?;
@@ -76,7 +76,7 @@ pub fn open_job(cfg: &RunConfig) -> anyhow::Result<(Store, JobRecord, RunLock)> 
             job.withheld_headers = withheld;
             job.api_key_env = cfg.api_key_env.clone();
             job.output = cfg.output.clone();
-            store.update_job(&job)?;
+            store.update_job(&job).map_err(|e| explain(&cfg.db, e))?;
             say(format!("resuming the job in {}", cfg.db.display()));
             job
         }
@@ -103,7 +103,8 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
     let lock = lock_run(&args.db)?;
     let store = Store::open(&args.db, false)?;
     let mut job = store
-        .job()?
+        .job()
+        .map_err(|e| explain(&args.db, e))?
         .ok_or_else(|| CheckpointError::NoJob { db: args.db.clone() })?;
     let mut changed = false;
     if let Some(url) = &args.base_url {
@@ -122,7 +123,7 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
         changed = true;
     }
     if changed {
-        store.update_job(&job)?;
+        store.update_job(&job).map_err(|e| explain(&args.db, e))?;
     }
     execute(store, job, send, lock, Scope::All)
 }
@@ -199,23 +200,28 @@ pub fn execute(
     scope: Scope,
 ) -> anyhow::Result<i32> {
     init_logging(send.verbose);
+    let db_path = store.path().to_path_buf();
     let limits = send.limits(Some(&job.send));
     if limits != job.send {
         job.send = limits.clone();
-        store.update_job(&job)?;
+        store.update_job(&job).map_err(|e| explain(&db_path, e))?;
     }
     config::check_key_present(&job.api_key_env, &job.base_url)?;
     let key = ApiKey::from_env(&job.api_key_env);
     let headers = merged_headers(&job, &send)?;
-    let db_path = store.path().to_path_buf();
-    store.reset_in_flight()?;
-    if send.retry_failed {
-        store.requeue_failed()?;
-    }
-    let costing = price_job(&store, &mut job, &send)?;
+    // Reading every row's state here (`counts` scans the whole table) is also where a damaged
+    // checkpoint shows, before anything is sent.
+    let before = (|| {
+        store.reset_in_flight()?;
+        if send.retry_failed {
+            store.requeue_failed()?;
+        }
+        store.counts()
+    })()
+    .map_err(|e| explain(&db_path, e))?;
+    let costing = price_job(&store, &mut job, &send).map_err(|e| explain(&db_path, e))?;
     let job_cost = costing.active().then(|| costing.spent_total());
-    store.update_job(&job)?;
-    let before = store.counts()?;
+    store.update_job(&job).map_err(|e| explain(&db_path, e))?;
     if scope == Scope::Sample {
         store.claim_sample_only();
     }
@@ -225,7 +231,7 @@ pub fn execute(
     );
 
     let url = job.provider.endpoint_url(&job.base_url, job.endpoint)?;
-    let run_id = store.start_run()?;
+    let run_id = store.start_run().map_err(|e| explain(&db_path, e))?;
     let started = Instant::now();
     let stats = Arc::new(Stats::default());
     let control = Control::new();
@@ -342,7 +348,7 @@ pub fn execute(
                 job.api_key_env
             );
         }
-        Some(StopReason::Checkpoint(e)) => eprintln!("promptmill: {e}"),
+        Some(StopReason::Checkpoint(e)) => eprintln!("promptmill: {}: {e}", db_path.display()),
         Some(StopReason::Interrupted) => eprintln!("promptmill: interrupted; resume with:\n  {resume_cmd}"),
         Some(StopReason::Budget { limit, spent }) => eprintln!(
             "promptmill: stopped at the --max-cost budget: {} spent of {} (the job so far); {} rows remain.\n\

@@ -57,9 +57,10 @@ pub struct MockArgs {
     #[arg(long, value_name = "P", default_value_t = 0.0)]
     pub rate_malformed: f64,
 
-    /// Seconds sent in `retry-after` on injected 429s.
-    #[arg(long, value_name = "SECS", default_value_t = 1)]
-    pub retry_after: u64,
+    /// Seconds to wait sent with injected 429s (`0.25` works: `retry-after` carries whole
+    /// seconds rounded up, `retry-after-ms` the exact wait).
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub retry_after: f64,
 
     /// The first N completion requests (by arrival) fail with --fail-status.
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -68,6 +69,10 @@ pub struct MockArgs {
     /// Status used by --fail-first (400..=599).
     #[arg(long, value_name = "CODE", default_value_t = 500)]
     pub fail_status: u16,
+
+    /// Refuse the key (401) on every /v1 request after the first N, as if it were revoked mid-run.
+    #[arg(long, value_name = "N")]
+    pub unauthorized_after: Option<u64>,
 
     /// Requests-per-minute limit, enforced like a provider (429 + x-ratelimit-* headers).
     #[arg(long, value_name = "N")]
@@ -95,6 +100,8 @@ pub enum ConfigError {
     ZeroLimit { flag: &'static str },
     #[error("--api-key-env {0}: the environment variable is unset or empty")]
     MissingKey(String),
+    #[error("--retry-after must be a number of seconds, 0 or more, got {0}")]
+    RetryAfter(f64),
 }
 
 /// Probabilities of the random faults; they are exclusive outcomes of one draw, so their
@@ -124,6 +131,8 @@ pub struct MockConfig {
     pub retry_after: Duration,
     pub fail_first: u64,
     pub fail_status: u16,
+    /// /v1 requests (by arrival) answered normally before every later one gets a 401.
+    pub unauthorized_after: Option<u64>,
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
     pub log: Option<PathBuf>,
@@ -142,6 +151,7 @@ impl Default for MockConfig {
             retry_after: Duration::from_secs(1),
             fail_first: 0,
             fail_status: 500,
+            unauthorized_after: None,
             rpm: None,
             tpm: None,
             log: None,
@@ -163,6 +173,7 @@ impl fmt::Debug for MockConfig {
             .field("retry_after", &self.retry_after)
             .field("fail_first", &self.fail_first)
             .field("fail_status", &self.fail_status)
+            .field("unauthorized_after", &self.unauthorized_after)
             .field("rpm", &self.rpm)
             .field("tpm", &self.tpm)
             .field("log", &self.log)
@@ -194,6 +205,10 @@ impl MockConfig {
         if !(400..=599).contains(&args.fail_status) {
             return Err(ConfigError::FailStatus(args.fail_status));
         }
+        // `contains` is false for NaN; the upper bound keeps `Duration::from_secs_f64` from panicking.
+        if !(0.0..=1e9).contains(&args.retry_after) {
+            return Err(ConfigError::RetryAfter(args.retry_after));
+        }
         if args.rpm == Some(0) {
             return Err(ConfigError::ZeroLimit { flag: "rpm" });
         }
@@ -215,9 +230,10 @@ impl MockConfig {
             latency_jitter: args.latency_jitter.into(),
             seed: args.seed,
             faults,
-            retry_after: Duration::from_secs(args.retry_after),
+            retry_after: Duration::from_secs_f64(args.retry_after),
             fail_first: args.fail_first,
             fail_status: args.fail_status,
+            unauthorized_after: args.unauthorized_after,
             rpm: args.rpm,
             tpm: args.tpm,
             log: args.log,
@@ -294,6 +310,17 @@ mod tests {
             MockConfig::validate(args, no_env).unwrap_err(),
             ConfigError::FailStatus(200)
         );
+    }
+
+    #[test]
+    fn retry_after_takes_fractions_of_a_second_and_rejects_negatives() {
+        let config = MockConfig::validate(parse(&["--retry-after", "0.25"]), no_env).unwrap();
+        assert_eq!(config.retry_after, Duration::from_millis(250));
+        let config = MockConfig::validate(parse(&["--retry-after", "2"]), no_env).unwrap();
+        assert_eq!(config.retry_after, Duration::from_secs(2));
+        let err = MockConfig::validate(parse(&["--retry-after=-1"]), no_env).unwrap_err();
+        assert_eq!(err, ConfigError::RetryAfter(-1.0));
+        assert!(err.to_string().contains("--retry-after"));
     }
 
     #[test]

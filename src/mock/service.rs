@@ -6,7 +6,8 @@
 //!
 //! Routes: OpenAI's `/v1/…`, and Azure OpenAI's `/openai/deployments/{name}/…` (which must
 //! carry `?api-version=`, else 404 as Azure does).
-//! Scope of each feature: auth and latency apply to every /v1 request; fail-first, limits,
+//! Scope of each feature: auth (with --unauthorized-after) and latency apply to every request;
+//! fail-first, limits,
 //! random faults and directives only to the two completion endpoints (so a client's
 //! `GET /v1/models` never eats a --fail-first slot). `/mock/stats` is not counted or logged.
 
@@ -52,6 +53,7 @@ pub(crate) struct State {
     retry_after: Duration,
     fail_first: u64,
     fail_status: StatusCode,
+    unauthorized_after: Option<u64>,
     limits: Option<Limits>,
     fail_times: FailTimes,
     pub(crate) stats: Stats,
@@ -83,6 +85,7 @@ impl State {
             retry_after: config.retry_after,
             fail_first: config.fail_first,
             fail_status,
+            unauthorized_after: config.unauthorized_after,
             limits: Limits::new(config.rpm, config.tpm),
             fail_times: FailTimes::default(),
             stats: Stats::default(),
@@ -306,7 +309,8 @@ fn decide(
     let Arrival {
         method, path, index, ..
     } = *arrival;
-    if !authorized(state.api_key.as_deref(), arrival.headers) {
+    let revoked = state.unauthorized_after.is_some_and(|n| index >= n);
+    if revoked || !authorized(state.api_key.as_deref(), arrival.headers) {
         return Decision::error(Outcome::Auth, ApiError::invalid_key());
     }
     let endpoint = match route {

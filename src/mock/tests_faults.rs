@@ -50,6 +50,37 @@ async fn fail_first_ignores_the_models_endpoint() {
 }
 
 #[tokio::test]
+async fn unauthorized_after_serves_n_requests_then_refuses_the_key() {
+    let config = MockConfig {
+        unauthorized_after: Some(2),
+        ..MockConfig::default()
+    };
+    let server = Running::start(config).await;
+    assert_eq!(server.chat("a").await.status(), 200);
+    assert_eq!(server.chat("b").await.status(), 200);
+    for prompt in ["c", "d"] {
+        let refused = server.chat(prompt).await;
+        assert_eq!(refused.status(), 401);
+        assert_eq!(json_of(refused).await["error"]["code"], "invalid_api_key");
+    }
+    assert_eq!(server.stats().await["by_outcome"]["auth"], 2);
+}
+
+#[tokio::test]
+async fn a_fractional_retry_after_is_sent_in_milliseconds_and_rounded_up_in_seconds() {
+    let config = MockConfig {
+        fail_first: 1,
+        fail_status: 429,
+        retry_after: Duration::from_millis(250),
+        ..MockConfig::default()
+    };
+    let server = Running::start(config).await;
+    let first = server.chat("a").await;
+    assert_eq!(first.headers()["retry-after"], "1");
+    assert_eq!(first.headers()["retry-after-ms"], "250");
+}
+
+#[tokio::test]
 async fn status_directive_fails_that_prompt_every_time() {
     let server = Running::start(MockConfig::default()).await;
     for _ in 0..3 {

@@ -38,7 +38,12 @@ pub fn lock_run(db: &Path) -> anyhow::Result<RunLock> {
     }
     let file = options
         .open(&path)
-        .map_err(|e| anyhow::anyhow!("{}: cannot create the run lock: {e}", path.display()))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{}: cannot create the run lock beside the checkpoint ({e}); check that the checkpoint's directory exists and is writable",
+                path.display()
+            )
+        })?;
     match file.try_lock() {
         Ok(()) => Ok(RunLock { _file: file, path }),
         Err(TryLockError::WouldBlock) => anyhow::bail!(

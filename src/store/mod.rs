@@ -123,6 +123,9 @@ impl Store {
         if !exists && !create {
             anyhow::bail!("{}: no such checkpoint database", path.display());
         }
+        if path.is_dir() {
+            anyhow::bail!("{}: is a directory, not a checkpoint database", path.display());
+        }
         if !exists {
             create_private_file(path)?;
         }
@@ -130,7 +133,7 @@ impl Store {
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
         )
-        .map_err(|e| anyhow::anyhow!("{}: cannot open the checkpoint database: {e}", path.display()))?;
+        .map_err(|e| explain(path, e.into()))?;
         Store::setup(conn, path)
     }
 
@@ -140,19 +143,20 @@ impl Store {
     }
 
     fn setup(mut conn: Connection, path: &Path) -> Result<Store, anyhow::Error> {
-        let not_ours = |reason: String| CheckpointError::NotACheckpoint {
-            db: path.to_path_buf(),
-            reason,
-        };
+        let explained = |e: rusqlite::Error| explain(path, e.into());
         // Reading the header is the first thing that fails on a file that is not SQLite.
         let app_id: i64 = conn
             .pragma_query_value(None, "application_id", |r| r.get(0))
-            .map_err(|e| not_ours(e.to_string()))?;
+            .map_err(explained)?;
         let has_tables: bool = conn
             .query_row("SELECT count(*) > 0 FROM sqlite_master", [], |r| r.get(0))
-            .map_err(|e| not_ours(e.to_string()))?;
+            .map_err(explained)?;
         if has_tables && app_id != schema::APPLICATION_ID {
-            return Err(not_ours("it holds other tables".into()).into());
+            return Err(CheckpointError::NotACheckpoint {
+                db: path.to_path_buf(),
+                reason: "it holds other tables".into(),
+            }
+            .into());
         }
         // Refuse a newer schema before writing anything (switching to WAL writes the header).
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -166,7 +170,7 @@ impl Store {
             .into());
         }
         conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| not_ours(e.to_string()))?;
+            .map_err(explained)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
@@ -176,7 +180,7 @@ impl Store {
                 found,
                 known,
             }),
-            other => anyhow::anyhow!("{}: {other}", path.display()),
+            schema::MigrateError::Sqlite(e) => explained(e),
         })?;
         Ok(Store {
             conn,
@@ -427,6 +431,32 @@ impl Store {
             })?;
         }
         Ok(())
+    }
+}
+
+/// Names the checkpoint in an error from SQLite, and says what it means: a file that is not a
+/// database, a damaged one, or one that cannot be written (a read-only file or directory: SQLite
+/// needs to create the `-wal` and `-shm` files beside it). Other SQLite errors keep their text,
+/// prefixed with the path; errors that do not come from SQLite are returned as they are.
+pub fn explain(db: &Path, err: anyhow::Error) -> anyhow::Error {
+    use rusqlite::ErrorCode;
+    let Some(sqlite) = err.chain().find_map(|e| e.downcast_ref::<rusqlite::Error>()) else {
+        return err;
+    };
+    let code = sqlite.sqlite_error_code();
+    let reason = match sqlite {
+        // SQLite's own text, without rusqlite's "Error code N: …" restatement of it.
+        rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
+        _ => err.to_string(),
+    };
+    let db = db.to_path_buf();
+    match code {
+        Some(ErrorCode::NotADatabase) => CheckpointError::NotACheckpoint { db, reason }.into(),
+        Some(ErrorCode::DatabaseCorrupt) => CheckpointError::Damaged { db, reason }.into(),
+        Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
+            CheckpointError::NotWritable { db, reason }.into()
+        }
+        _ => err.context(format!("{}: checkpoint database error", db.display())),
     }
 }
 

@@ -67,7 +67,7 @@ fn states(store: &Store) -> Vec<(String, String)> {
     out
 }
 
-fn checkpoint_error(result: anyhow::Result<Store>) -> CheckpointError {
+fn checkpoint_error<T>(result: anyhow::Result<T>) -> CheckpointError {
     match result {
         Ok(_) => panic!("the database should be refused"),
         Err(e) => e
@@ -158,6 +158,44 @@ fn file_that_is_not_sqlite_is_not_a_checkpoint_and_is_left_as_it_was() {
         other => panic!("expected NotACheckpoint, got {other}"),
     }
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
+}
+
+#[test]
+fn a_truncated_checkpoint_is_reported_damaged_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    {
+        let mut store = Store::open(&path, true).unwrap();
+        let mut ingest = store.begin_ingest().unwrap();
+        for seq in 1..=2000 {
+            let id = format!("r{seq}");
+            ingest.add(&valid(seq, &id)).unwrap().unwrap();
+        }
+        ingest.commit(&job(), 2000).unwrap();
+    }
+    let len = std::fs::metadata(&path).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(len / 2).unwrap();
+    drop(file);
+    let damaged = Store::open(&path, false).and_then(|s| s.counts().map_err(|e| explain(&path, e)));
+    match checkpoint_error(damaged) {
+        CheckpointError::Damaged { db, reason } => {
+            assert_eq!(db, path);
+            assert_eq!(reason, "database disk image is malformed");
+        }
+        other => panic!("expected Damaged, got {other}"),
+    }
+}
+
+#[test]
+fn a_directory_is_not_opened_as_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Store::open(dir.path(), true).err().expect("refused");
+    assert!(
+        e.to_string()
+            .ends_with("is a directory, not a checkpoint database"),
+        "{e}"
+    );
 }
 
 #[test]

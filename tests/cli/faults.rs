@@ -201,3 +201,82 @@ fn rpm_limit_spaces_the_requests() {
     let span = t[4] - t[0];
     assert!(span >= 1400.0, "5 requests at 120/min took {span} ms");
 }
+
+#[test]
+fn a_key_refused_mid_run_stops_within_two_seconds_and_resume_finishes_the_job() {
+    let key = "sk-mid-run-key";
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 1000);
+    let revoking = Mock::start_with_env(
+        &[
+            "--api-key-env",
+            "MOCK_KEY",
+            "--unauthorized-after",
+            "200",
+            "--latency",
+            "20ms",
+        ],
+        &[("MOCK_KEY", key)],
+    );
+    let out = run(run_job(&dir, &revoking)
+        .args(["--concurrency", "16"])
+        .env("OPENAI_API_KEY", key));
+    let exited_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1000.0;
+    assert_eq!(out.code(), 4, "stopped: {}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "the API refused the credentials (HTTP 401: Incorrect API key provided. (invalid_api_key))"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("promptmill resume"), "{}", out.stderr);
+    let requests = revoking.requests();
+    let first_401 = requests
+        .iter()
+        .find(|r| r["status"] == 401)
+        .expect("the server refused the key")["t_ms"]
+        .as_f64()
+        .unwrap();
+    let stop_ms = exited_ms - first_401;
+    assert!(
+        stop_ms < 2000.0,
+        "the run took {stop_ms:.0} ms after the first 401 to exit"
+    );
+    eprintln!("stopped {stop_ms:.0} ms after the first 401");
+    let refused = requests.iter().filter(|r| r["status"] == 401).count();
+    assert!(
+        refused <= 16,
+        "{refused} requests refused: dispatch went on after the 401"
+    );
+
+    let rows = dir.jsonl("out.jsonl");
+    let done = rows.iter().filter(|r| r["status"] == "done").count();
+    assert!(
+        rows.iter()
+            .all(|r| r["status"] == "done" || r["status"] == "pending"),
+        "no row is marked failed by a 401"
+    );
+    assert!(
+        done > 0 && done <= 200,
+        "{done} rows done before the key was refused"
+    );
+
+    let accepting = Mock::start_with_env(&["--api-key-env", "MOCK_KEY"], &[("MOCK_KEY", key)]);
+    let resumed = run(promptmill(&dir)
+        .args(["resume", "out.jsonl.promptmill.db", "--base-url", &accepting.url])
+        .env("OPENAI_API_KEY", key));
+    assert_eq!(resumed.code(), 0, "{}", resumed.stderr);
+    let rows = dir.jsonl("out.jsonl");
+    assert_eq!(rows.len(), 1000);
+    assert!(rows.iter().all(|r| r["status"] == "done"));
+    assert_eq!(
+        accepting.requests().len(),
+        1000 - done,
+        "the resume sent every row not done, once"
+    );
+}

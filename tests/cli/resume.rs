@@ -313,8 +313,9 @@ fn a_resume_keeps_the_limits_the_job_ran_under_unless_flags_change_them() {
     assert_eq!(limits(&dir)["rpm"], Value::Null);
 }
 
-#[test]
-fn a_second_ctrl_c_exits_at_once_and_the_checkpoint_still_resumes() {
+/// A second signal (`second`, after `first`) exits at once, abandoning requests on the wire;
+/// the checkpoint still opens (`status`) and resumes.
+fn a_second_signal_exits_at_once(first: i32, second: i32) {
     let dir = Dir::new();
     prompts_jsonl(&dir, "p.jsonl", 30);
     let slow = Mock::start(&["--latency", "20s"]);
@@ -330,9 +331,9 @@ fn a_second_ctrl_c_exits_at_once_and_the_checkpoint_still_resumes() {
     });
     let started = std::time::Instant::now();
     // SAFETY: signals to our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    unsafe { libc::kill(child.id() as libc::pid_t, first) };
     std::thread::sleep(Duration::from_millis(300));
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    unsafe { libc::kill(child.id() as libc::pid_t, second) };
     let status = wait_for(&mut child, Duration::from_secs(10));
     assert_eq!(status.code(), Some(4));
     assert!(
@@ -346,6 +347,14 @@ fn a_second_ctrl_c_exits_at_once_and_the_checkpoint_still_resumes() {
         "{stderr}"
     );
 
+    let status = run(promptmill(&dir).args(["status", "out.jsonl.promptmill.db", "--json"]));
+    assert_eq!(status.code(), 0, "the checkpoint still opens: {}", status.stderr);
+    let rows: Value = serde_json::from_str::<Value>(&status.stdout).unwrap()["rows"].clone();
+    assert_eq!(
+        (rows["total"].clone(), rows["done"].clone()),
+        (30.into(), 0.into())
+    );
+
     let fast = Mock::start(&[]);
     let resumed = run(promptmill(&dir).args(["resume", "out.jsonl.promptmill.db", "--base-url", &fast.url]));
     assert_eq!(resumed.code(), 0, "{}", resumed.stderr);
@@ -355,4 +364,19 @@ fn a_second_ctrl_c_exits_at_once_and_the_checkpoint_still_resumes() {
         30,
         "nothing was recorded done by the abandoned requests"
     );
+}
+
+#[test]
+fn a_second_ctrl_c_exits_at_once_and_the_checkpoint_still_resumes() {
+    a_second_signal_exits_at_once(libc::SIGINT, libc::SIGINT);
+}
+
+#[test]
+fn a_second_sigterm_exits_at_once_and_the_checkpoint_still_resumes() {
+    a_second_signal_exits_at_once(libc::SIGTERM, libc::SIGTERM);
+}
+
+#[test]
+fn sigterm_after_ctrl_c_also_exits_at_once() {
+    a_second_signal_exits_at_once(libc::SIGINT, libc::SIGTERM);
 }

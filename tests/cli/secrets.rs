@@ -81,3 +81,175 @@ fn the_checkpoint_and_the_outputs_are_private_files() {
         assert_eq!(mode, 0o600, "{name} has mode {mode:o}");
     }
 }
+
+/// Every file in `dir` has mode 0600.
+#[cfg(unix)]
+fn assert_private(dir: &Dir, names: &[&str]) {
+    use std::os::unix::fs::PermissionsExt;
+    for name in names {
+        let meta = std::fs::metadata(dir.path(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mode = meta.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{name} has mode {mode:o}");
+    }
+}
+
+/// A job through everything that writes: a SIGKILL (leaving the WAL behind), faults whose
+/// errors quote the request's URL, a key refused mid-run, a server that is not there, then a
+/// clean finish, exports and status; all with `-vv` and `RUST_LOG=trace`. Not one byte of the
+/// key anywhere, and every file private.
+#[cfg(unix)]
+#[test]
+fn the_key_is_in_no_byte_written_through_kills_faults_and_refusals() {
+    let key = "sk-scan-7d1e0b52-e4f3-distinctive";
+    let dir = Dir::new();
+    let logs = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 300);
+    let env = [("MOCK_KEY", key)];
+    let faulty = Mock::start_with_env(
+        &[
+            "--api-key-env",
+            "MOCK_KEY",
+            "--latency",
+            "5ms",
+            "--rate-429",
+            "0.1",
+            "--retry-after",
+            "0.05",
+            "--rate-500",
+            "0.1",
+            "--rate-reset",
+            "0.1",
+            "--rate-malformed",
+            "0.1",
+            "--rate-hang",
+            "0.02",
+        ],
+        &env,
+    );
+    let with_key = |cmd: &mut std::process::Command| {
+        cmd.env("OPENAI_API_KEY", key).env("RUST_LOG", "trace");
+    };
+
+    // 1. Killed mid-run: the -wal and -shm files stay behind, uncheckpointed.
+    let mut cmd = run_job(&dir, &faulty);
+    with_key(&mut cmd);
+    let mut child = cmd
+        .args([
+            "-vv",
+            "--concurrency",
+            "8",
+            "--timeout",
+            "1s",
+            "--max-attempts",
+            "2",
+        ])
+        .args(["--summary", "s.json"])
+        .stdout(std::fs::File::create(logs.path("1.out")).unwrap())
+        .stderr(std::fs::File::create(logs.path("1.err")).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until(
+        std::time::Duration::from_secs(60),
+        "100 requests answered",
+        || faulty.requests().len() >= 100,
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(dir.exists("out.jsonl.promptmill.db-wal"), "the kill left the WAL");
+    assert_private(
+        &dir,
+        &[
+            "out.jsonl.promptmill.db",
+            "out.jsonl.promptmill.db-wal",
+            "out.jsonl.promptmill.db-shm",
+            "out.jsonl.promptmill.db.lock",
+        ],
+    );
+    assert_nowhere(dir.root(), &[], key);
+
+    // 2. The key refused mid-run.
+    let revoking = Mock::start_with_env(&["--api-key-env", "MOCK_KEY", "--unauthorized-after", "20"], &env);
+    let mut cmd = promptmill(&dir);
+    with_key(&mut cmd);
+    let refused = run(cmd.args([
+        "resume",
+        "out.jsonl.promptmill.db",
+        "-vv",
+        "--base-url",
+        &revoking.url,
+    ]));
+    assert_eq!(refused.code(), 4, "{}", refused.stderr);
+    assert!(refused.stderr.contains("HTTP 401"), "{}", refused.stderr);
+
+    // 3. Nobody listening: every request fails with an error that quotes its URL.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let mut cmd = promptmill(&dir);
+    with_key(&mut cmd);
+    let unreachable = run(cmd.args([
+        "resume",
+        "out.jsonl.promptmill.db",
+        "--base-url",
+        &gone,
+        "--max-attempts",
+        "1",
+        "-vv",
+    ]));
+    assert_eq!(unreachable.code(), 3, "{}", unreachable.stderr);
+    assert!(
+        dir.read("out.jsonl").contains(&format!(
+            "error sending request for url ({gone}/chat/completions)"
+        )),
+        "the stored errors quote the request's URL"
+    );
+
+    // 4. A clean finish, then every way of reading the checkpoint.
+    let good = Mock::start_with_env(&["--api-key-env", "MOCK_KEY"], &env);
+    let mut cmd = promptmill(&dir);
+    with_key(&mut cmd);
+    let finished = run(cmd.args([
+        "resume",
+        "out.jsonl.promptmill.db",
+        "--base-url",
+        &good.url,
+        "--retry-failed",
+        "--summary",
+        "s.json",
+        "-vv",
+    ]));
+    assert_eq!(finished.code(), 0, "{}", finished.stderr);
+    let csv = run(promptmill(&dir).args(["export", "out.jsonl.promptmill.db", "-o", "x.csv"]));
+    let batch = run(promptmill(&dir).args([
+        "export",
+        "out.jsonl.promptmill.db",
+        "-o",
+        "x.batch.jsonl",
+        "--format",
+        "openai-batch",
+    ]));
+    let table = run(promptmill(&dir).args(["status", "out.jsonl.promptmill.db"]));
+    let json = run(promptmill(&dir).args(["status", "out.jsonl.promptmill.db", "--json"]));
+    for out in [&csv, &batch, &table, &json] {
+        assert_eq!(out.code(), 0, "{}", out.stderr);
+    }
+    assert_private(
+        &dir,
+        &[
+            "out.jsonl",
+            "s.json",
+            "x.csv",
+            "x.batch.jsonl",
+            "out.jsonl.promptmill.db",
+        ],
+    );
+
+    let first_run = [logs.read("1.out"), logs.read("1.err")];
+    assert!(first_run[1].contains("retrying"), "-vv logged the retries");
+    let mut texts: Vec<&str> = first_run.iter().map(String::as_str).collect();
+    for out in [&refused, &unreachable, &finished, &csv, &batch, &table, &json] {
+        texts.push(&out.stdout);
+        texts.push(&out.stderr);
+    }
+    assert_nowhere(dir.root(), &texts, key);
+}

@@ -91,7 +91,8 @@ impl Outcome {
     }
 }
 
-/// Runs to completion within [`DEADLINE`], capturing output.
+/// Runs to completion within [`DEADLINE`], capturing output. The pipes are drained while the
+/// child runs: a chatty child (`-vv`) would otherwise fill one and block forever.
 pub fn run(cmd: &mut Command) -> Outcome {
     let mut child = cmd
         .stdin(Stdio::null())
@@ -99,11 +100,20 @@ pub fn run(cmd: &mut Command) -> Outcome {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn promptmill");
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
     let status = wait_for(&mut child, DEADLINE);
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    child.stdout.take().map(|mut s| s.read_to_string(&mut stdout));
-    child.stderr.take().map(|mut s| s.read_to_string(&mut stderr));
+    let stdout = stdout.join().expect("stdout reader");
+    let stderr = stderr.join().expect("stderr reader");
     Outcome {
         status,
         stdout,
