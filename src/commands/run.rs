@@ -301,6 +301,8 @@ pub fn execute(
         Some(StopReason::Auth { .. }) => ("stopped_auth", exit_code::STOPPED),
         Some(StopReason::Checkpoint(_)) => ("checkpoint_error", exit_code::ERROR),
         Some(StopReason::Budget { .. }) => ("budget", exit_code::BUDGET),
+        // The calibration sample settles its rows (failed ones included) and leaves the rest.
+        None if scope == Scope::Sample => ("sample_sent", exit_code::SUCCESS),
         None if after.failed + after.invalid > 0 => ("finished", exit_code::ROWS_FAILED),
         None if after.pending + after.in_flight > 0 => ("incomplete", exit_code::STOPPED),
         None => ("finished", exit_code::SUCCESS),
@@ -323,7 +325,7 @@ pub fn execute(
         &snapshot,
         started.elapsed(),
         cost,
-        Some(job.output.path.clone()),
+        (scope == Scope::All).then(|| job.output.path.clone()),
         db_path.clone(),
     );
     let summary_json = serde_json::to_string_pretty(&summary)?;

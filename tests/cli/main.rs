@@ -4,6 +4,7 @@
 
 mod azure;
 mod bad_input;
+mod cost;
 mod disk;
 mod faults;
 mod happy;
