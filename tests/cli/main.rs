@@ -3,6 +3,7 @@
 //! module per area, one behaviour per test.
 
 mod bad_input;
+mod corpus;
 mod faults;
 mod happy;
 mod resume;
