@@ -331,6 +331,15 @@ fn check_skipped(
         requests == done,
         "the mock got {requests} requests; expected {done} (the good rows)"
     );
+    let told = match reasons.len() {
+        1 => "promptmill: 1 row was invalid input and was not sent".to_string(),
+        n => format!("promptmill: {n} rows were invalid input and were not sent"),
+    };
+    ensure!(
+        out.stderr.contains(&told) && !out.stderr.contains("--retry-failed"),
+        "expected {told:?} (and no --retry-failed, which cannot send them) in:\n{}",
+        out.stderr
+    );
     Ok(())
 }
 
