@@ -209,6 +209,8 @@ pub fn json_type_name(value: &Value) -> &'static str {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_quoting;
