@@ -30,7 +30,7 @@ pub const MAX_ROW_BYTES: u64 = 64 * 1024 * 1024;
 /// A byte count for messages: `64 MiB`, or the exact number when it is not a whole MiB.
 fn describe_size(bytes: u64) -> String {
     const MIB: u64 = 1024 * 1024;
-    if bytes >= MIB && bytes % MIB == 0 {
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
         format!("{} MiB", bytes / MIB)
     } else {
         format!("{bytes} bytes")

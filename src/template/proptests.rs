@@ -41,7 +41,7 @@ fn any_value() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
         any::<String>().prop_map(Value::String),
-        vec(any::<u8>(), 0..3).prop_map(|v| Value::from(v)),
+        vec(any::<u8>(), 0..3).prop_map(Value::from),
         hash_map("[a-c]", any::<u8>(), 0..3)
             .prop_map(|m| m.into_iter().map(|(k, v)| (k, Value::from(v))).collect()),
     ]
