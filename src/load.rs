@@ -40,9 +40,13 @@ pub enum LoadError {
         listed: Vec<InputError>,
         total: u64,
     },
-    /// The file has no rows.
+    /// The CSV header lacks a column every row needs (a template field, `--id-column`, `prompt`):
+    /// the whole file is refused, `--skip-invalid` or not, since no row could be sent.
+    Columns(InputError),
+    /// The file has no rows. `header` when it is a CSV file that has a header (and nothing else).
     Empty {
         file: PathBuf,
+        header: bool,
     },
     Read(ReadError),
     Other(anyhow::Error),
@@ -65,7 +69,15 @@ impl fmt::Display for LoadError {
                     "Fix the input, or pass --skip-invalid to record these rows as failed and send the rest."
                 )
             }
-            LoadError::Empty { file } => write!(f, "{}: the input has no rows", file.display()),
+            LoadError::Columns(e) => write!(f, "{e}"),
+            LoadError::Empty { file, header: true } => {
+                write!(f, "{}:1: the input has no rows, only a header", file.display())
+            }
+            LoadError::Empty { file, header: false } => write!(
+                f,
+                "{}: the input has no rows (the file is empty or has only blank lines)",
+                file.display()
+            ),
             LoadError::Read(e) => write!(f, "{e}"),
             LoadError::Other(e) => write!(f, "{e:#}"),
         }
@@ -92,13 +104,9 @@ pub fn load(
 ) -> Result<Loaded, LoadError> {
     let mut reader = reader;
     if reader.has_header() {
-        if let Err(e) = preparer.check_columns(reader.columns()) {
-            return Err(LoadError::Invalid {
-                file: file.to_path_buf(),
-                listed: vec![e],
-                total: 1,
-            });
-        }
+        preparer
+            .check_columns(reader.columns())
+            .map_err(LoadError::Columns)?;
     }
     let mut ingest = store.begin_ingest()?;
     let mut listed = Vec::new();
@@ -180,6 +188,7 @@ pub fn load(
     if rows == 0 {
         return Err(LoadError::Empty {
             file: file.to_path_buf(),
+            header: reader.has_header(),
         });
     }
     if invalid > 0 && !skip_invalid {

@@ -359,11 +359,28 @@ pub fn execute(
             dollars(*limit),
             after.pending + after.in_flight
         ),
-        None if code == exit_code::ROWS_FAILED => eprintln!(
-            "promptmill: {} rows failed; see `promptmill status {}`, or send them again with:\n  {resume_cmd} --retry-failed",
-            after.failed + after.invalid,
-            shell_quote(&db_path.display().to_string())
-        ),
+        None if code == exit_code::ROWS_FAILED => {
+            let db = shell_quote(&db_path.display().to_string());
+            if after.failed > 0 {
+                eprintln!(
+                    "promptmill: {} rows failed; see `promptmill status {db}`, or send them again with:\n  {resume_cmd} --retry-failed",
+                    after.failed
+                );
+            }
+            // --retry-failed cannot help these: they never became requests.
+            if after.invalid > 0 {
+                let (rows, were) = if after.invalid == 1 {
+                    ("row", "was")
+                } else {
+                    ("rows", "were")
+                };
+                eprintln!(
+                    "promptmill: {} {rows} {were} invalid input and {were} not sent; the reasons are in the \
+                     output's `error` field and in `promptmill status {db}`",
+                    after.invalid
+                );
+            }
+        }
         None => {}
     }
     Ok(code)

@@ -128,15 +128,12 @@ pub fn scan(cfg: &InputConfig, threads: usize, progress: &dyn Fn(u64)) -> Result
     let mut reader = RowReader::open(&cfg.input, cfg.format).map_err(LoadError::Read)?;
     let mut preparer = Preparer::new(cfg.input.clone(), cfg.request.clone());
     if reader.has_header() {
-        if let Err(e) = preparer.check_columns(reader.columns()) {
-            return Err(LoadError::Invalid {
-                file: cfg.input.clone(),
-                listed: vec![e],
-                total: 1,
-            });
-        }
+        preparer
+            .check_columns(reader.columns())
+            .map_err(LoadError::Columns)?;
     }
     let threads = threads.max(1);
+    let has_header = reader.has_header();
     std::thread::scope(|s| {
         let (tx, rx) = mpsc::sync_channel::<Vec<String>>(threads * 4);
         let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
@@ -161,6 +158,7 @@ pub fn scan(cfg: &InputConfig, threads: usize, progress: &dyn Fn(u64)) -> Result
         if rows == 0 {
             return Err(LoadError::Empty {
                 file: cfg.input.clone(),
+                header: has_header,
             });
         }
         Ok(Scan {

@@ -1,7 +1,11 @@
 //! CSV rows: a header row is required and names the fields; every data row must have as many
 //! fields as the header. Fields are read as bytes and checked for UTF-8 one by one, so an invalid
 //! byte is reported with the column it is in. A UTF-8 byte-order mark and CRLF line endings are
-//! accepted (the `csv` crate handles both).
+//! accepted (the `csv` crate handles both). Quoting the `csv` crate would forgive (a quote never
+//! closed, text after a closing quote) is caught on the way in (`csv/quotes.rs`) and makes the
+//! record that contains it invalid.
+
+mod quotes;
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
@@ -10,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 
+use self::quotes::{Problem, Problems, QuoteCheck, RowTooLong};
 use super::{RawRow, ReadError, RowResult};
 use crate::error::InputError;
 
@@ -20,13 +25,20 @@ pub(super) struct CsvRows {
     record: csv::ByteRecord,
     number: u64,
     newlines: Newlines,
+    quote_problems: Problems,
 }
 
 impl CsvRows {
-    pub(super) fn new(path: &Path, reader: impl Read + Send + 'static) -> Result<Self, ReadError> {
+    /// Reads the header. `max_row` is the longest record allowed, in bytes.
+    pub(super) fn new(
+        path: &Path,
+        reader: impl Read + Send + 'static,
+        max_row: u64,
+    ) -> Result<Self, ReadError> {
         let newlines = Newlines::default();
+        let quote_problems = Problems::default();
         let reader: Box<dyn Read + Send> = Box::new(NewlineTracker {
-            inner: reader,
+            inner: QuoteCheck::new(reader, Arc::clone(&quote_problems), max_row),
             offset: 0,
             newlines: Arc::clone(&newlines),
         });
@@ -39,6 +51,9 @@ impl CsvRows {
             Ok(h) => h.clone(),
             Err(e) => return Err(fatal(path, e)),
         };
+        if let Some(problem) = take_problem(&quote_problems, reader.position().byte()) {
+            return Err(InputError::new(path, 1, problem.message()).into());
+        }
         if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
             return Err(InputError::new(
                 path,
@@ -78,6 +93,7 @@ impl CsvRows {
             record: csv::ByteRecord::new(),
             number: 0,
             newlines,
+            quote_problems,
         })
     }
 
@@ -91,6 +107,9 @@ impl CsvRows {
             Ok(true) => {
                 self.number += 1;
                 let line = self.start_line();
+                if let Some(problem) = self.quote_problem() {
+                    return Some(Ok(Err(self.quoting_error(problem))));
+                }
                 Some(Ok(self.convert(line)))
             }
             Err(e) => match e.kind() {
@@ -100,10 +119,15 @@ impl CsvRows {
                     let (expected_len, len) = (*expected_len, *len);
                     self.number += 1;
                     let line = self.start_line();
+                    // Bad quoting is the cause when both are wrong: it moves the commas.
+                    if let Some(problem) = self.quote_problem() {
+                        return Some(Ok(Err(self.quoting_error(problem))));
+                    }
+                    let fields = if len == 1 { "field" } else { "fields" };
                     Some(Ok(Err(InputError::new(
                         &self.path,
                         line,
-                        format!("row has {len} fields, but the header has {expected_len}"),
+                        format!("row has {len} {fields}, but the header has {expected_len}"),
                     ))))
                 }
                 _ => Some(Err(fatal(&self.path, e))),
@@ -127,6 +151,22 @@ impl CsvRows {
         end.line()
             .saturating_sub(inside + u64::from(ended_by_newline))
             .max(1)
+    }
+
+    /// The first quoting problem in the record just read, if any.
+    fn quote_problem(&self) -> Option<Problem> {
+        take_problem(&self.quote_problems, self.reader.position().byte())
+    }
+
+    /// The error for a record with bad quoting, at the line the record starts on. (The `csv`
+    /// crate's positions cannot give that line for a record that an unclosed quote ran to the end
+    /// of the file; the quote checker knows it.)
+    fn quoting_error(&self, problem: Problem) -> InputError {
+        let error = InputError::new(&self.path, problem.record_line, problem.message());
+        match self.columns.get(problem.column) {
+            Some(name) => error.field(name.clone()),
+            None => error,
+        }
     }
 
     fn convert(&self, line: u64) -> RowResult {
@@ -173,12 +213,36 @@ impl<R: Read> Read for NewlineTracker<R> {
     }
 }
 
+/// Removes the quoting problems found before `end` (the end of the record just read) and returns
+/// the first: problems are noted in file order, so earlier records' are gone already.
+fn take_problem(problems: &Problems, end: u64) -> Option<Problem> {
+    let mut problems = problems.lock().unwrap_or_else(|e| e.into_inner());
+    let mut first = None;
+    while let Some(problem) = problems.front().copied().filter(|p| p.offset < end) {
+        problems.pop_front();
+        first.get_or_insert(problem);
+    }
+    first
+}
+
 fn fatal(path: &Path, e: csv::Error) -> ReadError {
     let line = e.position().map(|p| p.line()).unwrap_or(0);
     match e.into_kind() {
-        csv::ErrorKind::Io(source) => ReadError::Io {
-            path: path.to_path_buf(),
-            source,
+        csv::ErrorKind::Io(source) => match source.get_ref().and_then(|s| s.downcast_ref::<RowTooLong>()) {
+            Some(too_long) => InputError::new(
+                path,
+                too_long.line,
+                format!(
+                    "the row is longer than {}, the most promptmill reads as one row; \
+                     reading stopped here (is a quote never closed?)",
+                    super::describe_size(too_long.limit)
+                ),
+            )
+            .into(),
+            None => ReadError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
         },
         other => InputError::new(path, line, format!("unreadable CSV: {other:?}")).into(),
     }

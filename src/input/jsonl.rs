@@ -1,14 +1,15 @@
 //! JSON Lines rows: one JSON object per line; its top-level fields are the row's fields. Blank
 //! lines are passed over, a UTF-8 byte-order mark and CRLF endings are accepted. A line is read
-//! whole whatever its length (a 50 MB line is one row, not an error), and is checked for UTF-8
-//! before it is parsed so the error can say where the bad byte is.
+//! whole up to the row limit (a 50 MB line is one row, not an error); a longer one is an invalid
+//! row, passed over without being held in memory. A line is checked for UTF-8 before it is parsed
+//! so the error can say where the bad byte is.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{json_type_name, RawRow, ReadError, RowResult};
+use super::{describe_size, json_type_name, RawRow, ReadError, RowResult};
 use crate::error::InputError;
 
 pub(super) struct JsonlRows {
@@ -17,33 +18,52 @@ pub(super) struct JsonlRows {
     buf: Vec<u8>,
     line: u64,
     number: u64,
+    /// The longest line kept, in bytes, without its line ending.
+    max_row: u64,
 }
 
+/// A buffer that held a line longer than this is given back after it (one huge line must not
+/// keep its memory for the rest of the file).
+const KEEP_CAPACITY: usize = 1024 * 1024;
+
 impl JsonlRows {
-    pub(super) fn new<R: Read + Send + 'static>(path: &Path, reader: BufReader<R>) -> Self {
+    pub(super) fn new<R: Read + Send + 'static>(path: &Path, reader: BufReader<R>, max_row: u64) -> Self {
         JsonlRows {
             path: path.to_path_buf(),
             reader: Box::new(reader),
             buf: Vec::new(),
             line: 0,
             number: 0,
+            max_row,
         }
     }
 
     pub(super) fn next_row(&mut self) -> Option<Result<RowResult, ReadError>> {
         loop {
+            if self.buf.capacity() > KEEP_CAPACITY {
+                self.buf = Vec::new();
+            }
             self.buf.clear();
-            match self.reader.read_until(b'\n', &mut self.buf) {
-                Ok(0) => return None,
-                Ok(_) => {}
+            let too_long = match read_line(&mut *self.reader, &mut self.buf, self.max_row) {
+                Ok(Line::End) => return None,
+                Ok(Line::Read) => None,
+                Ok(Line::TooLong(length)) => Some(length),
                 Err(source) => {
                     return Some(Err(ReadError::Io {
                         path: self.path.clone(),
                         source,
                     }))
                 }
-            }
+            };
             self.line += 1;
+            if let Some(length) = too_long {
+                self.number += 1;
+                let message = format!(
+                    "the line is {length} bytes long, more than the {} promptmill reads as one row",
+                    describe_size(self.max_row)
+                );
+                return Some(Ok(Err(InputError::new(&self.path, self.line, message))));
+            }
             let complete = self.buf.last() == Some(&b'\n');
             let mut bytes: &[u8] = &self.buf;
             if self.line == 1 {
@@ -93,4 +113,57 @@ impl JsonlRows {
             ))),
         }
     }
+}
+
+/// What [`read_line`] found.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// The end of the file: nothing was read.
+    End,
+    /// A line, in the buffer, with its `\n` when it has one.
+    Read,
+    /// A line longer than the limit, of this many bytes (line ending included); it was read
+    /// past, and the buffer holds no more than the limit.
+    TooLong(u64),
+}
+
+/// `read_until(b'\n')` that stops keeping bytes past `max` (not counting the `\n`) but
+/// still reads to the end of the line, so the next call starts on the next line.
+fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>, max: u64) -> io::Result<Line> {
+    let mut length: u64 = 0;
+    let mut too_long = false;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            break;
+        }
+        let (chunk, ended) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..=i], true),
+            None => (available, false),
+        };
+        let n = chunk.len();
+        length += n as u64;
+        if !too_long {
+            // The `\n` does not count; a `\r` before it does.
+            if buf.len() as u64 + n as u64 - u64::from(ended) > max {
+                too_long = true;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+        }
+        reader.consume(n);
+        if ended {
+            break;
+        }
+    }
+    Ok(match (length, too_long) {
+        (0, _) => Line::End,
+        (_, true) => Line::TooLong(length),
+        (_, false) => Line::Read,
+    })
 }

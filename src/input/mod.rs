@@ -4,7 +4,8 @@
 //! the line the row starts on, and its fields as JSON values in file order. It knows file formats
 //! (CSV with a header, JSON Lines) and nothing about prompts or requests: `prepare.rs` turns fields
 //! into requests. Files are never loaded whole; while rows are read, the bytes pass through a
-//! BLAKE3 hasher so the input's fingerprint costs no second pass.
+//! BLAKE3 hasher so the input's fingerprint costs no second pass. One row is held in memory at a
+//! time, and a row may be at most [`MAX_ROW_BYTES`] long, so memory is bounded whatever the file.
 
 mod csv;
 mod jsonl;
@@ -19,6 +20,22 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::InputError;
+
+/// The longest row read, in bytes: 64 MiB. A longer JSON line is an invalid row (it is skipped
+/// without being held in memory); a longer CSV record stops the read, since the parser cannot
+/// resynchronise after it. No API takes a request near this size (a 1M-token context window is
+/// about 4 MB of text); the limit exists so a file without line breaks cannot exhaust memory.
+pub const MAX_ROW_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A byte count for messages: `64 MiB`, or the exact number when it is not a whole MiB.
+fn describe_size(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
 
 /// The format of an input file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -81,6 +98,11 @@ impl RowReader {
     /// Opens `path` and reads the CSV header, if any. Fails when the file cannot be opened or the
     /// header is unusable (empty file, duplicate column names, invalid UTF-8 in the header).
     pub fn open(path: &Path, format: InputFormat) -> Result<RowReader, ReadError> {
+        RowReader::open_limited(path, format, MAX_ROW_BYTES)
+    }
+
+    /// [`RowReader::open`] with another row limit than [`MAX_ROW_BYTES`] (tests use small ones).
+    pub fn open_limited(path: &Path, format: InputFormat, max_row: u64) -> Result<RowReader, ReadError> {
         let file = File::open(path).map_err(|source| ReadError::Io {
             path: path.to_path_buf(),
             source,
@@ -92,13 +114,16 @@ impl RowReader {
         };
         let (inner, columns) = match format {
             InputFormat::Csv => {
-                let rows = csv::CsvRows::new(path, reader)?;
+                let rows = csv::CsvRows::new(path, reader, max_row)?;
                 let columns = rows.columns().to_vec();
                 (Inner::Csv(rows), columns)
             }
             InputFormat::Jsonl => {
                 let reader = BufReader::with_capacity(256 * 1024, reader);
-                (Inner::Jsonl(jsonl::JsonlRows::new(path, reader)), Vec::new())
+                (
+                    Inner::Jsonl(jsonl::JsonlRows::new(path, reader, max_row)),
+                    Vec::new(),
+                )
             }
         };
         Ok(RowReader {
@@ -184,4 +209,8 @@ pub fn json_type_name(value: &Value) -> &'static str {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_quoting;

@@ -127,7 +127,7 @@ fn csv_ragged_row_is_an_error_at_its_line_and_reading_continues() {
     assert_eq!(rows.len(), 4);
     let short = err(&rows[1]);
     assert_eq!((short.line, short.field.as_deref()), (3, None));
-    assert_eq!(short.message, "row has 1 fields, but the header has 2");
+    assert_eq!(short.message, "row has 1 field, but the header has 2");
     assert_eq!(short.file, path);
     let long = err(&rows[2]);
     assert_eq!(long.line, 4);

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, AUTHORIZATION};
 use hyper::{Method, Request, Response, StatusCode};
@@ -33,7 +33,7 @@ use super::reply::{self, Usage};
 use super::stats::{Outcome, Stats};
 use super::wire::{self, Prompted};
 
-/// Largest request body read; bigger ones get a 413 (it bounds memory per connection).
+/// Largest request body kept; bigger ones get a 413 (it bounds memory per connection).
 const MAX_BODY: usize = 32 * 1024 * 1024;
 /// How long a "hang" holds the request (unless the client leaves or the server stops).
 const HANG: Duration = Duration::from_secs(3600);
@@ -192,6 +192,30 @@ impl Decision {
     }
 }
 
+/// Reads a request body, keeping at most [`MAX_BODY`] bytes; `true` when there was more. The rest
+/// of a body that is too large is read and dropped rather than left unread: closing a
+/// connection with unread data resets it, and the client, still sending, could then lose the
+/// 413 to the reset (a race, not an answer).
+async fn read_body(mut body: Incoming) -> Result<(Bytes, bool), Dropped> {
+    let mut kept = bytes::BytesMut::new();
+    let mut too_large = false;
+    while let Some(frame) = body.frame().await {
+        // The client went away mid-body: nobody is left to answer.
+        let frame = frame.map_err(|_| Dropped)?;
+        let Ok(data) = frame.into_data() else { continue };
+        if too_large {
+            continue;
+        }
+        if kept.len() + data.len() > MAX_BODY {
+            too_large = true;
+            kept = bytes::BytesMut::new();
+        } else {
+            kept.extend_from_slice(&data);
+        }
+    }
+    Ok((kept.freeze(), too_large))
+}
+
 /// hyper's service: answers one request.
 pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
     let (parts, body) = req.into_parts();
@@ -201,12 +225,7 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
     }
     let arrived = SystemTime::now();
     let index = state.stats.arrive();
-    let (body, too_large) = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => (collected.to_bytes(), false),
-        Err(err) if err.is::<LengthLimitError>() => (Bytes::new(), true),
-        // The client went away mid-body: nobody is left to answer.
-        Err(_) => return Err(Dropped),
-    };
+    let (body, too_large) = read_body(body).await?;
     let route = route(&parts.method, path, parts.uri.query());
     let parsed = match route {
         Route::Completion(Endpoint::Chat) => Some(wire::parse_chat(&body)),

@@ -44,7 +44,7 @@ fn a_csv_row_with_the_wrong_number_of_fields() {
         "p.csv",
         b"name,color\nmug,red\nlamp\nchair,green\n",
         &["--model", "m", "--template", "{name} {color}"],
-        &format!("{}:3: row has 1 fields, but the header has 2", p.display()),
+        &format!("{}:3: row has 1 field, but the header has 2", p.display()),
     );
 }
 

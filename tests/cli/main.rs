@@ -4,6 +4,7 @@
 
 mod azure;
 mod bad_input;
+mod corpus;
 mod cost;
 mod disk;
 mod faults;
