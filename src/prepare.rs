@@ -13,6 +13,7 @@
 //! about files (see `input`) or sending (see `api`).
 
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde_json::{Map, Value};
@@ -20,6 +21,7 @@ use serde_json::{Map, Value};
 use crate::error::InputError;
 use crate::input::{json_type_name, RawRow};
 use crate::job::Endpoint;
+use crate::models::PriceBook;
 use crate::template::Template;
 
 /// Roles a chat message may have (OpenAI's `ChatCompletionRequestMessage`).
@@ -53,6 +55,27 @@ pub struct Preparer {
     settings: RequestSettings,
     /// The endpoint in force and the line that decided it (0 when a flag or the default did).
     resolved: Option<(Endpoint, u64)>,
+    /// Context windows to hold prompts to, when checked (see [`Preparer::check_context`]).
+    context: Option<ContextWindows>,
+}
+
+/// The context windows of the models rows name, looked up once per model.
+struct ContextWindows {
+    book: PriceBook,
+    known: HashMap<String, Option<u64>>,
+}
+
+impl ContextWindows {
+    fn of(&mut self, model: &str) -> Option<u64> {
+        if let Some(&known) = self.known.get(model) {
+            return known;
+        }
+        // A malformed `--prices` entry is reported when the job is priced; here it only means
+        // the window is unknown.
+        let window = self.book.lookup(model).ok().and_then(|m| m.max_input_tokens);
+        self.known.insert(model.to_string(), window);
+        window
+    }
 }
 
 impl Preparer {
@@ -62,7 +85,20 @@ impl Preparer {
             file,
             settings,
             resolved,
+            context: None,
         }
+    }
+
+    /// Refuses rows whose prompt has more tokens than their model's context window, as the
+    /// models in `book` (and the built-in table) know them: such a request can only fail.
+    /// Prompts are counted only when their request is longer in bytes than the window in tokens
+    /// (a token is at least one byte), so ordinary rows cost nothing here.
+    pub fn check_context(mut self, book: PriceBook) -> Preparer {
+        self.context = Some(ContextWindows {
+            book,
+            known: HashMap::new(),
+        });
+        self
     }
 
     /// The endpoint in force: decided by `--endpoint`, by the first Batch line, or chat.
@@ -124,23 +160,62 @@ impl Preparer {
     /// Turns one row into a request.
     pub fn prepare(&mut self, row: &RawRow) -> Result<Prepared, InputError> {
         let id = self.row_id(row)?;
-        let body = if self.settings.template.is_some() {
-            self.text_body(row)?
+        // The field that holds the prompt, for errors about it (none for a template's text).
+        let (body, field) = if self.settings.template.is_some() {
+            (self.text_body(row)?, None)
         } else if row.fields.contains_key("body") && row.fields.contains_key("url") {
-            self.batch_body(row)?
+            (self.batch_body(row)?, Some("body"))
         } else if row.fields.contains_key("messages") {
-            self.messages_body(row)?
+            (self.messages_body(row)?, Some("messages"))
         } else if row.fields.contains_key("prompt") {
-            self.text_body(row)?
+            (self.text_body(row)?, Some("prompt"))
         } else {
             return Err(self.err(
                 row,
                 "no --template was given and the row has no `prompt`, `messages`, or Batch `body` field",
             ));
         };
+        let model = body
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let body = serde_json::to_string(&Value::Object(body))
             .map_err(|e| self.err(row, format!("cannot encode the request: {e}")))?;
+        self.fits_context(row, &model, &body, field)?;
         Ok(Prepared { id, body })
+    }
+
+    fn fits_context(
+        &mut self,
+        row: &RawRow,
+        model: &str,
+        body: &str,
+        field: Option<&str>,
+    ) -> Result<(), InputError> {
+        let Some(context) = &mut self.context else {
+            return Ok(());
+        };
+        let Some(window) = context.of(model) else {
+            return Ok(());
+        };
+        if body.len() as u64 <= window {
+            return Ok(());
+        }
+        let tokens = crate::tokens::request_cost(body)
+            .map_err(|e| self.err(row, format!("cannot count the request's tokens: {e}")))?
+            .prompt_tokens;
+        if tokens <= window {
+            return Ok(());
+        }
+        let err = self.err(
+            row,
+            format!("the prompt is {tokens} tokens, more than {model}'s context window of {window} tokens"),
+        );
+        Err(match field {
+            Some(f) => err.field(f),
+            None => err,
+        })
     }
 
     fn err(&self, row: &RawRow, message: impl Into<String>) -> InputError {

@@ -131,7 +131,8 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
 /// Reads the input into a new checkpoint and records the job.
 fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
     let reader = RowReader::open(&cfg.input, cfg.format)?;
-    let preparer = Preparer::new(cfg.input.clone(), cfg.request.clone());
+    let preparer =
+        Preparer::new(cfg.input.clone(), cfg.request.clone()).check_context(cfg.send.price_book()?);
     let (headers, withheld) = split_headers(&cfg.send.headers);
     let show = !cfg.send.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let progress = |rows: u64| {

@@ -69,7 +69,8 @@ pub struct ModelReport {
     pub exact_tokens: bool,
     pub prompt_tokens: PromptTokens,
     pub max_input_tokens: Option<u64>,
-    /// Rows whose prompt is longer than the model's context allows: they would fail.
+    /// Rows whose prompt is longer than the model's context allows: `run` refuses them as
+    /// invalid (with `--skip-invalid`, records them as failed unsent).
     pub rows_over_context: u64,
     pub completion_tokens: CompletionTokens,
     pub prices: Option<Prices>,
@@ -105,7 +106,8 @@ pub struct Report {
     pub rows_invalid: u64,
     /// The first invalid rows, with the reason, as `run` would report them.
     pub invalid: Vec<String>,
-    /// True when `run` would refuse the input as it is (invalid rows without --skip-invalid).
+    /// True when `run` would refuse the input as it is: invalid rows, or rows over the context
+    /// window, without --skip-invalid.
     pub run_would_refuse: bool,
     pub models: Vec<ModelReport>,
     pub prompt_tokens: u64,
@@ -150,9 +152,11 @@ impl Report {
             }
             Some(total)
         };
+        let over_context: u64 = models.iter().map(|m| m.rows_over_context).sum();
         let cost_live = sum(&|m| m.cost_live.as_ref());
         let cost_batch = sum(&|m| m.cost_batch.as_ref());
-        let requests = scan.valid_rows();
+        // Rows over the context window are refused by `run`: not sent (still in the token totals).
+        let requests = scan.valid_rows() - over_context;
         let limiter_tokens: u64 = scan
             .models
             .values()
@@ -166,7 +170,7 @@ impl Report {
             rows_to_send: requests,
             rows_invalid: scan.invalid,
             invalid: scan.listed.iter().map(|e| e.to_string()).collect(),
-            run_would_refuse: scan.invalid > 0 && !a.skip_invalid,
+            run_would_refuse: (scan.invalid > 0 || over_context > 0) && !a.skip_invalid,
             prompt_tokens: scan.models.values().map(|t| t.prompt_tokens).sum(),
             models,
             cost_live,
@@ -352,7 +356,7 @@ impl fmt::Display for Report {
             match m.max_input_tokens {
                 Some(limit) if m.rows_over_context > 0 => writeln!(
                     f,
-                    "    context     {} rows over the {} tokens the model takes: they would fail",
+                    "    context     {} rows over the {} tokens the model takes: run refuses them as invalid (their tokens are in the totals above)",
                     thousands(m.rows_over_context),
                     thousands(limit)
                 )?,

@@ -5,9 +5,7 @@
 //! Accepted inputs (a byte-order mark, CRLF) run cleanly. A file without an expectation, or an
 //! expectation without a file, fails the corpus, so it cannot rot silently.
 //!
-//! Cases too big to commit (the 50 MB line) are generated here into the test's temp dir. Cases
-//! that need a check promptmill does not have yet carry `needs`; they are skipped by the main
-//! test and run by an ignored one, which names them in every `cargo test` summary.
+//! Cases too big to commit (the 50 MB line) are generated here into the test's temp dir.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -19,7 +17,6 @@ use serde_json::Value;
 use crate::util::*;
 
 /// Checks a case may wait for; a typo here must not skip a case forever.
-const KNOWN_NEEDS: &[&str] = &["context-window"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,8 +39,6 @@ struct Case {
     accepted: Option<Accepted>,
     /// What the test writes instead of a committed file.
     generated: Option<String>,
-    /// A check that does not exist yet.
-    needs: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,11 +73,6 @@ impl Case {
     fn shape_error(&self) -> Option<String> {
         if self.about.trim().is_empty() {
             return Some("`about` is empty".into());
-        }
-        if let Some(needs) = &self.needs {
-            if !KNOWN_NEEDS.contains(&needs.as_str()) {
-                return Some(format!("unknown `needs` {needs:?} (known: {KNOWN_NEEDS:?})"));
-            }
         }
         if let Some(generated) = &self.generated {
             if generated != HUGE_LINE {
@@ -153,20 +143,12 @@ fn every_corpus_file_has_an_expectation_and_every_expectation_a_file() {
 
 #[test]
 fn every_committed_corpus_case_produces_its_expected_outcome() {
-    check_cases(|case| case.generated.is_none() && case.needs.is_none());
+    check_cases(|case| case.generated.is_none());
 }
 
 #[test]
 fn every_generated_corpus_case_produces_its_expected_outcome() {
-    check_cases(|case| case.generated.is_some() && case.needs.is_none());
-}
-
-/// Remove `needs` from a case in `cases.json` once its check exists, and this test's `ignore`
-/// once no case needs it.
-#[test]
-#[ignore = "pending: the context-window check (src/models.rs); cases context-window.jsonl, huge-line-known-model.jsonl"]
-fn corpus_cases_that_need_the_context_window_check() {
-    check_cases(|case| case.needs.as_deref() == Some("context-window"));
+    check_cases(|case| case.generated.is_some());
 }
 
 /// Runs every case `select` picks; fails once, listing every case that went wrong.
@@ -178,11 +160,6 @@ fn check_cases(select: impl Fn(&Case) -> bool) {
         ran += 1;
         if let Err(why) = check(name, case) {
             failures.push(format!("── {name} ({})\n{why}", case.about));
-        }
-    }
-    for (name, case) in &manifest.cases {
-        if let Some(needs) = &case.needs {
-            eprintln!("corpus: {name} is pending (needs {needs}); not run here");
         }
     }
     assert!(ran > 0, "no case was selected");

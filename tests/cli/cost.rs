@@ -138,9 +138,34 @@ fn prompts_over_the_context_window_are_counted() {
         "p.jsonl",
         format!("{{\"prompt\":\"short\"}}\n{{\"prompt\":\"{long}\"}}\n"),
     );
-    let v = estimate_json(&dir, &["p.jsonl", "--model", "gpt-4", "--max-tokens", "5"]);
+    // run refuses such rows, so the dry run says it would fail (exit 1), with the estimate.
+    let out = run(promptmill(&dir).args([
+        "estimate",
+        "p.jsonl",
+        "--model",
+        "gpt-4",
+        "--max-tokens",
+        "5",
+        "--json",
+    ]));
+    assert_eq!(out.code(), 1, "{}", out.stderr);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["models"][0]["rows_over_context"], 1);
     assert_eq!(v["models"][0]["max_input_tokens"], 8192);
+    assert_eq!(v["rows_to_send"], 1);
+    assert_eq!(v["run_would_refuse"], true);
+    let v = estimate_json(
+        &dir,
+        &[
+            "p.jsonl",
+            "--model",
+            "gpt-4",
+            "--max-tokens",
+            "5",
+            "--skip-invalid",
+        ],
+    );
+    assert_eq!(v["run_would_refuse"], false);
 }
 
 /// The real LiteLLM map in `../shared` (absent outside this project's CI and workspace).
