@@ -8,6 +8,7 @@
 //! `CreateChatCompletionResponse`, `CreateCompletionResponse`, `CompletionUsage`, `Error`).
 
 pub mod http;
+pub mod ratelimit;
 mod response;
 
 use std::future::Future;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::job::Endpoint;
+pub use ratelimit::RateHeaders;
 pub use response::{parse_completion, Completion, Usage};
 
 /// What came back from one HTTP exchange.
@@ -24,6 +26,8 @@ pub struct Reply {
     pub status: u16,
     /// From `retry-after-ms`, or `retry-after` (seconds or an HTTP date).
     pub retry_after: Option<Duration>,
+    /// The `x-ratelimit-*` headers (all `None` when the server sends none).
+    pub rate: RateHeaders,
     pub body: Bytes,
 }
 
@@ -186,6 +190,7 @@ mod tests {
         Ok(Reply {
             status,
             retry_after: None,
+            rate: RateHeaders::default(),
             body: Bytes::from(body.to_string()),
         })
     }

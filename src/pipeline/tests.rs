@@ -9,7 +9,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::*;
-use crate::api::{Reply, SendError};
+use crate::api::{RateHeaders, Reply, SendError};
 use crate::job::JobRecord;
 use crate::store::{writer, NewRow, Store};
 
@@ -36,6 +36,7 @@ fn reply(status: u16, retry_after: Option<Duration>, body: &str) -> Result<Reply
     Ok(Reply {
         status,
         retry_after,
+        rate: RateHeaders::default(),
         body: Bytes::from(body.to_string()),
     })
 }
