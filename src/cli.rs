@@ -24,8 +24,8 @@ Exit codes:
   1  error: bad flags, bad input, a checkpoint that does not match the command, I/O
   2  command-line usage error
   3  the run finished, but some rows failed (or were invalid, with --skip-invalid)
-  4  the run stopped before finishing (Ctrl-C/SIGTERM, or the API refused the key);
-     the checkpoint is intact: rerun the printed command to resume
+  4  the run stopped before finishing (Ctrl-C/SIGTERM, the API refused the key, or the
+     account is out of quota); the checkpoint is intact: rerun the printed command to resume
 
 The API key is read from OPENAI_API_KEY (or the variable named by --api-key-env), never from a flag.";
 

@@ -256,6 +256,7 @@ fn execute(store: Store, mut job: JobRecord, send: SendConfig, _lock: RunLock) -
     let (outcome, code) = match control.reason() {
         Some(StopReason::Interrupted) => ("interrupted", exit_code::STOPPED),
         Some(StopReason::Auth { .. }) => ("stopped_auth", exit_code::STOPPED),
+        Some(StopReason::Quota { .. }) => ("stopped_quota", exit_code::STOPPED),
         Some(StopReason::Checkpoint(_)) => ("checkpoint_error", exit_code::ERROR),
         None if after.failed + after.invalid > 0 => ("finished", exit_code::ROWS_FAILED),
         None if after.pending + after.in_flight > 0 => ("incomplete", exit_code::STOPPED),
@@ -287,6 +288,14 @@ fn execute(store: Store, mut job: JobRecord, send: SendConfig, _lock: RunLock) -
                 "promptmill: the API refused the credentials (HTTP {status}: {message}).\n\
                  Check the key in {} (and --header values), then resume with:\n  {resume_cmd}",
                 job.api_key_env
+            );
+        }
+        Some(StopReason::Quota { message }) => {
+            eprintln!(
+                "promptmill: the API says the account is out of quota (HTTP 429: {message}).\n\
+                 This is a billing matter, not a rate limit: waiting will not help. Add credit or raise the\n\
+                 spending limit of the account (OpenAI: https://platform.openai.com/settings/organization/billing),\n\
+                 then resume with:\n  {resume_cmd}"
             );
         }
         Some(StopReason::Checkpoint(e)) => eprintln!("promptmill: {e}"),

@@ -12,7 +12,7 @@
 //!
 //! Stopping has two levels, both on [`Control`]: `stop` ends dispatch (Ctrl-C, SIGTERM, a fatal
 //! error) and lets requests already on the wire finish, up to the drain timeout; `abort` also
-//! abandons those (a second signal, the drain timeout, a 401). Abandoned and never-sent rows go
+//! abandons those (a second signal, the drain timeout, a 401, an exhausted quota). Abandoned and never-sent rows go
 //! back to pending, so a rerun sends them again; only requests actually on the wire when the run
 //! was aborted can be paid twice.
 
@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{classify, Transport, Verdict};
+use crate::api::{classify, StopCause, Transport, Verdict};
 use crate::job::Endpoint;
 use crate::limits::Limits;
 use crate::retry::Backoff;
@@ -43,6 +43,8 @@ pub enum StopReason {
     Interrupted,
     /// The API refused the credentials (401/403).
     Auth { status: u16, message: String },
+    /// The account is out of credit (a 429 with `insufficient_quota`).
+    Quota { message: String },
     /// The checkpoint could not be written.
     Checkpoint(String),
 }
@@ -216,8 +218,15 @@ impl<T: Transport> Pipeline<T> {
                         status: Some(status),
                     }
                 }
-                Verdict::Stop { status, message } => {
-                    control.abort(StopReason::Auth { status, message });
+                Verdict::Stop {
+                    status,
+                    message,
+                    cause,
+                } => {
+                    control.abort(match cause {
+                        StopCause::Credentials => StopReason::Auth { status, message },
+                        StopCause::Quota => StopReason::Quota { message },
+                    });
                     break OutcomeKind::Unfinished;
                 }
                 Verdict::Retry {
