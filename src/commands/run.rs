@@ -226,19 +226,20 @@ fn execute(store: Store, mut job: JobRecord, send: SendConfig, _lock: RunLock) -
             control.stop.clone(),
             display_done.clone(),
         );
-        let pipeline = Arc::new(Pipeline {
+        // A limit not given is learned from the server's headers (see limits.rs).
+        let pipeline = Arc::new(Pipeline::new(
             transport,
-            limits: Limits::new(limits.rpm, limits.tpm),
-            settings: PipelineSettings {
+            Limits::new(limits.rpm, limits.tpm),
+            PipelineSettings {
                 endpoint: job.endpoint,
                 concurrency: limits.concurrency,
                 max_attempts: limits.max_attempts,
                 backoff: Backoff::default(),
                 drain_timeout: limits.drain_timeout,
             },
-            stats: Arc::clone(&stats),
-            control: Arc::clone(&control),
-        });
+            Arc::clone(&stats),
+            Arc::clone(&control),
+        ));
         pipeline.run(handle).await;
         display_done.cancel();
         let _ = display.await;

@@ -16,22 +16,25 @@
 //! back to pending, so a rerun sends them again; only requests actually on the wire when the run
 //! was aborted can be paid twice.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use tokio::sync::{mpsc, Semaphore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{classify, StopCause, Transport, Verdict};
+use crate::api::{classify, RateHeaders, StopCause, Transport, Verdict};
 use crate::job::Endpoint;
-use crate::limits::Limits;
+use crate::limits::{InForce, Limits, WindowInForce};
 use crate::retry::Backoff;
 use crate::stats::Stats;
 use crate::store::writer::{Claimed, Outcome, OutcomeKind, StoreHandle};
+
+use adaptive::{Signal, Window};
 
 /// Rows claimed from the store at a time.
 const PAGE: usize = 1024;
@@ -101,13 +104,56 @@ pub struct PipelineSettings {
 /// What a run needs, shared by every task of it.
 pub struct Pipeline<T> {
     pub transport: T,
+    /// RPM, TPM (given or learned) and pauses: awaited before each attempt.
     pub limits: Limits,
+    /// How many requests may be on the wire now (adaptive, at most `settings.concurrency`):
+    /// a slot is held by each attempt while it is on the wire.
+    pub window: Window,
     pub settings: PipelineSettings,
     pub stats: Arc<Stats>,
     pub control: Arc<Control>,
 }
 
 impl<T: Transport> Pipeline<T> {
+    /// A pipeline whose window starts at one request (a probe) when some limit is to be learned
+    /// from the server, and fully open otherwise.
+    pub fn new(
+        transport: T,
+        limits: Limits,
+        settings: PipelineSettings,
+        stats: Arc<Stats>,
+        control: Arc<Control>,
+    ) -> Pipeline<T> {
+        let window = Window::new(settings.concurrency, limits.learns());
+        let pipeline = Pipeline {
+            transport,
+            limits,
+            window,
+            settings,
+            stats,
+            control,
+        };
+        pipeline.publish();
+        pipeline
+    }
+
+    /// Publishes the limits in force to the shared stats (progress display, checkpoint).
+    fn publish(&self) -> InForce {
+        let (rpm, tpm) = self.limits.in_force();
+        let (current, max) = self.window.size();
+        let narrow = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let now = InForce {
+            rpm,
+            tpm,
+            concurrency: WindowInForce {
+                current: narrow(current),
+                max: narrow(max),
+            },
+        };
+        *self.stats.in_force.lock().unwrap_or_else(PoisonError::into_inner) = now;
+        now
+    }
+
     /// Sends every pending row, returns when all are settled or the run has stopped and drained.
     pub async fn run(self: Arc<Self>, store: StoreHandle) {
         let (rows_tx, mut rows_rx) = mpsc::channel::<Claimed>(PAGE);
@@ -165,23 +211,30 @@ impl<T: Transport> Pipeline<T> {
     async fn process_row(&self, row: Claimed, store: &StoreHandle) {
         let control = &self.control;
         let stats = &self.stats;
-        let tokens = if self.limits.counts_tokens() {
-            match crate::tokens::request_cost(&row.body) {
-                Ok(cost) => u32::try_from(cost.total()).unwrap_or(u32::MAX),
-                Err(_) => 0, // the body is our own JSON; a parse failure here cannot happen
-            }
-        } else {
-            0
-        };
         let body = Bytes::from(row.body);
+        // Counted once a TPM limit is in force, which may begin mid-run (learned from the server).
+        let mut tokens: Option<u32> = None;
         // Made on the first retry only: most rows never need one.
         let mut rng: Option<SmallRng> = None;
         let mut attempts: u32 = 0;
         let kind = loop {
+            // A slot in the window first (it bounds requests on the wire), then the buckets.
+            let slot = tokio::select! {
+                biased;
+                _ = control.stop.cancelled() => break OutcomeKind::Unfinished,
+                slot = self.window.acquire() => slot,
+            };
+            let Ok(slot) = slot else {
+                break OutcomeKind::Unfinished; // the window's semaphore is never closed
+            };
+            if tokens.is_none() && self.limits.counts_tokens() {
+                tokens = Some(request_tokens(&body));
+            }
+            let cost = tokens.unwrap_or(0);
             let admitted = tokio::select! {
                 biased;
                 _ = control.stop.cancelled() => break OutcomeKind::Unfinished,
-                admitted = self.limits.admit(tokens) => admitted,
+                admitted = self.limits.admit(cost) => admitted,
             };
             if let Err(too_large) = admitted {
                 break OutcomeKind::Failed {
@@ -195,22 +248,53 @@ impl<T: Transport> Pipeline<T> {
                 Stats::add(&stats.retries, 1);
             }
             Stats::add(&stats.in_flight, 1);
+            let sent = Instant::now();
             let result = tokio::select! {
                 biased;
                 _ = control.abort.cancelled() => None,
                 r = self.transport.send(body.clone()) => Some(r),
             };
+            let latency = sent.elapsed();
             stats.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             let Some(result) = result else {
                 break OutcomeKind::Unfinished;
             };
-            match &result {
+            let mut changed = false;
+            let rate = match &result {
                 Ok(reply) => {
-                    tracing::debug!(row = %row.id, attempt = attempts, status = reply.status, "response")
+                    tracing::debug!(row = %row.id, attempt = attempts, status = reply.status, "response");
+                    changed = self.limits.observe(&reply.rate);
+                    self.window.answered();
+                    reply.rate
                 }
-                Err(e) => tracing::debug!(row = %row.id, attempt = attempts, "no response: {e}"),
+                Err(e) => {
+                    tracing::debug!(row = %row.id, attempt = attempts, "no response: {e}");
+                    RateHeaders::default()
+                }
+            };
+            let verdict = classify(self.settings.endpoint, result);
+            // For a 429: whether its headers say a limit is spent (then everyone waits, below).
+            let spent = match &verdict {
+                Verdict::Retry {
+                    rate_limited: true, ..
+                } => self.limits.spent(&rate, cost),
+                _ => None,
+            };
+            let signal = match &verdict {
+                Verdict::Done(_) => Signal::Success { latency },
+                Verdict::Retry {
+                    status: Some(200..=299),
+                    ..
+                } => Signal::Neutral, // a malformed body says nothing about load
+                Verdict::Retry { .. } if spent.is_none() => Signal::Overload,
+                _ => Signal::Neutral,
+            };
+            self.window.finish(slot, signal);
+            let in_force = self.publish();
+            if changed {
+                tracing::info!("limits in force: {in_force}");
             }
-            match classify(self.settings.endpoint, result) {
+            match verdict {
                 Verdict::Done(c) => break OutcomeKind::Done(c),
                 Verdict::RowFailed { status, message } => {
                     break OutcomeKind::Failed {
@@ -244,11 +328,20 @@ impl<T: Transport> Pipeline<T> {
                             status,
                         };
                     }
-                    let rng = rng.get_or_insert_with(|| SmallRng::from_rng(&mut rand::rng()));
-                    let delay = self.settings.backoff.delay(attempts, wait, rate_limited, rng);
-                    if rate_limited {
-                        self.limits.pause_for(delay);
-                    }
+                    let delay = match spent {
+                        // A spent limit holds every worker: the server's hint, else the time the
+                        // headers say the limit needs to have room again.
+                        Some(refill) => {
+                            let pause = wait.unwrap_or(refill);
+                            self.limits.pause_for(pause);
+                            pause
+                        }
+                        // Anything else delays this row only; repeated trouble narrows the window.
+                        None => {
+                            let rng = rng.get_or_insert_with(|| SmallRng::from_rng(&mut rand::rng()));
+                            self.settings.backoff.delay(attempts, wait, rate_limited, rng)
+                        }
+                    };
                     tracing::info!(row = %row.id, attempt = attempts, "retrying in {delay:.1?}: {reason}");
                     tokio::select! {
                         biased;
@@ -282,6 +375,15 @@ impl<T: Transport> Pipeline<T> {
     }
 }
 
+/// Tokens a request is charged under a TPM limit: its prompt plus `max_tokens` × `n`.
+fn request_tokens(body: &[u8]) -> u32 {
+    match std::str::from_utf8(body).map(crate::tokens::request_cost) {
+        Ok(Ok(cost)) => u32::try_from(cost.total()).unwrap_or(u32::MAX),
+        // The body is our own JSON; a parse failure here cannot happen.
+        _ => 0,
+    }
+}
+
 /// Claims pending rows page by page and hands them to the dispatcher, in input order.
 async fn feed(store: StoreHandle, rows: mpsc::Sender<Claimed>, control: Arc<Control>) {
     let mut after = 0;
@@ -308,5 +410,9 @@ async fn feed(store: StoreHandle, rows: mpsc::Sender<Claimed>, control: Arc<Cont
     }
 }
 
+pub mod adaptive;
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_limits;
