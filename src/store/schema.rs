@@ -56,6 +56,12 @@ pub const MIGRATIONS: &[&str] = &[
         failed       INTEGER NOT NULL DEFAULT 0
     );
     "#,
+    // 2: the limits each run sent under, and where they came from (JSON of limits::InForce),
+    // so that `status` can show limits learned from the server without storing them as the
+    // user's own.
+    r#"
+    ALTER TABLE runs ADD COLUMN limits TEXT;
+    "#,
 ];
 
 /// Brings the schema up to date. Fails if the database was written by a newer promptmill.
