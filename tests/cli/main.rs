@@ -5,6 +5,7 @@
 mod bad_input;
 mod faults;
 mod happy;
+mod limits;
 mod resume;
 mod secrets;
 mod util;
