@@ -5,10 +5,15 @@
 //!
 //! ```text
 //!  feeder ──rows──▶ dispatcher ──spawn(permit)──▶ process_row × concurrency ──outcomes──▶ writer
-//!  (claims pages     (one permit of the            (admit → send → classify →           (store/
-//!   from the store)   concurrency semaphore         retry or finish)                      writer.rs)
-//!                     per row on the wire)
+//!  (claims pages     (one permit of the            (window slot → admit →               (store/
+//!   from the store)   concurrency semaphore         send → classify →                     writer.rs)
+//!                     per row in progress)          retry or finish)
 //! ```
+//!
+//! A row holds its dispatcher permit through its retries; each attempt also holds a slot of the
+//! adaptive window ([`adaptive`]) while it is on the wire, and passes the limiter ([`Limits`])
+//! before it is sent. Every answer's rate-limit headers go to the limiter, and what the attempt
+//! said about the server's health goes to the window.
 //!
 //! Stopping has two levels, both on [`Control`]: `stop` ends dispatch (Ctrl-C, SIGTERM, a fatal
 //! error) and lets requests already on the wire finish, up to the drain timeout; `abort` also
