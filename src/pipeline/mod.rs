@@ -4,10 +4,10 @@
 //! and shutdown are objects it awaits, never variants of the loop. The shape of a run:
 //!
 //! ```text
-//!  feeder ──rows──▶ dispatcher ──spawn(permit)──▶ process_row × concurrency ──outcomes──▶ writer
-//!  (claims pages     (one permit of the            (window slot → admit →               (store/
-//!   from the store)   concurrency semaphore         send → classify →                     writer.rs)
-//!                     per row in progress)          retry or finish)
+//!  feeder ──rows──▶ dispatcher ──spawn(permit)──▶ process_row × 2·concurrency ──outcomes──▶ writer
+//!  (claims pages     (one permit per row in        (window slot → admit →                 (store/
+//!   from the store)   progress: 2 × concurrency)    send → classify →                       writer.rs)
+//!                                                   retry or finish)
 //! ```
 //!
 //! A row holds its dispatcher permit through its retries; each attempt also holds a slot of the
@@ -17,9 +17,9 @@
 //!
 //! Stopping has two levels, both on [`Control`]: `stop` ends dispatch (Ctrl-C, SIGTERM, a fatal
 //! error) and lets requests already on the wire finish, up to the drain timeout; `abort` also
-//! abandons those (a second signal, the drain timeout, a 401, an exhausted quota). Abandoned and never-sent rows go
-//! back to pending, so a rerun sends them again; only requests actually on the wire when the run
-//! was aborted can be paid twice.
+//! abandons those (a second signal, the drain timeout, a 401, an exhausted quota). Abandoned and
+//! never-sent rows go back to pending, so a rerun sends them again; only requests actually on
+//! the wire when the run was aborted can be paid twice.
 
 use std::sync::{Arc, OnceLock, PoisonError};
 use std::time::Duration;
@@ -166,8 +166,10 @@ impl<T: Transport> Pipeline<T> {
         // the dispatch loop below), or when dispatch stops.
         let feeder = tokio::spawn(feed(store.clone(), rows_tx, Arc::clone(&self.control)));
 
-        // One permit per request on the wire; a task holds its permit through its retries.
-        let permits = Arc::new(Semaphore::new(self.settings.concurrency));
+        // One permit per row in progress; a task holds its permit through its retries. Twice
+        // the window's ceiling, so that rows waiting out a retry do not leave the wire idle;
+        // what is on the wire is bounded by the window (at most `concurrency`).
+        let permits = Arc::new(Semaphore::new(self.settings.concurrency.saturating_mul(2)));
         let tracker = TaskTracker::new();
         let stop = self.control.stop.clone();
         loop {

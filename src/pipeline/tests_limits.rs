@@ -107,9 +107,14 @@ async fn random_429s_do_not_stall_the_pool() {
     assert_eq!(ran.store.counts().unwrap().done, 80);
     assert!(ran.stats.snapshot().http_429 >= 8);
     assert_eq!(ran.decreases, 0);
-    // 80 rows, 8 at a time, 100 ms each, is 1 s; each 429 costs its own row one second. Were
-    // every 429 to pause the pool, this would take over 8 s.
-    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+    // 80 rows, 8 at a time, 100 ms each, is 1 s; a 429 costs its own row one second more,
+    // while other rows use the wire meanwhile. Were every 429 to pause the pool, this would
+    // take over 8 s; were waiting rows to keep their place, near 3 s.
+    assert!(
+        start.elapsed() <= Duration::from_millis(2300),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test(start_paused = true)]
