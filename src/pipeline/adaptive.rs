@@ -4,7 +4,7 @@
 //! The rule (AIMD, as TCP does for congestion):
 //! - **Probe.** When some limit is to be learned from the server's headers, the window starts at 1
 //!   and opens fully at the first answer (which carries the headers, or shows the server sends
-//!   none). Otherwise it starts fully open.
+//!   none), unless the probe met overload first. Otherwise it starts fully open.
 //! - **Multiplicative decrease.** The window halves (never below 1) after four overload signals
 //!   in a row with no success between them, or when latency rises sharply above its baseline.
 //!   Four, not fewer: with 10% of answers failing at random, four in a row come about once in
@@ -182,13 +182,16 @@ impl Window {
         })
     }
 
-    /// An answer arrived (any status): the probe is over, the window opens fully.
+    /// An answer arrived (any status): the probe is over, and the window opens fully, unless
+    /// the probe already met overload (timeouts, say); then it grows back by the usual steps.
     pub fn answered(&self) {
         let mut s = self.state();
         if s.probing {
             s.probing = false;
-            let grow = self.max - s.size;
-            self.grow(&mut s, grow);
+            if s.decreases == 0 {
+                let grow = self.max - s.size;
+                self.grow(&mut s, grow);
+            }
         }
     }
 
@@ -284,6 +287,16 @@ mod tests {
             (8, 8),
             "nothing to learn: open at once"
         );
+    }
+
+    #[tokio::test]
+    async fn a_probe_that_met_overload_does_not_open_the_window_at_once() {
+        let w = Window::new(8, true);
+        attempts(&w, 4, Signal::Overload).await; // four timeouts, say
+        w.answered();
+        assert_eq!(w.size(), (1, 8));
+        attempts(&w, 1, FAST).await;
+        assert_eq!(w.size(), (2, 8), "then it grows by the usual steps");
     }
 
     #[tokio::test]
