@@ -166,8 +166,12 @@ impl ApiError {
 }
 
 /// The HTTP date `wait` after `now`, rounded up to a whole second (the format has no fraction).
+/// A wait beyond a year is cut to a year: an HTTP date cannot go past 9999, and a prompt's
+/// directive must not be able to crash the server.
 fn http_date_after(now: SystemTime, wait: Duration) -> String {
-    let at = (now + wait).duration_since(UNIX_EPOCH).unwrap_or_default();
+    const YEAR: Duration = Duration::from_secs(365 * 86_400);
+    let at = now.checked_add(wait.min(YEAR)).unwrap_or(now);
+    let at = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = at.as_secs() + u64::from(at.subsec_nanos() > 0);
     httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs))
 }
@@ -224,6 +228,11 @@ mod tests {
         let date = http_date_after(now, Duration::from_secs(2));
         let when = httpdate::parse_http_date(&date).unwrap();
         assert_eq!(when, UNIX_EPOCH + Duration::from_secs(1_000_003));
+        let far = http_date_after(UNIX_EPOCH, Duration::from_secs(u64::MAX));
+        assert_eq!(
+            httpdate::parse_http_date(&far).unwrap(),
+            UNIX_EPOCH + Duration::from_secs(365 * 86_400)
+        );
         let exact = http_date_after(UNIX_EPOCH + Duration::from_secs(10), Duration::from_secs(2));
         assert_eq!(
             httpdate::parse_http_date(&exact).unwrap(),
