@@ -9,8 +9,10 @@
 //!   [`prepare`] turns rows into request bodies; [`load`] reads them all into the checkpoint.
 //! - [`store`] is the SQLite checkpoint: the job ([`job`]), every row's state, the runs; its
 //!   writer thread records outcomes in grouped commits.
-//! - [`pipeline`] is the worker loop: claims rows, holds them under [`limits`] (RPM, TPM, 429
-//!   pauses), sends them through an [`api::Transport`], retries by [`retry`], records outcomes.
+//! - [`pipeline`] is the worker loop: claims rows, holds them under [`limits`] (RPM, TPM, given or
+//!   learned from the server's headers; pauses when a limit is spent) and an adaptive window of
+//!   requests on the wire (`pipeline::adaptive`), sends them through an [`api::Transport`],
+//!   retries by [`retry`], records outcomes.
 //! - [`provider`] knows where a request goes and which header carries the key: OpenAI-compatible
 //!   APIs, or Azure OpenAI's deployment URLs.
 //! - [`tokens`] counts prompt tokens as OpenAI does; [`models`] knows context windows and prices;

@@ -1,217 +1,385 @@
 //! Holding dispatch under the provider's limits: requests per minute, tokens per minute, and a
-//! pause that every worker honours after a 429.
+//! pause that every worker honours when the server says a limit is spent.
 //!
-//! RPM and TPM are GCRA buckets from `governor`, read on a clock built on `tokio::time`, so tests
-//! that pause tokio's clock see the limiter wait in virtual time too. Waiting is a tokio sleep
-//! until the instant governor names, never a spin.
+//! Where each limit comes from ([`Source`]): a limit the user gave (`--rpm`/`--tpm`, now or
+//! remembered from an earlier run of the job) is fixed for the run. A limit the user did not give
+//! is learned from the server's `x-ratelimit-limit-*` headers as answers arrive
+//! ([`Limits::observe`]) and follows them when they change; an answer without them changes
+//! nothing (the last known value stays). Until the server names a limit there is none; the
+//! pipeline's adaptive window (`pipeline::adaptive`) keeps the first requests to one until the
+//! first answer arrives. Whatever the source, `x-ratelimit-remaining-*` lowers what a bucket holds
+//! (never raises it), so the limiter never believes it has more room than the server says: other
+//! clients of the same key, and a server that counts tokens differently, are accounted for.
 //!
-//! Shapes of the buckets, and why:
-//! - RPM refills continuously and holds at most one second's worth (at least 1). Providers enforce
-//!   per-minute limits over shorter windows (OpenAI: "60,000 RPM may be enforced as 1,000
-//!   requests per second"), so a full minute's burst at start would mostly earn 429s.
+//! Buckets refill continuously on `tokio::time`, so tests that pause tokio's clock see the
+//! limiter wait in virtual time too. Waiting is a tokio sleep until the bucket has room, never a
+//! spin. Their shapes, and why:
+//! - RPM holds one second's worth (at least 1). Providers enforce per-minute limits over shorter
+//!   windows (OpenAI: "60,000 RPM may be enforced as 1,000 requests per second"), so a full
+//!   minute's burst at start would mostly earn 429s.
 //! - TPM holds a full minute's worth, so a single large request (prompt + max_tokens) can always
 //!   pass; a request that needs more than a minute's worth can never pass and is reported as
 //!   [`TooLarge`] for its row instead of waiting forever.
+//!
+//! A request passes only when both buckets have room, and then takes from both at once, so a
+//! request waiting for tokens does not hold a request slot meanwhile.
 
+use std::fmt;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use governor::clock::Clock;
-use governor::middleware::NoOpMiddleware;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-/// governor's clock on tokio time: the instant is the time since the clock was made.
-#[derive(Debug, Clone, Copy)]
-pub struct TokioClock {
-    start: Instant,
+use crate::api::ratelimit::{Gauge, RateHeaders};
+
+/// Where a limit in force came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// No limit: none was given, and the server has not named one (yet).
+    #[default]
+    None,
+    /// `--rpm`/`--tpm`, given now or remembered from an earlier run of the job.
+    Flag,
+    /// The server's `x-ratelimit-limit-*` header.
+    Server,
 }
 
-impl Default for TokioClock {
-    fn default() -> Self {
-        TokioClock {
-            start: Instant::now(),
+/// One limit in force.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateInForce {
+    /// Per minute; `None` when there is no limit.
+    pub limit: Option<u32>,
+    pub source: Source,
+}
+
+/// How many requests may be on the wire: the adaptive window and its ceiling (`--concurrency`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowInForce {
+    pub current: u32,
+    pub max: u32,
+}
+
+/// What a run sends under at a moment. Published by the pipeline through `Stats`, shown by the
+/// progress display, and stored with the run so that `status` can show it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InForce {
+    pub rpm: RateInForce,
+    pub tpm: RateInForce,
+    pub concurrency: WindowInForce,
+}
+
+impl fmt::Display for RateInForce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.limit, self.source) {
+            (Some(n), Source::Server) => write!(f, "{n} (server)"),
+            (Some(n), _) => write!(f, "{n} (flag)"),
+            (None, _) => write!(f, "none"),
         }
     }
 }
 
-impl Clock for TokioClock {
-    type Instant = Duration;
-    fn now(&self) -> Duration {
-        self.start.elapsed()
+impl fmt::Display for InForce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "rpm {}, tpm {}, concurrency {}/{}",
+            self.rpm, self.tpm, self.concurrency.current, self.concurrency.max
+        )
     }
 }
-
-type Bucket = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Duration>>;
 
 /// A request needs more tokens than the TPM bucket can ever hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "the request needs {needed} tokens (prompt + max_tokens), more than --tpm {capacity} allows in a minute"
+    "the request needs {needed} tokens (prompt + max_tokens), more than {} allows in a minute",
+    tpm_named(*.origin, *.capacity)
 )]
 pub struct TooLarge {
     pub needed: u32,
     pub capacity: u32,
+    /// Where the TPM limit came from (the message names it).
+    pub origin: Source,
 }
 
-/// The limits in force for a run. Shared by every worker (`Arc<Limits>`), lives for the run.
+fn tpm_named(origin: Source, capacity: u32) -> String {
+    match origin {
+        Source::Server => format!("the server's limit of {capacity} tokens"),
+        _ => format!("--tpm {capacity}"),
+    }
+}
+
+/// The two shapes of bucket (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Requests,
+    Tokens,
+}
+
+/// A bucket that refills continuously at `limit` per minute up to its capacity.
+#[derive(Debug)]
+struct Bucket {
+    shape: Shape,
+    limit: u32,
+    capacity: f64,
+    level: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    /// A full bucket.
+    fn new(shape: Shape, limit: u32, now: Instant) -> Bucket {
+        let capacity = Self::capacity_of(shape, limit);
+        Bucket {
+            shape,
+            limit,
+            capacity,
+            level: capacity,
+            at: now,
+        }
+    }
+
+    fn capacity_of(shape: Shape, limit: u32) -> f64 {
+        match shape {
+            Shape::Requests => f64::from((limit / 60).max(1)),
+            Shape::Tokens => f64::from(limit),
+        }
+    }
+
+    fn per_sec(&self) -> f64 {
+        f64::from(self.limit) / 60.0
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.level = (self.level + elapsed * self.per_sec()).min(self.capacity);
+        self.at = now;
+    }
+
+    /// Zero if `n` fits now, else how long until it does (after a refill).
+    fn wait_for(&self, n: f64) -> Duration {
+        // A little slack, so that float rounding after an exact sleep does not cost another one.
+        let missing = n - self.level;
+        if missing <= 1e-6 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(missing / self.per_sec())
+        }
+    }
+
+    /// A new limit from the server: the level is kept, within the new capacity.
+    fn set_limit(&mut self, limit: u32) {
+        self.limit = limit;
+        self.capacity = Self::capacity_of(self.shape, limit);
+        self.level = self.level.min(self.capacity);
+    }
+}
+
+/// One limit: its bucket (none when there is no limit) and where it came from.
+#[derive(Debug)]
+struct Rate {
+    shape: Shape,
+    bucket: Option<Bucket>,
+    source: Source,
+}
+
+impl Rate {
+    fn new(shape: Shape, flag: Option<NonZeroU32>, now: Instant) -> Rate {
+        Rate {
+            shape,
+            bucket: flag.map(|l| Bucket::new(shape, l.get(), now)),
+            source: if flag.is_some() {
+                Source::Flag
+            } else {
+                Source::None
+            },
+        }
+    }
+
+    /// Applies one answer's gauge: learns the limit unless the user gave one, then lowers the
+    /// level to what the server says remains.
+    fn observe(&mut self, gauge: Gauge, now: Instant) {
+        if self.source != Source::Flag {
+            let limit = gauge
+                .limit
+                .map(|l| u32::try_from(l).unwrap_or(u32::MAX))
+                .filter(|&l| l > 0);
+            if let Some(limit) = limit {
+                match &mut self.bucket {
+                    Some(b) if b.limit == limit => {}
+                    Some(b) => {
+                        b.refill(now);
+                        b.set_limit(limit);
+                    }
+                    None => self.bucket = Some(Bucket::new(self.shape, limit, now)),
+                }
+                self.source = Source::Server;
+            }
+        }
+        if let (Some(b), Some(remaining)) = (&mut self.bucket, gauge.remaining) {
+            b.refill(now);
+            b.level = b.level.min(remaining as f64);
+        }
+    }
+
+    /// If the gauge says this limit has no room for `needed`, how long until it has, by the
+    /// server's own limit (or ours) and bounded by its reset time.
+    fn spent(&self, gauge: Gauge, needed: u64) -> Option<Duration> {
+        let remaining = gauge.remaining?;
+        if remaining >= needed.max(1) {
+            return None;
+        }
+        let limit = gauge.limit.or(self.bucket.as_ref().map(|b| u64::from(b.limit)));
+        let refill = limit
+            .filter(|&l| l > 0)
+            .map(|l| Duration::from_secs_f64((needed.max(1) - remaining) as f64 * 60.0 / l as f64));
+        match (refill, gauge.reset) {
+            (Some(r), Some(reset)) => Some(r.min(reset)),
+            (Some(r), None) => Some(r),
+            (None, Some(reset)) => Some(reset),
+            (None, None) => Some(Duration::from_secs(1)),
+        }
+    }
+
+    fn in_force(&self) -> RateInForce {
+        RateInForce {
+            limit: self.bucket.as_ref().map(|b| b.limit),
+            source: self.source,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    requests: Rate,
+    tokens: Rate,
+    /// Until when nobody sends: set when a 429 says a limit is spent.
+    paused_until: Option<Instant>,
+}
+
+/// The limits in force for a run. Shared by every worker (inside the pipeline), lives for the run.
+#[derive(Debug)]
 pub struct Limits {
-    clock: TokioClock,
-    rpm: Option<Bucket>,
-    tpm: Option<(Bucket, u32)>,
-    /// Until when nobody sends: set by a 429, read by every worker before each attempt.
-    paused_until: Mutex<Option<Instant>>,
+    // A std Mutex, not tokio's: every critical section is a few float operations and never
+    // awaits; waiting happens outside it.
+    state: Mutex<State>,
 }
 
 impl Limits {
+    /// `rpm`/`tpm` are the user's limits; a `None` is learned from the server's headers.
     pub fn new(rpm: Option<NonZeroU32>, tpm: Option<NonZeroU32>) -> Limits {
-        let clock = TokioClock::default();
-        let rpm = rpm.map(|r| {
-            let burst = NonZeroU32::new((r.get() / 60).max(1)).unwrap_or(NonZeroU32::MIN);
-            Bucket::direct_with_clock(Quota::per_minute(r).allow_burst(burst), clock)
-        });
-        let tpm = tpm.map(|t| (Bucket::direct_with_clock(Quota::per_minute(t), clock), t.get()));
+        let now = Instant::now();
         Limits {
-            clock,
-            rpm,
-            tpm,
-            paused_until: Mutex::new(None),
+            state: Mutex::new(State {
+                requests: Rate::new(Shape::Requests, rpm, now),
+                tokens: Rate::new(Shape::Tokens, tpm, now),
+                paused_until: None,
+            }),
         }
     }
 
-    /// Whether token counts are needed at all (only a TPM limit uses them).
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether some limit is left for the server to name.
+    pub fn learns(&self) -> bool {
+        let s = self.state();
+        s.requests.source != Source::Flag || s.tokens.source != Source::Flag
+    }
+
+    /// Whether token counts are needed now (only a TPM limit uses them). It can become true
+    /// during a run, when the server names a TPM limit.
     pub fn counts_tokens(&self) -> bool {
-        self.tpm.is_some()
+        self.state().tokens.bucket.is_some()
+    }
+
+    /// The RPM and TPM in force now, and where they came from.
+    pub fn in_force(&self) -> (RateInForce, RateInForce) {
+        let s = self.state();
+        (s.requests.in_force(), s.tokens.in_force())
     }
 
     /// Waits until a request costing `tokens` may be sent: past any pause, within RPM and TPM.
-    /// Not cancel-safe in the sense of refunds: a caller that drops this future after it passed a
-    /// bucket has spent that capacity, which only makes the limiter more careful.
+    /// Cancel-safe: nothing is taken until the moment it returns `Ok`.
     pub async fn admit(&self, tokens: u32) -> Result<(), TooLarge> {
-        if let Some((_, capacity)) = &self.tpm {
-            if tokens > *capacity {
-                return Err(TooLarge {
-                    needed: tokens,
-                    capacity: *capacity,
-                });
-            }
+        loop {
+            let wait = {
+                let mut guard = self.state();
+                let s = &mut *guard;
+                let now = Instant::now();
+                if let Some(b) = &s.tokens.bucket {
+                    if f64::from(tokens) > b.capacity {
+                        return Err(TooLarge {
+                            needed: tokens,
+                            capacity: b.limit,
+                            origin: s.tokens.source,
+                        });
+                    }
+                }
+                match s.paused_until {
+                    Some(until) if until > now => until - now,
+                    _ => {
+                        let needs = [(&mut s.requests, 1.0), (&mut s.tokens, f64::from(tokens))];
+                        let mut wait = Duration::ZERO;
+                        for (rate, n) in needs {
+                            if let Some(b) = &mut rate.bucket {
+                                b.refill(now);
+                                wait = wait.max(b.wait_for(n));
+                            }
+                        }
+                        if wait.is_zero() {
+                            let takes = [(&mut s.requests, 1.0), (&mut s.tokens, f64::from(tokens))];
+                            for (rate, n) in takes {
+                                if let Some(b) = &mut rate.bucket {
+                                    b.level -= n;
+                                }
+                            }
+                            return Ok(());
+                        }
+                        wait
+                    }
+                }
+            };
+            tokio::time::sleep(wait.max(Duration::from_micros(100))).await;
         }
-        self.wait_pause().await;
-        if let Some(rpm) = &self.rpm {
-            self.take(rpm, NonZeroU32::MIN).await;
+    }
+
+    /// Applies the `x-ratelimit-*` headers of one answer (any status). Returns whether the
+    /// limits in force changed.
+    pub fn observe(&self, headers: &RateHeaders) -> bool {
+        if headers.is_empty() {
+            return false;
         }
-        if let (Some((tpm, capacity)), Some(n)) = (&self.tpm, NonZeroU32::new(tokens)) {
-            if !self.take(tpm, n).await {
-                return Err(TooLarge {
-                    needed: tokens,
-                    capacity: *capacity,
-                });
-            }
-        }
-        // A 429 may have arrived while this request waited for the buckets.
-        self.wait_pause().await;
-        Ok(())
+        let mut s = self.state();
+        let before = (s.requests.in_force(), s.tokens.in_force());
+        let now = Instant::now();
+        s.requests.observe(headers.requests, now);
+        s.tokens.observe(headers.tokens, now);
+        before != (s.requests.in_force(), s.tokens.in_force())
+    }
+
+    /// For a 429: if its headers say a limit is spent (no request left, or fewer tokens left
+    /// than this request needs), how long until there is room again. `None` when the headers
+    /// say nothing of the kind (a 429 for another reason, or a server without the headers).
+    pub fn spent(&self, headers: &RateHeaders, tokens: u32) -> Option<Duration> {
+        let s = self.state();
+        let requests = s.requests.spent(headers.requests, 1);
+        let tokens = s.tokens.spent(headers.tokens, u64::from(tokens));
+        requests.into_iter().chain(tokens).max()
     }
 
     /// Stops all dispatch for `wait` from now (or longer, if a pause already runs longer).
     pub fn pause_for(&self, wait: Duration) {
         let until = Instant::now() + wait;
-        let mut paused = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
-        if paused.is_none_or(|p| p < until) {
-            *paused = Some(until);
-        }
-    }
-
-    async fn wait_pause(&self) {
-        loop {
-            let until = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
-            match until {
-                Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
-                _ => return,
-            }
-        }
-    }
-
-    /// Takes `n` cells, waiting as long as needed; false if the bucket can never hold `n`.
-    async fn take(&self, bucket: &Bucket, n: NonZeroU32) -> bool {
-        loop {
-            match bucket.check_n(n) {
-                Ok(Ok(())) => return true,
-                Ok(Err(not_until)) => {
-                    let wait = not_until.wait_time_from(self.clock.now());
-                    tokio::time::sleep(wait.max(Duration::from_micros(100))).await;
-                }
-                Err(_) => return false,
-            }
+        let mut s = self.state();
+        if s.paused_until.is_none_or(|p| p < until) {
+            s.paused_until = Some(until);
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn rpm_spaces_requests_evenly_after_a_one_second_burst() {
-        let limits = Limits::new(NonZeroU32::new(120), None);
-        let start = Instant::now();
-        for _ in 0..2 {
-            limits.admit(0).await.unwrap();
-        }
-        assert!(
-            start.elapsed() < Duration::from_millis(1),
-            "the burst of 2 passes at once"
-        );
-        for _ in 0..4 {
-            limits.admit(0).await.unwrap();
-        }
-        // 120/min is one request per 500 ms once the burst is spent.
-        let waited = start.elapsed();
-        assert!(
-            waited >= Duration::from_millis(2000) && waited < Duration::from_millis(2100),
-            "{waited:?}"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn tpm_charges_tokens_and_rejects_oversized_requests() {
-        let limits = Limits::new(None, NonZeroU32::new(6000));
-        let start = Instant::now();
-        limits.admit(6000).await.unwrap();
-        limits.admit(100).await.unwrap();
-        // 6000/min refills 100 tokens a second.
-        let waited = start.elapsed();
-        assert!(
-            waited >= Duration::from_millis(1000) && waited < Duration::from_millis(1100),
-            "{waited:?}"
-        );
-        assert_eq!(
-            limits.admit(6001).await,
-            Err(TooLarge {
-                needed: 6001,
-                capacity: 6000
-            })
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_pause_holds_every_caller() {
-        let limits = std::sync::Arc::new(Limits::new(None, None));
-        limits.pause_for(Duration::from_secs(3));
-        limits.pause_for(Duration::from_secs(1)); // a shorter pause does not shorten it
-        let start = Instant::now();
-        let a = tokio::spawn({
-            let l = limits.clone();
-            async move { l.admit(0).await }
-        });
-        let b = tokio::spawn({
-            let l = limits.clone();
-            async move { l.admit(0).await }
-        });
-        a.await.unwrap().unwrap();
-        b.await.unwrap().unwrap();
-        assert!(start.elapsed() >= Duration::from_secs(3));
-    }
-}
+mod tests;

@@ -1,8 +1,11 @@
 //! Counters of the run in progress, shared by the workers, the checkpoint writer and the progress
 //! display. Plain relaxed atomics: each counter is read on its own, and a display that is one
-//! request behind is fine.
+//! request behind is fine. Beside them, the limits in force (which change together, and rarely).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use crate::limits::InForce;
 
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -24,6 +27,10 @@ pub struct Stats {
     /// What this run's requests cost, in billionths of a dollar (0 when the model's price is
     /// unknown).
     pub cost_nanos: AtomicU64,
+    /// The limits in force and where they came from: written by the pipeline after each answer,
+    /// read by the progress display and stored with the run by the checkpoint writer. A std
+    /// Mutex: its fields change together, it is never held across an await, and readers copy it.
+    pub in_force: Mutex<InForce>,
 }
 
 /// A copy of the counters at one moment.
@@ -44,6 +51,10 @@ pub struct Snapshot {
 impl Stats {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn in_force(&self) -> InForce {
+        *self.in_force.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn snapshot(&self) -> Snapshot {

@@ -14,7 +14,7 @@ use crate::store::Counts;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
-    /// finished | interrupted | stopped_auth | checkpoint_error
+    /// finished | interrupted | stopped_auth | stopped_quota | checkpoint_error
     pub outcome: String,
     pub rows: RowTotals,
     pub tokens: TokenTotals,

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 
-use super::{parse_retry_after, Reply, SendError, Transport};
+use super::{parse_retry_after, RateHeaders, Reply, SendError, Transport};
 use crate::provider::KeyHeader;
 use crate::secret::ApiKey;
 
@@ -111,10 +111,12 @@ impl Transport for HttpTransport {
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
         let retry_after =
             parse_retry_after(header("retry-after-ms"), header("retry-after"), SystemTime::now());
+        let rate = RateHeaders::read(header);
         let body = response.bytes().await.map_err(|e| self.error(e))?;
         Ok(Reply {
             status,
             retry_after,
+            rate,
             body,
         })
     }

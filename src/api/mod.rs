@@ -8,6 +8,7 @@
 //! `CreateChatCompletionResponse`, `CreateCompletionResponse`, `CompletionUsage`, `Error`).
 
 pub mod http;
+pub mod ratelimit;
 mod response;
 
 use std::future::Future;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::job::Endpoint;
+pub use ratelimit::RateHeaders;
 pub use response::{parse_completion, Completion, Usage};
 
 /// What came back from one HTTP exchange.
@@ -24,6 +26,8 @@ pub struct Reply {
     pub status: u16,
     /// From `retry-after-ms`, or `retry-after` (seconds or an HTTP date).
     pub retry_after: Option<Duration>,
+    /// The `x-ratelimit-*` headers (all `None` when the server sends none).
+    pub rate: RateHeaders,
     pub body: Bytes,
 }
 
@@ -59,11 +63,22 @@ pub enum Verdict {
         status: u16,
         message: String,
     },
-    /// Nothing will succeed until a person acts (401, 403): stop the run.
+    /// Nothing will succeed until a person acts: stop the run.
     Stop {
         status: u16,
         message: String,
+        cause: StopCause,
     },
+}
+
+/// Why a run must stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopCause {
+    /// 401, 403: the key (or a header) is refused.
+    Credentials,
+    /// A 429 whose error `code` or `type` is `insufficient_quota`: the account is out of credit.
+    /// A billing matter, not a rate limit: waiting does not help, so it is never retried.
+    Quota,
 }
 
 /// Decides what an attempt's result means.
@@ -89,6 +104,11 @@ pub fn classify(endpoint: Endpoint, result: Result<Reply, SendError>) -> Verdict
                 rate_limited: false,
             },
         },
+        429 if is_insufficient_quota(&reply.body) => Verdict::Stop {
+            status: 429,
+            message: error_message(&reply.body),
+            cause: StopCause::Quota,
+        },
         429 => Verdict::Retry {
             reason: format!("HTTP 429: {}", error_message(&reply.body)),
             status: Some(429),
@@ -104,6 +124,7 @@ pub fn classify(endpoint: Endpoint, result: Result<Reply, SendError>) -> Verdict
         401 | 403 => Verdict::Stop {
             status: reply.status,
             message: error_message(&reply.body),
+            cause: StopCause::Credentials,
         },
         status => Verdict::RowFailed {
             status,
@@ -112,19 +133,31 @@ pub fn classify(endpoint: Endpoint, result: Result<Reply, SendError>) -> Verdict
     }
 }
 
+/// An OpenAI error object (`Error` in the OpenAPI spec): `{"error":{message,type,param,code}}`.
+#[derive(serde::Deserialize)]
+struct Envelope {
+    error: Inner,
+}
+#[derive(serde::Deserialize)]
+struct Inner {
+    message: Option<String>,
+    code: Option<serde_json::Value>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+/// Whether the body is OpenAI's "You exceeded your current quota" error (`code` or `type`
+/// `insufficient_quota`), which comes with status 429 but is not a rate limit.
+fn is_insufficient_quota(body: &[u8]) -> bool {
+    const QUOTA: &str = "insufficient_quota";
+    serde_json::from_slice::<Envelope>(body).is_ok_and(|env| {
+        env.error.kind.as_deref() == Some(QUOTA)
+            || matches!(&env.error.code, Some(serde_json::Value::String(c)) if c == QUOTA)
+    })
+}
+
 /// The API's `error.message`, or the start of the body when it is not an OpenAI error object.
 pub fn error_message(body: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Envelope {
-        error: Inner,
-    }
-    #[derive(serde::Deserialize)]
-    struct Inner {
-        message: Option<String>,
-        code: Option<serde_json::Value>,
-        #[serde(rename = "type")]
-        kind: Option<String>,
-    }
     if let Ok(env) = serde_json::from_slice::<Envelope>(body) {
         let mut msg = env.error.message.unwrap_or_default();
         let code = match env.error.code {
@@ -186,6 +219,7 @@ mod tests {
         Ok(Reply {
             status,
             retry_after: None,
+            rate: RateHeaders::default(),
             body: Bytes::from(body.to_string()),
         })
     }
@@ -232,8 +266,49 @@ mod tests {
                 "{s}"
             );
         }
+        let quota = r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
+        assert!(matches!(
+            classify(Endpoint::Chat, reply(429, quota)),
+            Verdict::Stop {
+                status: 429,
+                cause: StopCause::Quota,
+                ..
+            }
+        ));
         let timeout = classify(Endpoint::Chat, Err(SendError::Timeout(Duration::from_secs(1))));
         assert!(matches!(timeout, Verdict::Retry { status: None, .. }));
+    }
+
+    #[test]
+    fn insufficient_quota_is_told_by_code_or_type_and_nothing_else() {
+        let stops = |body: &str| {
+            matches!(
+                classify(Endpoint::Chat, reply(429, body)),
+                Verdict::Stop {
+                    cause: StopCause::Quota,
+                    ..
+                }
+            )
+        };
+        assert!(stops(
+            r#"{"error":{"message":"x","type":"insufficient_quota","code":null}}"#
+        ));
+        assert!(stops(
+            r#"{"error":{"message":"x","type":"requests","code":"insufficient_quota"}}"#
+        ));
+        assert!(!stops(
+            r#"{"error":{"message":"x","type":"requests","code":"rate_limit_exceeded"}}"#
+        ));
+        assert!(
+            !stops("insufficient_quota"),
+            "a plain-text body is not an error object"
+        );
+        // Only a 429 means it: the same body with a 400 fails its row.
+        let body = r#"{"error":{"message":"x","type":"insufficient_quota","code":"insufficient_quota"}}"#;
+        assert!(matches!(
+            classify(Endpoint::Chat, reply(400, body)),
+            Verdict::RowFailed { .. }
+        ));
     }
 
     #[test]

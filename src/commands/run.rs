@@ -269,20 +269,21 @@ pub fn execute(
             control.stop.clone(),
             display_done.clone(),
         );
-        let pipeline = Arc::new(Pipeline {
+        // A limit not given is learned from the server's headers (see limits.rs).
+        let pipeline = Arc::new(Pipeline::new(
             transport,
-            limits: Limits::new(limits.rpm, limits.tpm),
-            settings: PipelineSettings {
+            Limits::new(limits.rpm, limits.tpm),
+            PipelineSettings {
                 endpoint: job.endpoint,
                 concurrency: limits.concurrency,
                 max_attempts: limits.max_attempts,
                 backoff: Backoff::default(),
                 drain_timeout: limits.drain_timeout,
             },
-            stats: Arc::clone(&stats),
-            control: Arc::clone(&control),
+            Arc::clone(&stats),
+            Arc::clone(&control),
             costing,
-        });
+        ));
         pipeline.run(handle).await;
         display_done.cancel();
         let _ = display.await;
@@ -300,6 +301,7 @@ pub fn execute(
     let (outcome, code) = match control.reason() {
         Some(StopReason::Interrupted) => ("interrupted", exit_code::STOPPED),
         Some(StopReason::Auth { .. }) => ("stopped_auth", exit_code::STOPPED),
+        Some(StopReason::Quota { .. }) => ("stopped_quota", exit_code::STOPPED),
         Some(StopReason::Checkpoint(_)) => ("checkpoint_error", exit_code::ERROR),
         Some(StopReason::Budget { .. }) => ("budget", exit_code::BUDGET),
         // The calibration sample settles its rows (failed ones included) and leaves the rest.
@@ -349,6 +351,14 @@ pub fn execute(
                 "promptmill: the API refused the credentials (HTTP {status}: {message}).\n\
                  Check the key in {} (and --header values), then resume with:\n  {resume_cmd}",
                 job.api_key_env
+            );
+        }
+        Some(StopReason::Quota { message }) => {
+            eprintln!(
+                "promptmill: the API says the account is out of quota (HTTP 429: {message}).\n\
+                 This is a billing matter, not a rate limit: waiting will not help. Add credit or raise the\n\
+                 spending limit of the account (OpenAI: https://platform.openai.com/settings/organization/billing),\n\
+                 then resume with:\n  {resume_cmd}"
             );
         }
         Some(StopReason::Checkpoint(e)) => eprintln!("promptmill: {}: {e}", db_path.display()),

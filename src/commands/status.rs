@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::cli::StatusArgs;
 use crate::error::{exit_code, CheckpointError};
 use crate::estimate::report::dollars;
+use crate::limits::InForce;
 use crate::store::{now_ms, Counts, RunRecord, Store};
 
 #[derive(Serialize)]
@@ -24,6 +25,10 @@ struct Status {
     output: String,
     /// The limits the job last ran under (a resume keeps them unless flags say otherwise).
     limits: crate::config::SendLimits,
+    /// What the last run actually sent under: RPM and TPM with their source (`flag`, `server`
+    /// when learned from its headers, `none`) and the adaptive concurrency window. Live while a
+    /// run goes.
+    limits_in_force: Option<InForce>,
     rows: Counts,
     /// Requests the checkpoint knows were sent, beyond one per row.
     retries: u64,
@@ -77,6 +82,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
         provider: job.provider.clone(),
         output: job.output.path.display().to_string(),
         limits: job.send.clone(),
+        limits_in_force: runs.last().and_then(|r| r.limits),
         retries: runs.iter().map(|r| r.retries.max(0) as u64).sum(),
         cost: crate::budget::cost_of(&store.usage_by_model(job.spec.model.as_deref())?, &job.models),
         max_cost: job.max_cost,
@@ -108,15 +114,22 @@ fn print_table(s: &Status) {
     );
     println!("output      {}", s.output);
     let l = &s.limits;
-    let or_none = |v: Option<std::num::NonZeroU32>| v.map(|n| n.to_string()).unwrap_or_else(|| "none".into());
+    // A limit not given is learned from the server (see limits.rs).
+    let given = |v: Option<std::num::NonZeroU32>| {
+        v.map(|n| n.to_string())
+            .unwrap_or_else(|| "from the server".into())
+    };
     println!(
         "limits      concurrency {}, rpm {}, tpm {}, {} attempts, timeout {}",
         l.concurrency,
-        or_none(l.rpm),
-        or_none(l.tpm),
+        given(l.rpm),
+        given(l.tpm),
         l.max_attempts,
         humantime::format_duration(l.timeout)
     );
+    if let (Some(in_force), Some(last)) = (&s.limits_in_force, s.runs.last()) {
+        println!("in force    {in_force} (run {}, as last recorded)", last.run);
+    }
     println!();
     println!("rows        {} total", r.total);
     println!("  done      {}", r.done);

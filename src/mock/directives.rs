@@ -1,7 +1,10 @@
 //! Prompt directives for deterministic per-row faults: `[[mock:status=NNN]]` answers NNN
 //! every time; `[[mock:fail-times=K:status=NNN]]` answers NNN to the first K requests carrying
-//! that exact prompt and succeeds afterwards. This module parses directives and remembers the
-//! fail-times counts; the answer itself is built by `service`.
+//! that exact prompt and succeeds afterwards. Optional keys shape the error:
+//! `code=insufficient_quota` makes it OpenAI's out-of-quota 429 (status 429 is then implied);
+//! `retry-after=S`, `retry-after-ms=MS` or `retry-after-date=S` give it a retry hint in that one
+//! header form only (seconds, milliseconds, or an HTTP date S seconds ahead). This module parses
+//! directives and remembers the fail-times counts; the answer itself is built by `service`.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -17,6 +20,21 @@ pub(crate) struct Directive {
     pub status: StatusCode,
     /// `Some(k)`: only the first k requests with this prompt fail.
     pub fail_times: Option<u64>,
+    /// `code=insufficient_quota`: OpenAI's "You exceeded your current quota" 429.
+    pub quota: bool,
+    /// A retry hint in one header form, instead of the server's --retry-after.
+    pub retry_after: Option<RetryHint>,
+}
+
+/// A retry hint and the one header form it is sent in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RetryHint {
+    /// `retry-after: S`
+    Seconds(u64),
+    /// `retry-after-ms: MS`
+    Millis(u64),
+    /// `retry-after: <HTTP date at least S seconds from now>`
+    Date(u64),
 }
 
 /// The first directive in `prompt`: `None` if there is none, `Err` (a message for a 400)
@@ -37,11 +55,17 @@ pub(crate) fn find(prompt: &str) -> Option<Result<Directive, String>> {
 }
 
 fn parse(body: &str) -> Result<Directive, String> {
-    let (mut status, mut fail_times) = (None, None);
+    let (mut status, mut fail_times, mut quota, mut retry_after) = (None, None, false, None);
     for pair in body.split(':') {
         let (key, value) = pair
             .split_once('=')
             .ok_or_else(|| format!("`{pair}` is not key=value"))?;
+        let number = |what: &str| {
+            value
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| format!("{what} `{value}` is not a number"))
+        };
         match key.trim() {
             "status" => {
                 let code: u16 = value
@@ -60,11 +84,39 @@ fn parse(body: &str) -> Result<Directive, String> {
                     .map_err(|_| format!("fail-times `{value}` is not a number"))?;
                 fail_times = Some(k);
             }
-            other => return Err(format!("unknown key `{other}` (expected status or fail-times)")),
+            "code" => match value.trim() {
+                "insufficient_quota" => quota = true,
+                other => {
+                    return Err(format!(
+                        "code `{other}` is not known (expected insufficient_quota)"
+                    ))
+                }
+            },
+            "retry-after" => retry_after = Some(RetryHint::Seconds(number("retry-after")?)),
+            "retry-after-ms" => retry_after = Some(RetryHint::Millis(number("retry-after-ms")?)),
+            "retry-after-date" => retry_after = Some(RetryHint::Date(number("retry-after-date")?)),
+            other => {
+                return Err(format!(
+                    "unknown key `{other}` (expected status, fail-times, code, retry-after, \
+                     retry-after-ms or retry-after-date)"
+                ))
+            }
         }
     }
-    let status = status.ok_or("missing status=NNN")?;
-    Ok(Directive { status, fail_times })
+    let status = match (status, quota) {
+        (None, true) => StatusCode::TOO_MANY_REQUESTS,
+        (Some(s), true) if s != StatusCode::TOO_MANY_REQUESTS => {
+            return Err("code=insufficient_quota comes with status 429".into())
+        }
+        (Some(s), _) => s,
+        (None, false) => return Err("missing status=NNN".into()),
+    };
+    Ok(Directive {
+        status,
+        fail_times,
+        quota,
+        retry_after,
+    })
 }
 
 /// How many requests each fail-times prompt has had. Only prompts carrying a fail-times
@@ -105,7 +157,9 @@ mod tests {
             d,
             Directive {
                 status: StatusCode::SERVICE_UNAVAILABLE,
-                fail_times: None
+                fail_times: None,
+                quota: false,
+                retry_after: None,
             }
         );
     }
@@ -117,9 +171,44 @@ mod tests {
             d,
             Directive {
                 status: StatusCode::TOO_MANY_REQUESTS,
-                fail_times: Some(2)
+                fail_times: Some(2),
+                quota: false,
+                retry_after: None,
             }
         );
+    }
+
+    #[test]
+    fn quota_and_retry_hint_keys_shape_the_error() {
+        let d = find("[[mock:fail-times=1:code=insufficient_quota]]")
+            .unwrap()
+            .unwrap();
+        assert_eq!((d.status, d.quota), (StatusCode::TOO_MANY_REQUESTS, true));
+        let hint = |text: &str| find(text).unwrap().unwrap().retry_after;
+        assert_eq!(
+            hint("[[mock:status=429:retry-after=2]]"),
+            Some(RetryHint::Seconds(2))
+        );
+        assert_eq!(
+            hint("[[mock:status=503:retry-after-ms=1500]]"),
+            Some(RetryHint::Millis(1500))
+        );
+        assert_eq!(
+            hint("[[mock:status=429:retry-after-date=3]]"),
+            Some(RetryHint::Date(3))
+        );
+        assert!(find("[[mock:status=500:code=insufficient_quota]]")
+            .unwrap()
+            .unwrap_err()
+            .contains("comes with status 429"));
+        assert!(find("[[mock:status=429:code=nope]]")
+            .unwrap()
+            .unwrap_err()
+            .contains("not known"));
+        assert!(find("[[mock:status=429:retry-after-ms=soon]]")
+            .unwrap()
+            .unwrap_err()
+            .contains("not a number"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! when, is decided by `service`.
 
 use std::borrow::Cow;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -35,8 +35,23 @@ pub(crate) struct ApiError {
     pub kind: &'static str,
     pub param: Option<&'static str>,
     pub code: Option<&'static str>,
-    /// Sent as `retry-after` (whole seconds, rounded up) and `retry-after-ms`.
+    /// Sent in the headers `retry_form` names.
     pub retry_after: Option<Duration>,
+    pub retry_form: RetryForm,
+}
+
+/// The headers a retry hint is sent in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RetryForm {
+    /// `retry-after` (whole seconds, rounded up) and `retry-after-ms`, as OpenAI sends them.
+    Both,
+    /// `retry-after` in whole seconds (rounded up) only.
+    Seconds,
+    /// `retry-after-ms` only.
+    Millis,
+    /// `retry-after` as an HTTP date, rounded up to the next whole second so the wait it
+    /// implies is never shorter than asked.
+    Date,
 }
 
 impl ApiError {
@@ -55,6 +70,20 @@ impl ApiError {
             param: None,
             code,
             retry_after: None,
+            retry_form: RetryForm::Both,
+        }
+    }
+
+    /// OpenAI's 429 for an account out of credit: not a rate limit, so no retry hint.
+    pub fn insufficient_quota() -> Self {
+        ApiError {
+            kind: "insufficient_quota",
+            code: Some("insufficient_quota"),
+            ..Self::for_status(
+                StatusCode::TOO_MANY_REQUESTS,
+                "You exceeded your current quota, please check your plan and billing details. For more \
+                 information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
+            )
         }
     }
 
@@ -78,6 +107,13 @@ impl ApiError {
         if self.status == StatusCode::TOO_MANY_REQUESTS {
             self.retry_after = Some(retry_after);
         }
+        self
+    }
+
+    /// Adds a retry hint in the given form, whatever the status.
+    pub fn with_retry_hint(mut self, wait: Duration, form: RetryForm) -> Self {
+        self.retry_after = Some(wait);
+        self.retry_form = form;
         self
     }
 
@@ -106,11 +142,38 @@ impl ApiError {
         if let Some(wait) = self.retry_after {
             let headers = response.headers_mut();
             let millis = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-            headers.insert(RETRY_AFTER, HeaderValue::from(millis.div_ceil(1000)));
-            headers.insert(RETRY_AFTER_MS, HeaderValue::from(millis));
+            let (seconds, ms) = match self.retry_form {
+                RetryForm::Both => (true, true),
+                RetryForm::Seconds => (true, false),
+                RetryForm::Millis => (false, true),
+                RetryForm::Date => (false, false),
+            };
+            if seconds {
+                headers.insert(RETRY_AFTER, HeaderValue::from(millis.div_ceil(1000)));
+            }
+            if ms {
+                headers.insert(RETRY_AFTER_MS, HeaderValue::from(millis));
+            }
+            if self.retry_form == RetryForm::Date {
+                // An HTTP date is ASCII; skipping the header would be the fallback.
+                if let Ok(value) = HeaderValue::from_str(&http_date_after(SystemTime::now(), wait)) {
+                    headers.insert(RETRY_AFTER, value);
+                }
+            }
         }
         response
     }
+}
+
+/// The HTTP date `wait` after `now`, rounded up to a whole second (the format has no fraction).
+/// A wait beyond a year is cut to a year: an HTTP date cannot go past 9999, and a prompt's
+/// directive must not be able to crash the server.
+fn http_date_after(now: SystemTime, wait: Duration) -> String {
+    const YEAR: Duration = Duration::from_secs(365 * 86_400);
+    let at = now.checked_add(wait.min(YEAR)).unwrap_or(now);
+    let at = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = at.as_secs() + u64::from(at.subsec_nanos() > 0);
+    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
 #[cfg(test)]
@@ -138,6 +201,57 @@ mod tests {
         let response = error.into_response();
         assert_eq!(response.headers()[RETRY_AFTER], "2");
         assert_eq!(response.headers()[RETRY_AFTER_MS], "1500");
+    }
+
+    #[test]
+    fn a_retry_hint_goes_out_in_the_form_asked_for() {
+        let hinted = |form| {
+            ApiError::for_status(StatusCode::SERVICE_UNAVAILABLE, "x")
+                .with_retry_hint(Duration::from_millis(1500), form)
+                .into_response()
+        };
+        let seconds = hinted(RetryForm::Seconds);
+        assert_eq!(seconds.headers()[RETRY_AFTER], "2");
+        assert!(!seconds.headers().contains_key(RETRY_AFTER_MS));
+        let millis = hinted(RetryForm::Millis);
+        assert_eq!(millis.headers()[RETRY_AFTER_MS], "1500");
+        assert!(!millis.headers().contains_key(RETRY_AFTER));
+        let date = hinted(RetryForm::Date);
+        assert!(!date.headers().contains_key(RETRY_AFTER_MS));
+        let when = httpdate::parse_http_date(date.headers()[RETRY_AFTER].to_str().unwrap()).unwrap();
+        assert!(when >= SystemTime::now() + Duration::from_millis(500));
+    }
+
+    #[test]
+    fn an_http_date_is_never_earlier_than_the_wait() {
+        let now = UNIX_EPOCH + Duration::from_millis(1_000_000_250);
+        let date = http_date_after(now, Duration::from_secs(2));
+        let when = httpdate::parse_http_date(&date).unwrap();
+        assert_eq!(when, UNIX_EPOCH + Duration::from_secs(1_000_003));
+        let far = http_date_after(UNIX_EPOCH, Duration::from_secs(u64::MAX));
+        assert_eq!(
+            httpdate::parse_http_date(&far).unwrap(),
+            UNIX_EPOCH + Duration::from_secs(365 * 86_400)
+        );
+        let exact = http_date_after(UNIX_EPOCH + Duration::from_secs(10), Duration::from_secs(2));
+        assert_eq!(
+            httpdate::parse_http_date(&exact).unwrap(),
+            UNIX_EPOCH + Duration::from_secs(12)
+        );
+    }
+
+    #[tokio::test]
+    async fn insufficient_quota_is_openais_body_without_a_retry_hint() {
+        let response = ApiError::insufficient_quota().into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(!response.headers().contains_key(RETRY_AFTER));
+        let json = body_json(response).await;
+        assert_eq!(json["error"]["type"], "insufficient_quota");
+        assert_eq!(json["error"]["code"], "insufficient_quota");
+        assert!(json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("You exceeded your current quota"));
     }
 
     #[test]

@@ -24,8 +24,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio_util::sync::CancellationToken;
 
 use super::config::MockConfig;
-use super::directives::{self, FailTimes};
-use super::errors::{json_response, ApiError, Body};
+use super::directives::{self, FailTimes, RetryHint};
+use super::errors::{json_response, ApiError, Body, RetryForm};
 use super::faults::{self, Fault, Faults, Rng};
 use super::limits::{Limits, Snapshot};
 use super::log::{Entry, RequestLog};
@@ -427,11 +427,27 @@ fn answer(state: &State, endpoint: Endpoint, prompted: &Prompted, index: u64, rn
             };
             if fails {
                 let code = directive.status;
-                let error = ApiError::for_status(
-                    code,
-                    format!("mock: status {} requested by the prompt", code.as_u16()),
-                )
-                .with_retry_after_if_429(state.retry_after);
+                let error = if directive.quota {
+                    ApiError::insufficient_quota()
+                } else {
+                    ApiError::for_status(
+                        code,
+                        format!("mock: status {} requested by the prompt", code.as_u16()),
+                    )
+                    .with_retry_after_if_429(state.retry_after)
+                };
+                let error = match directive.retry_after {
+                    None => error,
+                    Some(RetryHint::Seconds(s)) => {
+                        error.with_retry_hint(Duration::from_secs(s), RetryForm::Seconds)
+                    }
+                    Some(RetryHint::Millis(ms)) => {
+                        error.with_retry_hint(Duration::from_millis(ms), RetryForm::Millis)
+                    }
+                    Some(RetryHint::Date(s)) => {
+                        error.with_retry_hint(Duration::from_secs(s), RetryForm::Date)
+                    }
+                };
                 return Decision::error(Outcome::Directive, error);
             }
         }

@@ -106,6 +106,36 @@ async fn fail_times_directive_fails_the_first_k_then_succeeds() {
 }
 
 #[tokio::test]
+async fn quota_directive_answers_openais_insufficient_quota_once() {
+    let server = Running::start(MockConfig::default()).await;
+    let prompt = "row 4 [[mock:fail-times=1:code=insufficient_quota]]";
+    let refused = server.chat(prompt).await;
+    assert_eq!(refused.status(), 429);
+    assert!(!refused.headers().contains_key("retry-after"));
+    let error = &json_of(refused).await["error"];
+    assert_eq!(
+        (&error["type"], &error["code"]),
+        (&json!("insufficient_quota"), &json!("insufficient_quota"))
+    );
+    assert_eq!(server.chat(prompt).await.status(), 200);
+}
+
+#[tokio::test]
+async fn retry_hint_directives_send_one_header_form_each() {
+    let server = Running::start(MockConfig::default()).await;
+    let seconds = server.chat("[[mock:status=429:retry-after=3]]").await;
+    assert_eq!(seconds.headers()["retry-after"], "3");
+    assert!(!seconds.headers().contains_key("retry-after-ms"));
+    let millis = server.chat("[[mock:status=429:retry-after-ms=1500]]").await;
+    assert_eq!(millis.headers()["retry-after-ms"], "1500");
+    assert!(!millis.headers().contains_key("retry-after"));
+    let date = server.chat("[[mock:status=503:retry-after-date=2]]").await;
+    assert_eq!(date.status(), 503);
+    let when = date.headers()["retry-after"].to_str().unwrap();
+    assert!(httpdate::parse_http_date(when).is_ok(), "{when}");
+}
+
+#[tokio::test]
 async fn rpm_limit_answers_429_with_the_real_wait_and_headers() {
     let config = MockConfig {
         rpm: Some(2),

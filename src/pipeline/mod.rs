@@ -4,35 +4,43 @@
 //! and shutdown are objects it awaits, never variants of the loop. The shape of a run:
 //!
 //! ```text
-//!  feeder ──rows──▶ dispatcher ──spawn(permit)──▶ process_row × concurrency ──outcomes──▶ writer
-//!  (claims pages     (one permit of the            (admit → send → classify →           (store/
-//!   from the store)   concurrency semaphore         retry or finish)                      writer.rs)
-//!                     per row on the wire)
+//!  feeder ──rows──▶ dispatcher ──spawn(permit)──▶ process_row × 2·concurrency ──outcomes──▶ writer
+//!  (claims pages     (one permit per row in        (window slot → admit →                 (store/
+//!   from the store)   progress: 2 × concurrency)    send → classify →                       writer.rs)
+//!                                                   retry or finish)
 //! ```
+//!
+//! A row holds its dispatcher permit through its retries; each attempt also holds a slot of the
+//! adaptive window ([`adaptive`]) while it is on the wire, and passes the limiter ([`Limits`])
+//! before it is sent. Every answer's rate-limit headers go to the limiter, and what the attempt
+//! said about the server's health goes to the window.
 //!
 //! Stopping has two levels, both on [`Control`]: `stop` ends dispatch (Ctrl-C, SIGTERM, a fatal
 //! error) and lets requests already on the wire finish, up to the drain timeout; `abort` also
-//! abandons those (a second signal, the drain timeout, a 401). Abandoned and never-sent rows go
-//! back to pending, so a rerun sends them again; only requests actually on the wire when the run
-//! was aborted can be paid twice.
+//! abandons those (a second signal, the drain timeout, a 401, an exhausted quota). Abandoned and
+//! never-sent rows go back to pending, so a rerun sends them again; only requests actually on
+//! the wire when the run was aborted can be paid twice.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use tokio::sync::{mpsc, Semaphore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{classify, Transport, Verdict};
+use crate::api::{classify, RateHeaders, StopCause, Transport, Verdict};
 use crate::budget::Costing;
 use crate::job::Endpoint;
-use crate::limits::Limits;
+use crate::limits::{InForce, Limits, WindowInForce};
 use crate::retry::Backoff;
 use crate::stats::Stats;
 use crate::store::writer::{Claimed, Outcome, OutcomeKind, StoreHandle};
+
+use adaptive::{Signal, Window};
 
 /// Rows claimed from the store at a time.
 const PAGE: usize = 1024;
@@ -44,6 +52,8 @@ pub enum StopReason {
     Interrupted,
     /// The API refused the credentials (401/403).
     Auth { status: u16, message: String },
+    /// The account is out of credit (a 429 with `insufficient_quota`).
+    Quota { message: String },
     /// The checkpoint could not be written.
     Checkpoint(String),
     /// The next request's worst case would take the job over its `--max-cost` budget; `spent`
@@ -103,7 +113,11 @@ pub struct PipelineSettings {
 /// What a run needs, shared by every task of it.
 pub struct Pipeline<T> {
     pub transport: T,
+    /// RPM, TPM (given or learned) and pauses: awaited before each attempt.
     pub limits: Limits,
+    /// How many requests may be on the wire now (adaptive, at most `settings.concurrency`):
+    /// a slot is held by each attempt while it is on the wire.
+    pub window: Window,
     pub settings: PipelineSettings,
     pub stats: Arc<Stats>,
     pub control: Arc<Control>,
@@ -112,6 +126,47 @@ pub struct Pipeline<T> {
 }
 
 impl<T: Transport> Pipeline<T> {
+    /// A pipeline whose window starts at one request (a probe) when some limit is to be learned
+    /// from the server, and fully open otherwise.
+    pub fn new(
+        transport: T,
+        limits: Limits,
+        settings: PipelineSettings,
+        stats: Arc<Stats>,
+        control: Arc<Control>,
+        costing: Costing,
+    ) -> Pipeline<T> {
+        let window = Window::new(settings.concurrency, limits.learns());
+        let pipeline = Pipeline {
+            transport,
+            limits,
+            window,
+            settings,
+            stats,
+            control,
+            costing,
+        };
+        pipeline.publish();
+        pipeline
+    }
+
+    /// Publishes the limits in force to the shared stats (progress display, checkpoint).
+    fn publish(&self) -> InForce {
+        let (rpm, tpm) = self.limits.in_force();
+        let (current, max) = self.window.size();
+        let narrow = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let now = InForce {
+            rpm,
+            tpm,
+            concurrency: WindowInForce {
+                current: narrow(current),
+                max: narrow(max),
+            },
+        };
+        *self.stats.in_force.lock().unwrap_or_else(PoisonError::into_inner) = now;
+        now
+    }
+
     /// Sends every pending row, returns when all are settled or the run has stopped and drained.
     pub async fn run(self: Arc<Self>, store: StoreHandle) {
         let (rows_tx, mut rows_rx) = mpsc::channel::<Claimed>(PAGE);
@@ -119,8 +174,10 @@ impl<T: Transport> Pipeline<T> {
         // the dispatch loop below), or when dispatch stops.
         let feeder = tokio::spawn(feed(store.clone(), rows_tx, Arc::clone(&self.control)));
 
-        // One permit per request on the wire; a task holds its permit through its retries.
-        let permits = Arc::new(Semaphore::new(self.settings.concurrency));
+        // One permit per row in progress; a task holds its permit through its retries. Twice
+        // the window's ceiling, so that rows waiting out a retry do not leave the wire idle;
+        // what is on the wire is bounded by the window (at most `concurrency`).
+        let permits = Arc::new(Semaphore::new(self.settings.concurrency.saturating_mul(2)));
         let tracker = TaskTracker::new();
         let stop = self.control.stop.clone();
         loop {
@@ -169,28 +226,39 @@ impl<T: Transport> Pipeline<T> {
     async fn process_row(&self, row: Claimed, store: &StoreHandle) {
         let control = &self.control;
         let stats = &self.stats;
-        let priced = self.costing.active();
-        // The body is our own JSON; a parse failure here cannot happen, and would only mean the
-        // row is neither rate-counted nor priced.
-        let measured = if self.limits.counts_tokens() || priced {
+        // The request's worst case and model, when the job is priced. The body is our own JSON:
+        // a parse failure cannot happen, and would only leave the row unpriced.
+        let priced = if self.costing.active() {
             crate::tokens::measure(&row.body)
                 .ok()
                 .map(|(cost, model)| (cost, model.map(|m| m.into_owned()).unwrap_or_default()))
         } else {
             None
         };
-        let tokens = measured
-            .as_ref()
-            .map_or(0, |(cost, _)| u32::try_from(cost.total()).unwrap_or(u32::MAX));
         let body = Bytes::from(row.body);
+        // Counted once a TPM limit is in force, which may begin mid-run (learned from the server).
+        let mut tokens: Option<u32> = None;
         // Made on the first retry only: most rows never need one.
         let mut rng: Option<SmallRng> = None;
         let mut attempts: u32 = 0;
         let kind = loop {
+            // A slot in the window first (it bounds requests on the wire), then the buckets.
+            let slot = tokio::select! {
+                biased;
+                _ = control.stop.cancelled() => break OutcomeKind::Unfinished,
+                slot = self.window.acquire() => slot,
+            };
+            let Ok(slot) = slot else {
+                break OutcomeKind::Unfinished; // the window's semaphore is never closed
+            };
+            if tokens.is_none() && self.limits.counts_tokens() {
+                tokens = Some(request_tokens(&body));
+            }
+            let cost = tokens.unwrap_or(0);
             let admitted = tokio::select! {
                 biased;
                 _ = control.stop.cancelled() => break OutcomeKind::Unfinished,
-                admitted = self.limits.admit(tokens) => admitted,
+                admitted = self.limits.admit(cost) => admitted,
             };
             if let Err(too_large) = admitted {
                 break OutcomeKind::Failed {
@@ -198,8 +266,8 @@ impl<T: Transport> Pipeline<T> {
                     status: None,
                 };
             }
-            let reservation = match &measured {
-                Some((cost, model)) if priced => match self.costing.reserve(model, cost) {
+            let reservation = match &priced {
+                Some((cost, model)) => match self.costing.reserve(model, cost) {
                     Ok(r) => Some(r),
                     Err(over) => {
                         control.stop(StopReason::Budget {
@@ -209,7 +277,7 @@ impl<T: Transport> Pipeline<T> {
                         break OutcomeKind::Unfinished;
                     }
                 },
-                _ => None,
+                None => None,
             };
             attempts += 1;
             Stats::add(&stats.requests, 1);
@@ -217,11 +285,13 @@ impl<T: Transport> Pipeline<T> {
                 Stats::add(&stats.retries, 1);
             }
             Stats::add(&stats.in_flight, 1);
+            let sent = Instant::now();
             let result = tokio::select! {
                 biased;
                 _ = control.abort.cancelled() => None,
                 r = self.transport.send(body.clone()) => Some(r),
             };
+            let latency = sent.elapsed();
             stats.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             let Some(result) = result else {
                 if let Some(r) = reservation {
@@ -229,12 +299,19 @@ impl<T: Transport> Pipeline<T> {
                 }
                 break OutcomeKind::Unfinished;
             };
-            match &result {
+            let mut changed = false;
+            let rate = match &result {
                 Ok(reply) => {
-                    tracing::debug!(row = %row.id, attempt = attempts, status = reply.status, "response")
+                    tracing::debug!(row = %row.id, attempt = attempts, status = reply.status, "response");
+                    changed = self.limits.observe(&reply.rate);
+                    self.window.answered();
+                    reply.rate
                 }
-                Err(e) => tracing::debug!(row = %row.id, attempt = attempts, "no response: {e}"),
-            }
+                Err(e) => {
+                    tracing::debug!(row = %row.id, attempt = attempts, "no response: {e}");
+                    RateHeaders::default()
+                }
+            };
             let verdict = classify(self.settings.endpoint, result);
             if let Some(r) = reservation {
                 let usage = match &verdict {
@@ -244,6 +321,27 @@ impl<T: Transport> Pipeline<T> {
                 let paid = self.costing.settle(r, usage);
                 Stats::add(&stats.cost_nanos, (paid * 1e9).round() as u64);
             }
+            // For a 429: whether its headers say a limit is spent (then everyone waits, below).
+            let spent = match &verdict {
+                Verdict::Retry {
+                    rate_limited: true, ..
+                } => self.limits.spent(&rate, cost),
+                _ => None,
+            };
+            let signal = match &verdict {
+                Verdict::Done(_) => Signal::Success { latency },
+                Verdict::Retry {
+                    status: Some(200..=299),
+                    ..
+                } => Signal::Neutral, // a malformed body says nothing about load
+                Verdict::Retry { .. } if spent.is_none() => Signal::Overload,
+                _ => Signal::Neutral,
+            };
+            self.window.finish(slot, signal);
+            let in_force = self.publish();
+            if changed {
+                tracing::info!("limits in force: {in_force}");
+            }
             match verdict {
                 Verdict::Done(c) => break OutcomeKind::Done(c),
                 Verdict::RowFailed { status, message } => {
@@ -252,8 +350,15 @@ impl<T: Transport> Pipeline<T> {
                         status: Some(status),
                     }
                 }
-                Verdict::Stop { status, message } => {
-                    control.abort(StopReason::Auth { status, message });
+                Verdict::Stop {
+                    status,
+                    message,
+                    cause,
+                } => {
+                    control.abort(match cause {
+                        StopCause::Credentials => StopReason::Auth { status, message },
+                        StopCause::Quota => StopReason::Quota { message },
+                    });
                     break OutcomeKind::Unfinished;
                 }
                 Verdict::Retry {
@@ -271,11 +376,20 @@ impl<T: Transport> Pipeline<T> {
                             status,
                         };
                     }
-                    let rng = rng.get_or_insert_with(|| SmallRng::from_rng(&mut rand::rng()));
-                    let delay = self.settings.backoff.delay(attempts, wait, rate_limited, rng);
-                    if rate_limited {
-                        self.limits.pause_for(delay);
-                    }
+                    let delay = match spent {
+                        // A spent limit holds every worker: the server's hint, else the time the
+                        // headers say the limit needs to have room again.
+                        Some(refill) => {
+                            let pause = wait.unwrap_or(refill);
+                            self.limits.pause_for(pause);
+                            pause
+                        }
+                        // Anything else delays this row only; repeated trouble narrows the window.
+                        None => {
+                            let rng = rng.get_or_insert_with(|| SmallRng::from_rng(&mut rand::rng()));
+                            self.settings.backoff.delay(attempts, wait, rate_limited, rng)
+                        }
+                    };
                     tracing::info!(row = %row.id, attempt = attempts, "retrying in {delay:.1?}: {reason}");
                     tokio::select! {
                         biased;
@@ -309,6 +423,15 @@ impl<T: Transport> Pipeline<T> {
     }
 }
 
+/// Tokens a request is charged under a TPM limit: its prompt plus `max_tokens` × `n`.
+fn request_tokens(body: &[u8]) -> u32 {
+    match std::str::from_utf8(body).map(crate::tokens::request_cost) {
+        Ok(Ok(cost)) => u32::try_from(cost.total()).unwrap_or(u32::MAX),
+        // The body is our own JSON; a parse failure here cannot happen.
+        _ => 0,
+    }
+}
+
 /// Claims pending rows page by page and hands them to the dispatcher, in input order.
 async fn feed(store: StoreHandle, rows: mpsc::Sender<Claimed>, control: Arc<Control>) {
     let mut after = 0;
@@ -335,5 +458,9 @@ async fn feed(store: StoreHandle, rows: mpsc::Sender<Claimed>, control: Arc<Cont
     }
 }
 
+pub mod adaptive;
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_limits;

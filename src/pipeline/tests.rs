@@ -2,6 +2,8 @@
 //! paused clock: waits are exact and instant.
 
 use std::num::NonZeroU32;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,38 +11,63 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::*;
-use crate::api::{Reply, SendError};
+use crate::api::{RateHeaders, Reply, SendError};
 use crate::job::JobRecord;
 use crate::store::{writer, NewRow, Store};
 
-/// Answers by a script: call number (0-based) → reply. Records when each call was made.
-struct Fake {
+/// Answers by a script: call number (0-based) → reply, after `latency`. Records when each call
+/// was made and how many requests were on the wire as it began (itself included).
+pub(super) struct Fake {
     script: Box<dyn Fn(usize) -> Result<Reply, SendError> + Send + Sync>,
-    calls: Mutex<Vec<Instant>>,
+    latency: Duration,
+    calls: Mutex<Vec<(Instant, usize)>>,
+    on_wire: AtomicUsize,
+}
+
+impl Fake {
+    pub(super) fn new(script: impl Fn(usize) -> Result<Reply, SendError> + Send + Sync + 'static) -> Fake {
+        Fake::slow(Duration::ZERO, script)
+    }
+
+    pub(super) fn slow(
+        latency: Duration,
+        script: impl Fn(usize) -> Result<Reply, SendError> + Send + Sync + 'static,
+    ) -> Fake {
+        Fake {
+            script: Box::new(script),
+            latency,
+            calls: Mutex::new(Vec::new()),
+            on_wire: AtomicUsize::new(0),
+        }
+    }
 }
 
 impl Transport for Fake {
     async fn send(&self, _body: Bytes) -> Result<Reply, SendError> {
+        let on_wire = self.on_wire.fetch_add(1, SeqCst) + 1;
         let n = {
             let mut calls = self.calls.lock().unwrap();
-            calls.push(Instant::now());
+            calls.push((Instant::now(), on_wire));
             calls.len() - 1
         };
+        tokio::time::sleep(self.latency).await;
+        self.on_wire.fetch_sub(1, SeqCst);
         (self.script)(n)
     }
 }
 
-const OK: &str = r#"{"id":"x","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}"#;
+pub(super) const OK: &str = r#"{"id":"x","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}"#;
 
-fn reply(status: u16, retry_after: Option<Duration>, body: &str) -> Result<Reply, SendError> {
+pub(super) fn reply(status: u16, retry_after: Option<Duration>, body: &str) -> Result<Reply, SendError> {
     Ok(Reply {
         status,
         retry_after,
+        rate: RateHeaders::default(),
         body: Bytes::from(body.to_string()),
     })
 }
 
-fn store_with_rows(n: u64, body: &str) -> Store {
+pub(super) fn store_with_rows(n: u64, body: &str) -> Store {
     let mut store = Store::open_in_memory().unwrap();
     let mut ingest = store.begin_ingest().unwrap();
     for i in 1..=n {
@@ -62,19 +89,24 @@ fn store_with_rows(n: u64, body: &str) -> Store {
     store
 }
 
-struct Ran {
-    store: Store,
-    calls: Vec<Instant>,
-    control: Arc<Control>,
-    stats: Arc<Stats>,
+pub(super) struct Ran {
+    pub store: Store,
+    /// When each call was made.
+    pub calls: Vec<Instant>,
+    /// Requests on the wire as each call began (itself included).
+    pub on_wire: Vec<usize>,
+    pub control: Arc<Control>,
+    pub stats: Arc<Stats>,
+    /// Times the adaptive window was halved.
+    pub decreases: u64,
 }
 
-async fn run_pipeline(
+pub(super) async fn run_pipeline(
     store: Store,
     fake: Fake,
     concurrency: usize,
     max_attempts: u32,
-    tpm: Option<u32>,
+    limits: Limits,
     before: impl FnOnce(&Control),
 ) -> Ran {
     let stats = Arc::new(Stats::default());
@@ -82,73 +114,49 @@ async fn run_pipeline(
     before(&control);
     let run = store.start_run().unwrap();
     let (handle, join) = writer::spawn(store, run, Arc::clone(&stats), control.abort.clone()).unwrap();
-    let pipeline = Arc::new(Pipeline {
-        transport: fake,
-        limits: Limits::new(None, tpm.and_then(NonZeroU32::new)),
-        settings: PipelineSettings {
+    let pipeline = Arc::new(Pipeline::new(
+        fake,
+        limits,
+        PipelineSettings {
             endpoint: Endpoint::Chat,
             concurrency,
             max_attempts,
             backoff: Backoff::default(),
             drain_timeout: Duration::from_secs(30),
         },
-        stats: Arc::clone(&stats),
-        control: Arc::clone(&control),
-        costing: crate::budget::Costing::none(),
-    });
+        Arc::clone(&stats),
+        Arc::clone(&control),
+        crate::budget::Costing::none(),
+    ));
     Arc::clone(&pipeline).run(handle).await;
     let store = tokio::task::spawn_blocking(move || join.join().unwrap().unwrap())
         .await
         .unwrap();
     let pipeline = Arc::into_inner(pipeline).expect("every task has finished");
-    let calls = pipeline.transport.calls.into_inner().unwrap();
+    let decreases = pipeline.window.decreases();
+    let (calls, on_wire) = pipeline.transport.calls.into_inner().unwrap().into_iter().unzip();
     Ran {
         store,
         calls,
+        on_wire,
         control,
         stats,
+        decreases,
     }
 }
 
-const BODY: &str =
+/// No limits given, none learned (the fakes send no headers): only the window holds requests.
+pub(super) fn unlimited() -> Limits {
+    Limits::new(None, None)
+}
+
+pub(super) const BODY: &str =
     r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hello world"}],"max_tokens":10}"#;
 
 #[tokio::test(start_paused = true)]
-async fn a_429_pauses_every_worker_for_its_retry_after() {
-    let fake = Fake {
-        script: Box::new(|n| match n {
-            0 => reply(
-                429,
-                Some(Duration::from_secs(2)),
-                r#"{"error":{"message":"slow down"}}"#,
-            ),
-            _ => reply(200, None, OK),
-        }),
-        calls: Mutex::new(Vec::new()),
-    };
-    let start = Instant::now();
-    let ran = run_pipeline(store_with_rows(8, BODY), fake, 4, 6, None, |_| {}).await;
-    assert_eq!(ran.calls.len(), 9);
-    for (i, t) in ran.calls.iter().enumerate().skip(1) {
-        assert!(
-            *t >= start + Duration::from_secs(2),
-            "call {i} went out {:?} after the 429, inside its retry-after",
-            *t - start
-        );
-    }
-    let counts = ran.store.counts().unwrap();
-    assert_eq!(counts.done, 8);
-    assert_eq!(ran.stats.snapshot().http_429, 1);
-    assert_eq!(ran.stats.snapshot().retries, 1);
-}
-
-#[tokio::test(start_paused = true)]
 async fn a_row_fails_after_max_attempts_with_every_attempt_counted() {
-    let fake = Fake {
-        script: Box::new(|_| reply(500, None, r#"{"error":{"message":"boom"}}"#)),
-        calls: Mutex::new(Vec::new()),
-    };
-    let ran = run_pipeline(store_with_rows(1, BODY), fake, 1, 3, None, |_| {}).await;
+    let fake = Fake::new(|_| reply(500, None, r#"{"error":{"message":"boom"}}"#));
+    let ran = run_pipeline(store_with_rows(1, BODY), fake, 1, 3, unlimited(), |_| {}).await;
     assert_eq!(ran.calls.len(), 3);
     let counts = ran.store.counts().unwrap();
     assert_eq!(counts.failed, 1);
@@ -161,17 +169,14 @@ async fn a_row_fails_after_max_attempts_with_every_attempt_counted() {
 
 #[tokio::test(start_paused = true)]
 async fn a_401_stops_the_run_and_leaves_rows_pending() {
-    let fake = Fake {
-        script: Box::new(|_| {
-            reply(
-                401,
-                None,
-                r#"{"error":{"message":"Incorrect API key provided."}}"#,
-            )
-        }),
-        calls: Mutex::new(Vec::new()),
-    };
-    let ran = run_pipeline(store_with_rows(50, BODY), fake, 1, 6, None, |_| {}).await;
+    let fake = Fake::new(|_| {
+        reply(
+            401,
+            None,
+            r#"{"error":{"message":"Incorrect API key provided."}}"#,
+        )
+    });
+    let ran = run_pipeline(store_with_rows(50, BODY), fake, 1, 6, unlimited(), |_| {}).await;
     assert_eq!(ran.calls.len(), 1, "nothing is sent after the 401");
     assert!(matches!(
         ran.control.reason(),
@@ -184,11 +189,8 @@ async fn a_401_stops_the_run_and_leaves_rows_pending() {
 
 #[tokio::test(start_paused = true)]
 async fn a_stopped_run_sends_nothing_and_keeps_every_row_pending() {
-    let fake = Fake {
-        script: Box::new(|_| reply(200, None, OK)),
-        calls: Mutex::new(Vec::new()),
-    };
-    let ran = run_pipeline(store_with_rows(10, BODY), fake, 4, 6, None, |c| {
+    let fake = Fake::new(|_| reply(200, None, OK));
+    let ran = run_pipeline(store_with_rows(10, BODY), fake, 4, 6, unlimited(), |c| {
         c.stop(StopReason::Interrupted)
     })
     .await;
@@ -199,12 +201,17 @@ async fn a_stopped_run_sends_nothing_and_keeps_every_row_pending() {
 
 #[tokio::test(start_paused = true)]
 async fn a_request_over_the_tpm_bucket_fails_without_being_sent() {
-    let fake = Fake {
-        script: Box::new(|_| reply(200, None, OK)),
-        calls: Mutex::new(Vec::new()),
-    };
+    let fake = Fake::new(|_| reply(200, None, OK));
     // "hello world" is 2 tokens + "user" 1 + 3 framing + 3 priming = 9 prompt tokens, + 10 max_tokens.
-    let ran = run_pipeline(store_with_rows(1, BODY), fake, 1, 6, Some(18), |_| {}).await;
+    let ran = run_pipeline(
+        store_with_rows(1, BODY),
+        fake,
+        1,
+        6,
+        Limits::new(None, NonZeroU32::new(18)),
+        |_| {},
+    )
+    .await;
     assert!(ran.calls.is_empty());
     let errors = ran.store.top_errors(1).unwrap();
     assert_eq!(
@@ -234,13 +241,13 @@ async fn concurrency_bounds_requests_in_flight() {
     let store = store_with_rows(100, BODY);
     let run = store.start_run().unwrap();
     let (handle, join) = writer::spawn(store, run, Arc::clone(&stats), control.abort.clone()).unwrap();
-    let pipeline = Arc::new(Pipeline {
-        transport: Slow {
+    let pipeline = Arc::new(Pipeline::new(
+        Slow {
             now: Default::default(),
             peak: Default::default(),
         },
-        limits: Limits::new(None, None),
-        settings: PipelineSettings {
+        Limits::new(NonZeroU32::new(1_000_000), NonZeroU32::new(1_000_000)),
+        PipelineSettings {
             endpoint: Endpoint::Chat,
             concurrency: 7,
             max_attempts: 1,
@@ -249,8 +256,8 @@ async fn concurrency_bounds_requests_in_flight() {
         },
         stats,
         control,
-        costing: crate::budget::Costing::none(),
-    });
+        crate::budget::Costing::none(),
+    ));
     let start = Instant::now();
     Arc::clone(&pipeline).run(handle).await;
     let store = tokio::task::spawn_blocking(move || join.join().unwrap().unwrap())

@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use crate::error::CheckpointError;
 use crate::job::JobRecord;
+use crate::limits::InForce;
 
 pub use ingest::{Duplicate, Ingest, NewRow};
 pub use lock::{lock_run, RunLock};
@@ -113,6 +114,9 @@ pub struct RunRecord {
     pub requests: i64,
     pub retries: i64,
     pub http_429: i64,
+    /// The limits in force, as last recorded during the run (`None` before promptmill recorded
+    /// them).
+    pub limits: Option<InForce>,
 }
 
 impl Store {
@@ -358,9 +362,10 @@ impl Store {
     /// Every run of the program on this checkpoint, oldest first.
     pub fn runs(&self) -> anyhow::Result<Vec<RunRecord>> {
         let mut stmt = self.conn.prepare(
-            "SELECT run, started_at, ended_at, outcome, requests, retries, http_429 FROM runs ORDER BY run",
+            "SELECT run, started_at, ended_at, outcome, requests, retries, http_429, limits FROM runs ORDER BY run",
         )?;
         let rows = stmt.query_map([], |r| {
+            let limits: Option<String> = r.get(7)?;
             Ok(RunRecord {
                 run: r.get(0)?,
                 started_at: r.get(1)?,
@@ -369,6 +374,7 @@ impl Store {
                 requests: r.get(4)?,
                 retries: r.get(5)?,
                 http_429: r.get(6)?,
+                limits: limits.and_then(|l| serde_json::from_str(&l).ok()),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

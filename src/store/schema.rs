@@ -56,7 +56,13 @@ pub const MIGRATIONS: &[&str] = &[
         failed       INTEGER NOT NULL DEFAULT 0
     );
     "#,
-    // 2: the rows `estimate --sample` chose; kept so that a second calibration reuses them.
+    // 2: the limits each run sent under, and where they came from (JSON of limits::InForce),
+    // so that `status` can show limits learned from the server without storing them as the
+    // user's own.
+    r#"
+    ALTER TABLE runs ADD COLUMN limits TEXT;
+    "#,
+    // 3: the rows `estimate --sample` chose; kept so that a second calibration reuses them.
     r#"
     CREATE TABLE sample (seq INTEGER PRIMARY KEY REFERENCES rows (seq));
     "#,

@@ -94,6 +94,25 @@ fn migrating_an_up_to_date_database_changes_nothing() {
 }
 
 #[test]
+fn a_version_1_checkpoint_is_upgraded_and_its_runs_read_without_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.pragma_update(None, "application_id", schema::APPLICATION_ID)
+            .unwrap();
+        conn.execute("INSERT INTO runs (started_at, requests) VALUES (1, 5)", [])
+            .unwrap();
+    }
+    let mut store = Store::open(&path, false).unwrap();
+    assert_eq!(pragma(store.conn(), "user_version"), MIGRATIONS.len() as i64);
+    let runs = store.runs().unwrap();
+    assert_eq!((runs[0].requests, runs[0].limits), (5, None));
+}
+
+#[test]
 fn reopening_a_checkpoint_file_keeps_its_job_rows_and_version() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.db");

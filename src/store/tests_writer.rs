@@ -233,6 +233,27 @@ async fn the_runs_counters_are_written_with_each_commit() {
 }
 
 #[tokio::test]
+async fn the_limits_in_force_are_written_with_the_run() {
+    use crate::limits::{InForce, RateInForce, Source, WindowInForce};
+    let w = start(store_with(1));
+    let learned = InForce {
+        rpm: RateInForce {
+            limit: Some(120),
+            source: Source::Server,
+        },
+        tpm: RateInForce {
+            limit: Some(4000),
+            source: Source::Flag,
+        },
+        concurrency: WindowInForce { current: 3, max: 8 },
+    };
+    *w.stats.in_force.lock().unwrap() = learned;
+    w.handle.finish(done(1, 3, 1, 1)).await.unwrap();
+    let store = stop(w);
+    assert_eq!(store.runs().unwrap()[0].limits, Some(learned));
+}
+
+#[tokio::test]
 async fn database_error_ends_the_writer_with_it_and_cancels_the_run() {
     let mut store = store_with(2);
     // A pending row without a request cannot be handed to a worker: reading it fails.

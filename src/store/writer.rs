@@ -256,10 +256,13 @@ fn record_outcome(conn: &Connection, o: Outcome) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The run's counters, and the limits in force (learned ones change during a run).
 fn record_counters(conn: &Connection, run: i64, stats: &Stats) -> anyhow::Result<()> {
     let s = stats.snapshot();
+    let limits = serde_json::to_string(&stats.in_force())?;
     conn.prepare_cached(
-        "UPDATE runs SET requests = ?1, retries = ?2, http_429 = ?3, done = ?4, failed = ?5 WHERE run = ?6",
+        "UPDATE runs SET requests = ?1, retries = ?2, http_429 = ?3, done = ?4, failed = ?5, limits = ?6
+         WHERE run = ?7",
     )?
     .execute(params![
         s.requests as i64,
@@ -267,6 +270,7 @@ fn record_counters(conn: &Connection, run: i64, stats: &Stats) -> anyhow::Result
         s.http_429 as i64,
         s.done as i64,
         s.failed as i64,
+        limits,
         run
     ])?;
     Ok(())

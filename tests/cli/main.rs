@@ -9,6 +9,7 @@ mod cost;
 mod disk;
 mod faults;
 mod happy;
+mod limits;
 mod resume;
 mod secrets;
 mod util;

@@ -319,8 +319,9 @@ fn a_second_signal_exits_at_once(first: i32, second: i32) {
     let dir = Dir::new();
     prompts_jsonl(&dir, "p.jsonl", 30);
     let slow = Mock::start(&["--latency", "20s"]);
+    // Both limits given: nothing to learn from the server, so no probe request goes alone first.
     let mut child = run_job(&dir, &slow)
-        .args(["--concurrency", "10"])
+        .args(["--concurrency", "10", "--rpm", "100000", "--tpm", "100000000"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
