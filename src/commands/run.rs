@@ -279,6 +279,7 @@ pub fn execute(
                 max_attempts: limits.max_attempts,
                 backoff: Backoff::default(),
                 drain_timeout: limits.drain_timeout,
+                hold_until_committed: true,
             },
             Arc::clone(&stats),
             Arc::clone(&control),

@@ -197,6 +197,13 @@ impl Window {
 
     /// Returns the slot and adjusts the window by what its attempt said.
     pub fn finish(&self, slot: Slot<'_>, signal: Signal) {
+        self.observe(&slot, signal);
+        drop(slot);
+    }
+
+    /// Adjusts the window by what an attempt said, leaving its slot held (a row's last answer
+    /// keeps its place on the wire until its outcome is committed).
+    pub fn observe(&self, slot: &Slot<'_>, signal: Signal) {
         {
             let mut s = self.state();
             let current = slot.epoch == s.epoch;
@@ -224,7 +231,6 @@ impl Window {
                 Signal::Overload => {}
             }
         }
-        drop(slot);
     }
 
     fn grow(&self, s: &mut State, by: usize) {

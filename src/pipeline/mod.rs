@@ -108,6 +108,11 @@ pub struct PipelineSettings {
     pub backoff: Backoff,
     /// How long a stopped run waits for requests on the wire before abandoning them.
     pub drain_timeout: Duration,
+    /// A row's last answer keeps its place on the wire until its outcome is committed, so that
+    /// a kill costs at most `concurrency` requests (on the wire, or answered and not yet
+    /// durable). Always on in a real run; the in-process tests on tokio's paused clock turn it
+    /// off, because waiting for the writer thread's real-time commit lets the paused clock jump.
+    pub hold_until_committed: bool,
 }
 
 /// What a run needs, shared by every task of it.
@@ -241,6 +246,7 @@ impl<T: Transport> Pipeline<T> {
         // Made on the first retry only: most rows never need one.
         let mut rng: Option<SmallRng> = None;
         let mut attempts: u32 = 0;
+        let mut held = None;
         let kind = loop {
             // A slot in the window first (it bounds requests on the wire), then the buckets.
             let slot = tokio::select! {
@@ -337,7 +343,20 @@ impl<T: Transport> Pipeline<T> {
                 Verdict::Retry { .. } if spent.is_none() => Signal::Overload,
                 _ => Signal::Neutral,
             };
-            self.window.finish(slot, signal);
+            self.window.observe(&slot, signal);
+            // A row's last answer keeps its place on the wire until its outcome is committed
+            // (below), so that what a kill can cost stays within --concurrency requests: those on
+            // the wire, and those answered but not yet durable.
+            let last = match &verdict {
+                Verdict::Done(_) | Verdict::RowFailed { .. } => true,
+                Verdict::Retry { .. } => attempts >= self.settings.max_attempts,
+                Verdict::Stop { .. } => false,
+            };
+            if last && self.settings.hold_until_committed {
+                held = Some(slot);
+            } else {
+                drop(slot);
+            }
             let in_force = self.publish();
             if changed {
                 tracing::info!("limits in force: {in_force}");
@@ -417,7 +436,15 @@ impl<T: Transport> Pipeline<T> {
             attempts,
             kind,
         };
-        if store.finish(outcome).await.is_err() {
+        let recorded = match held {
+            Some(slot) => {
+                let recorded = store.finish_durable(outcome).await;
+                drop(slot);
+                recorded
+            }
+            None => store.finish(outcome).await,
+        };
+        if recorded.is_err() {
             control.abort(StopReason::Checkpoint("the checkpoint writer stopped".into()));
         }
     }

@@ -60,7 +60,8 @@ pub enum OutcomeKind {
 }
 
 enum Msg {
-    Finish(Outcome),
+    /// An outcome to record, and who to tell once it is committed.
+    Finish(Outcome, Option<oneshot::Sender<()>>),
     Claim {
         after: i64,
         limit: usize,
@@ -92,7 +93,21 @@ impl StoreHandle {
     }
 
     pub async fn finish(&self, outcome: Outcome) -> Result<(), WriterGone> {
-        self.tx.send(Msg::Finish(outcome)).await.map_err(|_| WriterGone)
+        self.tx
+            .send(Msg::Finish(outcome, None))
+            .await
+            .map_err(|_| WriterGone)
+    }
+
+    /// Records an outcome and returns once the transaction holding it has committed: from then
+    /// on a kill cannot undo it.
+    pub async fn finish_durable(&self, outcome: Outcome) -> Result<(), WriterGone> {
+        let (done, committed) = oneshot::channel();
+        self.tx
+            .send(Msg::Finish(outcome, Some(done)))
+            .await
+            .map_err(|_| WriterGone)?;
+        committed.await.map_err(|_| WriterGone)
     }
 }
 
@@ -123,19 +138,24 @@ fn write_loop(
     mut rx: mpsc::Receiver<Msg>,
 ) -> anyhow::Result<Store> {
     let sample_only = store.sample_only;
+    let mut acks = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         let tx = store.conn().transaction()?;
-        apply(&tx, first, sample_only)?;
+        apply(&tx, first, sample_only, &mut acks)?;
         let mut applied = 1;
         while applied < MAX_GROUP {
             match rx.try_recv() {
-                Ok(msg) => apply(&tx, msg, sample_only)?,
+                Ok(msg) => apply(&tx, msg, sample_only, &mut acks)?,
                 Err(_) => break,
             }
             applied += 1;
         }
         record_counters(&tx, run, stats)?;
         tx.commit()?;
+        for ack in acks.drain(..) {
+            // A worker that stopped waiting has nothing more to learn.
+            let _ = ack.send(());
+        }
         if applied < MAX_GROUP / 8 {
             std::thread::sleep(LINGER);
         }
@@ -149,9 +169,18 @@ fn write_loop(
     Ok(store)
 }
 
-fn apply(conn: &Connection, msg: Msg, sample_only: bool) -> anyhow::Result<()> {
+fn apply(
+    conn: &Connection,
+    msg: Msg,
+    sample_only: bool,
+    acks: &mut Vec<oneshot::Sender<()>>,
+) -> anyhow::Result<()> {
     match msg {
-        Msg::Finish(o) => record_outcome(conn, o),
+        Msg::Finish(o, ack) => {
+            record_outcome(conn, o)?;
+            acks.extend(ack);
+            Ok(())
+        }
         Msg::Claim { after, limit, reply } => {
             let claimed = if sample_only {
                 claim_sample(conn, after, limit)
