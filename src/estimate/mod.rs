@@ -26,7 +26,7 @@ use crate::input::RowReader;
 use crate::job::Endpoint;
 use crate::load::LoadError;
 use crate::prepare::Preparer;
-use crate::tokens::{self, Tokenizer};
+use crate::tokens;
 
 /// Rendered bodies handed to a counting thread at a time.
 const CHUNK: usize = 512;
@@ -115,10 +115,6 @@ pub struct Scan {
 impl Scan {
     pub fn valid_rows(&self) -> u64 {
         self.rows - self.invalid
-    }
-
-    pub fn tokenizer(model: &str) -> Tokenizer {
-        Tokenizer::for_model(model)
     }
 }
 

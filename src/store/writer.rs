@@ -182,11 +182,7 @@ fn apply(
             Ok(())
         }
         Msg::Claim { after, limit, reply } => {
-            let claimed = if sample_only {
-                claim_sample(conn, after, limit)
-            } else {
-                claim(conn, after, limit)
-            };
+            let claimed = claim(conn, after, limit, sample_only);
             let failed = claimed.as_ref().err().map(|e| anyhow::anyhow!("{e:#}"));
             // The receiver may be gone if the run is stopping; the claim then simply lapses
             // (the rows are reset to pending when the writer ends).
@@ -199,10 +195,15 @@ fn apply(
     }
 }
 
-fn claim(conn: &Connection, after: i64, limit: usize) -> anyhow::Result<Vec<Claimed>> {
-    let mut select = conn.prepare_cached(
-        "SELECT seq, id, request FROM rows WHERE state = 'pending' AND seq > ?1 ORDER BY seq LIMIT ?2",
-    )?;
+/// Marks up to `limit` pending rows after `after` as in flight and returns them in input order;
+/// with `sample_only`, among the rows of the calibration sample only.
+fn claim(conn: &Connection, after: i64, limit: usize, sample_only: bool) -> anyhow::Result<Vec<Claimed>> {
+    let mut select = conn.prepare_cached(if sample_only {
+        "SELECT seq, id, request FROM rows WHERE state = 'pending' AND seq > ?1
+           AND seq IN (SELECT seq FROM sample) ORDER BY seq LIMIT ?2"
+    } else {
+        "SELECT seq, id, request FROM rows WHERE state = 'pending' AND seq > ?1 ORDER BY seq LIMIT ?2"
+    })?;
     let rows: Vec<Claimed> = select
         .query_map(params![after, limit as i64], |r| {
             Ok(Claimed {
@@ -212,33 +213,17 @@ fn claim(conn: &Connection, after: i64, limit: usize) -> anyhow::Result<Vec<Clai
             })
         })?
         .collect::<Result<_, _>>()?;
-    if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+    if sample_only {
+        // The sample is scattered: mark exactly its rows.
+        let mut mark = conn.prepare_cached("UPDATE rows SET state = 'in_flight' WHERE seq = ?1")?;
+        for row in &rows {
+            mark.execute(params![row.seq])?;
+        }
+    } else if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
         conn.prepare_cached(
             "UPDATE rows SET state = 'in_flight' WHERE state = 'pending' AND seq BETWEEN ?1 AND ?2",
         )?
         .execute(params![first.seq, last.seq])?;
-    }
-    Ok(rows)
-}
-
-/// [`claim`], among the rows of the calibration sample only.
-fn claim_sample(conn: &Connection, after: i64, limit: usize) -> anyhow::Result<Vec<Claimed>> {
-    let mut select = conn.prepare_cached(
-        "SELECT seq, id, request FROM rows WHERE state = 'pending' AND seq > ?1
-           AND seq IN (SELECT seq FROM sample) ORDER BY seq LIMIT ?2",
-    )?;
-    let rows: Vec<Claimed> = select
-        .query_map(params![after, limit as i64], |r| {
-            Ok(Claimed {
-                seq: r.get(0)?,
-                id: r.get(1)?,
-                body: r.get(2)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    let mut mark = conn.prepare_cached("UPDATE rows SET state = 'in_flight' WHERE seq = ?1")?;
-    for row in &rows {
-        mark.execute(params![row.seq])?;
     }
     Ok(rows)
 }
