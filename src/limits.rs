@@ -11,9 +11,10 @@
 //! (never raises it), so the limiter never believes it has more room than the server says: other
 //! clients of the same key, and a server that counts tokens differently, are accounted for.
 //!
-//! Buckets refill continuously on `tokio::time`, so tests that pause tokio's clock see the
-//! limiter wait in virtual time too. Waiting is a tokio sleep until the bucket has room, never a
-//! spin. Their shapes, and why:
+//! RPM and TPM are GCRA buckets from `governor` (`bucket`: how a limit changes mid-run and how a
+//! bucket is lowered to what remains), read on a clock built on `tokio::time`, so tests that
+//! pause tokio's clock see the limiter wait in virtual time too. Waiting is a tokio sleep until
+//! the instant governor names, never a spin. Their shapes, and why:
 //! - RPM holds one second's worth (at least 1). Providers enforce per-minute limits over shorter
 //!   windows (OpenAI: "60,000 RPM may be enforced as 1,000 requests per second"), so a full
 //!   minute's burst at start would mostly earn 429s.
@@ -22,16 +23,22 @@
 //!   [`TooLarge`] for its row instead of waiting forever.
 //!
 //! A request passes only when both buckets have room, and then takes from both at once, so a
-//! request waiting for tokens does not hold a request slot meanwhile.
+//! request waiting for tokens does not hold a request slot meanwhile: under one lock, each
+//! bucket names when it will have room (a reading that takes nothing), the request sleeps until
+//! the later of the two, and only then are both taken.
+
+mod bucket;
 
 use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use governor::clock::Clock;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use self::bucket::{Bucket, Shape, TokioClock};
 use crate::api::ratelimit::{Gauge, RateHeaders};
 
 /// Where a limit in force came from.
@@ -111,72 +118,6 @@ fn tpm_named(origin: Source, capacity: u32) -> String {
     }
 }
 
-/// The two shapes of bucket (see the module doc).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shape {
-    Requests,
-    Tokens,
-}
-
-/// A bucket that refills continuously at `limit` per minute up to its capacity.
-#[derive(Debug)]
-struct Bucket {
-    shape: Shape,
-    limit: u32,
-    capacity: f64,
-    level: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    /// A full bucket.
-    fn new(shape: Shape, limit: u32, now: Instant) -> Bucket {
-        let capacity = Self::capacity_of(shape, limit);
-        Bucket {
-            shape,
-            limit,
-            capacity,
-            level: capacity,
-            at: now,
-        }
-    }
-
-    fn capacity_of(shape: Shape, limit: u32) -> f64 {
-        match shape {
-            Shape::Requests => f64::from((limit / 60).max(1)),
-            Shape::Tokens => f64::from(limit),
-        }
-    }
-
-    fn per_sec(&self) -> f64 {
-        f64::from(self.limit) / 60.0
-    }
-
-    fn refill(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.level = (self.level + elapsed * self.per_sec()).min(self.capacity);
-        self.at = now;
-    }
-
-    /// Zero if `n` fits now, else how long until it does (after a refill).
-    fn wait_for(&self, n: f64) -> Duration {
-        // A little slack, so that float rounding after an exact sleep does not cost another one.
-        let missing = n - self.level;
-        if missing <= 1e-6 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(missing / self.per_sec())
-        }
-    }
-
-    /// A new limit from the server: the level is kept, within the new capacity.
-    fn set_limit(&mut self, limit: u32) {
-        self.limit = limit;
-        self.capacity = Self::capacity_of(self.shape, limit);
-        self.level = self.level.min(self.capacity);
-    }
-}
-
 /// One limit: its bucket (none when there is no limit) and where it came from.
 #[derive(Debug)]
 struct Rate {
@@ -186,10 +127,10 @@ struct Rate {
 }
 
 impl Rate {
-    fn new(shape: Shape, flag: Option<NonZeroU32>, now: Instant) -> Rate {
+    fn new(shape: Shape, flag: Option<NonZeroU32>, clock: TokioClock) -> Rate {
         Rate {
             shape,
-            bucket: flag.map(|l| Bucket::new(shape, l.get(), now)),
+            bucket: flag.map(|l| Bucket::new(shape, l, clock)),
             source: if flag.is_some() {
                 Source::Flag
             } else {
@@ -200,27 +141,22 @@ impl Rate {
 
     /// Applies one answer's gauge: learns the limit unless the user gave one, then lowers the
     /// level to what the server says remains.
-    fn observe(&mut self, gauge: Gauge, now: Instant) {
+    fn observe(&mut self, gauge: Gauge, clock: TokioClock) {
         if self.source != Source::Flag {
             let limit = gauge
                 .limit
                 .map(|l| u32::try_from(l).unwrap_or(u32::MAX))
-                .filter(|&l| l > 0);
+                .and_then(NonZeroU32::new);
             if let Some(limit) = limit {
                 match &mut self.bucket {
-                    Some(b) if b.limit == limit => {}
-                    Some(b) => {
-                        b.refill(now);
-                        b.set_limit(limit);
-                    }
-                    None => self.bucket = Some(Bucket::new(self.shape, limit, now)),
+                    Some(b) => b.set_limit(limit),
+                    None => self.bucket = Some(Bucket::new(self.shape, limit, clock)),
                 }
                 self.source = Source::Server;
             }
         }
         if let (Some(b), Some(remaining)) = (&mut self.bucket, gauge.remaining) {
-            b.refill(now);
-            b.level = b.level.min(remaining as f64);
+            b.lower_to(remaining);
         }
     }
 
@@ -231,7 +167,7 @@ impl Rate {
         if remaining >= needed.max(1) {
             return None;
         }
-        let limit = gauge.limit.or(self.bucket.as_ref().map(|b| u64::from(b.limit)));
+        let limit = gauge.limit.or(self.bucket.as_ref().map(|b| u64::from(b.limit())));
         let refill = limit
             .filter(|&l| l > 0)
             .map(|l| Duration::from_secs_f64((needed.max(1) - remaining) as f64 * 60.0 / l as f64));
@@ -245,7 +181,7 @@ impl Rate {
 
     fn in_force(&self) -> RateInForce {
         RateInForce {
-            limit: self.bucket.as_ref().map(|b| b.limit),
+            limit: self.bucket.as_ref().map(Bucket::limit),
             source: self.source,
         }
     }
@@ -253,28 +189,60 @@ impl Rate {
 
 #[derive(Debug)]
 struct State {
+    /// The clock every bucket reads; its readings turn into tokio instants to sleep until.
+    clock: TokioClock,
     requests: Rate,
     tokens: Rate,
     /// Until when nobody sends: set when a 429 says a limit is spent.
     paused_until: Option<Instant>,
 }
 
+impl State {
+    /// Takes one request and `tokens` tokens if both buckets have room now; otherwise takes
+    /// nothing and says when both will.
+    fn try_take(&mut self, tokens: u32) -> Result<(), Instant> {
+        let tokens = NonZeroU32::new(tokens);
+        let mut ready = None;
+        if let Some(b) = &mut self.requests.bucket {
+            ready = ready.max(Some(b.ready_at(NonZeroU32::MIN)));
+        }
+        if let (Some(b), Some(n)) = (&mut self.tokens.bucket, tokens) {
+            ready = ready.max(Some(b.ready_at(n)));
+        }
+        if let Some(at) = ready.filter(|&at| at > self.clock.now()) {
+            return Err(self.clock.instant(at));
+        }
+        // Both had room at an earlier reading and nothing else touches them (the lock), so
+        // neither take can fail: buckets only fill as time passes.
+        let at = |at| self.clock.instant(at);
+        if let Some(b) = &self.requests.bucket {
+            b.take(NonZeroU32::MIN).map_err(at)?;
+        }
+        if let (Some(b), Some(n)) = (&self.tokens.bucket, tokens) {
+            b.take(n).map_err(at)?;
+        }
+        Ok(())
+    }
+}
+
 /// The limits in force for a run. Shared by every worker (inside the pipeline), lives for the run.
 #[derive(Debug)]
 pub struct Limits {
-    // A std Mutex, not tokio's: every critical section is a few float operations and never
-    // awaits; waiting happens outside it.
+    // A std Mutex, not tokio's: every critical section is a few governor checks and never
+    // awaits; waiting happens outside it. It is also what makes "both buckets have room, then
+    // take from both" one step: governor's own atomics only guard one bucket at a time.
     state: Mutex<State>,
 }
 
 impl Limits {
     /// `rpm`/`tpm` are the user's limits; a `None` is learned from the server's headers.
     pub fn new(rpm: Option<NonZeroU32>, tpm: Option<NonZeroU32>) -> Limits {
-        let now = Instant::now();
+        let clock = TokioClock::new();
         Limits {
             state: Mutex::new(State {
-                requests: Rate::new(Shape::Requests, rpm, now),
-                tokens: Rate::new(Shape::Tokens, tpm, now),
+                clock,
+                requests: Rate::new(Shape::Requests, rpm, clock),
+                tokens: Rate::new(Shape::Tokens, tpm, clock),
                 paused_until: None,
             }),
         }
@@ -306,44 +274,26 @@ impl Limits {
     /// Cancel-safe: nothing is taken until the moment it returns `Ok`.
     pub async fn admit(&self, tokens: u32) -> Result<(), TooLarge> {
         loop {
-            let wait = {
-                let mut guard = self.state();
-                let s = &mut *guard;
-                let now = Instant::now();
+            let until = {
+                let mut s = self.state();
                 if let Some(b) = &s.tokens.bucket {
-                    if f64::from(tokens) > b.capacity {
+                    if tokens > b.capacity() {
                         return Err(TooLarge {
                             needed: tokens,
-                            capacity: b.limit,
+                            capacity: b.limit(),
                             origin: s.tokens.source,
                         });
                     }
                 }
                 match s.paused_until {
-                    Some(until) if until > now => until - now,
-                    _ => {
-                        let needs = [(&mut s.requests, 1.0), (&mut s.tokens, f64::from(tokens))];
-                        let mut wait = Duration::ZERO;
-                        for (rate, n) in needs {
-                            if let Some(b) = &mut rate.bucket {
-                                b.refill(now);
-                                wait = wait.max(b.wait_for(n));
-                            }
-                        }
-                        if wait.is_zero() {
-                            let takes = [(&mut s.requests, 1.0), (&mut s.tokens, f64::from(tokens))];
-                            for (rate, n) in takes {
-                                if let Some(b) = &mut rate.bucket {
-                                    b.level -= n;
-                                }
-                            }
-                            return Ok(());
-                        }
-                        wait
-                    }
+                    Some(until) if until > Instant::now() => until,
+                    _ => match s.try_take(tokens) {
+                        Ok(()) => return Ok(()),
+                        Err(ready) => ready,
+                    },
                 }
             };
-            tokio::time::sleep(wait.max(Duration::from_micros(100))).await;
+            tokio::time::sleep_until(until).await;
         }
     }
 
@@ -355,9 +305,9 @@ impl Limits {
         }
         let mut s = self.state();
         let before = (s.requests.in_force(), s.tokens.in_force());
-        let now = Instant::now();
-        s.requests.observe(headers.requests, now);
-        s.tokens.observe(headers.tokens, now);
+        let clock = s.clock;
+        s.requests.observe(headers.requests, clock);
+        s.tokens.observe(headers.tokens, clock);
         before != (s.requests.in_force(), s.tokens.in_force())
     }
 

@@ -4,6 +4,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use governor::clock::Clock;
 use tokio::time::Instant;
 
 use super::*;
@@ -161,6 +162,168 @@ async fn a_request_waiting_for_tokens_does_not_spend_a_request() {
                                       // The next needs 1 request (1 s away) and 600 tokens (60 s away): it waits 60 s, and the
                                       // request slot refilled meanwhile is taken only then.
     assert_eq!(time_of(&limits, 1, 600).await, Duration::from_secs(60));
+}
+
+fn rpm(limit: Option<u64>, remaining: Option<u64>) -> RateHeaders {
+    headers((limit, remaining), (None, None))
+}
+
+fn tpm(limit: Option<u64>, remaining: Option<u64>) -> RateHeaders {
+    headers((None, None), (limit, remaining))
+}
+
+fn within(waited: Duration, from_ms: u64) -> bool {
+    waited >= Duration::from_millis(from_ms) && waited < Duration::from_millis(from_ms + 2)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_raised_limit_learned_mid_run_starts_with_the_level_the_old_one_had() {
+    let limits = Limits::new(None, None);
+    limits.observe(&rpm(Some(120), None)); // a burst of 2
+    assert!(time_of(&limits, 2, 0).await < Duration::from_millis(1));
+    // 6000/min holds 100 when full, but the spent bucket stays spent: one per 10 ms from here.
+    assert!(limits.observe(&rpm(Some(6000), None)));
+    let waited = time_of(&limits, 3, 0).await;
+    assert!(within(waited, 30), "{waited:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lowered_limit_learned_mid_run_holds_at_most_its_new_capacity() {
+    let limits = Limits::new(None, None);
+    limits.observe(&rpm(Some(6000), None)); // full: 100
+    limits.observe(&rpm(Some(120), None)); // now holds 2, one per 500 ms
+    assert!(time_of(&limits, 2, 0).await < Duration::from_millis(1));
+    let waited = time_of(&limits, 1, 0).await;
+    assert!(within(waited, 500), "{waited:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_limit_keeps_whole_cells_of_the_old_level() {
+    let limits = Limits::new(None, None);
+    limits.observe(&rpm(Some(60), None)); // holds 1, one a second
+    limits.admit(0).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await; // half a request back
+                                                          // At 600/min the half is rounded down: the next request is a full 100 ms away, not 50.
+    limits.observe(&rpm(Some(600), None));
+    let waited = time_of(&limits, 1, 0).await;
+    assert!(within(waited, 100), "{waited:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn remaining_lowers_a_partly_refilled_bucket_to_exactly_that() {
+    let limits = Limits::new(NonZeroU32::new(600), None); // holds 10, one per 100 ms
+    time_of(&limits, 10, 0).await;
+    tokio::time::sleep(Duration::from_millis(250)).await; // 2.5 back
+    limits.observe(&rpm(None, Some(2)));
+    assert!(time_of(&limits, 2, 0).await < Duration::from_millis(1));
+    let waited = time_of(&limits, 1, 0).await;
+    assert!(within(waited, 100), "the half refilled is gone too: {waited:?}");
+    tokio::time::sleep(Duration::from_millis(250)).await; // 2.5 back again
+    limits.observe(&rpm(None, Some(3))); // more than it holds: no change
+    assert!(time_of(&limits, 2, 0).await < Duration::from_millis(1));
+    let waited = time_of(&limits, 1, 0).await;
+    assert!(within(waited, 50), "the half refilled is kept: {waited:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_over_the_servers_tpm_is_too_large_and_takes_nothing() {
+    let limits = Limits::new(None, None);
+    limits.observe(&tpm(Some(1000), None));
+    let too_large = limits.admit(1001).await.unwrap_err();
+    assert_eq!(
+        too_large,
+        TooLarge {
+            needed: 1001,
+            capacity: 1000,
+            origin: Source::Server
+        }
+    );
+    assert!(
+        too_large
+            .to_string()
+            .contains("more than the server's limit of 1000 tokens allows"),
+        "{too_large}"
+    );
+    assert!(
+        time_of(&limits, 1, 1000).await < Duration::from_millis(1),
+        "still full"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiting_request_becomes_too_large_when_the_server_lowers_its_tpm() {
+    let limits = Arc::new(Limits::new(None, None));
+    limits.observe(&tpm(Some(1000), Some(0)));
+    let waiting = tokio::spawn({
+        let l = Arc::clone(&limits);
+        async move { l.admit(800).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    limits.observe(&tpm(Some(500), None));
+    let too_large = waiting.await.unwrap().unwrap_err();
+    assert_eq!((too_large.needed, too_large.capacity), (800, 500));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_waiting_for_a_request_slot_takes_no_tokens_meanwhile() {
+    let limits = Limits::new(NonZeroU32::new(60), NonZeroU32::new(600)); // 1 a second, 10 tokens a second
+    let start = Instant::now();
+    limits.admit(1).await.unwrap();
+    // Dropped while it waits for the next request slot (1 s away): it took none of the tokens.
+    let gave_up = tokio::time::timeout(Duration::from_millis(500), limits.admit(599)).await;
+    assert!(gave_up.is_err());
+    limits.admit(599).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_waiting_for_tokens_leaves_the_request_slot_to_others() {
+    let limits = Arc::new(Limits::new(NonZeroU32::new(60), NonZeroU32::new(600)));
+    let start = Instant::now();
+    limits.admit(600).await.unwrap(); // both buckets empty
+    let admitted_after = |tokens| {
+        let l = Arc::clone(&limits);
+        tokio::spawn(async move {
+            l.admit(tokens).await.unwrap();
+            start.elapsed()
+        })
+    };
+    let big = admitted_after(600);
+    tokio::task::yield_now().await; // the big one waits first
+    let small = admitted_after(10);
+    // The small one goes when the next request slot and its 10 tokens are back, 1 s in; the
+    // big one needs a full minute of tokens after that.
+    assert_eq!(small.await.unwrap(), Duration::from_secs(1));
+    assert_eq!(big.await.unwrap(), Duration::from_secs(61));
+}
+
+#[test]
+fn reading_a_bucket_takes_nothing_from_it() {
+    use super::bucket::{Bucket, Shape, TokioClock};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let clock = TokioClock::new();
+        let mut bucket = Bucket::new(Shape::Tokens, NonZeroU32::new(600).unwrap(), clock);
+        let n = |n| NonZeroU32::new(n).unwrap();
+        for _ in 0..3 {
+            assert_eq!(
+                bucket.ready_at(n(600)),
+                clock.now(),
+                "full, and stays full when read"
+            );
+        }
+        bucket.take(n(550)).unwrap();
+        for _ in 0..3 {
+            // 50 left; 100 more arrive 5 s from now (10 a second).
+            assert_eq!(bucket.ready_at(n(100)), clock.now() + Duration::from_secs(5));
+        }
+        bucket.take(n(50)).unwrap();
+        assert_eq!(bucket.take(n(1)), Err(clock.now() + Duration::from_millis(100)));
+    });
 }
 
 #[test]
