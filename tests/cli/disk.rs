@@ -167,21 +167,42 @@ fn a_checkpoint_path_under_a_regular_file_is_refused() {
 }
 
 /// Runs promptmill as an ordinary user: as root (CI containers) permission bits do not stop
-/// writes, so the child drops to `nobody`, and the test directory is handed to it.
+/// writes, so the child drops to `nobody`, and the test directory is handed to it. The binary is
+/// copied to a directory `nobody` can reach (the checkout may sit under a private directory).
 #[cfg(unix)]
 fn unprivileged(dir: &Dir) -> impl Fn(&mut Command) -> &mut Command {
     use std::os::unix::process::CommandExt;
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     const NOBODY: u32 = 65534;
+    let mut copy = None;
     if root {
         for entry in walk(dir.root()) {
             std::os::unix::fs::chown(&entry, Some(NOBODY), Some(NOBODY)).unwrap();
         }
+        let place = tempfile::tempdir().unwrap();
+        set_mode(place.path(), 0o755);
+        let bin = place.path().join("promptmill");
+        std::fs::copy(env!("CARGO_BIN_EXE_promptmill"), &bin).unwrap();
+        set_mode(&bin, 0o755);
+        copy = Some((place, bin));
     }
     move |cmd: &mut Command| {
-        if root {
-            cmd.uid(NOBODY).gid(NOBODY);
+        if let Some((_, bin)) = &copy {
+            // The same command, with the reachable copy of the binary, as `nobody`.
+            let mut same = Command::new(bin);
+            same.args(cmd.get_args());
+            if let Some(cwd) = cmd.get_current_dir() {
+                same.current_dir(cwd);
+            }
+            for (key, value) in cmd.get_envs() {
+                match value {
+                    Some(v) => same.env(key, v),
+                    None => same.env_remove(key),
+                };
+            }
+            same.uid(NOBODY).gid(NOBODY);
+            *cmd = same;
         }
         cmd
     }
