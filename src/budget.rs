@@ -149,6 +149,23 @@ impl Costing {
         })
     }
 
+    /// Without a budget nothing needs reserving: a request is only tracked, to be priced by its
+    /// usage when it settles.
+    pub fn track(&self, model: &str) -> Reservation {
+        Reservation {
+            amount: 0.0,
+            prices: self.prices.get(model).map(|p| p.prices),
+        }
+    }
+
+    /// The one model every request names, when the job prices exactly one.
+    pub fn sole_model(&self) -> Option<&str> {
+        match self.prices.len() {
+            1 => self.prices.keys().next().map(String::as_str),
+            _ => None,
+        }
+    }
+
     /// Replaces a reservation by the cost of the usage the API reported (`None`: nothing was
     /// billed). Returns the cost.
     pub fn settle(&self, r: Reservation, usage: Option<(u64, u64)>) -> f64 {

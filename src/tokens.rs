@@ -118,6 +118,18 @@ pub fn request_cost(body: &str) -> Result<RequestCost, serde_json::Error> {
     measure(body).map(|(cost, _)| cost)
 }
 
+/// The body's `model`, without counting anything.
+pub fn body_model(body: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Model<'a> {
+        #[serde(borrow)]
+        model: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_str::<Model<'_>>(body)
+        .ok()
+        .and_then(|m| m.model.map(|m| m.into_owned()))
+}
+
 /// [`request_cost`], and the body's `model` (borrowed from `body` when it can be).
 pub fn measure(body: &str) -> Result<(RequestCost, Option<std::borrow::Cow<'_, str>>), serde_json::Error> {
     let body: Body<'_> = serde_json::from_str(body)?;

@@ -231,14 +231,21 @@ impl<T: Transport> Pipeline<T> {
     async fn process_row(&self, row: Claimed, store: &StoreHandle) {
         let control = &self.control;
         let stats = &self.stats;
-        // The request's worst case and model, when the job is priced. The body is our own JSON:
-        // a parse failure cannot happen, and would only leave the row unpriced.
-        let priced = if self.costing.active() {
+        // When the job is priced: the request's model, and with a budget its worst case (which
+        // needs its tokens counted). The body is our own JSON: a parse failure cannot happen,
+        // and would only leave the row unpriced.
+        let priced = if !self.costing.active() {
+            None
+        } else if self.costing.limit().is_some() {
             crate::tokens::measure(&row.body)
                 .ok()
-                .map(|(cost, model)| (cost, model.map(|m| m.into_owned()).unwrap_or_default()))
+                .map(|(cost, model)| (Some(cost), model.map(|m| m.into_owned()).unwrap_or_default()))
         } else {
-            None
+            let model = match self.costing.sole_model() {
+                Some(m) => m.to_string(),
+                None => crate::tokens::body_model(&row.body).unwrap_or_default(),
+            };
+            Some((None, model))
         };
         let body = Bytes::from(row.body);
         // Counted once a TPM limit is in force, which may begin mid-run (learned from the server).
@@ -273,7 +280,8 @@ impl<T: Transport> Pipeline<T> {
                 };
             }
             let reservation = match &priced {
-                Some((cost, model)) => match self.costing.reserve(model, cost) {
+                Some((None, model)) => Some(self.costing.track(model)),
+                Some((Some(cost), model)) => match self.costing.reserve(model, cost) {
                     Ok(r) => Some(r),
                     Err(over) => {
                         control.stop(StopReason::Budget {

@@ -23,9 +23,10 @@ use crate::stats::Stats;
 
 /// How many messages one transaction applies at most.
 const MAX_GROUP: usize = 4096;
-/// After a commit that found little waiting, the writer lets outcomes gather this long before
-/// the next one. This caps small commits at a few hundred a second (each costs page writes and
-/// lock calls) while an outcome is still durable within milliseconds of its response.
+/// After a commit that found little waiting (and that no worker awaits), the writer lets outcomes
+/// gather this long before the next one. This caps small commits at a few hundred a second (each
+/// costs page writes and lock calls) while an outcome is still durable within milliseconds of its
+/// response.
 const LINGER: Duration = Duration::from_millis(2);
 /// Channel capacity: outcomes waiting to be written before senders wait.
 const CAPACITY: usize = 8192;
@@ -152,11 +153,14 @@ fn write_loop(
         }
         record_counters(&tx, run, stats)?;
         tx.commit()?;
+        // Workers waiting for their outcomes to be durable hold their places on the wire until
+        // then: lingering would idle them, so the linger is only for groups nobody waits on.
+        let awaited = !acks.is_empty();
         for ack in acks.drain(..) {
             // A worker that stopped waiting has nothing more to learn.
             let _ = ack.send(());
         }
-        if applied < MAX_GROUP / 8 {
+        if applied < MAX_GROUP / 8 && !awaited {
             std::thread::sleep(LINGER);
         }
     }
