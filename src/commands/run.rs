@@ -231,6 +231,9 @@ pub fn execute(
         shell_quote(&db_path.display().to_string())
     );
 
+    if scope == Scope::All {
+        output::check_writable(&job.output)?;
+    }
     let url = job.provider.endpoint_url(&job.base_url, job.endpoint)?;
     let run_id = store.start_run().map_err(|e| explain(&db_path, e))?;
     let started = Instant::now();

@@ -62,8 +62,68 @@ pub struct Written {
     pub rows: u64,
 }
 
+/// Checks, before a run sends anything, that its output can be written where it goes (the
+/// results are safe in the checkpoint either way, but a run should not find out at its end).
+pub fn check_writable(spec: &OutputSpec) -> anyhow::Result<()> {
+    let tmp = temp_path(&spec.path);
+    create_private(&tmp).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: cannot write the output there ({:#}); nothing was sent. Make its directory writable, or give --output another path",
+            spec.path.display(),
+            e.root_cause()
+        )
+    })?;
+    let _ = std::fs::remove_file(&tmp);
+    Ok(())
+}
+
+/// Removes temporary files that an export of `path` killed midway left behind: those whose
+/// process is gone (an export running now, in another process, keeps its own).
+fn remove_stale_temps(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.promptmill-tmp-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(pid) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if pid != std::process::id() && !process_alive(pid) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+#[cfg(unix)]
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 checks that the process exists and sends nothing.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+#[cfg(not(unix))]
+fn process_alive(_pid: u32) -> bool {
+    true // cannot tell: keep the file
+}
+
 /// Exports every row of `store` to `spec.path`, atomically.
 pub fn export(store: &Store, columns: &[String], spec: &OutputSpec) -> anyhow::Result<Written> {
+    remove_stale_temps(&spec.path);
     let tmp = temp_path(&spec.path);
     let result = (|| -> anyhow::Result<Written> {
         let out = BufWriter::with_capacity(1 << 20, create_private(&tmp)?);
@@ -128,5 +188,54 @@ fn status(row: &ExportRow) -> &str {
         crate::store::state::PENDING
     } else {
         &row.state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_files_of_dead_exports_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.jsonl");
+        // No process has pid i32::MAX (above any pid_max); this process is alive.
+        let dead = dir.path().join(format!(".out.jsonl.promptmill-tmp-{}", i32::MAX));
+        let mine = temp_path(&out);
+        let other_output = dir
+            .path()
+            .join(format!(".other.jsonl.promptmill-tmp-{}", i32::MAX));
+        for f in [&dead, &mine, &other_output] {
+            std::fs::write(f, "partial").unwrap();
+        }
+        remove_stale_temps(&out);
+        assert!(!dead.exists(), "a killed export's file is removed");
+        assert!(mine.exists(), "a live process's file is kept");
+        assert!(other_output.exists(), "another output's files are not touched");
+    }
+
+    #[test]
+    fn an_output_that_cannot_be_created_is_reported_before_anything_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = OutputSpec {
+            path: dir.path().join("no-such-dir").join("out.jsonl"),
+            format: OutputFormat::Jsonl,
+        };
+        let err = check_writable(&spec).unwrap_err().to_string();
+        assert!(
+            err.contains("out.jsonl: cannot write the output there ("),
+            "{err}"
+        );
+        assert!(err.contains("nothing was sent"), "{err}");
+        let ok = OutputSpec {
+            path: dir.path().join("out.jsonl"),
+            format: OutputFormat::Jsonl,
+        };
+        check_writable(&ok).unwrap();
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "the probe file is gone"
+        );
     }
 }

@@ -268,3 +268,37 @@ fn a_checkpoint_in_a_read_only_directory_is_refused_before_sending() {
     );
     set_mode(dir.root(), 0o700);
 }
+
+/// The output's directory cannot be written: the run says so before sending anything, rather
+/// than after every request has been paid for.
+#[cfg(unix)]
+#[test]
+fn an_output_directory_that_cannot_be_written_is_refused_before_sending() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 5);
+    std::fs::create_dir(dir.path("results")).unwrap();
+    let as_user = unprivileged(&dir);
+    set_mode(&dir.path("results"), 0o500);
+    refused_before_sending(
+        |m| {
+            let mut cmd = promptmill(&dir);
+            cmd.args([
+                "run",
+                "p.jsonl",
+                "-o",
+                "results/out.jsonl",
+                "--db",
+                "job.db",
+                "--model",
+                "m",
+                "--base-url",
+                &m.url,
+            ]);
+            as_user(&mut cmd);
+            cmd
+        },
+        &dir.path("results/out.jsonl").display().to_string(),
+        "cannot write the output there (Permission denied",
+    );
+    set_mode(&dir.path("results"), 0o700);
+}
