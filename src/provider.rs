@@ -186,13 +186,17 @@ impl AzureUrl {
     }
 }
 
+/// Whether `word` is safe in a URL path or query as it is: letters, digits, `-`, `_` and `.`.
+fn url_word(word: &str) -> bool {
+    !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
 /// A deployment name goes into a URL path: Azure allows letters, digits, `-`, `_` and `.`.
 pub fn check_deployment(name: &str, flag: &'static str) -> Result<(), ConfigError> {
-    let ok = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if ok {
+    if url_word(name) {
         Ok(())
     } else {
         Err(ConfigError::new(
@@ -204,11 +208,7 @@ pub fn check_deployment(name: &str, flag: &'static str) -> Result<(), ConfigErro
 
 /// An API version goes into the query: a date, optionally `-preview`, or `v1`-like words.
 pub fn check_api_version(version: &str) -> Result<(), ConfigError> {
-    let ok = !version.is_empty()
-        && version
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if ok {
+    if url_word(version) {
         Ok(())
     } else {
         Err(ConfigError::new(

@@ -21,6 +21,7 @@
 //! never-sent rows go back to pending, so a rerun sends them again; only requests actually on
 //! the wire when the run was aborted can be paid twice.
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -237,13 +238,17 @@ impl<T: Transport> Pipeline<T> {
         let priced = if !self.costing.active() {
             None
         } else if self.costing.limit().is_some() {
-            crate::tokens::measure(&row.body)
-                .ok()
-                .map(|(cost, model)| (Some(cost), model.map(|m| m.into_owned()).unwrap_or_default()))
+            crate::tokens::measure(&row.body).ok().map(|(cost, model)| {
+                (
+                    Some(cost),
+                    Cow::Owned(model.map(Cow::into_owned).unwrap_or_default()),
+                )
+            })
         } else {
+            // One model for the whole job (the usual case) is borrowed, not copied per row.
             let model = match self.costing.sole_model() {
-                Some(m) => m.to_string(),
-                None => crate::tokens::body_model(&row.body).unwrap_or_default(),
+                Some(m) => Cow::Borrowed(m),
+                None => Cow::Owned(crate::tokens::body_model(&row.body).unwrap_or_default()),
             };
             Some((None, model))
         };

@@ -195,11 +195,7 @@ fn rpm_limit_spaces_the_requests() {
     // 120/min: a burst of 2, then one every 500 ms.
     let out = run_against(&dir, &mock, &["--rpm", "120", "--concurrency", "5"]);
     assert_eq!(out.code(), 0, "{}", out.stderr);
-    let t: Vec<f64> = mock
-        .requests()
-        .iter()
-        .map(|r| r["t_ms"].as_f64().unwrap())
-        .collect();
+    let t = mock.arrivals_ms();
     let span = t[4] - t[0];
     assert!(span >= 1400.0, "5 requests at 120/min took {span} ms");
 }

@@ -33,11 +33,7 @@ fn limits_not_given_are_learned_from_the_servers_headers_and_status_names_the_so
     assert_eq!(out.code(), 0, "{}", out.stderr);
     assert_eq!(summary(&dir)["run"]["http_429"], 0);
     // At the learned 120/min: the first request, a burst of 2, then one every 500 ms.
-    let t: Vec<f64> = mock
-        .requests()
-        .iter()
-        .map(|r| r["t_ms"].as_f64().unwrap())
-        .collect();
+    let t = mock.arrivals_ms();
     let span = t[7] - t[0];
     assert!(span >= 2400.0, "8 requests at a learned 120/min took {span} ms");
 
@@ -95,11 +91,7 @@ fn a_flag_wins_over_the_servers_headers() {
     let out = run(run_job(&dir, &mock).args(["--rpm", "120"]));
     assert_eq!(out.code(), 0, "{}", out.stderr);
     // 120/min, not the server's 6000: a burst of 2, then one every 500 ms.
-    let t: Vec<f64> = mock
-        .requests()
-        .iter()
-        .map(|r| r["t_ms"].as_f64().unwrap())
-        .collect();
+    let t = mock.arrivals_ms();
     let span = t[4] - t[0];
     assert!(span >= 1400.0, "5 requests at --rpm 120 took {span} ms");
     let s = status_json(&dir);

@@ -208,6 +208,14 @@ impl Mock {
         }
     }
 
+    /// When each answered request arrived (ms since the server started), in answer order.
+    pub fn arrivals_ms(&self) -> Vec<f64> {
+        self.requests()
+            .iter()
+            .map(|r| r["t_ms"].as_f64().expect("t_ms"))
+            .collect()
+    }
+
     /// `GET /mock/stats`.
     pub fn stats(&self) -> Value {
         let addr = self
