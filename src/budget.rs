@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use crate::models::{ModelInfo, Prices};
+use crate::store::JobUsage;
 use crate::tokens::RequestCost;
 
 /// A model's prices and output cap, as a run uses them.
@@ -214,15 +215,24 @@ impl Costing {
     }
 }
 
-/// Dollars for `(prompt, completion)` tokens per model, at the prices in `models`; `None` when a
-/// model with usage has no price.
-pub fn cost_of(usage: &BTreeMap<String, (u64, u64)>, models: &BTreeMap<String, ModelInfo>) -> Option<f64> {
+/// Dollars for the job's usage at the prices in `models`: live rows at the live price, rows done
+/// through the Batch API at the Batch price (the live price when the source gives none, so the
+/// cost errs high); `None` when a model with usage has no price.
+pub fn cost_of(usage: &JobUsage, models: &BTreeMap<String, ModelInfo>) -> Option<f64> {
     let mut total = 0.0;
-    for (model, &(prompt, completion)) in usage {
-        if prompt == 0 && completion == 0 {
-            continue;
+    for (batch, map) in [(false, &usage.live), (true, &usage.batch)] {
+        for (model, &(prompt, completion)) in map {
+            if prompt == 0 && completion == 0 {
+                continue;
+            }
+            let prices = models.get(model)?.prices?;
+            total += match batch {
+                true => prices
+                    .batch(prompt, completion)
+                    .unwrap_or_else(|| prices.live(prompt, completion)),
+                false => prices.live(prompt, completion),
+            };
         }
-        total += models.get(model)?.prices?.live(prompt, completion);
     }
     Some(total)
 }
@@ -293,12 +303,25 @@ mod tests {
     #[test]
     fn job_cost_is_summed_per_model() {
         let m = models(&["gpt-4o-mini", "gpt-4o", "my-llama"]);
-        let usage = BTreeMap::from([
+        let live = BTreeMap::from([
             ("gpt-4o-mini".to_string(), (1_000_000, 1_000_000)),
             ("gpt-4o".to_string(), (1_000_000, 0)),
         ]);
+        let usage = JobUsage {
+            live: live.clone(),
+            batch: BTreeMap::new(),
+        };
         assert!((cost_of(&usage, &m).unwrap() - 3.25).abs() < 1e-9);
-        let unknown = BTreeMap::from([("my-llama".to_string(), (1, 1))]);
+        // The same tokens through the Batch API cost half.
+        let batch = JobUsage {
+            live: BTreeMap::new(),
+            batch: live,
+        };
+        assert!((cost_of(&batch, &m).unwrap() - 1.625).abs() < 1e-9);
+        let unknown = JobUsage {
+            live: BTreeMap::from([("my-llama".to_string(), (1, 1))]),
+            batch: BTreeMap::new(),
+        };
         assert_eq!(cost_of(&unknown, &m), None);
     }
 }

@@ -58,6 +58,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Write a job's results from its checkpoint, at any time (also while it runs).
     Export(ExportArgs),
+    /// Cancel a `--mode batch` job's batches at the provider and collect what they finished.
+    Cancel(CancelArgs),
     /// Serve a local OpenAI-compatible API for rehearsals and tests (deterministic completions,
     /// optional latency and injected faults).
     MockServer(crate::mock::MockArgs),
@@ -226,7 +228,7 @@ pub struct ResumeArgs {
 }
 
 /// How requests are sent: may differ from run to run of the same job.
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct SendArgs {
     /// An extra header for every request, e.g. 'OpenAI-Organization: org-123'. Repeatable.
     #[arg(long = "header", value_name = "'NAME: VALUE'")]
@@ -277,6 +279,9 @@ pub struct SendArgs {
     #[command(flatten)]
     pub prices: PriceArgs,
 
+    #[command(flatten)]
+    pub batch: BatchArgs,
+
     /// No progress display and no summary table (errors are still printed).
     #[arg(short, long)]
     pub quiet: bool,
@@ -284,6 +289,57 @@ pub struct SendArgs {
     /// Log retries and failures (-v), or every request (-vv).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// How rows are sent: one request each, or through the provider's Batch API.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// One request per row, now, under the rate limits.
+    #[default]
+    Live,
+    /// Files of rows through the Batch API (`/files`, `/batches`): half the price, done within
+    /// 24 hours.
+    Batch,
+}
+
+/// The Batch API's flags (`--mode batch`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct BatchArgs {
+    /// live: one request per row; batch: through the provider's Batch API at half the price,
+    /// finished within 24 h [default: live, or what the job last ran with].
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+
+    /// Rows per batch at most [default: 50000, the Batch API's limit].
+    #[arg(long, value_name = "N")]
+    pub batch_max_rows: Option<u64>,
+
+    /// Bytes per batch input file at most, e.g. 100MB [default: 200MB, the Batch API's limit].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub batch_max_bytes: Option<u64>,
+
+    /// Prompt tokens waiting in the provider's batch queue at most (the account's batch queue
+    /// limit): later batches are submitted as earlier ones finish [default: no limit].
+    #[arg(long, value_name = "TOKENS")]
+    pub batch_max_enqueued_tokens: Option<u64>,
+
+    /// How often to poll each batch at first; the interval grows while nothing changes
+    /// [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub poll_interval: Option<Duration>,
+
+    /// Submit the batches and exit without waiting; `promptmill resume DB` (or the same
+    /// command) later collects them.
+    #[arg(long)]
+    pub no_wait: bool,
+
+    /// Send the rows that remain (pending, and with --retry-failed the failed ones) one request
+    /// at a time instead of as a new batch, once every submitted batch is collected.
+    #[arg(long)]
+    pub finish_live: bool,
 }
 
 /// Where model prices come from, beyond the built-in table.
@@ -313,6 +369,21 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The checkpoint database of the job.
+    pub db: PathBuf,
+
+    /// Send the cancel requests and exit without waiting for the batches to stop; the next
+    /// `promptmill resume DB` collects them.
+    #[arg(long)]
+    pub no_wait: bool,
+
+    /// Log every API call (-v).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Args)]
 pub struct ExportArgs {
     /// The checkpoint database of the job.
     pub db: PathBuf,
@@ -326,10 +397,55 @@ pub struct ExportArgs {
     pub format: Option<OutputFormat>,
 }
 
+/// A size in bytes: a number, optionally with a unit (KB, MB, GB: powers of 1000; KiB, MiB,
+/// GiB: powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (examples: 1000000, 100MB, 64MiB)"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1_000,
+        "mb" | "m" => 1_000_000,
+        "gb" | "g" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "`{other}` is not a unit of size (B, KB, MB, GB, KiB, MiB, GiB)"
+            ))
+        }
+    };
+    match n.checked_mul(scale) {
+        Some(0) => Err("must be more than zero".into()),
+        Some(v) => Ok(v),
+        None => Err(format!("`{s}` is too large")),
+    }
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 90s, 10m, 1h30m)"))?;
     if d.is_zero() {
         return Err("must be more than zero".into());
     }
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("200MB"), Ok(200_000_000));
+        assert_eq!(parse_size("64 MiB"), Ok(64 << 20));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12 parsecs").unwrap_err().contains("parsecs"));
+        assert!(parse_size("MB").is_err());
+    }
 }

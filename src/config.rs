@@ -56,6 +56,40 @@ pub struct SendConfig {
     pub max_cost: Option<f64>,
     /// `--prices`, `--price-in`, `--price-out` as given.
     pub prices: cli::PriceArgs,
+    /// The Batch API's flags as given; see [`SendConfig::batch`].
+    batch_given: cli::BatchArgs,
+    /// `--no-wait`: submit the batches and exit.
+    pub no_wait: bool,
+    /// `--finish-live`: send what remains live once the batches are collected.
+    pub finish_live: bool,
+}
+
+/// The Batch API's limits (OpenAI's; other providers may be smaller, hence the flags).
+pub const BATCH_MAX_ROWS: u64 = 50_000;
+pub const BATCH_MAX_BYTES: u64 = 200_000_000;
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How a job sends, kept by the job like [`SendLimits`]: a resume without `--mode batch` goes on
+/// through the Batch API.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BatchSettings {
+    pub mode: cli::Mode,
+    pub max_rows: u64,
+    pub max_bytes: u64,
+    pub max_enqueued_tokens: Option<u64>,
+    pub poll_interval: Duration,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        BatchSettings {
+            mode: cli::Mode::Live,
+            max_rows: BATCH_MAX_ROWS,
+            max_bytes: BATCH_MAX_BYTES,
+            max_enqueued_tokens: None,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+        }
+    }
 }
 
 impl std::fmt::Debug for SendConfig {
@@ -397,12 +431,38 @@ impl SendConfig {
                 ));
             }
         }
+        let b = &args.batch;
+        if let Some(n) = b.batch_max_rows {
+            if n == 0 || n > BATCH_MAX_ROWS {
+                return Err(ConfigError::new(
+                    "--batch-max-rows",
+                    format!("must be from 1 to {BATCH_MAX_ROWS} (the Batch API's limit)"),
+                ));
+            }
+        }
+        if let Some(n) = b.batch_max_bytes {
+            if n > BATCH_MAX_BYTES {
+                return Err(ConfigError::new(
+                    "--batch-max-bytes",
+                    format!("must be at most {BATCH_MAX_BYTES} (200 MB, the Batch API's limit)"),
+                ));
+            }
+        }
+        if b.batch_max_enqueued_tokens == Some(0) {
+            return Err(ConfigError::new(
+                "--batch-max-enqueued-tokens",
+                "must be more than 0",
+            ));
+        }
         let headers = args
             .headers
             .iter()
             .map(|h| parse_header(h))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(SendConfig {
+            batch_given: args.batch.clone(),
+            no_wait: args.batch.no_wait,
+            finish_live: args.batch.finish_live,
             headers,
             given: LimitFlags {
                 concurrency: args.concurrency,
@@ -428,6 +488,20 @@ impl SendConfig {
             self.prices.price_in,
             self.prices.price_out,
         )
+    }
+
+    /// The Batch API settings in force: each flag given, else what the job recorded (`stored`),
+    /// else the default.
+    pub fn batch(&self, stored: Option<&BatchSettings>) -> BatchSettings {
+        let base = stored.cloned().unwrap_or_default();
+        let g = &self.batch_given;
+        BatchSettings {
+            mode: g.mode.unwrap_or(base.mode),
+            max_rows: g.batch_max_rows.unwrap_or(base.max_rows),
+            max_bytes: g.batch_max_bytes.unwrap_or(base.max_bytes),
+            max_enqueued_tokens: g.batch_max_enqueued_tokens.or(base.max_enqueued_tokens),
+            poll_interval: g.poll_interval.unwrap_or(base.poll_interval),
+        }
     }
 
     /// The limits in force: each flag given on this command line, else what the job last ran

@@ -160,6 +160,9 @@ pub struct JobRecord {
     /// `--max-cost`: the job's budget in dollars, kept across runs like the limits.
     #[serde(default)]
     pub max_cost: Option<f64>,
+    /// `--mode` and the Batch API's settings, kept across runs like the limits.
+    #[serde(default)]
+    pub batch: crate::config::BatchSettings,
 }
 
 #[cfg(test)]
@@ -197,6 +200,7 @@ impl JobRecord {
             tool_version: "test".into(),
             models: BTreeMap::new(),
             max_cost: None,
+            batch: Default::default(),
         }
     }
 }

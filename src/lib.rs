@@ -23,6 +23,7 @@
 //!   the exit codes.
 
 pub mod api;
+pub mod batch;
 pub mod budget;
 pub mod cli;
 pub mod commands;

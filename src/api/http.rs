@@ -47,49 +47,54 @@ pub struct HttpTransport {
     timeout: Duration,
 }
 
+/// A client that sends the job's headers (the key, marked sensitive) with every request; shared
+/// by the live transport and the Batch API client.
+pub fn client(settings: &HttpSettings) -> anyhow::Result<reqwest::Client> {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        USER_AGENT,
+        HeaderValue::from_static(concat!("promptmill/", env!("CARGO_PKG_VERSION"))),
+    );
+    if let Some(key) = &settings.key {
+        let (name, text) = match settings.key_header {
+            KeyHeader::Bearer => (AUTHORIZATION, format!("Bearer {}", key.expose())),
+            KeyHeader::ApiKey => (HeaderName::from_static("api-key"), key.expose().to_string()),
+        };
+        let mut value = HeaderValue::from_str(&text).map_err(|_| {
+            anyhow::anyhow!("the API key contains characters that cannot go in an HTTP header")
+        })?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    for (name, value) in &settings.headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| anyhow::anyhow!("--header: `{name}` is not a valid header name"))?;
+        if settings.key.is_some() && name.as_str() == settings.key_header.name() {
+            anyhow::bail!(
+                "--header: `{name}` is built from the API key in the environment (see --api-key-env)"
+            );
+        }
+        let mut value = HeaderValue::from_str(value)
+            .map_err(|_| anyhow::anyhow!("--header: the value of `{name}` is not a valid header value"))?;
+        if crate::config::is_secret_header(name.as_str()) {
+            value.set_sensitive(true);
+        }
+        headers.insert(name, value);
+    }
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .timeout(settings.timeout)
+        .connect_timeout(settings.timeout.min(Duration::from_secs(30)))
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot set up the HTTP client: {e}"))
+}
+
 impl HttpTransport {
     pub fn new(settings: &HttpSettings) -> anyhow::Result<HttpTransport> {
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(
-            USER_AGENT,
-            HeaderValue::from_static(concat!("promptmill/", env!("CARGO_PKG_VERSION"))),
-        );
-        if let Some(key) = &settings.key {
-            let (name, text) = match settings.key_header {
-                KeyHeader::Bearer => (AUTHORIZATION, format!("Bearer {}", key.expose())),
-                KeyHeader::ApiKey => (HeaderName::from_static("api-key"), key.expose().to_string()),
-            };
-            let mut value = HeaderValue::from_str(&text).map_err(|_| {
-                anyhow::anyhow!("the API key contains characters that cannot go in an HTTP header")
-            })?;
-            value.set_sensitive(true);
-            headers.insert(name, value);
-        }
-        for (name, value) in &settings.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| anyhow::anyhow!("--header: `{name}` is not a valid header name"))?;
-            if settings.key.is_some() && name.as_str() == settings.key_header.name() {
-                anyhow::bail!(
-                    "--header: `{name}` is built from the API key in the environment (see --api-key-env)"
-                );
-            }
-            let mut value = HeaderValue::from_str(value).map_err(|_| {
-                anyhow::anyhow!("--header: the value of `{name}` is not a valid header value")
-            })?;
-            if crate::config::is_secret_header(name.as_str()) {
-                value.set_sensitive(true);
-            }
-            headers.insert(name, value);
-        }
-        let client = reqwest::Client::builder()
-            .default_headers(headers)
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout.min(Duration::from_secs(30)))
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()
-            .map_err(|e| anyhow::anyhow!("cannot set up the HTTP client: {e}"))?;
+        let client = client(settings)?;
         Ok(HttpTransport {
             client,
             url: settings.url.clone(),
@@ -127,21 +132,26 @@ impl HttpTransport {
         if e.is_timeout() {
             return SendError::Timeout(self.timeout);
         }
-        let connect = e.is_connect();
-        // The chain holds the useful part ("connection reset by peer"); the URL carries no secret.
-        let mut text = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            text.push_str(": ");
-            text.push_str(&s.to_string());
-            source = s.source();
-        }
-        if connect {
+        let text = describe(&e);
+        if e.is_connect() {
             SendError::Connect(text)
         } else {
             SendError::Other(text)
         }
     }
+}
+
+/// A reqwest error with its chain of causes, which hold the useful part ("connection reset by
+/// peer"). The URL it names carries no secret.
+pub fn describe(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 #[cfg(test)]

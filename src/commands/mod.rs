@@ -1,6 +1,7 @@
 //! The subcommands. Each reads like its plot and returns the process exit code; the work is
 //! done by the modules they call.
 
+pub mod batch;
 pub mod estimate;
 pub mod export;
 pub mod run;
@@ -24,6 +25,7 @@ where
         Command::Resume(args) => run::resume(*args),
         Command::Status(args) => status::status(args),
         Command::Export(args) => export::export(args),
+        Command::Cancel(args) => batch::cancel(args),
         Command::MockServer(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             crate::raise_fd_limit();

@@ -5,9 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::batch::BatchEnd;
 use crate::api::http::{HttpSettings, HttpTransport};
 use crate::budget::Costing;
-use crate::cli::{ResumeArgs, RunArgs};
+use crate::cli::{Mode, ResumeArgs, RunArgs};
 use crate::config::{self, is_secret_header, RunConfig, SendConfig};
 use crate::error::{exit_code, CheckpointError, ConfigError};
 use crate::estimate::report::dollars;
@@ -164,6 +165,7 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
                 tool_version: env!("CARGO_PKG_VERSION").to_string(),
                 models: Default::default(),
                 max_cost: None,
+                batch: Default::default(),
             }
         },
     );
@@ -222,7 +224,25 @@ pub fn execute(
     .map_err(|e| explain(&db_path, e))?;
     let costing = price_job(&store, &mut job, &send).map_err(|e| explain(&db_path, e))?;
     let job_cost = costing.active().then(|| costing.spent_total());
+    if scope == Scope::All {
+        job.batch = send.batch(Some(&job.batch));
+    }
     store.update_job(&job).map_err(|e| explain(&db_path, e))?;
+    // A job in batch mode, or one with batches still open, goes through the Batch API; what
+    // remains after `--finish-live` comes back here.
+    if scope == Scope::All && (job.batch.mode == Mode::Batch || store.has_open_parts()?) {
+        if job.max_cost.is_some() && job.batch.mode == Mode::Batch && !send.finish_live {
+            return Err(ConfigError::new(
+                "--max-cost",
+                "is not supported with --mode batch yet: a batch is paid for as a whole once submitted",
+            )
+            .into());
+        }
+        match super::batch::execute(&mut store, &job, &send, headers.clone(), true)? {
+            BatchEnd::Exit(code) => return Ok(code),
+            BatchEnd::FinishLive => {}
+        }
+    }
     if scope == Scope::Sample {
         store.claim_sample_only();
     }
@@ -481,7 +501,7 @@ fn remove_checkpoint(db: &Path) -> anyhow::Result<()> {
 
 /// Logs go to stderr; `-v` shows retries and failures, `-vv` every response. Only promptmill's
 /// own events are shown: the HTTP stack's are noise here, and nothing can leak through them.
-fn init_logging(verbose: u8) {
+pub(crate) fn init_logging(verbose: u8) {
     use tracing_subscriber::prelude::*;
     let level = match verbose {
         0 => tracing::Level::WARN,

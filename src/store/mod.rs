@@ -11,6 +11,7 @@
 
 mod ingest;
 mod lock;
+mod parts;
 mod schema;
 pub mod writer;
 
@@ -27,6 +28,7 @@ use crate::limits::InForce;
 
 pub use ingest::{Duplicate, Ingest, NewRow};
 pub use lock::{lock_run, RunLock};
+pub use parts::{stage, Candidate, Collected, Collection, Measure, PartLimits, PartRecord};
 pub use schema::MIGRATIONS;
 
 #[cfg(test)]
@@ -40,6 +42,8 @@ pub mod state {
     pub const IN_FLIGHT: &str = "in_flight";
     pub const DONE: &str = "done";
     pub const FAILED: &str = "failed";
+    /// In a Batch API part that is not collected yet (see `parts.rs`).
+    pub const BATCHED: &str = "batched";
 }
 
 /// Milliseconds since the Unix epoch.
@@ -57,9 +61,12 @@ pub struct Store {
     sample_only: bool,
 }
 
-fn usage_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, (u64, u64))> {
-    let n = |i| r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0).max(0) as u64);
-    Ok((r.get(0)?, (n(1)?, n(2)?)))
+/// Prompt and completion tokens of the done rows by model: `live` for rows sent one request at a
+/// time, `batch` for rows done through the Batch API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobUsage {
+    pub live: BTreeMap<String, (u64, u64)>,
+    pub batch: BTreeMap<String, (u64, u64)>,
 }
 
 /// Rows by state, and the token totals of the done rows.
@@ -68,6 +75,8 @@ pub struct Counts {
     pub total: u64,
     pub pending: u64,
     pub in_flight: u64,
+    /// In a Batch API part waiting for its batch to finish (`run --mode batch`).
+    pub batched: u64,
     pub done: u64,
     /// Failed after being sent (or refused by the API).
     pub failed: u64,
@@ -208,20 +217,37 @@ impl Store {
         Ok(models)
     }
 
-    /// Prompt and completion tokens of the done rows, by the model their requests name.
-    pub fn usage_by_model(&self, fixed: Option<&str>) -> anyhow::Result<BTreeMap<String, (u64, u64)>> {
+    /// Prompt and completion tokens of the done rows, by the model their requests name, apart for
+    /// rows done live and rows done through the Batch API (which are priced differently).
+    pub fn usage_by_model(&self, fixed: Option<&str>) -> anyhow::Result<JobUsage> {
         let sql = match fixed {
-            Some(_) => "SELECT ?1, coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0)
-                          FROM rows WHERE state = 'done'",
-            None => "SELECT coalesce(json_extract(request, '$.model'), ''), sum(prompt_tokens), sum(completion_tokens)
-                       FROM rows WHERE state = 'done' GROUP BY 1",
+            Some(_) => "SELECT ?1, part IS NOT NULL, coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0)
+                          FROM rows WHERE state = 'done' GROUP BY 2",
+            None => "SELECT coalesce(json_extract(request, '$.model'), ''), part IS NOT NULL, sum(prompt_tokens),
+                            sum(completion_tokens)
+                       FROM rows WHERE state = 'done' GROUP BY 1, 2",
         };
         let mut q = self.conn.prepare(sql)?;
-        let rows = match fixed {
-            Some(m) => q.query_map([m], usage_row)?.collect::<Result<_, _>>()?,
-            None => q.query_map([], usage_row)?.collect::<Result<_, _>>()?,
+        let mut usage = JobUsage::default();
+        let mut add = |r: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
+            let n = |i| r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0).max(0) as u64);
+            let via_batch: bool = r.get(1)?;
+            let map = if via_batch {
+                &mut usage.batch
+            } else {
+                &mut usage.live
+            };
+            map.insert(r.get(0)?, (n(2)?, n(3)?));
+            Ok(())
         };
-        Ok(rows)
+        let mut rows = match fixed {
+            Some(m) => q.query([m])?,
+            None => q.query([])?,
+        };
+        while let Some(r) = rows.next()? {
+            add(r)?;
+        }
+        Ok(usage)
     }
 
     /// Makes the calibration sample `n` rows: keeps the rows already chosen, and adds valid rows
@@ -311,7 +337,7 @@ impl Store {
     /// Failed rows that were sent go back to pending (`--retry-failed`); invalid rows stay failed.
     pub fn requeue_failed(&self) -> anyhow::Result<u64> {
         let n = self.conn.execute(
-            "UPDATE rows SET state = 'pending', error = NULL, http_status = NULL, updated_at = ?1
+            "UPDATE rows SET state = 'pending', error = NULL, http_status = NULL, part = NULL, updated_at = ?1
              WHERE state = 'failed' AND invalid = 0",
             params![now_ms()],
         )?;
@@ -336,6 +362,7 @@ impl Store {
                 _ if invalid => c.invalid += n,
                 state::PENDING => c.pending += n,
                 state::IN_FLIGHT => c.in_flight += n,
+                state::BATCHED => c.batched += n,
                 state::DONE => c.done += n,
                 _ => c.failed += n,
             }
@@ -397,6 +424,22 @@ impl Store {
         tx.execute("UPDATE job SET summary = ?1 WHERE key = 1", params![summary])?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// When the job was read into this checkpoint (unix ms).
+    pub fn job_created_at(&self) -> anyhow::Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT created_at FROM job WHERE key = 1", [], |r| r.get(0))?)
+    }
+
+    /// Whether a Batch API part is submitted (or half-submitted) and not collected yet.
+    pub fn has_open_parts(&self) -> anyhow::Result<bool> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) > 0 FROM parts WHERE stage != 'collected'",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     /// The summary the last run stored, as JSON text.

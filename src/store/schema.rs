@@ -66,6 +66,34 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     CREATE TABLE sample (seq INTEGER PRIMARY KEY REFERENCES rows (seq));
     "#,
+    // 4: the Batch API (`run --mode batch`). A part is one input file and the batch made of it;
+    // its row says how far submitting it got, so that a crash at any point neither uploads nor
+    // pays for the same rows twice. A row in a part that is not collected yet is `batched`;
+    // `rows.part` stays set after collection, marking the rows done through the Batch API.
+    r#"
+    CREATE TABLE parts (
+        part            INTEGER PRIMARY KEY,   -- 1-based, in the order planned
+        model           TEXT    NOT NULL,      -- the model every line names ('' for none)
+        filename        TEXT    NOT NULL,      -- the name it is uploaded under, unique to job and part
+        rows            INTEGER NOT NULL,
+        bytes           INTEGER NOT NULL,      -- size of the input file
+        tokens          INTEGER NOT NULL,      -- prompt tokens, for --batch-max-enqueued-tokens
+        stage           TEXT    NOT NULL,      -- planned | uploading | uploaded | creating | submitted | collected
+        file_id         TEXT,
+        batch_id        TEXT,
+        status          TEXT,                  -- the provider's batch status, as last seen
+        completed       INTEGER NOT NULL DEFAULT 0,  -- request_counts, as last seen
+        failed          INTEGER NOT NULL DEFAULT 0,
+        total           INTEGER NOT NULL DEFAULT 0,
+        errors          TEXT,                  -- JSON array of the batch's errors.data
+        output_file_id  TEXT,
+        error_file_id   TEXT,
+        created_at      INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL
+    );
+    ALTER TABLE rows ADD COLUMN part INTEGER REFERENCES parts (part);
+    CREATE INDEX rows_part ON rows (part, state) WHERE part IS NOT NULL;
+    "#,
 ];
 
 /// Brings the schema up to date. Fails if the database was written by a newer promptmill.

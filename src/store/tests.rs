@@ -386,6 +386,7 @@ fn counts_split_rows_by_state_and_sum_tokens_and_attempts() {
             total: 5,
             pending: 1,
             in_flight: 1,
+            batched: 0,
             done: 2,
             failed: 1,
             invalid: 0,

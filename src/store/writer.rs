@@ -232,7 +232,7 @@ fn claim(conn: &Connection, after: i64, limit: usize, sample_only: bool) -> anyh
     Ok(rows)
 }
 
-fn record_outcome(conn: &Connection, o: Outcome) -> anyhow::Result<()> {
+pub(crate) fn record_outcome(conn: &Connection, o: Outcome) -> anyhow::Result<()> {
     let now = now_ms();
     match o.kind {
         OutcomeKind::Done(c) => {

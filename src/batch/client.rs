@@ -1,0 +1,260 @@
+//! The Files and Batches APIs over HTTP: [`BatchApi`] is what the batch driver needs of a
+//! provider, and [`HttpBatchApi`] speaks it to `{base}/files` and `{base}/batches` with the same
+//! client (and so the same key and headers) as live requests.
+//!
+//! Every call is made once: retrying is the driver's decision, because a POST that got no answer
+//! may still have happened (an upload stored, a batch created), and only the driver, which knows
+//! what the checkpoint recorded, can look before it tries again.
+
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::wire::{Batch, FileObject, List};
+use crate::api::http::{self, HttpSettings};
+use crate::api::{error_message, parse_retry_after};
+
+/// A call that did not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The server answered with an error status.
+    #[error("{what}: HTTP {status}: {message}")]
+    Status {
+        what: String,
+        status: u16,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// No answer came (connection refused or dropped, timeout): the call may or may not have
+    /// taken effect.
+    #[error("{what}: {detail}")]
+    NoAnswer { what: String, detail: String },
+    /// An answer came that is not the object the API documents.
+    #[error("{what}: unexpected response: {detail}")]
+    Unexpected { what: String, detail: String },
+}
+
+impl ApiError {
+    /// Worth trying again after a wait: no answer, or a status that says "later".
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApiError::Status { status, .. } => matches!(status, 408 | 409 | 429 | 500..=599),
+            ApiError::NoAnswer { .. } => true,
+            ApiError::Unexpected { .. } => false,
+        }
+    }
+
+    /// The key (or a header) is refused: nothing will work until a person acts.
+    pub fn is_auth(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Status {
+                status: 401 | 403,
+                ..
+            }
+        )
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The server's `Retry-After`, when it gave one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// `POST /batches`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreateBatch {
+    pub input_file_id: String,
+    /// `/v1/chat/completions` or `/v1/completions`.
+    pub endpoint: &'static str,
+    pub completion_window: &'static str,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What the batch driver needs of a provider.
+pub trait BatchApi: Send + Sync {
+    /// `POST /files` with `purpose=batch`.
+    fn upload(
+        &self,
+        filename: &str,
+        content: Bytes,
+    ) -> impl Future<Output = Result<FileObject, ApiError>> + Send;
+    /// One page of `GET /files?purpose=batch`.
+    fn list_files(
+        &self,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<List<FileObject>, ApiError>> + Send;
+    /// `DELETE /files/{id}`.
+    fn delete_file(&self, id: &str) -> impl Future<Output = Result<(), ApiError>> + Send;
+    /// `POST /batches`.
+    fn create(&self, request: &CreateBatch) -> impl Future<Output = Result<Batch, ApiError>> + Send;
+    /// `GET /batches/{id}`.
+    fn retrieve(&self, id: &str) -> impl Future<Output = Result<Batch, ApiError>> + Send;
+    /// `POST /batches/{id}/cancel`.
+    fn cancel(&self, id: &str) -> impl Future<Output = Result<Batch, ApiError>> + Send;
+    /// One page of `GET /batches`, newest first.
+    fn list_batches(&self, after: Option<&str>)
+        -> impl Future<Output = Result<List<Batch>, ApiError>> + Send;
+    /// `GET /files/{id}/content`, handed to `each` chunk by chunk as it arrives.
+    fn download<F>(&self, id: &str, each: F) -> impl Future<Output = Result<(), anyhow::Error>> + Send
+    where
+        F: FnMut(&[u8]) -> anyhow::Result<()> + Send;
+}
+
+/// [`BatchApi`] over HTTP.
+pub struct HttpBatchApi {
+    client: reqwest::Client,
+    /// The base URL without a trailing slash, e.g. `https://api.openai.com/v1`.
+    base: String,
+}
+
+/// Page size of the list calls (OpenAI allows up to 100 batches and 10,000 files).
+const PAGE: u32 = 100;
+
+impl HttpBatchApi {
+    /// `settings.url` is the API's base URL.
+    pub fn new(settings: &HttpSettings) -> anyhow::Result<HttpBatchApi> {
+        Ok(HttpBatchApi {
+            client: http::client(settings)?,
+            base: settings.url.as_str().trim_end_matches('/').to_string(),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        what: String,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ApiError> {
+        let response = request.send().await.map_err(|e| ApiError::NoAnswer {
+            what: what.clone(),
+            detail: http::describe(&e),
+        })?;
+        let status = response.status().as_u16();
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+        let retry_after =
+            parse_retry_after(header("retry-after-ms"), header("retry-after"), SystemTime::now());
+        let body = response.bytes().await.map_err(|e| ApiError::NoAnswer {
+            what: what.clone(),
+            detail: http::describe(&e),
+        })?;
+        if !(200..300).contains(&status) {
+            return Err(ApiError::Status {
+                what,
+                status,
+                message: error_message(&body),
+                retry_after,
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| ApiError::Unexpected {
+            what,
+            detail: format!("{e} in {}", error_message(&body)),
+        })
+    }
+}
+
+impl BatchApi for HttpBatchApi {
+    async fn upload(&self, filename: &str, content: Bytes) -> Result<FileObject, ApiError> {
+        let size = content.len() as u64;
+        let part = reqwest::multipart::Part::stream_with_length(content, size)
+            .file_name(filename.to_string())
+            .mime_str("application/jsonl")
+            .map_err(|e| ApiError::Unexpected {
+                what: format!("uploading {filename}"),
+                detail: e.to_string(),
+            })?;
+        let form = reqwest::multipart::Form::new()
+            .text("purpose", "batch")
+            .part("file", part);
+        let request = self.client.post(self.url("/files")).multipart(form);
+        self.call(format!("uploading {filename}"), request).await
+    }
+
+    async fn list_files(&self, after: Option<&str>) -> Result<List<FileObject>, ApiError> {
+        let mut query = vec![("purpose", "batch".to_string()), ("limit", PAGE.to_string())];
+        query.extend(after.map(|a| ("after", a.to_string())));
+        let request = self.client.get(self.url("/files")).query(&query);
+        self.call("listing files".into(), request).await
+    }
+
+    async fn delete_file(&self, id: &str) -> Result<(), ApiError> {
+        let request = self.client.delete(self.url(&format!("/files/{id}")));
+        let _: serde_json::Value = self.call(format!("deleting file {id}"), request).await?;
+        Ok(())
+    }
+
+    async fn create(&self, body: &CreateBatch) -> Result<Batch, ApiError> {
+        let json = serde_json::to_vec(body).map_err(|e| ApiError::Unexpected {
+            what: "creating a batch".into(),
+            detail: e.to_string(),
+        })?;
+        let request = self.client.post(self.url("/batches")).body(json);
+        self.call(format!("creating a batch of {}", body.input_file_id), request)
+            .await
+    }
+
+    async fn retrieve(&self, id: &str) -> Result<Batch, ApiError> {
+        let request = self.client.get(self.url(&format!("/batches/{id}")));
+        self.call(format!("reading batch {id}"), request).await
+    }
+
+    async fn cancel(&self, id: &str) -> Result<Batch, ApiError> {
+        let request = self.client.post(self.url(&format!("/batches/{id}/cancel")));
+        self.call(format!("cancelling batch {id}"), request).await
+    }
+
+    async fn list_batches(&self, after: Option<&str>) -> Result<List<Batch>, ApiError> {
+        let mut query = vec![("limit", PAGE.to_string())];
+        query.extend(after.map(|a| ("after", a.to_string())));
+        let request = self.client.get(self.url("/batches")).query(&query);
+        self.call("listing batches".into(), request).await
+    }
+
+    async fn download<F>(&self, id: &str, mut each: F) -> anyhow::Result<()>
+    where
+        F: FnMut(&[u8]) -> anyhow::Result<()> + Send,
+    {
+        let what = format!("downloading file {id}");
+        let no_answer = |e: reqwest::Error| ApiError::NoAnswer {
+            what: what.clone(),
+            detail: http::describe(&e),
+        };
+        let mut response = self
+            .client
+            .get(self.url(&format!("/files/{id}/content")))
+            .send()
+            .await
+            .map_err(no_answer)?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let body = response.bytes().await.unwrap_or_default();
+            return Err(ApiError::Status {
+                what,
+                status,
+                message: error_message(&body),
+                retry_after: None,
+            }
+            .into());
+        }
+        while let Some(chunk) = response.chunk().await.map_err(no_answer)? {
+            each(&chunk)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,747 @@
+//! The Batch API driver: plans parts from the pending rows, uploads and submits them (keeping
+//! the prompt tokens in the provider's queue under `--batch-max-enqueued-tokens`), polls every
+//! open batch with a backing-off interval, and collects each finished batch's output and error
+//! files into the checkpoint.
+//!
+//! Each step is recorded before the next is taken (see `store/parts.rs`), and a step that may
+//! have happened without its answer being recorded — an upload or a batch creation cut off by a
+//! crash or a dropped connection — is looked up at the provider before it is tried again. So a
+//! part's rows are uploaded once and paid for once, however often the process dies.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+
+use super::client::{ApiError, BatchApi, CreateBatch};
+use super::wire::{Batch, BatchStatus, InputLine};
+use crate::api::{error_message, parse_completion};
+use crate::config::BatchSettings;
+use crate::job::{Endpoint, JobRecord};
+use crate::retry::Backoff;
+use crate::store::{stage, Candidate, PartLimits, PartRecord, Store};
+
+/// Attempts of one API call that fails transiently before the run gives up (and can be resumed).
+const MAX_TRIES: u32 = 8;
+/// The poll interval grows by half while no batch changes, up to this many times the first one.
+const MAX_BACKOFF_FACTOR: u32 = 10;
+/// Pages of the provider's lists searched for an upload or batch a crash left unrecorded.
+const MAX_PAGES: usize = 100;
+
+/// What the driver needs beyond the job.
+#[derive(Debug, Clone)]
+pub struct DriverSettings {
+    pub batch: BatchSettings,
+    /// Submit and return without waiting for the batches.
+    pub no_wait: bool,
+    /// Only collect the batches already submitted; submit nothing new (`--finish-live`,
+    /// `cancel`).
+    pub submit: bool,
+    /// Names the job in the upload file names and the batch metadata.
+    pub tag: String,
+    /// Where downloads are spooled before they are read (next to the checkpoint).
+    pub spool: PathBuf,
+    pub quiet: bool,
+}
+
+/// How a drive ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// Every part is collected and no row is pending (or, without `submit`, every open part is
+    /// collected).
+    Finished,
+    /// `--no-wait`: everything is submitted; batches are still open.
+    Submitted { open: usize },
+    /// Stopped by a signal; batches may still be open at the provider.
+    Interrupted,
+    /// The API refused the key.
+    Auth { status: u16, message: String },
+}
+
+pub struct Driver<'a, A: BatchApi> {
+    api: &'a A,
+    store: &'a mut Store,
+    job: &'a JobRecord,
+    settings: DriverSettings,
+    stop: CancellationToken,
+    /// Batch statuses as last printed, to print changes only.
+    shown: std::collections::HashMap<i64, (String, u64, u64)>,
+}
+
+/// An API call failed for good; `Auth` ends the drive with a message instead of an error.
+enum Failure {
+    Auth { status: u16, message: String },
+    Interrupted,
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        match e.downcast_ref::<ApiError>() {
+            Some(api @ ApiError::Status { status, .. }) if api.is_auth() => Failure::Auth {
+                status: *status,
+                message: api.to_string(),
+            },
+            _ => Failure::Other(e),
+        }
+    }
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Failure::from(anyhow::Error::from(e))
+    }
+}
+
+type Step<T> = Result<T, Failure>;
+
+impl<'a, A: BatchApi> Driver<'a, A> {
+    pub fn new(
+        api: &'a A,
+        store: &'a mut Store,
+        job: &'a JobRecord,
+        settings: DriverSettings,
+        stop: CancellationToken,
+    ) -> Self {
+        Driver {
+            api,
+            store,
+            job,
+            settings,
+            stop,
+            shown: Default::default(),
+        }
+    }
+
+    fn say(&self, msg: impl std::fmt::Display) {
+        if !self.settings.quiet {
+            eprintln!("promptmill: {msg}");
+        }
+    }
+
+    /// Submits, waits and collects until the job has nothing left for the Batch API.
+    pub async fn run(&mut self) -> anyhow::Result<Ending> {
+        match self.drive().await {
+            Ok(ending) => Ok(ending),
+            Err(Failure::Auth { status, message }) => Ok(Ending::Auth { status, message }),
+            Err(Failure::Interrupted) => Ok(Ending::Interrupted),
+            Err(Failure::Other(e)) => Err(e),
+        }
+    }
+
+    async fn drive(&mut self) -> Step<Ending> {
+        let first = self.settings.batch.poll_interval;
+        let mut interval = first;
+        loop {
+            // Parts a crash left half-submitted come first, in order; then new ones, while the
+            // queue has room.
+            for part in self.store.parts()? {
+                if part.stage != stage::SUBMITTED && part.stage != stage::COLLECTED {
+                    self.submit(part.part).await?;
+                }
+            }
+            if self.settings.submit {
+                while let Some(part) = self.plan()? {
+                    if self.stop.is_cancelled() {
+                        return Err(Failure::Interrupted);
+                    }
+                    self.submit(part.part).await?;
+                }
+            }
+            let open: Vec<PartRecord> = self.store.parts()?.into_iter().filter(|p| p.is_open()).collect();
+            if open.is_empty() {
+                let pending = self.store.counts()?.pending;
+                if pending == 0 || !self.settings.submit {
+                    return Ok(Ending::Finished);
+                }
+                // Pending rows that no part could take (refused rows are failed, so this is
+                // only the queue limit): wait for room.
+                continue;
+            }
+            if self.settings.no_wait {
+                self.show_all(&open);
+                return Ok(Ending::Submitted { open: open.len() });
+            }
+            let mut changed = false;
+            for part in &open {
+                if self.stop.is_cancelled() {
+                    return Err(Failure::Interrupted);
+                }
+                changed |= self.poll(part).await?;
+            }
+            if changed {
+                interval = first;
+                continue;
+            }
+            self.sleep(interval).await?;
+            interval = (interval.mul_f64(1.5)).min(first * MAX_BACKOFF_FACTOR);
+        }
+    }
+
+    async fn sleep(&self, d: Duration) -> Step<()> {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => Ok(()),
+            _ = self.stop.cancelled() => Err(Failure::Interrupted),
+        }
+    }
+
+    /// Prompt tokens in the provider's queue: those of the submitted parts not finished yet.
+    fn enqueued(&self) -> Step<u64> {
+        Ok(self
+            .store
+            .parts()?
+            .iter()
+            .filter(|p| {
+                p.is_open()
+                    && !p
+                        .status
+                        .as_deref()
+                        .and_then(BatchStatus::parse)
+                        .is_some_and(|s| s.is_terminal())
+            })
+            .map(|p| p.tokens)
+            .sum())
+    }
+
+    /// Plans the next part if rows are pending and the queue has room for at least one.
+    fn plan(&mut self) -> Step<Option<PartRecord>> {
+        let cap = self.settings.batch.max_enqueued_tokens;
+        let room = match cap {
+            Some(cap) => {
+                let enqueued = self.enqueued()?;
+                if enqueued >= cap {
+                    return Ok(None);
+                }
+                Some((cap - enqueued, enqueued == 0))
+            }
+            None => None,
+        };
+        let endpoint = self.job.endpoint;
+        let max_bytes = self.settings.batch.max_bytes;
+        let tag = self.settings.tag.clone();
+        let mut measure = |c: &Candidate<'_>| -> Result<(u64, u64), String> {
+            let size = input_line(c.id, c.request, endpoint).map(|l| l.len() as u64)?;
+            if size > max_bytes {
+                return Err(format!(
+                    "its Batch input line is {size} bytes, more than --batch-max-bytes ({max_bytes})"
+                ));
+            }
+            let tokens = match room {
+                None => 0,
+                Some(_) => {
+                    crate::tokens::request_cost(c.request)
+                        .map_err(|e| format!("the request does not parse: {e}"))?
+                        .prompt_tokens
+                }
+            };
+            Ok((size, tokens))
+        };
+        let limits = PartLimits {
+            max_rows: self.settings.batch.max_rows,
+            max_bytes,
+            max_tokens: room.map(|(r, _)| r),
+            alone_may_exceed: room.is_none_or(|(_, empty)| empty),
+        };
+        let part = self.store.plan_part(
+            limits,
+            |n| format!("promptmill-{tag}-part{n:04}.jsonl"),
+            &mut measure,
+        )?;
+        Ok(part)
+    }
+
+    /// Takes a part from wherever it stands to `submitted`, one recorded stage at a time. A
+    /// stage that failed without an answer is looked up at the provider before it is tried again.
+    async fn submit(&mut self, part: i64) -> Step<()> {
+        let mut tries = 0;
+        loop {
+            let p = self.store.part(part)?;
+            let step = match p.stage.as_str() {
+                stage::UPLOADING => self.find_upload(&p).await,
+                stage::PLANNED => self.upload(&p).await,
+                stage::CREATING => self.find_batch(&p).await,
+                stage::UPLOADED => self.create(&p).await,
+                _ => return Ok(()),
+            };
+            match step {
+                Ok(()) => tries = 0,
+                Err(Failure::Other(e)) if is_transient(&e) && tries + 1 < MAX_TRIES => {
+                    tries += 1;
+                    let wait = Backoff::default().delay(tries, retry_after(&e), false, &mut rand::rng());
+                    tracing::info!("{e:#}; looking and trying again in {wait:?}");
+                    self.sleep(wait).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// `planned` → `uploading` → `uploaded`. A refusal puts the part back to `planned`; no
+    /// answer leaves it `uploading`, to be looked for.
+    async fn upload(&mut self, part: &PartRecord) -> Step<()> {
+        let content = self.content(part.part)?;
+        if content.len() as u64 != part.bytes {
+            return Err(Failure::Other(anyhow::anyhow!(
+                "batch {}: its file is {} bytes where {} were planned; the checkpoint does not match its rows",
+                part.part,
+                content.len(),
+                part.bytes
+            )));
+        }
+        self.store.set_stage(part.part, stage::UPLOADING)?;
+        match self.api.upload(&part.filename, content).await {
+            Ok(file) => {
+                self.store.record_file(part.part, &file.id)?;
+                self.say(format!(
+                    "batch {}: uploaded {} ({} rows, {}) as {}",
+                    part.part,
+                    part.filename,
+                    part.rows,
+                    human_bytes(part.bytes),
+                    file.id
+                ));
+                Ok(())
+            }
+            Err(e @ ApiError::NoAnswer { .. }) => Err(e.into()),
+            Err(e) => {
+                self.store.set_stage(part.part, stage::PLANNED)?;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// `uploaded` → `creating` → `submitted`. A refusal puts the part back to `uploaded` (or
+    /// `planned` when the file is gone); no answer leaves it `creating`, to be looked for.
+    async fn create(&mut self, part: &PartRecord) -> Step<()> {
+        let mut metadata = serde_json::Map::new();
+        metadata.insert("promptmill_job".into(), self.settings.tag.clone().into());
+        metadata.insert("promptmill_part".into(), part.part.to_string().into());
+        let request = CreateBatch {
+            input_file_id: part.file_id.clone().unwrap_or_default(),
+            endpoint: self.job.endpoint.batch_url(),
+            completion_window: "24h",
+            metadata,
+        };
+        self.store.set_stage(part.part, stage::CREATING)?;
+        match self.api.create(&request).await {
+            Ok(batch) => {
+                self.store.record_batch(part.part, &batch)?;
+                self.say(format!(
+                    "batch {}: submitted as {} ({} rows, model {})",
+                    part.part,
+                    batch.id,
+                    part.rows,
+                    if part.model.is_empty() {
+                        "(none)"
+                    } else {
+                        &part.model
+                    }
+                ));
+                Ok(())
+            }
+            Err(e @ ApiError::NoAnswer { .. }) => Err(e.into()),
+            Err(e) if e.status() == Some(404) => {
+                // The upload is gone (deleted or expired at the provider): upload it again.
+                self.say(format!(
+                    "batch {}: its file {} is gone; uploading it again",
+                    part.part, request.input_file_id
+                ));
+                self.store.forget_file(part.part)?;
+                Ok(())
+            }
+            Err(e) => {
+                self.store.set_stage(part.part, stage::UPLOADED)?;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The part's input file, rebuilt from its rows.
+    fn content(&self, part: i64) -> anyhow::Result<Bytes> {
+        let mut out = Vec::new();
+        let endpoint = self.job.endpoint;
+        self.store.part_rows(part, |id, request| {
+            let line = input_line(id, request, endpoint).map_err(anyhow::Error::msg)?;
+            out.extend_from_slice(&line);
+            Ok(())
+        })?;
+        Ok(Bytes::from(out))
+    }
+
+    /// After an upload that got no recorded answer: an upload under the part's file name is
+    /// reused when it is complete, and deleted when not; the part is `uploaded` or `planned`.
+    async fn find_upload(&mut self, part: &PartRecord) -> Step<()> {
+        let mut after: Option<String> = None;
+        let mut keep: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let page = self.call(|| self.api.list_files(after.as_deref())).await?;
+            for f in &page.data {
+                if f.filename.as_deref() != Some(part.filename.as_str()) {
+                    continue;
+                }
+                if keep.is_none() && f.bytes == Some(part.bytes) {
+                    keep = Some(f.id.clone());
+                } else {
+                    self.call(|| self.api.delete_file(&f.id)).await?;
+                    self.say(format!(
+                        "batch {}: deleted an incomplete earlier upload {}",
+                        part.part, f.id
+                    ));
+                }
+            }
+            after = page
+                .last_id
+                .clone()
+                .or_else(|| page.data.last().map(|f| f.id.clone()));
+            if !page.has_more || page.data.is_empty() {
+                break;
+            }
+        }
+        match keep {
+            Some(id) => {
+                self.say(format!(
+                    "batch {}: reusing the upload {id} an earlier run made",
+                    part.part
+                ));
+                self.store.record_file(part.part, &id)?;
+            }
+            None => self.store.forget_file(part.part)?,
+        }
+        Ok(())
+    }
+
+    /// After a batch creation that got no recorded answer: the provider's batch of the part's
+    /// file is recorded if it made one; else the part goes back to `uploaded`.
+    async fn find_batch(&mut self, part: &PartRecord) -> Step<()> {
+        let file_id = part.file_id.clone().unwrap_or_default();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let page = self.call(|| self.api.list_batches(after.as_deref())).await?;
+            if let Some(b) = page
+                .data
+                .iter()
+                .find(|b| b.input_file_id.as_deref() == Some(file_id.as_str()))
+            {
+                self.store.record_batch(part.part, b)?;
+                self.say(format!(
+                    "batch {}: found {}, created by an earlier attempt",
+                    part.part, b.id
+                ));
+                return Ok(());
+            }
+            after = page
+                .last_id
+                .clone()
+                .or_else(|| page.data.last().map(|b| b.id.clone()));
+            if !page.has_more || page.data.is_empty() {
+                break;
+            }
+        }
+        self.store.set_stage(part.part, stage::UPLOADED)?;
+        Ok(())
+    }
+
+    /// Reads one open part's batch; collects it when it has ended. Returns whether anything
+    /// changed.
+    async fn poll(&mut self, part: &PartRecord) -> Step<bool> {
+        let Some(id) = part.batch_id.clone() else {
+            return Ok(false);
+        };
+        let batch = self.call(|| self.api.retrieve(&id)).await?;
+        self.store.record_batch(part.part, &batch)?;
+        let changed = self.show(part.part, &batch);
+        if batch.status.is_terminal() {
+            self.collect(part.part, &batch).await?;
+            return Ok(true);
+        }
+        Ok(changed)
+    }
+
+    /// Prints a batch's status line when it changed since the last one.
+    fn show(&mut self, part: i64, batch: &Batch) -> bool {
+        let c = batch.counts();
+        let now = (batch.status.as_str().to_string(), c.completed, c.failed);
+        if self.shown.get(&part) == Some(&now) {
+            return false;
+        }
+        self.shown.insert(part, now);
+        let (done, failed, total) = self
+            .store
+            .parts()
+            .map(|ps| {
+                ps.iter().fold((0, 0, 0), |(d, f, t), p| {
+                    (d + p.completed, f + p.failed, t + p.rows)
+                })
+            })
+            .unwrap_or_default();
+        self.say(format!(
+            "batch {part} ({}): {} — {} of {} done, {} failed | all batches: {} of {} done, {} failed",
+            batch.id,
+            batch.status.as_str(),
+            c.completed,
+            c.total,
+            c.failed,
+            done,
+            total,
+            failed
+        ));
+        true
+    }
+
+    fn show_all(&mut self, open: &[PartRecord]) {
+        for p in open {
+            self.say(format!(
+                "batch {}: {} ({}), {} rows",
+                p.part,
+                p.batch_id.as_deref().unwrap_or("-"),
+                p.status.as_deref().unwrap_or(p.stage.as_str()),
+                p.rows
+            ));
+        }
+    }
+
+    /// Downloads a finished batch's output and error files and records every row of the part:
+    /// done, failed with the line's error, or failed because it is in neither file.
+    async fn collect(&mut self, part: i64, batch: &Batch) -> Step<()> {
+        let endpoint = self.job.endpoint;
+        for e in batch.error_list() {
+            self.say(format!("batch {part} ({}): error: {e}", batch.id));
+        }
+        let mut spooled = Vec::new();
+        for file in [&batch.output_file_id, &batch.error_file_id]
+            .into_iter()
+            .flatten()
+        {
+            spooled.push(self.download(part, file).await?);
+        }
+        let mut collection = self.store.collect(part)?;
+        let mut unreadable = 0u64;
+        for path in &spooled {
+            let file = std::fs::File::open(path)
+                .map_err(|e| anyhow::anyhow!("{}: cannot read the download: {e}", path.display()))?;
+            let mut reader = std::io::BufReader::new(file);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                let n = reader
+                    .read_line(&mut line)
+                    .map_err(|e| anyhow::anyhow!("{}: cannot read the download: {e}", path.display()))?;
+                if n == 0 {
+                    break;
+                }
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match record_line(&mut collection, endpoint, &line) {
+                    Ok(_) => {}
+                    Err(LineProblem::Unreadable) => unreadable += 1,
+                    Err(LineProblem::Store(e)) => return Err(Failure::Other(e)),
+                }
+            }
+        }
+        let reason = missing_reason(batch);
+        let counts = collection.finish(&reason)?;
+        for path in &spooled {
+            let _ = std::fs::remove_file(path);
+        }
+        if unreadable > 0 {
+            self.say(format!(
+                "batch {part}: {unreadable} lines of its result files could not be read"
+            ));
+        }
+        if counts.strays > 0 {
+            self.say(format!(
+                "batch {part}: {} result lines named no row of this batch; ignored",
+                counts.strays
+            ));
+        }
+        self.say(format!(
+            "batch {part} ({}) {}: collected {} done, {} failed{}",
+            batch.id,
+            batch.status.as_str(),
+            counts.done,
+            counts.failed,
+            if counts.missing > 0 {
+                format!(", {} not run ({reason})", counts.missing)
+            } else {
+                String::new()
+            }
+        ));
+        Ok(())
+    }
+
+    /// Spools file `id` to disk next to the checkpoint.
+    async fn download(&self, part: i64, id: &str) -> Step<PathBuf> {
+        let mut path = self.settings.spool.clone().into_os_string();
+        path.push(format!(".part{part}.{id}.download"));
+        let path = PathBuf::from(path);
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let _ = std::fs::remove_file(&path);
+            let mut out = std::io::BufWriter::new(crate::store::create_private_file(&path)?);
+            let result = self
+                .api
+                .download(id, |chunk| {
+                    out.write_all(chunk)
+                        .map_err(|e| anyhow::anyhow!("{}: cannot write the download: {e}", path.display()))
+                })
+                .await;
+            let result = result.and_then(|()| {
+                out.flush()
+                    .map_err(|e| anyhow::anyhow!("{}: cannot write the download: {e}", path.display()))
+            });
+            match result {
+                Ok(()) => return Ok(path),
+                Err(e) => {
+                    let transient = e.downcast_ref::<ApiError>().is_some_and(ApiError::is_transient);
+                    if !transient || tries >= MAX_TRIES {
+                        let _ = std::fs::remove_file(&path);
+                        return Err(e.into());
+                    }
+                    let wait = Backoff::default().delay(tries, None, false, &mut rand::rng());
+                    tracing::info!("{e:#}; trying again in {wait:?}");
+                    self.sleep(wait).await?;
+                }
+            }
+        }
+    }
+
+    /// Calls the API, trying again after transient failures (no answer, 429, 5xx) with backoff.
+    /// Only idempotent calls, or calls whose effect the caller looks for first, go through here.
+    async fn call<T, F, Fut>(&self, mut f: F) -> Step<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ApiError>>,
+    {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_transient() && tries < MAX_TRIES => {
+                    let wait = Backoff::default().delay(
+                        tries,
+                        e.retry_after(),
+                        e.status() == Some(429),
+                        &mut rand::rng(),
+                    );
+                    tracing::info!("{e}; trying again in {wait:?}");
+                    self.sleep(wait).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+fn is_transient(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<ApiError>().is_some_and(ApiError::is_transient)
+}
+
+fn retry_after(e: &anyhow::Error) -> Option<Duration> {
+    e.downcast_ref::<ApiError>().and_then(ApiError::retry_after)
+}
+
+/// A row's Batch input line, newline included.
+pub fn input_line(id: &str, request: &str, endpoint: Endpoint) -> Result<Vec<u8>, String> {
+    let body: &serde_json::value::RawValue =
+        serde_json::from_str(request).map_err(|e| format!("the request does not parse: {e}"))?;
+    let mut line = serde_json::to_vec(&InputLine {
+        custom_id: id,
+        method: "POST",
+        url: endpoint.batch_url(),
+        body,
+    })
+    .map_err(|e| e.to_string())?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+enum LineProblem {
+    Unreadable,
+    Store(anyhow::Error),
+}
+
+/// Records one output or error line in the collection.
+fn record_line(
+    c: &mut crate::store::Collection<'_>,
+    endpoint: Endpoint,
+    line: &str,
+) -> Result<bool, LineProblem> {
+    let parsed: super::wire::OutputLine<'_> =
+        serde_json::from_str(line).map_err(|_| LineProblem::Unreadable)?;
+    let id = parsed.custom_id.as_ref();
+    let store = LineProblem::Store;
+    match (&parsed.response, &parsed.error) {
+        (Some(r), _) if (200..300).contains(&r.status_code) => {
+            let body = r.body.map(|b| b.get()).unwrap_or("");
+            match parse_completion(endpoint, body.as_bytes()) {
+                Ok(completion) => c.done(id, completion).map_err(store),
+                Err(why) => c
+                    .failed(
+                        id,
+                        format!("HTTP {} with an unexpected body: {why}", r.status_code),
+                        Some(r.status_code),
+                    )
+                    .map_err(store),
+            }
+        }
+        (Some(r), _) => {
+            let body = r.body.map(|b| b.get()).unwrap_or("");
+            c.failed(
+                id,
+                format!("HTTP {}: {}", r.status_code, error_message(body.as_bytes())),
+                Some(r.status_code),
+            )
+            .map_err(store)
+        }
+        (None, Some(e)) => {
+            let text = match (&e.code, &e.message) {
+                (Some(code), Some(m)) => format!("{code}: {m}"),
+                (Some(code), None) => code.clone(),
+                (None, Some(m)) => m.clone(),
+                (None, None) => "the batch reported an error without a message".into(),
+            };
+            c.failed(id, text, None).map_err(store)
+        }
+        (None, None) => c
+            .failed(
+                id,
+                "the batch's result line has neither a response nor an error".into(),
+                None,
+            )
+            .map_err(store),
+    }
+}
+
+/// Why a row is in neither file of a finished batch.
+fn missing_reason(batch: &Batch) -> String {
+    match batch.status {
+        BatchStatus::Failed => {
+            let errors: Vec<String> = batch.error_list().iter().take(3).map(|e| e.to_string()).collect();
+            if errors.is_empty() {
+                format!("batch {} failed", batch.id)
+            } else {
+                format!("batch {} failed: {}", batch.id, errors.join("; "))
+            }
+        }
+        BatchStatus::Expired => format!("batch {} expired before this row ran", batch.id),
+        BatchStatus::Cancelled => format!("batch {} was cancelled before this row ran", batch.id),
+        _ => format!(
+            "batch {} ended {} without a result for this row",
+            batch.id,
+            batch.status.as_str()
+        ),
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000 => format!("{:.1} MB", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1} KB", n as f64 / 1e3),
+        n => format!("{n} B"),
+    }
+}

@@ -1,0 +1,262 @@
+//! `run --mode batch` (and `resume` of such a job) and `promptmill cancel`: the Batch API side of
+//! a run. Sets up the client, drives the parts (`batch::driver`), then writes the output and the
+//! totals exactly as a live run does. With `--finish-live`, hands what remains to the live path.
+
+use std::time::Instant;
+
+use crate::api::http::HttpSettings;
+use crate::batch::{BatchApi, Driver, DriverSettings, Ending, HttpBatchApi};
+use crate::cli::CancelArgs;
+use crate::config::{self, SendConfig};
+use crate::error::{exit_code, CheckpointError, ConfigError};
+use crate::job::JobRecord;
+use crate::output;
+use crate::pipeline::Control;
+use crate::provider::Provider;
+use crate::secret::ApiKey;
+use crate::stats::Snapshot;
+use crate::store::{explain, lock_run, Store};
+use crate::summary::{CostTotals, Summary};
+
+use super::shell_quote;
+
+/// How the Batch API side of a run ended.
+pub enum BatchEnd {
+    /// Exit with this code (output and totals written).
+    Exit(i32),
+    /// Every batch is collected; send what remains live (`--finish-live`).
+    FinishLive,
+}
+
+/// A name for the job that is the same on every run of it: the upload file names and the batch
+/// metadata carry it, so that a later run can recognise its own uploads.
+pub fn job_tag(store: &Store, job: &JobRecord) -> anyhow::Result<String> {
+    let created = store.job_created_at()?;
+    let mut h = blake3::Hasher::new();
+    h.update(job.spec.fingerprint.as_bytes());
+    h.update(serde_json::to_string(&job.spec)?.as_bytes());
+    h.update(&created.to_le_bytes());
+    Ok(h.finalize().to_hex()[..12].to_string())
+}
+
+/// The Batch API client for the job: the base URL's `/files` and `/batches`, with the job's key
+/// and headers.
+pub fn client(
+    job: &JobRecord,
+    headers: Vec<(String, String)>,
+    timeout: std::time::Duration,
+) -> anyhow::Result<HttpBatchApi> {
+    if let Provider::Azure { .. } = job.provider {
+        return Err(ConfigError::new(
+            "--mode",
+            "the Batch API is supported for --provider openai only (Azure's batch deployments are not yet)",
+        )
+        .into());
+    }
+    let url = reqwest::Url::parse(&job.base_url)
+        .map_err(|e| ConfigError::new("--base-url", format!("`{}`: {e}", job.base_url)))?;
+    HttpBatchApi::new(&HttpSettings {
+        url,
+        key: ApiKey::from_env(&job.api_key_env),
+        key_header: job.provider.key_header(),
+        headers,
+        timeout,
+    })
+}
+
+/// Submits, waits for and collects the job's batches; writes the output and totals unless the
+/// rest goes live.
+pub fn execute(
+    store: &mut Store,
+    job: &JobRecord,
+    send: &SendConfig,
+    headers: Vec<(String, String)>,
+    submit: bool,
+) -> anyhow::Result<BatchEnd> {
+    let db_path = store.path().to_path_buf();
+    let resume_cmd = format!(
+        "promptmill resume {}",
+        shell_quote(&db_path.display().to_string())
+    );
+    output::check_writable(&job.output)?;
+    let before = store.counts().map_err(|e| explain(&db_path, e))?;
+    let cost_before = crate::budget::cost_of(&store.usage_by_model(job.spec.model.as_deref())?, &job.models);
+    let api = client(job, headers, job.send.timeout)?;
+    let run_id = store.start_run().map_err(|e| explain(&db_path, e))?;
+    let started = Instant::now();
+    let settings = DriverSettings {
+        batch: job.batch.clone(),
+        no_wait: send.no_wait,
+        submit: submit && !send.finish_live,
+        tag: job_tag(store, job)?,
+        spool: db_path.clone(),
+        quiet: send.quiet,
+    };
+    let control = Control::new();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let ending = runtime.block_on(async {
+        let signals = crate::shutdown::spawn(std::sync::Arc::clone(&control), resume_cmd.clone());
+        let ending = Driver::new(&api, store, job, settings, control.stop.clone())
+            .run()
+            .await;
+        signals.abort();
+        ending
+    });
+    drop(runtime);
+    let ending = ending.map_err(|e| explain(&db_path, e))?;
+    let after = store.counts()?;
+    if ending == Ending::Finished && send.finish_live && after.pending > 0 {
+        store.end_run(run_id, "batches_collected", "{}")?;
+        if !send.quiet {
+            eprintln!(
+                "promptmill: every batch is collected; sending the {} remaining rows live",
+                after.pending
+            );
+        }
+        return Ok(BatchEnd::FinishLive);
+    }
+    let (outcome, code) = match &ending {
+        Ending::Interrupted => ("interrupted", exit_code::STOPPED),
+        Ending::Auth { .. } => ("stopped_auth", exit_code::STOPPED),
+        Ending::Submitted { .. } => ("submitted", exit_code::SUCCESS),
+        Ending::Finished if after.failed + after.invalid > 0 => ("finished", exit_code::ROWS_FAILED),
+        Ending::Finished if after.pending + after.batched > 0 => ("incomplete", exit_code::STOPPED),
+        Ending::Finished => ("finished", exit_code::SUCCESS),
+    };
+    let snapshot = Snapshot {
+        done: after.done.saturating_sub(before.done),
+        failed: after.failed.saturating_sub(before.failed),
+        ..Snapshot::default()
+    };
+    let usage = store.usage_by_model(job.spec.model.as_deref())?;
+    let job_cost = crate::budget::cost_of(&usage, &job.models);
+    let cost = job_cost.map(|total| CostTotals {
+        job: total,
+        run: (total - cost_before.unwrap_or(0.0)).max(0.0),
+        budget: job.max_cost,
+    });
+    let summary = Summary::new(
+        outcome,
+        &after,
+        &snapshot,
+        started.elapsed(),
+        cost,
+        Some(job.output.path.clone()),
+        db_path.clone(),
+    );
+    let summary_json = serde_json::to_string_pretty(&summary)?;
+    store.end_run(run_id, outcome, &summary_json)?;
+    output::export(store, &job.columns, &job.output)?;
+    if let Some(path) = &send.summary {
+        use std::io::Write;
+        let mut f = output::create_private(path)?;
+        f.write_all(summary_json.as_bytes())?;
+        f.write_all(b"\n")?;
+    }
+    if !send.quiet {
+        eprintln!("{summary}");
+    }
+    let db = shell_quote(&db_path.display().to_string());
+    match ending {
+        Ending::Auth { message, .. } => eprintln!(
+            "promptmill: the API refused the credentials ({message}).\n\
+             Check the key in {} (and --header values), then resume with:\n  {resume_cmd}",
+            job.api_key_env
+        ),
+        Ending::Interrupted => eprintln!(
+            "promptmill: stopped waiting; the submitted batches go on at the provider. Collect them with:\n  {resume_cmd}"
+        ),
+        Ending::Submitted { open } => eprintln!(
+            "promptmill: {open} batches submitted; see `promptmill status {db}`, and collect them with:\n  {resume_cmd}"
+        ),
+        Ending::Finished if after.failed > 0 => eprintln!(
+            "promptmill: {} rows failed; see `promptmill status {db}`. Send them again as a new batch with:\n  \
+             {resume_cmd} --retry-failed\nor one request each with:\n  {resume_cmd} --retry-failed --finish-live",
+            after.failed
+        ),
+        Ending::Finished => {}
+    }
+    Ok(BatchEnd::Exit(code))
+}
+
+/// `promptmill cancel DB`: cancels every open batch of the job, then (unless `--no-wait`, or
+/// another process is attached to the job and will do it) waits for them to stop and collects
+/// what they finished.
+pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
+    super::run::init_logging(args.verbose);
+    if !args.db.exists() {
+        anyhow::bail!("{}: no such checkpoint database", args.db.display());
+    }
+    let mut store = Store::open(&args.db, false)?;
+    let job = store
+        .job()
+        .map_err(|e| explain(&args.db, e))?
+        .ok_or_else(|| CheckpointError::NoJob { db: args.db.clone() })?;
+    config::check_key_present(&job.api_key_env, &job.base_url)?;
+    let open: Vec<_> = store
+        .parts()?
+        .into_iter()
+        .filter(|p| p.is_open() && p.batch_id.is_some())
+        .collect();
+    if open.is_empty() {
+        eprintln!("promptmill: {}: the job has no open batches", args.db.display());
+        return Ok(exit_code::SUCCESS);
+    }
+    let api = client(&job, job.headers.clone(), job.send.timeout)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut failed = 0;
+    runtime.block_on(async {
+        for part in &open {
+            let id = part.batch_id.as_deref().unwrap_or_default();
+            match api.cancel(id).await {
+                Ok(batch) => {
+                    store.record_batch(part.part, &batch)?;
+                    eprintln!(
+                        "promptmill: batch {} ({id}): {}",
+                        part.part,
+                        batch.status.as_str()
+                    );
+                }
+                // A batch that ended meanwhile cannot be cancelled; it is collected as it is.
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("promptmill: batch {} ({id}): {e}", part.part);
+                }
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    drop(runtime);
+    let resume_cmd = format!(
+        "promptmill resume {}",
+        shell_quote(&args.db.display().to_string())
+    );
+    if args.no_wait {
+        eprintln!("promptmill: collect what the batches finished with:\n  {resume_cmd}");
+        return Ok(exit_code::SUCCESS);
+    }
+    // Collecting writes the rows: only the process holding the job's lock may do it.
+    let lock = match lock_run(&args.db) {
+        Ok(lock) => lock,
+        Err(_) => {
+            eprintln!("promptmill: another promptmill is attached to this job; it will collect the cancelled batches");
+            return Ok(exit_code::SUCCESS);
+        }
+    };
+    let send = SendConfig::from_args(&crate::cli::SendArgs::default())?;
+    let headers = job.headers.clone();
+    let code = match execute(&mut store, &job, &send, headers, false)? {
+        BatchEnd::Exit(code) => code,
+        BatchEnd::FinishLive => exit_code::SUCCESS,
+    };
+    drop(lock);
+    Ok(if failed > 0 && code == exit_code::SUCCESS {
+        exit_code::ERROR
+    } else {
+        code
+    })
+}
