@@ -43,6 +43,8 @@ pub struct RowTotals {
     /// Invalid input rows recorded as failed by `--skip-invalid` (never sent).
     pub skipped: u64,
     pub pending: u64,
+    /// In Batch API batches not collected yet.
+    pub in_batches: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -83,6 +85,7 @@ impl Summary {
                 failed: counts.failed,
                 skipped: counts.invalid,
                 pending: counts.pending + counts.in_flight,
+                in_batches: counts.batched,
             },
             tokens: TokenTotals {
                 prompt: counts.prompt_tokens,
@@ -115,9 +118,14 @@ impl fmt::Display for Summary {
         let t = &self.tokens;
         let run = &self.run;
         writeln!(f, "── promptmill: {} ──", self.outcome.replace('_', " "))?;
+        let batches = if r.in_batches > 0 {
+            format!(", {} in batches", r.in_batches)
+        } else {
+            String::new()
+        };
         writeln!(
             f,
-            "  rows       {} total: {} done, {} failed, {} skipped (invalid), {} pending",
+            "  rows       {} total: {} done, {} failed, {} skipped (invalid), {} pending{batches}",
             r.total, r.done, r.failed, r.skipped, r.pending
         )?;
         write!(

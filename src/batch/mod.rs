@@ -10,3 +10,6 @@ pub mod wire;
 
 pub use client::{ApiError, BatchApi, CreateBatch, HttpBatchApi};
 pub use driver::{Driver, DriverSettings, Ending};
+
+#[cfg(test)]
+mod tests;

@@ -38,6 +38,11 @@ struct Status {
     /// `--max-cost`, when the job has one.
     max_cost: Option<f64>,
     top_errors: Vec<ErrorCount>,
+    /// `live` or `batch`.
+    mode: crate::cli::Mode,
+    /// The job's Batch API parts: file, batch, the provider's status and request counts as last
+    /// seen (`run --mode batch`). Read from the checkpoint; nothing is asked of the provider.
+    batches: Vec<crate::store::PartRecord>,
     runs: Vec<RunRecord>,
     /// Time spent running, summed over runs (a killed run counts until its last commit's time is
     /// unknown, so it counts as zero).
@@ -91,6 +96,8 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
             .into_iter()
             .map(|(error, rows)| ErrorCount { error, rows })
             .collect(),
+        mode: job.batch.mode,
+        batches: store.parts()?,
         rows,
         runs,
         elapsed_seconds: elapsed_ms.max(0) as f64 / 1000.0,
@@ -137,6 +144,9 @@ fn print_table(s: &Status) {
     println!("  skipped   {} (invalid input)", r.invalid);
     println!("  pending   {}", r.pending);
     println!("  in flight {}", r.in_flight);
+    if r.batched > 0 || !s.batches.is_empty() {
+        println!("  in batches {}", r.batched);
+    }
     println!();
     println!(
         "attempts    {} ({} rows needed more than one, at most {} for one row)",
@@ -157,6 +167,9 @@ fn print_table(s: &Status) {
         "elapsed     {}",
         humantime::format_duration(Duration::from_millis((s.elapsed_seconds * 1000.0) as u64))
     );
+    if !s.batches.is_empty() {
+        print_batches(&s.batches);
+    }
     if !s.top_errors.is_empty() {
         println!();
         println!("most common errors:");
@@ -164,4 +177,37 @@ fn print_table(s: &Status) {
             println!("  {:>7} × {}", e.rows, e.error);
         }
     }
+}
+
+/// One line per Batch API part: where it stands, and the provider's counts as last seen.
+fn print_batches(parts: &[crate::store::PartRecord]) {
+    println!();
+    println!("batches (as last seen; `promptmill resume` polls them):");
+    let (mut done, mut failed, mut rows) = (0, 0, 0);
+    for p in parts {
+        let state = match (&p.status, p.stage.as_str()) {
+            (Some(status), "collected") => format!("{status}, collected"),
+            (Some(status), _) => status.clone(),
+            (None, stage) => format!("not submitted ({stage})"),
+        };
+        println!(
+            "  {:>3}  {:<28} {:<22} {:>7} rows  {:>7} done {:>6} failed",
+            p.part,
+            p.batch_id.as_deref().unwrap_or("-"),
+            state,
+            p.rows,
+            p.completed,
+            p.failed
+        );
+        for e in p.errors.iter().take(5) {
+            println!("         error: {e}");
+        }
+        done += p.completed;
+        failed += p.failed;
+        rows += p.rows;
+    }
+    println!(
+        "  all  {} batches: {done} of {rows} rows done, {failed} failed",
+        parts.len()
+    );
 }

@@ -1,0 +1,480 @@
+//! The driver against an in-memory provider: parts are planned within their limits and the
+//! queue limit, every row is collected once, and an upload or batch creation whose answer was
+//! lost is found at the provider instead of being made twice.
+
+use std::sync::Mutex;
+
+use bytes::Bytes;
+
+use super::client::{ApiError, BatchApi, CreateBatch};
+use super::driver::{Driver, DriverSettings, Ending};
+use super::wire::{Batch, BatchStatus, FileObject, List, RequestCounts};
+use crate::config::BatchSettings;
+use crate::job::JobRecord;
+use crate::store::{state, NewRow, Store};
+
+#[derive(Default)]
+struct Provider {
+    files: Vec<(String, String, Bytes)>,
+    deleted: Vec<String>,
+    batches: Vec<(Batch, u32)>,
+    uploads: u32,
+    creates: u32,
+    /// The next upload is stored, and its answer lost.
+    lose_upload: bool,
+    /// The next batch is created, and its answer lost.
+    lose_create: bool,
+    /// Retrieves a batch takes to complete.
+    polls: u32,
+    /// Batches end `expired` after half their lines.
+    expire: bool,
+    /// Most batches open at once, as seen by creates.
+    max_open: usize,
+}
+
+#[derive(Default)]
+struct Fake(Mutex<Provider>);
+
+fn lost(what: &str) -> ApiError {
+    ApiError::NoAnswer {
+        what: what.into(),
+        detail: "connection reset".into(),
+    }
+}
+
+fn batch(id: String, file: String, status: BatchStatus) -> Batch {
+    Batch {
+        id,
+        status,
+        input_file_id: Some(file),
+        output_file_id: None,
+        error_file_id: None,
+        request_counts: None,
+        errors: None,
+        metadata: None,
+    }
+}
+
+impl Fake {
+    fn p(&self) -> std::sync::MutexGuard<'_, Provider> {
+        self.0.lock().unwrap()
+    }
+
+    /// Finishes batch `i`: answers each line (a custom_id with "bad" gets a 400), writes the
+    /// output and error files.
+    fn finish(p: &mut Provider, i: usize) {
+        let file = p.batches[i].0.input_file_id.clone().unwrap();
+        let input = p.files.iter().find(|f| f.0 == file).unwrap().2.clone();
+        let lines: Vec<&str> = std::str::from_utf8(&input).unwrap().lines().collect();
+        let run = if p.expire { lines.len() / 2 } else { lines.len() };
+        let (mut out, mut err) = (String::new(), String::new());
+        let mut counts = RequestCounts {
+            total: lines.len() as u64,
+            ..Default::default()
+        };
+        for (n, line) in lines.iter().enumerate() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let id = v["custom_id"].as_str().unwrap();
+            if n >= run {
+                err += &serde_json::json!({"custom_id": id, "response": null,
+                    "error": {"code": "batch_expired", "message": "too late"}})
+                .to_string();
+                err.push('\n');
+            } else if id.contains("bad") {
+                counts.failed += 1;
+                err += &serde_json::json!({"custom_id": id, "response": {"status_code": 400,
+                    "body": {"error": {"message": "no good", "type": "invalid_request_error"}}}, "error": null})
+                .to_string();
+                err.push('\n');
+            } else {
+                counts.completed += 1;
+                out += &serde_json::json!({"custom_id": id, "response": {"status_code": 200, "body": {
+                    "id": format!("c-{id}"), "model": "m",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("answer {id}")},
+                                 "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}}, "error": null})
+                .to_string();
+                out.push('\n');
+            }
+        }
+        let mut add = |content: String, kind: &str| {
+            if content.is_empty() {
+                return None;
+            }
+            let id = format!("file-{kind}-{}", p.files.len());
+            p.files.push((id.clone(), kind.into(), Bytes::from(content)));
+            Some(id)
+        };
+        let output = add(out, "out");
+        let error = add(err, "err");
+        let b = &mut p.batches[i].0;
+        b.status = if p.expire {
+            BatchStatus::Expired
+        } else {
+            BatchStatus::Completed
+        };
+        b.output_file_id = output;
+        b.error_file_id = error;
+        b.request_counts = Some(counts);
+    }
+}
+
+impl BatchApi for Fake {
+    async fn upload(&self, filename: &str, content: Bytes) -> Result<FileObject, ApiError> {
+        let mut p = self.p();
+        p.uploads += 1;
+        let id = format!("file-{}", p.files.len());
+        p.files.push((id.clone(), filename.into(), content.clone()));
+        if std::mem::take(&mut p.lose_upload) {
+            return Err(lost("upload"));
+        }
+        Ok(FileObject {
+            id,
+            bytes: Some(content.len() as u64),
+            filename: Some(filename.into()),
+            purpose: Some("batch".into()),
+        })
+    }
+
+    async fn list_files(&self, _after: Option<&str>) -> Result<List<FileObject>, ApiError> {
+        let p = self.p();
+        Ok(List {
+            data: p
+                .files
+                .iter()
+                .filter(|f| !p.deleted.contains(&f.0))
+                .map(|f| FileObject {
+                    id: f.0.clone(),
+                    bytes: Some(f.2.len() as u64),
+                    filename: Some(f.1.clone()),
+                    purpose: Some("batch".into()),
+                })
+                .collect(),
+            has_more: false,
+            last_id: None,
+        })
+    }
+
+    async fn delete_file(&self, id: &str) -> Result<(), ApiError> {
+        self.p().deleted.push(id.into());
+        Ok(())
+    }
+
+    async fn create(&self, request: &CreateBatch) -> Result<Batch, ApiError> {
+        let mut p = self.p();
+        p.creates += 1;
+        let open = p.batches.iter().filter(|b| !b.0.status.is_terminal()).count() + 1;
+        p.max_open = p.max_open.max(open);
+        let b = batch(
+            format!("batch-{}", p.batches.len()),
+            request.input_file_id.clone(),
+            BatchStatus::Validating,
+        );
+        p.batches.push((b.clone(), 0));
+        if std::mem::take(&mut p.lose_create) {
+            return Err(lost("create"));
+        }
+        Ok(b)
+    }
+
+    async fn retrieve(&self, id: &str) -> Result<Batch, ApiError> {
+        let mut p = self.p();
+        let i = p.batches.iter().position(|b| b.0.id == id).unwrap();
+        p.batches[i].1 += 1;
+        if p.batches[i].1 >= p.polls && !p.batches[i].0.status.is_terminal() {
+            Fake::finish(&mut p, i);
+        }
+        Ok(p.batches[i].0.clone())
+    }
+
+    async fn cancel(&self, _id: &str) -> Result<Batch, ApiError> {
+        unreachable!("not used by the driver")
+    }
+
+    async fn list_batches(&self, _after: Option<&str>) -> Result<List<Batch>, ApiError> {
+        Ok(List {
+            data: self.p().batches.iter().rev().map(|b| b.0.clone()).collect(),
+            has_more: false,
+            last_id: None,
+        })
+    }
+
+    async fn download<F>(&self, id: &str, mut each: F) -> anyhow::Result<()>
+    where
+        F: FnMut(&[u8]) -> anyhow::Result<()> + Send,
+    {
+        let content = self.p().files.iter().find(|f| f.0 == id).unwrap().2.clone();
+        // In two chunks, split inside a line.
+        let (a, b) = content.split_at(content.len() / 2);
+        each(a)?;
+        each(b)
+    }
+}
+
+/// A store in a temporary directory with `n` rows `r1`..`rn` (ids with "bad" in them where
+/// `bad(seq)`), each a chat request of 3 words.
+fn store(dir: &tempfile::TempDir, n: u64, bad: impl Fn(u64) -> bool) -> (Store, JobRecord) {
+    let mut store = Store::open(&dir.path().join("job.db"), true).unwrap();
+    let mut ingest = store.begin_ingest().unwrap();
+    let ids: Vec<String> = (1..=n)
+        .map(|s| {
+            if bad(s) {
+                format!("bad{s}")
+            } else {
+                format!("r{s}")
+            }
+        })
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        let seq = i as u64 + 1;
+        ingest
+            .add(&NewRow {
+                seq,
+                id,
+                line: seq,
+                fields: "{}",
+                request: Some(
+                    r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"say one thing"}]}"#,
+                ),
+                error: None,
+            })
+            .unwrap()
+            .unwrap();
+    }
+    let job = JobRecord::example();
+    ingest.commit(&job, n).unwrap();
+    (store, job)
+}
+
+fn settings(dir: &tempfile::TempDir, batch: BatchSettings) -> DriverSettings {
+    DriverSettings {
+        batch,
+        no_wait: false,
+        submit: true,
+        tag: "t".into(),
+        spool: dir.path().join("job.db"),
+        quiet: true,
+    }
+}
+
+fn limits(max_rows: u64, max_enqueued_tokens: Option<u64>) -> BatchSettings {
+    BatchSettings {
+        max_rows,
+        max_enqueued_tokens,
+        poll_interval: std::time::Duration::from_millis(1),
+        ..BatchSettings::default()
+    }
+}
+
+async fn drive(api: &Fake, store: &mut Store, job: &JobRecord, s: DriverSettings) -> Ending {
+    let stop = tokio_util::sync::CancellationToken::new();
+    Driver::new(api, store, job, s, stop).run().await.unwrap()
+}
+
+fn done_completions(store: &Store) -> Vec<(String, String, Option<String>)> {
+    let mut out = Vec::new();
+    store
+        .for_each_row(|r| {
+            out.push((r.id, r.state, r.completion));
+            Ok(())
+        })
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn rows_go_out_in_parts_and_come_back_joined_on_custom_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, job) = store(&dir, 25, |s| s == 7);
+    let api = Fake::default();
+    api.p().polls = 2;
+    let ending = drive(&api, &mut store, &job, settings(&dir, limits(10, None))).await;
+    assert_eq!(ending, Ending::Finished);
+    let p = api.p();
+    assert_eq!((p.uploads, p.creates), (3, 3), "25 rows, 10 a part");
+    drop(p);
+    let parts = store.parts().unwrap();
+    assert_eq!(parts.iter().map(|p| p.rows).collect::<Vec<_>>(), [10, 10, 5]);
+    assert!(parts.iter().all(|p| p.stage == "collected"));
+    for (id, state, completion) in done_completions(&store) {
+        if id == "bad7" {
+            assert_eq!(state, state::FAILED);
+        } else {
+            assert_eq!(
+                (state.as_str(), completion),
+                (state::DONE, Some(format!("answer {id}")))
+            );
+        }
+    }
+    let c = store.counts().unwrap();
+    assert_eq!((c.done, c.failed, c.batched, c.prompt_tokens), (24, 1, 0, 72));
+    // Done through the Batch API: priced as such.
+    let usage = store.usage_by_model(Some("gpt-4o-mini")).unwrap();
+    assert!(usage.live.get("gpt-4o-mini").is_none_or(|u| *u == (0, 0)));
+    assert_eq!(usage.batch["gpt-4o-mini"], (72, 48));
+    // The spooled downloads are gone.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".download"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test]
+async fn a_lost_upload_answer_is_found_by_its_file_name_and_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, job) = store(&dir, 5, |_| false);
+    let api = Fake::default();
+    api.p().lose_upload = true;
+    let ending = drive(&api, &mut store, &job, settings(&dir, limits(10, None))).await;
+    assert_eq!(ending, Ending::Finished);
+    let p = api.p();
+    assert_eq!(
+        p.uploads, 1,
+        "the upload whose answer was lost is reused, not repeated"
+    );
+    assert_eq!(p.creates, 1);
+    assert_eq!(store.counts().unwrap().done, 5);
+}
+
+#[tokio::test]
+async fn a_lost_create_answer_is_found_among_the_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, job) = store(&dir, 5, |_| false);
+    let api = Fake::default();
+    api.p().lose_create = true;
+    let ending = drive(&api, &mut store, &job, settings(&dir, limits(10, None))).await;
+    assert_eq!(ending, Ending::Finished);
+    assert_eq!(
+        api.p().creates,
+        1,
+        "the batch whose answer was lost is found, not created again"
+    );
+    assert_eq!(store.counts().unwrap().done, 5);
+}
+
+#[tokio::test]
+async fn a_crash_after_the_upload_resumes_without_uploading_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, job) = store(&dir, 5, |_| false);
+    let api = Fake::default();
+    // As a kill leaves it: the part planned and marked uploading, the file at the provider.
+    let part = store
+        .plan_part(
+            crate::store::PartLimits {
+                max_rows: 10,
+                max_bytes: 1 << 20,
+                max_tokens: None,
+                alone_may_exceed: true,
+            },
+            |n| format!("promptmill-t-part{n:04}.jsonl"),
+            &mut |c| {
+                Ok((
+                    super::driver::input_line(c.id, c.request, job.endpoint)
+                        .unwrap()
+                        .len() as u64,
+                    0,
+                ))
+            },
+        )
+        .unwrap()
+        .unwrap();
+    store
+        .set_stage(part.part, crate::store::stage::UPLOADING)
+        .unwrap();
+    let mut content = Vec::new();
+    store
+        .part_rows(part.part, |id, req| {
+            content.extend(super::driver::input_line(id, req, job.endpoint).unwrap());
+            Ok(())
+        })
+        .unwrap();
+    // A complete earlier upload, and a truncated one under the same name.
+    api.upload(&part.filename, Bytes::from(content.clone()))
+        .await
+        .unwrap();
+    api.upload(&part.filename, Bytes::from(content[..10].to_vec()))
+        .await
+        .unwrap();
+    let ending = drive(&api, &mut store, &job, settings(&dir, limits(10, None))).await;
+    assert_eq!(ending, Ending::Finished);
+    let p = api.p();
+    assert_eq!(p.uploads, 2, "no new upload");
+    assert_eq!(p.deleted, ["file-1"], "the truncated upload is deleted");
+    assert_eq!(p.batches[0].0.input_file_id.as_deref(), Some("file-0"));
+    assert_eq!(store.counts().unwrap().done, 5);
+}
+
+#[tokio::test]
+async fn the_queue_limit_holds_later_parts_back_until_earlier_ones_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, job) = store(&dir, 12, |_| false);
+    let prompt = crate::tokens::request_cost(
+        r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"say one thing"}]}"#,
+    )
+    .unwrap()
+    .prompt_tokens;
+    let api = Fake::default();
+    api.p().polls = 3;
+    // Room for 4 rows' prompts in the queue: parts of 4, one at a time.
+    let ending = drive(
+        &api,
+        &mut store,
+        &job,
+        settings(&dir, limits(10, Some(prompt * 4))),
+    )
+    .await;
+    assert_eq!(ending, Ending::Finished);
+    let p = api.p();
+    assert_eq!(p.creates, 3);
+    assert_eq!(p.max_open, 1, "never more than the limit in the queue");
+    assert_eq!(store.counts().unwrap().done, 12);
+    assert!(store.parts().unwrap().iter().all(|p| p.tokens == prompt * 4));
+}
+
+#[tokio::test]
+async fn an_expired_batch_keeps_its_finished_rows_and_fails_the_rest_for_a_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, job) = store(&dir, 10, |_| false);
+    let api = Fake::default();
+    api.p().expire = true;
+    let ending = drive(&api, &mut store, &job, settings(&dir, limits(10, None))).await;
+    assert_eq!(ending, Ending::Finished);
+    let c = store.counts().unwrap();
+    assert_eq!((c.done, c.failed), (5, 5));
+    assert_eq!(store.top_errors(1).unwrap()[0].0, "batch_expired: too late");
+    // --retry-failed: only the expired rows go again, in a new batch.
+    store.requeue_failed().unwrap();
+    api.p().expire = false;
+    let ending = drive(&api, &mut store, &job, settings(&dir, limits(10, None))).await;
+    assert_eq!(ending, Ending::Finished);
+    assert_eq!(store.counts().unwrap().done, 10);
+    let p = api.p();
+    let second = &p
+        .files
+        .iter()
+        .find(|f| f.1.ends_with("part0002.jsonl"))
+        .unwrap()
+        .2;
+    assert_eq!(std::str::from_utf8(second).unwrap().lines().count(), 5);
+}
+
+#[tokio::test]
+async fn no_wait_submits_and_returns_and_a_later_drive_collects() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, job) = store(&dir, 4, |_| false);
+    let api = Fake::default();
+    api.p().polls = 1;
+    let mut s = settings(&dir, limits(2, None));
+    s.no_wait = true;
+    assert_eq!(
+        drive(&api, &mut store, &job, s).await,
+        Ending::Submitted { open: 2 }
+    );
+    assert_eq!(store.counts().unwrap().batched, 4);
+    let ending = drive(&api, &mut store, &job, settings(&dir, limits(2, None))).await;
+    assert_eq!(ending, Ending::Finished);
+    assert_eq!(api.p().uploads, 2);
+    assert_eq!(store.counts().unwrap().done, 4);
+}
