@@ -26,6 +26,16 @@ struct Price {
     max_output: Option<u64>,
 }
 
+/// A request's most completion tokens: its max_tokens × n, else the model's cap per completion
+/// (unknown caps were refused up front when a budget is set).
+fn worst_output(p: &Price, cost: &RequestCost) -> u64 {
+    if cost.max_output_tokens > 0 {
+        cost.max_output_tokens
+    } else {
+        p.max_output.unwrap_or(0).saturating_mul(cost.choices)
+    }
+}
+
 /// The ledger of a run.
 #[derive(Debug)]
 pub struct Costing {
@@ -117,21 +127,26 @@ impl Costing {
         }
     }
 
+    /// The worst case of a request to `model` through the Batch API (at the live price when the
+    /// Batch price is unknown); 0 for a model without a price.
+    pub fn batch_worst(&self, model: &str, cost: &RequestCost) -> f64 {
+        match self.prices.get(model) {
+            None => 0.0,
+            Some(p) => {
+                let output = worst_output(p, cost);
+                p.prices
+                    .batch(cost.prompt_tokens, output)
+                    .unwrap_or_else(|| p.prices.live(cost.prompt_tokens, output))
+            }
+        }
+    }
+
     /// Reserves the worst case of a request to `model`.
     pub fn reserve(&self, model: &str, cost: &RequestCost) -> Result<Reservation, OverBudget> {
         let price = self.prices.get(model).copied();
         let amount = match price {
             None => 0.0,
-            Some(p) => {
-                let output = if cost.max_output_tokens > 0 {
-                    cost.max_output_tokens
-                } else {
-                    // No max_tokens: the model's cap per completion; unknown caps were refused
-                    // up front when a budget is set.
-                    p.max_output.unwrap_or(0).saturating_mul(cost.choices)
-                };
-                p.prices.live(cost.prompt_tokens, output)
-            }
+            Some(p) => p.prices.live(cost.prompt_tokens, worst_output(&p, cost)),
         };
         let mut ledger = self.lock();
         if let Some(limit) = self.limit {

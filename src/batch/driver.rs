@@ -18,10 +18,11 @@ use tokio_util::sync::CancellationToken;
 use super::client::{ApiError, BatchApi, CreateBatch};
 use super::wire::{Batch, BatchStatus, InputLine};
 use crate::api::{error_message, parse_completion};
+use crate::budget::Costing;
 use crate::config::BatchSettings;
 use crate::job::{Endpoint, JobRecord};
 use crate::retry::Backoff;
-use crate::store::{stage, Candidate, PartLimits, PartRecord, Store};
+use crate::store::{stage, Candidate, Measured, PartLimits, PartRecord, Store};
 
 /// Attempts of one API call that fails transiently before the run gives up (and can be resumed).
 const MAX_TRIES: u32 = 8;
@@ -47,7 +48,7 @@ pub struct DriverSettings {
 }
 
 /// How a drive ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Ending {
     /// Every part is collected and no row is pending (or, without `submit`, every open part is
     /// collected).
@@ -58,6 +59,9 @@ pub enum Ending {
     Interrupted,
     /// The API refused the key.
     Auth { status: u16, message: String },
+    /// Rows are pending, and not one more fits in what is left of `--max-cost`; `spent` is what
+    /// the done rows cost.
+    Budget { limit: f64, spent: f64 },
 }
 
 pub struct Driver<'a, A: BatchApi> {
@@ -66,6 +70,8 @@ pub struct Driver<'a, A: BatchApi> {
     job: &'a JobRecord,
     settings: DriverSettings,
     stop: CancellationToken,
+    /// Prices the parts' worst cases against the job's `--max-cost`.
+    costing: Option<&'a Costing>,
     /// Batch statuses as last printed, to print changes only.
     shown: std::collections::HashMap<i64, (String, u64, u64)>,
 }
@@ -111,8 +117,15 @@ impl<'a, A: BatchApi> Driver<'a, A> {
             job,
             settings,
             stop,
+            costing: None,
             shown: Default::default(),
         }
+    }
+
+    /// Holds new parts to the job's `--max-cost`, pricing their worst cases with `costing`.
+    pub fn with_budget(mut self, costing: &'a Costing) -> Self {
+        self.costing = Some(costing);
+        self
     }
 
     fn say(&self, msg: impl std::fmt::Display) {
@@ -156,9 +169,17 @@ impl<'a, A: BatchApi> Driver<'a, A> {
                 if pending == 0 || !self.settings.submit {
                     return Ok(Ending::Finished);
                 }
-                // Pending rows that no part could take (refused rows are failed, so this is
-                // only the queue limit): wait for room.
-                continue;
+                // Rows are pending, nothing is in the queue, and yet no part could be planned:
+                // only the budget stops that.
+                if let (Some(limit), true) = (self.job.max_cost, self.costing.is_some()) {
+                    return Ok(Ending::Budget {
+                        limit,
+                        spent: self.spent()?,
+                    });
+                }
+                return Err(Failure::Other(anyhow::anyhow!(
+                    "{pending} rows are pending but none could be put in a batch"
+                )));
             }
             if self.settings.no_wait {
                 self.show_all(&open);
@@ -205,7 +226,30 @@ impl<'a, A: BatchApi> Driver<'a, A> {
             .sum())
     }
 
-    /// Plans the next part if rows are pending and the queue has room for at least one.
+    /// Dollars of `--max-cost` left for new parts: the budget less what the done rows cost and
+    /// the worst case of the parts not collected yet. `None` without a budget.
+    fn budget_room(&self) -> Step<Option<f64>> {
+        let (Some(_), Some(limit)) = (self.costing, self.job.max_cost) else {
+            return Ok(None);
+        };
+        let reserved: f64 = self
+            .store
+            .parts()?
+            .iter()
+            .filter(|p| p.is_open())
+            .map(|p| p.worst_cost)
+            .sum();
+        Ok(Some(limit - self.spent()? - reserved))
+    }
+
+    /// What the job's done rows cost.
+    fn spent(&self) -> Step<f64> {
+        let usage = self.store.usage_by_model(self.job.spec.model.as_deref())?;
+        Ok(crate::budget::cost_of(&usage, &self.job.models).unwrap_or(0.0))
+    }
+
+    /// Plans the next part if rows are pending and the queue and the budget have room for at
+    /// least one.
     fn plan(&mut self) -> Step<Option<PartRecord>> {
         let cap = self.settings.batch.max_enqueued_tokens;
         let room = match cap {
@@ -218,31 +262,43 @@ impl<'a, A: BatchApi> Driver<'a, A> {
             }
             None => None,
         };
+        let money = self.budget_room()?;
+        if money.is_some_and(|m| m <= 0.0) {
+            return Ok(None);
+        }
         let endpoint = self.job.endpoint;
         let max_bytes = self.settings.batch.max_bytes;
         let tag = self.settings.tag.clone();
-        let mut measure = |c: &Candidate<'_>| -> Result<(u64, u64), String> {
+        let costing = self.costing.filter(|_| money.is_some());
+        let fixed = self.job.spec.model.clone();
+        let mut measure = |c: &Candidate<'_>| -> Result<Measured, String> {
             let size = input_line(c.id, c.request, endpoint).map(|l| l.len() as u64)?;
             if size > max_bytes {
                 return Err(format!(
                     "its Batch input line is {size} bytes, more than --batch-max-bytes ({max_bytes})"
                 ));
             }
-            let tokens = match room {
-                None => 0,
-                Some(_) => {
-                    crate::tokens::request_cost(c.request)
-                        .map_err(|e| format!("the request does not parse: {e}"))?
-                        .prompt_tokens
-                }
+            let mut m = Measured {
+                size,
+                ..Measured::default()
             };
-            Ok((size, tokens))
+            if room.is_some() || costing.is_some() {
+                let (cost, model) = crate::tokens::measure(c.request)
+                    .map_err(|e| format!("the request does not parse: {e}"))?;
+                m.tokens = cost.prompt_tokens;
+                if let Some(costing) = costing {
+                    let model = fixed.as_deref().or(model.as_deref()).unwrap_or("");
+                    m.cost = costing.batch_worst(model, &cost);
+                }
+            }
+            Ok(m)
         };
         let limits = PartLimits {
             max_rows: self.settings.batch.max_rows,
             max_bytes,
             max_tokens: room.map(|(r, _)| r),
             alone_may_exceed: room.is_none_or(|(_, empty)| empty),
+            max_cost: money,
         };
         let part = self.store.plan_part(
             limits,

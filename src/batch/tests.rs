@@ -367,15 +367,16 @@ async fn a_crash_after_the_upload_resumes_without_uploading_again() {
                 max_bytes: 1 << 20,
                 max_tokens: None,
                 alone_may_exceed: true,
+                max_cost: None,
             },
             |n| format!("promptmill-t-part{n:04}.jsonl"),
             &mut |c| {
-                Ok((
-                    super::driver::input_line(c.id, c.request, job.endpoint)
+                Ok(crate::store::Measured {
+                    size: super::driver::input_line(c.id, c.request, job.endpoint)
                         .unwrap()
                         .len() as u64,
-                    0,
-                ))
+                    ..Default::default()
+                })
             },
         )
         .unwrap()
@@ -477,4 +478,80 @@ async fn no_wait_submits_and_returns_and_a_later_drive_collects() {
     assert_eq!(ending, Ending::Finished);
     assert_eq!(api.p().uploads, 2);
     assert_eq!(store.counts().unwrap().done, 4);
+}
+
+/// A ledger for `gpt-4o-mini` (the example job's model) with a budget of `limit` dollars, and
+/// the worst case of one test row through the Batch API (no max_tokens: the model's cap).
+fn budget(limit: f64) -> (crate::budget::Costing, f64) {
+    let book = crate::models::PriceBook::new(None, None, None).unwrap();
+    let models =
+        std::collections::BTreeMap::from([("gpt-4o-mini".to_string(), book.lookup("gpt-4o-mini").unwrap())]);
+    let costing = crate::budget::Costing::new(&models, Some(limit), 0.0).unwrap();
+    let row = crate::tokens::request_cost(
+        r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"say one thing"}]}"#,
+    )
+    .unwrap();
+    let worst = costing.batch_worst("gpt-4o-mini", &row);
+    (costing, worst)
+}
+
+fn priced(job: &mut JobRecord, limit: f64) {
+    job.max_cost = Some(limit);
+    job.models = std::collections::BTreeMap::from([(
+        "gpt-4o-mini".to_string(),
+        crate::models::PriceBook::new(None, None, None)
+            .unwrap()
+            .lookup("gpt-4o-mini")
+            .unwrap(),
+    )]);
+}
+
+#[tokio::test]
+async fn a_part_holds_no_more_worst_case_than_the_budget_has_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, mut job) = store(&dir, 12, |_| false);
+    let (_, worst) = budget(1.0);
+    // gpt-4o-mini's Batch price: 10 prompt tokens, and 16,384 completion tokens at most.
+    assert!(
+        (worst - (16_384.0 * 0.3 + 10.0 * 0.075) / 1e6).abs() < 1e-9,
+        "{worst}"
+    );
+    let limit = 2.5 * worst;
+    let (costing, _) = budget(limit);
+    priced(&mut job, limit);
+    let api = Fake::default();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut s = settings(&dir, limits(10, None));
+    s.no_wait = true;
+    let ending = Driver::new(&api, &mut store, &job, s, stop)
+        .with_budget(&costing)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(ending, Ending::Submitted { open: 1 });
+    let parts = store.parts().unwrap();
+    assert_eq!(parts[0].rows, 2, "two rows' worst case fit in 2.5 rows' budget");
+    assert!((parts[0].worst_cost - 2.0 * worst).abs() < 1e-12);
+}
+
+#[tokio::test]
+async fn a_budget_smaller_than_one_row_stops_before_anything_is_uploaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, mut job) = store(&dir, 3, |_| false);
+    let (_, worst) = budget(1.0);
+    let (costing, _) = budget(0.9 * worst);
+    priced(&mut job, 0.9 * worst);
+    let api = Fake::default();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let ending = Driver::new(&api, &mut store, &job, settings(&dir, limits(10, None)), stop)
+        .with_budget(&costing)
+        .run()
+        .await
+        .unwrap();
+    assert!(
+        matches!(ending, Ending::Budget { spent, .. } if spent == 0.0),
+        "{ending:?}"
+    );
+    assert_eq!(api.p().uploads, 0);
+    assert_eq!(store.counts().unwrap().pending, 3);
 }

@@ -6,9 +6,11 @@ use std::time::Instant;
 
 use crate::api::http::HttpSettings;
 use crate::batch::{BatchApi, Driver, DriverSettings, Ending, HttpBatchApi};
+use crate::budget::Costing;
 use crate::cli::CancelArgs;
 use crate::config::{self, SendConfig};
 use crate::error::{exit_code, CheckpointError, ConfigError};
+use crate::estimate::report::dollars;
 use crate::job::JobRecord;
 use crate::output;
 use crate::pipeline::Control;
@@ -72,6 +74,7 @@ pub fn execute(
     send: &SendConfig,
     headers: Vec<(String, String)>,
     submit: bool,
+    costing: Option<&Costing>,
 ) -> anyhow::Result<BatchEnd> {
     let db_path = store.path().to_path_buf();
     let resume_cmd = format!(
@@ -98,9 +101,11 @@ pub fn execute(
         .build()?;
     let ending = runtime.block_on(async {
         let signals = crate::shutdown::spawn(std::sync::Arc::clone(&control), resume_cmd.clone());
-        let ending = Driver::new(&api, store, job, settings, control.stop.clone())
-            .run()
-            .await;
+        let mut driver = Driver::new(&api, store, job, settings, control.stop.clone());
+        if let Some(costing) = costing {
+            driver = driver.with_budget(costing);
+        }
+        let ending = driver.run().await;
         signals.abort();
         ending
     });
@@ -121,6 +126,7 @@ pub fn execute(
         Ending::Interrupted => ("interrupted", exit_code::STOPPED),
         Ending::Auth { .. } => ("stopped_auth", exit_code::STOPPED),
         Ending::Submitted { .. } => ("submitted", exit_code::SUCCESS),
+        Ending::Budget { .. } => ("budget", exit_code::BUDGET),
         Ending::Finished if after.failed + after.invalid > 0 => ("finished", exit_code::ROWS_FAILED),
         Ending::Finished if after.pending + after.batched > 0 => ("incomplete", exit_code::STOPPED),
         Ending::Finished => ("finished", exit_code::SUCCESS),
@@ -167,6 +173,13 @@ pub fn execute(
         ),
         Ending::Interrupted => eprintln!(
             "promptmill: stopped waiting; the submitted batches go on at the provider. Collect them with:\n  {resume_cmd}"
+        ),
+        Ending::Budget { limit, spent } => eprintln!(
+            "promptmill: stopped at the --max-cost budget: {} spent of {}; the next batch's worst case does not fit \
+             ({} rows remain).\nResume with a larger budget:\n  {resume_cmd} --max-cost AMOUNT",
+            dollars(spent),
+            dollars(limit),
+            after.pending
         ),
         Ending::Submitted { open } => eprintln!(
             "promptmill: {open} batches submitted; see `promptmill status {db}`, and collect them with:\n  {resume_cmd}"
@@ -249,7 +262,7 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
     };
     let send = SendConfig::from_args(&crate::cli::SendArgs::default())?;
     let headers = job.headers.clone();
-    let code = match execute(&mut store, &job, &send, headers, false)? {
+    let code = match execute(&mut store, &job, &send, headers, false, None)? {
         BatchEnd::Exit(code) => code,
         BatchEnd::FinishLive => exit_code::SUCCESS,
     };

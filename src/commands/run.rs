@@ -222,27 +222,24 @@ pub fn execute(
         store.counts()
     })()
     .map_err(|e| explain(&db_path, e))?;
-    let costing = price_job(&store, &mut job, &send).map_err(|e| explain(&db_path, e))?;
-    let job_cost = costing.active().then(|| costing.spent_total());
+    let mut before = before;
+    let mut costing = price_job(&store, &mut job, &send).map_err(|e| explain(&db_path, e))?;
     if scope == Scope::All {
         job.batch = send.batch(Some(&job.batch));
     }
     store.update_job(&job).map_err(|e| explain(&db_path, e))?;
     // A job in batch mode, or one with batches still open, goes through the Batch API; what
-    // remains after `--finish-live` comes back here.
+    // remains after `--finish-live` comes back here, priced and counted afresh.
     if scope == Scope::All && (job.batch.mode == Mode::Batch || store.has_open_parts()?) {
-        if job.max_cost.is_some() && job.batch.mode == Mode::Batch && !send.finish_live {
-            return Err(ConfigError::new(
-                "--max-cost",
-                "is not supported with --mode batch yet: a batch is paid for as a whole once submitted",
-            )
-            .into());
-        }
-        match super::batch::execute(&mut store, &job, &send, headers.clone(), true)? {
+        match super::batch::execute(&mut store, &job, &send, headers.clone(), true, Some(&costing))? {
             BatchEnd::Exit(code) => return Ok(code),
-            BatchEnd::FinishLive => {}
+            BatchEnd::FinishLive => {
+                before = store.counts().map_err(|e| explain(&db_path, e))?;
+                costing = price_job(&store, &mut job, &send).map_err(|e| explain(&db_path, e))?;
+            }
         }
     }
+    let job_cost = costing.active().then(|| costing.spent_total());
     if scope == Scope::Sample {
         store.claim_sample_only();
     }

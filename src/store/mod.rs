@@ -28,7 +28,7 @@ use crate::limits::InForce;
 
 pub use ingest::{Duplicate, Ingest, NewRow};
 pub use lock::{lock_run, RunLock};
-pub use parts::{stage, Candidate, Collected, Collection, Measure, PartLimits, PartRecord};
+pub use parts::{stage, Candidate, Collected, Collection, Measure, Measured, PartLimits, PartRecord};
 pub use schema::MIGRATIONS;
 
 #[cfg(test)]

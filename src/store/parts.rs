@@ -29,7 +29,7 @@ pub mod stage {
 }
 
 /// A part as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PartRecord {
     pub part: i64,
     pub model: String,
@@ -37,6 +37,8 @@ pub struct PartRecord {
     pub rows: u64,
     pub bytes: u64,
     pub tokens: u64,
+    /// Dollars the part costs if every row uses its max_tokens (0 without a budget).
+    pub worst_cost: f64,
     pub stage: String,
     pub file_id: Option<String>,
     pub batch_id: Option<String>,
@@ -68,6 +70,19 @@ pub struct PartLimits {
     /// A first row over `max_tokens` may make a part alone (when the queue is empty, it would
     /// never fit otherwise); else no part is planned.
     pub alone_may_exceed: bool,
+    /// Dollars of worst case the part may hold (what is left of `--max-cost`); never exceeded.
+    pub max_cost: Option<f64>,
+}
+
+/// What a row adds to a part.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Measured {
+    /// Bytes of its input line.
+    pub size: u64,
+    /// Prompt tokens (0 when nobody needs them).
+    pub tokens: u64,
+    /// Worst-case dollars (0 without a budget).
+    pub cost: f64,
 }
 
 /// A pending row, as a part is planned.
@@ -77,9 +92,8 @@ pub struct Candidate<'a> {
     pub request: &'a str,
 }
 
-/// What [`Store::plan_part`] asks of each row: the size of its input line, and its prompt tokens
-/// (0 when nobody needs them); `Err` fails the row with that reason instead.
-pub type Measure<'f> = dyn FnMut(&Candidate<'_>) -> Result<(u64, u64), String> + 'f;
+/// What [`Store::plan_part`] asks of each row; `Err` fails the row with that reason instead.
+pub type Measure<'f> = dyn FnMut(&Candidate<'_>) -> Result<Measured, String> + 'f;
 
 /// Counts of one collection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -95,6 +109,7 @@ pub struct Collected {
 fn part_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PartRecord> {
     let n = |i| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
     let errors: Option<String> = r.get(13)?;
+    let worst_cost: f64 = r.get(16)?;
     Ok(PartRecord {
         part: r.get(0)?,
         model: r.get(1)?,
@@ -114,6 +129,7 @@ fn part_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PartRecord> {
             .unwrap_or_default(),
         output_file_id: r.get(14)?,
         error_file_id: r.get(15)?,
+        worst_cost,
     })
 }
 
@@ -122,7 +138,7 @@ impl Store {
     pub fn parts(&self) -> anyhow::Result<Vec<PartRecord>> {
         let mut q = self.conn.prepare(
             "SELECT part, model, filename, rows, bytes, tokens, stage, file_id, batch_id, status,
-                    completed, failed, total, errors, output_file_id, error_file_id
+                    completed, failed, total, errors, output_file_id, error_file_id, worst_cost
              FROM parts ORDER BY part",
         )?;
         let parts = q.query_map([], part_row)?.collect::<Result<_, _>>()?;
@@ -132,7 +148,7 @@ impl Store {
     pub fn part(&self, part: i64) -> anyhow::Result<PartRecord> {
         let mut q = self.conn.prepare_cached(
             "SELECT part, model, filename, rows, bytes, tokens, stage, file_id, batch_id, status,
-                    completed, failed, total, errors, output_file_id, error_file_id
+                    completed, failed, total, errors, output_file_id, error_file_id, worst_cost
              FROM parts WHERE part = ?1",
         )?;
         Ok(q.query_row([part], part_row)?)
@@ -161,7 +177,7 @@ impl Store {
             return Ok(None);
         };
         let part: i64 = tx.query_row("SELECT coalesce(max(part), 0) + 1 FROM parts", [], |r| r.get(0))?;
-        let (mut rows, mut bytes, mut tokens) = (0u64, 0u64, 0u64);
+        let (mut rows, mut bytes, mut tokens, mut cost) = (0u64, 0u64, 0u64, 0.0f64);
         let mut chosen = Vec::new();
         let mut refused = Vec::new();
         {
@@ -180,19 +196,20 @@ impl Store {
                 };
                 match measure(&candidate) {
                     Err(why) => refused.push((seq, why)),
-                    Ok((size, t)) => {
-                        let over_tokens = limits.max_tokens.is_some_and(|m| tokens + t > m);
-                        if rows == 0 && over_tokens && !limits.alone_may_exceed {
+                    Ok(m) => {
+                        let over_tokens = limits.max_tokens.is_some_and(|max| tokens + m.tokens > max);
+                        let over_cost = limits.max_cost.is_some_and(|max| cost + m.cost > max);
+                        if rows == 0 && ((over_tokens && !limits.alone_may_exceed) || over_cost) {
                             break;
                         }
-                        if rows > 0
-                            && (rows + 1 > limits.max_rows || bytes + size > limits.max_bytes || over_tokens)
-                        {
+                        let full = rows + 1 > limits.max_rows || bytes + m.size > limits.max_bytes;
+                        if rows > 0 && (full || over_tokens || over_cost) {
                             break;
                         }
                         rows += 1;
-                        bytes += size;
-                        tokens += t;
+                        bytes += m.size;
+                        tokens += m.tokens;
+                        cost += m.cost;
                         chosen.push(seq);
                     }
                 }
@@ -209,15 +226,15 @@ impl Store {
             let none_refused = refused.is_empty();
             tx.commit()?;
             if none_refused {
-                // The first row does not fit in the room left in the queue.
+                // The first row does not fit in the room left in the queue or the budget.
                 return Ok(None);
             }
             // Every row of this model was refused; the next model's rows may still make a part.
             return self.plan_part(limits, filename, measure);
         }
         tx.execute(
-            "INSERT INTO parts (part, model, filename, rows, bytes, tokens, stage, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+            "INSERT INTO parts (part, model, filename, rows, bytes, tokens, worst_cost, stage, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
             params![
                 part,
                 model,
@@ -225,6 +242,7 @@ impl Store {
                 rows as i64,
                 bytes as i64,
                 tokens as i64,
+                cost,
                 stage::PLANNED,
                 now
             ],

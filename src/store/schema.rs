@@ -78,6 +78,7 @@ pub const MIGRATIONS: &[&str] = &[
         rows            INTEGER NOT NULL,
         bytes           INTEGER NOT NULL,      -- size of the input file
         tokens          INTEGER NOT NULL,      -- prompt tokens, for --batch-max-enqueued-tokens
+        worst_cost      REAL    NOT NULL,      -- dollars if every row used max_tokens, for --max-cost
         stage           TEXT    NOT NULL,      -- planned | uploading | uploaded | creating | submitted | collected
         file_id         TEXT,
         batch_id        TEXT,
