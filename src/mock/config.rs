@@ -8,6 +8,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::batch_outcome::BatchOutcomes;
+
 /// Flags of `promptmill mock-server`: a local, OpenAI-compatible server for rehearsals,
 /// demos and tests. With no flags it is a perfect, instant, deterministic server.
 #[derive(clap::Args, Debug, Clone)]
@@ -85,6 +87,30 @@ pub struct MockArgs {
     /// Append one JSON line per request to this file.
     #[arg(long, value_name = "PATH")]
     pub log: Option<PathBuf>,
+
+    /// Retrieves (`GET /v1/batches/{id}`) a batch takes from creation to `completed`: it is
+    /// `validating` when created, then `in_progress` with request_counts growing evenly, then
+    /// `finalizing`, then `completed`. 0 or 1: completed at the first retrieve.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub batch_polls: u64,
+
+    /// How batches end (repeatable): SPEC is `OUTCOME` for every batch or `N=OUTCOME` for the
+    /// Nth batch created (1-based). OUTCOME: `completed` (default); `failed` (fails validation,
+    /// no output); `expired` or `expired:F` (the first fraction F of the lines, default 0.5,
+    /// are answered; the rest go to the error file as `batch_expired`). A create request's
+    /// `X-Mock-Batch-Outcome: OUTCOME` header wins over this flag.
+    #[arg(long, value_name = "SPEC")]
+    pub batch_outcome: Vec<String>,
+
+    /// Crash test: the Nth file upload (`POST /v1/files`) is stored, then the connection is
+    /// dropped without an answer, leaving an upload whose id the client never learned. Fires once.
+    #[arg(long, value_name = "N")]
+    pub drop_upload: Option<u64>,
+
+    /// Crash test: the Nth `POST /v1/batches` drops the connection without an answer,
+    /// `before` or `after` creating the batch (e.g. `2:after`). Fires once.
+    #[arg(long, value_name = "N:before|after")]
+    pub drop_batch_create: Option<String>,
 }
 
 /// A mistake in the mock server's flags; each message names the flag.
@@ -102,6 +128,22 @@ pub enum ConfigError {
     MissingKey(String),
     #[error("--retry-after must be a number of seconds, 0 or more, got {0}")]
     RetryAfter(f64),
+    #[error("--batch-outcome: {0}")]
+    BatchOutcome(String),
+    #[error("--{flag} counts from 1 (leave it out for never)")]
+    ZeroCount { flag: &'static str },
+    #[error("--drop-batch-create must be N:before or N:after with N of 1 or more, got `{0}`")]
+    DropBatchCreate(String),
+}
+
+/// --drop-batch-create: which `POST /v1/batches` loses its answer, and whether the batch is
+/// created first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DropCreate {
+    /// 1-based, counting create requests that would succeed.
+    pub nth: u64,
+    /// `true`: the batch exists although the client never heard of it.
+    pub after: bool,
 }
 
 /// Probabilities of the random faults; they are exclusive outcomes of one draw, so their
@@ -136,6 +178,12 @@ pub struct MockConfig {
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
     pub log: Option<PathBuf>,
+    /// Retrieves from creation to a batch's end (0 behaves as 1).
+    pub batch_polls: u64,
+    pub batch_outcomes: BatchOutcomes,
+    /// The Nth stored upload loses its answer (1-based).
+    pub drop_upload: Option<u64>,
+    pub drop_batch_create: Option<DropCreate>,
 }
 
 impl Default for MockConfig {
@@ -155,6 +203,10 @@ impl Default for MockConfig {
             rpm: None,
             tpm: None,
             log: None,
+            batch_polls: 3,
+            batch_outcomes: BatchOutcomes::default(),
+            drop_upload: None,
+            drop_batch_create: None,
         }
     }
 }
@@ -177,6 +229,10 @@ impl fmt::Debug for MockConfig {
             .field("rpm", &self.rpm)
             .field("tpm", &self.tpm)
             .field("log", &self.log)
+            .field("batch_polls", &self.batch_polls)
+            .field("batch_outcomes", &self.batch_outcomes)
+            .field("drop_upload", &self.drop_upload)
+            .field("drop_batch_create", &self.drop_batch_create)
             .finish()
     }
 }
@@ -215,6 +271,11 @@ impl MockConfig {
         if args.tpm == Some(0) {
             return Err(ConfigError::ZeroLimit { flag: "tpm" });
         }
+        let batch_outcomes = BatchOutcomes::parse(&args.batch_outcome).map_err(ConfigError::BatchOutcome)?;
+        if args.drop_upload == Some(0) {
+            return Err(ConfigError::ZeroCount { flag: "drop-upload" });
+        }
+        let drop_batch_create = args.drop_batch_create.as_deref().map(drop_create).transpose()?;
         let api_key = match args.api_key_env {
             None => None,
             Some(name) => match env(&name) {
@@ -237,8 +298,24 @@ impl MockConfig {
             rpm: args.rpm,
             tpm: args.tpm,
             log: args.log,
+            batch_polls: args.batch_polls,
+            batch_outcomes,
+            drop_upload: args.drop_upload,
+            drop_batch_create,
         })
     }
+}
+
+fn drop_create(text: &str) -> Result<DropCreate, ConfigError> {
+    let bad = || ConfigError::DropBatchCreate(text.to_string());
+    let (nth, when) = text.split_once(':').ok_or_else(bad)?;
+    let nth = nth.trim().parse().ok().filter(|&n| n >= 1).ok_or_else(bad)?;
+    let after = match when.trim() {
+        "before" => false,
+        "after" => true,
+        _ => return Err(bad()),
+    };
+    Ok(DropCreate { nth, after })
 }
 
 fn probability(flag: &'static str, value: f64) -> Result<f64, ConfigError> {
@@ -338,6 +415,25 @@ mod tests {
         let config = MockConfig::validate(args, env).unwrap();
         assert_eq!(config.api_key.as_deref(), Some("sk-secret"));
         assert!(!format!("{config:?}").contains("sk-secret"));
+    }
+
+    #[test]
+    fn batch_flags_are_validated_and_name_themselves() {
+        let args = parse(&["--batch-polls", "5", "--batch-outcome", "2=expired:0.2", "--drop-upload", "3"]);
+        let config = MockConfig::validate(args, no_env).unwrap();
+        assert_eq!((config.batch_polls, config.drop_upload), (5, Some(3)));
+        assert_ne!(config.batch_outcomes, BatchOutcomes::default());
+        let args = parse(&["--drop-batch-create", "2:after"]);
+        let config = MockConfig::validate(args, no_env).unwrap();
+        assert_eq!(config.drop_batch_create, Some(DropCreate { nth: 2, after: true }));
+        for bad in ["2", "0:before", "2:during", "x:after"] {
+            let err = MockConfig::validate(parse(&["--drop-batch-create", bad]), no_env).unwrap_err();
+            assert_eq!(err, ConfigError::DropBatchCreate(bad.into()));
+        }
+        let err = MockConfig::validate(parse(&["--batch-outcome", "soon"]), no_env).unwrap_err();
+        assert!(err.to_string().starts_with("--batch-outcome: "), "{err}");
+        let err = MockConfig::validate(parse(&["--drop-upload", "0"]), no_env).unwrap_err();
+        assert!(err.to_string().contains("--drop-upload"));
     }
 
     #[test]

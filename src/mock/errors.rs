@@ -117,7 +117,8 @@ impl ApiError {
         self
     }
 
-    pub fn into_response(self) -> Response<Body> {
+    /// The `{"error":{…}}` body alone: what a batch's error file carries for a line.
+    pub fn body(&self) -> Bytes {
         #[derive(Serialize)]
         struct Envelope<'a> {
             error: Inner<'a>,
@@ -130,15 +131,18 @@ impl ApiError {
             param: Option<&'a str>,
             code: Option<&'a str>,
         }
-        let body = super::reply::to_bytes(&Envelope {
+        super::reply::to_bytes(&Envelope {
             error: Inner {
                 message: &self.message,
                 kind: self.kind,
                 param: self.param,
                 code: self.code,
             },
-        });
-        let mut response = json_response(self.status, body);
+        })
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let mut response = json_response(self.status, self.body());
         if let Some(wait) = self.retry_after {
             let headers = response.headers_mut();
             let millis = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);

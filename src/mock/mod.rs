@@ -10,14 +10,25 @@
 //! - `wire`: request bodies; `reply`: successful answers; `errors`: error answers.
 //! - `faults`: seeded random faults and jitter; `directives`: `[[mock:...]]` in prompts;
 //!   `limits`: --rpm/--tpm; `stats`: `/mock/stats`; `log`: --log.
-//! - `tests`, `tests_faults`: in-process tests against a real server on 127.0.0.1:0.
+//! - OpenAI's Files and Batches APIs: `batch_api` (routes, pagination, `/mock/batches`),
+//!   `files` (uploads and the file store), `batch_lines` (input lines and their validation),
+//!   `batches` (the batch store and lifecycle), `batch_run` (answering lines into output and
+//!   error files), `batch_outcome` (--batch-outcome and `X-Mock-Batch-Outcome`).
+//! - `tests`, `tests_faults`, `tests_batches`: in-process tests against a real server on
+//!   127.0.0.1:0.
 //!
 //! This file only wires the subcommand: bind, announce, serve until a signal.
 
+mod batch_api;
+mod batch_lines;
+mod batch_outcome;
+mod batch_run;
+mod batches;
 mod config;
 mod directives;
 mod errors;
 mod faults;
+mod files;
 mod limits;
 mod log;
 mod reply;
@@ -29,6 +40,8 @@ mod wire;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_batches;
+#[cfg(test)]
 mod tests_faults;
 
 use std::io::Write;
@@ -36,7 +49,8 @@ use std::io::Write;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{ConfigError, FaultRates, MockArgs, MockConfig};
+pub use batch_outcome::BatchOutcomes;
+pub use config::{ConfigError, DropCreate, FaultRates, MockArgs, MockConfig};
 pub use server::MockServer;
 
 /// The subcommand: binds, prints exactly one line `listening on http://HOST:PORT/v1` to

@@ -1,9 +1,10 @@
 //! Successful answers: the deterministic completion text, the usage arithmetic and the
 //! real-shaped `chat.completion`, `text_completion` and model-list bodies. Everything here
-//! is a pure function of the parsed request (plus the id counter and the clock for `id` and
-//! `created`), so the same prompt always gets the same text. Deciding *whether* to answer
+//! is a pure function of the parsed request (plus a [`Stamp`] for `id` and `created`), so the
+//! same prompt always gets the same text, live or in a batch. Deciding *whether* to answer
 //! successfully is `service`'s job.
 
+use std::fmt;
 use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -73,7 +74,35 @@ fn usage(prompted: &Prompted, completion: &Completion) -> Usage {
     }
 }
 
-fn unix_now() -> u64 {
+/// What makes an answer's `id` and `created` its own: a live request's arrival index and the
+/// clock, or a batch line's place (batch number, line number) and its batch's creation time,
+/// so that a batch's output is the same whenever it is produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stamp {
+    Live { seq: u64 },
+    Batch { batch: u64, line: u64, created: u64 },
+}
+
+impl Stamp {
+    fn created(self) -> u64 {
+        match self {
+            Stamp::Live { .. } => unix_now(),
+            Stamp::Batch { created, .. } => created,
+        }
+    }
+}
+
+/// The part of an answer's `id` after its prefix: `17` live, `b2-17` for line 17 of batch 2.
+impl fmt::Display for Stamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Stamp::Live { seq } => write!(f, "{seq}"),
+            Stamp::Batch { batch, line, .. } => write!(f, "b{batch}-{line}"),
+        }
+    }
+}
+
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -105,8 +134,8 @@ struct AssistantMessage<'a> {
     refusal: Option<()>,
 }
 
-/// The `chat.completion` answer to `prompted`; `seq` makes the id unique.
-pub(crate) fn chat(prompted: &Prompted, seq: u64) -> Reply {
+/// The `chat.completion` answer to `prompted`; `stamp` makes the id unique.
+pub(crate) fn chat(prompted: &Prompted, stamp: Stamp) -> Reply {
     let completion = complete(&prompted.prompt, prompted.max_tokens);
     let usage = usage(prompted, &completion);
     let choices = (0..prompted.n)
@@ -122,9 +151,9 @@ pub(crate) fn chat(prompted: &Prompted, seq: u64) -> Reply {
         })
         .collect();
     let body = ChatCompletion {
-        id: format!("chatcmpl-mock-{seq}"),
+        id: format!("chatcmpl-mock-{stamp}"),
         object: "chat.completion",
-        created: unix_now(),
+        created: stamp.created(),
         model: &prompted.model,
         choices,
         usage,
@@ -156,7 +185,7 @@ struct TextChoice<'a> {
 }
 
 /// The legacy `text_completion` answer to `prompted`.
-pub(crate) fn text(prompted: &Prompted, seq: u64) -> Reply {
+pub(crate) fn text(prompted: &Prompted, stamp: Stamp) -> Reply {
     let completion = complete(&prompted.prompt, prompted.max_tokens);
     let usage = usage(prompted, &completion);
     let choices = (0..prompted.n)
@@ -168,9 +197,9 @@ pub(crate) fn text(prompted: &Prompted, seq: u64) -> Reply {
         })
         .collect();
     let body = TextCompletion {
-        id: format!("cmpl-mock-{seq}"),
+        id: format!("cmpl-mock-{stamp}"),
         object: "text_completion",
-        created: unix_now(),
+        created: stamp.created(),
         model: &prompted.model,
         choices,
         usage,
@@ -239,7 +268,7 @@ mod tests {
 
     #[test]
     fn usage_multiplies_completion_tokens_by_n() {
-        let reply = chat(&prompted("hi there", None, 3), 1);
+        let reply = chat(&prompted("hi there", None, 3), Stamp::Live { seq: 1 });
         assert_eq!(
             reply.usage,
             Usage {
@@ -256,10 +285,23 @@ mod tests {
 
     #[test]
     fn text_completion_has_the_legacy_shape() {
-        let json: serde_json::Value = serde_json::from_slice(&text(&prompted("x", None, 1), 5).body).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&text(&prompted("x", None, 1), Stamp::Live { seq: 5 }).body).unwrap();
         assert_eq!(json["object"], "text_completion");
         assert_eq!(json["id"], "cmpl-mock-5");
         assert_eq!(json["choices"][0]["text"], "Mock reply: x");
         assert!(json["choices"][0]["logprobs"].is_null());
+    }
+
+    #[test]
+    fn a_batch_stamp_gives_the_same_body_every_time() {
+        let stamp = Stamp::Batch {
+            batch: 2,
+            line: 17,
+            created: 1_700_000_000,
+        };
+        let first = chat(&prompted("x", None, 1), stamp).body;
+        assert_eq!(first, chat(&prompted("x", None, 1), stamp).body);
+        let json: serde_json::Value = serde_json::from_slice(&first).unwrap();
+        assert_eq!((&json["id"], &json["created"]), (&"chatcmpl-mock-b2-17".into(), &1_700_000_000.into()));
     }
 }

@@ -5,7 +5,10 @@
 //! the pieces of each check to their own modules.
 //!
 //! Routes: OpenAI's `/v1/…`, and Azure OpenAI's `/openai/deployments/{name}/…` (which must
-//! carry `?api-version=`, else 404 as Azure does).
+//! carry `?api-version=`, else 404 as Azure does). The Files and Batches routes are matched and
+//! answered by `batch_api`, after the same auth and before the same latency, stats and log.
+//! [`answer_body`] is the one place a completion body becomes an answer once the request-level
+//! checks are done: live requests and batch lines both go through it.
 //! Scope of each feature: auth (with --unauthorized-after) and latency apply to every request;
 //! fail-first, limits,
 //! random faults and directives only to the two completion endpoints (so a client's
@@ -23,17 +26,21 @@ use hyper::header::{HeaderMap, AUTHORIZATION};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio_util::sync::CancellationToken;
 
+use super::batch_api::{self, BatchRoute, Refusal};
+use super::batches::BatchStore;
 use super::config::MockConfig;
+use super::files::FileStore;
 use super::directives::{self, FailTimes, RetryHint};
 use super::errors::{json_response, ApiError, Body, RetryForm};
 use super::faults::{self, Fault, Faults, Rng};
 use super::limits::{Limits, Snapshot};
 use super::log::{Entry, RequestLog};
-use super::reply::{self, Usage};
+use super::reply::{self, Reply, Stamp, Usage};
 use super::stats::{Outcome, Stats};
 use super::wire::{self, Prompted};
 
-/// Largest request body kept; bigger ones get a 413 (it bounds memory per connection).
+/// Largest request body kept; bigger ones get a 413 (it bounds memory per connection). File
+/// uploads have their own, larger, cap ([`batch_api::MAX_UPLOAD_BODY`]).
 const MAX_BODY: usize = 32 * 1024 * 1024;
 /// How long a "hang" holds the request (unless the client leaves or the server stops).
 const HANG: Duration = Duration::from_secs(3600);
@@ -60,6 +67,10 @@ pub(crate) struct State {
     log: Option<RequestLog>,
     /// Completion requests that passed auth, in arrival order (for --fail-first).
     completions: AtomicU64,
+    /// Uploaded and generated files (`/v1/files`).
+    pub(crate) files: FileStore,
+    /// Every batch created (`/v1/batches`), with the --batch-* settings.
+    pub(crate) batches: BatchStore,
     /// Cancelled by `server` when serving stops: ends latency waits and hangs so connections
     /// can close promptly. Created with the state; borrowed, never cloned, per request.
     pub(crate) stop: CancellationToken,
@@ -91,19 +102,40 @@ impl State {
             stats: Stats::default(),
             log,
             completions: AtomicU64::new(0),
+            files: FileStore::new(config.drop_upload),
+            batches: BatchStore::new(config.batch_polls, config.batch_outcomes, config.drop_batch_create),
             stop: CancellationToken::new(),
         })
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Endpoint {
+/// The two completion endpoints, live or as a batch's `endpoint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Endpoint {
     Chat,
     Completions,
 }
 
+impl Endpoint {
+    /// The OpenAI path, as a batch names it.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "/v1/chat/completions",
+            Endpoint::Completions => "/v1/completions",
+        }
+    }
+
+    pub fn from_path(path: &str) -> Option<Self> {
+        [Endpoint::Chat, Endpoint::Completions]
+            .into_iter()
+            .find(|e| e.path() == path)
+    }
+}
+
 enum Route {
     Completion(Endpoint),
+    /// Files and Batches: answered by `batch_api`.
+    Batch(BatchRoute),
     Models,
     WrongMethod,
     NotFound,
@@ -118,6 +150,11 @@ fn is_api(path: &str) -> bool {
 }
 
 fn route(method: &Method, path: &str, query: Option<&str>) -> Route {
+    match batch_api::route(method, path) {
+        None => {}
+        Some(Ok(route)) => return Route::Batch(route),
+        Some(Err(batch_api::WrongMethod)) => return Route::WrongMethod,
+    }
     let (wanted, route) = match path {
         "/v1/chat/completions" => (Method::POST, Route::Completion(Endpoint::Chat)),
         "/v1/completions" => (Method::POST, Route::Completion(Endpoint::Completions)),
@@ -192,11 +229,11 @@ impl Decision {
     }
 }
 
-/// Reads a request body, keeping at most [`MAX_BODY`] bytes; `true` when there was more. The rest
+/// Reads a request body, keeping at most `limit` bytes; `true` when there was more. The rest
 /// of a body that is too large is read and dropped rather than left unread: closing a
 /// connection with unread data resets it, and the client, still sending, could then lose the
 /// 413 to the reset (a race, not an answer).
-async fn read_body(mut body: Incoming) -> Result<(Bytes, bool), Dropped> {
+async fn read_body(mut body: Incoming, limit: usize) -> Result<(Bytes, bool), Dropped> {
     let mut kept = bytes::BytesMut::new();
     let mut too_large = false;
     while let Some(frame) = body.frame().await {
@@ -206,7 +243,7 @@ async fn read_body(mut body: Incoming) -> Result<(Bytes, bool), Dropped> {
         if too_large {
             continue;
         }
-        if kept.len() + data.len() > MAX_BODY {
+        if kept.len() + data.len() > limit {
             too_large = true;
             kept = bytes::BytesMut::new();
         } else {
@@ -225,11 +262,14 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
     }
     let arrived = SystemTime::now();
     let index = state.stats.arrive();
-    let (body, too_large) = read_body(body).await?;
     let route = route(&parts.method, path, parts.uri.query());
+    let limit = match route {
+        Route::Batch(BatchRoute::UploadFile) => batch_api::MAX_UPLOAD_BODY,
+        _ => MAX_BODY,
+    };
+    let (body, too_large) = read_body(body, limit).await?;
     let parsed = match route {
-        Route::Completion(Endpoint::Chat) => Some(wire::parse_chat(&body)),
-        Route::Completion(Endpoint::Completions) => Some(wire::parse_completion(&body)),
+        Route::Completion(endpoint) => Some(parse(endpoint, &body)),
         _ => None,
     };
     let prompt = parsed.as_ref().and_then(|p| p.as_ref().ok()).map(|p| &*p.prompt);
@@ -241,14 +281,31 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
         headers: &parts.headers,
         index,
     };
-    let mut decision = if too_large {
-        let error = ApiError::for_status(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "mock-server: request body too large",
-        );
-        Decision::error(Outcome::BadRequest, error)
-    } else {
-        decide(&state, &arrival, route, parsed.as_ref(), &mut rng)
+    let mut decision = match route {
+        _ if too_large => {
+            let error = ApiError::for_status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "mock-server: request body too large",
+            );
+            Decision::error(Outcome::BadRequest, error)
+        }
+        Route::Batch(api) => match refuse_key(&state, &arrival) {
+            Some(refused) => refused,
+            None => {
+                let request = batch_api::Request {
+                    headers: &parts.headers,
+                    query: parts.uri.query(),
+                    // A reference count, not a copy (`parsed` borrows `body` for the log).
+                    body: body.clone(),
+                };
+                match batch_api::handle(&state, api, request).await {
+                    Ok(response) => Decision::new(Outcome::Ok, Action::Respond(response)),
+                    Err(Refusal::Error(error)) => Decision::error(Outcome::BadRequest, error),
+                    Err(Refusal::Drop) => Decision::new(Outcome::Dropped, Action::Reset),
+                }
+            }
+        },
+        route => decide(&state, &arrival, route, parsed.as_ref(), &mut rng),
     };
 
     let delay = faults::latency(state.latency, state.latency_jitter, &mut rng);
@@ -292,11 +349,12 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
     }
 }
 
-/// Requests outside /v1: the stats endpoint, or a 404.
+/// Requests outside /v1: the stats and batches endpoints, or a 404.
 fn control(state: &State, method: &Method, path: &str) -> Response<Body> {
     match (method, path) {
         (&Method::GET, "/mock/stats") => json_response(StatusCode::OK, state.stats.to_json()),
-        (_, "/mock/stats") => method_not_allowed(method, path).into_response(),
+        (&Method::GET, "/mock/batches") => json_response(StatusCode::OK, batch_api::overview(state)),
+        (_, "/mock/stats" | "/mock/batches") => method_not_allowed(method, path).into_response(),
         _ => ApiError::invalid_url(method, path).into_response(),
     }
 }
@@ -317,6 +375,13 @@ struct Arrival<'a> {
     index: u64,
 }
 
+/// The 401 for a request without the right key, or with any key after --unauthorized-after.
+fn refuse_key(state: &State, arrival: &Arrival) -> Option<Decision> {
+    let revoked = state.unauthorized_after.is_some_and(|n| arrival.index >= n);
+    (revoked || !authorized(state.api_key.as_deref(), arrival.headers))
+        .then(|| Decision::error(Outcome::Auth, ApiError::invalid_key()))
+}
+
 /// The checks, in order. Pure except for the counters, limiter and fail-times memory.
 fn decide(
     state: &State,
@@ -328,9 +393,8 @@ fn decide(
     let Arrival {
         method, path, index, ..
     } = *arrival;
-    let revoked = state.unauthorized_after.is_some_and(|n| index >= n);
-    if revoked || !authorized(state.api_key.as_deref(), arrival.headers) {
-        return Decision::error(Outcome::Auth, ApiError::invalid_key());
+    if let Some(refused) = refuse_key(state, arrival) {
+        return refused;
     }
     let endpoint = match route {
         Route::Completion(endpoint) => endpoint,
@@ -339,7 +403,10 @@ fn decide(
             return Decision::new(Outcome::Ok, Action::Respond(response));
         }
         Route::WrongMethod => return Decision::error(Outcome::BadRequest, method_not_allowed(method, path)),
-        Route::NotFound => return Decision::error(Outcome::BadRequest, ApiError::invalid_url(method, path)),
+        // `handle` answers Files and Batches before `decide`; a 404 rather than a panic.
+        Route::NotFound | Route::Batch(_) => {
+            return Decision::error(Outcome::BadRequest, ApiError::invalid_url(method, path))
+        }
         Route::NoApiVersion => {
             let error = ApiError::for_status(
                 StatusCode::NOT_FOUND,
@@ -358,11 +425,7 @@ fn decide(
     }
     let prompted = match parsed {
         Some(Ok(prompted)) => prompted,
-        Some(Err(bad)) => {
-            let error =
-                ApiError::for_status(StatusCode::BAD_REQUEST, bad.message.clone()).with_param(bad.param);
-            return Decision::error(Outcome::BadRequest, error);
-        }
+        Some(Err(bad)) => return Decision::error(Outcome::BadRequest, bad_body(bad)),
         // A completion route always comes with a parse result; answer 400 rather than panic.
         None => {
             return Decision::error(
@@ -386,12 +449,9 @@ fn decide(
     decision
 }
 
-/// Random faults, then directives, then the normal answer, for a request that passed the checks.
+/// Random faults, then [`respond`], for a live request that passed the checks.
 fn answer(state: &State, endpoint: Endpoint, prompted: &Prompted, index: u64, rng: &mut Rng) -> Decision {
-    let reply = |p: &Prompted| match endpoint {
-        Endpoint::Chat => reply::chat(p, index),
-        Endpoint::Completions => reply::text(p, index),
-    };
+    let stamp = Stamp::Live { seq: index };
     match state.faults.draw(rng) {
         None => {}
         Some(Fault::TooMany) => {
@@ -407,15 +467,64 @@ fn answer(state: &State, endpoint: Endpoint, prompted: &Prompted, index: u64, rn
         Some(Fault::Reset) => return Decision::new(Outcome::Reset, Action::Reset),
         Some(Fault::Malformed) => {
             // The real answer cut in half: a 200 whose body is truncated JSON.
-            let body = reply(prompted).body;
+            let body = reply(endpoint, prompted, stamp).body;
             let response = json_response(StatusCode::OK, body.slice(..body.len() / 2));
             return Decision::new(Outcome::Malformed, Action::Respond(response));
         }
     }
+    match respond(state, endpoint, prompted, stamp) {
+        Answered::Error(outcome, error) => Decision::error(outcome, error),
+        Answered::Reply(reply) => {
+            let response = json_response(StatusCode::OK, reply.body);
+            Decision {
+                usage: Some(reply.usage),
+                ..Decision::new(Outcome::Ok, Action::Respond(response))
+            }
+        }
+    }
+}
+
+/// What a completion body gets once the request-level checks (auth, --fail-first, limits,
+/// random faults) are done or do not apply: an error, or a reply with its usage.
+pub(crate) enum Answered {
+    Reply(Reply),
+    Error(Outcome, ApiError),
+}
+
+fn parse(endpoint: Endpoint, body: &[u8]) -> Result<Prompted<'_>, wire::BadRequest> {
+    match endpoint {
+        Endpoint::Chat => wire::parse_chat(body),
+        Endpoint::Completions => wire::parse_completion(body),
+    }
+}
+
+fn bad_body(bad: &wire::BadRequest) -> ApiError {
+    ApiError::for_status(StatusCode::BAD_REQUEST, bad.message.clone()).with_param(bad.param)
+}
+
+fn reply(endpoint: Endpoint, prompted: &Prompted, stamp: Stamp) -> Reply {
+    match endpoint {
+        Endpoint::Chat => reply::chat(prompted, stamp),
+        Endpoint::Completions => reply::text(prompted, stamp),
+    }
+}
+
+/// A batch line's answer: exactly what a live request with this body gets from the same
+/// server when no fault, limit or --fail-first gets in the way.
+pub(crate) fn answer_body(state: &State, endpoint: Endpoint, body: &[u8], stamp: Stamp) -> Answered {
+    match parse(endpoint, body) {
+        Ok(prompted) => respond(state, endpoint, &prompted, stamp),
+        Err(bad) => Answered::Error(Outcome::BadRequest, bad_body(&bad)),
+    }
+}
+
+/// Directives, then the normal reply: the part of answering shared by live requests and batch
+/// lines.
+fn respond(state: &State, endpoint: Endpoint, prompted: &Prompted, stamp: Stamp) -> Answered {
     match directives::find(&prompted.prompt) {
         None => {}
         Some(Err(why)) => {
-            return Decision::error(
+            return Answered::Error(
                 Outcome::BadRequest,
                 ApiError::for_status(StatusCode::BAD_REQUEST, why),
             )
@@ -448,16 +557,11 @@ fn answer(state: &State, endpoint: Endpoint, prompted: &Prompted, index: u64, rn
                         error.with_retry_hint(Duration::from_secs(s), RetryForm::Date)
                     }
                 };
-                return Decision::error(Outcome::Directive, error);
+                return Answered::Error(Outcome::Directive, error);
             }
         }
     }
-    let reply = reply(prompted);
-    let response = json_response(StatusCode::OK, reply.body);
-    Decision {
-        usage: Some(reply.usage),
-        ..Decision::new(Outcome::Ok, Action::Respond(response))
-    }
+    Answered::Reply(reply(endpoint, prompted, stamp))
 }
 
 fn server_error(code: u16) -> ApiError {

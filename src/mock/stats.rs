@@ -1,5 +1,6 @@
 //! What the server did, for `GET /mock/stats`: requests received on /v1, answers by status
-//! and by outcome, and the usage of the successful completions actually sent. Plain atomic
+//! and by outcome, the usage of the successful completions actually sent, and counts of file
+//! and batch events. Batch lines are not requests: they are counted nowhere here. Plain atomic
 //! counters, so recording costs a few uncontended adds and no lock. [`Outcome`] is also the
 //! vocabulary of the request log (`log`). Deciding the outcome is `service`'s job.
 
@@ -26,10 +27,12 @@ pub(crate) enum Outcome {
     Tpm,
     BadRequest,
     Directive,
+    /// A --drop-upload or --drop-batch-create hook closed the connection.
+    Dropped,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 12] = [
+    const ALL: [Outcome; 13] = [
         Outcome::Ok,
         Outcome::Auth,
         Outcome::FailFirst,
@@ -42,6 +45,7 @@ impl Outcome {
         Outcome::Tpm,
         Outcome::BadRequest,
         Outcome::Directive,
+        Outcome::Dropped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,8 +62,21 @@ impl Outcome {
             Outcome::Tpm => "tpm",
             Outcome::BadRequest => "bad_request",
             Outcome::Directive => "directive",
+            Outcome::Dropped => "dropped",
         }
     }
+}
+
+/// Things done to files and batches, counted for `/mock/stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// A `POST /v1/files` stored a file (a dropped answer included; generated outputs not).
+    FileUploaded,
+    FileDeleted,
+    /// A batch was created (a --drop-batch-create `after` included).
+    BatchCreated,
+    /// A cancel request moved a batch to `cancelling`.
+    BatchCancelled,
 }
 
 /// Statuses are counted in a flat table indexed by code; 600 covers every valid one.
@@ -72,6 +89,8 @@ pub(crate) struct Stats {
     prompt_tokens: AtomicU64,
     completion_tokens: AtomicU64,
     total_tokens: AtomicU64,
+    /// Indexed by `Event as usize`.
+    events: [AtomicU64; 4],
 }
 
 impl Default for Stats {
@@ -83,6 +102,7 @@ impl Default for Stats {
             prompt_tokens: AtomicU64::new(0),
             completion_tokens: AtomicU64::new(0),
             total_tokens: AtomicU64::new(0),
+            events: Default::default(),
         }
     }
 }
@@ -106,6 +126,10 @@ impl Stats {
         }
     }
 
+    pub fn count(&self, event: Event) {
+        self.events[event as usize].fetch_add(1, Relaxed);
+    }
+
     /// The `/mock/stats` body. Counters are read one by one, so a snapshot taken while
     /// requests are in flight may be off by those; tests read it once the run is over.
     pub fn to_json(&self) -> Bytes {
@@ -115,7 +139,12 @@ impl Stats {
             by_status: BTreeMap<String, u64>,
             by_outcome: BTreeMap<&'static str, u64>,
             usage: Usage,
+            files_uploaded: u64,
+            files_deleted: u64,
+            batches_created: u64,
+            batches_cancelled: u64,
         }
+        let event = |e: Event| self.events[e as usize].load(Relaxed);
         let by_status = self
             .by_status
             .iter()
@@ -137,6 +166,10 @@ impl Stats {
                 completion_tokens: self.completion_tokens.load(Relaxed),
                 total_tokens: self.total_tokens.load(Relaxed),
             },
+            files_uploaded: event(Event::FileUploaded),
+            files_deleted: event(Event::FileDeleted),
+            batches_created: event(Event::BatchCreated),
+            batches_cancelled: event(Event::BatchCancelled),
         };
         super::reply::to_bytes(&view)
     }
@@ -165,11 +198,13 @@ mod tests {
         };
         stats.record(Outcome::Ok, Some(200), Some(usage));
         stats.record(Outcome::Hang, None, None);
+        stats.count(Event::BatchCreated);
         let json: serde_json::Value = serde_json::from_slice(&stats.to_json()).unwrap();
         assert_eq!(json["requests"], 2);
         assert_eq!(json["by_status"], serde_json::json!({"200": 1}));
         assert_eq!(json["by_outcome"]["hang"], 1);
         assert_eq!(json["by_outcome"]["tpm"], 0);
         assert_eq!(json["usage"]["total_tokens"], 8);
+        assert_eq!((json["batches_created"].as_u64(), json["files_uploaded"].as_u64()), (Some(1), Some(0)));
     }
 }

@@ -1,0 +1,243 @@
+//! The HTTP face of OpenAI's Files and Batches APIs in the mock: which paths and methods exist
+//! ([`route`]), what a handler gets ([`Request`]) and how it refuses ([`Refusal`]: an OpenAI
+//! error, or a dropped connection for the crash-test hooks), the `limit`/`after` pagination the
+//! list endpoints share, and `GET /mock/batches`. Auth, latency, stats and the log are applied
+//! around these handlers by `service`; storing files is `files`' job, batches `batches`'.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::header::HeaderMap;
+use hyper::{Method, Response, StatusCode};
+use serde::Serialize;
+
+use super::errors::{ApiError, Body};
+use super::service::State;
+use super::{batches, files};
+
+/// Largest file accepted by `POST /v1/files`.
+pub(crate) const MAX_UPLOAD: usize = 512 * 1024 * 1024;
+/// Largest upload request body: the file plus room for the multipart framing and `purpose`.
+pub(crate) const MAX_UPLOAD_BODY: usize = MAX_UPLOAD + 1024 * 1024;
+
+/// A Files or Batches endpoint, with the id from its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BatchRoute {
+    UploadFile,
+    ListFiles,
+    GetFile(String),
+    FileContent(String),
+    DeleteFile(String),
+    CreateBatch,
+    ListBatches,
+    GetBatch(String),
+    CancelBatch(String),
+}
+
+/// A Files or Batches path asked for with a method it does not take.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct WrongMethod;
+
+/// `None` when `path` is not a Files or Batches path.
+pub(crate) fn route(method: &Method, path: &str) -> Option<Result<BatchRoute, WrongMethod>> {
+    let rest = path.strip_prefix("/v1/")?;
+    let segments: Vec<&str> = rest.split('/').collect();
+    let (get, other) = match segments[..] {
+        ["files"] => (Some(BatchRoute::ListFiles), Some((Method::POST, BatchRoute::UploadFile))),
+        ["files", id] if !id.is_empty() => (
+            Some(BatchRoute::GetFile(id.into())),
+            Some((Method::DELETE, BatchRoute::DeleteFile(id.into()))),
+        ),
+        ["files", id, "content"] if !id.is_empty() => (Some(BatchRoute::FileContent(id.into())), None),
+        ["batches"] => (Some(BatchRoute::ListBatches), Some((Method::POST, BatchRoute::CreateBatch))),
+        ["batches", id] if !id.is_empty() => (Some(BatchRoute::GetBatch(id.into())), None),
+        ["batches", id, "cancel"] if !id.is_empty() => {
+            (None, Some((Method::POST, BatchRoute::CancelBatch(id.into()))))
+        }
+        _ => return None,
+    };
+    if *method == Method::GET {
+        if let Some(route) = get {
+            return Some(Ok(route));
+        }
+    }
+    match other {
+        Some((wanted, route)) if *method == wanted => Some(Ok(route)),
+        _ => Some(Err(WrongMethod)),
+    }
+}
+
+/// What a handler needs from its request.
+pub(crate) struct Request<'a> {
+    pub headers: &'a HeaderMap,
+    pub query: Option<&'a str>,
+    pub body: Bytes,
+}
+
+/// Why a handler gives no normal answer.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// An OpenAI error answer.
+    Error(ApiError),
+    /// A crash-test hook fired: close the connection without answering.
+    Drop,
+}
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
+        Refusal::Error(error)
+    }
+}
+
+pub(crate) type Handled = Result<Response<Body>, Refusal>;
+
+/// Answers one Files or Batches request (auth already passed).
+pub(crate) async fn handle(state: &Arc<State>, route: BatchRoute, request: Request<'_>) -> Handled {
+    match route {
+        BatchRoute::UploadFile => files::upload(state, request).await,
+        BatchRoute::ListFiles => files::list(state, request.query),
+        BatchRoute::GetFile(id) => files::retrieve(state, &id),
+        BatchRoute::FileContent(id) => files::content(state, &id),
+        BatchRoute::DeleteFile(id) => files::delete(state, &id),
+        BatchRoute::CreateBatch => batches::create(state, &request),
+        BatchRoute::ListBatches => batches::list(state, request.query),
+        BatchRoute::GetBatch(id) => batches::retrieve(state, &id).await,
+        BatchRoute::CancelBatch(id) => batches::cancel(state, &id),
+    }
+}
+
+/// A query parameter, percent-decoded; the first one wins.
+pub(crate) fn query_param<'q>(query: Option<&'q str>, name: &str) -> Option<Cow<'q, str>> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value)
+}
+
+/// A 400 about one query or body parameter.
+pub(crate) fn invalid(param: &'static str, message: impl Into<Cow<'static, str>>) -> ApiError {
+    ApiError::for_status(StatusCode::BAD_REQUEST, message).with_param(Some(param))
+}
+
+/// `limit` and `after` of a list request: `after` is the id of the last object of the
+/// previous page. Ids carry their creation number, so a cursor still works after its
+/// object is deleted.
+pub(crate) struct Page {
+    pub limit: usize,
+    /// The creation number of the `after` object.
+    pub after: Option<u64>,
+}
+
+impl Page {
+    /// Reads `limit` (1..=`max`, default `default`) and `after` (an id with `id_prefix`).
+    pub fn from_query(
+        query: Option<&str>,
+        default: usize,
+        max: usize,
+        id_prefix: &str,
+    ) -> Result<Page, ApiError> {
+        let limit = match query_param(query, "limit") {
+            None => default,
+            Some(text) => text
+                .parse()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| {
+                    invalid(
+                        "limit",
+                        format!("Invalid 'limit': expected an integer from 1 to {max}, got '{text}'."),
+                    )
+                })?,
+        };
+        let after = match query_param(query, "after") {
+            None => None,
+            Some(id) => Some(
+                seq_of(&id, id_prefix)
+                    .ok_or_else(|| invalid("after", format!("No such object: after='{id}'.")))?,
+            ),
+        };
+        Ok(Page { limit, after })
+    }
+
+    /// One page of `items` (in list order, each with its creation number), and whether
+    /// more follow it.
+    pub fn take<T>(&self, items: impl IntoIterator<Item = (u64, T)>, newest_first: bool) -> (Vec<T>, bool) {
+        let mut rest = items.into_iter().filter(|&(seq, _)| match self.after {
+            None => true,
+            Some(after) if newest_first => seq < after,
+            Some(after) => seq > after,
+        });
+        let page: Vec<T> = rest.by_ref().take(self.limit).map(|(_, item)| item).collect();
+        let more = rest.next().is_some();
+        (page, more)
+    }
+}
+
+/// The `{"object":"list",…}` envelope of the list endpoints.
+#[derive(Serialize)]
+pub(crate) struct List<T: Serialize> {
+    object: &'static str,
+    data: Vec<T>,
+    first_id: Option<String>,
+    last_id: Option<String>,
+    has_more: bool,
+}
+
+impl<T: Serialize> List<T> {
+    pub fn new(data: Vec<T>, has_more: bool, id: impl Fn(&T) -> String) -> Self {
+        List {
+            object: "list",
+            first_id: data.first().map(&id),
+            last_id: data.last().map(&id),
+            data,
+            has_more,
+        }
+    }
+}
+
+/// The creation number in an id made by [`make_id`], if `id` is one.
+pub(crate) fn seq_of(id: &str, prefix: &str) -> Option<u64> {
+    id.strip_prefix(prefix)?.parse().ok()
+}
+
+pub(crate) fn make_id(prefix: &str, seq: u64) -> String {
+    format!("{prefix}{seq}")
+}
+
+/// The `GET /mock/batches` body: every batch ever created and every upload ever stored, in
+/// creation order, so that tests can check that nothing was uploaded or submitted twice.
+pub(crate) fn overview(state: &State) -> Bytes {
+    super::reply::to_bytes(&serde_json::json!({
+        "batches": state.batches.overview(),
+        "uploads": state.files.uploads(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_methods_route_to_their_endpoint() {
+        let r = |m: Method, p: &str| route(&m, p);
+        assert_eq!(r(Method::POST, "/v1/files"), Some(Ok(BatchRoute::UploadFile)));
+        assert_eq!(r(Method::GET, "/v1/files/file-1/content"), Some(Ok(BatchRoute::FileContent("file-1".into()))));
+        assert_eq!(r(Method::DELETE, "/v1/files/f"), Some(Ok(BatchRoute::DeleteFile("f".into()))));
+        assert_eq!(r(Method::POST, "/v1/batches/b/cancel"), Some(Ok(BatchRoute::CancelBatch("b".into()))));
+        assert_eq!(r(Method::GET, "/v1/batches/b/cancel"), Some(Err(WrongMethod)));
+        assert_eq!(r(Method::PUT, "/v1/batches"), Some(Err(WrongMethod)));
+        assert_eq!(r(Method::GET, "/v1/files/"), None);
+        assert_eq!(r(Method::GET, "/v1/chat/completions"), None);
+    }
+
+    #[test]
+    fn pages_follow_the_cursor_in_either_order() {
+        let page = Page::from_query(Some("limit=2&after=b_5"), 20, 100, "b_").unwrap();
+        let newest_first = [(7, 'g'), (6, 'f'), (5, 'e'), (4, 'd'), (3, 'c'), (2, 'b')];
+        assert_eq!(page.take(newest_first, true), (vec!['d', 'c'], true));
+        let oldest_first = [(4, 'd'), (5, 'e'), (6, 'f'), (7, 'g')];
+        assert_eq!(page.take(oldest_first, false), (vec!['f', 'g'], false));
+        assert!(Page::from_query(Some("limit=0"), 20, 100, "b_").is_err());
+        assert!(Page::from_query(Some("after=nope"), 20, 100, "b_").is_err());
+    }
+}
