@@ -18,6 +18,12 @@
 //! Scenario 3 ("dry run"): `promptmill estimate` over N prompts (default 1,000,000) of ~1 KB of
 //! varied English-like text each: wall time, rows/s, CPU (all threads) and peak RSS.
 //!
+//! Scenario 4 ("batch"): the throughput scenario's input through `--mode batch` (default
+//! 1,000,000 rows: 20 batches of 50,000), the mock's batches completing at their first poll, so
+//! what is measured is promptmill's own work: reading, planning, building and uploading the
+//! files, downloading and joining the results, exporting. Wall time, rows/s, CPU per row, peak
+//! RSS.
+//!
 //! The mock server runs as a separate process, so its CPU is not counted against promptmill.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -29,6 +35,7 @@ struct Args {
     rows: u64,
     latency_rows: u64,
     estimate_rows: u64,
+    batch_rows: u64,
     concurrency: usize,
 }
 
@@ -37,6 +44,7 @@ fn parse_args() -> Args {
         rows: 1_000_000,
         latency_rows: 20_000,
         estimate_rows: 1_000_000,
+        batch_rows: 1_000_000,
         concurrency: 64,
     };
     let mut it = std::env::args().skip(1);
@@ -50,6 +58,7 @@ fn parse_args() -> Args {
             "--rows" => args.rows = value(),
             "--latency-rows" => args.latency_rows = value(),
             "--estimate-rows" => args.estimate_rows = value(),
+            "--batch-rows" => args.batch_rows = value(),
             "--concurrency" => args.concurrency = value() as usize,
             _ => usage(),
         }
@@ -59,7 +68,7 @@ fn parse_args() -> Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench [--rows N] [--latency-rows N] [--estimate-rows N] [--concurrency N]   (0 rows skips a scenario)"
+        "usage: bench [--rows N] [--latency-rows N] [--estimate-rows N] [--batch-rows N] [--concurrency N]   (0 rows skips a scenario)"
     );
     std::process::exit(2)
 }
@@ -82,6 +91,37 @@ fn main() {
     if args.estimate_rows > 0 {
         dry_run(&bin, dir.path(), args.estimate_rows);
     }
+    if args.batch_rows > 0 {
+        batch(&bin, dir.path(), args.batch_rows);
+    }
+}
+
+fn batch(bin: &Path, dir: &Path, rows: u64) {
+    let input = dir.join("batch.jsonl");
+    write_input(&input, rows);
+    let server = MockServer::start(bin, &["--batch-polls", "1"]);
+    let out = dir.join("batch.out.jsonl");
+    let summary = dir.join("batch.summary.json");
+    let mut cmd = run_command(bin, &input, &out, &summary, &server.url, 1);
+    cmd.args(["--mode", "batch", "--poll-interval", "10ms"]);
+    let m = measure(&mut cmd);
+    let lines = count_lines(&out);
+    println!();
+    println!("batch: {rows} rows through --mode batch, batches complete at the first poll");
+    println!("  output rows        {lines}");
+    println!(
+        "  wall               {:.2} s (whole command: read, plan, upload, poll, download, join, export)",
+        m.wall.as_secs_f64()
+    );
+    println!("  rows/s (overall)   {:.0}", rows as f64 / m.wall.as_secs_f64());
+    println!(
+        "  CPU per row        {:.1} µs (user {:.2} s + sys {:.2} s)",
+        (m.user + m.sys).as_secs_f64() * 1e6 / rows as f64,
+        m.user.as_secs_f64(),
+        m.sys.as_secs_f64()
+    );
+    println!("  peak RSS           {:.1} MB", m.max_rss_kb as f64 / 1024.0);
+    assert_eq!(lines, rows, "every input row has one output row");
 }
 
 fn dry_run(bin: &Path, dir: &Path, rows: u64) {

@@ -630,8 +630,14 @@ impl<'a, A: BatchApi> Driver<'a, A> {
 
     /// Spools file `id` to disk next to the checkpoint.
     async fn download(&self, part: i64, id: &str) -> Step<PathBuf> {
+        // The id comes from the server: only its plain characters go into a file name.
+        let safe: String = id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .take(64)
+            .collect();
         let mut path = self.settings.spool.clone().into_os_string();
-        path.push(format!(".part{part}.{id}.download"));
+        path.push(format!(".part{part}.{safe}.download"));
         let path = PathBuf::from(path);
         let mut tries = 0;
         loop {

@@ -203,7 +203,10 @@ fn parse_line<'a>(
     let line: Line = serde_json::from_slice(text).map_err(|err| {
         use serde_json::error::Category;
         let (code, message) = match err.classify() {
-            Category::Data => ("invalid_request", format!("This line is not a valid request: {err}.")),
+            Category::Data => (
+                "invalid_request",
+                format!("This line is not a valid request: {err}."),
+            ),
             _ if text.iter().all(u8::is_ascii_whitespace) => {
                 ("invalid_json_line", "This line is empty.".to_string())
             }
@@ -306,11 +309,7 @@ mod tests {
         ]
         .join("\n");
         let parsed = parse(&text);
-        let found: Vec<_> = parsed
-            .errors
-            .iter()
-            .map(|e| (e.line, e.code, e.param))
-            .collect();
+        let found: Vec<_> = parsed.errors.iter().map(|e| (e.line, e.code, e.param)).collect();
         assert_eq!(
             found,
             [
@@ -329,7 +328,13 @@ mod tests {
     #[test]
     fn the_batch_checks_url_model_mix_and_repeated_ids() {
         let other_url = request("c", "m").replace("/v1/chat/completions", "/v1/completions");
-        let text = [request("a", "m"), request("b", "other"), other_url, request("a", "m")].join("\n");
+        let text = [
+            request("a", "m"),
+            request("b", "other"),
+            other_url,
+            request("a", "m"),
+        ]
+        .join("\n");
         let errors = parse(&text).check("/v1/chat/completions");
         let found: Vec<_> = errors.iter().map(|e| (e.line, e.code)).collect();
         assert_eq!(

@@ -4,6 +4,7 @@
 
 mod azure;
 mod bad_input;
+mod batch;
 mod corpus;
 mod cost;
 mod disk;

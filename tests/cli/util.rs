@@ -218,6 +218,11 @@ impl Mock {
 
     /// `GET /mock/stats`.
     pub fn stats(&self) -> Value {
+        self.get_json("/mock/stats")
+    }
+
+    /// `GET path` on the mock's root (no key), parsed as JSON.
+    pub fn get_json(&self, path: &str) -> Value {
         let addr = self
             .url
             .trim_start_matches("http://")
@@ -229,13 +234,13 @@ impl Mock {
             .expect("timeout");
         write!(
             stream,
-            "GET /mock/stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
         )
         .expect("send");
         let mut response = String::new();
         stream.read_to_string(&mut response).expect("read stats");
         let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("stats body {body:?}: {e}"))
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{path} body {body:?}: {e}"))
     }
 }
 
