@@ -47,6 +47,16 @@ impl ApiError {
         }
     }
 
+    /// The call may have taken effect although it failed: no answer came, the server failed
+    /// (5xx: a gateway may time out after the backend stored the upload or created the batch), or
+    /// a success came that cannot be read. Only a 4xx is a refusal that certainly did nothing.
+    pub fn may_have_taken_effect(&self) -> bool {
+        match self {
+            ApiError::Status { status, .. } => *status >= 500,
+            ApiError::NoAnswer { .. } | ApiError::Unexpected { .. } => true,
+        }
+    }
+
     /// The key (or a header) is refused: nothing will work until a person acts.
     pub fn is_auth(&self) -> bool {
         matches!(

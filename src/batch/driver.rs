@@ -334,8 +334,8 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         }
     }
 
-    /// `planned` → `uploading` → `uploaded`. A refusal puts the part back to `planned`; no
-    /// answer leaves it `uploading`, to be looked for.
+    /// `planned` → `uploading` → `uploaded`. A refusal (4xx) puts the part back to `planned`;
+    /// no answer, a 5xx or an unreadable success leaves it `uploading`, to be looked for.
     async fn upload(&mut self, part: &PartRecord) -> Step<()> {
         let content = self.content(part.part)?;
         if content.len() as u64 != part.bytes {
@@ -360,7 +360,7 @@ impl<'a, A: BatchApi> Driver<'a, A> {
                 ));
                 Ok(())
             }
-            Err(e @ ApiError::NoAnswer { .. }) => Err(e.into()),
+            Err(e) if e.may_have_taken_effect() => Err(e.into()),
             Err(e) => {
                 self.store.set_stage(part.part, stage::PLANNED)?;
                 Err(e.into())
@@ -368,8 +368,9 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         }
     }
 
-    /// `uploaded` → `creating` → `submitted`. A refusal puts the part back to `uploaded` (or
-    /// `planned` when the file is gone); no answer leaves it `creating`, to be looked for.
+    /// `uploaded` → `creating` → `submitted`. A refusal (4xx) puts the part back to `uploaded`
+    /// (or `planned` when the file is gone); no answer, a 5xx or an unreadable success leaves it
+    /// `creating`, to be looked for: a batch created twice is paid for twice.
     async fn create(&mut self, part: &PartRecord) -> Step<()> {
         let mut metadata = serde_json::Map::new();
         metadata.insert("promptmill_job".into(), self.settings.tag.clone().into());
@@ -397,7 +398,7 @@ impl<'a, A: BatchApi> Driver<'a, A> {
                 ));
                 Ok(())
             }
-            Err(e @ ApiError::NoAnswer { .. }) => Err(e.into()),
+            Err(e) if e.may_have_taken_effect() => Err(e.into()),
             Err(e) if e.status() == Some(404) => {
                 // The upload is gone (deleted or expired at the provider): upload it again.
                 self.say(format!(

@@ -8,6 +8,9 @@ pub mod client;
 pub mod driver;
 pub mod wire;
 
+#[cfg(test)]
+mod driver_tests;
+
 pub use client::{ApiError, BatchApi, CreateBatch, HttpBatchApi};
 pub use driver::{Driver, DriverSettings, Ending};
 

@@ -1,6 +1,11 @@
 //! `@copilotkit/aimock` (npm), a mock of many LLM APIs written by others, with its chaos
 //! settings on: injected 429s (with `Retry-After`), injected 500s and added latency. The run
 //! must settle every row, and its own counts must agree with aimock's request journal.
+//!
+//! `run --mode batch` goes through aimock's Files and Batches APIs: a batch is `in_progress` at
+//! its first retrieve and ends at its second, `completed` unless created with the header
+//! `X-AIMock-Batch-Outcome: failed | expired | cancelled`. Its output lines are canned ("Mock
+//! batch completion"), not answered from the fixtures.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -15,6 +20,10 @@ const KEY: &str = "aimock-test-key-51c2";
 const ROWS: usize = 30;
 /// The fixture's answer to every "Say something about item N." prompt.
 const ANSWER: &str = "Every item deserves a sentence.";
+/// aimock's answer to every line of a completed batch.
+const BATCH_ANSWER: &str = "Mock batch completion";
+/// Rows of the Batch API tests.
+const BATCH_ROWS: usize = 12;
 
 fn cli() -> PathBuf {
     here().join("node_modules/@copilotkit/aimock/dist/cli.js")
@@ -154,4 +163,199 @@ fn azure_requests_reach_aimocks_azure_deployment_route_with_an_api_key_header() 
         assert!(headers.contains_key("api-key"), "{e}");
         assert!(!headers.contains_key("authorization"), "{e}");
     }
+}
+
+/// The journal's entries for `method` on `path` (query string ignored) that were answered 200.
+fn answered<'a>(journal: &'a [Value], method: &str, path: &str) -> Vec<&'a Value> {
+    journal
+        .iter()
+        .filter(|e| e["method"] == method && e["response"]["status"] == 200)
+        .filter(|e| e["path"].as_str().unwrap_or("").split('?').next() == Some(path))
+        .collect()
+}
+
+/// `promptmill run p.jsonl -o out.jsonl --mode batch` against `server`, with `extra` flags.
+fn run_batch(dir: &Dir, server: &Server, extra: &[&str]) -> Outcome {
+    let base = format!("{}/v1", server.root);
+    run_within(
+        promptmill(dir)
+            .args(["run", "p.jsonl", "-o", "out.jsonl", "--model", "gpt-4o-mini"])
+            .args(["--mode", "batch", "--base-url", &base, "--poll-interval", "100ms"])
+            .args(extra)
+            .env("OPENAI_API_KEY", KEY),
+        Duration::from_secs(120),
+    )
+}
+
+#[test]
+fn batch_mode_completes_a_job_through_aimocks_files_and_batches_with_one_upload_and_one_batch() {
+    if !available("aimock", missing()) {
+        return;
+    }
+    let server = start(&[]);
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", BATCH_ROWS);
+    let out = run_batch(&dir, &server, &[]);
+    assert_eq!(out.code(), 0, "{}\nserver: {}", out.stderr, server.stderr_tail());
+
+    let rows = dir.jsonl("out.jsonl");
+    let ids: Vec<String> = (1..=BATCH_ROWS).map(|i| format!("r{i}")).collect();
+    assert_eq!(
+        rows.iter().map(|r| r["id"].as_str().unwrap()).collect::<Vec<_>>(),
+        ids
+    );
+    for r in &rows {
+        assert_eq!(r["status"], "done", "{r}");
+        assert_eq!(r["completion"], BATCH_ANSWER, "{r}");
+        assert_eq!(r["usage"]["total_tokens"], 2, "{r}");
+    }
+
+    let journal = journal(&server);
+    let uploads = answered(&journal, "POST", "/v1/files");
+    assert_eq!(uploads.len(), 1, "one upload: {journal:?}");
+    // aimock journals a description of the upload, not its bytes.
+    let upload = &uploads[0]["body"];
+    assert_eq!(upload["purpose"], "batch", "{upload}");
+    let name = upload["filename"].as_str().unwrap_or("");
+    assert!(
+        name.starts_with("promptmill-") && name.ends_with(".jsonl"),
+        "{upload}"
+    );
+    assert_eq!(
+        answered(&journal, "POST", "/v1/batches").len(),
+        1,
+        "one batch: {journal:?}"
+    );
+    assert!(
+        journal.iter().all(|e| e["response"]["status"] == 200),
+        "{journal:?}"
+    );
+    // Polled until it ended (in_progress, then completed), and its output read once.
+    assert_eq!(
+        journal
+            .iter()
+            .filter(|e| e["method"] == "GET" && e["service"] == "batches")
+            .count(),
+        2,
+        "{journal:?}"
+    );
+    let content: Vec<_> = journal
+        .iter()
+        .filter(|e| e["path"].as_str().unwrap_or("").ends_with("/content"))
+        .collect();
+    assert_eq!(content.len(), 1, "{journal:?}");
+
+    // The batch as aimock holds it: the job's file, the chat endpoint, promptmill's metadata.
+    let (status, body) = server.get("/v1/batches", Some(KEY));
+    assert_eq!(status, 200, "{body}");
+    let list: Value = serde_json::from_str(&body).unwrap();
+    let batch = &list["data"][0];
+    assert_eq!(batch["status"], "completed", "{batch}");
+    assert_eq!(batch["endpoint"], "/v1/chat/completions", "{batch}");
+    assert_eq!(batch["request_counts"]["completed"], BATCH_ROWS as u64, "{batch}");
+    assert_eq!(batch["metadata"]["promptmill_part"], "1", "{batch}");
+}
+
+#[test]
+fn a_batch_aimock_fails_fails_its_rows_with_its_reason_and_a_retry_as_a_new_batch_finishes_them() {
+    if !available("aimock", missing()) {
+        return;
+    }
+    let server = start(&[]);
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", BATCH_ROWS);
+    let out = run_batch(&dir, &server, &["--header", "X-AIMock-Batch-Outcome: failed"]);
+    assert_eq!(out.code(), 3, "{}\nserver: {}", out.stderr, server.stderr_tail());
+    assert!(
+        out.stderr.contains("error: mock_failure: Mock batch failure"),
+        "the batch's own error is shown: {}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("--retry-failed"), "{}", out.stderr);
+    for r in dir.jsonl("out.jsonl") {
+        assert_eq!(r["status"], "failed", "{r}");
+        assert_eq!(
+            r["error"], "mock_failure: Mock batch failure (X-AIMock-Batch-Outcome: failed)",
+            "the line of aimock's error file: {r}"
+        );
+    }
+
+    // The same command with --retry-failed, the header now asking for completion: a new batch.
+    let out = run_batch(
+        &dir,
+        &server,
+        &["--header", "X-AIMock-Batch-Outcome: completed", "--retry-failed"],
+    );
+    assert_eq!(out.code(), 0, "{}\nserver: {}", out.stderr, server.stderr_tail());
+    let rows = dir.jsonl("out.jsonl");
+    assert_eq!(rows.len(), BATCH_ROWS);
+    assert!(rows
+        .iter()
+        .all(|r| r["status"] == "done" && r["completion"] == BATCH_ANSWER));
+
+    let journal = journal(&server);
+    let creates = answered(&journal, "POST", "/v1/batches");
+    assert_eq!(creates.len(), 2, "{journal:?}");
+    let outcome = |e: &Value| {
+        e["headers"]["x-aimock-batch-outcome"]
+            .as_str()
+            .map(str::to_string)
+    };
+    assert_eq!(outcome(creates[0]).as_deref(), Some("failed"));
+    assert_eq!(outcome(creates[1]).as_deref(), Some("completed"));
+    assert_eq!(
+        answered(&journal, "POST", "/v1/files").len(),
+        2,
+        "one upload per batch"
+    );
+}
+
+#[test]
+fn a_batch_aimock_expires_fails_its_rows_as_not_run() {
+    if !available("aimock", missing()) {
+        return;
+    }
+    let server = start(&[]);
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", BATCH_ROWS);
+    let out = run_batch(&dir, &server, &["--header", "X-AIMock-Batch-Outcome: expired"]);
+    assert_eq!(out.code(), 3, "{}\nserver: {}", out.stderr, server.stderr_tail());
+    for r in dir.jsonl("out.jsonl") {
+        assert_eq!(r["status"], "failed", "{r}");
+        let error = r["error"].as_str().unwrap_or("");
+        assert!(error.ends_with("expired before this row ran"), "{r}");
+    }
+}
+
+#[test]
+fn batches_submitted_without_waiting_are_cancelled_by_promptmill_cancel() {
+    if !available("aimock", missing()) {
+        return;
+    }
+    let server = start(&[]);
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", BATCH_ROWS);
+    let out = run_batch(&dir, &server, &["--no-wait", "--batch-max-rows", "5"]);
+    assert_eq!(out.code(), 0, "{}\nserver: {}", out.stderr, server.stderr_tail());
+    assert!(out.stderr.contains("3 batches submitted"), "{}", out.stderr);
+
+    let out = run_within(
+        promptmill(&dir)
+            .args(["cancel", "out.jsonl.promptmill.db"])
+            .env("OPENAI_API_KEY", KEY),
+        Duration::from_secs(120),
+    );
+    // Every row ends failed (not run), so the exit code is the failed-rows one.
+    assert_eq!(out.code(), 3, "{}\nserver: {}", out.stderr, server.stderr_tail());
+    for r in dir.jsonl("out.jsonl") {
+        assert_eq!(r["status"], "failed", "{r}");
+        let error = r["error"].as_str().unwrap_or("");
+        assert!(error.ends_with("was cancelled before this row ran"), "{r}");
+    }
+    let journal = journal(&server);
+    assert_eq!(answered(&journal, "POST", "/v1/files").len(), 3);
+    let cancels = journal
+        .iter()
+        .filter(|e| e["path"].as_str().unwrap_or("").ends_with("/cancel") && e["response"]["status"] == 200);
+    assert_eq!(cancels.count(), 3, "{journal:?}");
 }

