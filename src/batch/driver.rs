@@ -72,8 +72,19 @@ pub struct Driver<'a, A: BatchApi> {
     stop: CancellationToken,
     /// Prices the parts' worst cases against the job's `--max-cost`.
     costing: Option<&'a Costing>,
+    /// API calls made, and calls that were attempts after a failure.
+    calls: std::cell::Cell<u64>,
+    retries: std::cell::Cell<u64>,
     /// Batch statuses as last printed, to print changes only.
     shown: std::collections::HashMap<i64, (String, u64, u64)>,
+}
+
+/// What one poll of a batch found.
+enum Polled {
+    Same,
+    Changed,
+    /// It had ended, and its results are collected.
+    Collected,
 }
 
 /// An API call failed for good; `Auth` ends the drive with a message instead of an error.
@@ -118,6 +129,8 @@ impl<'a, A: BatchApi> Driver<'a, A> {
             settings,
             stop,
             costing: None,
+            calls: Default::default(),
+            retries: Default::default(),
             shown: Default::default(),
         }
     }
@@ -131,6 +144,18 @@ impl<'a, A: BatchApi> Driver<'a, A> {
     fn say(&self, msg: impl std::fmt::Display) {
         if !self.settings.quiet {
             eprintln!("promptmill: {msg}");
+        }
+    }
+
+    /// API calls made so far, and how many of them were attempts after a failure.
+    pub fn counters(&self) -> (u64, u64) {
+        (self.calls.get(), self.retries.get())
+    }
+
+    fn count_call(&self, retry: bool) {
+        self.calls.set(self.calls.get() + 1);
+        if retry {
+            self.retries.set(self.retries.get() + 1);
         }
     }
 
@@ -185,19 +210,29 @@ impl<'a, A: BatchApi> Driver<'a, A> {
                 self.show_all(&open);
                 return Ok(Ending::Submitted { open: open.len() });
             }
-            let mut changed = false;
+            let (mut changed, mut collected) = (false, false);
             for part in &open {
                 if self.stop.is_cancelled() {
                     return Err(Failure::Interrupted);
                 }
-                changed |= self.poll(part).await?;
+                match self.poll(part).await? {
+                    Polled::Collected => collected = true,
+                    Polled::Changed => changed = true,
+                    Polled::Same => {}
+                }
             }
-            if changed {
+            // A collected batch made room in the queue: plan and submit at once. Otherwise wait;
+            // the interval starts over when anything moved, and grows while nothing does.
+            if collected {
                 interval = first;
                 continue;
             }
+            interval = if changed {
+                first
+            } else {
+                interval.mul_f64(1.5).min(first * MAX_BACKOFF_FACTOR)
+            };
             self.sleep(interval).await?;
-            interval = (interval.mul_f64(1.5)).min(first * MAX_BACKOFF_FACTOR);
         }
     }
 
@@ -347,6 +382,7 @@ impl<'a, A: BatchApi> Driver<'a, A> {
             )));
         }
         self.store.set_stage(part.part, stage::UPLOADING)?;
+        self.count_call(false);
         match self.api.upload(&part.filename, content).await {
             Ok(file) => {
                 self.store.record_file(part.part, &file.id)?;
@@ -382,6 +418,7 @@ impl<'a, A: BatchApi> Driver<'a, A> {
             metadata,
         };
         self.store.set_stage(part.part, stage::CREATING)?;
+        self.count_call(false);
         match self.api.create(&request).await {
             Ok(batch) => {
                 self.store.record_batch(part.part, &batch)?;
@@ -502,18 +539,18 @@ impl<'a, A: BatchApi> Driver<'a, A> {
 
     /// Reads one open part's batch; collects it when it has ended. Returns whether anything
     /// changed.
-    async fn poll(&mut self, part: &PartRecord) -> Step<bool> {
+    async fn poll(&mut self, part: &PartRecord) -> Step<Polled> {
         let Some(id) = part.batch_id.clone() else {
-            return Ok(false);
+            return Ok(Polled::Same);
         };
         let batch = self.call(|| self.api.retrieve(&id)).await?;
         self.store.record_batch(part.part, &batch)?;
         let changed = self.show(part.part, &batch);
         if batch.status.is_terminal() {
             self.collect(part.part, &batch).await?;
-            return Ok(true);
+            return Ok(Polled::Collected);
         }
-        Ok(changed)
+        Ok(if changed { Polled::Changed } else { Polled::Same })
     }
 
     /// Prints a batch's status line when it changed since the last one.
@@ -524,17 +561,15 @@ impl<'a, A: BatchApi> Driver<'a, A> {
             return false;
         }
         self.shown.insert(part, now);
-        let (done, failed, total) = self
-            .store
-            .parts()
-            .map(|ps| {
-                ps.iter().fold((0, 0, 0), |(d, f, t), p| {
-                    (d + p.completed, f + p.failed, t + p.rows)
-                })
-            })
-            .unwrap_or_default();
+        // The job's rows: those already collected, plus what the open batches report.
+        let (mut done, mut failed, mut total) = (0, 0, 0);
+        if let (Ok(counts), Ok(parts)) = (self.store.counts(), self.store.parts()) {
+            let open = parts.iter().filter(|p| p.is_open());
+            let (d, f) = open.fold((0, 0), |(d, f), p| (d + p.completed, f + p.failed));
+            (done, failed, total) = (counts.done + d, counts.failed + counts.invalid + f, counts.total);
+        }
         self.say(format!(
-            "batch {part} ({}): {} — {} of {} done, {} failed | all batches: {} of {} done, {} failed",
+            "batch {part} ({}): {} — {} of {} done, {} failed | job: {} of {} rows done, {} failed",
             batch.id,
             batch.status.as_str(),
             c.completed,
@@ -643,6 +678,7 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         let mut tries = 0;
         loop {
             tries += 1;
+            self.count_call(tries > 1);
             let _ = std::fs::remove_file(&path);
             let mut out = std::io::BufWriter::new(crate::store::create_private_file(&path)?);
             let result = self
@@ -682,6 +718,7 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         let mut tries = 0;
         loop {
             tries += 1;
+            self.count_call(tries > 1);
             match f().await {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_transient() && tries < MAX_TRIES => {

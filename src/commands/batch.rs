@@ -99,7 +99,7 @@ pub fn execute(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let ending = runtime.block_on(async {
+    let (ending, (calls, retries)) = runtime.block_on(async {
         let signals = crate::shutdown::spawn(std::sync::Arc::clone(&control), resume_cmd.clone());
         let mut driver = Driver::new(&api, store, job, settings, control.stop.clone());
         if let Some(costing) = costing {
@@ -107,7 +107,7 @@ pub fn execute(
         }
         let ending = driver.run().await;
         signals.abort();
-        ending
+        (ending, driver.counters())
     });
     drop(runtime);
     let ending = ending.map_err(|e| explain(&db_path, e))?;
@@ -131,7 +131,10 @@ pub fn execute(
         Ending::Finished if after.pending + after.batched > 0 => ("incomplete", exit_code::STOPPED),
         Ending::Finished => ("finished", exit_code::SUCCESS),
     };
+    // In batch mode a "request" is a call to the Files or Batches API.
     let snapshot = Snapshot {
+        requests: calls,
+        retries,
         done: after.done.saturating_sub(before.done),
         failed: after.failed.saturating_sub(before.failed),
         ..Snapshot::default()
