@@ -60,7 +60,7 @@ pub enum Command {
     Export(ExportArgs),
     /// Serve a local OpenAI-compatible API for rehearsals and tests (deterministic completions,
     /// optional latency and injected faults).
-    MockServer(crate::mock::MockArgs),
+    MockServer(Box<crate::mock::MockArgs>),
 }
 
 #[derive(Debug, Args, Clone)]

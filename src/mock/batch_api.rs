@@ -44,13 +44,19 @@ pub(crate) fn route(method: &Method, path: &str) -> Option<Result<BatchRoute, Wr
     let rest = path.strip_prefix("/v1/")?;
     let segments: Vec<&str> = rest.split('/').collect();
     let (get, other) = match segments[..] {
-        ["files"] => (Some(BatchRoute::ListFiles), Some((Method::POST, BatchRoute::UploadFile))),
+        ["files"] => (
+            Some(BatchRoute::ListFiles),
+            Some((Method::POST, BatchRoute::UploadFile)),
+        ),
         ["files", id] if !id.is_empty() => (
             Some(BatchRoute::GetFile(id.into())),
             Some((Method::DELETE, BatchRoute::DeleteFile(id.into()))),
         ),
         ["files", id, "content"] if !id.is_empty() => (Some(BatchRoute::FileContent(id.into())), None),
-        ["batches"] => (Some(BatchRoute::ListBatches), Some((Method::POST, BatchRoute::CreateBatch))),
+        ["batches"] => (
+            Some(BatchRoute::ListBatches),
+            Some((Method::POST, BatchRoute::CreateBatch)),
+        ),
         ["batches", id] if !id.is_empty() => (Some(BatchRoute::GetBatch(id.into())), None),
         ["batches", id, "cancel"] if !id.is_empty() => {
             (None, Some((Method::POST, BatchRoute::CancelBatch(id.into()))))
@@ -221,9 +227,18 @@ mod tests {
     fn paths_and_methods_route_to_their_endpoint() {
         let r = |m: Method, p: &str| route(&m, p);
         assert_eq!(r(Method::POST, "/v1/files"), Some(Ok(BatchRoute::UploadFile)));
-        assert_eq!(r(Method::GET, "/v1/files/file-1/content"), Some(Ok(BatchRoute::FileContent("file-1".into()))));
-        assert_eq!(r(Method::DELETE, "/v1/files/f"), Some(Ok(BatchRoute::DeleteFile("f".into()))));
-        assert_eq!(r(Method::POST, "/v1/batches/b/cancel"), Some(Ok(BatchRoute::CancelBatch("b".into()))));
+        assert_eq!(
+            r(Method::GET, "/v1/files/file-1/content"),
+            Some(Ok(BatchRoute::FileContent("file-1".into())))
+        );
+        assert_eq!(
+            r(Method::DELETE, "/v1/files/f"),
+            Some(Ok(BatchRoute::DeleteFile("f".into())))
+        );
+        assert_eq!(
+            r(Method::POST, "/v1/batches/b/cancel"),
+            Some(Ok(BatchRoute::CancelBatch("b".into())))
+        );
         assert_eq!(r(Method::GET, "/v1/batches/b/cancel"), Some(Err(WrongMethod)));
         assert_eq!(r(Method::PUT, "/v1/batches"), Some(Err(WrongMethod)));
         assert_eq!(r(Method::GET, "/v1/files/"), None);

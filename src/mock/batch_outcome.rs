@@ -65,12 +65,9 @@ impl BatchOutcomes {
             match spec.split_once('=') {
                 None => outcomes.every = Some(Outcome::parse(spec)?),
                 Some((n, outcome)) => {
-                    let n: u64 = n
-                        .trim()
-                        .parse()
-                        .ok()
-                        .filter(|&n| n >= 1)
-                        .ok_or_else(|| format!("`{spec}`: N in N=OUTCOME must be a batch number, 1 or more"))?;
+                    let n: u64 = n.trim().parse().ok().filter(|&n| n >= 1).ok_or_else(|| {
+                        format!("`{spec}`: N in N=OUTCOME must be a batch number, 1 or more")
+                    })?;
                     outcomes.nth.insert(n, Outcome::parse(outcome)?);
                 }
             }
@@ -113,7 +110,9 @@ mod tests {
 
     #[test]
     fn a_bad_spec_names_itself() {
-        assert!(BatchOutcomes::parse(&["0=failed"]).unwrap_err().contains("`0=failed`"));
+        assert!(BatchOutcomes::parse(&["0=failed"])
+            .unwrap_err()
+            .contains("`0=failed`"));
         assert!(BatchOutcomes::parse(&["x=failed"]).is_err());
         assert!(BatchOutcomes::parse(&["3=gone"]).unwrap_err().contains("`gone`"));
     }

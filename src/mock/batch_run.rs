@@ -57,7 +57,13 @@ impl Run {
                 }
                 Answered::Error(_, error) => {
                     self.failed += 1;
-                    write_response(&mut self.errors, owner.seq, line, error.status.as_u16(), &error.body());
+                    write_response(
+                        &mut self.errors,
+                        owner.seq,
+                        line,
+                        error.status.as_u16(),
+                        &error.body(),
+                    );
                 }
             }
         }
@@ -159,11 +165,17 @@ mod tests {
         assert_eq!(output[0]["custom_id"], "a \"quoted\" id");
         assert_eq!(output[0]["id"], "batch_req_mock_4_3");
         assert_eq!(output[0]["response"]["status_code"], 200);
-        assert_eq!(output[0]["response"]["body"]["choices"][0]["message"]["content"], "Mock reply: hello");
+        assert_eq!(
+            output[0]["response"]["body"]["choices"][0]["message"]["content"],
+            "Mock reply: hello"
+        );
         assert!(output[0]["error"].is_null());
         let errors = lines_of(&errors.unwrap());
         assert_eq!(errors[0]["response"]["status_code"], 400);
-        assert_eq!(errors[0]["response"]["body"]["error"]["type"], "invalid_request_error");
+        assert_eq!(
+            errors[0]["response"]["body"]["error"]["type"],
+            "invalid_request_error"
+        );
         assert!(errors[1]["response"].is_null());
         assert_eq!(errors[1]["error"]["code"], "batch_expired");
         assert_eq!(run.usage.completion_tokens, 3);

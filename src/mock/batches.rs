@@ -159,7 +159,8 @@ impl BatchStore {
 }
 
 fn no_such_batch(id: &str) -> ApiError {
-    ApiError::for_status(StatusCode::NOT_FOUND, format!("No such Batch object: {id}")).with_param(Some("batch_id"))
+    ApiError::for_status(StatusCode::NOT_FOUND, format!("No such Batch object: {id}"))
+        .with_param(Some("batch_id"))
 }
 
 #[derive(Deserialize)]
@@ -172,8 +173,9 @@ struct CreateBody {
 
 /// `POST /v1/batches`.
 pub(crate) fn create(state: &State, request: &Request<'_>) -> Handled {
-    let body: CreateBody = serde_json::from_slice(&request.body)
-        .map_err(|err| ApiError::for_status(StatusCode::BAD_REQUEST, format!("Invalid request body: {err}")))?;
+    let body: CreateBody = serde_json::from_slice(&request.body).map_err(|err| {
+        ApiError::for_status(StatusCode::BAD_REQUEST, format!("Invalid request body: {err}"))
+    })?;
     let missing = |param: &'static str| invalid(param, format!("Missing required parameter: '{param}'."));
     let input_file_id = body.input_file_id.ok_or_else(|| missing("input_file_id"))?;
     let endpoint = body.endpoint.ok_or_else(|| missing("endpoint"))?;
@@ -185,7 +187,9 @@ pub(crate) fn create(state: &State, request: &Request<'_>) -> Handled {
             ),
         )
     })?;
-    let window = body.completion_window.ok_or_else(|| missing("completion_window"))?;
+    let window = body
+        .completion_window
+        .ok_or_else(|| missing("completion_window"))?;
     if window != "24h" {
         return Err(invalid(
             "completion_window",
@@ -246,7 +250,8 @@ pub(crate) fn create(state: &State, request: &Request<'_>) -> Handled {
         if outcome == Outcome::Failed && problems.is_empty() {
             problems.push(LineError {
                 code: "mock_failed",
-                message: "mock: this batch was made to fail (X-Mock-Batch-Outcome or --batch-outcome).".into(),
+                message: "mock: this batch was made to fail (X-Mock-Batch-Outcome or --batch-outcome)."
+                    .into(),
                 param: None,
                 line: None,
             });
@@ -332,7 +337,9 @@ pub(crate) fn list(state: &State, query: Option<&str>) -> Handled {
         .into_iter()
         .map(|b| serde_json::to_value(lock(b).object()).unwrap_or(Value::Null))
         .collect();
-    let list = List::new(objects, has_more, |v| v["id"].as_str().unwrap_or_default().to_string());
+    let list = List::new(objects, has_more, |v| {
+        v["id"].as_str().unwrap_or_default().to_string()
+    });
     Ok(json_response(StatusCode::OK, to_bytes(&list)))
 }
 
@@ -404,7 +411,8 @@ impl Batch {
         };
         *at = Some(now);
         let (output, errors) = self.run.take_files();
-        self.output_file_id = output.map(|o| state.files.store_output(format!("{}_output.jsonl", self.id), o));
+        self.output_file_id =
+            output.map(|o| state.files.store_output(format!("{}_output.jsonl", self.id), o));
         self.error_file_id = errors.map(|e| state.files.store_output(format!("{}_error.jsonl", self.id), e));
     }
 
@@ -429,7 +437,11 @@ impl Batch {
             expires_at: self.created_at + WINDOW,
             times: &self.times,
             request_counts: Counts {
-                total: if validated { self.input.lines.len() as u64 } else { 0 },
+                total: if validated {
+                    self.input.lines.len() as u64
+                } else {
+                    0
+                },
                 completed: self.run.completed,
                 failed: self.run.failed,
             },

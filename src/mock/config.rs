@@ -419,7 +419,14 @@ mod tests {
 
     #[test]
     fn batch_flags_are_validated_and_name_themselves() {
-        let args = parse(&["--batch-polls", "5", "--batch-outcome", "2=expired:0.2", "--drop-upload", "3"]);
+        let args = parse(&[
+            "--batch-polls",
+            "5",
+            "--batch-outcome",
+            "2=expired:0.2",
+            "--drop-upload",
+            "3",
+        ]);
         let config = MockConfig::validate(args, no_env).unwrap();
         assert_eq!((config.batch_polls, config.drop_upload), (5, Some(3)));
         assert_ne!(config.batch_outcomes, BatchOutcomes::default());

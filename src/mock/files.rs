@@ -108,9 +108,17 @@ impl FileStore {
     }
 
     /// Stores an upload; `true` when --drop-upload says its answer is to be dropped.
-    fn store_upload(&self, filename: String, purpose: &'static str, content: Bytes) -> (Arc<StoredFile>, bool) {
+    fn store_upload(
+        &self,
+        filename: String,
+        purpose: &'static str,
+        content: Bytes,
+    ) -> (Arc<StoredFile>, bool) {
         let batch_input = (purpose == "batch").then(|| Arc::new(ParsedInput::parse(&content)));
-        let lines = batch_lines::count_lines(&content);
+        let lines = match &batch_input {
+            Some(input) => input.line_count,
+            None => batch_lines::count_lines(&content),
+        };
         let mut files = self.lock();
         let file = insert(&mut files, filename, purpose, content, batch_input);
         files.uploads.push(UploadRecord {
@@ -126,7 +134,9 @@ impl FileStore {
     /// Stores a file a batch wrote (purpose `batch_output`) and returns its id.
     pub fn store_output(&self, filename: String, content: Bytes) -> String {
         let mut files = self.lock();
-        insert(&mut files, filename, BATCH_OUTPUT, content, None).id.clone()
+        insert(&mut files, filename, BATCH_OUTPUT, content, None)
+            .id
+            .clone()
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<StoredFile>> {
@@ -198,7 +208,10 @@ async fn read_form(headers: &HeaderMap, body: Bytes) -> Result<Form, ApiError> {
         multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => {
             ApiError::for_status(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("File too large: the mock accepts files up to {} bytes.", batch_api::MAX_UPLOAD),
+                format!(
+                    "File too large: the mock accepts files up to {} bytes.",
+                    batch_api::MAX_UPLOAD
+                ),
             )
         }
         other => ApiError::for_status(
@@ -259,7 +272,11 @@ pub(crate) fn list(state: &State, query: Option<&str>) -> Handled {
         None | Some("desc") => true,
         Some("asc") => false,
         Some(other) => {
-            return Err(invalid("order", format!("Invalid 'order': '{other}' (expected 'asc' or 'desc').")).into())
+            return Err(invalid(
+                "order",
+                format!("Invalid 'order': '{other}' (expected 'asc' or 'desc')."),
+            )
+            .into())
         }
     };
     let mut files: Vec<Arc<StoredFile>> = state

@@ -285,7 +285,8 @@ mod tests {
 
     #[test]
     fn text_completion_has_the_legacy_shape() {
-        let json: serde_json::Value = serde_json::from_slice(&text(&prompted("x", None, 1), Stamp::Live { seq: 5 }).body).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&text(&prompted("x", None, 1), Stamp::Live { seq: 5 }).body).unwrap();
         assert_eq!(json["object"], "text_completion");
         assert_eq!(json["id"], "cmpl-mock-5");
         assert_eq!(json["choices"][0]["text"], "Mock reply: x");
@@ -302,6 +303,9 @@ mod tests {
         let first = chat(&prompted("x", None, 1), stamp).body;
         assert_eq!(first, chat(&prompted("x", None, 1), stamp).body);
         let json: serde_json::Value = serde_json::from_slice(&first).unwrap();
-        assert_eq!((&json["id"], &json["created"]), (&"chatcmpl-mock-b2-17".into(), &1_700_000_000.into()));
+        assert_eq!(
+            (&json["id"], &json["created"]),
+            (&"chatcmpl-mock-b2-17".into(), &1_700_000_000.into())
+        );
     }
 }

@@ -29,10 +29,10 @@ use tokio_util::sync::CancellationToken;
 use super::batch_api::{self, BatchRoute, Refusal};
 use super::batches::BatchStore;
 use super::config::MockConfig;
-use super::files::FileStore;
 use super::directives::{self, FailTimes, RetryHint};
 use super::errors::{json_response, ApiError, Body, RetryForm};
 use super::faults::{self, Fault, Faults, Rng};
+use super::files::FileStore;
 use super::limits::{Limits, Snapshot};
 use super::log::{Entry, RequestLog};
 use super::reply::{self, Reply, Stamp, Usage};
@@ -103,7 +103,11 @@ impl State {
             log,
             completions: AtomicU64::new(0),
             files: FileStore::new(config.drop_upload),
-            batches: BatchStore::new(config.batch_polls, config.batch_outcomes, config.drop_batch_create),
+            batches: BatchStore::new(
+                config.batch_polls,
+                config.batch_outcomes,
+                config.drop_batch_create,
+            ),
             stop: CancellationToken::new(),
         })
     }

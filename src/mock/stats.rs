@@ -205,6 +205,9 @@ mod tests {
         assert_eq!(json["by_outcome"]["hang"], 1);
         assert_eq!(json["by_outcome"]["tpm"], 0);
         assert_eq!(json["usage"]["total_tokens"], 8);
-        assert_eq!((json["batches_created"].as_u64(), json["files_uploaded"].as_u64()), (Some(1), Some(0)));
+        assert_eq!(
+            (json["batches_created"].as_u64(), json["files_uploaded"].as_u64()),
+            (Some(1), Some(0))
+        );
     }
 }
