@@ -586,6 +586,18 @@ async fn uploads_without_a_good_purpose_or_file_are_refused() {
 }
 
 #[tokio::test]
+async fn uploads_may_be_larger_than_the_32_mb_cap_of_completions() {
+    let server = Running::start(MockConfig::default()).await;
+    let client = Client::new();
+    let big = "word ".repeat(7 * 1024 * 1024); // 35 MB
+    let uploaded = client.try_upload(&server, &big, "user_data").await.unwrap();
+    assert_eq!(uploaded.status(), 200);
+    assert_eq!(json_of(uploaded).await["bytes"], big.len());
+    let too_big = server.chat(&big).await;
+    assert_eq!(too_big.status(), 413);
+}
+
+#[tokio::test]
 async fn drop_upload_stores_the_nth_file_but_never_answers() {
     let config = MockConfig {
         drop_upload: Some(2),
