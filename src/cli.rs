@@ -62,7 +62,7 @@ pub enum Command {
     Cancel(CancelArgs),
     /// Serve a local OpenAI-compatible API for rehearsals and tests (deterministic completions,
     /// optional latency and injected faults).
-    MockServer(crate::mock::MockArgs),
+    MockServer(Box<crate::mock::MockArgs>),
 }
 
 #[derive(Debug, Args, Clone)]

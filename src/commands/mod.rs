@@ -29,7 +29,7 @@ where
         Command::MockServer(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             crate::raise_fd_limit();
-            runtime.block_on(crate::mock::run_cli(args))?;
+            runtime.block_on(crate::mock::run_cli(*args))?;
             Ok(crate::error::exit_code::SUCCESS)
         }
     }

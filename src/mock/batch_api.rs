@@ -125,6 +125,14 @@ pub(crate) fn invalid(param: &'static str, message: impl Into<Cow<'static, str>>
     ApiError::for_status(StatusCode::BAD_REQUEST, message).with_param(Some(param))
 }
 
+/// OpenAI's 500, for a blocking task that did not finish (it panicked).
+pub(crate) fn internal_error() -> ApiError {
+    ApiError::for_status(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "The server had an error while processing your request. Sorry about that!",
+    )
+}
+
 /// `limit` and `after` of a list request: `after` is the id of the last object of the
 /// previous page. Ids carry their creation number, so a cursor still works after its
 /// object is deleted.

@@ -57,21 +57,31 @@ pub(crate) struct ParsedInput {
     pub models: Vec<Box<str>>,
     /// Lines that are not requests (the first [`MAX_ERRORS`]).
     pub errors: Vec<LineError>,
+    /// Lines in the file, requests or not.
+    pub line_count: u64,
 }
 
 /// Lines of a file: split on `\n`, a trailing `\r` dropped, and no line after a final newline.
+/// memchr finds the newlines: it is optimized even in debug builds, where a byte-by-byte split
+/// of a 25 MB file costs a tenth of a second.
 fn split_lines(content: &[u8]) -> impl Iterator<Item = &[u8]> {
     let content = content.strip_suffix(b"\n").unwrap_or(content);
-    let empty = content.is_empty();
-    content
-        .split(|&b| b == b'\n')
-        .filter(move |_| !empty)
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+    let ends = memchr::memchr_iter(b'\n', content).chain(std::iter::once(content.len()));
+    let mut start = 0;
+    ends.filter(move |_| !content.is_empty()).map(move |end| {
+        let line = content.get(start..end).unwrap_or_default();
+        start = end + 1;
+        line.strip_suffix(b"\r").unwrap_or(line)
+    })
 }
 
 /// How many lines a file has (for `/mock/batches`), by the same rule as [`ParsedInput::parse`].
 pub(crate) fn count_lines(content: &[u8]) -> u64 {
-    split_lines(content).count() as u64
+    let content = content.strip_suffix(b"\n").unwrap_or(content);
+    match content.is_empty() {
+        true => 0,
+        false => memchr::memchr_iter(b'\n', content).count() as u64 + 1,
+    }
 }
 
 #[derive(Deserialize)]
@@ -99,6 +109,7 @@ impl ParsedInput {
         let mut model_index: HashMap<Box<str>, u32> = HashMap::new();
         for (i, text) in split_lines(content).enumerate() {
             let number = i as u64 + 1;
+            parsed.line_count = number;
             match parse_line(content, text, number) {
                 Err(error) => {
                     if parsed.errors.len() < MAX_ERRORS {
@@ -293,7 +304,11 @@ mod tests {
         assert_eq!(body["model"], "m");
         assert_eq!(parsed.model(), Some("m"));
         assert!(parsed.check("/v1/chat/completions").is_empty());
-        assert_eq!(count_lines(text.as_bytes()), 2);
+        assert_eq!((count_lines(text.as_bytes()), parsed.line_count), (2, 2));
+        assert_eq!(
+            (count_lines(b""), count_lines(b"\n"), count_lines(b"a\n\nb")),
+            (0, 0, 3)
+        );
     }
 
     #[test]
@@ -323,6 +338,7 @@ mod tests {
         );
         assert_eq!(parsed.lines.len(), 1);
         assert_eq!(parsed.lines[0].number, 7);
+        assert_eq!(parsed.line_count, 7);
     }
 
     #[test]

@@ -295,12 +295,7 @@ pub(crate) async fn retrieve(state: &Arc<State>, id: &str) -> Handled {
         to_bytes(&batch.object())
     })
     .await
-    .map_err(|_| {
-        ApiError::for_status(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "The server had an error while processing your request. Sorry about that!",
-        )
-    })?;
+    .map_err(|_| super::batch_api::internal_error())?;
     Ok(json_response(StatusCode::OK, body))
 }
 

@@ -586,6 +586,18 @@ async fn uploads_without_a_good_purpose_or_file_are_refused() {
 }
 
 #[tokio::test]
+async fn uploads_may_be_larger_than_the_32_mb_cap_of_completions() {
+    let server = Running::start(MockConfig::default()).await;
+    let client = Client::new();
+    let big = "word ".repeat(7 * 1024 * 1024); // 35 MB
+    let uploaded = client.try_upload(&server, &big, "user_data").await.unwrap();
+    assert_eq!(uploaded.status(), 200);
+    assert_eq!(json_of(uploaded).await["bytes"], big.len());
+    let too_big = server.chat(&big).await;
+    assert_eq!(too_big.status(), 413);
+}
+
+#[tokio::test]
 async fn drop_upload_stores_the_nth_file_but_never_answers() {
     let config = MockConfig {
         drop_upload: Some(2),
@@ -693,14 +705,28 @@ async fn a_120_000_row_job_in_three_files_goes_through_in_seconds() {
         );
     }
     let uploaded = started.elapsed();
-    let mut rows = 0;
+    let mut outputs = Vec::new();
     for id in &batches {
         let (done, _) = client.poll_to_end(&server, id).await;
         assert_eq!(done["status"], "completed");
-        rows += client.lines(&server, &done["output_file_id"]).await.len();
+        outputs.push(done["output_file_id"].as_str().unwrap().to_string());
+    }
+    let polled = started.elapsed();
+    let mut rows = 0;
+    for id in &outputs {
+        let content = client
+            .get(&server, &format!("/v1/files/{id}/content"))
+            .await
+            .bytes()
+            .await
+            .unwrap();
+        rows += content.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
     }
     let elapsed = started.elapsed();
-    eprintln!("120k rows, {bytes} bytes: uploaded and created in {uploaded:?}, all done in {elapsed:?}");
+    eprintln!(
+        "120k rows, {bytes} bytes: uploaded and created in {uploaded:?}, completed in {polled:?}, \
+         downloaded in {elapsed:?}"
+    );
     assert_eq!(rows, 120_000);
     assert!(bytes > 20_000_000, "{bytes}");
     // Generous: a few seconds is the expectation on a loaded 2-core machine, even in debug.
