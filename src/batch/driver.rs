@@ -75,6 +75,11 @@ pub struct Driver<'a, A: BatchApi> {
     /// API calls made, and calls that were attempts after a failure.
     calls: std::cell::Cell<u64>,
     retries: std::cell::Cell<u64>,
+    /// The job's rows done, failed (invalid included) and in total, outside open batches; `None`
+    /// until read, and again after each collection.
+    settled: Option<(u64, u64, u64)>,
+    /// Where planning the next part starts looking (see `Store::plan_part`).
+    plan_after: i64,
     /// Batch statuses as last printed, to print changes only.
     shown: std::collections::HashMap<i64, (String, u64, u64)>,
 }
@@ -131,6 +136,8 @@ impl<'a, A: BatchApi> Driver<'a, A> {
             costing: None,
             calls: Default::default(),
             retries: Default::default(),
+            settled: None,
+            plan_after: 0,
             shown: Default::default(),
         }
     }
@@ -337,6 +344,7 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         };
         let part = self.store.plan_part(
             limits,
+            &mut self.plan_after,
             |n| format!("promptmill-{tag}-part{n:04}.jsonl"),
             &mut measure,
         )?;
@@ -562,11 +570,20 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         }
         self.shown.insert(part, now);
         // The job's rows: those already collected, plus what the open batches report.
-        let (mut done, mut failed, mut total) = (0, 0, 0);
-        if let (Ok(counts), Ok(parts)) = (self.store.counts(), self.store.parts()) {
-            let open = parts.iter().filter(|p| p.is_open());
-            let (d, f) = open.fold((0, 0), |(d, f), p| (d + p.completed, f + p.failed));
-            (done, failed, total) = (counts.done + d, counts.failed + counts.invalid + f, counts.total);
+        // Counting the rows reads the whole table: done once, then kept up to date by collections.
+        if self.settled.is_none() {
+            self.settled = self
+                .store
+                .counts()
+                .ok()
+                .map(|c| (c.done, c.failed + c.invalid, c.total));
+        }
+        let (mut done, mut failed, total) = self.settled.unwrap_or_default();
+        if let Ok(parts) = self.store.parts() {
+            for p in parts.iter().filter(|p| p.is_open()) {
+                done += p.completed;
+                failed += p.failed;
+            }
         }
         self.say(format!(
             "batch {part} ({}): {} — {} of {} done, {} failed | job: {} of {} rows done, {} failed",
@@ -635,6 +652,10 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         }
         let reason = missing_reason(batch);
         let counts = collection.finish(&reason)?;
+        if let Some((done, failed, _)) = &mut self.settled {
+            *done += counts.done;
+            *failed += counts.failed + counts.missing;
+        }
         for path in &spooled {
             let _ = std::fs::remove_file(path);
         }

@@ -369,6 +369,7 @@ async fn a_crash_after_the_upload_resumes_without_uploading_again() {
                 alone_may_exceed: true,
                 max_cost: None,
             },
+            &mut 0,
             |n| format!("promptmill-t-part{n:04}.jsonl"),
             &mut |c| {
                 Ok(crate::store::Measured {
@@ -554,4 +555,76 @@ async fn a_budget_smaller_than_one_row_stops_before_anything_is_uploaded() {
     );
     assert_eq!(api.p().uploads, 0);
     assert_eq!(store.counts().unwrap().pending, 3);
+}
+
+#[test]
+fn parts_hold_one_model_each_and_every_row_lands_in_exactly_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("job.db"), true).unwrap();
+    let mut ingest = store.begin_ingest().unwrap();
+    let ids: Vec<String> = (1..=9).map(|s| format!("r{s}")).collect();
+    let bodies = [
+        r#"{"model":"a","messages":[{"role":"user","content":"x"}]}"#,
+        r#"{"model":"b","messages":[{"role":"user","content":"x"}]}"#,
+    ];
+    for (i, id) in ids.iter().enumerate() {
+        let seq = i as u64 + 1;
+        ingest
+            .add(&NewRow {
+                seq,
+                id,
+                line: seq,
+                fields: "{}",
+                request: Some(bodies[i % 2]),
+                error: None,
+            })
+            .unwrap()
+            .unwrap();
+    }
+    ingest.commit(&JobRecord::example(), 9).unwrap();
+    let limits = crate::store::PartLimits {
+        max_rows: 2,
+        max_bytes: 1 << 20,
+        max_tokens: None,
+        alone_may_exceed: true,
+        max_cost: None,
+    };
+    let mut after = 0;
+    let mut parts = Vec::new();
+    while let Some(p) = store
+        .plan_part(limits, &mut after, |n| format!("p{n}"), &mut |_| {
+            Ok(crate::store::Measured {
+                size: 10,
+                ..Default::default()
+            })
+        })
+        .unwrap()
+    {
+        let mut rows = Vec::new();
+        store
+            .part_rows(p.part, |id, _| {
+                rows.push(id.to_string());
+                Ok(())
+            })
+            .unwrap();
+        parts.push((p.model.clone(), rows));
+    }
+    // Rows of one model only in each part (the model of its first row), at most 2, and every
+    // row in exactly one part, in input order within it; as few parts as the models allow.
+    let mut seen = Vec::new();
+    for (model, rows) in &parts {
+        assert!(rows.len() <= 2);
+        for id in rows {
+            let n: usize = id[1..].parse().unwrap();
+            assert_eq!(model, if n % 2 == 1 { "a" } else { "b" }, "{parts:?}");
+            seen.push(n);
+        }
+        assert!(rows
+            .windows(2)
+            .all(|w| w[0][1..].parse::<u32>().unwrap() < w[1][1..].parse().unwrap()));
+    }
+    seen.sort();
+    assert_eq!(seen, (1..=9).collect::<Vec<_>>());
+    assert_eq!(parts.len(), 5, "{parts:?}");
+    assert_eq!(store.counts().unwrap().batched, 9);
 }

@@ -158,9 +158,15 @@ impl Store {
     /// pending row, up to `limits`, and marks them `batched` in it, in one transaction. A row whose
     /// `measure` fails is recorded as failed with the reason. `filename` gets the part number.
     /// Returns `None` when no row is pending.
+    ///
+    /// `after` is a cursor: only rows past it are looked at, and it moves to the part's last row,
+    /// so that planning a million rows does not read the table from the top for every part. When
+    /// nothing is found past it (rows of another model were skipped, or failed rows requeued), the
+    /// search starts over from the top once.
     pub fn plan_part(
         &mut self,
         limits: PartLimits,
+        after: &mut i64,
         filename: impl Fn(i64) -> String,
         measure: &mut Measure<'_>,
     ) -> anyhow::Result<Option<PartRecord>> {
@@ -168,12 +174,17 @@ impl Store {
         let first: Option<String> = tx
             .query_row(
                 "SELECT coalesce(json_extract(request, '$.model'), '') FROM rows
-                  WHERE state = 'pending' AND invalid = 0 ORDER BY seq LIMIT 1",
-                [],
+                  WHERE state = 'pending' AND invalid = 0 AND seq > ?1 ORDER BY seq LIMIT 1",
+                [*after],
                 |r| r.get(0),
             )
             .optional()?;
         let Some(model) = first else {
+            drop(tx);
+            if *after > 0 {
+                *after = 0;
+                return self.plan_part(limits, after, filename, measure);
+            }
             return Ok(None);
         };
         let part: i64 = tx.query_row("SELECT coalesce(max(part), 0) + 1 FROM parts", [], |r| r.get(0))?;
@@ -183,10 +194,11 @@ impl Store {
         {
             let mut q = tx.prepare(
                 "SELECT seq, id, request FROM rows
-                  WHERE state = 'pending' AND invalid = 0 AND coalesce(json_extract(request, '$.model'), '') = ?1
+                  WHERE state = 'pending' AND invalid = 0 AND seq > ?2
+                    AND coalesce(json_extract(request, '$.model'), '') = ?1
                   ORDER BY seq",
             )?;
-            let mut found = q.query([&model])?;
+            let mut found = q.query(rusqlite::params![&model, *after])?;
             while let Some(r) = found.next()? {
                 let (seq, id, request): (i64, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
                 let candidate = Candidate {
@@ -230,7 +242,10 @@ impl Store {
                 return Ok(None);
             }
             // Every row of this model was refused; the next model's rows may still make a part.
-            return self.plan_part(limits, filename, measure);
+            return self.plan_part(limits, after, filename, measure);
+        }
+        if let Some(&last) = chosen.last() {
+            *after = last;
         }
         tx.execute(
             "INSERT INTO parts (part, model, filename, rows, bytes, tokens, worst_cost, stage, created_at, updated_at)
