@@ -537,7 +537,11 @@ impl<'a, A: BatchApi> Driver<'a, A> {
                 .last_id
                 .clone()
                 .or_else(|| page.data.last().map(|b| b.id.clone()));
-            if !page.has_more || page.data.is_empty() {
+            // Newest first: past batches made before the part was planned (less an hour for
+            // clocks that disagree), it cannot be further down.
+            let oldest = page.data.iter().filter_map(|b| b.created_at).min();
+            let planned = part.created_at / 1000 - 3600;
+            if !page.has_more || page.data.is_empty() || oldest.is_some_and(|t| t < planned) {
                 break;
             }
         }

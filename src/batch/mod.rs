@@ -8,9 +8,6 @@ pub mod client;
 pub mod driver;
 pub mod wire;
 
-#[cfg(test)]
-mod driver_tests;
-
 pub use client::{ApiError, BatchApi, CreateBatch, HttpBatchApi};
 pub use driver::{Driver, DriverSettings, Ending};
 

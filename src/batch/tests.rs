@@ -1,6 +1,8 @@
 //! The driver against an in-memory provider: parts are planned within their limits and the
 //! queue limit, every row is collected once, and an upload or batch creation whose answer was
-//! lost is found at the provider instead of being made twice.
+//! lost — no answer, or a 5xx from a gateway after the backend acted — is found at the provider
+//! instead of being made twice, while a 4xx or 429, which did nothing, is simply sent again.
+//! Third-party servers (aimock) inject their faults before acting, so these cases live here.
 
 use std::sync::Mutex;
 
@@ -20,10 +22,14 @@ struct Provider {
     batches: Vec<(Batch, u32)>,
     uploads: u32,
     creates: u32,
-    /// The next upload is stored, and its answer lost.
-    lose_upload: bool,
-    /// The next batch is created, and its answer lost.
-    lose_create: bool,
+    /// Every call, in order.
+    calls: Vec<&'static str>,
+    /// The next upload is stored, and then answered with this failure.
+    lose_upload: Option<Lost>,
+    /// The next batch is created, and then answered with this failure.
+    lose_create: Option<Lost>,
+    /// The next create is refused with this status, making nothing.
+    refuse_create: Option<u16>,
     /// Retrieves a batch takes to complete.
     polls: u32,
     /// Batches end `expired` after half their lines.
@@ -35,10 +41,25 @@ struct Provider {
 #[derive(Default)]
 struct Fake(Mutex<Provider>);
 
-fn lost(what: &str) -> ApiError {
-    ApiError::NoAnswer {
-        what: what.into(),
-        detail: "connection reset".into(),
+/// How an answer is lost.
+#[derive(Clone, Copy)]
+enum Lost {
+    NoAnswer,
+    Status(u16),
+}
+
+fn failure(what: &str, how: Lost) -> ApiError {
+    match how {
+        Lost::NoAnswer => ApiError::NoAnswer {
+            what: what.into(),
+            detail: "connection reset".into(),
+        },
+        Lost::Status(status) => ApiError::Status {
+            what: what.into(),
+            status,
+            message: "injected".into(),
+            retry_after: Some(std::time::Duration::from_millis(10)),
+        },
     }
 }
 
@@ -52,6 +73,7 @@ fn batch(id: String, file: String, status: BatchStatus) -> Batch {
         request_counts: None,
         errors: None,
         metadata: None,
+        created_at: None,
     }
 }
 
@@ -122,11 +144,12 @@ impl Fake {
 impl BatchApi for Fake {
     async fn upload(&self, filename: &str, content: Bytes) -> Result<FileObject, ApiError> {
         let mut p = self.p();
+        p.calls.push("upload");
         p.uploads += 1;
         let id = format!("file-{}", p.files.len());
         p.files.push((id.clone(), filename.into(), content.clone()));
-        if std::mem::take(&mut p.lose_upload) {
-            return Err(lost("upload"));
+        if let Some(how) = p.lose_upload.take() {
+            return Err(failure("upload", how));
         }
         Ok(FileObject {
             id,
@@ -137,7 +160,8 @@ impl BatchApi for Fake {
     }
 
     async fn list_files(&self, _after: Option<&str>) -> Result<List<FileObject>, ApiError> {
-        let p = self.p();
+        let mut p = self.p();
+        p.calls.push("list_files");
         Ok(List {
             data: p
                 .files
@@ -162,6 +186,10 @@ impl BatchApi for Fake {
 
     async fn create(&self, request: &CreateBatch) -> Result<Batch, ApiError> {
         let mut p = self.p();
+        p.calls.push("create");
+        if let Some(status) = p.refuse_create.take() {
+            return Err(failure("create", Lost::Status(status)));
+        }
         p.creates += 1;
         let open = p.batches.iter().filter(|b| !b.0.status.is_terminal()).count() + 1;
         p.max_open = p.max_open.max(open);
@@ -171,8 +199,8 @@ impl BatchApi for Fake {
             BatchStatus::Validating,
         );
         p.batches.push((b.clone(), 0));
-        if std::mem::take(&mut p.lose_create) {
-            return Err(lost("create"));
+        if let Some(how) = p.lose_create.take() {
+            return Err(failure("create", how));
         }
         Ok(b)
     }
@@ -192,8 +220,10 @@ impl BatchApi for Fake {
     }
 
     async fn list_batches(&self, _after: Option<&str>) -> Result<List<Batch>, ApiError> {
+        let mut p = self.p();
+        p.calls.push("list_batches");
         Ok(List {
-            data: self.p().batches.iter().rev().map(|b| b.0.clone()).collect(),
+            data: p.batches.iter().rev().map(|b| b.0.clone()).collect(),
             has_more: false,
             last_id: None,
         })
@@ -326,7 +356,7 @@ async fn a_lost_upload_answer_is_found_by_its_file_name_and_reused() {
     let dir = tempfile::tempdir().unwrap();
     let (mut store, job) = store(&dir, 5, |_| false);
     let api = Fake::default();
-    api.p().lose_upload = true;
+    api.p().lose_upload = Some(Lost::NoAnswer);
     let ending = drive(&api, &mut store, &job, settings(&dir, limits(10, None))).await;
     assert_eq!(ending, Ending::Finished);
     let p = api.p();
@@ -343,7 +373,7 @@ async fn a_lost_create_answer_is_found_among_the_batches() {
     let dir = tempfile::tempdir().unwrap();
     let (mut store, job) = store(&dir, 5, |_| false);
     let api = Fake::default();
-    api.p().lose_create = true;
+    api.p().lose_create = Some(Lost::NoAnswer);
     let ending = drive(&api, &mut store, &job, settings(&dir, limits(10, None))).await;
     assert_eq!(ending, Ending::Finished);
     assert_eq!(
@@ -627,4 +657,50 @@ fn parts_hold_one_model_each_and_every_row_lands_in_exactly_one() {
     assert_eq!(seen, (1..=9).collect::<Vec<_>>());
     assert_eq!(parts.len(), 5, "{parts:?}");
     assert_eq!(store.counts().unwrap().batched, 9);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_created_behind_a_5xx_is_found_and_not_created_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, job) = store(&dir, 3, |_| false);
+    let api = Fake::default();
+    api.p().lose_create = Some(Lost::Status(502));
+    let ending = drive(&api, &mut store, &job, settings(&dir, limits(10, None))).await;
+    assert_eq!(ending, Ending::Finished);
+    assert_eq!(store.counts().unwrap().done, 3);
+    let p = api.p();
+    assert_eq!(p.creates, 1, "{:?}", p.calls);
+    assert_eq!(
+        p.calls[..3],
+        ["upload", "create", "list_batches"],
+        "a look, not a second create"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_upload_stored_behind_a_5xx_is_reused_and_not_uploaded_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, job) = store(&dir, 3, |_| false);
+    let api = Fake::default();
+    api.p().lose_upload = Some(Lost::Status(500));
+    let ending = drive(&api, &mut store, &job, settings(&dir, limits(10, None))).await;
+    assert_eq!(ending, Ending::Finished);
+    assert_eq!(store.counts().unwrap().done, 3);
+    let p = api.p();
+    assert_eq!(p.calls[..3], ["upload", "list_files", "create"]);
+    assert_eq!(p.uploads, 1, "{:?}", p.calls);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_on_create_made_nothing_so_it_is_sent_again_without_a_look() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, job) = store(&dir, 3, |_| false);
+    let api = Fake::default();
+    api.p().refuse_create = Some(429);
+    let ending = drive(&api, &mut store, &job, settings(&dir, limits(10, None))).await;
+    assert_eq!(ending, Ending::Finished);
+    assert_eq!(store.counts().unwrap().done, 3);
+    let p = api.p();
+    assert_eq!(p.calls[..3], ["upload", "create", "create"]);
+    assert!(!p.calls.contains(&"list_batches"));
 }

@@ -133,6 +133,9 @@ pub struct Batch {
     pub errors: Option<BatchErrors>,
     #[serde(default)]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Unix seconds.
+    #[serde(default)]
+    pub created_at: Option<i64>,
 }
 
 impl Batch {

@@ -51,6 +51,8 @@ pub struct PartRecord {
     pub errors: Vec<crate::batch::wire::BatchError>,
     pub output_file_id: Option<String>,
     pub error_file_id: Option<String>,
+    /// When the part was planned (unix ms).
+    pub created_at: i64,
 }
 
 impl PartRecord {
@@ -110,6 +112,7 @@ fn part_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PartRecord> {
     let n = |i| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
     let errors: Option<String> = r.get(13)?;
     let worst_cost: f64 = r.get(16)?;
+    let created_at: i64 = r.get(17)?;
     Ok(PartRecord {
         part: r.get(0)?,
         model: r.get(1)?,
@@ -130,6 +133,7 @@ fn part_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PartRecord> {
         output_file_id: r.get(14)?,
         error_file_id: r.get(15)?,
         worst_cost,
+        created_at,
     })
 }
 
@@ -138,7 +142,7 @@ impl Store {
     pub fn parts(&self) -> anyhow::Result<Vec<PartRecord>> {
         let mut q = self.conn.prepare(
             "SELECT part, model, filename, rows, bytes, tokens, stage, file_id, batch_id, status,
-                    completed, failed, total, errors, output_file_id, error_file_id, worst_cost
+                    completed, failed, total, errors, output_file_id, error_file_id, worst_cost, created_at
              FROM parts ORDER BY part",
         )?;
         let parts = q.query_map([], part_row)?.collect::<Result<_, _>>()?;
@@ -148,7 +152,7 @@ impl Store {
     pub fn part(&self, part: i64) -> anyhow::Result<PartRecord> {
         let mut q = self.conn.prepare_cached(
             "SELECT part, model, filename, rows, bytes, tokens, stage, file_id, batch_id, status,
-                    completed, failed, total, errors, output_file_id, error_file_id, worst_cost
+                    completed, failed, total, errors, output_file_id, error_file_id, worst_cost, created_at
              FROM parts WHERE part = ?1",
         )?;
         Ok(q.query_row([part], part_row)?)
