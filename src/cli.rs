@@ -21,12 +21,13 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 const AFTER_HELP: &str = "\
 Exit codes:
-  0  every row is done
+  0  every row is done (with --mode batch --no-wait: the batches are submitted)
   1  error: bad flags, bad input, a checkpoint that does not match the command, I/O
   2  command-line usage error
   3  the run finished, but some rows failed (or were invalid, with --skip-invalid)
   4  the run stopped before finishing (Ctrl-C/SIGTERM, the API refused the key, or the
-     account is out of quota); the checkpoint is intact: rerun the printed command to resume
+     account is out of quota; in batch mode, Ctrl-C stops waiting and the batches go on);
+     the checkpoint is intact: rerun the printed command to resume
   5  the run stopped at its --max-cost budget; resume with a larger budget to go on
 
 The API key is read from OPENAI_API_KEY (AZURE_OPENAI_API_KEY with --provider azure), or the

@@ -14,7 +14,8 @@ use crate::store::Counts;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
-    /// finished | interrupted | stopped_auth | stopped_quota | checkpoint_error
+    /// finished | interrupted | stopped_auth | stopped_quota | checkpoint_error | budget | incomplete
+    /// | submitted (`--mode batch --no-wait`)
     pub outcome: String,
     pub rows: RowTotals,
     pub tokens: TokenTotals,

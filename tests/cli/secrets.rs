@@ -253,3 +253,35 @@ fn the_key_is_in_no_byte_written_through_kills_faults_and_refusals() {
     }
     assert_nowhere(dir.root(), &texts, key);
 }
+
+#[test]
+fn batch_mode_sends_the_key_to_the_files_and_batches_apis_and_writes_it_nowhere() {
+    let key = "sk-batch-7a1e-unique-key-material";
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 20);
+    let mock = Mock::start_with_env(
+        &["--api-key-env", "MOCK_EXPECTED_KEY", "--batch-polls", "2"],
+        &[("MOCK_EXPECTED_KEY", key)],
+    );
+    let out = run(run_job(&dir, &mock)
+        .args([
+            "--mode",
+            "batch",
+            "--poll-interval",
+            "10ms",
+            "--batch-max-rows",
+            "8",
+            "-vv",
+        ])
+        .env("RUST_LOG", "trace")
+        .env("OPENAI_API_KEY", key));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let stats = mock.stats();
+    assert_eq!(stats["batches_created"], 3, "{stats}");
+    assert_eq!(
+        stats["by_outcome"]["auth"], 0,
+        "every call carried the key: {stats}"
+    );
+    let status = run(promptmill(&dir).args(["status", "out.jsonl.promptmill.db", "--json"]));
+    assert_nowhere(dir.root(), &[&out.stdout, &out.stderr, &status.stdout], key);
+}
