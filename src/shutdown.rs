@@ -11,8 +11,9 @@ use crate::error::exit_code;
 use crate::pipeline::{Control, StopReason};
 
 /// Watches for signals until `control.abort` is cancelled or the task is aborted (when the run
-/// ends). `resume` is the command to print on a hard exit.
-pub fn spawn(control: Arc<Control>, resume: String) -> tokio::task::JoinHandle<()> {
+/// ends). `stopping` says what the run does after the first signal; `resume` is the command to
+/// print on a hard exit.
+pub fn spawn(control: Arc<Control>, stopping: &'static str, resume: String) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut term = Term::new();
         tokio::select! {
@@ -20,7 +21,7 @@ pub fn spawn(control: Arc<Control>, resume: String) -> tokio::task::JoinHandle<(
             _ = term.recv() => {}
             _ = control.abort.cancelled() => return,
         }
-        eprintln!("\npromptmill: stopping — waiting for requests on the wire to finish (press Ctrl-C again to exit at once)");
+        eprintln!("\npromptmill: stopping — {stopping} (press Ctrl-C again to exit at once)");
         control.stop(StopReason::Interrupted);
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
@@ -54,3 +55,8 @@ impl Term {
         std::future::pending::<()>().await
     }
 }
+
+/// What a live run does after the first signal.
+pub const DRAINING: &str = "waiting for requests on the wire to finish";
+/// What a batch run does after the first signal.
+pub const DETACHING: &str = "no more polling; the submitted batches go on at the provider";

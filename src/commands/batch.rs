@@ -100,7 +100,11 @@ pub fn execute(
         .enable_all()
         .build()?;
     let (ending, (calls, retries)) = runtime.block_on(async {
-        let signals = crate::shutdown::spawn(std::sync::Arc::clone(&control), resume_cmd.clone());
+        let signals = crate::shutdown::spawn(
+            std::sync::Arc::clone(&control),
+            crate::shutdown::DETACHING,
+            resume_cmd.clone(),
+        );
         let mut driver = Driver::new(&api, store, job, settings, control.stop.clone());
         if let Some(costing) = costing {
             driver = driver.with_budget(costing);

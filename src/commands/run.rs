@@ -274,7 +274,11 @@ pub fn execute(
             headers,
             timeout: limits.timeout,
         })?;
-        let signals = crate::shutdown::spawn(Arc::clone(&control), resume_cmd.clone());
+        let signals = crate::shutdown::spawn(
+            Arc::clone(&control),
+            crate::shutdown::DRAINING,
+            resume_cmd.clone(),
+        );
         let display_done = tokio_util::sync::CancellationToken::new();
         let display = progress::spawn(
             Display::choose(send.quiet, send.verbose),

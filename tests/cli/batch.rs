@@ -373,3 +373,46 @@ fn a_refused_key_stops_the_batch_run_with_the_credentials_message() {
     assert!(!out.stderr.contains("sk-wrong-key-9876"));
     assert_eq!(mock.stats()["files_uploaded"], 0);
 }
+
+#[test]
+fn a_signal_while_waiting_detaches_and_the_same_command_collects_later() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 60);
+    // The batch completes at its 40th retrieve: still open when the signal comes.
+    let mock = Mock::start(&["--batch-polls", "40"]);
+    let mut child = batch_job(&dir, &mock, &[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_until(Duration::from_secs(30), "the batch to be created", || {
+        mock.stats()["batches_created"] == 1
+    });
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = wait_for(&mut child, Duration::from_secs(30));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("stderr");
+    assert_eq!(status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("the submitted batches go on at the provider"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("promptmill resume"), "{stderr}");
+    let status = run(promptmill(&dir).args(["status", "out.jsonl.promptmill.db"]));
+    assert!(status.stdout.contains("in batches 60"), "{}", status.stdout);
+
+    // The same command again re-attaches to the batch (no --mode needed on resume; here the
+    // run command is repeated as is) and collects it.
+    let again = run(&mut batch_job(&dir, &mock, &[]));
+    assert_eq!(again.code(), 0, "{}", again.stderr);
+    let stats = mock.stats();
+    assert_eq!(
+        (
+            stats["files_uploaded"].as_u64(),
+            stats["batches_created"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert!(dir.jsonl("out.jsonl").iter().all(|r| r["status"] == "done"));
+}
