@@ -45,6 +45,8 @@ pub struct DriverSettings {
     /// Where downloads are spooled before they are read (next to the checkpoint).
     pub spool: PathBuf,
     pub quiet: bool,
+    /// A live bar on a terminal (with the status lines printed above it); plain lines otherwise.
+    pub bar: bool,
 }
 
 /// How a drive ended.
@@ -80,6 +82,8 @@ pub struct Driver<'a, A: BatchApi> {
     settled: Option<(u64, u64, u64)>,
     /// Where planning the next part starts looking (see `Store::plan_part`).
     plan_after: i64,
+    /// The job's rows settled, on a terminal.
+    bar: Option<indicatif::ProgressBar>,
     /// Batch statuses as last printed, to print changes only.
     shown: std::collections::HashMap<i64, (String, u64, u64)>,
 }
@@ -138,8 +142,24 @@ impl<'a, A: BatchApi> Driver<'a, A> {
             retries: Default::default(),
             settled: None,
             plan_after: 0,
+            bar: None,
             shown: Default::default(),
         }
+    }
+
+    fn start_bar(&mut self) {
+        if !self.settings.bar || self.settings.quiet || self.bar.is_some() {
+            return;
+        }
+        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        let style = indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows\n  {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("█▉▊▋▌▍▎▏ ");
+        bar.set_style(style);
+        bar.enable_steady_tick(Duration::from_millis(200));
+        self.bar = Some(bar);
     }
 
     /// Holds new parts to the job's `--max-cost`, pricing their worst cases with `costing`.
@@ -149,8 +169,10 @@ impl<'a, A: BatchApi> Driver<'a, A> {
     }
 
     fn say(&self, msg: impl std::fmt::Display) {
-        if !self.settings.quiet {
-            eprintln!("promptmill: {msg}");
+        match &self.bar {
+            Some(bar) => bar.println(format!("promptmill: {msg}")),
+            None if !self.settings.quiet => eprintln!("promptmill: {msg}"),
+            None => {}
         }
     }
 
@@ -168,7 +190,11 @@ impl<'a, A: BatchApi> Driver<'a, A> {
 
     /// Submits, waits and collects until the job has nothing left for the Batch API.
     pub async fn run(&mut self) -> anyhow::Result<Ending> {
-        match self.drive().await {
+        let ending = self.drive().await;
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        match ending {
             Ok(ending) => Ok(ending),
             Err(Failure::Auth { status, message }) => Ok(Ending::Auth { status, message }),
             Err(Failure::Interrupted) => Ok(Ending::Interrupted),
@@ -217,6 +243,7 @@ impl<'a, A: BatchApi> Driver<'a, A> {
                 self.show_all(&open);
                 return Ok(Ending::Submitted { open: open.len() });
             }
+            self.start_bar();
             let (mut changed, mut collected) = (false, false);
             for part in &open {
                 if self.stop.is_cancelled() {
@@ -588,6 +615,19 @@ impl<'a, A: BatchApi> Driver<'a, A> {
                 done += p.completed;
                 failed += p.failed;
             }
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+            bar.set_position(done + failed);
+            let open = self
+                .store
+                .parts()
+                .map(|ps| ps.iter().filter(|p| p.is_open()).count())
+                .unwrap_or(0);
+            bar.set_message(format!(
+                "{done} done, {failed} failed · {open} batches open · polling every {} or more",
+                humantime::format_duration(self.settings.batch.poll_interval)
+            ));
         }
         self.say(format!(
             "batch {part} ({}): {} — {} of {} done, {} failed | job: {} of {} rows done, {} failed",

@@ -284,6 +284,7 @@ fn settings(dir: &tempfile::TempDir, batch: BatchSettings) -> DriverSettings {
         tag: "t".into(),
         spool: dir.path().join("job.db"),
         quiet: true,
+        bar: false,
     }
 }
 
