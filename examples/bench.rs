@@ -105,15 +105,29 @@ fn batch(bin: &Path, dir: &Path, rows: u64) {
     let mut cmd = run_command(bin, &input, &out, &summary, &server.url, 1);
     cmd.args(["--mode", "batch", "--poll-interval", "10ms"]);
     let m = measure(&mut cmd);
-    let lines = count_lines(&out);
     println!();
     println!("batch: {rows} rows through --mode batch, batches complete at the first poll");
+    report(
+        &m,
+        rows,
+        &out,
+        "read, plan, upload, poll, download, join, export",
+        None,
+    );
+}
+
+/// The lines every whole-job scenario prints; checks that every input row has an output row.
+fn report(m: &Measured, rows: u64, out: &Path, phases: &str, send_secs: Option<f64>) {
+    let lines = count_lines(out);
     println!("  output rows        {lines}");
     println!(
-        "  wall               {:.2} s (whole command: read, plan, upload, poll, download, join, export)",
+        "  wall               {:.2} s (whole command: {phases})",
         m.wall.as_secs_f64()
     );
     println!("  rows/s (overall)   {:.0}", rows as f64 / m.wall.as_secs_f64());
+    if let Some(secs) = send_secs {
+        println!("  rows/s (sending)   {:.0}", rows as f64 / secs);
+    }
     println!(
         "  CPU per row        {:.1} µs (user {:.2} s + sys {:.2} s)",
         (m.user + m.sys).as_secs_f64() * 1e6 / rows as f64,
@@ -255,24 +269,9 @@ fn throughput(bin: &Path, dir: &Path, rows: u64, concurrency: usize) {
         concurrency,
     ));
     let send_secs = summary_wall(&summary);
-    let lines = count_lines(&out);
     println!();
     println!("throughput: {rows} rows, zero latency, --concurrency {concurrency}");
-    println!("  output rows        {lines}");
-    println!(
-        "  wall               {:.2} s (whole command: read + send + export)",
-        m.wall.as_secs_f64()
-    );
-    println!("  rows/s (overall)   {:.0}", rows as f64 / m.wall.as_secs_f64());
-    println!("  rows/s (sending)   {:.0}", rows as f64 / send_secs);
-    println!(
-        "  CPU per row        {:.1} µs (user {:.2} s + sys {:.2} s)",
-        (m.user + m.sys).as_secs_f64() * 1e6 / rows as f64,
-        m.user.as_secs_f64(),
-        m.sys.as_secs_f64()
-    );
-    println!("  peak RSS           {:.1} MB", m.max_rss_kb as f64 / 1024.0);
-    assert_eq!(lines, rows, "every input row has one output row");
+    report(&m, rows, &out, "read + send + export", Some(send_secs));
 }
 
 fn latency(bin: &Path, dir: &Path, rows: u64) {

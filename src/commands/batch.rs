@@ -160,18 +160,7 @@ pub fn execute(
         Some(job.output.path.clone()),
         db_path.clone(),
     );
-    let summary_json = serde_json::to_string_pretty(&summary)?;
-    store.end_run(run_id, outcome, &summary_json)?;
-    output::export(store, &job.columns, &job.output)?;
-    if let Some(path) = &send.summary {
-        use std::io::Write;
-        let mut f = output::create_private(path)?;
-        f.write_all(summary_json.as_bytes())?;
-        f.write_all(b"\n")?;
-    }
-    if !send.quiet {
-        eprintln!("{summary}");
-    }
+    super::run::write_results(store, run_id, job, send, &summary, true)?;
     let db = shell_quote(&db_path.display().to_string());
     match ending {
         Ending::Auth { message, .. } => eprintln!(

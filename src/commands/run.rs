@@ -356,20 +356,7 @@ pub fn execute(
         (scope == Scope::All).then(|| job.output.path.clone()),
         db_path.clone(),
     );
-    let summary_json = serde_json::to_string_pretty(&summary)?;
-    store.end_run(run_id, outcome, &summary_json)?;
-    if scope == Scope::All {
-        output::export(&store, &job.columns, &job.output)?;
-    }
-    if let Some(path) = &send.summary {
-        use std::io::Write;
-        let mut f = output::create_private(path)?;
-        f.write_all(summary_json.as_bytes())?;
-        f.write_all(b"\n")?;
-    }
-    if !send.quiet {
-        eprintln!("{summary}");
-    }
+    write_results(&store, run_id, &job, &send, &summary, scope == Scope::All)?;
     match control.reason() {
         Some(StopReason::Auth { status, message }) => {
             eprintln!(
@@ -420,6 +407,33 @@ pub fn execute(
         None => {}
     }
     Ok(code)
+}
+
+/// Ends a run: records its summary in the checkpoint, writes the output (with `export`) and the
+/// `--summary` file, and prints the totals. Shared by live and batch runs.
+pub(crate) fn write_results(
+    store: &Store,
+    run_id: i64,
+    job: &JobRecord,
+    send: &SendConfig,
+    summary: &Summary,
+    export: bool,
+) -> anyhow::Result<()> {
+    let summary_json = serde_json::to_string_pretty(summary)?;
+    store.end_run(run_id, &summary.outcome, &summary_json)?;
+    if export {
+        output::export(store, &job.columns, &job.output)?;
+    }
+    if let Some(path) = &send.summary {
+        use std::io::Write;
+        let mut f = output::create_private(path)?;
+        f.write_all(summary_json.as_bytes())?;
+        f.write_all(b"\n")?;
+    }
+    if !send.quiet {
+        eprintln!("{summary}");
+    }
+    Ok(())
 }
 
 /// Prices the job's models (flags, else what the job recorded, else the built-in table) and sets
