@@ -208,9 +208,14 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         loop {
             // Parts a crash left half-submitted come first, in order; then new ones, while the
             // queue has room.
+            // Without `submit` (cancel, --finish-live) they are settled instead: a batch that
+            // was made is kept, anything else released.
             for part in self.store.parts()? {
-                if part.stage != stage::SUBMITTED && part.stage != stage::COLLECTED {
-                    self.submit(part.part).await?;
+                if part.is_open() && part.stage != stage::SUBMITTED {
+                    match self.settings.submit {
+                        true => self.submit(part.part).await?,
+                        false => self.unsubmit(part.part).await?,
+                    }
                 }
             }
             if self.settings.submit {
@@ -402,6 +407,44 @@ impl<'a, A: BatchApi> Driver<'a, A> {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Settles a part that is not submitted without submitting it: if its batch turns out to
+    /// exist it is kept (and collected like any other); else its upload, if any, is deleted and
+    /// its rows go back to pending.
+    async fn unsubmit(&mut self, part: i64) -> Step<()> {
+        let mut p = self.store.part(part)?;
+        if p.stage == stage::CREATING {
+            self.find_batch(&p).await?;
+            p = self.store.part(part)?;
+        }
+        if p.stage == stage::UPLOADING {
+            self.find_upload(&p).await?;
+            p = self.store.part(part)?;
+        }
+        match p.stage.as_str() {
+            stage::SUBMITTED => return Ok(()),
+            stage::UPLOADED => {
+                if let Some(id) = &p.file_id {
+                    if let Err(e) = self.call(|| self.api.delete_file(id)).await {
+                        // The file name is never used again, so a leftover upload is only clutter.
+                        let e = match e {
+                            Failure::Other(e) => e,
+                            other => return Err(other),
+                        };
+                        self.say(format!(
+                            "batch {part}: could not delete its unused upload {id}: {e:#}"
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+        let rows = self.store.release(part)?;
+        self.say(format!(
+            "batch {part}: never submitted; its {rows} rows are pending again"
+        ));
+        Ok(())
     }
 
     /// `planned` → `uploading` → `uploaded`. A refusal (4xx) puts the part back to `planned`;

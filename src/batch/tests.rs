@@ -705,3 +705,36 @@ async fn a_429_on_create_made_nothing_so_it_is_sent_again_without_a_look() {
     assert_eq!(p.calls[..3], ["upload", "create", "create"]);
     assert!(!p.calls.contains(&"list_batches"));
 }
+
+#[tokio::test]
+async fn without_submitting_a_part_that_has_no_batch_is_released_and_its_upload_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, job) = store(&dir, 4, |_| false);
+    let api = Fake::default();
+    // As a kill after the upload leaves it; then `cancel` (or --finish-live) runs.
+    let mut s = settings(&dir, limits(10, None));
+    s.no_wait = true;
+    api.p().refuse_create = Some(400);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let ending = Driver::new(&api, &mut store, &job, s, stop).run().await;
+    assert!(ending.is_err(), "the create was refused");
+    assert_eq!(store.part(1).unwrap().stage, crate::store::stage::UPLOADED);
+    let mut s = settings(&dir, limits(10, None));
+    s.submit = false;
+    let ending = drive(&api, &mut store, &job, s).await;
+    assert_eq!(ending, Ending::Finished);
+    let part = store.part(1).unwrap();
+    assert_eq!(part.stage, crate::store::stage::RELEASED);
+    assert!(!part.is_open());
+    assert_eq!(store.counts().unwrap().pending, 4);
+    assert!(!store.has_open_parts().unwrap());
+    let p = api.p();
+    assert_eq!(p.deleted, ["file-0"]);
+    assert!(p.batches.is_empty());
+    drop(p);
+    // A later run plans a new part under a new number: the released name is never reused.
+    let ending = drive(&api, &mut store, &job, settings(&dir, limits(10, None))).await;
+    assert_eq!(ending, Ending::Finished);
+    assert_eq!(store.part(2).unwrap().filename, "promptmill-t-part0002.jsonl");
+    assert_eq!(store.counts().unwrap().done, 4);
+}

@@ -436,7 +436,7 @@ impl Store {
     /// Whether a Batch API part is submitted (or half-submitted) and not collected yet.
     pub fn has_open_parts(&self) -> anyhow::Result<bool> {
         Ok(self.conn.query_row(
-            "SELECT count(*) > 0 FROM parts WHERE stage != 'collected'",
+            "SELECT count(*) > 0 FROM parts WHERE stage NOT IN ('collected', 'released')",
             [],
             |r| r.get(0),
         )?)

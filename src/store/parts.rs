@@ -26,6 +26,9 @@ pub mod stage {
     pub const CREATING: &str = "creating";
     pub const SUBMITTED: &str = "submitted";
     pub const COLLECTED: &str = "collected";
+    /// Never submitted, and given up (`cancel`, `--finish-live`): its rows went back to pending.
+    /// Its number (and so its file name) is never used again.
+    pub const RELEASED: &str = "released";
 }
 
 /// A part as recorded.
@@ -58,7 +61,7 @@ pub struct PartRecord {
 impl PartRecord {
     /// Submitted to the provider and not collected yet: its tokens are in the provider's queue.
     pub fn is_open(&self) -> bool {
-        self.stage != stage::COLLECTED
+        self.stage != stage::COLLECTED && self.stage != stage::RELEASED
     }
 }
 
@@ -320,6 +323,21 @@ impl Store {
         Ok(())
     }
 
+    /// Gives up a part that has no batch: its rows go back to pending, in one transaction.
+    pub fn release(&mut self, part: i64) -> anyhow::Result<u64> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE rows SET state = 'pending', part = NULL, updated_at = ?1 WHERE part = ?2 AND state = 'batched'",
+            params![now_ms(), part],
+        )?;
+        tx.execute(
+            "UPDATE parts SET stage = ?1, updated_at = ?2 WHERE part = ?3",
+            params![stage::RELEASED, now_ms(), part],
+        )?;
+        tx.commit()?;
+        Ok(n as u64)
+    }
+
     /// The part's batch exists (created now, or found after a crash), and how it stands.
     pub fn record_batch(&self, part: i64, batch: &crate::batch::wire::Batch) -> anyhow::Result<()> {
         let c = batch.counts();
@@ -329,7 +347,7 @@ impl Store {
             Some(serde_json::to_string(batch.error_list())?)
         };
         self.conn.execute(
-            "UPDATE parts SET stage = CASE WHEN stage = 'collected' THEN stage ELSE ?1 END,
+            "UPDATE parts SET stage = CASE WHEN stage IN ('collected', 'released') THEN stage ELSE ?1 END,
                     batch_id = ?2, status = ?3, completed = ?4, failed = ?5, total = ?6,
                     errors = coalesce(?7, errors), output_file_id = coalesce(?8, output_file_id),
                     error_file_id = coalesce(?9, error_file_id), updated_at = ?10
