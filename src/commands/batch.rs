@@ -205,15 +205,14 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
         .map_err(|e| explain(&args.db, e))?
         .ok_or_else(|| CheckpointError::NoJob { db: args.db.clone() })?;
     config::check_key_present(&job.api_key_env, &job.base_url)?;
-    let open: Vec<_> = store
-        .parts()?
-        .into_iter()
-        .filter(|p| p.is_open() && p.batch_id.is_some())
-        .collect();
+    let open: Vec<_> = store.parts()?.into_iter().filter(|p| p.is_open()).collect();
     if open.is_empty() {
         eprintln!("promptmill: {}: the job has no open batches", args.db.display());
         return Ok(exit_code::SUCCESS);
     }
+    // Parts without a batch yet (a crash cut their submission short) are settled by the
+    // collection below: kept if their batch turns out to exist, released otherwise.
+    let open: Vec<_> = open.into_iter().filter(|p| p.batch_id.is_some()).collect();
     let api = client(&job, job.headers.clone(), job.send.timeout)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -231,7 +230,11 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
                         batch.status.as_str()
                     );
                 }
-                // A batch that ended meanwhile cannot be cancelled; it is collected as it is.
+                // A batch that ended meanwhile cannot be cancelled (409); it is collected as
+                // it is.
+                Err(e) if e.status() == Some(409) => {
+                    eprintln!("promptmill: batch {} ({id}): it had already ended", part.part);
+                }
                 Err(e) => {
                     failed += 1;
                     eprintln!("promptmill: batch {} ({id}): {e}", part.part);
