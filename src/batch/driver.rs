@@ -210,12 +210,24 @@ impl<'a, A: BatchApi> Driver<'a, A> {
             // queue has room.
             // Without `submit` (cancel, --finish-live) they are settled instead: a batch that
             // was made is kept, anything else released.
+            // A part never uploaded that is over the limits in force now (lowered after the
+            // provider refused it as too large) is released, to be planned again.
             for part in self.store.parts()? {
-                if part.is_open() && part.stage != stage::SUBMITTED {
-                    match self.settings.submit {
-                        true => self.submit(part.part).await?,
-                        false => self.unsubmit(part.part).await?,
-                    }
+                if !part.is_open() || part.stage == stage::SUBMITTED {
+                    continue;
+                }
+                let b = &self.settings.batch;
+                if !self.settings.submit {
+                    self.unsubmit(part.part).await?;
+                } else if part.stage == stage::PLANNED && (part.rows > b.max_rows || part.bytes > b.max_bytes)
+                {
+                    let rows = self.store.release(part.part)?;
+                    self.say(format!(
+                        "batch {}: over the limits now in force; its {rows} rows are planned again",
+                        part.part
+                    ));
+                } else {
+                    self.submit(part.part).await?;
                 }
             }
             if self.settings.submit {

@@ -30,6 +30,8 @@ struct Provider {
     lose_create: Option<Lost>,
     /// The next create is refused with this status, making nothing.
     refuse_create: Option<u16>,
+    /// The next upload is refused with this status, storing nothing.
+    refuse_upload: Option<u16>,
     /// Retrieves a batch takes to complete.
     polls: u32,
     /// Batches end `expired` after half their lines.
@@ -145,6 +147,9 @@ impl BatchApi for Fake {
     async fn upload(&self, filename: &str, content: Bytes) -> Result<FileObject, ApiError> {
         let mut p = self.p();
         p.calls.push("upload");
+        if let Some(status) = p.refuse_upload.take() {
+            return Err(failure("upload", Lost::Status(status)));
+        }
         p.uploads += 1;
         let id = format!("file-{}", p.files.len());
         p.files.push((id.clone(), filename.into(), content.clone()));
@@ -298,8 +303,17 @@ fn limits(max_rows: u64, max_enqueued_tokens: Option<u64>) -> BatchSettings {
 }
 
 async fn drive(api: &Fake, store: &mut Store, job: &JobRecord, s: DriverSettings) -> Ending {
+    try_drive(api, store, job, s).await.unwrap()
+}
+
+async fn try_drive(
+    api: &Fake,
+    store: &mut Store,
+    job: &JobRecord,
+    s: DriverSettings,
+) -> anyhow::Result<Ending> {
     let stop = tokio_util::sync::CancellationToken::new();
-    Driver::new(api, store, job, s, stop).run().await.unwrap()
+    Driver::new(api, store, job, s, stop).run().await
 }
 
 fn done_completions(store: &Store) -> Vec<(String, String, Option<String>)> {
@@ -735,4 +749,22 @@ async fn without_submitting_a_part_that_has_no_batch_is_released_and_its_upload_
     assert_eq!(ending, Ending::Finished);
     assert_eq!(store.part(2).unwrap().filename, "promptmill-t-part0002.jsonl");
     assert_eq!(store.counts().unwrap().done, 4);
+}
+
+#[tokio::test]
+async fn a_part_refused_as_too_large_is_planned_again_under_lower_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, job) = store(&dir, 6, |_| false);
+    let api = Fake::default();
+    api.p().refuse_upload = Some(413);
+    let refused = try_drive(&api, &mut store, &job, settings(&dir, limits(10, None))).await;
+    assert!(refused.unwrap_err().to_string().contains("HTTP 413"));
+    assert_eq!(store.part(1).unwrap().stage, crate::store::stage::PLANNED);
+    // The user lowers --batch-max-rows and runs again.
+    let ending = drive(&api, &mut store, &job, settings(&dir, limits(3, None))).await;
+    assert_eq!(ending, Ending::Finished);
+    assert_eq!(store.part(1).unwrap().stage, crate::store::stage::RELEASED);
+    let sizes: Vec<u64> = store.parts().unwrap().iter().skip(1).map(|p| p.rows).collect();
+    assert_eq!(sizes, [3, 3]);
+    assert_eq!(store.counts().unwrap().done, 6);
 }
