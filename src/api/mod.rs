@@ -148,7 +148,7 @@ struct Inner {
 
 /// Whether the body is OpenAI's "You exceeded your current quota" error (`code` or `type`
 /// `insufficient_quota`), which comes with status 429 but is not a rate limit.
-fn is_insufficient_quota(body: &[u8]) -> bool {
+pub fn is_insufficient_quota(body: &[u8]) -> bool {
     const QUOTA: &str = "insufficient_quota";
     serde_json::from_slice::<Envelope>(body).is_ok_and(|env| {
         env.error.kind.as_deref() == Some(QUOTA)

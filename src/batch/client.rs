@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::wire::{Batch, FileObject, List};
 use crate::api::http::{self, HttpSettings};
-use crate::api::{error_message, parse_retry_after};
+use crate::api::{error_message, is_insufficient_quota, parse_retry_after};
 
 /// A call that did not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +35,10 @@ pub enum ApiError {
     /// An answer came that is not the object the API documents.
     #[error("{what}: unexpected response: {detail}")]
     Unexpected { what: String, detail: String },
+    /// A 429 that says the account is out of credit (`insufficient_quota`): a billing matter,
+    /// not a rate limit, so waiting does not help.
+    #[error("{what}: HTTP 429: {message}")]
+    Quota { what: String, message: String },
 }
 
 impl ApiError {
@@ -43,7 +47,7 @@ impl ApiError {
         match self {
             ApiError::Status { status, .. } => matches!(status, 408 | 409 | 429 | 500..=599),
             ApiError::NoAnswer { .. } => true,
-            ApiError::Unexpected { .. } => false,
+            ApiError::Unexpected { .. } | ApiError::Quota { .. } => false,
         }
     }
 
@@ -54,6 +58,7 @@ impl ApiError {
         match self {
             ApiError::Status { status, .. } => *status >= 500,
             ApiError::NoAnswer { .. } | ApiError::Unexpected { .. } => true,
+            ApiError::Quota { .. } => false,
         }
     }
 
@@ -164,6 +169,12 @@ impl HttpBatchApi {
             what: what.clone(),
             detail: http::describe(&e),
         })?;
+        if status == 429 && is_insufficient_quota(&body) {
+            return Err(ApiError::Quota {
+                what,
+                message: error_message(&body),
+            });
+        }
         if !(200..300).contains(&status) {
             return Err(ApiError::Status {
                 what,

@@ -61,6 +61,8 @@ pub enum Ending {
     Interrupted,
     /// The API refused the key.
     Auth { status: u16, message: String },
+    /// The account is out of credit.
+    Quota { message: String },
     /// Rows are pending, and not one more fits in what is left of `--max-cost`; `spent` is what
     /// the done rows cost.
     Budget { limit: f64, spent: f64 },
@@ -99,6 +101,7 @@ enum Polled {
 /// An API call failed for good; `Auth` ends the drive with a message instead of an error.
 enum Failure {
     Auth { status: u16, message: String },
+    Quota { message: String },
     Interrupted,
     Other(anyhow::Error),
 }
@@ -109,6 +112,9 @@ impl From<anyhow::Error> for Failure {
             Some(api @ ApiError::Status { status, .. }) if api.is_auth() => Failure::Auth {
                 status: *status,
                 message: api.to_string(),
+            },
+            Some(ApiError::Quota { message, .. }) => Failure::Quota {
+                message: message.clone(),
             },
             _ => Failure::Other(e),
         }
@@ -197,6 +203,7 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         match ending {
             Ok(ending) => Ok(ending),
             Err(Failure::Auth { status, message }) => Ok(Ending::Auth { status, message }),
+            Err(Failure::Quota { message }) => Ok(Ending::Quota { message }),
             Err(Failure::Interrupted) => Ok(Ending::Interrupted),
             Err(Failure::Other(e)) => Err(e),
         }

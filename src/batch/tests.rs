@@ -32,6 +32,8 @@ struct Provider {
     refuse_create: Option<u16>,
     /// The next upload is refused with this status, storing nothing.
     refuse_upload: Option<u16>,
+    /// Every create is refused: the account is out of credit.
+    out_of_quota: bool,
     /// Retrieves a batch takes to complete.
     polls: u32,
     /// Batches end `expired` after half their lines.
@@ -192,6 +194,12 @@ impl BatchApi for Fake {
     async fn create(&self, request: &CreateBatch) -> Result<Batch, ApiError> {
         let mut p = self.p();
         p.calls.push("create");
+        if p.out_of_quota {
+            return Err(ApiError::Quota {
+                what: "create".into(),
+                message: "You exceeded your current quota (insufficient_quota)".into(),
+            });
+        }
         if let Some(status) = p.refuse_create.take() {
             return Err(failure("create", Lost::Status(status)));
         }
@@ -767,4 +775,27 @@ async fn a_part_refused_as_too_large_is_planned_again_under_lower_limits() {
     let sizes: Vec<u64> = store.parts().unwrap().iter().skip(1).map(|p| p.rows).collect();
     assert_eq!(sizes, [3, 3]);
     assert_eq!(store.counts().unwrap().done, 6);
+}
+
+#[tokio::test]
+async fn out_of_quota_stops_at_once_instead_of_retrying() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, job) = store(&dir, 3, |_| false);
+    let api = Fake::default();
+    api.p().out_of_quota = true;
+    let ending = drive(&api, &mut store, &job, settings(&dir, limits(10, None))).await;
+    assert!(
+        matches!(&ending, Ending::Quota { message } if message.contains("insufficient_quota")),
+        "{ending:?}"
+    );
+    assert_eq!(
+        api.p().calls,
+        ["upload", "create"],
+        "no retry: waiting does not help"
+    );
+    assert_eq!(
+        store.part(1).unwrap().stage,
+        crate::store::stage::UPLOADED,
+        "a resume creates it"
+    );
 }

@@ -130,6 +130,7 @@ pub fn execute(
     let (outcome, code) = match &ending {
         Ending::Interrupted => ("interrupted", exit_code::STOPPED),
         Ending::Auth { .. } => ("stopped_auth", exit_code::STOPPED),
+        Ending::Quota { .. } => ("stopped_quota", exit_code::STOPPED),
         Ending::Submitted { .. } => ("submitted", exit_code::SUCCESS),
         Ending::Budget { .. } => ("budget", exit_code::BUDGET),
         Ending::Finished if after.failed + after.invalid > 0 => ("finished", exit_code::ROWS_FAILED),
@@ -168,6 +169,7 @@ pub fn execute(
              Check the key in {} (and --header values), then resume with:\n  {resume_cmd}",
             job.api_key_env
         ),
+        Ending::Quota { message } => eprintln!("{}", super::run::out_of_quota(&message, &resume_cmd)),
         Ending::Interrupted => eprintln!(
             "promptmill: stopped waiting; the submitted batches go on at the provider. Collect them with:\n  {resume_cmd}"
         ),

@@ -365,14 +365,7 @@ pub fn execute(
                 job.api_key_env
             );
         }
-        Some(StopReason::Quota { message }) => {
-            eprintln!(
-                "promptmill: the API says the account is out of quota (HTTP 429: {message}).\n\
-                 This is a billing matter, not a rate limit: waiting will not help. Add credit or raise the\n\
-                 spending limit of the account (OpenAI: https://platform.openai.com/settings/organization/billing),\n\
-                 then resume with:\n  {resume_cmd}"
-            );
-        }
+        Some(StopReason::Quota { message }) => eprintln!("{}", out_of_quota(message, &resume_cmd)),
         Some(StopReason::Checkpoint(e)) => eprintln!("promptmill: {}: {e}", db_path.display()),
         Some(StopReason::Interrupted) => eprintln!("promptmill: interrupted; resume with:\n  {resume_cmd}"),
         Some(StopReason::Budget { limit, spent }) => eprintln!(
@@ -407,6 +400,16 @@ pub fn execute(
         None => {}
     }
     Ok(code)
+}
+
+/// What to tell the user when the account is out of credit.
+pub(crate) fn out_of_quota(message: &str, resume_cmd: &str) -> String {
+    format!(
+        "promptmill: the API says the account is out of quota (HTTP 429: {message}).\n\
+         This is a billing matter, not a rate limit: waiting will not help. Add credit or raise the\n\
+         spending limit of the account (OpenAI: https://platform.openai.com/settings/organization/billing),\n\
+         then resume with:\n  {resume_cmd}"
+    )
 }
 
 /// Ends a run: records its summary in the checkpoint, writes the output (with `export`) and the
