@@ -180,7 +180,8 @@ pub fn create_private(path: &Path) -> anyhow::Result<File> {
         .with_context(|| format!("could not create {}", path.display()))
 }
 
-/// The status a row is exported with: `done`, `failed`, `invalid` (never sent), `pending`.
+/// The status a row is exported with: `done`, `failed`, `invalid` (never sent), `pending`, or
+/// `batched` (in a Batch API batch not collected yet).
 fn status(row: &ExportRow) -> &str {
     if row.invalid {
         "invalid"
