@@ -292,6 +292,9 @@ pub struct EstimateConfig {
     pub expect_latency: Duration,
     /// `--sample N` and the run that sends it.
     pub sample: Option<(u64, Box<RunConfig>)>,
+    /// `--mode batch` and its limits: the estimate also says how the Batch API would take the
+    /// job.
+    pub batch: Option<BatchSettings>,
 }
 
 impl EstimateConfig {
@@ -322,6 +325,7 @@ impl EstimateConfig {
             expect_output_tokens: est.expect_output_tokens,
             expect_latency: est.expect_latency,
             sample,
+            batch: Some(send.batch(None)).filter(|b| b.mode == cli::Mode::Batch),
         })
     }
 }

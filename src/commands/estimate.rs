@@ -45,6 +45,7 @@ pub fn estimate(args: RunArgs) -> anyhow::Result<i32> {
             latency: cfg.expect_latency,
             expectation,
             skip_invalid: cfg.input.skip_invalid,
+            batch: cfg.batch.as_ref(),
         },
     )?;
     if cfg.json {

@@ -47,11 +47,14 @@ pub struct ModelTally {
     pub choices: u64,
     /// Rows by prompt tokens.
     pub lengths: BTreeMap<u64, u64>,
+    /// Σ bytes of the request bodies (for the Batch API's file sizes).
+    pub request_bytes: u64,
 }
 
 impl ModelTally {
-    fn add(&mut self, cost: &tokens::RequestCost) {
+    fn add(&mut self, cost: &tokens::RequestCost, bytes: usize) {
         self.rows += 1;
+        self.request_bytes += bytes as u64;
         self.prompt_tokens += cost.prompt_tokens;
         self.choices += cost.choices;
         if cost.max_output_tokens == 0 {
@@ -67,6 +70,7 @@ impl ModelTally {
         self.rows += other.rows;
         self.prompt_tokens += other.prompt_tokens;
         self.max_output_tokens += other.max_output_tokens;
+        self.request_bytes += other.request_bytes;
         self.unbounded_rows += other.unbounded_rows;
         self.unbounded_choices += other.unbounded_choices;
         self.choices += other.choices;
@@ -253,8 +257,11 @@ fn count_chunks(rx: &std::sync::Mutex<mpsc::Receiver<Vec<String>>>) -> HashMap<S
             };
             let model = model.as_deref().unwrap_or("");
             match tallies.get_mut(model) {
-                Some(t) => t.add(&cost),
-                None => tallies.entry(model.to_string()).or_default().add(&cost),
+                Some(t) => t.add(&cost, body.len()),
+                None => tallies
+                    .entry(model.to_string())
+                    .or_default()
+                    .add(&cost, body.len()),
             }
         }
     }

@@ -114,7 +114,41 @@ pub struct Report {
     pub cost_live: Option<Cost>,
     pub cost_batch: Option<Cost>,
     pub timing: Timing,
+    /// With `--mode batch`: how the Batch API would take the job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchPlan>,
     pub expectation: Option<Expectation>,
+}
+
+/// The Batch API's side of the estimate (`--mode batch`).
+#[derive(Debug, Serialize)]
+pub struct BatchPlan {
+    /// Input files (batches) the rows make, one model each, within the limits.
+    pub files: u64,
+    /// Bytes of all input lines, about (the request bodies plus each line's envelope).
+    pub bytes: u64,
+    pub max_rows: u64,
+    pub max_bytes: u64,
+}
+
+/// Bytes a Batch input line adds to its request body: `{"custom_id":"…","method":"POST",
+/// "url":"/v1/chat/completions","body":…}` and a newline, with a short id.
+const LINE_ENVELOPE: u64 = 80;
+
+/// The files the rows of `scan` make under `b`'s limits.
+fn batch_plan(scan: &Scan, b: &crate::config::BatchSettings) -> BatchPlan {
+    let mut plan = BatchPlan {
+        files: 0,
+        bytes: 0,
+        max_rows: b.max_rows,
+        max_bytes: b.max_bytes,
+    };
+    for t in scan.models.values() {
+        let bytes = t.request_bytes + t.rows * LINE_ENVELOPE;
+        plan.bytes += bytes;
+        plan.files += t.rows.div_ceil(b.max_rows).max(bytes.div_ceil(b.max_bytes));
+    }
+    plan
 }
 
 /// Everything a report is computed from besides the scan.
@@ -124,6 +158,8 @@ pub struct Assumptions<'a> {
     pub latency: Duration,
     pub expectation: Option<Expectation>,
     pub skip_invalid: bool,
+    /// `--mode batch`: the Batch API's limits.
+    pub batch: Option<&'a crate::config::BatchSettings>,
 }
 
 impl Report {
@@ -176,8 +212,19 @@ impl Report {
             cost_live,
             cost_batch,
             timing,
+            batch: a.batch.map(|b| batch_plan(scan, b)),
             expectation: a.expectation.clone(),
         })
+    }
+}
+
+/// "11.2 MB".
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000_000 => format!("{:.1} GB", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.1} MB", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1} KB", n as f64 / 1e3),
+        n => format!("{n} B"),
     }
 }
 
@@ -450,6 +497,17 @@ impl fmt::Display for Report {
             t.binding,
             parts.join("; ")
         )?;
+        if let Some(b) = &self.batch {
+            writeln!(
+                f,
+                "  time batch  within the provider's 24 h window: {} input file{} of at most {} rows and {} (about {} in all)",
+                thousands(b.files),
+                if b.files == 1 { "" } else { "s" },
+                thousands(b.max_rows),
+                bytes(b.max_bytes),
+                bytes(b.bytes)
+            )?;
+        }
         if self.rows_invalid > 0 {
             let verdict = if self.run_would_refuse {
                 "run would refuse the input as it is (fix it, or pass --skip-invalid to record these rows as failed)"

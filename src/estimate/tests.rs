@@ -73,3 +73,49 @@ fn a_sample_gives_its_mean_and_a_t_interval() {
     assert!((hi - (20.0 + half)).abs() < 1e-9 && lo == 0.0, "{lo} {hi}");
     assert_eq!(expectation_from_sample(&[7]).interval, None);
 }
+
+#[test]
+fn with_mode_batch_the_estimate_counts_the_input_files_by_rows_and_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut jsonl = String::new();
+    for k in 1..=10 {
+        jsonl.push_str(&format!(
+            "{{\"id\":\"r{k}\",\"prompt\":\"{}\"}}\n",
+            "x".repeat(100)
+        ));
+    }
+    let cfg = input_config(dir.path(), "p.jsonl", &jsonl, &["--model", "gpt-4o-mini"]);
+    for threads in [1, 3] {
+        let scan = scan(&cfg, threads, &|_| {}).unwrap();
+        let body = scan.models["gpt-4o-mini"].request_bytes / 10;
+        assert!(body > 100, "every body holds its prompt: {body}");
+        let report = |max_rows, max_bytes| {
+            let settings = crate::config::BatchSettings {
+                mode: crate::cli::Mode::Batch,
+                max_rows,
+                max_bytes,
+                ..Default::default()
+            };
+            let book = crate::models::PriceBook::new(None, None, None).unwrap();
+            let limits = crate::config::SendLimits::default();
+            let a = report::Assumptions {
+                prices: &book,
+                limits: &limits,
+                latency: std::time::Duration::from_secs(2),
+                expectation: None,
+                skip_invalid: false,
+                batch: Some(&settings),
+            };
+            report::Report::new(&scan, &a).unwrap().batch.unwrap()
+        };
+        let all = report(50_000, 200_000_000);
+        assert_eq!(all.files, 1);
+        assert_eq!(all.bytes, 10 * (body + 80));
+        assert_eq!(report(4, 200_000_000).files, 3, "by rows: 4 + 4 + 2");
+        assert_eq!(
+            report(50_000, 3 * (body + 80)).files,
+            4,
+            "by bytes: 3 lines a file"
+        );
+    }
+}
