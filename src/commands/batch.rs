@@ -66,14 +66,16 @@ pub fn client(
     })
 }
 
-/// Submits, waits for and collects the job's batches; writes the output and totals unless the
-/// rest goes live.
+/// Submits (with `submit`), waits for and collects the job's batches; writes the output and
+/// totals, unless `then_live` and rows remain: those go live (`--finish-live`, or a job switched
+/// to `--mode live` with batches still open).
 pub fn execute(
     store: &mut Store,
     job: &JobRecord,
     send: &SendConfig,
     headers: Vec<(String, String)>,
     submit: bool,
+    then_live: bool,
     costing: Option<&Costing>,
 ) -> anyhow::Result<BatchEnd> {
     let db_path = store.path().to_path_buf();
@@ -90,7 +92,7 @@ pub fn execute(
     let settings = DriverSettings {
         batch: job.batch.clone(),
         no_wait: send.no_wait,
-        submit: submit && !send.finish_live,
+        submit,
         tag: job_tag(store, job)?,
         spool: db_path.clone(),
         quiet: send.quiet,
@@ -117,7 +119,7 @@ pub fn execute(
     drop(runtime);
     let ending = ending.map_err(|e| explain(&db_path, e))?;
     let after = store.counts()?;
-    if ending == Ending::Finished && send.finish_live && after.pending > 0 {
+    if ending == Ending::Finished && then_live && after.pending > 0 {
         store.end_run(run_id, "batches_collected", "{}")?;
         if !send.quiet {
             eprintln!(
@@ -264,7 +266,7 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
     };
     let send = SendConfig::from_args(&crate::cli::SendArgs::default())?;
     let headers = job.headers.clone();
-    let code = match execute(&mut store, &job, &send, headers, false, None)? {
+    let code = match execute(&mut store, &job, &send, headers, false, false, None)? {
         BatchEnd::Exit(code) => code,
         BatchEnd::FinishLive => exit_code::SUCCESS,
     };

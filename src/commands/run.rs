@@ -229,9 +229,19 @@ pub fn execute(
     }
     store.update_job(&job).map_err(|e| explain(&db_path, e))?;
     // A job in batch mode, or one with batches still open, goes through the Batch API; what
-    // remains after `--finish-live` comes back here, priced and counted afresh.
+    // remains after `--finish-live` (or in a job switched to live mode) comes back here, priced
+    // and counted afresh.
     if scope == Scope::All && (job.batch.mode == Mode::Batch || store.has_open_parts()?) {
-        match super::batch::execute(&mut store, &job, &send, headers.clone(), true, Some(&costing))? {
+        let submit = job.batch.mode == Mode::Batch && !send.finish_live;
+        match super::batch::execute(
+            &mut store,
+            &job,
+            &send,
+            headers.clone(),
+            submit,
+            !submit,
+            Some(&costing),
+        )? {
             BatchEnd::Exit(code) => return Ok(code),
             BatchEnd::FinishLive => {
                 before = store.counts().map_err(|e| explain(&db_path, e))?;

@@ -416,3 +416,29 @@ fn a_signal_while_waiting_detaches_and_the_same_command_collects_later() {
     );
     assert!(dir.jsonl("out.jsonl").iter().all(|r| r["status"] == "done"));
 }
+
+#[test]
+fn switching_a_job_to_live_mode_collects_its_open_batch_and_sends_the_rest_live() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 30);
+    let mock = Mock::start(&["--batch-polls", "3"]);
+    // A queue of 100 prompt tokens takes a few rows; --no-wait leaves the rest pending.
+    let out = run(&mut batch_job(
+        &dir,
+        &mock,
+        &["--batch-max-enqueued-tokens", "100", "--no-wait"],
+    ));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let (batches, _) = batches(&mock);
+    assert_eq!(batches.len(), 1);
+    let in_batch = batches[0].2.len();
+    assert!(in_batch > 0 && in_batch < 30, "{in_batch}");
+
+    let live = run(promptmill(&dir).args(["resume", "out.jsonl.promptmill.db", "--mode", "live"]));
+    assert_eq!(live.code(), 0, "{}", live.stderr);
+    assert_eq!(mock.stats()["batches_created"], 1, "no new batch");
+    let sent_live = requests_per_prompt(&mock.requests());
+    assert_eq!(sent_live.len(), 30 - in_batch, "the rest went live, once each");
+    assert!(sent_live.values().all(|&n| n == 1));
+    assert!(dir.jsonl("out.jsonl").iter().all(|r| r["status"] == "done"));
+}
