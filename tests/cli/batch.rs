@@ -378,8 +378,9 @@ fn a_refused_key_stops_the_batch_run_with_the_credentials_message() {
 fn a_signal_while_waiting_detaches_and_the_same_command_collects_later() {
     let dir = Dir::new();
     prompts_jsonl(&dir, "p.jsonl", 60);
-    // The batch completes at its 40th retrieve: still open when the signal comes.
-    let mock = Mock::start(&["--batch-polls", "40"]);
+    // The batch completes at its 200th retrieve (seconds of polling): still open when the
+    // signal comes, however slow the machine.
+    let mock = Mock::start(&["--batch-polls", "200"]);
     let mut child = batch_job(&dir, &mock, &[])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
