@@ -5,7 +5,9 @@
 //!   llama.cpp's server…): `POST {base}/chat/completions`, `Authorization: Bearer KEY`.
 //! - [`Provider::Azure`]: Azure OpenAI's deployment API:
 //!   `POST {endpoint}/openai/deployments/{deployment}/chat/completions?api-version=V`,
-//!   `api-key: KEY`.
+//!   `api-key: KEY`. Its Batch API lives at `{endpoint}/openai/files` and `…/openai/batches`
+//!   (with `?api-version=V`); its Batch input lines name `/chat/completions` and, as `model`,
+//!   the deployment.
 //!
 //! The provider is stored in the job (old checkpoints, made before it existed, read as OpenAI),
 //! so `resume` sends the same way. The deployment decides which model answers, so a later run
@@ -112,6 +114,36 @@ impl Provider {
                 stored.kind_name(),
                 self.kind_name()
             )],
+        }
+    }
+
+    /// The URL of a Files or Batches API call (`path` is `/files`, `/batches/{id}/cancel`…):
+    /// OpenAI's `{base}{path}`, or Azure's `{endpoint}/openai{path}?api-version=V` (files and
+    /// batches belong to the resource, not to a deployment). Callers may append query pairs.
+    pub fn batch_api_url(&self, base_url: &str, path: &str) -> String {
+        let base = base_url.trim_end_matches('/');
+        match self {
+            Provider::OpenAi => format!("{base}{path}"),
+            Provider::Azure { api_version, .. } => format!("{base}/openai{path}?api-version={api_version}"),
+        }
+    }
+
+    /// The endpoint as a Batch input line's `url` and a batch's `endpoint` name it: OpenAI's
+    /// `/v1/chat/completions`, Azure's `/chat/completions` (no `/v1`).
+    pub fn batch_endpoint(&self, endpoint: Endpoint) -> &'static str {
+        match self {
+            Provider::OpenAi => endpoint.batch_url(),
+            Provider::Azure { .. } => endpoint.path(),
+        }
+    }
+
+    /// The model every Batch input line's `body.model` must name when the provider decides it
+    /// rather than the request: Azure runs a batch on the deployment the lines name. The stored
+    /// request keeps its model (pricing and token counting use it).
+    pub fn batch_model(&self) -> Option<&str> {
+        match self {
+            Provider::OpenAi => None,
+            Provider::Azure { deployment, .. } => Some(deployment),
         }
     }
 
@@ -256,6 +288,43 @@ mod tests {
             "http://127.0.0.1:8/openai/deployments/gpt4o-prod/completions?api-version=2024-10-21"
         );
         assert_eq!(p.key_header(), KeyHeader::ApiKey);
+    }
+
+    #[test]
+    fn batch_api_urls_are_under_the_base_or_the_azure_resource() {
+        assert_eq!(
+            Provider::OpenAi.batch_api_url("https://api.openai.com/v1/", "/files"),
+            "https://api.openai.com/v1/files"
+        );
+        let p = azure("batch-4o");
+        assert_eq!(
+            p.batch_api_url("https://res.openai.azure.com/", "/files"),
+            "https://res.openai.azure.com/openai/files?api-version=2024-10-21"
+        );
+        assert_eq!(
+            p.batch_api_url("http://127.0.0.1:8", "/batches/batch_1/cancel"),
+            "http://127.0.0.1:8/openai/batches/batch_1/cancel?api-version=2024-10-21"
+        );
+        assert_eq!(
+            p.batch_api_url("https://res.openai.azure.com", "/files/file-1/content"),
+            "https://res.openai.azure.com/openai/files/file-1/content?api-version=2024-10-21"
+        );
+    }
+
+    #[test]
+    fn batch_lines_name_the_endpoint_and_model_as_the_provider_wants() {
+        assert_eq!(
+            Provider::OpenAi.batch_endpoint(Endpoint::Chat),
+            "/v1/chat/completions"
+        );
+        assert_eq!(
+            Provider::OpenAi.batch_endpoint(Endpoint::Completions),
+            "/v1/completions"
+        );
+        assert_eq!(Provider::OpenAi.batch_model(), None);
+        let p = azure("batch-4o");
+        assert_eq!(p.batch_endpoint(Endpoint::Chat), "/chat/completions");
+        assert_eq!(p.batch_model(), Some("batch-4o"));
     }
 
     #[test]

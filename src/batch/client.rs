@@ -1,13 +1,18 @@
 //! The Files and Batches APIs over HTTP: [`BatchApi`] is what the batch driver needs of a
-//! provider, and [`HttpBatchApi`] speaks it to `{base}/files` and `{base}/batches` with the same
-//! client (and so the same key and headers) as live requests.
+//! provider, and [`HttpBatchApi`] speaks it to `{base}/files` and `{base}/batches` (Azure:
+//! `{endpoint}/openai/files` and `…/openai/batches` with `?api-version=`, see
+//! [`Provider::batch_api_url`]) with the same client (and so the same key and headers) as live
+//! requests.
 //!
 //! Every call is made once: retrying is the driver's decision, because a POST that got no answer
 //! may still have happened (an upload stored, a batch created), and only the driver, which knows
-//! what the checkpoint recorded, can look before it tries again.
+//! what the checkpoint recorded, can look before it tries again. The one exception is a read:
+//! Azure refuses a batch whose input file it is still processing, so on Azure `create` first
+//! reads the file until it is processed (Azure's documented practice), for at most
+//! [`PROCESSING_WAIT`].
 
 use std::future::Future;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -16,6 +21,7 @@ use serde::Serialize;
 use super::wire::{Batch, FileObject, List};
 use crate::api::http::{self, HttpSettings};
 use crate::api::{error_message, is_insufficient_quota, parse_retry_after};
+use crate::provider::Provider;
 
 /// A call that did not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +99,7 @@ impl ApiError {
 #[derive(Debug, Clone, Serialize)]
 pub struct CreateBatch {
     pub input_file_id: String,
-    /// `/v1/chat/completions` or `/v1/completions`.
+    /// `/v1/chat/completions` or `/v1/completions` (Azure: `/chat/completions`).
     pub endpoint: &'static str,
     pub completion_window: &'static str,
     pub metadata: serde_json::Map<String, serde_json::Value>,
@@ -132,24 +138,64 @@ pub trait BatchApi: Send + Sync {
 /// [`BatchApi`] over HTTP.
 pub struct HttpBatchApi {
     client: reqwest::Client,
-    /// The base URL without a trailing slash, e.g. `https://api.openai.com/v1`.
+    /// The base URL without a trailing slash, e.g. `https://api.openai.com/v1`, or Azure's
+    /// resource endpoint.
     base: String,
+    /// Decides the URLs (and whether uploads must be processed before a batch may use them).
+    provider: Provider,
 }
 
 /// Page size of the list calls (OpenAI allows up to 100 batches and 10,000 files).
 const PAGE: u32 = 100;
 
+/// The longest Azure's processing of an upload is waited for before creating its batch anyway
+/// (Azure then refuses it, and a later run tries again).
+pub const PROCESSING_WAIT: Duration = Duration::from_secs(600);
+/// The first wait between two reads of an upload's status; it doubles up to [`LOOK_CAP`].
+const FIRST_LOOK: Duration = Duration::from_millis(250);
+const LOOK_CAP: Duration = Duration::from_secs(15);
+
 impl HttpBatchApi {
-    /// `settings.url` is the API's base URL.
-    pub fn new(settings: &HttpSettings) -> anyhow::Result<HttpBatchApi> {
+    /// `settings.url` is the API's base URL (Azure: the resource endpoint).
+    pub fn new(settings: &HttpSettings, provider: Provider) -> anyhow::Result<HttpBatchApi> {
         Ok(HttpBatchApi {
             client: http::client(settings)?,
             base: settings.url.as_str().trim_end_matches('/').to_string(),
+            provider,
         })
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        self.provider.batch_api_url(&self.base, path)
+    }
+
+    /// On Azure, reads the upload `id` until Azure has processed it: a batch of a file still
+    /// `pending` or `running` is refused ("Only files with status 'Processed' are accepted").
+    /// Any other status (`processed`, `error`, none) ends the wait, and the create request gets
+    /// the server's own answer.
+    async fn wait_processed(&self, id: &str) -> Result<(), ApiError> {
+        if !matches!(self.provider, Provider::Azure { .. }) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut wait = FIRST_LOOK;
+        loop {
+            let request = self.client.get(self.url(&format!("/files/{id}")));
+            let file: FileObject = self.call(format!("reading file {id}"), request).await?;
+            let processing = matches!(
+                file.status.as_deref(),
+                Some("uploaded" | "pending" | "running" | "processing")
+            );
+            if !processing || started.elapsed() + wait > PROCESSING_WAIT {
+                return Ok(());
+            }
+            tracing::info!(
+                "file {id} is {}; reading it again in {wait:?}",
+                file.status.as_deref().unwrap_or("")
+            );
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(LOOK_CAP);
+        }
     }
 
     async fn call<T: DeserializeOwned>(
@@ -221,6 +267,7 @@ impl BatchApi for HttpBatchApi {
     }
 
     async fn create(&self, body: &CreateBatch) -> Result<Batch, ApiError> {
+        self.wait_processed(&body.input_file_id).await?;
         let json = serde_json::to_vec(body).map_err(|e| ApiError::Unexpected {
             what: "creating a batch".into(),
             detail: e.to_string(),

@@ -21,6 +21,7 @@ use crate::api::{error_message, parse_completion};
 use crate::budget::Costing;
 use crate::config::BatchSettings;
 use crate::job::{Endpoint, JobRecord};
+use crate::provider::Provider;
 use crate::retry::Backoff;
 use crate::store::{stage, Candidate, Measured, PartLimits, PartRecord, Store};
 
@@ -364,8 +365,9 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         let tag = self.settings.tag.clone();
         let costing = self.costing.filter(|_| money.is_some());
         let fixed = self.job.spec.model.clone();
+        let provider = &self.job.provider;
         let mut measure = |c: &Candidate<'_>| -> Result<Measured, String> {
-            let size = input_line(c.id, c.request, endpoint).map(|l| l.len() as u64)?;
+            let size = input_line(c.id, c.request, endpoint, provider).map(|l| l.len() as u64)?;
             if size > max_bytes {
                 return Err(format!(
                     "its Batch input line is {size} bytes, more than --batch-max-bytes ({max_bytes})"
@@ -510,7 +512,7 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         metadata.insert("promptmill_part".into(), part.part.to_string().into());
         let request = CreateBatch {
             input_file_id: part.file_id.clone().unwrap_or_default(),
-            endpoint: self.job.endpoint.batch_url(),
+            endpoint: self.job.provider.batch_endpoint(self.job.endpoint),
             completion_window: "24h",
             metadata,
         };
@@ -554,7 +556,7 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         let mut out = Vec::new();
         let endpoint = self.job.endpoint;
         self.store.part_rows(part, |id, request| {
-            let line = input_line(id, request, endpoint).map_err(anyhow::Error::msg)?;
+            let line = input_line(id, request, endpoint, &self.job.provider).map_err(anyhow::Error::msg)?;
             out.extend_from_slice(&line);
             Ok(())
         })?;
@@ -872,14 +874,30 @@ fn retry_after(e: &anyhow::Error) -> Option<Duration> {
     e.downcast_ref::<ApiError>().and_then(ApiError::retry_after)
 }
 
-/// A row's Batch input line, newline included.
-pub fn input_line(id: &str, request: &str, endpoint: Endpoint) -> Result<Vec<u8>, String> {
-    let body: &serde_json::value::RawValue =
-        serde_json::from_str(request).map_err(|e| format!("the request does not parse: {e}"))?;
+/// A row's Batch input line, newline included: the stored request as it is, except that a
+/// provider which runs a batch on a deployment (Azure) gets that deployment as `body.model`.
+pub fn input_line(
+    id: &str,
+    request: &str,
+    endpoint: Endpoint,
+    provider: &Provider,
+) -> Result<Vec<u8>, String> {
+    let unreadable = |e: serde_json::Error| format!("the request does not parse: {e}");
+    let rebuilt;
+    let body: &serde_json::value::RawValue = match provider.batch_model() {
+        None => serde_json::from_str(request).map_err(unreadable)?,
+        Some(model) => {
+            let mut body: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(request).map_err(unreadable)?;
+            body.insert("model".into(), model.into());
+            rebuilt = serde_json::value::to_raw_value(&body).map_err(|e| e.to_string())?;
+            &rebuilt
+        }
+    };
     let mut line = serde_json::to_vec(&InputLine {
         custom_id: id,
         method: "POST",
-        url: endpoint.batch_url(),
+        url: provider.batch_endpoint(endpoint),
         body,
     })
     .map_err(|e| e.to_string())?;

@@ -12,7 +12,7 @@ use super::client::{ApiError, BatchApi, CreateBatch};
 use super::driver::{Driver, DriverSettings, Ending};
 use super::wire::{Batch, BatchStatus, FileObject, List, RequestCounts};
 use crate::config::BatchSettings;
-use crate::job::JobRecord;
+use crate::job::{Endpoint, JobRecord};
 use crate::store::{state, NewRow, Store};
 
 #[derive(Default)]
@@ -163,6 +163,8 @@ impl BatchApi for Fake {
             bytes: Some(content.len() as u64),
             filename: Some(filename.into()),
             purpose: Some("batch".into()),
+            status: None,
+            status_details: None,
         })
     }
 
@@ -179,6 +181,8 @@ impl BatchApi for Fake {
                     bytes: Some(f.2.len() as u64),
                     filename: Some(f.1.clone()),
                     purpose: Some("batch".into()),
+                    status: None,
+                    status_details: None,
                 })
                 .collect(),
             has_more: false,
@@ -426,7 +430,7 @@ async fn a_crash_after_the_upload_resumes_without_uploading_again() {
             |n| format!("promptmill-t-part{n:04}.jsonl"),
             &mut |c| {
                 Ok(crate::store::Measured {
-                    size: super::driver::input_line(c.id, c.request, job.endpoint)
+                    size: super::driver::input_line(c.id, c.request, job.endpoint, &job.provider)
                         .unwrap()
                         .len() as u64,
                     ..Default::default()
@@ -441,7 +445,7 @@ async fn a_crash_after_the_upload_resumes_without_uploading_again() {
     let mut content = Vec::new();
     store
         .part_rows(part.part, |id, req| {
-            content.extend(super::driver::input_line(id, req, job.endpoint).unwrap());
+            content.extend(super::driver::input_line(id, req, job.endpoint, &job.provider).unwrap());
             Ok(())
         })
         .unwrap();
@@ -798,4 +802,37 @@ async fn out_of_quota_stops_at_once_instead_of_retrying() {
         crate::store::stage::UPLOADED,
         "a resume creates it"
     );
+}
+
+#[test]
+fn openai_lines_carry_the_request_as_stored() {
+    let request = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"temperature":0.7}"#;
+    let line =
+        super::driver::input_line("r1", request, Endpoint::Chat, &crate::provider::Provider::OpenAi).unwrap();
+    let text = String::from_utf8(line).unwrap();
+    assert_eq!(
+        text,
+        format!(r#"{{"custom_id":"r1","method":"POST","url":"/v1/chat/completions","body":{request}}}"#)
+            + "\n"
+    );
+}
+
+#[test]
+fn azure_lines_name_the_deployment_as_the_model_and_the_path_without_v1() {
+    let azure = crate::provider::Provider::Azure {
+        deployment: "batch-4o".into(),
+        api_version: "2024-10-21".into(),
+    };
+    let request = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":5}"#;
+    let line = super::driver::input_line("r1", request, Endpoint::Chat, &azure).unwrap();
+    let line: serde_json::Value = serde_json::from_slice(&line).unwrap();
+    assert_eq!(line["url"], "/chat/completions");
+    assert_eq!(line["body"]["model"], "batch-4o");
+    assert_eq!(line["body"]["max_tokens"], 5);
+    assert_eq!(line["body"]["messages"][0]["content"], "hi");
+    // A request that names no model gets the deployment too.
+    let bare = super::driver::input_line("r2", r#"{"prompt":"x"}"#, Endpoint::Chat, &azure).unwrap();
+    let bare: serde_json::Value = serde_json::from_slice(&bare).unwrap();
+    assert_eq!(bare["body"]["model"], "batch-4o");
+    assert!(super::driver::input_line("r3", "[1]", Endpoint::Chat, &azure).is_err());
 }

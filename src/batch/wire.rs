@@ -17,6 +17,12 @@ pub struct FileObject {
     pub filename: Option<String>,
     #[serde(default)]
     pub purpose: Option<String>,
+    /// Azure processes an upload before a batch may use it: `pending` or `running`, then
+    /// `processed` (or `error`, with `status_details`). OpenAI's field is deprecated.
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub status_details: Option<serde_json::Value>,
 }
 
 /// A page of `GET /files` or `GET /batches`.

@@ -11,7 +11,7 @@ use crate::cli::CancelArgs;
 use crate::config::{self, SendConfig};
 use crate::error::{exit_code, CheckpointError, ConfigError};
 use crate::estimate::report::dollars;
-use crate::job::JobRecord;
+use crate::job::{Endpoint, JobRecord};
 use crate::output;
 use crate::pipeline::Control;
 use crate::provider::Provider;
@@ -41,29 +41,32 @@ pub fn job_tag(store: &Store, job: &JobRecord) -> anyhow::Result<String> {
     Ok(h.finalize().to_hex()[..12].to_string())
 }
 
-/// The Batch API client for the job: the base URL's `/files` and `/batches`, with the job's key
-/// and headers.
+/// The Batch API client for the job: the base URL's `/files` and `/batches` (Azure: the
+/// resource's `/openai/files` and `/openai/batches`), with the job's key and headers.
 pub fn client(
     job: &JobRecord,
     headers: Vec<(String, String)>,
     timeout: std::time::Duration,
 ) -> anyhow::Result<HttpBatchApi> {
-    if let Provider::Azure { .. } = job.provider {
+    if let (Provider::Azure { .. }, Endpoint::Completions) = (&job.provider, job.endpoint) {
         return Err(ConfigError::new(
-            "--mode",
-            "the Batch API is supported for --provider openai only (Azure's batch deployments are not yet)",
+            "--endpoint",
+            "Azure's Batch API runs chat completions only; use --endpoint chat with --provider azure --mode batch",
         )
         .into());
     }
     let url = reqwest::Url::parse(&job.base_url)
         .map_err(|e| ConfigError::new("--base-url", format!("`{}`: {e}", job.base_url)))?;
-    HttpBatchApi::new(&HttpSettings {
-        url,
-        key: ApiKey::from_env(&job.api_key_env),
-        key_header: job.provider.key_header(),
-        headers,
-        timeout,
-    })
+    HttpBatchApi::new(
+        &HttpSettings {
+            url,
+            key: ApiKey::from_env(&job.api_key_env),
+            key_header: job.provider.key_header(),
+            headers,
+            timeout,
+        },
+        job.provider.clone(),
+    )
 }
 
 /// Submits (with `submit`), waits for and collects the job's batches; writes the output and

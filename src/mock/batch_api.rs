@@ -1,5 +1,6 @@
 //! The HTTP face of OpenAI's Files and Batches APIs in the mock: which paths and methods exist
-//! ([`route`]), what a handler gets ([`Request`]) and how it refuses ([`Refusal`]: an OpenAI
+//! ([`route`]: OpenAI's `/v1/files…`, `/v1/batches…`, and the same under Azure's `/openai/`, see
+//! [`Dialect`]), what a handler gets ([`Request`]) and how it refuses ([`Refusal`]: an OpenAI
 //! error, or a dropped connection for the crash-test hooks), the `limit`/`after` pagination the
 //! list endpoints share, and `GET /mock/batches`. Auth, latency, stats and the log are applied
 //! around these handlers by `service`; storing files is `files`' job, batches `batches`'.
@@ -13,7 +14,7 @@ use hyper::{Method, Response, StatusCode};
 use serde::Serialize;
 
 use super::errors::{ApiError, Body};
-use super::service::State;
+use super::service::{Endpoint, State};
 use super::{batches, files};
 
 /// Largest file accepted by `POST /v1/files`.
@@ -35,13 +36,52 @@ pub(crate) enum BatchRoute {
     CancelBatch(String),
 }
 
+/// Whose form of the Files and Batches APIs a request uses: OpenAI's (`/v1/…`; a batch's
+/// `endpoint` and its lines' `url` are `/v1/chat/completions`) or Azure OpenAI's (`/openai/…`
+/// with `?api-version=`; they are `/chat/completions`, and an upload is `pending` until it has
+/// been read once, and refused as a batch's input until then, as Azure processes uploads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    OpenAi,
+    Azure,
+}
+
+impl Dialect {
+    /// The dialect of a Files or Batches path.
+    pub fn of(path: &str) -> Dialect {
+        if path.starts_with("/openai/") {
+            Dialect::Azure
+        } else {
+            Dialect::OpenAi
+        }
+    }
+
+    /// How a batch and its lines name `endpoint`.
+    pub fn endpoint_path(self, endpoint: Endpoint) -> &'static str {
+        match (self, endpoint) {
+            (Dialect::OpenAi, _) => endpoint.path(),
+            (Dialect::Azure, Endpoint::Chat) => "/chat/completions",
+            (Dialect::Azure, Endpoint::Completions) => "/completions",
+        }
+    }
+
+    /// The endpoint a batch's `endpoint` names, if the mock runs it.
+    pub fn endpoint(self, path: &str) -> Option<Endpoint> {
+        [Endpoint::Chat, Endpoint::Completions]
+            .into_iter()
+            .find(|e| self.endpoint_path(*e) == path)
+    }
+}
+
 /// A Files or Batches path asked for with a method it does not take.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct WrongMethod;
 
-/// `None` when `path` is not a Files or Batches path.
+/// `None` when `path` is not a Files or Batches path (under `/v1/` or Azure's `/openai/`).
 pub(crate) fn route(method: &Method, path: &str) -> Option<Result<BatchRoute, WrongMethod>> {
-    let rest = path.strip_prefix("/v1/")?;
+    let rest = path
+        .strip_prefix("/v1/")
+        .or_else(|| path.strip_prefix("/openai/"))?;
     let segments: Vec<&str> = rest.split('/').collect();
     let (get, other) = match segments[..] {
         ["files"] => (
@@ -76,6 +116,7 @@ pub(crate) fn route(method: &Method, path: &str) -> Option<Result<BatchRoute, Wr
 
 /// What a handler needs from its request.
 pub(crate) struct Request<'a> {
+    pub dialect: Dialect,
     pub headers: &'a HeaderMap,
     pub query: Option<&'a str>,
     pub body: Bytes,
@@ -251,6 +292,25 @@ mod tests {
         assert_eq!(r(Method::PUT, "/v1/batches"), Some(Err(WrongMethod)));
         assert_eq!(r(Method::GET, "/v1/files/"), None);
         assert_eq!(r(Method::GET, "/v1/chat/completions"), None);
+        assert_eq!(r(Method::POST, "/openai/files"), Some(Ok(BatchRoute::UploadFile)));
+        assert_eq!(
+            r(Method::POST, "/openai/batches/b/cancel"),
+            Some(Ok(BatchRoute::CancelBatch("b".into())))
+        );
+        assert_eq!(r(Method::POST, "/openai/deployments/d/chat/completions"), None);
+    }
+
+    #[test]
+    fn azure_names_endpoints_without_v1() {
+        assert_eq!(Dialect::of("/openai/batches"), Dialect::Azure);
+        assert_eq!(Dialect::of("/v1/batches"), Dialect::OpenAi);
+        assert_eq!(Dialect::Azure.endpoint("/chat/completions"), Some(Endpoint::Chat));
+        assert_eq!(Dialect::Azure.endpoint("/v1/chat/completions"), None);
+        assert_eq!(
+            Dialect::OpenAi.endpoint("/v1/chat/completions"),
+            Some(Endpoint::Chat)
+        );
+        assert_eq!(Dialect::OpenAi.endpoint("/chat/completions"), None);
     }
 
     #[test]

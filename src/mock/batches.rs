@@ -6,7 +6,9 @@
 //! retrieve (`expired` instead for the `expired:F` outcome). A cancel makes it `cancelling`,
 //! and the next retrieve `cancelled`: lines answered by then are in its files, the others in
 //! none. Lines are answered (`batch_run`) as the counts grow, and the output and error files
-//! are stored when the batch ends. The --drop-batch-create hook lives here too.
+//! are stored when the batch ends. The --drop-batch-create hook lives here too. Under Azure's
+//! `/openai/batches` a batch names its endpoint `/chat/completions` (so must its lines), and an
+//! input file Azure has not finished processing is refused (see `batch_api::Dialect`).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -15,7 +17,7 @@ use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::batch_api::{invalid, make_id, Handled, List, Page, Refusal, Request};
+use super::batch_api::{invalid, make_id, Dialect, Handled, List, Page, Refusal, Request};
 use super::batch_lines::{LineError, ParsedInput};
 use super::batch_outcome::{BatchOutcomes, Outcome};
 use super::batch_run::{Owner, Run};
@@ -84,6 +86,8 @@ pub(crate) struct Batch {
     id: String,
     seq: u64,
     endpoint: Endpoint,
+    /// Whose API created it: decides how its `endpoint` is named.
+    dialect: Dialect,
     input_file_id: String,
     metadata: Option<Map<String, Value>>,
     created_at: u64,
@@ -179,11 +183,14 @@ pub(crate) fn create(state: &State, request: &Request<'_>) -> Handled {
     let missing = |param: &'static str| invalid(param, format!("Missing required parameter: '{param}'."));
     let input_file_id = body.input_file_id.ok_or_else(|| missing("input_file_id"))?;
     let endpoint = body.endpoint.ok_or_else(|| missing("endpoint"))?;
-    let endpoint = Endpoint::from_path(&endpoint).ok_or_else(|| {
+    let dialect = request.dialect;
+    let endpoint = dialect.endpoint(&endpoint).ok_or_else(|| {
         invalid(
             "endpoint",
             format!(
-                "Invalid endpoint '{endpoint}': the mock runs batches for /v1/chat/completions and /v1/completions."
+                "Invalid endpoint '{endpoint}': the mock runs batches for {} and {}.",
+                dialect.endpoint_path(Endpoint::Chat),
+                dialect.endpoint_path(Endpoint::Completions)
             ),
         )
     })?;
@@ -226,6 +233,16 @@ pub(crate) fn create(state: &State, request: &Request<'_>) -> Handled {
         )
         .with_param(Some("input_file_id"))
     })?;
+    if file.is_pending() {
+        return Err(invalid(
+            "input_file_id",
+            format!(
+                "The input file '{input_file_id}' is in 'pending' state. Only files with status 'Processed' \
+                 are accepted for batch inferencing. Please check the file status and try again"
+            ),
+        )
+        .into());
+    }
     let input = file.batch_input.clone().ok_or_else(|| {
         invalid(
             "input_file_id",
@@ -242,7 +259,7 @@ pub(crate) fn create(state: &State, request: &Request<'_>) -> Handled {
     if hook.is_some_and(|d| !d.after) {
         return Err(Refusal::Drop);
     }
-    let mut problems = input.check(endpoint.path());
+    let mut problems = input.check(dialect.endpoint_path(endpoint));
     let batch = {
         let mut batches = lock(&store.batches);
         let seq = batches.len() as u64 + 1;
@@ -260,6 +277,7 @@ pub(crate) fn create(state: &State, request: &Request<'_>) -> Handled {
             id: make_id(ID_PREFIX, seq),
             seq,
             endpoint,
+            dialect,
             input_file_id,
             metadata,
             created_at: unix_now(),
@@ -417,7 +435,7 @@ impl Batch {
         BatchObject {
             id: &self.id,
             object: "batch",
-            endpoint: self.endpoint.path(),
+            endpoint: self.dialect.endpoint_path(self.endpoint),
             model: self.input.model(),
             errors: (self.status == Status::Failed).then(|| ErrorList {
                 object: "list",

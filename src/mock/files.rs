@@ -3,9 +3,12 @@
 //! `DELETE /v1/files/{id}`, over an in-memory [`FileStore`] that also keeps the output and
 //! error files batches generate (purpose `batch_output`), a record of every upload for
 //! `/mock/batches`, and the --drop-upload hook. A `batch` file's lines are parsed at upload
-//! (`batch_lines`); what a batch does with them is `batches`' business.
+//! (`batch_lines`); what a batch does with them is `batches`' business. The same routes under
+//! Azure's `/openai/` store an upload `pending` until its first retrieve, as Azure processes
+//! uploads before a batch may use them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -14,7 +17,7 @@ use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
-use super::batch_api::{self, invalid, make_id, Handled, List, Page, Refusal, Request};
+use super::batch_api::{self, invalid, make_id, Dialect, Handled, List, Page, Refusal, Request};
 use super::batch_lines::{self, ParsedInput};
 use super::errors::{json_response, ApiError};
 use super::reply::{to_bytes, unix_now};
@@ -38,6 +41,9 @@ pub(crate) struct StoredFile {
     pub content: Bytes,
     /// For purpose `batch`: the lines, parsed at upload.
     pub batch_input: Option<Arc<ParsedInput>>,
+    /// Retrieves that will still find the file `pending` (an Azure upload: one, then it is
+    /// `processed`); a batch refuses a pending input file, as Azure does.
+    pending_reads: AtomicU32,
 }
 
 /// OpenAI's `OpenAIFile` object.
@@ -64,9 +70,14 @@ impl StoredFile {
             expires_at: None,
             filename: &self.filename,
             purpose: self.purpose,
-            status: "processed",
+            status: if self.is_pending() { "pending" } else { "processed" },
             status_details: None,
         }
+    }
+
+    /// Whether the file is still being "processed" (an Azure upload not yet retrieved).
+    pub fn is_pending(&self) -> bool {
+        self.pending_reads.load(Relaxed) > 0
     }
 }
 
@@ -113,6 +124,7 @@ impl FileStore {
         filename: String,
         purpose: &'static str,
         content: Bytes,
+        dialect: Dialect,
     ) -> (Arc<StoredFile>, bool) {
         let batch_input = (purpose == "batch").then(|| Arc::new(ParsedInput::parse(&content)));
         let lines = match &batch_input {
@@ -121,6 +133,9 @@ impl FileStore {
         };
         let mut files = self.lock();
         let file = insert(&mut files, filename, purpose, content, batch_input);
+        if dialect == Dialect::Azure {
+            file.pending_reads.store(1, Relaxed);
+        }
         files.uploads.push(UploadRecord {
             id: file.id.clone(),
             filename: file.filename.clone(),
@@ -170,6 +185,7 @@ fn insert(
         created_at: unix_now(),
         content,
         batch_input,
+        pending_reads: AtomicU32::new(0),
     });
     files.by_id.insert(file.id.clone(), Arc::clone(&file));
     file
@@ -255,10 +271,11 @@ async fn read_form(headers: &HeaderMap, body: Bytes) -> Result<Form, ApiError> {
 pub(crate) async fn upload(state: &Arc<State>, request: Request<'_>) -> Handled {
     let form = read_form(request.headers, request.body).await?;
     let store = Arc::clone(state);
+    let dialect = request.dialect;
     let (file, dropped) = tokio::task::spawn_blocking(move || {
         store
             .files
-            .store_upload(form.filename, form.purpose, form.content)
+            .store_upload(form.filename, form.purpose, form.content, dialect)
     })
     .await
     .map_err(|_| batch_api::internal_error())?;
@@ -302,10 +319,16 @@ pub(crate) fn list(state: &State, query: Option<&str>) -> Handled {
     Ok(json_response(StatusCode::OK, to_bytes(&list)))
 }
 
-/// `GET /v1/files/{id}`.
+/// `GET /v1/files/{id}`. A pending (Azure) upload is answered `pending` once and is
+/// `processed` from then on.
 pub(crate) fn retrieve(state: &State, id: &str) -> Handled {
     let file = state.files.get(id).ok_or_else(|| no_such_file(id))?;
-    Ok(json_response(StatusCode::OK, to_bytes(&file.object())))
+    let body = to_bytes(&file.object());
+    // Never below zero, however many retrieves race.
+    let _ = file
+        .pending_reads
+        .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+    Ok(json_response(StatusCode::OK, body))
 }
 
 /// `GET /v1/files/{id}/content`: the bytes as stored.

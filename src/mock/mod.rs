@@ -40,6 +40,8 @@ mod wire;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_azure_batches;
+#[cfg(test)]
 mod tests_batches;
 #[cfg(test)]
 mod tests_faults;

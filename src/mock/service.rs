@@ -4,9 +4,10 @@
 //! The shared [`State`] lives here too. Connections, accept and shutdown belong to `server`;
 //! the pieces of each check to their own modules.
 //!
-//! Routes: OpenAI's `/v1/…`, and Azure OpenAI's `/openai/deployments/{name}/…` (which must
-//! carry `?api-version=`, else 404 as Azure does). The Files and Batches routes are matched and
-//! answered by `batch_api`, after the same auth and before the same latency, stats and log.
+//! Routes: OpenAI's `/v1/…`, and Azure OpenAI's `/openai/deployments/{name}/…`, `/openai/files…`
+//! and `/openai/batches…` (which must carry `?api-version=`, else 404 as Azure does). The Files
+//! and Batches routes are matched and answered by `batch_api`, after the same auth and before
+//! the same latency, stats and log.
 //! [`answer_body`] is the one place a completion body becomes an answer once the request-level
 //! checks are done: live requests and batch lines both go through it.
 //! Scope of each feature: auth (with --unauthorized-after) and latency apply to every request;
@@ -26,7 +27,7 @@ use hyper::header::{HeaderMap, AUTHORIZATION};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio_util::sync::CancellationToken;
 
-use super::batch_api::{self, BatchRoute, Refusal};
+use super::batch_api::{self, BatchRoute, Dialect, Refusal};
 use super::batches::BatchStore;
 use super::config::MockConfig;
 use super::directives::{self, FailTimes, RetryHint};
@@ -128,12 +129,6 @@ impl Endpoint {
             Endpoint::Completions => "/v1/completions",
         }
     }
-
-    pub fn from_path(path: &str) -> Option<Self> {
-        [Endpoint::Chat, Endpoint::Completions]
-            .into_iter()
-            .find(|e| e.path() == path)
-    }
 }
 
 enum Route {
@@ -156,6 +151,9 @@ fn is_api(path: &str) -> bool {
 fn route(method: &Method, path: &str, query: Option<&str>) -> Route {
     match batch_api::route(method, path) {
         None => {}
+        Some(Ok(_)) if Dialect::of(path) == Dialect::Azure && !has_api_version(query) => {
+            return Route::NoApiVersion
+        }
         Some(Ok(route)) => return Route::Batch(route),
         Some(Err(batch_api::WrongMethod)) => return Route::WrongMethod,
     }
@@ -297,6 +295,7 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
             Some(refused) => refused,
             None => {
                 let request = batch_api::Request {
+                    dialect: Dialect::of(path),
                     headers: &parts.headers,
                     query: parts.uri.query(),
                     // A reference count, not a copy (`parsed` borrows `body` for the log).

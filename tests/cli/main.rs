@@ -3,6 +3,7 @@
 //! module per area, one behaviour per test.
 
 mod azure;
+mod azure_batch;
 mod bad_input;
 mod batch;
 mod corpus;
