@@ -295,6 +295,15 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         }
     }
 
+    /// Awaits an upload or a create unless the run is stopped first. Dropping one midway is safe:
+    /// the part's stage (`uploading`, `creating`) makes the next run look before trying again.
+    async fn unless_stopped<T>(&self, call: impl std::future::Future<Output = T>) -> Step<T> {
+        tokio::select! {
+            answer = call => Ok(answer),
+            _ = self.stop.cancelled() => Err(Failure::Interrupted),
+        }
+    }
+
     async fn sleep(&self, d: Duration) -> Step<()> {
         tokio::select! {
             _ = tokio::time::sleep(d) => Ok(()),
@@ -482,7 +491,10 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         }
         self.store.set_stage(part.part, stage::UPLOADING)?;
         self.count_call(false);
-        match self.api.upload(&part.filename, content).await {
+        let answer = self
+            .unless_stopped(self.api.upload(&part.filename, content))
+            .await?;
+        match answer {
             Ok(file) => {
                 self.store.record_file(part.part, &file.id)?;
                 self.say(format!(
@@ -518,7 +530,8 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         };
         self.store.set_stage(part.part, stage::CREATING)?;
         self.count_call(false);
-        match self.api.create(&request).await {
+        let answer = self.unless_stopped(self.api.create(&request)).await?;
+        match answer {
             Ok(batch) => {
                 self.store.record_batch(part.part, &batch)?;
                 self.say(format!(

@@ -34,6 +34,8 @@ struct Provider {
     refuse_upload: Option<u16>,
     /// Every create is refused: the account is out of credit.
     out_of_quota: bool,
+    /// The next upload is stored, and its answer never comes.
+    hang_upload: bool,
     /// Retrieves a batch takes to complete.
     polls: u32,
     /// Batches end `expired` after half their lines.
@@ -147,16 +149,22 @@ impl Fake {
 
 impl BatchApi for Fake {
     async fn upload(&self, filename: &str, content: Bytes) -> Result<FileObject, ApiError> {
-        let mut p = self.p();
-        p.calls.push("upload");
-        if let Some(status) = p.refuse_upload.take() {
-            return Err(failure("upload", Lost::Status(status)));
-        }
-        p.uploads += 1;
-        let id = format!("file-{}", p.files.len());
-        p.files.push((id.clone(), filename.into(), content.clone()));
-        if let Some(how) = p.lose_upload.take() {
-            return Err(failure("upload", how));
+        let (id, hang) = {
+            let mut p = self.p();
+            p.calls.push("upload");
+            if let Some(status) = p.refuse_upload.take() {
+                return Err(failure("upload", Lost::Status(status)));
+            }
+            p.uploads += 1;
+            let id = format!("file-{}", p.files.len());
+            p.files.push((id.clone(), filename.into(), content.clone()));
+            if let Some(how) = p.lose_upload.take() {
+                return Err(failure("upload", how));
+            }
+            (id, std::mem::take(&mut p.hang_upload))
+        };
+        if hang {
+            return std::future::pending().await;
         }
         Ok(FileObject {
             id,
@@ -835,4 +843,28 @@ fn azure_lines_name_the_deployment_as_the_model_and_the_path_without_v1() {
     let bare: serde_json::Value = serde_json::from_slice(&bare).unwrap();
     assert_eq!(bare["body"]["model"], "batch-4o");
     assert!(super::driver::input_line("r3", "[1]", Endpoint::Chat, &azure).is_err());
+}
+
+#[tokio::test]
+async fn a_stop_during_an_upload_leaves_it_to_be_looked_for_and_the_next_run_reuses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, job) = store(&dir, 4, |_| false);
+    let api = Fake::default();
+    api.p().hang_upload = true;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stopper = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        stopper.cancel();
+    });
+    let ending = Driver::new(&api, &mut store, &job, settings(&dir, limits(10, None)), stop)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(ending, Ending::Interrupted);
+    assert_eq!(store.part(1).unwrap().stage, crate::store::stage::UPLOADING);
+    let ending = drive(&api, &mut store, &job, settings(&dir, limits(10, None))).await;
+    assert_eq!(ending, Ending::Finished);
+    assert_eq!(api.p().uploads, 1, "the upload cut short was found and reused");
+    assert_eq!(store.counts().unwrap().done, 4);
 }
