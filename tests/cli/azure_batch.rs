@@ -4,9 +4,6 @@
 //! until Azure (the mock) has processed them, and the output equals an OpenAI batch run's.
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
 
 use serde_json::Value;
 
@@ -17,25 +14,27 @@ const DEPLOYMENT: &str = "batch-4o";
 
 /// `GET path` on the mock's root with the key in `api-key`; the body as text.
 fn get_with_key(mock: &Mock, path: &str) -> String {
-    let addr = mock
-        .url
-        .trim_start_matches("http://")
-        .trim_end_matches("/v1")
-        .to_string();
-    let mut stream = TcpStream::connect(&addr).expect("connect to mock");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\napi-key: {KEY}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
-    body.to_string()
+    mock.get(path, Some(&format!("api-key: {KEY}")))
+}
+
+/// [`batch_job`] to the mock's Azure paths, deployment [`DEPLOYMENT`], with the key.
+fn azure_job(dir: &Dir, mock: &Mock, out: &str, summary: &str) -> std::process::Command {
+    let endpoint = mock.url.trim_end_matches("/v1").to_string();
+    let mut cmd = batch_job(
+        dir,
+        out,
+        summary,
+        &[
+            "--provider",
+            "azure",
+            "--base-url",
+            &endpoint,
+            "--deployment",
+            DEPLOYMENT,
+        ],
+    );
+    cmd.env("AZURE_OPENAI_API_KEY", KEY);
+    cmd
 }
 
 /// `promptmill run p.jsonl -o OUT --model gpt-4o --mode batch …` plus `extra`.
@@ -71,21 +70,7 @@ fn an_azure_batch_job_runs_on_the_deployment_and_equals_the_openai_batch_run() {
         &["--api-key-env", "MOCK_KEY", "--batch-polls", "2"],
         &[("MOCK_KEY", KEY)],
     );
-    let endpoint = mock.url.trim_end_matches("/v1").to_string();
-    let azure = run(batch_job(
-        &dir,
-        "azure.jsonl",
-        "azure.json",
-        &[
-            "--provider",
-            "azure",
-            "--base-url",
-            &endpoint,
-            "--deployment",
-            DEPLOYMENT,
-        ],
-    )
-    .env("AZURE_OPENAI_API_KEY", KEY));
+    let azure = run(&mut azure_job(&dir, &mock, "azure.jsonl", "azure.json"));
     assert_eq!(azure.code(), 0, "{}", azure.stderr);
     let rows = dir.jsonl("azure.jsonl");
     assert_eq!(rows.len(), 30);
@@ -209,21 +194,7 @@ fn a_lost_upload_answer_on_azure_is_found_in_the_resource_file_list_not_uploaded
         &["--api-key-env", "MOCK_KEY", "--drop-upload", "2"],
         &[("MOCK_KEY", KEY)],
     );
-    let endpoint = mock.url.trim_end_matches("/v1").to_string();
-    let out = run(batch_job(
-        &dir,
-        "out.jsonl",
-        "s.json",
-        &[
-            "--provider",
-            "azure",
-            "--base-url",
-            &endpoint,
-            "--deployment",
-            DEPLOYMENT,
-        ],
-    )
-    .env("AZURE_OPENAI_API_KEY", KEY));
+    let out = run(&mut azure_job(&dir, &mock, "out.jsonl", "s.json"));
     assert_eq!(out.code(), 0, "{}", out.stderr);
     assert!(dir.jsonl("out.jsonl").iter().all(|r| r["status"] == "done"));
     assert!(

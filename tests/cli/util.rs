@@ -223,6 +223,13 @@ impl Mock {
 
     /// `GET path` on the mock's root (no key), parsed as JSON.
     pub fn get_json(&self, path: &str) -> Value {
+        let body = self.get(path, None);
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path} body {body:?}: {e}"))
+    }
+
+    /// `GET path` on the mock's root, with `header` (e.g. `api-key: …`) when given; the body.
+    /// Panics unless the answer is a 200.
+    pub fn get(&self, path: &str, header: Option<&str>) -> String {
         let addr = self
             .url
             .trim_start_matches("http://")
@@ -232,15 +239,17 @@ impl Mock {
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .expect("timeout");
+        let header = header.map(|h| format!("{h}\r\n")).unwrap_or_default();
         write!(
             stream,
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{header}Connection: close\r\n\r\n"
         )
         .expect("send");
         let mut response = String::new();
-        stream.read_to_string(&mut response).expect("read stats");
-        let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("{path} body {body:?}: {e}"))
+        stream.read_to_string(&mut response).expect("read");
+        let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+        assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+        body.to_string()
     }
 }
 
