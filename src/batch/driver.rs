@@ -38,8 +38,9 @@ pub struct DriverSettings {
     pub batch: BatchSettings,
     /// Submit and return without waiting for the batches.
     pub no_wait: bool,
-    /// Only collect the batches already submitted; submit nothing new (`--finish-live`,
-    /// `cancel`).
+    /// Plan and submit new parts. False: only collect the batches already submitted, and settle
+    /// half-submitted parts without submitting them (`cancel`, `--finish-live`, a job switched
+    /// to `--mode live`).
     pub submit: bool,
     /// Names the job in the upload file names and the batch metadata.
     pub tag: String,
