@@ -1,5 +1,7 @@
 //! A complete keyless run: starts the bundled mock server on 127.0.0.1 (a free port), then runs
-//! the real `promptmill run` code path on `sample-data/products.csv` against it, then `status`.
+//! the real `promptmill run` code path on `sample-data/products.csv` against it, then `status`;
+//! then the same job through the Batch API (`--mode batch`, the mock's Files and Batches), whose
+//! completions equal the live run's at half the cost.
 //!
 //! ```text
 //! cargo run --release --example demo
@@ -50,7 +52,7 @@ fn main() -> anyhow::Result<()> {
         "--restart".into(),
     ];
     println!("$ {}\n", args.join(" "));
-    let code = promptmill::commands::main(args)?;
+    let code = promptmill::commands::main(args.clone())?;
 
     println!("\nfirst rows of {}:", output.display());
     for line in std::fs::read_to_string(&output)?.lines().take(3) {
@@ -63,6 +65,36 @@ fn main() -> anyhow::Result<()> {
         "status".into(),
         db.display().to_string(),
     ])?;
+
+    // The same job through the Batch API: uploaded in files of 5 rows, polled, collected.
+    let batch_output = out_dir.join("products.batch.jsonl");
+    let mut batch_args = args.clone();
+    let o = batch_args.iter().position(|a| a == "-o").unwrap_or(0) + 1;
+    batch_args[o] = batch_output.display().to_string();
+    batch_args.extend(
+        [
+            "--mode",
+            "batch",
+            "--batch-max-rows",
+            "5",
+            "--poll-interval",
+            "100ms",
+        ]
+        .map(String::from),
+    );
+    println!("\n$ {}\n", batch_args.join(" "));
+    let batch_code = promptmill::commands::main(batch_args)?;
+    let completions = |path: &std::path::Path| -> anyhow::Result<Vec<serde_json::Value>> {
+        std::fs::read_to_string(path)?
+            .lines()
+            .map(|l| Ok(serde_json::from_str::<serde_json::Value>(l)?["completion"].clone()))
+            .collect()
+    };
+    let same = completions(&output)? == completions(&batch_output)?;
+    println!("\nbatch completions equal the live run's: {same}");
+    if !same || batch_code != code {
+        anyhow::bail!("the batch run differs from the live run");
+    }
 
     shutdown.cancel();
     runtime.block_on(serving)??;
