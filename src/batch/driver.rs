@@ -503,7 +503,7 @@ impl<'a, A: BatchApi> Driver<'a, A> {
                     part.part,
                     part.filename,
                     part.rows,
-                    human_bytes(part.bytes),
+                    crate::estimate::report::bytes(part.bytes),
                     file.id
                 ));
                 Ok(())
@@ -994,13 +994,5 @@ fn missing_reason(batch: &Batch) -> String {
             batch.id,
             batch.status.as_str()
         ),
-    }
-}
-
-fn human_bytes(n: u64) -> String {
-    match n {
-        n if n >= 1_000_000 => format!("{:.1} MB", n as f64 / 1e6),
-        n if n >= 1_000 => format!("{:.1} KB", n as f64 / 1e3),
-        n => format!("{n} B"),
     }
 }

@@ -218,8 +218,8 @@ impl Report {
     }
 }
 
-/// "11.2 MB".
-fn bytes(n: u64) -> String {
+/// A size for people: "482 B", "11.2 MB".
+pub fn bytes(n: u64) -> String {
     match n {
         n if n >= 1_000_000_000 => format!("{:.1} GB", n as f64 / 1e9),
         n if n >= 1_000_000 => format!("{:.1} MB", n as f64 / 1e6),
