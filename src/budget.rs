@@ -230,6 +230,12 @@ impl Costing {
     }
 }
 
+/// Dollars the job's done rows cost, at the prices the job records (see [`cost_of`]).
+pub fn job_cost(store: &crate::store::Store, job: &crate::job::JobRecord) -> anyhow::Result<Option<f64>> {
+    let usage = store.usage_by_model(job.spec.model.as_deref())?;
+    Ok(cost_of(&usage, &job.models))
+}
+
 /// Dollars for the job's usage at the prices in `models`: live rows at the live price, rows done
 /// through the Batch API at the Batch price (the live price when the source gives none, so the
 /// cost errs high); `None` when a model with usage has no price.

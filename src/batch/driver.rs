@@ -348,8 +348,7 @@ impl<'a, A: BatchApi> Driver<'a, A> {
 
     /// What the job's done rows cost.
     fn spent(&self) -> Step<f64> {
-        let usage = self.store.usage_by_model(self.job.spec.model.as_deref())?;
-        Ok(crate::budget::cost_of(&usage, &self.job.models).unwrap_or(0.0))
+        Ok(crate::budget::job_cost(self.store, self.job)?.unwrap_or(0.0))
     }
 
     /// Plans the next part if rows are pending and the queue and the budget have room for at

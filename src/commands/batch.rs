@@ -88,7 +88,7 @@ pub fn execute(
     );
     output::check_writable(&job.output)?;
     let before = store.counts().map_err(|e| explain(&db_path, e))?;
-    let cost_before = crate::budget::cost_of(&store.usage_by_model(job.spec.model.as_deref())?, &job.models);
+    let cost_before = crate::budget::job_cost(store, job)?;
     let api = client(job, headers, job.send.timeout)?;
     let run_id = store.start_run().map_err(|e| explain(&db_path, e))?;
     let started = Instant::now();
@@ -150,9 +150,7 @@ pub fn execute(
         failed: after.failed.saturating_sub(before.failed),
         ..Snapshot::default()
     };
-    let usage = store.usage_by_model(job.spec.model.as_deref())?;
-    let job_cost = crate::budget::cost_of(&usage, &job.models);
-    let cost = job_cost.map(|total| CostTotals {
+    let cost = crate::budget::job_cost(store, job)?.map(|total| CostTotals {
         job: total,
         run: (total - cost_before.unwrap_or(0.0)).max(0.0),
         budget: job.max_cost,

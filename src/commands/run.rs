@@ -346,16 +346,13 @@ pub fn execute(
         None => ("finished", exit_code::SUCCESS),
     };
     let snapshot = stats.snapshot();
-    let cost = job_cost.map(|_| {
-        let usage = store.usage_by_model(job.spec.model.as_deref());
-        CostTotals {
-            job: usage
-                .ok()
-                .and_then(|u| crate::budget::cost_of(&u, &job.models))
-                .unwrap_or(0.0),
-            run: snapshot.cost_nanos as f64 / 1e9,
-            budget: job.max_cost,
-        }
+    let cost = job_cost.map(|_| CostTotals {
+        job: crate::budget::job_cost(&store, &job)
+            .ok()
+            .flatten()
+            .unwrap_or(0.0),
+        run: snapshot.cost_nanos as f64 / 1e9,
+        budget: job.max_cost,
     });
     let summary = Summary::new(
         outcome,
@@ -467,8 +464,7 @@ fn price_job(store: &Store, job: &mut JobRecord, send: &SendConfig) -> anyhow::R
     if let Some(c) = send.max_cost {
         job.max_cost = (c > 0.0).then_some(c);
     }
-    let usage = store.usage_by_model(fixed.as_deref())?;
-    let spent = crate::budget::cost_of(&usage, &job.models).unwrap_or(0.0);
+    let spent = crate::budget::job_cost(store, job)?.unwrap_or(0.0);
     let costing = Costing::new(&job.models, job.max_cost, spent)?;
     if job.spec.max_tokens.is_none() {
         for model in job.models.keys() {

@@ -89,7 +89,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
         limits: job.send.clone(),
         limits_in_force: runs.last().and_then(|r| r.limits),
         retries: runs.iter().map(|r| r.retries.max(0) as u64).sum(),
-        cost: crate::budget::cost_of(&store.usage_by_model(job.spec.model.as_deref())?, &job.models),
+        cost: crate::budget::job_cost(&store, &job)?,
         max_cost: job.max_cost,
         top_errors: store
             .top_errors(5)?
