@@ -687,20 +687,21 @@ impl<'a, A: BatchApi> Driver<'a, A> {
                 .map(|c| (c.done, c.failed + c.invalid, c.total));
         }
         let (mut done, mut failed, total) = self.settled.unwrap_or_default();
-        if let Ok(parts) = self.store.parts() {
-            for p in parts.iter().filter(|p| p.is_open()) {
-                done += p.completed;
-                failed += p.failed;
-            }
+        let mut open = 0;
+        for p in self
+            .store
+            .parts()
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| p.is_open())
+        {
+            done += p.completed;
+            failed += p.failed;
+            open += 1;
         }
         if let Some(bar) = &self.bar {
             bar.set_length(total);
             bar.set_position(done + failed);
-            let open = self
-                .store
-                .parts()
-                .map(|ps| ps.iter().filter(|p| p.is_open()).count())
-                .unwrap_or(0);
             bar.set_message(format!(
                 "{done} done, {failed} failed · {open} batches open · polling every {} or more",
                 humantime::format_duration(self.settings.batch.poll_interval)
