@@ -168,9 +168,8 @@ pub fn execute(
     let db = shell_quote(&db_path.display().to_string());
     match ending {
         Ending::Auth { message, .. } => eprintln!(
-            "promptmill: the API refused the credentials ({message}).\n\
-             Check the key in {} (and --header values), then resume with:\n  {resume_cmd}",
-            job.api_key_env
+            "{}",
+            super::run::refused_credentials(&message, &job.api_key_env, &resume_cmd)
         ),
         Ending::Quota { message } => eprintln!("{}", super::run::out_of_quota(&message, &resume_cmd)),
         Ending::Interrupted => eprintln!(

@@ -365,13 +365,14 @@ pub fn execute(
     );
     write_results(&store, run_id, &job, &send, &summary, scope == Scope::All)?;
     match control.reason() {
-        Some(StopReason::Auth { status, message }) => {
-            eprintln!(
-                "promptmill: the API refused the credentials (HTTP {status}: {message}).\n\
-                 Check the key in {} (and --header values), then resume with:\n  {resume_cmd}",
-                job.api_key_env
-            );
-        }
+        Some(StopReason::Auth { status, message }) => eprintln!(
+            "{}",
+            refused_credentials(
+                &format!("HTTP {status}: {message}"),
+                &job.api_key_env,
+                &resume_cmd
+            )
+        ),
         Some(StopReason::Quota { message }) => eprintln!("{}", out_of_quota(message, &resume_cmd)),
         Some(StopReason::Checkpoint(e)) => eprintln!("promptmill: {}: {e}", db_path.display()),
         Some(StopReason::Interrupted) => eprintln!("promptmill: interrupted; resume with:\n  {resume_cmd}"),
@@ -407,6 +408,14 @@ pub fn execute(
         None => {}
     }
     Ok(code)
+}
+
+/// What to tell the user when the API refuses the key (`detail`: what it answered).
+pub(crate) fn refused_credentials(detail: &str, key_env: &str, resume_cmd: &str) -> String {
+    format!(
+        "promptmill: the API refused the credentials ({detail}).\n\
+         Check the key in {key_env} (and --header values), then resume with:\n  {resume_cmd}"
+    )
 }
 
 /// What to tell the user when the account is out of credit.
