@@ -91,9 +91,14 @@ impl Outcome {
     }
 }
 
-/// Runs to completion within [`DEADLINE`], capturing output. The pipes are drained while the
-/// child runs: a chatty child (`-vv`) would otherwise fill one and block forever.
+/// Runs to completion within [`DEADLINE`], capturing output.
 pub fn run(cmd: &mut Command) -> Outcome {
+    run_within(cmd, DEADLINE)
+}
+
+/// Runs to completion within `limit`, capturing output. The pipes are drained while the child
+/// runs: a chatty child (`-vv`) would otherwise fill one and block forever.
+pub fn run_within(cmd: &mut Command, limit: Duration) -> Outcome {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -111,7 +116,7 @@ pub fn run(cmd: &mut Command) -> Outcome {
     }
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
-    let status = wait_for(&mut child, DEADLINE);
+    let status = wait_for(&mut child, limit);
     let stdout = stdout.join().expect("stdout reader");
     let stderr = stderr.join().expect("stderr reader");
     Outcome {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{available, here, run_within, Server};
+use crate::support::{available, here, Server};
 use crate::util::*;
 
 const KEY: &str = "aimock-test-key-51c2";

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{available, here, run_within, Server};
+use crate::support::{available, here, Server};
 use crate::util::*;
 
 const KEY: &str = "llama-test-key-3e9a";

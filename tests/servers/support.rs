@@ -5,11 +5,9 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
-
-use crate::util::{wait_for, Outcome};
 
 /// How long a server may take to load and announce itself.
 pub const STARTUP: Duration = Duration::from_secs(120);
@@ -133,33 +131,4 @@ pub fn http_get(root: &str, path: &str, key: Option<&str>) -> (u16, String) {
         .unwrap_or(0);
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
     (status, body.to_string())
-}
-
-/// Runs a command to completion within `limit`, capturing its output.
-pub fn run_within(cmd: &mut Command, limit: Duration) -> Outcome {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn promptmill");
-    // Drain both pipes while waiting, so a chatty child cannot fill one and stall.
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
-    let status: ExitStatus = wait_for(&mut child, limit);
-    Outcome {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }
-}
-
-fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(mut p) = pipe {
-            let _ = p.read_to_string(&mut text);
-        }
-        text
-    })
 }
