@@ -64,6 +64,10 @@ pub enum Command {
     /// Serve a local OpenAI-compatible API for rehearsals and tests (deterministic completions,
     /// optional latency and injected faults).
     MockServer(Box<crate::mock::MockArgs>),
+    /// Print a shell completion script on stdout (bash, zsh, fish, powershell, elvish).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout, or write one page per subcommand with --dir.
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -396,6 +400,21 @@ pub struct ExportArgs {
     /// jsonl, csv, or openai-batch.
     #[arg(long, value_enum)]
     pub format: Option<OutputFormat>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write promptmill.1 and one promptmill-SUBCOMMAND.1 per subcommand into this existing
+    /// directory, instead of printing promptmill.1 on stdout.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// A size in bytes: a number, optionally with a unit (KB, MB, GB: powers of 1000; KiB, MiB,

@@ -2,8 +2,10 @@
 //! done by the modules they call.
 
 pub mod batch;
+pub mod completions;
 pub mod estimate;
 pub mod export;
+pub mod man;
 pub mod run;
 pub mod status;
 
@@ -32,6 +34,8 @@ where
             runtime.block_on(crate::mock::run_cli(*args))?;
             Ok(crate::error::exit_code::SUCCESS)
         }
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => man::man(args),
     }
 }
 

@@ -6,6 +6,7 @@ mod azure;
 mod azure_batch;
 mod bad_input;
 mod batch;
+mod completions;
 mod corpus;
 mod cost;
 mod disk;
