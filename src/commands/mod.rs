@@ -52,9 +52,36 @@ pub fn shell_quote(word: &str) -> String {
     }
 }
 
+/// A command line as a POSIX shell reads it back: each word quoted when it needs quoting, so a
+/// printed command can be copied and pasted as it is.
+pub fn shell_line<S: AsRef<str>>(words: &[S]) -> String {
+    words
+        .iter()
+        .map(|w| shell_quote(w.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::shell_quote;
+    use super::{shell_line, shell_quote};
+
+    #[test]
+    fn a_printed_command_line_quotes_the_words_that_need_it() {
+        let line = shell_line(&[
+            "promptmill",
+            "run",
+            "/tmp/my data/p.csv",
+            "--template",
+            "Write a one-line product description for a {color} {name}.",
+            "--base-url",
+            "http://127.0.0.1:8080/v1",
+        ]);
+        assert_eq!(
+            line,
+            "promptmill run '/tmp/my data/p.csv' --template 'Write a one-line product description for a {color} {name}.' --base-url http://127.0.0.1:8080/v1"
+        );
+    }
 
     #[test]
     fn quoting() {

@@ -10,6 +10,8 @@ mod completions;
 mod corpus;
 mod cost;
 mod disk;
+mod doc_commands;
+mod docs;
 mod faults;
 mod happy;
 mod limits;
