@@ -280,3 +280,52 @@ fn every_relative_link_and_anchor_in_the_docs_resolves() {
     }
     assert!(checked > 20, "only {checked} links were checked");
 }
+
+/// Every `src/…` or `tests/…` path and every `module::test_name` the docs cite, as evidence for
+/// a claim, still exists: a renamed test or file must take its docs along.
+#[test]
+fn every_file_and_test_the_docs_cite_exists() {
+    let mut sources = String::new();
+    for dir in ["src", "tests"] {
+        collect_rust(&repo().join(dir), &mut sources);
+    }
+    let mut cited = 0;
+    for page in pages() {
+        let text = std::fs::read_to_string(&page).expect("read page");
+        for span in text.split('`').skip(1).step_by(2) {
+            let at = name(&page);
+            if (span.starts_with("src/") || span.starts_with("tests/")) && !span.contains([' ', '…']) {
+                assert!(
+                    repo().join(span).exists(),
+                    "{at}: cites `{span}`, which does not exist"
+                );
+                cited += 1;
+            } else if let Some((module, test)) = span.split_once("::") {
+                let is_test_name = module.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    && test.len() > 12
+                    && test
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                if is_test_name {
+                    assert!(
+                        sources.contains(&format!("fn {test}(")),
+                        "{at}: cites the test `{span}`, which does not exist"
+                    );
+                    cited += 1;
+                }
+            }
+        }
+    }
+    assert!(cited > 20, "only {cited} citations were checked");
+}
+
+fn collect_rust(dir: &Path, into: &mut String) {
+    for entry in std::fs::read_dir(dir).expect("read source dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_rust(&path, into);
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            into.push_str(&std::fs::read_to_string(&path).expect("read source"));
+        }
+    }
+}
