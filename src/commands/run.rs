@@ -182,11 +182,12 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
         } else {
             String::new()
         };
-        eprintln!(
-            "promptmill: read {} rows from {}{invalid}",
-            loaded.rows,
-            cfg.input.display()
-        );
+        let from = if crate::input::is_stdin(&cfg.input) {
+            "standard input".to_string()
+        } else {
+            cfg.input.display().to_string()
+        };
+        eprintln!("promptmill: read {} rows from {from}{invalid}", loaded.rows);
     }
     store
         .job()?
