@@ -403,7 +403,7 @@ pub struct ResumeArgs {
     pub output: Option<PathBuf>,
 
     /// The output's format (default: as recorded, or from the extension of --output).
-    #[arg(long, value_enum, help_heading = OUTPUT)]
+    #[arg(long, value_enum, value_name = "FORMAT", help_heading = OUTPUT)]
     pub output_format: Option<OutputFormat>,
 
     /// Send to this base URL instead of the recorded one.
@@ -621,7 +621,7 @@ pub struct ExportArgs {
     ///
     /// `--format` is accepted too (its old name), as `run` and `resume` name this
     /// `--output-format` and `--format` is the input's format there.
-    #[arg(long, value_enum, alias = "format")]
+    #[arg(long, value_enum, value_name = "FORMAT", alias = "format")]
     pub output_format: Option<OutputFormat>,
 }
 
