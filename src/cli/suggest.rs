@@ -82,6 +82,7 @@ mod tests {
 
     #[test]
     fn ties_go_to_the_longer_common_prefix() {
+        assert_eq!(closest("abx", &["zbx", "aby"]), Some("aby"));
         assert_eq!(closest("outpt", &["output", "input"]), Some("output"));
     }
 }
