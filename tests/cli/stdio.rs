@@ -94,6 +94,11 @@ fn rows_from_stdin_and_results_to_stdout_in_input_order() {
         "{}",
         out.stderr
     );
+    assert!(
+        out.stderr.contains("  output     standard output\n"),
+        "{}",
+        out.stderr
+    );
     assert!(dir.exists("job.db"), "the checkpoint is where --db says");
     assert!(!dir.exists("-"), "no file named `-`");
 
