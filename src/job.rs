@@ -163,6 +163,9 @@ pub struct JobRecord {
     /// `--mode` and the Batch API's settings, kept across runs like the limits.
     #[serde(default)]
     pub batch: crate::config::BatchSettings,
+    /// The `--profile` the job's settings last came from, and which settings it gave.
+    #[serde(default)]
+    pub profile: Option<crate::profile::ProfileUse>,
 }
 
 #[cfg(test)]
@@ -201,6 +204,7 @@ impl JobRecord {
             models: BTreeMap::new(),
             max_cost: None,
             batch: Default::default(),
+            profile: None,
         }
     }
 }

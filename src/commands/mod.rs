@@ -9,9 +9,7 @@ pub mod man;
 pub mod run;
 pub mod status;
 
-use clap::Parser;
-
-use crate::cli::{Cli, Command};
+use crate::cli::Command;
 
 /// Parses the command line and runs the subcommand; returns the exit code.
 pub fn main<I, T>(args: I) -> anyhow::Result<i32>
@@ -19,7 +17,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let cli = Cli::parse_from(args);
+    let cli = crate::cli::parse(args);
     match cli.command {
         Command::Run(args) if args.estimate.dry_run => estimate::estimate(*args),
         Command::Run(args) => run::run(*args),

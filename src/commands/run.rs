@@ -77,6 +77,9 @@ pub fn open_job(cfg: &RunConfig) -> anyhow::Result<(Store, JobRecord, RunLock)> 
             job.withheld_headers = withheld;
             job.api_key_env = cfg.api_key_env.clone();
             job.output = cfg.output.clone();
+            if cfg.profile.is_some() {
+                job.profile = cfg.profile.clone();
+            }
             store.update_job(&job).map_err(|e| explain(&cfg.db, e))?;
             say(format!("resuming the job in {}", cfg.db.display()));
             job
@@ -166,6 +169,7 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
                 models: Default::default(),
                 max_cost: None,
                 batch: Default::default(),
+                profile: cfg.profile.clone(),
             }
         },
     );
@@ -182,11 +186,12 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
         } else {
             String::new()
         };
-        eprintln!(
-            "promptmill: read {} rows from {}{invalid}",
-            loaded.rows,
-            cfg.input.display()
-        );
+        let from = if crate::input::is_stdin(&cfg.input) {
+            "standard input".to_string()
+        } else {
+            cfg.input.display().to_string()
+        };
+        eprintln!("promptmill: read {} rows from {from}{invalid}", loaded.rows);
     }
     store
         .job()?

@@ -20,6 +20,9 @@ struct Status {
     base_url: String,
     /// OpenAI-compatible, or Azure with its deployment and API version.
     provider: crate::provider::Provider,
+    /// The `--profile` the job's settings came from, its file, and the flags it gave (the other
+    /// settings came from flags, the stored job or the defaults).
+    profile: Option<crate::profile::ProfileUse>,
     /// The URL each request is sent to.
     url: String,
     output: String,
@@ -85,6 +88,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
                 |u| u.to_string(),
             ),
         provider: job.provider.clone(),
+        profile: job.profile.clone(),
         output: job.output.path.display().to_string(),
         limits: job.send.clone(),
         limits_in_force: runs.last().and_then(|r| r.limits),
@@ -120,6 +124,14 @@ fn print_table(s: &Status) {
         s.url
     );
     println!("output      {}", s.output);
+    if let Some(p) = &s.profile {
+        let gave = if p.gave.is_empty() {
+            "nothing the command line had not set".to_string()
+        } else {
+            p.gave.join(" ")
+        };
+        println!("profile     {} ({}) gave {gave}", p.name, p.file.display());
+    }
     let l = &s.limits;
     // A limit not given is learned from the server (see limits.rs).
     let given = |v: Option<std::num::NonZeroU32>| {
