@@ -85,8 +85,10 @@ pub enum Command {
     #[command(after_long_help = MOCK_EXAMPLES)]
     MockServer(Box<crate::mock::MockArgs>),
     /// Print a shell completion script on stdout (bash, zsh, fish, powershell, elvish).
+    #[command(after_long_help = COMPLETIONS_EXAMPLES)]
     Completions(CompletionsArgs),
     /// Print the man page (roff) on stdout, or write one page per subcommand with --dir.
+    #[command(after_long_help = MAN_EXAMPLES)]
     Man(ManArgs),
 }
 

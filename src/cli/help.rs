@@ -74,3 +74,17 @@ pub(super) const MOCK_EXAMPLES: &str = "\
 Examples:
   # a local API on a free port (printed), 200 ms per reply, 5% of requests answered 429
   promptmill mock-server --port 0 --latency 200ms --rate-429 0.05";
+
+pub(super) const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  # bash, for this user (open a new shell afterwards)
+  promptmill completions bash > ~/.local/share/bash-completion/completions/promptmill
+  # zsh: a file named _promptmill in a directory of $fpath
+  promptmill completions zsh > ~/.zfunc/_promptmill";
+
+pub(super) const MAN_EXAMPLES: &str = "\
+Examples:
+  # read it now
+  promptmill man | man -l -
+  # one page per subcommand, for a man directory
+  promptmill man --dir ~/.local/share/man/man1";

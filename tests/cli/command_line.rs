@@ -142,6 +142,8 @@ fn every_subcommand_has_examples_in_its_long_help() {
         "export",
         "cancel",
         "mock-server",
+        "completions",
+        "man",
     ] {
         let text = help(&dir, &[sub, "--help"]);
         let examples = text
