@@ -62,6 +62,8 @@ pub struct SendConfig {
     pub no_wait: bool,
     /// `--finish-live`: send what remains live once the batches are collected.
     pub finish_live: bool,
+    /// `--max-response-size`, in bytes: the longest body (or batch result line) read.
+    pub max_response_size: u64,
 }
 
 /// The Batch API's limits (OpenAI's; other providers may be smaller, hence the flags).
@@ -482,6 +484,9 @@ impl SendConfig {
             verbose: args.verbose,
             max_cost: args.max_cost,
             prices: args.prices.clone(),
+            max_response_size: args
+                .max_response_size
+                .unwrap_or(crate::api::http::DEFAULT_MAX_RESPONSE),
         })
     }
 

@@ -8,6 +8,10 @@
 //! Every request carries the job's headers: the key when one is set, as `Authorization: Bearer
 //! <key>` or, for Azure, `api-key: <key>` (marked sensitive either way, so it never appears in
 //! debug output), `Content-Type: application/json`, a `User-Agent`, and the user's `--header`s.
+//!
+//! Every body a server sends (answers, error bodies, Files and Batches objects) is read through
+//! [`read_capped`]: at most `--max-response-size` bytes are held, whatever the server's
+//! `Content-Length` says; a longer body is refused as soon as it is known to be longer.
 
 use std::time::{Duration, SystemTime};
 
@@ -28,6 +32,49 @@ pub struct HttpSettings {
     pub key_header: KeyHeader,
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
+    /// `--max-response-size`: the most bytes of one body held in memory.
+    pub max_response: u64,
+}
+
+/// The default `--max-response-size`: far above any real completion (16 MiB).
+pub const DEFAULT_MAX_RESPONSE: u64 = 16 << 20;
+
+/// Why a body was not read whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("the response is larger than --max-response-size {}", describe_cap(*.0))]
+    TooLarge(u64),
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
+}
+
+/// Reads `response`'s body, holding at most `cap` bytes: a declared `Content-Length` above it is
+/// refused before reading, and the body is read chunk by chunk and dropped the moment it passes
+/// the cap (a server may send more than it declared). The buffer grows with what arrives, never
+/// with what a header announces.
+pub async fn read_capped(mut response: reqwest::Response, cap: u64) -> Result<Bytes, ReadError> {
+    if response.content_length().is_some_and(|n| n > cap) {
+        return Err(ReadError::TooLarge(cap));
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await? {
+        if (body.len() + chunk.len()) as u64 > cap {
+            return Err(ReadError::TooLarge(cap));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// A size cap as people give it: `16 MiB`, `100 MB`, else in bytes.
+pub fn describe_cap(bytes: u64) -> String {
+    const MIB: u64 = 1 << 20;
+    const MB: u64 = 1_000_000;
+    match bytes {
+        b if b >= MIB && b.is_multiple_of(MIB) => format!("{} MiB", b / MIB),
+        b if b >= MB && b.is_multiple_of(MB) => format!("{} MB", b / MB),
+        b => format!("{b} bytes"),
+    }
 }
 
 impl std::fmt::Debug for HttpSettings {
@@ -45,6 +92,7 @@ pub struct HttpTransport {
     client: reqwest::Client,
     url: reqwest::Url,
     timeout: Duration,
+    max_response: u64,
 }
 
 /// A client that sends the job's headers (the key, marked sensitive) with every request; shared
@@ -99,6 +147,7 @@ impl HttpTransport {
             client,
             url: settings.url.clone(),
             timeout: settings.timeout,
+            max_response: settings.max_response,
         })
     }
 }
@@ -117,7 +166,11 @@ impl Transport for HttpTransport {
         let retry_after =
             parse_retry_after(header("retry-after-ms"), header("retry-after"), SystemTime::now());
         let rate = RateHeaders::read(header);
-        let body = response.bytes().await.map_err(|e| self.error(e))?;
+        let body = match read_capped(response, self.max_response).await {
+            Ok(body) => body,
+            Err(ReadError::TooLarge(limit)) => return Err(SendError::TooLarge { status, limit }),
+            Err(ReadError::Http(e)) => return Err(self.error(e)),
+        };
         Ok(Reply {
             status,
             retry_after,
@@ -170,6 +223,7 @@ mod tests {
                 ("X-Team".into(), "blue".into()),
             ],
             timeout: Duration::from_secs(5),
+            max_response: DEFAULT_MAX_RESPONSE,
             key_header: crate::provider::KeyHeader::Bearer,
         }
     }

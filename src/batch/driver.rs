@@ -8,7 +8,7 @@
 //! crash or a dropped connection — is looked up at the provider before it is tried again. So a
 //! part's rows are uploaded once and paid for once, however often the process dies.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -47,6 +47,9 @@ pub struct DriverSettings {
     /// Where downloads are spooled before they are read (next to the checkpoint).
     pub spool: PathBuf,
     pub quiet: bool,
+    /// `--max-response-size`: the longest line of a downloaded result file that is read; a
+    /// longer one is unreadable (its row is settled as missing), without being held in memory.
+    pub max_line: u64,
     /// A live bar on a terminal (with the status lines printed above it); plain lines otherwise.
     pub bar: bool,
 }
@@ -753,19 +756,29 @@ impl<'a, A: BatchApi> Driver<'a, A> {
             let file = std::fs::File::open(path)
                 .map_err(|e| anyhow::anyhow!("{}: cannot read the download: {e}", path.display()))?;
             let mut reader = std::io::BufReader::new(file);
-            let mut line = String::new();
+            let mut line = Vec::new();
             loop {
                 line.clear();
-                let n = reader
-                    .read_line(&mut line)
+                // Each line is bounded by --max-response-size, and read as bytes: a line that is
+                // too long or not UTF-8 is unreadable, not the end of the collection.
+                let read = crate::input::read_line(&mut reader, &mut line, self.settings.max_line)
                     .map_err(|e| anyhow::anyhow!("{}: cannot read the download: {e}", path.display()))?;
-                if n == 0 {
-                    break;
-                }
-                if line.trim().is_empty() {
+                let line = match read {
+                    crate::input::Line::End => break,
+                    crate::input::Line::TooLong(_) => {
+                        unreadable += 1;
+                        continue;
+                    }
+                    crate::input::Line::Read => &line,
+                };
+                if line.trim_ascii().is_empty() {
                     continue;
                 }
-                match record_line(&mut collection, endpoint, &line) {
+                let recorded = match std::str::from_utf8(line) {
+                    Ok(line) => record_line(&mut collection, endpoint, line),
+                    Err(_) => fail_line(&mut collection, line, "the batch's result line is not UTF-8"),
+                };
+                match recorded {
                     Ok(_) => {}
                     Err(LineProblem::Unreadable) => unreadable += 1,
                     Err(LineProblem::Store(e)) => return Err(Failure::Other(e)),
@@ -922,6 +935,15 @@ pub fn input_line(
 enum LineProblem {
     Unreadable,
     Store(anyhow::Error),
+}
+
+/// Fails the row a line names (read with its bad bytes replaced) with `reason`.
+fn fail_line(c: &mut crate::store::Collection<'_>, line: &[u8], reason: &str) -> Result<bool, LineProblem> {
+    let text = String::from_utf8_lossy(line);
+    let parsed: super::wire::OutputLine<'_> =
+        serde_json::from_str(&text).map_err(|_| LineProblem::Unreadable)?;
+    c.failed(parsed.custom_id.as_ref(), reason.to_string(), None)
+        .map_err(LineProblem::Store)
 }
 
 /// Records one output or error line in the collection.

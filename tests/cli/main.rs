@@ -12,6 +12,7 @@ mod disk;
 mod faults;
 mod happy;
 mod limits;
+mod numbers;
 mod resume;
 mod secrets;
 mod util;
