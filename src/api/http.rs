@@ -253,4 +253,82 @@ mod tests {
         assert!(text.contains(&url), "{text}");
         assert!(!text.contains(KEY), "{text}");
     }
+
+    /// A server on 127.0.0.1 that answers one request with a chunked 200 of `total` bytes (no
+    /// Content-Length, so only counting can stop it); the task ends with whether all was sent.
+    async fn chunked_server(total: usize) -> (String, tokio::task::JoinHandle<bool>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1/chat/completions", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let head =
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+            if socket.write_all(head.as_bytes()).await.is_err() {
+                return false;
+            }
+            let chunk = vec![b'x'; 64 * 1024];
+            let mut sent = 0;
+            while sent < total {
+                let n = chunk.len().min(total - sent);
+                let frame = [format!("{n:x}\r\n").as_bytes(), &chunk[..n], b"\r\n"].concat();
+                if socket.write_all(&frame).await.is_err() {
+                    return false;
+                }
+                sent += n;
+            }
+            socket.write_all(b"0\r\n\r\n").await.is_ok()
+        });
+        (url, task)
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_cap_is_refused_without_being_read_to_the_end() {
+        let (url, server) = chunked_server(256 << 20).await;
+        let transport = HttpTransport::new(&HttpSettings {
+            max_response: 1 << 20,
+            ..settings(&url)
+        })
+        .unwrap();
+        let err = transport.send(Bytes::from_static(b"{}")).await.unwrap_err();
+        assert!(
+            matches!(err, SendError::TooLarge { status: 200, limit } if limit == 1 << 20),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "the response is larger than --max-response-size 1 MiB"
+        );
+        drop(transport);
+        let sent_all = tokio::time::timeout(Duration::from_secs(30), server)
+            .await
+            .expect("the server notices the client left")
+            .unwrap();
+        assert!(
+            !sent_all,
+            "the client stopped reading: 256 MiB were not all taken"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_within_the_cap_is_read_whole() {
+        let (url, server) = chunked_server(300_000).await;
+        let transport = HttpTransport::new(&HttpSettings {
+            max_response: 300_000,
+            ..settings(&url)
+        })
+        .unwrap();
+        let reply = transport.send(Bytes::from_static(b"{}")).await.unwrap();
+        assert_eq!(reply.body.len(), 300_000);
+        assert!(server.await.unwrap());
+    }
+
+    #[test]
+    fn caps_are_described_as_people_give_them() {
+        assert_eq!(describe_cap(16 << 20), "16 MiB");
+        assert_eq!(describe_cap(100_000_000), "100 MB");
+        assert_eq!(describe_cap(1500), "1500 bytes");
+    }
 }

@@ -289,3 +289,32 @@ fn a_batch_result_line_that_will_never_parse_or_is_too_long_fails_its_row_with_t
         out.stderr
     );
 }
+
+#[test]
+fn csv_numbers_are_text_already_and_keep_every_digit() {
+    let dir = Dir::new();
+    dir.write(
+        "p.csv",
+        "id,n,prompt\n9007199254740993,1.000,a\n9007199254740992,2,b\n",
+    );
+    let mock = Mock::start(&[]);
+    let out = run(promptmill(&dir).args([
+        "run",
+        "p.csv",
+        "-o",
+        "out.jsonl",
+        "--model",
+        "m",
+        "--base-url",
+        &mock.url,
+        "--template",
+        "{prompt} n={n}",
+    ]));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let rows = dir.jsonl("out.jsonl");
+    assert_eq!(rows[0]["id"], "9007199254740993");
+    assert_eq!(rows[1]["id"], "9007199254740992");
+    assert_eq!(rows[0]["input"]["n"], "1.000");
+    let prompts: Vec<Value> = mock.requests().iter().map(|r| r["prompt"].clone()).collect();
+    assert!(prompts.contains(&Value::from("a n=1.000")), "{prompts:?}");
+}
