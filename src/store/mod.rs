@@ -467,6 +467,8 @@ impl Store {
         )?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
+            let (prompt_tokens, completion_tokens, total_tokens) =
+                trusted_usage([r.get(9)?, r.get(10)?, r.get(11)?]);
             each(ExportRow {
                 seq: r.get(0)?,
                 id: r.get(1)?,
@@ -477,18 +479,9 @@ impl Store {
                 response: r.get(6)?,
                 completion: r.get(7)?,
                 finish_reason: r.get(8)?,
-                prompt_tokens: r
-                    .get::<_, Option<i64>>(9)?
-                    .and_then(trusted_tokens)
-                    .map(|v| v as i64),
-                completion_tokens: r
-                    .get::<_, Option<i64>>(10)?
-                    .and_then(trusted_tokens)
-                    .map(|v| v as i64),
-                total_tokens: r
-                    .get::<_, Option<i64>>(11)?
-                    .and_then(trusted_tokens)
-                    .map(|v| v as i64),
+                prompt_tokens,
+                completion_tokens,
+                total_tokens,
                 model: r.get(12)?,
                 response_id: r.get(13)?,
                 http_status: r.get(14)?,
@@ -559,6 +552,15 @@ fn tokens_of(sum: f64) -> u64 {
 /// A stored usage count, when it is one that can be true (see [`token_sum`]).
 fn trusted_tokens(stored: i64) -> Option<u64> {
     u64::try_from(stored).ok().filter(|&v| v <= MAX_TOKENS)
+}
+
+/// A row's stored usage as exported: as stored, or none at all when one of its counts cannot be
+/// true (a row's usage is not made of some true and some invented numbers).
+fn trusted_usage(stored: [Option<i64>; 3]) -> (Option<i64>, Option<i64>, Option<i64>) {
+    if stored.iter().flatten().any(|&v| trusted_tokens(v).is_none()) {
+        return (None, None, None);
+    }
+    (stored[0], stored[1], stored[2])
 }
 
 /// A usage count as stored: checked on the way in, clamped here all the same so that no count

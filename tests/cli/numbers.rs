@@ -144,11 +144,10 @@ fn a_checkpoint_holding_absurd_usage_still_opens_for_status_export_and_resume() 
     assert_eq!(export.code(), 0, "{}", export.stderr);
     let rows = dir.jsonl("again.jsonl");
     assert_eq!(rows.len(), 4);
-    assert_eq!(
-        rows[0]["usage"],
-        Value::Null,
-        "an absurd count is not exported as true"
-    );
+    for row in &rows[..3] {
+        assert_eq!(row["usage"], Value::Null, "no absurd count is exported: {row}");
+    }
+    assert!(rows[3]["usage"]["total_tokens"].as_u64().unwrap() > 0);
     assert!(!dir.read("again.jsonl").contains("9223372036854775807"));
 }
 
