@@ -17,7 +17,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::{ApiError, BatchApi, CreateBatch};
 use super::wire::{Batch, BatchStatus, InputLine};
-use crate::api::{error_message, parse_completion};
 use crate::budget::Costing;
 use crate::config::BatchSettings;
 use crate::job::{Endpoint, JobRecord};
@@ -753,37 +752,7 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         let mut collection = self.store.collect(part)?;
         let mut unreadable = 0u64;
         for path in &spooled {
-            let file = std::fs::File::open(path)
-                .map_err(|e| anyhow::anyhow!("{}: cannot read the download: {e}", path.display()))?;
-            let mut reader = std::io::BufReader::new(file);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                // Each line is bounded by --max-response-size, and read as bytes: a line that is
-                // too long or not UTF-8 is unreadable, not the end of the collection.
-                let read = crate::input::read_line(&mut reader, &mut line, self.settings.max_line)
-                    .map_err(|e| anyhow::anyhow!("{}: cannot read the download: {e}", path.display()))?;
-                let line = match read {
-                    crate::input::Line::End => break,
-                    crate::input::Line::TooLong(_) => {
-                        unreadable += 1;
-                        continue;
-                    }
-                    crate::input::Line::Read => &line,
-                };
-                if line.trim_ascii().is_empty() {
-                    continue;
-                }
-                let recorded = match std::str::from_utf8(line) {
-                    Ok(line) => record_line(&mut collection, endpoint, line),
-                    Err(_) => fail_line(&mut collection, line, "the batch's result line is not UTF-8"),
-                };
-                match recorded {
-                    Ok(_) => {}
-                    Err(LineProblem::Unreadable) => unreadable += 1,
-                    Err(LineProblem::Store(e)) => return Err(Failure::Other(e)),
-                }
-            }
+            unreadable += super::results::read(path, &mut collection, endpoint, self.settings.max_line)?;
         }
         let reason = missing_reason(batch);
         let counts = collection.finish(&reason)?;
@@ -930,72 +899,6 @@ pub fn input_line(
     .map_err(|e| e.to_string())?;
     line.push(b'\n');
     Ok(line)
-}
-
-enum LineProblem {
-    Unreadable,
-    Store(anyhow::Error),
-}
-
-/// Fails the row a line names (read with its bad bytes replaced) with `reason`.
-fn fail_line(c: &mut crate::store::Collection<'_>, line: &[u8], reason: &str) -> Result<bool, LineProblem> {
-    let text = String::from_utf8_lossy(line);
-    let parsed: super::wire::OutputLine<'_> =
-        serde_json::from_str(&text).map_err(|_| LineProblem::Unreadable)?;
-    c.failed(parsed.custom_id.as_ref(), reason.to_string(), None)
-        .map_err(LineProblem::Store)
-}
-
-/// Records one output or error line in the collection.
-fn record_line(
-    c: &mut crate::store::Collection<'_>,
-    endpoint: Endpoint,
-    line: &str,
-) -> Result<bool, LineProblem> {
-    let parsed: super::wire::OutputLine<'_> =
-        serde_json::from_str(line).map_err(|_| LineProblem::Unreadable)?;
-    let id = parsed.custom_id.as_ref();
-    let store = LineProblem::Store;
-    match (&parsed.response, &parsed.error) {
-        (Some(r), _) if (200..300).contains(&r.status_code) => {
-            let body = r.body.map(|b| b.get()).unwrap_or("");
-            match parse_completion(endpoint, body.as_bytes()) {
-                Ok(completion) => c.done(id, completion).map_err(store),
-                Err(why) => c
-                    .failed(
-                        id,
-                        format!("HTTP {} with an unexpected body: {why}", r.status_code),
-                        Some(r.status_code),
-                    )
-                    .map_err(store),
-            }
-        }
-        (Some(r), _) => {
-            let body = r.body.map(|b| b.get()).unwrap_or("");
-            c.failed(
-                id,
-                format!("HTTP {}: {}", r.status_code, error_message(body.as_bytes())),
-                Some(r.status_code),
-            )
-            .map_err(store)
-        }
-        (None, Some(e)) => {
-            let text = match (&e.code, &e.message) {
-                (Some(code), Some(m)) => format!("{code}: {m}"),
-                (Some(code), None) => code.clone(),
-                (None, Some(m)) => m.clone(),
-                (None, None) => "the batch reported an error without a message".into(),
-            };
-            c.failed(id, text, None).map_err(store)
-        }
-        (None, None) => c
-            .failed(
-                id,
-                "the batch's result line has neither a response nor an error".into(),
-                None,
-            )
-            .map_err(store),
-    }
 }
 
 /// Why a row is in neither file of a finished batch.

@@ -281,12 +281,13 @@ fn a_batch_result_line_that_will_never_parse_or_is_too_long_fails_its_row_with_t
     assert_eq!(rows[2]["status"], "failed");
     assert_eq!(error(2), "the batch's result line is not UTF-8");
     assert_eq!(rows[3]["status"], "failed");
+    let long = error(3);
+    assert!(long.starts_with("the batch's result line is 3"), "{long}");
     assert!(
-        out.stderr
-            .contains("1 lines of its result files could not be read"),
-        "{}",
-        out.stderr
+        long.ends_with(" bytes long, more than --max-response-size 1 MiB"),
+        "{long}"
     );
+    assert!(!out.stderr.contains("could not be read"), "{}", out.stderr);
 }
 
 #[test]
