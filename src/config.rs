@@ -66,6 +66,9 @@ pub struct SendConfig {
     pub max_response_size: u64,
 }
 
+/// The default `--max-response-size`: far above any real completion (16 MiB).
+pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 16 << 20;
+
 /// The Batch API's limits (OpenAI's; other providers may be smaller, hence the flags).
 pub const BATCH_MAX_ROWS: u64 = 50_000;
 pub const BATCH_MAX_BYTES: u64 = 200_000_000;
@@ -484,9 +487,7 @@ impl SendConfig {
             verbose: args.verbose,
             max_cost: args.max_cost,
             prices: args.prices.clone(),
-            max_response_size: args
-                .max_response_size
-                .unwrap_or(crate::api::http::DEFAULT_MAX_RESPONSE),
+            max_response_size: args.max_response_size.unwrap_or(DEFAULT_MAX_RESPONSE_SIZE),
         })
     }
 

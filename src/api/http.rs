@@ -36,9 +36,6 @@ pub struct HttpSettings {
     pub max_response: u64,
 }
 
-/// The default `--max-response-size`: far above any real completion (16 MiB).
-pub const DEFAULT_MAX_RESPONSE: u64 = 16 << 20;
-
 /// Why a body was not read whole.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -223,7 +220,7 @@ mod tests {
                 ("X-Team".into(), "blue".into()),
             ],
             timeout: Duration::from_secs(5),
-            max_response: DEFAULT_MAX_RESPONSE,
+            max_response: crate::config::DEFAULT_MAX_RESPONSE_SIZE,
             key_header: crate::provider::KeyHeader::Bearer,
         }
     }

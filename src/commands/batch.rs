@@ -224,7 +224,7 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
         &job,
         job.headers.clone(),
         job.send.timeout,
-        crate::api::http::DEFAULT_MAX_RESPONSE,
+        crate::config::DEFAULT_MAX_RESPONSE_SIZE,
     )?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
