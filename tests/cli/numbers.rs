@@ -160,6 +160,7 @@ fn big_json_numbers_keep_their_text_in_templates_ids_and_the_output() {
             "{\"id\":12345678901234567890123,\"n\":1.000}\n",
             "{\"id\":9007199254740993,\"n\":2}\n",
             "{\"id\":9007199254740992,\"n\":3}\n",
+            "{\"id\":12345678901234567890124,\"n\":4.5e1}\n",
         ),
     );
     let mock = Mock::start(&[]);
@@ -167,7 +168,7 @@ fn big_json_numbers_keep_their_text_in_templates_ids_and_the_output() {
     assert_eq!(
         out.code(),
         0,
-        "distinct ids past 2^53 are not duplicates: {}",
+        "distinct ids that are one float are not duplicates: {}",
         out.stderr
     );
     let prompts: Vec<String> = mock
@@ -177,6 +178,11 @@ fn big_json_numbers_keep_their_text_in_templates_ids_and_the_output() {
         .collect();
     assert!(
         prompts.contains(&"n=1.000 id=12345678901234567890123".to_string()),
+        "{prompts:?}"
+    );
+    // Digits are kept as written; an exponent is written with its sign (serde_json's text).
+    assert!(
+        prompts.contains(&"n=4.5e+1 id=12345678901234567890124".to_string()),
         "{prompts:?}"
     );
     let text = dir.read("out.jsonl");
@@ -189,7 +195,12 @@ fn big_json_numbers_keep_their_text_in_templates_ids_and_the_output() {
         .collect();
     assert_eq!(
         ids,
-        ["12345678901234567890123", "9007199254740993", "9007199254740992"]
+        [
+            "12345678901234567890123",
+            "9007199254740993",
+            "9007199254740992",
+            "12345678901234567890124"
+        ]
     );
     assert!(
         text.contains("\"input\":{\"id\":12345678901234567890123,\"n\":1.000}"),
