@@ -418,6 +418,12 @@ pub struct SendArgs {
     #[arg(long, value_name = "DOLLARS", help_heading = COST)]
     pub max_cost: Option<f64>,
 
+    /// The longest response body read, e.g. 16MiB, 100MB: a longer answer fails its row without
+    /// being read whole (a Batch API result line longer than this is unreadable) [default:
+    /// 16MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_response_size: Option<u64>,
+
     #[command(flatten)]
     pub prices: PriceArgs,
 

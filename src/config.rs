@@ -68,7 +68,12 @@ pub struct SendConfig {
     pub no_wait: bool,
     /// `--finish-live`: send what remains live once the batches are collected.
     pub finish_live: bool,
+    /// `--max-response-size`, in bytes: the longest body (or batch result line) read.
+    pub max_response_size: u64,
 }
+
+/// The default `--max-response-size`: far above any real completion (16 MiB).
+pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 16 << 20;
 
 /// The Batch API's limits (OpenAI's; other providers may be smaller, hence the flags).
 pub const BATCH_MAX_ROWS: u64 = 50_000;
@@ -527,6 +532,7 @@ impl SendConfig {
             verbose: args.verbose,
             max_cost: args.max_cost,
             prices: args.prices.clone(),
+            max_response_size: args.max_response_size.unwrap_or(DEFAULT_MAX_RESPONSE_SIZE),
         })
     }
 

@@ -288,6 +288,7 @@ pub fn execute(
             key_header: job.provider.key_header(),
             headers,
             timeout: limits.timeout,
+            max_response: send.max_response_size,
         })?;
         let signals = crate::shutdown::spawn(
             Arc::clone(&control),

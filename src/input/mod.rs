@@ -9,6 +9,8 @@
 
 mod csv;
 mod jsonl;
+/// The bounded line reader, shared with the batch driver's reading of result files.
+pub(crate) use jsonl::{read_line, Line};
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};

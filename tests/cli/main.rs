@@ -16,6 +16,7 @@ mod docs;
 mod faults;
 mod happy;
 mod limits;
+mod numbers;
 mod profiles;
 mod resume;
 mod secrets;
