@@ -165,6 +165,25 @@ pub struct JobRecord {
     pub batch: crate::config::BatchSettings,
 }
 
+impl JobRecord {
+    /// The input columns an output repeats beside the row's id: all but the one the ids come
+    /// from (`--id-column`, else `id`, else `custom_id`), whose values are the `id` column already.
+    pub fn output_columns(&self) -> Vec<String> {
+        let has = |name: &str| self.columns.iter().any(|c| c == name);
+        let id_source = match &self.spec.id_column {
+            Some(c) => Some(c.as_str()),
+            None if has("id") => Some("id"),
+            None if has("custom_id") => Some("custom_id"),
+            None => None,
+        };
+        self.columns
+            .iter()
+            .filter(|c| Some(c.as_str()) != id_source)
+            .cloned()
+            .collect()
+    }
+}
+
 #[cfg(test)]
 impl JobRecord {
     /// A complete job record for tests of the store and the pipeline.

@@ -43,6 +43,10 @@ pub enum LoadError {
     /// The CSV header lacks a column every row needs (a template field, `--id-column`, `prompt`):
     /// the whole file is refused, `--skip-invalid` or not, since no row could be sent.
     Columns(InputError),
+    /// A flag that cannot apply to the input (`--template` with rows that carry their own
+    /// `messages`), or a template field that no row has: the whole file is refused, whatever
+    /// `--skip-invalid` says, since it would fail every row it concerns.
+    Refused(String),
     /// The file has no rows. `header` when it is a CSV file that has a header (and nothing else).
     Empty {
         file: PathBuf,
@@ -70,6 +74,7 @@ impl fmt::Display for LoadError {
                 )
             }
             LoadError::Columns(e) => write!(f, "{e}"),
+            LoadError::Refused(message) => write!(f, "{message}"),
             LoadError::Empty { file, header: true } => {
                 write!(f, "{}:1: the input has no rows, only a header", file.display())
             }
@@ -119,6 +124,7 @@ pub fn load(
         rows += 1;
         let (number, line, id, id_field, prepared, fields) = match item {
             Ok(row) => {
+                preparer.check_flags_fit(&row).map_err(LoadError::Refused)?;
                 let prepared = preparer.prepare(&row);
                 let id = match &prepared {
                     Ok(p) => p.id.clone(),
@@ -190,6 +196,11 @@ pub fn load(
             file: file.to_path_buf(),
             header: reader.has_header(),
         });
+    }
+    if invalid > 0 && !reader.has_header() {
+        if let Some(message) = preparer.absent_field(reader.columns()) {
+            return Err(LoadError::Refused(message));
+        }
     }
     if invalid > 0 && !skip_invalid {
         return Err(LoadError::Invalid {

@@ -441,7 +441,7 @@ pub(crate) fn write_results(
     let summary_json = serde_json::to_string_pretty(summary)?;
     store.end_run(run_id, &summary.outcome, &summary_json)?;
     if export {
-        output::export(store, &job.columns, &job.output)?;
+        output::export(store, &job.output_columns(), &job.output)?;
     }
     if let Some(path) = &send.summary {
         use std::io::Write;

@@ -11,6 +11,7 @@ mod cost;
 mod disk;
 mod faults;
 mod happy;
+mod input_details;
 mod limits;
 mod resume;
 mod secrets;
