@@ -111,6 +111,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub skip_invalid: bool,
 
+    /// Send only the first N rows of the input (every row is still read and checked). Running
+    /// again without it, or with a larger N, sends the rest; rows done are not sent again.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
+
     /// The API endpoint: chat (`/chat/completions`) or the legacy completions (`/completions`).
     /// Default: chat, or what the Batch input lines' `url` says.
     #[arg(long, value_enum)]

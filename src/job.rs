@@ -163,6 +163,10 @@ pub struct JobRecord {
     /// `--mode` and the Batch API's settings, kept across runs like the limits.
     #[serde(default)]
     pub batch: crate::config::BatchSettings,
+    /// `--limit`: only rows numbered 1..=N are sent. Set (or cleared) by each `run`, kept by
+    /// `resume`. Not part of the spec: changing it extends the same job.
+    #[serde(default)]
+    pub limit: Option<u64>,
 }
 
 impl JobRecord {
@@ -220,6 +224,7 @@ impl JobRecord {
             models: BTreeMap::new(),
             max_cost: None,
             batch: Default::default(),
+            limit: None,
         }
     }
 }

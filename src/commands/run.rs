@@ -77,6 +77,7 @@ pub fn open_job(cfg: &RunConfig) -> anyhow::Result<(Store, JobRecord, RunLock)> 
             job.withheld_headers = withheld;
             job.api_key_env = cfg.api_key_env.clone();
             job.output = cfg.output.clone();
+            job.limit = cfg.limit;
             store.update_job(&job).map_err(|e| explain(&cfg.db, e))?;
             say(format!("resuming the job in {}", cfg.db.display()));
             job
@@ -166,6 +167,7 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
                 models: Default::default(),
                 max_cost: None,
                 batch: Default::default(),
+                limit: cfg.limit,
             }
         },
     );
@@ -204,6 +206,7 @@ pub fn execute(
 ) -> anyhow::Result<i32> {
     init_logging(send.verbose);
     let db_path = store.path().to_path_buf();
+    store.claim_through(job.limit);
     let limits = send.limits(Some(&job.send));
     if limits != job.send {
         job.send = limits.clone();
@@ -219,7 +222,7 @@ pub fn execute(
         if send.retry_failed {
             store.requeue_failed()?;
         }
-        store.counts()
+        store.counts_claimable()
     })()
     .map_err(|e| explain(&db_path, e))?;
     let mut before = before;
@@ -228,6 +231,18 @@ pub fn execute(
         job.batch = send.batch(Some(&job.batch));
     }
     store.update_job(&job).map_err(|e| explain(&db_path, e))?;
+    if let Some(n) = job.limit.filter(|_| scope == Scope::All) {
+        if job.batch.mode == Mode::Batch {
+            return Err(ConfigError::new(
+                "--limit",
+                "applies to live runs; a --mode batch job submits every row (try the prompt on a few rows with a live run first)",
+            )
+            .into());
+        }
+        if before.pending + before.in_flight == 0 && !send.quiet {
+            eprintln!("promptmill: --limit {n}: the first {n} rows are settled already; nothing to send");
+        }
+    }
     // A job in batch mode, or one with batches still open, goes through the Batch API; what
     // remains after `--finish-live` (or in a job switched to live mode) comes back here, priced
     // and counted afresh.
@@ -244,7 +259,7 @@ pub fn execute(
         )? {
             BatchEnd::Exit(code) => return Ok(code),
             BatchEnd::FinishLive => {
-                before = store.counts().map_err(|e| explain(&db_path, e))?;
+                before = store.counts_claimable().map_err(|e| explain(&db_path, e))?;
                 costing = price_job(&store, &mut job, &send).map_err(|e| explain(&db_path, e))?;
             }
         }
@@ -333,6 +348,8 @@ pub fn execute(
         Err(_) => anyhow::bail!("{}: the checkpoint writer panicked", db_path.display()),
     };
     let after = store.counts()?;
+    // With --limit, the rows past it are not this run's to settle.
+    let claimable = store.counts_claimable()?;
     let (outcome, code) = match control.reason() {
         Some(StopReason::Interrupted) => ("interrupted", exit_code::STOPPED),
         Some(StopReason::Auth { .. }) => ("stopped_auth", exit_code::STOPPED),
@@ -341,8 +358,8 @@ pub fn execute(
         Some(StopReason::Budget { .. }) => ("budget", exit_code::BUDGET),
         // The calibration sample settles its rows (failed ones included) and leaves the rest.
         None if scope == Scope::Sample => ("sample_sent", exit_code::SUCCESS),
-        None if after.failed + after.invalid > 0 => ("finished", exit_code::ROWS_FAILED),
-        None if after.pending + after.in_flight > 0 => ("incomplete", exit_code::STOPPED),
+        None if claimable.failed + claimable.invalid > 0 => ("finished", exit_code::ROWS_FAILED),
+        None if claimable.pending + claimable.in_flight > 0 => ("incomplete", exit_code::STOPPED),
         None => ("finished", exit_code::SUCCESS),
     };
     let snapshot = stats.snapshot();
@@ -406,6 +423,16 @@ pub fn execute(
             }
         }
         None => {}
+    }
+    let beyond = after.pending.saturating_sub(claimable.pending);
+    if let Some(n) = job
+        .limit
+        .filter(|_| beyond > 0 && scope == Scope::All && !send.quiet)
+    {
+        eprintln!(
+            "promptmill: --limit {n}: the {beyond} pending rows past the first {n} were not sent.\n\
+             Run the same command without --limit (or with a larger one) to send them."
+        );
     }
     Ok(code)
 }

@@ -12,6 +12,7 @@ mod disk;
 mod faults;
 mod happy;
 mod input_details;
+mod limit;
 mod limits;
 mod resume;
 mod secrets;
