@@ -167,6 +167,10 @@ pub struct JobRecord {
     /// `resume`. Not part of the spec: changing it extends the same job.
     #[serde(default)]
     pub limit: Option<u64>,
+    /// The input's size in bytes when its rows were last read (with `spec.fingerprint`, it tells
+    /// an input that only grew); `None` in checkpoints made before it was recorded.
+    #[serde(default)]
+    pub input_size: Option<u64>,
 }
 
 impl JobRecord {
@@ -225,6 +229,7 @@ impl JobRecord {
             max_cost: None,
             batch: Default::default(),
             limit: None,
+            input_size: None,
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::estimate::report::dollars;
 use crate::input::{fingerprint_file, RowReader};
 use crate::job::JobRecord;
 use crate::limits::Limits;
-use crate::load::{load, LoadError};
+use crate::load::{compare, load, InputChange, Known, LoadError};
 use crate::output;
 use crate::pipeline::{Control, Pipeline, PipelineSettings, StopReason};
 use crate::prepare::Preparer;
@@ -58,10 +58,26 @@ pub fn open_job(cfg: &RunConfig) -> anyhow::Result<(Store, JobRecord, RunLock)> 
     let mut store = Store::open(&cfg.db, true)?;
     let job = match store.job().map_err(|e| explain(&cfg.db, e))? {
         Some(mut job) => {
+            // The settings first, as if the contents were the same; then the contents.
             let mut spec = cfg.spec.clone();
-            spec.fingerprint = fingerprint_file(&cfg.input)?;
+            spec.fingerprint = job.spec.fingerprint.clone();
             let mut changes = spec.changes_from(&job.spec);
             changes.extend(cfg.provider.changes_from(&job.provider));
+            if fingerprint_file(&cfg.input)? != job.spec.fingerprint {
+                match compare(&cfg.input, &job, &store)? {
+                    InputChange::Grew { old_size, lines } if changes.is_empty() => {
+                        job = read_appended(&mut store, cfg, job, old_size, lines)?;
+                    }
+                    InputChange::Grew { old_size, .. } => changes.insert(
+                        0,
+                        format!(
+                            "the input {} (rows were appended after its first {old_size} bytes)",
+                            cfg.input.display()
+                        ),
+                    ),
+                    InputChange::Differs(what) => changes.insert(0, what),
+                }
+            }
             if !changes.is_empty() {
                 return Err(CheckpointError::Mismatch {
                     db: cfg.db.clone(),
@@ -148,6 +164,7 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
         reader,
         preparer,
         cfg.skip_invalid,
+        None,
         &progress,
         |loaded| {
             let mut spec = cfg.spec.clone();
@@ -168,6 +185,7 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
                 max_cost: None,
                 batch: Default::default(),
                 limit: cfg.limit,
+                input_size: Some(loaded.size),
             }
         },
     );
@@ -188,6 +206,61 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
             "promptmill: read {} rows from {}{invalid}",
             loaded.rows,
             cfg.input.display()
+        );
+    }
+    store
+        .job()?
+        .ok_or_else(|| anyhow::anyhow!("the job record was not saved"))
+}
+
+/// Adds the rows appended to an input that grew (its first `old_size` bytes, `lines` line
+/// breaks, are the job's) to the job, and records the job's new fingerprint and size.
+fn read_appended(
+    store: &mut Store,
+    cfg: &RunConfig,
+    job: JobRecord,
+    old_size: u64,
+    lines: u64,
+) -> anyhow::Result<JobRecord> {
+    let known = Known {
+        rows: store.counts()?.total,
+        lines,
+    };
+    let reader = RowReader::open(&cfg.input, cfg.format)?;
+    let mut request = cfg.request.clone();
+    request.endpoint = Some(job.endpoint);
+    let preparer = Preparer::new(cfg.input.clone(), request).check_context(cfg.send.price_book()?);
+    let loaded = load(
+        store,
+        &cfg.input,
+        reader,
+        preparer,
+        cfg.skip_invalid,
+        Some(known),
+        &|_| {},
+        |loaded| {
+            let mut grown = job.clone();
+            grown.spec.fingerprint = loaded.fingerprint.clone();
+            grown.input_size = Some(loaded.size);
+            grown.columns = loaded.columns.clone();
+            grown
+        },
+    )
+    .map_err(|e| match e {
+        LoadError::Other(e) => e,
+        other => anyhow::Error::msg(other.to_string()),
+    })?;
+    if !cfg.send.quiet {
+        let added = loaded.rows.saturating_sub(known.rows);
+        let invalid = if loaded.invalid > 0 {
+            format!(" ({} invalid, recorded as failed)", loaded.invalid)
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "promptmill: input grew: {added} new rows added to the job{invalid} ({} had {old_size} bytes, now {})",
+            cfg.input.display(),
+            loaded.size
         );
     }
     store

@@ -12,6 +12,7 @@ mod disk;
 mod faults;
 mod happy;
 mod input_details;
+mod input_grew;
 mod limit;
 mod limits;
 mod resume;
