@@ -89,3 +89,27 @@ fn a_limit_below_the_rows_done_sends_nothing_and_says_so() {
     );
     assert_eq!(items_sent(&mock), [1, 2, 3, 4]);
 }
+
+#[test]
+fn limit_is_refused_where_it_cannot_apply_batch_mode_and_estimate() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 4);
+    let mock = Mock::start(&[]);
+    let batch = run_with(&dir, &mock, &["--limit", "2", "--mode", "batch"]);
+    assert_eq!(batch.code(), 1, "stderr: {}", batch.stderr);
+    assert!(
+        batch
+            .stderr
+            .contains("--limit: applies to live runs; a --mode batch job submits every row"),
+        "{}",
+        batch.stderr
+    );
+    assert_eq!(mock.requests().len(), 0, "nothing was sent");
+    let estimate = run(promptmill(&dir).args(["estimate", "p.jsonl", "--model", "m", "--limit", "2"]));
+    assert_eq!(estimate.code(), 1, "stderr: {}", estimate.stderr);
+    assert!(
+        estimate.stderr.contains("--limit: applies to `run`"),
+        "{}",
+        estimate.stderr
+    );
+}

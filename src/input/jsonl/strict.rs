@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
 use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value};
 
@@ -176,10 +177,12 @@ impl<'de> Visitor<'de> for Strict<'_> {
         let mut key = Some(first);
         while let Some(k) = key {
             let value = map.next_value_seed(self)?;
-            if object.contains_key(&k) {
-                return Err(self.repeated(k));
+            match object.entry(k) {
+                Entry::Occupied(o) => return Err(self.repeated(o.key().clone())),
+                Entry::Vacant(v) => {
+                    v.insert(value);
+                }
             }
-            object.insert(k, value);
             key = map.next_key::<String>()?;
         }
         Ok(Value::Object(object))
