@@ -108,6 +108,7 @@ const NOT_FOR_ESTIMATE: &[&str] = &[
     "no_wait",
     "finish_live",
     "batch_max_enqueued_tokens",
+    "limit",
 ];
 
 /// Parses the command line, or prints clap's message (with the closest flag as its tip) and
@@ -163,6 +164,13 @@ pub struct RunArgs {
     /// row is recorded as failed (with the reason).
     #[arg(long, help_heading = INPUT)]
     pub skip_invalid: bool,
+
+    /// Send only the first N rows of the input (every row is still read and checked).
+    ///
+    /// Running again without it, or with a larger N, sends the rest; rows done are not sent
+    /// again.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = INPUT)]
+    pub limit: Option<u64>,
 
     /// The model (overrides `body.model` of Batch input lines).
     #[arg(long, help_heading = REQUEST)]

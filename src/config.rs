@@ -38,6 +38,8 @@ pub struct RunConfig {
     pub output: OutputSpec,
     pub db: PathBuf,
     pub restart: bool,
+    /// `--limit`: send only the rows numbered 1..=N.
+    pub limit: Option<u64>,
     pub base_url: String,
     /// OpenAI-compatible, or Azure with its deployment and API version.
     pub provider: Provider,
@@ -312,6 +314,7 @@ impl RunConfig {
             output,
             db,
             restart: args.restart,
+            limit: args.limit,
             base_url: target.base_url,
             provider: target.provider,
             api_key_env: target.api_key_env,
@@ -342,6 +345,13 @@ pub struct EstimateConfig {
 impl EstimateConfig {
     pub fn from_args(mut args: RunArgs) -> Result<EstimateConfig, anyhow::Error> {
         let profile = apply_profile(&mut args)?;
+        if args.limit.is_some() {
+            return Err(ConfigError::new(
+                "--limit",
+                "applies to `run`; the estimate covers the whole input (a limited run sends the first N rows of it)",
+            )
+            .into());
+        }
         let input = InputConfig::from_args(&args)?;
         let send = SendConfig::from_args(&args.send)?;
         let est = args.estimate.clone();

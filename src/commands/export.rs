@@ -12,7 +12,7 @@ pub fn export(args: ExportArgs) -> anyhow::Result<i32> {
         .job()?
         .ok_or_else(|| CheckpointError::NoJob { db: args.db.clone() })?;
     let spec = output_spec(&args.output, args.output_format, "--output")?;
-    let written = output::export(&store, &job.columns, &spec)?;
+    let written = output::export(&store, &job.output_columns(), &spec)?;
     let to = if spec.is_stdout() {
         "standard output".to_string()
     } else {

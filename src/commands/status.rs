@@ -40,6 +40,8 @@ struct Status {
     cost: Option<f64>,
     /// `--max-cost`, when the job has one.
     max_cost: Option<f64>,
+    /// `run --limit`: only rows numbered up to this are sent, when the job has one.
+    limit: Option<u64>,
     top_errors: Vec<ErrorCount>,
     /// `live` or `batch`.
     mode: crate::cli::Mode,
@@ -95,6 +97,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
         retries: runs.iter().map(|r| r.retries.max(0) as u64).sum(),
         cost: crate::budget::job_cost(&store, &job)?,
         max_cost: job.max_cost,
+        limit: job.limit,
         top_errors: store
             .top_errors(5)?
             .into_iter()
@@ -150,7 +153,13 @@ fn print_table(s: &Status) {
         println!("in force    {in_force} (run {}, as last recorded)", last.run);
     }
     println!();
-    println!("rows        {} total", r.total);
+    match s.limit {
+        Some(n) => println!(
+            "rows        {} total; --limit {n}: only the first {n} are sent",
+            r.total
+        ),
+        None => println!("rows        {} total", r.total),
+    }
     println!("  done      {}", r.done);
     println!("  failed    {}", r.failed);
     println!("  skipped   {} (invalid input)", r.invalid);

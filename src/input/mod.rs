@@ -168,6 +168,11 @@ impl RowReader {
         item
     }
 
+    /// How many bytes have been read; after the last row, the file's size as fingerprinted.
+    pub fn bytes_read(&self) -> u64 {
+        self.hasher.lock().unwrap_or_else(|e| e.into_inner()).count()
+    }
+
     /// The BLAKE3 hash of every byte read so far, hex; after the last row, the file's fingerprint.
     pub fn fingerprint(&self) -> String {
         let hasher = self.hasher.lock().unwrap_or_else(|e| e.into_inner());

@@ -60,6 +60,8 @@ pub struct Store {
     path: PathBuf,
     /// Claim only the rows of the calibration sample (`estimate --sample`).
     sample_only: bool,
+    /// Claim only rows numbered up to this (`run --limit`); `i64::MAX` for all.
+    through: i64,
 }
 
 /// Prompt and completion tokens of the done rows by model: `live` for rows sent one request at a
@@ -200,6 +202,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             sample_only: false,
+            through: i64::MAX,
         })
     }
 
@@ -278,6 +281,11 @@ impl Store {
         self.sample_only = true;
     }
 
+    /// From now on, runs of this store claim only rows numbered up to `limit` (`run --limit`).
+    pub fn claim_through(&mut self, limit: Option<u64>) {
+        self.through = limit.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
     /// Completion tokens of the sampled rows that are done, and how many sampled rows are not.
     pub fn sample_completions(&self) -> anyhow::Result<(Vec<u64>, u64)> {
         let mut done = Vec::new();
@@ -349,16 +357,25 @@ impl Store {
     }
 
     pub fn counts(&self) -> anyhow::Result<Counts> {
+        self.counts_of(i64::MAX)
+    }
+
+    /// [`Store::counts`] of the rows a run of this store claims from (all, or up to `--limit`).
+    pub fn counts_claimable(&self) -> anyhow::Result<Counts> {
+        self.counts_of(self.through)
+    }
+
+    fn counts_of(&self, through: i64) -> anyhow::Result<Counts> {
         let mut c = Counts::default();
         let mut stmt = self.conn.prepare(&format!(
             "SELECT state, invalid, count(*), {}, {}, {}, coalesce(sum(attempts), 0),
                     coalesce(sum(attempts > 1), 0), coalesce(max(attempts), 0)
-             FROM rows GROUP BY state, invalid",
+             FROM rows WHERE seq <= ?1 GROUP BY state, invalid",
             token_sum("prompt_tokens"),
             token_sum("completion_tokens"),
             token_sum("total_tokens"),
         ))?;
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query([through])?;
         while let Some(r) = rows.next()? {
             let state: String = r.get(0)?;
             let invalid: bool = r.get(1)?;
