@@ -165,9 +165,9 @@ pub struct RunArgs {
     #[arg(long, help_heading = INPUT)]
     pub skip_invalid: bool,
 
-    /// Send only the first N rows of the input (every row is still read and checked).
+    /// Send only the first N rows.
     ///
-    /// Running again without it, or with a larger N, sends the rest; rows done are not sent
+    /// Every row is still read and checked. Running again without it, or with a larger N, sends the rest; rows done are not sent
     /// again.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = INPUT)]
     pub limit: Option<u64>,
@@ -426,10 +426,11 @@ pub struct SendArgs {
     #[arg(long, value_name = "DOLLARS", help_heading = COST)]
     pub max_cost: Option<f64>,
 
-    /// The longest response body read, e.g. 16MiB, 100MB: a longer answer fails its row without
-    /// being read whole (a Batch API result line longer than this is unreadable) [default:
-    /// 16MiB].
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    /// The longest response body read [default: 16MiB].
+    ///
+    /// E.g. 16MiB, 100MB: a longer answer fails its row without being read whole (a Batch API
+    /// result line longer than this is unreadable).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = LIMITS)]
     pub max_response_size: Option<u64>,
 
     #[command(flatten)]

@@ -12,7 +12,7 @@ use crate::cli::{Mode, ResumeArgs, RunArgs};
 use crate::config::{self, is_secret_header, RunConfig, SendConfig};
 use crate::error::{exit_code, CheckpointError, ConfigError};
 use crate::estimate::report::dollars;
-use crate::input::{fingerprint_file, RowReader};
+use crate::input::{fingerprint_file, is_stdin, RowReader};
 use crate::job::JobRecord;
 use crate::limits::Limits;
 use crate::load::{compare, load, InputChange, Known, LoadError};
@@ -64,7 +64,13 @@ pub fn open_job(cfg: &RunConfig) -> anyhow::Result<(Store, JobRecord, RunLock)> 
             let mut changes = spec.changes_from(&job.spec);
             changes.extend(cfg.provider.changes_from(&job.provider));
             if fingerprint_file(&cfg.input)? != job.spec.fingerprint {
-                match compare(&cfg.input, &job, &store)? {
+                // Standard input cannot be read twice, so it cannot be compared row by row.
+                let change = if is_stdin(&cfg.input) {
+                    InputChange::Differs("the rows on standard input (they differ from the job's)".into())
+                } else {
+                    compare(&cfg.input, &job, &store)?
+                };
+                match change {
                     InputChange::Grew { old_size, lines } if changes.is_empty() => {
                         job = read_appended(&mut store, cfg, job, old_size, lines)?;
                     }
