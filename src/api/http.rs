@@ -8,13 +8,18 @@
 //! Every request carries the job's headers: the key when one is set, as `Authorization: Bearer
 //! <key>` or, for Azure, `api-key: <key>` (marked sensitive either way, so it never appears in
 //! debug output), `Content-Type: application/json`, a `User-Agent`, and the user's `--header`s.
+//!
+//! Redirects are never followed, by the live transport or the Batch API client alike: reqwest
+//! would re-send the user's `--header`s (and, for Azure, the `api-key`) to wherever the
+//! `Location` points, and turn a POST into a GET on a 301/302. A 3xx comes back as it is, with its
+//! `Location`, and the caller decides (see `api::classify` and `pipeline::first_answers`).
 
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 
-use super::{parse_retry_after, RateHeaders, Reply, SendError, Transport};
+use super::{parse_retry_after, ConnectFailure, RateHeaders, Reply, SendError, Transport};
 use crate::provider::KeyHeader;
 use crate::secret::ApiKey;
 
@@ -86,6 +91,7 @@ pub fn client(settings: &HttpSettings) -> anyhow::Result<reqwest::Client> {
         .default_headers(headers)
         .timeout(settings.timeout)
         .connect_timeout(settings.timeout.min(Duration::from_secs(30)))
+        .redirect(reqwest::redirect::Policy::none())
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))
         .build()
@@ -117,11 +123,13 @@ impl Transport for HttpTransport {
         let retry_after =
             parse_retry_after(header("retry-after-ms"), header("retry-after"), SystemTime::now());
         let rate = RateHeaders::read(header);
+        let location = header("location").map(crate::base_url::redact);
         let body = response.bytes().await.map_err(|e| self.error(e))?;
         Ok(Reply {
             status,
             retry_after,
             rate,
+            location,
             body,
         })
     }
@@ -134,11 +142,32 @@ impl HttpTransport {
         }
         let text = describe(&e);
         if e.is_connect() {
-            SendError::Connect(text)
+            SendError::Connect {
+                failure: connect_failure(&e),
+                detail: text,
+            }
         } else {
             SendError::Other(text)
         }
     }
+}
+
+/// What kind of connection failure `e` is, from its chain of causes: an `io::Error` of kind
+/// `ConnectionRefused`, or the resolver's "dns error".
+fn connect_failure(e: &reqwest::Error) -> ConnectFailure {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return ConnectFailure::Refused;
+            }
+        }
+        if s.to_string().starts_with("dns error") {
+            return ConnectFailure::Dns;
+        }
+        source = s.source();
+    }
+    ConnectFailure::Other
 }
 
 /// A reqwest error with its chain of causes, which hold the useful part ("connection reset by

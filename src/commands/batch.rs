@@ -136,6 +136,7 @@ pub fn execute(
         Ending::Interrupted => ("interrupted", exit_code::STOPPED),
         Ending::Auth { .. } => ("stopped_auth", exit_code::STOPPED),
         Ending::Quota { .. } => ("stopped_quota", exit_code::STOPPED),
+        Ending::Redirected { .. } => ("stopped_misdirected", exit_code::STOPPED),
         Ending::Submitted { .. } => ("submitted", exit_code::SUCCESS),
         Ending::Budget { .. } => ("budget", exit_code::BUDGET),
         Ending::Finished if after.failed + after.invalid > 0 => ("finished", exit_code::ROWS_FAILED),
@@ -172,6 +173,10 @@ pub fn execute(
             super::run::refused_credentials(&message, &job.api_key_env, &resume_cmd)
         ),
         Ending::Quota { message } => eprintln!("{}", super::run::out_of_quota(&message, &resume_cmd)),
+        Ending::Redirected { message, location } => eprintln!(
+            "{}",
+            super::run::redirects(&message, location.as_deref(), &resume_cmd)
+        ),
         Ending::Interrupted => eprintln!(
             "promptmill: stopped waiting; the submitted batches go on at the provider. Collect them with:\n  {resume_cmd}"
         ),

@@ -17,6 +17,7 @@ use crate::job::JobRecord;
 use crate::limits::Limits;
 use crate::load::{load, LoadError};
 use crate::output;
+use crate::pipeline::first_answers::{self, Symptom, Trip};
 use crate::pipeline::{Control, Pipeline, PipelineSettings, StopReason};
 use crate::prepare::Preparer;
 use crate::progress::{self, Baseline, Display};
@@ -262,6 +263,8 @@ pub fn execute(
         output::check_writable(&job.output)?;
     }
     let url = job.provider.endpoint_url(&job.base_url, job.endpoint)?;
+    // The endpoint as messages show it (credential-like query values redacted).
+    let shown_url = crate::base_url::redact(url.as_str());
     let run_id = store.start_run().map_err(|e| explain(&db_path, e))?;
     let started = Instant::now();
     let stats = Arc::new(Stats::default());
@@ -314,6 +317,7 @@ pub fn execute(
                 backoff: Backoff::default(),
                 drain_timeout: limits.drain_timeout,
                 hold_until_committed: true,
+                first_answers: first_answers::DEFAULT,
             },
             Arc::clone(&stats),
             Arc::clone(&control),
@@ -339,6 +343,7 @@ pub fn execute(
         Some(StopReason::Quota { .. }) => ("stopped_quota", exit_code::STOPPED),
         Some(StopReason::Checkpoint(_)) => ("checkpoint_error", exit_code::ERROR),
         Some(StopReason::Budget { .. }) => ("budget", exit_code::BUDGET),
+        Some(StopReason::Misdirected(_)) => ("stopped_misdirected", exit_code::STOPPED),
         // The calibration sample settles its rows (failed ones included) and leaves the rest.
         None if scope == Scope::Sample => ("sample_sent", exit_code::SUCCESS),
         None if after.failed + after.invalid > 0 => ("finished", exit_code::ROWS_FAILED),
@@ -376,6 +381,7 @@ pub fn execute(
         Some(StopReason::Quota { message }) => eprintln!("{}", out_of_quota(message, &resume_cmd)),
         Some(StopReason::Checkpoint(e)) => eprintln!("promptmill: {}: {e}", db_path.display()),
         Some(StopReason::Interrupted) => eprintln!("promptmill: interrupted; resume with:\n  {resume_cmd}"),
+        Some(StopReason::Misdirected(trip)) => eprintln!("{}", misdirected(trip, &shown_url, &resume_cmd)),
         Some(StopReason::Budget { limit, spent }) => eprintln!(
             "promptmill: stopped at the --max-cost budget: {} spent of {} (the job so far); {} rows remain.\n\
              Resume with a larger budget:\n  {resume_cmd} --max-cost AMOUNT",
@@ -415,6 +421,45 @@ pub(crate) fn refused_credentials(detail: &str, key_env: &str, resume_cmd: &str)
     format!(
         "promptmill: the API refused the credentials ({detail}).\n\
          Check the key in {key_env} (and --header values), then resume with:\n  {resume_cmd}"
+    )
+}
+
+/// What to tell the user when the first answers of a run all said the target is wrong (`url`:
+/// the endpoint, as it may be shown).
+fn misdirected(trip: &Trip, url: &str, resume_cmd: &str) -> String {
+    let n = trip.answers;
+    let requests = if n == 1 { "the one request".to_string() } else { format!("all {n} requests") };
+    let host = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+        .unwrap_or_else(|| url.to_string());
+    match &trip.symptom {
+        Symptom::Redirect { status, location } => {
+            redirects(&format!("{requests} so far got HTTP {status}"), location.as_deref(), resume_cmd)
+        }
+        Symptom::NotFound { message } => format!(
+            "promptmill: {requests} so far got 404 Not Found from {url} ({message}): is --base-url right?\n\
+             No row was marked failed; they are pending. Fix the setting, then resume with:\n  {resume_cmd} --base-url URL"
+        ),
+        Symptom::Refused => format!(
+            "promptmill: cannot connect to {host}: connection refused ({requests} so far). Is the server running, and --base-url right?\n\
+             No row was marked failed; they are pending. Resume with:\n  {resume_cmd}"
+        ),
+        Symptom::Dns => format!(
+            "promptmill: cannot resolve the host of {url}: DNS lookup failed ({requests} so far). Is --base-url right?\n\
+             No row was marked failed; they are pending. Fix the setting, then resume with:\n  {resume_cmd} --base-url URL"
+        ),
+    }
+}
+
+/// What to tell the user when the base URL redirects (`detail`: what was answered). Redirects are
+/// never followed: the key and the `--header`s would go wherever they point.
+pub(crate) fn redirects(detail: &str, location: Option<&str>, resume_cmd: &str) -> String {
+    let to = location.unwrap_or("(no Location given)");
+    format!(
+        "promptmill: the base URL redirects to {to}; give that URL as --base-url ({detail}).\n\
+         Redirects are not followed: the API key and the --header values would go with them.\n\
+         No row was marked failed; they are pending. Resume with:\n  {resume_cmd} --base-url URL"
     )
 }
 
