@@ -61,7 +61,7 @@ pub fn parse(base: &str) -> Result<url::Url, ConfigError> {
 pub fn redact(text: &str) -> String {
     let text = match url::Url::parse(text) {
         Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some(REDACTED));
+            let _ = url.set_password(Some("redacted"));
             url.to_string()
         }
         _ => text.to_string(),
@@ -169,7 +169,7 @@ mod tests {
             "https://h/v1?tenant=a&api_key=[redacted]&sig=[redacted]#f"
         );
         assert_eq!(redact("/v2/chat?token=t"), "/v2/chat?token=[redacted]");
-        assert_eq!(redact("https://u:pw@h/x"), "https://u:[redacted]@h/x");
+        assert_eq!(redact("https://u:pw@h/x"), "https://u:redacted@h/x");
         assert_eq!(redact("https://h/v1"), "https://h/v1");
     }
 

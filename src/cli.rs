@@ -263,6 +263,11 @@ pub struct SendArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub drain_timeout: Option<Duration>,
 
+    /// Allow a plain http:// --base-url to a host that is not this machine (the key and the
+    /// --header values then travel in clear text). For this run only: not stored in the job.
+    #[arg(long)]
+    pub allow_http: bool,
+
     /// Send again the rows that failed in earlier runs (invalid input rows stay failed).
     #[arg(long)]
     pub retry_failed: bool,
@@ -378,6 +383,15 @@ pub struct CancelArgs {
     /// `promptmill resume DB` collects them.
     #[arg(long)]
     pub no_wait: bool,
+
+    /// Allow the job's plain http:// base URL to a host that is not this machine (the key then
+    /// travels in clear text).
+    #[arg(long)]
+    pub allow_http: bool,
+
+    /// The job's base URL again, when it has a credential-like query parameter (never stored).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
 
     /// Log every API call (-v).
     #[arg(short, long, action = clap::ArgAction::Count)]

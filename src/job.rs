@@ -163,6 +163,34 @@ pub struct JobRecord {
     /// `--mode` and the Batch API's settings, kept across runs like the limits.
     #[serde(default)]
     pub batch: crate::config::BatchSettings,
+    /// Names of the base URL's query parameters that were not stored because they look like
+    /// credentials (see `base_url::is_secret_param`); a later run must give the base URL again.
+    #[serde(default)]
+    pub withheld_params: Vec<String>,
+}
+
+impl JobRecord {
+    /// The record as the checkpoint stores it: the base URL without its credential-like query
+    /// parameters, whose names join [`JobRecord::withheld_params`]. Every write of the record
+    /// goes through here.
+    pub fn for_storage(&self) -> JobRecord {
+        let (base_url, names) = crate::base_url::withhold_secrets(&self.base_url);
+        let mut stored = self.clone();
+        stored.base_url = base_url;
+        for name in names {
+            if !stored.withheld_params.contains(&name) {
+                stored.withheld_params.push(name);
+            }
+        }
+        stored
+    }
+
+    /// Points the job at a base URL given on this command line, which is complete: nothing of it
+    /// is withheld until it is stored.
+    pub fn set_base_url(&mut self, base_url: String) {
+        self.base_url = base_url;
+        self.withheld_params.clear();
+    }
 }
 
 #[cfg(test)]
@@ -201,6 +229,7 @@ impl JobRecord {
             models: BTreeMap::new(),
             max_cost: None,
             batch: Default::default(),
+            withheld_params: vec![],
         }
     }
 }

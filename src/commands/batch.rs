@@ -209,11 +209,15 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
         anyhow::bail!("{}: no such checkpoint database", args.db.display());
     }
     let mut store = Store::open(&args.db, false)?;
-    let job = store
+    let mut job = store
         .job()
         .map_err(|e| explain(&args.db, e))?
         .ok_or_else(|| CheckpointError::NoJob { db: args.db.clone() })?;
-    config::check_key_present(&job.api_key_env, &job.base_url)?;
+    if let Some(url) = &args.base_url {
+        let base_url = config::resume_base_url(url, &mut job.provider)?;
+        job.set_base_url(base_url);
+    }
+    super::run::check_target(&job, args.allow_http, &args.db)?;
     let open: Vec<_> = store.parts()?.into_iter().filter(|p| p.is_open()).collect();
     if open.is_empty() {
         eprintln!("promptmill: {}: the job has no open batches", args.db.display());
@@ -269,7 +273,10 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
             return Ok(exit_code::SUCCESS);
         }
     };
-    let send = SendConfig::from_args(&crate::cli::SendArgs::default())?;
+    let send = SendConfig::from_args(&crate::cli::SendArgs {
+        allow_http: args.allow_http,
+        ..Default::default()
+    })?;
     let headers = job.headers.clone();
     let code = match execute(&mut store, &job, &send, headers, false, false, None)? {
         BatchEnd::Exit(code) => code,

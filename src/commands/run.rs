@@ -72,7 +72,7 @@ pub fn open_job(cfg: &RunConfig) -> anyhow::Result<(Store, JobRecord, RunLock)> 
             }
             // Where and how to send may change between runs; what to send may not.
             let (headers, withheld) = split_headers(&cfg.send.headers);
-            job.base_url = cfg.base_url.clone();
+            job.set_base_url(cfg.base_url.clone());
             job.provider = cfg.provider.clone();
             job.headers = headers;
             job.withheld_headers = withheld;
@@ -110,10 +110,13 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
         .ok_or_else(|| CheckpointError::NoJob { db: args.db.clone() })?;
     let mut changed = false;
     if let Some(url) = &args.base_url {
-        job.base_url = config::resume_base_url(url, &mut job.provider)?;
+        let base_url = config::resume_base_url(url, &mut job.provider)?;
+        job.set_base_url(base_url);
         changed = true;
     }
     if let Some(var) = &args.api_key_env {
+        // Before it can be stored: a key given here by mistake must not reach the checkpoint.
+        config::check_key_env(var)?;
         job.api_key_env = var.clone();
         changed = true;
     }
@@ -167,6 +170,7 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
                 models: Default::default(),
                 max_cost: None,
                 batch: Default::default(),
+                withheld_params: vec![],
             }
         },
     );
@@ -210,7 +214,7 @@ pub fn execute(
         job.send = limits.clone();
         store.update_job(&job).map_err(|e| explain(&db_path, e))?;
     }
-    config::check_key_present(&job.api_key_env, &job.base_url)?;
+    check_target(&job, send.allow_http, &db_path)?;
     let key = ApiKey::from_env(&job.api_key_env);
     let headers = merged_headers(&job, &send)?;
     // Reading every row's state here (`counts` scans the whole table) is also where a damaged
@@ -414,6 +418,29 @@ pub fn execute(
         None => {}
     }
     Ok(code)
+}
+
+/// Checks, before anything is sent, where the job's requests would go: a key is there (unless
+/// on loopback), plain http is allowed for this run, and the base URL has every query parameter
+/// that was withheld from the checkpoint as a credential. Shared by live and batch runs and
+/// `cancel`.
+pub(crate) fn check_target(job: &JobRecord, allow_http: bool, db: &Path) -> anyhow::Result<()> {
+    let missing = crate::base_url::missing_params(&job.base_url, &job.withheld_params);
+    if !missing.is_empty() {
+        let names = missing.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+        return Err(ConfigError::new(
+            "--base-url",
+            format!(
+                "the job's base URL has the query parameter {names}, which is not stored because it looks like a \
+                 credential; give the whole base URL again:\n  promptmill resume {} --base-url 'URL'",
+                shell_quote(&db.display().to_string())
+            ),
+        )
+        .into());
+    }
+    config::check_plain_http(&job.base_url, allow_http)?;
+    config::check_key_present(&job.api_key_env, &job.base_url)?;
+    Ok(())
 }
 
 /// What to tell the user when the API refuses the key (`detail`: what it answered).
