@@ -171,7 +171,7 @@ fn connect_failure(e: &reqwest::Error) -> ConnectFailure {
 }
 
 /// A reqwest error with its chain of causes, which hold the useful part ("connection reset by
-/// peer"). The URL it names carries no secret.
+/// peer"). The URL it names is shown with credential-like query values redacted.
 pub fn describe(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
@@ -180,7 +180,10 @@ pub fn describe(e: &reqwest::Error) -> String {
         text.push_str(&s.to_string());
         source = s.source();
     }
-    text
+    match e.url() {
+        Some(url) => text.replace(url.as_str(), &crate::base_url::redact(url.as_str())),
+        None => text,
+    }
 }
 
 #[cfg(test)]
@@ -227,5 +230,18 @@ mod tests {
         let text = format!("{err} {err:?}");
         assert!(text.contains(&url), "{text}");
         assert!(!text.contains(KEY), "{text}");
+        assert!(matches!(err, SendError::Connect { failure: ConnectFailure::Refused, .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn an_error_shows_the_url_without_a_credential_in_its_query() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/chat/completions?tenant=t&api_key=qs-secret-1", closed.local_addr().unwrap());
+        drop(closed);
+        let transport = HttpTransport::new(&settings(&url)).unwrap();
+        let err = transport.send(Bytes::from_static(b"{}")).await.unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(text.contains("tenant=t&api_key=[redacted]"), "{text}");
+        assert!(!text.contains("qs-secret-1"), "{text}");
     }
 }

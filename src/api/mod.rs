@@ -289,6 +289,19 @@ mod tests {
                 "{s}"
             );
         }
+        for s in [301, 302, 303, 307, 308] {
+            let mut answer = reply(s, "");
+            if let Ok(r) = &mut answer {
+                r.location = Some("http://elsewhere/v1/chat/completions".into());
+            }
+            match classify(Endpoint::Chat, answer) {
+                Verdict::RowFailed { status, message } => {
+                    assert_eq!(status, s);
+                    assert_eq!(message, "redirected to http://elsewhere/v1/chat/completions (not followed)");
+                }
+                other => panic!("{s}: {other:?}"),
+            }
+        }
         for s in [401, 403] {
             assert!(
                 matches!(classify(Endpoint::Chat, reply(s, "")), Verdict::Stop { .. }),

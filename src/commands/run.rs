@@ -83,7 +83,11 @@ pub fn open_job(cfg: &RunConfig) -> anyhow::Result<(Store, JobRecord, RunLock)> 
             job
         }
         None => match read_input(&mut store, cfg) {
-            Ok(job) => job,
+            // As stored, without credential-like query parameters; this run has them.
+            Ok(mut job) => {
+                job.set_base_url(cfg.base_url.clone());
+                job
+            }
             Err(e) => {
                 drop(store);
                 if created {
