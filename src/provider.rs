@@ -166,7 +166,8 @@ impl Provider {
 /// An Azure base URL taken apart. Accepted forms: the resource endpoint
 /// (`https://NAME.openai.azure.com`), or a deployment URL as the Azure portal shows it
 /// (`…/openai/deployments/DEP`, optionally followed by `/chat/completions` or `/completions`
-/// and `?api-version=V`). The endpoint path itself always comes from the job.
+/// and `?api-version=V`). The endpoint path itself always comes from the job; query parameters
+/// other than `api-version` stay in the endpoint and go on every request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AzureUrl {
     /// The resource endpoint, without a trailing slash, query or deployment path.
@@ -184,12 +185,12 @@ impl AzureUrl {
             .find(|(k, _)| k == "api-version")
             .map(|(_, v)| v.into_owned())
             .filter(|v| !v.is_empty());
-        if url.query_pairs().any(|(k, _)| k != "api-version") {
-            return Err(ConfigError::new(
-                "--base-url",
-                "only an `api-version` query parameter is understood in an Azure URL",
-            ));
-        }
+        // Other parameters (a gateway's `subscription-key`, say) stay on every request's URL.
+        let others: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| k != "api-version")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
         url.set_query(None);
         url.set_fragment(None);
         // With one trailing slash, so that `…/openai/deployments/` is found (and refused).
@@ -217,7 +218,11 @@ impl AzureUrl {
             }
         };
         url.set_path(&prefix);
-        let endpoint = url.as_str().trim_end_matches('/').to_string();
+        let mut endpoint = url.as_str().trim_end_matches('/').to_string();
+        if !others.is_empty() {
+            url.query_pairs_mut().extend_pairs(&others);
+            endpoint = url.to_string();
+        }
         Ok(AzureUrl {
             endpoint,
             deployment,
@@ -376,7 +381,17 @@ mod tests {
 
         assert!(AzureUrl::parse("https://res/openai/deployments/").is_err());
         assert!(AzureUrl::parse("https://res/openai/deployments/a/b/c").is_err());
-        assert!(AzureUrl::parse("https://res/?foo=1").is_err());
+        let gateway = AzureUrl::parse(
+            "https://gw.example/openai/deployments/d/chat/completions?api-version=v&subscription-key=k",
+        )
+        .unwrap();
+        assert_eq!(gateway.endpoint, "https://gw.example/?subscription-key=k");
+        assert_eq!(gateway.api_version.as_deref(), Some("v"));
+        let url = azure("d").endpoint_url(&gateway.endpoint, Endpoint::Chat).unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://gw.example/openai/deployments/d/chat/completions?subscription-key=k&api-version=2024-10-21"
+        );
     }
 
     #[test]
