@@ -42,7 +42,12 @@ pub fn is_secret_param(name: &str) -> bool {
 pub fn join(base: &url::Url, segments: &[&str], query: &[(&str, &str)]) -> Result<url::Url, ConfigError> {
     let mut url = base.clone();
     url.path_segments_mut()
-        .map_err(|()| ConfigError::new("--base-url", format!("`{}` cannot have a path", redact(base.as_str()))))?
+        .map_err(|()| {
+            ConfigError::new(
+                "--base-url",
+                format!("`{}` cannot have a path", redact(base.as_str())),
+            )
+        })?
         .pop_if_empty()
         .extend(segments);
     if !query.is_empty() {
@@ -149,12 +154,28 @@ mod tests {
         assert_eq!(url.as_str(), "http://h/v1/chat/completions?tenant=abc");
         let slash = url::Url::parse("http://h/v1/").unwrap();
         let url = join(&slash, &["files", "../x?y=1", "content"], &[("api-version", "v")]).unwrap();
-        assert_eq!(url.as_str(), "http://h/v1/files/..%2Fx%3Fy=1/content?api-version=v");
+        assert_eq!(
+            url.as_str(),
+            "http://h/v1/files/..%2Fx%3Fy=1/content?api-version=v"
+        );
     }
 
     #[test]
     fn credential_like_names_are_secret_in_any_case_and_inside_longer_names() {
-        for name in ["key", "API_KEY", "apikey", "x-api-key", "token", "access_token", "sig", "Signature", "secret", "password", "auth", "code"] {
+        for name in [
+            "key",
+            "API_KEY",
+            "apikey",
+            "x-api-key",
+            "token",
+            "access_token",
+            "sig",
+            "Signature",
+            "secret",
+            "password",
+            "auth",
+            "code",
+        ] {
             assert!(is_secret_param(name), "{name}");
         }
         for name in ["tenant", "api-version", "region", "deployment"] {

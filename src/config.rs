@@ -846,7 +846,13 @@ mod tests {
 
     #[test]
     fn api_key_env_takes_a_name_and_refuses_what_looks_like_a_key() {
-        for name in ["OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "_K", "my_key_2", "A_VERY_LONG_ENVIRONMENT_NAME_FOR_KEY_2"] {
+        for name in [
+            "OPENAI_API_KEY",
+            "AZURE_OPENAI_API_KEY",
+            "_K",
+            "my_key_2",
+            "A_VERY_LONG_ENVIRONMENT_NAME_FOR_KEY_2",
+        ] {
             assert!(check_key_env(name).is_ok(), "{name}");
         }
         for value in [
@@ -861,14 +867,20 @@ mod tests {
         ] {
             let err = check_key_env(value).unwrap_err();
             assert!(err.message.contains("takes the NAME"), "{value}: {err}");
-            assert!(value.is_empty() || !err.to_string().contains(value), "{value} echoed: {err}");
+            assert!(
+                value.is_empty() || !err.to_string().contains(value),
+                "{value} echoed: {err}"
+            );
         }
     }
 
     #[test]
     fn base_urls_are_checked() {
         assert!(check_base_url("https://gw/v1#frag").is_err());
-        assert_eq!(check_base_url("https://gw/v1?tenant=a").unwrap(), "https://gw/v1?tenant=a");
+        assert_eq!(
+            check_base_url("https://gw/v1?tenant=a").unwrap(),
+            "https://gw/v1?tenant=a"
+        );
         assert_eq!(
             check_base_url("https://api.openai.com/v1/").unwrap(),
             "https://api.openai.com/v1"

@@ -324,7 +324,11 @@ mod tests {
             "https://api.openai.com/v1/files"
         );
         assert_eq!(
-            url(&Provider::OpenAi, "https://gw/v1?tenant=t", &["files", "f-1", "content"]),
+            url(
+                &Provider::OpenAi,
+                "https://gw/v1?tenant=t",
+                &["files", "f-1", "content"]
+            ),
             "https://gw/v1/files/f-1/content?tenant=t"
         );
         let p = azure("batch-4o");
@@ -337,7 +341,11 @@ mod tests {
             "http://127.0.0.1:8/openai/batches/batch_1/cancel?api-version=2024-10-21"
         );
         assert_eq!(
-            url(&p, "https://res.openai.azure.com", &["files", "file-1", "content"]),
+            url(
+                &p,
+                "https://res.openai.azure.com",
+                &["files", "file-1", "content"]
+            ),
             "https://res.openai.azure.com/openai/files/file-1/content?api-version=2024-10-21"
         );
     }
@@ -387,7 +395,9 @@ mod tests {
         .unwrap();
         assert_eq!(gateway.endpoint, "https://gw.example/?subscription-key=k");
         assert_eq!(gateway.api_version.as_deref(), Some("v"));
-        let url = azure("d").endpoint_url(&gateway.endpoint, Endpoint::Chat).unwrap();
+        let url = azure("d")
+            .endpoint_url(&gateway.endpoint, Endpoint::Chat)
+            .unwrap();
         assert_eq!(
             url.as_str(),
             "https://gw.example/openai/deployments/d/chat/completions?subscription-key=k&api-version=2024-10-21"

@@ -230,13 +230,25 @@ mod tests {
         let text = format!("{err} {err:?}");
         assert!(text.contains(&url), "{text}");
         assert!(!text.contains(KEY), "{text}");
-        assert!(matches!(err, SendError::Connect { failure: ConnectFailure::Refused, .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                SendError::Connect {
+                    failure: ConnectFailure::Refused,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]
     async fn an_error_shows_the_url_without_a_credential_in_its_query() {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/v1/chat/completions?tenant=t&api_key=qs-secret-1", closed.local_addr().unwrap());
+        let url = format!(
+            "http://{}/v1/chat/completions?tenant=t&api_key=qs-secret-1",
+            closed.local_addr().unwrap()
+        );
         drop(closed);
         let transport = HttpTransport::new(&settings(&url)).unwrap();
         let err = transport.send(Bytes::from_static(b"{}")).await.unwrap_err();

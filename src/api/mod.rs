@@ -297,7 +297,10 @@ mod tests {
             match classify(Endpoint::Chat, answer) {
                 Verdict::RowFailed { status, message } => {
                     assert_eq!(status, s);
-                    assert_eq!(message, "redirected to http://elsewhere/v1/chat/completions (not followed)");
+                    assert_eq!(
+                        message,
+                        "redirected to http://elsewhere/v1/chat/completions (not followed)"
+                    );
                 }
                 other => panic!("{s}: {other:?}"),
             }

@@ -279,7 +279,10 @@ impl BatchApi for HttpBatchApi {
     async fn list_files(&self, after: Option<&str>) -> Result<List<FileObject>, ApiError> {
         let mut query = vec![("purpose", "batch".to_string()), ("limit", PAGE.to_string())];
         query.extend(after.map(|a| ("after", a.to_string())));
-        let request = self.client.get(self.url("listing files", &["files"])?).query(&query);
+        let request = self
+            .client
+            .get(self.url("listing files", &["files"])?)
+            .query(&query);
         self.call("listing files".into(), request).await
     }
 
@@ -316,7 +319,10 @@ impl BatchApi for HttpBatchApi {
     async fn list_batches(&self, after: Option<&str>) -> Result<List<Batch>, ApiError> {
         let mut query = vec![("limit", PAGE.to_string())];
         query.extend(after.map(|a| ("after", a.to_string())));
-        let request = self.client.get(self.url("listing batches", &["batches"])?).query(&query);
+        let request = self
+            .client
+            .get(self.url("listing batches", &["batches"])?)
+            .query(&query);
         self.call("listing batches".into(), request).await
     }
 
@@ -330,12 +336,7 @@ impl BatchApi for HttpBatchApi {
             detail: http::describe(&e),
         };
         let url = self.url(&what, &["files", id, "content"])?;
-        let mut response = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(no_answer)?;
+        let mut response = self.client.get(url).send().await.map_err(no_answer)?;
         let status = response.status().as_u16();
         if (300..400).contains(&status) {
             let location = response

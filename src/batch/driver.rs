@@ -66,7 +66,10 @@ pub enum Ending {
     /// The account is out of credit.
     Quota { message: String },
     /// A Files or Batches call was answered with a 3xx (never followed): the base URL is wrong.
-    Redirected { message: String, location: Option<String> },
+    Redirected {
+        message: String,
+        location: Option<String>,
+    },
     /// Rows are pending, and not one more fits in what is left of `--max-cost`; `spent` is what
     /// the done rows cost.
     Budget { limit: f64, spent: f64 },
@@ -104,9 +107,17 @@ enum Polled {
 
 /// An API call failed for good; `Auth` ends the drive with a message instead of an error.
 enum Failure {
-    Auth { status: u16, message: String },
-    Quota { message: String },
-    Redirected { message: String, location: Option<String> },
+    Auth {
+        status: u16,
+        message: String,
+    },
+    Quota {
+        message: String,
+    },
+    Redirected {
+        message: String,
+        location: Option<String>,
+    },
     Interrupted,
     Other(anyhow::Error),
 }

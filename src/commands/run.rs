@@ -431,7 +431,11 @@ pub fn execute(
 pub(crate) fn check_target(job: &JobRecord, allow_http: bool, db: &Path) -> anyhow::Result<()> {
     let missing = crate::base_url::missing_params(&job.base_url, &job.withheld_params);
     if !missing.is_empty() {
-        let names = missing.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+        let names = missing
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
         return Err(ConfigError::new(
             "--base-url",
             format!(
@@ -459,7 +463,11 @@ pub(crate) fn refused_credentials(detail: &str, key_env: &str, resume_cmd: &str)
 /// the endpoint, as it may be shown).
 fn misdirected(trip: &Trip, url: &str, resume_cmd: &str) -> String {
     let n = trip.answers;
-    let requests = if n == 1 { "the one request".to_string() } else { format!("all {n} requests") };
+    let requests = if n == 1 {
+        "the one request".to_string()
+    } else {
+        format!("all {n} requests")
+    };
     let host = reqwest::Url::parse(url)
         .ok()
         .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))

@@ -268,9 +268,7 @@ mod tests {
     use super::*;
 
     fn not_found() -> Option<Symptom> {
-        Some(Symptom::NotFound {
-            message: "no".into(),
-        })
+        Some(Symptom::NotFound { message: "no".into() })
     }
 
     #[test]
@@ -279,18 +277,29 @@ mod tests {
         let row = guard.row();
         assert_eq!(row.judge(not_found()), Judgement::Wait);
         assert_eq!(row.judge(not_found()), Judgement::Wait);
-        assert!(matches!(row.judge(not_found()), Judgement::Stop(Trip { answers: 3, .. })));
+        assert!(matches!(
+            row.judge(not_found()),
+            Judgement::Stop(Trip { answers: 3, .. })
+        ));
 
         let guard = FirstAnswers::new(3);
         let row = guard.row();
         assert_eq!(row.judge(not_found()), Judgement::Wait);
         assert_eq!(row.judge(None), Judgement::Proceed, "a success disarms");
-        assert_eq!(row.judge(not_found()), Judgement::Proceed, "for the rest of the run");
+        assert_eq!(
+            row.judge(not_found()),
+            Judgement::Proceed,
+            "for the rest of the run"
+        );
 
         let guard = FirstAnswers::new(3);
         let row = guard.row();
         assert_eq!(row.judge(Some(Symptom::Refused)), Judgement::Wait);
-        assert_eq!(row.judge(Some(Symptom::Dns)), Judgement::Proceed, "mixed symptoms disarm");
+        assert_eq!(
+            row.judge(Some(Symptom::Dns)),
+            Judgement::Proceed,
+            "mixed symptoms disarm"
+        );
 
         let redirect = |to: &str| {
             Some(Symptom::Redirect {

@@ -549,6 +549,6 @@ pub mod first_answers;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_limits;
-#[cfg(test)]
 mod tests_first_answers;
+#[cfg(test)]
+mod tests_limits;

@@ -20,7 +20,15 @@ fn misdirected(control: &Control) -> Option<&Trip> {
 
 #[tokio::test(start_paused = true)]
 async fn twenty_404s_in_a_row_stop_the_run_with_every_row_pending() {
-    let ran = run_pipeline(store_with_rows(1000, BODY), Fake::new(|_| not_found()), 50, 6, unlimited(), |_| {}).await;
+    let ran = run_pipeline(
+        store_with_rows(1000, BODY),
+        Fake::new(|_| not_found()),
+        50,
+        6,
+        unlimited(),
+        |_| {},
+    )
+    .await;
     let trip = misdirected(&ran.control).expect("stopped by the guard");
     assert_eq!(trip.answers, first_answers::DEFAULT);
     assert!(matches!(trip.symptom, Symptom::NotFound { .. }));
@@ -31,14 +39,33 @@ async fn twenty_404s_in_a_row_stop_the_run_with_every_row_pending() {
 
 #[tokio::test(start_paused = true)]
 async fn with_low_concurrency_parked_rows_let_others_bring_the_answers() {
-    let ran = run_pipeline(store_with_rows(100, BODY), Fake::new(|_| not_found()), 1, 6, unlimited(), |_| {}).await;
-    assert_eq!(misdirected(&ran.control).map(|t| t.answers), Some(first_answers::DEFAULT));
+    let ran = run_pipeline(
+        store_with_rows(100, BODY),
+        Fake::new(|_| not_found()),
+        1,
+        6,
+        unlimited(),
+        |_| {},
+    )
+    .await;
+    assert_eq!(
+        misdirected(&ran.control).map(|t| t.answers),
+        Some(first_answers::DEFAULT)
+    );
     assert_eq!(ran.store.counts().unwrap().pending, 100);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_job_smaller_than_the_threshold_stops_once_every_row_has_answered() {
-    let ran = run_pipeline(store_with_rows(3, BODY), Fake::new(|_| not_found()), 50, 6, unlimited(), |_| {}).await;
+    let ran = run_pipeline(
+        store_with_rows(3, BODY),
+        Fake::new(|_| not_found()),
+        50,
+        6,
+        unlimited(),
+        |_| {},
+    )
+    .await;
     assert_eq!(misdirected(&ran.control).map(|t| t.answers), Some(3));
     assert_eq!(ran.store.counts().unwrap().pending, 3);
 }
@@ -52,16 +79,39 @@ async fn refused_connections_stop_the_run_without_waiting_out_the_retries() {
         })
     };
     let started = tokio::time::Instant::now();
-    let ran = run_pipeline(store_with_rows(200, BODY), Fake::new(refused), 50, 6, unlimited(), |_| {}).await;
-    assert_eq!(misdirected(&ran.control).map(|t| t.symptom.clone()), Some(Symptom::Refused));
+    let ran = run_pipeline(
+        store_with_rows(200, BODY),
+        Fake::new(refused),
+        50,
+        6,
+        unlimited(),
+        |_| {},
+    )
+    .await;
+    assert_eq!(
+        misdirected(&ran.control).map(|t| t.symptom.clone()),
+        Some(Symptom::Refused)
+    );
     assert_eq!(ran.store.counts().unwrap().pending, 200);
-    assert!(started.elapsed() < Duration::from_secs(1), "no backoff was waited: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "no backoff was waited: {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_404_after_a_success_fails_just_its_row() {
     let script = |n| if n == 0 { reply(200, None, OK) } else { not_found() };
-    let ran = run_pipeline(store_with_rows(30, BODY), Fake::new(script), 1, 6, unlimited(), |_| {}).await;
+    let ran = run_pipeline(
+        store_with_rows(30, BODY),
+        Fake::new(script),
+        1,
+        6,
+        unlimited(),
+        |_| {},
+    )
+    .await;
     assert_eq!(ran.control.reason(), None);
     let counts = ran.store.counts().unwrap();
     assert_eq!((counts.done, counts.failed, counts.pending), (1, 29, 0));
@@ -72,7 +122,15 @@ async fn a_success_among_the_first_answers_releases_the_parked_rows() {
     // Calls 0..4 get 404, then everything succeeds: the parked rows fail as 404s (they had
     // their answer), the rest are done.
     let script = |n| if n < 5 { not_found() } else { reply(200, None, OK) };
-    let ran = run_pipeline(store_with_rows(40, BODY), Fake::new(script), 1, 6, unlimited(), |_| {}).await;
+    let ran = run_pipeline(
+        store_with_rows(40, BODY),
+        Fake::new(script),
+        1,
+        6,
+        unlimited(),
+        |_| {},
+    )
+    .await;
     assert_eq!(ran.control.reason(), None);
     let counts = ran.store.counts().unwrap();
     assert_eq!((counts.done, counts.failed, counts.pending), (35, 5, 0));

@@ -57,9 +57,7 @@ fn serve(stream: TcpStream, status: u16, location: &str, seen: &Mutex<Vec<String
             return;
         }
         seen.lock().expect("lock").push(head);
-        let answer = format!(
-            "HTTP/1.1 {status} Moved\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n"
-        );
+        let answer = format!("HTTP/1.1 {status} Moved\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n");
         if out.write_all(answer.as_bytes()).is_err() {
             return;
         }
@@ -119,14 +117,27 @@ fn redirects_are_never_followed_and_nothing_reaches_the_other_origin() {
             let case = format!("{provider} {status}: {}", out.stderr);
             assert_eq!(out.code(), 4, "{case}");
             assert!(
-                out.stderr.contains(&format!("the base URL redirects to {location}; give that URL as --base-url")),
+                out.stderr.contains(&format!(
+                    "the base URL redirects to {location}; give that URL as --base-url"
+                )),
                 "{case}"
             );
             assert_eq!(reached.load(Ordering::SeqCst), 0, "{case}");
-            assert_eq!(heads.lock().expect("lock").len(), 5, "each row asked once: {case}");
+            assert_eq!(
+                heads.lock().expect("lock").len(),
+                5,
+                "each row asked once: {case}"
+            );
             let rows = status_rows(&dir);
-            assert_eq!((rows["pending"].as_u64(), rows["failed"].as_u64()), (Some(5), Some(0)), "{case}");
-            assert!(!dir.exists("out.jsonl") || !dir.read("out.jsonl").contains("\"done\""), "{case}");
+            assert_eq!(
+                (rows["pending"].as_u64(), rows["failed"].as_u64()),
+                (Some(5), Some(0)),
+                "{case}"
+            );
+            assert!(
+                !dir.exists("out.jsonl") || !dir.read("out.jsonl").contains("\"done\""),
+                "{case}"
+            );
         }
     }
 }
@@ -144,7 +155,9 @@ fn a_batch_call_that_is_redirected_stops_the_run_with_the_location() {
         .env("OPENAI_API_KEY", "sk-batch-redirect-key"));
     assert_eq!(out.code(), 4, "{}", out.stderr);
     assert!(
-        out.stderr.contains(&format!("the base URL redirects to {location}; give that URL as --base-url")),
+        out.stderr.contains(&format!(
+            "the base URL redirects to {location}; give that URL as --base-url"
+        )),
         "{}",
         out.stderr
     );
@@ -160,9 +173,16 @@ fn plain_http_to_another_host_is_refused_unless_allowed_for_each_run() {
         .args(["--base-url", remote])
         .env("OPENAI_API_KEY", "sk-plain-http-key"));
     assert_eq!(refused.code(), 1, "{}", refused.stderr);
-    assert!(refused.stderr.contains("would travel in clear text"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("would travel in clear text"),
+        "{}",
+        refused.stderr
+    );
     assert!(refused.stderr.contains("--allow-http"), "{}", refused.stderr);
-    assert!(!dir.exists("out.jsonl.promptmill.db"), "refused before the checkpoint is made");
+    assert!(
+        !dir.exists("out.jsonl.promptmill.db"),
+        "refused before the checkpoint is made"
+    );
 
     // Allowed, it is sent; the host does not resolve, so the run stops with every row pending.
     let allowed = run_within(
@@ -180,7 +200,13 @@ fn plain_http_to_another_host_is_refused_unless_allowed_for_each_run() {
         .args(["resume", "out.jsonl.promptmill.db"])
         .env("OPENAI_API_KEY", "sk-plain-http-key"));
     assert_eq!(resume.code(), 1, "{}", resume.stderr);
-    assert!(resume.stderr.contains("every run and resume of it needs the flag again"), "{}", resume.stderr);
+    assert!(
+        resume
+            .stderr
+            .contains("every run and resume of it needs the flag again"),
+        "{}",
+        resume.stderr
+    );
 }
 
 #[test]
@@ -203,8 +229,18 @@ fn the_base_urls_query_stays_after_the_path_and_a_credential_in_it_is_never_stor
     // A resume must be given the base URL again, and is told how.
     let again = run(promptmill(&dir).args(["resume", "out.jsonl.promptmill.db", "--retry-failed"]));
     assert_eq!(again.code(), 1, "{}", again.stderr);
-    assert!(again.stderr.contains("the query parameter `api_key`"), "{}", again.stderr);
-    assert!(again.stderr.contains("promptmill resume out.jsonl.promptmill.db --base-url 'URL'"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("the query parameter `api_key`"),
+        "{}",
+        again.stderr
+    );
+    assert!(
+        again
+            .stderr
+            .contains("promptmill resume out.jsonl.promptmill.db --base-url 'URL'"),
+        "{}",
+        again.stderr
+    );
     let given = run(promptmill(&dir).args(["resume", "out.jsonl.promptmill.db", "--base-url", &base]));
     assert_eq!(given.code(), 0, "{}", given.stderr);
     assert_nowhere(dir.root(), &[&again.stderr, &given.stderr], secret);
@@ -230,7 +266,9 @@ fn a_key_given_as_api_key_env_is_refused_and_written_nowhere() {
     let out = run(run_job(&dir, &mock).args(["--api-key-env", key]));
     assert_eq!(out.code(), 1, "{}", out.stderr);
     assert!(
-        out.stderr.contains("takes the NAME of the variable that holds the key (e.g. OPENAI_API_KEY), not the key itself"),
+        out.stderr.contains(
+            "takes the NAME of the variable that holds the key (e.g. OPENAI_API_KEY), not the key itself"
+        ),
         "{}",
         out.stderr
     );
@@ -245,7 +283,13 @@ fn a_key_given_as_api_key_env_is_refused_and_written_nowhere() {
     let status = run(promptmill(&dir).args(["status", "out.jsonl.promptmill.db", "--json"]));
     assert_nowhere(
         dir.root(),
-        &[&out.stdout, &out.stderr, &resume.stdout, &resume.stderr, &status.stdout],
+        &[
+            &out.stdout,
+            &out.stderr,
+            &resume.stdout,
+            &resume.stderr,
+            &status.stdout,
+        ],
         key,
     );
 }
@@ -266,9 +310,16 @@ fn a_wrong_path_stops_the_run_with_every_row_pending_and_a_resume_finishes_it() 
         out.stderr
     );
     assert!(out.stderr.contains("is --base-url right?"), "{}", out.stderr);
-    assert!(out.stderr.contains("out.jsonl.promptmill.db --base-url URL"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("out.jsonl.promptmill.db --base-url URL"),
+        "{}",
+        out.stderr
+    );
     let rows = status_rows(&dir);
-    assert_eq!((rows["pending"].as_u64(), rows["failed"].as_u64()), (Some(1000), Some(0)));
+    assert_eq!(
+        (rows["pending"].as_u64(), rows["failed"].as_u64()),
+        (Some(1000), Some(0))
+    );
     assert!(mock.requests().len() < 200, "{} requests", mock.requests().len());
 
     let fixed = run(promptmill(&dir).args(["resume", "out.jsonl.promptmill.db", "--base-url", &mock.url]));
@@ -290,10 +341,14 @@ fn a_dead_port_stops_the_run_quickly_with_the_address() {
     );
     assert_eq!(out.code(), 4, "{}", out.stderr);
     assert!(
-        out.stderr.contains(&format!("cannot connect to {addr}: connection refused")),
+        out.stderr
+            .contains(&format!("cannot connect to {addr}: connection refused")),
         "{}",
         out.stderr
     );
     let rows = status_rows(&dir);
-    assert_eq!((rows["pending"].as_u64(), rows["failed"].as_u64()), (Some(100), Some(0)));
+    assert_eq!(
+        (rows["pending"].as_u64(), rows["failed"].as_u64()),
+        (Some(100), Some(0))
+    );
 }
