@@ -123,11 +123,21 @@ fn redirects_are_never_followed_and_nothing_reaches_the_other_origin() {
                 "{case}"
             );
             assert_eq!(reached.load(Ordering::SeqCst), 0, "{case}");
-            assert_eq!(
-                heads.lock().expect("lock").len(),
-                5,
-                "each row asked once: {case}"
-            );
+            let heads = heads.lock().expect("lock");
+            assert_eq!(heads.len(), 5, "each row asked once: {case}");
+            // The first origin got the credentials: following would have sent them on.
+            let credential = if provider == "azure" {
+                "api-key:"
+            } else {
+                "authorization:"
+            };
+            for head in heads.iter() {
+                let head = head.to_ascii_lowercase();
+                assert!(
+                    head.contains(credential) && head.contains("x-api-token:"),
+                    "{case}: {head}"
+                );
+            }
             let rows = status_rows(&dir);
             assert_eq!(
                 (rows["pending"].as_u64(), rows["failed"].as_u64()),
@@ -182,6 +192,20 @@ fn plain_http_to_another_host_is_refused_unless_allowed_for_each_run() {
     assert!(
         !dir.exists("out.jsonl.promptmill.db"),
         "refused before the checkpoint is made"
+    );
+    let azure = run(job(&dir)
+        .args([
+            "--provider",
+            "azure",
+            "--base-url",
+            "http://promptmill-test.invalid",
+        ])
+        .env("AZURE_OPENAI_API_KEY", "azure-plain-http-key"));
+    assert_eq!(azure.code(), 1, "{}", azure.stderr);
+    assert!(
+        azure.stderr.contains("would travel in clear text"),
+        "{}",
+        azure.stderr
     );
 
     // Allowed, it is sent; the host does not resolve, so the run stops with every row pending.
