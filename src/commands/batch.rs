@@ -175,7 +175,7 @@ pub fn execute(
         Ending::Quota { message } => eprintln!("{}", super::run::out_of_quota(&message, &resume_cmd)),
         Ending::Redirected { message, location } => eprintln!(
             "{}",
-            super::run::redirects(&message, location.as_deref(), &resume_cmd)
+            super::target::redirects(&message, location.as_deref(), &resume_cmd)
         ),
         Ending::Interrupted => eprintln!(
             "promptmill: stopped waiting; the submitted batches go on at the provider. Collect them with:\n  {resume_cmd}"
@@ -217,7 +217,7 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
         let base_url = config::resume_base_url(url, &mut job.provider)?;
         job.set_base_url(base_url);
     }
-    super::run::check_target(&job, args.allow_http, &args.db)?;
+    super::target::check(&job, args.allow_http, &args.db)?;
     let open: Vec<_> = store.parts()?.into_iter().filter(|p| p.is_open()).collect();
     if open.is_empty() {
         eprintln!("promptmill: {}: the job has no open batches", args.db.display());

@@ -6,6 +6,7 @@ pub mod estimate;
 pub mod export;
 pub mod run;
 pub mod status;
+pub mod target;
 
 use clap::Parser;
 

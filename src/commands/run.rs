@@ -17,7 +17,7 @@ use crate::job::JobRecord;
 use crate::limits::Limits;
 use crate::load::{load, LoadError};
 use crate::output;
-use crate::pipeline::first_answers::{self, Symptom, Trip};
+use crate::pipeline::first_answers;
 use crate::pipeline::{Control, Pipeline, PipelineSettings, StopReason};
 use crate::prepare::Preparer;
 use crate::progress::{self, Baseline, Display};
@@ -218,7 +218,7 @@ pub fn execute(
         job.send = limits.clone();
         store.update_job(&job).map_err(|e| explain(&db_path, e))?;
     }
-    check_target(&job, send.allow_http, &db_path)?;
+    super::target::check(&job, send.allow_http, &db_path)?;
     let key = ApiKey::from_env(&job.api_key_env);
     let headers = merged_headers(&job, &send)?;
     // Reading every row's state here (`counts` scans the whole table) is also where a damaged
@@ -389,7 +389,9 @@ pub fn execute(
         Some(StopReason::Quota { message }) => eprintln!("{}", out_of_quota(message, &resume_cmd)),
         Some(StopReason::Checkpoint(e)) => eprintln!("promptmill: {}: {e}", db_path.display()),
         Some(StopReason::Interrupted) => eprintln!("promptmill: interrupted; resume with:\n  {resume_cmd}"),
-        Some(StopReason::Misdirected(trip)) => eprintln!("{}", misdirected(trip, &shown_url, &resume_cmd)),
+        Some(StopReason::Misdirected(trip)) => {
+            eprintln!("{}", super::target::misdirected(trip, &shown_url, &resume_cmd))
+        }
         Some(StopReason::Budget { limit, spent }) => eprintln!(
             "promptmill: stopped at the --max-cost budget: {} spent of {} (the job so far); {} rows remain.\n\
              Resume with a larger budget:\n  {resume_cmd} --max-cost AMOUNT",
@@ -424,81 +426,11 @@ pub fn execute(
     Ok(code)
 }
 
-/// Checks, before anything is sent, where the job's requests would go: a key is there (unless
-/// on loopback), plain http is allowed for this run, and the base URL has every query parameter
-/// that was withheld from the checkpoint as a credential. Shared by live and batch runs and
-/// `cancel`.
-pub(crate) fn check_target(job: &JobRecord, allow_http: bool, db: &Path) -> anyhow::Result<()> {
-    let missing = crate::base_url::missing_params(&job.base_url, &job.withheld_params);
-    if !missing.is_empty() {
-        let names = missing
-            .iter()
-            .map(|n| format!("`{n}`"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(ConfigError::new(
-            "--base-url",
-            format!(
-                "the job's base URL has the query parameter {names}, which is not stored because it looks like a \
-                 credential; give the whole base URL again:\n  promptmill resume {} --base-url 'URL'",
-                shell_quote(&db.display().to_string())
-            ),
-        )
-        .into());
-    }
-    config::check_plain_http(&job.base_url, allow_http)?;
-    config::check_key_present(&job.api_key_env, &job.base_url)?;
-    Ok(())
-}
-
 /// What to tell the user when the API refuses the key (`detail`: what it answered).
 pub(crate) fn refused_credentials(detail: &str, key_env: &str, resume_cmd: &str) -> String {
     format!(
         "promptmill: the API refused the credentials ({detail}).\n\
          Check the key in {key_env} (and --header values), then resume with:\n  {resume_cmd}"
-    )
-}
-
-/// What to tell the user when the first answers of a run all said the target is wrong (`url`:
-/// the endpoint, as it may be shown).
-fn misdirected(trip: &Trip, url: &str, resume_cmd: &str) -> String {
-    let n = trip.answers;
-    let requests = if n == 1 {
-        "the one request".to_string()
-    } else {
-        format!("all {n} requests")
-    };
-    let host = reqwest::Url::parse(url)
-        .ok()
-        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
-        .unwrap_or_else(|| url.to_string());
-    match &trip.symptom {
-        Symptom::Redirect { status, location } => {
-            redirects(&format!("{requests} so far got HTTP {status}"), location.as_deref(), resume_cmd)
-        }
-        Symptom::NotFound { message } => format!(
-            "promptmill: {requests} so far got 404 Not Found from {url} ({message}): is --base-url right?\n\
-             No row was marked failed; they are pending. Fix the setting, then resume with:\n  {resume_cmd} --base-url URL"
-        ),
-        Symptom::Refused => format!(
-            "promptmill: cannot connect to {host}: connection refused ({requests} so far). Is the server running, and --base-url right?\n\
-             No row was marked failed; they are pending. Resume with:\n  {resume_cmd}"
-        ),
-        Symptom::Dns => format!(
-            "promptmill: cannot resolve the host of {url}: DNS lookup failed ({requests} so far). Is --base-url right?\n\
-             No row was marked failed; they are pending. Fix the setting, then resume with:\n  {resume_cmd} --base-url URL"
-        ),
-    }
-}
-
-/// What to tell the user when the base URL redirects (`detail`: what was answered). Redirects are
-/// never followed: the key and the `--header`s would go wherever they point.
-pub(crate) fn redirects(detail: &str, location: Option<&str>, resume_cmd: &str) -> String {
-    let to = location.unwrap_or("(no Location given)");
-    format!(
-        "promptmill: the base URL redirects to {to}; give that URL as --base-url ({detail}).\n\
-         Redirects are not followed: the API key and the --header values would go with them.\n\
-         No row was marked failed; they are pending. Resume with:\n  {resume_cmd} --base-url URL"
     )
 }
 

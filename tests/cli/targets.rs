@@ -216,7 +216,13 @@ fn plain_http_to_another_host_is_refused_unless_allowed_for_each_run() {
         Duration::from_secs(60),
     );
     assert_eq!(allowed.code(), 4, "{}", allowed.stderr);
-    assert!(allowed.stderr.contains("DNS lookup failed"), "{}", allowed.stderr);
+    assert!(
+        allowed
+            .stderr
+            .contains("cannot resolve promptmill-test.invalid: DNS lookup failed"),
+        "{}",
+        allowed.stderr
+    );
     assert_eq!(status_rows(&dir)["pending"], 3);
 
     // The permission is not stored: a resume needs it again.
