@@ -22,7 +22,7 @@
 //! The guard is one object the worker loop consults, like the limits and the budget; it owns
 //! no task. Its `watch` channel carries the decision; the pipeline owns the guard for the run.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
 
@@ -141,11 +141,12 @@ impl FirstAnswers {
         }
     }
 
-    /// A row begins; the returned handle judges its answers and ends it when dropped.
-    pub fn row(&self) -> Row<'_> {
+    /// A row begins (called by the dispatcher before it spawns the row's task, so that the
+    /// row counts from then on); the returned handle judges its answers and ends it when dropped.
+    pub fn row(self: &Arc<Self>) -> Row {
         self.lock().active += 1;
         Row {
-            guard: self,
+            guard: Arc::clone(self),
             active: true,
         }
     }
@@ -217,13 +218,13 @@ impl FirstAnswers {
 }
 
 /// One row's dealings with the guard, from its start to its end.
-pub struct Row<'a> {
-    guard: &'a FirstAnswers,
+pub struct Row {
+    guard: Arc<FirstAnswers>,
     /// False while parked.
     active: bool,
 }
 
-impl Row<'_> {
+impl Row {
     /// Judges an attempt's answer (`symptom`: what [`Symptom::of`] found in it, or `None`).
     pub fn judge(&self, symptom: Option<Symptom>) -> Judgement {
         self.guard.judge(symptom)
@@ -253,7 +254,7 @@ impl Row<'_> {
     }
 }
 
-impl Drop for Row<'_> {
+impl Drop for Row {
     fn drop(&mut self) {
         if self.active {
             let mut state = self.guard.lock();
@@ -273,7 +274,7 @@ mod tests {
 
     #[test]
     fn the_same_symptom_threshold_times_trips_and_anything_else_disarms() {
-        let guard = FirstAnswers::new(3);
+        let guard = Arc::new(FirstAnswers::new(3));
         let row = guard.row();
         assert_eq!(row.judge(not_found()), Judgement::Wait);
         assert_eq!(row.judge(not_found()), Judgement::Wait);
@@ -282,7 +283,7 @@ mod tests {
             Judgement::Stop(Trip { answers: 3, .. })
         ));
 
-        let guard = FirstAnswers::new(3);
+        let guard = Arc::new(FirstAnswers::new(3));
         let row = guard.row();
         assert_eq!(row.judge(not_found()), Judgement::Wait);
         assert_eq!(row.judge(None), Judgement::Proceed, "a success disarms");
@@ -292,7 +293,7 @@ mod tests {
             "for the rest of the run"
         );
 
-        let guard = FirstAnswers::new(3);
+        let guard = Arc::new(FirstAnswers::new(3));
         let row = guard.row();
         assert_eq!(row.judge(Some(Symptom::Refused)), Judgement::Wait);
         assert_eq!(
@@ -307,18 +308,18 @@ mod tests {
                 location: Some(to.into()),
             })
         };
-        let guard = FirstAnswers::new(2);
+        let guard = Arc::new(FirstAnswers::new(2));
         let row = guard.row();
         assert_eq!(row.judge(redirect("http://a/")), Judgement::Wait);
         assert_eq!(row.judge(redirect("http://b/")), Judgement::Proceed);
 
-        let off = FirstAnswers::new(0);
+        let off = Arc::new(FirstAnswers::new(0));
         assert_eq!(off.row().judge(not_found()), Judgement::Proceed);
     }
 
     #[tokio::test]
     async fn parked_rows_trip_the_guard_when_nothing_more_can_be_heard() {
-        let guard = FirstAnswers::new(20);
+        let guard = Arc::new(FirstAnswers::new(20));
         let mut a = guard.row();
         let mut b = guard.row();
         assert_eq!(a.judge(not_found()), Judgement::Wait);
@@ -331,7 +332,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_parked_row_goes_on_once_another_answer_disarms() {
-        let guard = FirstAnswers::new(20);
+        let guard = Arc::new(FirstAnswers::new(20));
         let mut parked = guard.row();
         assert_eq!(parked.judge(Some(Symptom::Refused)), Judgement::Wait);
         let other = guard.row();

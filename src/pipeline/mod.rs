@@ -140,8 +140,9 @@ pub struct Pipeline<T> {
     pub control: Arc<Control>,
     /// Prices and the budget: reserve before each attempt, settle after.
     pub costing: Costing,
-    /// Judges answers until the first one that is not a "wrong setting" symptom.
-    pub first_answers: FirstAnswers,
+    /// Judges answers until the first one that is not a "wrong setting" symptom. Shared with
+    /// each row's handle ([`first_answers::Row`]), made by the dispatcher.
+    pub first_answers: Arc<FirstAnswers>,
 }
 
 impl<T: Transport> Pipeline<T> {
@@ -156,7 +157,7 @@ impl<T: Transport> Pipeline<T> {
         costing: Costing,
     ) -> Pipeline<T> {
         let window = Window::new(settings.concurrency, limits.learns());
-        let first_answers = FirstAnswers::new(settings.first_answers);
+        let first_answers = Arc::new(FirstAnswers::new(settings.first_answers));
         let pipeline = Pipeline {
             first_answers,
             transport,
@@ -220,8 +221,10 @@ impl<T: Transport> Pipeline<T> {
             };
             let pipeline = Arc::clone(&self);
             let store = store.clone();
+            // The row counts in the guard from now, before its task first runs.
+            let guard = self.first_answers.row();
             tracker.spawn(async move {
-                pipeline.process_row(row, &store, permit).await;
+                pipeline.process_row(row, &store, permit, guard).await;
             });
         }
         drop(rows_rx);
@@ -247,9 +250,15 @@ impl<T: Transport> Pipeline<T> {
     /// The worker loop: one row, every attempt it needs, until it is settled or the run stops.
     /// `permit` is the row's dispatcher permit, held until it is settled (or parked by the
     /// first-answers guard).
-    async fn process_row(&self, row: Claimed, store: &StoreHandle, permit: OwnedSemaphorePermit) {
+    /// `guard` is the row's handle in the first-answers guard; dropped, it ends the row there.
+    async fn process_row(
+        &self,
+        row: Claimed,
+        store: &StoreHandle,
+        permit: OwnedSemaphorePermit,
+        mut guard: first_answers::Row,
+    ) {
         let mut permit = Some(permit);
-        let mut guard = self.first_answers.row();
         let control = &self.control;
         let stats = &self.stats;
         // When the job is priced: the request's model, and with a budget its worst case (which
@@ -299,8 +308,6 @@ impl<T: Transport> Pipeline<T> {
                 admitted = self.limits.admit(cost) => admitted,
             };
             if let Err(too_large) = admitted {
-                // Not an answer, but not a symptom either: the guard must not wait for this row.
-                guard.judge(None);
                 break OutcomeKind::Failed {
                     error: too_large.to_string(),
                     status: None,

@@ -135,3 +135,30 @@ async fn a_success_among_the_first_answers_releases_the_parked_rows() {
     let counts = ran.store.counts().unwrap();
     assert_eq!((counts.done, counts.failed, counts.pending), (35, 5, 0));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_row_that_ends_without_an_answer_does_not_keep_parked_rows_waiting() {
+    // The first row is too large for the TPM limit and fails unsent; the other two get 404s and
+    // are parked. Nothing else can be heard, so the guard decides on the two answers it has.
+    let big = BODY.replace("\"max_tokens\":10", "\"max_tokens\":1000");
+    let mut store = crate::store::Store::open_in_memory().unwrap();
+    let mut ingest = store.begin_ingest().unwrap();
+    for (seq, body) in [(1, big.as_str()), (2, BODY), (3, BODY)] {
+        let id = format!("r{seq}");
+        let row = crate::store::NewRow {
+            seq,
+            id: &id,
+            line: seq,
+            fields: "{}",
+            request: Some(body),
+            error: None,
+        };
+        ingest.add(&row).unwrap().unwrap();
+    }
+    ingest.commit(&crate::job::JobRecord::example(), 3).unwrap();
+    let limits = crate::limits::Limits::new(None, std::num::NonZeroU32::new(100));
+    let ran = run_pipeline(store, Fake::new(|_| not_found()), 4, 6, limits, |_| {}).await;
+    assert_eq!(misdirected(&ran.control).map(|t| t.answers), Some(2));
+    let counts = ran.store.counts().unwrap();
+    assert_eq!((counts.pending, counts.failed), (2, 1));
+}
