@@ -55,8 +55,7 @@ pub fn client(
         )
         .into());
     }
-    let url = reqwest::Url::parse(&job.base_url)
-        .map_err(|e| ConfigError::new("--base-url", format!("`{}`: {e}", job.base_url)))?;
+    let url = crate::base_url::parse(&job.base_url)?;
     HttpBatchApi::new(
         &HttpSettings {
             url,
