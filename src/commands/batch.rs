@@ -174,7 +174,7 @@ pub fn execute(
         Ending::Quota { message } => eprintln!("{}", super::run::out_of_quota(&message, &resume_cmd)),
         Ending::Redirected { message, location } => eprintln!(
             "{}",
-            super::target::redirects(&message, location.as_deref(), &resume_cmd)
+            super::target::redirects(&message, location.as_deref(), None, &resume_cmd)
         ),
         Ending::Interrupted => eprintln!(
             "promptmill: stopped waiting; the submitted batches go on at the provider. Collect them with:\n  {resume_cmd}"

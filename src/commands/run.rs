@@ -390,7 +390,10 @@ pub fn execute(
         Some(StopReason::Checkpoint(e)) => eprintln!("promptmill: {}: {e}", db_path.display()),
         Some(StopReason::Interrupted) => eprintln!("promptmill: interrupted; resume with:\n  {resume_cmd}"),
         Some(StopReason::Misdirected(trip)) => {
-            eprintln!("{}", super::target::misdirected(trip, &shown_url, &resume_cmd))
+            eprintln!(
+                "{}",
+                super::target::misdirected(trip, &shown_url, job.endpoint.path(), &resume_cmd)
+            )
         }
         Some(StopReason::Budget { limit, spent }) => eprintln!(
             "promptmill: stopped at the --max-cost budget: {} spent of {} (the job so far); {} rows remain.\n\

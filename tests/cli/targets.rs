@@ -122,6 +122,11 @@ fn redirects_are_never_followed_and_nothing_reaches_the_other_origin() {
                 )),
                 "{case}"
             );
+            assert!(
+                out.stderr
+                    .contains(&format!("--base-url http://localhost:{port}/v1\n")),
+                "the resume command names the base URL the Location implies: {case}"
+            );
             assert_eq!(reached.load(Ordering::SeqCst), 0, "{case}");
             let heads = heads.lock().expect("lock");
             assert_eq!(heads.len(), 5, "each row asked once: {case}");
