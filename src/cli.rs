@@ -409,6 +409,13 @@ pub struct SendArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = LIMITS)]
     pub drain_timeout: Option<Duration>,
 
+    /// Allow a plain http:// --base-url to a host that is not this machine.
+    ///
+    /// The key and the --header values then travel in clear text. For this run only: not
+    /// stored in the job.
+    #[arg(long, help_heading = PROVIDER)]
+    pub allow_http: bool,
+
     /// Send again the rows that failed in earlier runs.
     ///
     /// Invalid input rows stay failed.
@@ -550,6 +557,15 @@ pub struct CancelArgs {
     /// The next `promptmill resume DB` collects them.
     #[arg(long)]
     pub no_wait: bool,
+
+    /// Allow the job's plain http:// base URL to a host that is not this machine (the key then
+    /// travels in clear text).
+    #[arg(long)]
+    pub allow_http: bool,
+
+    /// The job's base URL again, when it has a credential-like query parameter (never stored).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
 
     /// Log every API call (-v).
     #[arg(short, long, action = clap::ArgAction::Count)]

@@ -15,7 +15,8 @@
 //!   requests on the wire (`pipeline::adaptive`), sends them through an [`api::Transport`],
 //!   retries by [`retry`], records outcomes.
 //! - [`provider`] knows where a request goes and which header carries the key: OpenAI-compatible
-//!   APIs, or Azure OpenAI's deployment URLs.
+//!   APIs, or Azure OpenAI's deployment URLs; [`base_url`] builds those URLs by path segments
+//!   and keeps credential-like query parameters out of the checkpoint.
 //! - [`tokens`] counts prompt tokens as OpenAI does; [`models`] knows context windows and prices;
 //!   [`estimate`] is the dry run; [`budget`] keeps a run's money; [`stats`], [`progress`] and [`summary`]
 //!   report; [`shutdown`] turns signals into a clean stop; [`output`] exports results.
@@ -24,6 +25,7 @@
 //!   the exit codes.
 
 pub mod api;
+pub mod base_url;
 pub mod batch;
 pub mod budget;
 pub mod cli;

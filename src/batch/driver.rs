@@ -67,6 +67,11 @@ pub enum Ending {
     Auth { status: u16, message: String },
     /// The account is out of credit.
     Quota { message: String },
+    /// A Files or Batches call was answered with a 3xx (never followed): the base URL is wrong.
+    Redirected {
+        message: String,
+        location: Option<String>,
+    },
     /// Rows are pending, and not one more fits in what is left of `--max-cost`; `spent` is what
     /// the done rows cost.
     Budget { limit: f64, spent: f64 },
@@ -104,8 +109,17 @@ enum Polled {
 
 /// An API call failed for good; `Auth` ends the drive with a message instead of an error.
 enum Failure {
-    Auth { status: u16, message: String },
-    Quota { message: String },
+    Auth {
+        status: u16,
+        message: String,
+    },
+    Quota {
+        message: String,
+    },
+    Redirected {
+        message: String,
+        location: Option<String>,
+    },
     Interrupted,
     Other(anyhow::Error),
 }
@@ -119,6 +133,10 @@ impl From<anyhow::Error> for Failure {
             },
             Some(ApiError::Quota { message, .. }) => Failure::Quota {
                 message: message.clone(),
+            },
+            Some(api @ ApiError::Redirect { location, .. }) => Failure::Redirected {
+                message: api.to_string(),
+                location: location.clone(),
             },
             _ => Failure::Other(e),
         }
@@ -208,6 +226,7 @@ impl<'a, A: BatchApi> Driver<'a, A> {
             Ok(ending) => Ok(ending),
             Err(Failure::Auth { status, message }) => Ok(Ending::Auth { status, message }),
             Err(Failure::Quota { message }) => Ok(Ending::Quota { message }),
+            Err(Failure::Redirected { message, location }) => Ok(Ending::Redirected { message, location }),
             Err(Failure::Interrupted) => Ok(Ending::Interrupted),
             Err(Failure::Other(e)) => Err(e),
         }

@@ -56,8 +56,7 @@ pub fn client(
         )
         .into());
     }
-    let url = reqwest::Url::parse(&job.base_url)
-        .map_err(|e| ConfigError::new("--base-url", format!("`{}`: {e}", job.base_url)))?;
+    let url = crate::base_url::parse(&job.base_url)?;
     HttpBatchApi::new(
         &HttpSettings {
             url,
@@ -139,6 +138,7 @@ pub fn execute(
         Ending::Interrupted => ("interrupted", exit_code::STOPPED),
         Ending::Auth { .. } => ("stopped_auth", exit_code::STOPPED),
         Ending::Quota { .. } => ("stopped_quota", exit_code::STOPPED),
+        Ending::Redirected { .. } => ("stopped_misdirected", exit_code::STOPPED),
         Ending::Submitted { .. } => ("submitted", exit_code::SUCCESS),
         Ending::Budget { .. } => ("budget", exit_code::BUDGET),
         Ending::Finished if after.failed + after.invalid > 0 => ("finished", exit_code::ROWS_FAILED),
@@ -175,6 +175,10 @@ pub fn execute(
             super::run::refused_credentials(&message, &job.api_key_env, &resume_cmd)
         ),
         Ending::Quota { message } => eprintln!("{}", super::run::out_of_quota(&message, &resume_cmd)),
+        Ending::Redirected { message, location } => eprintln!(
+            "{}",
+            super::target::redirects(&message, location.as_deref(), None, &resume_cmd)
+        ),
         Ending::Interrupted => eprintln!(
             "promptmill: stopped waiting; the submitted batches go on at the provider. Collect them with:\n  {resume_cmd}"
         ),
@@ -207,11 +211,15 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
         anyhow::bail!("{}: no such checkpoint database", args.db.display());
     }
     let mut store = Store::open(&args.db, false)?;
-    let job = store
+    let mut job = store
         .job()
         .map_err(|e| explain(&args.db, e))?
         .ok_or_else(|| CheckpointError::NoJob { db: args.db.clone() })?;
-    config::check_key_present(&job.api_key_env, &job.base_url)?;
+    if let Some(url) = &args.base_url {
+        let base_url = config::resume_base_url(url, &mut job.provider)?;
+        job.set_base_url(base_url);
+    }
+    super::target::check(&job, args.allow_http, &args.db)?;
     let open: Vec<_> = store.parts()?.into_iter().filter(|p| p.is_open()).collect();
     if open.is_empty() {
         eprintln!("promptmill: {}: the job has no open batches", args.db.display());
@@ -272,7 +280,10 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
             return Ok(exit_code::SUCCESS);
         }
     };
-    let send = SendConfig::from_args(&crate::cli::SendArgs::default())?;
+    let send = SendConfig::from_args(&crate::cli::SendArgs {
+        allow_http: args.allow_http,
+        ..Default::default()
+    })?;
     let headers = job.headers.clone();
     let code = match execute(&mut store, &job, &send, headers, false, false, None)? {
         BatchEnd::Exit(code) => code,

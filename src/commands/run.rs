@@ -17,6 +17,7 @@ use crate::job::JobRecord;
 use crate::limits::Limits;
 use crate::load::{compare, load, InputChange, Known, LoadError};
 use crate::output;
+use crate::pipeline::first_answers;
 use crate::pipeline::{Control, Pipeline, PipelineSettings, StopReason};
 use crate::prepare::Preparer;
 use crate::progress::{self, Baseline, Display};
@@ -93,7 +94,7 @@ pub fn open_job(cfg: &RunConfig) -> anyhow::Result<(Store, JobRecord, RunLock)> 
             }
             // Where and how to send may change between runs; what to send may not.
             let (headers, withheld) = split_headers(&cfg.send.headers);
-            job.base_url = cfg.base_url.clone();
+            job.set_base_url(cfg.base_url.clone());
             job.provider = cfg.provider.clone();
             job.headers = headers;
             job.withheld_headers = withheld;
@@ -108,7 +109,11 @@ pub fn open_job(cfg: &RunConfig) -> anyhow::Result<(Store, JobRecord, RunLock)> 
             job
         }
         None => match read_input(&mut store, cfg) {
-            Ok(job) => job,
+            // As stored, without credential-like query parameters; this run has them.
+            Ok(mut job) => {
+                job.set_base_url(cfg.base_url.clone());
+                job
+            }
             Err(e) => {
                 drop(store);
                 if created {
@@ -135,10 +140,13 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
         .ok_or_else(|| CheckpointError::NoJob { db: args.db.clone() })?;
     let mut changed = false;
     if let Some(url) = &args.base_url {
-        job.base_url = config::resume_base_url(url, &mut job.provider)?;
+        let base_url = config::resume_base_url(url, &mut job.provider)?;
+        job.set_base_url(base_url);
         changed = true;
     }
     if let Some(var) = &args.api_key_env {
+        // Before it can be stored: a key given here by mistake must not reach the checkpoint.
+        config::check_key_env(var)?;
         job.api_key_env = var.clone();
         changed = true;
     }
@@ -196,6 +204,7 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
                 profile: cfg.profile.clone(),
                 limit: cfg.limit,
                 input_size: Some(loaded.size),
+                withheld_params: vec![],
             }
         },
     );
@@ -296,7 +305,7 @@ pub fn execute(
         job.send = limits.clone();
         store.update_job(&job).map_err(|e| explain(&db_path, e))?;
     }
-    config::check_key_present(&job.api_key_env, &job.base_url)?;
+    super::target::check(&job, send.allow_http, &db_path)?;
     let key = ApiKey::from_env(&job.api_key_env);
     let headers = merged_headers(&job, &send)?;
     // Reading every row's state here (`counts` scans the whole table) is also where a damaged
@@ -361,6 +370,8 @@ pub fn execute(
         output::check_writable(&job.output)?;
     }
     let url = job.provider.endpoint_url(&job.base_url, job.endpoint)?;
+    // The endpoint as messages show it (credential-like query values redacted).
+    let shown_url = crate::base_url::redact(url.as_str());
     let run_id = store.start_run().map_err(|e| explain(&db_path, e))?;
     let started = Instant::now();
     let stats = Arc::new(Stats::default());
@@ -414,6 +425,7 @@ pub fn execute(
                 backoff: Backoff::default(),
                 drain_timeout: limits.drain_timeout,
                 hold_until_committed: true,
+                first_answers: first_answers::DEFAULT,
             },
             Arc::clone(&stats),
             Arc::clone(&control),
@@ -441,6 +453,7 @@ pub fn execute(
         Some(StopReason::Quota { .. }) => ("stopped_quota", exit_code::STOPPED),
         Some(StopReason::Checkpoint(_)) => ("checkpoint_error", exit_code::ERROR),
         Some(StopReason::Budget { .. }) => ("budget", exit_code::BUDGET),
+        Some(StopReason::Misdirected(_)) => ("stopped_misdirected", exit_code::STOPPED),
         // The calibration sample settles its rows (failed ones included) and leaves the rest.
         None if scope == Scope::Sample => ("sample_sent", exit_code::SUCCESS),
         None if claimable.failed + claimable.invalid > 0 => ("finished", exit_code::ROWS_FAILED),
@@ -478,6 +491,12 @@ pub fn execute(
         Some(StopReason::Quota { message }) => eprintln!("{}", out_of_quota(message, &resume_cmd)),
         Some(StopReason::Checkpoint(e)) => eprintln!("promptmill: {}: {e}", db_path.display()),
         Some(StopReason::Interrupted) => eprintln!("promptmill: interrupted; resume with:\n  {resume_cmd}"),
+        Some(StopReason::Misdirected(trip)) => {
+            eprintln!(
+                "{}",
+                super::target::misdirected(trip, &shown_url, job.endpoint.path(), &resume_cmd)
+            )
+        }
         Some(StopReason::Budget { limit, spent }) => eprintln!(
             "promptmill: stopped at the --max-cost budget: {} spent of {} (the job so far); {} rows remain.\n\
              Resume with a larger budget:\n  {resume_cmd} --max-cost AMOUNT",

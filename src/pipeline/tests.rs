@@ -63,6 +63,7 @@ pub(super) fn reply(status: u16, retry_after: Option<Duration>, body: &str) -> R
         status,
         retry_after,
         rate: RateHeaders::default(),
+        location: None,
         body: Bytes::from(body.to_string()),
     })
 }
@@ -124,6 +125,7 @@ pub(super) async fn run_pipeline(
             backoff: Backoff::default(),
             drain_timeout: Duration::from_secs(30),
             hold_until_committed: false,
+            first_answers: first_answers::DEFAULT,
         },
         Arc::clone(&stats),
         Arc::clone(&control),
@@ -290,6 +292,7 @@ async fn concurrency_bounds_requests_in_flight() {
             backoff: Backoff::default(),
             drain_timeout: Duration::from_secs(30),
             hold_until_committed: false,
+            first_answers: first_answers::DEFAULT,
         },
         stats,
         control,

@@ -333,7 +333,7 @@ impl Store {
     pub fn update_job(&self, job: &JobRecord) -> anyhow::Result<()> {
         self.conn.execute(
             "UPDATE job SET record = ?1 WHERE key = 1",
-            params![serde_json::to_string(job)?],
+            params![serde_json::to_string(&job.for_storage())?],
         )?;
         Ok(())
     }

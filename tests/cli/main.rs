@@ -24,4 +24,5 @@ mod profiles;
 mod resume;
 mod secrets;
 mod stdio;
+mod targets;
 mod util;
