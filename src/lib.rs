@@ -30,6 +30,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod estimate;
+pub mod files;
 pub mod input;
 pub mod job;
 pub mod limits;

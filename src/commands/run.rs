@@ -444,10 +444,7 @@ pub(crate) fn write_results(
         output::export(store, &job.columns, &job.output)?;
     }
     if let Some(path) = &send.summary {
-        use std::io::Write;
-        let mut f = output::create_private(path)?;
-        f.write_all(summary_json.as_bytes())?;
-        f.write_all(b"\n")?;
+        crate::files::write(path, format!("{summary_json}\n").as_bytes())?;
     }
     if !send.quiet {
         eprintln!("{summary}");

@@ -2,8 +2,8 @@
 //!
 //! The checkpoint is the source; an output is a view of it that can be rewritten at any time
 //! (`promptmill export`). Files are written to a temporary file beside the target, flushed to
-//! disk, then renamed over it, so a reader never sees half a file and a crash never leaves one.
-//! New files are created with mode 0600. One file per format behind the [`RowWriter`] trait.
+//! disk, then renamed over it, so a reader never sees half a file and a crash never leaves one
+//! (see `files`: created exclusively, mode 0600, under a name nobody can plant a link at). One file per format behind the [`RowWriter`] trait.
 
 mod batch;
 mod csv;
@@ -13,9 +13,9 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::files;
 use crate::store::{ExportRow, Store};
 
 /// Output formats.
@@ -64,69 +64,23 @@ pub struct Written {
 
 /// Checks, before a run sends anything, that its output can be written where it goes (the
 /// results are safe in the checkpoint either way, but a run should not find out at its end).
+/// Creates and removes a file of its own beside the output; the output itself is not opened.
 pub fn check_writable(spec: &OutputSpec) -> anyhow::Result<()> {
-    let tmp = temp_path(&spec.path);
-    create_private(&tmp).map_err(|e| {
+    files::check_creatable(&spec.path).map_err(|e| {
         anyhow::anyhow!(
-            "{}: cannot write the output there ({:#}); nothing was sent. Make its directory writable, or give --output another path",
+            "{}: cannot write the output there ({e}); nothing was sent. Make its directory writable, or give --output another path",
             spec.path.display(),
-            e.root_cause()
         )
-    })?;
-    let _ = std::fs::remove_file(&tmp);
-    Ok(())
+    })
 }
 
-/// Removes temporary files that an export of `path` killed midway left behind: those whose
-/// process is gone (an export running now, in another process, keeps its own).
-fn remove_stale_temps(path: &Path) {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return;
-    };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let prefix = format!(".{}.promptmill-tmp-", name.to_string_lossy());
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let file = entry.file_name();
-        let Some(pid) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
-            continue;
-        };
-        let Ok(pid) = pid.parse::<u32>() else {
-            continue;
-        };
-        if pid != std::process::id() && !process_alive(pid) {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
-#[cfg(unix)]
-fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: signal 0 checks that the process exists and sends nothing.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-}
-
-#[cfg(not(unix))]
-fn process_alive(_pid: u32) -> bool {
-    true // cannot tell: keep the file
-}
-
-/// Exports every row of `store` to `spec.path`, atomically.
+/// Exports every row of `store` to `spec.path`, atomically: into a new file beside it, flushed
+/// to disk, then renamed over it.
 pub fn export(store: &Store, columns: &[String], spec: &OutputSpec) -> anyhow::Result<Written> {
-    remove_stale_temps(&spec.path);
-    let tmp = temp_path(&spec.path);
+    files::remove_stale(&spec.path);
+    let tmp = files::temp_for(&spec.path)?;
     let result = (|| -> anyhow::Result<Written> {
-        let out = BufWriter::with_capacity(1 << 20, create_private(&tmp)?);
+        let out = BufWriter::with_capacity(1 << 20, tmp.as_file().try_clone()?);
         let mut writer: Box<dyn RowWriter> = match spec.format {
             OutputFormat::Jsonl => Box::new(jsonl::Jsonl::new(out)),
             OutputFormat::Csv => Box::new(csv::Csv::new(out, columns)?),
@@ -146,38 +100,12 @@ pub fn export(store: &Store, columns: &[String], spec: &OutputSpec) -> anyhow::R
     })();
     match result {
         Ok(written) => {
-            std::fs::rename(&tmp, &spec.path).with_context(|| {
-                format!("could not move the output into place at {}", spec.path.display())
-            })?;
+            files::persist(tmp, &spec.path)?;
             Ok(written)
         }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e.context(format!("could not write {}", spec.path.display())))
-        }
+        // Dropping the temporary file removes it.
+        Err(e) => Err(e.context(format!("could not write {}", spec.path.display()))),
     }
-}
-
-fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.promptmill-tmp-{}", std::process::id()))
-}
-
-/// Creates (truncating) a file readable by its owner only.
-pub fn create_private(path: &Path) -> anyhow::Result<File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options
-        .open(path)
-        .with_context(|| format!("could not create {}", path.display()))
 }
 
 /// The status a row is exported with: `done`, `failed`, `invalid` (never sent), `pending`, or
@@ -195,25 +123,6 @@ fn status(row: &ExportRow) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn temp_files_of_dead_exports_are_removed_and_live_ones_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("out.jsonl");
-        // No process has pid i32::MAX (above any pid_max); this process is alive.
-        let dead = dir.path().join(format!(".out.jsonl.promptmill-tmp-{}", i32::MAX));
-        let mine = temp_path(&out);
-        let other_output = dir
-            .path()
-            .join(format!(".other.jsonl.promptmill-tmp-{}", i32::MAX));
-        for f in [&dead, &mine, &other_output] {
-            std::fs::write(f, "partial").unwrap();
-        }
-        remove_stale_temps(&out);
-        assert!(!dead.exists(), "a killed export's file is removed");
-        assert!(mine.exists(), "a live process's file is kept");
-        assert!(other_output.exists(), "another output's files are not touched");
-    }
 
     #[test]
     fn an_output_that_cannot_be_created_is_reported_before_anything_else() {

@@ -10,6 +10,7 @@ mod corpus;
 mod cost;
 mod disk;
 mod faults;
+mod files;
 mod happy;
 mod limits;
 mod resume;

@@ -1,0 +1,89 @@
+//! The files promptmill writes: never through a link planted in a shared directory (issue 10,
+//! item 5), never over a file the command also reads or writes under another flag (item 6),
+//! never over an existing file no checkpoint of the job wrote (item 7).
+
+use std::process::Command;
+
+use crate::util::*;
+
+const PRECIOUS: &str = "precious bytes that are not promptmill's\n";
+
+/// `cmd`, run by a shell that first plants a link to `victim` at `.NAME.promptmill-tmp-PID`
+/// (the predictable temporary name earlier versions used, PID being the shell's, which `exec`
+/// hands to promptmill).
+fn planting_old_temp_link(cmd: &Command, name: &str, victim: &str) -> Command {
+    let script = format!("ln -s {victim} .{name}.promptmill-tmp-$$ && exec \"$0\" \"$@\"");
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
+        .arg(script)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    if let Some(cwd) = cmd.get_current_dir() {
+        sh.current_dir(cwd);
+    }
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => sh.env(key, v),
+            None => sh.env_remove(key),
+        };
+    }
+    sh
+}
+
+#[cfg(unix)]
+fn mode(dir: &Dir, name: &str) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(dir.path(name))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[cfg(unix)]
+#[test]
+fn a_link_planted_at_the_old_temporary_name_does_not_make_run_or_summary_overwrite_its_target() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 5);
+    dir.write("victim", PRECIOUS);
+    dir.write("victim2", PRECIOUS);
+    std::os::unix::fs::symlink("victim2", dir.path("s.json")).unwrap();
+    let mock = Mock::start(&[]);
+    let mut job = run_job(&dir, &mock);
+    job.args(["--summary", "s.json"]);
+    let out = run(&mut planting_old_temp_link(&job, "out.jsonl", "victim"));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert_eq!(dir.read("victim"), PRECIOUS, "the output went through no link");
+    assert_eq!(dir.read("victim2"), PRECIOUS, "the summary went through no link");
+    assert_eq!(dir.jsonl("out.jsonl").len(), 5);
+    assert!(dir.read("s.json").contains("\"outcome\""));
+    assert!(
+        !dir.path("s.json").is_symlink(),
+        "the link was replaced, not followed"
+    );
+    assert_eq!((mode(&dir, "out.jsonl"), mode(&dir, "s.json")), (0o600, 0o600));
+    let litter: Vec<String> = std::fs::read_dir(dir.root())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".promptmill-tmp"))
+        .collect();
+    assert!(litter.is_empty(), "no temporary file is left: {litter:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_link_planted_at_the_old_temporary_name_does_not_make_export_overwrite_its_target() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 5);
+    let mock = Mock::start(&[]);
+    let out = run(&mut run_job(&dir, &mock));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    dir.write("victim", PRECIOUS);
+    let mut export = promptmill(&dir);
+    export.args(["export", "out.jsonl.promptmill.db", "-o", "x.jsonl"]);
+    let out = run(&mut planting_old_temp_link(&export, "x.jsonl", "victim"));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert_eq!(dir.read("victim"), PRECIOUS);
+    assert_eq!(dir.jsonl("x.jsonl").len(), 5);
+    assert_eq!(mode(&dir, "x.jsonl"), 0o600);
+}
