@@ -12,12 +12,13 @@ use crate::config::{self, SendConfig};
 use crate::error::{exit_code, CheckpointError, ConfigError};
 use crate::estimate::report::dollars;
 use crate::job::{Endpoint, JobRecord};
+use crate::joblock::lock_run;
 use crate::output;
 use crate::pipeline::Control;
 use crate::provider::Provider;
 use crate::secret::ApiKey;
 use crate::stats::Snapshot;
-use crate::store::{explain, lock_run, Store};
+use crate::store::{explain, Store};
 use crate::summary::{CostTotals, Summary};
 
 use super::shell_quote;
@@ -257,7 +258,11 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
         return Ok(exit_code::SUCCESS);
     }
     // Collecting writes the rows: only the process holding the job's lock may do it.
-    let lock = match lock_run(&args.db) {
+    let locked = lock_run(&args.db).and_then(|mut lock| {
+        lock.lock_output(&job.output.path)?;
+        Ok(lock)
+    });
+    let lock = match locked {
         Ok(lock) => lock,
         Err(_) => {
             eprintln!("promptmill: another promptmill is attached to this job; it will collect the cancelled batches");
@@ -270,6 +275,8 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
         BatchEnd::Exit(code) => code,
         BatchEnd::FinishLive => exit_code::SUCCESS,
     };
+    // The store first: closing the lock's descriptor of the database would drop SQLite's locks.
+    drop(store);
     drop(lock);
     Ok(if failed > 0 && code == exit_code::SUCCESS {
         exit_code::ERROR

@@ -14,6 +14,7 @@ use crate::error::{exit_code, CheckpointError, ConfigError};
 use crate::estimate::report::dollars;
 use crate::input::{fingerprint_file, RowReader};
 use crate::job::JobRecord;
+use crate::joblock::{lock_run, RunLock};
 use crate::limits::Limits;
 use crate::load::{load, LoadError};
 use crate::output;
@@ -23,7 +24,7 @@ use crate::progress::{self, Baseline, Display};
 use crate::retry::Backoff;
 use crate::secret::ApiKey;
 use crate::stats::Stats;
-use crate::store::{explain, lock_run, writer, RunLock, Store};
+use crate::store::{explain, writer, Store};
 use crate::summary::{CostTotals, Summary};
 
 use super::shell_quote;
@@ -50,12 +51,34 @@ pub fn open_job(cfg: &RunConfig) -> anyhow::Result<(Store, JobRecord, RunLock)> 
             eprintln!("promptmill: {msg}");
         }
     };
-    let lock = lock_run(&cfg.db)?;
-    if cfg.restart {
-        remove_checkpoint(&cfg.db)?;
+    let created = cfg.restart || !cfg.db.exists();
+    let mut lock = lock_run(&cfg.db)?;
+    let opened = (|| {
+        if cfg.restart {
+            remove_checkpoint(&cfg.db)?;
+            lock.renew()?;
+        }
+        let store = Store::open(&cfg.db, true)?;
+        lock.lock_output(&cfg.output.path)?;
+        let job = job_of(store, cfg, &say)?;
+        anyhow::Ok(job)
+    })();
+    match opened {
+        Ok((store, job)) => Ok((store, job, lock)),
+        Err(e) => {
+            // A checkpoint this command made holds nothing worth keeping (the store is closed
+            // by now; the lock goes last).
+            if created {
+                let _ = remove_checkpoint(&cfg.db);
+            }
+            Err(e)
+        }
     }
-    let created = !cfg.db.exists();
-    let mut store = Store::open(&cfg.db, true)?;
+}
+
+/// The job in the checkpoint, checked against the command; or, in a new checkpoint, the job
+/// read from the input.
+fn job_of(mut store: Store, cfg: &RunConfig, say: &dyn Fn(String)) -> anyhow::Result<(Store, JobRecord)> {
     let job = match store.job().map_err(|e| explain(&cfg.db, e))? {
         Some(mut job) => {
             let mut spec = cfg.spec.clone();
@@ -81,19 +104,9 @@ pub fn open_job(cfg: &RunConfig) -> anyhow::Result<(Store, JobRecord, RunLock)> 
             say(format!("resuming the job in {}", cfg.db.display()));
             job
         }
-        None => match read_input(&mut store, cfg) {
-            Ok(job) => job,
-            Err(e) => {
-                drop(store);
-                if created {
-                    let _ = remove_checkpoint(&cfg.db);
-                    let _ = std::fs::remove_file(lock.path());
-                }
-                return Err(e);
-            }
-        },
+        None => read_input(&mut store, cfg)?,
     };
-    Ok((store, job, lock))
+    Ok((store, job))
 }
 
 pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
@@ -101,7 +114,7 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
     if !args.db.exists() {
         anyhow::bail!("{}: no such checkpoint database", args.db.display());
     }
-    let lock = lock_run(&args.db)?;
+    let mut lock = lock_run(&args.db)?;
     let store = Store::open(&args.db, false)?;
     let mut job = store
         .job()
@@ -123,6 +136,7 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
         job.output.format = format;
         changed = true;
     }
+    lock.lock_output(&job.output.path)?;
     if changed {
         store.update_job(&job).map_err(|e| explain(&args.db, e))?;
     }
@@ -194,7 +208,8 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
 }
 
 /// Sends what is pending (in `scope`), then writes the output and the totals. Shared by `run`,
-/// `resume` and the calibration sample. `_lock` is held until the run has written everything.
+/// `resume` and the calibration sample. `_lock` is held until the run has written everything
+/// (a parameter is dropped after every local, the store among them: see `joblock`).
 pub fn execute(
     mut store: Store,
     mut job: JobRecord,

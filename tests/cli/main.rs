@@ -13,6 +13,7 @@ mod faults;
 mod files;
 mod happy;
 mod limits;
+mod onejob;
 mod resume;
 mod secrets;
 mod util;
