@@ -252,16 +252,17 @@ impl RunConfig {
         };
         let output = output_spec(output_path, args.output_format, "--output")?;
         let db = args.db.clone().unwrap_or_else(|| default_db_path(&output.path));
-        let same = |p: &Path| std::fs::canonicalize(p).is_ok_and(|p| p == input);
-        if same(&output.path) {
-            return Err(ConfigError::new("--output", "is the input file; it would be overwritten").into());
-        }
-        if same(&db) {
-            return Err(ConfigError::new("--db", "is the input file; it would be overwritten").into());
-        }
+        let send = SendConfig::from_args(&args.send)?;
+        check_paths(
+            &input,
+            &db,
+            &output.path,
+            send.summary.as_deref(),
+            "--output",
+            "--db",
+        )?;
         let target = Target::from_args(&args)?;
         check_key_present(&target.api_key_env, &target.base_url)?;
-        let send = SendConfig::from_args(&args.send)?;
         Ok(RunConfig {
             input,
             format,
@@ -522,6 +523,41 @@ impl SendConfig {
             drain_timeout: g.drain_timeout.unwrap_or(base.drain_timeout),
         }
     }
+}
+
+/// Refuses paths of a command that name the same file (see `paths`): the input it reads, the
+/// checkpoint, the output, and the `--summary` file; `output_flag` and `db_flag` are how the
+/// command names them.
+pub fn check_paths(
+    input: &Path,
+    db: &Path,
+    output: &Path,
+    summary: Option<&Path>,
+    output_flag: &'static str,
+    db_flag: &'static str,
+) -> Result<(), ConfigError> {
+    use crate::paths::{check_distinct, Use, INPUT};
+    let mut uses = vec![
+        Use {
+            flag: INPUT,
+            path: input,
+        },
+        Use {
+            flag: db_flag,
+            path: db,
+        },
+        Use {
+            flag: output_flag,
+            path: output,
+        },
+    ];
+    if let Some(path) = summary {
+        uses.push(Use {
+            flag: "--summary",
+            path,
+        });
+    }
+    check_distinct(&uses)
 }
 
 /// The checkpoint path for an output path: `out.jsonl` → `out.jsonl.promptmill.db`.

@@ -50,34 +50,35 @@ pub struct Use<'a> {
     pub path: &'a Path,
 }
 
-/// Fails, naming both flags and the path, if two of `uses` are the same file: every path a
-/// command writes must differ from the input and from each other.
+/// The flag name [`check_distinct`] knows the input file by.
+pub const INPUT: &str = "the input";
+
+/// Fails, naming both flags and the paths, if two of `uses` are the same file: every path a
+/// command writes must differ from the input and from each other. The input, when given, comes
+/// first; the error names the later of two uses.
 pub fn check_distinct(uses: &[Use<'_>]) -> Result<(), ConfigError> {
-    for (i, a) in uses.iter().enumerate() {
-        for b in &uses[i + 1..] {
-            if same_file(a.path, b.path) {
-                let (what, other) = if b.flag == "the input" { (a, b) } else { (b, a) };
-                return Err(ConfigError::new(
-                    what.flag,
-                    format!(
-                        "{} is the same file as {} ({}); it would be overwritten. Give each its own path",
-                        what.path.display(),
-                        describe(other),
-                        other.path.display()
-                    ),
-                ));
+    for (i, earlier) in uses.iter().enumerate() {
+        for later in &uses[i + 1..] {
+            if !same_file(earlier.path, later.path) {
+                continue;
             }
+            let message = if earlier.flag == INPUT {
+                format!(
+                    "is the input file ({}); it would be overwritten. Give it a path of its own",
+                    later.path.display()
+                )
+            } else {
+                format!(
+                    "is the same file as {} ({} and {}); one would overwrite the other. Give each a path of its own",
+                    earlier.flag,
+                    later.path.display(),
+                    earlier.path.display()
+                )
+            };
+            return Err(ConfigError::new(later.flag, message));
         }
     }
     Ok(())
-}
-
-fn describe(u: &Use<'_>) -> String {
-    if u.flag.starts_with("--") {
-        format!("the {} path", u.flag)
-    } else {
-        u.flag.to_string()
-    }
 }
 
 #[cfg(test)]
@@ -111,7 +112,7 @@ mod tests {
         std::fs::write(&input, "x").unwrap();
         let err = check_distinct(&[
             Use {
-                flag: "the input",
+                flag: INPUT,
                 path: &input,
             },
             Use {
@@ -125,7 +126,19 @@ mod tests {
         ])
         .unwrap_err()
         .to_string();
-        assert!(err.starts_with("--summary: "), "{err}");
-        assert!(err.contains("is the same file as the input ("), "{err}");
+        assert!(err.starts_with("--summary: is the input file ("), "{err}");
+        let err = check_distinct(&[
+            Use {
+                flag: "--output",
+                path: &input,
+            },
+            Use {
+                flag: "--db",
+                path: &dir.path().join(".").join("p.jsonl"),
+            },
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("--db: is the same file as --output ("), "{err}");
     }
 }

@@ -210,6 +210,14 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
         .map_err(|e| explain(&args.db, e))?
         .ok_or_else(|| CheckpointError::NoJob { db: args.db.clone() })?;
     config::check_key_present(&job.api_key_env, &job.base_url)?;
+    config::check_paths(
+        &job.spec.input,
+        &args.db,
+        &job.output.path,
+        None,
+        "the job's output",
+        "the checkpoint",
+    )?;
     let open: Vec<_> = store.parts()?.into_iter().filter(|p| p.is_open()).collect();
     if open.is_empty() {
         eprintln!("promptmill: {}: the job has no open batches", args.db.display());

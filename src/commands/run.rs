@@ -136,6 +136,14 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
         job.output.format = format;
         changed = true;
     }
+    config::check_paths(
+        &job.spec.input,
+        &args.db,
+        &job.output.path,
+        send.summary.as_deref(),
+        "--output",
+        "the checkpoint",
+    )?;
     lock.lock_output(&job.output.path)?;
     if changed {
         store.update_job(&job).map_err(|e| explain(&args.db, e))?;

@@ -87,3 +87,116 @@ fn a_link_planted_at_the_old_temporary_name_does_not_make_export_overwrite_its_t
     assert_eq!(dir.jsonl("x.jsonl").len(), 5);
     assert_eq!(mode(&dir, "x.jsonl"), 0o600);
 }
+
+/// `run_job` with `extra`, refused before anything is written or sent: exit 1, `message` in the
+/// error, every file as it was, no request at the server.
+fn refused_with_files_unchanged(dir: &Dir, extra: &[&str], message: &str) {
+    let mock = Mock::start(&[]);
+    let before = snapshot(dir);
+    let out = run(run_job(dir, &mock).args(extra));
+    assert_eq!(out.code(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(message),
+        "expected `{message}` in: {}",
+        out.stderr
+    );
+    assert_eq!(snapshot(dir), before, "no file was created, changed or removed");
+    assert_eq!(mock.stats()["requests"], 0, "nothing was sent");
+}
+
+/// Every file in the directory, with its bytes.
+fn snapshot(dir: &Dir) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.root())
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let bytes = std::fs::read(e.path()).unwrap_or_default();
+            (e.file_name().to_string_lossy().into_owned(), bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_summary_that_is_the_input_is_refused() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 3);
+    refused_with_files_unchanged(
+        &dir,
+        &["--summary", "./p.jsonl"],
+        "--summary: is the input file (./p.jsonl); it would be overwritten",
+    );
+}
+
+#[test]
+fn a_summary_that_is_the_checkpoint_is_refused() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 3);
+    let mock = Mock::start(&[]);
+    let first = run(&mut run_job(&dir, &mock));
+    assert_eq!(first.code(), 0, "{}", first.stderr);
+    refused_with_files_unchanged(
+        &dir,
+        &["--summary", "out.jsonl.promptmill.db"],
+        "--summary: is the same file as --db (out.jsonl.promptmill.db and ",
+    );
+    let resume = run(promptmill(&dir).args([
+        "resume",
+        "out.jsonl.promptmill.db",
+        "--summary",
+        "out.jsonl.promptmill.db",
+    ]));
+    assert_eq!(resume.code(), 1, "{}", resume.stderr);
+    assert!(
+        resume
+            .stderr
+            .contains("--summary: is the same file as the checkpoint"),
+        "{}",
+        resume.stderr
+    );
+}
+
+#[test]
+fn a_summary_that_is_the_output_is_refused() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 3);
+    refused_with_files_unchanged(
+        &dir,
+        &["--summary", "out.jsonl"],
+        "--summary: is the same file as --output (out.jsonl and ",
+    );
+}
+
+#[test]
+fn a_hard_link_of_the_input_as_the_output_is_refused() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 3);
+    std::fs::hard_link(dir.path("p.jsonl"), dir.path("out.jsonl")).unwrap();
+    refused_with_files_unchanged(&dir, &[], "--output: is the input file (");
+    // `export` checks its target the same way.
+    std::fs::remove_file(dir.path("out.jsonl")).unwrap();
+    let mock = Mock::start(&[]);
+    assert_eq!(run(&mut run_job(&dir, &mock)).code(), 0);
+    std::fs::hard_link(dir.path("p.jsonl"), dir.path("copy.jsonl")).unwrap();
+    let before = dir.read("p.jsonl");
+    for (target, message) in [
+        ("copy.jsonl", "--output: is the input file ("),
+        (
+            "out.jsonl.promptmill.db",
+            "--output: is the same file as the checkpoint (",
+        ),
+    ] {
+        let export = run(promptmill(&dir).args([
+            "export",
+            "out.jsonl.promptmill.db",
+            "-o",
+            target,
+            "--format",
+            "jsonl",
+        ]));
+        assert_eq!(export.code(), 1, "{}", export.stderr);
+        assert!(export.stderr.contains(message), "{}", export.stderr);
+    }
+    assert_eq!(dir.read("p.jsonl"), before);
+}
