@@ -271,6 +271,11 @@ pub struct SendArgs {
     #[arg(long, value_name = "PATH")]
     pub summary: Option<PathBuf>,
 
+    /// Replace an existing output file that no run or export of this job wrote (without it, such
+    /// a file is refused before anything is sent).
+    #[arg(long)]
+    pub overwrite: bool,
+
     /// Stop sending once the job's cost would exceed this many dollars: each request reserves its
     /// worst case (prompt + max_tokens) before it goes, and settles to its real usage after.
     /// Kept by the job for later runs; 0 removes it.
@@ -396,6 +401,10 @@ pub struct ExportArgs {
     /// jsonl, csv, or openai-batch.
     #[arg(long, value_enum)]
     pub format: Option<OutputFormat>,
+
+    /// Replace an existing file that no run or export of this job wrote.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// A size in bytes: a number, optionally with a unit (KB, MB, GB: powers of 1000; KiB, MiB,

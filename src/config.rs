@@ -50,6 +50,8 @@ pub struct SendConfig {
     given: LimitFlags,
     pub retry_failed: bool,
     pub summary: Option<PathBuf>,
+    /// `--overwrite` (or `--restart`): an existing output this job did not write may be replaced.
+    pub overwrite: bool,
     pub quiet: bool,
     pub verbose: u8,
     /// `--max-cost`, in dollars.
@@ -99,6 +101,7 @@ impl std::fmt::Debug for SendConfig {
             .field("given", &self.given)
             .field("retry_failed", &self.retry_failed)
             .field("summary", &self.summary)
+            .field("overwrite", &self.overwrite)
             .field("quiet", &self.quiet)
             .field("verbose", &self.verbose)
             .finish()
@@ -252,7 +255,9 @@ impl RunConfig {
         };
         let output = output_spec(output_path, args.output_format, "--output")?;
         let db = args.db.clone().unwrap_or_else(|| default_db_path(&output.path));
-        let send = SendConfig::from_args(&args.send)?;
+        let mut send = SendConfig::from_args(&args.send)?;
+        // Starting over replaces the job's output whoever wrote it.
+        send.overwrite |= args.restart;
         check_paths(
             &input,
             &db,
@@ -479,6 +484,7 @@ impl SendConfig {
             },
             retry_failed: args.retry_failed,
             summary: args.summary.clone(),
+            overwrite: args.overwrite,
             quiet: args.quiet,
             verbose: args.verbose,
             max_cost: args.max_cost,

@@ -88,6 +88,7 @@ pub fn execute(
         shell_quote(&db_path.display().to_string())
     );
     output::check_writable(&job.output)?;
+    output::check_replaceable(store, &job.output, send.overwrite)?;
     let before = store.counts().map_err(|e| explain(&db_path, e))?;
     let cost_before = crate::budget::job_cost(store, job)?;
     let api = client(job, headers, job.send.timeout)?;

@@ -20,7 +20,7 @@ pub fn export(args: ExportArgs) -> anyhow::Result<i32> {
         "--output",
         "the checkpoint",
     )?;
-    let written = output::export(&store, &job.columns, &spec)?;
+    let written = output::export(&store, &job.columns, &spec, args.overwrite)?;
     eprintln!(
         "promptmill: wrote {} rows to {}",
         written.rows,

@@ -31,7 +31,7 @@ use super::shell_quote;
 
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let cfg = RunConfig::from_args(args)?;
-    let (store, job, lock) = open_job(&cfg)?;
+    let (store, job, lock) = open_job(&cfg, Scope::All)?;
     execute(store, job, cfg.send, lock, Scope::All)
 }
 
@@ -44,8 +44,9 @@ pub enum Scope {
 }
 
 /// Opens the job's checkpoint for `cfg`, creating it from the input on the first run; checks
-/// that an existing one is this job. Holds the run lock from here on.
-pub fn open_job(cfg: &RunConfig) -> anyhow::Result<(Store, JobRecord, RunLock)> {
+/// that an existing one is this job, and (`Scope::All`) that the output may be replaced. Holds
+/// the run lock from here on.
+pub fn open_job(cfg: &RunConfig, scope: Scope) -> anyhow::Result<(Store, JobRecord, RunLock)> {
     let say = |msg: String| {
         if !cfg.send.quiet {
             eprintln!("promptmill: {msg}");
@@ -60,6 +61,9 @@ pub fn open_job(cfg: &RunConfig) -> anyhow::Result<(Store, JobRecord, RunLock)> 
         }
         let store = Store::open(&cfg.db, true)?;
         lock.lock_output(&cfg.output.path)?;
+        if scope == Scope::All {
+            output::check_replaceable(&store, &cfg.output, cfg.send.overwrite)?;
+        }
         let job = job_of(store, cfg, &say)?;
         anyhow::Ok(job)
     })();
@@ -145,6 +149,8 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
         "the checkpoint",
     )?;
     lock.lock_output(&job.output.path)?;
+    // Before the job records a new output: a refused one is not kept.
+    output::check_replaceable(&store, &job.output, send.overwrite)?;
     if changed {
         store.update_job(&job).map_err(|e| explain(&args.db, e))?;
     }
@@ -283,6 +289,7 @@ pub fn execute(
 
     if scope == Scope::All {
         output::check_writable(&job.output)?;
+        output::check_replaceable(&store, &job.output, send.overwrite)?;
     }
     let url = job.provider.endpoint_url(&job.base_url, job.endpoint)?;
     let run_id = store.start_run().map_err(|e| explain(&db_path, e))?;
@@ -464,7 +471,7 @@ pub(crate) fn write_results(
     let summary_json = serde_json::to_string_pretty(summary)?;
     store.end_run(run_id, &summary.outcome, &summary_json)?;
     if export {
-        output::export(store, &job.columns, &job.output)?;
+        output::export(store, &job.columns, &job.output, send.overwrite)?;
     }
     if let Some(path) = &send.summary {
         crate::files::write(path, format!("{summary_json}\n").as_bytes())?;

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::files;
-use crate::store::{ExportRow, Store};
+use crate::paths;
+use crate::store::{ExportRow, FileStamp, Store};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -74,9 +75,39 @@ pub fn check_writable(spec: &OutputSpec) -> anyhow::Result<()> {
     })
 }
 
+/// Refuses to replace a file at `spec.path` that no run or export of this job wrote, or that
+/// changed since (the checkpoint records each file it wrote: see `store::FileStamp`), unless
+/// `overwrite`.
+pub fn check_replaceable(store: &Store, spec: &OutputSpec, overwrite: bool) -> anyhow::Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(&spec.path) else {
+        return Ok(()); // nothing there
+    };
+    if overwrite {
+        return Ok(());
+    }
+    let ours = match FileStamp::of(&meta) {
+        Some(stamp) if meta.file_type().is_file() => store.wrote(&paths::canonical(&spec.path), stamp)?,
+        _ => false,
+    };
+    if ours {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{} exists and was not written by this job; pass --overwrite to replace it (or choose another -o)",
+        spec.path.display()
+    )
+}
+
 /// Exports every row of `store` to `spec.path`, atomically: into a new file beside it, flushed
-/// to disk, then renamed over it.
-pub fn export(store: &Store, columns: &[String], spec: &OutputSpec) -> anyhow::Result<Written> {
+/// to disk, then renamed over it; records the new file in the checkpoint as the job's. An
+/// existing file there that the job did not write is refused unless `overwrite`.
+pub fn export(
+    store: &Store,
+    columns: &[String],
+    spec: &OutputSpec,
+    overwrite: bool,
+) -> anyhow::Result<Written> {
+    check_replaceable(store, spec, overwrite)?;
     files::remove_stale(&spec.path);
     let tmp = files::temp_for(&spec.path)?;
     let result = (|| -> anyhow::Result<Written> {
@@ -100,7 +131,21 @@ pub fn export(store: &Store, columns: &[String], spec: &OutputSpec) -> anyhow::R
     })();
     match result {
         Ok(written) => {
-            files::persist(tmp, &spec.path)?;
+            let file = files::persist(tmp, &spec.path)?;
+            let recorded = file
+                .metadata()
+                .map_err(anyhow::Error::from)
+                .and_then(|meta| match FileStamp::of(&meta) {
+                    Some(stamp) => store.record_output(&paths::canonical(&spec.path), stamp),
+                    None => Ok(()),
+                });
+            if let Err(e) = recorded {
+                eprintln!(
+                    "promptmill: warning: {}: could not record this file in the checkpoint ({e:#}); \
+                     replacing it later will need --overwrite",
+                    spec.path.display()
+                );
+            }
             Ok(written)
         }
         // Dropping the temporary file removes it.

@@ -10,6 +10,7 @@
 //! process (SIGKILL, panic); a power loss may lose the last commits, never corrupt the file.
 
 mod ingest;
+mod outputs;
 mod parts;
 mod schema;
 pub mod writer;
@@ -26,6 +27,7 @@ use crate::job::JobRecord;
 use crate::limits::InForce;
 
 pub use ingest::{Duplicate, Ingest, NewRow};
+pub use outputs::FileStamp;
 pub use parts::{stage, Candidate, Collected, Collection, Measure, Measured, PartLimits, PartRecord};
 pub use schema::MIGRATIONS;
 

@@ -200,3 +200,130 @@ fn a_hard_link_of_the_input_as_the_output_is_refused() {
     }
     assert_eq!(dir.read("p.jsonl"), before);
 }
+
+const NOT_OURS: &str =
+    "exists and was not written by this job; pass --overwrite to replace it (or choose another -o)";
+
+#[test]
+fn an_existing_output_no_checkpoint_wrote_is_refused_unless_overwrite() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 3);
+    dir.write("out.jsonl", PRECIOUS);
+    refused_with_files_unchanged(&dir, &[], &format!("out.jsonl {NOT_OURS}"));
+    assert!(
+        !dir.exists("out.jsonl.promptmill.db"),
+        "no checkpoint is left behind"
+    );
+    let mock = Mock::start(&[]);
+    let out = run(run_job(&dir, &mock).arg("--overwrite"));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert_eq!(dir.jsonl("out.jsonl").len(), 3);
+    // The job wrote it now: running the same command again needs no flag.
+    let again = run(&mut run_job(&dir, &mock));
+    assert_eq!(again.code(), 0, "{}", again.stderr);
+}
+
+#[test]
+fn restart_may_replace_an_existing_output() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 3);
+    dir.write("out.jsonl", PRECIOUS);
+    let mock = Mock::start(&[]);
+    let out = run(run_job(&dir, &mock).arg("--restart"));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert_eq!(dir.jsonl("out.jsonl").len(), 3);
+}
+
+#[test]
+fn an_output_the_checkpoint_does_not_record_is_refused_on_resume() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 3);
+    let mock = Mock::start(&[]);
+    let first = run(run_job(&dir, &mock).args(["--db", "job.db"]));
+    assert_eq!(first.code(), 0, "{}", first.stderr);
+    dir.write("other.jsonl", PRECIOUS);
+    let resume = run(promptmill(&dir).args(["resume", "job.db", "-o", "other.jsonl"]));
+    assert_eq!(resume.code(), 1, "{}", resume.stderr);
+    assert!(
+        resume.stderr.contains(&format!("other.jsonl {NOT_OURS}")),
+        "{}",
+        resume.stderr
+    );
+    assert_eq!(dir.read("other.jsonl"), PRECIOUS);
+    // The job's own output, replaced behind its back by another file, is not the job's either.
+    std::fs::remove_file(dir.path("out.jsonl")).unwrap();
+    dir.write("out.jsonl", PRECIOUS);
+    let resume = run(promptmill(&dir).args(["resume", "job.db"]));
+    assert_eq!(resume.code(), 1, "{}", resume.stderr);
+    assert_eq!(dir.read("out.jsonl"), PRECIOUS);
+    let resume = run(promptmill(&dir).args(["resume", "job.db", "--overwrite"]));
+    assert_eq!(resume.code(), 0, "{}", resume.stderr);
+    assert_eq!(dir.jsonl("out.jsonl").len(), 3);
+    assert_eq!(
+        dir.read("other.jsonl"),
+        PRECIOUS,
+        "the refused -o was not recorded"
+    );
+}
+
+#[test]
+fn export_replaces_only_its_own_exports_unless_overwrite() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 3);
+    let mock = Mock::start(&[]);
+    assert_eq!(run(&mut run_job(&dir, &mock)).code(), 0);
+    let export = |extra: &[&str]| {
+        run(promptmill(&dir)
+            .args(["export", "out.jsonl.promptmill.db", "-o", "x.jsonl"])
+            .args(extra))
+    };
+    dir.write("x.jsonl", PRECIOUS);
+    let refused = export(&[]);
+    assert_eq!(refused.code(), 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(&format!("x.jsonl {NOT_OURS}")),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(dir.read("x.jsonl"), PRECIOUS);
+    assert_eq!(export(&["--overwrite"]).code(), 0);
+    assert_eq!(dir.jsonl("x.jsonl").len(), 3);
+    let again = export(&[]);
+    assert_eq!(
+        again.code(),
+        0,
+        "an export the job wrote is replaced: {}",
+        again.stderr
+    );
+    // The run's own output may be exported over too.
+    let out = run(promptmill(&dir).args(["export", "out.jsonl.promptmill.db", "-o", "out.jsonl"]));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_link_planted_at_the_output_is_refused_and_replaced_not_followed_with_overwrite() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 3);
+    dir.write("victim", PRECIOUS);
+    std::os::unix::fs::symlink("victim", dir.path("out.jsonl")).unwrap();
+    refused_with_files_unchanged(&dir, &[], NOT_OURS);
+    let mock = Mock::start(&[]);
+    let out = run(run_job(&dir, &mock).arg("--overwrite"));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert_eq!(dir.read("victim"), PRECIOUS);
+    assert!(!dir.path("out.jsonl").is_symlink());
+    std::os::unix::fs::symlink("victim", dir.path("x.jsonl")).unwrap();
+    let export = run(promptmill(&dir).args(["export", "out.jsonl.promptmill.db", "-o", "x.jsonl"]));
+    assert_eq!(export.code(), 1, "{}", export.stderr);
+    let export = run(promptmill(&dir).args([
+        "export",
+        "out.jsonl.promptmill.db",
+        "-o",
+        "x.jsonl",
+        "--overwrite",
+    ]));
+    assert_eq!(export.code(), 0, "{}", export.stderr);
+    assert_eq!(dir.read("victim"), PRECIOUS);
+    assert_eq!(dir.jsonl("x.jsonl").len(), 3);
+}
