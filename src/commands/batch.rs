@@ -266,6 +266,7 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
         eprintln!("promptmill: collect what the batches finished with:\n  {resume_cmd}");
         return Ok(exit_code::SUCCESS);
     }
+    let send = SendConfig::from_args(&crate::cli::SendArgs::default())?;
     // Collecting writes the rows: only the process holding the job's lock may do it.
     let locked = lock_run(&args.db).and_then(|mut lock| {
         lock.lock_output(&job.output.path)?;
@@ -278,15 +279,16 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
             return Ok(exit_code::SUCCESS);
         }
     };
-    let send = SendConfig::from_args(&crate::cli::SendArgs::default())?;
     let headers = job.headers.clone();
-    let code = match execute(&mut store, &job, &send, headers, false, false, None)? {
+    let ended = execute(&mut store, &job, &send, headers, false, false, None);
+    // The store first, on every path: closing the lock's descriptor of the database while the
+    // store is open would drop SQLite's locks on it (see `joblock`).
+    drop(store);
+    drop(lock);
+    let code = match ended? {
         BatchEnd::Exit(code) => code,
         BatchEnd::FinishLive => exit_code::SUCCESS,
     };
-    // The store first: closing the lock's descriptor of the database would drop SQLite's locks.
-    drop(store);
-    drop(lock);
     Ok(if failed > 0 && code == exit_code::SUCCESS {
         exit_code::ERROR
     } else {
