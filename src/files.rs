@@ -35,7 +35,8 @@ fn prefix(path: &Path) -> String {
 }
 
 /// A new, empty file beside `path` (`.NAME.XXXXXX{suffix}`), created exclusively with mode
-/// 0600, removed when dropped unless persisted.
+/// 0600, removed when dropped unless persisted, and `flock`ed while this process has it open
+/// (so that [`remove_stale`] in another process leaves it alone).
 pub fn create_beside(path: &Path, suffix: &str) -> std::io::Result<NamedTempFile> {
     let prefix = prefix(path);
     let mut builder = tempfile::Builder::new();
@@ -45,17 +46,16 @@ pub fn create_beside(path: &Path, suffix: &str) -> std::io::Result<NamedTempFile
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(std::fs::Permissions::from_mode(0o600));
     }
-    builder.tempfile_in(dir_of(path))
-}
-
-/// A temporary file for the contents of `path`, locked while this process writes it (so that
-/// [`remove_stale`] in another process leaves it alone).
-pub fn temp_for(path: &Path) -> anyhow::Result<NamedTempFile> {
-    let tmp = create_beside(path, TEMP_SUFFIX)
-        .with_context(|| format!("could not create a temporary file beside {}", path.display()))?;
+    let tmp = builder.tempfile_in(dir_of(path))?;
     // A lock that cannot be taken only weakens the cleanup of another process's leftovers.
     let _ = tmp.as_file().try_lock();
     Ok(tmp)
+}
+
+/// A temporary file for the contents of `path` (see [`create_beside`]).
+pub fn temp_for(path: &Path) -> anyhow::Result<NamedTempFile> {
+    create_beside(path, TEMP_SUFFIX)
+        .with_context(|| format!("could not create a temporary file beside {}", path.display()))
 }
 
 /// Renames a complete temporary file over `path` (replacing a file or link there, never writing
@@ -81,9 +81,10 @@ pub fn check_creatable(path: &Path) -> std::io::Result<()> {
     create_beside(path, TEMP_SUFFIX)?.close()
 }
 
-/// Removes the temporary files of `path` that a killed process left behind: ours (same owner),
-/// regular files, and not locked by a live writer.
-pub fn remove_stale(path: &Path) {
+/// Removes the files [`create_beside`] made beside `path` whose names end in `suffix` and that
+/// a killed process left behind: ours (same owner), regular files, and not locked by a live
+/// process.
+pub fn remove_stale(path: &Path, suffix: &str) {
     let prefix = prefix(path);
     let Ok(entries) = std::fs::read_dir(dir_of(path)) else {
         return;
@@ -91,12 +92,16 @@ pub fn remove_stale(path: &Path) {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if !(name.starts_with(&prefix) && name.ends_with(TEMP_SUFFIX)) {
+        if !(name.starts_with(&prefix) && name.ends_with(suffix)) {
             continue;
         }
-        // The random part between the prefix and the suffix: six or more plain characters.
-        let middle = &name[prefix.len()..name.len() - TEMP_SUFFIX.len()];
-        if middle.len() < 6 || !middle.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        // Then the random part: six or more plain characters (up to the suffix or a dot).
+        let rest = &name[prefix.len()..];
+        let random = rest.split('.').next().unwrap_or_default();
+        if random.len() < 6
+            || !random.bytes().all(|b| b.is_ascii_alphanumeric())
+            || rest.len() < random.len() + suffix.len()
+        {
             continue;
         }
         if is_stale(&entry.path()) {
@@ -157,10 +162,19 @@ mod tests {
         let live = temp_for(&out).unwrap();
         let other = dir.path().join(".other.jsonl.Ab12Cd.promptmill-tmp");
         std::fs::write(&other, "partial").unwrap();
-        remove_stale(&out);
+        remove_stale(&out, TEMP_SUFFIX);
         assert!(!dead.exists(), "a killed writer's file is removed");
         assert!(live.path().exists(), "a live writer's file is kept");
         assert!(other.exists(), "another target's files are not touched");
+        let db = dir.path().join("job.db");
+        let download = dir.path().join(".job.db.Xy34Zw.part2.download");
+        std::fs::write(&download, "partial").unwrap();
+        let live = create_beside(&db, ".part2.download").unwrap();
+        remove_stale(&db, ".part1.download");
+        assert!(download.exists(), "another part's download is not touched");
+        remove_stale(&db, ".part2.download");
+        assert!(!download.exists());
+        assert!(live.path().exists());
     }
 
     #[cfg(unix)]

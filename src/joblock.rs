@@ -133,6 +133,9 @@ pub fn lock_file_of(output: &Path) -> PathBuf {
     canonical.with_file_name(format!(".{name}.promptmill-lock"))
 }
 
+/// The suffix of a lock file being made, before it is renamed into place.
+const LOCK_TMP_SUFFIX: &str = ".promptmill-lock-tmp";
+
 fn lock_output(output: &Path) -> anyhow::Result<OutputLock> {
     let path = lock_file_of(output);
     let not_writable = |e: std::io::Error| {
@@ -141,11 +144,12 @@ fn lock_output(output: &Path) -> anyhow::Result<OutputLock> {
             output.display()
         )
     };
+    files::remove_stale(&path, LOCK_TMP_SUFFIX);
     let started = humantime::format_rfc3339_seconds(own_start());
     // A few rounds at most: each one loses only to a process that took or dropped the lock
     // in between.
     for _ in 0..5 {
-        let mut mine = files::create_beside(&path, ".promptmill-lock-tmp").map_err(not_writable)?;
+        let mut mine = files::create_beside(&path, LOCK_TMP_SUFFIX).map_err(not_writable)?;
         writeln!(mine, "pid {}, started {started}", std::process::id()).map_err(not_writable)?;
         mine.as_file()
             .try_lock()

@@ -812,6 +812,7 @@ impl<'a, A: BatchApi> Driver<'a, A> {
     /// (`.DB.XXXXXX.partN.download`, see `files`), removed when the returned handle is dropped.
     async fn download(&self, part: i64, id: &str) -> Step<tempfile::NamedTempFile> {
         let suffix = format!(".part{part}.download");
+        crate::files::remove_stale(&self.settings.spool, &suffix);
         let mut tries = 0;
         loop {
             tries += 1;

@@ -82,6 +82,12 @@ pub fn check_replaceable(store: &Store, spec: &OutputSpec, overwrite: bool) -> a
     let Ok(meta) = std::fs::symlink_metadata(&spec.path) else {
         return Ok(()); // nothing there
     };
+    if meta.is_dir() {
+        anyhow::bail!(
+            "{}: is a directory; give --output a file's path",
+            spec.path.display()
+        );
+    }
     if overwrite {
         return Ok(());
     }
@@ -108,7 +114,7 @@ pub fn export(
     overwrite: bool,
 ) -> anyhow::Result<Written> {
     check_replaceable(store, spec, overwrite)?;
-    files::remove_stale(&spec.path);
+    files::remove_stale(&spec.path, files::TEMP_SUFFIX);
     let tmp = files::temp_for(&spec.path)?;
     let result = (|| -> anyhow::Result<Written> {
         let out = BufWriter::with_capacity(1 << 20, tmp.as_file().try_clone()?);
