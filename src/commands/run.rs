@@ -54,11 +54,12 @@ pub fn open_job(cfg: &RunConfig, scope: Scope) -> anyhow::Result<(Store, JobReco
     };
     let created = cfg.restart || !cfg.db.exists();
     let mut lock = lock_run(&cfg.db)?;
+    if cfg.restart {
+        remove_checkpoint(&cfg.db)?;
+        // Failing here, the checkpoint at the path (if any) is another process's: left alone.
+        lock.renew()?;
+    }
     let opened = (|| {
-        if cfg.restart {
-            remove_checkpoint(&cfg.db)?;
-            lock.renew()?;
-        }
         let store = Store::open(&cfg.db, true)?;
         lock.lock_output(&cfg.output.path)?;
         if scope == Scope::All {
