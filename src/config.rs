@@ -255,19 +255,19 @@ impl RunConfig {
         };
         let output = output_spec(output_path, args.output_format, "--output")?;
         let db = args.db.clone().unwrap_or_else(|| default_db_path(&output.path));
-        let mut send = SendConfig::from_args(&args.send)?;
-        // Starting over replaces the job's output whoever wrote it.
-        send.overwrite |= args.restart;
         check_paths(
             &input,
             &db,
             &output.path,
-            send.summary.as_deref(),
+            args.send.summary.as_deref(),
             "--output",
             "--db",
         )?;
         let target = Target::from_args(&args)?;
         check_key_present(&target.api_key_env, &target.base_url)?;
+        let mut send = SendConfig::from_args(&args.send)?;
+        // Starting over replaces the job's output whoever wrote it.
+        send.overwrite |= args.restart;
         Ok(RunConfig {
             input,
             format,
