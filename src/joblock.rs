@@ -100,7 +100,8 @@ fn open_db(db: &Path) -> anyhow::Result<File> {
             db.display()
         )
     };
-    loop {
+    // Twice at most: a second `AlreadyExists` after `NotFound` is a link to nowhere, not a race.
+    for _ in 0..2 {
         match File::open(db) {
             Ok(file) => return Ok(file),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -121,6 +122,10 @@ fn open_db(db: &Path) -> anyhow::Result<File> {
             Err(e) => return Err(cannot(e)),
         }
     }
+    anyhow::bail!(
+        "{}: is a symbolic link to a file that does not exist; remove it or give --db another path",
+        db.display()
+    )
 }
 
 /// Where the lock file of `output` is: beside it, in its canonical directory.
@@ -279,6 +284,20 @@ mod tests {
         assert!(err.contains("another promptmill"), "{err}");
         drop(first);
         lock_run(&db).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_dangling_link_at_the_checkpoint_is_an_error_not_a_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("x.db");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &db).unwrap();
+        let err = lock_run(&db).unwrap_err().to_string();
+        assert!(
+            err.contains("is a symbolic link to a file that does not exist"),
+            "{err}"
+        );
+        assert!(!dir.path().join("nowhere").exists(), "the link was not followed");
     }
 
     #[test]
