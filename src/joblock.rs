@@ -58,10 +58,7 @@ pub fn lock_run(db: &Path) -> anyhow::Result<RunLock> {
             db: db.to_path_buf(),
             output: None,
         }),
-        Err(TryLockError::WouldBlock) => {
-            let holder = flock_holder(&file);
-            anyhow::bail!("{}: {}", db.display(), running(holder.as_deref()))
-        }
+        Err(TryLockError::WouldBlock) => Err(Busy::new(db, flock_holder(&file)).into()),
         Err(TryLockError::Error(e)) => anyhow::bail!("{}: cannot lock the checkpoint: {e}", db.display()),
     }
 }
@@ -84,13 +81,29 @@ impl RunLock {
     }
 }
 
-/// The message for a job another process runs; `holder`: "pid N, started T" when known.
-fn running(holder: Option<&str>) -> String {
-    let who = match holder {
+/// Another process runs the job: found at `path` (the checkpoint, or the output it writes);
+/// `holder` is "pid N, started T" when known.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {} is running this job; wait for it to finish (or stop it) before running it again", .path.display(), who(.holder.as_deref()))]
+pub struct Busy {
+    pub path: PathBuf,
+    pub holder: Option<String>,
+}
+
+impl Busy {
+    fn new(path: &Path, holder: Option<String>) -> Busy {
+        Busy {
+            path: path.to_path_buf(),
+            holder,
+        }
+    }
+}
+
+fn who(holder: Option<&str>) -> String {
+    match holder {
         Some(h) => format!("another promptmill ({h})"),
         None => "another promptmill".to_string(),
-    };
-    format!("{who} is running this job; wait for it to finish (or stop it) before running it again")
+    }
 }
 
 fn open_db(db: &Path) -> anyhow::Result<File> {
@@ -172,7 +185,7 @@ fn lock_output(output: &Path) -> anyhow::Result<OutputLock> {
         match theirs.try_lock() {
             Err(TryLockError::WouldBlock) => {
                 let holder = read_holder(theirs);
-                anyhow::bail!("{}: {}", output.display(), running(holder.as_deref()))
+                return Err(Busy::new(output, holder).into());
             }
             Err(TryLockError::Error(e)) => anyhow::bail!("{}: cannot lock: {e}", path.display()),
             // Its holder is gone. Replace it, unless another process did so first.
@@ -183,7 +196,7 @@ fn lock_output(output: &Path) -> anyhow::Result<OutputLock> {
             Ok(()) => continue,
         }
     }
-    anyhow::bail!("{}: {}", output.display(), running(None))
+    Err(Busy::new(output, None).into())
 }
 
 fn read_holder(mut file: File) -> Option<String> {

@@ -274,6 +274,7 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
     });
     let lock = match locked {
         Ok(lock) => lock,
+        Err(e) if e.downcast_ref::<crate::joblock::Busy>().is_none() => return Err(e),
         Err(_) => {
             eprintln!("promptmill: another promptmill is attached to this job; it will collect the cancelled batches");
             return Ok(exit_code::SUCCESS);
