@@ -109,6 +109,7 @@ const NOT_FOR_ESTIMATE: &[&str] = &[
     "finish_live",
     "batch_max_enqueued_tokens",
     "limit",
+    "overwrite",
 ];
 
 /// Parses the command line, or prints clap's message (with the closest flag as its tip) and
@@ -426,6 +427,12 @@ pub struct SendArgs {
     #[arg(long, value_name = "PATH", help_heading = OUTPUT)]
     pub summary: Option<PathBuf>,
 
+    /// Replace an existing output that this job did not write.
+    ///
+    /// Without it, such a file is refused before anything is sent.
+    #[arg(long, help_heading = OUTPUT)]
+    pub overwrite: bool,
+
     /// Stop sending once the job's cost would exceed this many dollars.
     ///
     /// Each request reserves its worst case (prompt + max_tokens) before it goes, and settles to
@@ -589,6 +596,10 @@ pub struct ExportArgs {
     /// `--output-format` and `--format` is the input's format there.
     #[arg(long, value_enum, value_name = "FORMAT", alias = "format")]
     pub output_format: Option<OutputFormat>,
+
+    /// Replace an existing file that no run or export of this job wrote.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 #[derive(Debug, Args)]

@@ -58,6 +58,8 @@ pub struct SendConfig {
     given: LimitFlags,
     pub retry_failed: bool,
     pub summary: Option<PathBuf>,
+    /// `--overwrite` (or `--restart`): an existing output this job did not write may be replaced.
+    pub overwrite: bool,
     pub quiet: bool,
     pub verbose: u8,
     /// `--max-cost`, in dollars.
@@ -114,6 +116,7 @@ impl std::fmt::Debug for SendConfig {
             .field("given", &self.given)
             .field("retry_failed", &self.retry_failed)
             .field("summary", &self.summary)
+            .field("overwrite", &self.overwrite)
             .field("quiet", &self.quiet)
             .field("verbose", &self.verbose)
             .finish()
@@ -296,16 +299,18 @@ impl RunConfig {
             }
             None => default_db_path(&output.path),
         };
-        let same =
-            |p: &Path| !crate::input::is_stdin(&input) && std::fs::canonicalize(p).is_ok_and(|p| p == input);
-        if !output.is_stdout() && same(&output.path) {
-            return Err(ConfigError::new("--output", "is the input file; it would be overwritten").into());
-        }
-        if same(&db) {
-            return Err(ConfigError::new("--db", "is the input file; it would be overwritten").into());
-        }
+        check_paths(
+            &input,
+            &db,
+            &output.path,
+            args.send.summary.as_deref(),
+            "--output",
+            "--db",
+        )?;
         let target = Target::from_args(&args)?;
-        let send = SendConfig::from_args(&args.send)?;
+        let mut send = SendConfig::from_args(&args.send)?;
+        // Starting over replaces the job's output whoever wrote it.
+        send.overwrite |= args.restart;
         check_plain_http(&target.base_url, send.allow_http)?;
         check_key_present(&target.api_key_env, &target.base_url)?;
         Ok(RunConfig {
@@ -543,6 +548,7 @@ impl SendConfig {
             },
             retry_failed: args.retry_failed,
             summary: args.summary.clone(),
+            overwrite: args.overwrite,
             quiet: args.quiet,
             verbose: args.verbose,
             max_cost: args.max_cost,
@@ -598,6 +604,43 @@ fn check_stdin_piped() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Refuses paths of a command that name the same file (see `paths`): the input it reads, the
+/// checkpoint, the output, and the `--summary` file; `output_flag` and `db_flag` are how the
+/// command names them.
+pub fn check_paths(
+    input: &Path,
+    db: &Path,
+    output: &Path,
+    summary: Option<&Path>,
+    output_flag: &'static str,
+    db_flag: &'static str,
+) -> Result<(), ConfigError> {
+    use crate::paths::{check_distinct, Use, INPUT};
+    let mut uses = vec![
+        Use {
+            flag: INPUT,
+            path: input,
+        },
+        Use {
+            flag: db_flag,
+            path: db,
+        },
+        Use {
+            flag: output_flag,
+            path: output,
+        },
+    ];
+    if let Some(path) = summary {
+        uses.push(Use {
+            flag: "--summary",
+            path,
+        });
+    }
+    // Standard input and output (`-`) are no files: nothing to collide with.
+    uses.retain(|u| u.path != Path::new(crate::input::STDIN));
+    check_distinct(&uses)
 }
 
 /// The checkpoint path for an output path: `out.jsonl` → `out.jsonl.promptmill.db`.

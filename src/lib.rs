@@ -20,6 +20,9 @@
 //! - [`tokens`] counts prompt tokens as OpenAI does; [`models`] knows context windows and prices;
 //!   [`estimate`] is the dry run; [`budget`] keeps a run's money; [`stats`], [`progress`] and [`summary`]
 //!   report; [`shutdown`] turns signals into a clean stop; [`output`] exports results.
+//! - [`files`] creates every file written for the user (exclusively, mode 0600, renamed into
+//!   place); [`paths`] tells whether two paths are the same file; [`joblock`] keeps one process
+//!   per job (a lock on the checkpoint file and one beside the output).
 //! - [`mock`] is a local OpenAI-compatible server for rehearsals, tests and benchmarks.
 //! - [`secret`] keeps the API key out of every output; [`error`] names what went wrong and
 //!   the exit codes.
@@ -33,13 +36,16 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod estimate;
+pub mod files;
 pub mod input;
 pub mod job;
+pub mod joblock;
 pub mod limits;
 pub mod load;
 pub mod mock;
 pub mod models;
 pub mod output;
+pub mod paths;
 pub mod pipeline;
 pub mod prepare;
 pub mod profile;

@@ -770,8 +770,9 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         }
         let mut collection = self.store.collect(part)?;
         let mut unreadable = 0u64;
-        for path in &spooled {
-            unreadable += super::results::read(path, &mut collection, endpoint, self.settings.max_line)?;
+        for spool in &spooled {
+            unreadable +=
+                super::results::read(spool.path(), &mut collection, endpoint, self.settings.max_line)?;
         }
         let reason = missing_reason(batch);
         let counts = collection.finish(&reason)?;
@@ -779,9 +780,8 @@ impl<'a, A: BatchApi> Driver<'a, A> {
             *done += counts.done;
             *failed += counts.failed + counts.missing;
         }
-        for path in &spooled {
-            let _ = std::fs::remove_file(path);
-        }
+        // The spooled downloads are removed.
+        drop(spooled);
         if unreadable > 0 {
             self.say(format!(
                 "batch {part}: {unreadable} lines of its result files could not be read"
@@ -808,23 +808,23 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         Ok(())
     }
 
-    /// Spools file `id` to disk next to the checkpoint.
-    async fn download(&self, part: i64, id: &str) -> Step<PathBuf> {
-        // The id comes from the server: only its plain characters go into a file name.
-        let safe: String = id
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-            .take(64)
-            .collect();
-        let mut path = self.settings.spool.clone().into_os_string();
-        path.push(format!(".part{part}.{safe}.download"));
-        let path = PathBuf::from(path);
+    /// Spools file `id` to disk next to the checkpoint, in a file of its own
+    /// (`.DB.XXXXXX.partN.download`, see `files`), removed when the returned handle is dropped.
+    async fn download(&self, part: i64, id: &str) -> Step<tempfile::NamedTempFile> {
+        let suffix = format!(".part{part}.download");
+        crate::files::remove_stale(&self.settings.spool, &suffix);
         let mut tries = 0;
         loop {
             tries += 1;
             self.count_call(tries > 1);
-            let _ = std::fs::remove_file(&path);
-            let mut out = std::io::BufWriter::new(crate::store::create_private_file(&path)?);
+            let spool = crate::files::create_beside(&self.settings.spool, &suffix).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: cannot create a file for the download beside the checkpoint: {e}",
+                    self.settings.spool.display()
+                )
+            })?;
+            let path = spool.path().to_path_buf();
+            let mut out = std::io::BufWriter::new(spool.as_file());
             let result = self
                 .api
                 .download(id, |chunk| {
@@ -836,12 +836,13 @@ impl<'a, A: BatchApi> Driver<'a, A> {
                 out.flush()
                     .map_err(|e| anyhow::anyhow!("{}: cannot write the download: {e}", path.display()))
             });
+            drop(out);
             match result {
-                Ok(()) => return Ok(path),
+                Ok(()) => return Ok(spool),
                 Err(e) => {
+                    // Dropping `spool` removes the partial download.
                     let transient = e.downcast_ref::<ApiError>().is_some_and(ApiError::is_transient);
                     if !transient || tries >= MAX_TRIES {
-                        let _ = std::fs::remove_file(&path);
                         return Err(e.into());
                     }
                     let wait = Backoff::default().delay(tries, None, false, &mut rand::rng());

@@ -14,6 +14,7 @@ use crate::error::{exit_code, CheckpointError, ConfigError};
 use crate::estimate::report::dollars;
 use crate::input::{fingerprint_file, is_stdin, RowReader};
 use crate::job::JobRecord;
+use crate::joblock::{lock_run, RunLock};
 use crate::limits::Limits;
 use crate::load::{compare, load, InputChange, Known, LoadError};
 use crate::output;
@@ -24,14 +25,14 @@ use crate::progress::{self, Baseline, Display};
 use crate::retry::Backoff;
 use crate::secret::ApiKey;
 use crate::stats::Stats;
-use crate::store::{explain, lock_run, writer, RunLock, Store};
+use crate::store::{explain, writer, Store};
 use crate::summary::{CostTotals, Summary};
 
 use super::shell_quote;
 
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let cfg = RunConfig::from_args(args)?;
-    let (store, job, lock) = open_job(&cfg)?;
+    let (store, job, lock) = open_job(&cfg, Scope::All)?;
     execute(store, job, cfg.send, lock, Scope::All)
 }
 
@@ -44,19 +45,46 @@ pub enum Scope {
 }
 
 /// Opens the job's checkpoint for `cfg`, creating it from the input on the first run; checks
-/// that an existing one is this job. Holds the run lock from here on.
-pub fn open_job(cfg: &RunConfig) -> anyhow::Result<(Store, JobRecord, RunLock)> {
+/// that an existing one is this job, and (`Scope::All`) that the output may be replaced. Holds
+/// the run lock from here on.
+pub fn open_job(cfg: &RunConfig, scope: Scope) -> anyhow::Result<(Store, JobRecord, RunLock)> {
     let say = |msg: String| {
         if !cfg.send.quiet {
             eprintln!("promptmill: {msg}");
         }
     };
-    let lock = lock_run(&cfg.db)?;
+    let created = cfg.restart || !cfg.db.exists();
+    let mut lock = lock_run(&cfg.db)?;
     if cfg.restart {
         remove_checkpoint(&cfg.db)?;
+        // Failing here, the checkpoint at the path (if any) is another process's: left alone.
+        lock.renew()?;
     }
-    let created = !cfg.db.exists();
-    let mut store = Store::open(&cfg.db, true)?;
+    let opened = (|| {
+        let store = Store::open(&cfg.db, true)?;
+        lock.lock_output(&cfg.output.path)?;
+        if scope == Scope::All {
+            output::check_replaceable(&store, &cfg.output, cfg.send.overwrite)?;
+        }
+        let job = job_of(store, cfg, &say)?;
+        anyhow::Ok(job)
+    })();
+    match opened {
+        Ok((store, job)) => Ok((store, job, lock)),
+        Err(e) => {
+            // A checkpoint this command made holds nothing worth keeping (the store is closed
+            // by now; the lock goes last).
+            if created {
+                let _ = remove_checkpoint(&cfg.db);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The job in the checkpoint, checked against the command; or, in a new checkpoint, the job
+/// read from the input.
+fn job_of(mut store: Store, cfg: &RunConfig, say: &dyn Fn(String)) -> anyhow::Result<(Store, JobRecord)> {
     let job = match store.job().map_err(|e| explain(&cfg.db, e))? {
         Some(mut job) => {
             // The settings first, as if the contents were the same; then the contents.
@@ -108,23 +136,14 @@ pub fn open_job(cfg: &RunConfig) -> anyhow::Result<(Store, JobRecord, RunLock)> 
             say(format!("resuming the job in {}", cfg.db.display()));
             job
         }
-        None => match read_input(&mut store, cfg) {
+        None => {
             // As stored, without credential-like query parameters; this run has them.
-            Ok(mut job) => {
-                job.set_base_url(cfg.base_url.clone());
-                job
-            }
-            Err(e) => {
-                drop(store);
-                if created {
-                    let _ = remove_checkpoint(&cfg.db);
-                    let _ = std::fs::remove_file(lock.path());
-                }
-                return Err(e);
-            }
-        },
+            let mut job = read_input(&mut store, cfg)?;
+            job.set_base_url(cfg.base_url.clone());
+            job
+        }
     };
-    Ok((store, job, lock))
+    Ok((store, job))
 }
 
 pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
@@ -132,7 +151,7 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
     if !args.db.exists() {
         anyhow::bail!("{}: no such checkpoint database", args.db.display());
     }
-    let lock = lock_run(&args.db)?;
+    let mut lock = lock_run(&args.db)?;
     let store = Store::open(&args.db, false)?;
     let mut job = store
         .job()
@@ -157,6 +176,17 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
         job.output.format = format;
         changed = true;
     }
+    config::check_paths(
+        &job.spec.input,
+        &args.db,
+        &job.output.path,
+        send.summary.as_deref(),
+        "--output",
+        "the checkpoint",
+    )?;
+    lock.lock_output(&job.output.path)?;
+    // Before the job records a new output: a refused one is not kept.
+    output::check_replaceable(&store, &job.output, send.overwrite)?;
     if changed {
         store.update_job(&job).map_err(|e| explain(&args.db, e))?;
     }
@@ -289,7 +319,8 @@ fn read_appended(
 }
 
 /// Sends what is pending (in `scope`), then writes the output and the totals. Shared by `run`,
-/// `resume` and the calibration sample. `_lock` is held until the run has written everything.
+/// `resume` and the calibration sample. `_lock` is held until the run has written everything
+/// (a parameter is dropped after every local, the store among them: see `joblock`).
 pub fn execute(
     mut store: Store,
     mut job: JobRecord,
@@ -368,6 +399,7 @@ pub fn execute(
 
     if scope == Scope::All {
         output::check_writable(&job.output)?;
+        output::check_replaceable(&store, &job.output, send.overwrite)?;
     }
     let url = job.provider.endpoint_url(&job.base_url, job.endpoint)?;
     // The endpoint as messages show it (credential-like query values redacted).
@@ -572,13 +604,10 @@ pub(crate) fn write_results(
     let summary_json = serde_json::to_string_pretty(summary)?;
     store.end_run(run_id, &summary.outcome, &summary_json)?;
     if export {
-        output::export(store, &job.output_columns(), &job.output)?;
+        output::export(store, &job.output_columns(), &job.output, send.overwrite)?;
     }
     if let Some(path) = &send.summary {
-        use std::io::Write;
-        let mut f = output::create_private(path)?;
-        f.write_all(summary_json.as_bytes())?;
-        f.write_all(b"\n")?;
+        crate::files::write(path, format!("{summary_json}\n").as_bytes())?;
     }
     if !send.quiet {
         eprintln!("{summary}");

@@ -162,7 +162,7 @@ fn the_key_is_in_no_byte_written_through_kills_faults_and_refusals() {
             "out.jsonl.promptmill.db",
             "out.jsonl.promptmill.db-wal",
             "out.jsonl.promptmill.db-shm",
-            "out.jsonl.promptmill.db.lock",
+            ".out.jsonl.promptmill-lock",
         ],
     );
     assert_nowhere(dir.root(), &[], key);
