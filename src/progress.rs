@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
+use crate::budget::Costing;
 use crate::stats::Stats;
 
 /// How progress is shown.
@@ -36,28 +37,24 @@ impl Display {
 }
 
 /// Where the job stood when this run started.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Baseline {
     pub total: u64,
     /// Rows settled (done, failed, skipped) before this run.
     pub settled: u64,
     pub tokens: u64,
-    /// Dollars the job had spent, when its model's price is known (the display then shows the
-    /// money spent so far, and the budget when there is one).
-    pub cost: Option<f64>,
-    pub budget: Option<f64>,
+    /// The run's ledger, when the job's models are priced: the display shows what the job has
+    /// spent, what requests on the wire hold, and the budget when there is one.
+    pub money: Option<Arc<Costing>>,
 }
 
 impl Baseline {
-    /// ", $0.042 spent" (", $0.042 of $1.00 spent" with a budget), or nothing when unpriced.
-    fn money(&self, s: &crate::stats::Snapshot) -> String {
-        let Some(before) = self.cost else {
-            return String::new();
-        };
-        let spent = crate::estimate::report::dollars(before + s.cost_nanos as f64 / 1e9);
-        match self.budget {
-            Some(b) => format!(", {spent} of {} spent", crate::estimate::report::dollars(b)),
-            None => format!(", {spent} spent"),
+    /// ", $0.042 spent" (", $0.042 spent of $1.00 ($0.958 left)" with a budget), or nothing
+    /// when unpriced.
+    fn money(&self) -> String {
+        match &self.money {
+            Some(c) => format!(", {}", c.spend().describe()),
+            None => String::new(),
         }
     }
 }
@@ -110,7 +107,7 @@ async fn bar(stats: Arc<Stats>, base: Baseline, stopping: CancellationToken, don
         bar.set_message(format!(
             "{rate:.1} rows/s  {} tokens{}  {} in flight  {} retries  {} × 429  {} failed  (limits: {})",
             base.tokens + s.total_tokens,
-            base.money(&s),
+            base.money(),
             s.in_flight,
             s.retries,
             s.http_429,
@@ -148,7 +145,7 @@ async fn lines(stats: Arc<Stats>, base: Baseline, done: CancellationToken, every
             base.total,
             100.0 * settled as f64 / base.total.max(1) as f64,
             base.tokens + s.total_tokens,
-            base.money(&s),
+            base.money(),
             s.in_flight,
             s.retries,
             s.http_429,

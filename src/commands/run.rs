@@ -249,7 +249,8 @@ pub fn execute(
             }
         }
     }
-    let job_cost = costing.active().then(|| costing.spent_total());
+    let costing = Arc::new(costing);
+    let priced = costing.active();
     if scope == Scope::Sample {
         store.claim_sample_only();
     }
@@ -297,8 +298,7 @@ pub fn execute(
                 total: before.total,
                 settled: before.done + before.failed + before.invalid,
                 tokens: before.total_tokens,
-                cost: job_cost,
-                budget: job.max_cost,
+                money: priced.then(|| Arc::clone(&costing)),
             },
             control.stop.clone(),
             display_done.clone(),
@@ -317,7 +317,7 @@ pub fn execute(
             },
             Arc::clone(&stats),
             Arc::clone(&control),
-            costing,
+            Arc::clone(&costing),
         ));
         pipeline.run(handle).await;
         display_done.cancel();
@@ -346,12 +346,12 @@ pub fn execute(
         None => ("finished", exit_code::SUCCESS),
     };
     let snapshot = stats.snapshot();
-    let cost = job_cost.map(|_| CostTotals {
-        job: crate::budget::job_cost(&store, &job)
-            .ok()
-            .flatten()
-            .unwrap_or(0.0),
-        run: snapshot.cost_nanos as f64 / 1e9,
+    // The ledger, now that every request has settled: the summary and the stop message print
+    // the same amounts.
+    let spend = costing.spend();
+    let cost = priced.then(|| CostTotals {
+        job: spend.total(),
+        run: spend.run,
         budget: job.max_cost,
     });
     let summary = Summary::new(
@@ -376,11 +376,14 @@ pub fn execute(
         Some(StopReason::Quota { message }) => eprintln!("{}", out_of_quota(message, &resume_cmd)),
         Some(StopReason::Checkpoint(e)) => eprintln!("promptmill: {}: {e}", db_path.display()),
         Some(StopReason::Interrupted) => eprintln!("promptmill: interrupted; resume with:\n  {resume_cmd}"),
-        Some(StopReason::Budget { limit, spent }) => eprintln!(
-            "promptmill: stopped at the --max-cost budget: {} spent of {} (the job so far); {} rows remain.\n\
+        Some(StopReason::Budget { limit, needed }) => eprintln!(
+            "promptmill: stopped at the --max-cost budget: {} spent of {} (the job so far); the next \
+             request may cost up to {}, more than the {} left; {} rows remain.\n\
              Resume with a larger budget:\n  {resume_cmd} --max-cost AMOUNT",
-            dollars(*spent),
+            dollars(spend.total()),
             dollars(*limit),
+            dollars(*needed),
+            dollars(spend.remaining().unwrap_or(0.0)),
             after.pending + after.in_flight
         ),
         None if code == exit_code::ROWS_FAILED => {

@@ -57,9 +57,9 @@ pub enum StopReason {
     Quota { message: String },
     /// The checkpoint could not be written.
     Checkpoint(String),
-    /// The next request's worst case would take the job over its `--max-cost` budget; `spent`
-    /// is the job's total when dispatch stopped.
-    Budget { limit: f64, spent: f64 },
+    /// The next request's worst case would take the job over its `--max-cost` budget, whatever
+    /// the requests on the wire cost. What was spent is read from the ledger once they settled.
+    Budget { limit: f64, needed: f64 },
 }
 
 /// Stop signals shared by everything in a run.
@@ -127,8 +127,9 @@ pub struct Pipeline<T> {
     pub settings: PipelineSettings,
     pub stats: Arc<Stats>,
     pub control: Arc<Control>,
-    /// Prices and the budget: reserve before each attempt, settle after.
-    pub costing: Costing,
+    /// Prices and the budget: reserve before each attempt, settle after. Shared with the
+    /// progress display and read by the run's summary once the pipeline is done.
+    pub costing: Arc<Costing>,
 }
 
 impl<T: Transport> Pipeline<T> {
@@ -140,7 +141,7 @@ impl<T: Transport> Pipeline<T> {
         settings: PipelineSettings,
         stats: Arc<Stats>,
         control: Arc<Control>,
-        costing: Costing,
+        costing: Arc<Costing>,
     ) -> Pipeline<T> {
         let window = Window::new(settings.concurrency, limits.learns());
         let pipeline = Pipeline {
@@ -286,12 +287,17 @@ impl<T: Transport> Pipeline<T> {
             }
             let reservation = match &priced {
                 Some((None, model)) => Some(self.costing.track(model)),
-                Some((Some(cost), model)) => match self.costing.reserve(model, cost) {
+                // Waits while it fits only once the requests on the wire settle.
+                Some((Some(cost), model)) => match tokio::select! {
+                    biased;
+                    _ = control.stop.cancelled() => break OutcomeKind::Unfinished,
+                    r = self.costing.reserve(model, cost) => r,
+                } {
                     Ok(r) => Some(r),
                     Err(over) => {
                         control.stop(StopReason::Budget {
                             limit: over.limit,
-                            spent: over.spent,
+                            needed: over.needed,
                         });
                         break OutcomeKind::Unfinished;
                     }
