@@ -226,6 +226,9 @@ pub fn execute(
     let mut costing = price_job(&store, &mut job, &send).map_err(|e| explain(&db_path, e))?;
     if scope == Scope::All {
         job.batch = send.batch(Some(&job.batch));
+        if !send.quiet {
+            warn_unknown_models(&job);
+        }
     }
     store.update_job(&job).map_err(|e| explain(&db_path, e))?;
     // A job in batch mode, or one with batches still open, goes through the Batch API; what
@@ -484,6 +487,22 @@ fn price_job(store: &Store, job: &mut JobRecord, send: &SendConfig) -> anyhow::R
         }
     }
     Ok(costing)
+}
+
+/// Says, before anything is sent, which of the job's models are unknown (tokens approximated,
+/// no price, so no cost in the totals), and which known model a misspelt one probably means.
+fn warn_unknown_models(job: &JobRecord) {
+    for (model, info) in &job.models {
+        if model.is_empty() {
+            continue;
+        }
+        let t = crate::tokens::Tokenizer::for_model(model);
+        if let Some(note) =
+            crate::models::unknown_model_note(model, t.encoding(), t.exact(), info.prices.is_some())
+        {
+            eprintln!("promptmill: {note}");
+        }
+    }
 }
 
 /// Splits `--header`s into those safe to store and the names of those withheld as credentials.

@@ -79,6 +79,13 @@ pub struct ModelReport {
     pub cost_batch: Option<Cost>,
     /// Why there is no cost, when there is none.
     pub cost_unknown: Option<String>,
+    /// What the user should know when the model is unknown (tokens approximated, no price),
+    /// with the known model it probably means.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown_model: Option<String>,
+    /// The known model the name is probably a misspelling of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub did_you_mean: Option<&'static str>,
 }
 
 /// How long the live run takes under each limit; the largest binds.
@@ -288,6 +295,17 @@ fn model_report(
         prices,
         price_source: info.source.as_ref().map(|s| s.to_string()),
         cost_unknown: prices.is_none().then(|| unknown_price(model)),
+        unknown_model: (!model.is_empty())
+            .then(|| {
+                crate::models::unknown_model_note(
+                    model,
+                    tokenizer.encoding(),
+                    tokenizer.exact(),
+                    prices.is_some(),
+                )
+            })
+            .flatten(),
+        did_you_mean: crate::models::did_you_mean(model),
         cost_live,
         cost_batch,
     }
@@ -390,6 +408,9 @@ impl fmt::Display for Report {
                 )
             };
             writeln!(f, "  model       {name}: {} rows ({exact})", thousands(m.rows))?;
+            if let Some(note) = &m.unknown_model {
+                writeln!(f, "    note        {note}")?;
+            }
             let p = &m.prompt_tokens;
             writeln!(
                 f,

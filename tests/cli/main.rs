@@ -15,4 +15,5 @@ mod limits;
 mod resume;
 mod secrets;
 mod spend;
+mod unknown_model;
 mod util;
