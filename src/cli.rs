@@ -283,6 +283,15 @@ pub struct SendArgs {
     #[command(flatten)]
     pub batch: BatchArgs,
 
+    /// Before a new job's first request, after the line with its cost ceiling, ask "Send? [y/N]"
+    /// on the terminal. Refused when standard input is not a terminal (it never waits on a pipe).
+    #[arg(long)]
+    pub confirm: bool,
+
+    /// How often the plain progress line is printed off a terminal (or with TERM=dumb).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, hide = true)]
+    pub progress_interval: Option<Duration>,
+
     /// No progress display and no summary table (errors are still printed).
     #[arg(short, long)]
     pub quiet: bool,

@@ -229,6 +229,20 @@ pub fn execute(
         if !send.quiet {
             warn_unknown_models(&job);
         }
+        let started = before.done + before.failed + before.batched > 0 || store.has_open_parts()?;
+        if (send.confirm || !send.quiet) && before.pending > 0 && !started {
+            let batch = job.batch.mode == Mode::Batch;
+            let ceiling = crate::ceiling::of_pending(&store, &job.models, job.spec.model.as_deref(), batch)
+                .map_err(|e| explain(&db_path, e))?;
+            eprintln!("{ceiling}");
+            if send.confirm && !crate::ceiling::ask()? {
+                eprintln!(
+                    "promptmill: nothing sent. The job is in {}; run the same command again to send it.",
+                    db_path.display()
+                );
+                return Ok(exit_code::STOPPED);
+            }
+        }
     }
     store.update_job(&job).map_err(|e| explain(&db_path, e))?;
     // A job in batch mode, or one with batches still open, goes through the Batch API; what

@@ -217,6 +217,19 @@ impl Store {
         Ok(models)
     }
 
+    /// Calls `f` with the request body of every pending row, in input order (the cost line
+    /// before a job's first request prices them).
+    pub fn each_pending_request(&self, mut f: impl FnMut(&str)) -> anyhow::Result<()> {
+        let mut q = self.conn.prepare(
+            "SELECT request FROM rows WHERE state = 'pending' AND invalid = 0 AND request IS NOT NULL ORDER BY seq",
+        )?;
+        let mut rows = q.query([])?;
+        while let Some(r) = rows.next()? {
+            f(r.get_ref(0)?.as_str()?);
+        }
+        Ok(())
+    }
+
     /// Prompt and completion tokens of the done rows, by the model their requests name, apart for
     /// rows done live and rows done through the Batch API (which are priced differently).
     pub fn usage_by_model(&self, fixed: Option<&str>) -> anyhow::Result<JobUsage> {

@@ -12,6 +12,7 @@ mod disk;
 mod faults;
 mod happy;
 mod limits;
+mod pty;
 mod resume;
 mod secrets;
 mod spend;
