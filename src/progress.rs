@@ -1,5 +1,5 @@
 //! Showing progress while a run goes: a live bar on a terminal, a plain line every few seconds
-//! elsewhere (CI, nohup, a pipe), nothing with `--quiet`.
+//! elsewhere (CI, nohup, a pipe, `TERM=dumb`), nothing with `--quiet`.
 //!
 //! It only reads the shared counters; it ends when its token is cancelled, after drawing once more.
 
@@ -21,16 +21,26 @@ pub enum Display {
     Off,
 }
 
+/// How often a plain line is printed, unless `--progress-interval` says otherwise.
+pub const LINE_EVERY: Duration = Duration::from_secs(5);
+
+/// Whether stderr is a terminal that can redraw a line (move the cursor, clear it). `TERM=dumb`
+/// cannot, and indicatif draws nothing at all there.
+pub fn can_redraw() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+}
+
 impl Display {
-    /// A bar on a terminal (unless verbose logging also writes there), lines elsewhere.
-    pub fn choose(quiet: bool, verbose: u8) -> Display {
+    /// A bar on a terminal that can draw one (unless verbose logging also writes there), plain
+    /// lines every `every` elsewhere.
+    pub fn choose(quiet: bool, verbose: u8, every: Option<Duration>) -> Display {
         if quiet {
             Display::Off
-        } else if std::io::stderr().is_terminal() && verbose == 0 {
+        } else if can_redraw() && verbose == 0 {
             Display::Bar
         } else {
             Display::Lines {
-                every: Duration::from_secs(5),
+                every: every.unwrap_or(LINE_EVERY).max(Duration::from_millis(10)),
             }
         }
     }

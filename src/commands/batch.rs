@@ -99,7 +99,8 @@ pub fn execute(
         tag: job_tag(store, job)?,
         spool: db_path.clone(),
         quiet: send.quiet,
-        bar: crate::progress::Display::choose(send.quiet, send.verbose) == crate::progress::Display::Bar,
+        bar: crate::progress::Display::choose(send.quiet, send.verbose, None)
+            == crate::progress::Display::Bar,
     };
     let control = Control::new();
     let runtime = tokio::runtime::Builder::new_current_thread()

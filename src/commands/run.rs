@@ -135,7 +135,7 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
     let preparer =
         Preparer::new(cfg.input.clone(), cfg.request.clone()).check_context(cfg.send.price_book()?);
     let (headers, withheld) = split_headers(&cfg.send.headers);
-    let show = !cfg.send.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let show = !cfg.send.quiet && progress::can_redraw();
     let progress = |rows: u64| {
         if show {
             eprint!("\rpromptmill: reading the input… {rows} rows");
@@ -309,7 +309,7 @@ pub fn execute(
         );
         let display_done = tokio_util::sync::CancellationToken::new();
         let display = progress::spawn(
-            Display::choose(send.quiet, send.verbose),
+            Display::choose(send.quiet, send.verbose, send.progress_interval),
             Arc::clone(&stats),
             Baseline {
                 total: before.total,
@@ -584,7 +584,7 @@ pub(crate) fn init_logging(verbose: u8) {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_ansi(progress::can_redraw())
                 .with_target(false),
         )
         .with(filter)

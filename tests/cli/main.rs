@@ -12,6 +12,7 @@ mod disk;
 mod faults;
 mod happy;
 mod limits;
+mod progress_lines;
 mod pty;
 mod resume;
 mod secrets;
