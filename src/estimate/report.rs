@@ -363,11 +363,28 @@ pub fn dollars(v: f64) -> String {
     }
 }
 
-fn duration(secs: f64) -> String {
-    if secs < 10.0 {
+fn duration_secs(secs: f64) -> String {
+    duration(Duration::from_secs_f64(secs.clamp(0.0, 1e12)))
+}
+
+/// A length of time that reads one way only: "0.009s" and "9.5s" under a minute, whole seconds
+/// from the largest unit on, every unit after it shown ("1m 0s", "2h 0m 5s", "3d 4h 0m 0s").
+/// (humantime's "1m 9ms" reads as 69 ms or as 1 min 9 s; it was 60.009 s.)
+pub fn duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 1.0 {
+        return format!("{secs:.3}s");
+    }
+    if secs < 59.95 {
         return format!("{secs:.1}s");
     }
-    humantime::format_duration(Duration::from_secs(secs.round() as u64)).to_string()
+    let total = secs.round() as u64;
+    let (d, h, m, s) = (total / 86_400, total / 3600 % 24, total / 60 % 60, total % 60);
+    match (d, h) {
+        (0, 0) => format!("{m}m {s}s"),
+        (0, _) => format!("{h}h {m}m {s}s"),
+        _ => format!("{d}d {h}h {m}m {s}s"),
+    }
 }
 
 fn cost_line(c: &Cost) -> String {
@@ -503,18 +520,18 @@ impl fmt::Display for Report {
             "--concurrency {} at {:.1}s per request: {}",
             t.concurrency,
             t.latency,
-            duration(t.by_concurrency)
+            duration_secs(t.by_concurrency)
         )];
         if let (Some(r), Some(s)) = (t.rpm, t.by_rpm) {
-            parts.push(format!("--rpm {}: {}", thousands(r.into()), duration(s)));
+            parts.push(format!("--rpm {}: {}", thousands(r.into()), duration_secs(s)));
         }
         if let (Some(r), Some(s)) = (t.tpm, t.by_tpm) {
-            parts.push(format!("--tpm {}: {}", thousands(r.into()), duration(s)));
+            parts.push(format!("--tpm {}: {}", thousands(r.into()), duration_secs(s)));
         }
         writeln!(
             f,
             "  time live   about {}, bound by {} ({})",
-            duration(t.seconds),
+            duration_secs(t.seconds),
             t.binding,
             parts.join("; ")
         )?;

@@ -17,5 +17,6 @@ mod pty;
 mod resume;
 mod secrets;
 mod spend;
+mod status_live;
 mod unknown_model;
 mod util;
