@@ -71,14 +71,13 @@ struct ActiveRun {
 fn active_run(runs: &[RunRecord]) -> Option<ActiveRun> {
     let last = runs.last()?;
     let pid = last.pid?;
-    (last.ended_at.is_none() && pid != std::process::id() && crate::output::process_alive(pid)).then(|| {
-        ActiveRun {
-            run: last.run,
-            pid,
-            started_at: last.started_at,
-            on_wire: last.on_wire,
-            updated_at: last.updated_at,
-        }
+    let going = last.ended_at.is_none() && pid != std::process::id() && crate::output::process_alive(pid);
+    going.then_some(ActiveRun {
+        run: last.run,
+        pid,
+        started_at: last.started_at,
+        on_wire: last.on_wire,
+        updated_at: last.updated_at,
     })
 }
 
