@@ -314,7 +314,8 @@ pub fn execute(
             Baseline {
                 total: before.total,
                 settled: before.done + before.failed + before.invalid,
-                tokens: before.total_tokens,
+                prompt_tokens: before.prompt_tokens,
+                completion_tokens: before.completion_tokens,
                 money: priced.then(|| Arc::clone(&costing)),
             },
             control.stop.clone(),
@@ -395,20 +396,20 @@ pub fn execute(
         Some(StopReason::Interrupted) => eprintln!("promptmill: interrupted; resume with:\n  {resume_cmd}"),
         Some(StopReason::Budget { limit, needed }) => eprintln!(
             "promptmill: stopped at the --max-cost budget: {} spent of {} (the job so far); the next \
-             request may cost up to {}, more than the {} left; {} rows remain.\n\
+             request may cost up to {}, more than the {} left; {} remain.\n\
              Resume with a larger budget:\n  {resume_cmd} --max-cost AMOUNT",
             dollars(spend.total()),
             dollars(*limit),
             dollars(*needed),
             dollars(spend.remaining().unwrap_or(0.0)),
-            after.pending + after.in_flight
+            crate::summary::count(after.pending + after.in_flight, "row", "rows")
         ),
         None if code == exit_code::ROWS_FAILED => {
             let db = shell_quote(&db_path.display().to_string());
             if after.failed > 0 {
                 eprintln!(
-                    "promptmill: {} rows failed; see `promptmill status {db}`, or send them again with:\n  {resume_cmd} --retry-failed",
-                    after.failed
+                    "promptmill: {} failed; see `promptmill status {db}`, or send them again with:\n  {resume_cmd} --retry-failed",
+                    crate::summary::count(after.failed, "row", "rows")
                 );
             }
             // --retry-failed cannot help these: they never became requests.

@@ -214,22 +214,21 @@ fn print_table(s: &Status) {
     );
     let runs = if s.runs.len() == 1 { "run" } else { "runs" };
     println!("retries     {} (in {} {runs})", s.retries, s.runs.len());
-    // The ledger's own wording, as the progress line prints it.
-    let cost = match s.cost {
-        Some(c) => {
-            let spend = crate::budget::Spend {
-                before: c,
-                limit: s.max_cost,
-                ..Default::default()
-            };
-            format!("   cost {}", spend.describe())
-        }
-        None => String::new(),
-    };
     println!(
-        "tokens      {} prompt + {} completion = {} total{cost}",
-        r.prompt_tokens, r.completion_tokens, r.total_tokens
+        "tokens      {} prompt + {} completion = {} total",
+        thousands(r.prompt_tokens),
+        thousands(r.completion_tokens),
+        thousands(r.total_tokens)
     );
+    // The ledger's own wording, as the progress line prints it.
+    if let Some(c) = s.cost {
+        let spend = crate::budget::Spend {
+            before: c,
+            limit: s.max_cost,
+            ..Default::default()
+        };
+        println!("cost        {}", spend.describe());
+    }
     println!(
         "elapsed     {}",
         duration(Duration::from_secs_f64(s.elapsed_seconds.max(0.0)))

@@ -314,7 +314,10 @@ fn model_report(
 fn timing(requests: u64, limiter_tokens: u64, limits: &SendLimits, latency: Duration) -> Timing {
     let by_rpm = limits.rpm.map(|r| requests as f64 * 60.0 / r.get() as f64);
     let by_tpm = limits.tpm.map(|t| limiter_tokens as f64 * 60.0 / t.get() as f64);
-    let by_concurrency = requests as f64 * latency.as_secs_f64() / limits.concurrency.max(1) as f64;
+    // Requests go in waves of `concurrency`, each at least one latency long: 12 requests at a
+    // concurrency of 50 still take one latency, not a fraction of it.
+    let waves = requests.div_ceil(limits.concurrency.max(1) as u64);
+    let by_concurrency = waves as f64 * latency.as_secs_f64();
     let mut binding = ("concurrency", by_concurrency);
     for (name, v) in [("rpm", by_rpm), ("tpm", by_tpm)] {
         if let Some(v) = v {
@@ -565,5 +568,21 @@ impl fmt::Display for Report {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_unambiguous() {
+        let ms = |n| duration(Duration::from_millis(n));
+        assert_eq!(ms(9), "0.009s");
+        assert_eq!(ms(2_340), "2.3s");
+        assert_eq!(ms(60_009), "1m 0s");
+        assert_eq!(ms(69_000), "1m 9s");
+        assert_eq!(ms(3_605_000), "1h 0m 5s");
+        assert_eq!(ms(90_061_000), "1d 1h 1m 1s");
     }
 }

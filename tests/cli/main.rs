@@ -16,6 +16,7 @@ mod progress_lines;
 mod pty;
 mod resume;
 mod secrets;
+mod small_print;
 mod spend;
 mod status_live;
 mod unknown_model;

@@ -13,6 +13,8 @@ pub fn on_a_terminal(dir: &Dir, args: &[&str], env: &[(&str, &str)], input: &str
         .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
         .collect::<Vec<_>>()
         .join(" ");
+    // An 80-column terminal, as most are by default (a fresh pty has no size at all).
+    let command = format!("stty rows 24 cols 80 && exec {command}");
     let mut child = Command::new("script")
         .args(["-qec", &command, "/dev/null"])
         .current_dir(dir.path(""))

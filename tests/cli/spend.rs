@@ -56,7 +56,7 @@ fn a_budget_stop_prints_the_summarys_amount_and_uses_the_budget_to_within_one_re
         assert_eq!(out.code(), 5, "stderr: {}", out.stderr);
         let err = &out.stderr;
         // The summary line and the stop message name the same amount.
-        let summary = amount_after(err, "   cost ");
+        let summary = amount_after(err, "  cost       ");
         let stop = amount_after(err, "stopped at the --max-cost budget: ");
         assert_eq!(summary, stop, "{err}");
         let s: Value = serde_json::from_str(&dir.read("summary.json")).unwrap();
