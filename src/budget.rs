@@ -313,17 +313,6 @@ impl Costing {
         }
     }
 
-    /// Dollars spent by this run.
-    pub fn spent_this_run(&self) -> f64 {
-        self.lock().spent
-    }
-
-    /// Dollars spent by the job, this run included.
-    pub fn spent_total(&self) -> f64 {
-        let l = self.lock();
-        l.before + l.spent
-    }
-
     /// A ledger that prices nothing (no model has a known price).
     pub fn none() -> Costing {
         Costing {
@@ -412,10 +401,10 @@ mod tests {
         );
         let paid = c.settle(a, Some((1_000_000, 100_000)));
         assert!((paid - 0.21).abs() < 1e-9);
-        assert!((c.spent_total() - 0.46).abs() < 1e-9);
+        assert!((c.spend().total() - 0.46).abs() < 1e-9);
         let b = c.try_reserve("gpt-4o-mini", &cost(1_000_000, 500_000)).unwrap();
         assert_eq!(c.settle(b, None), 0.0, "a failed request costs nothing");
-        assert!((c.spent_this_run() - 0.21).abs() < 1e-9);
+        assert!((c.spend().run - 0.21).abs() < 1e-9);
         let s = c.spend();
         assert_eq!(s.reserved, 0.0);
         assert!((s.remaining().unwrap() - 0.54).abs() < 1e-9);

@@ -343,8 +343,8 @@ impl<T: Transport> Pipeline<T> {
                     Verdict::Done(c) => Some((c.usage.prompt_tokens, c.usage.completion_tokens)),
                     _ => None,
                 };
-                let paid = self.costing.settle(r, usage);
-                Stats::add(&stats.cost_nanos, (paid * 1e9).round() as u64);
+                // The ledger is the one account of money; the display and summary read it.
+                self.costing.settle(r, usage);
             }
             // For a 429: whether its headers say a limit is spent (then everyone waits, below).
             let spent = match &verdict {
