@@ -126,3 +126,62 @@ fn plain_progress_lines_have_thousands_separators() {
         out.stderr
     );
 }
+
+#[test]
+fn the_eta_is_unknown_once_ctrl_c_stops_the_run() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 5);
+    // With this seed the first request is answered and the second never is: the run has a
+    // row done and a request on the wire for as long as the test needs.
+    let mock = Mock::start(&["--rate-hang", "0.5", "--seed", "3"]);
+    let mut child = promptmill(&dir)
+        .args(slow_run_args(&mock))
+        .args(["--drain-timeout", "1s"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the run");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next = |what: &str| -> String {
+        rx.recv_timeout(DEADLINE)
+            .unwrap_or_else(|_| panic!("no line while waiting for {what}"))
+    };
+    // Running, one row done: the ETA is a time.
+    loop {
+        let line = next("a row done and one on the wire");
+        if line.contains("1/5 rows") && line.contains(" 1 on the wire") {
+            assert!(!line.contains("ETA ?"), "{line}");
+            break;
+        }
+    }
+    // SAFETY: signals a child process this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    // Draining (up to 1 s, a line every 200 ms): the run will not finish, so no ETA.
+    let mut drained = Vec::new();
+    loop {
+        let line = next("the end of the run");
+        if line.contains("promptmill: interrupted") {
+            break;
+        }
+        if line.contains("/5 rows (") {
+            drained.push(line);
+        }
+    }
+    let _ = wait_for(&mut child, DEADLINE);
+    // The first line after the signal may have been on its way already; the rest say `?`.
+    assert!(drained.len() >= 2, "{drained:?}");
+    for line in &drained[1..] {
+        assert!(line.contains("ETA ?, "), "{line}");
+    }
+}
