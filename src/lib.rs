@@ -16,8 +16,9 @@
 //! - [`provider`] knows where a request goes and which header carries the key: OpenAI-compatible
 //!   APIs, or Azure OpenAI's deployment URLs.
 //! - [`tokens`] counts prompt tokens as OpenAI does; [`models`] knows context windows and prices;
-//!   [`estimate`] is the dry run; [`budget`] keeps a run's money; [`ceiling`] prints the cost before the money; [`stats`], [`progress`] and [`summary`]
-//!   report; [`shutdown`] turns signals into a clean stop; [`output`] exports results.
+//!   [`estimate`] is the dry run; [`budget`] keeps a run's money; [`ceiling`] prints the cost
+//!   before the money; [`stats`], [`progress`] and [`summary`] report; [`shutdown`] turns
+//!   signals into a clean stop; [`output`] exports results.
 //! - [`mock`] is a local OpenAI-compatible server for rehearsals, tests and benchmarks.
 //! - [`secret`] keeps the API key out of every output; [`error`] names what went wrong and
 //!   the exit codes.
