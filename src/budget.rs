@@ -9,12 +9,22 @@
 //! worst case stays within the budget, so the budget holds even with hundreds of requests in
 //! flight: the run can end a little under the budget, never over it.
 //!
+//! A request whose worst case fits what is left once the requests on the wire have settled
+//! waits for them to settle ([`Costing::reserve`]); the run stops only when the next request's
+//! worst case does not fit what the job has left after what it has *spent*. So a run stops
+//! within one request's worst case of the budget, not when many reservations happen to be out.
+//! [`Spend`] is the one reading of the ledger that the progress line, the stop message and the
+//! summary print.
+//!
 //! Prices are per model, as the rows' requests name it. Cached-input discounts are not applied
 //! (the stored usage does not carry them), so costs err on the high side.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use tokio::sync::Notify;
+
+use crate::estimate::report::dollars;
 use crate::models::{ModelInfo, Prices};
 use crate::store::JobUsage;
 use crate::tokens::RequestCost;
@@ -43,6 +53,9 @@ pub struct Costing {
     prices: BTreeMap<String, Price>,
     limit: Option<f64>,
     ledger: Mutex<Ledger>,
+    /// Woken (all waiters) by every settlement: a request waiting in [`Costing::reserve`] for
+    /// reservations to be released checks again. Lives as long as the ledger.
+    settled: Notify,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -52,6 +65,9 @@ struct Ledger {
     /// Spent by this run.
     spent: f64,
     reserved: f64,
+    /// Reservations not settled yet (requests on the wire): waiting for room makes sense only
+    /// while there are some.
+    holders: u64,
 }
 
 /// A request's reserved worst case, to settle when it is answered.
@@ -60,6 +76,8 @@ struct Ledger {
 pub struct Reservation {
     amount: f64,
     prices: Option<Prices>,
+    /// Counted in the ledger's holders (a reservation, not a mere tracking).
+    held: bool,
 }
 
 /// The request's worst case does not fit in what is left of the budget.
@@ -67,6 +85,61 @@ pub struct Reservation {
 pub struct OverBudget {
     pub limit: f64,
     pub spent: f64,
+    /// The request's worst case.
+    pub needed: f64,
+}
+
+/// Why a reservation was not made now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NotNow {
+    /// It would fit once the requests on the wire settle (they may cost less than reserved).
+    Wait,
+    /// It can never fit: the job's spending alone leaves too little.
+    Over(OverBudget),
+}
+
+/// The ledger at one moment: the job's spending, the worst cases held by requests on the wire,
+/// and the budget. Everything that prints money during or after a run prints this.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Spend {
+    /// Spent by the job before this run.
+    pub before: f64,
+    /// Spent by this run.
+    pub run: f64,
+    /// Worst cases of the requests on the wire.
+    pub reserved: f64,
+    pub limit: Option<f64>,
+}
+
+impl Spend {
+    /// Dollars the job has spent, this run included.
+    pub fn total(&self) -> f64 {
+        self.before + self.run
+    }
+
+    /// What the budget leaves after what is spent (not counting reservations), when there is one.
+    pub fn remaining(&self) -> Option<f64> {
+        self.limit.map(|l| (l - self.total()).max(0.0))
+    }
+
+    /// "$0.0042 spent", "$0.0042 spent of $0.01 ($0.0058 left)", with "+ $0.0011 on the wire"
+    /// while requests hold reservations: the progress line and `status` print this.
+    pub fn describe(&self) -> String {
+        let wire = if self.reserved > 0.0 {
+            format!(" + {} on the wire", dollars(self.reserved))
+        } else {
+            String::new()
+        };
+        match (self.limit, self.remaining()) {
+            (Some(l), Some(left)) => format!(
+                "{} spent{wire} of {} ({} left)",
+                dollars(self.total()),
+                dollars(l),
+                dollars(left)
+            ),
+            _ => format!("{} spent{wire}", dollars(self.total())),
+        }
+    }
 }
 
 /// Why a job cannot be priced for a budget.
@@ -113,6 +186,7 @@ impl Costing {
                 before,
                 ..Ledger::default()
             }),
+            settled: Notify::new(),
         })
     }
 
@@ -141,8 +215,24 @@ impl Costing {
         }
     }
 
-    /// Reserves the worst case of a request to `model`.
-    pub fn reserve(&self, model: &str, cost: &RequestCost) -> Result<Reservation, OverBudget> {
+    /// Reserves the worst case of a request to `model`, waiting while it would fit only once the
+    /// requests on the wire have settled. Fails when it cannot fit whatever they cost.
+    pub async fn reserve(&self, model: &str, cost: &RequestCost) -> Result<Reservation, OverBudget> {
+        loop {
+            // Registered before the ledger is read, so a settlement in between is not missed.
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            match self.try_reserve(model, cost) {
+                Ok(r) => return Ok(r),
+                Err(NotNow::Over(over)) => return Err(over),
+                Err(NotNow::Wait) => settled.await,
+            }
+        }
+    }
+
+    /// Reserves the worst case of a request to `model` if it fits now.
+    pub fn try_reserve(&self, model: &str, cost: &RequestCost) -> Result<Reservation, NotNow> {
         let price = self.prices.get(model).copied();
         let amount = match price {
             None => 0.0,
@@ -150,18 +240,25 @@ impl Costing {
         };
         let mut ledger = self.lock();
         if let Some(limit) = self.limit {
-            let committed = ledger.before + ledger.spent + ledger.reserved;
-            if committed + amount > limit {
-                return Err(OverBudget {
+            let spent = ledger.before + ledger.spent;
+            if spent + amount > limit {
+                return Err(NotNow::Over(OverBudget {
                     limit,
-                    spent: ledger.before + ledger.spent,
-                });
+                    spent,
+                    needed: amount,
+                }));
+            }
+            // Reservations are only held by requests on the wire, which will settle.
+            if spent + ledger.reserved + amount > limit && ledger.holders > 0 {
+                return Err(NotNow::Wait);
             }
         }
         ledger.reserved += amount;
+        ledger.holders += 1;
         Ok(Reservation {
             amount,
             prices: price.map(|p| p.prices),
+            held: true,
         })
     }
 
@@ -171,6 +268,7 @@ impl Costing {
         Reservation {
             amount: 0.0,
             prices: self.prices.get(model).map(|p| p.prices),
+            held: false,
         }
     }
 
@@ -189,21 +287,30 @@ impl Costing {
             (Some(p), Some((prompt, completion))) => p.live(prompt, completion),
             _ => 0.0,
         };
-        let mut ledger = self.lock();
-        ledger.reserved = (ledger.reserved - r.amount).max(0.0);
-        ledger.spent += cost;
+        {
+            let mut ledger = self.lock();
+            if r.held {
+                ledger.holders = ledger.holders.saturating_sub(1);
+            }
+            ledger.reserved = match ledger.holders {
+                0 => 0.0, // no float crumbs once nothing is on the wire
+                _ => (ledger.reserved - r.amount).max(0.0),
+            };
+            ledger.spent += cost;
+        }
+        self.settled.notify_waiters();
         cost
     }
 
-    /// Dollars spent by this run.
-    pub fn spent_this_run(&self) -> f64 {
-        self.lock().spent
-    }
-
-    /// Dollars spent by the job, this run included.
-    pub fn spent_total(&self) -> f64 {
+    /// The ledger now.
+    pub fn spend(&self) -> Spend {
         let l = self.lock();
-        l.before + l.spent
+        Spend {
+            before: l.before,
+            run: l.spent,
+            reserved: l.reserved,
+            limit: self.limit,
+        }
     }
 
     /// A ledger that prices nothing (no model has a known price).
@@ -212,6 +319,7 @@ impl Costing {
             prices: BTreeMap::new(),
             limit: None,
             ledger: Mutex::new(Ledger::default()),
+            settled: Notify::new(),
         }
     }
 
@@ -284,30 +392,53 @@ mod tests {
         // gpt-4o-mini: $0.15 in, $0.60 out per 1M.
         let c = Costing::new(&models(&["gpt-4o-mini"]), Some(1.0), 0.25).unwrap();
         // Worst case 1M prompt + 0.5M out = 0.15 + 0.30 = 0.45.
-        let a = c.reserve("gpt-4o-mini", &cost(1_000_000, 500_000)).unwrap();
-        let b = c.reserve("gpt-4o-mini", &cost(1_000_000, 500_000));
+        let a = c.try_reserve("gpt-4o-mini", &cost(1_000_000, 500_000)).unwrap();
+        let b = c.try_reserve("gpt-4o-mini", &cost(1_000_000, 500_000));
         assert_eq!(
             b.unwrap_err(),
-            OverBudget {
-                limit: 1.0,
-                spent: 0.25
-            },
-            "0.25 spent + 0.45 reserved + 0.45 > 1.0"
+            NotNow::Wait,
+            "0.25 spent + 0.45 reserved + 0.45 > 1.0, but 0.25 + 0.45 fits once `a` settles"
         );
         let paid = c.settle(a, Some((1_000_000, 100_000)));
         assert!((paid - 0.21).abs() < 1e-9);
-        assert!((c.spent_total() - 0.46).abs() < 1e-9);
-        let b = c.reserve("gpt-4o-mini", &cost(1_000_000, 500_000)).unwrap();
+        assert!((c.spend().total() - 0.46).abs() < 1e-9);
+        let b = c.try_reserve("gpt-4o-mini", &cost(1_000_000, 500_000)).unwrap();
         assert_eq!(c.settle(b, None), 0.0, "a failed request costs nothing");
-        assert!((c.spent_this_run() - 0.21).abs() < 1e-9);
+        assert!((c.spend().run - 0.21).abs() < 1e-9);
+        let s = c.spend();
+        assert_eq!(s.reserved, 0.0);
+        assert!((s.remaining().unwrap() - 0.54).abs() < 1e-9);
+        // 0.46 spent + 0.6 can never fit in 1.0, whatever settles.
+        assert_eq!(
+            c.try_reserve("gpt-4o-mini", &cost(0, 1_000_000)).unwrap_err(),
+            NotNow::Over(OverBudget {
+                limit: 1.0,
+                spent: s.total(),
+                needed: 0.6
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_waits_for_the_wire_to_settle_then_fits() {
+        let c = std::sync::Arc::new(Costing::new(&models(&["gpt-4o-mini"]), Some(1.0), 0.0).unwrap());
+        let a = c.try_reserve("gpt-4o-mini", &cost(0, 1_000_000)).unwrap(); // 0.60
+        let waiting = {
+            let c = std::sync::Arc::clone(&c);
+            tokio::spawn(async move { c.reserve("gpt-4o-mini", &cost(0, 1_000_000)).await.is_ok() })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "0.60 reserved + 0.60 > 1.0: it waits");
+        c.settle(a, Some((0, 100_000))); // cost 0.06
+        assert!(waiting.await.unwrap(), "0.06 spent + 0.60 fits");
     }
 
     #[test]
     fn rows_without_max_tokens_reserve_the_models_output_cap() {
         let c = Costing::new(&models(&["gpt-4o-mini"]), Some(0.01), 0.0).unwrap();
         // 16,384 output tokens × $0.60/1M ≈ $0.0098, just under $0.01.
-        assert!(c.reserve("gpt-4o-mini", &cost(10, 0)).is_ok());
-        assert!(c.reserve("gpt-4o-mini", &cost(10, 0)).is_err());
+        assert!(c.try_reserve("gpt-4o-mini", &cost(10, 0)).is_ok());
+        assert!(c.try_reserve("gpt-4o-mini", &cost(10, 0)).is_err());
     }
 
     #[test]
@@ -317,7 +448,7 @@ mod tests {
             .to_string()
             .starts_with("--max-cost: no price is known for model `my-llama`"));
         let counting = Costing::new(&models(&["my-llama"]), None, 0.0).unwrap();
-        let r = counting.reserve("my-llama", &cost(5, 5)).unwrap();
+        let r = counting.try_reserve("my-llama", &cost(5, 5)).unwrap();
         assert_eq!(counting.settle(r, Some((5, 5))), 0.0);
     }
 

@@ -453,6 +453,17 @@ pub struct SendArgs {
     #[command(flatten)]
     pub batch: BatchArgs,
 
+    /// Ask "Send? [y/N]" before a new job's first request.
+    ///
+    /// Asked after the line with the job's cost ceiling, on the terminal. Refused when standard
+    /// input is not a terminal (it never waits on a pipe).
+    #[arg(long, help_heading = COST)]
+    pub confirm: bool,
+
+    /// How often the plain progress line is printed off a terminal (or with TERM=dumb).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, hide = true)]
+    pub progress_interval: Option<Duration>,
+
     /// No progress display and no summary table.
     ///
     /// Errors are still printed.

@@ -62,6 +62,10 @@ pub struct SendConfig {
     pub overwrite: bool,
     pub quiet: bool,
     pub verbose: u8,
+    /// `--confirm`: ask before a new job's first request (checked: stdin is a terminal).
+    pub confirm: bool,
+    /// `--progress-interval`: the plain progress line's period.
+    pub progress_interval: Option<Duration>,
     /// `--max-cost`, in dollars.
     pub max_cost: Option<f64>,
     /// `--prices`, `--price-in`, `--price-out` as given.
@@ -527,6 +531,9 @@ impl SendConfig {
                 "must be more than 0",
             ));
         }
+        if args.confirm && !crate::ceiling::can_ask() {
+            return Err(ConfigError::new("--confirm", crate::ceiling::NEEDS_TERMINAL));
+        }
         let headers = args
             .headers
             .iter()
@@ -551,6 +558,8 @@ impl SendConfig {
             overwrite: args.overwrite,
             quiet: args.quiet,
             verbose: args.verbose,
+            confirm: args.confirm,
+            progress_interval: args.progress_interval,
             max_cost: args.max_cost,
             prices: args.prices.clone(),
             max_response_size: args.max_response_size.unwrap_or(DEFAULT_MAX_RESPONSE_SIZE),

@@ -288,6 +288,22 @@ fn same_inode(file: &File, path: &Path) -> bool {
     }
 }
 
+/// Whether a process with this id exists (`status` asks it of a run's recorded pid).
+#[cfg(unix)]
+pub(crate) fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 checks that the process exists and sends nothing.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+#[cfg(not(unix))]
+pub(crate) fn process_alive(_pid: u32) -> bool {
+    true // cannot tell: take it as running
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

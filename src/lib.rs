@@ -18,8 +18,9 @@
 //!   APIs, or Azure OpenAI's deployment URLs; [`base_url`] builds those URLs by path segments
 //!   and keeps credential-like query parameters out of the checkpoint.
 //! - [`tokens`] counts prompt tokens as OpenAI does; [`models`] knows context windows and prices;
-//!   [`estimate`] is the dry run; [`budget`] keeps a run's money; [`stats`], [`progress`] and [`summary`]
-//!   report; [`shutdown`] turns signals into a clean stop; [`output`] exports results.
+//!   [`estimate`] is the dry run; [`budget`] keeps a run's money; [`ceiling`] prints the cost
+//!   before the money; [`stats`], [`progress`] and [`summary`] report; [`shutdown`] turns
+//!   signals into a clean stop; [`output`] exports results.
 //! - [`files`] creates every file written for the user (exclusively, mode 0600, renamed into
 //!   place); [`paths`] tells whether two paths are the same file; [`joblock`] keeps one process
 //!   per job (a lock on the checkpoint file and one beside the output).
@@ -31,6 +32,7 @@ pub mod api;
 pub mod base_url;
 pub mod batch;
 pub mod budget;
+pub mod ceiling;
 pub mod cli;
 pub mod commands;
 pub mod config;

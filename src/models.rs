@@ -318,6 +318,48 @@ fn read_price_file(path: &Path) -> Result<serde_json::Map<String, Value>, PriceE
     }
 }
 
+/// The table model that `model` is most likely a misspelling of: a name in no table, within a
+/// small edit distance (transpositions count once) of a model in the built-in table. A dated or
+/// prefixed name of a known model (`gpt-4o-mini-2024-07-18`, `openai/gpt-4o`) is known, not a
+/// misspelling.
+pub fn did_you_mean(model: &str) -> Option<&'static str> {
+    if builtin(model).is_some() {
+        return None;
+    }
+    let bare = model.rsplit('/').next().unwrap_or(model);
+    // One edit in a short name, two in a longer one: more would suggest unrelated models.
+    let most = if bare.chars().count() < 8 { 1 } else { 2 };
+    BUILTIN
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(bare, k.model), k.model))
+        .filter(|&(d, _)| d > 0 && d <= most)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, name)| name)
+}
+
+/// What to tell the user before counting or sending for `model`, when its tokens are only
+/// approximated or it has no price: "unknown model `gpt-4o-mnii` (did you mean gpt-4o-mini?):
+/// tokens approximated with o200k_base, no price — pass --price-in/--price-out". `None` when
+/// the model is known and priced.
+pub fn unknown_model_note(model: &str, encoding: &str, exact_tokens: bool, priced: bool) -> Option<String> {
+    if exact_tokens && priced {
+        return None;
+    }
+    let head = match (builtin(model).is_some(), did_you_mean(model)) {
+        (true, _) => format!("model `{model}`"),
+        (false, Some(near)) => format!("unknown model `{model}` (did you mean {near}?)"),
+        (false, None) => format!("unknown model `{model}`"),
+    };
+    let mut parts = Vec::new();
+    if !exact_tokens {
+        parts.push(format!("tokens approximated with {encoding}"));
+    }
+    if !priced {
+        parts.push("no price — pass --price-in/--price-out".to_string());
+    }
+    Some(format!("{head}: {}", parts.join(", ")))
+}
+
 /// The message for a model with no known price.
 pub fn unknown_price(model: &str) -> String {
     format!(
@@ -328,6 +370,37 @@ pub fn unknown_price(model: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_misspelt_model_is_unknown_and_the_nearest_is_suggested() {
+        assert_eq!(did_you_mean("gpt-4o-mnii"), Some("gpt-4o-mini"));
+        assert_eq!(did_you_mean("gpt4o-mini"), Some("gpt-4o-mini"));
+        assert_eq!(did_you_mean("openai/gtp-4o"), Some("gpt-4o"));
+        for known in [
+            "gpt-4o-mini",
+            "gpt-4o-mini-2024-07-18",
+            "openai/gpt-4o",
+            "gpt-4-0613",
+        ] {
+            assert_eq!(did_you_mean(known), None, "{known}");
+        }
+        // tiktoken's prefix match alone would call gpt-4o-mnii an exact gpt-4o count.
+        assert!(!crate::tokens::Tokenizer::for_model("gpt-4o-mnii").exact());
+        assert!(crate::tokens::Tokenizer::for_model("gpt-4o-mini-2024-07-18").exact());
+        // Far from everything: unknown, but no guess.
+        assert_eq!(did_you_mean("my-local-llama"), None);
+        assert_eq!(did_you_mean("m"), None);
+        assert_eq!(
+            unknown_model_note("gpt-4o-mnii", "o200k_base", false, false).unwrap(),
+            "unknown model `gpt-4o-mnii` (did you mean gpt-4o-mini?): tokens approximated with \
+             o200k_base, no price — pass --price-in/--price-out"
+        );
+        assert_eq!(unknown_model_note("gpt-4o-mini", "o200k_base", true, true), None);
+        assert_eq!(
+            unknown_model_note("my-llama", "o200k_base", false, true).unwrap(),
+            "unknown model `my-llama`: tokens approximated with o200k_base"
+        );
+    }
 
     #[test]
     fn table_models_are_found_under_prefixes_and_dates() {

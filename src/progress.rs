@@ -1,5 +1,5 @@
 //! Showing progress while a run goes: a live bar on a terminal, a plain line every few seconds
-//! elsewhere (CI, nohup, a pipe), nothing with `--quiet`.
+//! elsewhere (CI, nohup, a pipe, `TERM=dumb`), nothing with `--quiet`.
 //!
 //! It only reads the shared counters; it ends when its token is cancelled, after drawing once more.
 
@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use crate::stats::Stats;
+use crate::budget::Costing;
+use crate::estimate::report::{duration, thousands};
+use crate::stats::{Snapshot, Stats};
+use crate::summary::count;
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,46 +23,109 @@ pub enum Display {
     Off,
 }
 
+/// How often a plain line is printed, unless `--progress-interval` says otherwise.
+pub const LINE_EVERY: Duration = Duration::from_secs(5);
+
+/// Whether stderr is a terminal that can redraw a line (move the cursor, clear it). `TERM=dumb`
+/// cannot, and indicatif draws nothing at all there.
+pub fn can_redraw() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+}
+
 impl Display {
-    /// A bar on a terminal (unless verbose logging also writes there), lines elsewhere.
-    pub fn choose(quiet: bool, verbose: u8) -> Display {
+    /// A bar on a terminal that can draw one (unless verbose logging also writes there), plain
+    /// lines every `every` elsewhere.
+    pub fn choose(quiet: bool, verbose: u8, every: Option<Duration>) -> Display {
         if quiet {
             Display::Off
-        } else if std::io::stderr().is_terminal() && verbose == 0 {
+        } else if can_redraw() && verbose == 0 {
             Display::Bar
         } else {
             Display::Lines {
-                every: Duration::from_secs(5),
+                every: every.unwrap_or(LINE_EVERY).max(Duration::from_millis(10)),
             }
         }
     }
 }
 
 /// Where the job stood when this run started.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Baseline {
     pub total: u64,
     /// Rows settled (done, failed, skipped) before this run.
     pub settled: u64,
-    pub tokens: u64,
-    /// Dollars the job had spent, when its model's price is known (the display then shows the
-    /// money spent so far, and the budget when there is one).
-    pub cost: Option<f64>,
-    pub budget: Option<f64>,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// The run's ledger, when the job's models are priced: the display shows what the job has
+    /// spent, what requests on the wire hold, and the budget when there is one.
+    pub money: Option<Arc<Costing>>,
 }
 
-impl Baseline {
-    /// ", $0.042 spent" (", $0.042 of $1.00 spent" with a budget), or nothing when unpriced.
-    fn money(&self, s: &crate::stats::Snapshot) -> String {
-        let Some(before) = self.cost else {
-            return String::new();
-        };
-        let spent = crate::estimate::report::dollars(before + s.cost_nanos as f64 / 1e9);
-        match self.budget {
-            Some(b) => format!(", {spent} of {} spent", crate::estimate::report::dollars(b)),
-            None => format!(", {spent} spent"),
-        }
+/// The numbers after the rows and the ETA, one field each, so that a line can be broken
+/// between fields and never inside one.
+fn fields(base: &Baseline, s: &Snapshot, rate: f64, stats: &Stats) -> Vec<String> {
+    let mut f = vec![
+        format!("{rate:.1} rows/s"),
+        format!(
+            "{} prompt + {} completion tokens",
+            thousands(base.prompt_tokens + s.prompt_tokens),
+            thousands(base.completion_tokens + s.completion_tokens)
+        ),
+    ];
+    if let Some(c) = &base.money {
+        f.push(c.spend().describe());
     }
+    f.extend([
+        format!("{} on the wire", thousands(s.in_flight)),
+        count(s.retries, "retry", "retries"),
+        format!("{} × 429", thousands(s.http_429)),
+        format!("{} failed", thousands(s.failed)),
+        format!("limits: {}", stats.in_force()),
+    ]);
+    f
+}
+
+/// The time left at the rate so far: `?` until a row of this run has settled, and once the run
+/// is stopping (it will not finish).
+fn eta(remaining: u64, settled_now: u64, rate: f64, stopping: bool) -> String {
+    if stopping || settled_now == 0 || rate <= 0.0 {
+        return "?".to_string();
+    }
+    // Whole seconds: a tenth of a second of ETA is noise.
+    match (remaining as f64 / rate).min(1e9).round() as u64 {
+        secs @ 0..60 => format!("{secs}s"),
+        secs => duration(Duration::from_secs(secs)),
+    }
+}
+
+/// Joins `fields` with `sep` into lines of at most `width` columns (when given), breaking only
+/// between fields; every line after the first starts with `indent`.
+pub fn fit(fields: &[String], sep: &str, indent: &str, first: usize, width: Option<usize>) -> String {
+    let mut out = String::new();
+    let mut col = first;
+    for (i, field) in fields.iter().enumerate() {
+        let len = field.chars().count();
+        if i > 0 {
+            let fits = width.is_none_or(|w| col + sep.chars().count() + len <= w);
+            if fits {
+                out.push_str(sep);
+                col += sep.chars().count();
+            } else {
+                out.push_str(sep.trim_end());
+                out.push('\n');
+                out.push_str(indent);
+                col = indent.chars().count();
+            }
+        }
+        out.push_str(field);
+        col += len;
+    }
+    out
+}
+
+/// Columns of the terminal on stderr, when it is one.
+fn width() -> Option<usize> {
+    terminal_size::terminal_size_of(std::io::stderr()).map(|(w, _)| usize::from(w.0))
 }
 
 /// Shows progress until `done` is cancelled; `stopping` (the run's stop token) switches the bar to
@@ -75,7 +141,7 @@ pub fn spawn(
         match display {
             Display::Off => {}
             Display::Bar => bar(stats, base, stopping, done).await,
-            Display::Lines { every } => lines(stats, base, done, every).await,
+            Display::Lines { every } => lines(stats, base, stopping, done, every).await,
         }
     })
 }
@@ -83,13 +149,13 @@ pub fn spawn(
 async fn bar(stats: Arc<Stats>, base: Baseline, stopping: CancellationToken, done: CancellationToken) {
     let bar = ProgressBar::with_draw_target(Some(base.total), ProgressDrawTarget::stderr());
     let style = ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows  ETA {eta}\n  {msg}",
+        "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows  ETA {prefix}\n  {msg}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("█▉▊▋▌▍▎▏ ");
     bar.set_style(style);
     bar.set_position(base.settled);
-    bar.reset_eta();
+    bar.set_prefix("?");
     let start = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
@@ -98,25 +164,21 @@ async fn bar(stats: Arc<Stats>, base: Baseline, stopping: CancellationToken, don
             _ = tick.tick() => false,
         };
         let s = stats.snapshot();
-        bar.set_position(base.settled + s.done + s.failed);
-        let rate = (s.done + s.failed) as f64 / start.elapsed().as_secs_f64().max(0.001);
-        if stopping.is_cancelled() && !finished {
+        let settled_now = s.done + s.failed;
+        let settled = base.settled + settled_now;
+        bar.set_position(settled);
+        let rate = settled_now as f64 / start.elapsed().as_secs_f64().max(0.001);
+        let stop = stopping.is_cancelled();
+        bar.set_prefix(eta(base.total.saturating_sub(settled), settled_now, rate, stop));
+        if stop && !finished {
             bar.set_message(format!(
-                "stopping: waiting for {} requests on the wire (Ctrl-C again to exit at once)",
-                s.in_flight
+                "stopping: waiting for {} on the wire (Ctrl-C again to exit at once)",
+                count(s.in_flight, "request", "requests")
             ));
             continue;
         }
-        bar.set_message(format!(
-            "{rate:.1} rows/s  {} tokens{}  {} in flight  {} retries  {} × 429  {} failed  (limits: {})",
-            base.tokens + s.total_tokens,
-            base.money(&s),
-            s.in_flight,
-            s.retries,
-            s.http_429,
-            s.failed,
-            stats.in_force()
-        ));
+        let w = width().map(|w| w.saturating_sub(1));
+        bar.set_message(fit(&fields(&base, &s, rate, &stats), "  ", "  ", 2, w));
         if finished {
             bar.abandon();
             return;
@@ -124,7 +186,13 @@ async fn bar(stats: Arc<Stats>, base: Baseline, stopping: CancellationToken, don
     }
 }
 
-async fn lines(stats: Arc<Stats>, base: Baseline, done: CancellationToken, every: Duration) {
+async fn lines(
+    stats: Arc<Stats>,
+    base: Baseline,
+    stopping: CancellationToken,
+    done: CancellationToken,
+    every: Duration,
+) {
     let start = Instant::now();
     let mut tick = tokio::time::interval(every);
     tick.tick().await; // the first tick is immediate; the first line comes after `every`
@@ -134,26 +202,59 @@ async fn lines(stats: Arc<Stats>, base: Baseline, done: CancellationToken, every
             _ = tick.tick() => {}
         }
         let s = stats.snapshot();
-        let settled = base.settled + s.done + s.failed;
-        let elapsed = start.elapsed().as_secs_f64();
-        let rate = (s.done + s.failed) as f64 / elapsed.max(0.001);
+        let settled_now = s.done + s.failed;
+        let settled = base.settled + settled_now;
+        let rate = settled_now as f64 / start.elapsed().as_secs_f64().max(0.001);
         let remaining = base.total.saturating_sub(settled);
-        let eta = if rate > 0.0 {
-            humantime::format_duration(Duration::from_secs((remaining as f64 / rate) as u64)).to_string()
-        } else {
-            "?".to_string()
-        };
-        eprintln!(
-            "promptmill: {settled}/{} rows ({:.1}%), {rate:.1} rows/s, ETA {eta}, {} tokens{}, {} in flight, {} retries, {} × 429, {} failed; limits: {}",
-            base.total,
+        let head = format!(
+            "promptmill: {}/{} rows ({:.1}%), ETA {}",
+            thousands(settled),
+            thousands(base.total),
             100.0 * settled as f64 / base.total.max(1) as f64,
-            base.tokens + s.total_tokens,
-            base.money(&s),
-            s.in_flight,
-            s.retries,
-            s.http_429,
-            s.failed,
-            stats.in_force()
+            eta(remaining, settled_now, rate, stopping.is_cancelled())
         );
+        let mut all = vec![head];
+        all.extend(fields(&base, &s, rate, &stats));
+        // A pipe takes the line whole; a terminal (TERM=dumb) gets it broken between fields.
+        eprintln!("{}", fit(&all, ", ", "  ", 0, width()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_break_between_fields_never_inside_a_number() {
+        let f: Vec<String> = [
+            "12.5 rows/s",
+            "1,234,567 prompt + 89,012 completion tokens",
+            "3 on the wire",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            fit(&f, ", ", "  ", 0, None),
+            "12.5 rows/s, 1,234,567 prompt + 89,012 completion tokens, 3 on the wire"
+        );
+        let wrapped = fit(&f, ", ", "  ", 0, Some(40));
+        assert_eq!(
+            wrapped,
+            "12.5 rows/s,\n  1,234,567 prompt + 89,012 completion tokens,\n  3 on the wire"
+        );
+        for field in &f {
+            assert!(wrapped.contains(field.as_str()), "{field} kept whole");
+        }
+        let roomy = fit(&f, "  ", "  ", 2, Some(80));
+        assert!(roomy.lines().all(|l| l.chars().count() + 2 <= 80), "{roomy}");
+    }
+
+    #[test]
+    fn eta_is_unknown_before_the_first_row_and_once_stopping() {
+        assert_eq!(eta(100, 0, 0.0, false), "?");
+        assert_eq!(eta(100, 5, 2.0, true), "?");
+        assert_eq!(eta(100, 5, 2.0, false), "50s");
+        assert_eq!(eta(0, 5, 2.0, false), "0s");
+        assert_eq!(eta(1000, 5, 2.0, false), "8m 20s");
     }
 }

@@ -24,9 +24,6 @@ pub struct Stats {
     pub prompt_tokens: AtomicU64,
     pub completion_tokens: AtomicU64,
     pub total_tokens: AtomicU64,
-    /// What this run's requests cost, in billionths of a dollar (0 when the model's price is
-    /// unknown).
-    pub cost_nanos: AtomicU64,
     /// The limits in force and where they came from: written by the pipeline after each answer,
     /// read by the progress display and stored with the run by the checkpoint writer. A std
     /// Mutex: its fields change together, it is never held across an await, and readers copy it.
@@ -45,7 +42,6 @@ pub struct Snapshot {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub total_tokens: u64,
-    pub cost_nanos: u64,
 }
 
 impl Stats {
@@ -73,7 +69,6 @@ impl Stats {
             prompt_tokens: get(&self.prompt_tokens),
             completion_tokens: get(&self.completion_tokens),
             total_tokens: get(&self.total_tokens),
-            cost_nanos: get(&self.cost_nanos),
         }
     }
 }

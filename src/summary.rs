@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::estimate::report::dollars;
+use crate::estimate::report::{dollars, duration, thousands};
 use crate::stats::Snapshot;
 use crate::store::Counts;
 
@@ -113,6 +113,14 @@ impl Summary {
     }
 }
 
+/// "1 row", "2 rows", "1,000 rows".
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    match n {
+        1 => format!("1 {one}"),
+        n => format!("{} {many}", thousands(n)),
+    }
+}
+
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = &self.rows;
@@ -124,42 +132,49 @@ impl fmt::Display for Summary {
         } else {
             String::new()
         };
+        let n = |v: u64| thousands(v);
         writeln!(
             f,
             "  rows       {} total: {} done, {} failed, {} skipped (invalid), {} pending{batches}",
-            r.total, r.done, r.failed, r.skipped, r.pending
+            n(r.total),
+            n(r.done),
+            n(r.failed),
+            n(r.skipped),
+            n(r.pending)
         )?;
-        write!(
+        writeln!(
             f,
             "  tokens     {} prompt + {} completion = {} total",
-            t.prompt, t.completion, t.total
+            n(t.prompt),
+            n(t.completion),
+            n(t.total)
         )?;
-        match &self.cost {
-            Some(c) => {
-                let budget = c
-                    .budget
-                    .map(|b| format!(" of a {} budget", dollars(b)))
-                    .unwrap_or_default();
-                writeln!(
-                    f,
-                    "   cost {}{budget} (this run {})",
-                    dollars(c.job),
-                    dollars(c.run)
-                )?;
-            }
-            None => writeln!(f)?,
+        // On its own line: beside the tokens it took a line past 80 columns.
+        if let Some(c) = &self.cost {
+            let budget = c
+                .budget
+                .map(|b| format!(" of a {} budget", dollars(b)))
+                .unwrap_or_default();
+            writeln!(
+                f,
+                "  cost       {}{budget} (this run {})",
+                dollars(c.job),
+                dollars(c.run)
+            )?;
         }
         writeln!(
             f,
-            "  this run   {} requests, {} retries, {} × 429",
-            run.requests, run.retries, run.http_429
+            "  this run   {}, {}, {} × 429",
+            count(run.requests, "request", "requests"),
+            count(run.retries, "retry", "retries"),
+            n(run.http_429)
         )?;
-        writeln!(
-            f,
-            "  time       {} ({} rows/s)",
-            humantime::format_duration(Duration::from_millis((run.wall_seconds * 1000.0) as u64)),
-            run.rows_per_second
-        )?;
+        let time = duration(Duration::from_secs_f64(run.wall_seconds.max(0.0)));
+        // A rate over no rows (a `cancel`, a run that sent nothing) says nothing.
+        match run.rows_done + run.rows_failed {
+            0 => writeln!(f, "  time       {time}")?,
+            _ => writeln!(f, "  time       {time} ({} rows/s)", run.rows_per_second)?,
+        }
         match &self.output {
             Some(o) if o.as_os_str() == crate::output::OutputSpec::STDOUT => {
                 writeln!(f, "  output     standard output")?
@@ -168,5 +183,45 @@ impl fmt::Display for Summary {
             None => {}
         }
         write!(f, "  checkpoint {}", self.checkpoint.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(done: u64, wall: Duration, requests: u64) -> String {
+        let counts = Counts {
+            total: 1234,
+            done,
+            pending: 1234 - done,
+            prompt_tokens: 12_345,
+            ..Counts::default()
+        };
+        let run = Snapshot {
+            requests,
+            done,
+            ..Snapshot::default()
+        };
+        Summary::new("finished", &counts, &run, wall, None, None, "x.db".into()).to_string()
+    }
+
+    #[test]
+    fn the_table_reads_one_way_only() {
+        let s = summary(1, Duration::from_millis(60_009), 1);
+        assert!(s.contains("  time       1m 0s (0 rows/s)"), "{s}");
+        assert!(s.contains("  this run   1 request, 0 retries, 0 × 429"), "{s}");
+        assert!(s.contains("  rows       1,234 total: 1 done"), "{s}");
+        assert!(s.contains("  tokens     12,345 prompt"), "{s}");
+        // No rate over no rows (`cancel`, a run that sent nothing).
+        let s = summary(0, Duration::from_millis(89), 0);
+        assert!(s.contains("  time       0.089s\n"), "{s}");
+    }
+
+    #[test]
+    fn counts_are_plural_unless_one() {
+        assert_eq!(count(1, "batch", "batches"), "1 batch");
+        assert_eq!(count(2, "batch", "batches"), "2 batches");
+        assert_eq!(count(1500, "row", "rows"), "1,500 rows");
     }
 }

@@ -13,7 +13,9 @@
 //!
 //! For a model whose tokenizer is unknown (a local Llama, Mistral, …) the count is an
 //! approximation: `o200k_base` is used, which is within a few percent of most modern BPE
-//! vocabularies on English text. [`Tokenizer::exact`] says which case applies.
+//! vocabularies on English text. So is a name that looks like a misspelling of a known model
+//! (`gpt-4o-mnii`), which tiktoken's prefix match would otherwise take for one.
+//! [`Tokenizer::exact`] says which case applies.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -52,6 +54,9 @@ impl Tokenizer {
             Some(Kind::O200kBase) => (tiktoken_rs::o200k_base_singleton(), "o200k_base", true),
             None => (tiktoken_rs::o200k_base_singleton(), "o200k_base", false),
         };
+        // tiktoken matches by prefix, so `gpt-4o-mnii` would pass for a gpt-4o model: a name
+        // that looks like a misspelling of a known model is not counted as exact.
+        let exact = exact && crate::models::did_you_mean(model).is_none();
         Tokenizer { bpe, name, exact }
     }
 

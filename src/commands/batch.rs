@@ -103,7 +103,8 @@ pub fn execute(
         spool: db_path.clone(),
         quiet: send.quiet,
         max_line: send.max_response_size,
-        bar: crate::progress::Display::choose(send.quiet, send.verbose) == crate::progress::Display::Bar,
+        bar: crate::progress::Display::choose(send.quiet, send.verbose, None)
+            == crate::progress::Display::Bar,
     };
     let control = Control::new();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -186,18 +187,19 @@ pub fn execute(
         ),
         Ending::Budget { limit, spent } => eprintln!(
             "promptmill: stopped at the --max-cost budget: {} spent of {}; the next batch's worst case does not fit \
-             ({} rows remain).\nResume with a larger budget:\n  {resume_cmd} --max-cost AMOUNT",
+             ({} remain).\nResume with a larger budget:\n  {resume_cmd} --max-cost AMOUNT",
             dollars(spent),
             dollars(limit),
-            after.pending
+            crate::summary::count(after.pending, "row", "rows")
         ),
         Ending::Submitted { open } => eprintln!(
-            "promptmill: {open} batches submitted; see `promptmill status {db}`, and collect them with:\n  {resume_cmd}"
+            "promptmill: {} submitted; see `promptmill status {db}`, and collect them with:\n  {resume_cmd}",
+            crate::summary::count(open as u64, "batch", "batches")
         ),
         Ending::Finished if after.failed > 0 => eprintln!(
-            "promptmill: {} rows failed; see `promptmill status {db}`. Send them again as a new batch with:\n  \
+            "promptmill: {} failed; see `promptmill status {db}`. Send them again as a new batch with:\n  \
              {resume_cmd} --retry-failed\nor one request each with:\n  {resume_cmd} --retry-failed --finish-live",
-            after.failed
+            crate::summary::count(after.failed, "row", "rows")
         ),
         Ending::Finished => {}
     }

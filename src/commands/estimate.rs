@@ -14,7 +14,7 @@ use crate::load::LoadError;
 pub fn estimate(args: RunArgs) -> anyhow::Result<i32> {
     let cfg = EstimateConfig::from_args(args)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let show = !cfg.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let show = !cfg.quiet && crate::progress::can_redraw();
     let progress = |rows: u64| {
         if show {
             eprint!("\rpromptmill: counting tokens… {rows} rows");

@@ -199,7 +199,7 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
     let preparer =
         Preparer::new(cfg.input.clone(), cfg.request.clone()).check_context(cfg.send.price_book()?);
     let (headers, withheld) = split_headers(&cfg.send.headers);
-    let show = !cfg.send.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let show = !cfg.send.quiet && progress::can_redraw();
     let progress = |rows: u64| {
         if show {
             eprint!("\rpromptmill: reading the input… {rows} rows");
@@ -353,6 +353,23 @@ pub fn execute(
     let mut costing = price_job(&store, &mut job, &send).map_err(|e| explain(&db_path, e))?;
     if scope == Scope::All {
         job.batch = send.batch(Some(&job.batch));
+        if !send.quiet {
+            warn_unknown_models(&job);
+        }
+        let started = before.done + before.failed + before.batched > 0 || store.has_open_parts()?;
+        if (send.confirm || !send.quiet) && before.pending > 0 && !started {
+            let batch = job.batch.mode == Mode::Batch;
+            let ceiling = crate::ceiling::of_pending(&store, &job.models, job.spec.model.as_deref(), batch)
+                .map_err(|e| explain(&db_path, e))?;
+            eprintln!("{ceiling}");
+            if send.confirm && !crate::ceiling::ask()? {
+                eprintln!(
+                    "promptmill: nothing sent. The job is in {}; run the same command again to send it.",
+                    db_path.display()
+                );
+                return Ok(exit_code::STOPPED);
+            }
+        }
     }
     store.update_job(&job).map_err(|e| explain(&db_path, e))?;
     if let Some(n) = job.limit.filter(|_| scope == Scope::All) {
@@ -388,7 +405,8 @@ pub fn execute(
             }
         }
     }
-    let job_cost = costing.active().then(|| costing.spent_total());
+    let costing = Arc::new(costing);
+    let priced = costing.active();
     if scope == Scope::Sample {
         store.claim_sample_only();
     }
@@ -434,14 +452,14 @@ pub fn execute(
         );
         let display_done = tokio_util::sync::CancellationToken::new();
         let display = progress::spawn(
-            Display::choose(send.quiet, send.verbose),
+            Display::choose(send.quiet, send.verbose, send.progress_interval),
             Arc::clone(&stats),
             Baseline {
                 total: before.total,
                 settled: before.done + before.failed + before.invalid,
-                tokens: before.total_tokens,
-                cost: job_cost,
-                budget: job.max_cost,
+                prompt_tokens: before.prompt_tokens,
+                completion_tokens: before.completion_tokens,
+                money: priced.then(|| Arc::clone(&costing)),
             },
             control.stop.clone(),
             display_done.clone(),
@@ -461,7 +479,7 @@ pub fn execute(
             },
             Arc::clone(&stats),
             Arc::clone(&control),
-            costing,
+            Arc::clone(&costing),
         ));
         pipeline.run(handle).await;
         display_done.cancel();
@@ -493,12 +511,12 @@ pub fn execute(
         None => ("finished", exit_code::SUCCESS),
     };
     let snapshot = stats.snapshot();
-    let cost = job_cost.map(|_| CostTotals {
-        job: crate::budget::job_cost(&store, &job)
-            .ok()
-            .flatten()
-            .unwrap_or(0.0),
-        run: snapshot.cost_nanos as f64 / 1e9,
+    // The ledger, now that every request has settled: the summary and the stop message print
+    // the same amounts.
+    let spend = costing.spend();
+    let cost = priced.then(|| CostTotals {
+        job: spend.total(),
+        run: spend.run,
         budget: job.max_cost,
     });
     let summary = Summary::new(
@@ -529,19 +547,22 @@ pub fn execute(
                 super::target::misdirected(trip, &shown_url, job.endpoint.path(), &resume_cmd)
             )
         }
-        Some(StopReason::Budget { limit, spent }) => eprintln!(
-            "promptmill: stopped at the --max-cost budget: {} spent of {} (the job so far); {} rows remain.\n\
+        Some(StopReason::Budget { limit, needed }) => eprintln!(
+            "promptmill: stopped at the --max-cost budget: {} spent of {} (the job so far); the next \
+             request may cost up to {}, more than the {} left; {} remain.\n\
              Resume with a larger budget:\n  {resume_cmd} --max-cost AMOUNT",
-            dollars(*spent),
+            dollars(spend.total()),
             dollars(*limit),
-            after.pending + after.in_flight
+            dollars(*needed),
+            dollars(spend.remaining().unwrap_or(0.0)),
+            crate::summary::count(after.pending + after.in_flight, "row", "rows")
         ),
         None if code == exit_code::ROWS_FAILED => {
             let db = shell_quote(&db_path.display().to_string());
             if after.failed > 0 {
                 eprintln!(
-                    "promptmill: {} rows failed; see `promptmill status {db}`, or send them again with:\n  {resume_cmd} --retry-failed",
-                    after.failed
+                    "promptmill: {} failed; see `promptmill status {db}`, or send them again with:\n  {resume_cmd} --retry-failed",
+                    crate::summary::count(after.failed, "row", "rows")
                 );
             }
             // --retry-failed cannot help these: they never became requests.
@@ -643,6 +664,22 @@ fn price_job(store: &Store, job: &mut JobRecord, send: &SendConfig) -> anyhow::R
     Ok(costing)
 }
 
+/// Says, before anything is sent, which of the job's models are unknown (tokens approximated,
+/// no price, so no cost in the totals), and which known model a misspelt one probably means.
+fn warn_unknown_models(job: &JobRecord) {
+    for (model, info) in &job.models {
+        if model.is_empty() {
+            continue;
+        }
+        let t = crate::tokens::Tokenizer::for_model(model);
+        if let Some(note) =
+            crate::models::unknown_model_note(model, t.encoding(), t.exact(), info.prices.is_some())
+        {
+            eprintln!("promptmill: {note}");
+        }
+    }
+}
+
 /// Splits `--header`s into those safe to store and the names of those withheld as credentials.
 fn split_headers(headers: &[(String, String)]) -> (Vec<(String, String)>, Vec<String>) {
     let mut keep = Vec::new();
@@ -708,7 +745,7 @@ pub(crate) fn init_logging(verbose: u8) {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_ansi(progress::can_redraw())
                 .with_target(false),
         )
         .with(filter)

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::cli::StatusArgs;
 use crate::error::{exit_code, CheckpointError};
-use crate::estimate::report::dollars;
+use crate::estimate::report::{duration, thousands};
 use crate::limits::InForce;
 use crate::store::{now_ms, Counts, RunRecord, Store};
 
@@ -33,6 +33,12 @@ struct Status {
     /// run goes.
     limits_in_force: Option<InForce>,
     rows: Counts,
+    /// The run going now, when there is one: its process, since when, and what it has on the
+    /// wire. `None` when no run is going (rows left `in_flight` by a killed run are pending).
+    active_run: Option<ActiveRun>,
+    /// Requests on the wire now (0 when no run is going). `rows.in_flight` counts the rows a
+    /// running process has claimed, which includes those queued behind the concurrency window.
+    on_wire: u64,
     /// Requests the checkpoint knows were sent, beyond one per row.
     retries: u64,
     /// Dollars spent on the done rows, at the prices the job last ran with; `None` when a model
@@ -52,6 +58,32 @@ struct Status {
     /// Time spent running, summed over runs (a killed run counts until its last commit's time is
     /// unknown, so it counts as zero).
     elapsed_seconds: f64,
+}
+
+#[derive(Serialize)]
+struct ActiveRun {
+    run: i64,
+    pid: u32,
+    /// Unix ms.
+    started_at: i64,
+    /// Requests on the wire at the run's last commit.
+    on_wire: u64,
+    /// When the run last committed (unix ms).
+    updated_at: Option<i64>,
+}
+
+/// The last run, when it has not ended and its process is alive.
+fn active_run(runs: &[RunRecord]) -> Option<ActiveRun> {
+    let last = runs.last()?;
+    let pid = last.pid?;
+    let going = last.ended_at.is_none() && pid != std::process::id() && crate::joblock::process_alive(pid);
+    going.then_some(ActiveRun {
+        run: last.run,
+        pid,
+        started_at: last.started_at,
+        on_wire: last.on_wire,
+        updated_at: last.updated_at,
+    })
 }
 
 #[derive(Serialize)]
@@ -76,6 +108,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
             _ => 0,
         })
         .sum();
+    let active = active_run(&runs);
     let status = Status {
         checkpoint: args.db.display().to_string(),
         input: job.spec.input.display().to_string(),
@@ -105,6 +138,8 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
             .collect(),
         mode: job.batch.mode,
         batches: store.parts()?,
+        on_wire: active.as_ref().map_or(0, |a| a.on_wire),
+        active_run: active,
         rows,
         runs,
         elapsed_seconds: elapsed_ms.max(0) as f64 / 1000.0,
@@ -127,6 +162,21 @@ fn print_table(s: &Status) {
         s.url
     );
     println!("output      {}", s.output);
+    match &s.active_run {
+        Some(a) => {
+            let since = Duration::from_millis(now_ms().saturating_sub(a.started_at).max(0) as u64);
+            println!(
+                "running     yes: run {}, pid {}, since {} ({} ago)",
+                a.run,
+                a.pid,
+                humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + Duration::from_millis(a.started_at.max(0) as u64)
+                ),
+                duration(since)
+            );
+        }
+        None => println!("running     no"),
+    }
     if let Some(p) = &s.profile {
         let gave = if p.gave.is_empty() {
             "nothing the command line had not set".to_string()
@@ -163,8 +213,18 @@ fn print_table(s: &Status) {
     println!("  done      {}", r.done);
     println!("  failed    {}", r.failed);
     println!("  skipped   {} (invalid input)", r.invalid);
-    println!("  pending   {}", r.pending);
-    println!("  in flight {}", r.in_flight);
+    match &s.active_run {
+        Some(a) => {
+            println!("  pending   {}", thousands(r.pending));
+            println!("  on wire   {}", thousands(a.on_wire));
+            println!(
+                "  claimed   {} (by the running process, waiting for a place on the wire)",
+                thousands(r.in_flight.saturating_sub(a.on_wire))
+            );
+        }
+        // A run that was killed left its claimed rows in flight: the next run sends them.
+        None => println!("  pending   {}", thousands(r.pending + r.in_flight)),
+    }
     if r.batched > 0 || !s.batches.is_empty() {
         println!("  in batches {}", r.batched);
     }
@@ -175,18 +235,24 @@ fn print_table(s: &Status) {
     );
     let runs = if s.runs.len() == 1 { "run" } else { "runs" };
     println!("retries     {} (in {} {runs})", s.retries, s.runs.len());
-    let cost = match (s.cost, s.max_cost) {
-        (Some(c), Some(b)) => format!("   cost {} of a {} budget", dollars(c), dollars(b)),
-        (Some(c), None) => format!("   cost {}", dollars(c)),
-        (None, _) => String::new(),
-    };
     println!(
-        "tokens      {} prompt + {} completion = {} total{cost}",
-        r.prompt_tokens, r.completion_tokens, r.total_tokens
+        "tokens      {} prompt + {} completion = {} total",
+        thousands(r.prompt_tokens),
+        thousands(r.completion_tokens),
+        thousands(r.total_tokens)
     );
+    // The ledger's own wording, as the progress line prints it.
+    if let Some(c) = s.cost {
+        let spend = crate::budget::Spend {
+            before: c,
+            limit: s.max_cost,
+            ..Default::default()
+        };
+        println!("cost        {}", spend.describe());
+    }
     println!(
         "elapsed     {}",
-        humantime::format_duration(Duration::from_millis((s.elapsed_seconds * 1000.0) as u64))
+        duration(Duration::from_secs_f64(s.elapsed_seconds.max(0.0)))
     );
     if !s.batches.is_empty() {
         print_batches(&s.batches);

@@ -79,6 +79,13 @@ pub struct ModelReport {
     pub cost_batch: Option<Cost>,
     /// Why there is no cost, when there is none.
     pub cost_unknown: Option<String>,
+    /// What the user should know when the model is unknown (tokens approximated, no price),
+    /// with the known model it probably means.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown_model: Option<String>,
+    /// The known model the name is probably a misspelling of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub did_you_mean: Option<&'static str>,
 }
 
 /// How long the live run takes under each limit; the largest binds.
@@ -288,6 +295,17 @@ fn model_report(
         prices,
         price_source: info.source.as_ref().map(|s| s.to_string()),
         cost_unknown: prices.is_none().then(|| unknown_price(model)),
+        unknown_model: (!model.is_empty())
+            .then(|| {
+                crate::models::unknown_model_note(
+                    model,
+                    tokenizer.encoding(),
+                    tokenizer.exact(),
+                    prices.is_some(),
+                )
+            })
+            .flatten(),
+        did_you_mean: crate::models::did_you_mean(model),
         cost_live,
         cost_batch,
     }
@@ -296,7 +314,10 @@ fn model_report(
 fn timing(requests: u64, limiter_tokens: u64, limits: &SendLimits, latency: Duration) -> Timing {
     let by_rpm = limits.rpm.map(|r| requests as f64 * 60.0 / r.get() as f64);
     let by_tpm = limits.tpm.map(|t| limiter_tokens as f64 * 60.0 / t.get() as f64);
-    let by_concurrency = requests as f64 * latency.as_secs_f64() / limits.concurrency.max(1) as f64;
+    // Requests go in waves of `concurrency`, each at least one latency long: 12 requests at a
+    // concurrency of 50 still take one latency, not a fraction of it.
+    let waves = requests.div_ceil(limits.concurrency.max(1) as u64);
+    let by_concurrency = waves as f64 * latency.as_secs_f64();
     let mut binding = ("concurrency", by_concurrency);
     for (name, v) in [("rpm", by_rpm), ("tpm", by_tpm)] {
         if let Some(v) = v {
@@ -345,11 +366,28 @@ pub fn dollars(v: f64) -> String {
     }
 }
 
-fn duration(secs: f64) -> String {
-    if secs < 10.0 {
+fn duration_secs(secs: f64) -> String {
+    duration(Duration::from_secs_f64(secs.clamp(0.0, 1e12)))
+}
+
+/// A length of time that reads one way only: "0.009s" and "9.5s" under a minute, whole seconds
+/// from the largest unit on, every unit after it shown ("1m 0s", "2h 0m 5s", "3d 4h 0m 0s").
+/// (humantime's "1m 9ms" reads as 69 ms or as 1 min 9 s; it was 60.009 s.)
+pub fn duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 1.0 {
+        return format!("{secs:.3}s");
+    }
+    if secs < 59.95 {
         return format!("{secs:.1}s");
     }
-    humantime::format_duration(Duration::from_secs(secs.round() as u64)).to_string()
+    let total = secs.round() as u64;
+    let (d, h, m, s) = (total / 86_400, total / 3600 % 24, total / 60 % 60, total % 60);
+    match (d, h) {
+        (0, 0) => format!("{m}m {s}s"),
+        (0, _) => format!("{h}h {m}m {s}s"),
+        _ => format!("{d}d {h}h {m}m {s}s"),
+    }
 }
 
 fn cost_line(c: &Cost) -> String {
@@ -390,6 +428,9 @@ impl fmt::Display for Report {
                 )
             };
             writeln!(f, "  model       {name}: {} rows ({exact})", thousands(m.rows))?;
+            if let Some(note) = &m.unknown_model {
+                writeln!(f, "    note        {note}")?;
+            }
             let p = &m.prompt_tokens;
             writeln!(
                 f,
@@ -482,18 +523,18 @@ impl fmt::Display for Report {
             "--concurrency {} at {:.1}s per request: {}",
             t.concurrency,
             t.latency,
-            duration(t.by_concurrency)
+            duration_secs(t.by_concurrency)
         )];
         if let (Some(r), Some(s)) = (t.rpm, t.by_rpm) {
-            parts.push(format!("--rpm {}: {}", thousands(r.into()), duration(s)));
+            parts.push(format!("--rpm {}: {}", thousands(r.into()), duration_secs(s)));
         }
         if let (Some(r), Some(s)) = (t.tpm, t.by_tpm) {
-            parts.push(format!("--tpm {}: {}", thousands(r.into()), duration(s)));
+            parts.push(format!("--tpm {}: {}", thousands(r.into()), duration_secs(s)));
         }
         writeln!(
             f,
             "  time live   about {}, bound by {} ({})",
-            duration(t.seconds),
+            duration_secs(t.seconds),
             t.binding,
             parts.join("; ")
         )?;
@@ -527,5 +568,21 @@ impl fmt::Display for Report {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_unambiguous() {
+        let ms = |n| duration(Duration::from_millis(n));
+        assert_eq!(ms(9), "0.009s");
+        assert_eq!(ms(2_340), "2.3s");
+        assert_eq!(ms(60_009), "1m 0s");
+        assert_eq!(ms(69_000), "1m 9s");
+        assert_eq!(ms(3_605_000), "1h 0m 5s");
+        assert_eq!(ms(90_061_000), "1d 1h 1m 1s");
     }
 }

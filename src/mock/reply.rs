@@ -57,7 +57,12 @@ fn complete(prompt: &str, max_tokens: Option<u64>) -> Completion {
         }
         text.push_str(word);
     }
-    let finish_reason = if keep < full_words { "length" } else { "stop" };
+    // Like a model, a reply that used all of max_tokens was cut there, even when the mock's
+    // whole answer happens to be exactly that long.
+    let finish_reason = match max_tokens {
+        Some(max) if keep >= max => "length",
+        _ => "stop",
+    };
     Completion {
         text,
         words: keep,
@@ -262,8 +267,11 @@ mod tests {
             (c.text.as_str(), c.words, c.finish_reason),
             ("Mock reply: one", 3, "length")
         );
+        // A reply that used every token allowed was cut at max_tokens.
         let exact = complete("one two three", Some(5));
-        assert_eq!(exact.finish_reason, "stop");
+        assert_eq!((exact.words, exact.finish_reason), (5, "length"));
+        let room = complete("one two three", Some(6));
+        assert_eq!((room.words, room.finish_reason), (5, "stop"));
     }
 
     #[test]

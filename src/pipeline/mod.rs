@@ -63,9 +63,9 @@ pub enum StopReason {
     Quota { message: String },
     /// The checkpoint could not be written.
     Checkpoint(String),
-    /// The next request's worst case would take the job over its `--max-cost` budget; `spent`
-    /// is the job's total when dispatch stopped.
-    Budget { limit: f64, spent: f64 },
+    /// The next request's worst case would take the job over its `--max-cost` budget, whatever
+    /// the requests on the wire cost. What was spent is read from the ledger once they settled.
+    Budget { limit: f64, needed: f64 },
     /// The run's first answers all said the target is wrong (see [`first_answers`]).
     Misdirected(first_answers::Trip),
 }
@@ -138,8 +138,9 @@ pub struct Pipeline<T> {
     pub settings: PipelineSettings,
     pub stats: Arc<Stats>,
     pub control: Arc<Control>,
-    /// Prices and the budget: reserve before each attempt, settle after.
-    pub costing: Costing,
+    /// Prices and the budget: reserve before each attempt, settle after. Shared with the
+    /// progress display and read by the run's summary once the pipeline is done.
+    pub costing: Arc<Costing>,
     /// Judges answers until the first one that is not a "wrong setting" symptom. Shared with
     /// each row's handle ([`first_answers::Row`]), made by the dispatcher.
     pub first_answers: Arc<FirstAnswers>,
@@ -154,7 +155,7 @@ impl<T: Transport> Pipeline<T> {
         settings: PipelineSettings,
         stats: Arc<Stats>,
         control: Arc<Control>,
-        costing: Costing,
+        costing: Arc<Costing>,
     ) -> Pipeline<T> {
         let window = Window::new(settings.concurrency, limits.learns());
         let first_answers = Arc::new(FirstAnswers::new(settings.first_answers));
@@ -317,12 +318,17 @@ impl<T: Transport> Pipeline<T> {
             }
             let reservation = match &priced {
                 Some((None, model)) => Some(self.costing.track(model)),
-                Some((Some(cost), model)) => match self.costing.reserve(model, cost) {
+                // Waits while it fits only once the requests on the wire settle.
+                Some((Some(cost), model)) => match tokio::select! {
+                    biased;
+                    _ = control.stop.cancelled() => break OutcomeKind::Unfinished,
+                    r = self.costing.reserve(model, cost) => r,
+                } {
                     Ok(r) => Some(r),
                     Err(over) => {
                         control.stop(StopReason::Budget {
                             limit: over.limit,
-                            spent: over.spent,
+                            needed: over.needed,
                         });
                         break OutcomeKind::Unfinished;
                     }
@@ -373,8 +379,8 @@ impl<T: Transport> Pipeline<T> {
                     Verdict::Done(c) => Some((c.usage.prompt_tokens, c.usage.completion_tokens)),
                     _ => None,
                 };
-                let paid = self.costing.settle(r, usage);
-                Stats::add(&stats.cost_nanos, (paid * 1e9).round() as u64);
+                // The ledger is the one account of money; the display and summary read it.
+                self.costing.settle(r, usage);
             }
             // For a 429: whether its headers say a limit is spent (then everyone waits, below).
             let spent = match &verdict {

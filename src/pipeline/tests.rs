@@ -129,7 +129,7 @@ pub(super) async fn run_pipeline(
         },
         Arc::clone(&stats),
         Arc::clone(&control),
-        crate::budget::Costing::none(),
+        Arc::new(crate::budget::Costing::none()),
     ));
     Arc::clone(&pipeline).run(handle).await;
     let store = tokio::task::spawn_blocking(move || join.join().unwrap().unwrap())
@@ -296,7 +296,7 @@ async fn concurrency_bounds_requests_in_flight() {
         },
         stats,
         control,
-        crate::budget::Costing::none(),
+        Arc::new(crate::budget::Costing::none()),
     ));
     let start = Instant::now();
     Arc::clone(&pipeline).run(handle).await;

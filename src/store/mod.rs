@@ -129,6 +129,12 @@ pub struct RunRecord {
     /// The limits in force, as last recorded during the run (`None` before promptmill recorded
     /// them).
     pub limits: Option<InForce>,
+    /// The process that ran it (`None` before promptmill recorded it).
+    pub pid: Option<u32>,
+    /// Requests on the wire at the run's last commit.
+    pub on_wire: u64,
+    /// When the run last committed (unix ms).
+    pub updated_at: Option<i64>,
 }
 
 impl Store {
@@ -219,6 +225,19 @@ impl Store {
             .query_map([], |r| r.get::<_, String>(0))?
             .collect::<Result<_, _>>()?;
         Ok(models)
+    }
+
+    /// Calls `f` with the request body of every pending row, in input order (the cost line
+    /// before a job's first request prices them).
+    pub fn each_pending_request(&self, mut f: impl FnMut(&str)) -> anyhow::Result<()> {
+        let mut q = self.conn.prepare(
+            "SELECT request FROM rows WHERE state = 'pending' AND invalid = 0 AND request IS NOT NULL ORDER BY seq",
+        )?;
+        let mut rows = q.query([])?;
+        while let Some(r) = rows.next()? {
+            f(r.get_ref(0)?.as_str()?);
+        }
+        Ok(())
     }
 
     /// Prompt and completion tokens of the done rows, by the model their requests name, apart for
@@ -413,7 +432,9 @@ impl Store {
     /// Every run of the program on this checkpoint, oldest first.
     pub fn runs(&self) -> anyhow::Result<Vec<RunRecord>> {
         let mut stmt = self.conn.prepare(
-            "SELECT run, started_at, ended_at, outcome, requests, retries, http_429, limits FROM runs ORDER BY run",
+            "SELECT run, started_at, ended_at, outcome, requests, retries, http_429, limits, pid, on_wire,
+                    updated_at
+               FROM runs ORDER BY run",
         )?;
         let rows = stmt.query_map([], |r| {
             let limits: Option<String> = r.get(7)?;
@@ -426,6 +447,9 @@ impl Store {
                 retries: r.get(5)?,
                 http_429: r.get(6)?,
                 limits: limits.and_then(|l| serde_json::from_str(&l).ok()),
+                pid: r.get::<_, Option<i64>>(8)?.and_then(|p| u32::try_from(p).ok()),
+                on_wire: r.get::<_, i64>(9)?.max(0) as u64,
+                updated_at: r.get(10)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -433,8 +457,10 @@ impl Store {
 
     /// Records the start of a run; returns its number.
     pub fn start_run(&self) -> anyhow::Result<i64> {
-        self.conn
-            .execute("INSERT INTO runs (started_at) VALUES (?1)", params![now_ms()])?;
+        self.conn.execute(
+            "INSERT INTO runs (started_at, pid, updated_at) VALUES (?1, ?2, ?1)",
+            params![now_ms(), std::process::id()],
+        )?;
         Ok(self.conn.last_insert_rowid())
     }
 
@@ -442,7 +468,7 @@ impl Store {
     pub fn end_run(&self, run: i64, outcome: &str, summary: &str) -> anyhow::Result<()> {
         let tx = self.conn.unchecked_transaction()?;
         tx.execute(
-            "UPDATE runs SET ended_at = ?1, outcome = ?2 WHERE run = ?3",
+            "UPDATE runs SET ended_at = ?1, outcome = ?2, on_wire = 0, updated_at = ?1 WHERE run = ?3",
             params![now_ms(), outcome, run],
         )?;
         tx.execute("UPDATE job SET summary = ?1 WHERE key = 1", params![summary])?;

@@ -108,6 +108,14 @@ pub const MIGRATIONS: &[&str] = &[
         written_at  INTEGER NOT NULL   -- unix ms
     );
     "#,
+    // 6: who is running, and what is on the wire: the process id of each run, and the requests
+    // it had on the wire at its last commit, so that `status` can tell a run that is going
+    // (and what it is doing) from one that was killed.
+    r#"
+    ALTER TABLE runs ADD COLUMN pid INTEGER;
+    ALTER TABLE runs ADD COLUMN on_wire INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN updated_at INTEGER;
+    "#,
 ];
 
 /// Brings the schema up to date. Fails if the database was written by a newer promptmill.

@@ -282,13 +282,15 @@ pub(crate) fn record_outcome(conn: &Connection, o: Outcome) -> anyhow::Result<()
     Ok(())
 }
 
-/// The run's counters, and the limits in force (learned ones change during a run).
+/// The run's counters, the limits in force (learned ones change during a run), and what is on
+/// the wire now (for `status` while the run goes).
 fn record_counters(conn: &Connection, run: i64, stats: &Stats) -> anyhow::Result<()> {
     let s = stats.snapshot();
     let limits = serde_json::to_string(&stats.in_force())?;
     conn.prepare_cached(
-        "UPDATE runs SET requests = ?1, retries = ?2, http_429 = ?3, done = ?4, failed = ?5, limits = ?6
-         WHERE run = ?7",
+        "UPDATE runs SET requests = ?1, retries = ?2, http_429 = ?3, done = ?4, failed = ?5, limits = ?6,
+                on_wire = ?7, updated_at = ?8
+         WHERE run = ?9",
     )?
     .execute(params![
         s.requests as i64,
@@ -297,6 +299,8 @@ fn record_counters(conn: &Connection, run: i64, stats: &Stats) -> anyhow::Result
         s.done as i64,
         s.failed as i64,
         limits,
+        s.in_flight as i64,
+        now_ms(),
         run
     ])?;
     Ok(())
