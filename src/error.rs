@@ -18,7 +18,7 @@ pub mod exit_code {
     pub const USAGE: i32 = 2;
     /// The run finished, but some rows failed or were skipped as invalid.
     pub const ROWS_FAILED: i32 = 3;
-    /// The run was stopped before finishing: interrupted (Ctrl-C, SIGTERM), refused by the API
+    /// The run was stopped before finishing: interrupted (Ctrl-C, SIGTERM, SIGHUP), refused by the API
     /// (401/403), or out of quota (429 `insufficient_quota`). The checkpoint is intact; rerun the
     /// printed command to resume.
     pub const STOPPED: i32 = 4;

@@ -1,4 +1,4 @@
-//! Ctrl-C and SIGTERM.
+//! Ctrl-C, SIGTERM and SIGHUP (the terminal closed): all three mean "stop this run".
 //!
 //! The first signal stops dispatch (requests on the wire may finish, up to the drain timeout) and
 //! says so; the run then commits and prints the command that resumes it. A second signal exits at
@@ -21,37 +21,68 @@ pub fn spawn(control: Arc<Control>, stopping: &'static str, resume: String) -> t
             _ = term.recv() => {}
             _ = control.abort.cancelled() => return,
         }
-        eprintln!("\npromptmill: stopping — {stopping} (press Ctrl-C again to exit at once)");
+        say(&format!(
+            "stopping — {stopping} (press Ctrl-C again to exit at once)"
+        ));
         control.stop(StopReason::Interrupted);
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
-        eprintln!("\npromptmill: exiting now. The checkpoint is consistent; resume with:\n  {resume}");
+        say(&format!(
+            "exiting now. The checkpoint is consistent; resume with:\n  {resume}"
+        ));
         std::process::exit(exit_code::STOPPED);
     })
 }
 
-/// SIGTERM on Unix; never fires elsewhere.
+/// Writes a line to stderr, ignoring failure: after SIGHUP the terminal may be gone, and a
+/// failed write must not keep the run from stopping (`eprintln!` would panic this task).
+fn say(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "\npromptmill: {text}");
+}
+
+/// SIGTERM or SIGHUP on Unix; never fires elsewhere. A closed terminal (SIGHUP) is a stop
+/// request like any other: the run drains, commits and says how to resume (to the log, if the
+/// terminal is gone), instead of dying mid-commit by the signal's default action.
 struct Term {
     #[cfg(unix)]
-    inner: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hangup: Option<tokio::signal::unix::Signal>,
 }
 
 impl Term {
     fn new() -> Term {
+        #[cfg(unix)]
+        use tokio::signal::unix::{signal, SignalKind};
         Term {
             #[cfg(unix)]
-            inner: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
+            #[cfg(unix)]
+            hangup: signal(SignalKind::hangup()).ok(),
         }
     }
 
     async fn recv(&mut self) {
         #[cfg(unix)]
-        if let Some(s) = &mut self.inner {
-            s.recv().await;
-            return;
+        {
+            /// One signal stream, or never when it could not be installed.
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = next(&mut self.terminate) => {}
+                _ = next(&mut self.hangup) => {}
+            }
         }
+        #[cfg(not(unix))]
         std::future::pending::<()>().await
     }
 }

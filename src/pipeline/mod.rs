@@ -49,7 +49,7 @@ const PAGE: usize = 1024;
 /// Why a run stopped before every row was settled.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StopReason {
-    /// Ctrl-C or SIGTERM.
+    /// Ctrl-C, SIGTERM or SIGHUP.
     Interrupted,
     /// The API refused the credentials (401/403).
     Auth { status: u16, message: String },

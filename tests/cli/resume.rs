@@ -245,6 +245,11 @@ fn sigterm_behaves_like_ctrl_c() {
 }
 
 #[test]
+fn sighup_behaves_like_ctrl_c() {
+    signal_stops_the_run_cleanly(libc::SIGHUP);
+}
+
+#[test]
 fn a_second_process_on_the_same_checkpoint_is_refused() {
     let dir = Dir::new();
     prompts_jsonl(&dir, "p.jsonl", 100);
@@ -375,6 +380,11 @@ fn a_second_ctrl_c_exits_at_once_and_the_checkpoint_still_resumes() {
 #[test]
 fn a_second_sigterm_exits_at_once_and_the_checkpoint_still_resumes() {
     a_second_signal_exits_at_once(libc::SIGTERM, libc::SIGTERM);
+}
+
+#[test]
+fn a_second_sighup_exits_at_once_and_the_checkpoint_still_resumes() {
+    a_second_signal_exits_at_once(libc::SIGHUP, libc::SIGHUP);
 }
 
 #[test]
