@@ -108,14 +108,15 @@ async fn bar(stats: Arc<Stats>, base: Baseline, stopping: CancellationToken, don
             continue;
         }
         bar.set_message(format!(
-            "{rate:.1} rows/s  {} tokens{}  {} in flight  {} retries  {} × 429  {} failed  (limits: {})",
+            "{rate:.1} rows/s  {} tokens{}  {} in flight  {} retries  {} × 429  {} failed  (limits: {}){}",
             base.tokens + s.total_tokens,
             base.money(&s),
             s.in_flight,
             s.retries,
             s.http_429,
             s.failed,
-            stats.in_force()
+            stats.in_force(),
+            stats.capped_note()
         ));
         if finished {
             bar.abandon();
@@ -144,7 +145,7 @@ async fn lines(stats: Arc<Stats>, base: Baseline, done: CancellationToken, every
             "?".to_string()
         };
         eprintln!(
-            "promptmill: {settled}/{} rows ({:.1}%), {rate:.1} rows/s, ETA {eta}, {} tokens{}, {} in flight, {} retries, {} × 429, {} failed; limits: {}",
+            "promptmill: {settled}/{} rows ({:.1}%), {rate:.1} rows/s, ETA {eta}, {} tokens{}, {} in flight, {} retries, {} × 429, {} failed; limits: {}{}",
             base.total,
             100.0 * settled as f64 / base.total.max(1) as f64,
             base.tokens + s.total_tokens,
@@ -153,7 +154,8 @@ async fn lines(stats: Arc<Stats>, base: Baseline, done: CancellationToken, every
             s.retries,
             s.http_429,
             s.failed,
-            stats.in_force()
+            stats.in_force(),
+            stats.capped_note()
         );
     }
 }

@@ -37,7 +37,7 @@ use crate::api::{classify, RateHeaders, StopCause, Transport, Verdict};
 use crate::budget::Costing;
 use crate::job::Endpoint;
 use crate::limits::{InForce, Limits, WindowInForce};
-use crate::retry::Backoff;
+use crate::retry::{Backoff, Hint, HINT_CAP};
 use crate::stats::Stats;
 use crate::store::writer::{Claimed, Outcome, OutcomeKind, StoreHandle};
 
@@ -408,11 +408,16 @@ impl<T: Transport> Pipeline<T> {
                             status,
                         };
                     }
+                    let hint = wait.map(Hint::new);
+                    let capped = hint.and_then(|h| h.explain());
+                    if let Some(why) = &capped {
+                        tracing::info!("row {}: {why}", row.id);
+                    }
                     let delay = match spent {
                         // A spent limit holds every worker: the server's hint, else the time the
                         // headers say the limit needs to have room again.
                         Some(refill) => {
-                            let pause = wait.unwrap_or(refill);
+                            let pause = hint.map_or(refill.min(HINT_CAP), |h| h.wait);
                             self.limits.pause_for(pause);
                             pause
                         }
@@ -423,6 +428,10 @@ impl<T: Transport> Pipeline<T> {
                         }
                     };
                     tracing::info!(row = %row.id, attempt = attempts, "retrying in {delay:.1?}: {reason}");
+                    // Counted while it waits, so the progress line can say why rows stand still.
+                    let _capped = hint
+                        .filter(|_| capped.is_some())
+                        .map(|h| stats.capped_wait(h.asked));
                     tokio::select! {
                         biased;
                         _ = control.stop.cancelled() => break OutcomeKind::Unfinished,

@@ -14,4 +14,5 @@ mod happy;
 mod limits;
 mod resume;
 mod secrets;
+mod time;
 mod util;

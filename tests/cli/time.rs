@@ -1,0 +1,83 @@
+//! Time and the process: retry hints a server gets wrong (a wait above the cap, a rate limit
+//! smaller than one request), and a run whose own process stood still (SIGSTOP, a suspended
+//! laptop) while answers waited in its sockets.
+
+use std::io::Read;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::util::*;
+
+/// Reads a child's stderr into a shared string while it runs, so a test can wait for a line.
+fn collect_stderr(child: &mut Child) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let mut pipe = child.stderr.take().expect("stderr is piped");
+    let sink = Arc::clone(&text);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    text
+}
+
+fn signal(child: &Child, signal: i32) {
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+}
+
+#[test]
+fn a_server_tpm_smaller_than_one_request_fails_no_row() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 20);
+    let mock = Mock::start(&["--claim-tpm", "1"]);
+    let out = run(run_job(&dir, &mock).args(["-v"]));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let rows = dir.jsonl("out.jsonl");
+    assert_eq!(rows.len(), 20);
+    assert!(rows.iter().all(|r| r["status"] == "done"), "{rows:?}");
+    assert_eq!(mock.requests().len(), 20, "each row sent once");
+    let warning = "the server reported a limit of 1 tokens per minute, less than one request needs";
+    assert_eq!(
+        out.stderr.matches(warning).count(),
+        1,
+        "said once: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_retry_after_above_the_cap_is_capped_and_said_on_the_progress_line_and_with_v() {
+    let dir = Dir::new();
+    dir.write(
+        "p.jsonl",
+        "{\"id\":\"r17\",\"prompt\":\"[[mock:fail-times=1:status=429:retry-after=36000]]\"}\n",
+    );
+    let mock = Mock::start(&[]);
+    let mut child = run_job(&dir, &mock)
+        .args(["-v"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = collect_stderr(&mut child);
+    let said = "row r17: the server asked to wait 10h (Retry-After); waiting the 1h cap";
+    let progress = "1 row waiting the 1h Retry-After cap (the server asked 10h)";
+    wait_until(Duration::from_secs(30), "the cap to be said", || {
+        let text = stderr.lock().unwrap();
+        text.contains(said) && text.contains(progress)
+    });
+    signal(&child, libc::SIGTERM);
+    let status = wait_for(&mut child, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(4), "{}", stderr.lock().unwrap());
+    assert!(
+        stderr.lock().unwrap().contains("retrying in 3600.0s"),
+        "{}",
+        stderr.lock().unwrap()
+    );
+}
