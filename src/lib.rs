@@ -17,7 +17,8 @@
 //!   APIs, or Azure OpenAI's deployment URLs.
 //! - [`tokens`] counts prompt tokens as OpenAI does; [`models`] knows context windows and prices;
 //!   [`estimate`] is the dry run; [`budget`] keeps a run's money; [`stats`], [`progress`] and [`summary`]
-//!   report; [`shutdown`] turns signals into a clean stop; [`output`] exports results.
+//!   report; [`shutdown`] turns signals into a clean stop; [`stall`] notices the process stood
+//!   still (SIGSTOP, suspend), which is no server's fault; [`output`] exports results.
 //! - [`mock`] is a local OpenAI-compatible server for rehearsals, tests and benchmarks.
 //! - [`secret`] keeps the API key out of every output; [`error`] names what went wrong and
 //!   the exit codes.
@@ -44,6 +45,7 @@ pub mod provider;
 pub mod retry;
 pub mod secret;
 pub mod shutdown;
+pub mod stall;
 pub mod stats;
 pub mod store;
 pub mod summary;

@@ -7,6 +7,7 @@
 //! bodies, `Retry-After` forms and response shapes (`../shared/openai-openapi.yaml`:
 //! `CreateChatCompletionResponse`, `CreateCompletionResponse`, `CompletionUsage`, `Error`).
 
+mod deadline;
 pub mod http;
 pub mod ratelimit;
 mod response;

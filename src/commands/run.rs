@@ -314,6 +314,7 @@ pub fn execute(
                 backoff: Backoff::default(),
                 drain_timeout: limits.drain_timeout,
                 hold_until_committed: true,
+                stalls: crate::stall::Stalls::watch(),
             },
             Arc::clone(&stats),
             Arc::clone(&control),

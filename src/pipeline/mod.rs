@@ -38,6 +38,7 @@ use crate::budget::Costing;
 use crate::job::Endpoint;
 use crate::limits::{InForce, Limits, WindowInForce};
 use crate::retry::{Backoff, Hint, HINT_CAP};
+use crate::stall::Stalls;
 use crate::stats::Stats;
 use crate::store::writer::{Claimed, Outcome, OutcomeKind, StoreHandle};
 
@@ -114,6 +115,10 @@ pub struct PipelineSettings {
     /// durable). Always on in a real run; the in-process tests on tokio's paused clock turn it
     /// off, because waiting for the writer thread's real-time commit lets the paused clock jump.
     pub hold_until_committed: bool,
+    /// The process's stall watch: an attempt during which the process stood still (SIGSTOP,
+    /// suspend) says nothing about the server, so the window does not hear of it. `none()` in
+    /// the tests on tokio's paused clock.
+    pub stalls: Stalls,
 }
 
 /// What a run needs, shared by every task of it.
@@ -305,12 +310,14 @@ impl<T: Transport> Pipeline<T> {
             }
             Stats::add(&stats.in_flight, 1);
             let sent = Instant::now();
+            let mark = self.settings.stalls.mark();
             let result = tokio::select! {
                 biased;
                 _ = control.abort.cancelled() => None,
                 r = self.transport.send(body.clone()) => Some(r),
             };
             let latency = sent.elapsed();
+            let stalled = self.settings.stalls.since(mark);
             stats.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             let Some(result) = result else {
                 if let Some(r) = reservation {
@@ -348,6 +355,8 @@ impl<T: Transport> Pipeline<T> {
                 _ => None,
             };
             let signal = match &verdict {
+                // Our own process stood still: neither the latency nor a timeout is the server's.
+                _ if !stalled.is_zero() => Signal::Neutral,
                 Verdict::Done(_) => Signal::Success { latency },
                 Verdict::Retry {
                     status: Some(200..=299),

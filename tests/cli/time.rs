@@ -81,3 +81,49 @@ fn a_retry_after_above_the_cap_is_capped_and_said_on_the_progress_line_and_with_
         stderr.lock().unwrap()
     );
 }
+
+#[test]
+fn a_stopped_and_continued_process_reads_the_answers_that_waited_and_resends_nothing() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 40);
+    let mock = Mock::start(&["--latency", "1s"]);
+    let mut child = run_job(&dir, &mock)
+        .args(["--concurrency", "8", "--timeout", "2s", "-v"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = collect_stderr(&mut child);
+    // The stats count a request when it arrives, before its 1 s latency.
+    wait_until(Duration::from_secs(30), "8 requests on the wire", || {
+        mock.stats()["requests"].as_u64() >= Some(8)
+    });
+    signal(&child, libc::SIGSTOP);
+    // Every answer on the wire arrives (1 s) and waits in its socket; every 2 s timeout passes.
+    std::thread::sleep(Duration::from_secs(5));
+    signal(&child, libc::SIGCONT);
+    let status = wait_for(&mut child, Duration::from_secs(60));
+    let log = stderr.lock().unwrap().clone();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("the process stood still for"),
+        "the stall was seen: {log}"
+    );
+    assert!(
+        !log.contains("timed out"),
+        "no request counted as timed out: {log}"
+    );
+    assert!(!log.contains("window halved"), "the window was not halved: {log}");
+
+    assert!(dir.jsonl("out.jsonl").iter().all(|r| r["status"] == "done"));
+    let per_prompt = requests_per_prompt(&mock.requests());
+    assert_eq!(per_prompt.len(), 40);
+    assert!(
+        per_prompt.values().all(|&n| n == 1),
+        "no row was sent twice: {per_prompt:?}"
+    );
+    let out = run(promptmill(&dir).args(["status", "out.jsonl.promptmill.db", "--json"]));
+    let status: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(status["retries"], 0, "{status}");
+    assert_eq!(status["rows"]["done"], 40, "{status}");
+}
