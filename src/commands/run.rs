@@ -5,6 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use anyhow::Context;
+
 use super::batch::BatchEnd;
 use crate::api::http::{HttpSettings, HttpTransport};
 use crate::budget::Costing;
@@ -330,7 +332,10 @@ pub fn execute(
 
     let store = match writer.join() {
         Ok(Ok(store)) => store,
-        Ok(Err(e)) => return Err(e.context(format!("{}: could not write the checkpoint", db_path.display()))),
+        Ok(Err(e)) => {
+            let e = e.context(format!("{}: could not write the checkpoint", db_path.display()));
+            return disk_full_stop(e, &db_path, "resume with", &resume_cmd);
+        }
         Err(_) => anyhow::bail!("{}: the checkpoint writer panicked", db_path.display()),
     };
     let after = store.counts()?;
@@ -364,7 +369,14 @@ pub fn execute(
         (scope == Scope::All).then(|| job.output.path.clone()),
         db_path.clone(),
     );
-    write_results(&store, run_id, &job, &send, &summary, scope == Scope::All)?;
+    if let Err(e) = write_results(&store, run_id, &job, &send, &summary, scope == Scope::All) {
+        return disk_full_stop(
+            e,
+            &db_path,
+            "write the output with",
+            &export_cmd(&db_path, &job.output),
+        );
+    }
     match control.reason() {
         Some(StopReason::Auth { status, message }) => eprintln!(
             "{}",
@@ -429,8 +441,40 @@ pub(crate) fn out_of_quota(message: &str, resume_cmd: &str) -> String {
     )
 }
 
-/// Ends a run: records its summary in the checkpoint, writes the output (with `export`) and the
-/// `--summary` file, and prints the totals. Shared by live and batch runs.
+/// A full disk stops the run (exit 4), it does not fail it: every row committed is safe in the
+/// checkpoint at `db`, and `cmd` finishes the job once there is room. Any other error is returned.
+pub(crate) fn disk_full_stop(e: anyhow::Error, db: &Path, finish: &str, cmd: &str) -> anyhow::Result<i32> {
+    if !crate::error::is_disk_full(&e) {
+        return Err(e);
+    }
+    eprintln!(
+        "promptmill: {e:#}\n\
+         The rows completed so far are safe in the checkpoint {}. Free some space, then {finish}:\n  {cmd}",
+        db.display()
+    );
+    Ok(exit_code::STOPPED)
+}
+
+/// The command that writes a job's output from its checkpoint.
+pub(crate) fn export_cmd(db: &Path, out: &output::OutputSpec) -> String {
+    let path = out.path.display().to_string();
+    let mut cmd = format!(
+        "promptmill export {} -o {}",
+        shell_quote(&db.display().to_string()),
+        shell_quote(&path)
+    );
+    if output::OutputFormat::from_path(&out.path) != Some(out.format) {
+        use clap::ValueEnum;
+        if let Some(name) = out.format.to_possible_value() {
+            cmd.push_str(&format!(" --format {}", name.get_name()));
+        }
+    }
+    cmd
+}
+
+/// Ends a run: writes the output (with `export`) and the `--summary` file, records the summary
+/// in the checkpoint, and prints the totals. Shared by live and batch runs. A run whose output
+/// could not be written is recorded as `output_failed`, never as finished.
 pub(crate) fn write_results(
     store: &Store,
     run_id: i64,
@@ -440,15 +484,28 @@ pub(crate) fn write_results(
     export: bool,
 ) -> anyhow::Result<()> {
     let summary_json = serde_json::to_string_pretty(summary)?;
-    store.end_run(run_id, &summary.outcome, &summary_json)?;
     if export {
-        output::export(store, &job.columns, &job.output)?;
+        if let Err(e) = output::export(store, &job.columns, &job.output) {
+            let mut failed = summary.clone();
+            failed.outcome = "output_failed".into();
+            // Best effort: on a full disk this small write may fail too, and the run then
+            // simply has no recorded end, which is not "finished" either.
+            let _ = serde_json::to_string_pretty(&failed)
+                .map_err(anyhow::Error::from)
+                .and_then(|json| store.end_run(run_id, &failed.outcome, &json));
+            return Err(e);
+        }
     }
+    store.end_run(run_id, &summary.outcome, &summary_json)?;
     if let Some(path) = &send.summary {
         use std::io::Write;
-        let mut f = output::create_private(path)?;
-        f.write_all(summary_json.as_bytes())?;
-        f.write_all(b"\n")?;
+        let write = || -> anyhow::Result<()> {
+            let mut f = output::create_private(path)?;
+            f.write_all(summary_json.as_bytes())?;
+            f.write_all(b"\n")?;
+            Ok(())
+        };
+        write().with_context(|| format!("could not write the summary {}", path.display()))?;
     }
     if !send.quiet {
         eprintln!("{summary}");

@@ -9,7 +9,7 @@ use crate::cli::StatusArgs;
 use crate::error::{exit_code, CheckpointError};
 use crate::estimate::report::dollars;
 use crate::limits::InForce;
-use crate::store::{now_ms, Counts, RunRecord, Store};
+use crate::store::{now_ms, run_is_live, Counts, RunRecord, Store};
 
 #[derive(Serialize)]
 struct Status {
@@ -30,6 +30,8 @@ struct Status {
     /// run goes.
     limits_in_force: Option<InForce>,
     rows: Counts,
+    /// Rows a run that is gone left claimed, counted in `rows.pending` (the next run sends them).
+    left_claimed: u64,
     /// Requests the checkpoint knows were sent, beyond one per row.
     retries: u64,
     /// Dollars spent on the done rows, at the prices the job last ran with; `None` when a model
@@ -60,7 +62,15 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
     let job = store
         .job()?
         .ok_or_else(|| CheckpointError::NoJob { db: args.db.clone() })?;
-    let rows = store.counts()?;
+    let mut rows = store.counts()?;
+    // Rows claimed by a run that is gone (killed, or stopped by a full disk before it could
+    // release them) are not in flight: the next run sends them. Only a live run has rows in flight.
+    let left_claimed = if run_is_live(&args.db) {
+        0
+    } else {
+        std::mem::take(&mut rows.in_flight)
+    };
+    rows.pending += left_claimed;
     let runs = store.runs()?;
     let now = now_ms();
     let elapsed_ms: i64 = runs
@@ -99,6 +109,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
         mode: job.batch.mode,
         batches: store.parts()?,
         rows,
+        left_claimed,
         runs,
         elapsed_seconds: elapsed_ms.max(0) as f64 / 1000.0,
     };
@@ -142,7 +153,14 @@ fn print_table(s: &Status) {
     println!("  done      {}", r.done);
     println!("  failed    {}", r.failed);
     println!("  skipped   {} (invalid input)", r.invalid);
-    println!("  pending   {}", r.pending);
+    if s.left_claimed > 0 {
+        println!(
+            "  pending   {} ({} left claimed by a run that did not end cleanly; the next run sends them)",
+            r.pending, s.left_claimed
+        );
+    } else {
+        println!("  pending   {}", r.pending);
+    }
     println!("  in flight {}", r.in_flight);
     if r.batched > 0 || !s.batches.is_empty() {
         println!("  in batches {}", r.batched);

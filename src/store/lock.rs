@@ -54,6 +54,22 @@ pub fn lock_run(db: &Path) -> anyhow::Result<RunLock> {
     }
 }
 
+/// Whether a process is running the job of the checkpoint at `db` now (holds its run lock).
+/// Creates nothing: with no lock file there is no run. Used by `status` to tell rows a live run
+/// has in flight from rows a dead run left claimed (which the next run sends again).
+pub fn run_is_live(db: &Path) -> bool {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    let Ok(file) = OpenOptions::new().read(true).open(PathBuf::from(name)) else {
+        return false;
+    };
+    match file.try_lock_shared() {
+        Ok(()) => false, // released when `file` drops, at the end of this function
+        Err(TryLockError::WouldBlock) => true,
+        Err(TryLockError::Error(_)) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +86,17 @@ mod tests {
         );
         drop(first);
         lock_run(&db).unwrap();
+    }
+
+    #[test]
+    fn a_run_is_live_only_while_its_lock_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("x.db");
+        assert!(!run_is_live(&db), "no lock file, no run");
+        let held = lock_run(&db).unwrap();
+        assert!(run_is_live(&db));
+        drop(held);
+        assert!(!run_is_live(&db));
+        lock_run(&db).expect("probing did not keep the lock");
     }
 }

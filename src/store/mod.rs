@@ -27,7 +27,7 @@ use crate::job::JobRecord;
 use crate::limits::InForce;
 
 pub use ingest::{Duplicate, Ingest, NewRow};
-pub use lock::{lock_run, RunLock};
+pub use lock::{lock_run, run_is_live, RunLock};
 pub use parts::{stage, Candidate, Collected, Collection, Measure, Measured, PartLimits, PartRecord};
 pub use schema::MIGRATIONS;
 

@@ -9,6 +9,7 @@ mod batch;
 mod corpus;
 mod cost;
 mod disk;
+mod disk_full;
 mod faults;
 mod happy;
 mod limits;
