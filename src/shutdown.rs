@@ -36,12 +36,42 @@ pub fn spawn(control: Arc<Control>, stopping: &'static str, resume: String) -> t
     })
 }
 
-/// Writes a line to stderr, ignoring failure: after SIGHUP the terminal may be gone, and a
-/// failed write must not keep the run from stopping (`eprintln!` would panic this task).
+/// Writes a line to stderr. After SIGHUP the terminal may be gone (every write to it fails with
+/// EIO), and `eprintln!` panics on a failed write: here, and in every message the run prints on
+/// its way out. So when this write fails, stderr (and stdout, when it is the same terminal) is
+/// pointed at `/dev/null`: the messages are lost, the run still drains, commits and exits as
+/// stopped.
 fn say(text: &str) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "\npromptmill: {text}");
+    if writeln!(std::io::stderr(), "\npromptmill: {text}").is_err() {
+        silence_lost_terminal();
+    }
 }
+
+#[cfg(unix)]
+fn silence_lost_terminal() {
+    use std::os::fd::AsRawFd;
+    let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
+        return;
+    };
+    let file = |fd: i32| {
+        // SAFETY: fstat only fills the struct it is given; a closed fd is an error, not UB.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev, st.st_ino, st.st_rdev))
+    };
+    let stdout_is_stderr = file(1).is_some() && file(1) == file(2);
+    // SAFETY: dup2 onto the standard descriptors, which stay open (now on /dev/null); nothing
+    // holds their old file beyond them.
+    unsafe {
+        libc::dup2(null.as_raw_fd(), 2);
+        if stdout_is_stderr {
+            libc::dup2(null.as_raw_fd(), 1);
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn silence_lost_terminal() {}
 
 /// SIGTERM or SIGHUP on Unix; never fires elsewhere. A closed terminal (SIGHUP) is a stop
 /// request like any other: the run drains, commits and says how to resume (to the log, if the
