@@ -567,6 +567,9 @@ fn respond(state: &State, endpoint: Endpoint, prompted: &Prompted, stamp: Stamp)
                     Some(RetryHint::Date(s)) => {
                         error.with_retry_hint(Duration::from_secs(s), RetryForm::Date)
                     }
+                    Some(RetryHint::DateAgo(s)) => {
+                        error.with_retry_hint(Duration::from_secs(s), RetryForm::PastDate)
+                    }
                 };
                 return Answered::Error(Outcome::Directive, error);
             }

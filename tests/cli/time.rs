@@ -127,3 +127,22 @@ fn a_stopped_and_continued_process_reads_the_answers_that_waited_and_resends_not
     assert_eq!(status["retries"], 0, "{status}");
     assert_eq!(status["rows"]["done"], 40, "{status}");
 }
+
+#[test]
+fn a_retry_after_date_in_the_past_gets_the_normal_backoff_not_an_instant_retry() {
+    let dir = Dir::new();
+    let prompt = "[[mock:fail-times=1:status=429:retry-after-date-ago=30]]";
+    dir.write("p.jsonl", format!("{{\"id\":\"a\",\"prompt\":\"{prompt}\"}}\n"));
+    let mock = Mock::start(&[]);
+    let out = run(&mut run_job(&dir, &mock));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let t: Vec<f64> = mock
+        .requests()
+        .iter()
+        .filter(|r| r["prompt"] == prompt)
+        .map(|r| r["t_ms"].as_f64().unwrap())
+        .collect();
+    assert_eq!(t.len(), 2, "one 429, one retry");
+    // The normal backoff of a rate-limited answer waits at least a second.
+    assert!(t[1] - t[0] >= 1000.0, "retried {} ms after the 429", t[1] - t[0]);
+}
