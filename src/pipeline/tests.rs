@@ -109,6 +109,20 @@ pub(super) async fn run_pipeline(
     limits: Limits,
     before: impl FnOnce(&Control),
 ) -> Ran {
+    let stalls = crate::stall::Stalls::none();
+    run_pipeline_stalling(store, fake, concurrency, max_attempts, limits, stalls, before).await
+}
+
+/// [`run_pipeline`] with a stall watch the test drives.
+pub(super) async fn run_pipeline_stalling(
+    store: Store,
+    fake: Fake,
+    concurrency: usize,
+    max_attempts: u32,
+    limits: Limits,
+    stalls: crate::stall::Stalls,
+    before: impl FnOnce(&Control),
+) -> Ran {
     let stats = Arc::new(Stats::default());
     let control = Control::new();
     before(&control);
@@ -124,7 +138,7 @@ pub(super) async fn run_pipeline(
             backoff: Backoff::default(),
             drain_timeout: Duration::from_secs(30),
             hold_until_committed: false,
-            stalls: crate::stall::Stalls::none(),
+            stalls,
         },
         Arc::clone(&stats),
         Arc::clone(&control),
