@@ -217,8 +217,9 @@ impl State {
         if !std::mem::replace(&mut self.warned_implausible, true) {
             if let Some(limit) = dropped {
                 tracing::warn!(
-                    "the server reported a limit of {limit} tokens per minute, less than one request \
-                     needs ({tokens}); not believing it: no token limit from the server (give --tpm to set one)"
+                    "the server reported a token limit of {limit} per minute (x-ratelimit-limit-tokens), \
+                     less than one request needs ({tokens} tokens); not believing it: no token limit \
+                     from the server (give --tpm to set one)"
                 );
             }
         }

@@ -42,7 +42,8 @@ fn a_server_tpm_smaller_than_one_request_fails_no_row() {
     assert_eq!(rows.len(), 20);
     assert!(rows.iter().all(|r| r["status"] == "done"), "{rows:?}");
     assert_eq!(mock.requests().len(), 20, "each row sent once");
-    let warning = "the server reported a limit of 1 tokens per minute, less than one request needs";
+    let warning = "the server reported a token limit of 1 per minute (x-ratelimit-limit-tokens), \
+                   less than one request needs (";
     assert_eq!(
         out.stderr.matches(warning).count(),
         1,
