@@ -51,7 +51,7 @@ fn main() -> anyhow::Result<()> {
         url,
         "--restart".into(),
     ];
-    println!("$ {}\n", args.join(" "));
+    println!("$ {}\n", promptmill::commands::shell_line(&args));
     let code = promptmill::commands::main(args.clone())?;
 
     println!("\nfirst rows of {}:", output.display());
@@ -59,7 +59,10 @@ fn main() -> anyhow::Result<()> {
         println!("  {line}");
     }
     let db = out_dir.join("products.out.jsonl.promptmill.db");
-    println!("\n$ promptmill status {}\n", db.display());
+    println!(
+        "\n$ {}\n",
+        promptmill::commands::shell_line(&["promptmill", "status", &db.display().to_string()])
+    );
     promptmill::commands::main([
         "promptmill".to_string(),
         "status".into(),
@@ -82,7 +85,7 @@ fn main() -> anyhow::Result<()> {
         ]
         .map(String::from),
     );
-    println!("\n$ {}\n", batch_args.join(" "));
+    println!("\n$ {}\n", promptmill::commands::shell_line(&batch_args));
     let batch_code = promptmill::commands::main(batch_args)?;
     let completions = |path: &std::path::Path| -> anyhow::Result<Vec<serde_json::Value>> {
         std::fs::read_to_string(path)?

@@ -17,8 +17,12 @@ use crate::job::{Endpoint, JobSpec};
 use crate::models::{PriceBook, PriceError};
 use crate::output::{OutputFormat, OutputSpec};
 use crate::prepare::RequestSettings;
+use crate::profile::ProfileUse;
 use crate::provider::{self, AzureUrl, Provider, ProviderKind};
 use crate::template::Template;
+
+mod with_profile;
+use with_profile::apply_profile;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 
@@ -34,11 +38,15 @@ pub struct RunConfig {
     pub output: OutputSpec,
     pub db: PathBuf,
     pub restart: bool,
+    /// `--limit`: send only the rows numbered 1..=N.
+    pub limit: Option<u64>,
     pub base_url: String,
     /// OpenAI-compatible, or Azure with its deployment and API version.
     pub provider: Provider,
     pub api_key_env: String,
     pub send: SendConfig,
+    /// The `--profile` used, and the settings it gave.
+    pub profile: Option<ProfileUse>,
 }
 
 /// How requests are sent, as this command line asks; shared by `run` and `resume`. Its `Debug`
@@ -62,7 +70,12 @@ pub struct SendConfig {
     pub no_wait: bool,
     /// `--finish-live`: send what remains live once the batches are collected.
     pub finish_live: bool,
+    /// `--max-response-size`, in bytes: the longest body (or batch result line) read.
+    pub max_response_size: u64,
 }
+
+/// The default `--max-response-size`: far above any real completion (16 MiB).
+pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 16 << 20;
 
 /// The Batch API's limits (OpenAI's; other providers may be smaller, hence the flags).
 pub const BATCH_MAX_ROWS: u64 = 50_000;
@@ -155,8 +168,16 @@ pub struct InputConfig {
 
 impl InputConfig {
     pub fn from_args(args: &RunArgs) -> Result<InputConfig, anyhow::Error> {
+        let stdin = crate::input::is_stdin(&args.input);
         let format = match args.format.or_else(|| InputFormat::from_path(&args.input)) {
             Some(f) => f,
+            None if stdin => {
+                return Err(ConfigError::new(
+                    "--format",
+                    "is required when the input is standard input (`-`): pass --format csv|jsonl",
+                )
+                .into())
+            }
             None => {
                 return Err(ConfigError::new(
                     "--format",
@@ -168,9 +189,14 @@ impl InputConfig {
                 .into())
             }
         };
-        let input = std::fs::canonicalize(&args.input)
-            .map_err(|e| anyhow::anyhow!("{}: cannot open the input: {e}", args.input.display()))?;
-        if input.is_dir() {
+        let input = if stdin {
+            check_stdin_piped()?;
+            args.input.clone()
+        } else {
+            std::fs::canonicalize(&args.input)
+                .map_err(|e| anyhow::anyhow!("{}: cannot open the input: {e}", args.input.display()))?
+        };
+        if !stdin && input.is_dir() {
             anyhow::bail!("{}: is a directory, not a prompts file", args.input.display());
         }
         let template_text = text_flag(
@@ -239,7 +265,13 @@ impl InputConfig {
 }
 
 impl RunConfig {
-    pub fn from_args(args: RunArgs) -> Result<RunConfig, anyhow::Error> {
+    pub fn from_args(mut args: RunArgs) -> Result<RunConfig, anyhow::Error> {
+        let profile = apply_profile(&mut args)?;
+        RunConfig::from_resolved(args, profile)
+    }
+
+    /// [`RunConfig::from_args`] for flags that already carry their profile's settings.
+    fn from_resolved(args: RunArgs, profile: Option<ProfileUse>) -> Result<RunConfig, anyhow::Error> {
         let InputConfig {
             input,
             format,
@@ -251,9 +283,20 @@ impl RunConfig {
             return Err(ConfigError::new("--output", "is required: the file to write the results to").into());
         };
         let output = output_spec(output_path, args.output_format, "--output")?;
-        let db = args.db.clone().unwrap_or_else(|| default_db_path(&output.path));
-        let same = |p: &Path| std::fs::canonicalize(p).is_ok_and(|p| p == input);
-        if same(&output.path) {
+        let db = match &args.db {
+            Some(db) => db.clone(),
+            None if output.is_stdout() => {
+                return Err(ConfigError::new(
+                    "--db",
+                    "is required with `-o -`: the checkpoint is named after the output file, and standard output has no name",
+                )
+                .into())
+            }
+            None => default_db_path(&output.path),
+        };
+        let same =
+            |p: &Path| !crate::input::is_stdin(&input) && std::fs::canonicalize(p).is_ok_and(|p| p == input);
+        if !output.is_stdout() && same(&output.path) {
             return Err(ConfigError::new("--output", "is the input file; it would be overwritten").into());
         }
         if same(&db) {
@@ -271,10 +314,12 @@ impl RunConfig {
             output,
             db,
             restart: args.restart,
+            limit: args.limit,
             base_url: target.base_url,
             provider: target.provider,
             api_key_env: target.api_key_env,
             send,
+            profile,
         })
     }
 }
@@ -298,13 +343,28 @@ pub struct EstimateConfig {
 }
 
 impl EstimateConfig {
-    pub fn from_args(args: RunArgs) -> Result<EstimateConfig, anyhow::Error> {
+    pub fn from_args(mut args: RunArgs) -> Result<EstimateConfig, anyhow::Error> {
+        let profile = apply_profile(&mut args)?;
+        if args.limit.is_some() {
+            return Err(ConfigError::new(
+                "--limit",
+                "applies to `run`; the estimate covers the whole input (a limited run sends the first N rows of it)",
+            )
+            .into());
+        }
         let input = InputConfig::from_args(&args)?;
         let send = SendConfig::from_args(&args.send)?;
         let est = args.estimate.clone();
         let sample = match est.sample {
             None => None,
             Some(0) => return Err(ConfigError::new("--sample", "must be at least 1").into()),
+            Some(_) if crate::input::is_stdin(&args.input) => {
+                return Err(ConfigError::new(
+                    "--sample",
+                    "cannot read standard input twice (once to estimate, once to send); save the rows to a file first",
+                )
+                .into())
+            }
             Some(n) => {
                 if args.output.is_none() {
                     return Err(ConfigError::new(
@@ -313,7 +373,7 @@ impl EstimateConfig {
                     )
                     .into());
                 }
-                Some((n, Box::new(RunConfig::from_args(args)?)))
+                Some((n, Box::new(RunConfig::from_resolved(args, profile)?)))
             }
         };
         Ok(EstimateConfig {
@@ -482,6 +542,7 @@ impl SendConfig {
             verbose: args.verbose,
             max_cost: args.max_cost,
             prices: args.prices.clone(),
+            max_response_size: args.max_response_size.unwrap_or(DEFAULT_MAX_RESPONSE_SIZE),
         })
     }
 
@@ -524,6 +585,16 @@ impl SendConfig {
     }
 }
 
+/// `-` as the input: standard input must bring the rows, not wait for a terminal's typing.
+fn check_stdin_piped() -> anyhow::Result<()> {
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        anyhow::bail!(
+            "the input `-` is standard input, which is a terminal here; pipe the rows in (e.g. `< prompts.jsonl`), or resume the job with `promptmill resume DB`"
+        );
+    }
+    Ok(())
+}
+
 /// The checkpoint path for an output path: `out.jsonl` → `out.jsonl.promptmill.db`.
 pub fn default_db_path(output: &Path) -> PathBuf {
     let mut name = output.as_os_str().to_owned();
@@ -536,6 +607,12 @@ pub fn output_spec(
     format: Option<OutputFormat>,
     flag: &'static str,
 ) -> Result<OutputSpec, ConfigError> {
+    if path == Path::new(OutputSpec::STDOUT) {
+        return Ok(OutputSpec {
+            path: path.to_path_buf(),
+            format: format.unwrap_or(OutputFormat::Jsonl),
+        });
+    }
     let format = format.or_else(|| OutputFormat::from_path(path)).ok_or_else(|| {
         ConfigError::new(
             flag,

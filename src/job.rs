@@ -163,6 +163,36 @@ pub struct JobRecord {
     /// `--mode` and the Batch API's settings, kept across runs like the limits.
     #[serde(default)]
     pub batch: crate::config::BatchSettings,
+    /// The `--profile` the job's settings last came from, and which settings it gave.
+    #[serde(default)]
+    pub profile: Option<crate::profile::ProfileUse>,
+    /// `--limit`: only rows numbered 1..=N are sent. Set (or cleared) by each `run`, kept by
+    /// `resume`. Not part of the spec: changing it extends the same job.
+    #[serde(default)]
+    pub limit: Option<u64>,
+    /// The input's size in bytes when its rows were last read (with `spec.fingerprint`, it tells
+    /// an input that only grew); `None` in checkpoints made before it was recorded.
+    #[serde(default)]
+    pub input_size: Option<u64>,
+}
+
+impl JobRecord {
+    /// The input columns an output repeats beside the row's id: all but the one the ids come
+    /// from (`--id-column`, else `id`, else `custom_id`), whose values are the `id` column already.
+    pub fn output_columns(&self) -> Vec<String> {
+        let has = |name: &str| self.columns.iter().any(|c| c == name);
+        let id_source = match &self.spec.id_column {
+            Some(c) => Some(c.as_str()),
+            None if has("id") => Some("id"),
+            None if has("custom_id") => Some("custom_id"),
+            None => None,
+        };
+        self.columns
+            .iter()
+            .filter(|c| Some(c.as_str()) != id_source)
+            .cloned()
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -201,6 +231,9 @@ impl JobRecord {
             models: BTreeMap::new(),
             max_cost: None,
             batch: Default::default(),
+            profile: None,
+            limit: None,
+            input_size: None,
         }
     }
 }

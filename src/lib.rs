@@ -3,7 +3,8 @@
 //!
 //! How the pieces fit, in the order a run meets them:
 //!
-//! - [`cli`] parses the command line; [`config`] validates it into the settings the rest sees.
+//! - [`cli`] parses the command line; [`config`] validates it into the settings the rest sees,
+//!   with the settings of a [`profile`] under the flags given.
 //! - [`commands`] holds the subcommands; `run` reads like the plot of a job.
 //! - [`input`] streams rows from CSV or JSON Lines; [`template`] renders prompt templates;
 //!   [`prepare`] turns rows into request bodies; [`load`] reads them all into the checkpoint.
@@ -40,6 +41,7 @@ pub mod models;
 pub mod output;
 pub mod pipeline;
 pub mod prepare;
+pub mod profile;
 pub mod progress;
 pub mod provider;
 pub mod retry;

@@ -5,6 +5,13 @@
 //! been read: without `--skip-invalid`, any invalid row (or duplicate id) rolls the transaction
 //! back and the error lists them; with it, invalid rows are recorded as failed with their reason
 //! and the rest are committed. Memory stays flat whatever the file's size: one row at a time.
+//!
+//! An input that only grew since its job was made (`changed.rs` tells) is read the same way, but
+//! only the rows past the job's are prepared and added, in one transaction too.
+
+mod changed;
+
+pub use changed::{compare, InputChange};
 
 use std::fmt;
 use std::path::PathBuf;
@@ -29,6 +36,16 @@ pub struct Loaded {
     pub endpoint: Endpoint,
     pub columns: Vec<String>,
     pub fingerprint: String,
+    /// The input's size in bytes, as fingerprinted.
+    pub size: u64,
+}
+
+/// What the job already holds of an input that grew: its rows, and the line breaks of the bytes
+/// they were read from (the appended rows start after them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Known {
+    pub rows: u64,
+    pub lines: u64,
 }
 
 /// Why the input was not taken.
@@ -43,6 +60,10 @@ pub enum LoadError {
     /// The CSV header lacks a column every row needs (a template field, `--id-column`, `prompt`):
     /// the whole file is refused, `--skip-invalid` or not, since no row could be sent.
     Columns(InputError),
+    /// A flag that cannot apply to the input (`--template` with rows that carry their own
+    /// `messages`), or a template field that no row has: the whole file is refused, whatever
+    /// `--skip-invalid` says, since it would fail every row it concerns.
+    Refused(String),
     /// The file has no rows. `header` when it is a CSV file that has a header (and nothing else).
     Empty {
         file: PathBuf,
@@ -70,6 +91,7 @@ impl fmt::Display for LoadError {
                 )
             }
             LoadError::Columns(e) => write!(f, "{e}"),
+            LoadError::Refused(message) => write!(f, "{message}"),
             LoadError::Empty { file, header: true } => {
                 write!(f, "{}:1: the input has no rows, only a header", file.display())
             }
@@ -92,13 +114,17 @@ impl From<anyhow::Error> for LoadError {
     }
 }
 
-/// Reads the input into `store` and records the job made by `job` from what was found.
+/// Reads the input into `store` and records the job made by `job` from what was found. With
+/// `known`, the job exists and the input grew: its first `known.rows` rows are passed over (they
+/// are the job's already) and the rest are added; `Loaded::rows` counts them all.
+#[allow(clippy::too_many_arguments)]
 pub fn load(
     store: &mut Store,
     file: &std::path::Path,
     reader: RowReader,
     mut preparer: Preparer,
     skip_invalid: bool,
+    known: Option<Known>,
     progress: &dyn Fn(u64),
     job: impl FnOnce(&Loaded) -> JobRecord,
 ) -> Result<Loaded, LoadError> {
@@ -117,8 +143,20 @@ pub fn load(
     while let Some(item) = reader.next_row() {
         let item = item.map_err(LoadError::Read)?;
         rows += 1;
+        if let Some(known) = known {
+            if rows <= known.rows {
+                if rows == known.rows {
+                    changed::same_last_row(&ingest, file, rows, &item).map_err(LoadError::Refused)?;
+                }
+                continue;
+            }
+            if rows == known.rows + 1 {
+                changed::starts_after(file, known, &item).map_err(LoadError::Refused)?;
+            }
+        }
         let (number, line, id, id_field, prepared, fields) = match item {
             Ok(row) => {
+                preparer.check_flags_fit(&row).map_err(LoadError::Refused)?;
                 let prepared = preparer.prepare(&row);
                 let id = match &prepared {
                     Ok(p) => p.id.clone(),
@@ -191,6 +229,11 @@ pub fn load(
             header: reader.has_header(),
         });
     }
+    if invalid > 0 && !reader.has_header() {
+        if let Some(message) = preparer.absent_field(reader.columns()) {
+            return Err(LoadError::Refused(message));
+        }
+    }
     if invalid > 0 && !skip_invalid {
         return Err(LoadError::Invalid {
             file: file.to_path_buf(),
@@ -204,14 +247,18 @@ pub fn load(
         endpoint: preparer.endpoint(),
         columns: reader.columns().to_vec(),
         fingerprint: reader.fingerprint(),
+        size: reader.bytes_read(),
     };
-    ingest.commit(&job(&loaded), rows)?;
+    match known {
+        None => ingest.commit(&job(&loaded), rows)?,
+        Some(_) => ingest.commit_grown(&job(&loaded), rows)?,
+    }
     Ok(loaded)
 }
 
 /// The fields kept for output. A Batch input line's `body` is the request itself (stored
 /// separately), so it is not kept twice.
-fn stored_fields(row: RawRow) -> serde_json::Map<String, Value> {
+pub(crate) fn stored_fields(row: RawRow) -> serde_json::Map<String, Value> {
     let mut fields = row.fields;
     if fields.contains_key("url") && matches!(fields.get("body"), Some(Value::Object(_))) {
         fields.shift_remove("body");

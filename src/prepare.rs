@@ -141,6 +141,55 @@ impl Preparer {
         Ok(())
     }
 
+    /// Refuses a row whose own messages clash with a flag: `--template` would replace them, and
+    /// `--system` cannot be added beside the row's own system message. These are settings that
+    /// cannot apply to the input, not a bad row, so the caller refuses the whole file.
+    pub fn check_flags_fit(&self, row: &RawRow) -> Result<(), String> {
+        let Some(messages) = row.fields.get("messages") else {
+            return Ok(());
+        };
+        let at = format!("{}:{}", self.file.display(), row.line);
+        if self.settings.template.is_some() {
+            return Err(format!(
+                "--template renders a prompt from fields, but {at} has its own `messages`; \
+                 drop --template or the messages field"
+            ));
+        }
+        let has_system = messages.as_array().is_some_and(|m| {
+            m.iter()
+                .any(|m| m.get("role").and_then(Value::as_str) == Some("system"))
+        });
+        if self.settings.system.is_some() && has_system {
+            return Err(format!(
+                "--system adds a system message, but {at} has its own in `messages`; \
+                 drop --system or the row's system message"
+            ));
+        }
+        Ok(())
+    }
+
+    /// For an input without a header: the first template field that no row had, as a message
+    /// that lists the fields the rows do have (`columns`, every field seen). One error for the
+    /// file instead of one per row.
+    pub fn absent_field(&self, columns: &[String]) -> Option<String> {
+        let has = |name: &str| columns.iter().any(|c| c == name);
+        let templates = [
+            (&self.settings.template, "the template"),
+            (&self.settings.system, "the system template"),
+        ];
+        for (template, which) in templates {
+            let Some(t) = template else { continue };
+            if let Some(field) = t.fields().into_iter().find(|f| !has(f)) {
+                return Some(format!(
+                    "{}: no row has the field `{field}` ({which} uses {{{field}}}); the rows have the fields: {}",
+                    self.file.display(),
+                    columns.join(", ")
+                ));
+            }
+        }
+        None
+    }
+
     /// The row's id, as far as it can be known even for a row that cannot be prepared.
     pub fn fallback_id(&self, row: &RawRow) -> String {
         self.row_id(row).unwrap_or_else(|_| row.number.to_string())
@@ -227,7 +276,8 @@ impl Preparer {
             return Ok(row.number.to_string());
         };
         let id = match row.fields.get(name) {
-            Some(Value::String(s)) => s.trim().to_string(),
+            // Kept as written: ` a ` and `a` are two ids, and neither becomes the other.
+            Some(Value::String(s)) => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
             Some(other) => {
                 return Err(self
@@ -242,7 +292,8 @@ impl Preparer {
             }
             _ => return Err(self.err(row, "missing (it names the row id)").field(name)),
         };
-        if id.is_empty() {
+        // Only spaces is no id either, though spaces around one are part of it.
+        if id.trim().is_empty() {
             return Err(self.err(row, "the row id is empty").field(name));
         }
         Ok(id)
@@ -326,6 +377,7 @@ impl Preparer {
             None => unreachable!("messages_body is called for rows with a messages field"),
         };
         self.check_messages(row, &messages, "messages")?;
+        // A row with its own system message is refused with `--system` (`check_flags_fit`).
         if let Some(t) = &self.settings.system {
             let has_system = messages
                 .iter()

@@ -20,7 +20,8 @@ use crate::error::ConfigError;
 use crate::job::Endpoint;
 
 /// `--provider`: the kind of API, as the command line names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     /// The OpenAI API and every server compatible with it.
     #[default]

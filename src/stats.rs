@@ -62,8 +62,12 @@ pub struct Snapshot {
 }
 
 impl Stats {
+    /// Adds `n`, stopping at `u64::MAX` rather than wrapping: token counts come from servers
+    /// (each at most 2^40, see `api::MAX_TOKENS`), and a sum must never turn small again.
     pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+        let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            Some(v.saturating_add(n))
+        });
     }
 
     /// Counts a row as waiting out a capped retry hint until the guard is dropped.
@@ -127,5 +131,13 @@ mod tests {
         );
         drop(waiting);
         assert_eq!(stats.capped_note(), "");
+    }
+
+    #[test]
+    fn a_sum_stops_at_the_top_instead_of_wrapping() {
+        let counter = AtomicU64::new(u64::MAX - 1);
+        Stats::add(&counter, 1 << 40);
+        Stats::add(&counter, 5);
+        assert_eq!(counter.load(Ordering::Relaxed), u64::MAX);
     }
 }

@@ -160,8 +160,12 @@ impl fmt::Display for Summary {
             humantime::format_duration(Duration::from_millis((run.wall_seconds * 1000.0) as u64)),
             run.rows_per_second
         )?;
-        if let Some(o) = &self.output {
-            writeln!(f, "  output     {}", o.display())?;
+        match &self.output {
+            Some(o) if o.as_os_str() == crate::output::OutputSpec::STDOUT => {
+                writeln!(f, "  output     standard output")?
+            }
+            Some(o) => writeln!(f, "  output     {}", o.display())?,
+            None => {}
         }
         write!(f, "  checkpoint {}", self.checkpoint.display())
     }

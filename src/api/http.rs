@@ -11,6 +11,10 @@
 //!
 //! A completion request's `--timeout` is applied here around the whole exchange, not by reqwest,
 //! so that a stall of our own process does not spend it (`deadline`).
+//!
+//! Every body a server sends (answers, error bodies, Files and Batches objects) is read through
+//! [`read_capped`]: at most `--max-response-size` bytes are held, whatever the server's
+//! `Content-Length` says; a longer body is refused as soon as it is known to be longer.
 
 use std::time::{Duration, SystemTime};
 
@@ -32,6 +36,46 @@ pub struct HttpSettings {
     pub key_header: KeyHeader,
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
+    /// `--max-response-size`: the most bytes of one body held in memory.
+    pub max_response: u64,
+}
+
+/// Why a body was not read whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("the response is larger than --max-response-size {}", describe_cap(*.0))]
+    TooLarge(u64),
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
+}
+
+/// Reads `response`'s body, holding at most `cap` bytes: a declared `Content-Length` above it is
+/// refused before reading, and the body is read chunk by chunk and dropped the moment it passes
+/// the cap (a server may send more than it declared). The buffer grows with what arrives, never
+/// with what a header announces.
+pub async fn read_capped(mut response: reqwest::Response, cap: u64) -> Result<Bytes, ReadError> {
+    if response.content_length().is_some_and(|n| n > cap) {
+        return Err(ReadError::TooLarge(cap));
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await? {
+        if (body.len() + chunk.len()) as u64 > cap {
+            return Err(ReadError::TooLarge(cap));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// A size cap as people give it: `16 MiB`, `100 MB`, else in bytes.
+pub fn describe_cap(bytes: u64) -> String {
+    const MIB: u64 = 1 << 20;
+    const MB: u64 = 1_000_000;
+    match bytes {
+        b if b >= MIB && b.is_multiple_of(MIB) => format!("{} MiB", b / MIB),
+        b if b >= MB && b.is_multiple_of(MB) => format!("{} MB", b / MB),
+        b => format!("{b} bytes"),
+    }
 }
 
 impl std::fmt::Debug for HttpSettings {
@@ -51,6 +95,7 @@ pub struct HttpTransport {
     timeout: Duration,
     /// The process's stall watch: a timeout that passes while we stood still is not one.
     stalls: Stalls,
+    max_response: u64,
 }
 
 /// A client that sends the job's headers (the key, marked sensitive) with every request, each
@@ -113,6 +158,7 @@ impl HttpTransport {
             url: settings.url.clone(),
             timeout: settings.timeout,
             stalls: Stalls::watch(),
+            max_response: settings.max_response,
         })
     }
 }
@@ -140,7 +186,11 @@ impl HttpTransport {
         let retry_after =
             parse_retry_after(header("retry-after-ms"), header("retry-after"), SystemTime::now());
         let rate = RateHeaders::read(header);
-        let body = response.bytes().await.map_err(|e| self.error(e))?;
+        let body = match read_capped(response, self.max_response).await {
+            Ok(body) => body,
+            Err(ReadError::TooLarge(limit)) => return Err(SendError::TooLarge { status, limit }),
+            Err(ReadError::Http(e)) => return Err(self.error(e)),
+        };
         Ok(Reply {
             status,
             retry_after,
@@ -193,6 +243,7 @@ mod tests {
                 ("X-Team".into(), "blue".into()),
             ],
             timeout: Duration::from_secs(5),
+            max_response: crate::config::DEFAULT_MAX_RESPONSE_SIZE,
             key_header: crate::provider::KeyHeader::Bearer,
         }
     }
@@ -221,5 +272,83 @@ mod tests {
         let text = format!("{err} {err:?}");
         assert!(text.contains(&url), "{text}");
         assert!(!text.contains(KEY), "{text}");
+    }
+
+    /// A server on 127.0.0.1 that answers one request with a chunked 200 of `total` bytes (no
+    /// Content-Length, so only counting can stop it); the task ends with whether all was sent.
+    async fn chunked_server(total: usize) -> (String, tokio::task::JoinHandle<bool>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1/chat/completions", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let head =
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+            if socket.write_all(head.as_bytes()).await.is_err() {
+                return false;
+            }
+            let chunk = vec![b'x'; 64 * 1024];
+            let mut sent = 0;
+            while sent < total {
+                let n = chunk.len().min(total - sent);
+                let frame = [format!("{n:x}\r\n").as_bytes(), &chunk[..n], b"\r\n"].concat();
+                if socket.write_all(&frame).await.is_err() {
+                    return false;
+                }
+                sent += n;
+            }
+            socket.write_all(b"0\r\n\r\n").await.is_ok()
+        });
+        (url, task)
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_cap_is_refused_without_being_read_to_the_end() {
+        let (url, server) = chunked_server(256 << 20).await;
+        let transport = HttpTransport::new(&HttpSettings {
+            max_response: 1 << 20,
+            ..settings(&url)
+        })
+        .unwrap();
+        let err = transport.send(Bytes::from_static(b"{}")).await.unwrap_err();
+        assert!(
+            matches!(err, SendError::TooLarge { status: 200, limit } if limit == 1 << 20),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "the response is larger than --max-response-size 1 MiB"
+        );
+        drop(transport);
+        let sent_all = tokio::time::timeout(Duration::from_secs(30), server)
+            .await
+            .expect("the server notices the client left")
+            .unwrap();
+        assert!(
+            !sent_all,
+            "the client stopped reading: 256 MiB were not all taken"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_within_the_cap_is_read_whole() {
+        let (url, server) = chunked_server(300_000).await;
+        let transport = HttpTransport::new(&HttpSettings {
+            max_response: 300_000,
+            ..settings(&url)
+        })
+        .unwrap();
+        let reply = transport.send(Bytes::from_static(b"{}")).await.unwrap();
+        assert_eq!(reply.body.len(), 300_000);
+        assert!(server.await.unwrap());
+    }
+
+    #[test]
+    fn caps_are_described_as_people_give_them() {
+        assert_eq!(describe_cap(16 << 20), "16 MiB");
+        assert_eq!(describe_cap(100_000_000), "100 MB");
+        assert_eq!(describe_cap(1500), "1500 bytes");
     }
 }

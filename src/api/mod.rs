@@ -19,7 +19,7 @@ use bytes::Bytes;
 
 use crate::job::Endpoint;
 pub use ratelimit::RateHeaders;
-pub use response::{parse_completion, Completion, Usage};
+pub use response::{parse_completion, BadBody, Completion, Usage, MAX_TOKENS};
 
 /// What came back from one HTTP exchange.
 #[derive(Debug, Clone)]
@@ -41,6 +41,10 @@ pub enum SendError {
     Connect(String),
     #[error("request failed: {0}")]
     Other(String),
+    /// The body passed `--max-response-size`; the rest of it was not read. Not worth asking
+    /// again: the same request will most likely get as long an answer.
+    #[error("{}", http::ReadError::TooLarge(*.limit))]
+    TooLarge { status: u16, limit: u64 },
 }
 
 /// Sends one request body to the job's endpoint.
@@ -58,6 +62,9 @@ pub enum Verdict {
         status: Option<u16>,
         wait: Option<Duration>,
         rate_limited: bool,
+        /// A paid-for answer that will most likely come back the same (valid JSON, but no usable
+        /// completion): the worker asks once more at most.
+        unusable: bool,
     },
     /// This row cannot succeed as it is (400, 404, 422, …); the run goes on.
     RowFailed {
@@ -86,12 +93,19 @@ pub enum StopCause {
 pub fn classify(endpoint: Endpoint, result: Result<Reply, SendError>) -> Verdict {
     let reply = match result {
         Ok(r) => r,
+        Err(e @ SendError::TooLarge { status, .. }) => {
+            return Verdict::RowFailed {
+                status,
+                message: e.to_string(),
+            }
+        }
         Err(e) => {
             return Verdict::Retry {
                 reason: e.to_string(),
                 status: None,
                 wait: None,
                 rate_limited: false,
+                unusable: false,
             }
         }
     };
@@ -99,6 +113,7 @@ pub fn classify(endpoint: Endpoint, result: Result<Reply, SendError>) -> Verdict
         200..=299 => match parse_completion(endpoint, &reply.body) {
             Ok(c) => Verdict::Done(c),
             Err(why) => Verdict::Retry {
+                unusable: matches!(why, BadBody::Unusable(_)),
                 reason: format!("HTTP {} with an unexpected body: {why}", reply.status),
                 status: Some(reply.status),
                 wait: None,
@@ -115,12 +130,14 @@ pub fn classify(endpoint: Endpoint, result: Result<Reply, SendError>) -> Verdict
             status: Some(429),
             wait: reply.retry_after,
             rate_limited: true,
+            unusable: false,
         },
         408 | 409 | 500..=599 => Verdict::Retry {
             reason: format!("HTTP {}: {}", reply.status, error_message(&reply.body)),
             status: Some(reply.status),
             wait: reply.retry_after,
             rate_limited: false,
+            unusable: false,
         },
         401 | 403 => Verdict::Stop {
             status: reply.status,

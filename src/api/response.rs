@@ -1,20 +1,71 @@
 //! Reading a successful response: the completion text, finish reason, usage, model and id, plus
 //! the raw body (kept so exports such as OpenAI Batch output can carry the whole response).
-//! Unknown fields are ignored; a body without `choices[0]` is malformed.
+//! Unknown fields are ignored. A body that fails is told apart in two kinds ([`BadBody`]): not
+//! JSON at all (most likely cut short on the way; asking again may well work), or JSON that is
+//! no usable completion (no `choices[0]`, a lone surrogate, a non-UTF-8 byte, an absurd usage
+//! count), which the server will most likely send again.
 
 use serde::Deserialize;
 
 use crate::job::Endpoint;
 
+/// The largest token count believed: 2^40 (about 10^12). A usage count beyond it, negative or
+/// fractional makes the body unusable; checked here, so every sum of counts stays far from
+/// overflowing a u64 or SQLite's i64.
+pub const MAX_TOKENS: u64 = 1 << 40;
+
 /// Token usage as the API reported it (`CompletionUsage`). Missing usage counts as zero.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Usage {
-    #[serde(default)]
     pub prompt_tokens: u64,
-    #[serde(default)]
     pub completion_tokens: u64,
-    #[serde(default)]
     pub total_tokens: u64,
+}
+
+/// Why a 2xx body gives no completion.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadBody {
+    /// Not JSON: most likely cut short on the way, so worth asking again.
+    #[error("not JSON ({0})")]
+    NotJson(String),
+    /// JSON, but no usable completion: the same request will most likely get the same answer.
+    #[error("{0}")]
+    Unusable(String),
+}
+
+/// `CompletionUsage` as sent: numbers kept as numbers of any form, judged by [`count`].
+#[derive(Deserialize)]
+struct WireUsage {
+    prompt_tokens: Option<serde_json::Number>,
+    completion_tokens: Option<serde_json::Number>,
+    total_tokens: Option<serde_json::Number>,
+}
+
+/// A usage count: a whole number from 0 to [`MAX_TOKENS`]; absent counts as 0.
+fn count(field: &str, n: Option<&serde_json::Number>) -> Result<u64, BadBody> {
+    let Some(n) = n else { return Ok(0) };
+    match n.as_u64() {
+        Some(v) if v <= MAX_TOKENS => Ok(v),
+        _ => Err(BadBody::Unusable(format!(
+            "`usage.{field}` is {n}, not a token count (a whole number from 0 to 2^40)"
+        ))),
+    }
+}
+
+impl WireUsage {
+    fn read(&self) -> Result<Usage, BadBody> {
+        let prompt_tokens = count("prompt_tokens", self.prompt_tokens.as_ref())?;
+        let completion_tokens = count("completion_tokens", self.completion_tokens.as_ref())?;
+        let mut total_tokens = count("total_tokens", self.total_tokens.as_ref())?;
+        if total_tokens == 0 {
+            total_tokens = prompt_tokens + completion_tokens;
+        }
+        Ok(Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens,
+        })
+    }
 }
 
 /// A finished row's result.
@@ -37,7 +88,7 @@ struct Body {
     id: Option<String>,
     model: Option<String>,
     choices: Vec<Choice>,
-    usage: Option<Usage>,
+    usage: Option<WireUsage>,
 }
 
 #[derive(Deserialize)]
@@ -52,29 +103,35 @@ struct Message {
     content: Option<String>,
 }
 
-/// Parses a 2xx body; the error says what is wrong with it.
-pub fn parse_completion(endpoint: Endpoint, bytes: &[u8]) -> Result<Completion, String> {
-    let raw = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8 ({e})"))?;
-    let body: Body = serde_json::from_str(raw).map_err(|e| format!("not a completion object ({e})"))?;
+/// Parses a 2xx body; the error says what is wrong with it and whether asking again may help.
+pub fn parse_completion(endpoint: Endpoint, bytes: &[u8]) -> Result<Completion, BadBody> {
+    // Syntax first, without judging strings: a body cut short is told apart from one that is
+    // whole but unusable (a lone surrogate or a bad byte is a complete, if useless, answer).
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| BadBody::NotJson(e.to_string()))?;
+    let unusable = BadBody::Unusable;
+    let raw = std::str::from_utf8(bytes)
+        .map_err(|e| unusable(format!("not UTF-8 (a bad byte at offset {})", e.valid_up_to())))?;
+    let body: Body =
+        serde_json::from_str(raw).map_err(|e| unusable(format!("not a completion object ({e})")))?;
     let first = body
         .choices
         .into_iter()
         .next()
-        .ok_or_else(|| "`choices` is empty".to_string())?;
+        .ok_or_else(|| unusable("`choices` is empty".to_string()))?;
     let text = match endpoint {
         Endpoint::Chat => match first.message {
             Some(m) => m.content,
-            None => return Err("`choices[0].message` is missing".to_string()),
+            None => return Err(unusable("`choices[0].message` is missing".to_string())),
         },
         Endpoint::Completions => match first.text {
             Some(t) => Some(t),
-            None => return Err("`choices[0].text` is missing".to_string()),
+            None => return Err(unusable("`choices[0].text` is missing".to_string())),
         },
     };
-    let mut usage = body.usage.unwrap_or_default();
-    if usage.total_tokens == 0 {
-        usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
-    }
+    let usage = match &body.usage {
+        Some(u) => u.read()?,
+        None => Usage::default(),
+    };
     Ok(Completion {
         text,
         finish_reason: first.finish_reason,
@@ -125,11 +182,74 @@ mod tests {
         assert_eq!(c.usage, Usage::default());
     }
 
+    fn unusable(body: &[u8]) -> String {
+        match parse_completion(Endpoint::Chat, body) {
+            Err(BadBody::Unusable(why)) => why,
+            other => panic!("expected an unusable body, got {other:?}"),
+        }
+    }
+
     #[test]
-    fn malformed_bodies_are_errors() {
-        assert!(parse_completion(Endpoint::Chat, b"{\"choices\":[]}").is_err());
-        assert!(parse_completion(Endpoint::Chat, b"{\"choices\":[{\"text\":\"x\"}]}").is_err());
-        assert!(parse_completion(Endpoint::Chat, b"{\"id\":").is_err());
-        assert!(parse_completion(Endpoint::Chat, b"[]").is_err());
+    fn whole_json_that_is_no_completion_is_unusable() {
+        assert!(unusable(b"{\"choices\":[]}").contains("`choices` is empty"));
+        assert!(unusable(b"{\"choices\":[{\"text\":\"x\"}]}").contains("message"));
+        assert!(unusable(b"[]").contains("not a completion object"));
+        let surrogate = br#"{"choices":[{"message":{"content":"\ud800 hi"}}]}"#;
+        assert!(
+            unusable(surrogate).contains("hex escape"),
+            "{}",
+            unusable(surrogate)
+        );
+        let bad_byte = b"{\"choices\":[{\"message\":{\"content\":\"\xff hi\"}}]}";
+        assert!(unusable(bad_byte).contains("not UTF-8"));
+    }
+
+    #[test]
+    fn a_body_cut_short_or_not_json_is_told_apart() {
+        for body in [
+            &b"{\"id\":"[..],
+            b"",
+            b"<html>bad gateway</html>",
+            b"{\"choices\":[{\"message\"",
+        ] {
+            assert!(
+                matches!(parse_completion(Endpoint::Chat, body), Err(BadBody::NotJson(_))),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn absurd_usage_counts_make_the_body_unusable() {
+        let with = |usage: &str| {
+            format!(r#"{{"choices":[{{"message":{{"content":"x"}}}}],"usage":{usage}}}"#).into_bytes()
+        };
+        for (usage, field) in [
+            (r#"{"prompt_tokens":-1}"#, "`usage.prompt_tokens` is -1"),
+            (r#"{"completion_tokens":1.5}"#, "`usage.completion_tokens` is 1.5"),
+            (
+                r#"{"prompt_tokens":9223372036854775807}"#,
+                "`usage.prompt_tokens` is 9223372036854775807",
+            ),
+            (
+                r#"{"total_tokens":1099511627777}"#,
+                "`usage.total_tokens` is 1099511627777",
+            ),
+            (
+                r#"{"prompt_tokens":18446744073709551616}"#,
+                "is 18446744073709551616",
+            ),
+        ] {
+            let why = unusable(&with(usage));
+            assert!(why.contains(field), "{usage}: {why}");
+        }
+        let edge = parse_completion(
+            Endpoint::Chat,
+            &with(r#"{"prompt_tokens":1099511627776,"completion_tokens":null}"#),
+        )
+        .unwrap();
+        assert_eq!(edge.usage.prompt_tokens, MAX_TOKENS);
+        assert_eq!(edge.usage.total_tokens, MAX_TOKENS);
     }
 }

@@ -143,6 +143,9 @@ pub struct HttpBatchApi {
     base: String,
     /// Decides the URLs (and whether uploads must be processed before a batch may use them).
     provider: Provider,
+    /// `--max-response-size`: the most bytes of one object or error body held in memory, and of
+    /// one line of a downloaded file (downloads themselves stream to disk).
+    max_response: u64,
 }
 
 /// Page size of the list calls (OpenAI allows up to 100 batches and 10,000 files).
@@ -162,6 +165,7 @@ impl HttpBatchApi {
             client: http::client(settings)?,
             base: settings.url.as_str().trim_end_matches('/').to_string(),
             provider,
+            max_response: settings.max_response,
         })
     }
 
@@ -211,10 +215,21 @@ impl HttpBatchApi {
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
         let retry_after =
             parse_retry_after(header("retry-after-ms"), header("retry-after"), SystemTime::now());
-        let body = response.bytes().await.map_err(|e| ApiError::NoAnswer {
-            what: what.clone(),
-            detail: http::describe(&e),
-        })?;
+        let body = match http::read_capped(response, self.max_response).await {
+            Ok(body) => body,
+            Err(too_large @ http::ReadError::TooLarge(_)) => {
+                return Err(ApiError::Unexpected {
+                    what,
+                    detail: format!("HTTP {status}: {too_large}"),
+                })
+            }
+            Err(http::ReadError::Http(e)) => {
+                return Err(ApiError::NoAnswer {
+                    what,
+                    detail: http::describe(&e),
+                })
+            }
+        };
         if status == 429 && is_insufficient_quota(&body) {
             return Err(ApiError::Quota {
                 what,
@@ -311,7 +326,10 @@ impl BatchApi for HttpBatchApi {
             .map_err(no_answer)?;
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
-            let body = response.bytes().await.unwrap_or_default();
+            // An error body is only read for its message: a long one is cut, not refused.
+            let body = http::read_capped(response, self.max_response)
+                .await
+                .unwrap_or_default();
             return Err(ApiError::Status {
                 what,
                 status,

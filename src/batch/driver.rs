@@ -8,7 +8,7 @@
 //! crash or a dropped connection — is looked up at the provider before it is tried again. So a
 //! part's rows are uploaded once and paid for once, however often the process dies.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -17,7 +17,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::{ApiError, BatchApi, CreateBatch};
 use super::wire::{Batch, BatchStatus, InputLine};
-use crate::api::{error_message, parse_completion};
 use crate::budget::Costing;
 use crate::config::BatchSettings;
 use crate::job::{Endpoint, JobRecord};
@@ -47,6 +46,9 @@ pub struct DriverSettings {
     /// Where downloads are spooled before they are read (next to the checkpoint).
     pub spool: PathBuf,
     pub quiet: bool,
+    /// `--max-response-size`: the longest line of a downloaded result file that is read; a
+    /// longer one is unreadable (its row is settled as missing), without being held in memory.
+    pub max_line: u64,
     /// A live bar on a terminal (with the status lines printed above it); plain lines otherwise.
     pub bar: bool,
 }
@@ -750,27 +752,7 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         let mut collection = self.store.collect(part)?;
         let mut unreadable = 0u64;
         for path in &spooled {
-            let file = std::fs::File::open(path)
-                .map_err(|e| anyhow::anyhow!("{}: cannot read the download: {e}", path.display()))?;
-            let mut reader = std::io::BufReader::new(file);
-            let mut line = String::new();
-            loop {
-                line.clear();
-                let n = reader
-                    .read_line(&mut line)
-                    .map_err(|e| anyhow::anyhow!("{}: cannot read the download: {e}", path.display()))?;
-                if n == 0 {
-                    break;
-                }
-                if line.trim().is_empty() {
-                    continue;
-                }
-                match record_line(&mut collection, endpoint, &line) {
-                    Ok(_) => {}
-                    Err(LineProblem::Unreadable) => unreadable += 1,
-                    Err(LineProblem::Store(e)) => return Err(Failure::Other(e)),
-                }
-            }
+            unreadable += super::results::read(path, &mut collection, endpoint, self.settings.max_line)?;
         }
         let reason = missing_reason(batch);
         let counts = collection.finish(&reason)?;
@@ -917,63 +899,6 @@ pub fn input_line(
     .map_err(|e| e.to_string())?;
     line.push(b'\n');
     Ok(line)
-}
-
-enum LineProblem {
-    Unreadable,
-    Store(anyhow::Error),
-}
-
-/// Records one output or error line in the collection.
-fn record_line(
-    c: &mut crate::store::Collection<'_>,
-    endpoint: Endpoint,
-    line: &str,
-) -> Result<bool, LineProblem> {
-    let parsed: super::wire::OutputLine<'_> =
-        serde_json::from_str(line).map_err(|_| LineProblem::Unreadable)?;
-    let id = parsed.custom_id.as_ref();
-    let store = LineProblem::Store;
-    match (&parsed.response, &parsed.error) {
-        (Some(r), _) if (200..300).contains(&r.status_code) => {
-            let body = r.body.map(|b| b.get()).unwrap_or("");
-            match parse_completion(endpoint, body.as_bytes()) {
-                Ok(completion) => c.done(id, completion).map_err(store),
-                Err(why) => c
-                    .failed(
-                        id,
-                        format!("HTTP {} with an unexpected body: {why}", r.status_code),
-                        Some(r.status_code),
-                    )
-                    .map_err(store),
-            }
-        }
-        (Some(r), _) => {
-            let body = r.body.map(|b| b.get()).unwrap_or("");
-            c.failed(
-                id,
-                format!("HTTP {}: {}", r.status_code, error_message(body.as_bytes())),
-                Some(r.status_code),
-            )
-            .map_err(store)
-        }
-        (None, Some(e)) => {
-            let text = match (&e.code, &e.message) {
-                (Some(code), Some(m)) => format!("{code}: {m}"),
-                (Some(code), None) => code.clone(),
-                (None, Some(m)) => m.clone(),
-                (None, None) => "the batch reported an error without a message".into(),
-            };
-            c.failed(id, text, None).map_err(store)
-        }
-        (None, None) => c
-            .failed(
-                id,
-                "the batch's result line has neither a response nor an error".into(),
-                None,
-            )
-            .map_err(store),
-    }
 }
 
 /// Why a row is in neither file of a finished batch.

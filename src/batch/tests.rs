@@ -309,6 +309,7 @@ fn settings(dir: &tempfile::TempDir, batch: BatchSettings) -> DriverSettings {
         tag: "t".into(),
         spool: dir.path().join("job.db"),
         quiet: true,
+        max_line: crate::config::DEFAULT_MAX_RESPONSE_SIZE,
         bar: false,
     }
 }

@@ -47,6 +47,7 @@ pub fn client(
     job: &JobRecord,
     headers: Vec<(String, String)>,
     timeout: std::time::Duration,
+    max_response: u64,
 ) -> anyhow::Result<HttpBatchApi> {
     if let (Provider::Azure { .. }, Endpoint::Completions) = (&job.provider, job.endpoint) {
         return Err(ConfigError::new(
@@ -64,6 +65,7 @@ pub fn client(
             key_header: job.provider.key_header(),
             headers,
             timeout,
+            max_response,
         },
         job.provider.clone(),
     )
@@ -89,7 +91,7 @@ pub fn execute(
     output::check_writable(&job.output)?;
     let before = store.counts().map_err(|e| explain(&db_path, e))?;
     let cost_before = crate::budget::job_cost(store, job)?;
-    let api = client(job, headers, job.send.timeout)?;
+    let api = client(job, headers, job.send.timeout, send.max_response_size)?;
     let run_id = store.start_run().map_err(|e| explain(&db_path, e))?;
     let started = Instant::now();
     let settings = DriverSettings {
@@ -99,6 +101,7 @@ pub fn execute(
         tag: job_tag(store, job)?,
         spool: db_path.clone(),
         quiet: send.quiet,
+        max_line: send.max_response_size,
         bar: crate::progress::Display::choose(send.quiet, send.verbose) == crate::progress::Display::Bar,
     };
     let control = Control::new();
@@ -220,7 +223,12 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
     // Parts without a batch yet (a crash cut their submission short) are settled by the
     // collection below: kept if their batch turns out to exist, released otherwise.
     let open: Vec<_> = open.into_iter().filter(|p| p.batch_id.is_some()).collect();
-    let api = client(&job, job.headers.clone(), job.send.timeout)?;
+    let api = client(
+        &job,
+        job.headers.clone(),
+        job.send.timeout,
+        crate::config::DEFAULT_MAX_RESPONSE_SIZE,
+    )?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

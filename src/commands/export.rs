@@ -11,12 +11,13 @@ pub fn export(args: ExportArgs) -> anyhow::Result<i32> {
     let job = store
         .job()?
         .ok_or_else(|| CheckpointError::NoJob { db: args.db.clone() })?;
-    let spec = output_spec(&args.output, args.format, "--output")?;
-    let written = output::export(&store, &job.columns, &spec)?;
-    eprintln!(
-        "promptmill: wrote {} rows to {}",
-        written.rows,
-        spec.path.display()
-    );
+    let spec = output_spec(&args.output, args.output_format, "--output")?;
+    let written = output::export(&store, &job.output_columns(), &spec)?;
+    let to = if spec.is_stdout() {
+        "standard output".to_string()
+    } else {
+        spec.path.display().to_string()
+    };
+    eprintln!("promptmill: wrote {} rows to {to}", written.rows);
     Ok(exit_code::SUCCESS)
 }

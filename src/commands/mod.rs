@@ -2,14 +2,14 @@
 //! done by the modules they call.
 
 pub mod batch;
+pub mod completions;
 pub mod estimate;
 pub mod export;
+pub mod man;
 pub mod run;
 pub mod status;
 
-use clap::Parser;
-
-use crate::cli::{Cli, Command};
+use crate::cli::Command;
 
 /// Parses the command line and runs the subcommand; returns the exit code.
 pub fn main<I, T>(args: I) -> anyhow::Result<i32>
@@ -17,7 +17,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let cli = Cli::parse_from(args);
+    let cli = crate::cli::parse(args);
     match cli.command {
         Command::Run(args) if args.estimate.dry_run => estimate::estimate(*args),
         Command::Run(args) => run::run(*args),
@@ -32,6 +32,8 @@ where
             runtime.block_on(crate::mock::run_cli(*args))?;
             Ok(crate::error::exit_code::SUCCESS)
         }
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => man::man(args),
     }
 }
 
@@ -48,9 +50,36 @@ pub fn shell_quote(word: &str) -> String {
     }
 }
 
+/// A command line as a POSIX shell reads it back: each word quoted when it needs quoting, so a
+/// printed command can be copied and pasted as it is.
+pub fn shell_line<S: AsRef<str>>(words: &[S]) -> String {
+    words
+        .iter()
+        .map(|w| shell_quote(w.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::shell_quote;
+    use super::{shell_line, shell_quote};
+
+    #[test]
+    fn a_printed_command_line_quotes_the_words_that_need_it() {
+        let line = shell_line(&[
+            "promptmill",
+            "run",
+            "/tmp/my data/p.csv",
+            "--template",
+            "Write a one-line product description for a {color} {name}.",
+            "--base-url",
+            "http://127.0.0.1:8080/v1",
+        ]);
+        assert_eq!(
+            line,
+            "promptmill run '/tmp/my data/p.csv' --template 'Write a one-line product description for a {color} {name}.' --base-url http://127.0.0.1:8080/v1"
+        );
+    }
 
     #[test]
     fn quoting() {

@@ -14,10 +14,10 @@ use crate::cli::{Mode, ResumeArgs, RunArgs};
 use crate::config::{self, is_secret_header, RunConfig, SendConfig};
 use crate::error::{exit_code, CheckpointError, ConfigError};
 use crate::estimate::report::dollars;
-use crate::input::{fingerprint_file, RowReader};
+use crate::input::{fingerprint_file, is_stdin, RowReader};
 use crate::job::JobRecord;
 use crate::limits::Limits;
-use crate::load::{load, LoadError};
+use crate::load::{compare, load, InputChange, Known, LoadError};
 use crate::output;
 use crate::pipeline::{Control, Pipeline, PipelineSettings, StopReason};
 use crate::prepare::Preparer;
@@ -60,10 +60,32 @@ pub fn open_job(cfg: &RunConfig) -> anyhow::Result<(Store, JobRecord, RunLock)> 
     let mut store = Store::open(&cfg.db, true)?;
     let job = match store.job().map_err(|e| explain(&cfg.db, e))? {
         Some(mut job) => {
+            // The settings first, as if the contents were the same; then the contents.
             let mut spec = cfg.spec.clone();
-            spec.fingerprint = fingerprint_file(&cfg.input)?;
+            spec.fingerprint = job.spec.fingerprint.clone();
             let mut changes = spec.changes_from(&job.spec);
             changes.extend(cfg.provider.changes_from(&job.provider));
+            if fingerprint_file(&cfg.input)? != job.spec.fingerprint {
+                // Standard input cannot be read twice, so it cannot be compared row by row.
+                let change = if is_stdin(&cfg.input) {
+                    InputChange::Differs("the rows on standard input (they differ from the job's)".into())
+                } else {
+                    compare(&cfg.input, &job, &store)?
+                };
+                match change {
+                    InputChange::Grew { old_size, lines } if changes.is_empty() => {
+                        job = read_appended(&mut store, cfg, job, old_size, lines)?;
+                    }
+                    InputChange::Grew { old_size, .. } => changes.insert(
+                        0,
+                        format!(
+                            "the input {} (rows were appended after its first {old_size} bytes)",
+                            cfg.input.display()
+                        ),
+                    ),
+                    InputChange::Differs(what) => changes.insert(0, what),
+                }
+            }
             if !changes.is_empty() {
                 return Err(CheckpointError::Mismatch {
                     db: cfg.db.clone(),
@@ -79,6 +101,10 @@ pub fn open_job(cfg: &RunConfig) -> anyhow::Result<(Store, JobRecord, RunLock)> 
             job.withheld_headers = withheld;
             job.api_key_env = cfg.api_key_env.clone();
             job.output = cfg.output.clone();
+            if cfg.profile.is_some() {
+                job.profile = cfg.profile.clone();
+            }
+            job.limit = cfg.limit;
             store.update_job(&job).map_err(|e| explain(&cfg.db, e))?;
             say(format!("resuming the job in {}", cfg.db.display()));
             job
@@ -149,6 +175,7 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
         reader,
         preparer,
         cfg.skip_invalid,
+        None,
         &progress,
         |loaded| {
             let mut spec = cfg.spec.clone();
@@ -168,6 +195,9 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
                 models: Default::default(),
                 max_cost: None,
                 batch: Default::default(),
+                profile: cfg.profile.clone(),
+                limit: cfg.limit,
+                input_size: Some(loaded.size),
             }
         },
     );
@@ -184,10 +214,66 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
         } else {
             String::new()
         };
+        let from = if crate::input::is_stdin(&cfg.input) {
+            "standard input".to_string()
+        } else {
+            cfg.input.display().to_string()
+        };
+        eprintln!("promptmill: read {} rows from {from}{invalid}", loaded.rows);
+    }
+    store
+        .job()?
+        .ok_or_else(|| anyhow::anyhow!("the job record was not saved"))
+}
+
+/// Adds the rows appended to an input that grew (its first `old_size` bytes, `lines` line
+/// breaks, are the job's) to the job, and records the job's new fingerprint and size.
+fn read_appended(
+    store: &mut Store,
+    cfg: &RunConfig,
+    job: JobRecord,
+    old_size: u64,
+    lines: u64,
+) -> anyhow::Result<JobRecord> {
+    let known = Known {
+        rows: store.counts()?.total,
+        lines,
+    };
+    let reader = RowReader::open(&cfg.input, cfg.format)?;
+    let mut request = cfg.request.clone();
+    request.endpoint = Some(job.endpoint);
+    let preparer = Preparer::new(cfg.input.clone(), request).check_context(cfg.send.price_book()?);
+    let loaded = load(
+        store,
+        &cfg.input,
+        reader,
+        preparer,
+        cfg.skip_invalid,
+        Some(known),
+        &|_| {},
+        |loaded| {
+            let mut grown = job.clone();
+            grown.spec.fingerprint = loaded.fingerprint.clone();
+            grown.input_size = Some(loaded.size);
+            grown.columns = loaded.columns.clone();
+            grown
+        },
+    )
+    .map_err(|e| match e {
+        LoadError::Other(e) => e,
+        other => anyhow::Error::msg(other.to_string()),
+    })?;
+    if !cfg.send.quiet {
+        let added = loaded.rows.saturating_sub(known.rows);
+        let invalid = if loaded.invalid > 0 {
+            format!(" ({} invalid, recorded as failed)", loaded.invalid)
+        } else {
+            String::new()
+        };
         eprintln!(
-            "promptmill: read {} rows from {}{invalid}",
-            loaded.rows,
-            cfg.input.display()
+            "promptmill: input grew: {added} new rows added to the job{invalid} ({} had {old_size} bytes, now {})",
+            cfg.input.display(),
+            loaded.size
         );
     }
     store
@@ -206,6 +292,7 @@ pub fn execute(
 ) -> anyhow::Result<i32> {
     init_logging(send.verbose);
     let db_path = store.path().to_path_buf();
+    store.claim_through(job.limit);
     let limits = send.limits(Some(&job.send));
     if limits != job.send {
         job.send = limits.clone();
@@ -221,7 +308,7 @@ pub fn execute(
         if send.retry_failed {
             store.requeue_failed()?;
         }
-        store.counts()
+        store.counts_claimable()
     })()
     .map_err(|e| explain(&db_path, e))?;
     let mut before = before;
@@ -230,6 +317,18 @@ pub fn execute(
         job.batch = send.batch(Some(&job.batch));
     }
     store.update_job(&job).map_err(|e| explain(&db_path, e))?;
+    if let Some(n) = job.limit.filter(|_| scope == Scope::All) {
+        if job.batch.mode == Mode::Batch {
+            return Err(ConfigError::new(
+                "--limit",
+                "applies to live runs; a --mode batch job submits every row (try the prompt on a few rows with a live run first)",
+            )
+            .into());
+        }
+        if before.pending + before.in_flight == 0 && !send.quiet {
+            eprintln!("promptmill: --limit {n}: the first {n} rows are settled already; nothing to send");
+        }
+    }
     // A job in batch mode, or one with batches still open, goes through the Batch API; what
     // remains after `--finish-live` (or in a job switched to live mode) comes back here, priced
     // and counted afresh.
@@ -246,7 +345,7 @@ pub fn execute(
         )? {
             BatchEnd::Exit(code) => return Ok(code),
             BatchEnd::FinishLive => {
-                before = store.counts().map_err(|e| explain(&db_path, e))?;
+                before = store.counts_claimable().map_err(|e| explain(&db_path, e))?;
                 costing = price_job(&store, &mut job, &send).map_err(|e| explain(&db_path, e))?;
             }
         }
@@ -285,6 +384,7 @@ pub fn execute(
             key_header: job.provider.key_header(),
             headers,
             timeout: limits.timeout,
+            max_response: send.max_response_size,
         })?;
         let signals = crate::shutdown::spawn(
             Arc::clone(&control),
@@ -339,6 +439,8 @@ pub fn execute(
         Err(_) => anyhow::bail!("{}: the checkpoint writer panicked", db_path.display()),
     };
     let after = store.counts()?;
+    // With --limit, the rows past it are not this run's to settle.
+    let claimable = store.counts_claimable()?;
     let (outcome, code) = match control.reason() {
         Some(StopReason::Interrupted) => ("interrupted", exit_code::STOPPED),
         Some(StopReason::Auth { .. }) => ("stopped_auth", exit_code::STOPPED),
@@ -347,8 +449,8 @@ pub fn execute(
         Some(StopReason::Budget { .. }) => ("budget", exit_code::BUDGET),
         // The calibration sample settles its rows (failed ones included) and leaves the rest.
         None if scope == Scope::Sample => ("sample_sent", exit_code::SUCCESS),
-        None if after.failed + after.invalid > 0 => ("finished", exit_code::ROWS_FAILED),
-        None if after.pending + after.in_flight > 0 => ("incomplete", exit_code::STOPPED),
+        None if claimable.failed + claimable.invalid > 0 => ("finished", exit_code::ROWS_FAILED),
+        None if claimable.pending + claimable.in_flight > 0 => ("incomplete", exit_code::STOPPED),
         None => ("finished", exit_code::SUCCESS),
     };
     let snapshot = stats.snapshot();
@@ -420,6 +522,16 @@ pub fn execute(
         }
         None => {}
     }
+    let beyond = after.pending.saturating_sub(claimable.pending);
+    if let Some(n) = job
+        .limit
+        .filter(|_| beyond > 0 && scope == Scope::All && !send.quiet)
+    {
+        eprintln!(
+            "promptmill: --limit {n}: the {beyond} pending rows past the first {n} were not sent.\n\
+             Run the same command without --limit (or with a larger one) to send them."
+        );
+    }
     Ok(code)
 }
 
@@ -485,7 +597,7 @@ pub(crate) fn write_results(
 ) -> anyhow::Result<()> {
     let summary_json = serde_json::to_string_pretty(summary)?;
     if export {
-        if let Err(e) = output::export(store, &job.columns, &job.output) {
+        if let Err(e) = output::export(store, &job.output_columns(), &job.output) {
             let mut failed = summary.clone();
             failed.outcome = "output_failed".into();
             // Best effort: on a full disk this small write may fail too, and the run then

@@ -20,6 +20,9 @@ struct Status {
     base_url: String,
     /// OpenAI-compatible, or Azure with its deployment and API version.
     provider: crate::provider::Provider,
+    /// The `--profile` the job's settings came from, its file, and the flags it gave (the other
+    /// settings came from flags, the stored job or the defaults).
+    profile: Option<crate::profile::ProfileUse>,
     /// The URL each request is sent to.
     url: String,
     output: String,
@@ -39,6 +42,8 @@ struct Status {
     cost: Option<f64>,
     /// `--max-cost`, when the job has one.
     max_cost: Option<f64>,
+    /// `run --limit`: only rows numbered up to this are sent, when the job has one.
+    limit: Option<u64>,
     top_errors: Vec<ErrorCount>,
     /// `live` or `batch`.
     mode: crate::cli::Mode,
@@ -95,12 +100,14 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
                 |u| u.to_string(),
             ),
         provider: job.provider.clone(),
+        profile: job.profile.clone(),
         output: job.output.path.display().to_string(),
         limits: job.send.clone(),
         limits_in_force: runs.last().and_then(|r| r.limits),
         retries: runs.iter().map(|r| r.retries.max(0) as u64).sum(),
         cost: crate::budget::job_cost(&store, &job)?,
         max_cost: job.max_cost,
+        limit: job.limit,
         top_errors: store
             .top_errors(5)?
             .into_iter()
@@ -131,6 +138,14 @@ fn print_table(s: &Status) {
         s.url
     );
     println!("output      {}", s.output);
+    if let Some(p) = &s.profile {
+        let gave = if p.gave.is_empty() {
+            "nothing the command line had not set".to_string()
+        } else {
+            p.gave.join(" ")
+        };
+        println!("profile     {} ({}) gave {gave}", p.name, p.file.display());
+    }
     let l = &s.limits;
     // A limit not given is learned from the server (see limits.rs).
     let given = |v: Option<std::num::NonZeroU32>| {
@@ -149,7 +164,13 @@ fn print_table(s: &Status) {
         println!("in force    {in_force} (run {}, as last recorded)", last.run);
     }
     println!();
-    println!("rows        {} total", r.total);
+    match s.limit {
+        Some(n) => println!(
+            "rows        {} total; --limit {n}: only the first {n} are sent",
+            r.total
+        ),
+        None => println!("rows        {} total", r.total),
+    }
     println!("  done      {}", r.done);
     println!("  failed    {}", r.failed);
     println!("  skipped   {} (invalid input)", r.invalid);

@@ -191,7 +191,11 @@ fn read_rows(
         rows += 1;
         let outcome = match item {
             Err(e) => Err(e),
-            Ok(row) => match preparer.prepare(&row) {
+            Ok(row) => match preparer
+                .check_flags_fit(&row)
+                .map_err(LoadError::Refused)
+                .map(|()| preparer.prepare(&row))?
+            {
                 Err(e) => Err(e),
                 Ok(prepared) => match preparer.id_field(&row) {
                     // Ids made from the row number cannot repeat; only named ones are remembered.
@@ -235,6 +239,11 @@ fn read_rows(
     }
     if !chunk.is_empty() {
         let _ = tx.send(chunk);
+    }
+    if invalid > 0 && !reader.has_header() {
+        if let Some(message) = preparer.absent_field(reader.columns()) {
+            return Err(LoadError::Refused(message));
+        }
     }
     Ok((rows, invalid, listed))
 }

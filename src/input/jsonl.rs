@@ -2,13 +2,17 @@
 //! lines are passed over, a UTF-8 byte-order mark and CRLF endings are accepted. A line is read
 //! whole up to the row limit (a 50 MB line is one row, not an error); a longer one is an invalid
 //! row, passed over without being held in memory. A line is checked for UTF-8 before it is parsed
-//! so the error can say where the bad byte is.
+//! so the error can say where the bad byte is. A key repeated in one object is a row error, and a
+//! number out of `f64`'s range keeps its field as the text written (see `jsonl/strict.rs`).
+
+mod strict;
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use self::strict::StrictError;
 use super::{describe_size, json_type_name, RawRow, ReadError, RowResult};
 use crate::error::InputError;
 
@@ -92,14 +96,13 @@ impl JsonlRows {
                 e.valid_up_to() + 1
             ))
         })?;
-        let value: Value = serde_json::from_str(text).map_err(|e| {
-            if e.is_eof() && !complete {
+        let value: Value = strict::parse(text).map_err(|e| match e {
+            StrictError::Duplicate(key) => err(format!("field `{key}` appears twice on this line")),
+            StrictError::Json(e) if e.is_eof() && !complete => {
                 err("the JSON is cut off at the end of the file (the last line is incomplete)".to_string())
-            } else if e.is_eof() {
-                err(format!("the JSON is incomplete ({e})"))
-            } else {
-                err(format!("not valid JSON ({e})"))
             }
+            StrictError::Json(e) if e.is_eof() => err(format!("the JSON is incomplete ({e})")),
+            StrictError::Json(e) => err(format!("not valid JSON ({e})")),
         })?;
         match value {
             Value::Object(fields) => Ok(RawRow {
@@ -117,7 +120,7 @@ impl JsonlRows {
 
 /// What [`read_line`] found.
 #[derive(Debug, PartialEq, Eq)]
-enum Line {
+pub(crate) enum Line {
     /// The end of the file: nothing was read.
     End,
     /// A line, in the buffer, with its `\n` when it has one.
@@ -129,7 +132,7 @@ enum Line {
 
 /// `read_until(b'\n')` that stops keeping bytes past `max` (not counting the `\n`) but
 /// still reads to the end of the line, so the next call starts on the next line.
-fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>, max: u64) -> io::Result<Line> {
+pub(crate) fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>, max: u64) -> io::Result<Line> {
     let mut length: u64 = 0;
     let mut too_long = false;
     loop {

@@ -9,6 +9,8 @@
 
 mod csv;
 mod jsonl;
+/// The bounded line reader, shared with the batch driver's reading of result files.
+pub(crate) use jsonl::{read_line, Line};
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -103,10 +105,14 @@ impl RowReader {
 
     /// [`RowReader::open`] with another row limit than [`MAX_ROW_BYTES`] (tests use small ones).
     pub fn open_limited(path: &Path, format: InputFormat, max_row: u64) -> Result<RowReader, ReadError> {
-        let file = File::open(path).map_err(|source| ReadError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let file: Box<dyn Read + Send> = if is_stdin(path) {
+            Box::new(io::stdin())
+        } else {
+            Box::new(File::open(path).map_err(|source| ReadError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?)
+        };
         let hasher = Arc::new(Mutex::new(blake3::Hasher::new()));
         let reader = HashingReader {
             inner: file,
@@ -162,6 +168,11 @@ impl RowReader {
         item
     }
 
+    /// How many bytes have been read; after the last row, the file's size as fingerprinted.
+    pub fn bytes_read(&self) -> u64 {
+        self.hasher.lock().unwrap_or_else(|e| e.into_inner()).count()
+    }
+
     /// The BLAKE3 hash of every byte read so far, hex; after the last row, the file's fingerprint.
     pub fn fingerprint(&self) -> String {
         let hasher = self.hasher.lock().unwrap_or_else(|e| e.into_inner());
@@ -169,10 +180,23 @@ impl RowReader {
     }
 }
 
-/// The fingerprint of a whole file, as [`RowReader::fingerprint`] computes it while reading.
+/// The input path that means standard input (`promptmill run -`).
+pub const STDIN: &str = "-";
+
+/// Whether `path` names standard input rather than a file.
+pub fn is_stdin(path: &Path) -> bool {
+    path == Path::new(STDIN)
+}
+
+/// The fingerprint of a whole file (or of all of standard input), as [`RowReader::fingerprint`]
+/// computes it while reading.
 pub fn fingerprint_file(path: &Path) -> anyhow::Result<String> {
     let mut hasher = blake3::Hasher::new();
-    let file = File::open(path).with_context(|| format!("could not open {}", path.display()))?;
+    let file: Box<dyn Read> = if is_stdin(path) {
+        Box::new(io::stdin())
+    } else {
+        Box::new(File::open(path).with_context(|| format!("could not open {}", path.display()))?)
+    };
     hasher
         .update_reader(file)
         .with_context(|| format!("could not read {}", path.display()))?;

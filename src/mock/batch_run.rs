@@ -55,6 +55,15 @@ impl Run {
                     self.usage.total_tokens += reply.usage.total_tokens;
                     write_response(&mut self.output, owner.seq, line, 200, &reply.body);
                 }
+                Answered::Shaped(shaped) => {
+                    self.completed += 1;
+                    if let Some(usage) = shaped.usage {
+                        self.usage.prompt_tokens += usage.prompt_tokens;
+                        self.usage.completion_tokens += usage.completion_tokens;
+                        self.usage.total_tokens += usage.total_tokens;
+                    }
+                    write_response(&mut self.output, owner.seq, line, 200, &shaped.body);
+                }
                 Answered::Error(_, error) => {
                     self.failed += 1;
                     write_response(

@@ -4,27 +4,62 @@
 //! `code=insufficient_quota` makes it OpenAI's out-of-quota 429 (status 429 is then implied);
 //! `retry-after=S`, `retry-after-ms=MS` or `retry-after-date=S` give it a retry hint in that one
 //! header form only (seconds, milliseconds, or an HTTP date S seconds ahead);
-//! `retry-after-date-ago=S` sends an HTTP date S seconds in the past (a server whose clock is behind). This module parses
-//! directives and remembers the fail-times counts; the answer itself is built by `service`.
+//! `retry-after-date-ago=S` sends an HTTP date S seconds in the past (a server whose clock is
+//! behind).
+//! Instead of a status, a directive can shape a *successful* answer: `reply=truncated` (a 200
+//! whose JSON is cut in half), `reply=lone-surrogate` (the text starts with the escape `\ud800`),
+//! `reply=not-utf8` (the text starts with the byte 0xFF), `reply=no-choices` (`"choices":[]`),
+//! `usage=TEXT` (`usage.prompt_tokens` is the JSON number TEXT as written, e.g. `-1`, `1.5`,
+//! `9223372036854775807`), `size=BYTES` (the text is padded to at least BYTES bytes). fail-times
+//! works with these as with a status. This module parses directives and remembers the
+//! fail-times counts; the answer itself is built by `service` (shapes: `shape`).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
+use bytes::Bytes;
 use hyper::StatusCode;
+
+use super::reply::{Reply, Usage};
 
 const OPEN: &str = "[[mock:";
 const CLOSE: &str = "]]";
 
 /// A parsed directive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Directive {
-    pub status: StatusCode,
+    /// The error status to answer, or [`Fault::Shape`]: a 200 of that shape.
+    pub fault: Fault,
     /// `Some(k)`: only the first k requests with this prompt fail.
     pub fail_times: Option<u64>,
     /// `code=insufficient_quota`: OpenAI's "You exceeded your current quota" 429.
     pub quota: bool,
     /// A retry hint in one header form, instead of the server's --retry-after.
     pub retry_after: Option<RetryHint>,
+}
+
+/// What a directive makes of the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Fault {
+    Status(StatusCode),
+    Shape(Shape),
+}
+
+/// A 200 answer that is not the normal one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// `reply=truncated`: the first half of the body.
+    Truncated,
+    /// `reply=lone-surrogate`: the text begins with `\ud800`, valid JSON but no Unicode string.
+    LoneSurrogate,
+    /// `reply=not-utf8`: the text begins with the byte 0xFF.
+    NotUtf8,
+    /// `reply=no-choices`: `"choices":[]`.
+    NoChoices,
+    /// `usage=TEXT`: `usage.prompt_tokens` is this JSON number text.
+    PromptTokens(Box<str>),
+    /// `size=BYTES`: the text padded with `x` to at least this many bytes.
+    Size(u64),
 }
 
 /// A retry hint and the one header form it is sent in.
@@ -59,6 +94,7 @@ pub(crate) fn find(prompt: &str) -> Option<Result<Directive, String>> {
 
 fn parse(body: &str) -> Result<Directive, String> {
     let (mut status, mut fail_times, mut quota, mut retry_after) = (None, None, false, None);
+    let mut shape = None;
     for pair in body.split(':') {
         let (key, value) = pair
             .split_once('=')
@@ -95,6 +131,28 @@ fn parse(body: &str) -> Result<Directive, String> {
                     ))
                 }
             },
+            "reply" => {
+                shape = Some(match value.trim() {
+                    "truncated" => Shape::Truncated,
+                    "lone-surrogate" => Shape::LoneSurrogate,
+                    "not-utf8" => Shape::NotUtf8,
+                    "no-choices" => Shape::NoChoices,
+                    other => {
+                        return Err(format!(
+                            "reply `{other}` is not known (expected truncated, lone-surrogate, \
+                             not-utf8 or no-choices)"
+                        ))
+                    }
+                })
+            }
+            "usage" => {
+                let text = value.trim();
+                if serde_json::from_str::<serde_json::Number>(text).is_err() {
+                    return Err(format!("usage `{value}` is not a JSON number"));
+                }
+                shape = Some(Shape::PromptTokens(text.into()));
+            }
+            "size" => shape = Some(Shape::Size(number("size")?)),
             "retry-after" => retry_after = Some(RetryHint::Seconds(number("retry-after")?)),
             "retry-after-ms" => retry_after = Some(RetryHint::Millis(number("retry-after-ms")?)),
             "retry-after-date" => retry_after = Some(RetryHint::Date(number("retry-after-date")?)),
@@ -102,10 +160,23 @@ fn parse(body: &str) -> Result<Directive, String> {
             other => {
                 return Err(format!(
                     "unknown key `{other}` (expected status, fail-times, code, retry-after, \
-                     retry-after-ms, retry-after-date or retry-after-date-ago)"
+                     retry-after-ms, retry-after-date, retry-after-date-ago, reply, usage or size)"
                 ))
             }
         }
+    }
+    if let Some(shape) = shape {
+        if status.is_some() || quota || retry_after.is_some() {
+            return Err(
+                "reply=, usage= and size= shape a 200 answer: they take no status, code or retry hint".into(),
+            );
+        }
+        return Ok(Directive {
+            fault: Fault::Shape(shape),
+            fail_times,
+            quota: false,
+            retry_after: None,
+        });
     }
     let status = match (status, quota) {
         (None, true) => StatusCode::TOO_MANY_REQUESTS,
@@ -116,11 +187,66 @@ fn parse(body: &str) -> Result<Directive, String> {
         (None, false) => return Err("missing status=NNN".into()),
     };
     Ok(Directive {
-        status,
+        fault: Fault::Status(status),
         fail_times,
         quota,
         retry_after,
     })
+}
+
+/// A shaped 200: its body, and its usage when the body is a well-formed completion.
+pub(crate) struct Shaped {
+    pub body: Bytes,
+    pub usage: Option<Usage>,
+}
+
+/// Where the text of a mock reply begins, in chat and legacy bodies alike.
+const TEXT_START: &[u8] = b"Mock reply:";
+
+/// Makes `normal` (the answer the prompt would get) into `shape`. `prompt_tokens` is what
+/// `normal` reports as `usage.prompt_tokens`.
+pub(crate) fn shape(shape: &Shape, normal: Reply, prompt_tokens: u64) -> Shaped {
+    let body = normal.body;
+    let broken = |body: Vec<u8>| Shaped {
+        body: Bytes::from(body),
+        usage: None,
+    };
+    match shape {
+        Shape::Truncated => broken(body.slice(..body.len() / 2).to_vec()),
+        Shape::LoneSurrogate => broken(insert_before_text(&body, br"\ud800")),
+        Shape::NotUtf8 => broken(insert_before_text(&body, b"\xff")),
+        Shape::NoChoices => {
+            let mut json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            json["choices"] = serde_json::Value::Array(Vec::new());
+            broken(serde_json::to_vec(&json).unwrap_or_default())
+        }
+        Shape::PromptTokens(text) => {
+            let from = format!("\"prompt_tokens\":{prompt_tokens}");
+            let to = format!("\"prompt_tokens\":{text}");
+            let text = String::from_utf8_lossy(&body).replacen(&from, &to, 1);
+            broken(text.into_bytes())
+        }
+        Shape::Size(bytes) => {
+            let pad = usize::try_from(*bytes)
+                .unwrap_or(usize::MAX)
+                .saturating_sub(body.len());
+            let body = insert_before_text(&body, &vec![b'x'; pad]);
+            Shaped {
+                body: Bytes::from(body),
+                usage: Some(normal.usage),
+            }
+        }
+    }
+}
+
+/// `body` with `insert` placed where the reply's text begins (at the end if it has none).
+fn insert_before_text(body: &[u8], insert: &[u8]) -> Vec<u8> {
+    let at = memchr::memmem::find(body, TEXT_START).unwrap_or(body.len());
+    let mut out = Vec::with_capacity(body.len() + insert.len());
+    out.extend_from_slice(&body[..at]);
+    out.extend_from_slice(insert);
+    out.extend_from_slice(&body[at..]);
+    out
 }
 
 /// How many requests each fail-times prompt has had. Only prompts carrying a fail-times
@@ -160,7 +286,7 @@ mod tests {
         assert_eq!(
             d,
             Directive {
-                status: StatusCode::SERVICE_UNAVAILABLE,
+                fault: Fault::Status(StatusCode::SERVICE_UNAVAILABLE),
                 fail_times: None,
                 quota: false,
                 retry_after: None,
@@ -174,7 +300,7 @@ mod tests {
         assert_eq!(
             d,
             Directive {
-                status: StatusCode::TOO_MANY_REQUESTS,
+                fault: Fault::Status(StatusCode::TOO_MANY_REQUESTS),
                 fail_times: Some(2),
                 quota: false,
                 retry_after: None,
@@ -187,7 +313,10 @@ mod tests {
         let d = find("[[mock:fail-times=1:code=insufficient_quota]]")
             .unwrap()
             .unwrap();
-        assert_eq!((d.status, d.quota), (StatusCode::TOO_MANY_REQUESTS, true));
+        assert_eq!(
+            (d.fault, d.quota),
+            (Fault::Status(StatusCode::TOO_MANY_REQUESTS), true)
+        );
         let hint = |text: &str| find(text).unwrap().unwrap().retry_after;
         assert_eq!(
             hint("[[mock:status=429:retry-after=2]]"),
@@ -217,6 +346,35 @@ mod tests {
             .unwrap()
             .unwrap_err()
             .contains("not a number"));
+    }
+
+    #[test]
+    fn shape_directives_describe_a_200() {
+        let fault = |text: &str| find(text).unwrap().map(|d| d.fault);
+        assert_eq!(
+            fault("[[mock:reply=lone-surrogate]]"),
+            Ok(Fault::Shape(Shape::LoneSurrogate))
+        );
+        assert_eq!(
+            fault("[[mock:usage=-1]]"),
+            Ok(Fault::Shape(Shape::PromptTokens("-1".into())))
+        );
+        assert_eq!(
+            fault("[[mock:size=40000000]]"),
+            Ok(Fault::Shape(Shape::Size(40_000_000)))
+        );
+        let once = find("[[mock:fail-times=1:reply=not-utf8]]").unwrap().unwrap();
+        assert_eq!(
+            (once.fault, once.fail_times),
+            (Fault::Shape(Shape::NotUtf8), Some(1))
+        );
+        assert!(fault("[[mock:usage=lots]]")
+            .unwrap_err()
+            .contains("not a JSON number"));
+        assert!(fault("[[mock:reply=odd]]").unwrap_err().contains("not known"));
+        assert!(fault("[[mock:reply=truncated:status=500]]")
+            .unwrap_err()
+            .contains("take no status"));
     }
 
     #[test]

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use super::batch_api::{self, BatchRoute, Dialect, Refusal};
 use super::batches::BatchStore;
 use super::config::MockConfig;
+use super::directives::Fault as DirectiveFault;
 use super::directives::{self, FailTimes, RetryHint};
 use super::errors::{json_response, ApiError, Body, RetryForm};
 use super::faults::{self, Fault, Faults, Rng};
@@ -485,6 +486,18 @@ fn answer(state: &State, endpoint: Endpoint, prompted: &Prompted, index: u64, rn
     }
     match respond(state, endpoint, prompted, stamp) {
         Answered::Error(outcome, error) => Decision::error(outcome, error),
+        Answered::Shaped(shaped) => {
+            let response = json_response(StatusCode::OK, shaped.body);
+            let outcome = if shaped.usage.is_some() {
+                Outcome::Ok
+            } else {
+                Outcome::Malformed
+            };
+            Decision {
+                usage: shaped.usage,
+                ..Decision::new(outcome, Action::Respond(response))
+            }
+        }
         Answered::Reply(reply) => {
             let response = json_response(StatusCode::OK, reply.body);
             Decision {
@@ -499,6 +512,9 @@ fn answer(state: &State, endpoint: Endpoint, prompted: &Prompted, index: u64, rn
 /// random faults) are done or do not apply: an error, or a reply with its usage.
 pub(crate) enum Answered {
     Reply(Reply),
+    /// A 200 a directive asked for that is not the normal answer (its usage is not counted
+    /// unless the body is a well-formed completion).
+    Shaped(directives::Shaped),
     Error(Outcome, ApiError),
 }
 
@@ -545,8 +561,15 @@ fn respond(state: &State, endpoint: Endpoint, prompted: &Prompted, stamp: Stamp)
                 None => true,
                 Some(times) => state.fail_times.should_fail(&prompted.prompt, times),
             };
-            if fails {
-                let code = directive.status;
+            let code = match directive.fault {
+                _ if !fails => None,
+                DirectiveFault::Shape(shape) => {
+                    let normal = reply(endpoint, prompted, stamp);
+                    return Answered::Shaped(directives::shape(&shape, normal, prompted.prompt_tokens));
+                }
+                DirectiveFault::Status(code) => Some(code),
+            };
+            if let Some(code) = code {
                 let error = if directive.quota {
                     ApiError::insufficient_quota()
                 } else {

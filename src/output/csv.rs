@@ -1,7 +1,9 @@
 //! CSV output: `id`, the input columns, then `status`, `completion`, `finish_reason`,
 //! `prompt_tokens`, `completion_tokens`, `total_tokens`, `model`, `response_id`, `error`.
-//! Input values that are not strings are written as JSON text. An input column whose name is
-//! `id` or one of the result columns is written as `input.<name>` so no column is ambiguous.
+//! Input values that are not strings are written as JSON text. The input column the row ids come
+//! from is not repeated (its values are the `id` column; the caller leaves it out of `columns`).
+//! Any other input column whose name is `id` or one of the result columns is written as
+//! `input.<name>`, prefixed again while that name is taken too, so no column name appears twice.
 
 use serde_json::{Map, Value};
 
@@ -29,22 +31,33 @@ pub(super) struct Csv {
 impl Csv {
     pub(super) fn new(out: Out, columns: &[String]) -> anyhow::Result<Csv> {
         let mut writer = csv::WriterBuilder::new().from_writer(out);
-        let mut header = vec!["id".to_string()];
-        for c in columns {
-            if c == "id" || RESULT_COLUMNS.contains(&c.as_str()) {
-                header.push(format!("input.{c}"));
-            } else {
-                header.push(c.clone());
-            }
-        }
-        header.extend(RESULT_COLUMNS.iter().map(|c| c.to_string()));
-        writer.write_record(&header)?;
+        writer.write_record(header(columns))?;
         Ok(Csv {
             writer,
             columns: columns.to_vec(),
             record: Vec::new(),
         })
     }
+}
+
+/// `id`, the input columns, the result columns; an input column named like a column already in
+/// the header is prefixed with `input.` until its name is unique (the input columns are distinct).
+fn header(columns: &[String]) -> Vec<String> {
+    let mut header = vec!["id".to_string()];
+    for c in columns {
+        let taken = |name: &str, header: &[String]| {
+            RESULT_COLUMNS.contains(&name)
+                || header.iter().any(|h| h == name)
+                || columns.iter().any(|other| other != c && other == name)
+        };
+        let mut name = c.clone();
+        while taken(&name, &header) {
+            name = format!("input.{name}");
+        }
+        header.push(name);
+    }
+    header.extend(RESULT_COLUMNS.iter().map(|c| c.to_string()));
+    header
 }
 
 impl RowWriter for Csv {
@@ -80,5 +93,36 @@ impl RowWriter for Csv {
         self.writer
             .into_inner()
             .map_err(|e| anyhow::anyhow!("{}", e.error()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header;
+
+    fn names(columns: &[&str]) -> Vec<String> {
+        let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        header(&columns)[..=columns.len()].to_vec()
+    }
+
+    #[test]
+    fn input_columns_named_like_output_columns_are_prefixed_until_unique() {
+        assert_eq!(names(&["prompt", "status"]), ["id", "prompt", "input.status"]);
+        assert_eq!(
+            names(&["status", "input.status", "error"]),
+            ["id", "input.input.status", "input.status", "input.error"]
+        );
+        assert_eq!(names(&["id", "model"]), ["id", "input.id", "input.model"]);
+    }
+
+    #[test]
+    fn no_header_name_appears_twice() {
+        let columns: Vec<String> = ["id", "input.id", "status", "input.status", "error"]
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        let h = header(&columns);
+        let unique: std::collections::BTreeSet<&String> = h.iter().collect();
+        assert_eq!(unique.len(), h.len(), "{h:?}");
     }
 }

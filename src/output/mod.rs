@@ -43,8 +43,19 @@ impl OutputFormat {
 /// Where the results of a job go.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputSpec {
+    /// The file, or `-` for standard output ([`OutputSpec::is_stdout`]).
     pub path: PathBuf,
     pub format: OutputFormat,
+}
+
+impl OutputSpec {
+    /// The path that means standard output (`-o -`).
+    pub const STDOUT: &'static str = "-";
+
+    /// Whether the results go to standard output (written whole at the end of a run).
+    pub fn is_stdout(&self) -> bool {
+        self.path == Path::new(Self::STDOUT)
+    }
 }
 
 /// Writes rows of one format to the stream it was made with.
@@ -65,6 +76,9 @@ pub struct Written {
 /// Checks, before a run sends anything, that its output can be written where it goes (the
 /// results are safe in the checkpoint either way, but a run should not find out at its end).
 pub fn check_writable(spec: &OutputSpec) -> anyhow::Result<()> {
+    if spec.is_stdout() {
+        return Ok(());
+    }
     let tmp = temp_path(&spec.path);
     create_private(&tmp).map_err(|e| {
         anyhow::anyhow!(
@@ -121,8 +135,11 @@ fn process_alive(_pid: u32) -> bool {
     true // cannot tell: keep the file
 }
 
-/// Exports every row of `store` to `spec.path`, atomically.
+/// Exports every row of `store` to `spec.path`, atomically (or to standard output).
 pub fn export(store: &Store, columns: &[String], spec: &OutputSpec) -> anyhow::Result<Written> {
+    if spec.is_stdout() {
+        return export_to_stdout(store, columns, spec.format);
+    }
     remove_stale_temps(&spec.path);
     let tmp = temp_path(&spec.path);
     let result = (|| -> anyhow::Result<Written> {
@@ -156,6 +173,39 @@ pub fn export(store: &Store, columns: &[String], spec: &OutputSpec) -> anyhow::R
             Err(e.context(format!("could not write {}", spec.path.display())))
         }
     }
+}
+
+/// Writes every row to standard output, through the same writers as a file. Nothing is
+/// renamed or synced: a pipe has no place to rename into. A closed pipe surfaces as the
+/// `BrokenPipe` error that `main` treats as success.
+#[cfg(unix)]
+fn export_to_stdout(store: &Store, columns: &[String], format: OutputFormat) -> anyhow::Result<Written> {
+    use std::os::fd::AsFd;
+    let stdout = std::io::stdout();
+    let _lock = stdout.lock();
+    let fd = stdout
+        .as_fd()
+        .try_clone_to_owned()
+        .context("could not write to standard output")?;
+    let out = BufWriter::with_capacity(1 << 20, File::from(fd));
+    let mut writer: Box<dyn RowWriter> = match format {
+        OutputFormat::Jsonl => Box::new(jsonl::Jsonl::new(out)),
+        OutputFormat::Csv => Box::new(csv::Csv::new(out, columns)?),
+        OutputFormat::OpenaiBatch => Box::new(batch::Batch::new(out)),
+    };
+    let mut written = Written::default();
+    store.for_each_row(|row| {
+        writer.row(&row)?;
+        written.rows += 1;
+        Ok(())
+    })?;
+    writer.finish()?.flush()?;
+    Ok(written)
+}
+
+#[cfg(not(unix))]
+fn export_to_stdout(_: &Store, _: &[String], _: OutputFormat) -> anyhow::Result<Written> {
+    anyhow::bail!("writing the results to standard output (`-o -`) needs a Unix system")
 }
 
 fn temp_path(path: &Path) -> PathBuf {

@@ -263,6 +263,8 @@ impl<T: Transport> Pipeline<T> {
         // Made on the first retry only: most rows never need one.
         let mut rng: Option<SmallRng> = None;
         let mut attempts: u32 = 0;
+        // Paid-for answers that were valid JSON but no usable completion: asked again once only.
+        let mut unusable: u32 = 0;
         let mut held = None;
         let kind = loop {
             // A slot in the window first (it bounds requests on the wire), then the buckets.
@@ -339,6 +341,10 @@ impl<T: Transport> Pipeline<T> {
                 }
             };
             let verdict = classify(self.settings.endpoint, result);
+            if let Verdict::Retry { unusable: true, .. } = verdict {
+                unusable += 1;
+            }
+            let gives_up = attempts >= self.settings.max_attempts || unusable >= MAX_UNUSABLE;
             if let Some(r) = reservation {
                 let usage = match &verdict {
                     Verdict::Done(c) => Some((c.usage.prompt_tokens, c.usage.completion_tokens)),
@@ -371,7 +377,7 @@ impl<T: Transport> Pipeline<T> {
             // the wire, and those answered but not yet durable.
             let last = match &verdict {
                 Verdict::Done(_) | Verdict::RowFailed { .. } => true,
-                Verdict::Retry { .. } => attempts >= self.settings.max_attempts,
+                Verdict::Retry { .. } => gives_up,
                 Verdict::Stop { .. } => false,
             };
             if last && self.settings.hold_until_committed {
@@ -407,11 +413,20 @@ impl<T: Transport> Pipeline<T> {
                     status,
                     wait,
                     rate_limited,
+                    ..
                 } => {
                     if rate_limited {
                         Stats::add(&stats.http_429, 1);
                     }
-                    if attempts >= self.settings.max_attempts {
+                    if unusable >= MAX_UNUSABLE {
+                        break OutcomeKind::Failed {
+                            error: format!(
+                                "not asked again after {unusable} unusable answers (each billed); last: {reason}"
+                            ),
+                            status,
+                        };
+                    }
+                    if gives_up {
                         break OutcomeKind::Failed {
                             error: format!("gave up after {attempts} attempts; last: {reason}"),
                             status,
@@ -480,6 +495,10 @@ impl<T: Transport> Pipeline<T> {
         }
     }
 }
+
+/// How many unusable answers (valid JSON, no usable completion: see [`crate::api::BadBody`]) a
+/// row gets before it fails: each one is billed, and the server will most likely repeat it.
+const MAX_UNUSABLE: u32 = 2;
 
 /// Tokens a request is charged under a TPM limit: its prompt plus `max_tokens` × `n`.
 fn request_tokens(body: &[u8]) -> u32 {

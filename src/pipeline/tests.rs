@@ -184,6 +184,41 @@ async fn a_row_fails_after_max_attempts_with_every_attempt_counted() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_second_unusable_answer_fails_the_row_even_with_other_retries_between() {
+    let absurd = r#"{"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":-1}}"#;
+    let fake = Fake::new(move |n| match n {
+        1 => reply(200, None, r#"{"choices":[{"mess"#), // cut short: not counted as unusable
+        _ => reply(200, None, absurd),
+    });
+    let ran = run_pipeline(store_with_rows(1, BODY), fake, 1, 6, unlimited(), |_| {}).await;
+    assert_eq!(ran.calls.len(), 3);
+    let (error, _) = ran.store.top_errors(1).unwrap().remove(0);
+    assert!(
+        error.starts_with("not asked again after 2 unusable answers (each billed); last: HTTP 200 with an unexpected body: `usage.prompt_tokens` is -1"),
+        "{error}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_over_the_size_cap_fails_its_row_at_once() {
+    let fake = Fake::new(|_| {
+        Err(SendError::TooLarge {
+            status: 200,
+            limit: 1 << 20,
+        })
+    });
+    let ran = run_pipeline(store_with_rows(1, BODY), fake, 1, 6, unlimited(), |_| {}).await;
+    assert_eq!(ran.calls.len(), 1);
+    assert_eq!(
+        ran.store.top_errors(1).unwrap(),
+        vec![(
+            "HTTP 200: the response is larger than --max-response-size 1 MiB".to_string(),
+            1
+        )]
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_401_stops_the_run_and_leaves_rows_pending() {
     let fake = Fake::new(|_| {
         reply(

@@ -140,14 +140,38 @@ fn system_is_prepended_to_messages_without_a_system_message() {
 }
 
 #[test]
-fn system_is_not_added_to_messages_that_have_one() {
-    let mut p = preparer(RequestSettings {
+fn system_with_messages_that_have_one_is_refused_naming_the_flag_and_line() {
+    let p = preparer(RequestSettings {
         system: template("Be brief."),
         ..settings()
     });
     let messages = json!([{"role": "system", "content": "Mine."}, {"role": "user", "content": "Hi"}]);
-    let b = prepare_ok(&mut p, &row(1, json!({"messages": messages.clone()})));
-    assert_eq!(b["messages"], messages);
+    let err = p
+        .check_flags_fit(&row(1, json!({"messages": messages})))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        "--system adds a system message, but prompts.jsonl:2 has its own in `messages`; \
+         drop --system or the row's system message"
+    );
+    let without = json!([{"role": "user", "content": "Hi"}]);
+    assert_eq!(p.check_flags_fit(&row(1, json!({"messages": without}))), Ok(()));
+}
+
+#[test]
+fn template_with_a_messages_row_is_refused() {
+    let p = preparer(RequestSettings {
+        template: template("Hi {name}"),
+        ..settings()
+    });
+    let err = p
+        .check_flags_fit(&row(4, json!({"messages": [{"role": "user", "content": "Hi"}]})))
+        .unwrap_err();
+    assert!(
+        err.starts_with("--template renders a prompt from fields, but prompts.jsonl:5 has"),
+        "{err}"
+    );
+    assert_eq!(p.check_flags_fit(&row(4, json!({"name": "x"}))), Ok(()));
 }
 
 #[test]
@@ -302,7 +326,7 @@ fn template_row_without_a_model_asks_for_model_flag() {
 // ---- Row ids ----
 
 #[test]
-fn id_column_names_the_row_id_and_it_is_trimmed() {
+fn id_column_names_the_row_id_and_it_is_kept_as_written() {
     let mut p = preparer(RequestSettings {
         id_column: Some("sku".into()),
         ..settings()
@@ -310,7 +334,7 @@ fn id_column_names_the_row_id_and_it_is_trimmed() {
     let prepared = p
         .prepare(&row(1, json!({"sku": "  A-1 ", "id": "ignored", "prompt": "Hi"})))
         .unwrap();
-    assert_eq!(prepared.id, "A-1");
+    assert_eq!(prepared.id, "  A-1 ");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! the input leaves no half-read job behind, and a file with errors (without `--skip-invalid`)
 //! leaves the checkpoint as it was. Duplicate ids are caught by the unique index as rows go in.
 
-use rusqlite::{params, ErrorCode, Transaction};
+use rusqlite::{params, ErrorCode, OptionalExtension, Transaction};
 
 use super::{now_ms, state, Store};
 use crate::job::JobRecord;
@@ -25,6 +25,26 @@ pub struct NewRow<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Duplicate {
     pub first_line: u64,
+}
+
+impl Store {
+    /// Calls `each` with every row's line and stored input fields (JSON text), in input order,
+    /// until it returns `false`.
+    pub fn for_each_input_row(
+        &self,
+        mut each: impl FnMut(u64, &str) -> anyhow::Result<bool>,
+    ) -> anyhow::Result<()> {
+        let mut stmt = self.conn.prepare("SELECT line, fields FROM rows ORDER BY seq")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let line: i64 = r.get(0)?;
+            let fields: String = r.get(1)?;
+            if !each(line.max(0) as u64, &fields)? {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// An open ingest transaction. Dropping it without [`Ingest::commit`] rolls everything back.
@@ -78,6 +98,30 @@ impl Ingest<'_> {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The stored input fields of row `seq` (JSON text), if there is such a row.
+    pub fn fields_of(&self, seq: u64) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .tx
+            .query_row(
+                "SELECT fields FROM rows WHERE seq = ?1",
+                params![seq as i64],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Records the job of an input that grew (it replaces the job's record) and commits the
+    /// rows added to it.
+    pub fn commit_grown(self, job: &JobRecord, total_rows: u64) -> anyhow::Result<()> {
+        let updated = self.tx.execute(
+            "UPDATE job SET record = ?1, total_rows = ?2 WHERE key = 1",
+            params![serde_json::to_string(job)?, total_rows as i64],
+        )?;
+        anyhow::ensure!(updated == 1, "the checkpoint has no job to add rows to");
+        self.tx.commit()?;
+        Ok(())
     }
 
     /// Records the job and commits every row added.

@@ -22,6 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 
+use crate::api::MAX_TOKENS;
 use crate::error::CheckpointError;
 use crate::job::JobRecord;
 use crate::limits::InForce;
@@ -59,6 +60,8 @@ pub struct Store {
     path: PathBuf,
     /// Claim only the rows of the calibration sample (`estimate --sample`).
     sample_only: bool,
+    /// Claim only rows numbered up to this (`run --limit`); `i64::MAX` for all.
+    through: i64,
 }
 
 /// Prompt and completion tokens of the done rows by model: `live` for rows sent one request at a
@@ -199,6 +202,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             sample_only: false,
+            through: i64::MAX,
         })
     }
 
@@ -220,17 +224,20 @@ impl Store {
     /// Prompt and completion tokens of the done rows, by the model their requests name, apart for
     /// rows done live and rows done through the Batch API (which are priced differently).
     pub fn usage_by_model(&self, fixed: Option<&str>) -> anyhow::Result<JobUsage> {
+        let (prompt, completion) = (token_sum("prompt_tokens"), token_sum("completion_tokens"));
         let sql = match fixed {
-            Some(_) => "SELECT ?1, part IS NOT NULL, coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0)
-                          FROM rows WHERE state = 'done' GROUP BY 2",
-            None => "SELECT coalesce(json_extract(request, '$.model'), ''), part IS NOT NULL, sum(prompt_tokens),
-                            sum(completion_tokens)
-                       FROM rows WHERE state = 'done' GROUP BY 1, 2",
+            Some(_) => format!(
+                "SELECT ?1, part IS NOT NULL, {prompt}, {completion} FROM rows WHERE state = 'done' GROUP BY 2"
+            ),
+            None => format!(
+                "SELECT coalesce(json_extract(request, '$.model'), ''), part IS NOT NULL, {prompt}, {completion}
+                   FROM rows WHERE state = 'done' GROUP BY 1, 2"
+            ),
         };
-        let mut q = self.conn.prepare(sql)?;
+        let mut q = self.conn.prepare(&sql)?;
         let mut usage = JobUsage::default();
         let mut add = |r: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
-            let n = |i| r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0).max(0) as u64);
+            let n = |i| r.get::<_, f64>(i).map(tokens_of);
             let via_batch: bool = r.get(1)?;
             let map = if via_batch {
                 &mut usage.batch
@@ -274,6 +281,11 @@ impl Store {
         self.sample_only = true;
     }
 
+    /// From now on, runs of this store claim only rows numbered up to `limit` (`run --limit`).
+    pub fn claim_through(&mut self, limit: Option<u64>) {
+        self.through = limit.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
     /// Completion tokens of the sampled rows that are done, and how many sampled rows are not.
     pub fn sample_completions(&self) -> anyhow::Result<(Vec<u64>, u64)> {
         let mut done = Vec::new();
@@ -285,7 +297,7 @@ impl Store {
         while let Some(r) = rows.next()? {
             let state: String = r.get(0)?;
             match (state.as_str(), r.get::<_, Option<i64>>(1)?) {
-                ("done", Some(t)) => done.push(t.max(0) as u64),
+                ("done", Some(t)) => done.push(trusted_tokens(t).unwrap_or(0)),
                 _ => other += 1,
             }
         }
@@ -345,14 +357,25 @@ impl Store {
     }
 
     pub fn counts(&self) -> anyhow::Result<Counts> {
+        self.counts_of(i64::MAX)
+    }
+
+    /// [`Store::counts`] of the rows a run of this store claims from (all, or up to `--limit`).
+    pub fn counts_claimable(&self) -> anyhow::Result<Counts> {
+        self.counts_of(self.through)
+    }
+
+    fn counts_of(&self, through: i64) -> anyhow::Result<Counts> {
         let mut c = Counts::default();
-        let mut stmt = self.conn.prepare(
-            "SELECT state, invalid, count(*), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),
-                    coalesce(sum(total_tokens), 0), coalesce(sum(attempts), 0),
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT state, invalid, count(*), {}, {}, {}, coalesce(sum(attempts), 0),
                     coalesce(sum(attempts > 1), 0), coalesce(max(attempts), 0)
-             FROM rows GROUP BY state, invalid",
-        )?;
-        let mut rows = stmt.query([])?;
+             FROM rows WHERE seq <= ?1 GROUP BY state, invalid",
+            token_sum("prompt_tokens"),
+            token_sum("completion_tokens"),
+            token_sum("total_tokens"),
+        ))?;
+        let mut rows = stmt.query([through])?;
         while let Some(r) = rows.next()? {
             let state: String = r.get(0)?;
             let invalid: bool = r.get(1)?;
@@ -366,9 +389,10 @@ impl Store {
                 state::DONE => c.done += n,
                 _ => c.failed += n,
             }
-            c.prompt_tokens += r.get::<_, i64>(3)? as u64;
-            c.completion_tokens += r.get::<_, i64>(4)? as u64;
-            c.total_tokens += r.get::<_, i64>(5)? as u64;
+            let tokens = |i| r.get::<_, f64>(i).map(tokens_of);
+            c.prompt_tokens = c.prompt_tokens.saturating_add(tokens(3)?);
+            c.completion_tokens = c.completion_tokens.saturating_add(tokens(4)?);
+            c.total_tokens = c.total_tokens.saturating_add(tokens(5)?);
             c.attempts += r.get::<_, i64>(6)? as u64;
             c.retried_rows += r.get::<_, i64>(7)? as u64;
             c.max_attempts = c.max_attempts.max(r.get::<_, i64>(8)? as u64);
@@ -460,6 +484,8 @@ impl Store {
         )?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
+            let (prompt_tokens, completion_tokens, total_tokens) =
+                trusted_usage([r.get(9)?, r.get(10)?, r.get(11)?]);
             each(ExportRow {
                 seq: r.get(0)?,
                 id: r.get(1)?,
@@ -470,9 +496,9 @@ impl Store {
                 response: r.get(6)?,
                 completion: r.get(7)?,
                 finish_reason: r.get(8)?,
-                prompt_tokens: r.get(9)?,
-                completion_tokens: r.get(10)?,
-                total_tokens: r.get(11)?,
+                prompt_tokens,
+                completion_tokens,
+                total_tokens,
                 model: r.get(12)?,
                 response_id: r.get(13)?,
                 http_status: r.get(14)?,
@@ -522,4 +548,40 @@ pub fn create_private_file(path: &Path) -> anyhow::Result<std::fs::File> {
     options
         .open(path)
         .map_err(|e| anyhow::anyhow!("{}: cannot create the file: {e}", path.display()))
+}
+
+/// The SQL sum of a usage column over the selected rows, counting only values that can be true
+/// (whole numbers from 0 to [`MAX_TOKENS`]): a checkpoint that holds an absurd count (written
+/// before it was checked, or edited) still opens, and such a count adds nothing. `total()` sums
+/// in floating point, so it never fails with SQLite's "integer overflow" as `sum()` does.
+fn token_sum(column: &str) -> String {
+    format!(
+        "total(CASE WHEN typeof({column}) = 'integer' AND {column} BETWEEN 0 AND {MAX_TOKENS} \
+         THEN {column} ELSE 0 END)"
+    )
+}
+
+/// A sum from [`token_sum`] as a count (the cast saturates; the sum is never negative).
+fn tokens_of(sum: f64) -> u64 {
+    sum as u64
+}
+
+/// A stored usage count, when it is one that can be true (see [`token_sum`]).
+fn trusted_tokens(stored: i64) -> Option<u64> {
+    u64::try_from(stored).ok().filter(|&v| v <= MAX_TOKENS)
+}
+
+/// A row's stored usage as exported: as stored, or none at all when one of its counts cannot be
+/// true (a row's usage is not made of some true and some invented numbers).
+fn trusted_usage(stored: [Option<i64>; 3]) -> (Option<i64>, Option<i64>, Option<i64>) {
+    if stored.iter().flatten().any(|&v| trusted_tokens(v).is_none()) {
+        return (None, None, None);
+    }
+    (stored[0], stored[1], stored[2])
+}
+
+/// A usage count as stored: checked on the way in, clamped here all the same so that no count
+/// can wrap into a negative INTEGER.
+pub(crate) fn stored_tokens(count: u64) -> i64 {
+    i64::try_from(count.min(MAX_TOKENS)).unwrap_or(0)
 }

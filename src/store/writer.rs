@@ -162,14 +162,15 @@ fn mark_disk_full(conn: &Connection, e: anyhow::Error) -> anyhow::Error {
 
 fn write_all(store: &mut Store, run: i64, stats: &Stats, mut rx: mpsc::Receiver<Msg>) -> anyhow::Result<()> {
     let sample_only = store.sample_only;
+    let through = store.through;
     let mut acks = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         let tx = store.conn().transaction()?;
-        apply(&tx, first, sample_only, &mut acks)?;
+        apply(&tx, first, (sample_only, through), &mut acks)?;
         let mut applied = 1;
         while applied < MAX_GROUP {
             match rx.try_recv() {
-                Ok(msg) => apply(&tx, msg, sample_only, &mut acks)?,
+                Ok(msg) => apply(&tx, msg, (sample_only, through), &mut acks)?,
                 Err(_) => break,
             }
             applied += 1;
@@ -199,7 +200,7 @@ fn write_all(store: &mut Store, run: i64, stats: &Stats, mut rx: mpsc::Receiver<
 fn apply(
     conn: &Connection,
     msg: Msg,
-    sample_only: bool,
+    (sample_only, through): (bool, i64),
     acks: &mut Vec<oneshot::Sender<()>>,
 ) -> anyhow::Result<()> {
     match msg {
@@ -209,7 +210,7 @@ fn apply(
             Ok(())
         }
         Msg::Claim { after, limit, reply } => {
-            let claimed = claim(conn, after, limit, sample_only);
+            let claimed = claim(conn, after, limit, sample_only, through);
             let failed = claimed.as_ref().err().map(|e| anyhow::anyhow!("{e:#}"));
             // The receiver may be gone if the run is stopping; the claim then simply lapses
             // (the rows are reset to pending when the writer ends).
@@ -223,16 +224,23 @@ fn apply(
 }
 
 /// Marks up to `limit` pending rows after `after` as in flight and returns them in input order;
-/// with `sample_only`, among the rows of the calibration sample only.
-fn claim(conn: &Connection, after: i64, limit: usize, sample_only: bool) -> anyhow::Result<Vec<Claimed>> {
+/// with `sample_only`, among the rows of the calibration sample only; never past row `through`.
+fn claim(
+    conn: &Connection,
+    after: i64,
+    limit: usize,
+    sample_only: bool,
+    through: i64,
+) -> anyhow::Result<Vec<Claimed>> {
     let mut select = conn.prepare_cached(if sample_only {
-        "SELECT seq, id, request FROM rows WHERE state = 'pending' AND seq > ?1
+        "SELECT seq, id, request FROM rows WHERE state = 'pending' AND seq > ?1 AND seq <= ?3
            AND seq IN (SELECT seq FROM sample) ORDER BY seq LIMIT ?2"
     } else {
-        "SELECT seq, id, request FROM rows WHERE state = 'pending' AND seq > ?1 ORDER BY seq LIMIT ?2"
+        "SELECT seq, id, request FROM rows WHERE state = 'pending' AND seq > ?1 AND seq <= ?3
+           ORDER BY seq LIMIT ?2"
     })?;
     let rows: Vec<Claimed> = select
-        .query_map(params![after, limit as i64], |r| {
+        .query_map(params![after, limit as i64, through], |r| {
             Ok(Claimed {
                 seq: r.get(0)?,
                 id: r.get(1)?,
@@ -271,9 +279,9 @@ pub(crate) fn record_outcome(conn: &Connection, o: Outcome) -> anyhow::Result<()
                 c.raw,
                 c.text,
                 c.finish_reason,
-                c.usage.prompt_tokens as i64,
-                c.usage.completion_tokens as i64,
-                c.usage.total_tokens as i64,
+                super::stored_tokens(c.usage.prompt_tokens),
+                super::stored_tokens(c.usage.completion_tokens),
+                super::stored_tokens(c.usage.total_tokens),
                 c.model,
                 c.id,
                 now,

@@ -56,6 +56,9 @@ struct Accepted {
     exit: i32,
     /// The output rows in order; each key given must match (objects: each key given, recursively).
     rows: Vec<Value>,
+    /// The header line of the CSV output, when the case checks it (run again with `-o out.csv`).
+    #[serde(default)]
+    csv_header: Option<String>,
 }
 
 fn corpus_dir() -> PathBuf {
@@ -357,6 +360,22 @@ fn check_accepted(dir: &Dir, name: &str, case: &Case, accepted: &Accepted) -> Re
             i + 1,
             abbreviated(got)
         );
+    }
+    if let Some(want) = &accepted.csv_header {
+        let mock = Mock::start(&[]);
+        let out = run(promptmill(dir)
+            .args(["run", name, "-o", "out.csv", "--base-url", &mock.url])
+            .args(&case.args));
+        ensure!(
+            out.code() == accepted.exit,
+            "-o out.csv: exit code {}, expected {}; stderr:\n{}",
+            out.code(),
+            accepted.exit,
+            out.stderr
+        );
+        let text = std::fs::read_to_string(dir.path("out.csv")).map_err(|e| format!("out.csv: {e}"))?;
+        let got = text.lines().next().unwrap_or("");
+        ensure!(got == want, "CSV header:\n  {got}\nexpected:\n  {want}");
     }
     Ok(())
 }

@@ -180,8 +180,8 @@ fn csv_output_has_the_input_columns_then_the_results() {
     assert_eq!(
         header,
         [
+            // The id column is the row id: not repeated as `input.id` (issue 10, item 18).
             "id",
-            "input.id",
             "prompt",
             "input.status",
             "status",
@@ -204,17 +204,10 @@ fn csv_output_has_the_input_columns_then_the_results() {
         .map(String::from)
         .collect();
     assert_eq!(
-        &row[..6],
-        [
-            "x1",
-            "x1",
-            "Hello, world",
-            "new",
-            "done",
-            "Mock reply: Hello, world"
-        ]
+        &row[..5],
+        ["x1", "Hello, world", "new", "done", "Mock reply: Hello, world"]
     );
-    assert_eq!(row[12], "");
+    assert_eq!(row[11], "", "error is the last column, empty when done");
 }
 
 #[test]

@@ -149,11 +149,12 @@ fn a_changed_input_file_or_model_is_refused() {
         other_model.stderr
     );
 
-    prompts_jsonl(&dir, "p.jsonl", 4);
+    // Rows removed (an input that only grew is taken: see input_grew.rs).
+    prompts_jsonl(&dir, "p.jsonl", 2);
     let changed = run(&mut run_job(&dir, &mock));
     assert_eq!(changed.code(), 1);
     assert!(
-        changed.stderr.contains("the input file's contents"),
+        changed.stderr.contains("the rows differ from line 3 on"),
         "{}",
         changed.stderr
     );
