@@ -205,6 +205,9 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
         eprint!("\r\x1b[2K");
     }
     let loaded = loaded.map_err(|e| match e {
+        LoadError::Other(e) if e.chain().any(|c| c.is::<rusqlite::Error>()) => store
+            .mark_disk_full(e)
+            .context(format!("{}: could not write the checkpoint", cfg.db.display())),
         LoadError::Other(e) => e,
         other => anyhow::Error::msg(other.to_string()),
     })?;

@@ -19,7 +19,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::{now_ms, state, Store};
 use crate::api::Completion;
-use crate::error::{disk_full_errno, DiskFull};
 use crate::stats::Stats;
 
 /// How many messages one transaction applies at most.
@@ -136,27 +135,7 @@ pub fn spawn(
 fn write_loop(mut store: Store, run: i64, stats: &Stats, rx: mpsc::Receiver<Msg>) -> anyhow::Result<Store> {
     match write_all(&mut store, run, stats, rx) {
         Ok(()) => Ok(store),
-        Err(e) => Err(mark_disk_full(store.conn(), e)),
-    }
-}
-
-/// Marks a failed write as a full disk ([`DiskFull`]) when it was one: SQLite says so itself
-/// (`SQLITE_FULL`) for some writes, and reports others (a write past the file-size limit, an
-/// exhausted quota, often a short write) as a plain I/O error, whose errno it keeps.
-fn mark_disk_full(conn: &Connection, e: anyhow::Error) -> anyhow::Error {
-    let full = e.chain().any(|cause| {
-        matches!(
-            cause.downcast_ref::<rusqlite::Error>(),
-            Some(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::DiskFull
-        )
-    });
-    // SAFETY: the handle is the open connection's, valid while `conn` is borrowed;
-    // sqlite3_system_errno only reads the errno SQLite recorded for its last failed system call.
-    let errno = unsafe { rusqlite::ffi::sqlite3_system_errno(conn.handle()) };
-    if full || disk_full_errno(errno) {
-        e.context(DiskFull)
-    } else {
-        e
+        Err(e) => Err(store.mark_disk_full(e)),
     }
 }
 

@@ -1,8 +1,9 @@
 //! A full disk, without root or a small filesystem: the run is started under a file-size limit
 //! (`RLIMIT_FSIZE`, with `SIGXFSZ` ignored), so a write past it fails with `EFBIG` as a write to
-//! a full disk fails with `ENOSPC`, through the same error paths. Either way the run stops with
-//! exit 4, says what could not be written, that the completed rows are safe in the checkpoint,
-//! and which command finishes the job.
+//! a full disk fails with `ENOSPC`, through the same error paths. A run that finds no room stops
+//! with exit 4, says what could not be written, that the completed rows are safe in the
+//! checkpoint, and which command finishes the job; a checkpoint that cannot even hold the input
+//! is an error naming it (exit 1), before anything is sent.
 
 use std::collections::HashSet;
 use std::os::unix::process::CommandExt;
@@ -105,6 +106,30 @@ fn a_checkpoint_that_cannot_grow_stops_the_run_with_the_resume_command() {
             "a committed row was sent again: {prompt}"
         );
     }
+}
+
+#[test]
+fn a_checkpoint_that_cannot_hold_the_input_is_an_error_naming_it_before_sending() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 3000);
+    let mock = Mock::start(&[]);
+    // Reading 3,000 rows into the checkpoint needs more than 300 kB.
+    let out = run(with_file_size_limit(&mut run_job(&dir, &mock), 300_000));
+    assert_eq!(
+        out.code(),
+        1,
+        "nothing was done, nothing to resume: {}",
+        out.stderr
+    );
+    let db = dir.path("out.jsonl.promptmill.db").display().to_string();
+    assert!(
+        out.stderr.contains(&format!(
+            "promptmill: error: {db}: could not write the checkpoint: no room to write"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(mock.stats()["requests"], 0, "nothing was sent");
 }
 
 #[test]
