@@ -78,7 +78,7 @@ impl Stats {
         CappedWait(self)
     }
 
-    /// ", 2 rows waiting the 1h Retry-After cap (the server asked 10h)" while rows wait out a
+    /// "; 2 rows waiting the 1h Retry-After cap (the server asked 10h)" while rows wait out a
     /// capped hint; empty otherwise.
     pub fn capped_note(&self) -> String {
         let waiting = self.capped_waits.load(Ordering::Relaxed);
@@ -87,7 +87,7 @@ impl Stats {
         }
         let asked = std::time::Duration::from_secs(self.longest_asked_secs.load(Ordering::Relaxed));
         format!(
-            ", {waiting} {} waiting the {} Retry-After cap (the server asked {})",
+            "; {waiting} {} waiting the {} Retry-After cap (the server asked {})",
             if waiting == 1 { "row" } else { "rows" },
             humantime::format_duration(crate::retry::HINT_CAP),
             humantime::format_duration(asked)
@@ -127,7 +127,7 @@ mod tests {
         let waiting = stats.capped_wait(Duration::from_secs(36_000));
         assert_eq!(
             stats.capped_note(),
-            ", 1 row waiting the 1h Retry-After cap (the server asked 10h)"
+            "; 1 row waiting the 1h Retry-After cap (the server asked 10h)"
         );
         drop(waiting);
         assert_eq!(stats.capped_note(), "");
