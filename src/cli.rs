@@ -109,6 +109,7 @@ const NOT_FOR_ESTIMATE: &[&str] = &[
     "finish_live",
     "batch_max_enqueued_tokens",
     "limit",
+    "overwrite",
 ];
 
 /// Parses the command line, or prints clap's message (with the closest flag as its tip) and
@@ -409,6 +410,13 @@ pub struct SendArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = LIMITS)]
     pub drain_timeout: Option<Duration>,
 
+    /// Allow a plain http:// --base-url to a host that is not this machine.
+    ///
+    /// The key and the --header values then travel in clear text. For this run only: not
+    /// stored in the job.
+    #[arg(long, help_heading = PROVIDER)]
+    pub allow_http: bool,
+
     /// Send again the rows that failed in earlier runs.
     ///
     /// Invalid input rows stay failed.
@@ -418,6 +426,12 @@ pub struct SendArgs {
     /// Also write the run's totals as JSON to this file.
     #[arg(long, value_name = "PATH", help_heading = OUTPUT)]
     pub summary: Option<PathBuf>,
+
+    /// Replace an existing output that this job did not write.
+    ///
+    /// Without it, such a file is refused before anything is sent.
+    #[arg(long, help_heading = OUTPUT)]
+    pub overwrite: bool,
 
     /// Stop sending once the job's cost would exceed this many dollars.
     ///
@@ -551,6 +565,15 @@ pub struct CancelArgs {
     #[arg(long)]
     pub no_wait: bool,
 
+    /// Allow the job's plain http:// base URL to a host that is not this machine (the key then
+    /// travels in clear text).
+    #[arg(long)]
+    pub allow_http: bool,
+
+    /// The job's base URL again, when it has a credential-like query parameter (never stored).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+
     /// Log every API call (-v).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -573,6 +596,10 @@ pub struct ExportArgs {
     /// `--output-format` and `--format` is the input's format there.
     #[arg(long, value_enum, value_name = "FORMAT", alias = "format")]
     pub output_format: Option<OutputFormat>,
+
+    /// Replace an existing file that no run or export of this job wrote.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 #[derive(Debug, Args)]

@@ -58,6 +58,8 @@ pub struct SendConfig {
     given: LimitFlags,
     pub retry_failed: bool,
     pub summary: Option<PathBuf>,
+    /// `--overwrite` (or `--restart`): an existing output this job did not write may be replaced.
+    pub overwrite: bool,
     pub quiet: bool,
     pub verbose: u8,
     /// `--max-cost`, in dollars.
@@ -72,6 +74,8 @@ pub struct SendConfig {
     pub finish_live: bool,
     /// `--max-response-size`, in bytes: the longest body (or batch result line) read.
     pub max_response_size: u64,
+    /// `--allow-http`: plain http to a host that is not this machine, for this run only.
+    pub allow_http: bool,
 }
 
 /// The default `--max-response-size`: far above any real completion (16 MiB).
@@ -112,6 +116,7 @@ impl std::fmt::Debug for SendConfig {
             .field("given", &self.given)
             .field("retry_failed", &self.retry_failed)
             .field("summary", &self.summary)
+            .field("overwrite", &self.overwrite)
             .field("quiet", &self.quiet)
             .field("verbose", &self.verbose)
             .finish()
@@ -294,17 +299,20 @@ impl RunConfig {
             }
             None => default_db_path(&output.path),
         };
-        let same =
-            |p: &Path| !crate::input::is_stdin(&input) && std::fs::canonicalize(p).is_ok_and(|p| p == input);
-        if !output.is_stdout() && same(&output.path) {
-            return Err(ConfigError::new("--output", "is the input file; it would be overwritten").into());
-        }
-        if same(&db) {
-            return Err(ConfigError::new("--db", "is the input file; it would be overwritten").into());
-        }
+        check_paths(
+            &input,
+            &db,
+            &output.path,
+            args.send.summary.as_deref(),
+            "--output",
+            "--db",
+        )?;
         let target = Target::from_args(&args)?;
+        let mut send = SendConfig::from_args(&args.send)?;
+        // Starting over replaces the job's output whoever wrote it.
+        send.overwrite |= args.restart;
+        check_plain_http(&target.base_url, send.allow_http)?;
         check_key_present(&target.api_key_env, &target.base_url)?;
-        let send = SendConfig::from_args(&args.send)?;
         Ok(RunConfig {
             input,
             format,
@@ -410,6 +418,7 @@ impl Target {
             .api_key_env
             .clone()
             .unwrap_or_else(|| kind.default_key_env().to_string());
+        check_key_env(&api_key_env)?;
         if kind == ProviderKind::Openai {
             for (flag, given) in [
                 ("--deployment", args.deployment.is_some()),
@@ -527,6 +536,7 @@ impl SendConfig {
             batch_given: args.batch.clone(),
             no_wait: args.batch.no_wait,
             finish_live: args.batch.finish_live,
+            allow_http: args.allow_http,
             headers,
             given: LimitFlags {
                 concurrency: args.concurrency,
@@ -538,6 +548,7 @@ impl SendConfig {
             },
             retry_failed: args.retry_failed,
             summary: args.summary.clone(),
+            overwrite: args.overwrite,
             quiet: args.quiet,
             verbose: args.verbose,
             max_cost: args.max_cost,
@@ -593,6 +604,43 @@ fn check_stdin_piped() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Refuses paths of a command that name the same file (see `paths`): the input it reads, the
+/// checkpoint, the output, and the `--summary` file; `output_flag` and `db_flag` are how the
+/// command names them.
+pub fn check_paths(
+    input: &Path,
+    db: &Path,
+    output: &Path,
+    summary: Option<&Path>,
+    output_flag: &'static str,
+    db_flag: &'static str,
+) -> Result<(), ConfigError> {
+    use crate::paths::{check_distinct, Use, INPUT};
+    let mut uses = vec![
+        Use {
+            flag: INPUT,
+            path: input,
+        },
+        Use {
+            flag: db_flag,
+            path: db,
+        },
+        Use {
+            flag: output_flag,
+            path: output,
+        },
+    ];
+    if let Some(path) = summary {
+        uses.push(Use {
+            flag: "--summary",
+            path,
+        });
+    }
+    // Standard input and output (`-`) are no files: nothing to collide with.
+    uses.retain(|u| u.path != Path::new(crate::input::STDIN));
+    check_distinct(&uses)
 }
 
 /// The checkpoint path for an output path: `out.jsonl` → `out.jsonl.promptmill.db`.
@@ -742,12 +790,13 @@ pub fn is_secret_header(name: &str) -> bool {
 }
 
 pub fn check_base_url(raw: &str) -> Result<String, ConfigError> {
+    let shown = crate::base_url::redact(raw.trim());
     let url = reqwest::Url::parse(raw.trim())
-        .map_err(|e| ConfigError::new("--base-url", format!("`{raw}` is not a URL ({e})")))?;
+        .map_err(|e| ConfigError::new("--base-url", format!("`{shown}` is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(ConfigError::new(
             "--base-url",
-            format!("`{raw}` is not an http(s) URL"),
+            format!("`{shown}` is not an http(s) URL"),
         ));
     }
     if !url.username().is_empty() || url.password().is_some() {
@@ -756,7 +805,66 @@ pub fn check_base_url(raw: &str) -> Result<String, ConfigError> {
             "must not contain credentials; the key comes from the environment",
         ));
     }
+    if url.fragment().is_some() {
+        return Err(ConfigError::new(
+            "--base-url",
+            format!("`{shown}` has a fragment (`#…`), which is never sent to a server; remove it"),
+        ));
+    }
     Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// A plain `http://` base URL is refused unless it is on this machine or `--allow-http` is
+/// given: the key and the `--header` values would travel in clear text. A per-run permission,
+/// never stored in the job.
+pub fn check_plain_http(base_url: &str, allow_http: bool) -> Result<(), ConfigError> {
+    let http = reqwest::Url::parse(base_url).is_ok_and(|u| u.scheme() == "http");
+    if !http || allow_http || is_loopback(base_url) {
+        return Ok(());
+    }
+    Err(ConfigError::new(
+        "--base-url",
+        format!(
+            "`{}` is plain http to a host that is not this machine: the API key and the --header values \
+             would travel in clear text. Use https, or pass --allow-http if the network is trusted \
+             (it is not stored in the job: every run and resume of it needs the flag again)",
+            crate::base_url::redact(base_url)
+        ),
+    ))
+}
+
+/// `--api-key-env` names a variable; a value that is not a variable's name, or that looks like a
+/// key itself, is refused without being shown (it may be the key).
+pub fn check_key_env(name: &str) -> Result<(), ConfigError> {
+    let is_name = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if is_name && !looks_like_a_key(name) {
+        return Ok(());
+    }
+    Err(ConfigError::new(
+        "--api-key-env",
+        "takes the NAME of the variable that holds the key (e.g. OPENAI_API_KEY), not the key itself \
+         (a name is letters, digits and `_`, and does not start with a digit)",
+    ))
+}
+
+/// Whether a would-be variable name has the shape of a key: a known key prefix, or a long string
+/// of mixed letters and digits (names are words joined by `_`, mostly in one case).
+fn looks_like_a_key(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let prefixed = ["sk-", "sk_", "key-", "pk_", "rk_", "gsk_", "ghp_", "xoxb", "aiza"]
+        .iter()
+        .any(|p| lower.starts_with(p));
+    let has = |f: fn(&u8) -> bool| name.as_bytes().iter().any(f);
+    let digits = has(u8::is_ascii_digit);
+    let letters = has(u8::is_ascii_alphabetic);
+    let mixed_case = has(u8::is_ascii_lowercase) && has(u8::is_ascii_uppercase);
+    let long_token = name.len() >= 32 && digits && letters && (mixed_case || !name.contains('_'));
+    let random_word = name.len() >= 20 && digits && mixed_case && !name.contains('_');
+    prefixed || long_token || random_word
 }
 
 /// `resume --base-url`: checked for the job's provider. For Azure it may be a deployment URL,
@@ -798,7 +906,9 @@ pub fn is_loopback(base_url: &str) -> bool {
 
 /// A key is required unless the API is on loopback.
 pub fn check_key_present(var: &str, base_url: &str) -> Result<(), ConfigError> {
+    check_key_env(var)?;
     if crate::secret::ApiKey::from_env(var).is_none() && !is_loopback(base_url) {
+        let base_url = crate::base_url::redact(base_url);
         return Err(ConfigError::new(
             "--api-key-env",
             format!("the environment variable {var} is not set, and {base_url} needs an API key; export {var}=… (or name another variable with --api-key-env)"),
@@ -844,7 +954,53 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_is_refused_off_this_machine_unless_allowed() {
+        assert!(check_plain_http("http://127.0.0.1:9/v1", false).is_ok());
+        assert!(check_plain_http("http://localhost:9/v1", false).is_ok());
+        assert!(check_plain_http("https://gw.example/v1", false).is_ok());
+        let err = check_plain_http("http://gw.example/v1?key=sk-x", false).unwrap_err();
+        assert!(err.message.contains("clear text"), "{err}");
+        assert!(!err.message.contains("sk-x"), "{err}");
+        assert!(check_plain_http("http://gw.example/v1", true).is_ok());
+    }
+
+    #[test]
+    fn api_key_env_takes_a_name_and_refuses_what_looks_like_a_key() {
+        for name in [
+            "OPENAI_API_KEY",
+            "AZURE_OPENAI_API_KEY",
+            "_K",
+            "my_key_2",
+            "A_VERY_LONG_ENVIRONMENT_NAME_FOR_KEY_2",
+        ] {
+            assert!(check_key_env(name).is_ok(), "{name}");
+        }
+        for value in [
+            "sk-proj-abc123",
+            "sk_live_abc123",
+            "key-12345",
+            "2OPENAI",
+            "",
+            "MY KEY",
+            "0123456789abcdef0123456789abcdef",
+            "AbCdEf1234567890GhIjKl",
+        ] {
+            let err = check_key_env(value).unwrap_err();
+            assert!(err.message.contains("takes the NAME"), "{value}: {err}");
+            assert!(
+                value.is_empty() || !err.to_string().contains(value),
+                "{value} echoed: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn base_urls_are_checked() {
+        assert!(check_base_url("https://gw/v1#frag").is_err());
+        assert_eq!(
+            check_base_url("https://gw/v1?tenant=a").unwrap(),
+            "https://gw/v1?tenant=a"
+        );
         assert_eq!(
             check_base_url("https://api.openai.com/v1/").unwrap(),
             "https://api.openai.com/v1"

@@ -174,6 +174,10 @@ pub struct JobRecord {
     /// an input that only grew); `None` in checkpoints made before it was recorded.
     #[serde(default)]
     pub input_size: Option<u64>,
+    /// Names of the base URL's query parameters that were not stored because they look like
+    /// credentials (see `base_url::is_secret_param`); a later run must give the base URL again.
+    #[serde(default)]
+    pub withheld_params: Vec<String>,
 }
 
 impl JobRecord {
@@ -192,6 +196,28 @@ impl JobRecord {
             .filter(|c| Some(c.as_str()) != id_source)
             .cloned()
             .collect()
+    }
+
+    /// The record as the checkpoint stores it: the base URL without its credential-like query
+    /// parameters, whose names join [`JobRecord::withheld_params`]. Every write of the record
+    /// goes through here.
+    pub fn for_storage(&self) -> JobRecord {
+        let (base_url, names) = crate::base_url::withhold_secrets(&self.base_url);
+        let mut stored = self.clone();
+        stored.base_url = base_url;
+        for name in names {
+            if !stored.withheld_params.contains(&name) {
+                stored.withheld_params.push(name);
+            }
+        }
+        stored
+    }
+
+    /// Points the job at a base URL given on this command line, which is complete: nothing of it
+    /// is withheld until it is stored.
+    pub fn set_base_url(&mut self, base_url: String) {
+        self.base_url = base_url;
+        self.withheld_params.clear();
     }
 }
 
@@ -234,6 +260,7 @@ impl JobRecord {
             profile: None,
             limit: None,
             input_size: None,
+            withheld_params: vec![],
         }
     }
 }

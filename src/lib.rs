@@ -15,16 +15,21 @@
 //!   requests on the wire (`pipeline::adaptive`), sends them through an [`api::Transport`],
 //!   retries by [`retry`], records outcomes.
 //! - [`provider`] knows where a request goes and which header carries the key: OpenAI-compatible
-//!   APIs, or Azure OpenAI's deployment URLs.
+//!   APIs, or Azure OpenAI's deployment URLs; [`base_url`] builds those URLs by path segments
+//!   and keeps credential-like query parameters out of the checkpoint.
 //! - [`tokens`] counts prompt tokens as OpenAI does; [`models`] knows context windows and prices;
 //!   [`estimate`] is the dry run; [`budget`] keeps a run's money; [`stats`], [`progress`] and [`summary`]
 //!   report; [`shutdown`] turns signals into a clean stop; [`stall`] notices the process stood
 //!   still (SIGSTOP, suspend), which is no server's fault; [`output`] exports results.
+//! - [`files`] creates every file written for the user (exclusively, mode 0600, renamed into
+//!   place); [`paths`] tells whether two paths are the same file; [`joblock`] keeps one process
+//!   per job (a lock on the checkpoint file and one beside the output).
 //! - [`mock`] is a local OpenAI-compatible server for rehearsals, tests and benchmarks.
 //! - [`secret`] keeps the API key out of every output; [`error`] names what went wrong and
 //!   the exit codes.
 
 pub mod api;
+pub mod base_url;
 pub mod batch;
 pub mod budget;
 pub mod cli;
@@ -32,13 +37,16 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod estimate;
+pub mod files;
 pub mod input;
 pub mod job;
+pub mod joblock;
 pub mod limits;
 pub mod load;
 pub mod mock;
 pub mod models;
 pub mod output;
+pub mod paths;
 pub mod pipeline;
 pub mod prepare;
 pub mod profile;

@@ -16,6 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::base_url;
 use crate::error::ConfigError;
 use crate::job::Endpoint;
 
@@ -82,20 +83,22 @@ impl Provider {
         }
     }
 
-    /// The full URL of `endpoint` under `base_url` (already checked by `config::check_base_url`).
+    /// The full URL of `endpoint` under `base_url` (already checked by `config::check_base_url`),
+    /// built by path segments: the base URL's query stays after the path.
     pub fn endpoint_url(&self, base_url: &str, endpoint: Endpoint) -> Result<reqwest::Url, ConfigError> {
-        let base = base_url.trim_end_matches('/');
-        let text = match self {
-            Provider::OpenAi => format!("{base}{}", endpoint.path()),
+        let base = base_url::parse(base_url)?;
+        let path = endpoint_segments(endpoint);
+        match self {
+            Provider::OpenAi => base_url::join(&base, &path, &[]),
             Provider::Azure {
                 deployment,
                 api_version,
-            } => format!(
-                "{base}/openai/deployments/{deployment}{}?api-version={api_version}",
-                endpoint.path()
-            ),
-        };
-        reqwest::Url::parse(&text).map_err(|e| ConfigError::new("--base-url", format!("`{text}`: {e}")))
+            } => {
+                let mut segments = vec!["openai", "deployments", deployment.as_str()];
+                segments.extend(path);
+                base_url::join(&base, &segments, &[("api-version", api_version)])
+            }
+        }
     }
 
     /// What a command asks for that differs from the stored provider in a way a resume may not
@@ -118,14 +121,19 @@ impl Provider {
         }
     }
 
-    /// The URL of a Files or Batches API call (`path` is `/files`, `/batches/{id}/cancel`…):
-    /// OpenAI's `{base}{path}`, or Azure's `{endpoint}/openai{path}?api-version=V` (files and
-    /// batches belong to the resource, not to a deployment). Callers may append query pairs.
-    pub fn batch_api_url(&self, base_url: &str, path: &str) -> String {
-        let base = base_url.trim_end_matches('/');
+    /// The URL of a Files or Batches API call (`segments` are `["files"]`,
+    /// `["batches", id, "cancel"]`…): OpenAI's `{base}/files…`, or Azure's
+    /// `{endpoint}/openai/files…?api-version=V` (files and batches belong to the resource, not to
+    /// a deployment). An id from the server stays one segment (percent-encoded). Callers may
+    /// append query pairs.
+    pub fn batch_api_url(&self, base: &reqwest::Url, segments: &[&str]) -> Result<reqwest::Url, ConfigError> {
         match self {
-            Provider::OpenAi => format!("{base}{path}"),
-            Provider::Azure { api_version, .. } => format!("{base}/openai{path}?api-version={api_version}"),
+            Provider::OpenAi => base_url::join(base, segments, &[]),
+            Provider::Azure { api_version, .. } => {
+                let mut all = vec!["openai"];
+                all.extend_from_slice(segments);
+                base_url::join(base, &all, &[("api-version", api_version)])
+            }
         }
     }
 
@@ -159,7 +167,8 @@ impl Provider {
 /// An Azure base URL taken apart. Accepted forms: the resource endpoint
 /// (`https://NAME.openai.azure.com`), or a deployment URL as the Azure portal shows it
 /// (`…/openai/deployments/DEP`, optionally followed by `/chat/completions` or `/completions`
-/// and `?api-version=V`). The endpoint path itself always comes from the job.
+/// and `?api-version=V`). The endpoint path itself always comes from the job; query parameters
+/// other than `api-version` stay in the endpoint and go on every request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AzureUrl {
     /// The resource endpoint, without a trailing slash, query or deployment path.
@@ -177,12 +186,12 @@ impl AzureUrl {
             .find(|(k, _)| k == "api-version")
             .map(|(_, v)| v.into_owned())
             .filter(|v| !v.is_empty());
-        if url.query_pairs().any(|(k, _)| k != "api-version") {
-            return Err(ConfigError::new(
-                "--base-url",
-                "only an `api-version` query parameter is understood in an Azure URL",
-            ));
-        }
+        // Other parameters (a gateway's `subscription-key`, say) stay on every request's URL.
+        let others: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| k != "api-version")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
         url.set_query(None);
         url.set_fragment(None);
         // With one trailing slash, so that `…/openai/deployments/` is found (and refused).
@@ -210,13 +219,22 @@ impl AzureUrl {
             }
         };
         url.set_path(&prefix);
-        let endpoint = url.as_str().trim_end_matches('/').to_string();
+        let mut endpoint = url.as_str().trim_end_matches('/').to_string();
+        if !others.is_empty() {
+            url.query_pairs_mut().extend_pairs(&others);
+            endpoint = url.to_string();
+        }
         Ok(AzureUrl {
             endpoint,
             deployment,
             api_version,
         })
     }
+}
+
+/// The path segments of `endpoint` under the base URL (`chat`, `completions`).
+fn endpoint_segments(endpoint: Endpoint) -> Vec<&'static str> {
+    endpoint.path().split('/').filter(|s| !s.is_empty()).collect()
 }
 
 /// Whether `word` is safe in a URL path or query as it is: letters, digits, `-`, `_` and `.`.
@@ -269,6 +287,10 @@ mod tests {
             .unwrap();
         assert_eq!(url.as_str(), "https://api.openai.com/v1/chat/completions");
         assert_eq!(Provider::OpenAi.key_header(), KeyHeader::Bearer);
+        let url = Provider::OpenAi
+            .endpoint_url("http://h/v1?tenant=abc", Endpoint::Completions)
+            .unwrap();
+        assert_eq!(url.as_str(), "http://h/v1/completions?tenant=abc");
     }
 
     #[test]
@@ -293,21 +315,38 @@ mod tests {
 
     #[test]
     fn batch_api_urls_are_under_the_base_or_the_azure_resource() {
+        let url = |p: &Provider, base: &str, segments: &[&str]| {
+            p.batch_api_url(&reqwest::Url::parse(base).unwrap(), segments)
+                .unwrap()
+                .to_string()
+        };
         assert_eq!(
-            Provider::OpenAi.batch_api_url("https://api.openai.com/v1/", "/files"),
+            url(&Provider::OpenAi, "https://api.openai.com/v1/", &["files"]),
             "https://api.openai.com/v1/files"
+        );
+        assert_eq!(
+            url(
+                &Provider::OpenAi,
+                "https://gw/v1?tenant=t",
+                &["files", "f-1", "content"]
+            ),
+            "https://gw/v1/files/f-1/content?tenant=t"
         );
         let p = azure("batch-4o");
         assert_eq!(
-            p.batch_api_url("https://res.openai.azure.com/", "/files"),
+            url(&p, "https://res.openai.azure.com/", &["files"]),
             "https://res.openai.azure.com/openai/files?api-version=2024-10-21"
         );
         assert_eq!(
-            p.batch_api_url("http://127.0.0.1:8", "/batches/batch_1/cancel"),
+            url(&p, "http://127.0.0.1:8", &["batches", "batch_1", "cancel"]),
             "http://127.0.0.1:8/openai/batches/batch_1/cancel?api-version=2024-10-21"
         );
         assert_eq!(
-            p.batch_api_url("https://res.openai.azure.com", "/files/file-1/content"),
+            url(
+                &p,
+                "https://res.openai.azure.com",
+                &["files", "file-1", "content"]
+            ),
             "https://res.openai.azure.com/openai/files/file-1/content?api-version=2024-10-21"
         );
     }
@@ -351,7 +390,19 @@ mod tests {
 
         assert!(AzureUrl::parse("https://res/openai/deployments/").is_err());
         assert!(AzureUrl::parse("https://res/openai/deployments/a/b/c").is_err());
-        assert!(AzureUrl::parse("https://res/?foo=1").is_err());
+        let gateway = AzureUrl::parse(
+            "https://gw.example/openai/deployments/d/chat/completions?api-version=v&subscription-key=k",
+        )
+        .unwrap();
+        assert_eq!(gateway.endpoint, "https://gw.example/?subscription-key=k");
+        assert_eq!(gateway.api_version.as_deref(), Some("v"));
+        let url = azure("d")
+            .endpoint_url(&gateway.endpoint, Endpoint::Chat)
+            .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://gw.example/openai/deployments/d/chat/completions?subscription-key=k&api-version=2024-10-21"
+        );
     }
 
     #[test]

@@ -15,13 +15,18 @@
 //! Every body a server sends (answers, error bodies, Files and Batches objects) is read through
 //! [`read_capped`]: at most `--max-response-size` bytes are held, whatever the server's
 //! `Content-Length` says; a longer body is refused as soon as it is known to be longer.
+//!
+//! Redirects are never followed, by the live transport or the Batch API client alike: reqwest
+//! would re-send the user's `--header`s (and, for Azure, the `api-key`) to wherever the
+//! `Location` points, and turn a POST into a GET on a 301/302. A 3xx comes back as it is, with its
+//! `Location`, and the caller decides (see `api::classify` and `pipeline::first_answers`).
 
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 
-use super::{deadline, parse_retry_after, RateHeaders, Reply, SendError, Transport};
+use super::{deadline, parse_retry_after, ConnectFailure, RateHeaders, Reply, SendError, Transport};
 use crate::provider::KeyHeader;
 use crate::secret::ApiKey;
 use crate::stall::Stalls;
@@ -144,6 +149,7 @@ fn builder(settings: &HttpSettings) -> anyhow::Result<reqwest::ClientBuilder> {
     Ok(reqwest::Client::builder()
         .default_headers(headers)
         .connect_timeout(settings.timeout.min(Duration::from_secs(30)))
+        .redirect(reqwest::redirect::Policy::none())
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90)))
 }
@@ -186,6 +192,7 @@ impl HttpTransport {
         let retry_after =
             parse_retry_after(header("retry-after-ms"), header("retry-after"), SystemTime::now());
         let rate = RateHeaders::read(header);
+        let location = header("location").map(crate::base_url::redact);
         let body = match read_capped(response, self.max_response).await {
             Ok(body) => body,
             Err(ReadError::TooLarge(limit)) => return Err(SendError::TooLarge { status, limit }),
@@ -195,6 +202,7 @@ impl HttpTransport {
             status,
             retry_after,
             rate,
+            location,
             body,
         })
     }
@@ -207,15 +215,36 @@ impl HttpTransport {
         }
         let text = describe(&e);
         if e.is_connect() {
-            SendError::Connect(text)
+            SendError::Connect {
+                failure: connect_failure(&e),
+                detail: text,
+            }
         } else {
             SendError::Other(text)
         }
     }
 }
 
+/// What kind of connection failure `e` is, from its chain of causes: an `io::Error` of kind
+/// `ConnectionRefused`, or the resolver's "dns error".
+fn connect_failure(e: &reqwest::Error) -> ConnectFailure {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return ConnectFailure::Refused;
+            }
+        }
+        if s.to_string().starts_with("dns error") {
+            return ConnectFailure::Dns;
+        }
+        source = s.source();
+    }
+    ConnectFailure::Other
+}
+
 /// A reqwest error with its chain of causes, which hold the useful part ("connection reset by
-/// peer"). The URL it names carries no secret.
+/// peer"). The URL it names is shown with credential-like query values redacted.
 pub fn describe(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
@@ -224,7 +253,10 @@ pub fn describe(e: &reqwest::Error) -> String {
         text.push_str(&s.to_string());
         source = s.source();
     }
-    text
+    match e.url() {
+        Some(url) => text.replace(url.as_str(), &crate::base_url::redact(url.as_str())),
+        None => text,
+    }
 }
 
 #[cfg(test)]
@@ -272,6 +304,31 @@ mod tests {
         let text = format!("{err} {err:?}");
         assert!(text.contains(&url), "{text}");
         assert!(!text.contains(KEY), "{text}");
+        assert!(
+            matches!(
+                err,
+                SendError::Connect {
+                    failure: ConnectFailure::Refused,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_error_shows_the_url_without_a_credential_in_its_query() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "http://{}/v1/chat/completions?tenant=t&api_key=qs-secret-1",
+            closed.local_addr().unwrap()
+        );
+        drop(closed);
+        let transport = HttpTransport::new(&settings(&url)).unwrap();
+        let err = transport.send(Bytes::from_static(b"{}")).await.unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(text.contains("tenant=t&api_key=[redacted]"), "{text}");
+        assert!(!text.contains("qs-secret-1"), "{text}");
     }
 
     /// A server on 127.0.0.1 that answers one request with a chunked 200 of `total` bytes (no

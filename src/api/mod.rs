@@ -29,6 +29,9 @@ pub struct Reply {
     pub retry_after: Option<Duration>,
     /// The `x-ratelimit-*` headers (all `None` when the server sends none).
     pub rate: RateHeaders,
+    /// The `Location` of a 3xx (never followed: see `http.rs`), with credential-like query
+    /// values redacted.
+    pub location: Option<String>,
     pub body: Bytes,
 }
 
@@ -37,14 +40,26 @@ pub struct Reply {
 pub enum SendError {
     #[error("timed out after {0:?}")]
     Timeout(Duration),
-    #[error("connection failed: {0}")]
-    Connect(String),
+    #[error("connection failed: {detail}")]
+    Connect { failure: ConnectFailure, detail: String },
     #[error("request failed: {0}")]
     Other(String),
     /// The body passed `--max-response-size`; the rest of it was not read. Not worth asking
     /// again: the same request will most likely get as long an answer.
     #[error("{}", http::ReadError::TooLarge(*.limit))]
     TooLarge { status: u16, limit: u64 },
+}
+
+/// Why a connection could not be made: what the first-answers guard
+/// (`pipeline::first_answers`) needs to tell a wrong setting from a flaky network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectFailure {
+    /// Nothing listens at the address.
+    Refused,
+    /// The host name does not resolve.
+    Dns,
+    /// Anything else (reset, unreachable, TLS…).
+    Other,
 }
 
 /// Sends one request body to the job's endpoint.
@@ -120,6 +135,10 @@ pub fn classify(endpoint: Endpoint, result: Result<Reply, SendError>) -> Verdict
                 rate_limited: false,
             },
         },
+        300..=399 => Verdict::RowFailed {
+            status: reply.status,
+            message: redirected(reply.location.as_deref()),
+        },
         429 if is_insufficient_quota(&reply.body) => Verdict::Stop {
             status: 429,
             message: error_message(&reply.body),
@@ -148,6 +167,15 @@ pub fn classify(endpoint: Endpoint, result: Result<Reply, SendError>) -> Verdict
             status,
             message: error_message(&reply.body),
         },
+    }
+}
+
+/// A 3xx as a row's error: redirects are never followed, because the key and the `--header`s
+/// would go wherever the `Location` points.
+pub fn redirected(location: Option<&str>) -> String {
+    match location {
+        Some(to) => format!("redirected to {to} (not followed)"),
+        None => "a redirect without a Location (not followed)".to_string(),
     }
 }
 
@@ -239,6 +267,7 @@ mod tests {
             status,
             retry_after: None,
             rate: RateHeaders::default(),
+            location: None,
             body: Bytes::from(body.to_string()),
         })
     }
@@ -278,6 +307,22 @@ mod tests {
                 matches!(classify(Endpoint::Chat, reply(s, "")), Verdict::RowFailed { .. }),
                 "{s}"
             );
+        }
+        for s in [301, 302, 303, 307, 308] {
+            let mut answer = reply(s, "");
+            if let Ok(r) = &mut answer {
+                r.location = Some("http://elsewhere/v1/chat/completions".into());
+            }
+            match classify(Endpoint::Chat, answer) {
+                Verdict::RowFailed { status, message } => {
+                    assert_eq!(status, s);
+                    assert_eq!(
+                        message,
+                        "redirected to http://elsewhere/v1/chat/completions (not followed)"
+                    );
+                }
+                other => panic!("{s}: {other:?}"),
+            }
         }
         for s in [401, 403] {
             assert!(

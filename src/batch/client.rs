@@ -34,6 +34,14 @@ pub enum ApiError {
         message: String,
         retry_after: Option<Duration>,
     },
+    /// A 3xx: never followed (the key and the headers would go where it points). A wrong base
+    /// URL, not a passing trouble: the run stops and says where it points.
+    #[error("{what}: HTTP {status}: {}", crate::api::redirected(location.as_deref()))]
+    Redirect {
+        what: String,
+        status: u16,
+        location: Option<String>,
+    },
     /// No answer came (connection refused or dropped, timeout): the call may or may not have
     /// taken effect.
     #[error("{what}: {detail}")]
@@ -53,7 +61,7 @@ impl ApiError {
         match self {
             ApiError::Status { status, .. } => matches!(status, 408 | 409 | 429 | 500..=599),
             ApiError::NoAnswer { .. } => true,
-            ApiError::Unexpected { .. } | ApiError::Quota { .. } => false,
+            ApiError::Unexpected { .. } | ApiError::Quota { .. } | ApiError::Redirect { .. } => false,
         }
     }
 
@@ -64,7 +72,7 @@ impl ApiError {
         match self {
             ApiError::Status { status, .. } => *status >= 500,
             ApiError::NoAnswer { .. } | ApiError::Unexpected { .. } => true,
-            ApiError::Quota { .. } => false,
+            ApiError::Quota { .. } | ApiError::Redirect { .. } => false,
         }
     }
 
@@ -138,9 +146,9 @@ pub trait BatchApi: Send + Sync {
 /// [`BatchApi`] over HTTP.
 pub struct HttpBatchApi {
     client: reqwest::Client,
-    /// The base URL without a trailing slash, e.g. `https://api.openai.com/v1`, or Azure's
-    /// resource endpoint.
-    base: String,
+    /// The base URL, e.g. `https://api.openai.com/v1`, or Azure's resource endpoint; every call's
+    /// URL is it with path segments appended (its query kept).
+    base: reqwest::Url,
     /// Decides the URLs (and whether uploads must be processed before a batch may use them).
     provider: Provider,
     /// `--max-response-size`: the most bytes of one object or error body held in memory, and of
@@ -163,14 +171,20 @@ impl HttpBatchApi {
     pub fn new(settings: &HttpSettings, provider: Provider) -> anyhow::Result<HttpBatchApi> {
         Ok(HttpBatchApi {
             client: http::client(settings)?,
-            base: settings.url.as_str().trim_end_matches('/').to_string(),
+            base: settings.url.clone(),
             provider,
             max_response: settings.max_response,
         })
     }
 
-    fn url(&self, path: &str) -> String {
-        self.provider.batch_api_url(&self.base, path)
+    /// The URL of a call: `segments` under the base URL (see [`Provider::batch_api_url`]).
+    fn url(&self, what: &str, segments: &[&str]) -> Result<reqwest::Url, ApiError> {
+        self.provider
+            .batch_api_url(&self.base, segments)
+            .map_err(|e| ApiError::Unexpected {
+                what: what.to_string(),
+                detail: e.to_string(),
+            })
     }
 
     /// On Azure, reads the upload `id` until Azure has processed it: a batch of a file still
@@ -184,8 +198,9 @@ impl HttpBatchApi {
         let started = Instant::now();
         let mut wait = FIRST_LOOK;
         loop {
-            let request = self.client.get(self.url(&format!("/files/{id}")));
-            let file: FileObject = self.call(format!("reading file {id}"), request).await?;
+            let what = format!("reading file {id}");
+            let request = self.client.get(self.url(&what, &["files", id])?);
+            let file: FileObject = self.call(what, request).await?;
             let processing = matches!(
                 file.status.as_deref(),
                 Some("uploaded" | "pending" | "running" | "processing")
@@ -213,6 +228,13 @@ impl HttpBatchApi {
         })?;
         let status = response.status().as_u16();
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+        if (300..400).contains(&status) {
+            return Err(ApiError::Redirect {
+                what,
+                status,
+                location: header("location").map(crate::base_url::redact),
+            });
+        }
         let retry_after =
             parse_retry_after(header("retry-after-ms"), header("retry-after"), SystemTime::now());
         let body = match http::read_capped(response, self.max_response).await {
@@ -264,20 +286,25 @@ impl BatchApi for HttpBatchApi {
         let form = reqwest::multipart::Form::new()
             .text("purpose", "batch")
             .part("file", part);
-        let request = self.client.post(self.url("/files")).multipart(form);
-        self.call(format!("uploading {filename}"), request).await
+        let what = format!("uploading {filename}");
+        let request = self.client.post(self.url(&what, &["files"])?).multipart(form);
+        self.call(what, request).await
     }
 
     async fn list_files(&self, after: Option<&str>) -> Result<List<FileObject>, ApiError> {
         let mut query = vec![("purpose", "batch".to_string()), ("limit", PAGE.to_string())];
         query.extend(after.map(|a| ("after", a.to_string())));
-        let request = self.client.get(self.url("/files")).query(&query);
+        let request = self
+            .client
+            .get(self.url("listing files", &["files"])?)
+            .query(&query);
         self.call("listing files".into(), request).await
     }
 
     async fn delete_file(&self, id: &str) -> Result<(), ApiError> {
-        let request = self.client.delete(self.url(&format!("/files/{id}")));
-        let _: serde_json::Value = self.call(format!("deleting file {id}"), request).await?;
+        let what = format!("deleting file {id}");
+        let request = self.client.delete(self.url(&what, &["files", id])?);
+        let _: serde_json::Value = self.call(what, request).await?;
         Ok(())
     }
 
@@ -287,25 +314,30 @@ impl BatchApi for HttpBatchApi {
             what: "creating a batch".into(),
             detail: e.to_string(),
         })?;
-        let request = self.client.post(self.url("/batches")).body(json);
-        self.call(format!("creating a batch of {}", body.input_file_id), request)
-            .await
+        let what = format!("creating a batch of {}", body.input_file_id);
+        let request = self.client.post(self.url(&what, &["batches"])?).body(json);
+        self.call(what, request).await
     }
 
     async fn retrieve(&self, id: &str) -> Result<Batch, ApiError> {
-        let request = self.client.get(self.url(&format!("/batches/{id}")));
-        self.call(format!("reading batch {id}"), request).await
+        let what = format!("reading batch {id}");
+        let request = self.client.get(self.url(&what, &["batches", id])?);
+        self.call(what, request).await
     }
 
     async fn cancel(&self, id: &str) -> Result<Batch, ApiError> {
-        let request = self.client.post(self.url(&format!("/batches/{id}/cancel")));
-        self.call(format!("cancelling batch {id}"), request).await
+        let what = format!("cancelling batch {id}");
+        let request = self.client.post(self.url(&what, &["batches", id, "cancel"])?);
+        self.call(what, request).await
     }
 
     async fn list_batches(&self, after: Option<&str>) -> Result<List<Batch>, ApiError> {
         let mut query = vec![("limit", PAGE.to_string())];
         query.extend(after.map(|a| ("after", a.to_string())));
-        let request = self.client.get(self.url("/batches")).query(&query);
+        let request = self
+            .client
+            .get(self.url("listing batches", &["batches"])?)
+            .query(&query);
         self.call("listing batches".into(), request).await
     }
 
@@ -318,13 +350,22 @@ impl BatchApi for HttpBatchApi {
             what: what.clone(),
             detail: http::describe(&e),
         };
-        let mut response = self
-            .client
-            .get(self.url(&format!("/files/{id}/content")))
-            .send()
-            .await
-            .map_err(no_answer)?;
+        let url = self.url(&what, &["files", id, "content"])?;
+        let mut response = self.client.get(url).send().await.map_err(no_answer)?;
         let status = response.status().as_u16();
+        if (300..400).contains(&status) {
+            let location = response
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .map(crate::base_url::redact);
+            return Err(ApiError::Redirect {
+                what,
+                status,
+                location,
+            }
+            .into());
+        }
         if !(200..300).contains(&status) {
             // An error body is only read for its message: a long one is cut, not refused.
             let body = http::read_capped(response, self.max_response)

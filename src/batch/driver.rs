@@ -67,6 +67,11 @@ pub enum Ending {
     Auth { status: u16, message: String },
     /// The account is out of credit.
     Quota { message: String },
+    /// A Files or Batches call was answered with a 3xx (never followed): the base URL is wrong.
+    Redirected {
+        message: String,
+        location: Option<String>,
+    },
     /// Rows are pending, and not one more fits in what is left of `--max-cost`; `spent` is what
     /// the done rows cost.
     Budget { limit: f64, spent: f64 },
@@ -104,8 +109,17 @@ enum Polled {
 
 /// An API call failed for good; `Auth` ends the drive with a message instead of an error.
 enum Failure {
-    Auth { status: u16, message: String },
-    Quota { message: String },
+    Auth {
+        status: u16,
+        message: String,
+    },
+    Quota {
+        message: String,
+    },
+    Redirected {
+        message: String,
+        location: Option<String>,
+    },
     Interrupted,
     Other(anyhow::Error),
 }
@@ -119,6 +133,10 @@ impl From<anyhow::Error> for Failure {
             },
             Some(ApiError::Quota { message, .. }) => Failure::Quota {
                 message: message.clone(),
+            },
+            Some(api @ ApiError::Redirect { location, .. }) => Failure::Redirected {
+                message: api.to_string(),
+                location: location.clone(),
             },
             _ => Failure::Other(e),
         }
@@ -208,6 +226,7 @@ impl<'a, A: BatchApi> Driver<'a, A> {
             Ok(ending) => Ok(ending),
             Err(Failure::Auth { status, message }) => Ok(Ending::Auth { status, message }),
             Err(Failure::Quota { message }) => Ok(Ending::Quota { message }),
+            Err(Failure::Redirected { message, location }) => Ok(Ending::Redirected { message, location }),
             Err(Failure::Interrupted) => Ok(Ending::Interrupted),
             Err(Failure::Other(e)) => Err(e),
         }
@@ -751,8 +770,9 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         }
         let mut collection = self.store.collect(part)?;
         let mut unreadable = 0u64;
-        for path in &spooled {
-            unreadable += super::results::read(path, &mut collection, endpoint, self.settings.max_line)?;
+        for spool in &spooled {
+            unreadable +=
+                super::results::read(spool.path(), &mut collection, endpoint, self.settings.max_line)?;
         }
         let reason = missing_reason(batch);
         let counts = collection.finish(&reason)?;
@@ -760,9 +780,8 @@ impl<'a, A: BatchApi> Driver<'a, A> {
             *done += counts.done;
             *failed += counts.failed + counts.missing;
         }
-        for path in &spooled {
-            let _ = std::fs::remove_file(path);
-        }
+        // The spooled downloads are removed.
+        drop(spooled);
         if unreadable > 0 {
             self.say(format!(
                 "batch {part}: {unreadable} lines of its result files could not be read"
@@ -789,23 +808,23 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         Ok(())
     }
 
-    /// Spools file `id` to disk next to the checkpoint.
-    async fn download(&self, part: i64, id: &str) -> Step<PathBuf> {
-        // The id comes from the server: only its plain characters go into a file name.
-        let safe: String = id
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-            .take(64)
-            .collect();
-        let mut path = self.settings.spool.clone().into_os_string();
-        path.push(format!(".part{part}.{safe}.download"));
-        let path = PathBuf::from(path);
+    /// Spools file `id` to disk next to the checkpoint, in a file of its own
+    /// (`.DB.XXXXXX.partN.download`, see `files`), removed when the returned handle is dropped.
+    async fn download(&self, part: i64, id: &str) -> Step<tempfile::NamedTempFile> {
+        let suffix = format!(".part{part}.download");
+        crate::files::remove_stale(&self.settings.spool, &suffix);
         let mut tries = 0;
         loop {
             tries += 1;
             self.count_call(tries > 1);
-            let _ = std::fs::remove_file(&path);
-            let mut out = std::io::BufWriter::new(crate::store::create_private_file(&path)?);
+            let spool = crate::files::create_beside(&self.settings.spool, &suffix).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: cannot create a file for the download beside the checkpoint: {e}",
+                    self.settings.spool.display()
+                )
+            })?;
+            let path = spool.path().to_path_buf();
+            let mut out = std::io::BufWriter::new(spool.as_file());
             let result = self
                 .api
                 .download(id, |chunk| {
@@ -817,12 +836,13 @@ impl<'a, A: BatchApi> Driver<'a, A> {
                 out.flush()
                     .map_err(|e| anyhow::anyhow!("{}: cannot write the download: {e}", path.display()))
             });
+            drop(out);
             match result {
-                Ok(()) => return Ok(path),
+                Ok(()) => return Ok(spool),
                 Err(e) => {
+                    // Dropping `spool` removes the partial download.
                     let transient = e.downcast_ref::<ApiError>().is_some_and(ApiError::is_transient);
                     if !transient || tries >= MAX_TRIES {
-                        let _ = std::fs::remove_file(&path);
                         return Err(e.into());
                     }
                     let wait = Backoff::default().delay(tries, None, false, &mut rand::rng());

@@ -12,12 +12,13 @@ use crate::config::{self, SendConfig};
 use crate::error::{exit_code, CheckpointError, ConfigError};
 use crate::estimate::report::dollars;
 use crate::job::{Endpoint, JobRecord};
+use crate::joblock::lock_run;
 use crate::output;
 use crate::pipeline::Control;
 use crate::provider::Provider;
 use crate::secret::ApiKey;
 use crate::stats::Snapshot;
-use crate::store::{explain, lock_run, Store};
+use crate::store::{explain, Store};
 use crate::summary::{CostTotals, Summary};
 
 use super::shell_quote;
@@ -56,8 +57,7 @@ pub fn client(
         )
         .into());
     }
-    let url = reqwest::Url::parse(&job.base_url)
-        .map_err(|e| ConfigError::new("--base-url", format!("`{}`: {e}", job.base_url)))?;
+    let url = crate::base_url::parse(&job.base_url)?;
     HttpBatchApi::new(
         &HttpSettings {
             url,
@@ -89,6 +89,7 @@ pub fn execute(
         shell_quote(&db_path.display().to_string())
     );
     output::check_writable(&job.output)?;
+    output::check_replaceable(store, &job.output, send.overwrite)?;
     let before = store.counts().map_err(|e| explain(&db_path, e))?;
     let cost_before = crate::budget::job_cost(store, job)?;
     let api = client(job, headers, job.send.timeout, send.max_response_size)?;
@@ -139,6 +140,7 @@ pub fn execute(
         Ending::Interrupted => ("interrupted", exit_code::STOPPED),
         Ending::Auth { .. } => ("stopped_auth", exit_code::STOPPED),
         Ending::Quota { .. } => ("stopped_quota", exit_code::STOPPED),
+        Ending::Redirected { .. } => ("stopped_misdirected", exit_code::STOPPED),
         Ending::Submitted { .. } => ("submitted", exit_code::SUCCESS),
         Ending::Budget { .. } => ("budget", exit_code::BUDGET),
         Ending::Finished if after.failed + after.invalid > 0 => ("finished", exit_code::ROWS_FAILED),
@@ -178,6 +180,10 @@ pub fn execute(
             super::run::refused_credentials(&message, &job.api_key_env, &resume_cmd)
         ),
         Ending::Quota { message } => eprintln!("{}", super::run::out_of_quota(&message, &resume_cmd)),
+        Ending::Redirected { message, location } => eprintln!(
+            "{}",
+            super::target::redirects(&message, location.as_deref(), None, &resume_cmd)
+        ),
         Ending::Interrupted => eprintln!(
             "promptmill: stopped waiting; the submitted batches go on at the provider. Collect them with:\n  {resume_cmd}"
         ),
@@ -210,11 +216,23 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
         anyhow::bail!("{}: no such checkpoint database", args.db.display());
     }
     let mut store = Store::open(&args.db, false)?;
-    let job = store
+    let mut job = store
         .job()
         .map_err(|e| explain(&args.db, e))?
         .ok_or_else(|| CheckpointError::NoJob { db: args.db.clone() })?;
-    config::check_key_present(&job.api_key_env, &job.base_url)?;
+    if let Some(url) = &args.base_url {
+        let base_url = config::resume_base_url(url, &mut job.provider)?;
+        job.set_base_url(base_url);
+    }
+    super::target::check(&job, args.allow_http, &args.db)?;
+    config::check_paths(
+        &job.spec.input,
+        &args.db,
+        &job.output.path,
+        None,
+        "the job's output",
+        "the checkpoint",
+    )?;
     let open: Vec<_> = store.parts()?.into_iter().filter(|p| p.is_open()).collect();
     if open.is_empty() {
         eprintln!("promptmill: {}: the job has no open batches", args.db.display());
@@ -267,21 +285,33 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
         eprintln!("promptmill: collect what the batches finished with:\n  {resume_cmd}");
         return Ok(exit_code::SUCCESS);
     }
+    let send = SendConfig::from_args(&crate::cli::SendArgs {
+        allow_http: args.allow_http,
+        ..Default::default()
+    })?;
     // Collecting writes the rows: only the process holding the job's lock may do it.
-    let lock = match lock_run(&args.db) {
+    let locked = lock_run(&args.db).and_then(|mut lock| {
+        lock.lock_output(&job.output.path)?;
+        Ok(lock)
+    });
+    let lock = match locked {
         Ok(lock) => lock,
+        Err(e) if e.downcast_ref::<crate::joblock::Busy>().is_none() => return Err(e),
         Err(_) => {
             eprintln!("promptmill: another promptmill is attached to this job; it will collect the cancelled batches");
             return Ok(exit_code::SUCCESS);
         }
     };
-    let send = SendConfig::from_args(&crate::cli::SendArgs::default())?;
     let headers = job.headers.clone();
-    let code = match execute(&mut store, &job, &send, headers, false, false, None)? {
+    let ended = execute(&mut store, &job, &send, headers, false, false, None);
+    // The store first, on every path: closing the lock's descriptor of the database while the
+    // store is open would drop SQLite's locks on it (see `joblock`).
+    drop(store);
+    drop(lock);
+    let code = match ended? {
         BatchEnd::Exit(code) => code,
         BatchEnd::FinishLive => exit_code::SUCCESS,
     };
-    drop(lock);
     Ok(if failed > 0 && code == exit_code::SUCCESS {
         exit_code::ERROR
     } else {

@@ -72,7 +72,7 @@ pub fn estimate(args: RunArgs) -> anyhow::Result<i32> {
 /// Sends the calibration sample (rows already sent for it are not sent again) and measures its
 /// completions. The rows are checkpointed like any run's, so the full run skips them.
 fn calibrate(n: u64, run: &RunConfig) -> anyhow::Result<Expectation> {
-    let (store, job, lock) = open_job(run)?;
+    let (store, job, lock) = open_job(run, Scope::Sample)?;
     let size = store.choose_sample(n)?;
     if !run.send.quiet {
         eprintln!("promptmill: sending a calibration sample of {size} rows");

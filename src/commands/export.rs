@@ -1,7 +1,7 @@
 //! `promptmill export DB -o PATH`: write a job's results from its checkpoint.
 
 use crate::cli::ExportArgs;
-use crate::config::output_spec;
+use crate::config::{check_paths, output_spec};
 use crate::error::{exit_code, CheckpointError};
 use crate::output;
 use crate::store::Store;
@@ -12,7 +12,17 @@ pub fn export(args: ExportArgs) -> anyhow::Result<i32> {
         .job()?
         .ok_or_else(|| CheckpointError::NoJob { db: args.db.clone() })?;
     let spec = output_spec(&args.output, args.output_format, "--output")?;
-    let written = output::export(&store, &job.output_columns(), &spec)?;
+    if !spec.is_stdout() {
+        check_paths(
+            &job.spec.input,
+            &args.db,
+            &spec.path,
+            None,
+            "--output",
+            "the checkpoint",
+        )?;
+    }
+    let written = output::export(&store, &job.output_columns(), &spec, args.overwrite)?;
     let to = if spec.is_stdout() {
         "standard output".to_string()
     } else {

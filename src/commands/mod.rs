@@ -8,6 +8,7 @@ pub mod export;
 pub mod man;
 pub mod run;
 pub mod status;
+pub mod target;
 
 use crate::cli::Command;
 

@@ -5,8 +5,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context;
-
 use super::batch::BatchEnd;
 use crate::api::http::{HttpSettings, HttpTransport};
 use crate::budget::Costing;
@@ -16,23 +14,25 @@ use crate::error::{exit_code, CheckpointError, ConfigError};
 use crate::estimate::report::dollars;
 use crate::input::{fingerprint_file, is_stdin, RowReader};
 use crate::job::JobRecord;
+use crate::joblock::{lock_run, RunLock};
 use crate::limits::Limits;
 use crate::load::{compare, load, InputChange, Known, LoadError};
 use crate::output;
+use crate::pipeline::first_answers;
 use crate::pipeline::{Control, Pipeline, PipelineSettings, StopReason};
 use crate::prepare::Preparer;
 use crate::progress::{self, Baseline, Display};
 use crate::retry::Backoff;
 use crate::secret::ApiKey;
 use crate::stats::Stats;
-use crate::store::{explain, lock_run, writer, RunLock, Store};
+use crate::store::{explain, writer, Store};
 use crate::summary::{CostTotals, Summary};
 
 use super::shell_quote;
 
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let cfg = RunConfig::from_args(args)?;
-    let (store, job, lock) = open_job(&cfg)?;
+    let (store, job, lock) = open_job(&cfg, Scope::All)?;
     execute(store, job, cfg.send, lock, Scope::All)
 }
 
@@ -45,19 +45,46 @@ pub enum Scope {
 }
 
 /// Opens the job's checkpoint for `cfg`, creating it from the input on the first run; checks
-/// that an existing one is this job. Holds the run lock from here on.
-pub fn open_job(cfg: &RunConfig) -> anyhow::Result<(Store, JobRecord, RunLock)> {
+/// that an existing one is this job, and (`Scope::All`) that the output may be replaced. Holds
+/// the run lock from here on.
+pub fn open_job(cfg: &RunConfig, scope: Scope) -> anyhow::Result<(Store, JobRecord, RunLock)> {
     let say = |msg: String| {
         if !cfg.send.quiet {
             eprintln!("promptmill: {msg}");
         }
     };
-    let lock = lock_run(&cfg.db)?;
+    let created = cfg.restart || !cfg.db.exists();
+    let mut lock = lock_run(&cfg.db)?;
     if cfg.restart {
         remove_checkpoint(&cfg.db)?;
+        // Failing here, the checkpoint at the path (if any) is another process's: left alone.
+        lock.renew()?;
     }
-    let created = !cfg.db.exists();
-    let mut store = Store::open(&cfg.db, true)?;
+    let opened = (|| {
+        let store = Store::open(&cfg.db, true)?;
+        lock.lock_output(&cfg.output.path)?;
+        if scope == Scope::All {
+            output::check_replaceable(&store, &cfg.output, cfg.send.overwrite)?;
+        }
+        let job = job_of(store, cfg, &say)?;
+        anyhow::Ok(job)
+    })();
+    match opened {
+        Ok((store, job)) => Ok((store, job, lock)),
+        Err(e) => {
+            // A checkpoint this command made holds nothing worth keeping (the store is closed
+            // by now; the lock goes last).
+            if created {
+                let _ = remove_checkpoint(&cfg.db);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The job in the checkpoint, checked against the command; or, in a new checkpoint, the job
+/// read from the input.
+fn job_of(mut store: Store, cfg: &RunConfig, say: &dyn Fn(String)) -> anyhow::Result<(Store, JobRecord)> {
     let job = match store.job().map_err(|e| explain(&cfg.db, e))? {
         Some(mut job) => {
             // The settings first, as if the contents were the same; then the contents.
@@ -95,7 +122,7 @@ pub fn open_job(cfg: &RunConfig) -> anyhow::Result<(Store, JobRecord, RunLock)> 
             }
             // Where and how to send may change between runs; what to send may not.
             let (headers, withheld) = split_headers(&cfg.send.headers);
-            job.base_url = cfg.base_url.clone();
+            job.set_base_url(cfg.base_url.clone());
             job.provider = cfg.provider.clone();
             job.headers = headers;
             job.withheld_headers = withheld;
@@ -109,19 +136,14 @@ pub fn open_job(cfg: &RunConfig) -> anyhow::Result<(Store, JobRecord, RunLock)> 
             say(format!("resuming the job in {}", cfg.db.display()));
             job
         }
-        None => match read_input(&mut store, cfg) {
-            Ok(job) => job,
-            Err(e) => {
-                drop(store);
-                if created {
-                    let _ = remove_checkpoint(&cfg.db);
-                    let _ = std::fs::remove_file(lock.path());
-                }
-                return Err(e);
-            }
-        },
+        None => {
+            // As stored, without credential-like query parameters; this run has them.
+            let mut job = read_input(&mut store, cfg)?;
+            job.set_base_url(cfg.base_url.clone());
+            job
+        }
     };
-    Ok((store, job, lock))
+    Ok((store, job))
 }
 
 pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
@@ -129,7 +151,7 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
     if !args.db.exists() {
         anyhow::bail!("{}: no such checkpoint database", args.db.display());
     }
-    let lock = lock_run(&args.db)?;
+    let mut lock = lock_run(&args.db)?;
     let store = Store::open(&args.db, false)?;
     let mut job = store
         .job()
@@ -137,10 +159,13 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
         .ok_or_else(|| CheckpointError::NoJob { db: args.db.clone() })?;
     let mut changed = false;
     if let Some(url) = &args.base_url {
-        job.base_url = config::resume_base_url(url, &mut job.provider)?;
+        let base_url = config::resume_base_url(url, &mut job.provider)?;
+        job.set_base_url(base_url);
         changed = true;
     }
     if let Some(var) = &args.api_key_env {
+        // Before it can be stored: a key given here by mistake must not reach the checkpoint.
+        config::check_key_env(var)?;
         job.api_key_env = var.clone();
         changed = true;
     }
@@ -151,6 +176,17 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
         job.output.format = format;
         changed = true;
     }
+    config::check_paths(
+        &job.spec.input,
+        &args.db,
+        &job.output.path,
+        send.summary.as_deref(),
+        "--output",
+        "the checkpoint",
+    )?;
+    lock.lock_output(&job.output.path)?;
+    // Before the job records a new output: a refused one is not kept.
+    output::check_replaceable(&store, &job.output, send.overwrite)?;
     if changed {
         store.update_job(&job).map_err(|e| explain(&args.db, e))?;
     }
@@ -198,6 +234,7 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
                 profile: cfg.profile.clone(),
                 limit: cfg.limit,
                 input_size: Some(loaded.size),
+                withheld_params: vec![],
             }
         },
     );
@@ -285,7 +322,8 @@ fn read_appended(
 }
 
 /// Sends what is pending (in `scope`), then writes the output and the totals. Shared by `run`,
-/// `resume` and the calibration sample. `_lock` is held until the run has written everything.
+/// `resume` and the calibration sample. `_lock` is held until the run has written everything
+/// (a parameter is dropped after every local, the store among them: see `joblock`).
 pub fn execute(
     mut store: Store,
     mut job: JobRecord,
@@ -301,7 +339,7 @@ pub fn execute(
         job.send = limits.clone();
         store.update_job(&job).map_err(|e| explain(&db_path, e))?;
     }
-    config::check_key_present(&job.api_key_env, &job.base_url)?;
+    super::target::check(&job, send.allow_http, &db_path)?;
     let key = ApiKey::from_env(&job.api_key_env);
     let headers = merged_headers(&job, &send)?;
     // Reading every row's state here (`counts` scans the whole table) is also where a damaged
@@ -364,8 +402,11 @@ pub fn execute(
 
     if scope == Scope::All {
         output::check_writable(&job.output)?;
+        output::check_replaceable(&store, &job.output, send.overwrite)?;
     }
     let url = job.provider.endpoint_url(&job.base_url, job.endpoint)?;
+    // The endpoint as messages show it (credential-like query values redacted).
+    let shown_url = crate::base_url::redact(url.as_str());
     let run_id = store.start_run().map_err(|e| explain(&db_path, e))?;
     let started = Instant::now();
     let stats = Arc::new(Stats::default());
@@ -419,6 +460,7 @@ pub fn execute(
                 backoff: Backoff::default(),
                 drain_timeout: limits.drain_timeout,
                 hold_until_committed: true,
+                first_answers: first_answers::DEFAULT,
                 stalls: crate::stall::Stalls::watch(),
             },
             Arc::clone(&stats),
@@ -450,6 +492,7 @@ pub fn execute(
         Some(StopReason::Quota { .. }) => ("stopped_quota", exit_code::STOPPED),
         Some(StopReason::Checkpoint(_)) => ("checkpoint_error", exit_code::ERROR),
         Some(StopReason::Budget { .. }) => ("budget", exit_code::BUDGET),
+        Some(StopReason::Misdirected(_)) => ("stopped_misdirected", exit_code::STOPPED),
         // The calibration sample settles its rows (failed ones included) and leaves the rest.
         None if scope == Scope::Sample => ("sample_sent", exit_code::SUCCESS),
         None if claimable.failed + claimable.invalid > 0 => ("finished", exit_code::ROWS_FAILED),
@@ -494,6 +537,12 @@ pub fn execute(
         Some(StopReason::Quota { message }) => eprintln!("{}", out_of_quota(message, &resume_cmd)),
         Some(StopReason::Checkpoint(e)) => eprintln!("promptmill: {}: {e}", db_path.display()),
         Some(StopReason::Interrupted) => eprintln!("promptmill: interrupted; resume with:\n  {resume_cmd}"),
+        Some(StopReason::Misdirected(trip)) => {
+            eprintln!(
+                "{}",
+                super::target::misdirected(trip, &shown_url, job.endpoint.path(), &resume_cmd)
+            )
+        }
         Some(StopReason::Budget { limit, spent }) => eprintln!(
             "promptmill: stopped at the --max-cost budget: {} spent of {} (the job so far); {} rows remain.\n\
              Resume with a larger budget:\n  {resume_cmd} --max-cost AMOUNT",
@@ -600,7 +649,7 @@ pub(crate) fn write_results(
 ) -> anyhow::Result<()> {
     let summary_json = serde_json::to_string_pretty(summary)?;
     if export {
-        if let Err(e) = output::export(store, &job.output_columns(), &job.output) {
+        if let Err(e) = output::export(store, &job.output_columns(), &job.output, send.overwrite) {
             let mut failed = summary.clone();
             failed.outcome = "output_failed".into();
             // Best effort: on a full disk this small write may fail too, and the run then
@@ -613,14 +662,7 @@ pub(crate) fn write_results(
     }
     store.end_run(run_id, &summary.outcome, &summary_json)?;
     if let Some(path) = &send.summary {
-        use std::io::Write;
-        let write = || -> anyhow::Result<()> {
-            let mut f = output::create_private(path)?;
-            f.write_all(summary_json.as_bytes())?;
-            f.write_all(b"\n")?;
-            Ok(())
-        };
-        write().with_context(|| format!("could not write the summary {}", path.display()))?;
+        crate::files::write(path, format!("{summary_json}\n").as_bytes())?;
     }
     if !send.quiet {
         eprintln!("{summary}");

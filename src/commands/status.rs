@@ -8,8 +8,9 @@ use serde::Serialize;
 use crate::cli::StatusArgs;
 use crate::error::{exit_code, CheckpointError};
 use crate::estimate::report::dollars;
+use crate::joblock::run_is_live;
 use crate::limits::InForce;
-use crate::store::{now_ms, run_is_live, Counts, RunRecord, Store};
+use crate::store::{now_ms, Counts, RunRecord, Store};
 
 #[derive(Serialize)]
 struct Status {
@@ -63,6 +64,8 @@ struct ErrorCount {
 }
 
 pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
+    // Asked before SQLite opens the file (see `run_is_live`).
+    let live = run_is_live(&args.db);
     let store = Store::open(&args.db, false)?;
     let job = store
         .job()?
@@ -70,7 +73,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
     let mut rows = store.counts()?;
     // Rows claimed by a run that is gone (killed, or stopped by a full disk before it could
     // release them) are not in flight: the next run sends them. Only a live run has rows in flight.
-    let left_claimed = if run_is_live(&args.db) {
+    let left_claimed = if live {
         0
     } else {
         std::mem::take(&mut rows.in_flight)

@@ -36,8 +36,17 @@ pub(crate) struct RequestLog {
 }
 
 impl RequestLog {
+    /// Opens the log for appending (mode 0600 when new); a link planted at `path` is refused,
+    /// not followed. An appended log cannot be renamed into place like promptmill's other files.
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+        }
+        let file = options.open(path)?;
         Ok(RequestLog {
             file: Mutex::new(file),
         })

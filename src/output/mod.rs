@@ -2,8 +2,8 @@
 //!
 //! The checkpoint is the source; an output is a view of it that can be rewritten at any time
 //! (`promptmill export`). Files are written to a temporary file beside the target, flushed to
-//! disk, then renamed over it, so a reader never sees half a file and a crash never leaves one.
-//! New files are created with mode 0600. One file per format behind the [`RowWriter`] trait.
+//! disk, then renamed over it, so a reader never sees half a file and a crash never leaves one
+//! (see `files`: created exclusively, mode 0600, under a name nobody can plant a link at). One file per format behind the [`RowWriter`] trait.
 
 mod batch;
 mod csv;
@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{ExportRow, Store};
+use crate::files;
+use crate::paths;
+use crate::store::{ExportRow, FileStamp, Store};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -75,75 +77,68 @@ pub struct Written {
 
 /// Checks, before a run sends anything, that its output can be written where it goes (the
 /// results are safe in the checkpoint either way, but a run should not find out at its end).
+/// Creates and removes a file of its own beside the output; the output itself is not opened.
 pub fn check_writable(spec: &OutputSpec) -> anyhow::Result<()> {
     if spec.is_stdout() {
         return Ok(());
     }
-    let tmp = temp_path(&spec.path);
-    create_private(&tmp).map_err(|e| {
+    files::check_creatable(&spec.path).map_err(|e| {
         anyhow::anyhow!(
-            "{}: cannot write the output there ({:#}); nothing was sent. Make its directory writable, or give --output another path",
+            "{}: cannot write the output there ({e}); nothing was sent. Make its directory writable, or give --output another path",
             spec.path.display(),
-            e.root_cause()
         )
-    })?;
-    let _ = std::fs::remove_file(&tmp);
-    Ok(())
+    })
 }
 
-/// Removes temporary files that an export of `path` killed midway left behind: those whose
-/// process is gone (an export running now, in another process, keeps its own).
-fn remove_stale_temps(path: &Path) {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return;
-    };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let prefix = format!(".{}.promptmill-tmp-", name.to_string_lossy());
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let file = entry.file_name();
-        let Some(pid) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
-            continue;
-        };
-        let Ok(pid) = pid.parse::<u32>() else {
-            continue;
-        };
-        if pid != std::process::id() && !process_alive(pid) {
-            let _ = std::fs::remove_file(entry.path());
-        }
+/// Refuses to replace a file at `spec.path` that no run or export of this job wrote, or that
+/// changed since (the checkpoint records each file it wrote: see `store::FileStamp`), unless
+/// `overwrite`.
+pub fn check_replaceable(store: &Store, spec: &OutputSpec, overwrite: bool) -> anyhow::Result<()> {
+    if spec.is_stdout() {
+        return Ok(());
     }
-}
-
-#[cfg(unix)]
-fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
+    let Ok(meta) = std::fs::symlink_metadata(&spec.path) else {
+        return Ok(()); // nothing there
     };
-    // SAFETY: signal 0 checks that the process exists and sends nothing.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    if meta.is_dir() {
+        anyhow::bail!(
+            "{}: is a directory; give --output a file's path",
+            spec.path.display()
+        );
+    }
+    if overwrite {
+        return Ok(());
+    }
+    let ours = match FileStamp::of(&meta) {
+        Some(stamp) if meta.file_type().is_file() => store.wrote(&paths::canonical(&spec.path), stamp)?,
+        _ => false,
+    };
+    if ours {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{} exists and was not written by this job; pass --overwrite to replace it (or choose another -o)",
+        spec.path.display()
+    )
 }
 
-#[cfg(not(unix))]
-fn process_alive(_pid: u32) -> bool {
-    true // cannot tell: keep the file
-}
-
-/// Exports every row of `store` to `spec.path`, atomically (or to standard output).
-pub fn export(store: &Store, columns: &[String], spec: &OutputSpec) -> anyhow::Result<Written> {
+/// Exports every row of `store` to `spec.path`, atomically: into a new file beside it, flushed
+/// to disk, then renamed over it; records the new file in the checkpoint as the job's. An
+/// existing file there that the job did not write is refused unless `overwrite`.
+pub fn export(
+    store: &Store,
+    columns: &[String],
+    spec: &OutputSpec,
+    overwrite: bool,
+) -> anyhow::Result<Written> {
     if spec.is_stdout() {
         return export_to_stdout(store, columns, spec.format);
     }
-    remove_stale_temps(&spec.path);
-    let tmp = temp_path(&spec.path);
+    check_replaceable(store, spec, overwrite)?;
+    files::remove_stale(&spec.path, files::TEMP_SUFFIX);
+    let tmp = files::temp_for(&spec.path)?;
     let result = (|| -> anyhow::Result<Written> {
-        let out = BufWriter::with_capacity(1 << 20, create_private(&tmp)?);
+        let out = BufWriter::with_capacity(1 << 20, tmp.as_file().try_clone()?);
         let mut writer: Box<dyn RowWriter> = match spec.format {
             OutputFormat::Jsonl => Box::new(jsonl::Jsonl::new(out)),
             OutputFormat::Csv => Box::new(csv::Csv::new(out, columns)?),
@@ -163,15 +158,25 @@ pub fn export(store: &Store, columns: &[String], spec: &OutputSpec) -> anyhow::R
     })();
     match result {
         Ok(written) => {
-            std::fs::rename(&tmp, &spec.path).with_context(|| {
-                format!("could not move the output into place at {}", spec.path.display())
-            })?;
+            let file = files::persist(tmp, &spec.path)?;
+            let recorded = file
+                .metadata()
+                .map_err(anyhow::Error::from)
+                .and_then(|meta| match FileStamp::of(&meta) {
+                    Some(stamp) => store.record_output(&paths::canonical(&spec.path), stamp),
+                    None => Ok(()),
+                });
+            if let Err(e) = recorded {
+                eprintln!(
+                    "promptmill: warning: {}: could not record this file in the checkpoint ({e:#}); \
+                     replacing it later will need --overwrite",
+                    spec.path.display()
+                );
+            }
             Ok(written)
         }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e.context(format!("could not write {}", spec.path.display())))
-        }
+        // Dropping the temporary file removes it.
+        Err(e) => Err(e.context(format!("could not write {}", spec.path.display()))),
     }
 }
 
@@ -208,28 +213,6 @@ fn export_to_stdout(_: &Store, _: &[String], _: OutputFormat) -> anyhow::Result<
     anyhow::bail!("writing the results to standard output (`-o -`) needs a Unix system")
 }
 
-fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.promptmill-tmp-{}", std::process::id()))
-}
-
-/// Creates (truncating) a file readable by its owner only.
-pub fn create_private(path: &Path) -> anyhow::Result<File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options
-        .open(path)
-        .with_context(|| format!("could not create {}", path.display()))
-}
-
 /// The status a row is exported with: `done`, `failed`, `invalid` (never sent), `pending`, or
 /// `batched` (in a Batch API batch not collected yet).
 fn status(row: &ExportRow) -> &str {
@@ -245,25 +228,6 @@ fn status(row: &ExportRow) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn temp_files_of_dead_exports_are_removed_and_live_ones_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("out.jsonl");
-        // No process has pid i32::MAX (above any pid_max); this process is alive.
-        let dead = dir.path().join(format!(".out.jsonl.promptmill-tmp-{}", i32::MAX));
-        let mine = temp_path(&out);
-        let other_output = dir
-            .path()
-            .join(format!(".other.jsonl.promptmill-tmp-{}", i32::MAX));
-        for f in [&dead, &mine, &other_output] {
-            std::fs::write(f, "partial").unwrap();
-        }
-        remove_stale_temps(&out);
-        assert!(!dead.exists(), "a killed export's file is removed");
-        assert!(mine.exists(), "a live process's file is kept");
-        assert!(other_output.exists(), "another output's files are not touched");
-    }
 
     #[test]
     fn an_output_that_cannot_be_created_is_reported_before_anything_else() {

@@ -20,6 +20,11 @@
 //! abandons those (a second signal, the drain timeout, a 401, an exhausted quota). Abandoned and
 //! never-sent rows go back to pending, so a rerun sends them again; only requests actually on
 //! the wire when the run was aborted can be paid twice.
+//!
+//! Until the first answer that is not a "wrong setting" symptom (a 404, a redirect, a refused
+//! connection, a name that does not resolve), every answer is judged by the first-answers guard
+//! ([`first_answers`]), which stops the run when they all agree: a wrong `--base-url` leaves the
+//! rows pending instead of failing them all.
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock, PoisonError};
@@ -28,7 +33,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -43,6 +48,7 @@ use crate::stats::Stats;
 use crate::store::writer::{Claimed, Outcome, OutcomeKind, StoreHandle};
 
 use adaptive::{Signal, Window};
+use first_answers::{FirstAnswers, Judgement, Symptom};
 
 /// Rows claimed from the store at a time.
 const PAGE: usize = 1024;
@@ -61,6 +67,8 @@ pub enum StopReason {
     /// The next request's worst case would take the job over its `--max-cost` budget; `spent`
     /// is the job's total when dispatch stopped.
     Budget { limit: f64, spent: f64 },
+    /// The run's first answers all said the target is wrong (see [`first_answers`]).
+    Misdirected(first_answers::Trip),
 }
 
 /// Stop signals shared by everything in a run.
@@ -115,6 +123,9 @@ pub struct PipelineSettings {
     /// durable). Always on in a real run; the in-process tests on tokio's paused clock turn it
     /// off, because waiting for the writer thread's real-time commit lets the paused clock jump.
     pub hold_until_committed: bool,
+    /// How many identical "wrong setting" first answers stop the run ([`first_answers::DEFAULT`];
+    /// 0: never).
+    pub first_answers: usize,
     /// The process's stall watch: an attempt during which the process stood still (SIGSTOP,
     /// suspend) says nothing about the server, so the window does not hear of it. `none()` in
     /// the tests on tokio's paused clock.
@@ -134,6 +145,9 @@ pub struct Pipeline<T> {
     pub control: Arc<Control>,
     /// Prices and the budget: reserve before each attempt, settle after.
     pub costing: Costing,
+    /// Judges answers until the first one that is not a "wrong setting" symptom. Shared with
+    /// each row's handle ([`first_answers::Row`]), made by the dispatcher.
+    pub first_answers: Arc<FirstAnswers>,
 }
 
 impl<T: Transport> Pipeline<T> {
@@ -148,7 +162,9 @@ impl<T: Transport> Pipeline<T> {
         costing: Costing,
     ) -> Pipeline<T> {
         let window = Window::new(settings.concurrency, limits.learns());
+        let first_answers = Arc::new(FirstAnswers::new(settings.first_answers));
         let pipeline = Pipeline {
+            first_answers,
             transport,
             limits,
             window,
@@ -210,12 +226,15 @@ impl<T: Transport> Pipeline<T> {
             };
             let pipeline = Arc::clone(&self);
             let store = store.clone();
+            // The row counts in the guard from now, before its task first runs.
+            let guard = self.first_answers.row();
             tracker.spawn(async move {
-                pipeline.process_row(row, &store).await;
-                drop(permit);
+                pipeline.process_row(row, &store, permit, guard).await;
             });
         }
         drop(rows_rx);
+        // Every row is handed out: parked rows may now be all the guard will hear.
+        self.first_answers.exhausted();
         let _ = feeder.await;
         tracker.close();
         let control = Arc::clone(&self.control);
@@ -234,7 +253,17 @@ impl<T: Transport> Pipeline<T> {
     }
 
     /// The worker loop: one row, every attempt it needs, until it is settled or the run stops.
-    async fn process_row(&self, row: Claimed, store: &StoreHandle) {
+    /// `permit` is the row's dispatcher permit, held until it is settled (or parked by the
+    /// first-answers guard).
+    /// `guard` is the row's handle in the first-answers guard; dropped, it ends the row there.
+    async fn process_row(
+        &self,
+        row: Claimed,
+        store: &StoreHandle,
+        permit: OwnedSemaphorePermit,
+        mut guard: first_answers::Row,
+    ) {
+        let mut permit = Some(permit);
         let control = &self.control;
         let stats = &self.stats;
         // When the job is priced: the request's model, and with a budget its worst case (which
@@ -340,6 +369,7 @@ impl<T: Transport> Pipeline<T> {
                     RateHeaders::default()
                 }
             };
+            let symptom = Symptom::of(&result);
             let verdict = classify(self.settings.endpoint, result);
             if let Verdict::Retry { unusable: true, .. } = verdict {
                 unusable += 1;
@@ -372,6 +402,28 @@ impl<T: Transport> Pipeline<T> {
                 _ => Signal::Neutral,
             };
             self.window.observe(&slot, signal);
+            let mut slot = Some(slot);
+            match guard.judge(symptom) {
+                Judgement::Proceed => {}
+                Judgement::Stop(trip) => {
+                    control.abort(StopReason::Misdirected(trip));
+                    break OutcomeKind::Unfinished;
+                }
+                Judgement::Wait => {
+                    // Parked: the slot and the permit go to rows whose answers the guard needs.
+                    drop(slot.take());
+                    drop(permit.take());
+                    let tripped = tokio::select! {
+                        biased;
+                        _ = control.stop.cancelled() => break OutcomeKind::Unfinished,
+                        tripped = guard.wait() => tripped,
+                    };
+                    if let Some(trip) = tripped {
+                        control.abort(StopReason::Misdirected(trip));
+                        break OutcomeKind::Unfinished;
+                    }
+                }
+            }
             // A row's last answer keeps its place on the wire until its outcome is committed
             // (below), so that what a kill can cost stays within --concurrency requests: those on
             // the wire, and those answered but not yet durable.
@@ -381,7 +433,7 @@ impl<T: Transport> Pipeline<T> {
                 Verdict::Stop { .. } => false,
             };
             if last && self.settings.hold_until_committed {
-                held = Some(slot);
+                held = slot;
             } else {
                 drop(slot);
             }
@@ -536,8 +588,11 @@ async fn feed(store: StoreHandle, rows: mpsc::Sender<Claimed>, control: Arc<Cont
 }
 
 pub mod adaptive;
+pub mod first_answers;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_first_answers;
 #[cfg(test)]
 mod tests_limits;

@@ -63,6 +63,7 @@ pub(super) fn reply(status: u16, retry_after: Option<Duration>, body: &str) -> R
         status,
         retry_after,
         rate: RateHeaders::default(),
+        location: None,
         body: Bytes::from(body.to_string()),
     })
 }
@@ -138,6 +139,7 @@ pub(super) async fn run_pipeline_stalling(
             backoff: Backoff::default(),
             drain_timeout: Duration::from_secs(30),
             hold_until_committed: false,
+            first_answers: first_answers::DEFAULT,
             stalls,
         },
         Arc::clone(&stats),
@@ -305,6 +307,7 @@ async fn concurrency_bounds_requests_in_flight() {
             backoff: Backoff::default(),
             drain_timeout: Duration::from_secs(30),
             hold_until_committed: false,
+            first_answers: first_answers::DEFAULT,
             stalls: crate::stall::Stalls::none(),
         },
         stats,

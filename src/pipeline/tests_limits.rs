@@ -24,6 +24,7 @@ fn limited(
         status,
         retry_after,
         rate,
+        location: None,
         body: Bytes::from(body.to_string()),
     })
 }

@@ -128,7 +128,11 @@ impl Ingest<'_> {
     pub fn commit(self, job: &JobRecord, total_rows: u64) -> anyhow::Result<()> {
         self.tx.execute(
             "INSERT INTO job (key, record, total_rows, created_at) VALUES (1, ?1, ?2, ?3)",
-            params![serde_json::to_string(job)?, total_rows as i64, self.now],
+            params![
+                serde_json::to_string(&job.for_storage())?,
+                total_rows as i64,
+                self.now
+            ],
         )?;
         self.tx.commit()?;
         Ok(())

@@ -10,7 +10,7 @@
 //! process (SIGKILL, panic); a power loss may lose the last commits, never corrupt the file.
 
 mod ingest;
-mod lock;
+mod outputs;
 mod parts;
 mod schema;
 pub mod writer;
@@ -28,7 +28,7 @@ use crate::job::JobRecord;
 use crate::limits::InForce;
 
 pub use ingest::{Duplicate, Ingest, NewRow};
-pub use lock::{lock_run, run_is_live, RunLock};
+pub use outputs::FileStamp;
 pub use parts::{stage, Candidate, Collected, Collection, Measure, Measured, PartLimits, PartRecord};
 pub use schema::MIGRATIONS;
 
@@ -354,7 +354,7 @@ impl Store {
     pub fn update_job(&self, job: &JobRecord) -> anyhow::Result<()> {
         self.conn.execute(
             "UPDATE job SET record = ?1 WHERE key = 1",
-            params![serde_json::to_string(job)?],
+            params![serde_json::to_string(&job.for_storage())?],
         )?;
         Ok(())
     }

@@ -95,6 +95,19 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE rows ADD COLUMN part INTEGER REFERENCES parts (part);
     CREATE INDEX rows_part ON rows (part, state) WHERE part IS NOT NULL;
     "#,
+    // 5: the files this job's runs and exports wrote, by canonical path, with the device,
+    // inode, size and modification time the file had when it was renamed into place: an
+    // existing output is replaced only when it is one of them, unchanged (or with --overwrite).
+    r#"
+    CREATE TABLE outputs (
+        path        TEXT    PRIMARY KEY,
+        dev         INTEGER NOT NULL,
+        ino         INTEGER NOT NULL,
+        size        INTEGER NOT NULL,
+        mtime_ns    INTEGER NOT NULL,
+        written_at  INTEGER NOT NULL   -- unix ms
+    );
+    "#,
 ];
 
 /// Brings the schema up to date. Fails if the database was written by a newer promptmill.

@@ -161,8 +161,8 @@ fn a_checkpoint_path_under_a_regular_file_is_refused() {
             cmd.args(["--db", "not-a-dir/c.db"]);
             cmd
         },
-        "not-a-dir/c.db.lock",
-        "cannot create the run lock beside the checkpoint (Not a directory",
+        "not-a-dir/c.db",
+        "cannot create the checkpoint (Not a directory",
     );
 }
 
@@ -255,7 +255,7 @@ fn a_checkpoint_in_a_read_only_directory_is_refused_before_sending() {
         db,
         cannot_write,
     );
-    // A new job whose checkpoint would go there: refused at the run lock, the first file made.
+    // A new job whose checkpoint would go there: refused at the checkpoint, the first file made.
     refused_before_sending(
         |m| {
             let mut cmd = run_job(&dir, m);
@@ -263,8 +263,8 @@ fn a_checkpoint_in_a_read_only_directory_is_refused_before_sending() {
             as_user(&mut cmd);
             cmd
         },
-        "new.db.lock",
-        "cannot create the run lock beside the checkpoint (Permission denied",
+        "new.db",
+        "cannot create the checkpoint (Permission denied",
     );
     set_mode(dir.root(), 0o700);
 }

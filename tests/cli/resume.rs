@@ -322,9 +322,7 @@ fn a_second_process_on_the_same_checkpoint_is_refused() {
     let second = run(&mut run_job(&dir, &mock));
     assert_eq!(second.code(), 1, "{}", second.stderr);
     assert!(
-        second
-            .stderr
-            .contains("another promptmill process is running this job"),
+        second.stderr.contains("another promptmill (pid "),
         "{}",
         second.stderr
     );
