@@ -74,8 +74,9 @@ fn silence_lost_terminal() {
 fn silence_lost_terminal() {}
 
 /// SIGTERM or SIGHUP on Unix; never fires elsewhere. A closed terminal (SIGHUP) is a stop
-/// request like any other: the run drains, commits and says how to resume (to the log, if the
-/// terminal is gone), instead of dying mid-commit by the signal's default action.
+/// request like any other: the run drains, commits and says how to resume (the words are lost
+/// if the terminal is gone), instead of dying by the signal's default action. A run started with
+/// SIGHUP ignored (`nohup`) keeps ignoring it: that run was asked to outlive its terminal.
 struct Term {
     #[cfg(unix)]
     terminate: Option<tokio::signal::unix::Signal>,
@@ -91,7 +92,9 @@ impl Term {
             #[cfg(unix)]
             terminate: signal(SignalKind::terminate()).ok(),
             #[cfg(unix)]
-            hangup: signal(SignalKind::hangup()).ok(),
+            hangup: (!hangup_ignored())
+                .then(|| signal(SignalKind::hangup()).ok())
+                .flatten(),
         }
     }
 
@@ -114,6 +117,17 @@ impl Term {
         }
         #[cfg(not(unix))]
         std::future::pending::<()>().await
+    }
+}
+
+/// Whether this process started with SIGHUP ignored (as `nohup` starts it). Asked before tokio
+/// installs its handler, which would replace the ignoring.
+#[cfg(unix)]
+fn hangup_ignored() -> bool {
+    // SAFETY: with a null new action, sigaction only reads the current one into `old`.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGHUP, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
     }
 }
 

@@ -250,6 +250,35 @@ fn sighup_behaves_like_ctrl_c() {
     signal_stops_the_run_cleanly(libc::SIGHUP);
 }
 
+/// `nohup promptmill run …`: started with SIGHUP ignored, the run outlives its terminal.
+#[test]
+fn a_run_started_with_sighup_ignored_goes_on_after_sighup() {
+    use std::os::unix::process::CommandExt;
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 100);
+    let mock = Mock::start(&["--latency", "50ms"]);
+    let mut cmd = run_job(&dir, &mock);
+    cmd.args(["--concurrency", "4"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: between fork and exec only signal(), which is async-signal-safe, is called.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    wait_until(Duration::from_secs(30), "10 requests", || {
+        mock.requests().len() >= 10
+    });
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGHUP) };
+    let status = wait_for(&mut child, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "the run went on to the end");
+    assert_eq!(dir.jsonl("out.jsonl").len(), 100);
+}
+
 /// The terminal really closing: the run's stderr is a terminal whose other side goes away (every
 /// write to it then fails), then SIGHUP comes. The run must still drain and commit, and exit as
 /// stopped, not die on the first message it can no longer print.
