@@ -87,7 +87,8 @@ fn a_retry_after_above_the_cap_is_capped_and_said_on_the_progress_line_and_with_
 fn a_stopped_and_continued_process_reads_the_answers_that_waited_and_resends_nothing() {
     let dir = Dir::new();
     prompts_jsonl(&dir, "p.jsonl", 40);
-    let mock = Mock::start(&["--latency", "1s"]);
+    // Answers take 0.5 s: a 2 s timeout leaves room for a busy machine, and a 5 s stop outlasts it.
+    let mock = Mock::start(&["--latency", "500ms"]);
     let mut child = run_job(&dir, &mock)
         .args(["--concurrency", "8", "--timeout", "2s", "-v"])
         .stdout(Stdio::null())
@@ -95,12 +96,12 @@ fn a_stopped_and_continued_process_reads_the_answers_that_waited_and_resends_not
         .spawn()
         .unwrap();
     let stderr = collect_stderr(&mut child);
-    // The stats count a request when it arrives, before its 1 s latency.
+    // The stats count a request when it arrives, before its latency.
     wait_until(Duration::from_secs(30), "8 requests on the wire", || {
         mock.stats()["requests"].as_u64() >= Some(8)
     });
     signal(&child, libc::SIGSTOP);
-    // Every answer on the wire arrives (1 s) and waits in its socket; every 2 s timeout passes.
+    // Every answer on the wire arrives (0.5 s) and waits in its socket; every 2 s timeout passes.
     std::thread::sleep(Duration::from_secs(5));
     signal(&child, libc::SIGCONT);
     let status = wait_for(&mut child, Duration::from_secs(60));
