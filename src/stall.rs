@@ -1,5 +1,6 @@
-//! Noticing that our own process stood still: stopped (Ctrl-Z, SIGSTOP) and continued, or a
-//! suspended machine, or a starved scheduler. While the process stands still the answers to
+//! Noticing that our own process stood still: stopped (Ctrl-Z, SIGSTOP) and continued, or starved
+//! of CPU. (A suspended machine is no such case on Linux: the monotonic clock, which timeouts and
+//! this watch read, does not advance while it sleeps.) While the process stands still the answers to
 //! requests on the wire keep arriving in their sockets, unread; when it runs again every timer
 //! whose deadline passed fires at once. Without this, each such request would count as a server
 //! timeout (re-sent: paid twice) and as overload (the window halved). A stall of ours is neither.
@@ -133,7 +134,7 @@ impl Watch {
         let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let stalled = s.pending(now);
         if !stalled.is_zero() {
-            tracing::info!("the process stood still for {stalled:.1?} (stopped or suspended); requests on the wire get their timeout again");
+            tracing::info!("the process stood still for {stalled:.1?} (stopped, or starved of CPU); requests on the wire get their timeout again");
             s.total += stalled;
         }
         s.last_tick = s.last_tick.max(now);

@@ -126,8 +126,8 @@ pub struct PipelineSettings {
     /// How many identical "wrong setting" first answers stop the run ([`first_answers::DEFAULT`];
     /// 0: never).
     pub first_answers: usize,
-    /// The process's stall watch: an attempt during which the process stood still (SIGSTOP,
-    /// suspend) says nothing about the server, so the window does not hear of it. `none()` in
+    /// The process's stall watch: an attempt during which the process stood still (SIGSTOP, a
+    /// starved scheduler) says nothing about the server, so the window does not hear of it. `none()` in
     /// the tests on tokio's paused clock.
     pub stalls: Stalls,
 }

@@ -1,6 +1,6 @@
 //! Time and the process: retry hints a server gets wrong (a wait above the cap, a rate limit
-//! smaller than one request), and a run whose own process stood still (SIGSTOP, a suspended
-//! laptop) while answers waited in its sockets.
+//! smaller than one request), and a run whose own process stood still (SIGSTOP, then SIGCONT)
+//! while answers waited in its sockets.
 
 use std::io::Read;
 use std::process::{Child, Stdio};
