@@ -18,7 +18,7 @@ pub mod exit_code {
     pub const USAGE: i32 = 2;
     /// The run finished, but some rows failed or were skipped as invalid.
     pub const ROWS_FAILED: i32 = 3;
-    /// The run was stopped before finishing: interrupted (Ctrl-C, SIGTERM), refused by the API
+    /// The run was stopped before finishing: interrupted (Ctrl-C, SIGTERM, SIGHUP), refused by the API
     /// (401/403), or out of quota (429 `insufficient_quota`). The checkpoint is intact; rerun the
     /// printed command to resume.
     pub const STOPPED: i32 = 4;
@@ -107,4 +107,61 @@ pub enum CheckpointError {
     NoJob { db: PathBuf },
     #[error("{db}: written by a newer promptmill (schema version {found}, this build knows up to {known})")]
     TooNew { db: PathBuf, found: i64, known: i64 },
+}
+
+/// A write failed because there is no room: the disk or the user's quota is full (`ENOSPC`,
+/// `EDQUOT`), or the file may not grow (`EFBIG`: the file-size limit). Not a failure of the job:
+/// what was committed is safe, and one command finishes it once there is room. The checkpoint
+/// writer attaches it as context (it alone can ask SQLite which errno failed a write); for
+/// other files [`is_disk_full`] reads the `std::io::Error` in the chain.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("no room to write (the disk or the quota is full, or the file-size limit is reached)")]
+pub struct DiskFull;
+
+/// Whether an `errno` says there is no room to write.
+pub fn disk_full_errno(errno: i32) -> bool {
+    #[cfg(unix)]
+    {
+        errno == libc::ENOSPC || errno == libc::EFBIG || errno == libc::EDQUOT
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = errno;
+        false
+    }
+}
+
+/// Whether `err` (or anything in its chain) is a write that found no room.
+pub fn is_disk_full(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<DiskFull>().is_some()
+        || err.chain().any(|cause| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::raw_os_error)
+                .is_some_and(disk_full_errno)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_room_is_told_by_errno_or_the_marker_at_any_depth() {
+        #[cfg(unix)]
+        for errno in [libc::ENOSPC, libc::EFBIG, libc::EDQUOT] {
+            let err = anyhow::Error::from(std::io::Error::from_raw_os_error(errno))
+                .context("could not write out.csv");
+            assert!(is_disk_full(&err), "{errno}");
+        }
+        let marked = anyhow::anyhow!("disk I/O error")
+            .context(DiskFull)
+            .context("out.db: could not write the checkpoint");
+        assert!(is_disk_full(&marked));
+        let denied = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        assert!(!is_disk_full(&denied));
+        assert!(!is_disk_full(&anyhow::anyhow!(
+            "no space left on device, says the text"
+        )));
+    }
 }

@@ -215,22 +215,51 @@ fn read_holder(mut file: File) -> Option<String> {
 /// newest pages are in the other name's WAL.
 #[cfg(target_os = "linux")]
 fn flock_holder(file: &File) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = file.metadata().ok()?;
-    let dev = meta.dev();
-    let id = format!("{:02x}:{:02x}:{}", libc::major(dev), libc::minor(dev), meta.ino());
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    // `1: FLOCK  ADVISORY  WRITE 15186 fe:00:5816331 0 EOF`; waiters' lines carry `->`.
-    let pid: u32 = locks.lines().find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        (f.len() >= 6 && f[1] == "FLOCK" && f[3] == "WRITE" && f[5] == id)
-            .then(|| f[4].parse().ok())
-            .flatten()
-    })?;
+    let pid = flock_pid(&file.metadata().ok()?).ok()??;
     Some(match process_start(pid) {
         Some(t) => format!("pid {pid}, started {}", humantime::format_rfc3339_seconds(t)),
         None => format!("pid {pid}"),
     })
+}
+
+/// The pid holding an exclusive `flock` on the file `meta` describes, from the kernel's table of
+/// locks: `Ok(None)` when nobody holds one, `Err` when the table cannot be read.
+#[cfg(target_os = "linux")]
+fn flock_pid(meta: &std::fs::Metadata) -> std::io::Result<Option<u32>> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = meta.dev();
+    let id = format!("{:02x}:{:02x}:{}", libc::major(dev), libc::minor(dev), meta.ino());
+    let locks = std::fs::read_to_string("/proc/locks")?;
+    // `1: FLOCK  ADVISORY  WRITE 15186 fe:00:5816331 0 EOF`; waiters' lines carry `->`.
+    Ok(locks.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f.len() >= 6 && f[1] == "FLOCK" && f[3] == "WRITE" && f[5] == id)
+            .then(|| f[4].parse().ok())
+            .flatten()
+    }))
+}
+
+/// Whether a process is running the job of the checkpoint at `db` now (holds its lock). Used by
+/// `status` to tell rows a live run has in flight from rows a dead run left claimed (which the
+/// next run sends again). Takes no lock where the kernel's table of locks can be read (Linux),
+/// so it can never make a starting run see a holder; elsewhere it takes a shared lock for an
+/// instant. Opens the file only there: call it before opening the checkpoint with SQLite, since
+/// closing any descriptor of a file drops the process's POSIX locks on it.
+pub fn run_is_live(db: &Path) -> bool {
+    #[cfg(target_os = "linux")]
+    if let Ok(meta) = std::fs::metadata(db) {
+        if let Ok(pid) = flock_pid(&meta) {
+            return pid.is_some();
+        }
+    }
+    let Ok(file) = File::open(db) else {
+        return false;
+    };
+    match file.try_lock_shared() {
+        Ok(()) => false, // released when `file` drops, at the end of this function
+        Err(TryLockError::WouldBlock) => true,
+        Err(TryLockError::Error(_)) => false,
+    }
 }
 
 /// When this process started (when its lock was taken, where that cannot be read).
@@ -320,6 +349,18 @@ mod tests {
     }
 
     #[cfg(unix)]
+    #[test]
+    fn a_run_is_live_only_while_its_lock_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("x.db");
+        assert!(!run_is_live(&db), "no checkpoint, no run");
+        let held = lock_run(&db).unwrap();
+        assert!(run_is_live(&db));
+        drop(held);
+        assert!(!run_is_live(&db));
+        lock_run(&db).expect("asking took no lock");
+    }
+
     #[test]
     fn a_dangling_link_at_the_checkpoint_is_an_error_not_a_loop() {
         let dir = tempfile::tempdir().unwrap();

@@ -20,7 +20,8 @@
 //! - [`tokens`] counts prompt tokens as OpenAI does; [`models`] knows context windows and prices;
 //!   [`estimate`] is the dry run; [`budget`] keeps a run's money; [`ceiling`] prints the cost
 //!   before the money; [`stats`], [`progress`] and [`summary`] report; [`shutdown`] turns
-//!   signals into a clean stop; [`output`] exports results.
+//!   signals into a clean stop; [`stall`] notices the process stood still (SIGSTOP, a starved
+//!   scheduler), which is no server's fault; [`output`] exports results.
 //! - [`files`] creates every file written for the user (exclusively, mode 0600, renamed into
 //!   place); [`paths`] tells whether two paths are the same file; [`joblock`] keeps one process
 //!   per job (a lock on the checkpoint file and one beside the output).
@@ -56,6 +57,7 @@ pub mod provider;
 pub mod retry;
 pub mod secret;
 pub mod shutdown;
+pub mod stall;
 pub mod stats;
 pub mod store;
 pub mod summary;

@@ -19,8 +19,15 @@
 //!   windows (OpenAI: "60,000 RPM may be enforced as 1,000 requests per second"), so a full
 //!   minute's burst at start would mostly earn 429s.
 //! - TPM holds a full minute's worth, so a single large request (prompt + max_tokens) can always
-//!   pass; a request that needs more than a minute's worth can never pass and is reported as
-//!   [`TooLarge`] for its row instead of waiting forever.
+//!   pass; a request that needs more than a minute's worth of a limit the user gave can never
+//!   pass and is reported as [`TooLarge`] for its row instead of waiting forever.
+//!
+//! A limit learned from the server that is smaller than one request needs is not believed: a
+//! real provider's TPM always fits its own requests, so such a header is a misreport (a gateway's
+//! placeholder, a wrong unit), and failing rows on it would fail them for nothing. The limiter
+//! drops that limit (no token limit from the server), warns once, and from then on ignores any
+//! server limit below the largest request it had to let through; the server's 429s, if any,
+//! still pace the run. Only `--tpm` can fail a row as too large.
 //!
 //! A request passes only when both buckets have room, and then takes from both at once, so a
 //! request waiting for tokens does not hold a request slot meanwhile: under one lock, each
@@ -98,24 +105,15 @@ impl fmt::Display for InForce {
     }
 }
 
-/// A request needs more tokens than the TPM bucket can ever hold.
+/// A request needs more tokens than the user's `--tpm` allows in a minute, so it can never
+/// pass. (A learned limit that small is not believed instead: see the module doc.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "the request needs {needed} tokens (prompt + max_tokens), more than {} allows in a minute",
-    tpm_named(*.origin, *.capacity)
+    "the request needs {needed} tokens (prompt + max_tokens), more than --tpm {capacity} allows in a minute"
 )]
 pub struct TooLarge {
     pub needed: u32,
     pub capacity: u32,
-    /// Where the TPM limit came from (the message names it).
-    pub origin: Source,
-}
-
-fn tpm_named(origin: Source, capacity: u32) -> String {
-    match origin {
-        Source::Server => format!("the server's limit of {capacity} tokens"),
-        _ => format!("--tpm {capacity}"),
-    }
 }
 
 /// One limit: its bucket (none when there is no limit) and where it came from.
@@ -124,6 +122,9 @@ struct Rate {
     shape: Shape,
     bucket: Option<Bucket>,
     source: Source,
+    /// The smallest limit the server may name and be believed: the largest request a learned
+    /// limit was found too small for (0 until that happens).
+    floor: u64,
 }
 
 impl Rate {
@@ -136,7 +137,16 @@ impl Rate {
             } else {
                 Source::None
             },
+            floor: 0,
         }
+    }
+
+    /// A learned limit too small for a request of `needed`: dropped, and any server limit
+    /// below `needed` is ignored from now on. Returns the limit dropped.
+    fn disbelieve(&mut self, needed: u64) -> Option<u32> {
+        self.floor = self.floor.max(needed);
+        self.source = Source::None;
+        self.bucket.take().map(|b| b.limit())
     }
 
     /// Applies one answer's gauge: learns the limit unless the user gave one, then lowers the
@@ -146,7 +156,8 @@ impl Rate {
             let limit = gauge
                 .limit
                 .map(|l| u32::try_from(l).unwrap_or(u32::MAX))
-                .and_then(NonZeroU32::new);
+                .and_then(NonZeroU32::new)
+                .filter(|l| u64::from(l.get()) >= self.floor);
             if let Some(limit) = limit {
                 match &mut self.bucket {
                     Some(b) => b.set_limit(limit),
@@ -195,9 +206,25 @@ struct State {
     tokens: Rate,
     /// Until when nobody sends: set when a 429 says a limit is spent.
     paused_until: Option<Instant>,
+    /// Whether the warning about a server TPM smaller than one request has been given.
+    warned_implausible: bool,
 }
 
 impl State {
+    /// The server's TPM cannot hold one request of `tokens`: stop believing it (module doc).
+    fn implausible_tpm(&mut self, tokens: u32) {
+        let dropped = self.tokens.disbelieve(u64::from(tokens));
+        if !std::mem::replace(&mut self.warned_implausible, true) {
+            if let Some(limit) = dropped {
+                tracing::warn!(
+                    "the server reported a token limit of {limit} per minute (x-ratelimit-limit-tokens), \
+                     less than one request needs ({tokens} tokens); not believing it: no token limit \
+                     from the server (give --tpm to set one)"
+                );
+            }
+        }
+    }
+
     /// Takes one request and `tokens` tokens if both buckets have room now; otherwise takes
     /// nothing and says when both will.
     fn try_take(&mut self, tokens: u32) -> Result<(), Instant> {
@@ -244,6 +271,7 @@ impl Limits {
                 requests: Rate::new(Shape::Requests, rpm, clock),
                 tokens: Rate::new(Shape::Tokens, tpm, clock),
                 paused_until: None,
+                warned_implausible: false,
             }),
         }
     }
@@ -276,14 +304,15 @@ impl Limits {
         loop {
             let until = {
                 let mut s = self.state();
-                if let Some(b) = &s.tokens.bucket {
-                    if tokens > b.capacity() {
+                let too_large = s.tokens.bucket.as_ref().filter(|b| tokens > b.capacity());
+                if let Some(b) = too_large {
+                    if s.tokens.source == Source::Flag {
                         return Err(TooLarge {
                             needed: tokens,
                             capacity: b.limit(),
-                            origin: s.tokens.source,
                         });
                     }
+                    s.implausible_tpm(tokens);
                 }
                 match s.paused_until {
                     Some(until) if until > Instant::now() => until,

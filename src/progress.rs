@@ -80,7 +80,7 @@ fn fields(base: &Baseline, s: &Snapshot, rate: f64, stats: &Stats) -> Vec<String
         count(s.retries, "retry", "retries"),
         format!("{} × 429", thousands(s.http_429)),
         format!("{} failed", thousands(s.failed)),
-        format!("limits: {}", stats.in_force()),
+        format!("limits: {}{}", stats.in_force(), stats.capped_note()),
     ]);
     f
 }

@@ -24,10 +24,23 @@ pub struct Stats {
     pub prompt_tokens: AtomicU64,
     pub completion_tokens: AtomicU64,
     pub total_tokens: AtomicU64,
+    /// Rows waiting out a `Retry-After` that was capped ([`Stats::capped_wait`]), and the
+    /// longest wait (whole seconds) a server asked for this run, for the progress line.
+    pub capped_waits: AtomicU64,
+    pub longest_asked_secs: AtomicU64,
     /// The limits in force and where they came from: written by the pipeline after each answer,
     /// read by the progress display and stored with the run by the checkpoint writer. A std
     /// Mutex: its fields change together, it is never held across an await, and readers copy it.
     pub in_force: Mutex<InForce>,
+}
+
+/// A row waiting out a capped retry hint; see [`Stats::capped_wait`].
+pub struct CappedWait<'a>(&'a Stats);
+
+impl Drop for CappedWait<'_> {
+    fn drop(&mut self) {
+        self.0.capped_waits.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A copy of the counters at one moment.
@@ -53,6 +66,30 @@ impl Stats {
         });
     }
 
+    /// Counts a row as waiting out a capped retry hint until the guard is dropped.
+    pub fn capped_wait(&self, asked: std::time::Duration) -> CappedWait<'_> {
+        Stats::add(&self.capped_waits, 1);
+        self.longest_asked_secs
+            .fetch_max(asked.as_secs(), Ordering::Relaxed);
+        CappedWait(self)
+    }
+
+    /// "; 2 rows waiting the 1h Retry-After cap (the server asked 10h)" while rows wait out a
+    /// capped hint; empty otherwise.
+    pub fn capped_note(&self) -> String {
+        let waiting = self.capped_waits.load(Ordering::Relaxed);
+        if waiting == 0 {
+            return String::new();
+        }
+        let asked = std::time::Duration::from_secs(self.longest_asked_secs.load(Ordering::Relaxed));
+        format!(
+            "; {waiting} {} waiting the {} Retry-After cap (the server asked {})",
+            if waiting == 1 { "row" } else { "rows" },
+            humantime::format_duration(crate::retry::HINT_CAP),
+            humantime::format_duration(asked)
+        )
+    }
+
     pub fn in_force(&self) -> InForce {
         *self.in_force.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -76,6 +113,20 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_capped_note_shows_while_a_row_waits_out_a_capped_hint() {
+        let stats = Stats::default();
+        assert_eq!(stats.capped_note(), "");
+        let waiting = stats.capped_wait(Duration::from_secs(36_000));
+        assert_eq!(
+            stats.capped_note(),
+            "; 1 row waiting the 1h Retry-After cap (the server asked 10h)"
+        );
+        drop(waiting);
+        assert_eq!(stats.capped_note(), "");
+    }
 
     #[test]
     fn a_sum_stops_at_the_top_instead_of_wrapping() {

@@ -9,6 +9,9 @@
 //! <key>` or, for Azure, `api-key: <key>` (marked sensitive either way, so it never appears in
 //! debug output), `Content-Type: application/json`, a `User-Agent`, and the user's `--header`s.
 //!
+//! A completion request's `--timeout` is applied here around the whole exchange, not by reqwest,
+//! so that a stall of our own process does not spend it (`deadline`).
+//!
 //! Every body a server sends (answers, error bodies, Files and Batches objects) is read through
 //! [`read_capped`]: at most `--max-response-size` bytes are held, whatever the server's
 //! `Content-Length` says; a longer body is refused as soon as it is known to be longer.
@@ -23,9 +26,10 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 
-use super::{parse_retry_after, ConnectFailure, RateHeaders, Reply, SendError, Transport};
+use super::{deadline, parse_retry_after, ConnectFailure, RateHeaders, Reply, SendError, Transport};
 use crate::provider::KeyHeader;
 use crate::secret::ApiKey;
+use crate::stall::Stalls;
 
 /// Where and how to send. Its `Debug` shows neither the key nor credential headers.
 #[derive(Clone)]
@@ -94,12 +98,22 @@ pub struct HttpTransport {
     client: reqwest::Client,
     url: reqwest::Url,
     timeout: Duration,
+    /// The process's stall watch: a timeout that passes while we stood still is not one.
+    stalls: Stalls,
     max_response: u64,
 }
 
-/// A client that sends the job's headers (the key, marked sensitive) with every request; shared
-/// by the live transport and the Batch API client.
+/// A client that sends the job's headers (the key, marked sensitive) with every request, each
+/// under `settings.timeout` in all; used by the Batch API client.
 pub fn client(settings: &HttpSettings) -> anyhow::Result<reqwest::Client> {
+    builder(settings)?
+        .timeout(settings.timeout)
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot set up the HTTP client: {e}"))
+}
+
+/// The client's settings, without a total timeout: the live transport applies its own.
+fn builder(settings: &HttpSettings) -> anyhow::Result<reqwest::ClientBuilder> {
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(
@@ -132,24 +146,24 @@ pub fn client(settings: &HttpSettings) -> anyhow::Result<reqwest::Client> {
         }
         headers.insert(name, value);
     }
-    reqwest::Client::builder()
+    Ok(reqwest::Client::builder()
         .default_headers(headers)
-        .timeout(settings.timeout)
         .connect_timeout(settings.timeout.min(Duration::from_secs(30)))
         .redirect(reqwest::redirect::Policy::none())
         .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build()
-        .map_err(|e| anyhow::anyhow!("cannot set up the HTTP client: {e}"))
+        .pool_idle_timeout(Duration::from_secs(90)))
 }
 
 impl HttpTransport {
     pub fn new(settings: &HttpSettings) -> anyhow::Result<HttpTransport> {
-        let client = client(settings)?;
+        let client = builder(settings)?
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot set up the HTTP client: {e}"))?;
         Ok(HttpTransport {
             client,
             url: settings.url.clone(),
             timeout: settings.timeout,
+            stalls: Stalls::watch(),
             max_response: settings.max_response,
         })
     }
@@ -157,6 +171,15 @@ impl HttpTransport {
 
 impl Transport for HttpTransport {
     async fn send(&self, body: Bytes) -> Result<Reply, SendError> {
+        deadline::within(self.timeout, &self.stalls, self.exchange(body))
+            .await
+            .unwrap_or(Err(SendError::Timeout(self.timeout)))
+    }
+}
+
+impl HttpTransport {
+    /// One request and its whole answer, with no timeout of its own.
+    async fn exchange(&self, body: Bytes) -> Result<Reply, SendError> {
         let response = self
             .client
             .post(self.url.clone())

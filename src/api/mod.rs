@@ -7,6 +7,7 @@
 //! bodies, `Retry-After` forms and response shapes (`../shared/openai-openapi.yaml`:
 //! `CreateChatCompletionResponse`, `CreateCompletionResponse`, `CompletionUsage`, `Error`).
 
+mod deadline;
 pub mod http;
 pub mod ratelimit;
 mod response;
@@ -234,15 +235,16 @@ pub fn error_message(body: &[u8]) -> String {
 }
 
 /// Parses `retry-after-ms` (milliseconds, may be fractional) or `retry-after` (seconds, or an
-/// HTTP date relative to `now`). Absurd values are capped at an hour.
+/// HTTP date relative to `now`). The value is what the server asked, uncapped (capping it, and
+/// saying so, is the retry policy's business: `retry::Hint`). An HTTP date that is not in the
+/// future says nothing about how long to wait, so it is no hint at all: the row gets the normal
+/// backoff instead of a retry at once.
 pub fn parse_retry_after(
     retry_after_ms: Option<&str>,
     retry_after: Option<&str>,
     now: std::time::SystemTime,
 ) -> Option<Duration> {
-    const CAP: Duration = Duration::from_secs(3600);
-    let from_secs =
-        |s: f64| (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(CAP.as_secs_f64())));
+    let from_secs = |s: f64| (s >= 0.0).then(|| Duration::try_from_secs_f64(s).ok()).flatten();
     if let Some(ms) = retry_after_ms.and_then(|v| v.trim().parse::<f64>().ok()) {
         if let Some(d) = from_secs(ms / 1000.0) {
             return Some(d);
@@ -253,7 +255,7 @@ pub fn parse_retry_after(
         return from_secs(secs);
     }
     let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(now).unwrap_or(Duration::ZERO).min(CAP))
+    when.duration_since(now).ok().filter(|d| !d.is_zero())
 }
 
 #[cfg(test)]
@@ -403,8 +405,20 @@ mod tests {
         );
         assert_eq!(parse_retry_after(None, Some("soon"), now), None);
         assert_eq!(
-            parse_retry_after(None, Some("999999"), now),
-            Some(Duration::from_secs(3600))
+            parse_retry_after(None, Some("36000"), now),
+            Some(Duration::from_secs(36000)),
+            "what the server asked, uncapped: the retry policy caps it and says so"
         );
+        assert_eq!(parse_retry_after(None, Some("1e400"), now), None);
+        assert_eq!(parse_retry_after(None, Some("-3"), now), None);
+    }
+
+    #[test]
+    fn an_http_date_in_the_past_is_no_hint() {
+        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(parse_retry_after(None, Some(&past), now), None);
+        let this_second = httpdate::fmt_http_date(now);
+        assert_eq!(parse_retry_after(None, Some(&this_second), now), None);
     }
 }

@@ -7,9 +7,9 @@ Exit codes:
   1  error: bad flags, bad input, a checkpoint that does not match the command, I/O
   2  command-line usage error
   3  the run finished, but some rows failed (or were invalid, with --skip-invalid)
-  4  the run stopped before finishing (Ctrl-C/SIGTERM, the API refused the key, or the
-     account is out of quota; in batch mode, Ctrl-C stops waiting and the batches go on);
-     the checkpoint is intact: rerun the printed command to resume
+  4  the run stopped before finishing (Ctrl-C/SIGTERM/SIGHUP, the API refused the key, the
+     account is out of quota, or the disk is full; in batch mode, Ctrl-C stops waiting and the
+     batches go on); the checkpoint is intact: rerun the printed command to resume
   5  the run stopped at its --max-cost budget; resume with a larger budget to go on
 
 The API key is read from OPENAI_API_KEY (AZURE_OPENAI_API_KEY with --provider azure), or the

@@ -170,7 +170,10 @@ pub fn execute(
         Some(job.output.path.clone()),
         db_path.clone(),
     );
-    super::run::write_results(store, run_id, job, send, &summary, true)?;
+    if let Err(e) = super::run::write_results(store, run_id, job, send, &summary, true) {
+        let export = super::run::export_cmd(&db_path, &job.output);
+        return super::run::disk_full_stop(e, &db_path, "write the output with", &export).map(BatchEnd::Exit);
+    }
     let db = shell_quote(&db_path.display().to_string());
     match ending {
         Ending::Auth { message, .. } => eprintln!(

@@ -242,6 +242,9 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
         eprint!("\r\x1b[2K");
     }
     let loaded = loaded.map_err(|e| match e {
+        LoadError::Other(e) if e.chain().any(|c| c.is::<rusqlite::Error>()) => store
+            .mark_disk_full(e)
+            .context(format!("{}: could not write the checkpoint", cfg.db.display())),
         LoadError::Other(e) => e,
         other => anyhow::Error::msg(other.to_string()),
     })?;
@@ -476,6 +479,7 @@ pub fn execute(
                 drain_timeout: limits.drain_timeout,
                 hold_until_committed: true,
                 first_answers: first_answers::DEFAULT,
+                stalls: crate::stall::Stalls::watch(),
             },
             Arc::clone(&stats),
             Arc::clone(&control),
@@ -491,7 +495,10 @@ pub fn execute(
 
     let store = match writer.join() {
         Ok(Ok(store)) => store,
-        Ok(Err(e)) => return Err(e.context(format!("{}: could not write the checkpoint", db_path.display()))),
+        Ok(Err(e)) => {
+            let e = e.context(format!("{}: could not write the checkpoint", db_path.display()));
+            return disk_full_stop(e, &db_path, "resume with", &resume_cmd);
+        }
         Err(_) => anyhow::bail!("{}: the checkpoint writer panicked", db_path.display()),
     };
     let after = store.counts()?;
@@ -528,7 +535,14 @@ pub fn execute(
         (scope == Scope::All).then(|| job.output.path.clone()),
         db_path.clone(),
     );
-    write_results(&store, run_id, &job, &send, &summary, scope == Scope::All)?;
+    if let Err(e) = write_results(&store, run_id, &job, &send, &summary, scope == Scope::All) {
+        return disk_full_stop(
+            e,
+            &db_path,
+            "write the output with",
+            &export_cmd(&db_path, &job.output),
+        );
+    }
     match control.reason() {
         Some(StopReason::Auth { status, message }) => eprintln!(
             "{}",
@@ -612,8 +626,40 @@ pub(crate) fn out_of_quota(message: &str, resume_cmd: &str) -> String {
     )
 }
 
-/// Ends a run: records its summary in the checkpoint, writes the output (with `export`) and the
-/// `--summary` file, and prints the totals. Shared by live and batch runs.
+/// A full disk stops the run (exit 4), it does not fail it: every row committed is safe in the
+/// checkpoint at `db`, and `cmd` finishes the job once there is room. Any other error is returned.
+pub(crate) fn disk_full_stop(e: anyhow::Error, db: &Path, finish: &str, cmd: &str) -> anyhow::Result<i32> {
+    if !crate::error::is_disk_full(&e) {
+        return Err(e);
+    }
+    eprintln!(
+        "promptmill: {e:#}\n\
+         The rows completed so far are safe in the checkpoint {}. Free some space, then {finish}:\n  {cmd}",
+        db.display()
+    );
+    Ok(exit_code::STOPPED)
+}
+
+/// The command that writes a job's output from its checkpoint.
+pub(crate) fn export_cmd(db: &Path, out: &output::OutputSpec) -> String {
+    let path = out.path.display().to_string();
+    let mut cmd = format!(
+        "promptmill export {} -o {}",
+        shell_quote(&db.display().to_string()),
+        shell_quote(&path)
+    );
+    if output::OutputFormat::from_path(&out.path) != Some(out.format) {
+        use clap::ValueEnum;
+        if let Some(name) = out.format.to_possible_value() {
+            cmd.push_str(&format!(" --format {}", name.get_name()));
+        }
+    }
+    cmd
+}
+
+/// Ends a run: writes the output (with `export`) and the `--summary` file, records the summary
+/// in the checkpoint, and prints the totals. Shared by live and batch runs. A run whose output
+/// could not be written is recorded as `output_failed`, never as finished.
 pub(crate) fn write_results(
     store: &Store,
     run_id: i64,
@@ -623,10 +669,19 @@ pub(crate) fn write_results(
     export: bool,
 ) -> anyhow::Result<()> {
     let summary_json = serde_json::to_string_pretty(summary)?;
-    store.end_run(run_id, &summary.outcome, &summary_json)?;
     if export {
-        output::export(store, &job.output_columns(), &job.output, send.overwrite)?;
+        if let Err(e) = output::export(store, &job.output_columns(), &job.output, send.overwrite) {
+            let mut failed = summary.clone();
+            failed.outcome = "output_failed".into();
+            // Best effort: on a full disk this small write may fail too, and the run then
+            // simply has no recorded end, which is not "finished" either.
+            let _ = serde_json::to_string_pretty(&failed)
+                .map_err(anyhow::Error::from)
+                .and_then(|json| store.end_run(run_id, &failed.outcome, &json));
+            return Err(e);
+        }
     }
+    store.end_run(run_id, &summary.outcome, &summary_json)?;
     if let Some(path) = &send.summary {
         crate::files::write(path, format!("{summary_json}\n").as_bytes())?;
     }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::cli::StatusArgs;
 use crate::error::{exit_code, CheckpointError};
 use crate::estimate::report::{duration, thousands};
+use crate::joblock::run_is_live;
 use crate::limits::InForce;
 use crate::store::{now_ms, Counts, RunRecord, Store};
 
@@ -39,6 +40,8 @@ struct Status {
     /// Requests on the wire now (0 when no run is going). `rows.in_flight` counts the rows a
     /// running process has claimed, which includes those queued behind the concurrency window.
     on_wire: u64,
+    /// Rows a run that is gone left claimed, counted in `rows.pending` (the next run sends them).
+    left_claimed: u64,
     /// Requests the checkpoint knows were sent, beyond one per row.
     retries: u64,
     /// Dollars spent on the done rows, at the prices the job last ran with; `None` when a model
@@ -93,11 +96,21 @@ struct ErrorCount {
 }
 
 pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
+    // Asked before SQLite opens the file (see `run_is_live`).
+    let live = run_is_live(&args.db);
     let store = Store::open(&args.db, false)?;
     let job = store
         .job()?
         .ok_or_else(|| CheckpointError::NoJob { db: args.db.clone() })?;
-    let rows = store.counts()?;
+    let mut rows = store.counts()?;
+    // Rows claimed by a run that is gone (killed, or stopped by a full disk before it could
+    // release them) are not in flight: the next run sends them. Only a live run has rows in flight.
+    let left_claimed = if live {
+        0
+    } else {
+        std::mem::take(&mut rows.in_flight)
+    };
+    rows.pending += left_claimed;
     let runs = store.runs()?;
     let now = now_ms();
     let elapsed_ms: i64 = runs
@@ -108,7 +121,9 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
             _ => 0,
         })
         .sum();
-    let active = active_run(&runs);
+    // The lock says whether a run is going; the run's record says which process and what it
+    // has on the wire.
+    let active = if live { active_run(&runs) } else { None };
     let status = Status {
         checkpoint: args.db.display().to_string(),
         input: job.spec.input.display().to_string(),
@@ -141,6 +156,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
         on_wire: active.as_ref().map_or(0, |a| a.on_wire),
         active_run: active,
         rows,
+        left_claimed,
         runs,
         elapsed_seconds: elapsed_ms.max(0) as f64 / 1000.0,
     };
@@ -222,8 +238,19 @@ fn print_table(s: &Status) {
                 thousands(r.in_flight.saturating_sub(a.on_wire))
             );
         }
-        // A run that was killed left its claimed rows in flight: the next run sends them.
-        None => println!("  pending   {}", thousands(r.pending + r.in_flight)),
+        None => {
+            // Rows a killed run left claimed were moved to pending above.
+            if s.left_claimed > 0 {
+                println!(
+                    "  pending   {} ({} left claimed by a run that did not end cleanly; the next run sends them)",
+                    thousands(r.pending),
+                    thousands(s.left_claimed)
+                );
+            } else {
+                println!("  pending   {}", thousands(r.pending));
+            }
+            println!("  in flight {}", thousands(r.in_flight));
+        }
     }
     if r.batched > 0 || !s.batches.is_empty() {
         println!("  in batches {}", r.batched);

@@ -64,7 +64,6 @@ async fn tpm_charges_tokens_and_rejects_oversized_requests() {
         TooLarge {
             needed: 6001,
             capacity: 6000,
-            origin: Source::Flag
         }
     );
     assert!(too_large.to_string().contains("more than --tpm 6000 allows"));
@@ -226,32 +225,62 @@ async fn remaining_lowers_a_partly_refilled_bucket_to_exactly_that() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_request_over_the_servers_tpm_is_too_large_and_takes_nothing() {
+async fn a_server_tpm_smaller_than_one_request_is_not_believed() {
     let limits = Limits::new(None, None);
     limits.observe(&tpm(Some(1000), None));
-    let too_large = limits.admit(1001).await.unwrap_err();
+    assert_eq!(limits.admit(1001).await, Ok(()), "the row is sent, not failed");
     assert_eq!(
-        too_large,
-        TooLarge {
-            needed: 1001,
-            capacity: 1000,
-            origin: Source::Server
-        }
+        limits.in_force().1,
+        RateInForce::default(),
+        "no token limit from the server"
+    );
+    assert!(!limits.counts_tokens());
+    limits.observe(&tpm(Some(1000), Some(0)));
+    assert_eq!(
+        limits.in_force().1,
+        RateInForce::default(),
+        "a limit below a request already let through stays disbelieved"
     );
     assert!(
-        too_large
-            .to_string()
-            .contains("more than the server's limit of 1000 tokens allows"),
-        "{too_large}"
+        time_of(&limits, 3, 1001).await < Duration::from_millis(1),
+        "nothing holds the requests"
     );
-    assert!(
-        time_of(&limits, 1, 1000).await < Duration::from_millis(1),
-        "still full"
+    limits.observe(&tpm(Some(50_000), None));
+    assert_eq!(
+        limits.in_force().1,
+        RateInForce {
+            limit: Some(50_000),
+            source: Source::Server
+        },
+        "a plausible limit is learned again"
     );
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_waiting_request_becomes_too_large_when_the_server_lowers_its_tpm() {
+async fn a_learned_tpm_of_one_token_never_fails_a_request() {
+    let limits = Limits::new(None, None);
+    limits.observe(&tpm(Some(1), Some(1)));
+    for _ in 0..20 {
+        assert_eq!(limits.admit(20).await, Ok(()));
+        limits.observe(&tpm(Some(1), Some(1)));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_the_users_tpm_makes_a_request_too_large() {
+    let limits = Limits::new(None, NonZeroU32::new(10));
+    limits.observe(&tpm(Some(1_000_000), None));
+    assert_eq!(
+        limits.admit(11).await,
+        Err(TooLarge {
+            needed: 11,
+            capacity: 10
+        })
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiting_request_is_let_through_when_the_server_lowers_its_tpm_below_it() {
     let limits = Arc::new(Limits::new(None, None));
     limits.observe(&tpm(Some(1000), Some(0)));
     let waiting = tokio::spawn({
@@ -260,8 +289,8 @@ async fn a_waiting_request_becomes_too_large_when_the_server_lowers_its_tpm() {
     });
     tokio::time::sleep(Duration::from_secs(1)).await;
     limits.observe(&tpm(Some(500), None));
-    let too_large = waiting.await.unwrap().unwrap_err();
-    assert_eq!((too_large.needed, too_large.capacity), (800, 500));
+    assert_eq!(waiting.await.unwrap(), Ok(()));
+    assert_eq!(limits.in_force().1.limit, None);
 }
 
 #[tokio::test(start_paused = true)]

@@ -84,6 +84,11 @@ pub struct MockArgs {
     #[arg(long, value_name = "N")]
     pub tpm: Option<u64>,
 
+    /// A gateway that misreports its limit: every answer carries `x-ratelimit-limit-tokens: N`
+    /// and `x-ratelimit-remaining-tokens: N`, and nothing is enforced (unlike --tpm).
+    #[arg(long, value_name = "N", conflicts_with = "tpm")]
+    pub claim_tpm: Option<u64>,
+
     /// Append one JSON line per request to this file.
     #[arg(long, value_name = "PATH")]
     pub log: Option<PathBuf>,
@@ -177,6 +182,8 @@ pub struct MockConfig {
     pub unauthorized_after: Option<u64>,
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
+    /// A TPM limit every answer reports and nothing enforces (--claim-tpm).
+    pub claim_tpm: Option<u64>,
     pub log: Option<PathBuf>,
     /// Retrieves from creation to a batch's end (0 behaves as 1).
     pub batch_polls: u64,
@@ -202,6 +209,7 @@ impl Default for MockConfig {
             unauthorized_after: None,
             rpm: None,
             tpm: None,
+            claim_tpm: None,
             log: None,
             batch_polls: 3,
             batch_outcomes: BatchOutcomes::default(),
@@ -228,6 +236,7 @@ impl fmt::Debug for MockConfig {
             .field("unauthorized_after", &self.unauthorized_after)
             .field("rpm", &self.rpm)
             .field("tpm", &self.tpm)
+            .field("claim_tpm", &self.claim_tpm)
             .field("log", &self.log)
             .field("batch_polls", &self.batch_polls)
             .field("batch_outcomes", &self.batch_outcomes)
@@ -297,6 +306,7 @@ impl MockConfig {
             unauthorized_after: args.unauthorized_after,
             rpm: args.rpm,
             tpm: args.tpm,
+            claim_tpm: args.claim_tpm,
             log: args.log,
             batch_polls: args.batch_polls,
             batch_outcomes,

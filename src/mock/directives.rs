@@ -3,7 +3,9 @@
 //! that exact prompt and succeeds afterwards. Optional keys shape the error:
 //! `code=insufficient_quota` makes it OpenAI's out-of-quota 429 (status 429 is then implied);
 //! `retry-after=S`, `retry-after-ms=MS` or `retry-after-date=S` give it a retry hint in that one
-//! header form only (seconds, milliseconds, or an HTTP date S seconds ahead).
+//! header form only (seconds, milliseconds, or an HTTP date S seconds ahead);
+//! `retry-after-date-ago=S` sends an HTTP date S seconds in the past (a server whose clock is
+//! behind).
 //! Instead of a status, a directive can shape a *successful* answer: `reply=truncated` (a 200
 //! whose JSON is cut in half), `reply=lone-surrogate` (the text starts with the escape `\ud800`),
 //! `reply=not-utf8` (the text starts with the byte 0xFF), `reply=no-choices` (`"choices":[]`),
@@ -69,6 +71,8 @@ pub(crate) enum RetryHint {
     Millis(u64),
     /// `retry-after: <HTTP date at least S seconds from now>`
     Date(u64),
+    /// `retry-after: <HTTP date S seconds ago>`
+    DateAgo(u64),
 }
 
 /// The first directive in `prompt`: `None` if there is none, `Err` (a message for a 400)
@@ -152,10 +156,11 @@ fn parse(body: &str) -> Result<Directive, String> {
             "retry-after" => retry_after = Some(RetryHint::Seconds(number("retry-after")?)),
             "retry-after-ms" => retry_after = Some(RetryHint::Millis(number("retry-after-ms")?)),
             "retry-after-date" => retry_after = Some(RetryHint::Date(number("retry-after-date")?)),
+            "retry-after-date-ago" => retry_after = Some(RetryHint::DateAgo(number("retry-after-date-ago")?)),
             other => {
                 return Err(format!(
                     "unknown key `{other}` (expected status, fail-times, code, retry-after, \
-                     retry-after-ms, retry-after-date, reply, usage or size)"
+                     retry-after-ms, retry-after-date, retry-after-date-ago, reply, usage or size)"
                 ))
             }
         }
@@ -324,6 +329,10 @@ mod tests {
         assert_eq!(
             hint("[[mock:status=429:retry-after-date=3]]"),
             Some(RetryHint::Date(3))
+        );
+        assert_eq!(
+            hint("[[mock:status=429:retry-after-date-ago=30]]"),
+            Some(RetryHint::DateAgo(30))
         );
         assert!(find("[[mock:status=500:code=insufficient_quota]]")
             .unwrap()

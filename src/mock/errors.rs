@@ -52,6 +52,8 @@ pub(crate) enum RetryForm {
     /// `retry-after` as an HTTP date, rounded up to the next whole second so the wait it
     /// implies is never shorter than asked.
     Date,
+    /// `retry-after` as an HTTP date the wait *before* now: a server whose clock is behind.
+    PastDate,
 }
 
 impl ApiError {
@@ -150,7 +152,7 @@ impl ApiError {
                 RetryForm::Both => (true, true),
                 RetryForm::Seconds => (true, false),
                 RetryForm::Millis => (false, true),
-                RetryForm::Date => (false, false),
+                RetryForm::Date | RetryForm::PastDate => (false, false),
             };
             if seconds {
                 headers.insert(RETRY_AFTER, HeaderValue::from(millis.div_ceil(1000)));
@@ -158,11 +160,17 @@ impl ApiError {
             if ms {
                 headers.insert(RETRY_AFTER_MS, HeaderValue::from(millis));
             }
-            if self.retry_form == RetryForm::Date {
-                // An HTTP date is ASCII; skipping the header would be the fallback.
-                if let Ok(value) = HeaderValue::from_str(&http_date_after(SystemTime::now(), wait)) {
-                    headers.insert(RETRY_AFTER, value);
+            let date = match self.retry_form {
+                RetryForm::Date => Some(http_date_after(SystemTime::now(), wait)),
+                RetryForm::PastDate => {
+                    let at = SystemTime::now().checked_sub(wait).unwrap_or(UNIX_EPOCH);
+                    Some(httpdate::fmt_http_date(at.max(UNIX_EPOCH)))
                 }
+                _ => None,
+            };
+            // An HTTP date is ASCII; skipping the header would be the fallback.
+            if let Some(value) = date.and_then(|d| HeaderValue::from_str(&d).ok()) {
+                headers.insert(RETRY_AFTER, value);
             }
         }
         response

@@ -64,6 +64,8 @@ pub(crate) struct State {
     fail_status: StatusCode,
     unauthorized_after: Option<u64>,
     limits: Option<Limits>,
+    /// --claim-tpm: the limit every answer reports, enforced by nobody.
+    claim_tpm: Option<u64>,
     fail_times: FailTimes,
     pub(crate) stats: Stats,
     log: Option<RequestLog>,
@@ -100,6 +102,7 @@ impl State {
             fail_status,
             unauthorized_after: config.unauthorized_after,
             limits: Limits::new(config.rpm, config.tpm),
+            claim_tpm: config.claim_tpm,
             fail_times: FailTimes::default(),
             stats: Stats::default(),
             log,
@@ -325,6 +328,11 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
         // Answers that did not go through the limiter report its current state.
         let snapshot = decision.snapshot.unwrap_or_else(|| limits.peek());
         snapshot.apply(response.headers_mut());
+    }
+    if let (Some(claimed), Action::Respond(response)) = (state.claim_tpm, &mut decision.action) {
+        let headers = response.headers_mut();
+        headers.insert("x-ratelimit-limit-tokens", claimed.into());
+        headers.insert("x-ratelimit-remaining-tokens", claimed.into());
     }
     let status = decision.status();
     state.stats.record(decision.outcome, status, decision.usage);
@@ -581,6 +589,9 @@ fn respond(state: &State, endpoint: Endpoint, prompted: &Prompted, stamp: Stamp)
                     }
                     Some(RetryHint::Date(s)) => {
                         error.with_retry_hint(Duration::from_secs(s), RetryForm::Date)
+                    }
+                    Some(RetryHint::DateAgo(s)) => {
+                        error.with_retry_hint(Duration::from_secs(s), RetryForm::PastDate)
                     }
                 };
                 return Answered::Error(Outcome::Directive, error);

@@ -42,7 +42,8 @@ use crate::api::{classify, RateHeaders, StopCause, Transport, Verdict};
 use crate::budget::Costing;
 use crate::job::Endpoint;
 use crate::limits::{InForce, Limits, WindowInForce};
-use crate::retry::Backoff;
+use crate::retry::{Backoff, Hint, HINT_CAP};
+use crate::stall::Stalls;
 use crate::stats::Stats;
 use crate::store::writer::{Claimed, Outcome, OutcomeKind, StoreHandle};
 
@@ -55,7 +56,7 @@ const PAGE: usize = 1024;
 /// Why a run stopped before every row was settled.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StopReason {
-    /// Ctrl-C or SIGTERM.
+    /// Ctrl-C, SIGTERM or SIGHUP.
     Interrupted,
     /// The API refused the credentials (401/403).
     Auth { status: u16, message: String },
@@ -125,6 +126,10 @@ pub struct PipelineSettings {
     /// How many identical "wrong setting" first answers stop the run ([`first_answers::DEFAULT`];
     /// 0: never).
     pub first_answers: usize,
+    /// The process's stall watch: an attempt during which the process stood still (SIGSTOP, a
+    /// starved scheduler) says nothing about the server, so the window does not hear of it. `none()` in
+    /// the tests on tokio's paused clock.
+    pub stalls: Stalls,
 }
 
 /// What a run needs, shared by every task of it.
@@ -342,12 +347,14 @@ impl<T: Transport> Pipeline<T> {
             }
             Stats::add(&stats.in_flight, 1);
             let sent = Instant::now();
+            let mark = self.settings.stalls.mark();
             let result = tokio::select! {
                 biased;
                 _ = control.abort.cancelled() => None,
                 r = self.transport.send(body.clone()) => Some(r),
             };
             let latency = sent.elapsed();
+            let stalled = self.settings.stalls.since(mark);
             stats.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             let Some(result) = result else {
                 if let Some(r) = reservation {
@@ -390,6 +397,8 @@ impl<T: Transport> Pipeline<T> {
                 _ => None,
             };
             let signal = match &verdict {
+                // Our own process stood still: neither the latency nor a timeout is the server's.
+                _ if !stalled.is_zero() => Signal::Neutral,
                 Verdict::Done(_) => Signal::Success { latency },
                 Verdict::Retry {
                     status: Some(200..=299),
@@ -481,11 +490,16 @@ impl<T: Transport> Pipeline<T> {
                             status,
                         };
                     }
+                    let hint = wait.map(Hint::new);
+                    let capped = hint.and_then(|h| h.explain());
+                    if let Some(why) = &capped {
+                        tracing::info!("row {}: {why}", row.id);
+                    }
                     let delay = match spent {
                         // A spent limit holds every worker: the server's hint, else the time the
                         // headers say the limit needs to have room again.
                         Some(refill) => {
-                            let pause = wait.unwrap_or(refill);
+                            let pause = hint.map_or(refill.min(HINT_CAP), |h| h.wait);
                             self.limits.pause_for(pause);
                             pause
                         }
@@ -496,6 +510,10 @@ impl<T: Transport> Pipeline<T> {
                         }
                     };
                     tracing::info!(row = %row.id, attempt = attempts, "retrying in {delay:.1?}: {reason}");
+                    // Counted while it waits, so the progress line can say why rows stand still.
+                    let _capped = hint
+                        .filter(|_| capped.is_some())
+                        .map(|h| stats.capped_wait(h.asked));
                     tokio::select! {
                         biased;
                         _ = control.stop.cancelled() => break OutcomeKind::Unfinished,

@@ -110,6 +110,20 @@ pub(super) async fn run_pipeline(
     limits: Limits,
     before: impl FnOnce(&Control),
 ) -> Ran {
+    let stalls = crate::stall::Stalls::none();
+    run_pipeline_stalling(store, fake, concurrency, max_attempts, limits, stalls, before).await
+}
+
+/// [`run_pipeline`] with a stall watch the test drives.
+pub(super) async fn run_pipeline_stalling(
+    store: Store,
+    fake: Fake,
+    concurrency: usize,
+    max_attempts: u32,
+    limits: Limits,
+    stalls: crate::stall::Stalls,
+    before: impl FnOnce(&Control),
+) -> Ran {
     let stats = Arc::new(Stats::default());
     let control = Control::new();
     before(&control);
@@ -126,6 +140,7 @@ pub(super) async fn run_pipeline(
             drain_timeout: Duration::from_secs(30),
             hold_until_committed: false,
             first_answers: first_answers::DEFAULT,
+            stalls,
         },
         Arc::clone(&stats),
         Arc::clone(&control),
@@ -293,6 +308,7 @@ async fn concurrency_bounds_requests_in_flight() {
             drain_timeout: Duration::from_secs(30),
             hold_until_committed: false,
             first_answers: first_answers::DEFAULT,
+            stalls: crate::stall::Stalls::none(),
         },
         stats,
         control,

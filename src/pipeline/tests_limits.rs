@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use super::tests::{reply, run_pipeline, store_with_rows, unlimited, Fake, BODY, OK};
+use super::tests::{reply, run_pipeline, run_pipeline_stalling, store_with_rows, unlimited, Fake, BODY, OK};
 use super::*;
 use crate::api::ratelimit::Gauge;
 use crate::api::{RateHeaders, Reply, SendError};
@@ -234,4 +234,23 @@ async fn a_failing_server_narrows_the_window_and_recovery_widens_it() {
     );
     let widest = *after.iter().max().unwrap();
     assert!(widest >= 10, "200 rows later it is wide again: {widest}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeouts_while_the_process_stood_still_do_not_narrow_the_window() {
+    let real = std::time::Instant::now();
+    let stalls = crate::stall::Stalls::manual(real);
+    let watched = stalls.clone();
+    // The first 60 attempts each live through a 5 s stop of the process and time out.
+    let fake = Fake::slow(MS_100, move |n| match n {
+        0..60 => {
+            watched.tick_at(real + Duration::from_secs(5 * (n as u64 + 1)));
+            Err(SendError::Timeout(Duration::from_secs(2)))
+        }
+        _ => reply(200, None, OK),
+    });
+    let flags = Limits::new(NonZeroU32::new(1_000_000), NonZeroU32::new(1_000_000));
+    let ran = run_pipeline_stalling(store_with_rows(200, BODY), fake, 16, 30, flags, stalls, |_| {}).await;
+    assert_eq!(ran.store.counts().unwrap().done, 200);
+    assert_eq!(ran.decreases, 0, "a stall of ours is no overload signal");
 }

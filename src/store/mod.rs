@@ -331,6 +331,27 @@ impl Store {
         &mut self.conn
     }
 
+    /// Marks a failed write as a full disk ([`DiskFull`]) when it was one: SQLite says so itself
+    /// (`SQLITE_FULL`) for some writes, and reports others (a write past the file-size limit, an
+    /// exhausted quota, often a short write) as a plain I/O error, whose errno it keeps.
+    pub fn mark_disk_full(&self, e: anyhow::Error) -> anyhow::Error {
+        let full = e.chain().any(|cause| {
+            matches!(
+                cause.downcast_ref::<rusqlite::Error>(),
+                Some(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::DiskFull
+            )
+        });
+        // SAFETY: the handle is the open connection's, valid while `self` is borrowed;
+        // sqlite3_system_errno only reads the errno SQLite recorded for its last failed system
+        // call.
+        let errno = unsafe { rusqlite::ffi::sqlite3_system_errno(self.conn.handle()) };
+        if full || crate::error::disk_full_errno(errno) {
+            e.context(crate::error::DiskFull)
+        } else {
+            e
+        }
+    }
+
     /// The recorded job, if the input has been read into this checkpoint.
     pub fn job(&self) -> anyhow::Result<Option<JobRecord>> {
         let text: Option<String> = self

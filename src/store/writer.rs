@@ -132,12 +132,14 @@ pub fn spawn(
     Ok((StoreHandle { tx }, handle))
 }
 
-fn write_loop(
-    mut store: Store,
-    run: i64,
-    stats: &Stats,
-    mut rx: mpsc::Receiver<Msg>,
-) -> anyhow::Result<Store> {
+fn write_loop(mut store: Store, run: i64, stats: &Stats, rx: mpsc::Receiver<Msg>) -> anyhow::Result<Store> {
+    match write_all(&mut store, run, stats, rx) {
+        Ok(()) => Ok(store),
+        Err(e) => Err(store.mark_disk_full(e)),
+    }
+}
+
+fn write_all(store: &mut Store, run: i64, stats: &Stats, mut rx: mpsc::Receiver<Msg>) -> anyhow::Result<()> {
     let sample_only = store.sample_only;
     let through = store.through;
     let mut acks = Vec::new();
@@ -171,7 +173,7 @@ fn write_loop(
     tx.execute("UPDATE rows SET state = 'pending' WHERE state = 'in_flight'", [])?;
     record_counters(&tx, run, stats)?;
     tx.commit()?;
-    Ok(store)
+    Ok(())
 }
 
 fn apply(

@@ -246,6 +246,95 @@ fn sigterm_behaves_like_ctrl_c() {
 }
 
 #[test]
+fn sighup_behaves_like_ctrl_c() {
+    signal_stops_the_run_cleanly(libc::SIGHUP);
+}
+
+/// `nohup promptmill run …`: started with SIGHUP ignored, the run outlives its terminal.
+#[test]
+fn a_run_started_with_sighup_ignored_goes_on_after_sighup() {
+    use std::os::unix::process::CommandExt;
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 100);
+    let mock = Mock::start(&["--latency", "50ms"]);
+    let mut cmd = run_job(&dir, &mock);
+    cmd.args(["--concurrency", "4"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: between fork and exec only signal(), which is async-signal-safe, is called.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    wait_until(Duration::from_secs(30), "10 requests", || {
+        mock.requests().len() >= 10
+    });
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGHUP) };
+    let status = wait_for(&mut child, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "the run went on to the end");
+    assert_eq!(dir.jsonl("out.jsonl").len(), 100);
+}
+
+/// The terminal really closing: the run's stderr is a terminal whose other side goes away (every
+/// write to it then fails), then SIGHUP comes. The run must still drain and commit, and exit as
+/// stopped, not die on the first message it can no longer print.
+#[test]
+fn a_closed_terminal_stops_the_run_cleanly_though_nothing_can_be_printed() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 400);
+    let mock = Mock::start(&["--latency", "100ms"]);
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two new descriptors, which we then own.
+    let opened = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened and are owned by nothing else. The child must
+    // not inherit the terminal's other side, or closing ours would not close it.
+    let (master, slave) = unsafe {
+        libc::fcntl(master, libc::F_SETFD, libc::FD_CLOEXEC);
+        (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave))
+    };
+    // Nobody reads the terminal: the few seconds of progress bar until it closes fit in its buffer.
+    let mut child = run_job(&dir, &mock)
+        .args(["--concurrency", "4"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(slave))
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "20 requests", || {
+        mock.requests().len() >= 20
+    });
+    drop(master);
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGHUP) };
+    let status = wait_for(&mut child, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(4), "stopped, not crashed: {status:?}");
+    let sent = mock.requests().len();
+    assert!(sent < 400, "dispatch stopped");
+    let done = dir
+        .jsonl("out.jsonl")
+        .iter()
+        .filter(|r| r["status"] == "done")
+        .count();
+    assert_eq!(done, sent, "requests on the wire finished and were recorded");
+    let resumed = run(promptmill(&dir).args(["resume", "out.jsonl.promptmill.db", "--concurrency", "50"]));
+    assert_eq!(resumed.code(), 0, "{}", resumed.stderr);
+    assert_eq!(mock.requests().len(), 400, "nothing was sent twice");
+}
+
+#[test]
 fn a_second_process_on_the_same_checkpoint_is_refused() {
     let dir = Dir::new();
     prompts_jsonl(&dir, "p.jsonl", 100);
@@ -374,6 +463,11 @@ fn a_second_ctrl_c_exits_at_once_and_the_checkpoint_still_resumes() {
 #[test]
 fn a_second_sigterm_exits_at_once_and_the_checkpoint_still_resumes() {
     a_second_signal_exits_at_once(libc::SIGTERM, libc::SIGTERM);
+}
+
+#[test]
+fn a_second_sighup_exits_at_once_and_the_checkpoint_still_resumes() {
+    a_second_signal_exits_at_once(libc::SIGHUP, libc::SIGHUP);
 }
 
 #[test]
