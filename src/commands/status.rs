@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use std::fmt::Write as _;
+use std::io::Write as _;
+
 use serde::Serialize;
 
 use crate::cli::StatusArgs;
@@ -160,28 +163,42 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
         runs,
         elapsed_seconds: elapsed_ms.max(0) as f64 / 1000.0,
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+    let text = if args.json {
+        format!("{}\n", serde_json::to_string_pretty(&status)?)
     } else {
-        print_table(&status);
-    }
+        table(&status)
+    };
+    // Written at once, so that a closed pipe (`status DB | head`) is an error `main` takes for
+    // success, not a panic of `println!`.
+    std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(exit_code::SUCCESS)
 }
 
-fn print_table(s: &Status) {
+/// Appends a line to the table being built (`println!`'s form, into a `String`).
+macro_rules! line {
+    ($out:ident) => { $out.push('\n') };
+    ($out:ident, $($arg:tt)*) => {{
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+fn table(s: &Status) -> String {
+    let mut out = String::new();
     let r = &s.rows;
-    println!("checkpoint  {}", s.checkpoint);
-    println!("input       {}", s.input);
-    println!(
+    line!(out, "checkpoint  {}", s.checkpoint);
+    line!(out, "input       {}", s.input);
+    line!(
+        out,
         "model       {}   endpoint {}",
         s.model.as_deref().unwrap_or("(from the rows)"),
         s.url
     );
-    println!("output      {}", s.output);
+    line!(out, "output      {}", s.output);
     match &s.active_run {
         Some(a) => {
             let since = Duration::from_millis(now_ms().saturating_sub(a.started_at).max(0) as u64);
-            println!(
+            line!(
+                out,
                 "running     yes: run {}, pid {}, since {} ({} ago)",
                 a.run,
                 a.pid,
@@ -191,7 +208,7 @@ fn print_table(s: &Status) {
                 duration(since)
             );
         }
-        None => println!("running     no"),
+        None => line!(out, "running     no"),
     }
     if let Some(p) = &s.profile {
         let gave = if p.gave.is_empty() {
@@ -199,7 +216,7 @@ fn print_table(s: &Status) {
         } else {
             p.gave.join(" ")
         };
-        println!("profile     {} ({}) gave {gave}", p.name, p.file.display());
+        line!(out, "profile     {} ({}) gave {gave}", p.name, p.file.display());
     }
     let l = &s.limits;
     // A limit not given is learned from the server (see limits.rs).
@@ -207,7 +224,8 @@ fn print_table(s: &Status) {
         v.map(|n| n.to_string())
             .unwrap_or_else(|| "from the server".into())
     };
-    println!(
+    line!(
+        out,
         "limits      concurrency {}, rpm {}, tpm {}, {} attempts, timeout {}",
         l.concurrency,
         given(l.rpm),
@@ -216,24 +234,26 @@ fn print_table(s: &Status) {
         humantime::format_duration(l.timeout)
     );
     if let (Some(in_force), Some(last)) = (&s.limits_in_force, s.runs.last()) {
-        println!("in force    {in_force} (run {}, as last recorded)", last.run);
+        line!(out, "in force    {in_force} (run {}, as last recorded)", last.run);
     }
-    println!();
+    line!(out);
     match s.limit {
-        Some(n) => println!(
+        Some(n) => line!(
+            out,
             "rows        {} total; --limit {n}: only the first {n} are sent",
             r.total
         ),
-        None => println!("rows        {} total", r.total),
+        None => line!(out, "rows        {} total", r.total),
     }
-    println!("  done      {}", r.done);
-    println!("  failed    {}", r.failed);
-    println!("  skipped   {} (invalid input)", r.invalid);
+    line!(out, "  done      {}", r.done);
+    line!(out, "  failed    {}", r.failed);
+    line!(out, "  skipped   {} (invalid input)", r.invalid);
     match &s.active_run {
         Some(a) => {
-            println!("  pending   {}", thousands(r.pending));
-            println!("  on wire   {}", thousands(a.on_wire));
-            println!(
+            line!(out, "  pending   {}", thousands(r.pending));
+            line!(out, "  on wire   {}", thousands(a.on_wire));
+            line!(
+                out,
                 "  claimed   {} (by the running process, waiting for a place on the wire)",
                 thousands(r.in_flight.saturating_sub(a.on_wire))
             );
@@ -241,28 +261,32 @@ fn print_table(s: &Status) {
         None => {
             // Rows a killed run left claimed were moved to pending above.
             if s.left_claimed > 0 {
-                println!(
+                line!(out,
                     "  pending   {} ({} left claimed by a run that did not end cleanly; the next run sends them)",
                     thousands(r.pending),
                     thousands(s.left_claimed)
                 );
             } else {
-                println!("  pending   {}", thousands(r.pending));
+                line!(out, "  pending   {}", thousands(r.pending));
             }
-            println!("  in flight {}", thousands(r.in_flight));
+            line!(out, "  in flight {}", thousands(r.in_flight));
         }
     }
     if r.batched > 0 || !s.batches.is_empty() {
-        println!("  in batches {}", r.batched);
+        line!(out, "  in batches {}", r.batched);
     }
-    println!();
-    println!(
+    line!(out);
+    line!(
+        out,
         "attempts    {} ({} rows needed more than one, at most {} for one row)",
-        r.attempts, r.retried_rows, r.max_attempts
+        r.attempts,
+        r.retried_rows,
+        r.max_attempts
     );
     let runs = if s.runs.len() == 1 { "run" } else { "runs" };
-    println!("retries     {} (in {} {runs})", s.retries, s.runs.len());
-    println!(
+    line!(out, "retries     {} (in {} {runs})", s.retries, s.runs.len());
+    line!(
+        out,
         "tokens      {} prompt + {} completion = {} total",
         thousands(r.prompt_tokens),
         thousands(r.completion_tokens),
@@ -275,9 +299,10 @@ fn print_table(s: &Status) {
             limit: s.max_cost,
             ..Default::default()
         };
-        println!("cost        {}", spend.describe());
+        line!(out, "cost        {}", spend.describe());
     }
-    println!(
+    line!(
+        out,
         "elapsed     {}",
         duration(Duration::from_secs_f64(s.elapsed_seconds.max(0.0)))
     );
@@ -285,12 +310,13 @@ fn print_table(s: &Status) {
         print_batches(&s.batches);
     }
     if !s.top_errors.is_empty() {
-        println!();
-        println!("most common errors:");
+        line!(out);
+        line!(out, "most common errors:");
         for e in &s.top_errors {
-            println!("  {:>7} × {}", e.rows, e.error);
+            line!(out, "  {:>7} × {}", e.rows, e.error);
         }
     }
+    out
 }
 
 /// One line per Batch API part: where it stands, and the provider's counts as last seen.
