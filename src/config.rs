@@ -58,6 +58,8 @@ pub struct SendConfig {
     given: LimitFlags,
     pub retry_failed: bool,
     pub summary: Option<PathBuf>,
+    /// `--report`: the HTML run report, written when the run ends.
+    pub report: Option<PathBuf>,
     /// `--overwrite` (or `--restart`): an existing output this job did not write may be replaced.
     pub overwrite: bool,
     pub quiet: bool,
@@ -116,6 +118,7 @@ impl std::fmt::Debug for SendConfig {
             .field("given", &self.given)
             .field("retry_failed", &self.retry_failed)
             .field("summary", &self.summary)
+            .field("report", &self.report)
             .field("overwrite", &self.overwrite)
             .field("quiet", &self.quiet)
             .field("verbose", &self.verbose)
@@ -304,6 +307,7 @@ impl RunConfig {
             &db,
             &output.path,
             args.send.summary.as_deref(),
+            args.send.report.as_deref(),
             "--output",
             "--db",
         )?;
@@ -548,6 +552,7 @@ impl SendConfig {
             },
             retry_failed: args.retry_failed,
             summary: args.summary.clone(),
+            report: args.report.clone(),
             overwrite: args.overwrite,
             quiet: args.quiet,
             verbose: args.verbose,
@@ -614,6 +619,7 @@ pub fn check_paths(
     db: &Path,
     output: &Path,
     summary: Option<&Path>,
+    report: Option<&Path>,
     output_flag: &'static str,
     db_flag: &'static str,
 ) -> Result<(), ConfigError> {
@@ -635,6 +641,12 @@ pub fn check_paths(
     if let Some(path) = summary {
         uses.push(Use {
             flag: "--summary",
+            path,
+        });
+    }
+    if let Some(path) = report {
+        uses.push(Use {
+            flag: "--report",
             path,
         });
     }

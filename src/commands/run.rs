@@ -181,6 +181,7 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
         &args.db,
         &job.output.path,
         send.summary.as_deref(),
+        send.report.as_deref(),
         "--output",
         "the checkpoint",
     )?;
@@ -608,6 +609,9 @@ pub(crate) fn write_results(
     }
     if let Some(path) = &send.summary {
         crate::files::write(path, format!("{summary_json}\n").as_bytes())?;
+    }
+    if let Some(path) = &send.report {
+        crate::report::write(store, store.path(), path)?;
     }
     if !send.quiet {
         eprintln!("{summary}");

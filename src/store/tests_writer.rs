@@ -55,11 +55,13 @@ fn done(seq: i64, attempts: u32, prompt: u64, completion: u64) -> Outcome {
                 prompt_tokens: prompt,
                 completion_tokens: completion,
                 total_tokens: prompt + completion,
+                ..Usage::default()
             },
             model: Some("gpt-4o-mini-2024-07-18".into()),
             id: Some(format!("chatcmpl-{seq}")),
             raw: format!("{{\"id\":\"chatcmpl-{seq}\"}}"),
         }),
+        tries: Vec::new(),
     }
 }
 
@@ -158,6 +160,7 @@ async fn failed_outcome_records_the_error_and_status() {
             error: "HTTP 400: bad request".into(),
             status: Some(400),
         },
+        tries: Vec::new(),
     };
     w.handle.finish(failed).await.unwrap();
     let store = stop(w);
@@ -181,6 +184,7 @@ async fn unfinished_outcome_returns_the_row_to_pending_and_counts_its_attempts()
         seq: 1,
         attempts: 3,
         kind: OutcomeKind::Unfinished,
+        tries: Vec::new(),
     };
     w.handle.finish(unfinished).await.unwrap();
     assert_eq!(seqs(&w.handle.claim(0, 1).await.unwrap()), [1], "pending again");
