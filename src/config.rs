@@ -307,7 +307,7 @@ impl RunConfig {
             &db,
             &output.path,
             args.send.summary.as_deref(),
-            args.send.report.as_deref(),
+            args.send.report.as_deref().map(|p| ("--report", p)),
             "--output",
             "--db",
         )?;
@@ -619,7 +619,7 @@ pub fn check_paths(
     db: &Path,
     output: &Path,
     summary: Option<&Path>,
-    report: Option<&Path>,
+    report: Option<(&'static str, &Path)>,
     output_flag: &'static str,
     db_flag: &'static str,
 ) -> Result<(), ConfigError> {
@@ -644,11 +644,8 @@ pub fn check_paths(
             path,
         });
     }
-    if let Some(path) = report {
-        uses.push(Use {
-            flag: "--report",
-            path,
-        });
+    if let Some((flag, path)) = report {
+        uses.push(Use { flag, path });
     }
     // Standard input and output (`-`) are no files: nothing to collide with.
     uses.retain(|u| u.path != Path::new(crate::input::STDIN));

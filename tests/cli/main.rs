@@ -23,6 +23,7 @@ mod limits;
 mod numbers;
 mod onejob;
 mod profiles;
+mod report;
 mod resume;
 mod secrets;
 mod stdio;
