@@ -189,13 +189,13 @@ fn error_kinds(attempts: &[StoredAttempt]) -> Vec<ErrorKind> {
         }
     }
     let mut kinds: Vec<ErrorKind> = kinds.into_values().collect();
-    kinds.sort_by(|a, b| b.count.cmp(&a.count));
+    kinds.sort_by_key(|k| std::cmp::Reverse(k.count));
     kinds
 }
 
 fn slowest(attempts: &[StoredAttempt]) -> Vec<(String, i64, Option<i64>)> {
     let mut by: Vec<&StoredAttempt> = attempts.iter().collect();
-    by.sort_by(|a, b| b.latency_ms.cmp(&a.latency_ms));
+    by.sort_by_key(|a| std::cmp::Reverse(a.latency_ms));
     by.into_iter()
         .take(TOP)
         .map(|a| (a.id.clone(), a.latency_ms, a.status))

@@ -95,6 +95,9 @@ pub struct RowEnd {
     pub done: bool,
 }
 
+/// Finish reasons with how many done rows gave each, most frequent first.
+pub type FinishReasons = Vec<(String, u64)>;
+
 /// Appends a row's attempts of run `run` (inside the caller's transaction).
 pub(crate) fn record(conn: &Connection, run: i64, seq: i64, tries: &[Attempt]) -> rusqlite::Result<()> {
     if tries.is_empty() {
@@ -174,7 +177,7 @@ impl Store {
     /// When each sent row was settled (done or failed, in that order of time), and the done
     /// rows' finish reasons with their counts. Batch-mode rows are left out of the timeline
     /// (the parts tell their story) but counted in the finish reasons.
-    pub fn row_ends(&self) -> anyhow::Result<(Vec<RowEnd>, Vec<(String, u64)>)> {
+    pub fn row_ends(&self) -> anyhow::Result<(Vec<RowEnd>, FinishReasons)> {
         let mut stmt = self.conn.prepare(
             "SELECT updated_at, state = 'done' FROM rows
              WHERE invalid = 0 AND part IS NULL AND state IN ('done', 'failed') ORDER BY updated_at",

@@ -62,6 +62,9 @@ pub enum OutcomeKind {
     Unfinished,
 }
 
+// Finish is by far the most frequent message: boxing it would cost an allocation per row, for
+// a channel whose capacity bounds the memory anyway.
+#[allow(clippy::large_enum_variant)]
 enum Msg {
     /// An outcome to record, and who to tell once it is committed.
     Finish(Outcome, Option<oneshot::Sender<()>>),
