@@ -77,6 +77,9 @@ pub enum Command {
     /// Write a job's results from its checkpoint, at any time (also while it runs).
     #[command(after_long_help = EXPORT_EXAMPLES)]
     Export(ExportArgs),
+    /// Write a job's run report: one self-contained HTML page of charts and tables.
+    #[command(after_long_help = REPORT_EXAMPLES)]
+    Report(ReportArgs),
     /// Cancel a `--mode batch` job's batches at the provider and collect what they finished.
     #[command(after_long_help = CANCEL_EXAMPLES)]
     Cancel(CancelArgs),
@@ -100,6 +103,7 @@ const NOT_FOR_ESTIMATE: &[&str] = &[
     "restart",
     "retry_failed",
     "summary",
+    "report",
     "max_cost",
     "max_attempts",
     "timeout",
@@ -427,6 +431,12 @@ pub struct SendArgs {
     #[arg(long, value_name = "PATH", help_heading = OUTPUT)]
     pub summary: Option<PathBuf>,
 
+    /// Also write the job's HTML run report to this file when the run ends.
+    ///
+    /// Written on every end of the run, Ctrl-C included; the same page as `promptmill report`.
+    #[arg(long, value_name = "PATH", help_heading = OUTPUT)]
+    pub report: Option<PathBuf>,
+
     /// Replace an existing output that this job did not write.
     ///
     /// Without it, such a file is refused before anything is sent.
@@ -611,6 +621,16 @@ pub struct ExportArgs {
     /// Replace an existing file that no run or export of this job wrote.
     #[arg(long)]
     pub overwrite: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The checkpoint database of the job.
+    pub db: PathBuf,
+
+    /// Where to write the HTML page (one file: charts, tables and styles inline).
+    #[arg(short, long, value_name = "PATH")]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -58,6 +58,8 @@ pub struct SendConfig {
     given: LimitFlags,
     pub retry_failed: bool,
     pub summary: Option<PathBuf>,
+    /// `--report`: the HTML run report, written when the run ends.
+    pub report: Option<PathBuf>,
     /// `--overwrite` (or `--restart`): an existing output this job did not write may be replaced.
     pub overwrite: bool,
     pub quiet: bool,
@@ -120,6 +122,7 @@ impl std::fmt::Debug for SendConfig {
             .field("given", &self.given)
             .field("retry_failed", &self.retry_failed)
             .field("summary", &self.summary)
+            .field("report", &self.report)
             .field("overwrite", &self.overwrite)
             .field("quiet", &self.quiet)
             .field("verbose", &self.verbose)
@@ -308,6 +311,7 @@ impl RunConfig {
             &db,
             &output.path,
             args.send.summary.as_deref(),
+            args.send.report.as_deref().map(|p| ("--report", p)),
             "--output",
             "--db",
         )?;
@@ -555,6 +559,7 @@ impl SendConfig {
             },
             retry_failed: args.retry_failed,
             summary: args.summary.clone(),
+            report: args.report.clone(),
             overwrite: args.overwrite,
             quiet: args.quiet,
             verbose: args.verbose,
@@ -623,6 +628,7 @@ pub fn check_paths(
     db: &Path,
     output: &Path,
     summary: Option<&Path>,
+    report: Option<(&'static str, &Path)>,
     output_flag: &'static str,
     db_flag: &'static str,
 ) -> Result<(), ConfigError> {
@@ -646,6 +652,9 @@ pub fn check_paths(
             flag: "--summary",
             path,
         });
+    }
+    if let Some((flag, path)) = report {
+        uses.push(Use { flag, path });
     }
     // Standard input and output (`-`) are no files: nothing to collide with.
     uses.retain(|u| u.path != Path::new(crate::input::STDIN));

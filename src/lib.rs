@@ -54,6 +54,7 @@ pub mod prepare;
 pub mod profile;
 pub mod progress;
 pub mod provider;
+pub mod report;
 pub mod retry;
 pub mod secret;
 pub mod shutdown;

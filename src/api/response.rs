@@ -20,6 +20,12 @@ pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub total_tokens: u64,
+    /// `prompt_tokens_details.cached_tokens`, when the server reports it (for the run report).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached_tokens: Option<u64>,
+    /// `completion_tokens_details.reasoning_tokens`, when the server reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_tokens: Option<u64>,
 }
 
 /// Why a 2xx body gives no completion.
@@ -39,6 +45,23 @@ struct WireUsage {
     prompt_tokens: Option<serde_json::Number>,
     completion_tokens: Option<serde_json::Number>,
     total_tokens: Option<serde_json::Number>,
+    prompt_tokens_details: Option<WireDetails>,
+    completion_tokens_details: Option<WireDetails>,
+}
+
+/// The breakdowns of `CompletionUsage`; only read for the run report, so a count that is not
+/// one (negative, fractional, beyond [`MAX_TOKENS`], not a number) is taken as unreported.
+#[derive(Deserialize)]
+struct WireDetails {
+    #[serde(default, deserialize_with = "lenient")]
+    cached_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "lenient")]
+    reasoning_tokens: Option<u64>,
+}
+
+fn lenient<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(v.as_u64().filter(|n| *n <= MAX_TOKENS))
 }
 
 /// A usage count: a whole number from 0 to [`MAX_TOKENS`]; absent counts as 0.
@@ -64,6 +87,11 @@ impl WireUsage {
             prompt_tokens,
             completion_tokens,
             total_tokens,
+            cached_tokens: self.prompt_tokens_details.as_ref().and_then(|d| d.cached_tokens),
+            reasoning_tokens: self
+                .completion_tokens_details
+                .as_ref()
+                .and_then(|d| d.reasoning_tokens),
         })
     }
 }
@@ -147,6 +175,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cached_and_reasoning_tokens_are_read_where_reported_and_absurd_ones_ignored() {
+        let body = br#"{"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":9,
+            "completion_tokens":5,"prompt_tokens_details":{"cached_tokens":4},
+            "completion_tokens_details":{"reasoning_tokens":3}}}"#;
+        let u = parse_completion(Endpoint::Chat, body).unwrap().usage;
+        assert_eq!((u.cached_tokens, u.reasoning_tokens), (Some(4), Some(3)));
+        let absurd = br#"{"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":9,
+            "prompt_tokens_details":{"cached_tokens":-4},
+            "completion_tokens_details":{"reasoning_tokens":"many"}}}"#;
+        let u = parse_completion(Endpoint::Chat, absurd).unwrap().usage;
+        assert_eq!(
+            (u.prompt_tokens, u.cached_tokens, u.reasoning_tokens),
+            (9, None, None)
+        );
+    }
+
+    #[test]
     fn chat_response_fields_are_kept() {
         let body = br#"{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o-mini","extra":1,
             "choices":[{"index":0,"message":{"role":"assistant","content":"Hello","refusal":null},"finish_reason":"stop"}],
@@ -159,7 +204,9 @@ mod tests {
             Usage {
                 prompt_tokens: 9,
                 completion_tokens: 1,
-                total_tokens: 10
+                total_tokens: 10,
+                cached_tokens: Some(0),
+                reasoning_tokens: None,
             }
         );
         assert_eq!(c.model.as_deref(), Some("gpt-4o-mini"));

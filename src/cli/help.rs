@@ -56,6 +56,14 @@ Examples:
   promptmill status out.jsonl.promptmill.db
   promptmill status out.jsonl.promptmill.db --json";
 
+pub(super) const REPORT_EXAMPLES: &str = "\
+Examples:
+  # how the job went: open report.html in a browser (it needs no network)
+  promptmill report out.jsonl.promptmill.db -o report.html
+
+  # or write it each time a run ends
+  promptmill run prompts.csv -o out.jsonl --model gpt-4o-mini --report report.html";
+
 pub(super) const EXPORT_EXAMPLES: &str = "\
 Examples:
   # the results so far, as CSV

@@ -232,6 +232,7 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
         &args.db,
         &job.output.path,
         None,
+        None,
         "the job's output",
         "the checkpoint",
     )?;

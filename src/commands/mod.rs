@@ -6,6 +6,7 @@ pub mod completions;
 pub mod estimate;
 pub mod export;
 pub mod man;
+pub mod report;
 pub mod run;
 pub mod status;
 pub mod target;
@@ -26,6 +27,7 @@ where
         Command::Resume(args) => run::resume(*args),
         Command::Status(args) => status::status(args),
         Command::Export(args) => export::export(args),
+        Command::Report(args) => report::report(args),
         Command::Cancel(args) => batch::cancel(args),
         Command::MockServer(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -181,6 +181,7 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
         &args.db,
         &job.output.path,
         send.summary.as_deref(),
+        send.report.as_deref().map(|p| ("--report", p)),
         "--output",
         "the checkpoint",
     )?;
@@ -684,6 +685,9 @@ pub(crate) fn write_results(
     store.end_run(run_id, &summary.outcome, &summary_json)?;
     if let Some(path) = &send.summary {
         crate::files::write(path, format!("{summary_json}\n").as_bytes())?;
+    }
+    if let Some(path) = &send.report {
+        crate::report::write(store, store.path(), path)?;
     }
     if !send.quiet {
         eprintln!("{summary}");

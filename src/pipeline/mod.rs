@@ -45,6 +45,7 @@ use crate::limits::{InForce, Limits, WindowInForce};
 use crate::retry::{Backoff, Hint, HINT_CAP};
 use crate::stall::Stalls;
 use crate::stats::Stats;
+use crate::store::attempts::{class, Attempt, Tokens};
 use crate::store::writer::{Claimed, Outcome, OutcomeKind, StoreHandle};
 
 use adaptive::{Signal, Window};
@@ -296,6 +297,8 @@ impl<T: Transport> Pipeline<T> {
         // Paid-for answers that were valid JSON but no usable completion: asked again once only.
         let mut unusable: u32 = 0;
         let mut held = None;
+        // What each attempt came to, recorded with the outcome (for the run report).
+        let mut tries: Vec<Attempt> = Vec::with_capacity(1);
         let kind = loop {
             // A slot in the window first (it bounds requests on the wire), then the buckets.
             let slot = tokio::select! {
@@ -348,6 +351,7 @@ impl<T: Transport> Pipeline<T> {
             Stats::add(&stats.in_flight, 1);
             let sent = Instant::now();
             let mark = self.settings.stalls.mark();
+            let started_at = crate::store::now_ms();
             let result = tokio::select! {
                 biased;
                 _ = control.abort.cancelled() => None,
@@ -356,10 +360,17 @@ impl<T: Transport> Pipeline<T> {
             let latency = sent.elapsed();
             let stalled = self.settings.stalls.since(mark);
             stats.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            let latency_ms = u32::try_from(latency.as_millis()).unwrap_or(u32::MAX);
             let Some(result) = result else {
                 if let Some(r) = reservation {
                     self.costing.settle(r, None);
                 }
+                tries.push(Attempt {
+                    started_at,
+                    latency_ms,
+                    class: Some(class::ABANDONED),
+                    ..Attempt::default()
+                });
                 break OutcomeKind::Unfinished;
             };
             let mut changed = false;
@@ -381,13 +392,15 @@ impl<T: Transport> Pipeline<T> {
                 unusable += 1;
             }
             let gives_up = attempts >= self.settings.max_attempts || unusable >= MAX_UNUSABLE;
+            let mut cost_nanos = 0;
             if let Some(r) = reservation {
                 let usage = match &verdict {
                     Verdict::Done(c) => Some((c.usage.prompt_tokens, c.usage.completion_tokens)),
                     _ => None,
                 };
                 // The ledger is the one account of money; the display and summary read it.
-                self.costing.settle(r, usage);
+                let paid = self.costing.settle(r, usage);
+                cost_nanos = (paid * 1e9).round() as u64;
             }
             // For a 429: whether its headers say a limit is spent (then everyone waits, below).
             let spent = match &verdict {
@@ -447,6 +460,9 @@ impl<T: Transport> Pipeline<T> {
             if changed {
                 tracing::info!("limits in force: {in_force}");
             }
+            tries.push(attempt_record(
+                &verdict, started_at, latency_ms, changed, in_force, cost_nanos,
+            ));
             match verdict {
                 Verdict::Done(c) => break OutcomeKind::Done(c),
                 Verdict::RowFailed { status, message } => {
@@ -509,6 +525,10 @@ impl<T: Transport> Pipeline<T> {
                             self.settings.backoff.delay(attempts, wait, rate_limited, rng)
                         }
                     };
+                    if let Some(last) = tries.last_mut() {
+                        last.wait_ms = Some(u32::try_from(delay.as_millis()).unwrap_or(u32::MAX));
+                        last.paused = spent.is_some();
+                    }
                     tracing::info!(row = %row.id, attempt = attempts, "retrying in {delay:.1?}: {reason}");
                     // Counted while it waits, so the progress line can say why rows stand still.
                     let _capped = hint
@@ -539,6 +559,7 @@ impl<T: Transport> Pipeline<T> {
             seq: row.seq,
             attempts,
             kind,
+            tries,
         };
         let recorded = match held {
             Some(slot) => {
@@ -551,6 +572,54 @@ impl<T: Transport> Pipeline<T> {
         if recorded.is_err() {
             control.abort(StopReason::Checkpoint("the checkpoint writer stopped".into()));
         }
+    }
+}
+
+/// What an answered attempt comes to in the checkpoint's `attempts` table.
+fn attempt_record(
+    verdict: &Verdict,
+    started_at: i64,
+    latency_ms: u32,
+    changed: bool,
+    in_force: InForce,
+    cost_nanos: u64,
+) -> Attempt {
+    let (status, class, tokens) = match verdict {
+        Verdict::Done(c) => {
+            let u = &c.usage;
+            let tokens = Tokens {
+                prompt: u.prompt_tokens,
+                completion: u.completion_tokens,
+                cached: u.cached_tokens,
+                reasoning: u.reasoning_tokens,
+            };
+            (Some(200), None, Some(tokens))
+        }
+        Verdict::Retry {
+            status, rate_limited, ..
+        } => {
+            let class = match status {
+                _ if *rate_limited => class::RATE_LIMITED,
+                None => class::NO_ANSWER,
+                Some(200..=299) => class::BAD_BODY,
+                Some(_) => class::SERVER,
+            };
+            (*status, Some(class), None)
+        }
+        Verdict::RowFailed { status, .. } => (Some(*status), Some(class::REFUSED), None),
+        Verdict::Stop { status, .. } => (Some(*status), Some(class::STOP), None),
+    };
+    Attempt {
+        started_at,
+        latency_ms,
+        status,
+        class,
+        wait_ms: None,
+        paused: false,
+        window: in_force.concurrency.current,
+        limits: changed.then_some((in_force.rpm.limit, in_force.tpm.limit)),
+        tokens,
+        cost_nanos,
     }
 }
 

@@ -9,6 +9,7 @@
 //! Durability: WAL with `synchronous=NORMAL`. A committed transaction survives a crash of the
 //! process (SIGKILL, panic); a power loss may lose the last commits, never corrupt the file.
 
+pub mod attempts;
 mod ingest;
 mod outputs;
 mod parts;

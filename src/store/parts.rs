@@ -56,6 +56,9 @@ pub struct PartRecord {
     pub error_file_id: Option<String>,
     /// When the part was planned (unix ms).
     pub created_at: i64,
+    /// When its stage or status last changed (unix ms): the end of its timeline in the report.
+    #[serde(skip)]
+    pub updated_at: i64,
 }
 
 impl PartRecord {
@@ -116,6 +119,7 @@ fn part_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PartRecord> {
     let errors: Option<String> = r.get(13)?;
     let worst_cost: f64 = r.get(16)?;
     let created_at: i64 = r.get(17)?;
+    let updated_at: i64 = r.get(18)?;
     Ok(PartRecord {
         part: r.get(0)?,
         model: r.get(1)?,
@@ -137,6 +141,7 @@ fn part_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PartRecord> {
         error_file_id: r.get(15)?,
         worst_cost,
         created_at,
+        updated_at,
     })
 }
 
@@ -145,7 +150,7 @@ impl Store {
     pub fn parts(&self) -> anyhow::Result<Vec<PartRecord>> {
         let mut q = self.conn.prepare(
             "SELECT part, model, filename, rows, bytes, tokens, stage, file_id, batch_id, status,
-                    completed, failed, total, errors, output_file_id, error_file_id, worst_cost, created_at
+                    completed, failed, total, errors, output_file_id, error_file_id, worst_cost, created_at, updated_at
              FROM parts ORDER BY part",
         )?;
         let parts = q.query_map([], part_row)?.collect::<Result<_, _>>()?;
@@ -155,7 +160,7 @@ impl Store {
     pub fn part(&self, part: i64) -> anyhow::Result<PartRecord> {
         let mut q = self.conn.prepare_cached(
             "SELECT part, model, filename, rows, bytes, tokens, stage, file_id, batch_id, status,
-                    completed, failed, total, errors, output_file_id, error_file_id, worst_cost, created_at
+                    completed, failed, total, errors, output_file_id, error_file_id, worst_cost, created_at, updated_at
              FROM parts WHERE part = ?1",
         )?;
         Ok(q.query_row([part], part_row)?)
@@ -426,6 +431,7 @@ impl Collection<'_> {
                 seq,
                 attempts: 1,
                 kind,
+                tries: Vec::new(),
             },
         )?;
         Ok(true)
@@ -450,6 +456,7 @@ impl Collection<'_> {
                         error: reason.to_string(),
                         status: None,
                     },
+                    tries: Vec::new(),
                 },
             )?;
         }

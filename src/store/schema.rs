@@ -116,6 +116,29 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE runs ADD COLUMN on_wire INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE runs ADD COLUMN updated_at INTEGER;
     "#,
+    // 7: every request a live run sent, for `promptmill report` (see store/attempts.rs). No
+    // index: appended in the writer's grouped commits, read whole by the report.
+    r#"
+    CREATE TABLE attempts (
+        run               INTEGER NOT NULL,
+        seq               INTEGER NOT NULL,     -- the row (rows.seq)
+        started_at        INTEGER NOT NULL,     -- unix ms
+        latency_ms        INTEGER NOT NULL,
+        status            INTEGER,              -- HTTP status; NULL: no answer
+        class             TEXT,                 -- NULL: gave the completion; else the error class
+        wait_ms           INTEGER,              -- the wait before the row's next attempt
+        paused            INTEGER,              -- 1: that wait paused every worker
+        window            INTEGER,              -- the concurrency window after the answer
+        limits_changed    INTEGER,              -- 1: the answer changed the limits to rpm, tpm
+        rpm               INTEGER,
+        tpm               INTEGER,
+        prompt_tokens     INTEGER,
+        completion_tokens INTEGER,
+        cached_tokens     INTEGER,
+        reasoning_tokens  INTEGER,
+        cost_nanos        INTEGER               -- billionths of a dollar; NULL: nothing
+    );
+    "#,
 ];
 
 /// Brings the schema up to date. Fails if the database was written by a newer promptmill.

@@ -55,11 +55,13 @@ fn done(seq: i64, attempts: u32, prompt: u64, completion: u64) -> Outcome {
                 prompt_tokens: prompt,
                 completion_tokens: completion,
                 total_tokens: prompt + completion,
+                ..Usage::default()
             },
             model: Some("gpt-4o-mini-2024-07-18".into()),
             id: Some(format!("chatcmpl-{seq}")),
             raw: format!("{{\"id\":\"chatcmpl-{seq}\"}}"),
         }),
+        tries: Vec::new(),
     }
 }
 
@@ -158,6 +160,7 @@ async fn failed_outcome_records_the_error_and_status() {
             error: "HTTP 400: bad request".into(),
             status: Some(400),
         },
+        tries: Vec::new(),
     };
     w.handle.finish(failed).await.unwrap();
     let store = stop(w);
@@ -181,6 +184,7 @@ async fn unfinished_outcome_returns_the_row_to_pending_and_counts_its_attempts()
         seq: 1,
         attempts: 3,
         kind: OutcomeKind::Unfinished,
+        tries: Vec::new(),
     };
     w.handle.finish(unfinished).await.unwrap();
     assert_eq!(seqs(&w.handle.claim(0, 1).await.unwrap()), [1], "pending again");
@@ -197,6 +201,7 @@ async fn attempts_add_up_across_outcomes_of_the_same_row() {
         seq: 1,
         attempts: 2,
         kind: OutcomeKind::Unfinished,
+        tries: Vec::new(),
     };
     w.handle.finish(unfinished).await.unwrap();
     w.handle.claim(0, 1).await.unwrap();
@@ -273,4 +278,64 @@ async fn database_error_ends_the_writer_with_it_and_cancels_the_run() {
     assert!(w.on_error.is_cancelled());
     assert!(w.handle.finish(done(2, 1, 1, 1)).await.is_err());
     assert!(w.handle.claim(0, 1).await.is_err());
+}
+
+#[tokio::test]
+async fn each_attempt_is_recorded_with_the_outcome_under_the_run() {
+    use super::attempts::{class, Attempt, Tokens};
+    let w = start(store_with(1));
+    let run = w.run;
+    w.handle.claim(0, 1).await.unwrap();
+    let mut outcome = done(1, 2, 7, 3);
+    outcome.tries = vec![
+        Attempt {
+            started_at: 1_000,
+            latency_ms: 12,
+            status: Some(429),
+            class: Some(class::RATE_LIMITED),
+            wait_ms: Some(500),
+            paused: true,
+            window: 4,
+            limits: Some((Some(60), None)),
+            ..Attempt::default()
+        },
+        Attempt {
+            started_at: 1_600,
+            latency_ms: 30,
+            status: Some(200),
+            window: 4,
+            tokens: Some(Tokens {
+                prompt: 7,
+                completion: 3,
+                cached: Some(2),
+                reasoning: None,
+            }),
+            cost_nanos: 1_234,
+            ..Attempt::default()
+        },
+    ];
+    w.handle.finish_durable(outcome).await.unwrap();
+    let store = stop(w);
+    let a = store.attempts().unwrap();
+    assert_eq!(a.len(), 2);
+    assert_eq!((a[0].run, a[0].seq, a[0].id.as_str()), (run, 1, "r1"));
+    assert_eq!(
+        (a[0].status, a[0].class.as_deref(), a[0].wait_ms, a[0].paused),
+        (Some(429), Some(class::RATE_LIMITED), Some(500), true)
+    );
+    assert_eq!((a[0].limits_changed, a[0].rpm, a[0].tpm), (true, Some(60), None));
+    assert_eq!(
+        (a[1].class.as_deref(), a[1].latency_ms, a[1].window),
+        (None, 30, Some(4))
+    );
+    assert_eq!(
+        (
+            a[1].prompt_tokens,
+            a[1].cached_tokens,
+            a[1].reasoning_tokens,
+            a[1].cost_nanos
+        ),
+        (Some(7), Some(2), None, 1_234)
+    );
+    assert!(!a[1].limits_changed && !a[1].paused);
 }

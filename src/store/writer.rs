@@ -46,6 +46,8 @@ pub struct Outcome {
     /// Attempts made in this run (added to the stored count).
     pub attempts: u32,
     pub kind: OutcomeKind,
+    /// What each of those attempts came to (for the report; empty where nothing was sent live).
+    pub tries: Vec<super::attempts::Attempt>,
 }
 
 #[derive(Debug)]
@@ -60,6 +62,9 @@ pub enum OutcomeKind {
     Unfinished,
 }
 
+// Finish is by far the most frequent message: boxing it would cost an allocation per row, for
+// a channel whose capacity bounds the memory anyway.
+#[allow(clippy::large_enum_variant)]
 enum Msg {
     /// An outcome to record, and who to tell once it is committed.
     Finish(Outcome, Option<oneshot::Sender<()>>),
@@ -145,11 +150,11 @@ fn write_all(store: &mut Store, run: i64, stats: &Stats, mut rx: mpsc::Receiver<
     let mut acks = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         let tx = store.conn().transaction()?;
-        apply(&tx, first, (sample_only, through), &mut acks)?;
+        apply(&tx, run, first, (sample_only, through), &mut acks)?;
         let mut applied = 1;
         while applied < MAX_GROUP {
             match rx.try_recv() {
-                Ok(msg) => apply(&tx, msg, (sample_only, through), &mut acks)?,
+                Ok(msg) => apply(&tx, run, msg, (sample_only, through), &mut acks)?,
                 Err(_) => break,
             }
             applied += 1;
@@ -178,12 +183,14 @@ fn write_all(store: &mut Store, run: i64, stats: &Stats, mut rx: mpsc::Receiver<
 
 fn apply(
     conn: &Connection,
+    run: i64,
     msg: Msg,
     (sample_only, through): (bool, i64),
     acks: &mut Vec<oneshot::Sender<()>>,
 ) -> anyhow::Result<()> {
     match msg {
         Msg::Finish(o, ack) => {
+            super::attempts::record(conn, run, o.seq, &o.tries)?;
             record_outcome(conn, o)?;
             acks.extend(ack);
             Ok(())

@@ -26,6 +26,7 @@ mod onejob;
 mod profiles;
 mod progress_lines;
 mod pty;
+mod report;
 mod resume;
 mod secrets;
 mod small_print;

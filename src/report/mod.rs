@@ -1,0 +1,20 @@
+//! `promptmill report`: one self-contained HTML page of how a job went, read from its
+//! checkpoint. [`data`] gathers the numbers (the same store calls `status` makes), [`charts`]
+//! draws them as SVG, [`html`] lays out the page; [`write`] puts it in place through
+//! [`crate::files`] (exclusive temp file, mode 0600, renamed).
+
+pub mod charts;
+pub mod data;
+pub mod html;
+
+use std::path::Path;
+
+use crate::store::Store;
+
+/// Writes the report of the job in `store` (checkpoint `db`) to `out`.
+pub fn write(store: &Store, db: &Path, out: &Path) -> anyhow::Result<()> {
+    let report = data::Report::read(store, db)?;
+    let page = html::page(&report)?;
+    crate::files::write(out, page.as_bytes())
+        .map_err(|e| anyhow::anyhow!("{}: could not write the report: {e:#}", out.display()))
+}
