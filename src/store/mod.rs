@@ -35,6 +35,8 @@ pub use schema::MIGRATIONS;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_ingest;
+#[cfg(test)]
 mod tests_writer;
 
 /// Row states as stored.
