@@ -2,11 +2,14 @@
 //! would take, without sending anything — or, with `--sample N`, after sending N random rows for
 //! real to measure what completions cost.
 
+use std::collections::BTreeMap;
+
 use crate::cli::RunArgs;
 use crate::commands::run::{execute, open_job, Scope};
 use crate::config::EstimateConfig;
 use crate::config::RunConfig;
 use crate::error::exit_code;
+use crate::estimate::calibrate::{prompt_ratios, PromptRatio};
 use crate::estimate::report::{Assumptions, Expectation, Report};
 use crate::estimate::{expectation_from_sample, scan};
 use crate::load::LoadError;
@@ -28,8 +31,13 @@ pub fn estimate(args: RunArgs) -> anyhow::Result<i32> {
         LoadError::Other(e) => e,
         other => anyhow::Error::msg(other.to_string()),
     })?;
+    let mut ratios = None;
     let expectation = match (&cfg.sample, cfg.expect_output_tokens) {
-        (Some((n, run)), _) => Some(calibrate(*n, run)?),
+        (Some((n, run)), _) => {
+            let (expectation, prompts) = calibrate(*n, run)?;
+            ratios = Some(prompts);
+            Some(expectation)
+        }
         (None, Some(n)) => Some(Expectation {
             per_request: n as f64,
             interval: None,
@@ -44,6 +52,7 @@ pub fn estimate(args: RunArgs) -> anyhow::Result<i32> {
             limits: &cfg.limits,
             latency: cfg.expect_latency,
             expectation,
+            prompt_ratios: ratios.as_ref(),
             skip_invalid: cfg.input.skip_invalid,
             batch: cfg.batch.as_ref(),
         },
@@ -70,8 +79,9 @@ pub fn estimate(args: RunArgs) -> anyhow::Result<i32> {
 }
 
 /// Sends the calibration sample (rows already sent for it are not sent again) and measures its
-/// completions. The rows are checkpointed like any run's, so the full run skips them.
-fn calibrate(n: u64, run: &RunConfig) -> anyhow::Result<Expectation> {
+/// completions, and its prompts as billed beside as counted here (recorded in the checkpoint).
+/// The rows are checkpointed like any run's, so the full run skips them.
+fn calibrate(n: u64, run: &RunConfig) -> anyhow::Result<(Expectation, BTreeMap<String, PromptRatio>)> {
     let (store, job, lock) = open_job(run, Scope::Sample)?;
     let size = store.choose_sample(n)?;
     if !run.send.quiet {
@@ -81,7 +91,7 @@ fn calibrate(n: u64, run: &RunConfig) -> anyhow::Result<Expectation> {
     if code == exit_code::STOPPED || code == exit_code::BUDGET || code == exit_code::ERROR {
         anyhow::bail!("the calibration sample did not finish; no estimate was made from it");
     }
-    let store = crate::store::Store::open(&run.db, false)?;
+    let mut store = crate::store::Store::open(&run.db, false)?;
     let (completions, unsettled) = store.sample_completions()?;
     if completions.is_empty() {
         anyhow::bail!(
@@ -89,5 +99,23 @@ fn calibrate(n: u64, run: &RunConfig) -> anyhow::Result<Expectation> {
             super::shell_quote(&run.db.display().to_string())
         );
     }
-    Ok(expectation_from_sample(&completions))
+    Ok((expectation_from_sample(&completions), sample_prompts(&mut store)?))
+}
+
+/// Counts the done sampled rows' prompts here, records the counts beside the server's, and
+/// returns both by model.
+fn sample_prompts(store: &mut crate::store::Store) -> anyhow::Result<BTreeMap<String, PromptRatio>> {
+    let mut pairs = Vec::new();
+    let mut recorded = Vec::new();
+    for row in store.sample_prompts()? {
+        // A stored request is JSON this program serialized; one that does not parse is left out.
+        let Ok((cost, model)) = crate::tokens::measure(&row.request) else {
+            continue;
+        };
+        let model = model.as_deref().unwrap_or("").to_string();
+        recorded.push((row.seq, cost.prompt_tokens));
+        pairs.push((model, cost.prompt_tokens, row.server));
+    }
+    store.record_sample_local_counts(&recorded)?;
+    Ok(prompt_ratios(&pairs))
 }

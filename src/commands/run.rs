@@ -774,9 +774,10 @@ fn merged_headers(job: &JobRecord, send: &SendConfig) -> anyhow::Result<Vec<(Str
     Ok(headers)
 }
 
-/// Deletes a checkpoint and its WAL files.
+/// Deletes a checkpoint, its WAL files and any rollback journal an interrupted load left (which,
+/// left beside a new checkpoint, SQLite would apply to it).
 fn remove_checkpoint(db: &Path) -> anyhow::Result<()> {
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
         let mut p = db.as_os_str().to_owned();
         p.push(suffix);
         match std::fs::remove_file(&p) {

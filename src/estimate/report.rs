@@ -4,7 +4,9 @@
 //! context-window check. Ranges where it cannot: completion tokens run from what the user or a
 //! calibration sample expects up to the bound `max_tokens` sets (or the model's output cap when
 //! a row sets none). Costs follow the same split, live and through the Batch API, and the time
-//! estimate names the limit that binds.
+//! estimate names the limit that binds. With a calibration sample, prompt tokens of a model
+//! whose tokenizer is not known are scaled by what the server billed for the sample
+//! (`calibrate.rs`), and for a known one the difference is shown.
 
 use std::fmt;
 use std::time::Duration;
@@ -15,6 +17,7 @@ use crate::config::SendLimits;
 use crate::models::{unknown_price, ModelInfo, PriceBook, Prices};
 use crate::tokens::Tokenizer;
 
+use super::calibrate::PromptRatio;
 use super::Scan;
 
 /// What is expected of completions, and where the expectation came from.
@@ -30,11 +33,31 @@ pub struct Expectation {
 
 #[derive(Debug, Serialize)]
 pub struct PromptTokens {
+    /// As counted here (in `encoding`).
     pub total: u64,
     pub mean: f64,
     pub p50: u64,
     pub p95: u64,
     pub max: u64,
+    /// The prompt tokens the costs are computed from: `total`, or, when the tokenizer is not
+    /// known exactly and a calibration sample has rows of this model, `total` scaled by the
+    /// sample's billed / counted ratio, with its 95 % interval.
+    pub expected: f64,
+    pub expected_low: Option<f64>,
+    pub expected_high: Option<f64>,
+    /// What the calibration sample (`--sample`) measured of this model's prompts.
+    pub sample: Option<PromptSample>,
+}
+
+/// The sampled rows' prompt tokens, billed by the server beside counted here.
+#[derive(Debug, Serialize)]
+pub struct PromptSample {
+    #[serde(flatten)]
+    pub ratio: PromptRatio,
+    /// billed − counted: 0 when the tokenizer is known and right.
+    pub difference: i64,
+    /// True when the estimate scaled `total` by the ratio (the tokenizer is not known exactly).
+    pub scaled: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -117,7 +140,10 @@ pub struct Report {
     /// window, without --skip-invalid.
     pub run_would_refuse: bool,
     pub models: Vec<ModelReport>,
+    /// As counted here.
     pub prompt_tokens: u64,
+    /// Σ of the models' `prompt_tokens.expected`: what the costs assume.
+    pub prompt_tokens_expected: f64,
     pub cost_live: Option<Cost>,
     pub cost_batch: Option<Cost>,
     pub timing: Timing,
@@ -164,6 +190,8 @@ pub struct Assumptions<'a> {
     pub limits: &'a SendLimits,
     pub latency: Duration,
     pub expectation: Option<Expectation>,
+    /// Prompt tokens of a calibration sample, billed beside counted, by model.
+    pub prompt_ratios: Option<&'a std::collections::BTreeMap<String, PromptRatio>>,
     pub skip_invalid: bool,
     /// `--mode batch`: the Batch API's limits.
     pub batch: Option<&'a crate::config::BatchSettings>,
@@ -174,7 +202,8 @@ impl Report {
         let mut models = Vec::new();
         for (model, tally) in &scan.models {
             let info = a.prices.lookup(model)?;
-            models.push(model_report(model, tally, &info, a.expectation.as_ref()));
+            let ratio = a.prompt_ratios.and_then(|r| r.get(model));
+            models.push(model_report(model, tally, &info, a.expectation.as_ref(), ratio));
         }
         let sum = |f: &dyn Fn(&ModelReport) -> Option<&Cost>| -> Option<Cost> {
             let mut total = Cost {
@@ -215,6 +244,7 @@ impl Report {
             invalid: scan.listed.iter().map(|e| e.to_string()).collect(),
             run_would_refuse: (scan.invalid > 0 || over_context > 0) && !a.skip_invalid,
             prompt_tokens: scan.models.values().map(|t| t.prompt_tokens).sum(),
+            prompt_tokens_expected: models.iter().map(|m| m.prompt_tokens.expected).sum(),
             models,
             cost_live,
             cost_batch,
@@ -240,8 +270,25 @@ fn model_report(
     tally: &super::ModelTally,
     info: &ModelInfo,
     expectation: Option<&Expectation>,
+    ratio: Option<&PromptRatio>,
 ) -> ModelReport {
     let tokenizer = Tokenizer::for_model(model);
+    let sample = ratio.map(|r| PromptSample {
+        ratio: r.clone(),
+        difference: i64::try_from(r.billed)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(i64::try_from(r.counted).unwrap_or(i64::MAX)),
+        scaled: !tokenizer.exact(),
+    });
+    let counted = tally.prompt_tokens as f64;
+    let (prompt, prompt_low, prompt_high) = match sample.as_ref().filter(|s| s.scaled) {
+        Some(s) => (
+            counted * s.ratio.ratio,
+            s.ratio.interval.map(|(lo, _)| counted * lo),
+            s.ratio.interval.map(|(_, hi)| counted * hi),
+        ),
+        None => (counted, None, None),
+    };
     // Rows without max_tokens may produce up to the model's output cap, per completion.
     let max = match (tally.unbounded_choices, info.max_output_tokens) {
         (0, _) => Some(tally.max_output_tokens),
@@ -259,20 +306,16 @@ fn model_report(
         expected_low: expectation.and_then(|e| e.interval).map(|(lo, _)| expected(lo)),
         expected_high: expectation.and_then(|e| e.interval).map(|(_, hi)| expected(hi)),
     };
+    // The low and high ends take both intervals at their ends: wider than a joint 95 %.
+    let (low, high) = (prompt_low.unwrap_or(prompt), prompt_high.unwrap_or(prompt));
     let cost = |input: f64, output: f64| Cost {
-        prompt: tally.prompt_tokens as f64 * input / 1e6,
-        max: completion
-            .max
-            .map(|m| (tally.prompt_tokens as f64 * input + m as f64 * output) / 1e6),
-        expected: completion
-            .expected
-            .map(|e| (tally.prompt_tokens as f64 * input + e * output) / 1e6),
-        expected_low: completion
-            .expected_low
-            .map(|e| (tally.prompt_tokens as f64 * input + e * output) / 1e6),
+        prompt: prompt * input / 1e6,
+        max: completion.max.map(|m| (high * input + m as f64 * output) / 1e6),
+        expected: completion.expected.map(|e| (prompt * input + e * output) / 1e6),
+        expected_low: completion.expected_low.map(|e| (low * input + e * output) / 1e6),
         expected_high: completion
             .expected_high
-            .map(|e| (tally.prompt_tokens as f64 * input + e * output) / 1e6),
+            .map(|e| (high * input + e * output) / 1e6),
     };
     let prices = info.prices;
     let cost_live = prices.map(|p| cost(p.input, p.output));
@@ -288,6 +331,10 @@ fn model_report(
             p50: tally.quantile(0.50),
             p95: tally.quantile(0.95),
             max: tally.max(),
+            expected: prompt,
+            expected_low: prompt_low,
+            expected_high: prompt_high,
+            sample,
         },
         max_input_tokens: info.max_input_tokens,
         rows_over_context: info.max_input_tokens.map_or(0, |limit| tally.rows_over(limit)),
@@ -366,6 +413,44 @@ pub fn dollars(v: f64) -> String {
     }
 }
 
+/// What the calibration sample says of a model's prompt tokens: the scaled expectation, or
+/// (with an exact tokenizer) how far the server's count is from ours.
+fn sample_line(f: &mut fmt::Formatter<'_>, p: &PromptTokens, s: &PromptSample) -> fmt::Result {
+    let r = &s.ratio;
+    let measured = format!(
+        "{} sampled rows billed {} prompt tokens, {} counted here",
+        thousands(r.rows),
+        thousands(r.billed),
+        thousands(r.counted)
+    );
+    if !s.scaled {
+        let verdict = match s.difference {
+            0 => "difference 0: the encoding matches the server's".to_string(),
+            d => format!("difference {d:+}: the server counts differently (a wrong encoding, or framing)"),
+        };
+        return writeln!(f, "    sample      {measured}; {verdict}");
+    }
+    let round = |v: f64| thousands(v.round() as u64);
+    match (r.interval, p.expected_low, p.expected_high) {
+        (Some((lo, hi)), Some(plo), Some(phi)) => writeln!(
+            f,
+            "    calibrated  {} prompt tokens ({} – {}): ×{:.3} (95% interval {:.3} – {:.3}); {measured}",
+            round(p.expected),
+            round(plo),
+            round(phi),
+            r.ratio,
+            lo,
+            hi
+        ),
+        _ => writeln!(
+            f,
+            "    calibrated  {} prompt tokens: ×{:.3}; {measured}",
+            round(p.expected),
+            r.ratio
+        ),
+    }
+}
+
 fn duration_secs(secs: f64) -> String {
     duration(Duration::from_secs_f64(secs.clamp(0.0, 1e12)))
 }
@@ -419,8 +504,14 @@ impl fmt::Display for Report {
             } else {
                 &m.model
             };
+            let scaled = m.prompt_tokens.sample.as_ref().is_some_and(|s| s.scaled);
             let exact = if m.exact_tokens {
                 format!("{}, exact", m.encoding)
+            } else if scaled {
+                format!(
+                    "tokenizer unknown: counted with {}, scaled by the calibration sample",
+                    m.encoding
+                )
             } else {
                 format!(
                     "tokenizer unknown: approximated with {}, expect a few % off",
@@ -441,6 +532,9 @@ impl fmt::Display for Report {
                 thousands(p.p95),
                 thousands(p.max)
             )?;
+            if let Some(s) = &p.sample {
+                sample_line(f, p, s)?;
+            }
             match m.max_input_tokens {
                 Some(limit) if m.rows_over_context > 0 => writeln!(
                     f,

@@ -103,6 +103,7 @@ fn with_mode_batch_the_estimate_counts_the_input_files_by_rows_and_bytes() {
                 limits: &limits,
                 latency: std::time::Duration::from_secs(2),
                 expectation: None,
+                prompt_ratios: None,
                 skip_invalid: false,
                 batch: Some(&settings),
             };

@@ -36,6 +36,8 @@ pub use schema::MIGRATIONS;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_ingest;
+#[cfg(test)]
 mod tests_writer;
 
 /// Row states as stored.
@@ -115,6 +117,16 @@ pub struct ExportRow {
     pub response_id: Option<String>,
     pub http_status: Option<i64>,
     pub error: Option<String>,
+}
+
+/// A sampled row that is done (`estimate --sample`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SamplePrompt {
+    pub seq: u64,
+    /// The request body as sent.
+    pub request: String,
+    /// The prompt tokens the server billed.
+    pub server: u64,
 }
 
 /// A run of the program as recorded in `runs`.
@@ -322,6 +334,43 @@ impl Store {
             }
         }
         Ok((done, other))
+    }
+
+    /// The sampled rows that are done: their request body and the prompt tokens the server
+    /// billed, in sample order.
+    pub fn sample_prompts(&self) -> anyhow::Result<Vec<SamplePrompt>> {
+        let mut q = self.conn.prepare(
+            "SELECT seq, rows.request, rows.prompt_tokens FROM sample JOIN rows USING (seq)
+              WHERE rows.state = 'done' AND rows.request IS NOT NULL AND rows.prompt_tokens IS NOT NULL
+              ORDER BY seq",
+        )?;
+        let mut rows = q.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let Some(server) = trusted_tokens(r.get(2)?) else {
+                continue;
+            };
+            out.push(SamplePrompt {
+                seq: r.get::<_, i64>(0)?.max(0) as u64,
+                request: r.get(1)?,
+                server,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records the prompt tokens counted locally for sampled rows (`(seq, tokens)`), beside the
+    /// server's count, in one transaction.
+    pub fn record_sample_local_counts(&mut self, counts: &[(u64, u64)]) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut q = tx.prepare("UPDATE sample SET local_prompt_tokens = ?2 WHERE seq = ?1")?;
+            for &(seq, tokens) in counts {
+                q.execute(params![seq as i64, i64::try_from(tokens).unwrap_or(i64::MAX)])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {

@@ -139,6 +139,12 @@ pub const MIGRATIONS: &[&str] = &[
         cost_nanos        INTEGER               -- billionths of a dollar; NULL: nothing
     );
     "#,
+    // 8: per sampled row, the prompt tokens promptmill counted locally, beside the server's
+    // (`rows.prompt_tokens`), so the estimate can scale its counts when the tokenizer is not
+    // known exactly and show the difference when it is. NULL until the row's answer is in.
+    r#"
+    ALTER TABLE sample ADD COLUMN local_prompt_tokens INTEGER;
+    "#,
 ];
 
 /// Brings the schema up to date. Fails if the database was written by a newer promptmill.

@@ -261,8 +261,13 @@ fn new_checkpoint_files_are_private_to_their_owner() {
     let mut store = Store::open(&path, true).unwrap();
     let mut ingest = store.begin_ingest().unwrap();
     ingest.add(&valid(1, "a")).unwrap().unwrap();
+    // Reading the input in goes through a rollback journal (see ingest.rs).
+    let journal = dir.path().join("c.db-journal");
+    assert!(journal.exists(), "the ingest journals its changes");
+    assert_eq!(mode(&journal), 0o600);
     ingest.commit(&job(), 1).unwrap();
     assert_eq!(mode(&path), 0o600);
+    store.counts().unwrap();
     let wal = dir.path().join("c.db-wal");
     assert!(wal.exists(), "the database is in WAL mode");
     assert_eq!(mode(&wal), 0o600);

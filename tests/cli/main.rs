@@ -6,6 +6,7 @@ mod azure;
 mod azure_batch;
 mod bad_input;
 mod batch;
+mod calibration;
 mod command_line;
 mod completions;
 mod corpus;

@@ -1,8 +1,11 @@
 //! llama.cpp's own HTTP server with a real model (SmolLM2-135M-Instruct, Q4_1, on the CPU):
-//! a 30-row job gets real text back, its usage totals equal what the server counted, and a
-//! wrong key gets llama.cpp's 401, which stops the run with promptmill's usual message.
+//! a 30-row job gets real text back, its usage totals equal what the server counted, a
+//! wrong key gets llama.cpp's 401, which stops the run with promptmill's usual message, and
+//! `estimate --sample` calibrated on this model (whose tokenizer promptmill does not know)
+//! predicts the full run's bill.
 
 use std::collections::{BTreeSet, HashMap};
+use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
 
@@ -175,5 +178,80 @@ fn a_wrong_key_gets_llama_cpps_401_and_stops_the_run() {
         metrics(&server)["tokens_predicted_total"],
         0.0,
         "the server generated nothing"
+    );
+}
+
+/// SmolLM2's tokenizer and chat template count about twice the tokens `o200k_base` does for
+/// these prompts. 200 rows, a sample of 20, then the full run: the estimate's prompt tokens are
+/// within 3 % of what the server billed, its cost within 5 %.
+#[test]
+fn a_sample_of_20_predicts_the_bill_of_200_rows_on_a_model_with_its_own_tokenizer() {
+    if !available("llama.cpp server", missing()) {
+        return;
+    }
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 200);
+    let server = start();
+    let base = format!("{}/v1", server.root);
+    let common = [
+        "p.jsonl",
+        "-o",
+        "out.jsonl",
+        "--model",
+        ALIAS,
+        "--base-url",
+        &base,
+        "--max-tokens",
+        "16",
+        "--concurrency",
+        "4",
+        "--price-in",
+        "1",
+        "--price-out",
+        "2",
+    ];
+    let out = run_within(
+        promptmill(&dir)
+            .arg("estimate")
+            .args(common)
+            .args(["--sample", "20", "--json"])
+            .env("OPENAI_API_KEY", KEY),
+        JOB_LIMIT,
+    );
+    assert_eq!(out.code(), 0, "{}\nserver: {}", out.stderr, server.stderr_tail());
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    let sample = &v["models"][0]["prompt_tokens"]["sample"];
+    assert_eq!(sample["scaled"], true, "{v}");
+    let counted = v["prompt_tokens"].as_f64().unwrap();
+    let prompt = v["prompt_tokens_expected"].as_f64().unwrap();
+    let cost = v["cost_live"]["expected"].as_f64().unwrap();
+
+    let out = run_within(
+        promptmill(&dir)
+            .arg("run")
+            .args(common)
+            .args(["--summary", "s.json"])
+            .env("OPENAI_API_KEY", KEY),
+        JOB_LIMIT,
+    );
+    assert_eq!(out.code(), 0, "{}\nserver: {}", out.stderr, server.stderr_tail());
+    let s: Value = serde_json::from_str(&dir.read("s.json")).unwrap();
+    assert_eq!(s["rows"]["done"], 200, "{s}");
+    let billed_prompt = s["tokens"]["prompt"].as_f64().unwrap();
+    let billed = s["cost"]["job"].as_f64().unwrap();
+    let _ = writeln!(
+        std::io::stderr(),
+        "calibration on SmolLM2: counted {counted} prompt tokens (o200k_base), ratio {} (95% {}), \
+         estimated {prompt:.0}, billed {billed_prompt}; cost estimated ${cost:.6}, billed ${billed:.6}",
+        sample["ratio"],
+        sample["interval"]
+    );
+    assert!(
+        (prompt - billed_prompt).abs() / billed_prompt <= 0.03,
+        "prompt tokens: estimated {prompt}, billed {billed_prompt}"
+    );
+    assert!(
+        (cost - billed).abs() / billed <= 0.05,
+        "cost: estimated ${cost}, billed ${billed}"
     );
 }
