@@ -60,7 +60,8 @@ impl Tokenizer {
     /// The tokenizer of `model`; provider prefixes such as `openai/` are ignored.
     pub fn for_model(model: &str) -> Tokenizer {
         let bare = model.rsplit('/').next().unwrap_or(model);
-        let o200k = Engine::Linear(bpe_openai::o200k_base());
+        // Each arm loads only its own vocabulary (on first use in the process).
+        let o200k = || Engine::Linear(bpe_openai::o200k_base());
         let (engine, name, exact) = match get_tokenizer(bare) {
             Some(Kind::Cl100kBase) => (Engine::Linear(bpe_openai::cl100k_base()), "cl100k_base", true),
             Some(Kind::P50kBase) => (Engine::Legacy(tiktoken_rs::p50k_base_singleton()), "p50k_base", true),
@@ -69,9 +70,9 @@ impl Tokenizer {
                 (Engine::Legacy(tiktoken_rs::r50k_base_singleton()), "r50k_base", true)
             }
             // o200k_harmony is o200k_base plus special tokens, which ordinary text never produces.
-            Some(Kind::O200kHarmony) => (o200k, "o200k_harmony", true),
-            Some(Kind::O200kBase) => (o200k, "o200k_base", true),
-            None => (o200k, "o200k_base", false),
+            Some(Kind::O200kHarmony) => (o200k(), "o200k_harmony", true),
+            Some(Kind::O200kBase) => (o200k(), "o200k_base", true),
+            None => (o200k(), "o200k_base", false),
         };
         Tokenizer { engine, name, exact }
     }
