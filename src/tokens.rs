@@ -6,12 +6,13 @@
 //! a prompt is ordinary text, as it is when OpenAI receives it.
 //!
 //! `o200k_base`, `o200k_harmony` (whose ordinary text is `o200k_base`'s) and `cl100k_base` are
-//! counted by `bpe-openai`: the same split and the same tokens as tiktoken, but its merge is linear
-//! in the length of a piece, where tiktoken's (and `tiktoken-rs`'s) is quadratic, so a prompt of
-//! one long piece (a repeated character, a base64 blob, CJK without spaces, a run of emoji) costs no
-//! more per byte than English. The legacy encodings (`p50k_*`, `r50k_base`: retired completion
-//! models only) are counted by `tiktoken-rs`, whose `encode_ordinary` is exact but quadratic on
-//! long pieces. `tests/data/tokens/` pins every encoding's counts to Python `tiktoken`.
+//! counted by `bpe-openai`: the same split and the same tokens as tiktoken, with a split regex
+//! compiled to an automaton (`regex-automata`, linear in the text) and a merge linear in a piece's
+//! length; `tiktoken-rs` splits with a backtracking regex (`fancy-regex`) and merges long pieces
+//! in O(n log n), several times slower on text of long pieces (base64, runs of one character, CJK
+//! without spaces, emoji). The legacy encodings (`p50k_*`, `r50k_base`: retired completion models
+//! only), which `bpe-openai` does not ship, are counted by `tiktoken-rs`'s `encode_ordinary`.
+//! `tests/data/tokens/` pins the counts to Python `tiktoken`.
 //!
 //! Chat requests add framing: every message costs 3 tokens on top of the tokens of its role and
 //! content (and of its `name`, plus 1 more), and every request 3 more for priming the reply. These
@@ -44,7 +45,7 @@ pub struct Tokenizer {
 /// Which implementation counts an encoding; both give tiktoken's counts.
 #[derive(Clone, Copy)]
 enum Engine {
-    /// `bpe-openai`: linear in the length of a piece.
+    /// `bpe-openai`: linear in the length of the text.
     Linear(&'static bpe_openai::Tokenizer),
     /// `tiktoken-rs`, for the legacy encodings `bpe-openai` does not ship.
     Legacy(&'static CoreBPE),
@@ -64,11 +65,21 @@ impl Tokenizer {
         let o200k = || Engine::Linear(bpe_openai::o200k_base());
         let (engine, name, exact) = match get_tokenizer(bare) {
             Some(Kind::Cl100kBase) => (Engine::Linear(bpe_openai::cl100k_base()), "cl100k_base", true),
-            Some(Kind::P50kBase) => (Engine::Legacy(tiktoken_rs::p50k_base_singleton()), "p50k_base", true),
-            Some(Kind::P50kEdit) => (Engine::Legacy(tiktoken_rs::p50k_edit_singleton()), "p50k_edit", true),
-            Some(Kind::R50kBase | Kind::Gpt2) => {
-                (Engine::Legacy(tiktoken_rs::r50k_base_singleton()), "r50k_base", true)
-            }
+            Some(Kind::P50kBase) => (
+                Engine::Legacy(tiktoken_rs::p50k_base_singleton()),
+                "p50k_base",
+                true,
+            ),
+            Some(Kind::P50kEdit) => (
+                Engine::Legacy(tiktoken_rs::p50k_edit_singleton()),
+                "p50k_edit",
+                true,
+            ),
+            Some(Kind::R50kBase | Kind::Gpt2) => (
+                Engine::Legacy(tiktoken_rs::r50k_base_singleton()),
+                "r50k_base",
+                true,
+            ),
             // o200k_harmony is o200k_base plus special tokens, which ordinary text never produces.
             Some(Kind::O200kHarmony) => (o200k(), "o200k_harmony", true),
             Some(Kind::O200kBase) => (o200k(), "o200k_base", true),
