@@ -85,7 +85,11 @@ fn fixture_covers_the_corpus_it_promises() {
         .find(|c| c.name == "paragraph_5kb")
         .map(|c| c.text.len());
     assert!(paragraph >= Some(5000), "paragraph_5kb is {paragraph:?} bytes");
-    let base64 = f.cases.iter().find(|c| c.name == "long_base64_50kb").map(|c| c.text.len());
+    let base64 = f
+        .cases
+        .iter()
+        .find(|c| c.name == "long_base64_50kb")
+        .map(|c| c.text.len());
     assert!(base64 >= Some(50_000), "long_base64_50kb is {base64:?} bytes");
 }
 
