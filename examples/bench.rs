@@ -15,8 +15,14 @@
 //! Scenario 2 ("latency"): every request takes 2 s at the server, `--concurrency 2000`;
 //! reports sustained rows/s.
 //!
-//! Scenario 3 ("dry run"): `promptmill estimate` over N prompts (default 1,000,000) of ~1 KB of
-//! varied English-like text each: wall time, rows/s, CPU (all threads) and peak RSS.
+//! Scenario 3 ("dry run"): `promptmill estimate` over N prompts (default 1,000,000) of ~1 KB each,
+//! a mix of the text that is hard for a tokenizer (base64, URLs, runs of one character, minified
+//! code, CJK without spaces, emoji ZWJ sequences, mixed scripts, long runs of letters) and some
+//! plain English (`bench/mixed_text.rs`): wall time, rows/s, CPU (all threads) and peak RSS. Then
+//! Python `tiktoken` (one thread, `bench/tiktoken_count.py`) counts the same file in the same
+//! session: its time, the ratio, and a check that both counted the same tokens. Python needs
+//! `pip install tiktoken` and a vocabulary cache: `TIKTOKEN_CACHE_DIR`, or else
+//! `../shared/tiktoken-cache` beside the crate; `--skip-tiktoken` leaves it out.
 //!
 //! Scenario 4 ("batch"): the throughput scenario's input through `--mode batch` (default
 //! 1,000,000 rows: 20 batches of 50,000), the mock's batches completing at their first poll, so
@@ -26,7 +32,10 @@
 //!
 //! The mock server runs as a separate process, so its CPU is not counted against promptmill.
 
-use std::io::{BufRead, BufReader, BufWriter, Write};
+#[path = "bench/mixed_text.rs"]
+mod mixed_text;
+
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -37,6 +46,7 @@ struct Args {
     estimate_rows: u64,
     batch_rows: u64,
     concurrency: usize,
+    skip_tiktoken: bool,
 }
 
 fn parse_args() -> Args {
@@ -46,6 +56,7 @@ fn parse_args() -> Args {
         estimate_rows: 1_000_000,
         batch_rows: 1_000_000,
         concurrency: 64,
+        skip_tiktoken: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -60,6 +71,7 @@ fn parse_args() -> Args {
             "--estimate-rows" => args.estimate_rows = value(),
             "--batch-rows" => args.batch_rows = value(),
             "--concurrency" => args.concurrency = value() as usize,
+            "--skip-tiktoken" => args.skip_tiktoken = true,
             _ => usage(),
         }
     }
@@ -68,7 +80,7 @@ fn parse_args() -> Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench [--rows N] [--latency-rows N] [--estimate-rows N] [--batch-rows N] [--concurrency N]   (0 rows skips a scenario)"
+        "usage: bench [--rows N] [--latency-rows N] [--estimate-rows N] [--batch-rows N] [--concurrency N] [--skip-tiktoken]   (0 rows skips a scenario)"
     );
     std::process::exit(2)
 }
@@ -89,7 +101,7 @@ fn main() {
         latency(&bin, dir.path(), args.latency_rows);
     }
     if args.estimate_rows > 0 {
-        dry_run(&bin, dir.path(), args.estimate_rows);
+        dry_run(&bin, dir.path(), args.estimate_rows, !args.skip_tiktoken);
     }
     if args.batch_rows > 0 {
         batch(&bin, dir.path(), args.batch_rows);
@@ -138,11 +150,11 @@ fn report(m: &Measured, rows: u64, out: &Path, phases: &str, send_secs: Option<f
     assert_eq!(lines, rows, "every input row has one output row");
 }
 
-fn dry_run(bin: &Path, dir: &Path, rows: u64) {
+fn dry_run(bin: &Path, dir: &Path, rows: u64, with_tiktoken: bool) {
     let input = dir.join("estimate.jsonl");
-    write_kilobyte_input(&input, rows);
+    write_mixed_input(&input, rows);
     let bytes = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0);
-    let m = measure(
+    let (m, stdout) = measure_with_stdout(
         Command::new(bin)
             .args([
                 "estimate",
@@ -154,102 +166,73 @@ fn dry_run(bin: &Path, dir: &Path, rows: u64) {
             ])
             .arg(&input),
     );
-    let cpu = m.user + m.sys;
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("estimate --json");
+    let tokens = report["prompt_tokens"].as_u64().expect("prompt_tokens");
+    let (wall, cpu) = (m.wall.as_secs_f64(), (m.user + m.sys).as_secs_f64());
+    println!();
     println!(
-        "dry run: {rows} rows ({:.0} MB): {:.1} s wall, {:.0} rows/s, CPU {:.1} s ({:.0}% of one core), peak RSS {:.1} MB",
-        bytes as f64 / 1e6,
-        m.wall.as_secs_f64(),
-        rows as f64 / m.wall.as_secs_f64(),
-        cpu.as_secs_f64(),
-        100.0 * cpu.as_secs_f64() / m.wall.as_secs_f64(),
+        "dry run: {rows} rows ({:.0} MB) of mixed hard text, promptmill estimate --model gpt-4o-mini (o200k_base)",
+        bytes as f64 / 1e6
+    );
+    println!("  wall               {wall:.2} s (goal for 1,000,000 rows: <= 20 s on 2 cores)");
+    println!("  rows/s             {:.0}", rows as f64 / wall);
+    println!(
+        "  CPU                {cpu:.1} s ({:.0}% of one core)",
+        100.0 * cpu / wall
+    );
+    println!(
+        "  peak RSS           {:.1} MB (goal: <= 150 MB)",
         m.max_rss_kb as f64 / 1024.0
+    );
+    println!("  prompt tokens      {tokens}");
+    if with_tiktoken {
+        python_tiktoken(&input, wall, tokens);
+    }
+}
+
+/// Python `tiktoken` on the dry run's file, one thread: its time, the ratio to promptmill's wall
+/// time and whether both counted the same tokens.
+fn python_tiktoken(input: &Path, promptmill_wall: f64, promptmill_tokens: u64) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bench/tiktoken_count.py");
+    let shared_cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tiktoken-cache");
+    let mut cmd = Command::new("python3");
+    cmd.arg(&script).arg(input).arg("o200k_base");
+    if std::env::var_os("TIKTOKEN_CACHE_DIR").is_none() && shared_cache.is_dir() {
+        cmd.env("TIKTOKEN_CACHE_DIR", &shared_cache);
+    }
+    let Some((m, stdout)) = try_measure(&mut cmd) else {
+        println!("  python tiktoken    not run: python3 with tiktoken failed (pip install tiktoken; TIKTOKEN_CACHE_DIR)");
+        return;
+    };
+    let wall = m.wall.as_secs_f64();
+    let tokens: u64 = stdout.trim().parse().expect("tiktoken_count.py prints a count");
+    println!(
+        "  python tiktoken    {wall:.2} s wall, CPU {:.1} s, peak RSS {:.1} MB (one thread, same file)",
+        (m.user + m.sys).as_secs_f64(),
+        m.max_rss_kb as f64 / 1024.0
+    );
+    println!(
+        "  ratio              {:.1}x faster than python tiktoken (goal: >= 5x)",
+        wall / promptmill_wall
+    );
+    println!(
+        "  tokens agree       {} (tiktoken {tokens}, promptmill {promptmill_tokens})",
+        if tokens == promptmill_tokens { "yes" } else { "NO" }
+    );
+    assert_eq!(
+        tokens, promptmill_tokens,
+        "promptmill and tiktoken count the same tokens"
     );
 }
 
-/// ~1 KB prompts of English-like words, different in every row (a fixed pseudo-random walk over a
-/// vocabulary, so runs are comparable).
-fn write_kilobyte_input(path: &Path, rows: u64) {
-    const WORDS: &[&str] = &[
-        "the",
-        "product",
-        "review",
-        "customer",
-        "delivery",
-        "quality",
-        "summarize",
-        "following",
-        "price",
-        "excellent",
-        "disappointing",
-        "arrived",
-        "quickly",
-        "packaging",
-        "recommend",
-        "battery",
-        "screen",
-        "however",
-        "although",
-        "because",
-        "lightweight",
-        "durable",
-        "warranty",
-        "support",
-        "returned",
-        "colour",
-        "size",
-        "fits",
-        "perfectly",
-        "2024",
-        "model",
-        "version",
-        "upgrade",
-        "noise",
-        "kitchen",
-        "garden",
-        "outdoor",
-        "comfortable",
-        "instructions",
-        "assembly",
-        "minutes",
-        "hours",
-        "great",
-        "value",
-        "would",
-        "buy",
-        "again",
-        "not",
-        "worth",
-        "it",
-        "and",
-        "but",
-        "with",
-        "for",
-        "of",
-        "a",
-        "in",
-        "on",
-    ];
+/// ~1 KB prompts of mixed hard text, different in every row (`mixed_text.rs`).
+fn write_mixed_input(path: &Path, rows: u64) {
     let mut f = BufWriter::new(std::fs::File::create(path).expect("create input"));
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut text = String::with_capacity(1100);
+    let mut walk = mixed_text::Walk::new();
     for i in 0..rows {
-        text.clear();
-        while text.len() < 1000 {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            text.push_str(WORDS[(state >> 33) as usize % WORDS.len()]);
-            text.push(if (state >> 20).is_multiple_of(11) {
-                '.'
-            } else {
-                ' '
-            });
-        }
-        writeln!(
-            f,
-            r#"{{"id":"row-{i}","prompt":"Summarize this review: {text}"}}"#
-        )
-        .expect("write input");
+        let prompt = mixed_text::prompt(&mut walk, 1000);
+        let line = serde_json::json!({"id": format!("row-{i}"), "prompt": prompt});
+        writeln!(f, "{line}").expect("write input");
     }
     f.flush().expect("flush input");
 }
@@ -336,27 +319,49 @@ struct Measured {
 
 /// Runs a command to completion and reads its own resource usage with `wait4`.
 fn measure(cmd: &mut Command) -> Measured {
+    measure_with_stdout(cmd).0
+}
+
+/// [`measure`], and what the command printed on standard output.
+fn measure_with_stdout(cmd: &mut Command) -> (Measured, String) {
+    let (m, status, stdout) = run_measured(cmd).expect("spawn promptmill");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "promptmill failed: status {status}"
+    );
+    (m, stdout)
+}
+
+/// [`measure_with_stdout`] for a command that may be missing or fail: `None` then.
+fn try_measure(cmd: &mut Command) -> Option<(Measured, String)> {
+    let (m, status, stdout) = run_measured(cmd.stderr(Stdio::null())).ok()?;
+    (libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0).then_some((m, stdout))
+}
+
+/// Spawns, reads standard output to its end, reaps with `wait4`: the usage and the wait status.
+fn run_measured(cmd: &mut Command) -> std::io::Result<(Measured, i32, String)> {
     let start = Instant::now();
     // The child is reaped by wait4 below, which also reports its resource usage.
     #[allow(clippy::zombie_processes)]
-    let child = cmd.stdout(Stdio::null()).spawn().expect("spawn promptmill");
+    let mut child = cmd.stdout(Stdio::piped()).spawn()?;
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        out.read_to_string(&mut stdout)?;
+    }
     let mut status = 0;
     // SAFETY: `rusage` is plain data that wait4 fills in; the pid is our own child's.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
     let wall = start.elapsed();
     assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "promptmill failed: status {status}"
-    );
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec * 1000) as u32);
-    Measured {
+    let m = Measured {
         wall,
         user: tv(usage.ru_utime),
         sys: tv(usage.ru_stime),
         max_rss_kb: usage.ru_maxrss,
-    }
+    };
+    Ok((m, status, stdout))
 }
 
 fn summary_wall(path: &Path) -> f64 {

@@ -3,7 +3,16 @@
 //! The encoding follows the model name (tiktoken's own table, via `tiktoken-rs`): `o200k_base` for
 //! the gpt-4o, gpt-4.1, gpt-5 and o-series families, `cl100k_base` for gpt-4 and gpt-3.5, the
 //! older encodings for legacy completion models. Special-token text such as `<|endoftext|>` inside
-//! a prompt is ordinary text (`encode_ordinary`), as it is when OpenAI receives it.
+//! a prompt is ordinary text, as it is when OpenAI receives it.
+//!
+//! `o200k_base`, `o200k_harmony` (whose ordinary text is `o200k_base`'s) and `cl100k_base` are
+//! counted by `bpe-openai`: the same split and the same tokens as tiktoken, with a split regex
+//! compiled to an automaton (`regex-automata`, linear in the text) and a merge linear in a piece's
+//! length; `tiktoken-rs` splits with a backtracking regex (`fancy-regex`) and merges long pieces
+//! in O(n log n), several times slower on text of long pieces (base64, runs of one character, CJK
+//! without spaces, emoji). The legacy encodings (`p50k_*`, `r50k_base`: retired completion models
+//! only), which `bpe-openai` does not ship, are counted by `tiktoken-rs`'s `encode_ordinary`.
+//! `tests/data/tokens/` pins the counts to Python `tiktoken`.
 //!
 //! Chat requests add framing: every message costs 3 tokens on top of the tokens of its role and
 //! content (and of its `name`, plus 1 more), and every request 3 more for priming the reply. These
@@ -30,9 +39,18 @@ const TOKENS_REPLY_PRIMING: u64 = 3;
 /// A model's tokenizer.
 #[derive(Clone, Copy)]
 pub struct Tokenizer {
-    bpe: &'static CoreBPE,
+    engine: Engine,
     name: &'static str,
     exact: bool,
+}
+
+/// Which implementation counts an encoding; both give tiktoken's counts.
+#[derive(Clone, Copy)]
+enum Engine {
+    /// `bpe-openai`: linear in the length of the text.
+    Linear(&'static bpe_openai::Tokenizer),
+    /// `tiktoken-rs`, for the legacy encodings `bpe-openai` does not ship.
+    Legacy(&'static CoreBPE),
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -45,19 +63,34 @@ impl Tokenizer {
     /// The tokenizer of `model`; provider prefixes such as `openai/` are ignored.
     pub fn for_model(model: &str) -> Tokenizer {
         let bare = model.rsplit('/').next().unwrap_or(model);
-        let (bpe, name, exact) = match get_tokenizer(bare) {
-            Some(Kind::Cl100kBase) => (tiktoken_rs::cl100k_base_singleton(), "cl100k_base", true),
-            Some(Kind::P50kBase) => (tiktoken_rs::p50k_base_singleton(), "p50k_base", true),
-            Some(Kind::P50kEdit) => (tiktoken_rs::p50k_edit_singleton(), "p50k_edit", true),
-            Some(Kind::R50kBase | Kind::Gpt2) => (tiktoken_rs::r50k_base_singleton(), "r50k_base", true),
-            Some(Kind::O200kHarmony) => (tiktoken_rs::o200k_harmony_singleton(), "o200k_harmony", true),
-            Some(Kind::O200kBase) => (tiktoken_rs::o200k_base_singleton(), "o200k_base", true),
-            None => (tiktoken_rs::o200k_base_singleton(), "o200k_base", false),
+        // Each arm loads only its own vocabulary (on first use in the process).
+        let o200k = || Engine::Linear(bpe_openai::o200k_base());
+        let (engine, name, exact) = match get_tokenizer(bare) {
+            Some(Kind::Cl100kBase) => (Engine::Linear(bpe_openai::cl100k_base()), "cl100k_base", true),
+            Some(Kind::P50kBase) => (
+                Engine::Legacy(tiktoken_rs::p50k_base_singleton()),
+                "p50k_base",
+                true,
+            ),
+            Some(Kind::P50kEdit) => (
+                Engine::Legacy(tiktoken_rs::p50k_edit_singleton()),
+                "p50k_edit",
+                true,
+            ),
+            Some(Kind::R50kBase | Kind::Gpt2) => (
+                Engine::Legacy(tiktoken_rs::r50k_base_singleton()),
+                "r50k_base",
+                true,
+            ),
+            // o200k_harmony is o200k_base plus special tokens, which ordinary text never produces.
+            Some(Kind::O200kHarmony) => (o200k(), "o200k_harmony", true),
+            Some(Kind::O200kBase) => (o200k(), "o200k_base", true),
+            None => (o200k(), "o200k_base", false),
         };
         // tiktoken matches by prefix, so `gpt-4o-mnii` would pass for a gpt-4o model: a name
         // that looks like a misspelling of a known model is not counted as exact.
         let exact = exact && crate::models::did_you_mean(model).is_none();
-        Tokenizer { bpe, name, exact }
+        Tokenizer { engine, name, exact }
     }
 
     /// The encoding's name, e.g. `o200k_base`.
@@ -70,8 +103,13 @@ impl Tokenizer {
         self.exact
     }
 
+    /// Tokens of `text` as ordinary text (special-token text included), as tiktoken's
+    /// `encode(text, disallowed_special=())` counts them.
     pub fn count(&self, text: &str) -> u64 {
-        self.bpe.encode_ordinary(text).len() as u64
+        match self.engine {
+            Engine::Linear(bpe) => bpe.count(text) as u64,
+            Engine::Legacy(bpe) => bpe.encode_ordinary(text).len() as u64,
+        }
     }
 }
 

@@ -2,10 +2,12 @@
 //!
 //! `tests/data/tokens/corpus.json` holds a fixed corpus of tricky text (CJK, emoji ZWJ sequences,
 //! whitespace runs, special-token text inside content, code, numbers, contractions, right-to-left
-//! and complex scripts, zero-width characters, long words, a 5 KB paragraph) with the counts
+//! and complex scripts, zero-width characters, long words, a 5 KB paragraph, and long pieces: 10 KB
+//! of one character, a 50 KB base64 blob, 20 KB of minified JavaScript, a long URL, CJK without
+//! spaces, runs of emoji ZWJ sequences) with the counts
 //! tiktoken gives for `o200k_base` and `cl100k_base`, and a few chat requests with the prompt
 //! tokens of the OpenAI cookbook's `num_tokens_from_messages`. `make_fixture.py` beside it made
-//! the file; these tests only read it, so a tiktoken-rs upgrade that drifts from the reference
+//! the file; these tests only read it, so a `bpe-openai` or `tiktoken-rs` upgrade that drifts from the reference
 //! fails here, naming every case that drifted.
 
 use super::{request_cost, Tokenizer};
@@ -68,6 +70,12 @@ fn fixture_covers_the_corpus_it_promises() {
         "endoftext_alone",
         "crlf_lines",
         "paragraph_5kb",
+        "long_repeated_char_10kb",
+        "long_base64_50kb",
+        "long_minified_js_20kb",
+        "long_url",
+        "long_cjk_no_spaces",
+        "long_emoji_zwj_run",
     ] {
         assert!(f.cases.iter().any(|c| c.name == name), "case {name} is missing");
     }
@@ -77,6 +85,12 @@ fn fixture_covers_the_corpus_it_promises() {
         .find(|c| c.name == "paragraph_5kb")
         .map(|c| c.text.len());
     assert!(paragraph >= Some(5000), "paragraph_5kb is {paragraph:?} bytes");
+    let base64 = f
+        .cases
+        .iter()
+        .find(|c| c.name == "long_base64_50kb")
+        .map(|c| c.text.len());
+    assert!(base64 >= Some(50_000), "long_base64_50kb is {base64:?} bytes");
 }
 
 #[test]
@@ -90,7 +104,7 @@ fn string_counts_equal_tiktoken_for_every_case() {
             let (got, want) = (tokenizer.count(&case.text), case.expected(encoding));
             if got != want {
                 drifted.push(format!(
-                    "{}/{encoding}: tiktoken-rs {got}, tiktoken {want}",
+                    "{}/{encoding}: promptmill {got}, tiktoken {want}",
                     case.name
                 ));
             }

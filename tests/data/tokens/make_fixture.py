@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Writes corpus.json: reference token counts from Python tiktoken for a fixed corpus of tricky text.
 
-promptmill counts prompt tokens with tiktoken-rs (src/tokens.rs); this fixture pins those counts to
-what OpenAI's own tokenizer library says, so a change of tiktoken-rs version, vocabulary or split
-regex shows up as a failing test (src/tokens/fixture_tests.rs) instead of a quietly wrong TPM budget.
+promptmill counts prompt tokens with bpe-openai (and tiktoken-rs for legacy encodings; see
+src/tokens.rs); this fixture pins those counts to what OpenAI's own tokenizer library says, so a
+change of either crate's version, vocabulary, split regex or merge shows up as a failing test
+(src/tokens/fixture_tests.rs) instead of a quietly wrong TPM budget. The corpus includes long pieces
+(10 KB of one character, a 50 KB base64 blob, 20 KB of minified JavaScript, a long URL, CJK without
+spaces, runs of emoji ZWJ sequences), where a linear merge and tiktoken's quadratic one could part.
 
 Run once, commit the output, and rerun only when the corpus changes or a tiktoken release should be
 re-checked:
@@ -23,6 +26,8 @@ Counting rules:
 The corpus is fixed and the output deterministic: no randomness, no clock.
 """
 
+import base64
+import hashlib
 import json
 import os
 import unicodedata
@@ -59,6 +64,59 @@ def long_paragraph():
         size += len(s) + 1
         i += 1
     return " ".join(text)
+
+
+def pseudo_random_bytes(n, seed):
+    """n bytes of a SHA-256 chain: looks random, is the same on every run."""
+    out = bytearray()
+    block = seed.encode()
+    while len(out) < n:
+        block = hashlib.sha256(block).digest()
+        out += block
+    return bytes(out[:n])
+
+
+def minified_js(size):
+    """About `size` bytes of minified JavaScript: no spaces, no newlines, varied identifiers."""
+    parts = []
+    total = 0
+    i = 0
+    while total < size:
+        part = (
+            f"function _{i:x}(a,b){{var c=a.map(function(x){{return x*{i % 7 + 2}+b}})"
+            f".filter(function(y){{return y>{i % 13}&&y!==null}});"
+            f"if(c.length>{i % 5}){{c=c.slice(0,{i % 9 + 1})}}else{{c.push(\"k{i}\")}};"
+            f"return{{id:{i},v:c,ok:!0,s:'x{i:x}'+c.join(',')}}}}"
+        )
+        parts.append(part)
+        total += len(part)
+        i += 1
+    return "".join(parts)[:size]
+
+
+def long_pieces():
+    """Text whose pieces (the split regex's matches) are long: where a quadratic merge is slow."""
+    c = []
+    c.append(("long_repeated_char_10kb", "a" * 10_000))
+    c.append(("long_repeated_space_10kb", " " * 10_000))
+    c.append(("long_repeated_cjk_char_3k", "的" * 3_000))
+    c.append(("long_base64_50kb", base64.b64encode(pseudo_random_bytes(37_500, "base64")).decode()))
+    c.append(("long_minified_js_20kb", minified_js(20_000)))
+    url = "https://example.com/api/v2/search?" + "&".join(
+        f"q{i}={pseudo_random_bytes(12, f'url{i}').hex()}" for i in range(60)
+    ) + "#" + "section-" * 20
+    c.append(("long_url", url))
+    cjk = (
+        "人工智能正在改变世界我们今天去公园散步天气非常好机器学习与自然语言处理是信息科学的重要领域"
+        "東京タワーは千九百五十八年に完成しましたひらがなとカタカナと漢字を混ぜて書きます"
+        "안녕하세요저는한국어를공부하고있습니다날씨가좋네요"
+    )
+    c.append(("long_cjk_no_spaces", cjk * 20))
+    zwj = "👨‍👩‍👧‍👦👩🏽‍💻🧑🏿‍🚀👨‍🔬🏳️‍🌈🏴‍☠️👩‍❤️‍💋‍👨🧑‍🤝‍🧑"
+    c.append(("long_emoji_zwj_run", zwj * 60))
+    c.append(("long_digits_5kb", "".join(str(b % 10) for b in pseudo_random_bytes(5_000, "digits"))))
+    c.append(("long_mixed_scripts_no_spaces", ("Helloмир世界γειά🌍مرحبا" * 100)))
+    return c
 
 
 def cases():
@@ -181,6 +239,8 @@ def cases():
     add("markdown", "# Title\n\n- **bold** _it_ `code`\n- [link](http://x.y)\n\n```rust\nlet x = 1;\n```\n")
 
     add("paragraph_5kb", long_paragraph())
+    for name, text in long_pieces():
+        add(name, text)
     return c
 
 
