@@ -246,6 +246,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_misspelt_model_is_not_counted_as_exact() {
+        // tiktoken's prefix match alone would call gpt-4o-mnii an exact gpt-4o count.
+        assert!(!Tokenizer::for_model("gpt-4o-mnii").exact());
+        assert!(Tokenizer::for_model("gpt-4o-mini-2024-07-18").exact());
+    }
+
+    #[test]
     fn model_families_pick_their_encoding() {
         assert_eq!(Tokenizer::for_model("gpt-4o-mini").encoding(), "o200k_base");
         assert_eq!(Tokenizer::for_model("gpt-4.1").encoding(), "o200k_base");

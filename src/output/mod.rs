@@ -139,18 +139,7 @@ pub fn export(
     let tmp = files::temp_for(&spec.path)?;
     let result = (|| -> anyhow::Result<Written> {
         let out = BufWriter::with_capacity(1 << 20, tmp.as_file().try_clone()?);
-        let mut writer: Box<dyn RowWriter> = match spec.format {
-            OutputFormat::Jsonl => Box::new(jsonl::Jsonl::new(out)),
-            OutputFormat::Csv => Box::new(csv::Csv::new(out, columns)?),
-            OutputFormat::OpenaiBatch => Box::new(batch::Batch::new(out)),
-        };
-        let mut written = Written::default();
-        store.for_each_row(|row| {
-            writer.row(&row)?;
-            written.rows += 1;
-            Ok(())
-        })?;
-        let mut out = writer.finish()?;
+        let (written, mut out) = write_rows(store, columns, spec.format, out)?;
         out.flush()?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
@@ -193,6 +182,19 @@ fn export_to_stdout(store: &Store, columns: &[String], format: OutputFormat) -> 
         .try_clone_to_owned()
         .context("could not write to standard output")?;
     let out = BufWriter::with_capacity(1 << 20, File::from(fd));
+    let (written, mut out) = write_rows(store, columns, format, out)?;
+    out.flush()?;
+    Ok(written)
+}
+
+/// Writes every row of `store` to `out` in `format`, through that format's writer; gives the
+/// stream back for the caller to flush (and, for a file, sync).
+fn write_rows(
+    store: &Store,
+    columns: &[String],
+    format: OutputFormat,
+    out: BufWriter<File>,
+) -> anyhow::Result<(Written, BufWriter<File>)> {
     let mut writer: Box<dyn RowWriter> = match format {
         OutputFormat::Jsonl => Box::new(jsonl::Jsonl::new(out)),
         OutputFormat::Csv => Box::new(csv::Csv::new(out, columns)?),
@@ -204,8 +206,7 @@ fn export_to_stdout(store: &Store, columns: &[String], format: OutputFormat) -> 
         written.rows += 1;
         Ok(())
     })?;
-    writer.finish()?.flush()?;
-    Ok(written)
+    Ok((written, writer.finish()?))
 }
 
 #[cfg(not(unix))]
