@@ -23,6 +23,7 @@ mod input_grew;
 mod limit;
 mod limits;
 mod numbers;
+mod old_checkpoints;
 mod onejob;
 mod profiles;
 mod progress_lines;
