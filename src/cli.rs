@@ -358,6 +358,14 @@ pub struct ResumeArgs {
     #[arg(long, value_name = "URL", help_heading = PROVIDER)]
     pub base_url: Option<String>,
 
+    /// Send only the first N rows from now on, instead of the recorded `--limit`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = INPUT)]
+    pub limit: Option<u64>,
+
+    /// Lift the recorded `--limit`: send every row.
+    #[arg(long, conflicts_with = "limit", help_heading = INPUT)]
+    pub no_limit: bool,
+
     /// The environment variable that holds the API key (default: as recorded).
     #[arg(long, value_name = "NAME", help_heading = PROVIDER)]
     pub api_key_env: Option<String>,

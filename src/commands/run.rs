@@ -169,6 +169,10 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
         job.api_key_env = var.clone();
         changed = true;
     }
+    if args.limit.is_some() || args.no_limit {
+        job.limit = args.limit;
+        changed = true;
+    }
     if let Some(path) = &args.output {
         job.output = config::output_spec(path, args.output_format, "--output")?;
         changed = true;
@@ -603,7 +607,9 @@ pub fn execute(
     {
         eprintln!(
             "promptmill: --limit {n}: the {beyond} pending rows past the first {n} were not sent.\n\
-             Run the same command without --limit (or with a larger one) to send them."
+             Run the same command without --limit (or with a larger one), or \
+             `promptmill resume {db} --no-limit`, to send them.",
+            db = db_path.display()
         );
     }
     Ok(code)

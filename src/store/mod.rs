@@ -240,13 +240,14 @@ impl Store {
         Ok(models)
     }
 
-    /// Calls `f` with the request body of every pending row, in input order (the cost line
-    /// before a job's first request prices them).
+    /// Calls `f` with the request body of every pending row this run may send (within
+    /// `--limit`), in input order (the cost line before a job's first request prices them).
     pub fn each_pending_request(&self, mut f: impl FnMut(&str)) -> anyhow::Result<()> {
         let mut q = self.conn.prepare(
-            "SELECT request FROM rows WHERE state = 'pending' AND invalid = 0 AND request IS NOT NULL ORDER BY seq",
+            "SELECT request FROM rows WHERE state = 'pending' AND invalid = 0 AND request IS NOT NULL
+               AND seq <= ?1 ORDER BY seq",
         )?;
-        let mut rows = q.query([])?;
+        let mut rows = q.query([self.through])?;
         while let Some(r) = rows.next()? {
             f(r.get_ref(0)?.as_str()?);
         }

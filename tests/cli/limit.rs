@@ -1,5 +1,6 @@
 //! `run --limit N`: only the first N rows are sent; the job remembers the limit, and running
-//! again without it (or with a larger one) sends the rest, never a done row twice.
+//! again without it (or with a larger one, or `resume --limit N` / `--no-limit`) sends the rest,
+//! never a done row twice.
 
 use crate::util::*;
 
@@ -29,6 +30,12 @@ fn limit_sends_only_the_first_rows_and_a_run_without_it_sends_only_the_rest() {
     let out = run_with(&dir, &mock, &["--limit", "3"]);
     assert_eq!(out.code(), 0, "stderr: {}", out.stderr);
     assert_eq!(items_sent(&mock), [1, 2, 3]);
+    // The cost line before the first request counts the rows this run may send, not the file.
+    assert!(
+        out.stderr.contains("promptmill: sending 3 rows to m;"),
+        "{}",
+        out.stderr
+    );
     assert!(
         out.stderr
             .contains("promptmill: --limit 3: the 7 pending rows past the first 3 were not sent."),
@@ -71,6 +78,40 @@ fn a_larger_limit_extends_the_job_by_the_rows_it_adds() {
     let out = run_with(&dir, &mock, &["--limit", "5"]);
     assert_eq!(out.code(), 0, "stderr: {}", out.stderr);
     assert_eq!(items_sent(&mock), [1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn resume_changes_the_recorded_limit_or_lifts_it() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 10);
+    let mock = Mock::start(&[]);
+    let out = run_with(&dir, &mock, &["--limit", "2"]);
+    assert!(
+        out.stderr
+            .contains("out.jsonl.promptmill.db --no-limit`, to send them."),
+        "{}",
+        out.stderr
+    );
+    let resume = |extra: &[&str]| {
+        let mut cmd = promptmill(&dir);
+        cmd.args(["resume", "out.jsonl.promptmill.db"]).args(extra);
+        run(&mut cmd)
+    };
+    // Without a flag, resume keeps the recorded limit: nothing new is sent.
+    assert_eq!(resume(&[]).code(), 0);
+    assert_eq!(items_sent(&mock), [1, 2]);
+    let out = resume(&["--limit", "4"]);
+    assert_eq!(out.code(), 0, "stderr: {}", out.stderr);
+    assert_eq!(items_sent(&mock), [1, 2, 3, 4]);
+    let out = resume(&["--no-limit"]);
+    assert_eq!(out.code(), 0, "stderr: {}", out.stderr);
+    assert_eq!(
+        items_sent(&mock),
+        (1..=10).collect::<Vec<_>>(),
+        "each row sent once"
+    );
+    let both = resume(&["--limit", "3", "--no-limit"]);
+    assert_eq!(both.code(), 2, "{}", both.stderr);
 }
 
 #[test]

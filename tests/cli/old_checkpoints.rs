@@ -39,9 +39,14 @@ fn a_checkpoint_killed_under_schema_8_resumes_and_sends_only_the_unfinished_rows
     assert_eq!(before["rows"]["failed"], 1, "{before}");
 
     let mock = Mock::start(&[]);
-    let out = run(promptmill(&dir)
-        .env("OPENAI_API_KEY", "sk-fixture")
-        .args(["resume", "job.db", "-o", "resumed.jsonl", "--base-url", &mock.url]));
+    let out = run(promptmill(&dir).env("OPENAI_API_KEY", "sk-fixture").args([
+        "resume",
+        "job.db",
+        "-o",
+        "resumed.jsonl",
+        "--base-url",
+        &mock.url,
+    ]));
     // r3 stays failed (not retried without --retry-failed): exit 3, "some rows failed".
     assert_eq!(out.code(), 3, "stdout: {}\nstderr: {}", out.stdout, out.stderr);
 
@@ -56,7 +61,10 @@ fn a_checkpoint_killed_under_schema_8_resumes_and_sends_only_the_unfinished_rows
     let ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap_or("?")).collect();
     assert_eq!(ids, ["r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8"]);
     let status: Vec<&str> = rows.iter().map(|r| r["status"].as_str().unwrap_or("?")).collect();
-    assert_eq!(status, ["done", "done", "failed", "done", "done", "done", "done", "done"]);
+    assert_eq!(
+        status,
+        ["done", "done", "failed", "done", "done", "done", "done", "done"]
+    );
     // The mock answers with the model it was asked for: the recorded model was sent.
     for r in rows.iter().filter(|r| r["status"] == "done") {
         assert_eq!(r["model"], "gpt-4o-mini", "{r}");
