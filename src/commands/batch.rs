@@ -170,17 +170,18 @@ pub fn execute(
         Some(job.output.path.clone()),
         db_path.clone(),
     );
-    if let Err(e) = super::run::write_results(store, run_id, job, send, &summary, true) {
-        let export = super::run::export_cmd(&db_path, &job.output);
-        return super::run::disk_full_stop(e, &db_path, "write the output with", &export).map(BatchEnd::Exit);
+    if let Err(e) = super::ending::write_results(store, run_id, job, send, &summary, true) {
+        let export = super::ending::export_cmd(&db_path, &job.output);
+        return super::ending::disk_full_stop(e, &db_path, "write the output with", &export)
+            .map(BatchEnd::Exit);
     }
     let db = shell_quote(&db_path.display().to_string());
     match ending {
         Ending::Auth { message, .. } => eprintln!(
             "{}",
-            super::run::refused_credentials(&message, &job.api_key_env, &resume_cmd)
+            super::ending::refused_credentials(&message, &job.api_key_env, &resume_cmd)
         ),
-        Ending::Quota { message } => eprintln!("{}", super::run::out_of_quota(&message, &resume_cmd)),
+        Ending::Quota { message } => eprintln!("{}", super::ending::out_of_quota(&message, &resume_cmd)),
         Ending::Redirected { message, location } => eprintln!(
             "{}",
             super::target::redirects(&message, location.as_deref(), None, &resume_cmd)
@@ -213,7 +214,7 @@ pub fn execute(
 /// another process is attached to the job and will do it) waits for them to stop and collects
 /// what they finished.
 pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
-    super::run::init_logging(args.verbose);
+    super::logging::init_logging(args.verbose);
     if !args.db.exists() {
         anyhow::bail!("{}: no such checkpoint database", args.db.display());
     }

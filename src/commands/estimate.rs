@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use crate::cli::RunArgs;
-use crate::commands::run::{execute, open_job, Scope};
+use crate::commands::execute::execute;
+use crate::commands::run::{open_job, Scope};
 use crate::config::EstimateConfig;
 use crate::config::RunConfig;
 use crate::error::exit_code;

@@ -3,8 +3,11 @@
 
 pub mod batch;
 pub mod completions;
+mod ending;
 pub mod estimate;
+mod execute;
 pub mod export;
+mod logging;
 pub mod man;
 pub mod report;
 pub mod run;

@@ -1,7 +1,8 @@
 //! The live pipeline: pending rows in, one request per row (with retries) out, under the limits.
 //!
-//! There is one worker loop, [`process_row`], for every configuration: limits, pauses, budgets
-//! and shutdown are objects it awaits, never variants of the loop. The shape of a run:
+//! There is one worker loop, `process_row` (in `row.rs` and `settle.rs`: feed, attempt, settle), for every
+//! configuration: limits, pauses, budgets and shutdown are objects it awaits, never variants of
+//! the loop. The shape of a run:
 //!
 //! ```text
 //!  feeder ──rows──▶ dispatcher ──spawn(permit)──▶ process_row × 2·concurrency ──outcomes──▶ writer
@@ -26,30 +27,25 @@
 //! ([`first_answers`]), which stops the run when they all agree: a wrong `--base-url` leaves the
 //! rows pending instead of failing them all.
 
-use std::borrow::Cow;
 use std::sync::{Arc, OnceLock, PoisonError};
 use std::time::Duration;
 
-use bytes::Bytes;
-use rand::rngs::SmallRng;
-use rand::SeedableRng;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{classify, RateHeaders, StopCause, Transport, Verdict};
+use crate::api::{Transport, Verdict};
 use crate::budget::Costing;
 use crate::job::Endpoint;
 use crate::limits::{InForce, Limits, WindowInForce};
-use crate::retry::{Backoff, Hint, HINT_CAP};
+use crate::retry::Backoff;
 use crate::stall::Stalls;
 use crate::stats::Stats;
 use crate::store::attempts::{class, Attempt, Tokens};
-use crate::store::writer::{Claimed, Outcome, OutcomeKind, StoreHandle};
+use crate::store::writer::{Claimed, StoreHandle};
 
-use adaptive::{Signal, Window};
-use first_answers::{FirstAnswers, Judgement, Symptom};
+use adaptive::Window;
+use first_answers::FirstAnswers;
 
 /// Rows claimed from the store at a time.
 const PAGE: usize = 1024;
@@ -253,326 +249,6 @@ impl<T: Transport> Pipeline<T> {
             }
         }
     }
-
-    /// The worker loop: one row, every attempt it needs, until it is settled or the run stops.
-    /// `permit` is the row's dispatcher permit, held until it is settled (or parked by the
-    /// first-answers guard).
-    /// `guard` is the row's handle in the first-answers guard; dropped, it ends the row there.
-    async fn process_row(
-        &self,
-        row: Claimed,
-        store: &StoreHandle,
-        permit: OwnedSemaphorePermit,
-        mut guard: first_answers::Row,
-    ) {
-        let mut permit = Some(permit);
-        let control = &self.control;
-        let stats = &self.stats;
-        // When the job is priced: the request's model, and with a budget its worst case (which
-        // needs its tokens counted). The body is our own JSON: a parse failure cannot happen,
-        // and would only leave the row unpriced.
-        let priced = if !self.costing.active() {
-            None
-        } else if self.costing.limit().is_some() {
-            crate::tokens::measure(&row.body).ok().map(|(cost, model)| {
-                (
-                    Some(cost),
-                    Cow::Owned(model.map(Cow::into_owned).unwrap_or_default()),
-                )
-            })
-        } else {
-            // One model for the whole job (the usual case) is borrowed, not copied per row.
-            let model = match self.costing.sole_model() {
-                Some(m) => Cow::Borrowed(m),
-                None => Cow::Owned(crate::tokens::body_model(&row.body).unwrap_or_default()),
-            };
-            Some((None, model))
-        };
-        let body = Bytes::from(row.body);
-        // Counted once a TPM limit is in force, which may begin mid-run (learned from the server).
-        let mut tokens: Option<u32> = None;
-        // Made on the first retry only: most rows never need one.
-        let mut rng: Option<SmallRng> = None;
-        let mut attempts: u32 = 0;
-        // Paid-for answers that were valid JSON but no usable completion: asked again once only.
-        let mut unusable: u32 = 0;
-        let mut held = None;
-        // What each attempt came to, recorded with the outcome (for the run report).
-        let mut tries: Vec<Attempt> = Vec::with_capacity(1);
-        let kind = loop {
-            // A slot in the window first (it bounds requests on the wire), then the buckets.
-            let slot = tokio::select! {
-                biased;
-                _ = control.stop.cancelled() => break OutcomeKind::Unfinished,
-                slot = self.window.acquire() => slot,
-            };
-            let Ok(slot) = slot else {
-                break OutcomeKind::Unfinished; // the window's semaphore is never closed
-            };
-            if tokens.is_none() && self.limits.counts_tokens() {
-                tokens = Some(request_tokens(&body));
-            }
-            let cost = tokens.unwrap_or(0);
-            let admitted = tokio::select! {
-                biased;
-                _ = control.stop.cancelled() => break OutcomeKind::Unfinished,
-                admitted = self.limits.admit(cost) => admitted,
-            };
-            if let Err(too_large) = admitted {
-                break OutcomeKind::Failed {
-                    error: too_large.to_string(),
-                    status: None,
-                };
-            }
-            let reservation = match &priced {
-                Some((None, model)) => Some(self.costing.track(model)),
-                // Waits while it fits only once the requests on the wire settle.
-                Some((Some(cost), model)) => match tokio::select! {
-                    biased;
-                    _ = control.stop.cancelled() => break OutcomeKind::Unfinished,
-                    r = self.costing.reserve(model, cost) => r,
-                } {
-                    Ok(r) => Some(r),
-                    Err(over) => {
-                        control.stop(StopReason::Budget {
-                            limit: over.limit,
-                            needed: over.needed,
-                        });
-                        break OutcomeKind::Unfinished;
-                    }
-                },
-                None => None,
-            };
-            attempts += 1;
-            Stats::add(&stats.requests, 1);
-            if attempts > 1 {
-                Stats::add(&stats.retries, 1);
-            }
-            Stats::add(&stats.in_flight, 1);
-            let sent = Instant::now();
-            let mark = self.settings.stalls.mark();
-            let started_at = crate::store::now_ms();
-            let result = tokio::select! {
-                biased;
-                _ = control.abort.cancelled() => None,
-                r = self.transport.send(body.clone()) => Some(r),
-            };
-            let latency = sent.elapsed();
-            let stalled = self.settings.stalls.since(mark);
-            stats.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            let latency_ms = u32::try_from(latency.as_millis()).unwrap_or(u32::MAX);
-            let Some(result) = result else {
-                if let Some(r) = reservation {
-                    self.costing.settle(r, None);
-                }
-                tries.push(Attempt {
-                    started_at,
-                    latency_ms,
-                    class: Some(class::ABANDONED),
-                    ..Attempt::default()
-                });
-                break OutcomeKind::Unfinished;
-            };
-            let mut changed = false;
-            let rate = match &result {
-                Ok(reply) => {
-                    tracing::debug!(row = %row.id, attempt = attempts, status = reply.status, "response");
-                    changed = self.limits.observe(&reply.rate);
-                    self.window.answered();
-                    reply.rate
-                }
-                Err(e) => {
-                    tracing::debug!(row = %row.id, attempt = attempts, "no response: {e}");
-                    RateHeaders::default()
-                }
-            };
-            let symptom = Symptom::of(&result);
-            let verdict = classify(self.settings.endpoint, result);
-            if let Verdict::Retry { unusable: true, .. } = verdict {
-                unusable += 1;
-            }
-            let gives_up = attempts >= self.settings.max_attempts || unusable >= MAX_UNUSABLE;
-            let mut cost_nanos = 0;
-            if let Some(r) = reservation {
-                let usage = match &verdict {
-                    Verdict::Done(c) => Some((c.usage.prompt_tokens, c.usage.completion_tokens)),
-                    _ => None,
-                };
-                // The ledger is the one account of money; the display and summary read it.
-                let paid = self.costing.settle(r, usage);
-                cost_nanos = (paid * 1e9).round() as u64;
-            }
-            // For a 429: whether its headers say a limit is spent (then everyone waits, below).
-            let spent = match &verdict {
-                Verdict::Retry {
-                    rate_limited: true, ..
-                } => self.limits.spent(&rate, cost),
-                _ => None,
-            };
-            let signal = match &verdict {
-                // Our own process stood still: neither the latency nor a timeout is the server's.
-                _ if !stalled.is_zero() => Signal::Neutral,
-                Verdict::Done(_) => Signal::Success { latency },
-                Verdict::Retry {
-                    status: Some(200..=299),
-                    ..
-                } => Signal::Neutral, // a malformed body says nothing about load
-                Verdict::Retry { .. } if spent.is_none() => Signal::Overload,
-                _ => Signal::Neutral,
-            };
-            self.window.observe(&slot, signal);
-            let mut slot = Some(slot);
-            match guard.judge(symptom) {
-                Judgement::Proceed => {}
-                Judgement::Stop(trip) => {
-                    control.abort(StopReason::Misdirected(trip));
-                    break OutcomeKind::Unfinished;
-                }
-                Judgement::Wait => {
-                    // Parked: the slot and the permit go to rows whose answers the guard needs.
-                    drop(slot.take());
-                    drop(permit.take());
-                    let tripped = tokio::select! {
-                        biased;
-                        _ = control.stop.cancelled() => break OutcomeKind::Unfinished,
-                        tripped = guard.wait() => tripped,
-                    };
-                    if let Some(trip) = tripped {
-                        control.abort(StopReason::Misdirected(trip));
-                        break OutcomeKind::Unfinished;
-                    }
-                }
-            }
-            // A row's last answer keeps its place on the wire until its outcome is committed
-            // (below), so that what a kill can cost stays within --concurrency requests: those on
-            // the wire, and those answered but not yet durable.
-            let last = match &verdict {
-                Verdict::Done(_) | Verdict::RowFailed { .. } => true,
-                Verdict::Retry { .. } => gives_up,
-                Verdict::Stop { .. } => false,
-            };
-            if last && self.settings.hold_until_committed {
-                held = slot;
-            } else {
-                drop(slot);
-            }
-            let in_force = self.publish();
-            if changed {
-                tracing::info!("limits in force: {in_force}");
-            }
-            tries.push(attempt_record(
-                &verdict, started_at, latency_ms, changed, in_force, cost_nanos,
-            ));
-            match verdict {
-                Verdict::Done(c) => break OutcomeKind::Done(c),
-                Verdict::RowFailed { status, message } => {
-                    break OutcomeKind::Failed {
-                        error: format!("HTTP {status}: {message}"),
-                        status: Some(status),
-                    }
-                }
-                Verdict::Stop {
-                    status,
-                    message,
-                    cause,
-                } => {
-                    control.abort(match cause {
-                        StopCause::Credentials => StopReason::Auth { status, message },
-                        StopCause::Quota => StopReason::Quota { message },
-                    });
-                    break OutcomeKind::Unfinished;
-                }
-                Verdict::Retry {
-                    reason,
-                    status,
-                    wait,
-                    rate_limited,
-                    ..
-                } => {
-                    if rate_limited {
-                        Stats::add(&stats.http_429, 1);
-                    }
-                    if unusable >= MAX_UNUSABLE {
-                        break OutcomeKind::Failed {
-                            error: format!(
-                                "not asked again after {unusable} unusable answers (each billed); last: {reason}"
-                            ),
-                            status,
-                        };
-                    }
-                    if gives_up {
-                        break OutcomeKind::Failed {
-                            error: format!("gave up after {attempts} attempts; last: {reason}"),
-                            status,
-                        };
-                    }
-                    let hint = wait.map(Hint::new);
-                    let capped = hint.and_then(|h| h.explain());
-                    if let Some(why) = &capped {
-                        tracing::info!("row {}: {why}", row.id);
-                    }
-                    let delay = match spent {
-                        // A spent limit holds every worker: the server's hint, else the time the
-                        // headers say the limit needs to have room again.
-                        Some(refill) => {
-                            let pause = hint.map_or(refill.min(HINT_CAP), |h| h.wait);
-                            self.limits.pause_for(pause);
-                            pause
-                        }
-                        // Anything else delays this row only; repeated trouble narrows the window.
-                        None => {
-                            let rng = rng.get_or_insert_with(|| SmallRng::from_rng(&mut rand::rng()));
-                            self.settings.backoff.delay(attempts, wait, rate_limited, rng)
-                        }
-                    };
-                    if let Some(last) = tries.last_mut() {
-                        last.wait_ms = Some(u32::try_from(delay.as_millis()).unwrap_or(u32::MAX));
-                        last.paused = spent.is_some();
-                    }
-                    tracing::info!(row = %row.id, attempt = attempts, "retrying in {delay:.1?}: {reason}");
-                    // Counted while it waits, so the progress line can say why rows stand still.
-                    let _capped = hint
-                        .filter(|_| capped.is_some())
-                        .map(|h| stats.capped_wait(h.asked));
-                    tokio::select! {
-                        biased;
-                        _ = control.stop.cancelled() => break OutcomeKind::Unfinished,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                }
-            }
-        };
-        match &kind {
-            OutcomeKind::Done(c) => {
-                Stats::add(&stats.done, 1);
-                Stats::add(&stats.prompt_tokens, c.usage.prompt_tokens);
-                Stats::add(&stats.completion_tokens, c.usage.completion_tokens);
-                Stats::add(&stats.total_tokens, c.usage.total_tokens);
-            }
-            OutcomeKind::Failed { error, .. } => {
-                Stats::add(&stats.failed, 1);
-                tracing::info!(row = %row.id, "failed: {error}");
-            }
-            OutcomeKind::Unfinished => {}
-        }
-        let outcome = Outcome {
-            seq: row.seq,
-            attempts,
-            kind,
-            tries,
-        };
-        let recorded = match held {
-            Some(slot) => {
-                let recorded = store.finish_durable(outcome).await;
-                drop(slot);
-                recorded
-            }
-            None => store.finish(outcome).await,
-        };
-        if recorded.is_err() {
-            control.abort(StopReason::Checkpoint("the checkpoint writer stopped".into()));
-        }
-    }
 }
 
 /// What an answered attempt comes to in the checkpoint's `attempts` table.
@@ -664,6 +340,8 @@ async fn feed(store: StoreHandle, rows: mpsc::Sender<Claimed>, control: Arc<Cont
 
 pub mod adaptive;
 pub mod first_answers;
+mod row;
+mod settle;
 
 #[cfg(test)]
 mod tests;
