@@ -526,10 +526,15 @@ pub fn execute(
     // The ledger, now that every request has settled: the summary and the stop message print
     // the same amounts.
     let spend = costing.spend();
+    let split = match priced {
+        true => crate::budget::job_cost_split(&store, &job)?,
+        false => None,
+    };
     let cost = priced.then(|| CostTotals {
         job: spend.total(),
         run: spend.run,
         budget: job.max_cost,
+        split,
     });
     let summary = Summary::new(
         outcome,

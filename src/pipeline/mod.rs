@@ -395,7 +395,7 @@ impl<T: Transport> Pipeline<T> {
             let mut cost_nanos = 0;
             if let Some(r) = reservation {
                 let usage = match &verdict {
-                    Verdict::Done(c) => Some((c.usage.prompt_tokens, c.usage.completion_tokens)),
+                    Verdict::Done(c) => Some(c.usage.billed()),
                     _ => None,
                 };
                 // The ledger is the one account of money; the display and summary read it.
