@@ -31,7 +31,7 @@ use crate::models::{Billed, ModelInfo, Prices};
 mod bill;
 
 use crate::tokens::RequestCost;
-pub use bill::{cost_of, job_cost, job_cost_split, RowPricer};
+pub use bill::{cost_of, job_cost, job_cost_split};
 
 /// A model's prices and output cap, as a run uses them.
 #[derive(Debug, Clone)]

@@ -1,7 +1,6 @@
 //! Tests of the ledger and of the job's cost.
 
 use super::*;
-use crate::models::CostSplit;
 use crate::models::PriceBook;
 use crate::store::{JobUsage, UsageSums};
 

@@ -6,6 +6,7 @@
 //! (see `files`: created exclusively, mode 0600, under a name nobody can plant a link at). One file per format behind the [`RowWriter`] trait.
 
 mod batch;
+mod cost;
 mod csv;
 mod jsonl;
 
@@ -202,9 +203,11 @@ fn write_rows(
         OutputFormat::OpenaiBatch => Box::new(batch::Batch::new(out)),
     };
     let mut written = Written::default();
-    // Each row's cost, priced at the job's prices by the one formula (see `budget::RowPricer`).
+    // Each row's cost, priced at the job's prices by the one formula (see `cost.rs`).
     let job = store.job()?;
-    let pricer = job.as_ref().map(crate::budget::RowPricer::new);
+    let pricer = job
+        .as_ref()
+        .map(|j| cost::RowPricer::new(&j.models, j.spec.model.as_deref()));
     store.for_each_row(|mut row| {
         row.cost = pricer.as_ref().and_then(|p| p.cost(&row));
         writer.row(&row)?;
