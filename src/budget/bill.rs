@@ -24,7 +24,7 @@ pub fn job_cost_split(
         .flat_map(|p| p.thresholds())
         .collect();
     let usage = store.usage_by_model(job.spec.model.as_deref(), &thresholds)?;
-    Ok(cost_of(&usage, &job.models))
+    Ok(cost_of(&usage, &job.models).map(|c| c.rounded()))
 }
 
 fn billed(s: &UsageSums) -> Billed {

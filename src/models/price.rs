@@ -106,6 +106,18 @@ impl CostSplit {
         self.input + self.cached_input + self.cache_creation + self.output
     }
 
+    /// Each amount to a trillionth of a dollar, far below any bill's rounding: so that JSON
+    /// shows `0.0000261`, not `0.000026099999999999997`.
+    pub fn rounded(&self) -> CostSplit {
+        CostSplit {
+            input: round(self.input),
+            cached_input: round(self.cached_input),
+            cache_creation: round(self.cache_creation),
+            output: round(self.output),
+            reasoning: round(self.reasoning),
+        }
+    }
+
     pub fn add(&mut self, other: &CostSplit) {
         self.input += other.input;
         self.cached_input += other.cached_input;
@@ -113,6 +125,11 @@ impl CostSplit {
         self.output += other.output;
         self.reasoning += other.reasoning;
     }
+}
+
+/// Dollars to a trillionth (see [`CostSplit::rounded`]).
+pub fn round(dollars: f64) -> f64 {
+    (dollars * 1e12).round() / 1e12
 }
 
 impl Prices {

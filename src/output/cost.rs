@@ -26,8 +26,15 @@ impl<'a> RowPricer<'a> {
         if row.state != crate::store::state::DONE || row.total_tokens.is_none() {
             return None;
         }
-        let model = self.fixed.or(row.request_model.as_deref()).unwrap_or("");
-        let prices = self.models.get(model)?.prices.as_ref()?;
+        let info = match (self.fixed, self.models.len()) {
+            (Some(model), _) => self.models.get(model)?,
+            // One model: every row's request names it (the job's models are the ones they name).
+            (None, 1) => self.models.values().next()?,
+            (None, _) => self
+                .models
+                .get(request_model(row.request.as_deref()?)?.as_ref())?,
+        };
+        let prices = info.prices.as_ref()?;
         let n = |v: Option<i64>| v.unwrap_or(0).max(0) as f64;
         let tokens = Billed {
             prompt: n(row.prompt_tokens),
@@ -37,6 +44,35 @@ impl<'a> RowPricer<'a> {
             reasoning: n(row.reasoning_tokens),
         };
         let size = row.prompt_tokens.unwrap_or(0).max(0) as u64;
-        Some(prices.cost(row.via_batch, size, &tokens).total())
+        Some(crate::models::price::round(
+            prices.cost(row.via_batch, size, &tokens).total(),
+        ))
+    }
+}
+
+/// The model a request body names (`""` for none, as the job's models key it); `None` when the
+/// body is not a JSON object.
+fn request_model(request: &str) -> Option<std::borrow::Cow<'_, str>> {
+    #[derive(serde::Deserialize)]
+    struct Named<'a> {
+        #[serde(borrow)]
+        model: Option<std::borrow::Cow<'a, str>>,
+    }
+    let named: Named<'_> = serde_json::from_str(request).ok()?;
+    Some(named.model.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_model_is_read_from_the_request_only_when_the_job_has_several() {
+        assert_eq!(
+            request_model(r#"{"model":"gpt-4o","messages":[]}"#).as_deref(),
+            Some("gpt-4o")
+        );
+        assert_eq!(request_model(r#"{"messages":[]}"#).as_deref(), Some(""));
+        assert_eq!(request_model("not json"), None);
     }
 }

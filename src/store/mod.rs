@@ -114,8 +114,6 @@ pub struct ExportRow {
     pub cached_tokens: Option<i64>,
     pub cache_creation_tokens: Option<i64>,
     pub reasoning_tokens: Option<i64>,
-    /// The model the row's request names (`request.model`), which its prices are looked up by.
-    pub request_model: Option<String>,
     /// Done through the Batch API, so priced at its prices.
     pub via_batch: bool,
     /// Dollars the row cost: not read from the checkpoint but priced by the exporter, at the
@@ -546,8 +544,7 @@ impl Store {
         let mut stmt = self.conn.prepare(
             "SELECT seq, id, state, invalid, fields, request, response, completion, finish_reason,
                     prompt_tokens, completion_tokens, total_tokens, model, response_id, http_status, error,
-                    cached_tokens, cache_creation_tokens, reasoning_tokens,
-                    CASE WHEN json_valid(request) THEN json_extract(request, '$.model') END, part IS NOT NULL
+                    cached_tokens, cache_creation_tokens, reasoning_tokens, part IS NOT NULL
              FROM rows ORDER BY seq",
         )?;
         let mut rows = stmt.query([])?;
@@ -578,13 +575,7 @@ impl Store {
                 cached_tokens: detail(16)?,
                 cache_creation_tokens: detail(17)?,
                 reasoning_tokens: detail(18)?,
-                request_model: r
-                    .get::<_, Option<rusqlite::types::Value>>(19)?
-                    .and_then(|v| match v {
-                        rusqlite::types::Value::Text(t) => Some(t),
-                        _ => None,
-                    }),
-                via_batch: r.get(20)?,
+                via_batch: r.get(19)?,
                 cost: None,
             })?;
         }

@@ -83,7 +83,7 @@ impl Store {
         .join(", ");
         let model = match fixed {
             Some(_) => "?1",
-            None => "coalesce(CASE WHEN json_valid(request) THEN json_extract(request, '$.model') END, '')",
+            None => "coalesce(json_extract(request, '$.model'), '')",
         };
         let sql = format!(
             "SELECT {model}, part IS NOT NULL, {band}, min({prompt}), {sums}
