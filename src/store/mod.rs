@@ -39,6 +39,8 @@ mod tests;
 #[cfg(test)]
 mod tests_ingest;
 #[cfg(test)]
+mod tests_usage;
+#[cfg(test)]
 mod tests_writer;
 
 /// Row states as stored.

@@ -72,12 +72,14 @@ impl Store {
                 .collect::<Vec<_>>()
                 .join(" + "),
         };
+        // Each row's details clamped as the formula clamps one request's (a server that reports
+        // more cached tokens than prompt tokens), so the sums price as the rows would one by one.
         let sums = [
             "prompt_tokens",
-            "cached_tokens",
-            "cache_creation_tokens",
+            "min(cached_tokens, prompt_tokens)",
+            "min(cache_creation_tokens, prompt_tokens - coalesce(min(cached_tokens, prompt_tokens), 0))",
             "completion_tokens",
-            "reasoning_tokens",
+            "min(reasoning_tokens, completion_tokens)",
         ]
         .map(token_sum)
         .join(", ");
