@@ -308,19 +308,31 @@ fn model_report(
     };
     // The low and high ends take both intervals at their ends: wider than a joint 95 %.
     let (low, high) = (prompt_low.unwrap_or(prompt), prompt_high.unwrap_or(prompt));
-    // The one cost formula, with no cached input assumed. A long-context tier is taken at the
-    // mean prompt for the expectations and at the longest for the maximum.
-    let mean = (counted / tally.rows.max(1) as f64) as u64;
+    // The one cost formula, with no cached input assumed. Long-context tiers: the expectations
+    // price each band of prompt sizes at its tier (completions shared out by rows); the maximum
+    // prices everything at the longest prompt's tier.
     let cost = |p: &Prices, batch: bool| {
-        let at = |size: u64, prompt: f64, completion: f64| {
-            p.cost(batch, size, &Billed::plain(prompt, completion)).total()
+        let thresholds: Vec<u64> = p.thresholds().collect();
+        let bands = tally.bands(&thresholds);
+        let at = |prompt: f64, completion: f64| -> f64 {
+            bands
+                .iter()
+                .map(|b| {
+                    let tokens = Billed::plain(prompt * b.prompt, completion * b.rows);
+                    p.cost(batch, b.least, &tokens).total()
+                })
+                .sum()
+        };
+        let longest = |prompt: f64, completion: f64| {
+            p.cost(batch, tally.max(), &Billed::plain(prompt, completion))
+                .total()
         };
         Cost {
-            prompt: at(mean, prompt, 0.0),
-            max: completion.max.map(|m| at(tally.max(), high, m as f64)),
-            expected: completion.expected.map(|e| at(mean, prompt, e)),
-            expected_low: completion.expected_low.map(|e| at(mean, low, e)),
-            expected_high: completion.expected_high.map(|e| at(mean, high, e)),
+            prompt: at(prompt, 0.0),
+            max: completion.max.map(|m| longest(high, m as f64)),
+            expected: completion.expected.map(|e| at(prompt, e)),
+            expected_low: completion.expected_low.map(|e| at(low, e)),
+            expected_high: completion.expected_high.map(|e| at(high, e)),
         }
     };
     let prices = info.prices.clone();
