@@ -16,24 +16,37 @@
 //! [`Spend`] is the one reading of the ledger that the progress line, the stop message and the
 //! summary print.
 //!
-//! Prices are per model, as the rows' requests name it. Cached-input discounts are not applied
-//! (the stored usage does not carry them), so costs err on the high side.
+//! Prices are per model, as the rows' requests name it; every amount here is priced by the one
+//! formula, [`Prices::cost`] (cached input, cache writes, reasoning, Batch prices, long-context
+//! tiers: see `models/price.rs`). A reservation's worst case assumes no cached input.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
 use crate::estimate::report::dollars;
-use crate::models::{ModelInfo, Prices};
-use crate::store::JobUsage;
+use crate::models::{Billed, ModelInfo, Prices};
+
+mod bill;
+
 use crate::tokens::RequestCost;
+pub use bill::{cost_of, job_cost, job_cost_split};
 
 /// A model's prices and output cap, as a run uses them.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Price {
-    prices: Prices,
+    /// Shared with every reservation made at them.
+    prices: Arc<Prices>,
     max_output: Option<u64>,
+}
+
+impl Price {
+    /// A request's worst case: its prompt, uncached, and its most completion tokens.
+    fn worst(&self, batch: bool, cost: &RequestCost) -> f64 {
+        let tokens = Billed::plain(cost.prompt_tokens as f64, worst_output(self, cost) as f64);
+        self.prices.cost(batch, cost.prompt_tokens, &tokens).total()
+    }
 }
 
 /// A request's most completion tokens: its max_tokens × n, else the model's cap per completion
@@ -75,7 +88,7 @@ struct Ledger {
 #[must_use = "a reservation must be settled"]
 pub struct Reservation {
     amount: f64,
-    prices: Option<Prices>,
+    prices: Option<Arc<Prices>>,
     /// Counted in the ledger's holders (a reservation, not a mere tracking).
     held: bool,
 }
@@ -163,12 +176,12 @@ impl Costing {
     ) -> Result<Costing, CostingError> {
         let mut prices = BTreeMap::new();
         for (name, info) in models {
-            match info.prices {
+            match &info.prices {
                 Some(p) => {
                     prices.insert(
                         name.clone(),
                         Price {
-                            prices: p,
+                            prices: Arc::new(p.clone()),
                             max_output: info.max_output_tokens,
                         },
                     );
@@ -204,15 +217,7 @@ impl Costing {
     /// The worst case of a request to `model` through the Batch API (at the live price when the
     /// Batch price is unknown); 0 for a model without a price.
     pub fn batch_worst(&self, model: &str, cost: &RequestCost) -> f64 {
-        match self.prices.get(model) {
-            None => 0.0,
-            Some(p) => {
-                let output = worst_output(p, cost);
-                p.prices
-                    .batch(cost.prompt_tokens, output)
-                    .unwrap_or_else(|| p.prices.live(cost.prompt_tokens, output))
-            }
-        }
+        self.prices.get(model).map_or(0.0, |p| p.worst(true, cost))
     }
 
     /// Reserves the worst case of a request to `model`, waiting while it would fit only once the
@@ -233,11 +238,8 @@ impl Costing {
 
     /// Reserves the worst case of a request to `model` if it fits now.
     pub fn try_reserve(&self, model: &str, cost: &RequestCost) -> Result<Reservation, NotNow> {
-        let price = self.prices.get(model).copied();
-        let amount = match price {
-            None => 0.0,
-            Some(p) => p.prices.live(cost.prompt_tokens, worst_output(&p, cost)),
-        };
+        let price = self.prices.get(model);
+        let amount = price.map_or(0.0, |p| p.worst(false, cost));
         let mut ledger = self.lock();
         if let Some(limit) = self.limit {
             let spent = ledger.before + ledger.spent;
@@ -257,7 +259,7 @@ impl Costing {
         ledger.holders += 1;
         Ok(Reservation {
             amount,
-            prices: price.map(|p| p.prices),
+            prices: price.map(|p| Arc::clone(&p.prices)),
             held: true,
         })
     }
@@ -267,7 +269,7 @@ impl Costing {
     pub fn track(&self, model: &str) -> Reservation {
         Reservation {
             amount: 0.0,
-            prices: self.prices.get(model).map(|p| p.prices),
+            prices: self.prices.get(model).map(|p| Arc::clone(&p.prices)),
             held: false,
         }
     }
@@ -280,11 +282,11 @@ impl Costing {
         }
     }
 
-    /// Replaces a reservation by the cost of the usage the API reported (`None`: nothing was
-    /// billed). Returns the cost.
-    pub fn settle(&self, r: Reservation, usage: Option<(u64, u64)>) -> f64 {
-        let cost = match (r.prices, usage) {
-            (Some(p), Some((prompt, completion))) => p.live(prompt, completion),
+    /// Replaces a reservation by the cost of the usage the API reported for one live request
+    /// (`None`: nothing was billed). Returns the cost.
+    pub fn settle(&self, r: Reservation, usage: Option<Billed>) -> f64 {
+        let cost = match (&r.prices, usage) {
+            (Some(p), Some(tokens)) => p.cost(false, tokens.prompt as u64, &tokens).total(),
             _ => 0.0,
         };
         {
@@ -338,142 +340,5 @@ impl Costing {
     }
 }
 
-/// Dollars the job's done rows cost, at the prices the job records (see [`cost_of`]).
-pub fn job_cost(store: &crate::store::Store, job: &crate::job::JobRecord) -> anyhow::Result<Option<f64>> {
-    let usage = store.usage_by_model(job.spec.model.as_deref())?;
-    Ok(cost_of(&usage, &job.models))
-}
-
-/// Dollars for the job's usage at the prices in `models`: live rows at the live price, rows done
-/// through the Batch API at the Batch price (the live price when the source gives none, so the
-/// cost errs high); `None` when a model with usage has no price.
-pub fn cost_of(usage: &JobUsage, models: &BTreeMap<String, ModelInfo>) -> Option<f64> {
-    let mut total = 0.0;
-    for (batch, map) in [(false, &usage.live), (true, &usage.batch)] {
-        for (model, &(prompt, completion)) in map {
-            if prompt == 0 && completion == 0 {
-                continue;
-            }
-            let prices = models.get(model)?.prices?;
-            total += match batch {
-                true => prices
-                    .batch(prompt, completion)
-                    .unwrap_or_else(|| prices.live(prompt, completion)),
-                false => prices.live(prompt, completion),
-            };
-        }
-    }
-    Some(total)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::models::PriceBook;
-
-    fn models(names: &[&str]) -> BTreeMap<String, ModelInfo> {
-        let book = PriceBook::new(None, None, None).unwrap();
-        names
-            .iter()
-            .map(|n| (n.to_string(), book.lookup(n).unwrap()))
-            .collect()
-    }
-
-    fn cost(prompt: u64, max: u64) -> RequestCost {
-        RequestCost {
-            prompt_tokens: prompt,
-            max_output_tokens: max,
-            choices: 1,
-        }
-    }
-
-    #[test]
-    fn reservations_hold_the_worst_case_and_settle_to_usage() {
-        // gpt-4o-mini: $0.15 in, $0.60 out per 1M.
-        let c = Costing::new(&models(&["gpt-4o-mini"]), Some(1.0), 0.25).unwrap();
-        // Worst case 1M prompt + 0.5M out = 0.15 + 0.30 = 0.45.
-        let a = c.try_reserve("gpt-4o-mini", &cost(1_000_000, 500_000)).unwrap();
-        let b = c.try_reserve("gpt-4o-mini", &cost(1_000_000, 500_000));
-        assert_eq!(
-            b.unwrap_err(),
-            NotNow::Wait,
-            "0.25 spent + 0.45 reserved + 0.45 > 1.0, but 0.25 + 0.45 fits once `a` settles"
-        );
-        let paid = c.settle(a, Some((1_000_000, 100_000)));
-        assert!((paid - 0.21).abs() < 1e-9);
-        assert!((c.spend().total() - 0.46).abs() < 1e-9);
-        let b = c.try_reserve("gpt-4o-mini", &cost(1_000_000, 500_000)).unwrap();
-        assert_eq!(c.settle(b, None), 0.0, "a failed request costs nothing");
-        assert!((c.spend().run - 0.21).abs() < 1e-9);
-        let s = c.spend();
-        assert_eq!(s.reserved, 0.0);
-        assert!((s.remaining().unwrap() - 0.54).abs() < 1e-9);
-        // 0.46 spent + 0.6 can never fit in 1.0, whatever settles.
-        assert_eq!(
-            c.try_reserve("gpt-4o-mini", &cost(0, 1_000_000)).unwrap_err(),
-            NotNow::Over(OverBudget {
-                limit: 1.0,
-                spent: s.total(),
-                needed: 0.6
-            })
-        );
-    }
-
-    #[tokio::test]
-    async fn a_request_waits_for_the_wire_to_settle_then_fits() {
-        let c = std::sync::Arc::new(Costing::new(&models(&["gpt-4o-mini"]), Some(1.0), 0.0).unwrap());
-        let a = c.try_reserve("gpt-4o-mini", &cost(0, 1_000_000)).unwrap(); // 0.60
-        let waiting = {
-            let c = std::sync::Arc::clone(&c);
-            tokio::spawn(async move { c.reserve("gpt-4o-mini", &cost(0, 1_000_000)).await.is_ok() })
-        };
-        tokio::task::yield_now().await;
-        assert!(!waiting.is_finished(), "0.60 reserved + 0.60 > 1.0: it waits");
-        c.settle(a, Some((0, 100_000))); // cost 0.06
-        assert!(waiting.await.unwrap(), "0.06 spent + 0.60 fits");
-    }
-
-    #[test]
-    fn rows_without_max_tokens_reserve_the_models_output_cap() {
-        let c = Costing::new(&models(&["gpt-4o-mini"]), Some(0.01), 0.0).unwrap();
-        // 16,384 output tokens × $0.60/1M ≈ $0.0098, just under $0.01.
-        assert!(c.try_reserve("gpt-4o-mini", &cost(10, 0)).is_ok());
-        assert!(c.try_reserve("gpt-4o-mini", &cost(10, 0)).is_err());
-    }
-
-    #[test]
-    fn a_budget_needs_a_price_for_every_model() {
-        let err = Costing::new(&models(&["my-llama"]), Some(1.0), 0.0).unwrap_err();
-        assert!(err
-            .to_string()
-            .starts_with("--max-cost: no price is known for model `my-llama`"));
-        let counting = Costing::new(&models(&["my-llama"]), None, 0.0).unwrap();
-        let r = counting.try_reserve("my-llama", &cost(5, 5)).unwrap();
-        assert_eq!(counting.settle(r, Some((5, 5))), 0.0);
-    }
-
-    #[test]
-    fn job_cost_is_summed_per_model() {
-        let m = models(&["gpt-4o-mini", "gpt-4o", "my-llama"]);
-        let live = BTreeMap::from([
-            ("gpt-4o-mini".to_string(), (1_000_000, 1_000_000)),
-            ("gpt-4o".to_string(), (1_000_000, 0)),
-        ]);
-        let usage = JobUsage {
-            live: live.clone(),
-            batch: BTreeMap::new(),
-        };
-        assert!((cost_of(&usage, &m).unwrap() - 3.25).abs() < 1e-9);
-        // The same tokens through the Batch API cost half.
-        let batch = JobUsage {
-            live: BTreeMap::new(),
-            batch: live,
-        };
-        assert!((cost_of(&batch, &m).unwrap() - 1.625).abs() < 1e-9);
-        let unknown = JobUsage {
-            live: BTreeMap::from([("my-llama".to_string(), (1, 1))]),
-            batch: BTreeMap::new(),
-        };
-        assert_eq!(cost_of(&unknown, &m), None);
-    }
-}
+mod tests;

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 
 use crate::estimate::report::{dollars, thousands};
-use crate::models::ModelInfo;
+use crate::models::{Billed, ModelInfo};
 use crate::store::Store;
 
 /// What the pending rows of one model add up to.
@@ -26,6 +26,8 @@ struct Tally {
     /// The largest and smallest maximum a row has (to say "per row" when they are all the same).
     most: u64,
     least: u64,
+    /// The longest prompt: a long-context tier is priced at it, so the ceiling errs high.
+    longest: u64,
 }
 
 /// The pending rows and their ceiling.
@@ -76,6 +78,7 @@ pub fn of_pending(
         };
         t.rows += 1;
         t.prompt += cost.prompt_tokens;
+        t.longest = t.longest.max(cost.prompt_tokens);
         match most {
             Some(m) => {
                 t.completion += m;
@@ -99,7 +102,7 @@ fn price(tallies: &BTreeMap<String, Tally>, models: &BTreeMap<String, ModelInfo>
     let mut same = None;
     let mut uniform = true;
     for (model, t) in tallies {
-        let Some(p) = models.get(model).and_then(|m| m.prices) else {
+        let Some(p) = models.get(model).and_then(|m| m.prices.as_ref()) else {
             bound = Err(format!(
                 "no price is known for `{model}` (pass --price-in/--price-out)"
             ));
@@ -112,15 +115,16 @@ fn price(tallies: &BTreeMap<String, Tally>, models: &BTreeMap<String, ModelInfo>
             ));
             break;
         }
-        let (input, output) = match (batch, p.batch_input, p.batch_output) {
-            (true, Some(i), Some(o)) => (i, o),
-            _ => (p.input, p.output),
+        // The one cost formula, with no cached input.
+        let worth = |prompt: u64, completion: u64| {
+            let tokens = Billed::plain(prompt as f64, completion as f64);
+            p.cost(batch, t.longest, &tokens).total()
         };
         uniform &= t.least == t.most && same.is_none_or(|s| s == t.most);
         same = Some(t.most);
         if let Ok(b) = &mut bound {
-            b.prompts += t.prompt as f64 * input / 1e6;
-            b.total += (t.prompt as f64 * input + t.completion as f64 * output) / 1e6;
+            b.prompts += worth(t.prompt, 0);
+            b.total += worth(t.prompt, t.completion);
             b.completion_tokens += t.completion;
         }
     }
@@ -220,6 +224,7 @@ mod tests {
             unbounded: 0,
             most,
             least,
+            longest: prompt / rows.max(1),
         }
     }
 

@@ -17,7 +17,8 @@
 //! - [`provider`] knows where a request goes and which header carries the key: OpenAI-compatible
 //!   APIs, or Azure OpenAI's deployment URLs; [`base_url`] builds those URLs by path segments
 //!   and keeps credential-like query parameters out of the checkpoint.
-//! - [`tokens`] counts prompt tokens as OpenAI does; [`models`] knows context windows and prices;
+//! - [`tokens`] counts prompt tokens as OpenAI does; [`models`] knows context windows and prices
+//!   and holds the one cost formula (`models::price`: cached input, reasoning, Batch, tiers);
 //!   [`estimate`] is the dry run; [`budget`] keeps a run's money; [`ceiling`] prints the cost
 //!   before the money; [`stats`], [`progress`] and [`summary`] report; [`shutdown`] turns
 //!   signals into a clean stop; [`stall`] notices the process stood still (SIGSTOP, a starved

@@ -3,48 +3,27 @@
 //!
 //! Three sources, the first that knows the model wins:
 //! 1. `--price-in/--price-out` (dollars per million tokens), for a model in no table;
-//! 2. `--prices FILE`, a LiteLLM-format map (`model_prices_and_context_window.json`: dollars per
-//!    token in `input_cost_per_token`, `output_cost_per_token`, `input_cost_per_token_batches`,
-//!    `output_cost_per_token_batches`, `cache_read_input_token_cost`; `max_input_tokens`,
-//!    `max_output_tokens`);
+//! 2. `--prices FILE`, a LiteLLM-format map (`model_prices_and_context_window.json`; see
+//!    `models/litellm.rs` for the fields read, long-context tiers included);
 //! 3. the built-in table of current OpenAI models below, with the date it was last checked.
 //!
 //! A model is looked up as written, then without a provider prefix (`openai/gpt-4o`), then
 //! without a date suffix (`gpt-4o-2024-08-06` → `gpt-4o`). Prices are kept per million tokens,
-//! the unit providers publish them in. An unknown model has no price: callers say so, never
-//! count it as free.
+//! the unit providers publish them in; [`price`] turns them into dollars. An unknown model has
+//! no price: callers say so, never count it as free.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod litellm;
+pub mod price;
+
+pub use price::{Billed, CostSplit, Prices, Rates, Tier};
+
 /// The day the built-in table was last compared with the providers' published prices.
 pub const BUILTIN_CHECKED: &str = "2026-11-27";
-
-/// Dollars per million tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Prices {
-    pub input: f64,
-    pub output: f64,
-    /// Cached input tokens (prompt caching); `None`: billed as input.
-    pub cached_input: Option<f64>,
-    /// Batch API prices; `None`: the source does not say.
-    pub batch_input: Option<f64>,
-    pub batch_output: Option<f64>,
-}
-
-impl Prices {
-    /// Dollars for `prompt` input and `completion` output tokens, live.
-    pub fn live(&self, prompt: u64, completion: u64) -> f64 {
-        (prompt as f64 * self.input + completion as f64 * self.output) / 1e6
-    }
-
-    /// Dollars for the same tokens through the Batch API, when its prices are known.
-    pub fn batch(&self, prompt: u64, completion: u64) -> Option<f64> {
-        Some((prompt as f64 * self.batch_input? + completion as f64 * self.batch_output?) / 1e6)
-    }
-}
 
 /// Where a model's facts came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,18 +160,6 @@ fn builtin(model: &str) -> Option<&'static Known> {
         .find_map(|name| BUILTIN.iter().find(|k| k.model == name))
 }
 
-/// An entry of a LiteLLM price map (dollars per token).
-#[derive(Debug, Deserialize)]
-struct LiteLlmEntry {
-    input_cost_per_token: Option<f64>,
-    output_cost_per_token: Option<f64>,
-    cache_read_input_token_cost: Option<f64>,
-    input_cost_per_token_batches: Option<f64>,
-    output_cost_per_token_batches: Option<f64>,
-    max_input_tokens: Option<u64>,
-    max_output_tokens: Option<u64>,
-}
-
 /// Every source of model facts a command was given.
 #[derive(Debug, Default)]
 pub struct PriceBook {
@@ -253,6 +220,7 @@ impl PriceBook {
                 cached_input: k.cached_input,
                 batch_input: k.batch.map(|b| b.0),
                 batch_output: k.batch.map(|b| b.1),
+                ..Prices::default()
             }),
             source: table.map(|_| Source::BuiltIn {
                 checked: BUILTIN_CHECKED.to_string(),
@@ -263,29 +231,20 @@ impl PriceBook {
                 .into_iter()
                 .find_map(|name| map.get_key_value(name))
             {
-                let entry: LiteLlmEntry =
-                    serde_json::from_value(value.clone()).map_err(|e| PriceError::Entry {
-                        path: path.clone(),
-                        key: key.clone(),
-                        message: e.to_string(),
-                    })?;
-                let per_million = |v: Option<f64>| v.map(|v| v * 1e6);
-                if let (Some(input), Some(output)) = (entry.input_cost_per_token, entry.output_cost_per_token)
-                {
-                    info.prices = Some(Prices {
-                        input: input * 1e6,
-                        output: output * 1e6,
-                        cached_input: per_million(entry.cache_read_input_token_cost),
-                        batch_input: per_million(entry.input_cost_per_token_batches),
-                        batch_output: per_million(entry.output_cost_per_token_batches),
-                    });
+                let read = litellm::read(value).map_err(|message| PriceError::Entry {
+                    path: path.clone(),
+                    key: key.clone(),
+                    message,
+                })?;
+                if let Some(prices) = read.prices {
+                    info.prices = Some(prices);
                     info.source = Some(Source::File {
                         path: path.clone(),
                         key: key.clone(),
                     });
                 }
-                info.max_input_tokens = entry.max_input_tokens.or(info.max_input_tokens);
-                info.max_output_tokens = entry.max_output_tokens.or(info.max_output_tokens);
+                info.max_input_tokens = read.max_input_tokens.or(info.max_input_tokens);
+                info.max_output_tokens = read.max_output_tokens.or(info.max_output_tokens);
             }
         }
         if let Some((input, output)) = self.flags {
@@ -293,9 +252,9 @@ impl PriceBook {
             info.prices = Some(Prices {
                 input,
                 output,
-                cached_input: None,
                 batch_input: Some(input / 2.0),
                 batch_output: Some(output / 2.0),
+                ..Prices::default()
             });
             info.source = Some(Source::Flags);
         }
@@ -368,135 +327,4 @@ pub fn unknown_price(model: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_misspelt_model_is_unknown_and_the_nearest_is_suggested() {
-        assert_eq!(did_you_mean("gpt-4o-mnii"), Some("gpt-4o-mini"));
-        assert_eq!(did_you_mean("gpt4o-mini"), Some("gpt-4o-mini"));
-        assert_eq!(did_you_mean("openai/gtp-4o"), Some("gpt-4o"));
-        for known in [
-            "gpt-4o-mini",
-            "gpt-4o-mini-2024-07-18",
-            "openai/gpt-4o",
-            "gpt-4-0613",
-        ] {
-            assert_eq!(did_you_mean(known), None, "{known}");
-        }
-        // Far from everything: unknown, but no guess.
-        assert_eq!(did_you_mean("my-local-llama"), None);
-        assert_eq!(did_you_mean("m"), None);
-        assert_eq!(
-            unknown_model_note("gpt-4o-mnii", "o200k_base", false, false).unwrap(),
-            "unknown model `gpt-4o-mnii` (did you mean gpt-4o-mini?): tokens approximated with \
-             o200k_base, no price — pass --price-in/--price-out"
-        );
-        assert_eq!(unknown_model_note("gpt-4o-mini", "o200k_base", true, true), None);
-        assert_eq!(
-            unknown_model_note("my-llama", "o200k_base", false, true).unwrap(),
-            "unknown model `my-llama`: tokens approximated with o200k_base"
-        );
-    }
-
-    #[test]
-    fn table_models_are_found_under_prefixes_and_dates() {
-        let book = PriceBook::default();
-        let info = book.lookup("openai/gpt-4o-2024-08-06").unwrap();
-        assert_eq!(info.max_input_tokens, Some(128_000));
-        let p = info.prices.unwrap();
-        assert_eq!((p.input, p.output), (2.5, 10.0));
-        assert_eq!(book.lookup("gpt-4-0613").unwrap().max_input_tokens, Some(8_192));
-        assert!(matches!(
-            book.lookup("gpt-4o-mini").unwrap().source,
-            Some(Source::BuiltIn { .. })
-        ));
-        let none = book.lookup("llama-3-8b").unwrap();
-        assert_eq!((none.prices, none.max_input_tokens), (None, None));
-    }
-
-    #[test]
-    fn costs_are_per_million_and_batch_is_half() {
-        let p = PriceBook::default()
-            .lookup("gpt-4o-mini")
-            .unwrap()
-            .prices
-            .unwrap();
-        assert!((p.live(1_000_000, 1_000_000) - 0.75).abs() < 1e-12);
-        assert!((p.batch(1_000_000, 1_000_000).unwrap() - 0.375).abs() < 1e-12);
-        let p = PriceBook::default()
-            .lookup("gpt-3.5-turbo-instruct")
-            .unwrap()
-            .prices
-            .unwrap();
-        assert_eq!(p.batch(1, 1), None);
-    }
-
-    #[test]
-    fn flags_win_and_must_come_in_pairs() {
-        let book = PriceBook::new(None, Some(1.0), Some(2.0)).unwrap();
-        let info = book.lookup("my-local-model").unwrap();
-        assert_eq!(info.source, Some(Source::Flags));
-        assert_eq!(info.prices.unwrap().batch(2_000_000, 0), Some(1.0));
-        let err = PriceBook::new(None, Some(1.0), None).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "--price-out: is needed with --price-in (dollars per million output tokens)"
-        );
-        let err = PriceBook::new(None, Some(-1.0), Some(1.0)).unwrap_err();
-        assert!(
-            err.to_string().starts_with("--price-in: `-1` is not a price"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn a_litellm_map_overrides_the_table_and_bad_entries_are_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("prices.json");
-        std::fs::write(
-            &path,
-            r#"{"sample_spec": {"max_input_tokens": "doc text"},
-                "gpt-4o": {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6, "max_input_tokens": 1000},
-                "broken": {"input_cost_per_token": "cheap"}}"#,
-        )
-        .unwrap();
-        let book = PriceBook::new(Some(&path), None, None).unwrap();
-        let info = book.lookup("gpt-4o").unwrap();
-        let p = info.prices.unwrap();
-        assert_eq!((p.input, p.output, p.batch_input), (1.0, 2.0, None));
-        assert_eq!(info.max_input_tokens, Some(1000));
-        assert_eq!(
-            info.max_output_tokens,
-            Some(16_384),
-            "the table fills what the file leaves out"
-        );
-        let err = book.lookup("broken").unwrap_err().to_string();
-        assert!(err.contains("prices.json: model `broken`: invalid type"), "{err}");
-        std::fs::write(&path, "[1]").unwrap();
-        let err = PriceBook::new(Some(&path), None, None).unwrap_err().to_string();
-        assert!(err.ends_with("is not a LiteLLM price map (a JSON object of model name → prices)"));
-    }
-
-    /// The real LiteLLM map in `../shared` (absent outside this project's CI and workspace).
-    #[test]
-    fn the_shared_litellm_map_loads_with_batch_prices() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/litellm-prices.json");
-        if !path.exists() {
-            eprintln!("skipped: {} is absent", path.display());
-            return;
-        }
-        let book = PriceBook::new(Some(&path), None, None).unwrap();
-        let info = book.lookup("gpt-4o-mini").unwrap();
-        let p = info.prices.unwrap();
-        assert!((p.input - 0.15).abs() < 1e-9 && (p.output - 0.6).abs() < 1e-9);
-        assert!((p.batch_input.unwrap() - 0.075).abs() < 1e-9);
-        assert!(matches!(info.source, Some(Source::File { .. })));
-        // Every built-in row agrees with the map, so the table is only as stale as the map.
-        for k in BUILTIN {
-            let p = book.lookup(k.model).unwrap().prices.unwrap();
-            assert!((p.input - k.input).abs() < 1e-9, "{}", k.model);
-            assert!((p.output - k.output).abs() < 1e-9, "{}", k.model);
-        }
-    }
-}
+mod tests;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::estimate::report::{dollars, duration, thousands};
+use crate::models::CostSplit;
 use crate::stats::Snapshot;
 use crate::store::Counts;
 
@@ -27,13 +28,35 @@ pub struct Summary {
     pub checkpoint: PathBuf,
 }
 
-/// What the job has cost, at the prices it was run with (cached-input discounts not applied).
+/// What the job has cost, at the prices it was run with.
 #[derive(Debug, Clone, Serialize)]
 pub struct CostTotals {
     /// Every run of the job so far.
     pub job: f64,
     pub run: f64,
     pub budget: Option<f64>,
+    /// The job's cost by kind of token (reasoning within output), when its prices are known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split: Option<CostSplit>,
+}
+
+/// "input $0.0012, cached input $0.0003, output $0.0040 (reasoning $0.0010)": how a cost
+/// splits, as the summary and `status` print it. Cache writes and reasoning only when there
+/// are some.
+pub fn describe_split(c: &CostSplit) -> String {
+    let mut out = format!(
+        "input {}, cached input {}",
+        dollars(c.input),
+        dollars(c.cached_input)
+    );
+    if c.cache_creation > 0.0 {
+        out.push_str(&format!(", cache writes {}", dollars(c.cache_creation)));
+    }
+    out.push_str(&format!(", output {}", dollars(c.output)));
+    if c.reasoning > 0.0 {
+        out.push_str(&format!(" (reasoning {})", dollars(c.reasoning)));
+    }
+    out
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -161,6 +184,9 @@ impl fmt::Display for Summary {
                 dollars(c.job),
                 dollars(c.run)
             )?;
+            if let Some(split) = &c.split {
+                writeln!(f, "             {}", describe_split(split))?;
+            }
         }
         writeln!(
             f,
@@ -216,6 +242,41 @@ mod tests {
         // No rate over no rows (`cancel`, a run that sent nothing).
         let s = summary(0, Duration::from_millis(89), 0);
         assert!(s.contains("  time       0.089s\n"), "{s}");
+    }
+
+    #[test]
+    fn the_cost_is_split_by_kind_of_token() {
+        let split = CostSplit {
+            input: 0.0012,
+            cached_input: 0.0003,
+            cache_creation: 0.0,
+            output: 0.004,
+            reasoning: 0.001,
+        };
+        assert_eq!(
+            describe_split(&split),
+            "input $0.001200, cached input $0.000300, output $0.004000 (reasoning $0.001000)"
+        );
+        let cost = CostTotals {
+            job: split.total(),
+            run: split.total(),
+            budget: None,
+            split: Some(split),
+        };
+        let s = Summary::new(
+            "finished",
+            &Counts::default(),
+            &Snapshot::default(),
+            Duration::ZERO,
+            Some(cost),
+            None,
+            "x.db".into(),
+        )
+        .to_string();
+        assert!(
+            s.contains("  cost       $0.005500 (this run $0.005500)\n             input $0.001200, cached"),
+            "{s}"
+        );
     }
 
     #[test]

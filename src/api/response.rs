@@ -20,12 +20,30 @@ pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub total_tokens: u64,
-    /// `prompt_tokens_details.cached_tokens`, when the server reports it (for the run report).
+    /// `prompt_tokens_details.cached_tokens`, when the server reports it: prompt tokens read
+    /// from the provider's cache, billed at the cached-input price.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cached_tokens: Option<u64>,
+    /// `prompt_tokens_details.cache_creation_tokens`, when the server reports it: prompt tokens
+    /// written to the cache, for providers that bill them apart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_creation_tokens: Option<u64>,
     /// `completion_tokens_details.reasoning_tokens`, when the server reports it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_tokens: Option<u64>,
+}
+
+impl Usage {
+    /// The tokens to price (see [`crate::models::price`]): unreported details count as none.
+    pub fn billed(&self) -> crate::models::Billed {
+        crate::models::Billed {
+            prompt: self.prompt_tokens as f64,
+            cached: self.cached_tokens.unwrap_or(0) as f64,
+            cache_creation: self.cache_creation_tokens.unwrap_or(0) as f64,
+            completion: self.completion_tokens as f64,
+            reasoning: self.reasoning_tokens.unwrap_or(0) as f64,
+        }
+    }
 }
 
 /// Why a 2xx body gives no completion.
@@ -49,12 +67,15 @@ struct WireUsage {
     completion_tokens_details: Option<WireDetails>,
 }
 
-/// The breakdowns of `CompletionUsage`; only read for the run report, so a count that is not
-/// one (negative, fractional, beyond [`MAX_TOKENS`], not a number) is taken as unreported.
+/// The breakdowns of `CompletionUsage`, for the cost and the run report. A count that is not
+/// one (negative, fractional, beyond [`MAX_TOKENS`], not a number) is taken as unreported, so
+/// the tokens are priced as if there were no breakdown (the cost errs high, never low).
 #[derive(Deserialize)]
 struct WireDetails {
     #[serde(default, deserialize_with = "lenient")]
     cached_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "lenient")]
+    cache_creation_tokens: Option<u64>,
     #[serde(default, deserialize_with = "lenient")]
     reasoning_tokens: Option<u64>,
 }
@@ -88,6 +109,10 @@ impl WireUsage {
             completion_tokens,
             total_tokens,
             cached_tokens: self.prompt_tokens_details.as_ref().and_then(|d| d.cached_tokens),
+            cache_creation_tokens: self
+                .prompt_tokens_details
+                .as_ref()
+                .and_then(|d| d.cache_creation_tokens),
             reasoning_tokens: self
                 .completion_tokens_details
                 .as_ref()
@@ -177,10 +202,13 @@ mod tests {
     #[test]
     fn cached_and_reasoning_tokens_are_read_where_reported_and_absurd_ones_ignored() {
         let body = br#"{"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":9,
-            "completion_tokens":5,"prompt_tokens_details":{"cached_tokens":4},
+            "completion_tokens":5,"prompt_tokens_details":{"cached_tokens":4,"cache_creation_tokens":2},
             "completion_tokens_details":{"reasoning_tokens":3}}}"#;
         let u = parse_completion(Endpoint::Chat, body).unwrap().usage;
-        assert_eq!((u.cached_tokens, u.reasoning_tokens), (Some(4), Some(3)));
+        assert_eq!(
+            (u.cached_tokens, u.cache_creation_tokens, u.reasoning_tokens),
+            (Some(4), Some(2), Some(3))
+        );
         let absurd = br#"{"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":9,
             "prompt_tokens_details":{"cached_tokens":-4},
             "completion_tokens_details":{"reasoning_tokens":"many"}}}"#;
@@ -189,6 +217,21 @@ mod tests {
             (u.prompt_tokens, u.cached_tokens, u.reasoning_tokens),
             (9, None, None)
         );
+    }
+
+    #[test]
+    fn usage_is_priced_from_its_details() {
+        let u = Usage {
+            prompt_tokens: 9,
+            completion_tokens: 5,
+            total_tokens: 14,
+            cached_tokens: Some(4),
+            cache_creation_tokens: None,
+            reasoning_tokens: Some(3),
+        };
+        let b = u.billed();
+        assert_eq!((b.prompt, b.cached, b.cache_creation), (9.0, 4.0, 0.0));
+        assert_eq!((b.completion, b.reasoning), (5.0, 3.0));
     }
 
     #[test]
@@ -206,6 +249,7 @@ mod tests {
                 completion_tokens: 1,
                 total_tokens: 10,
                 cached_tokens: Some(0),
+                cache_creation_tokens: None,
                 reasoning_tokens: None,
             }
         );

@@ -375,9 +375,10 @@ async fn rows_go_out_in_parts_and_come_back_joined_on_custom_id() {
     let c = store.counts().unwrap();
     assert_eq!((c.done, c.failed, c.batched, c.prompt_tokens), (24, 1, 0, 72));
     // Done through the Batch API: priced as such.
-    let usage = store.usage_by_model(Some("gpt-4o-mini")).unwrap();
-    assert!(usage.live.get("gpt-4o-mini").is_none_or(|u| *u == (0, 0)));
-    assert_eq!(usage.batch["gpt-4o-mini"], (72, 48));
+    let usage = store.usage_by_model(Some("gpt-4o-mini"), &[]).unwrap();
+    assert_eq!(usage.of("gpt-4o-mini", false).prompt, 0);
+    let batch = usage.of("gpt-4o-mini", true);
+    assert_eq!((batch.prompt, batch.completion), (72, 48));
     // The spooled downloads are gone.
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()

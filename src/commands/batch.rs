@@ -156,10 +156,11 @@ pub fn execute(
         failed: after.failed.saturating_sub(before.failed),
         ..Snapshot::default()
     };
-    let cost = crate::budget::job_cost(store, job)?.map(|total| CostTotals {
-        job: total,
-        run: (total - cost_before.unwrap_or(0.0)).max(0.0),
+    let cost = crate::budget::job_cost_split(store, job)?.map(|split| CostTotals {
+        job: split.total(),
+        run: (split.total() - cost_before.unwrap_or(0.0)).max(0.0),
         budget: job.max_cost,
+        split: Some(split),
     });
     let summary = Summary::new(
         outcome,

@@ -106,10 +106,15 @@ pub fn execute(
     // The ledger, now that every request has settled: the summary and the stop message print
     // the same amounts.
     let spend = costing.spend();
+    let split = match costing.active() {
+        true => crate::budget::job_cost_split(&store, &job)?,
+        false => None,
+    };
     let cost = costing.active().then(|| CostTotals {
         job: spend.total(),
         run: spend.run,
         budget: job.max_cost,
+        split,
     });
     let summary = Summary::new(
         outcome,

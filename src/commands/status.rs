@@ -50,6 +50,9 @@ struct Status {
     /// Dollars spent on the done rows, at the prices the job last ran with; `None` when a model
     /// of the job has no known price.
     cost: Option<f64>,
+    /// The same by kind of token: input, cached input, cache writes, output (reasoning within
+    /// it).
+    cost_split: Option<crate::models::CostSplit>,
     /// `--max-cost`, when the job has one.
     max_cost: Option<f64>,
     /// `run --limit`: only rows numbered up to this are sent, when the job has one.
@@ -127,6 +130,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
     // The lock says whether a run is going; the run's record says which process and what it
     // has on the wire.
     let active = if live { active_run(&runs) } else { None };
+    let cost_split = crate::budget::job_cost_split(&store, &job)?;
     let status = Status {
         checkpoint: args.db.display().to_string(),
         input: job.spec.input.display().to_string(),
@@ -146,7 +150,8 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
         limits: job.send.clone(),
         limits_in_force: runs.last().and_then(|r| r.limits),
         retries: runs.iter().map(|r| r.retries.max(0) as u64).sum(),
-        cost: crate::budget::job_cost(&store, &job)?,
+        cost: cost_split.map(|c| c.total()),
+        cost_split,
         max_cost: job.max_cost,
         limit: job.limit,
         top_errors: store
@@ -300,6 +305,9 @@ fn table(s: &Status) -> String {
             ..Default::default()
         };
         line!(out, "cost        {}", spend.describe());
+        if let Some(split) = &s.cost_split {
+            line!(out, "            {}", crate::summary::describe_split(split));
+        }
     }
     line!(
         out,

@@ -52,6 +52,17 @@ pub struct ModelTally {
     pub request_bytes: u64,
 }
 
+/// Rows whose prompts lie between the same long-context tier thresholds (see
+/// [`ModelTally::bands`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Band {
+    /// The shortest prompt in the band.
+    pub least: u64,
+    /// Its share of the rows and of the prompt tokens (0..=1).
+    pub rows: f64,
+    pub prompt: f64,
+}
+
 impl ModelTally {
     fn add(&mut self, cost: &tokens::RequestCost, bytes: usize) {
         self.rows += 1;
@@ -95,6 +106,37 @@ impl ModelTally {
 
     pub fn max(&self) -> u64 {
         self.lengths.keys().next_back().copied().unwrap_or(0)
+    }
+
+    /// The rows split at `thresholds` (a model's long-context tiers, ascending): per band of
+    /// prompt sizes, its shortest prompt (which picks its tier), its share of the rows and its
+    /// share of the prompt tokens. One band holding everything when there are no thresholds.
+    pub fn bands(&self, thresholds: &[u64]) -> Vec<Band> {
+        let mut bands: Vec<Band> = Vec::new();
+        let (rows, prompt) = (self.rows.max(1) as f64, self.prompt_tokens.max(1) as f64);
+        let mut last = None;
+        for (&len, &n) in &self.lengths {
+            let band = thresholds.iter().filter(|&&t| len > t).count();
+            if last != Some(band) {
+                bands.push(Band {
+                    least: len,
+                    ..Band::default()
+                });
+                last = Some(band);
+            }
+            if let Some(b) = bands.last_mut() {
+                b.rows += n as f64 / rows;
+                b.prompt += (len * n) as f64 / prompt;
+            }
+        }
+        if bands.is_empty() {
+            bands.push(Band {
+                least: 0,
+                rows: 1.0,
+                prompt: 1.0,
+            });
+        }
+        bands
     }
 
     /// Rows whose prompt has more tokens than `limit`.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::SendLimits;
-use crate::models::{unknown_price, ModelInfo, PriceBook, Prices};
+use crate::models::{unknown_price, Billed, ModelInfo, PriceBook, Prices};
 use crate::tokens::Tokenizer;
 
 use super::calibrate::PromptRatio;
@@ -308,18 +308,40 @@ fn model_report(
     };
     // The low and high ends take both intervals at their ends: wider than a joint 95 %.
     let (low, high) = (prompt_low.unwrap_or(prompt), prompt_high.unwrap_or(prompt));
-    let cost = |input: f64, output: f64| Cost {
-        prompt: prompt * input / 1e6,
-        max: completion.max.map(|m| (high * input + m as f64 * output) / 1e6),
-        expected: completion.expected.map(|e| (prompt * input + e * output) / 1e6),
-        expected_low: completion.expected_low.map(|e| (low * input + e * output) / 1e6),
-        expected_high: completion
-            .expected_high
-            .map(|e| (high * input + e * output) / 1e6),
+    // The one cost formula, with no cached input assumed. Long-context tiers: the expectations
+    // price each band of prompt sizes at its tier (completions shared out by rows); the maximum
+    // prices everything at the longest prompt's tier.
+    let cost = |p: &Prices, batch: bool| {
+        let thresholds: Vec<u64> = p.thresholds().collect();
+        let bands = tally.bands(&thresholds);
+        let at = |prompt: f64, completion: f64| -> f64 {
+            bands
+                .iter()
+                .map(|b| {
+                    let tokens = Billed::plain(prompt * b.prompt, completion * b.rows);
+                    p.cost(batch, b.least, &tokens).total()
+                })
+                .sum()
+        };
+        let longest = |prompt: f64, completion: f64| {
+            p.cost(batch, tally.max(), &Billed::plain(prompt, completion))
+                .total()
+        };
+        Cost {
+            prompt: at(prompt, 0.0),
+            max: completion.max.map(|m| longest(high, m as f64)),
+            expected: completion.expected.map(|e| at(prompt, e)),
+            expected_low: completion.expected_low.map(|e| at(low, e)),
+            expected_high: completion.expected_high.map(|e| at(high, e)),
+        }
     };
-    let prices = info.prices;
-    let cost_live = prices.map(|p| cost(p.input, p.output));
-    let cost_batch = prices.and_then(|p| Some(cost(p.batch_input?, p.batch_output?)));
+    let prices = info.prices.clone();
+    let cost_live = prices.as_ref().map(|p| cost(p, false));
+    let cost_batch = prices
+        .as_ref()
+        .filter(|p| p.batch_input.is_some() && p.batch_output.is_some())
+        .map(|p| cost(p, true));
+    let priced = prices.is_some();
     ModelReport {
         model: model.to_string(),
         rows: tally.rows,
@@ -341,15 +363,10 @@ fn model_report(
         completion_tokens: completion,
         prices,
         price_source: info.source.as_ref().map(|s| s.to_string()),
-        cost_unknown: prices.is_none().then(|| unknown_price(model)),
+        cost_unknown: (!priced).then(|| unknown_price(model)),
         unknown_model: (!model.is_empty())
             .then(|| {
-                crate::models::unknown_model_note(
-                    model,
-                    tokenizer.encoding(),
-                    tokenizer.exact(),
-                    prices.is_some(),
-                )
+                crate::models::unknown_model_note(model, tokenizer.encoding(), tokenizer.exact(), priced)
             })
             .flatten(),
         did_you_mean: crate::models::did_you_mean(model),
@@ -487,7 +504,10 @@ fn cost_line(c: &Cost) -> String {
         Some(m) => format!("at most {}", dollars(m)),
         None => "no upper bound (set --max-tokens)".to_string(),
     };
-    format!("{expected}{max}  (prompts {})", dollars(c.prompt))
+    format!(
+        "{expected}{max}  (prompts {}, as if none cached)",
+        dollars(c.prompt)
+    )
 }
 
 impl fmt::Display for Report {

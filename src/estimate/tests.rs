@@ -120,3 +120,26 @@ fn with_mode_batch_the_estimate_counts_the_input_files_by_rows_and_bytes() {
         );
     }
 }
+
+#[test]
+fn prompts_are_split_into_bands_at_the_long_context_thresholds() {
+    let mut t = ModelTally::default();
+    for prompt in [100, 100, 300_000] {
+        t.add(
+            &tokens::RequestCost {
+                prompt_tokens: prompt,
+                max_output_tokens: 10,
+                choices: 1,
+            },
+            10,
+        );
+    }
+    let bands = t.bands(&[200_000]);
+    assert_eq!(bands.len(), 2, "{bands:?}");
+    assert_eq!((bands[0].least, bands[1].least), (100, 300_000));
+    assert!((bands[0].rows - 2.0 / 3.0).abs() < 1e-12);
+    assert!((bands[1].prompt - 300_000.0 / 300_200.0).abs() < 1e-12);
+    let one = t.bands(&[]);
+    assert_eq!((one.len(), one[0].least, one[0].rows), (1, 100, 1.0));
+    assert!((one[0].prompt - 1.0).abs() < 1e-12);
+}

@@ -10,8 +10,12 @@
 //! whose JSON is cut in half), `reply=lone-surrogate` (the text starts with the escape `\ud800`),
 //! `reply=not-utf8` (the text starts with the byte 0xFF), `reply=no-choices` (`"choices":[]`),
 //! `usage=TEXT` (`usage.prompt_tokens` is the JSON number TEXT as written, e.g. `-1`, `1.5`,
-//! `9223372036854775807`), `size=BYTES` (the text is padded to at least BYTES bytes). fail-times
-//! works with these as with a status. This module parses directives and remembers the
+//! `9223372036854775807`), `size=BYTES` (the text is padded to at least BYTES bytes). The usage
+//! details a provider bills by are asked for with any of `cached=N` (`prompt_tokens_details.
+//! cached_tokens`), `cache-creation=N` (`prompt_tokens_details.cache_creation_tokens`),
+//! `reasoning=N` (`completion_tokens_details.reasoning_tokens`, added to `completion_tokens` as a
+//! reasoning model's are) and `prompt-tokens=N` (`usage.prompt_tokens`, e.g. a long-context
+//! prompt), together in one directive. fail-times works with these as with a status. This module parses directives and remembers the
 //! fail-times counts; the answer itself is built by `service` (shapes: `shape`).
 
 use std::collections::HashMap;
@@ -60,6 +64,18 @@ pub(crate) enum Shape {
     PromptTokens(Box<str>),
     /// `size=BYTES`: the text padded with `x` to at least this many bytes.
     Size(u64),
+    /// `cached=`, `cache-creation=`, `reasoning=`, `prompt-tokens=`: a normal answer whose
+    /// usage reports these.
+    Details(Details),
+}
+
+/// The usage details a directive asks an answer to report (`None`: as normal, or not at all).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Details {
+    pub prompt_tokens: Option<u64>,
+    pub cached: Option<u64>,
+    pub cache_creation: Option<u64>,
+    pub reasoning: Option<u64>,
 }
 
 /// A retry hint and the one header form it is sent in.
@@ -95,6 +111,7 @@ pub(crate) fn find(prompt: &str) -> Option<Result<Directive, String>> {
 fn parse(body: &str) -> Result<Directive, String> {
     let (mut status, mut fail_times, mut quota, mut retry_after) = (None, None, false, None);
     let mut shape = None;
+    let mut details: Option<Details> = None;
     for pair in body.split(':') {
         let (key, value) = pair
             .split_once('=')
@@ -153,6 +170,16 @@ fn parse(body: &str) -> Result<Directive, String> {
                 shape = Some(Shape::PromptTokens(text.into()));
             }
             "size" => shape = Some(Shape::Size(number("size")?)),
+            "cached" => details.get_or_insert_with(Details::default).cached = Some(number("cached")?),
+            "cache-creation" => {
+                details.get_or_insert_with(Details::default).cache_creation = Some(number("cache-creation")?)
+            }
+            "reasoning" => {
+                details.get_or_insert_with(Details::default).reasoning = Some(number("reasoning")?)
+            }
+            "prompt-tokens" => {
+                details.get_or_insert_with(Details::default).prompt_tokens = Some(number("prompt-tokens")?)
+            }
             "retry-after" => retry_after = Some(RetryHint::Seconds(number("retry-after")?)),
             "retry-after-ms" => retry_after = Some(RetryHint::Millis(number("retry-after-ms")?)),
             "retry-after-date" => retry_after = Some(RetryHint::Date(number("retry-after-date")?)),
@@ -160,15 +187,28 @@ fn parse(body: &str) -> Result<Directive, String> {
             other => {
                 return Err(format!(
                     "unknown key `{other}` (expected status, fail-times, code, retry-after, \
-                     retry-after-ms, retry-after-date, retry-after-date-ago, reply, usage or size)"
+                     retry-after-ms, retry-after-date, retry-after-date-ago, reply, usage, size, cached, \
+                     cache-creation, reasoning or prompt-tokens)"
                 ))
             }
         }
     }
+    if let Some(details) = details {
+        if shape.is_some() {
+            return Err(
+                "cached=, cache-creation=, reasoning= and prompt-tokens= shape a normal answer: \
+                 they take no reply=, usage= or size="
+                    .into(),
+            );
+        }
+        shape = Some(Shape::Details(details));
+    }
     if let Some(shape) = shape {
         if status.is_some() || quota || retry_after.is_some() {
             return Err(
-                "reply=, usage= and size= shape a 200 answer: they take no status, code or retry hint".into(),
+                "reply=, usage=, size= and the usage details shape a 200 answer: they take no status, \
+                 code or retry hint"
+                    .into(),
             );
         }
         return Ok(Directive {
@@ -226,6 +266,7 @@ pub(crate) fn shape(shape: &Shape, normal: Reply, prompt_tokens: u64) -> Shaped 
             let text = String::from_utf8_lossy(&body).replacen(&from, &to, 1);
             broken(text.into_bytes())
         }
+        Shape::Details(d) => with_details(&body, normal.usage, d),
         Shape::Size(bytes) => {
             let pad = usize::try_from(*bytes)
                 .unwrap_or(usize::MAX)
@@ -236,6 +277,40 @@ pub(crate) fn shape(shape: &Shape, normal: Reply, prompt_tokens: u64) -> Shaped 
                 usage: Some(normal.usage),
             }
         }
+    }
+}
+
+/// `body` (a normal answer reporting `usage`) with the usage `d` asks for: the prompt tokens
+/// replaced, the reasoning tokens added to the completion tokens, and the details reported.
+fn with_details(body: &[u8], usage: Usage, d: &Details) -> Shaped {
+    let prompt_tokens = d.prompt_tokens.unwrap_or(usage.prompt_tokens);
+    let completion_tokens = usage.completion_tokens.saturating_add(d.reasoning.unwrap_or(0));
+    let usage = Usage {
+        prompt_tokens,
+        completion_tokens,
+        total_tokens: prompt_tokens.saturating_add(completion_tokens),
+    };
+    let mut json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let mut prompt_details = serde_json::Map::new();
+    if let Some(n) = d.cached {
+        prompt_details.insert("cached_tokens".into(), n.into());
+    }
+    if let Some(n) = d.cache_creation {
+        prompt_details.insert("cache_creation_tokens".into(), n.into());
+    }
+    let u = &mut json["usage"];
+    u["prompt_tokens"] = usage.prompt_tokens.into();
+    u["completion_tokens"] = usage.completion_tokens.into();
+    u["total_tokens"] = usage.total_tokens.into();
+    if !prompt_details.is_empty() {
+        u["prompt_tokens_details"] = prompt_details.into();
+    }
+    if let Some(n) = d.reasoning {
+        u["completion_tokens_details"] = serde_json::json!({ "reasoning_tokens": n });
+    }
+    Shaped {
+        body: Bytes::from(serde_json::to_vec(&json).unwrap_or_default()),
+        usage: Some(usage),
     }
 }
 
@@ -272,133 +347,5 @@ impl FailTimes {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prompts_without_directives_are_left_alone() {
-        assert_eq!(find("just a question [[not mock]]"), None);
-    }
-
-    #[test]
-    fn status_directive_is_found_anywhere_in_the_prompt() {
-        let d = find("row 7 [[mock:status=503]] please").unwrap().unwrap();
-        assert_eq!(
-            d,
-            Directive {
-                fault: Fault::Status(StatusCode::SERVICE_UNAVAILABLE),
-                fail_times: None,
-                quota: false,
-                retry_after: None,
-            }
-        );
-    }
-
-    #[test]
-    fn fail_times_directive_has_both_keys() {
-        let d = find("[[mock:fail-times=2:status=429]]").unwrap().unwrap();
-        assert_eq!(
-            d,
-            Directive {
-                fault: Fault::Status(StatusCode::TOO_MANY_REQUESTS),
-                fail_times: Some(2),
-                quota: false,
-                retry_after: None,
-            }
-        );
-    }
-
-    #[test]
-    fn quota_and_retry_hint_keys_shape_the_error() {
-        let d = find("[[mock:fail-times=1:code=insufficient_quota]]")
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (d.fault, d.quota),
-            (Fault::Status(StatusCode::TOO_MANY_REQUESTS), true)
-        );
-        let hint = |text: &str| find(text).unwrap().unwrap().retry_after;
-        assert_eq!(
-            hint("[[mock:status=429:retry-after=2]]"),
-            Some(RetryHint::Seconds(2))
-        );
-        assert_eq!(
-            hint("[[mock:status=503:retry-after-ms=1500]]"),
-            Some(RetryHint::Millis(1500))
-        );
-        assert_eq!(
-            hint("[[mock:status=429:retry-after-date=3]]"),
-            Some(RetryHint::Date(3))
-        );
-        assert_eq!(
-            hint("[[mock:status=429:retry-after-date-ago=30]]"),
-            Some(RetryHint::DateAgo(30))
-        );
-        assert!(find("[[mock:status=500:code=insufficient_quota]]")
-            .unwrap()
-            .unwrap_err()
-            .contains("comes with status 429"));
-        assert!(find("[[mock:status=429:code=nope]]")
-            .unwrap()
-            .unwrap_err()
-            .contains("not known"));
-        assert!(find("[[mock:status=429:retry-after-ms=soon]]")
-            .unwrap()
-            .unwrap_err()
-            .contains("not a number"));
-    }
-
-    #[test]
-    fn shape_directives_describe_a_200() {
-        let fault = |text: &str| find(text).unwrap().map(|d| d.fault);
-        assert_eq!(
-            fault("[[mock:reply=lone-surrogate]]"),
-            Ok(Fault::Shape(Shape::LoneSurrogate))
-        );
-        assert_eq!(
-            fault("[[mock:usage=-1]]"),
-            Ok(Fault::Shape(Shape::PromptTokens("-1".into())))
-        );
-        assert_eq!(
-            fault("[[mock:size=40000000]]"),
-            Ok(Fault::Shape(Shape::Size(40_000_000)))
-        );
-        let once = find("[[mock:fail-times=1:reply=not-utf8]]").unwrap().unwrap();
-        assert_eq!(
-            (once.fault, once.fail_times),
-            (Fault::Shape(Shape::NotUtf8), Some(1))
-        );
-        assert!(fault("[[mock:usage=lots]]")
-            .unwrap_err()
-            .contains("not a JSON number"));
-        assert!(fault("[[mock:reply=odd]]").unwrap_err().contains("not known"));
-        assert!(fault("[[mock:reply=truncated:status=500]]")
-            .unwrap_err()
-            .contains("take no status"));
-    }
-
-    #[test]
-    fn broken_directives_explain_themselves() {
-        assert!(find("[[mock:status=200]]")
-            .unwrap()
-            .unwrap_err()
-            .contains("400..=599"));
-        assert!(find("[[mock:colour=red]]")
-            .unwrap()
-            .unwrap_err()
-            .contains("unknown key"));
-        assert!(find("[[mock:fail-times=2]]")
-            .unwrap()
-            .unwrap_err()
-            .contains("missing status"));
-        assert!(find("[[mock:status=500").unwrap().is_err());
-    }
-
-    #[test]
-    fn fail_times_fails_the_first_k_per_prompt_then_succeeds() {
-        let memory = FailTimes::default();
-        let fails: Vec<bool> = (0..4).map(|_| memory.should_fail("a", 2)).collect();
-        assert_eq!(fails, [true, true, false, false]);
-        assert!(memory.should_fail("b", 1), "each prompt has its own count");
-    }
-}
+#[path = "tests_directives.rs"]
+mod tests;

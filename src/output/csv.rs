@@ -1,5 +1,7 @@
 //! CSV output: `id`, the input columns, then `status`, `completion`, `finish_reason`,
-//! `prompt_tokens`, `completion_tokens`, `total_tokens`, `model`, `response_id`, `error`.
+//! `prompt_tokens`, `completion_tokens`, `total_tokens`, `cached_tokens`,
+//! `cache_creation_tokens`, `reasoning_tokens` (empty when not reported), `cost` (dollars; empty
+//! when unknown), `model`, `response_id`, `error`.
 //! Input values that are not strings are written as JSON text. The input column the row ids come
 //! from is not repeated (its values are the `id` column; the caller leaves it out of `columns`).
 //! Any other input column whose name is `id` or one of the result columns is written as
@@ -17,6 +19,10 @@ const RESULT_COLUMNS: &[&str] = &[
     "prompt_tokens",
     "completion_tokens",
     "total_tokens",
+    "cached_tokens",
+    "cache_creation_tokens",
+    "reasoning_tokens",
+    "cost",
     "model",
     "response_id",
     "error",
@@ -81,6 +87,10 @@ impl RowWriter for Csv {
             num(row.prompt_tokens),
             num(row.completion_tokens),
             num(row.total_tokens),
+            num(row.cached_tokens),
+            num(row.cache_creation_tokens),
+            num(row.reasoning_tokens),
+            row.cost.map(|c| c.to_string()).unwrap_or_default(),
             text(&row.model),
             text(&row.response_id),
             text(&row.error),

@@ -1,5 +1,7 @@
 //! JSON Lines output: one object per row with its id, position, status, input fields,
-//! completion, finish reason, usage, model, response id and error (`null` when the row is done).
+//! completion, finish reason, usage (with `cached_tokens`, `cache_creation_tokens` and
+//! `reasoning_tokens` when the server reported them), cost in dollars (`null` when unknown),
+//! model, response id and error (`null` when the row is done).
 
 use std::io::Write;
 
@@ -28,6 +30,7 @@ struct Line<'a> {
     completion: Option<&'a str>,
     finish_reason: Option<&'a str>,
     usage: Option<Usage>,
+    cost: Option<f64>,
     model: Option<&'a str>,
     response_id: Option<&'a str>,
     error: Option<&'a str>,
@@ -38,6 +41,12 @@ struct Usage {
     prompt_tokens: i64,
     completion_tokens: i64,
     total_tokens: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cached_tokens: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_creation_tokens: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_tokens: Option<i64>,
 }
 
 impl RowWriter for Jsonl {
@@ -51,6 +60,9 @@ impl RowWriter for Jsonl {
             prompt_tokens: row.prompt_tokens.unwrap_or(0),
             completion_tokens: row.completion_tokens.unwrap_or(0),
             total_tokens: total,
+            cached_tokens: row.cached_tokens,
+            cache_creation_tokens: row.cache_creation_tokens,
+            reasoning_tokens: row.reasoning_tokens,
         });
         let line = Line {
             id: &row.id,
@@ -60,6 +72,7 @@ impl RowWriter for Jsonl {
             completion: row.completion.as_deref(),
             finish_reason: row.finish_reason.as_deref(),
             usage,
+            cost: row.cost,
             model: row.model.as_deref(),
             response_id: row.response_id.as_deref(),
             error: row.error.as_deref(),

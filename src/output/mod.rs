@@ -6,6 +6,7 @@
 //! (see `files`: created exclusively, mode 0600, under a name nobody can plant a link at). One file per format behind the [`RowWriter`] trait.
 
 mod batch;
+mod cost;
 mod csv;
 mod jsonl;
 
@@ -24,9 +25,10 @@ use crate::store::{ExportRow, FileStamp, Store};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum OutputFormat {
-    /// One JSON object per row: id, input fields, completion, finish reason, usage, model, error.
+    /// One JSON object per row: id, input fields, completion, finish reason, usage, cost, model,
+    /// error.
     Jsonl,
-    /// The same as CSV columns (usage split into three columns).
+    /// The same as CSV columns (usage split into columns).
     Csv,
     /// OpenAI Batch output lines (`BatchRequestOutput`), with the full response bodies.
     OpenaiBatch,
@@ -201,7 +203,13 @@ fn write_rows(
         OutputFormat::OpenaiBatch => Box::new(batch::Batch::new(out)),
     };
     let mut written = Written::default();
-    store.for_each_row(|row| {
+    // Each row's cost, priced at the job's prices by the one formula (see `cost.rs`).
+    let job = store.job()?;
+    let pricer = job
+        .as_ref()
+        .map(|j| cost::RowPricer::new(&j.models, j.spec.model.as_deref()));
+    store.for_each_row(|mut row| {
+        row.cost = pricer.as_ref().and_then(|p| p.cost(&row));
         writer.row(&row)?;
         written.rows += 1;
         Ok(())

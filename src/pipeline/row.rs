@@ -296,7 +296,7 @@ impl<T: Transport> Pipeline<T> {
             return 0;
         };
         let usage = match verdict {
-            Verdict::Done(c) => Some((c.usage.prompt_tokens, c.usage.completion_tokens)),
+            Verdict::Done(c) => Some(c.usage.billed()),
             _ => None,
         };
         let paid = self.costing.settle(reservation, usage);

@@ -14,9 +14,9 @@ mod ingest;
 mod outputs;
 mod parts;
 mod schema;
+mod usage;
 pub mod writer;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -32,11 +32,14 @@ pub use ingest::{Duplicate, Ingest, NewRow};
 pub use outputs::FileStamp;
 pub use parts::{stage, Candidate, Collected, Collection, Measure, Measured, PartLimits, PartRecord};
 pub use schema::MIGRATIONS;
+pub use usage::{JobUsage, UsageGroup, UsageSums};
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_ingest;
+#[cfg(test)]
+mod tests_usage;
 #[cfg(test)]
 mod tests_writer;
 
@@ -65,14 +68,6 @@ pub struct Store {
     sample_only: bool,
     /// Claim only rows numbered up to this (`run --limit`); `i64::MAX` for all.
     through: i64,
-}
-
-/// Prompt and completion tokens of the done rows by model: `live` for rows sent one request at a
-/// time, `batch` for rows done through the Batch API.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JobUsage {
-    pub live: BTreeMap<String, (u64, u64)>,
-    pub batch: BTreeMap<String, (u64, u64)>,
 }
 
 /// Rows by state, and the token totals of the done rows.
@@ -117,6 +112,15 @@ pub struct ExportRow {
     pub response_id: Option<String>,
     pub http_status: Option<i64>,
     pub error: Option<String>,
+    /// The usage details the server reported for a done row (`None`: not reported).
+    pub cached_tokens: Option<i64>,
+    pub cache_creation_tokens: Option<i64>,
+    pub reasoning_tokens: Option<i64>,
+    /// Done through the Batch API, so priced at its prices.
+    pub via_batch: bool,
+    /// Dollars the row cost: not read from the checkpoint but priced by the exporter, at the
+    /// job's prices (`None`: not done, or its model has no price).
+    pub cost: Option<f64>,
 }
 
 /// A sampled row that is done (`estimate --sample`).
@@ -252,42 +256,6 @@ impl Store {
             f(r.get_ref(0)?.as_str()?);
         }
         Ok(())
-    }
-
-    /// Prompt and completion tokens of the done rows, by the model their requests name, apart for
-    /// rows done live and rows done through the Batch API (which are priced differently).
-    pub fn usage_by_model(&self, fixed: Option<&str>) -> anyhow::Result<JobUsage> {
-        let (prompt, completion) = (token_sum("prompt_tokens"), token_sum("completion_tokens"));
-        let sql = match fixed {
-            Some(_) => format!(
-                "SELECT ?1, part IS NOT NULL, {prompt}, {completion} FROM rows WHERE state = 'done' GROUP BY 2"
-            ),
-            None => format!(
-                "SELECT coalesce(json_extract(request, '$.model'), ''), part IS NOT NULL, {prompt}, {completion}
-                   FROM rows WHERE state = 'done' GROUP BY 1, 2"
-            ),
-        };
-        let mut q = self.conn.prepare(&sql)?;
-        let mut usage = JobUsage::default();
-        let mut add = |r: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
-            let n = |i| r.get::<_, f64>(i).map(tokens_of);
-            let via_batch: bool = r.get(1)?;
-            let map = if via_batch {
-                &mut usage.batch
-            } else {
-                &mut usage.live
-            };
-            map.insert(r.get(0)?, (n(2)?, n(3)?));
-            Ok(())
-        };
-        let mut rows = match fixed {
-            Some(m) => q.query([m])?,
-            None => q.query([])?,
-        };
-        while let Some(r) = rows.next()? {
-            add(r)?;
-        }
-        Ok(usage)
     }
 
     /// Makes the calibration sample `n` rows: keeps the rows already chosen, and adds valid rows
@@ -577,13 +545,18 @@ impl Store {
     pub fn for_each_row(&self, mut each: impl FnMut(ExportRow) -> anyhow::Result<()>) -> anyhow::Result<()> {
         let mut stmt = self.conn.prepare(
             "SELECT seq, id, state, invalid, fields, request, response, completion, finish_reason,
-                    prompt_tokens, completion_tokens, total_tokens, model, response_id, http_status, error
+                    prompt_tokens, completion_tokens, total_tokens, model, response_id, http_status, error,
+                    cached_tokens, cache_creation_tokens, reasoning_tokens, part IS NOT NULL
              FROM rows ORDER BY seq",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             let (prompt_tokens, completion_tokens, total_tokens) =
                 trusted_usage([r.get(9)?, r.get(10)?, r.get(11)?]);
+            let detail = |i| -> rusqlite::Result<Option<i64>> {
+                Ok(r.get::<_, Option<i64>>(i)?
+                    .filter(|&v| trusted_tokens(v).is_some()))
+            };
             each(ExportRow {
                 seq: r.get(0)?,
                 id: r.get(1)?,
@@ -601,6 +574,11 @@ impl Store {
                 response_id: r.get(13)?,
                 http_status: r.get(14)?,
                 error: r.get(15)?,
+                cached_tokens: detail(16)?,
+                cache_creation_tokens: detail(17)?,
+                reasoning_tokens: detail(18)?,
+                via_batch: r.get(19)?,
+                cost: None,
             })?;
         }
         Ok(())

@@ -145,6 +145,14 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE sample ADD COLUMN local_prompt_tokens INTEGER;
     "#,
+    // 9: the usage details of a done row, as the server reported them (NULL: not reported),
+    // which its cost depends on: prompt tokens read from the cache and written to it
+    // (`prompt_tokens_details`), and the reasoning part of the completion tokens.
+    r#"
+    ALTER TABLE rows ADD COLUMN cached_tokens INTEGER;
+    ALTER TABLE rows ADD COLUMN cache_creation_tokens INTEGER;
+    ALTER TABLE rows ADD COLUMN reasoning_tokens INTEGER;
+    "#,
 ];
 
 /// Brings the schema up to date. Fails if the database was written by a newer promptmill.

@@ -256,7 +256,8 @@ pub(crate) fn record_outcome(conn: &Connection, o: Outcome) -> anyhow::Result<()
             conn.prepare_cached(
                 "UPDATE rows SET state = ?1, attempts = attempts + ?2, response = ?3, completion = ?4,
                         finish_reason = ?5, prompt_tokens = ?6, completion_tokens = ?7, total_tokens = ?8,
-                        model = ?9, response_id = ?10, http_status = 200, error = NULL, updated_at = ?11
+                        model = ?9, response_id = ?10, http_status = 200, error = NULL, updated_at = ?11,
+                        cached_tokens = ?13, cache_creation_tokens = ?14, reasoning_tokens = ?15
                  WHERE seq = ?12",
             )?
             .execute(params![
@@ -271,7 +272,10 @@ pub(crate) fn record_outcome(conn: &Connection, o: Outcome) -> anyhow::Result<()
                 c.model,
                 c.id,
                 now,
-                o.seq
+                o.seq,
+                c.usage.cached_tokens.map(super::stored_tokens),
+                c.usage.cache_creation_tokens.map(super::stored_tokens),
+                c.usage.reasoning_tokens.map(super::stored_tokens),
             ])?;
         }
         OutcomeKind::Failed { error, status } => {

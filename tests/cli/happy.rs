@@ -190,6 +190,10 @@ fn csv_output_has_the_input_columns_then_the_results() {
             "prompt_tokens",
             "completion_tokens",
             "total_tokens",
+            "cached_tokens",
+            "cache_creation_tokens",
+            "reasoning_tokens",
+            "cost",
             "model",
             "response_id",
             "error"
@@ -207,7 +211,8 @@ fn csv_output_has_the_input_columns_then_the_results() {
         &row[..5],
         ["x1", "Hello, world", "new", "done", "Mock reply: Hello, world"]
     );
-    assert_eq!(row[11], "", "error is the last column, empty when done");
+    assert_eq!(row[15], "", "error is the last column, empty when done");
+    assert_eq!(row[12], "", "model `m` has no price: no cost");
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod command_line;
 mod completions;
 mod corpus;
 mod cost;
+mod cost_split;
 mod disk;
 mod disk_full;
 mod doc_commands;
