@@ -141,6 +141,7 @@ fn run_report_numbers_equal_status_json_and_the_page_is_self_contained() {
 /// The charts every live report has, by the id of their `<figure>`.
 const CHARTS: &[&str] = &[
     "chart-rows",
+    "chart-eta",
     "chart-requests",
     "chart-tokens-per-minute",
     "chart-latency",
