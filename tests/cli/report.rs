@@ -121,7 +121,7 @@ fn run_report_numbers_equal_status_json_and_the_page_is_self_contained() {
     }
     // The errors by kind name their sample rows.
     assert!(
-        html.contains("<td>refused</td><td>400</td>"),
+        html.contains("<td>refused</td><td class=\"n\">400</td>"),
         "the refused row's kind"
     );
     assert!(html.contains("flaky"), "the 503 row is a sample of its kind");
