@@ -255,7 +255,17 @@ fn throughput(bin: &Path, dir: &Path, rows: u64, concurrency: usize) {
     println!();
     println!("throughput: {rows} rows, zero latency, --concurrency {concurrency}");
     report(&m, rows, &out, "read + send + export", Some(send_secs));
-    attempts_size(&dir.join("throughput.out.jsonl.promptmill.db"), rows);
+    let db = dir.join("throughput.out.jsonl.promptmill.db");
+    attempts_size(&db, rows);
+    let html = dir.join("throughput.report.html");
+    let m = measure(Command::new(bin).arg("report").arg(&db).arg("-o").arg(&html));
+    let size = std::fs::metadata(&html).map_or(0, |m| m.len());
+    println!(
+        "  report             {:.2} s, peak RSS {:.1} MB, page {:.1} KB",
+        m.wall.as_secs_f64(),
+        m.max_rss_kb as f64 / 1024.0,
+        size as f64 / 1024.0
+    );
 }
 
 /// What the `attempts` table (the run report's data) adds to the checkpoint: the size of a
