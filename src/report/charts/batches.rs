@@ -28,8 +28,11 @@ fn color(status: &str) -> RGBColor {
         .map_or(RGBColor(120, 120, 120), |s| s.1)
 }
 
-/// A part's segments: (from, to, status, the state), in seconds since the first part was planned.
-fn segments<'a>(r: &'a Report, part: i64, origin: i64) -> Vec<(f64, f64, &'a str, Option<&'a BatchState>)> {
+/// A stretch of a part's bar: from, to (seconds since the first part was planned), the status,
+/// and the state seen (none before the first).
+type Segment<'a> = (f64, f64, &'a str, Option<&'a BatchState>);
+
+fn segments(r: &Report, part: i64, origin: i64) -> Vec<Segment<'_>> {
     let secs = |ms: i64| (ms - origin) as f64 / 1000.0;
     let Some(p) = r.parts.iter().find(|p| p.part == part) else {
         return Vec::new();

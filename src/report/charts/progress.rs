@@ -51,10 +51,10 @@ pub fn eta(r: &Report, v: &View) -> anyhow::Result<String> {
     let mut segments: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
     for &(t, eta) in &v.eta {
         match eta {
-            Some(secs) => segments
-                .last_mut()
-                .into_iter()
-                .for_each(|s| s.push((t, secs as f64))),
+            Some(secs) => match segments.last_mut() {
+                Some(s) => s.push((t, secs as f64)),
+                None => segments.push(vec![(t, secs as f64)]),
+            },
             None if segments.last().is_some_and(|s| !s.is_empty()) => segments.push(Vec::new()),
             None => {}
         }
