@@ -255,6 +255,58 @@ fn throughput(bin: &Path, dir: &Path, rows: u64, concurrency: usize) {
     println!();
     println!("throughput: {rows} rows, zero latency, --concurrency {concurrency}");
     report(&m, rows, &out, "read + send + export", Some(send_secs));
+    let db = dir.join("throughput.out.jsonl.promptmill.db");
+    attempts_size(&db, rows);
+    let html = dir.join("throughput.report.html");
+    let m = measure(Command::new(bin).arg("report").arg(&db).arg("-o").arg(&html));
+    let size = std::fs::metadata(&html).map_or(0, |m| m.len());
+    println!(
+        "  report             {:.2} s, peak RSS {:.1} MB, page {:.1} KB",
+        m.wall.as_secs_f64(),
+        m.max_rss_kb as f64 / 1024.0,
+        size as f64 / 1024.0
+    );
+}
+
+/// What the `attempts` table (the run report's data) adds to the checkpoint: the size of a
+/// vacuumed copy with it, less the size of one without it, per row. `PROMPTMILL_BENCH_NO_ATTEMPTS`
+/// (hidden) makes the run record none, to time the same binary without it.
+fn attempts_size(db: &Path, rows: u64) {
+    let vacuumed = |drop: bool| -> rusqlite::Result<u64> {
+        let copy = db.with_extension(if drop { "without.db" } else { "with.db" });
+        let _ = std::fs::remove_file(&copy);
+        let conn = rusqlite::Connection::open(db)?;
+        conn.execute("VACUUM INTO ?1", [copy.display().to_string()])?;
+        let conn = rusqlite::Connection::open(&copy)?;
+        if drop {
+            conn.execute_batch("DROP TABLE attempts; VACUUM;")?;
+        }
+        let pages: u64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let size: u64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let counted: u64 = if drop {
+            0
+        } else {
+            conn.query_row("SELECT count(*) FROM attempts", [], |r| r.get(0))?
+        };
+        drop_file(&copy);
+        if !drop {
+            println!("  attempts recorded  {counted}");
+        }
+        Ok(pages * size)
+    };
+    match (vacuumed(false), vacuumed(true)) {
+        (Ok(with), Ok(without)) => println!(
+            "  attempts table     {:.1} MB, {:.1} bytes/row (checkpoint {:.1} MB vacuumed)",
+            with.saturating_sub(without) as f64 / 1e6,
+            with.saturating_sub(without) as f64 / rows.max(1) as f64,
+            with as f64 / 1e6
+        ),
+        (a, b) => println!("  attempts table     not measured: {a:?} {b:?}"),
+    }
+}
+
+fn drop_file(path: &Path) {
+    let _ = std::fs::remove_file(path);
 }
 
 fn latency(bin: &Path, dir: &Path, rows: u64) {

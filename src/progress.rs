@@ -88,14 +88,20 @@ fn fields(base: &Baseline, s: &Snapshot, rate: f64, stats: &Stats) -> Vec<String
 /// The time left at the rate so far: `?` until a row of this run has settled, and once the run
 /// is stopping (it will not finish).
 fn eta(remaining: u64, settled_now: u64, rate: f64, stopping: bool) -> String {
+    match eta_secs(remaining, settled_now, rate, stopping) {
+        None => "?".to_string(),
+        Some(secs @ 0..60) => format!("{secs}s"),
+        Some(secs) => duration(Duration::from_secs(secs)),
+    }
+}
+
+/// The ETA in whole seconds (a tenth of a second of ETA is noise), `None` where the line shows
+/// `?`. The run report draws the ETA a run showed with this same formula.
+pub fn eta_secs(remaining: u64, settled_now: u64, rate: f64, stopping: bool) -> Option<u64> {
     if stopping || settled_now == 0 || rate <= 0.0 {
-        return "?".to_string();
+        return None;
     }
-    // Whole seconds: a tenth of a second of ETA is noise.
-    match (remaining as f64 / rate).min(1e9).round() as u64 {
-        secs @ 0..60 => format!("{secs}s"),
-        secs => duration(Duration::from_secs(secs)),
-    }
+    Some((remaining as f64 / rate).min(1e9).round() as u64)
 }
 
 /// Joins `fields` with `sep` into lines of at most `width` columns (when given), breaking only

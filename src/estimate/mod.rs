@@ -64,7 +64,7 @@ pub struct Band {
 }
 
 impl ModelTally {
-    fn add(&mut self, cost: &tokens::RequestCost, bytes: usize) {
+    pub(crate) fn add(&mut self, cost: &tokens::RequestCost, bytes: usize) {
         self.rows += 1;
         self.request_bytes += bytes as u64;
         self.prompt_tokens += cost.prompt_tokens;

@@ -265,7 +265,7 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
-fn model_report(
+pub(crate) fn model_report(
     model: &str,
     tally: &super::ModelTally,
     info: &ModelInfo,

@@ -1,20 +1,24 @@
 //! What the run report shows, read from the checkpoint: the numbers `status --json` also shows
 //! (taken through the same store calls, so the two agree), the per-attempt records, the rows'
-//! ends, the batches, and the job's reproducibility facts (never a key, a credential header or a
-//! credential query parameter: the stored record has none, and headers are shown by name only).
+//! ends, the batches and their states, the dry run's estimate, and the job's reproducibility
+//! facts (never a key, a credential header or a credential query parameter: the stored record
+//! has none, and headers are shown by name only).
 //!
-//! Everything here is computed once; the charts and the page only lay it out.
-
-use std::collections::BTreeMap;
+//! Everything here is computed once; the charts and the page only lay it out. The per-scope
+//! numbers (the whole job, each run) are [`View`]s.
 
 use serde::Serialize;
 
+use super::estimate::Estimate;
+use super::scope::Scope;
+pub use super::view::{ErrorKind, Percentiles};
+use super::view::{EtaContext, View};
 use crate::store::attempts::{RowEnd, StoredAttempt};
+use crate::store::batch_states::BatchState;
 use crate::store::{Counts, PartRecord, RunRecord, Store};
 
-/// How many rows the "slowest" and "most expensive" tables list, and sample ids per error kind.
-const TOP: usize = 10;
-const SAMPLES: usize = 5;
+/// How many failed rows' errors the report lists.
+const TOP_ERRORS: usize = 10;
 
 /// The numbers the report and `status --json` share, under the same names. Embedded in the
 /// page as JSON (`<script type="application/json" id="numbers">`).
@@ -33,14 +37,22 @@ pub struct Numbers {
     pub latency_ms: Percentiles,
     /// Attempts recorded for the report (runs before this build recorded none).
     pub attempts_recorded: u64,
+    /// Each run's numbers, as `status --json`'s `runs[]` has them.
+    pub runs: Vec<RunNumbers>,
+    /// The dry run's figures for the job's rows, when their models are priced.
+    pub estimate: Option<Estimate>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Percentiles {
-    pub p50: i64,
-    pub p90: i64,
-    pub p99: i64,
-    pub max: i64,
+/// A run's numbers, under the names `status --json`'s `runs[]` gives them.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunNumbers {
+    pub run: i64,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub outcome: Option<String>,
+    pub requests: i64,
+    pub retries: i64,
+    pub http_429: i64,
 }
 
 /// Where the job came from and how it was sent: enough to run it again.
@@ -65,15 +77,6 @@ pub struct Repro {
     pub tool_version: String,
 }
 
-/// A kind of failed attempt: its class and status, how many, and some of its rows.
-#[derive(Debug, Clone, Serialize)]
-pub struct ErrorKind {
-    pub class: String,
-    pub status: Option<i64>,
-    pub count: u64,
-    pub sample_ids: Vec<String>,
-}
-
 pub struct Report {
     pub numbers: Numbers,
     pub repro: Repro,
@@ -82,12 +85,10 @@ pub struct Report {
     pub ends: Vec<RowEnd>,
     pub finish_reasons: Vec<(String, u64)>,
     pub row_errors: Vec<(String, u64)>,
-    pub errors: Vec<ErrorKind>,
-    /// (row id, ms, status) of the slowest attempts.
-    pub slowest: Vec<(String, i64, Option<i64>)>,
-    /// (row id, dollars) of the rows that cost most.
-    pub expensive: Vec<(String, f64)>,
     pub parts: Vec<PartRecord>,
+    pub batch_states: Vec<BatchState>,
+    /// The whole job first, then each run when there was more than one.
+    pub views: Vec<View>,
 }
 
 impl Report {
@@ -98,134 +99,90 @@ impl Report {
             .for_storage();
         let runs = store.runs()?;
         let attempts = store.attempts()?;
+        let (ends, finish_reasons) = store.row_ends()?;
+        let rows = store.counts()?;
+        let ctx = EtaContext {
+            runs: &runs,
+            total: rows.total,
+            invalid: rows.invalid,
+        };
+        let mut views = vec![View::of(
+            Scope::job(&runs, &attempts, &ends),
+            &attempts,
+            &ends,
+            &ctx,
+        )];
+        if runs.len() > 1 {
+            for i in 0..runs.len() {
+                let scope = Scope::run(&runs, i, &attempts, &ends);
+                views.push(View::of(scope, &attempts, &ends, &ctx));
+            }
+        }
         let numbers = Numbers {
-            rows: store.counts()?,
             retries: runs.iter().map(|r| r.retries.max(0) as u64).sum(),
             http_429: runs.iter().map(|r| r.http_429.max(0) as u64).sum(),
             requests: runs.iter().map(|r| r.requests.max(0) as u64).sum(),
             cost: crate::budget::job_cost(store, &job)?,
             max_cost: job.max_cost,
-            latency_ms: percentiles(attempts.iter().map(|a| a.latency_ms).collect()),
+            latency_ms: views[0].latency_ms,
             attempts_recorded: attempts.len() as u64,
+            runs: runs
+                .iter()
+                .map(|r| RunNumbers {
+                    run: r.run,
+                    started_at: r.started_at,
+                    ended_at: r.ended_at,
+                    outcome: r.outcome.clone(),
+                    requests: r.requests,
+                    retries: r.retries,
+                    http_429: r.http_429,
+                })
+                .collect(),
+            estimate: super::estimate::of_job(store, &job)?,
+            rows,
         };
-        let spec = &job.spec;
-        let send = &job.send;
-        let repro = Repro {
-            checkpoint: db.display().to_string(),
-            input: spec.input.display().to_string(),
-            fingerprint: spec.fingerprint.clone(),
-            template: spec.template.clone(),
-            system: spec.system.clone(),
-            model: spec.model.clone(),
-            family: format!("{:?}", job.endpoint).to_lowercase(),
-            endpoint: job.endpoint.path().to_string(),
-            provider: serde_json::to_string(&job.provider)?,
-            base_url: job.base_url.clone(),
-            header_names: job.headers.iter().map(|(name, _)| name.clone()).collect(),
-            settings: format!(
-                "concurrency {}, rpm {}, tpm {}, {} attempts, timeout {}, max_tokens {}, temperature {}",
-                send.concurrency,
-                send.rpm.map_or("learned".into(), |n| n.to_string()),
-                send.tpm.map_or("learned".into(), |n| n.to_string()),
-                send.max_attempts,
-                humantime::format_duration(send.timeout),
-                spec.max_tokens.map_or("-".into(), |n| n.to_string()),
-                spec.temperature.map_or("-".into(), |t| t.to_string()),
-            ),
-            params: serde_json::to_string(&spec.params)?,
-            mode: format!("{:?}", job.batch.mode).to_lowercase(),
-            tool_version: job.tool_version.clone(),
-        };
-        let (ends, finish_reasons) = store.row_ends()?;
         Ok(Report {
-            errors: error_kinds(&attempts),
-            slowest: slowest(&attempts),
-            expensive: expensive(&attempts),
-            row_errors: store.top_errors(TOP)?,
+            repro: repro(&job, db)?,
+            row_errors: store.top_errors(TOP_ERRORS)?,
             parts: store.parts()?,
+            batch_states: store.batch_states()?,
             numbers,
-            repro,
             runs,
             attempts,
             ends,
             finish_reasons,
+            views,
         })
     }
 }
 
-/// Nearest-rank percentiles.
-pub fn percentiles(mut values: Vec<i64>) -> Percentiles {
-    if values.is_empty() {
-        return Percentiles::default();
-    }
-    values.sort_unstable();
-    let at = |q: f64| {
-        let rank = (q * values.len() as f64).ceil() as usize;
-        values[rank.clamp(1, values.len()) - 1]
-    };
-    Percentiles {
-        p50: at(0.50),
-        p90: at(0.90),
-        p99: at(0.99),
-        max: values[values.len() - 1],
-    }
-}
-
-fn error_kinds(attempts: &[StoredAttempt]) -> Vec<ErrorKind> {
-    let mut kinds: BTreeMap<(String, Option<i64>), ErrorKind> = BTreeMap::new();
-    for a in attempts {
-        let Some(class) = &a.class else { continue };
-        let kind = kinds
-            .entry((class.clone(), a.status))
-            .or_insert_with(|| ErrorKind {
-                class: class.clone(),
-                status: a.status,
-                count: 0,
-                sample_ids: Vec::new(),
-            });
-        kind.count += 1;
-        if kind.sample_ids.len() < SAMPLES && !kind.sample_ids.contains(&a.id) {
-            kind.sample_ids.push(a.id.clone());
-        }
-    }
-    let mut kinds: Vec<ErrorKind> = kinds.into_values().collect();
-    kinds.sort_by_key(|k| std::cmp::Reverse(k.count));
-    kinds
-}
-
-fn slowest(attempts: &[StoredAttempt]) -> Vec<(String, i64, Option<i64>)> {
-    let mut by: Vec<&StoredAttempt> = attempts.iter().collect();
-    by.sort_by_key(|a| std::cmp::Reverse(a.latency_ms));
-    by.into_iter()
-        .take(TOP)
-        .map(|a| (a.id.clone(), a.latency_ms, a.status))
-        .collect()
-}
-
-fn expensive(attempts: &[StoredAttempt]) -> Vec<(String, f64)> {
-    let mut cost: BTreeMap<&str, i64> = BTreeMap::new();
-    for a in attempts.iter().filter(|a| a.cost_nanos > 0) {
-        *cost.entry(&a.id).or_default() += a.cost_nanos;
-    }
-    let mut rows: Vec<(String, f64)> = cost
-        .into_iter()
-        .map(|(id, nanos)| (id.to_string(), nanos as f64 / 1e9))
-        .collect();
-    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
-    rows.truncate(TOP);
-    rows
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentiles_are_nearest_rank() {
-        let p = percentiles((1..=100).collect());
-        assert_eq!((p.p50, p.p90, p.p99, p.max), (50, 90, 99, 100));
-        let one = percentiles(vec![7]);
-        assert_eq!((one.p50, one.p99, one.max), (7, 7, 7));
-        assert_eq!(percentiles(Vec::new()).max, 0);
-    }
+fn repro(job: &crate::job::JobRecord, db: &std::path::Path) -> anyhow::Result<Repro> {
+    let spec = &job.spec;
+    let send = &job.send;
+    Ok(Repro {
+        checkpoint: db.display().to_string(),
+        input: spec.input.display().to_string(),
+        fingerprint: spec.fingerprint.clone(),
+        template: spec.template.clone(),
+        system: spec.system.clone(),
+        model: spec.model.clone(),
+        family: format!("{:?}", job.endpoint).to_lowercase(),
+        endpoint: job.endpoint.path().to_string(),
+        provider: serde_json::to_string(&job.provider)?,
+        base_url: job.base_url.clone(),
+        header_names: job.headers.iter().map(|(name, _)| name.clone()).collect(),
+        settings: format!(
+            "concurrency {}, rpm {}, tpm {}, {} attempts, timeout {}, max_tokens {}, temperature {}",
+            send.concurrency,
+            send.rpm.map_or("learned".into(), |n| n.to_string()),
+            send.tpm.map_or("learned".into(), |n| n.to_string()),
+            send.max_attempts,
+            humantime::format_duration(send.timeout),
+            spec.max_tokens.map_or("-".into(), |n| n.to_string()),
+            spec.temperature.map_or("-".into(), |t| t.to_string()),
+        ),
+        params: serde_json::to_string(&spec.params)?,
+        mode: format!("{:?}", job.batch.mode).to_lowercase(),
+        tool_version: job.tool_version.clone(),
+    })
 }

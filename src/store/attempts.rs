@@ -98,9 +98,17 @@ pub struct RowEnd {
 /// Finish reasons with how many done rows gave each, most frequent first.
 pub type FinishReasons = Vec<(String, u64)>;
 
+/// Whether attempts are recorded: always, unless the hidden `PROMPTMILL_BENCH_NO_ATTEMPTS` is
+/// set, which exists only so `examples/bench.rs` can measure what recording costs (the same
+/// binary, the same session, with and without). Read once per process.
+fn recording() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("PROMPTMILL_BENCH_NO_ATTEMPTS").is_none())
+}
+
 /// Appends a row's attempts of run `run` (inside the caller's transaction).
 pub(crate) fn record(conn: &Connection, run: i64, seq: i64, tries: &[Attempt]) -> rusqlite::Result<()> {
-    if tries.is_empty() {
+    if tries.is_empty() || !recording() {
         return Ok(());
     }
     let mut insert = conn.prepare_cached(
@@ -198,5 +206,20 @@ impl Store {
             .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?
             .collect::<Result<_, _>>()?;
         Ok((ends, reasons))
+    }
+}
+
+impl Store {
+    /// Calls `each` with the request body of every row that is sent (not invalid), in input
+    /// order; for the report's estimate, which counts them as `estimate` does.
+    pub fn each_request(&self, each: &mut dyn FnMut(&str)) -> anyhow::Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT request FROM rows WHERE invalid = 0 AND request IS NOT NULL ORDER BY seq")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            each(row.get_ref(0)?.as_str()?);
+        }
+        Ok(())
     }
 }

@@ -10,6 +10,7 @@
 //! process (SIGKILL, panic); a power loss may lose the last commits, never corrupt the file.
 
 pub mod attempts;
+pub mod batch_states;
 mod ingest;
 mod outputs;
 mod parts;

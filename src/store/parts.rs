@@ -371,6 +371,15 @@ impl Store {
                 part
             ],
         )?;
+        let seen = super::batch_states::BatchState {
+            part,
+            at: now_ms(),
+            status: batch.status.as_str().to_string(),
+            completed: c.completed,
+            failed: c.failed,
+            total: c.total,
+        };
+        super::batch_states::note(&self.conn, &seen)?;
         Ok(())
     }
 

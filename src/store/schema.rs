@@ -153,6 +153,19 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE rows ADD COLUMN cache_creation_tokens INTEGER;
     ALTER TABLE rows ADD COLUMN reasoning_tokens INTEGER;
     "#,
+    // 10: each state of a part's batch that the batch driver saw when it polled (status and
+    // counts), one row per change, for the report's batch timelines (see store/batch_states.rs).
+    r#"
+    CREATE TABLE batch_states (
+        part       INTEGER NOT NULL,   -- parts.part
+        at         INTEGER NOT NULL,   -- unix ms, when it was first seen
+        status     TEXT    NOT NULL,   -- the provider's batch status
+        completed  INTEGER NOT NULL,
+        failed     INTEGER NOT NULL,
+        total      INTEGER NOT NULL
+    );
+    CREATE INDEX batch_states_part ON batch_states (part, at);
+    "#,
 ];
 
 /// Brings the schema up to date. Fails if the database was written by a newer promptmill.

@@ -30,6 +30,7 @@ mod profiles;
 mod progress_lines;
 mod pty;
 mod report;
+mod report_views;
 mod resume;
 mod secrets;
 mod small_print;

@@ -121,7 +121,7 @@ fn run_report_numbers_equal_status_json_and_the_page_is_self_contained() {
     }
     // The errors by kind name their sample rows.
     assert!(
-        html.contains("<td>refused</td><td>400</td>"),
+        html.contains("<td>refused</td><td class=\"n\">400</td>"),
         "the refused row's kind"
     );
     assert!(html.contains("flaky"), "the 503 row is a sample of its kind");
@@ -141,6 +141,7 @@ fn run_report_numbers_equal_status_json_and_the_page_is_self_contained() {
 /// The charts every live report has, by the id of their `<figure>`.
 const CHARTS: &[&str] = &[
     "chart-rows",
+    "chart-eta",
     "chart-requests",
     "chart-tokens-per-minute",
     "chart-latency",
@@ -252,8 +253,14 @@ fn a_faulty_runs_report_renders_in_headless_chromium() {
         return;
     };
     let dir = Dir::new();
-    let (_mock, out) = faulty_run(&dir);
+    let (mock, out) = faulty_run(&dir);
     assert_eq!(out.code(), 3, "{}", out.stderr);
+    // Resumed once: the report shows the whole job and each of its two runs.
+    let again = run(run_job(&dir, &mock)
+        .env("OPENAI_API_KEY", KEY)
+        .args(["--retry-failed", "--max-cost", "5", "--report", "report.html"])
+        .args(["--price-in", "1", "--price-out", "2", "--max-tokens", "50"]));
+    assert_eq!(again.code(), 3, "the refused row fails again: {}", again.stderr);
     let page = dir.path("report.html");
     let status = status_json(&dir);
 
@@ -312,7 +319,32 @@ fn a_faulty_runs_report_renders_in_headless_chromium() {
         };
         assert_eq!(text, expected, "{name}");
     }
+    // Each run's own section, drawn, and its numbers as `status --json`'s `runs[]`.
+    let runs = status["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 2);
+    for want in runs {
+        let n = &want["run"];
+        let section = &dom[dom
+            .find(&format!("<details id=\"run-{n}\""))
+            .expect("the run's section")..];
+        let section = &section[..section.find("</details>").expect("its end")];
+        for id in CHARTS {
+            let at = section
+                .find(&format!("id=\"run-{n}-{id}\""))
+                .unwrap_or_else(|| panic!("run {n}: {id} in the DOM"));
+            let figure = &section[at..at + section[at..].find("</figure>").expect("its end")];
+            assert!(
+                figure.contains("<svg") && figure.contains("<text"),
+                "run {n}: {id} is drawn"
+            );
+        }
+        for field in ["requests", "retries", "http_429"] {
+            let shown = format!("data-number=\"runs.{n}.{field}\">{}<", want[field]);
+            assert!(dom.contains(&shown), "{shown}");
+        }
+    }
     let numbers = embedded_numbers(&dom);
     assert_eq!(numbers["rows"], status["rows"]);
     assert_eq!(numbers["cost"], status["cost"]);
+    assert_eq!(numbers["runs"].as_array().map(Vec::len), Some(2));
 }

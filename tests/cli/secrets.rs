@@ -231,7 +231,9 @@ fn the_key_is_in_no_byte_written_through_kills_faults_and_refusals() {
     ]));
     let table = run(promptmill(&dir).args(["status", "out.jsonl.promptmill.db"]));
     let json = run(promptmill(&dir).args(["status", "out.jsonl.promptmill.db", "--json"]));
-    for out in [&csv, &batch, &table, &json] {
+    // The report of this run of kills, faults and refusals: every byte of it is scanned below.
+    let report = run(promptmill(&dir).args(["report", "out.jsonl.promptmill.db", "-o", "r.html"]));
+    for out in [&csv, &batch, &table, &json, &report] {
         assert_eq!(out.code(), 0, "{}", out.stderr);
     }
     assert_private(
@@ -241,6 +243,7 @@ fn the_key_is_in_no_byte_written_through_kills_faults_and_refusals() {
             "s.json",
             "x.csv",
             "x.batch.jsonl",
+            "r.html",
             "out.jsonl.promptmill.db",
         ],
     );
@@ -248,7 +251,16 @@ fn the_key_is_in_no_byte_written_through_kills_faults_and_refusals() {
     let first_run = [logs.read("1.out"), logs.read("1.err")];
     assert!(first_run[1].contains("retrying"), "-vv logged the retries");
     let mut texts: Vec<&str> = first_run.iter().map(String::as_str).collect();
-    for out in [&refused, &unreachable, &finished, &csv, &batch, &table, &json] {
+    for out in [
+        &refused,
+        &unreachable,
+        &finished,
+        &csv,
+        &batch,
+        &table,
+        &json,
+        &report,
+    ] {
         texts.push(&out.stdout);
         texts.push(&out.stderr);
     }
@@ -273,10 +285,16 @@ fn batch_mode_sends_the_key_to_the_files_and_batches_apis_and_writes_it_nowhere(
             "--batch-max-rows",
             "8",
             "-vv",
+            "--report",
+            "report.html",
         ])
         .env("RUST_LOG", "trace")
         .env("OPENAI_API_KEY", key));
     assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(
+        dir.read("report.html").contains("id=\"chart-batches\""),
+        "the report is scanned too"
+    );
     let stats = mock.stats();
     assert_eq!(stats["batches_created"], 3, "{stats}");
     assert_eq!(

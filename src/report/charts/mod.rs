@@ -1,0 +1,129 @@
+//! The run report's charts, each one SVG drawn by `plotters` (its SVG backend: text is left to
+//! the browser's fonts, nothing is rasterised here). Each chart function takes the report's
+//! data and a [`View`](super::view::View) (the whole job, or one run) and returns the `<svg>`
+//! element; the page (`html.rs`) places them. Time axes are seconds since the view began.
+//!
+//! What every chart shares is here: the canvas ([`svg`]), the frame with its caption and axes
+//! ([`frame`]), lines, vertical marks and the legend. Each file beside this one draws one
+//! section's charts. Every series is bounded (buckets or samples of the span, or one mark per
+//! event), so a chart's size does not grow with the rows.
+
+pub mod batches;
+pub mod cost;
+pub mod latency;
+pub mod progress;
+pub mod throughput;
+
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+const SIZE: (u32, u32) = (1100, 320);
+const FONT: &str = "sans-serif";
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+type DrawResult = Result<(), Box<dyn std::error::Error>>;
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Draws one chart into an SVG string.
+fn svg(draw: impl FnOnce(&Area<'_>) -> DrawResult) -> anyhow::Result<String> {
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
+        let fail = |e: &dyn std::fmt::Display| anyhow::anyhow!("drawing a chart: {e}");
+        root.fill(&WHITE).map_err(|e| fail(&e))?;
+        draw(&root).map_err(|e| fail(&e))?;
+        root.present().map_err(|e| fail(&e))?;
+    }
+    Ok(out)
+}
+
+/// A chart's caption and axes: x from 0, y from 0, each up to its maximum.
+struct Axes<'f> {
+    caption: String,
+    x: (f64, &'f str),
+    y: (f64, String),
+    /// How the y labels read (plain numbers when `None`).
+    y_label: Option<&'f dyn Fn(&f64) -> String>,
+}
+
+fn frame<'a, 'b>(root: &'a Area<'b>, axes: Axes<'_>) -> Result<Chart<'a, 'b>, Box<dyn std::error::Error>> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(axes.caption, (FONT, 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..axes.x.0, 0.0..axes.y.0)?;
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(axes.x.1).y_desc(axes.y.1);
+    if let Some(f) = axes.y_label {
+        mesh.y_label_formatter(f);
+    }
+    mesh.draw()?;
+    Ok(chart)
+}
+
+/// A labelled line.
+fn line(chart: &mut Chart<'_, '_>, points: Vec<(f64, f64)>, color: RGBColor, label: &str) -> DrawResult {
+    chart
+        .draw_series(LineSeries::new(points, color.stroke_width(2)))?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
+    Ok(())
+}
+
+/// A labelled vertical line at each of `xs`, from 0 to `top`.
+fn marks(chart: &mut Chart<'_, '_>, xs: &[f64], top: f64, color: RGBColor, label: &str) -> DrawResult {
+    if xs.is_empty() {
+        return Ok(());
+    }
+    chart
+        .draw_series(
+            xs.iter()
+                .map(|&x| PathElement::new([(x, 0.0), (x, top)], color.stroke_width(1))),
+        )?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
+    Ok(())
+}
+
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> DrawResult {
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .draw()?;
+    Ok(())
+}
+
+/// The top of a y axis that shows `values`: a tenth above the highest, at least 1.1.
+fn top(values: impl Iterator<Item = f64>) -> f64 {
+    values.fold(0.0, f64::max).max(1.0) * 1.1
+}
+
+/// A step line through points (each value holds until the next point).
+fn step(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut out = Vec::with_capacity(points.len() * 2);
+    for (i, &(x, y)) in points.iter().enumerate() {
+        if i > 0 {
+            out.push((x, points[i - 1].1));
+        }
+        out.push((x, y));
+    }
+    out
+}
+
+const GREY: RGBColor = RGBColor(150, 150, 150);
+
+/// Where each run after the first began, in the whole job's view (none in a run's own view).
+fn run_starts(r: &super::data::Report, v: &super::view::View) -> Vec<f64> {
+    if v.scope.run.is_some() {
+        return Vec::new();
+    }
+    let clock = super::scope::Clock::of(&v.scope);
+    r.runs
+        .iter()
+        .skip(1)
+        .map(|run| clock.at(run.started_at))
+        .collect()
+}
