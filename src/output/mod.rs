@@ -3,11 +3,13 @@
 //! The checkpoint is the source; an output is a view of it that can be rewritten at any time
 //! (`promptmill export`). Files are written to a temporary file beside the target, flushed to
 //! disk, then renamed over it, so a reader never sees half a file and a crash never leaves one
-//! (see `files`: created exclusively, mode 0600, under a name nobody can plant a link at). One file per format behind the [`RowWriter`] trait.
+//! (see `files`: created exclusively, mode 0600, under a name nobody can plant a link at). One file per format behind the [`RowWriter`] trait: JSON Lines, CSV, OpenAI Batch
+//! output lines, Parquet.
 
 mod batch;
 mod csv;
 mod jsonl;
+mod parquet;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -30,6 +32,9 @@ pub enum OutputFormat {
     Csv,
     /// OpenAI Batch output lines (`BatchRequestOutput`), with the full response bodies.
     OpenaiBatch,
+    /// Typed columns: id, row, the input fields (with their Parquet types), status, completion,
+    /// finish reason, usage counts, cost, model, response id, error.
+    Parquet,
 }
 
 impl OutputFormat {
@@ -37,6 +42,7 @@ impl OutputFormat {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "jsonl" | "ndjson" => Some(OutputFormat::Jsonl),
             "csv" => Some(OutputFormat::Csv),
+            "parquet" => Some(OutputFormat::Parquet),
             _ => None,
         }
     }
@@ -199,6 +205,7 @@ fn write_rows(
         OutputFormat::Jsonl => Box::new(jsonl::Jsonl::new(out)),
         OutputFormat::Csv => Box::new(csv::Csv::new(out, columns)?),
         OutputFormat::OpenaiBatch => Box::new(batch::Batch::new(out)),
+        OutputFormat::Parquet => Box::new(parquet::Parquet::new(out, columns, store.job()?.as_ref())?),
     };
     let mut written = Written::default();
     store.for_each_row(|row| {

@@ -24,6 +24,7 @@ mod limit;
 mod limits;
 mod numbers;
 mod onejob;
+mod parquet;
 mod profiles;
 mod progress_lines;
 mod pty;
