@@ -205,7 +205,7 @@ fn write_rows(
         OutputFormat::Jsonl => Box::new(jsonl::Jsonl::new(out)),
         OutputFormat::Csv => Box::new(csv::Csv::new(out, columns)?),
         OutputFormat::OpenaiBatch => Box::new(batch::Batch::new(out)),
-        OutputFormat::Parquet => Box::new(parquet::Parquet::new(out, columns, store.job()?.as_ref())?),
+        OutputFormat::Parquet => Box::new(parquet::Parquet::new(out, columns, job_facts(store)?)?),
     };
     let mut written = Written::default();
     store.for_each_row(|row| {
@@ -214,6 +214,27 @@ fn write_rows(
         Ok(())
     })?;
     Ok((written, writer.finish()?))
+}
+
+/// What the Parquet writer needs of the job: its input's column types and its prices.
+fn job_facts(store: &Store) -> anyhow::Result<parquet::JobFacts> {
+    let Some(job) = store.job()? else {
+        return Ok(parquet::JobFacts::default());
+    };
+    Ok(parquet::JobFacts {
+        types: job
+            .columns
+            .iter()
+            .cloned()
+            .zip(job.column_types.iter().copied())
+            .collect(),
+        pricing: parquet::Pricing {
+            fixed_model: job.spec.model.clone(),
+            // Live is the default mode; anything else goes through the Batch API.
+            batch: job.batch.mode != Default::default(),
+            models: job.models,
+        },
+    })
 }
 
 #[cfg(not(unix))]

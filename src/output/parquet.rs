@@ -22,7 +22,6 @@ use parquet::schema::types::Type;
 use self::columns::{Buffer, Kind};
 use super::{status, Out, RowWriter};
 use crate::input::ColumnType;
-use crate::job::JobRecord;
 use crate::models::ModelInfo;
 use crate::store::ExportRow;
 
@@ -54,26 +53,30 @@ pub(super) struct Parquet {
     pricing: Pricing,
 }
 
-/// What a row's cost is computed from: the job's recorded prices, and its model.
-struct Pricing {
-    models: BTreeMap<String, ModelInfo>,
-    fixed_model: Option<String>,
-    batch: bool,
+/// What the job tells the writer beyond the rows (`output/mod.rs` reads it from the checkpoint,
+/// so this file does not depend on the job's record): the input columns' types, and what a row's
+/// cost is computed from.
+#[derive(Default)]
+pub(super) struct JobFacts {
+    /// The types of a Parquet input's columns, by name; empty for other inputs.
+    pub types: BTreeMap<String, ColumnType>,
+    pub pricing: Pricing,
+}
+
+/// The job's recorded prices, the model its rows ask for when one is fixed, and whether they go
+/// through the Batch API (priced at its prices where known).
+#[derive(Default)]
+pub(super) struct Pricing {
+    pub models: BTreeMap<String, ModelInfo>,
+    pub fixed_model: Option<String>,
+    pub batch: bool,
 }
 
 impl Parquet {
     /// A writer of the job's rows: `columns` are the input columns exported (the id's column left
-    /// out), typed from `job` when its input was Parquet.
-    pub(super) fn new(out: Out, columns: &[String], job: Option<&JobRecord>) -> anyhow::Result<Parquet> {
-        let types: BTreeMap<&str, ColumnType> = match job {
-            Some(job) => job
-                .columns
-                .iter()
-                .map(String::as_str)
-                .zip(job.column_types.iter().copied())
-                .collect(),
-            None => BTreeMap::new(),
-        };
+    /// out), typed as `job` says.
+    pub(super) fn new(out: Out, columns: &[String], job: JobFacts) -> anyhow::Result<Parquet> {
+        let types = job.types;
         let result_names: Vec<&str> = RESULT_COLUMNS.iter().map(|(n, _)| *n).collect();
         let names = super::csv::input_names(columns, &result_names);
         let mut schema: Vec<(String, Kind)> = vec![
@@ -105,17 +108,12 @@ impl Parquet {
             .set_created_by(format!("promptmill {}", env!("CARGO_PKG_VERSION")))
             .build();
         let writer = SerializedFileWriter::new(out, Arc::new(message), Arc::new(props))?;
-        let pricing = Pricing {
-            models: job.map(|j| j.models.clone()).unwrap_or_default(),
-            fixed_model: job.and_then(|j| j.spec.model.clone()),
-            batch: job.is_some_and(|j| j.batch.mode == crate::cli::Mode::Batch),
-        };
         Ok(Parquet {
             writer,
             inputs: columns.to_vec(),
             buffers: schema.iter().map(|(_, kind)| Buffer::new(*kind)).collect(),
             rows: 0,
-            pricing,
+            pricing: job.pricing,
         })
     }
 

@@ -206,7 +206,7 @@ impl Details {
         };
         let count = |v: Option<&Value>| {
             v.and_then(Value::as_u64)
-                .filter(|&n| n <= crate::api::MAX_TOKENS)
+                .filter(|&n| n <= MAX_TOKENS)
                 .and_then(|n| i64::try_from(n).ok())
         };
         match serde_json::from_str::<Body>(body).ok().and_then(|b| b.usage) {
@@ -226,6 +226,10 @@ impl Details {
         }
     }
 }
+
+/// The largest count believed, as `api::MAX_TOKENS` (2^40): a breakdown beyond it is taken as
+/// unreported, as the pipeline takes it (not imported: `output` stays below `api`).
+const MAX_TOKENS: u64 = 1 << 40;
 
 /// The `model` a stored request body asked for.
 pub(super) fn request_model(request: Option<&str>) -> Option<String> {
