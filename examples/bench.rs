@@ -30,10 +30,15 @@
 //! files, downloading and joining the results, exporting. Wall time, rows/s, CPU per row, peak
 //! RSS.
 //!
+//! Scenario 5 ("parquet"): a 1,000,000-row Parquet round trip, Parquet input -> mock -> Parquet
+//! output (`bench/parquet_trip.rs`; `--parquet-rows N`). Wall time, rows/s, CPU per row, peak RSS.
+//!
 //! The mock server runs as a separate process, so its CPU is not counted against promptmill.
 
 #[path = "bench/mixed_text.rs"]
 mod mixed_text;
+#[path = "bench/parquet_trip.rs"]
+mod parquet_trip;
 
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -45,6 +50,7 @@ struct Args {
     latency_rows: u64,
     estimate_rows: u64,
     batch_rows: u64,
+    parquet_rows: u64,
     concurrency: usize,
     skip_tiktoken: bool,
 }
@@ -55,6 +61,7 @@ fn parse_args() -> Args {
         latency_rows: 20_000,
         estimate_rows: 1_000_000,
         batch_rows: 1_000_000,
+        parquet_rows: 1_000_000,
         concurrency: 64,
         skip_tiktoken: false,
     };
@@ -70,6 +77,7 @@ fn parse_args() -> Args {
             "--latency-rows" => args.latency_rows = value(),
             "--estimate-rows" => args.estimate_rows = value(),
             "--batch-rows" => args.batch_rows = value(),
+            "--parquet-rows" => args.parquet_rows = value(),
             "--concurrency" => args.concurrency = value() as usize,
             "--skip-tiktoken" => args.skip_tiktoken = true,
             _ => usage(),
@@ -80,7 +88,7 @@ fn parse_args() -> Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench [--rows N] [--latency-rows N] [--estimate-rows N] [--batch-rows N] [--concurrency N] [--skip-tiktoken]   (0 rows skips a scenario)"
+        "usage: bench [--rows N] [--latency-rows N] [--estimate-rows N] [--batch-rows N] [--parquet-rows N] [--concurrency N] [--skip-tiktoken]   (0 rows skips a scenario)"
     );
     std::process::exit(2)
 }
@@ -105,6 +113,9 @@ fn main() {
     }
     if args.batch_rows > 0 {
         batch(&bin, dir.path(), args.batch_rows);
+    }
+    if args.parquet_rows > 0 {
+        parquet_trip::parquet_round_trip(&bin, dir.path(), args.parquet_rows, args.concurrency);
     }
 }
 

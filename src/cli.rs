@@ -147,13 +147,13 @@ pub fn command() -> clap::Command {
 
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
-    /// The prompts file (.csv with a header row, .jsonl); `-`: stdin.
+    /// The prompts file (.csv with a header row, .jsonl, .parquet); `-`: stdin.
     ///
     /// `-` reads the rows from standard input. With `-`, --format is required, and so is --db when the output is `-` too.
     #[arg(help_heading = INPUT)]
     pub input: PathBuf,
 
-    /// csv or jsonl, when the input's extension does not say.
+    /// csv, jsonl or parquet, when the input's extension does not say.
     #[arg(long, value_enum, hide_possible_values = true, help_heading = INPUT)]
     pub format: Option<InputFormat>,
 
@@ -259,7 +259,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub profile: ProfileArgs,
 
-    /// Where to write the results (.jsonl or .csv; `-`: stdout).
+    /// Where to write the results (.jsonl, .csv or .parquet; `-`: stdout).
     ///
     /// The format comes from the extension, or --output-format. `-` writes the results to
     /// standard output at the end of the run (JSONL unless --output-format says otherwise); the
@@ -267,7 +267,7 @@ pub struct RunArgs {
     #[arg(short, long, value_name = "PATH", help_heading = OUTPUT)]
     pub output: Option<PathBuf>,
 
-    /// jsonl, csv or openai-batch, when the extension does not say.
+    /// jsonl, csv, parquet or openai-batch, when the extension does not say.
     ///
     /// `openai-batch` writes OpenAI Batch output lines.
     #[arg(long, value_enum, value_name = "FORMAT", hide_possible_values = true, help_heading = OUTPUT)]
@@ -619,7 +619,7 @@ pub struct ExportArgs {
     #[arg(short, long, value_name = "PATH")]
     pub output: PathBuf,
 
-    /// The output's format: jsonl, csv, or openai-batch.
+    /// The output's format: jsonl, csv, parquet, or openai-batch.
     ///
     /// `--format` is accepted too (its old name), as `run` and `resume` name this
     /// `--output-format` and `--format` is the input's format there.

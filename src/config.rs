@@ -194,7 +194,7 @@ impl InputConfig {
                 return Err(ConfigError::new(
                     "--format",
                     format!(
-                        "cannot tell the format of {} from its extension; name it .csv or .jsonl, or pass --format csv|jsonl",
+                        "cannot tell the format of {} from its extension; name it .csv, .jsonl or .parquet, or pass --format csv|jsonl|parquet",
                         args.input.display()
                     ),
                 )
@@ -683,7 +683,7 @@ pub fn output_spec(
         ConfigError::new(
             flag,
             format!(
-                "cannot tell the format of {} from its extension; use .jsonl or .csv, or --output-format",
+                "cannot tell the format of {} from its extension; use .jsonl, .csv or .parquet, or --output-format",
                 path.display()
             ),
         )

@@ -178,6 +178,10 @@ pub struct JobRecord {
     /// credentials (see `base_url::is_secret_param`); a later run must give the base URL again.
     #[serde(default)]
     pub withheld_params: Vec<String>,
+    /// How each of [`JobRecord::columns`] was typed in a Parquet input, so a Parquet output
+    /// types them the same; empty for CSV and JSON Lines input (and older checkpoints).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub column_types: Vec<crate::input::ColumnType>,
 }
 
 impl JobRecord {
@@ -260,6 +264,7 @@ impl JobRecord {
             profile: None,
             limit: None,
             input_size: None,
+            column_types: vec![],
             withheld_params: vec![],
         }
     }

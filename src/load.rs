@@ -35,6 +35,8 @@ pub struct Loaded {
     pub invalid: u64,
     pub endpoint: Endpoint,
     pub columns: Vec<String>,
+    /// How the columns are typed, for a Parquet input (see `input::ColumnType`); else empty.
+    pub column_types: Vec<crate::input::ColumnType>,
     pub fingerprint: String,
     /// The input's size in bytes, as fingerprinted.
     pub size: u64,
@@ -246,6 +248,7 @@ pub fn load(
         invalid,
         endpoint: preparer.endpoint(),
         columns: reader.columns().to_vec(),
+        column_types: reader.column_types(),
         fingerprint: reader.fingerprint(),
         size: reader.bytes_read(),
     };

@@ -227,6 +227,7 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
                 limit: cfg.limit,
                 input_size: Some(loaded.size),
                 withheld_params: vec![],
+                column_types: loaded.column_types.clone(),
             }
         },
     );
@@ -288,6 +289,7 @@ fn read_appended(
             grown.spec.fingerprint = loaded.fingerprint.clone();
             grown.input_size = Some(loaded.size);
             grown.columns = loaded.columns.clone();
+            grown.column_types = loaded.column_types.clone();
             grown
         },
     )

@@ -2,15 +2,17 @@
 //!
 //! This module owns turning a prompts file into a sequence of [`RawRow`]s: the 1-based row number,
 //! the line the row starts on, and its fields as JSON values in file order. It knows file formats
-//! (CSV with a header, JSON Lines) and nothing about prompts or requests: `prepare.rs` turns fields
+//! (CSV with a header, JSON Lines, Parquet) and nothing about prompts or requests: `prepare.rs` turns fields
 //! into requests. Files are never loaded whole; while rows are read, the bytes pass through a
 //! BLAKE3 hasher so the input's fingerprint costs no second pass. One row is held in memory at a
 //! time, and a row may be at most [`MAX_ROW_BYTES`] long, so memory is bounded whatever the file.
 
 mod csv;
 mod jsonl;
+mod parquet;
 /// The bounded line reader, shared with the batch driver's reading of result files.
 pub(crate) use jsonl::{read_line, Line};
+pub use parquet::ColumnType;
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -45,16 +47,18 @@ fn describe_size(bytes: u64) -> String {
 pub enum InputFormat {
     Csv,
     Jsonl,
+    Parquet,
 }
 
 impl InputFormat {
-    /// The format implied by a file name: `.csv`, `.jsonl`, `.ndjson` (also under `.gz`-less names
+    /// The format implied by a file name: `.csv`, `.jsonl`, `.ndjson`, `.parquet` (also under `.gz`-less names
     /// only; compressed input is not read).
     pub fn from_path(path: &Path) -> Option<InputFormat> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
         match ext.as_str() {
             "csv" => Some(InputFormat::Csv),
             "jsonl" | "ndjson" => Some(InputFormat::Jsonl),
+            "parquet" => Some(InputFormat::Parquet),
             _ => None,
         }
     }
@@ -94,6 +98,7 @@ pub struct RowReader {
 enum Inner {
     Csv(csv::CsvRows),
     Jsonl(jsonl::JsonlRows),
+    Parquet(parquet::ParquetRows),
 }
 
 impl RowReader {
@@ -105,6 +110,10 @@ impl RowReader {
 
     /// [`RowReader::open`] with another row limit than [`MAX_ROW_BYTES`] (tests use small ones).
     pub fn open_limited(path: &Path, format: InputFormat, max_row: u64) -> Result<RowReader, ReadError> {
+        if format == InputFormat::Parquet {
+            return RowReader::open_parquet(path);
+        }
+        let csv = format == InputFormat::Csv;
         let file: Box<dyn Read + Send> = if is_stdin(path) {
             Box::new(io::stdin())
         } else {
@@ -118,19 +127,16 @@ impl RowReader {
             inner: file,
             hasher: Arc::clone(&hasher),
         };
-        let (inner, columns) = match format {
-            InputFormat::Csv => {
-                let rows = csv::CsvRows::new(path, reader, max_row)?;
-                let columns = rows.columns().to_vec();
-                (Inner::Csv(rows), columns)
-            }
-            InputFormat::Jsonl => {
-                let reader = BufReader::with_capacity(256 * 1024, reader);
-                (
-                    Inner::Jsonl(jsonl::JsonlRows::new(path, reader, max_row)),
-                    Vec::new(),
-                )
-            }
+        let (inner, columns) = if csv {
+            let rows = csv::CsvRows::new(path, reader, max_row)?;
+            let columns = rows.columns().to_vec();
+            (Inner::Csv(rows), columns)
+        } else {
+            let reader = BufReader::with_capacity(256 * 1024, reader);
+            (
+                Inner::Jsonl(jsonl::JsonlRows::new(path, reader, max_row)),
+                Vec::new(),
+            )
         };
         Ok(RowReader {
             inner,
@@ -139,15 +145,50 @@ impl RowReader {
         })
     }
 
-    /// The CSV header's column names; empty for JSON Lines until rows have been read, after which
-    /// it lists every top-level field seen, in first-seen order.
+    /// A Parquet file: hashed whole first (it is read from its footer, not front to back), then
+    /// opened for its rows. Standard input cannot be read this way.
+    fn open_parquet(path: &Path) -> Result<RowReader, ReadError> {
+        let io_error = |source| ReadError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if is_stdin(path) {
+            return Err(io_error(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "Parquet input is read from its end, so it must be a file, not standard input",
+            )));
+        }
+        let mut file = File::open(path).map_err(io_error)?;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_reader(&mut file).map_err(io_error)?;
+        let rows = parquet::ParquetRows::open(path, file)?;
+        let columns = rows.columns().to_vec();
+        Ok(RowReader {
+            inner: Inner::Parquet(rows),
+            hasher: Arc::new(Mutex::new(hasher)),
+            columns,
+        })
+    }
+
+    /// How each of [`RowReader::columns`] is typed, for a Parquet file; empty for the other
+    /// formats (their values are JSON or text).
+    pub fn column_types(&self) -> Vec<ColumnType> {
+        match &self.inner {
+            Inner::Parquet(rows) => rows.types().to_vec(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The CSV header's or the Parquet schema's column names; empty for JSON Lines until rows have
+    /// been read, after which it lists every top-level field seen, in first-seen order.
     pub fn columns(&self) -> &[String] {
         &self.columns
     }
 
-    /// Whether the column set is fixed up front (CSV), so a template can be checked before any row.
+    /// Whether the column set is fixed up front (CSV, Parquet), so a template can be checked
+    /// before any row.
     pub fn has_header(&self) -> bool {
-        matches!(self.inner, Inner::Csv(_))
+        matches!(self.inner, Inner::Csv(_) | Inner::Parquet(_))
     }
 
     /// The next row, `None` at the end of the file, or a fatal read error.
@@ -155,6 +196,7 @@ impl RowReader {
         let item = match &mut self.inner {
             Inner::Csv(rows) => rows.next_row(),
             Inner::Jsonl(rows) => rows.next_row(),
+            Inner::Parquet(rows) => rows.next_row(),
         };
         if let Some(Ok(Ok(row))) = &item {
             if matches!(self.inner, Inner::Jsonl(_)) {

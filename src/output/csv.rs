@@ -46,13 +46,22 @@ impl Csv {
     }
 }
 
-/// `id`, the input columns, the result columns; an input column named like a column already in
-/// the header is prefixed with `input.` until its name is unique (the input columns are distinct).
+/// `id`, the input columns, the result columns (see [`input_names`]).
 fn header(columns: &[String]) -> Vec<String> {
+    let mut header = vec!["id".to_string()];
+    header.extend(input_names(columns, RESULT_COLUMNS));
+    header.extend(RESULT_COLUMNS.iter().map(|c| c.to_string()));
+    header
+}
+
+/// The names the input columns are written under beside `id` and `results`: an input column
+/// named like a column already taken is prefixed with `input.` until its name is unique (the
+/// input columns are distinct). The Parquet output names its columns the same way.
+pub(super) fn input_names(columns: &[String], results: &[&str]) -> Vec<String> {
     let mut header = vec!["id".to_string()];
     for c in columns {
         let taken = |name: &str, header: &[String]| {
-            RESULT_COLUMNS.contains(&name)
+            results.contains(&name)
                 || header.iter().any(|h| h == name)
                 || columns.iter().any(|other| other != c && other == name)
         };
@@ -62,7 +71,7 @@ fn header(columns: &[String]) -> Vec<String> {
         }
         header.push(name);
     }
-    header.extend(RESULT_COLUMNS.iter().map(|c| c.to_string()));
+    header.remove(0);
     header
 }
 

@@ -3,12 +3,14 @@
 //! The checkpoint is the source; an output is a view of it that can be rewritten at any time
 //! (`promptmill export`). Files are written to a temporary file beside the target, flushed to
 //! disk, then renamed over it, so a reader never sees half a file and a crash never leaves one
-//! (see `files`: created exclusively, mode 0600, under a name nobody can plant a link at). One file per format behind the [`RowWriter`] trait.
+//! (see `files`: created exclusively, mode 0600, under a name nobody can plant a link at). One file per format behind the [`RowWriter`] trait: JSON Lines, CSV, OpenAI Batch
+//! output lines, Parquet.
 
 mod batch;
 mod cost;
 mod csv;
 mod jsonl;
+mod parquet;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -32,6 +34,9 @@ pub enum OutputFormat {
     Csv,
     /// OpenAI Batch output lines (`BatchRequestOutput`), with the full response bodies.
     OpenaiBatch,
+    /// Typed columns: id, row, the input fields (with their Parquet types), status, completion,
+    /// finish reason, usage counts, cost, model, response id, error.
+    Parquet,
 }
 
 impl OutputFormat {
@@ -39,6 +44,7 @@ impl OutputFormat {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "jsonl" | "ndjson" => Some(OutputFormat::Jsonl),
             "csv" => Some(OutputFormat::Csv),
+            "parquet" => Some(OutputFormat::Parquet),
             _ => None,
         }
     }
@@ -201,6 +207,7 @@ fn write_rows(
         OutputFormat::Jsonl => Box::new(jsonl::Jsonl::new(out)),
         OutputFormat::Csv => Box::new(csv::Csv::new(out, columns)?),
         OutputFormat::OpenaiBatch => Box::new(batch::Batch::new(out)),
+        OutputFormat::Parquet => Box::new(parquet::Parquet::new(out, columns, job_facts(store)?)?),
     };
     let mut written = Written::default();
     // Each row's cost, priced at the job's prices by the one formula (see `cost.rs`).
@@ -215,6 +222,27 @@ fn write_rows(
         Ok(())
     })?;
     Ok((written, writer.finish()?))
+}
+
+/// What the Parquet writer needs of the job: its input's column types and its prices.
+fn job_facts(store: &Store) -> anyhow::Result<parquet::JobFacts> {
+    let Some(job) = store.job()? else {
+        return Ok(parquet::JobFacts::default());
+    };
+    Ok(parquet::JobFacts {
+        types: job
+            .columns
+            .iter()
+            .cloned()
+            .zip(job.column_types.iter().copied())
+            .collect(),
+        pricing: parquet::Pricing {
+            fixed_model: job.spec.model.clone(),
+            // Live is the default mode; anything else goes through the Batch API.
+            batch: job.batch.mode != Default::default(),
+            models: job.models,
+        },
+    })
 }
 
 #[cfg(not(unix))]

@@ -26,6 +26,7 @@ mod limits;
 mod numbers;
 mod old_checkpoints;
 mod onejob;
+mod parquet;
 mod profiles;
 mod progress_lines;
 mod pty;

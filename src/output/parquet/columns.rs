@@ -1,0 +1,274 @@
+//! The Parquet writer's column buffers: one row group's values of one column, with their
+//! definition levels (0: null, 1: a value) for the optional ones, and the conversions of a row's
+//! values into them. Also the few facts a row's stored response and request give the output
+//! beyond the checkpoint's columns (cached and reasoning tokens, the model asked for).
+
+use parquet::column::writer::ColumnWriter;
+use parquet::data_type::ByteArray;
+use parquet::file::writer::SerializedColumnWriter;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// How a column is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    RequiredText,
+    RequiredInt64,
+    Text,
+    Bool,
+    Int32,
+    Int64,
+    Float,
+    Double,
+}
+
+/// One column's values for the row group being built.
+pub(super) struct Buffer {
+    required: bool,
+    values: Values,
+    defs: Vec<i16>,
+}
+
+enum Values {
+    Text(Vec<ByteArray>),
+    Bool(Vec<bool>),
+    Int32(Vec<i32>),
+    Int64(Vec<i64>),
+    Float(Vec<f32>),
+    Double(Vec<f64>),
+}
+
+impl Buffer {
+    pub(super) fn new(kind: Kind) -> Buffer {
+        let values = match kind {
+            Kind::RequiredText | Kind::Text => Values::Text(Vec::new()),
+            Kind::Bool => Values::Bool(Vec::new()),
+            Kind::Int32 => Values::Int32(Vec::new()),
+            Kind::RequiredInt64 | Kind::Int64 => Values::Int64(Vec::new()),
+            Kind::Float => Values::Float(Vec::new()),
+            Kind::Double => Values::Double(Vec::new()),
+        };
+        Buffer {
+            required: matches!(kind, Kind::RequiredText | Kind::RequiredInt64),
+            values,
+            defs: Vec::new(),
+        }
+    }
+
+    /// Records whether the row has a value; a required column always has one.
+    fn def(&mut self, present: bool) -> bool {
+        if !self.required {
+            self.defs.push(i16::from(present));
+        }
+        present || self.required
+    }
+
+    pub(super) fn text(&mut self, value: Option<&str>) {
+        if self.def(value.is_some()) {
+            if let Values::Text(v) = &mut self.values {
+                v.push(ByteArray::from(value.unwrap_or_default().as_bytes().to_vec()));
+            }
+        }
+    }
+
+    pub(super) fn int(&mut self, value: Option<i64>) {
+        if self.def(value.is_some()) {
+            if let Values::Int64(v) = &mut self.values {
+                v.push(value.unwrap_or_default());
+            }
+        }
+    }
+
+    pub(super) fn float(&mut self, value: Option<f64>) {
+        if self.def(value.is_some()) {
+            if let Values::Double(v) = &mut self.values {
+                v.push(value.unwrap_or_default());
+            }
+        }
+    }
+
+    /// An input field, as the column's type: a value of another type than the column's (which
+    /// a Parquet input does not give) is written as null rather than as a wrong value.
+    pub(super) fn value(&mut self, value: Option<&Value>) {
+        let value = value.filter(|v| !v.is_null());
+        match &mut self.values {
+            Values::Text(_) => {
+                let text = value.map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                });
+                self.text(text.as_deref());
+            }
+            Values::Bool(_) => {
+                let b = value.and_then(Value::as_bool);
+                if self.def(b.is_some()) {
+                    if let Values::Bool(v) = &mut self.values {
+                        v.push(b.unwrap_or_default());
+                    }
+                }
+            }
+            Values::Int32(_) => {
+                let n = value.and_then(Value::as_i64).and_then(|n| i32::try_from(n).ok());
+                if self.def(n.is_some()) {
+                    if let Values::Int32(v) = &mut self.values {
+                        v.push(n.unwrap_or_default());
+                    }
+                }
+            }
+            Values::Int64(_) => self.int(value.and_then(Value::as_i64)),
+            Values::Float(_) => {
+                let x = value.and_then(float_of);
+                if self.def(x.is_some()) {
+                    if let Values::Float(v) = &mut self.values {
+                        v.push(x.unwrap_or_default() as f32);
+                    }
+                }
+            }
+            Values::Double(_) => self.float(value.and_then(float_of)),
+        }
+    }
+
+    /// Writes the buffered values to the row group's column and empties the buffer.
+    pub(super) fn write(&mut self, column: &mut SerializedColumnWriter<'_>) -> anyhow::Result<()> {
+        let defs = (!self.required).then_some(&self.defs[..]);
+        match (&mut self.values, column.untyped()) {
+            (Values::Text(v), ColumnWriter::ByteArrayColumnWriter(w)) => write(w, v, defs),
+            (Values::Bool(v), ColumnWriter::BoolColumnWriter(w)) => write(w, v, defs),
+            (Values::Int32(v), ColumnWriter::Int32ColumnWriter(w)) => write(w, v, defs),
+            (Values::Int64(v), ColumnWriter::Int64ColumnWriter(w)) => write(w, v, defs),
+            (Values::Float(v), ColumnWriter::FloatColumnWriter(w)) => write(w, v, defs),
+            (Values::Double(v), ColumnWriter::DoubleColumnWriter(w)) => write(w, v, defs),
+            _ => anyhow::bail!("a Parquet column's buffer does not match its type in the schema"),
+        }?;
+        self.defs.clear();
+        Ok(())
+    }
+}
+
+fn write<T: parquet::data_type::DataType>(
+    w: &mut parquet::column::writer::ColumnWriterImpl<'_, T>,
+    values: &mut Vec<T::T>,
+    defs: Option<&[i16]>,
+) -> anyhow::Result<()> {
+    w.write_batch(values, defs, None)?;
+    values.clear();
+    Ok(())
+}
+
+/// A float from a number, or from the text a Parquet input gives NaN and the infinities as.
+fn float_of(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => match s.as_str() {
+            "NaN" => Some(f64::NAN),
+            "inf" => Some(f64::INFINITY),
+            "-inf" => Some(f64::NEG_INFINITY),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The usage breakdowns a response reports: cached prompt tokens and reasoning tokens, as the
+/// Chat Completions (`prompt_tokens_details`) or Responses (`input_tokens_details`) API names them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Details {
+    pub cached: Option<i64>,
+    pub reasoning: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct Body {
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    #[serde(alias = "input_tokens_details")]
+    prompt_tokens_details: Option<Counts>,
+    #[serde(alias = "output_tokens_details")]
+    completion_tokens_details: Option<Counts>,
+}
+
+#[derive(Deserialize)]
+struct Counts {
+    cached_tokens: Option<Value>,
+    reasoning_tokens: Option<Value>,
+}
+
+impl Details {
+    /// Read from a stored response body; a body without them (or not JSON) has none. Bodies are
+    /// only parsed when they name a breakdown, so most rows cost a byte search.
+    pub(super) fn of(response: Option<&str>) -> Details {
+        let Some(body) = response.filter(|b| memchr::memmem::find(b.as_bytes(), b"tokens_details").is_some())
+        else {
+            return Details::default();
+        };
+        let count = |v: Option<&Value>| {
+            v.and_then(Value::as_u64)
+                .filter(|&n| n <= MAX_TOKENS)
+                .and_then(|n| i64::try_from(n).ok())
+        };
+        match serde_json::from_str::<Body>(body).ok().and_then(|b| b.usage) {
+            Some(u) => Details {
+                cached: count(
+                    u.prompt_tokens_details
+                        .as_ref()
+                        .and_then(|c| c.cached_tokens.as_ref()),
+                ),
+                reasoning: count(
+                    u.completion_tokens_details
+                        .as_ref()
+                        .and_then(|c| c.reasoning_tokens.as_ref()),
+                ),
+            },
+            None => Details::default(),
+        }
+    }
+}
+
+/// The largest count believed, as `api::MAX_TOKENS` (2^40): a breakdown beyond it is taken as
+/// unreported, as the pipeline takes it (not imported: `output` stays below `api`).
+const MAX_TOKENS: u64 = 1 << 40;
+
+/// The `model` a stored request body asked for.
+pub(super) fn request_model(request: Option<&str>) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Request {
+        model: Option<String>,
+    }
+    serde_json::from_str::<Request>(request?).ok()?.model
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_and_reasoning_tokens_are_read_from_either_api_s_usage() {
+        let chat = r#"{"usage":{"prompt_tokens":9,"prompt_tokens_details":{"cached_tokens":4},
+            "completion_tokens_details":{"reasoning_tokens":2}}}"#;
+        assert_eq!(
+            Details::of(Some(chat)),
+            Details {
+                cached: Some(4),
+                reasoning: Some(2)
+            }
+        );
+        let responses = r#"{"usage":{"input_tokens_details":{"cached_tokens":3},"output_tokens_details":{"reasoning_tokens":0}}}"#;
+        assert_eq!(
+            Details::of(Some(responses)),
+            Details {
+                cached: Some(3),
+                reasoning: Some(0)
+            }
+        );
+        assert_eq!(
+            Details::of(Some(r#"{"usage":{"prompt_tokens":1}}"#)),
+            Details::default()
+        );
+        let absurd = r#"{"usage":{"prompt_tokens_details":{"cached_tokens":-1}}}"#;
+        assert_eq!(Details::of(Some(absurd)), Details::default());
+        assert_eq!(Details::of(None), Details::default());
+    }
+}

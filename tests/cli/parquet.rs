@@ -1,0 +1,316 @@
+//! Parquet in and out: inputs written by pyarrow, run against the mock, outputs read back by
+//! pyarrow with their types checked. Without pyarrow these tests skip with a printed reason,
+//! unless `PROMPTMILL_REQUIRE_SERVERS` is set (as in CI, which installs it): then they fail.
+
+use std::collections::HashSet;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::util::*;
+
+/// Runs a Python script with pyarrow in `dir`, giving back what it printed; `None` (after saying
+/// why) when pyarrow is not installed and the environment does not require it.
+fn python(dir: &Dir, script: &str) -> Option<String> {
+    let probe = Command::new("python3").args(["-c", "import pyarrow"]).output();
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        if std::env::var_os("PROMPTMILL_REQUIRE_SERVERS").is_some() {
+            panic!("pyarrow is not installed for python3, and PROMPTMILL_REQUIRE_SERVERS is set");
+        }
+        eprintln!("skipped: pyarrow is not installed for python3 (pip install pyarrow)");
+        return None;
+    }
+    let prelude = "import json, sys\nimport pyarrow as pa, pyarrow.parquet as pq\n";
+    let out = Command::new("python3")
+        .current_dir(dir.path(""))
+        .args(["-c", &format!("{prelude}{script}")])
+        .stdin(Stdio::null())
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(stdout)
+}
+
+/// A Parquet file's schema (`name: type` per column) and its rows as JSON objects.
+fn read_parquet(dir: &Dir, name: &str) -> Option<(Vec<String>, Vec<Value>)> {
+    let script = format!(
+        "t = pq.read_table('{name}')\n\
+         print(json.dumps([f'{{f.name}}: {{f.type}}' for f in t.schema]))\n\
+         print(json.dumps(t.to_pylist(), default=str))"
+    );
+    let out = python(dir, &script)?;
+    let mut lines = out.lines();
+    let schema = serde_json::from_str(lines.next()?).expect("schema line");
+    let rows = serde_json::from_str(lines.next()?).expect("rows line");
+    Some((schema, rows))
+}
+
+/// `n` rows with an id, a prompt, and columns of each kind a template can meet.
+fn write_prompts(dir: &Dir, name: &str, n: usize) -> Option<()> {
+    let script = format!(
+        "n = {n}\n\
+         t = pa.table({{\n\
+           'id': [f'r{{i}}' for i in range(n)],\n\
+           'prompt': [f'Say something about item {{i}}.' for i in range(n)],\n\
+           'count': pa.array(range(n), pa.int64()),\n\
+           'small': pa.array([i % 100 for i in range(n)], pa.int32()),\n\
+           'score': pa.array([i / 4 for i in range(n)], pa.float64()),\n\
+           'flag': [i % 2 == 0 for i in range(n)],\n\
+           'tags': pa.array([['a', f't{{i}}'] for i in range(n)], pa.list_(pa.string())),\n\
+           'meta': pa.array([{{'k': i, 'v': 'x'}} for i in range(n)]),\n\
+         }})\n\
+         pq.write_table(t, '{name}', row_group_size=500)"
+    );
+    python(dir, &script).map(|_| ())
+}
+
+fn parquet_job(dir: &Dir, mock: &Mock, input: &str, output: &str) -> Command {
+    let mut cmd = promptmill(dir);
+    cmd.args([
+        "run",
+        input,
+        "-o",
+        output,
+        "--model",
+        "m",
+        "--base-url",
+        &mock.url,
+    ]);
+    cmd
+}
+
+#[test]
+fn a_parquet_input_runs_into_a_parquet_output_with_typed_columns() {
+    let dir = Dir::new();
+    let Some(()) = write_prompts(&dir, "p.parquet", 3) else {
+        return;
+    };
+    let mock = Mock::start(&[]);
+    let out = run(parquet_job(&dir, &mock, "p.parquet", "out.parquet").args([
+        "--template",
+        "{prompt} n={count} s={score} f={flag} tags={tags} meta={meta}",
+    ]));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+
+    let prompts: HashSet<String> = requests_per_prompt(&mock.requests()).into_keys().collect();
+    let expected = r#"Say something about item 1. n=1 s=0.25 f=false tags=["a","t1"] meta={"k":1,"v":"x"}"#;
+    assert!(
+        prompts.contains(expected),
+        "lists and structs are JSON in the template: {prompts:?}"
+    );
+
+    let Some((schema, rows)) = read_parquet(&dir, "out.parquet") else {
+        return;
+    };
+    for column in [
+        "id: string",
+        "row: int64",
+        "prompt: string",
+        "count: int64",
+        "small: int32",
+        "score: double",
+        "flag: bool",
+        "tags: string",
+        "meta: string",
+        "status: string",
+        "completion: string",
+        "prompt_tokens: int64",
+        "completion_tokens: int64",
+        "total_tokens: int64",
+        "cached_tokens: int64",
+        "cost: double",
+        "model: string",
+        "error: string",
+    ] {
+        assert!(schema.iter().any(|c| c == column), "{column} in {schema:?}");
+    }
+    assert_eq!(rows.len(), 3);
+    let r1 = &rows[1];
+    assert_eq!(r1["id"], "r1");
+    assert_eq!(r1["row"], 2);
+    assert_eq!(r1["count"], 1);
+    assert_eq!(r1["small"], 1);
+    assert_eq!(r1["score"], 0.25);
+    assert_eq!(r1["flag"], false);
+    assert_eq!(r1["tags"], r#"["a","t1"]"#);
+    assert_eq!(r1["meta"], r#"{"k":1,"v":"x"}"#);
+    assert_eq!(r1["status"], "done");
+    assert_eq!(r1["error"], Value::Null);
+    assert!(r1["completion"].as_str().is_some_and(|c| !c.is_empty()), "{r1}");
+    let (p, c, t) = (
+        &r1["prompt_tokens"],
+        &r1["completion_tokens"],
+        &r1["total_tokens"],
+    );
+    assert!(p.as_i64().unwrap() > 0, "{r1}");
+    assert_eq!(
+        p.as_i64().unwrap() + c.as_i64().unwrap(),
+        t.as_i64().unwrap(),
+        "{r1}"
+    );
+}
+
+#[test]
+fn sigkill_mid_run_then_resume_with_parquet_input_sends_no_done_row_twice() {
+    let dir = Dir::new();
+    let Some(()) = write_prompts(&dir, "p.parquet", 2000) else {
+        return;
+    };
+    let mock = Mock::start(&["--latency", "20ms", "--latency-jitter", "10ms"]);
+    let mut child = parquet_job(&dir, &mock, "p.parquet", "out.parquet")
+        .args(["--concurrency", "16", "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(60), "300 requests at the server", || {
+        mock.requests().len() >= 300
+    });
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let snapshot =
+        run(promptmill(&dir).args(["export", "out.parquet.promptmill.db", "-o", "snapshot.jsonl"]));
+    assert_eq!(snapshot.code(), 0, "{}", snapshot.stderr);
+    let done_before: HashSet<String> = dir
+        .jsonl("snapshot.jsonl")
+        .into_iter()
+        .filter(|r| r["status"] == "done")
+        .map(|r| r["id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        !done_before.is_empty() && done_before.len() < 2000,
+        "{}",
+        done_before.len()
+    );
+
+    let out = run(parquet_job(&dir, &mock, "p.parquet", "out.parquet").args(["--concurrency", "16"]));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(out.stderr.contains("resuming"), "{}", out.stderr);
+
+    let per_prompt = requests_per_prompt(&mock.requests());
+    for id in &done_before {
+        let prompt = format!("Say something about item {}.", &id[1..]);
+        assert_eq!(
+            per_prompt.get(&prompt),
+            Some(&1),
+            "row {id} was done, then sent again"
+        );
+    }
+    let Some((_, rows)) = read_parquet(&dir, "out.parquet") else {
+        return;
+    };
+    assert_eq!(rows.len(), 2000, "every input row has one output row");
+    let ids: HashSet<&str> = rows.iter().filter_map(|r| r["id"].as_str()).collect();
+    assert_eq!(ids.len(), 2000, "no row is written twice");
+    assert!(rows.iter().all(|r| r["status"] == "done"));
+}
+
+#[test]
+fn a_template_column_the_parquet_file_lacks_is_refused_naming_file_and_column() {
+    let dir = Dir::new();
+    let Some(()) = write_prompts(&dir, "p.parquet", 3) else {
+        return;
+    };
+    let mock = Mock::start(&[]);
+    let out =
+        run(parquet_job(&dir, &mock, "p.parquet", "out.parquet").args(["--template", "{prompt} {colour}"]));
+    assert_ne!(out.code(), 0);
+    assert!(out.stderr.contains("p.parquet"), "{}", out.stderr);
+    assert!(out.stderr.contains("colour"), "{}", out.stderr);
+    assert!(mock.requests().is_empty(), "nothing was sent");
+}
+
+#[test]
+fn a_null_where_text_is_needed_names_file_row_and_column() {
+    let dir = Dir::new();
+    let script = "pq.write_table(pa.table({'id': ['a', 'b', 'c'], 'prompt': ['x', None, 'z']}), 'p.parquet')";
+    let Some(_) = python(&dir, script) else { return };
+    let mock = Mock::start(&[]);
+    let out = run(&mut parquet_job(&dir, &mock, "p.parquet", "out.parquet"));
+    assert_ne!(out.code(), 0);
+    assert!(out.stderr.contains("p.parquet:2:"), "row 2 named: {}", out.stderr);
+    assert!(out.stderr.contains("`prompt`"), "{}", out.stderr);
+    assert!(mock.requests().is_empty(), "nothing was sent");
+
+    let skipped = run(parquet_job(&dir, &mock, "p.parquet", "out.parquet").arg("--skip-invalid"));
+    assert_eq!(
+        skipped.code(),
+        3,
+        "finished, with an invalid row: {}",
+        skipped.stderr
+    );
+    let Some((_, rows)) = read_parquet(&dir, "out.parquet") else {
+        return;
+    };
+    let status: Vec<&str> = rows.iter().filter_map(|r| r["status"].as_str()).collect();
+    assert_eq!(status, ["done", "invalid", "done"]);
+    assert_eq!(rows[1]["prompt"], Value::Null, "the null stays a null");
+}
+
+#[test]
+fn a_file_that_is_not_parquet_or_is_cut_short_is_refused_naming_it() {
+    let dir = Dir::new();
+    let Some(()) = write_prompts(&dir, "whole.parquet", 50) else {
+        return;
+    };
+    let bytes = std::fs::read(dir.path("whole.parquet")).unwrap();
+    dir.write("cut.parquet", &bytes[..bytes.len() / 2]);
+    dir.write("text.parquet", "id,prompt\n1,hello\n");
+    let mock = Mock::start(&[]);
+    for name in ["cut.parquet", "text.parquet"] {
+        let out = run(&mut parquet_job(&dir, &mock, name, "out.parquet"));
+        assert_ne!(out.code(), 0, "{name}");
+        assert!(out.stderr.contains(name), "{name}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("not a readable Parquet file"),
+            "{name}: {}",
+            out.stderr
+        );
+        assert!(!dir.exists("out.parquet"), "{name}: no output was written");
+    }
+    let out = run(parquet_job(&dir, &mock, "-", "out.parquet").args(["--format", "parquet", "--db", "x.db"]));
+    assert_ne!(out.code(), 0);
+    assert!(out.stderr.contains("not standard input"), "{}", out.stderr);
+    assert!(mock.requests().is_empty(), "nothing was sent");
+}
+
+#[test]
+fn export_writes_a_jsonl_job_as_parquet_with_text_input_columns() {
+    let dir = Dir::new();
+    dir.write(
+        "p.jsonl",
+        "{\"id\":\"a\",\"prompt\":\"one\",\"n\":1}\n{\"id\":\"b\",\"prompt\":\"two\",\"n\":2}\n",
+    );
+    let mock = Mock::start(&[]);
+    let out = run(&mut run_job(&dir, &mock));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let export = run(promptmill(&dir).args(["export", "out.jsonl.promptmill.db", "-o", "x.parquet"]));
+    assert_eq!(export.code(), 0, "{}", export.stderr);
+    let Some((schema, rows)) = read_parquet(&dir, "x.parquet") else {
+        return;
+    };
+    assert!(schema.contains(&"prompt: string".to_string()), "{schema:?}");
+    assert!(
+        schema.contains(&"n: string".to_string()),
+        "JSONL fields are text: {schema:?}"
+    );
+    let jsonl = dir.jsonl("out.jsonl");
+    assert_eq!(rows.len(), jsonl.len());
+    for (p, j) in rows.iter().zip(&jsonl) {
+        assert_eq!(p["id"], j["id"]);
+        assert_eq!(p["completion"], j["completion"]);
+        assert_eq!(p["prompt_tokens"], j["usage"]["prompt_tokens"]);
+        assert_eq!(p["n"], json!(j["input"]["n"].to_string()));
+    }
+    let meta = python(
+        &dir,
+        "print(pq.ParquetFile('x.parquet').metadata.row_group(0).column(0).compression)",
+    );
+    assert_eq!(meta.as_deref().map(str::trim), Some("SNAPPY"));
+}
