@@ -224,7 +224,7 @@ fn write_rows(
     Ok((written, writer.finish()?))
 }
 
-/// What the Parquet writer needs of the job: its input's column types and its prices.
+/// What the Parquet writer needs of the job: its input's column types.
 fn job_facts(store: &Store) -> anyhow::Result<parquet::JobFacts> {
     let Some(job) = store.job()? else {
         return Ok(parquet::JobFacts::default());
@@ -236,12 +236,6 @@ fn job_facts(store: &Store) -> anyhow::Result<parquet::JobFacts> {
             .cloned()
             .zip(job.column_types.iter().copied())
             .collect(),
-        pricing: parquet::Pricing {
-            fixed_model: job.spec.model.clone(),
-            // Live is the default mode; anything else goes through the Batch API.
-            batch: job.batch.mode != Default::default(),
-            models: job.models,
-        },
     })
 }
 

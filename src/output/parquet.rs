@@ -22,7 +22,6 @@ use parquet::schema::types::Type;
 use self::columns::{Buffer, Kind};
 use super::{status, Out, RowWriter};
 use crate::input::ColumnType;
-use crate::models::ModelInfo;
 use crate::store::ExportRow;
 
 /// Rows per row group: a reader's unit of work, and what this writer holds in memory.
@@ -36,6 +35,7 @@ const RESULT_COLUMNS: &[(&str, Kind)] = &[
     ("completion_tokens", Kind::Int64),
     ("total_tokens", Kind::Int64),
     ("cached_tokens", Kind::Int64),
+    ("cache_creation_tokens", Kind::Int64),
     ("reasoning_tokens", Kind::Int64),
     ("cost", Kind::Double),
     ("model", Kind::Text),
@@ -50,26 +50,15 @@ pub(super) struct Parquet {
     /// One buffer per column of the schema, in its order.
     buffers: Vec<Buffer>,
     rows: usize,
-    pricing: Pricing,
 }
 
 /// What the job tells the writer beyond the rows (`output/mod.rs` reads it from the checkpoint,
-/// so this file does not depend on the job's record): the input columns' types, and what a row's
-/// cost is computed from.
+/// so this file does not depend on the job's record): the input columns' types. A row's cost
+/// comes priced in its [`ExportRow`] (`output/cost.rs`), as for the other formats.
 #[derive(Default)]
 pub(super) struct JobFacts {
     /// The types of a Parquet input's columns, by name; empty for other inputs.
     pub types: BTreeMap<String, ColumnType>,
-    pub pricing: Pricing,
-}
-
-/// The job's recorded prices, the model its rows ask for when one is fixed, and whether they go
-/// through the Batch API (priced at its prices where known).
-#[derive(Default)]
-pub(super) struct Pricing {
-    pub models: BTreeMap<String, ModelInfo>,
-    pub fixed_model: Option<String>,
-    pub batch: bool,
 }
 
 impl Parquet {
@@ -113,7 +102,6 @@ impl Parquet {
             inputs: columns.to_vec(),
             buffers: schema.iter().map(|(_, kind)| Buffer::new(*kind)).collect(),
             rows: 0,
-            pricing: job.pricing,
         })
     }
 
@@ -165,8 +153,6 @@ fn field(name: &str, kind: Kind) -> parquet::errors::Result<Type> {
 impl RowWriter for Parquet {
     fn row(&mut self, row: &ExportRow) -> anyhow::Result<()> {
         let fields: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&row.fields)?;
-        let details = columns::Details::of(row.response.as_deref());
-        let cost = self.pricing.cost(row);
         let mut b = self.buffers.iter_mut();
         let mut next = || {
             b.next()
@@ -183,9 +169,10 @@ impl RowWriter for Parquet {
         next()?.int(row.prompt_tokens);
         next()?.int(row.completion_tokens);
         next()?.int(row.total_tokens);
-        next()?.int(details.cached);
-        next()?.int(details.reasoning);
-        next()?.float(cost);
+        next()?.int(row.cached_tokens);
+        next()?.int(row.cache_creation_tokens);
+        next()?.int(row.reasoning_tokens);
+        next()?.float(row.cost);
         next()?.text(row.model.as_deref());
         next()?.text(row.response_id.as_deref());
         next()?.text(row.error.as_deref());
@@ -199,25 +186,5 @@ impl RowWriter for Parquet {
     fn finish(mut self: Box<Self>) -> anyhow::Result<Out> {
         self.flush_group()?;
         Ok(self.writer.into_inner()?)
-    }
-}
-
-impl Pricing {
-    /// Dollars the row's usage cost at the job's prices; `None` without usage or a price.
-    fn cost(&self, row: &ExportRow) -> Option<f64> {
-        let (prompt, completion) = (row.prompt_tokens?, row.completion_tokens.unwrap_or(0));
-        let model = match &self.fixed_model {
-            Some(m) => m.clone(),
-            None if self.models.len() == 1 => self.models.keys().next()?.clone(),
-            None => columns::request_model(row.request.as_deref())?,
-        };
-        let prices = self.models.get(&model)?.prices?;
-        let (prompt, completion) = (u64::try_from(prompt).ok()?, u64::try_from(completion).ok()?);
-        Some(match self.batch {
-            true => prices
-                .batch(prompt, completion)
-                .unwrap_or_else(|| prices.live(prompt, completion)),
-            false => prices.live(prompt, completion),
-        })
     }
 }

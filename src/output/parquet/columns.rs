@@ -6,7 +6,6 @@
 use parquet::column::writer::ColumnWriter;
 use parquet::data_type::ByteArray;
 use parquet::file::writer::SerializedColumnWriter;
-use serde::Deserialize;
 use serde_json::Value;
 
 /// How a column is stored.
@@ -166,109 +165,5 @@ fn float_of(value: &Value) -> Option<f64> {
             _ => None,
         },
         _ => None,
-    }
-}
-
-/// The usage breakdowns a response reports: cached prompt tokens and reasoning tokens, as the
-/// Chat Completions (`prompt_tokens_details`) or Responses (`input_tokens_details`) API names them.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct Details {
-    pub cached: Option<i64>,
-    pub reasoning: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct Body {
-    usage: Option<Usage>,
-}
-
-#[derive(Deserialize)]
-struct Usage {
-    #[serde(alias = "input_tokens_details")]
-    prompt_tokens_details: Option<Counts>,
-    #[serde(alias = "output_tokens_details")]
-    completion_tokens_details: Option<Counts>,
-}
-
-#[derive(Deserialize)]
-struct Counts {
-    cached_tokens: Option<Value>,
-    reasoning_tokens: Option<Value>,
-}
-
-impl Details {
-    /// Read from a stored response body; a body without them (or not JSON) has none. Bodies are
-    /// only parsed when they name a breakdown, so most rows cost a byte search.
-    pub(super) fn of(response: Option<&str>) -> Details {
-        let Some(body) = response.filter(|b| memchr::memmem::find(b.as_bytes(), b"tokens_details").is_some())
-        else {
-            return Details::default();
-        };
-        let count = |v: Option<&Value>| {
-            v.and_then(Value::as_u64)
-                .filter(|&n| n <= MAX_TOKENS)
-                .and_then(|n| i64::try_from(n).ok())
-        };
-        match serde_json::from_str::<Body>(body).ok().and_then(|b| b.usage) {
-            Some(u) => Details {
-                cached: count(
-                    u.prompt_tokens_details
-                        .as_ref()
-                        .and_then(|c| c.cached_tokens.as_ref()),
-                ),
-                reasoning: count(
-                    u.completion_tokens_details
-                        .as_ref()
-                        .and_then(|c| c.reasoning_tokens.as_ref()),
-                ),
-            },
-            None => Details::default(),
-        }
-    }
-}
-
-/// The largest count believed, as `api::MAX_TOKENS` (2^40): a breakdown beyond it is taken as
-/// unreported, as the pipeline takes it (not imported: `output` stays below `api`).
-const MAX_TOKENS: u64 = 1 << 40;
-
-/// The `model` a stored request body asked for.
-pub(super) fn request_model(request: Option<&str>) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Request {
-        model: Option<String>,
-    }
-    serde_json::from_str::<Request>(request?).ok()?.model
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cached_and_reasoning_tokens_are_read_from_either_api_s_usage() {
-        let chat = r#"{"usage":{"prompt_tokens":9,"prompt_tokens_details":{"cached_tokens":4},
-            "completion_tokens_details":{"reasoning_tokens":2}}}"#;
-        assert_eq!(
-            Details::of(Some(chat)),
-            Details {
-                cached: Some(4),
-                reasoning: Some(2)
-            }
-        );
-        let responses = r#"{"usage":{"input_tokens_details":{"cached_tokens":3},"output_tokens_details":{"reasoning_tokens":0}}}"#;
-        assert_eq!(
-            Details::of(Some(responses)),
-            Details {
-                cached: Some(3),
-                reasoning: Some(0)
-            }
-        );
-        assert_eq!(
-            Details::of(Some(r#"{"usage":{"prompt_tokens":1}}"#)),
-            Details::default()
-        );
-        let absurd = r#"{"usage":{"prompt_tokens_details":{"cached_tokens":-1}}}"#;
-        assert_eq!(Details::of(Some(absurd)), Details::default());
-        assert_eq!(Details::of(None), Details::default());
     }
 }
