@@ -385,32 +385,93 @@ fn measure(cmd: &mut Command) -> Measured {
     measure_with_stdout(cmd).0
 }
 
-/// [`measure`], and what the command printed on standard output.
+/// [`measure`], and what the command printed on standard output. A command that fails ends the
+/// bench with its exit status and what it printed on both streams, so the cause shows.
 fn measure_with_stdout(cmd: &mut Command) -> (Measured, String) {
-    let (m, status, stdout) = run_measured(cmd).expect("spawn promptmill");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "promptmill failed: status {status}"
-    );
-    (m, stdout)
+    let run = run_measured(cmd).expect("spawn promptmill");
+    if !run.succeeded() {
+        panic!("{}", run.failure());
+    }
+    (run.measured, run.stdout)
 }
 
-/// [`measure_with_stdout`] for a command that may be missing or fail: `None` then.
+/// [`measure_with_stdout`] for a command that may be missing or fail: `None` then (a failure's
+/// output is printed).
 fn try_measure(cmd: &mut Command) -> Option<(Measured, String)> {
-    let (m, status, stdout) = run_measured(cmd.stderr(Stdio::null())).ok()?;
-    (libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0).then_some((m, stdout))
+    let run = run_measured(cmd).ok()?;
+    if !run.succeeded() {
+        println!("  {}", run.failure().replace('\n', "\n  "));
+        return None;
+    }
+    Some((run.measured, run.stdout))
 }
 
-/// Spawns, reads standard output to its end, reaps with `wait4`: the usage and the wait status.
-fn run_measured(cmd: &mut Command) -> std::io::Result<(Measured, i32, String)> {
+/// A finished command: its usage, wait status and output.
+struct Run {
+    program: String,
+    measured: Measured,
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn succeeded(&self) -> bool {
+        libc::WIFEXITED(self.status) && libc::WEXITSTATUS(self.status) == 0
+    }
+
+    /// How the command ended and the end of what it printed.
+    fn failure(&self) -> String {
+        let how = if libc::WIFEXITED(self.status) {
+            format!("exit code {}", libc::WEXITSTATUS(self.status))
+        } else if libc::WIFSIGNALED(self.status) {
+            format!("killed by signal {}", libc::WTERMSIG(self.status))
+        } else {
+            format!("wait status {}", self.status)
+        };
+        format!(
+            "{} failed: {how}\n--- stderr:\n{}\n--- stdout:\n{}",
+            self.program,
+            tail(&self.stderr),
+            tail(&self.stdout)
+        )
+    }
+}
+
+/// The last 4,000 bytes of `text` (at a character boundary).
+fn tail(text: &str) -> &str {
+    let mut start = text.len().saturating_sub(4000);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+/// Spawns, reads standard output and standard error to their ends, reaps with `wait4`.
+fn run_measured(cmd: &mut Command) -> std::io::Result<Run> {
+    let program = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
     let start = Instant::now();
     // The child is reaped by wait4 below, which also reports its resource usage.
     #[allow(clippy::zombie_processes)]
-    let mut child = cmd.stdout(Stdio::piped()).spawn()?;
-    let mut stdout = String::new();
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    // Standard error is read on its own thread so that neither pipe can fill up and block the
+    // child while the other is read.
+    let stderr = child.stderr.take().map(|mut err| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = err.read_to_end(&mut text);
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    });
+    let mut stdout = Vec::new();
     if let Some(mut out) = child.stdout.take() {
-        out.read_to_string(&mut stdout)?;
+        out.read_to_end(&mut stdout)?;
     }
+    let stderr = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
     let mut status = 0;
     // SAFETY: `rusage` is plain data that wait4 fills in; the pid is our own child's.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -418,13 +479,19 @@ fn run_measured(cmd: &mut Command) -> std::io::Result<(Measured, i32, String)> {
     let wall = start.elapsed();
     assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec * 1000) as u32);
-    let m = Measured {
+    let measured = Measured {
         wall,
         user: tv(usage.ru_utime),
         sys: tv(usage.ru_stime),
         max_rss_kb: usage.ru_maxrss,
     };
-    Ok((m, status, stdout))
+    Ok(Run {
+        program,
+        measured,
+        status,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr,
+    })
 }
 
 fn summary_wall(path: &Path) -> f64 {

@@ -6,7 +6,8 @@
 //! a prompt is ordinary text, as it is when OpenAI receives it.
 //!
 //! `o200k_base`, `o200k_harmony` (whose ordinary text is `o200k_base`'s) and `cl100k_base` are
-//! counted by `bpe-openai`: the same split and the same tokens as tiktoken, with a split regex
+//! counted by `bpe-openai` (its tables slimmed for the binary's size: `tokens/vocab.rs`): the same
+//! split and the same tokens as tiktoken, with a split regex
 //! compiled to an automaton (`regex-automata`, linear in the text) and a merge linear in a piece's
 //! length; `tiktoken-rs` splits with a backtracking regex (`fancy-regex`) and merges long pieces
 //! in O(n log n), several times slower on text of long pieces (base64, runs of one character, CJK
@@ -64,9 +65,9 @@ impl Tokenizer {
     pub fn for_model(model: &str) -> Tokenizer {
         let bare = model.rsplit('/').next().unwrap_or(model);
         // Each arm loads only its own vocabulary (on first use in the process).
-        let o200k = || Engine::Linear(bpe_openai::o200k_base());
+        let o200k = || Engine::Linear(vocab::o200k_base());
         let (engine, name, exact) = match get_tokenizer(bare) {
-            Some(Kind::Cl100kBase) => (Engine::Linear(bpe_openai::cl100k_base()), "cl100k_base", true),
+            Some(Kind::Cl100kBase) => (Engine::Linear(vocab::cl100k_base()), "cl100k_base", true),
             Some(Kind::P50kBase) => (
                 Engine::Legacy(tiktoken_rs::p50k_base_singleton()),
                 "p50k_base",
@@ -321,6 +322,8 @@ mod tests {
         }
     }
 }
+
+mod vocab;
 
 #[cfg(test)]
 mod fixture_tests;
