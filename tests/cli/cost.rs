@@ -238,12 +238,6 @@ fn run_budget(dir: &Dir, mock: &Mock, budget: &str) -> Outcome {
     ]))
 }
 
-fn status_json(dir: &Dir) -> Value {
-    let out = run(promptmill(dir).args(["status", "out.jsonl.promptmill.db", "--json"]));
-    assert_eq!(out.code(), 0, "{}", out.stderr);
-    serde_json::from_str(&out.stdout).unwrap()
-}
-
 #[test]
 fn max_cost_stops_at_the_budget_and_a_larger_budget_finishes_the_job() {
     let dir = Dir::new();

@@ -9,8 +9,6 @@ use std::collections::HashSet;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use serde_json::Value;
-
 use crate::util::*;
 
 /// Runs `cmd` in a child whose files may not grow past `bytes`.
@@ -30,12 +28,6 @@ fn with_file_size_limit(cmd: &mut Command, bytes: u64) -> &mut Command {
             Ok(())
         })
     }
-}
-
-fn status_json(dir: &Dir) -> Value {
-    let out = run(promptmill(dir).args(["status", "out.jsonl.promptmill.db", "--json"]));
-    assert_eq!(out.code(), 0, "{}", out.stderr);
-    serde_json::from_str(&out.stdout).unwrap()
 }
 
 /// What both stops say, naming the checkpoint as the command named it.

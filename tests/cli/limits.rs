@@ -5,12 +5,6 @@ use serde_json::{json, Value};
 
 use crate::util::*;
 
-fn status_json(dir: &Dir) -> Value {
-    let out = run(promptmill(dir).args(["status", "out.jsonl.promptmill.db", "--json"]));
-    assert_eq!(out.code(), 0, "{}", out.stderr);
-    serde_json::from_str(&out.stdout).unwrap()
-}
-
 fn summary(dir: &Dir) -> Value {
     serde_json::from_str(&dir.read("s.json")).unwrap()
 }

@@ -5,8 +5,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use serde_json::Value;
-
 use crate::util::*;
 
 /// Copies fixture `name` (the database and its `-wal`, as a killed run left them) into `dir`
@@ -21,19 +19,13 @@ fn copy_fixture(dir: &Dir, name: &str) {
     }
 }
 
-fn status_json(dir: &Dir) -> Value {
-    let out = run(promptmill(dir).args(["status", "job.db", "--json"]));
-    assert_eq!(out.code(), 0, "{}", out.stderr);
-    serde_json::from_str(&out.stdout).expect("status --json")
-}
-
 /// Schema 8, made by main at 2280cd9: 8 rows, SIGKILLed with r1 and r2 done, r3 failed (a 400),
 /// r4 on the wire and r5..r8 claimed.
 #[test]
 fn a_checkpoint_killed_under_schema_8_resumes_and_sends_only_the_unfinished_rows() {
     let dir = Dir::new();
     copy_fixture(&dir, "v8-killed");
-    let before = status_json(&dir);
+    let before = status_json_of(&dir, "job.db");
     assert_eq!(before["rows"]["total"], 8, "{before}");
     assert_eq!(before["rows"]["done"], 2, "{before}");
     assert_eq!(before["rows"]["failed"], 1, "{before}");
@@ -75,7 +67,7 @@ fn a_checkpoint_killed_under_schema_8_resumes_and_sends_only_the_unfinished_rows
         assert!(!text.is_empty(), "{r}");
     }
 
-    let after = status_json(&dir);
+    let after = status_json_of(&dir, "job.db");
     assert_eq!(after["rows"]["done"], 7, "{after}");
     assert_eq!(after["rows"]["failed"], 1, "{after}");
     assert_eq!(after["rows"]["pending"], 0, "{after}");

@@ -40,12 +40,6 @@ fn faulty_run(dir: &Dir) -> (Mock, Outcome) {
     (mock, out)
 }
 
-fn status_json(dir: &Dir) -> Value {
-    let out = run(promptmill(dir).args(["status", "out.jsonl.promptmill.db", "--json"]));
-    assert_eq!(out.code(), 0, "{}", out.stderr);
-    serde_json::from_str(&out.stdout).expect("status --json")
-}
-
 /// The numbers the page embeds (`<script type="application/json" id="numbers">`).
 fn embedded_numbers(html: &str) -> Value {
     let open = "<script type=\"application/json\" id=\"numbers\">";

@@ -7,12 +7,6 @@ use serde_json::Value;
 
 use crate::util::*;
 
-fn status_json(dir: &Dir) -> Value {
-    let out = run(promptmill(dir).args(["status", "out.jsonl.promptmill.db", "--json"]));
-    assert_eq!(out.code(), 0, "{}", out.stderr);
-    serde_json::from_str(&out.stdout).expect("status --json")
-}
-
 fn embedded_numbers(html: &str) -> Value {
     let open = "<script type=\"application/json\" id=\"numbers\">";
     let start = html.find(open).expect("the numbers block") + open.len();

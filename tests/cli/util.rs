@@ -310,3 +310,15 @@ impl Dir {
         self.dir.path()
     }
 }
+
+/// `promptmill status out.jsonl.promptmill.db --json`, parsed (the checkpoint `run_job` makes).
+pub fn status_json(dir: &Dir) -> Value {
+    status_json_of(dir, "out.jsonl.promptmill.db")
+}
+
+/// `promptmill status DB --json`, parsed; the command must succeed.
+pub fn status_json_of(dir: &Dir, db: &str) -> Value {
+    let out = run(promptmill(dir).args(["status", db, "--json"]));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    serde_json::from_str(&out.stdout).expect("status --json")
+}
