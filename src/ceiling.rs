@@ -51,6 +51,7 @@ pub struct Bound {
 /// Prices the job's pending rows at `models` (Batch API prices with `batch`).
 pub fn of_pending(
     store: &Store,
+    family: &dyn crate::family::ApiFamily,
     models: &BTreeMap<String, ModelInfo>,
     fixed: Option<&str>,
     batch: bool,
@@ -58,7 +59,7 @@ pub fn of_pending(
     let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
     store.each_pending_request(|body| {
         // The bodies are our own JSON; one that does not parse is not counted.
-        let Ok((cost, model)) = crate::tokens::measure(body) else {
+        let Ok((cost, model)) = family.measure(body) else {
             return;
         };
         let model = fixed

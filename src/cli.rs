@@ -216,10 +216,12 @@ pub struct RunArgs {
     #[arg(long = "param", value_name = "KEY=VALUE", help_heading = REQUEST)]
     pub params: Vec<String>,
 
-    /// chat (/chat/completions) or completions (legacy).
+    /// chat, responses, or completions (legacy).
     ///
-    /// Default: chat, or what the Batch input lines' `url` says.
-    #[arg(long, value_enum, hide_possible_values = true, help_heading = REQUEST)]
+    /// chat: /chat/completions; responses: the Responses API (/responses, `input` and
+    /// `instructions`, sent with `store: false` unless --param store=true); completions: the
+    /// legacy /completions. Default: chat, or what the Batch input lines' `url` says.
+    #[arg(long, value_parser = endpoint_parser(), hide_possible_values = true, help_heading = REQUEST)]
     pub endpoint: Option<Endpoint>,
 
     /// openai (and compatible servers) or azure.
@@ -491,6 +493,14 @@ pub struct SendArgs {
     /// Log retries and failures (-v), or every request (-vv).
     #[arg(short, long, action = clap::ArgAction::Count, help_heading = OUTPUT)]
     pub verbose: u8,
+}
+
+/// `--endpoint`'s values: the names of the registered API families (`crate::family`).
+fn endpoint_parser() -> impl clap::builder::TypedValueParser<Value = Endpoint> {
+    use clap::builder::TypedValueParser;
+    let names: Vec<&'static str> = crate::family::FAMILIES.iter().map(|f| f.name()).collect();
+    clap::builder::PossibleValuesParser::new(names)
+        .try_map(|name: String| Endpoint::from_name(&name).ok_or("not an API family"))
 }
 
 /// How rows are sent: one request each, or through the provider's Batch API.

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::cli::{self, RunArgs, SendArgs};
 use crate::error::ConfigError;
 use crate::input::InputFormat;
-use crate::job::{Endpoint, JobSpec};
+use crate::job::JobSpec;
 use crate::models::{PriceBook, PriceError};
 use crate::output::{OutputFormat, OutputSpec};
 use crate::prepare::RequestSettings;
@@ -222,7 +222,8 @@ impl InputConfig {
         if template.is_some() && args.model.is_none() {
             return Err(ConfigError::new("--model", "is required with --template").into());
         }
-        if system.is_some() && args.endpoint == Some(Endpoint::Completions) {
+        let endpoint = args.endpoint;
+        if system.is_some() && endpoint.is_some_and(|e| !e.family().takes_messages()) {
             return Err(ConfigError::new(
                 "--system",
                 "the legacy completions endpoint has no system message; put it in the template instead",
@@ -250,7 +251,7 @@ impl InputConfig {
             template: template.as_ref().map(|t| t.source().to_string()),
             system: system.as_ref().map(|t| t.source().to_string()),
             id_column: args.id_column.clone(),
-            endpoint: args.endpoint,
+            endpoint,
             model: args.model.clone(),
             max_tokens: args.max_tokens,
             temperature: args.temperature,
@@ -260,7 +261,7 @@ impl InputConfig {
             template,
             system,
             id_column: args.id_column.clone(),
-            endpoint: args.endpoint,
+            endpoint,
             model: args.model.clone(),
             max_tokens: args.max_tokens,
             temperature: args.temperature,
@@ -739,17 +740,29 @@ fn parse_params(raw: &[String]) -> Result<BTreeMap<String, Value>, ConfigError> 
         }
         match key {
             "model" => return Err(ConfigError::new("--param", "use --model to set the model")),
-            "max_tokens" | "max_completion_tokens" => {
+            "max_tokens" | "max_completion_tokens" | "max_output_tokens" => {
                 return Err(ConfigError::new(
                     "--param",
                     format!("use --max-tokens instead of --param {key}"),
                 ))
             }
             "temperature" => return Err(ConfigError::new("--param", "use --temperature")),
-            "messages" | "prompt" => {
+            "instructions" => {
+                return Err(ConfigError::new(
+                    "--param",
+                    "use --system to set the instructions",
+                ))
+            }
+            "messages" | "prompt" | "input" => {
                 return Err(ConfigError::new(
                     "--param",
                     format!("`{key}` comes from the input rows"),
+                ))
+            }
+            "background" => {
+                return Err(ConfigError::new(
+                    "--param",
+                    "background responses are not supported: promptmill reads each answer as it comes",
                 ))
             }
             "stream" => {

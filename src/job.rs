@@ -16,42 +16,7 @@ use serde_json::Value;
 
 use crate::input::InputFormat;
 
-/// Which API endpoint the job's requests go to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Endpoint {
-    /// `POST {base}/chat/completions`
-    Chat,
-    /// `POST {base}/completions` (legacy: `prompt` in, `choices[0].text` out)
-    Completions,
-}
-
-impl Endpoint {
-    /// The path under the base URL.
-    pub fn path(self) -> &'static str {
-        match self {
-            Endpoint::Chat => "/chat/completions",
-            Endpoint::Completions => "/completions",
-        }
-    }
-
-    /// The `url` an OpenAI Batch input line uses for this endpoint.
-    pub fn batch_url(self) -> &'static str {
-        match self {
-            Endpoint::Chat => "/v1/chat/completions",
-            Endpoint::Completions => "/v1/completions",
-        }
-    }
-
-    /// The endpoint a Batch input line's `url` names, if it is one promptmill sends.
-    pub fn from_batch_url(url: &str) -> Option<Endpoint> {
-        match url.trim_end_matches('/') {
-            "/v1/chat/completions" | "/chat/completions" => Some(Endpoint::Chat),
-            "/v1/completions" | "/completions" => Some(Endpoint::Completions),
-            _ => None,
-        }
-    }
-}
+pub use crate::family::Endpoint;
 
 /// Everything that decides the bytes of each request. Compared on resume.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

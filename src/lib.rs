@@ -8,12 +8,16 @@
 //! - [`commands`] holds the subcommands; `run` reads like the plot of a job.
 //! - [`input`] streams rows from CSV or JSON Lines; [`template`] renders prompt templates;
 //!   [`prepare`] turns rows into request bodies; [`load`] reads them all into the checkpoint.
+//! - [`family`] holds the API families (chat, completions, the Responses API), one file each
+//!   behind the `ApiFamily` trait: body shapes, token framing, what a success reads as, rate-limit
+//!   headers. Nothing else matches on an endpoint.
 //! - [`store`] is the SQLite checkpoint: the job ([`job`]), every row's state, the runs; its
 //!   writer thread records outcomes in grouped commits.
 //! - [`pipeline`] is the worker loop: claims rows, holds them under [`limits`] (RPM, TPM, given or
 //!   learned from the server's headers; pauses when a limit is spent) and an adaptive window of
 //!   requests on the wire (`pipeline::adaptive`), sends them through an [`api::Transport`],
-//!   retries by [`retry`], records outcomes.
+//!   retries by [`retry`], records outcomes; [`api::classify`] is the one verdict table, for
+//!   live replies and Batch result lines alike.
 //! - [`provider`] knows where a request goes and which header carries the key: OpenAI-compatible
 //!   APIs, or Azure OpenAI's deployment URLs; [`base_url`] builds those URLs by path segments
 //!   and keeps credential-like query parameters out of the checkpoint.
@@ -40,6 +44,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod estimate;
+pub mod family;
 pub mod files;
 pub mod input;
 pub mod job;

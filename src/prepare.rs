@@ -19,13 +19,11 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 
 use crate::error::InputError;
+pub use crate::family::max_tokens_key;
+use crate::family::{check_messages, message, Endpoint, Refusal};
 use crate::input::{json_type_name, RawRow};
-use crate::job::Endpoint;
 use crate::models::PriceBook;
 use crate::template::Template;
-
-/// Roles a chat message may have (OpenAI's `ChatCompletionRequestMessage`).
-const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
 
 /// Request-shaping settings, validated by `config`.
 #[derive(Debug, Clone, Default)]
@@ -251,8 +249,12 @@ impl Preparer {
         if body.len() as u64 <= window {
             return Ok(());
         }
-        let tokens = crate::tokens::request_cost(body)
+        let tokens = self
+            .endpoint()
+            .family()
+            .measure(body)
             .map_err(|e| self.err(row, format!("cannot count the request's tokens: {e}")))?
+            .0
             .prompt_tokens;
         if tokens <= window {
             return Ok(());
@@ -333,31 +335,23 @@ impl Preparer {
         let endpoint = self.settle_endpoint(row, None)?;
         let mut body = Map::new();
         body.insert("model".into(), Value::String(self.model(row)?));
-        match endpoint {
-            Endpoint::Chat => {
-                let mut messages = Vec::with_capacity(2);
-                if let Some(system) = system {
-                    messages.push(message("system", system));
-                }
-                messages.push(message("user", text));
-                body.insert("messages".into(), Value::Array(messages));
-            }
-            Endpoint::Completions => {
-                body.insert("prompt".into(), Value::String(text));
-            }
-        }
-        self.apply_flags(&mut body, None);
+        endpoint.family().put_text(&mut body, text, system);
+        self.apply_flags(&mut body, endpoint, None);
         self.decide_endpoint(row, endpoint, false);
         Ok(body)
     }
 
     /// JSON Lines rows with a `messages` array.
     fn messages_body(&mut self, row: &RawRow) -> Result<Map<String, Value>, InputError> {
-        if self.settle_endpoint(row, None)? == Endpoint::Completions {
+        let endpoint = self.settle_endpoint(row, None)?;
+        if !endpoint.family().takes_messages() {
             return Err(self
                 .err(
                     row,
-                    "a `messages` row needs the chat endpoint, but the job uses /completions",
+                    format!(
+                        "a `messages` row needs the chat endpoint, but the job uses {}",
+                        endpoint.path()
+                    ),
                 )
                 .field("messages"));
         }
@@ -376,7 +370,7 @@ impl Preparer {
             }
             None => unreachable!("messages_body is called for rows with a messages field"),
         };
-        self.check_messages(row, &messages, "messages")?;
+        check_messages(&messages, "messages").map_err(|r| self.refused(row, r))?;
         // A row with its own system message is refused with `--system` (`check_flags_fit`).
         if let Some(t) = &self.settings.system {
             let has_system = messages
@@ -392,9 +386,12 @@ impl Preparer {
         }
         let mut body = Map::new();
         body.insert("model".into(), Value::String(self.model(row)?));
-        body.insert("messages".into(), Value::Array(messages));
-        self.apply_flags(&mut body, None);
-        self.decide_endpoint(row, Endpoint::Chat, false);
+        endpoint
+            .family()
+            .put_messages(&mut body, messages)
+            .map_err(|r| self.refused(row, r))?;
+        self.apply_flags(&mut body, endpoint, None);
+        self.decide_endpoint(row, endpoint, false);
         Ok(body)
     }
 
@@ -431,7 +428,13 @@ impl Preparer {
         };
         let Some(endpoint) = Endpoint::from_batch_url(&url) else {
             return Err(self
-                .err(row, format!("`{url}` is not an endpoint promptmill sends (/v1/chat/completions or /v1/completions)"))
+                .err(
+                    row,
+                    format!(
+                        "`{url}` is not an endpoint promptmill sends ({})",
+                        Endpoint::batch_urls()
+                    ),
+                )
                 .field("url"));
         };
         self.settle_endpoint(row, Some((endpoint, &url)))?;
@@ -448,7 +451,7 @@ impl Preparer {
             None => unreachable!("batch_body is called for rows with a body field"),
         };
         let model_in_body = body.get("model").cloned();
-        self.apply_flags(&mut body, model_in_body.as_ref());
+        self.apply_flags(&mut body, endpoint, model_in_body.as_ref());
         match body.get("model") {
             Some(Value::String(m)) if !m.trim().is_empty() => {}
             Some(other) => {
@@ -465,29 +468,10 @@ impl Preparer {
                     .field("body.model"))
             }
         }
-        match endpoint {
-            Endpoint::Chat => match body.get("messages") {
-                Some(Value::Array(m)) => self.check_messages(row, m, "body.messages")?,
-                Some(other) => {
-                    return Err(self
-                        .err(row, format!("must be an array, found {}", json_type_name(other)))
-                        .field("body.messages"))
-                }
-                None => return Err(self.err(row, "missing").field("body.messages")),
-            },
-            Endpoint::Completions => match body.get("prompt") {
-                Some(Value::String(p)) if p.trim().is_empty() => {
-                    return Err(self.err(row, "the prompt is empty").field("body.prompt"))
-                }
-                Some(Value::String(_) | Value::Array(_)) => {}
-                Some(other) => {
-                    return Err(self
-                        .err(row, format!("must be a string, found {}", json_type_name(other)))
-                        .field("body.prompt"))
-                }
-                None => return Err(self.err(row, "missing").field("body.prompt")),
-            },
-        }
+        endpoint
+            .family()
+            .check_body(&body)
+            .map_err(|r| self.refused(row, r))?;
         self.decide_endpoint(row, endpoint, true);
         Ok(body)
     }
@@ -531,7 +515,7 @@ impl Preparer {
 
     /// Applies `--model`, `--max-tokens`, `--temperature` and `--param` to a body. For a Batch
     /// line they override the body's own fields; the model is set only when the flag is given.
-    fn apply_flags(&self, body: &mut Map<String, Value>, model_in_body: Option<&Value>) {
+    fn apply_flags(&self, body: &mut Map<String, Value>, endpoint: Endpoint, model_in_body: Option<&Value>) {
         if let Some(m) = &self.settings.model {
             body.insert("model".into(), Value::String(m.clone()));
         }
@@ -541,13 +525,7 @@ impl Preparer {
                 .and_then(Value::as_str)
                 .or(model_in_body.and_then(Value::as_str))
                 .unwrap_or("");
-            let key = if body.contains_key("max_completion_tokens") {
-                "max_completion_tokens"
-            } else if body.contains_key("max_tokens") {
-                "max_tokens"
-            } else {
-                max_tokens_key(model)
-            };
+            let key = endpoint.family().max_tokens_key(body, model);
             body.insert(key.into(), Value::from(n));
         }
         if let Some(t) = self.settings.temperature {
@@ -556,92 +534,16 @@ impl Preparer {
         for (k, v) in &self.settings.params {
             body.insert(k.clone(), v.clone());
         }
+        endpoint.family().defaults(body);
     }
 
-    fn check_messages(&self, row: &RawRow, messages: &[Value], field: &str) -> Result<(), InputError> {
-        if messages.is_empty() {
-            return Err(self.err(row, "the messages array is empty").field(field));
+    /// A family's refusal as this row's error.
+    fn refused(&self, row: &RawRow, refusal: Refusal) -> InputError {
+        let err = self.err(row, refusal.message);
+        match refusal.field {
+            Some(f) => err.field(f),
+            None => err,
         }
-        let mut any_text = false;
-        for (i, m) in messages.iter().enumerate() {
-            let at = format!("{field}[{i}]");
-            let Value::Object(m) = m else {
-                return Err(self
-                    .err(
-                        row,
-                        format!("must be a {{role, content}} object, found {}", json_type_name(m)),
-                    )
-                    .field(at));
-            };
-            match m.get("role") {
-                Some(Value::String(r)) if ROLES.contains(&r.as_str()) => {}
-                Some(Value::String(r)) => {
-                    return Err(self
-                        .err(
-                            row,
-                            format!("unknown role `{r}` (expected one of: {})", ROLES.join(", ")),
-                        )
-                        .field(format!("{at}.role")))
-                }
-                Some(other) => {
-                    return Err(self
-                        .err(row, format!("must be a string, found {}", json_type_name(other)))
-                        .field(format!("{at}.role")))
-                }
-                None => return Err(self.err(row, "missing").field(format!("{at}.role"))),
-            }
-            match m.get("content") {
-                Some(Value::String(s)) => any_text |= !s.trim().is_empty(),
-                Some(Value::Array(parts)) => any_text |= !parts.is_empty(),
-                Some(Value::Null) | None => {
-                    // Assistant turns that only call tools carry no content.
-                    if !m.contains_key("tool_calls") && !m.contains_key("function_call") {
-                        return Err(self
-                            .err(row, "is null or missing, but the message has no tool calls")
-                            .field(format!("{at}.content")));
-                    }
-                }
-                Some(other) => {
-                    return Err(self
-                        .err(
-                            row,
-                            format!(
-                                "must be a string or an array of parts, found {}",
-                                json_type_name(other)
-                            ),
-                        )
-                        .field(format!("{at}.content")))
-                }
-            }
-        }
-        if !any_text {
-            return Err(self
-                .err(row, "the prompt is empty: every message's content is empty")
-                .field(field));
-        }
-        Ok(())
-    }
-}
-
-fn message(role: &str, content: String) -> Value {
-    let mut m = Map::with_capacity(2);
-    m.insert("role".into(), Value::String(role.into()));
-    m.insert("content".into(), Value::String(content));
-    Value::Object(m)
-}
-
-/// OpenAI's reasoning models (o1, o3, o4, gpt-5 families) reject `max_tokens` and take
-/// `max_completion_tokens`; every other model, and every OpenAI-compatible server we know of,
-/// takes `max_tokens`.
-pub fn max_tokens_key(model: &str) -> &'static str {
-    let m = model.rsplit('/').next().unwrap_or(model);
-    let reasoning = ["o1", "o3", "o4", "gpt-5"]
-        .iter()
-        .any(|p| m == *p || m.starts_with(&format!("{p}-")) || m.starts_with(&format!("{p}.")));
-    if reasoning {
-        "max_completion_tokens"
-    } else {
-        "max_tokens"
     }
 }
 
@@ -649,3 +551,5 @@ pub fn max_tokens_key(model: &str) -> &'static str {
 mod tests;
 #[cfg(test)]
 mod tests_errors;
+#[cfg(test)]
+mod tests_responses;

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::base_url;
 use crate::error::ConfigError;
+use crate::family::AzureSupport;
 use crate::job::Endpoint;
 
 /// `--provider`: the kind of API, as the command line names it.
@@ -90,6 +91,13 @@ impl Provider {
         let path = endpoint_segments(endpoint);
         match self {
             Provider::OpenAi => base_url::join(&base, &path, &[]),
+            Provider::Azure { .. } if endpoint.family().on_azure() == AzureSupport::No => Err(ConfigError::new(
+                "--endpoint",
+                format!(
+                    "Azure OpenAI does not serve {} under a deployment, which is where promptmill sends; use --endpoint chat with --provider azure",
+                    endpoint.path()
+                ),
+            )),
             Provider::Azure {
                 deployment,
                 api_version,

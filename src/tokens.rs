@@ -181,20 +181,7 @@ pub fn measure(body: &str) -> Result<(RequestCost, Option<std::borrow::Cow<'_, s
     let mut prompt_tokens = 0;
     if let Some(messages) = &body.messages {
         for m in messages {
-            prompt_tokens += TOKENS_PER_MESSAGE;
-            if let Some(role) = &m.role {
-                prompt_tokens += tokenizer.count(role);
-            }
-            if let Some(content) = m.content {
-                prompt_tokens += count_value(tokenizer, content)?;
-            }
-            if let Some(name) = m.name {
-                prompt_tokens += TOKENS_PER_NAME + count_value(tokenizer, name)?;
-            }
-            if let Some(calls) = m.tool_calls {
-                // Tool calls are billed as their JSON text; an approximation of their framing.
-                prompt_tokens += tokenizer.count(calls.get());
-            }
+            prompt_tokens += message_tokens(tokenizer, m)?;
         }
         prompt_tokens += TOKENS_REPLY_PRIMING;
     }
@@ -206,6 +193,75 @@ pub fn measure(body: &str) -> Result<(RequestCost, Option<std::borrow::Cow<'_, s
         prompt_tokens,
         max_output_tokens: per_choice.saturating_mul(body.n.unwrap_or(1).max(1)),
         choices: body.n.unwrap_or(1).max(1),
+    };
+    Ok((cost, body.model))
+}
+
+/// One chat message's tokens: its framing, role, content, name and tool calls.
+fn message_tokens(tokenizer: &Tokenizer, m: &Message<'_>) -> Result<u64, serde_json::Error> {
+    let mut tokens = TOKENS_PER_MESSAGE;
+    if let Some(role) = &m.role {
+        tokens += tokenizer.count(role);
+    }
+    if let Some(content) = m.content {
+        tokens += count_value(tokenizer, content)?;
+    }
+    if let Some(name) = m.name {
+        tokens += TOKENS_PER_NAME + count_value(tokenizer, name)?;
+    }
+    if let Some(calls) = m.tool_calls {
+        // Tool calls are billed as their JSON text; an approximation of their framing.
+        tokens += tokenizer.count(calls.get());
+    }
+    Ok(tokens)
+}
+
+/// The parts of a Responses API body (`CreateResponse`) that cost tokens.
+#[derive(Deserialize)]
+struct ResponsesBody<'a> {
+    #[serde(borrow)]
+    model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    instructions: Option<&'a RawValue>,
+    #[serde(borrow)]
+    input: Option<&'a RawValue>,
+    max_output_tokens: Option<u64>,
+}
+
+/// [`measure`] for a Responses API body. OpenAI publishes no framing for it; the rule applied is
+/// the chat one (an approximation): `instructions` count as a system message, a string `input`
+/// as one user message, each input item with a `role` as a message, any other item (a function
+/// call's output, a reference) as its JSON text, and 3 tokens prime the reply.
+pub fn measure_responses(
+    body: &str,
+) -> Result<(RequestCost, Option<std::borrow::Cow<'_, str>>), serde_json::Error> {
+    let body: ResponsesBody<'_> = serde_json::from_str(body)?;
+    let tokenizer = &Tokenizer::for_model(body.model.as_deref().unwrap_or(""));
+    let mut prompt_tokens = TOKENS_REPLY_PRIMING;
+    if let Some(instructions) = body.instructions.filter(|i| i.get() != "null") {
+        prompt_tokens +=
+            TOKENS_PER_MESSAGE + tokenizer.count("system") + count_value(tokenizer, instructions)?;
+    }
+    match body.input.map(|i| i.get().trim_start()) {
+        None | Some("null") => {}
+        Some(text) if text.starts_with('"') => {
+            let text: std::borrow::Cow<'_, str> = serde_json::from_str(text)?;
+            prompt_tokens += TOKENS_PER_MESSAGE + tokenizer.count("user") + tokenizer.count(&text);
+        }
+        Some(items) => {
+            for item in serde_json::from_str::<Vec<&RawValue>>(items)? {
+                let m: Message<'_> = serde_json::from_str(item.get())?;
+                prompt_tokens += match m.role {
+                    Some(_) => message_tokens(tokenizer, &m)?,
+                    None => tokenizer.count(item.get()),
+                };
+            }
+        }
+    }
+    let cost = RequestCost {
+        prompt_tokens,
+        max_output_tokens: body.max_output_tokens.unwrap_or(0),
+        choices: 1,
     };
     Ok((cost, body.model))
 }

@@ -26,7 +26,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 
-use super::{deadline, parse_retry_after, ConnectFailure, RateHeaders, Reply, SendError, Transport};
+use super::{deadline, parse_retry_after, ConnectFailure, Reply, SendError, Transport};
+use crate::family::ApiFamily;
 use crate::provider::KeyHeader;
 use crate::secret::ApiKey;
 use crate::stall::Stalls;
@@ -101,6 +102,8 @@ pub struct HttpTransport {
     /// The process's stall watch: a timeout that passes while we stood still is not one.
     stalls: Stalls,
     max_response: u64,
+    /// Reads the rate-limit headers of the job's API family.
+    family: &'static dyn ApiFamily,
 }
 
 /// A client that sends the job's headers (the key, marked sensitive) with every request, each
@@ -155,7 +158,8 @@ fn builder(settings: &HttpSettings) -> anyhow::Result<reqwest::ClientBuilder> {
 }
 
 impl HttpTransport {
-    pub fn new(settings: &HttpSettings) -> anyhow::Result<HttpTransport> {
+    /// A transport to `settings.url`, reading answers as `family` does.
+    pub fn new(settings: &HttpSettings, family: &'static dyn ApiFamily) -> anyhow::Result<HttpTransport> {
         let client = builder(settings)?
             .build()
             .map_err(|e| anyhow::anyhow!("cannot set up the HTTP client: {e}"))?;
@@ -165,6 +169,7 @@ impl HttpTransport {
             timeout: settings.timeout,
             stalls: Stalls::watch(),
             max_response: settings.max_response,
+            family,
         })
     }
 }
@@ -191,7 +196,7 @@ impl HttpTransport {
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
         let retry_after =
             parse_retry_after(header("retry-after-ms"), header("retry-after"), SystemTime::now());
-        let rate = RateHeaders::read(header);
+        let rate = self.family.rate_headers(&header);
         let location = header("location").map(crate::base_url::redact);
         let body = match read_capped(response, self.max_response).await {
             Ok(body) => body,
@@ -263,6 +268,10 @@ pub fn describe(e: &reqwest::Error) -> String {
 mod tests {
     use super::*;
 
+    fn chat() -> &'static dyn ApiFamily {
+        crate::family::Endpoint::Chat.family()
+    }
+
     const KEY: &str = "sk-http-test-4b9e-secret";
 
     fn settings(url: &str) -> HttpSettings {
@@ -283,7 +292,7 @@ mod tests {
     #[test]
     fn debug_output_of_the_client_redacts_authorization_and_secret_headers() {
         let settings = settings("http://127.0.0.1:9/v1/chat/completions");
-        let transport = HttpTransport::new(&settings).unwrap();
+        let transport = HttpTransport::new(&settings, chat()).unwrap();
         let client = format!("{:?} {settings:?}", transport.client);
         assert!(!client.contains(KEY), "{client}");
         assert!(!client.contains("tok-also-secret"), "{client}");
@@ -299,7 +308,7 @@ mod tests {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/v1/chat/completions", closed.local_addr().unwrap());
         drop(closed);
-        let transport = HttpTransport::new(&settings(&url)).unwrap();
+        let transport = HttpTransport::new(&settings(&url), chat()).unwrap();
         let err = transport.send(Bytes::from_static(b"{}")).await.unwrap_err();
         let text = format!("{err} {err:?}");
         assert!(text.contains(&url), "{text}");
@@ -324,7 +333,7 @@ mod tests {
             closed.local_addr().unwrap()
         );
         drop(closed);
-        let transport = HttpTransport::new(&settings(&url)).unwrap();
+        let transport = HttpTransport::new(&settings(&url), chat()).unwrap();
         let err = transport.send(Bytes::from_static(b"{}")).await.unwrap_err();
         let text = format!("{err} {err:?}");
         assert!(text.contains("tenant=t&api_key=[redacted]"), "{text}");
@@ -364,10 +373,13 @@ mod tests {
     #[tokio::test]
     async fn a_body_past_the_cap_is_refused_without_being_read_to_the_end() {
         let (url, server) = chunked_server(256 << 20).await;
-        let transport = HttpTransport::new(&HttpSettings {
-            max_response: 1 << 20,
-            ..settings(&url)
-        })
+        let transport = HttpTransport::new(
+            &HttpSettings {
+                max_response: 1 << 20,
+                ..settings(&url)
+            },
+            chat(),
+        )
         .unwrap();
         let err = transport.send(Bytes::from_static(b"{}")).await.unwrap_err();
         assert!(
@@ -392,10 +404,13 @@ mod tests {
     #[tokio::test]
     async fn a_body_within_the_cap_is_read_whole() {
         let (url, server) = chunked_server(300_000).await;
-        let transport = HttpTransport::new(&HttpSettings {
-            max_response: 300_000,
-            ..settings(&url)
-        })
+        let transport = HttpTransport::new(
+            &HttpSettings {
+                max_response: 300_000,
+                ..settings(&url)
+            },
+            chat(),
+        )
         .unwrap();
         let reply = transport.send(Bytes::from_static(b"{}")).await.unwrap();
         assert_eq!(reply.body.len(), 300_000);

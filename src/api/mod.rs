@@ -3,23 +3,22 @@
 //! [`Transport`] is the one side effect of a live run, so the whole pipeline can run in tests
 //! against a fake (see `pipeline.rs` tests) while the real binary uses [`http::HttpTransport`].
 //! [`classify`] turns what came back into what to do with the row: done, retry (and how long to
-//! wait), fail this row, or stop the run. It owns the knowledge of OpenAI's status codes, error
-//! bodies, `Retry-After` forms and response shapes (`../shared/openai-openapi.yaml`:
-//! `CreateChatCompletionResponse`, `CreateCompletionResponse`, `CompletionUsage`, `Error`).
+//! wait), fail this row, or stop the run: the one verdict table, for live replies and Batch
+//! result lines alike. It owns the knowledge of OpenAI's status codes, error bodies and
+//! `Retry-After` forms (`../shared/openai-openapi.yaml`: `Error`); what a success looks like is
+//! the job's API family's (`crate::family`).
 
 mod deadline;
 pub mod http;
-pub mod ratelimit;
-mod response;
 
 use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::job::Endpoint;
-pub use ratelimit::RateHeaders;
-pub use response::{parse_completion, BadBody, Completion, Usage, MAX_TOKENS};
+pub use crate::family::ratelimit::{self, RateHeaders};
+use crate::family::ApiFamily;
+pub use crate::family::{BadBody, Completion, Usage, MAX_TOKENS};
 
 /// What came back from one HTTP exchange.
 #[derive(Debug, Clone)]
@@ -105,7 +104,7 @@ pub enum StopCause {
 }
 
 /// Decides what an attempt's result means.
-pub fn classify(endpoint: Endpoint, result: Result<Reply, SendError>) -> Verdict {
+pub fn classify(family: &dyn ApiFamily, result: Result<Reply, SendError>) -> Verdict {
     let reply = match result {
         Ok(r) => r,
         Err(e @ SendError::TooLarge { status, .. }) => {
@@ -125,7 +124,7 @@ pub fn classify(endpoint: Endpoint, result: Result<Reply, SendError>) -> Verdict
         }
     };
     match reply.status {
-        200..=299 => match parse_completion(endpoint, &reply.body) {
+        200..=299 => match family.parse(&reply.body) {
             Ok(c) => Verdict::Done(c),
             Err(why) => Verdict::Retry {
                 unusable: matches!(why, BadBody::Unusable(_)),
@@ -262,6 +261,10 @@ pub fn parse_retry_after(
 mod tests {
     use super::*;
 
+    fn chat() -> &'static dyn ApiFamily {
+        crate::family::Endpoint::Chat.family()
+    }
+
     fn reply(status: u16, body: &str) -> Result<Reply, SendError> {
         Ok(Reply {
             status,
@@ -275,16 +278,13 @@ mod tests {
     #[test]
     fn statuses_map_to_verdicts() {
         let ok = r#"{"id":"x","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
+        assert!(matches!(classify(chat(), reply(200, ok)), Verdict::Done(_)));
         assert!(matches!(
-            classify(Endpoint::Chat, reply(200, ok)),
-            Verdict::Done(_)
-        ));
-        assert!(matches!(
-            classify(Endpoint::Chat, reply(200, "{oops")),
+            classify(chat(), reply(200, "{oops")),
             Verdict::Retry { .. }
         ));
         assert!(matches!(
-            classify(Endpoint::Chat, reply(429, "")),
+            classify(chat(), reply(429, "")),
             Verdict::Retry {
                 rate_limited: true,
                 ..
@@ -293,7 +293,7 @@ mod tests {
         for s in [408, 409, 500, 502, 503, 504] {
             assert!(
                 matches!(
-                    classify(Endpoint::Chat, reply(s, "")),
+                    classify(chat(), reply(s, "")),
                     Verdict::Retry {
                         rate_limited: false,
                         ..
@@ -304,7 +304,7 @@ mod tests {
         }
         for s in [400, 404, 422] {
             assert!(
-                matches!(classify(Endpoint::Chat, reply(s, "")), Verdict::RowFailed { .. }),
+                matches!(classify(chat(), reply(s, "")), Verdict::RowFailed { .. }),
                 "{s}"
             );
         }
@@ -313,7 +313,7 @@ mod tests {
             if let Ok(r) = &mut answer {
                 r.location = Some("http://elsewhere/v1/chat/completions".into());
             }
-            match classify(Endpoint::Chat, answer) {
+            match classify(chat(), answer) {
                 Verdict::RowFailed { status, message } => {
                     assert_eq!(status, s);
                     assert_eq!(
@@ -326,20 +326,20 @@ mod tests {
         }
         for s in [401, 403] {
             assert!(
-                matches!(classify(Endpoint::Chat, reply(s, "")), Verdict::Stop { .. }),
+                matches!(classify(chat(), reply(s, "")), Verdict::Stop { .. }),
                 "{s}"
             );
         }
         let quota = r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
         assert!(matches!(
-            classify(Endpoint::Chat, reply(429, quota)),
+            classify(chat(), reply(429, quota)),
             Verdict::Stop {
                 status: 429,
                 cause: StopCause::Quota,
                 ..
             }
         ));
-        let timeout = classify(Endpoint::Chat, Err(SendError::Timeout(Duration::from_secs(1))));
+        let timeout = classify(chat(), Err(SendError::Timeout(Duration::from_secs(1))));
         assert!(matches!(timeout, Verdict::Retry { status: None, .. }));
     }
 
@@ -347,7 +347,7 @@ mod tests {
     fn insufficient_quota_is_told_by_code_or_type_and_nothing_else() {
         let stops = |body: &str| {
             matches!(
-                classify(Endpoint::Chat, reply(429, body)),
+                classify(chat(), reply(429, body)),
                 Verdict::Stop {
                     cause: StopCause::Quota,
                     ..
@@ -370,7 +370,7 @@ mod tests {
         // Only a 429 means it: the same body with a 400 fails its row.
         let body = r#"{"error":{"message":"x","type":"insufficient_quota","code":"insufficient_quota"}}"#;
         assert!(matches!(
-            classify(Endpoint::Chat, reply(400, body)),
+            classify(chat(), reply(400, body)),
             Verdict::RowFailed { .. }
         ));
     }

@@ -408,7 +408,9 @@ impl<'a, A: BatchApi> Driver<'a, A> {
                 ..Measured::default()
             };
             if room.is_some() || costing.is_some() {
-                let (cost, model) = crate::tokens::measure(c.request)
+                let (cost, model) = endpoint
+                    .family()
+                    .measure(c.request)
                     .map_err(|e| format!("the request does not parse: {e}"))?;
                 m.tokens = cost.prompt_tokens;
                 if let Some(costing) = costing {

@@ -11,7 +11,10 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::wire;
-use crate::api::{error_message, http::describe_cap, parse_completion};
+use bytes::Bytes;
+
+use crate::api::{classify, http::describe_cap, RateHeaders, Reply, Verdict};
+use crate::family::ApiFamily;
 use crate::input::{read_line, Line};
 use crate::job::Endpoint;
 use crate::store::Collection;
@@ -54,7 +57,7 @@ pub(super) fn read(
                     continue;
                 }
                 match std::str::from_utf8(&line) {
-                    Ok(text) => record_line(c, endpoint, text),
+                    Ok(text) => record_line(c, endpoint.family(), text),
                     Err(_) => fail_line(c, &line, "the batch's result line is not UTF-8"),
                 }
             }
@@ -99,32 +102,30 @@ fn fail_line(c: &mut Collection<'_>, line: &[u8], reason: &str) -> Result<bool, 
         .map_err(LineProblem::Store)
 }
 
-/// Records one output or error line in the collection.
-fn record_line(c: &mut Collection<'_>, endpoint: Endpoint, line: &str) -> Result<bool, LineProblem> {
+/// Records one output or error line in the collection. A line's response goes through the
+/// verdict table live replies go through (`api::classify`); a batch cannot ask again, so every
+/// verdict but done fails the row, with the reason a live run would give.
+fn record_line(c: &mut Collection<'_>, family: &dyn ApiFamily, line: &str) -> Result<bool, LineProblem> {
     let parsed: wire::OutputLine<'_> = serde_json::from_str(line).map_err(|_| LineProblem::Unreadable)?;
     let id = parsed.custom_id.as_ref();
     let store = LineProblem::Store;
     match (&parsed.response, &parsed.error) {
-        (Some(r), _) if (200..300).contains(&r.status_code) => {
-            let body = r.body.map(|b| b.get()).unwrap_or("");
-            match parse_completion(endpoint, body.as_bytes()) {
-                Ok(completion) => c.done(id, completion).map_err(store),
-                Err(why) => c
-                    .failed(
-                        id,
-                        format!("HTTP {} with an unexpected body: {why}", r.status_code),
-                        Some(r.status_code),
-                    )
-                    .map_err(store),
-            }
-        }
         (Some(r), _) => {
             let body = r.body.map(|b| b.get()).unwrap_or("");
-            c.failed(
-                id,
-                format!("HTTP {}: {}", r.status_code, error_message(body.as_bytes())),
-                Some(r.status_code),
-            )
+            let reply = Reply {
+                status: r.status_code,
+                retry_after: None,
+                rate: RateHeaders::default(),
+                location: None,
+                body: Bytes::copy_from_slice(body.as_bytes()),
+            };
+            match classify(family, Ok(reply)) {
+                Verdict::Done(completion) => c.done(id, completion),
+                Verdict::Retry { reason, status, .. } => c.failed(id, reason, status),
+                Verdict::RowFailed { status, message } | Verdict::Stop { status, message, .. } => {
+                    c.failed(id, format!("HTTP {status}: {message}"), Some(status))
+                }
+            }
             .map_err(store)
         }
         (None, Some(e)) => {

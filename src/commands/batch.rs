@@ -11,7 +11,8 @@ use crate::cli::CancelArgs;
 use crate::config::{self, SendConfig};
 use crate::error::{exit_code, CheckpointError, ConfigError};
 use crate::estimate::report::dollars;
-use crate::job::{Endpoint, JobRecord};
+use crate::family::AzureSupport;
+use crate::job::JobRecord;
 use crate::joblock::lock_run;
 use crate::output;
 use crate::pipeline::Control;
@@ -50,7 +51,8 @@ pub fn client(
     timeout: std::time::Duration,
     max_response: u64,
 ) -> anyhow::Result<HttpBatchApi> {
-    if let (Provider::Azure { .. }, Endpoint::Completions) = (&job.provider, job.endpoint) {
+    let on_azure = job.endpoint.family().on_azure();
+    if matches!(job.provider, Provider::Azure { .. }) && on_azure != AzureSupport::LiveAndBatch {
         return Err(ConfigError::new(
             "--endpoint",
             "Azure's Batch API runs chat completions only; use --endpoint chat with --provider azure --mode batch",

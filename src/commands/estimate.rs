@@ -84,6 +84,7 @@ pub fn estimate(args: RunArgs) -> anyhow::Result<i32> {
 /// The rows are checkpointed like any run's, so the full run skips them.
 fn calibrate(n: u64, run: &RunConfig) -> anyhow::Result<(Expectation, BTreeMap<String, PromptRatio>)> {
     let (store, job, lock) = open_job(run, Scope::Sample)?;
+    let job_endpoint = job.endpoint;
     let size = store.choose_sample(n)?;
     if !run.send.quiet {
         eprintln!("promptmill: sending a calibration sample of {size} rows");
@@ -100,17 +101,23 @@ fn calibrate(n: u64, run: &RunConfig) -> anyhow::Result<(Expectation, BTreeMap<S
             super::shell_quote(&run.db.display().to_string())
         );
     }
-    Ok((expectation_from_sample(&completions), sample_prompts(&mut store)?))
+    Ok((
+        expectation_from_sample(&completions),
+        sample_prompts(&mut store, job_endpoint)?,
+    ))
 }
 
 /// Counts the done sampled rows' prompts here, records the counts beside the server's, and
 /// returns both by model.
-fn sample_prompts(store: &mut crate::store::Store) -> anyhow::Result<BTreeMap<String, PromptRatio>> {
+fn sample_prompts(
+    store: &mut crate::store::Store,
+    endpoint: crate::job::Endpoint,
+) -> anyhow::Result<BTreeMap<String, PromptRatio>> {
     let mut pairs = Vec::new();
     let mut recorded = Vec::new();
     for row in store.sample_prompts()? {
         // A stored request is JSON this program serialized; one that does not parse is left out.
-        let Ok((cost, model)) = crate::tokens::measure(&row.request) else {
+        let Ok((cost, model)) = endpoint.family().measure(&row.request) else {
             continue;
         };
         let model = model.as_deref().unwrap_or("").to_string();

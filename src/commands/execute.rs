@@ -243,8 +243,14 @@ fn cost_line(
     let started = before.done + before.failed + before.batched > 0 || store.has_open_parts()?;
     if (send.confirm || !send.quiet) && before.pending > 0 && !started {
         let batch = job.batch.mode == Mode::Batch;
-        let ceiling = crate::ceiling::of_pending(store, &job.models, job.spec.model.as_deref(), batch)
-            .map_err(|e| explain(db_path, e))?;
+        let ceiling = crate::ceiling::of_pending(
+            store,
+            job.endpoint.family(),
+            &job.models,
+            job.spec.model.as_deref(),
+            batch,
+        )
+        .map_err(|e| explain(db_path, e))?;
         eprintln!("{ceiling}");
         if send.confirm && !crate::ceiling::ask()? {
             eprintln!(
@@ -293,14 +299,15 @@ fn send_live(
     let (handle, writer) = writer::spawn(store, run_id, Arc::clone(stats), control.abort.clone())?;
     let limits = &live.limits;
     runtime.block_on(async {
-        let transport = HttpTransport::new(&HttpSettings {
+        let settings = HttpSettings {
             url: live.url,
             key: live.key,
             key_header: job.provider.key_header(),
             headers: live.headers,
             timeout: limits.timeout,
             max_response: send.max_response_size,
-        })?;
+        };
+        let transport = HttpTransport::new(&settings, job.endpoint.family())?;
         let signals = crate::shutdown::spawn(
             Arc::clone(control),
             crate::shutdown::DRAINING,

@@ -178,7 +178,7 @@ pub fn scan(cfg: &InputConfig, threads: usize, progress: &dyn Fn(u64)) -> Result
     let threads = threads.max(1);
     let has_header = reader.has_header();
     std::thread::scope(|s| {
-        let (tx, rx) = mpsc::sync_channel::<Vec<String>>(threads * 4);
+        let (tx, rx) = mpsc::sync_channel::<Chunk>(threads * 4);
         let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
         let counters: Vec<_> = (0..threads)
             .map(|_| {
@@ -215,12 +215,16 @@ pub fn scan(cfg: &InputConfig, threads: usize, progress: &dyn Fn(u64)) -> Result
     })
 }
 
+/// Rendered bodies on their way to a counter, with the job's endpoint (settled by the first of
+/// them, so the same for every chunk).
+type Chunk = (Endpoint, Vec<String>);
+
 /// The reading side: rows in order, validated and rendered; bodies go to the counters.
 fn read_rows(
     file: &Path,
     reader: &mut RowReader,
     preparer: &mut Preparer,
-    tx: mpsc::SyncSender<Vec<String>>,
+    tx: mpsc::SyncSender<Chunk>,
     progress: &dyn Fn(u64),
 ) -> Result<(u64, u64, Vec<InputError>), LoadError> {
     let hasher = std::hash::RandomState::new();
@@ -263,7 +267,7 @@ fn read_rows(
                 chunk.push(body);
                 if chunk.len() == CHUNK {
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-                    if tx.send(full).is_err() {
+                    if tx.send((preparer.endpoint(), full)).is_err() {
                         break;
                     }
                 }
@@ -281,7 +285,7 @@ fn read_rows(
         }
     }
     if !chunk.is_empty() {
-        let _ = tx.send(chunk);
+        let _ = tx.send((preparer.endpoint(), chunk));
     }
     if invalid > 0 && !reader.has_header() {
         if let Some(message) = preparer.absent_field(reader.columns()) {
@@ -292,19 +296,20 @@ fn read_rows(
 }
 
 /// The counting side: tallies per model of every body it receives.
-fn count_chunks(rx: &std::sync::Mutex<mpsc::Receiver<Vec<String>>>) -> HashMap<String, ModelTally> {
+fn count_chunks(rx: &std::sync::Mutex<mpsc::Receiver<Chunk>>) -> HashMap<String, ModelTally> {
     let mut tallies: HashMap<String, ModelTally> = HashMap::new();
     loop {
         let chunk = match rx.lock() {
             Ok(rx) => match rx.recv() {
-                Ok(chunk) => chunk,
+                Ok((endpoint, chunk)) => (endpoint.family(), chunk),
                 Err(_) => break,
             },
             Err(_) => break,
         };
+        let (family, chunk) = chunk;
         for body in &chunk {
             // The body is JSON this program just serialized; it always parses.
-            let Ok((cost, model)) = tokens::measure(body) else {
+            let Ok((cost, model)) = family.measure(body) else {
                 continue;
             };
             let model = model.as_deref().unwrap_or("");

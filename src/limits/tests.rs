@@ -8,7 +8,7 @@ use governor::clock::Clock;
 use tokio::time::Instant;
 
 use super::*;
-use crate::api::ratelimit::{Gauge, RateHeaders};
+use crate::family::ratelimit::{Gauge, RateHeaders};
 
 fn headers(requests: (Option<u64>, Option<u64>), tokens: (Option<u64>, Option<u64>)) -> RateHeaders {
     RateHeaders {

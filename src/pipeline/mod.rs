@@ -304,9 +304,9 @@ fn attempt_record(
 const MAX_UNUSABLE: u32 = 2;
 
 /// Tokens a request is charged under a TPM limit: its prompt plus `max_tokens` × `n`.
-fn request_tokens(body: &[u8]) -> u32 {
-    match std::str::from_utf8(body).map(crate::tokens::request_cost) {
-        Ok(Ok(cost)) => u32::try_from(cost.total()).unwrap_or(u32::MAX),
+fn request_tokens(family: &dyn crate::family::ApiFamily, body: &[u8]) -> u32 {
+    match std::str::from_utf8(body).map(|b| family.measure(b)) {
+        Ok(Ok((cost, _))) => u32::try_from(cost.total()).unwrap_or(u32::MAX),
         // The body is our own JSON; a parse failure here cannot happen.
         _ => 0,
     }

@@ -119,12 +119,17 @@ impl<T: Transport> Pipeline<T> {
         if !self.costing.active() {
             None
         } else if self.costing.limit().is_some() {
-            crate::tokens::measure(body).ok().map(|(cost, model)| {
-                (
-                    Some(cost),
-                    Cow::Owned(model.map(Cow::into_owned).unwrap_or_default()),
-                )
-            })
+            self.settings
+                .endpoint
+                .family()
+                .measure(body)
+                .ok()
+                .map(|(cost, model)| {
+                    (
+                        Some(cost),
+                        Cow::Owned(model.map(Cow::into_owned).unwrap_or_default()),
+                    )
+                })
         } else {
             // One model for the whole job (the usual case) is borrowed, not copied per row.
             let model = match self.costing.sole_model() {
@@ -147,7 +152,7 @@ impl<T: Transport> Pipeline<T> {
         // The window's semaphore is never closed.
         let slot = slot.map_err(|_| OutcomeKind::Unfinished)?;
         if r.tokens.is_none() && self.limits.counts_tokens() {
-            r.tokens = Some(request_tokens(&r.body));
+            r.tokens = Some(request_tokens(self.settings.endpoint.family(), &r.body));
         }
         let cost = r.tokens.unwrap_or(0);
         let admitted = tokio::select! {
@@ -236,7 +241,7 @@ impl<T: Transport> Pipeline<T> {
             }
         };
         let symptom = Symptom::of(&result);
-        let verdict = classify(self.settings.endpoint, result);
+        let verdict = classify(self.settings.endpoint.family(), result);
         if let Verdict::Retry { unusable: true, .. } = verdict {
             r.unusable += 1;
         }

@@ -9,8 +9,8 @@ use tokio::time::Instant;
 
 use super::tests::{reply, run_pipeline, run_pipeline_stalling, store_with_rows, unlimited, Fake, BODY, OK};
 use super::*;
-use crate::api::ratelimit::Gauge;
 use crate::api::{RateHeaders, Reply, SendError};
+use crate::family::ratelimit::Gauge;
 use crate::limits::{RateInForce, Source};
 
 /// A reply carrying `x-ratelimit-*` headers.

@@ -28,7 +28,7 @@ pub fn of_job(store: &Store, job: &JobRecord) -> anyhow::Result<Option<Estimate>
     let mut tallies: BTreeMap<String, ModelTally> = BTreeMap::new();
     store.each_request(&mut |body| {
         // A stored request is JSON this program serialized; one that does not parse is left out.
-        if let Ok((cost, model)) = crate::tokens::measure(body) {
+        if let Ok((cost, model)) = job.endpoint.family().measure(body) {
             let model = model.as_deref().unwrap_or("").to_string();
             tallies.entry(model).or_default().add(&cost, body.len());
         }

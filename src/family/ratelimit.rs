@@ -1,4 +1,5 @@
-//! The `x-ratelimit-*` headers a provider sends with its answers, read into numbers.
+//! The `x-ratelimit-*` headers a provider sends with its answers, read into numbers: what the
+//! OpenAI families' `ApiFamily::rate_headers` reads (another family may read its own headers).
 //!
 //! OpenAI's shape (`../shared/openai-openapi.yaml` has no schema for headers; the platform's "rate
 //! limits" guide defines them): `x-ratelimit-limit-requests` and `x-ratelimit-limit-tokens` are the

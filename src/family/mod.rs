@@ -1,0 +1,202 @@
+//! API families: everything promptmill knows about one wire format, behind one trait.
+//!
+//! An [`ApiFamily`] owns its path and Batch `url`, how a prepared prompt becomes a request body
+//! (and which bodies of an OpenAI Batch input line it accepts), what a request costs for the
+//! limiter and the estimate, and how a successful answer reads (text, finish reason, usage). The
+//! status-code table every family shares is `api::classify`, which asks the family only for the
+//! success shape; live replies and Batch result lines both go through it. The worker loop, the
+//! estimate, the batch driver and the output writers ask the family of the job; none of them
+//! matches on an endpoint.
+//!
+//! The family's id is the job's [`Endpoint`], persisted in the checkpoint, so a resumed job
+//! rebuilds its family. [`Endpoint::family`] is the registry: adding a family is one file here
+//! and one line there (see `docs/ARCHITECTURE.md`).
+
+mod answer;
+mod chat;
+mod choices;
+mod completions;
+mod messages;
+pub mod ratelimit;
+mod responses;
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
+
+pub use answer::{BadBody, Completion, Usage, MAX_TOKENS};
+pub use chat::max_tokens_key;
+pub use messages::{check_messages, message};
+pub use ratelimit::RateHeaders;
+
+use crate::tokens::RequestCost;
+
+/// Why a row cannot become a request of this family: a message, and the field it is about
+/// (`body.messages[2].role`) when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl Refusal {
+    pub fn new(message: impl Into<String>) -> Refusal {
+        Refusal {
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn at(mut self, field: impl Into<String>) -> Refusal {
+        self.field = Some(field.into());
+        self
+    }
+}
+
+/// What a request costs (prompt tokens, output allowance) and the model its body names.
+pub type Measured<'a> = (RequestCost, Option<Cow<'a, str>>);
+
+/// Which API family a job's requests belong to: its id, persisted in the job record by these
+/// names. [`Endpoint::family`] maps each id to its family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Endpoint {
+    /// `POST {base}/chat/completions`
+    Chat,
+    /// `POST {base}/completions` (legacy: `prompt` in, `choices[0].text` out)
+    Completions,
+    /// `POST {base}/responses` (the Responses API: `input` in, `output` items out)
+    Responses,
+}
+
+/// One wire format: see the module's documentation.
+pub trait ApiFamily: Send + Sync + 'static {
+    /// The id persisted in the job.
+    fn id(&self) -> Endpoint;
+
+    /// The name `--endpoint` takes (and the job record stores), e.g. `chat`.
+    fn name(&self) -> &'static str;
+
+    /// The path under the base URL, e.g. `/chat/completions`.
+    fn path(&self) -> &'static str;
+
+    /// The `url` of an OpenAI Batch input line, e.g. `/v1/chat/completions`.
+    fn batch_url(&self) -> &'static str;
+
+    /// Whether a row may bring its own `messages` (or `--system` add one).
+    fn takes_messages(&self) -> bool {
+        true
+    }
+
+    /// Puts one text prompt (a rendered template or a row's `prompt`), and the rendered
+    /// `--system` when there is one, into `body` (which holds `model` already).
+    fn put_text(&self, body: &mut Map<String, Value>, text: String, system: Option<String>);
+
+    /// Puts a row's `messages` (already checked by [`check_messages`], `--system` added) into
+    /// `body`. Only called when [`ApiFamily::takes_messages`].
+    fn put_messages(&self, body: &mut Map<String, Value>, messages: Vec<Value>) -> Result<(), Refusal>;
+
+    /// Checks the body of a Batch input line (its `model` is checked already); the field of a
+    /// refusal is named from the line (`body.messages`).
+    fn check_body(&self, body: &Map<String, Value>) -> Result<(), Refusal>;
+
+    /// The body field `--max-tokens` sets, given the body so far and its model.
+    fn max_tokens_key(&self, body: &Map<String, Value>, model: &str) -> &'static str;
+
+    /// Fields a body gets unless it sets them itself (applied after the flags).
+    fn defaults(&self, _body: &mut Map<String, Value>) {}
+
+    /// Prompt tokens (with the family's framing) and output allowance of a request body.
+    fn measure<'a>(&self, body: &'a str) -> Result<Measured<'a>, serde_json::Error>;
+
+    /// Reads a 2xx body; the error says whether asking again may help.
+    fn parse(&self, bytes: &[u8]) -> Result<Completion, BadBody>;
+
+    /// The rate limits an answer's headers report (`header` looks a header up by name, any
+    /// case). The OpenAI families read OpenAI's `x-ratelimit-*` headers.
+    fn rate_headers<'a>(&self, header: &dyn Fn(&str) -> Option<&'a str>) -> RateHeaders {
+        RateHeaders::read(header)
+    }
+
+    /// Whether Azure OpenAI serves this family under a deployment, live and in batch (the
+    /// `--provider azure` paths `/openai/deployments/{d}{path}`).
+    fn on_azure(&self) -> AzureSupport {
+        AzureSupport::LiveAndBatch
+    }
+}
+
+/// Where Azure OpenAI serves a family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AzureSupport {
+    LiveAndBatch,
+    LiveOnly,
+    No,
+}
+
+/// Every family promptmill sends, in the order `--endpoint` lists them.
+pub const FAMILIES: &[&dyn ApiFamily] = &[&chat::Chat, &completions::Completions, &responses::Responses];
+
+impl Endpoint {
+    /// The family of this id: the registry, one line per family.
+    pub fn family(self) -> &'static dyn ApiFamily {
+        match self {
+            Endpoint::Chat => &chat::Chat,
+            Endpoint::Completions => &completions::Completions,
+            Endpoint::Responses => &responses::Responses,
+        }
+    }
+
+    /// The path under the base URL.
+    pub fn path(self) -> &'static str {
+        self.family().path()
+    }
+
+    /// The `url` an OpenAI Batch input line uses for this endpoint.
+    pub fn batch_url(self) -> &'static str {
+        self.family().batch_url()
+    }
+
+    /// The endpoint a Batch input line's `url` names (`/v1/…`, or without `/v1` as Azure writes
+    /// it), if it is one promptmill sends.
+    pub fn from_batch_url(url: &str) -> Option<Endpoint> {
+        let url = url.trim_end_matches('/');
+        FAMILIES
+            .iter()
+            .find(|f| url == f.batch_url() || url == f.path())
+            .map(|f| f.id())
+    }
+
+    /// The endpoint `--endpoint NAME` names.
+    pub fn from_name(name: &str) -> Option<Endpoint> {
+        FAMILIES.iter().find(|f| f.name() == name).map(|f| f.id())
+    }
+
+    /// The Batch `url`s promptmill sends, for messages: `/v1/chat/completions, …`.
+    pub fn batch_urls() -> String {
+        let urls: Vec<&str> = FAMILIES.iter().map(|f| f.batch_url()).collect();
+        urls.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_is_registered_under_its_own_id_and_found_by_its_urls() {
+        for f in FAMILIES {
+            assert_eq!(f.id().family().path(), f.path());
+            assert_eq!(Endpoint::from_batch_url(f.batch_url()), Some(f.id()));
+            assert_eq!(Endpoint::from_batch_url(f.path()), Some(f.id()));
+            assert_eq!(f.batch_url(), format!("/v1{}", f.path()));
+            assert_eq!(Endpoint::from_name(f.name()), Some(f.id()));
+            // The name is the id as the job record stores it.
+            assert_eq!(serde_json::to_value(f.id()).unwrap(), f.name());
+        }
+        assert_eq!(
+            Endpoint::from_batch_url("/v1/chat/completions/"),
+            Some(Endpoint::Chat)
+        );
+        assert_eq!(Endpoint::from_batch_url("/v1/moderations"), None);
+    }
+}
