@@ -119,6 +119,10 @@ async fn message_items_answer_the_last_user_text() {
         "Mock reply: bonjour tout le monde"
     );
     assert_eq!(r["usage"]["input_tokens"], (3 + 4) + (4 + 4) + 3);
+    assert_eq!(
+        (&r["metadata"], &r["instructions"], &r["store"]),
+        (&json!({}), &Value::Null, &json!(true))
+    );
 }
 
 #[tokio::test]
