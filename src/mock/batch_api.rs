@@ -37,8 +37,8 @@ pub(crate) enum BatchRoute {
 }
 
 /// Whose form of the Files and Batches APIs a request uses: OpenAI's (`/v1/…`; a batch's
-/// `endpoint` and its lines' `url` are `/v1/chat/completions`) or Azure OpenAI's (`/openai/…`
-/// with `?api-version=`; they are `/chat/completions`, and an upload is `pending` until it has
+/// `endpoint` and its lines' `url` are `/v1/chat/completions`, `/v1/responses`, …) or Azure
+/// OpenAI's (`/openai/…` with `?api-version=`; they are `/chat/completions`, `/embeddings`, …, and an upload is `pending` until it has
 /// been read once, and refused as a batch's input until then, as Azure processes uploads).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dialect {
@@ -62,14 +62,14 @@ impl Dialect {
             (Dialect::OpenAi, _) => endpoint.path(),
             (Dialect::Azure, Endpoint::Chat) => "/chat/completions",
             (Dialect::Azure, Endpoint::Completions) => "/completions",
+            (Dialect::Azure, Endpoint::Responses) => "/responses",
+            (Dialect::Azure, Endpoint::Embeddings) => "/embeddings",
         }
     }
 
     /// The endpoint a batch's `endpoint` names, if the mock runs it.
     pub fn endpoint(self, path: &str) -> Option<Endpoint> {
-        [Endpoint::Chat, Endpoint::Completions]
-            .into_iter()
-            .find(|e| self.endpoint_path(*e) == path)
+        Endpoint::ALL.into_iter().find(|e| self.endpoint_path(*e) == path)
     }
 }
 

@@ -188,9 +188,8 @@ pub(crate) fn create(state: &State, request: &Request<'_>) -> Handled {
         invalid(
             "endpoint",
             format!(
-                "Invalid endpoint '{endpoint}': the mock runs batches for {} and {}.",
-                dialect.endpoint_path(Endpoint::Chat),
-                dialect.endpoint_path(Endpoint::Completions)
+                "Invalid endpoint '{endpoint}': the mock runs batches for {}.",
+                Endpoint::ALL.map(|e| dialect.endpoint_path(e)).join(", ")
             ),
         )
     })?;

@@ -9,14 +9,16 @@
 //! Instead of a status, a directive can shape a *successful* answer: `reply=truncated` (a 200
 //! whose JSON is cut in half), `reply=lone-surrogate` (the text starts with the escape `\ud800`),
 //! `reply=not-utf8` (the text starts with the byte 0xFF), `reply=no-choices` (`"choices":[]`),
+//! `reply=content-filter` (`finish_reason` `content_filter`),
 //! `usage=TEXT` (`usage.prompt_tokens` is the JSON number TEXT as written, e.g. `-1`, `1.5`,
 //! `9223372036854775807`), `size=BYTES` (the text is padded to at least BYTES bytes). The usage
 //! details a provider bills by are asked for with any of `cached=N` (`prompt_tokens_details.
 //! cached_tokens`), `cache-creation=N` (`prompt_tokens_details.cache_creation_tokens`),
 //! `reasoning=N` (`completion_tokens_details.reasoning_tokens`, added to `completion_tokens` as a
 //! reasoning model's are) and `prompt-tokens=N` (`usage.prompt_tokens`, e.g. a long-context
-//! prompt), together in one directive. fail-times works with these as with a status. This module parses directives and remembers the
-//! fail-times counts; the answer itself is built by `service` (shapes: `shape`).
+//! prompt), together in one directive. fail-times works with these as with a status. This module
+//! parses directives and remembers the fail-times counts; the answer itself is built by `service`
+//! (shapes: `shape` for chat and legacy completions, `shapes` for /v1/responses and /v1/embeddings).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -58,8 +60,12 @@ pub(crate) enum Shape {
     LoneSurrogate,
     /// `reply=not-utf8`: the text begins with the byte 0xFF.
     NotUtf8,
-    /// `reply=no-choices`: `"choices":[]`.
+    /// `reply=no-choices`: `"choices":[]` (`"output":[]` from /v1/responses, `"data":[]` from
+    /// /v1/embeddings).
     NoChoices,
+    /// `reply=content-filter`: a normal answer stopped by the content filter (`finish_reason`
+    /// `content_filter`; from /v1/responses, `incomplete` with that reason).
+    ContentFilter,
     /// `usage=TEXT`: `usage.prompt_tokens` is this JSON number text.
     PromptTokens(Box<str>),
     /// `size=BYTES`: the text padded with `x` to at least this many bytes.
@@ -154,10 +160,11 @@ fn parse(body: &str) -> Result<Directive, String> {
                     "lone-surrogate" => Shape::LoneSurrogate,
                     "not-utf8" => Shape::NotUtf8,
                     "no-choices" => Shape::NoChoices,
+                    "content-filter" => Shape::ContentFilter,
                     other => {
                         return Err(format!(
                             "reply `{other}` is not known (expected truncated, lone-surrogate, \
-                             not-utf8 or no-choices)"
+                             not-utf8, no-choices or content-filter)"
                         ))
                     }
                 })
@@ -259,6 +266,18 @@ pub(crate) fn shape(shape: &Shape, normal: Reply, prompt_tokens: u64) -> Shaped 
             let mut json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             json["choices"] = serde_json::Value::Array(Vec::new());
             broken(serde_json::to_vec(&json).unwrap_or_default())
+        }
+        Shape::ContentFilter => {
+            let mut json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            if let Some(choices) = json["choices"].as_array_mut() {
+                for choice in choices {
+                    choice["finish_reason"] = "content_filter".into();
+                }
+            }
+            Shaped {
+                body: Bytes::from(serde_json::to_vec(&json).unwrap_or_default()),
+                usage: Some(normal.usage),
+            }
         }
         Shape::PromptTokens(text) => {
             let from = format!("\"prompt_tokens\":{prompt_tokens}");

@@ -7,15 +7,18 @@
 //! - `config`: the flags ([`MockArgs`]) and the validated settings ([`MockConfig`]).
 //! - `server`: the socket, one task per connection, shutdown ([`MockServer`]).
 //! - `service`: one request through its checks, latency, stats and log.
-//! - `wire`: request bodies; `reply`: successful answers; `errors`: error answers.
+//! - `family`: the four API families (chat, completions, Responses, embeddings) and a parsed
+//!   body of any of them; `wire`: chat and completion bodies; `reply`: their answers;
+//!   `responses`: `/v1/responses`; `embeddings`: `/v1/embeddings`; `errors`: error answers.
 //! - `faults`: seeded random faults and jitter; `directives`: `[[mock:...]]` in prompts;
+//!   `shapes`: the 200s directives shape for Responses and embeddings;
 //!   `limits`: --rpm/--tpm; `stats`: `/mock/stats`; `log`: --log.
 //! - OpenAI's Files and Batches APIs: `batch_api` (routes, pagination, `/mock/batches`),
 //!   `files` (uploads and the file store), `batch_lines` (input lines and their validation),
 //!   `batches` (the batch store and lifecycle), `batch_run` (answering lines into output and
 //!   error files), `batch_outcome` (--batch-outcome and `X-Mock-Batch-Outcome`).
-//! - `tests`, `tests_faults`, `tests_batches`: in-process tests against a real server on
-//!   127.0.0.1:0.
+//! - `tests`, `tests_faults`, `tests_batches`, `tests_families` (Responses and embeddings):
+//!   in-process tests against a real server on 127.0.0.1:0.
 //!
 //! This file only wires the subcommand: bind, announce, serve until a signal.
 
@@ -26,14 +29,18 @@ mod batch_run;
 mod batches;
 mod config;
 mod directives;
+mod embeddings;
 mod errors;
+mod family;
 mod faults;
 mod files;
 mod limits;
 mod log;
 mod reply;
+mod responses;
 mod server;
 mod service;
+mod shapes;
 mod stats;
 mod wire;
 
@@ -43,6 +50,8 @@ mod tests;
 mod tests_azure_batches;
 #[cfg(test)]
 mod tests_batches;
+#[cfg(test)]
+mod tests_families;
 #[cfg(test)]
 mod tests_faults;
 

@@ -1,8 +1,9 @@
 //! Successful answers: the deterministic completion text, the usage arithmetic and the
 //! real-shaped `chat.completion`, `text_completion` and model-list bodies. Everything here
 //! is a pure function of the parsed request (plus a [`Stamp`] for `id` and `created`), so the
-//! same prompt always gets the same text, live or in a batch. Deciding *whether* to answer
-//! successfully is `service`'s job.
+//! same prompt always gets the same text, live or in a batch. The Responses API's and the
+//! embeddings' bodies are built by `responses` and `embeddings` (the former from the same
+//! [`complete`] text). Deciding *whether* to answer successfully is `service`'s job.
 
 use std::fmt;
 use std::sync::LazyLock;
@@ -16,8 +17,16 @@ use super::wire::Prompted;
 /// How many prompt words the reply echoes.
 const ECHO_WORDS: usize = 12;
 const FINGERPRINT: &str = "fp_promptmill_mock";
-/// Ids listed by `GET /v1/models`; any model name is accepted by the completion endpoints.
-const MODELS: [&str; 4] = ["mock-model", "gpt-4o-mini", "gpt-4o", "gpt-3.5-turbo-instruct"];
+/// Ids listed by `GET /v1/models`; any model name is accepted by every endpoint.
+const MODELS: [&str; 7] = [
+    "mock-model",
+    "gpt-4o-mini",
+    "gpt-4o",
+    "gpt-3.5-turbo-instruct",
+    "text-embedding-3-small",
+    "text-embedding-3-large",
+    "text-embedding-ada-002",
+];
 
 /// Token counts as OpenAI reports them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -34,13 +43,13 @@ pub(crate) struct Reply {
 }
 
 /// The completion for a prompt: `Mock reply: <first 12 words>`, cut to `max_tokens` words.
-struct Completion {
-    text: String,
-    words: u64,
-    finish_reason: &'static str,
+pub(crate) struct Completion {
+    pub text: String,
+    pub words: u64,
+    pub finish_reason: &'static str,
 }
 
-fn complete(prompt: &str, max_tokens: Option<u64>) -> Completion {
+pub(crate) fn complete(prompt: &str, max_tokens: Option<u64>) -> Completion {
     let echo: Vec<&str> = prompt.split_whitespace().take(ECHO_WORDS).collect();
     let tail: &[&str] = if echo.is_empty() {
         &["(empty", "prompt)"]
@@ -89,7 +98,7 @@ pub(crate) enum Stamp {
 }
 
 impl Stamp {
-    fn created(self) -> u64 {
+    pub(crate) fn created(self) -> u64 {
         match self {
             Stamp::Live { .. } => unix_now(),
             Stamp::Batch { created, .. } => created,

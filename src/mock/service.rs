@@ -4,15 +4,17 @@
 //! The shared [`State`] lives here too. Connections, accept and shutdown belong to `server`;
 //! the pieces of each check to their own modules.
 //!
-//! Routes: OpenAI's `/v1/…`, and Azure OpenAI's `/openai/deployments/{name}/…`, `/openai/files…`
-//! and `/openai/batches…` (which must carry `?api-version=`, else 404 as Azure does). The Files
+//! Routes: OpenAI's `/v1/…` (chat, completions, responses, embeddings, models), and Azure
+//! OpenAI's `/openai/deployments/{name}/…` (chat, completions, embeddings), `/openai/responses`,
+//! `/openai/files…` and `/openai/batches…` (which must carry `?api-version=`, else 404 as Azure
+//! does). Which body goes with which endpoint is `family`'s business. The Files
 //! and Batches routes are matched and answered by `batch_api`, after the same auth and before
 //! the same latency, stats and log.
 //! [`answer_body`] is the one place a completion body becomes an answer once the request-level
 //! checks are done: live requests and batch lines both go through it.
 //! Scope of each feature: auth (with --unauthorized-after) and latency apply to every request;
 //! fail-first, limits,
-//! random faults and directives only to the two completion endpoints (so a client's
+//! random faults and directives only to the four API-family endpoints (so a client's
 //! `GET /v1/models` never eats a --fail-first slot). `/mock/stats` is not counted or logged.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -33,13 +35,16 @@ use super::config::MockConfig;
 use super::directives::Fault as DirectiveFault;
 use super::directives::{self, FailTimes, RetryHint};
 use super::errors::{json_response, ApiError, Body, RetryForm};
+use super::family::Parsed;
 use super::faults::{self, Fault, Faults, Rng};
 use super::files::FileStore;
 use super::limits::{Limits, Snapshot};
 use super::log::{Entry, RequestLog};
 use super::reply::{self, Reply, Stamp, Usage};
 use super::stats::{Outcome, Stats};
-use super::wire::{self, Prompted};
+use super::wire;
+
+pub(crate) use super::family::Endpoint;
 
 /// Largest request body kept; bigger ones get a 413 (it bounds memory per connection). File
 /// uploads have their own, larger, cap ([`batch_api::MAX_UPLOAD_BODY`]).
@@ -69,7 +74,7 @@ pub(crate) struct State {
     fail_times: FailTimes,
     pub(crate) stats: Stats,
     log: Option<RequestLog>,
-    /// Completion requests that passed auth, in arrival order (for --fail-first).
+    /// API-family requests that passed auth, in arrival order (for --fail-first).
     completions: AtomicU64,
     /// Uploaded and generated files (`/v1/files`).
     pub(crate) files: FileStore,
@@ -118,23 +123,6 @@ impl State {
     }
 }
 
-/// The two completion endpoints, live or as a batch's `endpoint`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Endpoint {
-    Chat,
-    Completions,
-}
-
-impl Endpoint {
-    /// The OpenAI path, as a batch names it.
-    pub fn path(self) -> &'static str {
-        match self {
-            Endpoint::Chat => "/v1/chat/completions",
-            Endpoint::Completions => "/v1/completions",
-        }
-    }
-}
-
 enum Route {
     Completion(Endpoint),
     /// Files and Batches: answered by `batch_api`.
@@ -164,7 +152,11 @@ fn route(method: &Method, path: &str, query: Option<&str>) -> Route {
     let (wanted, route) = match path {
         "/v1/chat/completions" => (Method::POST, Route::Completion(Endpoint::Chat)),
         "/v1/completions" => (Method::POST, Route::Completion(Endpoint::Completions)),
+        "/v1/responses" => (Method::POST, Route::Completion(Endpoint::Responses)),
+        "/v1/embeddings" => (Method::POST, Route::Completion(Endpoint::Embeddings)),
         "/v1/models" => (Method::GET, Route::Models),
+        "/openai/responses" if !has_api_version(query) => return Route::NoApiVersion,
+        "/openai/responses" => (Method::POST, Route::Completion(Endpoint::Responses)),
         _ => match azure_endpoint(path) {
             None => return Route::NotFound,
             Some(_) if !has_api_version(query) => return Route::NoApiVersion,
@@ -178,8 +170,8 @@ fn route(method: &Method, path: &str, query: Option<&str>) -> Route {
     }
 }
 
-/// Azure OpenAI's deployment paths: `/openai/deployments/{name}/chat/completions` and
-/// `/openai/deployments/{name}/completions`.
+/// Azure OpenAI's deployment paths: `/openai/deployments/{name}/chat/completions`,
+/// `…/completions` and `…/embeddings`.
 fn azure_endpoint(path: &str) -> Option<Endpoint> {
     let (deployment, rest) = path.strip_prefix("/openai/deployments/")?.split_once('/')?;
     if deployment.is_empty() {
@@ -188,6 +180,7 @@ fn azure_endpoint(path: &str) -> Option<Endpoint> {
     match rest {
         "chat/completions" => Some(Endpoint::Chat),
         "completions" => Some(Endpoint::Completions),
+        "embeddings" => Some(Endpoint::Embeddings),
         _ => None,
     }
 }
@@ -275,10 +268,13 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
     };
     let (body, too_large) = read_body(body, limit).await?;
     let parsed = match route {
-        Route::Completion(endpoint) => Some(parse(endpoint, &body)),
+        Route::Completion(endpoint) => Some(Parsed::parse(endpoint, &body)),
         _ => None,
     };
-    let prompt = parsed.as_ref().and_then(|p| p.as_ref().ok()).map(|p| &*p.prompt);
+    let prompt = parsed
+        .as_ref()
+        .and_then(|p| p.as_ref().ok())
+        .map(Parsed::directive_text);
 
     let mut rng = Rng::for_request(state.seed, index);
     let arrival = Arrival {
@@ -399,7 +395,7 @@ fn decide(
     state: &State,
     arrival: &Arrival,
     route: Route,
-    parsed: Option<&Result<Prompted, wire::BadRequest>>,
+    parsed: Option<&Result<Parsed, wire::BadRequest>>,
     rng: &mut Rng,
 ) -> Decision {
     let Arrival {
@@ -408,8 +404,8 @@ fn decide(
     if let Some(refused) = refuse_key(state, arrival) {
         return refused;
     }
-    let endpoint = match route {
-        Route::Completion(endpoint) => endpoint,
+    match route {
+        Route::Completion(_) => {}
         Route::Models => {
             let response = json_response(StatusCode::OK, reply::models());
             return Decision::new(Outcome::Ok, Action::Respond(response));
@@ -426,7 +422,7 @@ fn decide(
             );
             return Decision::error(Outcome::BadRequest, error);
         }
-    };
+    }
     if state.completions.fetch_add(1, Relaxed) < state.fail_first {
         let error = ApiError::for_status(
             state.fail_status,
@@ -435,10 +431,10 @@ fn decide(
         .with_retry_after_if_429(state.retry_after);
         return Decision::error(Outcome::FailFirst, error);
     }
-    let prompted = match parsed {
-        Some(Ok(prompted)) => prompted,
+    let parsed = match parsed {
+        Some(Ok(parsed)) => parsed,
         Some(Err(bad)) => return Decision::error(Outcome::BadRequest, bad_body(bad)),
-        // A completion route always comes with a parse result; answer 400 rather than panic.
+        // An API-family route always comes with a parse result; answer 400 rather than panic.
         None => {
             return Decision::error(
                 Outcome::BadRequest,
@@ -446,7 +442,7 @@ fn decide(
             )
         }
     };
-    let snapshot = match state.limits.as_ref().map(|l| l.acquire(prompted.token_cost())) {
+    let snapshot = match state.limits.as_ref().map(|l| l.acquire(parsed.token_cost())) {
         None => None,
         Some(Ok(snapshot)) => Some(snapshot),
         Some(Err(denied)) => {
@@ -456,13 +452,13 @@ fn decide(
             return decision;
         }
     };
-    let mut decision = answer(state, endpoint, prompted, index, rng);
+    let mut decision = answer(state, parsed, index, rng);
     decision.snapshot = snapshot;
     decision
 }
 
 /// Random faults, then [`respond`], for a live request that passed the checks.
-fn answer(state: &State, endpoint: Endpoint, prompted: &Prompted, index: u64, rng: &mut Rng) -> Decision {
+fn answer(state: &State, parsed: &Parsed, index: u64, rng: &mut Rng) -> Decision {
     let stamp = Stamp::Live { seq: index };
     match state.faults.draw(rng) {
         None => {}
@@ -479,12 +475,12 @@ fn answer(state: &State, endpoint: Endpoint, prompted: &Prompted, index: u64, rn
         Some(Fault::Reset) => return Decision::new(Outcome::Reset, Action::Reset),
         Some(Fault::Malformed) => {
             // The real answer cut in half: a 200 whose body is truncated JSON.
-            let body = reply(endpoint, prompted, stamp).body;
+            let body = parsed.reply(stamp).body;
             let response = json_response(StatusCode::OK, body.slice(..body.len() / 2));
             return Decision::new(Outcome::Malformed, Action::Respond(response));
         }
     }
-    match respond(state, endpoint, prompted, stamp) {
+    match respond(state, parsed, stamp) {
         Answered::Error(outcome, error) => Decision::error(outcome, error),
         Answered::Shaped(shaped) => {
             let response = json_response(StatusCode::OK, shaped.body);
@@ -518,37 +514,24 @@ pub(crate) enum Answered {
     Error(Outcome, ApiError),
 }
 
-fn parse(endpoint: Endpoint, body: &[u8]) -> Result<Prompted<'_>, wire::BadRequest> {
-    match endpoint {
-        Endpoint::Chat => wire::parse_chat(body),
-        Endpoint::Completions => wire::parse_completion(body),
-    }
-}
-
 fn bad_body(bad: &wire::BadRequest) -> ApiError {
     ApiError::for_status(StatusCode::BAD_REQUEST, bad.message.clone()).with_param(bad.param)
-}
-
-fn reply(endpoint: Endpoint, prompted: &Prompted, stamp: Stamp) -> Reply {
-    match endpoint {
-        Endpoint::Chat => reply::chat(prompted, stamp),
-        Endpoint::Completions => reply::text(prompted, stamp),
-    }
 }
 
 /// A batch line's answer: exactly what a live request with this body gets from the same
 /// server when no fault, limit or --fail-first gets in the way.
 pub(crate) fn answer_body(state: &State, endpoint: Endpoint, body: &[u8], stamp: Stamp) -> Answered {
-    match parse(endpoint, body) {
-        Ok(prompted) => respond(state, endpoint, &prompted, stamp),
+    match Parsed::parse(endpoint, body) {
+        Ok(parsed) => respond(state, &parsed, stamp),
         Err(bad) => Answered::Error(Outcome::BadRequest, bad_body(&bad)),
     }
 }
 
 /// Directives, then the normal reply: the part of answering shared by live requests and batch
 /// lines.
-fn respond(state: &State, endpoint: Endpoint, prompted: &Prompted, stamp: Stamp) -> Answered {
-    match directives::find(&prompted.prompt) {
+fn respond(state: &State, parsed: &Parsed, stamp: Stamp) -> Answered {
+    let text = parsed.directive_text();
+    match directives::find(text) {
         None => {}
         Some(Err(why)) => {
             return Answered::Error(
@@ -559,13 +542,18 @@ fn respond(state: &State, endpoint: Endpoint, prompted: &Prompted, stamp: Stamp)
         Some(Ok(directive)) => {
             let fails = match directive.fail_times {
                 None => true,
-                Some(times) => state.fail_times.should_fail(&prompted.prompt, times),
+                Some(times) => state.fail_times.should_fail(text, times),
             };
             let code = match directive.fault {
                 _ if !fails => None,
                 DirectiveFault::Shape(shape) => {
-                    let normal = reply(endpoint, prompted, stamp);
-                    return Answered::Shaped(directives::shape(&shape, normal, prompted.prompt_tokens));
+                    return match parsed.shape(&shape, stamp) {
+                        Ok(shaped) => Answered::Shaped(shaped),
+                        Err(why) => Answered::Error(
+                            Outcome::BadRequest,
+                            ApiError::for_status(StatusCode::BAD_REQUEST, why),
+                        ),
+                    };
                 }
                 DirectiveFault::Status(code) => Some(code),
             };
@@ -598,7 +586,7 @@ fn respond(state: &State, endpoint: Endpoint, prompted: &Prompted, stamp: Stamp)
             }
         }
     }
-    Answered::Reply(reply(endpoint, prompted, stamp))
+    Answered::Reply(parsed.reply(stamp))
 }
 
 fn server_error(code: u16) -> ApiError {

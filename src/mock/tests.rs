@@ -255,12 +255,12 @@ async fn bad_bodies_paths_and_methods_get_openai_errors() {
     let no_messages = server.post("/v1/chat/completions", &json!({"model": "m"})).await;
     assert_eq!(no_messages.status(), 400);
     assert_eq!(json_of(no_messages).await["error"]["param"], "messages");
-    let unknown = server.post("/v1/embeddings", &json!({})).await;
+    let unknown = server.post("/v1/audio/speech", &json!({})).await;
     assert_eq!(unknown.status(), 404);
     assert!(json_of(unknown).await["error"]["message"]
         .as_str()
         .unwrap()
-        .contains("/v1/embeddings"));
+        .contains("/v1/audio/speech"));
     let wrong_method = reqwest::get(server.url("/v1/chat/completions")).await.unwrap();
     assert_eq!(wrong_method.status(), 405);
 }
@@ -303,7 +303,7 @@ async fn azure_deployment_paths_are_served_and_need_an_api_version() {
         .as_str()
         .unwrap()
         .contains("api-version"));
-    let unknown = send("/openai/deployments/dep/embeddings?api-version=v", json!({})).await;
+    let unknown = send("/openai/deployments/dep/audio/speech?api-version=v", json!({})).await;
     assert_eq!(unknown.status(), 404);
 
     let text = std::fs::read_to_string(&path).unwrap();

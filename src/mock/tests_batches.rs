@@ -24,13 +24,14 @@ fn rows(n: usize) -> String {
         .collect()
 }
 
-struct Client {
+/// A Files and Batches client (also used by `tests_families`).
+pub(super) struct Client {
     http: reqwest::Client,
     key: Option<&'static str>,
 }
 
 impl Client {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Client {
             http: reqwest::Client::new(),
             key: None,
@@ -67,7 +68,7 @@ impl Client {
     }
 
     /// Uploads a batch file and returns its id.
-    async fn upload(&self, server: &Running, content: &str) -> String {
+    pub async fn upload(&self, server: &Running, content: &str) -> String {
         let response = self
             .try_upload(server, content, "batch")
             .await
@@ -88,7 +89,19 @@ impl Client {
         file_id: &str,
         outcome: Option<&str>,
     ) -> reqwest::Result<reqwest::Response> {
-        let body = json!({"input_file_id": file_id, "endpoint": "/v1/chat/completions",
+        self.try_create_for(server, file_id, "/v1/chat/completions", outcome)
+            .await
+    }
+
+    /// Asks for a batch over `file_id` running `endpoint`.
+    pub async fn try_create_for(
+        &self,
+        server: &Running,
+        file_id: &str,
+        endpoint: &str,
+        outcome: Option<&str>,
+    ) -> reqwest::Result<reqwest::Response> {
+        let body = json!({"input_file_id": file_id, "endpoint": endpoint,
             "completion_window": "24h", "metadata": {"job": "test"}});
         let mut request = self
             .http
@@ -128,7 +141,7 @@ impl Client {
     }
 
     /// Retrieves until the batch is in a final state (bounded), returning every status seen.
-    async fn poll_to_end(&self, server: &Running, id: &str) -> (Value, Vec<String>) {
+    pub async fn poll_to_end(&self, server: &Running, id: &str) -> (Value, Vec<String>) {
         let mut seen = Vec::new();
         for _ in 0..50 {
             let batch = self.retrieve(server, id).await;
@@ -143,7 +156,7 @@ impl Client {
     }
 
     /// A file's lines as JSON, by custom_id; empty when there is no file.
-    async fn lines(&self, server: &Running, file_id: &Value) -> HashMap<String, Value> {
+    pub async fn lines(&self, server: &Running, file_id: &Value) -> HashMap<String, Value> {
         let Some(id) = file_id.as_str() else {
             return HashMap::new();
         };

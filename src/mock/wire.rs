@@ -43,7 +43,7 @@ pub(crate) struct BadRequest {
 }
 
 impl BadRequest {
-    fn new(message: impl Into<String>, param: Option<&'static str>) -> Self {
+    pub(crate) fn new(message: impl Into<String>, param: Option<&'static str>) -> Self {
         BadRequest {
             message: message.into(),
             param,
@@ -71,21 +71,24 @@ struct Message<'a> {
     content: Option<Content<'a>>,
 }
 
-/// A message's content: a string, or an array of parts of which only `text` matters.
-enum Content<'a> {
+/// A message's content: a string, or an array of parts of which only `text` matters (chat's
+/// `text` parts, the Responses API's `input_text` and `output_text` parts alike).
+pub(crate) enum Content<'a> {
     Text(Cow<'a, str>),
     Parts(Vec<Part<'a>>),
 }
 
 #[derive(Deserialize)]
-struct Part<'a> {
+pub(crate) struct Part<'a> {
     #[serde(borrow, default, deserialize_with = "optional_cow")]
     text: Option<Cow<'a, str>>,
 }
 
 /// `Option<Cow<str>>` that borrows when it can. serde's own `Cow` impl always copies; only
 /// a `Cow<str>` *field* marked `borrow` borrows, hence the newtype.
-fn optional_cow<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
+pub(crate) fn optional_cow<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
     #[derive(Deserialize)]
     struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
     Ok(Option::<Borrowed>::deserialize(d)?.map(|b| b.0))
@@ -169,7 +172,7 @@ pub(crate) fn word_count(text: &str) -> u64 {
     text.split_whitespace().count() as u64
 }
 
-fn content_words(content: Option<&Content>) -> u64 {
+pub(crate) fn content_words(content: Option<&Content>) -> u64 {
     match content {
         None => 0,
         Some(Content::Text(text)) => word_count(text),
@@ -183,7 +186,7 @@ fn content_words(content: Option<&Content>) -> u64 {
 
 impl<'a> Content<'a> {
     /// The message's text; parts are joined with a space (allocates only for parts).
-    fn into_text(self) -> Cow<'a, str> {
+    pub(crate) fn into_text(self) -> Cow<'a, str> {
         match self {
             Content::Text(text) => text,
             Content::Parts(parts) => {
@@ -194,11 +197,11 @@ impl<'a> Content<'a> {
     }
 }
 
-fn require_model(model: Option<Cow<'_, str>>) -> Result<Cow<'_, str>, BadRequest> {
+pub(crate) fn require_model(model: Option<Cow<'_, str>>) -> Result<Cow<'_, str>, BadRequest> {
     model.ok_or_else(|| BadRequest::new("you must provide a model parameter", Some("model")))
 }
 
-fn common_checks(stream: Option<bool>, n: Option<u64>) -> Result<(), BadRequest> {
+pub(crate) fn common_checks(stream: Option<bool>, n: Option<u64>) -> Result<(), BadRequest> {
     if stream == Some(true) {
         return Err(BadRequest::new(
             "mock-server does not support stream=true",
@@ -220,7 +223,7 @@ fn n_or_one(n: Option<u64>) -> u32 {
 }
 
 /// Syntax errors get OpenAI's "not JSON" message; shape errors keep serde's precise text.
-fn json_error(err: serde_json::Error) -> BadRequest {
+pub(crate) fn json_error(err: serde_json::Error) -> BadRequest {
     use serde_json::error::Category;
     match err.classify() {
         Category::Syntax | Category::Eof | Category::Io => BadRequest::new(
