@@ -317,6 +317,10 @@ impl RunConfig {
             "--db",
         )?;
         let target = Target::from_args(&args)?;
+        if let Some(endpoint) = spec.endpoint {
+            // An --endpoint the provider does not serve is refused before a checkpoint exists.
+            target.provider.endpoint_url(&target.base_url, endpoint)?;
+        }
         let mut send = SendConfig::from_args(&args.send)?;
         // Starting over replaces the job's output whoever wrote it.
         send.overwrite |= args.restart;

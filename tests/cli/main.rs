@@ -32,6 +32,7 @@ mod progress_lines;
 mod pty;
 mod report;
 mod report_views;
+mod responses;
 mod resume;
 mod secrets;
 mod small_print;
