@@ -359,3 +359,72 @@ fn batches_submitted_without_waiting_are_cancelled_by_promptmill_cancel() {
         .filter(|e| e["path"].as_str().unwrap_or("").ends_with("/cancel") && e["response"]["status"] == 200);
     assert_eq!(cancels.count(), 3, "{journal:?}");
 }
+
+/// The Responses family against an implementation of `/v1/responses` we did not write: live
+/// (answered from the fixtures, with injected 429s) and through aimock's Batches API.
+#[test]
+fn the_responses_family_runs_live_and_in_batch_against_aimocks_v1_responses() {
+    if !available("aimock", missing()) {
+        return;
+    }
+    let server = start(&["--chaos-ratelimit", "0.2"]);
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 10);
+    let base = format!("{}/v1", server.root);
+    let live = run_within(
+        promptmill(&dir)
+            .args(["run", "p.jsonl", "-o", "out.jsonl", "--model", "gpt-4.1-mini"])
+            .args([
+                "--endpoint",
+                "responses",
+                "--system",
+                "Be brief.",
+                "--base-url",
+                &base,
+            ])
+            .args(["--max-attempts", "20"])
+            .env("OPENAI_API_KEY", KEY),
+        Duration::from_secs(120),
+    );
+    assert_eq!(
+        live.code(),
+        0,
+        "{}\nserver: {}",
+        live.stderr,
+        server.stderr_tail()
+    );
+    for r in &dir.jsonl("out.jsonl") {
+        assert_eq!(r["status"], "done", "{r}");
+        assert_eq!(r["completion"], ANSWER, "{r}");
+        assert_eq!(r["finish_reason"], "stop", "{r}");
+    }
+    let journal = journal(&server);
+    assert_eq!(
+        answered(&journal, "POST", "/v1/responses").len(),
+        10,
+        "{journal:?}"
+    );
+
+    // The Batch API without chaos: what is checked here is the lines' `/v1/responses` shape.
+    let calm = start(&[]);
+    let base = format!("{}/v1", calm.root);
+    let batch = run_within(
+        promptmill(&dir)
+            .args(["run", "p.jsonl", "-o", "batch.jsonl", "--model", "gpt-4.1-mini"])
+            .args(["--endpoint", "responses", "--mode", "batch", "--base-url", &base])
+            .args(["--poll-interval", "100ms"])
+            .env("OPENAI_API_KEY", KEY),
+        Duration::from_secs(120),
+    );
+    assert_eq!(
+        batch.code(),
+        0,
+        "{}\nserver: {}",
+        batch.stderr,
+        calm.stderr_tail()
+    );
+    for r in &dir.jsonl("batch.jsonl") {
+        assert_eq!(r["status"], "done", "{r}");
+        assert_eq!(r["completion"], BATCH_ANSWER, "{r}");
+    }
+}
