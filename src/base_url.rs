@@ -9,7 +9,7 @@
 //! [`is_secret_param`]) is treated like a credential `--header`: its value is never stored in the
 //! checkpoint (the job keeps the URL without it and the parameter's name, see
 //! [`withhold_secrets`]) and never shown ([`redact`]). Which base URLs are accepted at all is
-//! decided in `config.rs`; which paths each provider uses, in `provider.rs`.
+//! decided in `config/target.rs`; which paths each provider uses, in `provider.rs`.
 
 use crate::error::ConfigError;
 

@@ -3,7 +3,7 @@
 //! Every error names what it is about: the flag, the file and line, the row id or the database.
 //! Errors that come from plain I/O at the edges are wrapped with context by the caller (anyhow);
 //! the variants here are the ones the rest of the program branches on or that need a precise text.
-//! The exit codes are documented in `--help` (see `cli.rs`) and in the README.
+//! The exit codes are documented in `--help` (see `cli/help.rs`) and in the README.
 
 use std::path::PathBuf;
 

@@ -14,16 +14,16 @@ mod changed;
 pub use changed::{compare, InputChange};
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::error::InputError;
-use crate::input::{RawRow, ReadError, RowReader};
+use crate::input::{RawRow, ReadError, RowReader, RowResult};
 use crate::job::{Endpoint, JobRecord};
 use crate::prepare::{Prepared, Preparer};
-use crate::store::{NewRow, Store};
+use crate::store::{Ingest, NewRow, Store};
 
 /// How many invalid rows an error lists before it says "and N more".
 const LISTED: usize = 10;
@@ -137,8 +137,7 @@ pub fn load(
             .map_err(LoadError::Columns)?;
     }
     let mut ingest = store.begin_ingest()?;
-    let mut listed = Vec::new();
-    let mut invalid = 0u64;
+    let mut invalid = InvalidRows::default();
     let mut rows = 0u64;
     let mut last_progress = std::time::Instant::now();
     let mut fields_text = String::new();
@@ -146,103 +145,25 @@ pub fn load(
         let item = item.map_err(LoadError::Read)?;
         rows += 1;
         if let Some(known) = known {
-            if rows <= known.rows {
-                if rows == known.rows {
-                    changed::same_last_row(&ingest, file, rows, &item).map_err(LoadError::Refused)?;
-                }
+            if is_known(&ingest, file, known, rows, &item)? {
                 continue;
             }
-            if rows == known.rows + 1 {
-                changed::starts_after(file, known, &item).map_err(LoadError::Refused)?;
-            }
         }
-        let (number, line, id, id_field, prepared, fields) = match item {
-            Ok(row) => {
-                preparer.check_flags_fit(&row).map_err(LoadError::Refused)?;
-                let prepared = preparer.prepare(&row);
-                let id = match &prepared {
-                    Ok(p) => p.id.clone(),
-                    Err(_) => preparer.fallback_id(&row),
-                };
-                let id_field = preparer.id_field(&row).map(str::to_string);
-                (
-                    row.number,
-                    row.line,
-                    id,
-                    id_field,
-                    prepared,
-                    Some(stored_fields(row)),
-                )
-            }
-            Err(e) => (rows, e.line, rows.to_string(), None, Err(e), None),
-        };
+        let row = read_row(&mut preparer, rows, item)?;
         fields_text.clear();
-        match &fields {
+        match &row.fields {
             Some(f) => fields_text.push_str(&serde_json::to_string(f).map_err(anyhow::Error::from)?),
             None => fields_text.push_str("{}"),
         }
-        let mut error = prepared.as_ref().err().cloned();
-        if let Ok(Prepared { body, .. }) = &prepared {
-            let inserted = ingest.add(&NewRow {
-                seq: number,
-                id: &id,
-                line,
-                fields: &fields_text,
-                request: Some(body),
-                error: None,
-            })?;
-            if let Err(dup) = inserted {
-                let mut e = InputError::new(
-                    file,
-                    line,
-                    format!("duplicate id `{id}` (first used on line {})", dup.first_line),
-                );
-                if let Some(f) = id_field {
-                    e = e.field(f);
-                }
-                error = Some(e);
-            }
-        }
-        if let Some(e) = error {
-            invalid += 1;
-            if skip_invalid {
-                ingest
-                    .add(&NewRow {
-                        seq: number,
-                        id: &id,
-                        line,
-                        fields: &fields_text,
-                        request: None,
-                        error: Some(&e.reason()),
-                    })?
-                    .map_err(|_| anyhow::anyhow!("invalid rows are not subject to the id index"))?;
-            } else if listed.len() < LISTED {
-                listed.push(e);
-            }
+        if let Some(e) = add_row(&mut ingest, file, &row, &fields_text)? {
+            invalid.note(&mut ingest, &row, &fields_text, e, skip_invalid)?;
         }
         if last_progress.elapsed() > Duration::from_millis(200) {
             progress(rows);
             last_progress = std::time::Instant::now();
         }
     }
-    if rows == 0 {
-        return Err(LoadError::Empty {
-            file: file.to_path_buf(),
-            header: reader.has_header(),
-        });
-    }
-    if invalid > 0 && !reader.has_header() {
-        if let Some(message) = preparer.absent_field(reader.columns()) {
-            return Err(LoadError::Refused(message));
-        }
-    }
-    if invalid > 0 && !skip_invalid {
-        return Err(LoadError::Invalid {
-            file: file.to_path_buf(),
-            listed,
-            total: invalid,
-        });
-    }
+    let invalid = check_whole(&reader, &preparer, file, rows, invalid, skip_invalid)?;
     let loaded = Loaded {
         rows,
         invalid,
@@ -257,6 +178,176 @@ pub fn load(
         Some(_) => ingest.commit_grown(&job(&loaded), rows)?,
     }
     Ok(loaded)
+}
+/// Whether the row is one the job holds already (an input that grew). The last of them must be
+/// the job's last row, and the first new one must start after it.
+fn is_known(
+    ingest: &Ingest<'_>,
+    file: &Path,
+    known: Known,
+    rows: u64,
+    item: &RowResult,
+) -> Result<bool, LoadError> {
+    if rows <= known.rows {
+        if rows == known.rows {
+            changed::same_last_row(ingest, file, rows, item).map_err(LoadError::Refused)?;
+        }
+        return Ok(true);
+    }
+    if rows == known.rows + 1 {
+        changed::starts_after(file, known, item).map_err(LoadError::Refused)?;
+    }
+    Ok(false)
+}
+
+/// One row as read and prepared, before it is recorded.
+struct ReadRow {
+    number: u64,
+    line: u64,
+    id: String,
+    /// The field the id came from, to name in a duplicate's error.
+    id_field: Option<String>,
+    prepared: Result<Prepared, InputError>,
+    /// The fields kept for output (`None`: the row could not be read).
+    fields: Option<serde_json::Map<String, Value>>,
+}
+
+/// Prepares a row read (or takes the reason it could not be read); a flag that cannot apply to
+/// the row refuses the whole input.
+fn read_row(preparer: &mut Preparer, rows: u64, item: RowResult) -> Result<ReadRow, LoadError> {
+    let row = match item {
+        Ok(row) => row,
+        Err(e) => {
+            return Ok(ReadRow {
+                number: rows,
+                line: e.line,
+                id: rows.to_string(),
+                id_field: None,
+                prepared: Err(e),
+                fields: None,
+            })
+        }
+    };
+    preparer.check_flags_fit(&row).map_err(LoadError::Refused)?;
+    let prepared = preparer.prepare(&row);
+    let id = match &prepared {
+        Ok(p) => p.id.clone(),
+        Err(_) => preparer.fallback_id(&row),
+    };
+    let id_field = preparer.id_field(&row).map(str::to_string);
+    Ok(ReadRow {
+        number: row.number,
+        line: row.line,
+        id,
+        id_field,
+        prepared,
+        fields: Some(stored_fields(row)),
+    })
+}
+
+/// Adds a prepared row to the ingest; returns why the row is invalid, if it is (it could not be
+/// prepared, or its id is taken by an earlier row).
+fn add_row(
+    ingest: &mut Ingest<'_>,
+    file: &Path,
+    row: &ReadRow,
+    fields: &str,
+) -> Result<Option<InputError>, LoadError> {
+    let body = match &row.prepared {
+        Ok(Prepared { body, .. }) => body,
+        Err(e) => return Ok(Some(e.clone())),
+    };
+    let inserted = ingest.add(&NewRow {
+        seq: row.number,
+        id: &row.id,
+        line: row.line,
+        fields,
+        request: Some(body),
+        error: None,
+    })?;
+    let Err(dup) = inserted else {
+        return Ok(None);
+    };
+    let mut e = InputError::new(
+        file,
+        row.line,
+        format!(
+            "duplicate id `{}` (first used on line {})",
+            row.id, dup.first_line
+        ),
+    );
+    if let Some(f) = &row.id_field {
+        e = e.field(f.clone());
+    }
+    Ok(Some(e))
+}
+
+/// The invalid rows met so far: counted; recorded as failed with `--skip-invalid`, else the
+/// first [`LISTED`] kept for the error.
+#[derive(Default)]
+struct InvalidRows {
+    count: u64,
+    listed: Vec<InputError>,
+}
+
+impl InvalidRows {
+    fn note(
+        &mut self,
+        ingest: &mut Ingest<'_>,
+        row: &ReadRow,
+        fields: &str,
+        e: InputError,
+        skip_invalid: bool,
+    ) -> Result<(), LoadError> {
+        self.count += 1;
+        if skip_invalid {
+            ingest
+                .add(&NewRow {
+                    seq: row.number,
+                    id: &row.id,
+                    line: row.line,
+                    fields,
+                    request: None,
+                    error: Some(&e.reason()),
+                })?
+                .map_err(|_| anyhow::anyhow!("invalid rows are not subject to the id index"))?;
+        } else if self.listed.len() < LISTED {
+            self.listed.push(e);
+        }
+        Ok(())
+    }
+}
+
+/// The checks on the whole input once read: it has rows; a template field that no row has
+/// refuses it whole; invalid rows refuse it without `--skip-invalid`. Returns how many rows are
+/// invalid.
+fn check_whole(
+    reader: &RowReader,
+    preparer: &Preparer,
+    file: &Path,
+    rows: u64,
+    invalid: InvalidRows,
+    skip_invalid: bool,
+) -> Result<u64, LoadError> {
+    if rows == 0 {
+        return Err(LoadError::Empty {
+            file: file.to_path_buf(),
+            header: reader.has_header(),
+        });
+    }
+    if invalid.count > 0 && !reader.has_header() {
+        if let Some(message) = preparer.absent_field(reader.columns()) {
+            return Err(LoadError::Refused(message));
+        }
+    }
+    if invalid.count > 0 && !skip_invalid {
+        return Err(LoadError::Invalid {
+            file: file.to_path_buf(),
+            listed: invalid.listed,
+            total: invalid.count,
+        });
+    }
+    Ok(invalid.count)
 }
 
 /// The fields kept for output. A Batch input line's `body` is the request itself (stored

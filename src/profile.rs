@@ -4,7 +4,8 @@
 //! `$XDG_CONFIG_HOME/promptmill/config.toml`, else `~/.config/promptmill/config.toml`), reading
 //! it strictly (an unknown key is an error naming its line) and refusing anything that looks
 //! like a credential: the file never holds a key, only the name of the variable that does. It
-//! knows nothing of flags: `config.rs` lays a profile under the command line (a flag given wins).
+//! knows nothing of flags: `config/with_profile.rs` lays a profile under the command line (a
+//! flag given wins).
 //!
 //! ```toml
 //! [profiles.groq]

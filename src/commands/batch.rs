@@ -2,6 +2,7 @@
 //! a run. Sets up the client, drives the parts (`batch::driver`), then writes the output and the
 //! totals exactly as a live run does. With `--finish-live`, hands what remains to the live path.
 
+use std::path::Path;
 use std::time::Instant;
 
 use crate::api::http::HttpSettings;
@@ -19,7 +20,7 @@ use crate::pipeline::Control;
 use crate::provider::Provider;
 use crate::secret::ApiKey;
 use crate::stats::Snapshot;
-use crate::store::{explain, Store};
+use crate::store::{explain, Counts, PartRecord, Store};
 use crate::summary::{CostTotals, Summary};
 
 use super::shell_quote;
@@ -108,25 +109,7 @@ pub fn execute(
         bar: crate::progress::Display::choose(send.quiet, send.verbose, None)
             == crate::progress::Display::Bar,
     };
-    let control = Control::new();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let (ending, (calls, retries)) = runtime.block_on(async {
-        let signals = crate::shutdown::spawn(
-            std::sync::Arc::clone(&control),
-            crate::shutdown::DETACHING,
-            resume_cmd.clone(),
-        );
-        let mut driver = Driver::new(&api, store, job, settings, control.stop.clone());
-        if let Some(costing) = costing {
-            driver = driver.with_budget(costing);
-        }
-        let ending = driver.run().await;
-        signals.abort();
-        (ending, driver.counters())
-    });
-    drop(runtime);
+    let (ending, (calls, retries)) = drive(&api, store, job, settings, costing, &resume_cmd)?;
     let ending = ending.map_err(|e| explain(&db_path, e))?;
     let after = store.counts()?;
     if ending == Ending::Finished && then_live && after.pending > 0 {
@@ -139,17 +122,7 @@ pub fn execute(
         }
         return Ok(BatchEnd::FinishLive);
     }
-    let (outcome, code) = match &ending {
-        Ending::Interrupted => ("interrupted", exit_code::STOPPED),
-        Ending::Auth { .. } => ("stopped_auth", exit_code::STOPPED),
-        Ending::Quota { .. } => ("stopped_quota", exit_code::STOPPED),
-        Ending::Redirected { .. } => ("stopped_misdirected", exit_code::STOPPED),
-        Ending::Submitted { .. } => ("submitted", exit_code::SUCCESS),
-        Ending::Budget { .. } => ("budget", exit_code::BUDGET),
-        Ending::Finished if after.failed + after.invalid > 0 => ("finished", exit_code::ROWS_FAILED),
-        Ending::Finished if after.pending + after.batched > 0 => ("incomplete", exit_code::STOPPED),
-        Ending::Finished => ("finished", exit_code::SUCCESS),
-    };
+    let (outcome, code) = outcome(&ending, &after);
     // In batch mode a "request" is a call to the Files or Batches API.
     let snapshot = Snapshot {
         requests: calls,
@@ -178,16 +151,69 @@ pub fn execute(
         return super::ending::disk_full_stop(e, &db_path, "write the output with", &export)
             .map(BatchEnd::Exit);
     }
+    tell_ending(ending, &after, job, &db_path, &resume_cmd);
+    Ok(BatchEnd::Exit(code))
+}
+
+/// Runs the driver on a runtime of its own, with the signals turned into a stop; returns how it
+/// ended and its counters (API calls, and the calls that were retries).
+fn drive(
+    api: &HttpBatchApi,
+    store: &mut Store,
+    job: &JobRecord,
+    settings: DriverSettings,
+    costing: Option<&Costing>,
+    resume_cmd: &str,
+) -> anyhow::Result<(anyhow::Result<Ending>, (u64, u64))> {
+    let control = Control::new();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let driven = runtime.block_on(async {
+        let signals = crate::shutdown::spawn(
+            std::sync::Arc::clone(&control),
+            crate::shutdown::DETACHING,
+            resume_cmd.to_string(),
+        );
+        let mut driver = Driver::new(api, store, job, settings, control.stop.clone());
+        if let Some(costing) = costing {
+            driver = driver.with_budget(costing);
+        }
+        let ending = driver.run().await;
+        signals.abort();
+        (ending, driver.counters())
+    });
+    drop(runtime);
+    Ok(driven)
+}
+
+/// The run's recorded outcome and the exit code, from how the driver ended and the rows' states.
+fn outcome(ending: &Ending, after: &Counts) -> (&'static str, i32) {
+    match ending {
+        Ending::Interrupted => ("interrupted", exit_code::STOPPED),
+        Ending::Auth { .. } => ("stopped_auth", exit_code::STOPPED),
+        Ending::Quota { .. } => ("stopped_quota", exit_code::STOPPED),
+        Ending::Redirected { .. } => ("stopped_misdirected", exit_code::STOPPED),
+        Ending::Submitted { .. } => ("submitted", exit_code::SUCCESS),
+        Ending::Budget { .. } => ("budget", exit_code::BUDGET),
+        Ending::Finished if after.failed + after.invalid > 0 => ("finished", exit_code::ROWS_FAILED),
+        Ending::Finished if after.pending + after.batched > 0 => ("incomplete", exit_code::STOPPED),
+        Ending::Finished => ("finished", exit_code::SUCCESS),
+    }
+}
+
+/// What to do next, on stderr: why the run stopped, and the command that goes on.
+fn tell_ending(ending: Ending, after: &Counts, job: &JobRecord, db_path: &Path, resume_cmd: &str) {
     let db = shell_quote(&db_path.display().to_string());
     match ending {
         Ending::Auth { message, .. } => eprintln!(
             "{}",
-            super::ending::refused_credentials(&message, &job.api_key_env, &resume_cmd)
+            super::ending::refused_credentials(&message, &job.api_key_env, resume_cmd)
         ),
-        Ending::Quota { message } => eprintln!("{}", super::ending::out_of_quota(&message, &resume_cmd)),
+        Ending::Quota { message } => eprintln!("{}", super::ending::out_of_quota(&message, resume_cmd)),
         Ending::Redirected { message, location } => eprintln!(
             "{}",
-            super::target::redirects(&message, location.as_deref(), None, &resume_cmd)
+            super::target::redirects(&message, location.as_deref(), None, resume_cmd)
         ),
         Ending::Interrupted => eprintln!(
             "promptmill: stopped waiting; the submitted batches go on at the provider. Collect them with:\n  {resume_cmd}"
@@ -210,7 +236,6 @@ pub fn execute(
         ),
         Ending::Finished => {}
     }
-    Ok(BatchEnd::Exit(code))
 }
 
 /// `promptmill cancel DB`: cancels every open batch of the job, then (unless `--no-wait`, or
@@ -218,10 +243,44 @@ pub fn execute(
 /// what they finished.
 pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
     super::logging::init_logging(args.verbose);
+    let (mut store, job) = cancel_target(&args)?;
+    let open: Vec<_> = store.parts()?.into_iter().filter(|p| p.is_open()).collect();
+    if open.is_empty() {
+        eprintln!("promptmill: {}: the job has no open batches", args.db.display());
+        return Ok(exit_code::SUCCESS);
+    }
+    // Parts without a batch yet (a crash cut their submission short) are settled by the
+    // collection below: kept if their batch turns out to exist, released otherwise.
+    let open: Vec<_> = open.into_iter().filter(|p| p.batch_id.is_some()).collect();
+    let api = client(
+        &job,
+        job.headers.clone(),
+        job.send.timeout,
+        crate::config::DEFAULT_MAX_RESPONSE_SIZE,
+    )?;
+    let failed = cancel_batches(&api, &mut store, &open)?;
+    let resume_cmd = format!(
+        "promptmill resume {}",
+        shell_quote(&args.db.display().to_string())
+    );
+    if args.no_wait {
+        eprintln!("promptmill: collect what the batches finished with:\n  {resume_cmd}");
+        return Ok(exit_code::SUCCESS);
+    }
+    let code = collect_cancelled(store, &job, args.allow_http)?;
+    Ok(if failed > 0 && code == exit_code::SUCCESS {
+        exit_code::ERROR
+    } else {
+        code
+    })
+}
+
+/// The job `cancel` names, with `--base-url` applied and its target and paths checked.
+fn cancel_target(args: &CancelArgs) -> anyhow::Result<(Store, JobRecord)> {
     if !args.db.exists() {
         anyhow::bail!("{}: no such checkpoint database", args.db.display());
     }
-    let mut store = Store::open(&args.db, false)?;
+    let store = Store::open(&args.db, false)?;
     let mut job = store
         .job()
         .map_err(|e| explain(&args.db, e))?
@@ -240,26 +299,18 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
         "the job's output",
         "the checkpoint",
     )?;
-    let open: Vec<_> = store.parts()?.into_iter().filter(|p| p.is_open()).collect();
-    if open.is_empty() {
-        eprintln!("promptmill: {}: the job has no open batches", args.db.display());
-        return Ok(exit_code::SUCCESS);
-    }
-    // Parts without a batch yet (a crash cut their submission short) are settled by the
-    // collection below: kept if their batch turns out to exist, released otherwise.
-    let open: Vec<_> = open.into_iter().filter(|p| p.batch_id.is_some()).collect();
-    let api = client(
-        &job,
-        job.headers.clone(),
-        job.send.timeout,
-        crate::config::DEFAULT_MAX_RESPONSE_SIZE,
-    )?;
+    Ok((store, job))
+}
+
+/// Asks the provider to cancel each open batch, recording the state it answers with; returns
+/// how many it refused.
+fn cancel_batches(api: &HttpBatchApi, store: &mut Store, open: &[PartRecord]) -> anyhow::Result<u32> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let mut failed = 0;
     runtime.block_on(async {
-        for part in &open {
+        for part in open {
             let id = part.batch_id.as_deref().unwrap_or_default();
             match api.cancel(id).await {
                 Ok(batch) => {
@@ -284,20 +335,19 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
         anyhow::Ok(())
     })?;
     drop(runtime);
-    let resume_cmd = format!(
-        "promptmill resume {}",
-        shell_quote(&args.db.display().to_string())
-    );
-    if args.no_wait {
-        eprintln!("promptmill: collect what the batches finished with:\n  {resume_cmd}");
-        return Ok(exit_code::SUCCESS);
-    }
+    Ok(failed)
+}
+
+/// Waits for the cancelled batches to stop and collects what they finished, under the job's
+/// lock; another process attached to the job does it instead. Returns the exit code.
+fn collect_cancelled(mut store: Store, job: &JobRecord, allow_http: bool) -> anyhow::Result<i32> {
+    let db = store.path().to_path_buf();
     let send = SendConfig::from_args(&crate::cli::SendArgs {
-        allow_http: args.allow_http,
+        allow_http,
         ..Default::default()
     })?;
     // Collecting writes the rows: only the process holding the job's lock may do it.
-    let locked = lock_run(&args.db).and_then(|mut lock| {
+    let locked = lock_run(&db).and_then(|mut lock| {
         lock.lock_output(&job.output.path)?;
         Ok(lock)
     });
@@ -310,18 +360,13 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<i32> {
         }
     };
     let headers = job.headers.clone();
-    let ended = execute(&mut store, &job, &send, headers, false, false, None);
+    let ended = execute(&mut store, job, &send, headers, false, false, None);
     // The store first, on every path: closing the lock's descriptor of the database while the
     // store is open would drop SQLite's locks on it (see `joblock`).
     drop(store);
     drop(lock);
-    let code = match ended? {
+    Ok(match ended? {
         BatchEnd::Exit(code) => code,
         BatchEnd::FinishLive => exit_code::SUCCESS,
-    };
-    Ok(if failed > 0 && code == exit_code::SUCCESS {
-        exit_code::ERROR
-    } else {
-        code
     })
 }

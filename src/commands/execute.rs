@@ -2,23 +2,21 @@
 //! output and the totals are written. Shared by `run`, `resume` and the calibration sample.
 //! [`execute`] reads like the plot: prepare (limits, the target, prices, the cost line, a
 //! Batch API job handed to `batch`), send (the runtime, the writer thread, the pipeline), end
-//! (the outcome and its exit code from `ending`, the results, the message).
+//! (the outcome and its exit code from `ending`, the results, the message). What comes before
+//! the first request is `execute/before_send.rs`'s.
 
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::batch::BatchEnd;
 use super::ending::{self, disk_full_stop, export_cmd, write_results, Ending};
 use super::logging::init_logging;
 use super::run::Scope;
 use super::shell_quote;
 use crate::api::http::{HttpSettings, HttpTransport};
 use crate::budget::Costing;
-use crate::cli::Mode;
 use crate::config::{SendConfig, SendLimits};
-use crate::error::{exit_code, ConfigError};
 use crate::job::JobRecord;
 use crate::joblock::RunLock;
 use crate::limits::Limits;
@@ -32,15 +30,9 @@ use crate::stats::Stats;
 use crate::store::{explain, writer, Counts, Store};
 use crate::summary::{CostTotals, Summary};
 
-/// What a run is about to send with, once everything before the first request is settled.
-struct Ready {
-    limits: SendLimits,
-    key: Option<ApiKey>,
-    headers: Vec<(String, String)>,
-    /// The rows' states before this run (what the progress display counts from).
-    before: Counts,
-    costing: Costing,
-}
+mod before_send;
+
+use before_send::prepare;
 
 /// Sends what is pending (in `scope`), then writes the output and the totals. `_lock` is held
 /// until the run has written everything (a parameter is dropped after every local, the store
@@ -99,15 +91,50 @@ pub fn execute(
         ControlFlow::Break(code) => return Ok(code),
         ControlFlow::Continue(store) => store,
     };
+    settle(
+        &store,
+        &job,
+        &send,
+        Settle {
+            run_id,
+            scope,
+            started,
+            db_path: &db_path,
+            resume_cmd: &resume_cmd,
+            shown_url: &shown_url,
+            costing: &costing,
+            stats: &stats,
+            control: &control,
+        },
+    )
+}
+
+/// What [`settle`] needs of the run that sent.
+struct Settle<'a> {
+    run_id: i64,
+    scope: Scope,
+    started: Instant,
+    db_path: &'a Path,
+    resume_cmd: &'a str,
+    shown_url: &'a str,
+    costing: &'a Costing,
+    stats: &'a Stats,
+    control: &'a Control,
+}
+
+/// After the last request: the outcome and its exit code, the totals (the ledger's, now that
+/// every request has settled), the output and the summary written, and the message.
+fn settle(store: &Store, job: &JobRecord, send: &SendConfig, run: Settle<'_>) -> anyhow::Result<i32> {
+    let (scope, db_path, costing) = (run.scope, run.db_path, run.costing);
     let after = store.counts()?;
     // With --limit, the rows past it are not this run's to settle.
     let claimable = store.counts_claimable()?;
-    let (outcome, code) = ending::live_outcome(control.reason(), scope == Scope::Sample, &claimable);
+    let (outcome, code) = ending::live_outcome(run.control.reason(), scope == Scope::Sample, &claimable);
     // The ledger, now that every request has settled: the summary and the stop message print
     // the same amounts.
     let spend = costing.spend();
     let split = match costing.active() {
-        true => crate::budget::job_cost_split(&store, &job)?,
+        true => crate::budget::job_cost_split(store, job)?,
         false => None,
     };
     let cost = costing.active().then(|| CostTotals {
@@ -119,148 +146,33 @@ pub fn execute(
     let summary = Summary::new(
         outcome,
         &after,
-        &stats.snapshot(),
-        started.elapsed(),
+        &run.stats.snapshot(),
+        run.started.elapsed(),
         cost,
         (scope == Scope::All).then(|| job.output.path.clone()),
-        db_path.clone(),
+        db_path.to_path_buf(),
     );
-    if let Err(e) = write_results(&store, run_id, &job, &send, &summary, scope == Scope::All) {
+    if let Err(e) = write_results(store, run.run_id, job, send, &summary, scope == Scope::All) {
         return disk_full_stop(
             e,
-            &db_path,
+            db_path,
             "write the output with",
-            &export_cmd(&db_path, &job.output),
+            &export_cmd(db_path, &job.output),
         );
     }
     Ending {
-        job: &job,
-        db: &db_path,
-        resume_cmd: &resume_cmd,
-        shown_url: &shown_url,
+        job,
+        db: db_path,
+        resume_cmd: run.resume_cmd,
+        shown_url: run.shown_url,
         spend: &spend,
         after: &after,
         beyond_limit: after.pending.saturating_sub(claimable.pending),
         whole_job: scope == Scope::All,
         quiet: send.quiet,
     }
-    .explain(control.reason(), code);
+    .explain(run.control.reason(), code);
     Ok(code)
-}
-
-/// Everything before the first request: the limits in force, the target checked, the rows
-/// left by a dead run put back, the prices and budget, the cost line (and `--confirm`), and a
-/// Batch API job handed to `batch`. `Break(code)`: the run ends here.
-fn prepare(
-    store: &mut Store,
-    job: &mut JobRecord,
-    send: &SendConfig,
-    scope: Scope,
-    db_path: &Path,
-) -> anyhow::Result<ControlFlow<i32, Ready>> {
-    store.claim_through(job.limit);
-    let limits = send.limits(Some(&job.send));
-    if limits != job.send {
-        job.send = limits.clone();
-        store.update_job(job).map_err(|e| explain(db_path, e))?;
-    }
-    super::target::check(job, send.allow_http, db_path)?;
-    let key = ApiKey::from_env(&job.api_key_env);
-    let headers = merged_headers(job, send)?;
-    // Reading every row's state here (`counts` scans the whole table) is also where a damaged
-    // checkpoint shows, before anything is sent.
-    let before = (|| {
-        store.reset_in_flight()?;
-        if send.retry_failed {
-            store.requeue_failed()?;
-        }
-        store.counts_claimable()
-    })()
-    .map_err(|e| explain(db_path, e))?;
-    let mut ready = Ready {
-        costing: price_job(store, job, send).map_err(|e| explain(db_path, e))?,
-        limits,
-        key,
-        headers,
-        before,
-    };
-    if scope == Scope::All {
-        if let ControlFlow::Break(code) = cost_line(store, job, send, &ready.before, db_path)? {
-            return Ok(ControlFlow::Break(code));
-        }
-    }
-    store.update_job(job).map_err(|e| explain(db_path, e))?;
-    if let Some(n) = job.limit.filter(|_| scope == Scope::All) {
-        if job.batch.mode == Mode::Batch {
-            return Err(ConfigError::new(
-                "--limit",
-                "applies to live runs; a --mode batch job submits every row (try the prompt on a few rows with a live run first)",
-            )
-            .into());
-        }
-        if ready.before.pending + ready.before.in_flight == 0 && !send.quiet {
-            eprintln!("promptmill: --limit {n}: the first {n} rows are settled already; nothing to send");
-        }
-    }
-    // A job in batch mode, or one with batches still open, goes through the Batch API; what
-    // remains after `--finish-live` (or in a job switched to live mode) comes back here, priced
-    // and counted afresh.
-    if scope == Scope::All && (job.batch.mode == Mode::Batch || store.has_open_parts()?) {
-        let submit = job.batch.mode == Mode::Batch && !send.finish_live;
-        let end = super::batch::execute(
-            store,
-            job,
-            send,
-            ready.headers.clone(),
-            submit,
-            !submit,
-            Some(&ready.costing),
-        )?;
-        match end {
-            BatchEnd::Exit(code) => return Ok(ControlFlow::Break(code)),
-            BatchEnd::FinishLive => {
-                ready.before = store.counts_claimable().map_err(|e| explain(db_path, e))?;
-                ready.costing = price_job(store, job, send).map_err(|e| explain(db_path, e))?;
-            }
-        }
-    }
-    Ok(ControlFlow::Continue(ready))
-}
-
-/// The job's Batch API settings, and — before a new job's first paid request — the cost line
-/// and the `--confirm` question. `Break`: the user said no.
-fn cost_line(
-    store: &Store,
-    job: &mut JobRecord,
-    send: &SendConfig,
-    before: &Counts,
-    db_path: &Path,
-) -> anyhow::Result<ControlFlow<i32>> {
-    job.batch = send.batch(Some(&job.batch));
-    if !send.quiet {
-        warn_unknown_models(job);
-    }
-    let started = before.done + before.failed + before.batched > 0 || store.has_open_parts()?;
-    if (send.confirm || !send.quiet) && before.pending > 0 && !started {
-        let batch = job.batch.mode == Mode::Batch;
-        let ceiling = crate::ceiling::of_pending(
-            store,
-            job.endpoint.family(),
-            &job.models,
-            job.spec.model.as_deref(),
-            batch,
-        )
-        .map_err(|e| explain(db_path, e))?;
-        eprintln!("{ceiling}");
-        if send.confirm && !crate::ceiling::ask()? {
-            eprintln!(
-                "promptmill: nothing sent. The job is in {}; run the same command again to send it.",
-                db_path.display()
-            );
-            return Ok(ControlFlow::Break(exit_code::STOPPED));
-        }
-    }
-    Ok(ControlFlow::Continue(()))
 }
 
 /// What the live run shares with the tasks it starts.
@@ -331,16 +243,7 @@ fn send_live(
         let pipeline = Arc::new(Pipeline::new(
             transport,
             Limits::new(limits.rpm, limits.tpm),
-            PipelineSettings {
-                endpoint: job.endpoint,
-                concurrency: limits.concurrency,
-                max_attempts: limits.max_attempts,
-                backoff: Backoff::default(),
-                drain_timeout: limits.drain_timeout,
-                hold_until_committed: true,
-                first_answers: first_answers::DEFAULT,
-                stalls: crate::stall::Stalls::watch(),
-            },
+            pipeline_settings(job, limits),
             Arc::clone(stats),
             Arc::clone(control),
             Arc::clone(costing),
@@ -362,67 +265,16 @@ fn send_live(
     }
 }
 
-/// Prices the job's models (flags, else what the job recorded, else the built-in table) and sets
-/// its budget (the flag, else the recorded one; `--max-cost 0` removes it), records both in the
-/// job, and opens the run's ledger with what the job has spent so far.
-fn price_job(store: &Store, job: &mut JobRecord, send: &SendConfig) -> anyhow::Result<Costing> {
-    let p = &send.prices;
-    let flags = p.prices.is_some() || p.price_in.is_some() || p.price_out.is_some();
-    let fixed = job.spec.model.clone();
-    if flags || job.models.is_empty() {
-        let book = send.price_book()?;
-        job.models = store
-            .request_models(fixed.as_deref())?
-            .into_iter()
-            .map(|m| Ok((m.clone(), book.lookup(&m)?)))
-            .collect::<anyhow::Result<_>>()?;
+/// How the pipeline sends the job's rows under `limits`.
+fn pipeline_settings(job: &JobRecord, limits: &SendLimits) -> PipelineSettings {
+    PipelineSettings {
+        endpoint: job.endpoint,
+        concurrency: limits.concurrency,
+        max_attempts: limits.max_attempts,
+        backoff: Backoff::default(),
+        drain_timeout: limits.drain_timeout,
+        hold_until_committed: true,
+        first_answers: first_answers::DEFAULT,
+        stalls: crate::stall::Stalls::watch(),
     }
-    if let Some(c) = send.max_cost {
-        job.max_cost = (c > 0.0).then_some(c);
-    }
-    let spent = crate::budget::job_cost(store, job)?.unwrap_or(0.0);
-    let costing = Costing::new(&job.models, job.max_cost, spent)?;
-    if job.spec.max_tokens.is_none() {
-        for model in job.models.keys() {
-            costing.check_bounded(model)?;
-        }
-    }
-    Ok(costing)
-}
-
-/// Says, before anything is sent, which of the job's models are unknown (tokens approximated,
-/// no price, so no cost in the totals), and which known model a misspelt one probably means.
-fn warn_unknown_models(job: &JobRecord) {
-    for (model, info) in &job.models {
-        if model.is_empty() {
-            continue;
-        }
-        let t = crate::tokens::Tokenizer::for_model(model);
-        if let Some(note) =
-            crate::models::unknown_model_note(model, t.encoding(), t.exact(), info.prices.is_some())
-        {
-            eprintln!("promptmill: {note}");
-        }
-    }
-}
-
-/// The stored headers, overridden by the ones given now; fails if a withheld header is missing.
-fn merged_headers(job: &JobRecord, send: &SendConfig) -> anyhow::Result<Vec<(String, String)>> {
-    for name in &job.withheld_headers {
-        if !send.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
-            return Err(ConfigError::new(
-                "--header",
-                format!("the job sends a `{name}` header, which is not stored because it looks like a credential; pass --header '{name}: …' again"),
-            )
-            .into());
-        }
-    }
-    let mut headers: Vec<(String, String)> = job
-        .headers
-        .iter()
-        .filter(|(n, _)| !send.headers.iter().any(|(m, _)| m.eq_ignore_ascii_case(n)))
-        .cloned()
-        .collect();
-    headers.extend(send.headers.iter().cloned());
-    Ok(headers)
 }

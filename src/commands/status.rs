@@ -189,7 +189,26 @@ macro_rules! line {
 
 fn table(s: &Status) -> String {
     let mut out = String::new();
-    let r = &s.rows;
+    job_lines(&mut out, s);
+    line!(out);
+    row_lines(&mut out, s);
+    line!(out);
+    usage_lines(&mut out, s);
+    if !s.batches.is_empty() {
+        print_batches(&s.batches);
+    }
+    if !s.top_errors.is_empty() {
+        line!(out);
+        line!(out, "most common errors:");
+        for e in &s.top_errors {
+            line!(out, "  {:>7} × {}", e.rows, e.error);
+        }
+    }
+    out
+}
+
+/// The job: its files, where it sends, whether a process runs it, its profile and limits.
+fn job_lines(out: &mut String, s: &Status) {
     line!(out, "checkpoint  {}", s.checkpoint);
     line!(out, "input       {}", s.input);
     line!(
@@ -241,7 +260,11 @@ fn table(s: &Status) -> String {
     if let (Some(in_force), Some(last)) = (&s.limits_in_force, s.runs.last()) {
         line!(out, "in force    {in_force} (run {}, as last recorded)", last.run);
     }
-    line!(out);
+}
+
+/// The rows by state (the running process's rows on the wire and claimed, when one runs).
+fn row_lines(out: &mut String, s: &Status) {
+    let r = &s.rows;
     match s.limit {
         Some(n) => line!(
             out,
@@ -280,7 +303,11 @@ fn table(s: &Status) -> String {
     if r.batched > 0 || !s.batches.is_empty() {
         line!(out, "  in batches {}", r.batched);
     }
-    line!(out);
+}
+
+/// Attempts, retries, tokens, cost and time.
+fn usage_lines(out: &mut String, s: &Status) {
+    let r = &s.rows;
     line!(
         out,
         "attempts    {} ({} rows needed more than one, at most {} for one row)",
@@ -314,17 +341,6 @@ fn table(s: &Status) -> String {
         "elapsed     {}",
         duration(Duration::from_secs_f64(s.elapsed_seconds.max(0.0)))
     );
-    if !s.batches.is_empty() {
-        print_batches(&s.batches);
-    }
-    if !s.top_errors.is_empty() {
-        line!(out);
-        line!(out, "most common errors:");
-        for e in &s.top_errors {
-            line!(out, "  {:>7} × {}", e.rows, e.error);
-        }
-    }
-    out
 }
 
 /// One line per Batch API part: where it stands, and the provider's counts as last seen.

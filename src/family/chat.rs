@@ -54,6 +54,14 @@ impl ApiFamily for Chat {
         }
     }
 
+    fn set_elsewhere(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            ("messages", "the input rows"),
+            ("max_tokens", "--max-tokens"),
+            ("max_completion_tokens", "--max-tokens"),
+        ]
+    }
+
     fn max_tokens_key(&self, body: &Map<String, Value>, model: &str) -> &'static str {
         if body.contains_key("max_completion_tokens") {
             "max_completion_tokens"

@@ -55,6 +55,10 @@ impl ApiFamily for Completions {
         }
     }
 
+    fn set_elsewhere(&self) -> &'static [(&'static str, &'static str)] {
+        &[("prompt", "the input rows"), ("max_tokens", "--max-tokens")]
+    }
+
     fn max_tokens_key(&self, _body: &Map<String, Value>, _model: &str) -> &'static str {
         "max_tokens"
     }

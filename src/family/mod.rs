@@ -103,6 +103,10 @@ pub trait ApiFamily: Send + Sync + 'static {
     /// The body field `--max-tokens` sets, given the body so far and its model.
     fn max_tokens_key(&self, body: &Map<String, Value>, model: &str) -> &'static str;
 
+    /// Body fields a flag or the input rows set, each with what sets it (`--max-tokens`, `the
+    /// input rows`): `--param` may not set them.
+    fn set_elsewhere(&self) -> &'static [(&'static str, &'static str)];
+
     /// Fields a body gets unless it sets them itself (applied after the flags).
     fn defaults(&self, _body: &mut Map<String, Value>) {}
 

@@ -83,6 +83,14 @@ impl ApiFamily for Responses {
         }
     }
 
+    fn set_elsewhere(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            ("input", "the input rows"),
+            ("instructions", "--system"),
+            ("max_output_tokens", "--max-tokens"),
+        ]
+    }
+
     fn max_tokens_key(&self, _body: &Map<String, Value>, _model: &str) -> &'static str {
         "max_output_tokens"
     }

@@ -3,9 +3,10 @@
 
 use std::path::Path;
 
-use rusqlite::Connection;
+use rusqlite::{params, Connection};
 
 use super::*;
+use crate::job::JobRecord;
 
 pub(super) fn job() -> JobRecord {
     JobRecord::example()

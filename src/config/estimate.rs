@@ -1,0 +1,77 @@
+//! The dry run's configuration: the input, the limits and prices the estimate is computed for,
+//! and the `--sample` run that calibrates it. The sample's own run is checked like any `run`
+//! (`RunConfig`).
+
+use std::time::Duration;
+
+use crate::cli::{self, RunArgs};
+use crate::error::ConfigError;
+use crate::models::PriceBook;
+
+use super::{apply_profile, BatchSettings, InputConfig, RunConfig, SendConfig, SendLimits};
+
+/// Everything the dry run needs: the input, the limits the ETA is computed for, the prices, and
+/// the run that sends the calibration sample when `--sample` is given.
+#[derive(Debug)]
+pub struct EstimateConfig {
+    pub input: InputConfig,
+    pub limits: SendLimits,
+    pub prices: PriceBook,
+    pub json: bool,
+    pub quiet: bool,
+    pub expect_output_tokens: Option<u64>,
+    pub expect_latency: Duration,
+    /// `--sample N` and the run that sends it.
+    pub sample: Option<(u64, Box<RunConfig>)>,
+    /// `--mode batch` and its limits: the estimate also says how the Batch API would take the
+    /// job.
+    pub batch: Option<BatchSettings>,
+}
+
+impl EstimateConfig {
+    pub fn from_args(mut args: RunArgs) -> Result<EstimateConfig, anyhow::Error> {
+        let profile = apply_profile(&mut args)?;
+        if args.limit.is_some() {
+            return Err(ConfigError::new(
+                "--limit",
+                "applies to `run`; the estimate covers the whole input (a limited run sends the first N rows of it)",
+            )
+            .into());
+        }
+        let input = InputConfig::from_args(&args)?;
+        let send = SendConfig::from_args(&args.send)?;
+        let est = args.estimate.clone();
+        let sample = match est.sample {
+            None => None,
+            Some(0) => return Err(ConfigError::new("--sample", "must be at least 1").into()),
+            Some(_) if crate::input::is_stdin(&args.input) => {
+                return Err(ConfigError::new(
+                    "--sample",
+                    "cannot read standard input twice (once to estimate, once to send); save the rows to a file first",
+                )
+                .into())
+            }
+            Some(n) => {
+                if args.output.is_none() {
+                    return Err(ConfigError::new(
+                        "--sample",
+                        "needs --output: the sampled rows are checkpointed next to it, so the full run does not pay for them again",
+                    )
+                    .into());
+                }
+                Some((n, Box::new(RunConfig::from_resolved(args, profile)?)))
+            }
+        };
+        Ok(EstimateConfig {
+            input,
+            limits: send.limits(None),
+            prices: send.price_book()?,
+            json: est.json,
+            quiet: send.quiet,
+            expect_output_tokens: est.expect_output_tokens,
+            expect_latency: est.expect_latency,
+            sample,
+            batch: Some(send.batch(None)).filter(|b| b.mode == cli::Mode::Batch),
+        })
+    }
+}
