@@ -107,6 +107,10 @@ pub enum CheckpointError {
     NoJob { db: PathBuf },
     #[error("{db}: written by a newer promptmill (schema version {found}, this build knows up to {known})")]
     TooNew { db: PathBuf, found: i64, known: i64 },
+    #[error(
+        "{db}: written by a newer promptmill (job record version {found}, this build reads up to {known})"
+    )]
+    RecordTooNew { db: PathBuf, found: u32, known: u32 },
 }
 
 /// A write failed because there is no room: the disk or the user's quota is full (`ENOSPC`,

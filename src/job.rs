@@ -16,6 +16,8 @@ use serde_json::Value;
 
 use crate::input::InputFormat;
 
+pub mod settings;
+
 pub use crate::family::Endpoint;
 
 /// Everything that decides the bytes of each request. Compared on resume.
@@ -92,9 +94,24 @@ impl JobSpec {
     }
 }
 
-/// The job as stored: the spec plus what was resolved when the input was read.
+/// The version of the job record this build writes. Version 1 had no `version` field (every
+/// checkpoint made before it was added reads as 1); 2 is the same fields with the field. A
+/// record newer than this build knows is refused (`store::job_record`), never half-read.
+/// Raise it when a field changes meaning or a field a resume needs is added without a default.
+pub const JOB_RECORD_VERSION: u32 = 2;
+
+fn version_one() -> u32 {
+    1
+}
+
+/// The job as stored: the spec plus what was resolved when the input was read. Built from
+/// types of the job's own (`job::settings`, and the domain types of input, output, provider and
+/// models), never from configuration or command-line types.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
+    /// [`JOB_RECORD_VERSION`] when written by this build; 1 for records written before.
+    #[serde(default = "version_one")]
+    pub version: u32,
     pub spec: JobSpec,
     /// The endpoint in force (from `--endpoint`, or from the Batch lines' `url`).
     pub endpoint: Endpoint,
@@ -113,7 +130,7 @@ pub struct JobRecord {
     pub api_key_env: String,
     /// The limits the job last ran under; a resume keeps them unless flags say otherwise.
     #[serde(default)]
-    pub send: crate::config::SendLimits,
+    pub send: settings::SendLimits,
     pub output: crate::output::OutputSpec,
     /// Input field names in first-seen order (the CSV header, or every JSONL key seen).
     pub columns: Vec<String>,
@@ -127,7 +144,7 @@ pub struct JobRecord {
     pub max_cost: Option<f64>,
     /// `--mode` and the Batch API's settings, kept across runs like the limits.
     #[serde(default)]
-    pub batch: crate::config::BatchSettings,
+    pub batch: settings::BatchSettings,
     /// The `--profile` the job's settings last came from, and which settings it gave.
     #[serde(default)]
     pub profile: Option<crate::profile::ProfileUse>,
@@ -173,6 +190,7 @@ impl JobRecord {
     pub fn for_storage(&self) -> JobRecord {
         let (base_url, names) = crate::base_url::withhold_secrets(&self.base_url);
         let mut stored = self.clone();
+        stored.version = JOB_RECORD_VERSION;
         stored.base_url = base_url;
         for name in names {
             if !stored.withheld_params.contains(&name) {
@@ -197,6 +215,7 @@ impl JobRecord {
         use crate::output::{OutputFormat, OutputSpec};
 
         JobRecord {
+            version: JOB_RECORD_VERSION,
             spec: JobSpec {
                 input: "/data/in.jsonl".into(),
                 format: InputFormat::Jsonl,
@@ -216,7 +235,7 @@ impl JobRecord {
             headers: vec![],
             withheld_headers: vec![],
             api_key_env: "OPENAI_API_KEY".into(),
-            send: crate::config::SendLimits::default(),
+            send: settings::SendLimits::default(),
             output: OutputSpec {
                 path: "out.jsonl".into(),
                 format: OutputFormat::Jsonl,

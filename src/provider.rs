@@ -22,7 +22,7 @@ use crate::family::AzureSupport;
 use crate::job::Endpoint;
 
 /// `--provider`: the kind of API, as the command line names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     /// The OpenAI API and every server compatible with it.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::choices;
 use super::{SendArgs, CHECKPOINT, INPUT, OUTPUT, PROVIDER};
 use crate::output::OutputFormat;
 
@@ -19,7 +20,7 @@ pub struct ResumeArgs {
     pub output: Option<PathBuf>,
 
     /// The output's format (default: as recorded, or from the extension of --output).
-    #[arg(long, value_enum, value_name = "FORMAT", help_heading = OUTPUT)]
+    #[arg(long, value_parser = choices::parser::<OutputFormat>(), value_name = "FORMAT", help_heading = OUTPUT)]
     pub output_format: Option<OutputFormat>,
 
     /// Send to this base URL instead of the recorded one.
@@ -92,7 +93,7 @@ pub struct ExportArgs {
     ///
     /// `--format` is accepted too (its old name), as `run` and `resume` name this
     /// `--output-format` and `--format` is the input's format there.
-    #[arg(long, value_enum, value_name = "FORMAT", alias = "format")]
+    #[arg(long, value_parser = choices::parser::<OutputFormat>(), value_name = "FORMAT", alias = "format")]
     pub output_format: Option<OutputFormat>,
 
     /// Replace an existing file that no run or export of this job wrote.

@@ -12,10 +12,10 @@
 //! checkpoint (`job_args`), and the parsers of sizes and durations (`values`).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+mod choices;
 mod help;
 mod job_args;
 mod run_args;
@@ -25,14 +25,13 @@ mod values;
 
 use help::*;
 
+pub use crate::job::settings::{
+    Mode, DEFAULT_CONCURRENCY, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT,
+};
+pub use choices::{name_of, Choice};
 pub use job_args::{CancelArgs, ExportArgs, ReportArgs, ResumeArgs, StatusArgs};
 pub use run_args::{EstimateArgs, ProfileArgs, RunArgs};
-pub use send_args::{BatchArgs, Mode, PriceArgs, SendArgs};
-
-pub const DEFAULT_CONCURRENCY: usize = 50;
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 6;
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
-pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+pub use send_args::{BatchArgs, PriceArgs, SendArgs};
 
 // The help headings, in the order `--help` shows them (clap shows headings in first-use order).
 /// The prompts file and how to read its rows.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::choices;
 use super::values::parse_duration;
 use super::{SendArgs, CHECKPOINT, ESTIMATE, INPUT, OUTPUT, PROVIDER, REQUEST};
 use crate::input::InputFormat;
@@ -23,7 +24,7 @@ pub struct RunArgs {
     pub input: PathBuf,
 
     /// csv, jsonl or parquet, when the input's extension does not say.
-    #[arg(long, value_enum, hide_possible_values = true, help_heading = INPUT)]
+    #[arg(long, value_parser = choices::parser::<InputFormat>(), hide_possible_values = true, help_heading = INPUT)]
     pub format: Option<InputFormat>,
 
     /// The field holding each row's id.
@@ -98,7 +99,7 @@ pub struct RunArgs {
     /// `openai`: the OpenAI API and compatible servers; `azure`: Azure OpenAI (deployment URLs,
     /// the key in an `api-key` header) [default: openai, or azure when --base-url is a
     /// deployment URL].
-    #[arg(long, value_enum, value_name = "KIND", hide_possible_values = true, help_heading = PROVIDER)]
+    #[arg(long, value_parser = choices::parser::<ProviderKind>(), value_name = "KIND", hide_possible_values = true, help_heading = PROVIDER)]
     pub provider: Option<ProviderKind>,
 
     /// The API's base URL [env: OPENAI_BASE_URL].
@@ -141,7 +142,7 @@ pub struct RunArgs {
     /// jsonl, csv, parquet or openai-batch, when the extension does not say.
     ///
     /// `openai-batch` writes OpenAI Batch output lines.
-    #[arg(long, value_enum, value_name = "FORMAT", hide_possible_values = true, help_heading = OUTPUT)]
+    #[arg(long, value_parser = choices::parser::<OutputFormat>(), value_name = "FORMAT", hide_possible_values = true, help_heading = OUTPUT)]
     pub output_format: Option<OutputFormat>,
 
     /// The checkpoint database [default: OUTPUT.promptmill.db].

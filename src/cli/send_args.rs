@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::choices;
 use super::values::{parse_duration, parse_size};
+use super::Mode;
 use super::{BATCH, CHECKPOINT, COST, LIMITS, OUTPUT, PROVIDER};
 
 /// How requests are sent: may differ from run to run of the same job.
@@ -129,20 +131,6 @@ pub struct SendArgs {
     pub verbose: u8,
 }
 
-/// How rows are sent: one request each, or through the provider's Batch API.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// One request per row, now, under the rate limits.
-    #[default]
-    Live,
-    /// Files of rows through the Batch API (`/files`, `/batches`): half the price, done within
-    /// 24 hours.
-    Batch,
-}
-
 /// The Batch API's flags (`--mode batch`).
 #[derive(Debug, Args, Clone, Default)]
 pub struct BatchArgs {
@@ -150,7 +138,7 @@ pub struct BatchArgs {
     ///
     /// live: one request per row, now; batch: through the provider's Batch API at half the price, finished within 24 h. A later
     /// run of the job keeps the mode it last ran with, unless this flag is given again.
-    #[arg(long, value_enum, hide_possible_values = true, help_heading = BATCH)]
+    #[arg(long, value_parser = choices::parser::<Mode>(), hide_possible_values = true, help_heading = BATCH)]
     pub mode: Option<Mode>,
 
     /// Rows per batch at most [default: 50000].

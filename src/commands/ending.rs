@@ -169,10 +169,7 @@ pub(crate) fn export_cmd(db: &Path, out: &output::OutputSpec) -> String {
         shell_quote(&path)
     );
     if output::OutputFormat::from_path(&out.path) != Some(out.format) {
-        use clap::ValueEnum;
-        if let Some(name) = out.format.to_possible_value() {
-            cmd.push_str(&format!(" --format {}", name.get_name()));
-        }
+        cmd.push_str(&format!(" --format {}", crate::cli::name_of(out.format)));
     }
     cmd
 }

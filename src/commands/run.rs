@@ -209,6 +209,7 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
             let mut spec = cfg.spec.clone();
             spec.fingerprint = loaded.fingerprint.clone();
             JobRecord {
+                version: crate::job::JOB_RECORD_VERSION,
                 spec,
                 endpoint: loaded.endpoint,
                 base_url: cfg.base_url.clone(),

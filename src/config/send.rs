@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use crate::cli::{self, SendArgs};
 use crate::error::ConfigError;
+pub use crate::job::settings::{
+    BatchSettings, SendLimits, BATCH_MAX_BYTES, BATCH_MAX_ROWS, DEFAULT_POLL_INTERVAL,
+};
 use crate::models::{PriceBook, PriceError};
 
 /// How requests are sent, as this command line asks; shared by `run` and `resume`. Its `Debug`
@@ -48,34 +51,6 @@ pub struct SendConfig {
 /// The default `--max-response-size`: far above any real completion (16 MiB).
 pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 16 << 20;
 
-/// The Batch API's limits (OpenAI's; other providers may be smaller, hence the flags).
-pub const BATCH_MAX_ROWS: u64 = 50_000;
-pub const BATCH_MAX_BYTES: u64 = 200_000_000;
-pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(30);
-
-/// How a job sends, kept by the job like [`SendLimits`]: a resume without `--mode batch` goes on
-/// through the Batch API.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct BatchSettings {
-    pub mode: cli::Mode,
-    pub max_rows: u64,
-    pub max_bytes: u64,
-    pub max_enqueued_tokens: Option<u64>,
-    pub poll_interval: Duration,
-}
-
-impl Default for BatchSettings {
-    fn default() -> Self {
-        BatchSettings {
-            mode: cli::Mode::Live,
-            max_rows: BATCH_MAX_ROWS,
-            max_bytes: BATCH_MAX_BYTES,
-            max_enqueued_tokens: None,
-            poll_interval: DEFAULT_POLL_INTERVAL,
-        }
-    }
-}
-
 impl std::fmt::Debug for SendConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SendConfig")
@@ -100,32 +75,6 @@ struct LimitFlags {
     max_attempts: Option<u32>,
     timeout: Option<Duration>,
     drain_timeout: Option<Duration>,
-}
-
-/// The limits a run sends under. Stored in the job after every start, so that a resume (or the
-/// same command without the flags) keeps the limits the job ran under: a forgotten `--rpm` must
-/// not turn into an unlimited run against a paid API.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SendLimits {
-    pub concurrency: usize,
-    pub rpm: Option<NonZeroU32>,
-    pub tpm: Option<NonZeroU32>,
-    pub max_attempts: u32,
-    pub timeout: Duration,
-    pub drain_timeout: Duration,
-}
-
-impl Default for SendLimits {
-    fn default() -> Self {
-        SendLimits {
-            concurrency: cli::DEFAULT_CONCURRENCY,
-            rpm: None,
-            tpm: None,
-            max_attempts: cli::DEFAULT_MAX_ATTEMPTS,
-            timeout: cli::DEFAULT_TIMEOUT,
-            drain_timeout: cli::DEFAULT_DRAIN_TIMEOUT,
-        }
-    }
 }
 
 impl SendConfig {

@@ -24,7 +24,7 @@ use crate::paths;
 use crate::store::{ExportRow, FileStamp, Store};
 
 /// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OutputFormat {
     /// One JSON object per row: id, input fields, completion, finish reason, usage, cost, model,

@@ -6,7 +6,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::Store;
 use crate::error::CheckpointError;
-use crate::job::JobRecord;
+use crate::job::{JobRecord, JOB_RECORD_VERSION};
 
 impl Store {
     /// The recorded job, if the input has been read into this checkpoint.
@@ -15,15 +15,35 @@ impl Store {
             .conn
             .query_row("SELECT record FROM job WHERE key = 1", [], |r| r.get(0))
             .optional()?;
-        match text {
-            None => Ok(None),
-            Some(t) => Ok(Some(serde_json::from_str(&t).map_err(|e| {
-                CheckpointError::NotACheckpoint {
-                    db: self.path.clone(),
-                    reason: format!("its job record does not parse: {e}"),
-                }
-            })?)),
+        let Some(text) = text else {
+            return Ok(None);
+        };
+        let not_ours = |reason: String| CheckpointError::NotACheckpoint {
+            db: self.path.clone(),
+            reason,
+        };
+        // The version first: a newer record may not parse as this build's, and must be refused
+        // as newer, not as damaged.
+        #[derive(serde::Deserialize)]
+        struct Versioned {
+            #[serde(default)]
+            version: Option<u32>,
         }
+        let version = serde_json::from_str::<Versioned>(&text)
+            .map_err(|e| not_ours(format!("its job record does not parse: {e}")))?
+            .version
+            .unwrap_or(1);
+        if version > JOB_RECORD_VERSION {
+            return Err(CheckpointError::RecordTooNew {
+                db: self.path.clone(),
+                found: version,
+                known: JOB_RECORD_VERSION,
+            }
+            .into());
+        }
+        let job = serde_json::from_str(&text)
+            .map_err(|e| not_ours(format!("its job record does not parse: {e}")))?;
+        Ok(Some(job))
     }
 
     /// Replaces the job record (used when a resume changes where requests go, e.g. `--base-url`).

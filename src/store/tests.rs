@@ -252,6 +252,62 @@ fn job_record_that_does_not_parse_is_not_a_checkpoint() {
     assert!(matches!(e, CheckpointError::NotACheckpoint { .. }), "{e}");
 }
 
+/// The stored record with its `version` field set to `version` (or removed, for `None`).
+fn set_record_version(store: &mut Store, version: Option<u32>) {
+    let text: String = store
+        .conn()
+        .query_row("SELECT record FROM job WHERE key = 1", [], |r| r.get(0))
+        .unwrap();
+    let mut record: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let fields = record.as_object_mut().unwrap();
+    match version {
+        Some(v) => fields.insert("version".into(), v.into()),
+        None => fields.remove("version"),
+    };
+    store
+        .conn()
+        .execute("UPDATE job SET record = ?1", [record.to_string()])
+        .unwrap();
+}
+
+#[test]
+fn a_job_record_is_written_with_its_version_and_one_without_reads_as_version_one() {
+    let mut store = store_with(1);
+    let job = store.job().unwrap().unwrap();
+    assert_eq!(job.version, crate::job::JOB_RECORD_VERSION);
+    set_record_version(&mut store, None);
+    let old = store.job().unwrap().unwrap();
+    assert_eq!(
+        old.version, 1,
+        "records made before the field existed are version 1"
+    );
+    store.update_job(&old).unwrap();
+    let rewritten = store.job().unwrap().unwrap();
+    assert_eq!(rewritten.version, crate::job::JOB_RECORD_VERSION);
+}
+
+#[test]
+fn a_job_record_from_a_newer_promptmill_is_refused_as_newer_not_as_damaged() {
+    let mut store = store_with(1);
+    let newer = crate::job::JOB_RECORD_VERSION + 1;
+    set_record_version(&mut store, Some(newer));
+    // A newer record may carry fields this build cannot read: it is refused before parsing.
+    store
+        .conn()
+        .execute(
+            "UPDATE job SET record = json_set(record, '$.spec', 'something new')",
+            [],
+        )
+        .unwrap();
+    let e = store.job().unwrap_err().downcast::<CheckpointError>().unwrap();
+    match e {
+        CheckpointError::RecordTooNew { found, known, .. } => {
+            assert_eq!((found, known), (newer, crate::job::JOB_RECORD_VERSION));
+        }
+        other => panic!("expected RecordTooNew, got {other}"),
+    }
+}
+
 #[cfg(unix)]
 #[test]
 fn new_checkpoint_files_are_private_to_their_owner() {

@@ -23,8 +23,35 @@ fn copy_fixture(dir: &Dir, name: &str) {
 /// r4 on the wire and r5..r8 claimed.
 #[test]
 fn a_checkpoint_killed_under_schema_8_resumes_and_sends_only_the_unfinished_rows() {
+    resumes_sending_only_the_unfinished_rows("v8-killed");
+}
+
+/// Schema 10 with a job record of version 1 (no `version` field), made by main at 41168c5 the
+/// same way: r1 and r2 done, r3 failed (a 400), r4 on the wire, r5..r8 pending. Its `attempts`
+/// table (the run report's data) holds the three answered requests.
+#[test]
+fn a_checkpoint_killed_under_schema_10_resumes_and_sends_only_the_unfinished_rows() {
+    resumes_sending_only_the_unfinished_rows("v10-killed");
+}
+
+#[test]
+fn a_schema_10_checkpoints_report_shows_the_attempts_it_recorded() {
     let dir = Dir::new();
-    copy_fixture(&dir, "v8-killed");
+    copy_fixture(&dir, "v10-killed");
+    let out = run(promptmill(&dir).args(["report", "job.db", "-o", "report.html"]));
+    assert_eq!(out.code(), 0, "stdout: {}\nstderr: {}", out.stdout, out.stderr);
+    let page = std::fs::read_to_string(dir.path("report.html")).expect("report written");
+    assert!(
+        page.contains("\"attempts_recorded\":3"),
+        "three attempts in the numbers"
+    );
+}
+
+/// Resumes fixture `name` (8 rows: r1, r2 done, r3 failed by a 400, r4..r8 unfinished) against
+/// a fresh mock and checks that only r4..r8 are sent, once each, and the output is whole.
+fn resumes_sending_only_the_unfinished_rows(name: &str) {
+    let dir = Dir::new();
+    copy_fixture(&dir, name);
     let before = status_json_of(&dir, "job.db");
     assert_eq!(before["rows"]["total"], 8, "{before}");
     assert_eq!(before["rows"]["done"], 2, "{before}");

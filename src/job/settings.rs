@@ -1,0 +1,81 @@
+//! The sending settings a job keeps in its record: the limits it ran under ([`SendLimits`]),
+//! how it sends ([`Mode`], [`BatchSettings`]) and their defaults. They are persisted types,
+//! so they live here beside the record, not in the configuration that fills them (`config`)
+//! or the flags that name them (`cli`, which only knows their names: `cli/choices.rs`).
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// `--concurrency` when neither the flag nor the job says.
+pub const DEFAULT_CONCURRENCY: usize = 50;
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 6;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The Batch API's limits (OpenAI's; other providers may be smaller, hence the flags).
+pub const BATCH_MAX_ROWS: u64 = 50_000;
+pub const BATCH_MAX_BYTES: u64 = 200_000_000;
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How rows are sent: one request each, or through the provider's Batch API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// One request per row, now, under the rate limits.
+    #[default]
+    Live,
+    /// Files of rows through the Batch API (`/files`, `/batches`): half the price, done within
+    /// 24 hours.
+    Batch,
+}
+
+/// How a job sends, kept by the job like [`SendLimits`]: a resume without `--mode batch` goes on
+/// through the Batch API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchSettings {
+    pub mode: Mode,
+    pub max_rows: u64,
+    pub max_bytes: u64,
+    pub max_enqueued_tokens: Option<u64>,
+    pub poll_interval: Duration,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        BatchSettings {
+            mode: Mode::Live,
+            max_rows: BATCH_MAX_ROWS,
+            max_bytes: BATCH_MAX_BYTES,
+            max_enqueued_tokens: None,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+        }
+    }
+}
+
+/// The limits a run sends under. Stored in the job after every start, so that a resume (or the
+/// same command without the flags) keeps the limits the job ran under: a forgotten `--rpm` must
+/// not turn into an unlimited run against a paid API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendLimits {
+    pub concurrency: usize,
+    pub rpm: Option<NonZeroU32>,
+    pub tpm: Option<NonZeroU32>,
+    pub max_attempts: u32,
+    pub timeout: Duration,
+    pub drain_timeout: Duration,
+}
+
+impl Default for SendLimits {
+    fn default() -> Self {
+        SendLimits {
+            concurrency: DEFAULT_CONCURRENCY,
+            rpm: None,
+            tpm: None,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            timeout: DEFAULT_TIMEOUT,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+}
