@@ -195,7 +195,7 @@ fn table(s: &Status) -> String {
     line!(out);
     usage_lines(&mut out, s);
     if !s.batches.is_empty() {
-        print_batches(&s.batches);
+        batch_lines(&mut out, &s.batches);
     }
     if !s.top_errors.is_empty() {
         line!(out);
@@ -344,9 +344,9 @@ fn usage_lines(out: &mut String, s: &Status) {
 }
 
 /// One line per Batch API part: where it stands, and the provider's counts as last seen.
-fn print_batches(parts: &[crate::store::PartRecord]) {
-    println!();
-    println!("batches (as last seen; `promptmill resume` polls them):");
+fn batch_lines(out: &mut String, parts: &[crate::store::PartRecord]) {
+    line!(out);
+    line!(out, "batches (as last seen; `promptmill resume` polls them):");
     let (mut done, mut failed, mut rows) = (0, 0, 0);
     for p in parts {
         let state = match (&p.status, p.stage.as_str()) {
@@ -354,7 +354,8 @@ fn print_batches(parts: &[crate::store::PartRecord]) {
             (Some(status), _) => status.clone(),
             (None, stage) => format!("not submitted ({stage})"),
         };
-        println!(
+        line!(
+            out,
             "  {:>3}  {:<28} {:<22} {:>7} rows  {:>7} done {:>6} failed",
             p.part,
             p.batch_id.as_deref().unwrap_or("-"),
@@ -364,13 +365,14 @@ fn print_batches(parts: &[crate::store::PartRecord]) {
             p.failed
         );
         for e in p.errors.iter().take(5) {
-            println!("         error: {e}");
+            line!(out, "         error: {e}");
         }
         done += p.completed;
         failed += p.failed;
         rows += p.rows;
     }
-    println!(
+    line!(
+        out,
         "  all  {} batches: {done} of {rows} rows done, {failed} failed",
         parts.len()
     );

@@ -296,6 +296,13 @@ fn a_failed_batch_shows_its_errors_and_fails_its_rows() {
     let status = run(promptmill(&dir).args(["status", "out.jsonl.promptmill.db"]));
     assert!(status.stdout.contains("failed, collected"), "{}", status.stdout);
     assert!(status.stdout.contains("error: mock_failed"), "{}", status.stdout);
+    // The batches block belongs to the table: after the usage lines, never before the job's.
+    let at = |needle: &str| status.stdout.find(needle).unwrap_or(usize::MAX);
+    assert!(
+        at("checkpoint ") < at("batches (as last seen"),
+        "the batches come after the job's lines:\n{}",
+        status.stdout
+    );
     let rows = dir.jsonl("out.jsonl");
     assert!(rows
         .iter()
