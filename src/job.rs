@@ -105,8 +105,8 @@ fn version_one() -> u32 {
 }
 
 /// The job as stored: the spec plus what was resolved when the input was read. Built from
-/// types of the job's own (`job::settings`, and the domain types of input, output, provider and
-/// models), never from configuration or command-line types.
+/// types of the job's own (`job::settings`, the family id, and the input's and the models'
+/// domain types), never from configuration or command-line types.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     /// [`JOB_RECORD_VERSION`] when written by this build; 1 for records written before.
@@ -120,7 +120,7 @@ pub struct JobRecord {
     /// OpenAI-compatible or Azure (with its deployment); checkpoints made before Azure support
     /// read as OpenAI.
     #[serde(default)]
-    pub provider: crate::provider::Provider,
+    pub provider: settings::Provider,
     /// Extra headers whose values are safe to store (see `config::is_secret_header`).
     pub headers: Vec<(String, String)>,
     /// Names of headers that were given but not stored because they look like credentials;
@@ -131,7 +131,7 @@ pub struct JobRecord {
     /// The limits the job last ran under; a resume keeps them unless flags say otherwise.
     #[serde(default)]
     pub send: settings::SendLimits,
-    pub output: crate::output::OutputSpec,
+    pub output: settings::OutputSpec,
     /// Input field names in first-seen order (the CSV header, or every JSONL key seen).
     pub columns: Vec<String>,
     pub tool_version: String,
@@ -147,7 +147,7 @@ pub struct JobRecord {
     pub batch: settings::BatchSettings,
     /// The `--profile` the job's settings last came from, and which settings it gave.
     #[serde(default)]
-    pub profile: Option<crate::profile::ProfileUse>,
+    pub profile: Option<settings::ProfileUse>,
     /// `--limit`: only rows numbered 1..=N are sent. Set (or cleared) by each `run`, kept by
     /// `resume`. Not part of the spec: changing it extends the same job.
     #[serde(default)]
@@ -212,7 +212,7 @@ impl JobRecord {
 impl JobRecord {
     /// A complete job record for tests of the store and the pipeline.
     pub(crate) fn example() -> JobRecord {
-        use crate::output::{OutputFormat, OutputSpec};
+        use settings::{OutputFormat, OutputSpec};
 
         JobRecord {
             version: JOB_RECORD_VERSION,
@@ -231,7 +231,7 @@ impl JobRecord {
             },
             endpoint: Endpoint::Chat,
             base_url: "http://127.0.0.1:9/v1".into(),
-            provider: crate::provider::Provider::OpenAi,
+            provider: settings::Provider::OpenAi,
             headers: vec![],
             withheld_headers: vec![],
             api_key_env: "OPENAI_API_KEY".into(),

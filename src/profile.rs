@@ -20,7 +20,9 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+
+pub use crate::job::settings::ProfileUse;
 use toml::Spanned;
 
 use crate::provider::ProviderKind;
@@ -63,16 +65,6 @@ pub struct Profile {
     pub name: String,
     pub file: PathBuf,
     pub settings: Settings,
-}
-
-/// Which profile a job's settings came from, and which settings it gave (the others came from
-/// flags, the stored job or the defaults). Stored in the job for `status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProfileUse {
-    pub name: String,
-    pub file: PathBuf,
-    /// The settings the profile gave, by their flag names (`--rpm`, …).
-    pub gave: Vec<String>,
 }
 
 /// Why a profile could not be used; every message names the file (and the line, when there is

@@ -14,11 +14,12 @@
 //! may not change it; the API version only decides the wire format's revision and may change.
 //! Flags and environment variables are read in `config.rs`; this module only knows URLs.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::base_url;
 use crate::error::ConfigError;
 use crate::family::AzureSupport;
+pub use crate::job::settings::Provider;
 use crate::job::Endpoint;
 
 /// `--provider`: the kind of API, as the command line names it.
@@ -44,19 +45,6 @@ impl ProviderKind {
 
 /// Azure's GA data-plane inference API version used when none is given.
 pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
-
-/// Where a job's requests go, beyond the base URL. Stored in the job record.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Provider {
-    #[default]
-    #[serde(rename = "openai")]
-    OpenAi,
-    Azure {
-        deployment: String,
-        api_version: String,
-    },
-}
 
 /// The header that carries the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

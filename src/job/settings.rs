@@ -1,9 +1,13 @@
-//! The sending settings a job keeps in its record: the limits it ran under ([`SendLimits`]),
-//! how it sends ([`Mode`], [`BatchSettings`]) and their defaults. They are persisted types,
-//! so they live here beside the record, not in the configuration that fills them (`config`)
-//! or the flags that name them (`cli`, which only knows their names: `cli/choices.rs`).
+//! The settings a job keeps in its record: the limits it ran under ([`SendLimits`]), how it
+//! sends ([`Mode`], [`BatchSettings`]) and their defaults, where its requests go ([`Provider`])
+//! and its results ([`OutputSpec`]), and the profile they came from ([`ProfileUse`]). They are
+//! persisted types, so they live here beside the record, not in the modules that act on them
+//! (`provider`, `output`, `profile` keep their behaviour, as `impl` blocks there), the
+//! configuration that fills them (`config`) or the flags that name them (`cli`, which only knows
+//! their names: `cli/choices.rs`).
 
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -78,4 +82,51 @@ impl Default for SendLimits {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
     }
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputFormat {
+    /// One JSON object per row: id, input fields, completion, finish reason, usage, cost, model,
+    /// error.
+    Jsonl,
+    /// The same as CSV columns (usage split into columns).
+    Csv,
+    /// OpenAI Batch output lines (`BatchRequestOutput`), with the full response bodies.
+    OpenaiBatch,
+    /// Typed columns: id, row, the input fields (with their Parquet types), status, completion,
+    /// finish reason, usage counts, cost, model, response id, error.
+    Parquet,
+}
+
+/// Where the results of a job go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputSpec {
+    /// The file, or `-` for standard output ([`OutputSpec::is_stdout`]).
+    pub path: PathBuf,
+    pub format: OutputFormat,
+}
+
+/// Where a job's requests go, beyond the base URL. Stored in the job record.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Provider {
+    #[default]
+    #[serde(rename = "openai")]
+    OpenAi,
+    Azure {
+        deployment: String,
+        api_version: String,
+    },
+}
+
+/// Which profile a job's settings came from, and which settings it gave (the others came from
+/// flags, the stored job or the defaults). Stored in the job for `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileUse {
+    pub name: String,
+    pub file: PathBuf,
+    /// The settings the profile gave, by their flag names (`--rpm`, …).
+    pub gave: Vec<String>,
 }

@@ -14,32 +14,17 @@ mod parquet;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+pub use crate::job::settings::{OutputFormat, OutputSpec};
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
 
 use crate::files;
 use crate::paths;
 use crate::store::{ExportRow, FileStamp, Store};
 
-/// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OutputFormat {
-    /// One JSON object per row: id, input fields, completion, finish reason, usage, cost, model,
-    /// error.
-    Jsonl,
-    /// The same as CSV columns (usage split into columns).
-    Csv,
-    /// OpenAI Batch output lines (`BatchRequestOutput`), with the full response bodies.
-    OpenaiBatch,
-    /// Typed columns: id, row, the input fields (with their Parquet types), status, completion,
-    /// finish reason, usage counts, cost, model, response id, error.
-    Parquet,
-}
-
 impl OutputFormat {
+    /// The format a file name's extension says, if it says one.
     pub fn from_path(path: &Path) -> Option<OutputFormat> {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "jsonl" | "ndjson" => Some(OutputFormat::Jsonl),
@@ -48,14 +33,6 @@ impl OutputFormat {
             _ => None,
         }
     }
-}
-
-/// Where the results of a job go.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutputSpec {
-    /// The file, or `-` for standard output ([`OutputSpec::is_stdout`]).
-    pub path: PathBuf,
-    pub format: OutputFormat,
 }
 
 impl OutputSpec {
