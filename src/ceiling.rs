@@ -1,5 +1,6 @@
 //! The cost before the money: the one line printed before a new job's first paid request (how
-//! many rows go to which model, and the most they can cost), and the `--confirm` question.
+//! many rows go to which model, and the most they can cost). The `--confirm` question after it
+//! is `confirm.rs`'s.
 //!
 //! The ceiling is every pending row's worst case: its prompt tokens at the input price plus its
 //! `max_tokens` × `n` (or the model's output cap, when the row sets no maximum) at the output
@@ -8,7 +9,6 @@
 //! actually spent is the ledger's business ([`crate::budget`]).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal, Write};
 
 use crate::estimate::report::{dollars, thousands};
 use crate::models::{Billed, ModelInfo};
@@ -183,25 +183,6 @@ fn rounded_up(v: f64) -> f64 {
     };
     // A hair under, so that float noise in an exact amount does not add a step.
     ((v / step) - 1e-9).ceil() * step
-}
-
-/// Why `--confirm` cannot be honoured here.
-pub const NEEDS_TERMINAL: &str =
-    "a confirmation needs a terminal on standard input; it never waits on a pipe or a file. \
-     Drop --confirm (the cost line before the first request says what will be sent), or run from a terminal";
-
-/// Whether `--confirm` can ask: standard input and standard error are terminals.
-pub fn can_ask() -> bool {
-    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
-}
-
-/// Asks "Send? [y/N]" on the terminal; true only for an answer starting with y.
-pub fn ask() -> std::io::Result<bool> {
-    eprint!("Send? [y/N] ");
-    std::io::stderr().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    Ok(matches!(answer.trim().chars().next(), Some('y' | 'Y')))
 }
 
 #[cfg(test)]

@@ -42,6 +42,7 @@ pub mod ceiling;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod confirm;
 pub mod error;
 pub mod estimate;
 pub mod family;

@@ -2,7 +2,8 @@
 //!
 //! Its `Debug` and `Display` show `[redacted]`, so a key cannot reach a log line, an error or a
 //! `{:?}` of a config by accident. The only way to the value is [`ApiKey::expose`], used in one
-//! place: building the `Authorization` header, which is itself marked sensitive.
+//! place: building the `Authorization` header, which is itself marked sensitive. Which other
+//! headers hold credentials ([`is_secret_header`]) is decided here too.
 
 use std::fmt;
 
@@ -35,14 +36,14 @@ impl fmt::Display for ApiKey {
 }
 
 /// `--header`s as `{:?}` shows them: the value of a header whose name looks like a credential
-/// (see [`crate::config::is_secret_header`]) is `[redacted]`. For the hand-written `Debug` of
+/// (see [`is_secret_header`]) is `[redacted]`. For the hand-written `Debug` of
 /// every struct that holds headers.
 pub struct RedactedHeaders<'a>(pub &'a [(String, String)]);
 
 impl fmt::Debug for RedactedHeaders<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shown = self.0.iter().map(|(name, value)| {
-            let value = if crate::config::is_secret_header(name) {
+            let value = if is_secret_header(name) {
                 "[redacted]"
             } else {
                 value.as_str()
@@ -51,6 +52,23 @@ impl fmt::Debug for RedactedHeaders<'_> {
         });
         f.debug_list().entries(shown).finish()
     }
+}
+
+/// Headers whose values look like credentials: never stored, never logged.
+pub fn is_secret_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "key",
+        "token",
+        "secret",
+        "auth",
+        "password",
+        "cookie",
+        "credential",
+        "signature",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
 }
 
 #[cfg(test)]

@@ -32,6 +32,9 @@ use crate::provider::KeyHeader;
 use crate::secret::ApiKey;
 use crate::stall::Stalls;
 
+/// The default `--max-response-size`: far above any real completion (16 MiB).
+pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 16 << 20;
+
 /// Where and how to send. Its `Debug` shows neither the key nor credential headers.
 #[derive(Clone)]
 pub struct HttpSettings {
@@ -144,7 +147,7 @@ fn builder(settings: &HttpSettings) -> anyhow::Result<reqwest::ClientBuilder> {
         }
         let mut value = HeaderValue::from_str(value)
             .map_err(|_| anyhow::anyhow!("--header: the value of `{name}` is not a valid header value"))?;
-        if crate::config::is_secret_header(name.as_str()) {
+        if crate::secret::is_secret_header(name.as_str()) {
             value.set_sensitive(true);
         }
         headers.insert(name, value);
@@ -284,7 +287,7 @@ mod tests {
                 ("X-Team".into(), "blue".into()),
             ],
             timeout: Duration::from_secs(5),
-            max_response: crate::config::DEFAULT_MAX_RESPONSE_SIZE,
+            max_response: DEFAULT_MAX_RESPONSE_SIZE,
             key_header: crate::provider::KeyHeader::Bearer,
         }
     }

@@ -87,34 +87,7 @@ pub struct RequestCounts {
     pub failed: u64,
 }
 
-/// `BatchError`: why a batch (or one line of its input) failed validation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchError {
-    #[serde(default)]
-    pub code: Option<String>,
-    #[serde(default)]
-    pub message: Option<String>,
-    #[serde(default)]
-    pub param: Option<String>,
-    #[serde(default)]
-    pub line: Option<u64>,
-}
-
-impl std::fmt::Display for BatchError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if let Some(line) = self.line {
-            write!(f, "line {line}: ")?;
-        }
-        if let Some(code) = &self.code {
-            write!(f, "{code}: ")?;
-        }
-        f.write_str(self.message.as_deref().unwrap_or("(no message)"))?;
-        if let Some(param) = &self.param {
-            write!(f, " (param `{param}`)")?;
-        }
-        Ok(())
-    }
-}
+pub use crate::store::BatchError;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct BatchErrors {
@@ -151,6 +124,21 @@ impl Batch {
 
     pub fn error_list(&self) -> &[BatchError] {
         self.errors.as_ref().map_or(&[], |e| &e.data)
+    }
+
+    /// What the checkpoint records of this batch as it was seen.
+    pub fn seen(&self) -> crate::store::BatchSeen<'_> {
+        let c = self.counts();
+        crate::store::BatchSeen {
+            id: &self.id,
+            status: self.status.as_str(),
+            completed: c.completed,
+            failed: c.failed,
+            total: c.total,
+            errors: self.error_list(),
+            output_file_id: self.output_file_id.as_deref(),
+            error_file_id: self.error_file_id.as_deref(),
+        }
     }
 }
 

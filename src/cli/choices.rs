@@ -11,7 +11,7 @@ use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 
 use crate::cli::Mode;
 use crate::input::InputFormat;
-use crate::output::OutputFormat;
+use crate::job::settings::OutputFormat;
 use crate::provider::ProviderKind;
 
 /// A domain enum a flag chooses among: its values, their names and help, in the order shown.

@@ -11,8 +11,8 @@ use super::choices;
 use super::values::parse_duration;
 use super::{SendArgs, CHECKPOINT, ESTIMATE, INPUT, OUTPUT, PROVIDER, REQUEST};
 use crate::input::InputFormat;
+use crate::job::settings::OutputFormat;
 use crate::job::Endpoint;
-use crate::output::OutputFormat;
 use crate::provider::ProviderKind;
 
 #[derive(Debug, Args, Clone)]

@@ -314,7 +314,7 @@ fn cancel_batches(api: &HttpBatchApi, store: &mut Store, open: &[PartRecord]) ->
             let id = part.batch_id.as_deref().unwrap_or_default();
             match api.cancel(id).await {
                 Ok(batch) => {
-                    store.record_batch(part.part, &batch)?;
+                    store.record_batch(part.part, &batch.seen())?;
                     eprintln!(
                         "promptmill: batch {} ({id}): {}",
                         part.part,

@@ -12,6 +12,7 @@ pub use crate::job::settings::{
     BatchSettings, SendLimits, BATCH_MAX_BYTES, BATCH_MAX_ROWS, DEFAULT_POLL_INTERVAL,
 };
 use crate::models::{PriceBook, PriceError};
+pub use crate::secret::is_secret_header;
 
 /// How requests are sent, as this command line asks; shared by `run` and `resume`. Its `Debug`
 /// redacts credential headers.
@@ -48,8 +49,7 @@ pub struct SendConfig {
     pub allow_http: bool,
 }
 
-/// The default `--max-response-size`: far above any real completion (16 MiB).
-pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 16 << 20;
+pub use crate::api::http::DEFAULT_MAX_RESPONSE_SIZE;
 
 impl std::fmt::Debug for SendConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -118,8 +118,8 @@ impl SendConfig {
                 "must be more than 0",
             ));
         }
-        if args.confirm && !crate::ceiling::can_ask() {
-            return Err(ConfigError::new("--confirm", crate::ceiling::NEEDS_TERMINAL));
+        if args.confirm && !crate::confirm::can_ask() {
+            return Err(ConfigError::new("--confirm", crate::confirm::NEEDS_TERMINAL));
         }
         let headers = args
             .headers
@@ -215,21 +215,4 @@ pub(super) fn parse_header(raw: &str) -> Result<(String, String), ConfigError> {
         ));
     }
     Ok((name.to_string(), value.trim().to_string()))
-}
-
-/// Headers whose values look like credentials: never stored, never logged.
-pub fn is_secret_header(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    [
-        "key",
-        "token",
-        "secret",
-        "auth",
-        "password",
-        "cookie",
-        "credential",
-        "signature",
-    ]
-    .iter()
-    .any(|w| n.contains(w))
 }

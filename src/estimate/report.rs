@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::SendLimits;
+use crate::job::settings::SendLimits;
 use crate::models::{PriceBook, Prices};
 
 use super::calibrate::PromptRatio;
@@ -177,7 +177,7 @@ pub struct BatchPlan {
 const LINE_ENVELOPE: u64 = 80;
 
 /// The files the rows of `scan` make under `b`'s limits.
-fn batch_plan(scan: &Scan, b: &crate::config::BatchSettings) -> BatchPlan {
+fn batch_plan(scan: &Scan, b: &crate::job::settings::BatchSettings) -> BatchPlan {
     let mut plan = BatchPlan {
         files: 0,
         bytes: 0,
@@ -202,7 +202,7 @@ pub struct Assumptions<'a> {
     pub prompt_ratios: Option<&'a std::collections::BTreeMap<String, PromptRatio>>,
     pub skip_invalid: bool,
     /// `--mode batch`: the Batch API's limits.
-    pub batch: Option<&'a crate::config::BatchSettings>,
+    pub batch: Option<&'a crate::job::settings::BatchSettings>,
 }
 
 impl Report {

@@ -8,7 +8,7 @@ use rusqlite::{params, Transaction};
 
 use super::writer::{record_outcome, Outcome, OutcomeKind};
 use super::{now_ms, stage, Store};
-use crate::api::Completion;
+use crate::family::Completion;
 
 /// Counts of one collection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

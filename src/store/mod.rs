@@ -46,7 +46,7 @@ pub use counts::Counts;
 pub use export::ExportRow;
 pub use ingest::{Duplicate, Ingest, NewRow};
 pub use outputs::FileStamp;
-pub use parts::{stage, PartRecord};
+pub use parts::{stage, BatchError, BatchSeen, PartRecord};
 pub use plan::{Candidate, Measure, Measured, PartLimits};
 pub use runs::RunRecord;
 pub use sample::SamplePrompt;

@@ -11,9 +11,53 @@
 //! batches before sending it again.
 
 use rusqlite::params;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{now_ms, Store};
+
+/// A provider's batch as a poll (or a create) showed it: what the checkpoint records of it.
+/// Built by the batch client from its wire type (`batch::wire::Batch::seen`).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSeen<'a> {
+    pub id: &'a str,
+    /// The provider's status, e.g. `in_progress`.
+    pub status: &'a str,
+    pub completed: u64,
+    pub failed: u64,
+    pub total: u64,
+    pub errors: &'a [BatchError],
+    pub output_file_id: Option<&'a str>,
+    pub error_file_id: Option<&'a str>,
+}
+
+/// `BatchError`: why a batch (or one line of its input) failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchError {
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub param: Option<String>,
+    #[serde(default)]
+    pub line: Option<u64>,
+}
+
+impl std::fmt::Display for BatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        if let Some(code) = &self.code {
+            write!(f, "{code}: ")?;
+        }
+        f.write_str(self.message.as_deref().unwrap_or("(no message)"))?;
+        if let Some(param) = &self.param {
+            write!(f, " (param `{param}`)")?;
+        }
+        Ok(())
+    }
+}
 
 /// How far a part got.
 pub mod stage {
@@ -48,7 +92,7 @@ pub struct PartRecord {
     pub failed: u64,
     pub total: u64,
     /// The batch's `errors.data`, when it failed validation.
-    pub errors: Vec<crate::batch::wire::BatchError>,
+    pub errors: Vec<BatchError>,
     pub output_file_id: Option<String>,
     pub error_file_id: Option<String>,
     /// When the part was planned (unix ms).
@@ -176,12 +220,11 @@ impl Store {
     }
 
     /// The part's batch exists (created now, or found after a crash), and how it stands.
-    pub fn record_batch(&self, part: i64, batch: &crate::batch::wire::Batch) -> anyhow::Result<()> {
-        let c = batch.counts();
-        let errors = if batch.error_list().is_empty() {
+    pub fn record_batch(&self, part: i64, batch: &BatchSeen<'_>) -> anyhow::Result<()> {
+        let errors = if batch.errors.is_empty() {
             None
         } else {
-            Some(serde_json::to_string(batch.error_list())?)
+            Some(serde_json::to_string(batch.errors)?)
         };
         self.conn.execute(
             "UPDATE parts SET stage = CASE WHEN stage IN ('collected', 'released') THEN stage ELSE ?1 END,
@@ -192,10 +235,10 @@ impl Store {
             params![
                 stage::SUBMITTED,
                 batch.id,
-                batch.status.as_str(),
-                c.completed as i64,
-                c.failed as i64,
-                c.total as i64,
+                batch.status,
+                batch.completed as i64,
+                batch.failed as i64,
+                batch.total as i64,
                 errors,
                 batch.output_file_id,
                 batch.error_file_id,
@@ -206,10 +249,10 @@ impl Store {
         let seen = super::batch_states::BatchState {
             part,
             at: now_ms(),
-            status: batch.status.as_str().to_string(),
-            completed: c.completed,
-            failed: c.failed,
-            total: c.total,
+            status: batch.status.to_string(),
+            completed: batch.completed,
+            failed: batch.failed,
+            total: batch.total,
         };
         super::batch_states::note(&self.conn, &seen)?;
         Ok(())

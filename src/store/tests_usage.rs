@@ -4,7 +4,7 @@
 use super::tests::store_with;
 use super::writer::{record_outcome, Outcome, OutcomeKind};
 use super::*;
-use crate::api::{Completion, Usage};
+use crate::family::{Completion, Usage};
 
 fn done(seq: i64, usage: Usage) -> Outcome {
     Outcome {

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::tests::{invalid, job, store_with, valid};
 use super::writer::{self, Claimed, Outcome, OutcomeKind, StoreHandle};
 use super::*;
-use crate::api::{Completion, Usage};
+use crate::family::{Completion, Usage};
 use crate::stats::Stats;
 
 struct Running {

@@ -3,7 +3,7 @@
 //! absurd count (written before it was checked, or edited) still opens, and the count adds
 //! nothing.
 
-use crate::api::MAX_TOKENS;
+use crate::family::MAX_TOKENS;
 
 /// The SQL sum of a usage column over the selected rows, counting only values that can be true
 /// (whole numbers from 0 to [`MAX_TOKENS`]): a checkpoint that holds an absurd count (written

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{now_ms, state, Store};
-use crate::api::Completion;
+use crate::family::Completion;
 use crate::stats::Stats;
 
 /// How many messages one transaction applies at most.

@@ -11,7 +11,7 @@ impl<'a, A: BatchApi> Driver<'a, A> {
             return Ok(Polled::Same);
         };
         let batch = self.call(|| self.api.retrieve(&id)).await?;
-        self.store.record_batch(part.part, &batch)?;
+        self.store.record_batch(part.part, &batch.seen())?;
         let changed = self.show(part.part, &batch);
         if batch.status.is_terminal() {
             self.collect(part.part, &batch).await?;

@@ -189,7 +189,7 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         let answer = self.unless_stopped(self.api.create(&request)).await?;
         match answer {
             Ok(batch) => {
-                self.store.record_batch(part.part, &batch)?;
+                self.store.record_batch(part.part, &batch.seen())?;
                 self.say(format!(
                     "batch {}: submitted as {} ({} rows, model {})",
                     part.part,
@@ -286,7 +286,7 @@ impl<'a, A: BatchApi> Driver<'a, A> {
                 .iter()
                 .find(|b| b.input_file_id.as_deref() == Some(file_id.as_str()))
             {
-                self.store.record_batch(part.part, b)?;
+                self.store.record_batch(part.part, &b.seen())?;
                 self.say(format!(
                     "batch {}: found {}, created by an earlier attempt",
                     part.part, b.id

@@ -129,7 +129,7 @@ fn cost_line(
         )
         .map_err(|e| explain(db_path, e))?;
         eprintln!("{ceiling}");
-        if send.confirm && !crate::ceiling::ask()? {
+        if send.confirm && !crate::confirm::ask()? {
             eprintln!(
                 "promptmill: nothing sent. The job is in {}; run the same command again to send it.",
                 db_path.display()
