@@ -115,82 +115,66 @@ pub(crate) fn find(prompt: &str) -> Option<Result<Directive, String>> {
 }
 
 fn parse(body: &str) -> Result<Directive, String> {
-    let (mut status, mut fail_times, mut quota, mut retry_after) = (None, None, false, None);
-    let mut shape = None;
-    let mut details: Option<Details> = None;
+    let mut parsed = Parsed::default();
     for pair in body.split(':') {
         let (key, value) = pair
             .split_once('=')
             .ok_or_else(|| format!("`{pair}` is not key=value"))?;
+        parsed.take(key.trim(), value)?;
+    }
+    parsed.finish()
+}
+
+/// A directive's pairs as read so far.
+#[derive(Default)]
+struct Parsed {
+    status: Option<StatusCode>,
+    fail_times: Option<u64>,
+    quota: bool,
+    retry_after: Option<RetryHint>,
+    shape: Option<Shape>,
+    details: Option<Details>,
+}
+
+impl Parsed {
+    /// Takes one `key=value` pair.
+    fn take(&mut self, key: &str, value: &str) -> Result<(), String> {
         let number = |what: &str| {
             value
                 .trim()
                 .parse::<u64>()
                 .map_err(|_| format!("{what} `{value}` is not a number"))
         };
-        match key.trim() {
-            "status" => {
-                let code: u16 = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("status `{value}` is not a number"))?;
-                if !(400..=599).contains(&code) {
-                    return Err(format!("status {code} is not an error status (400..=599)"));
-                }
-                status = StatusCode::from_u16(code).ok();
-            }
-            "fail-times" => {
-                let k = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("fail-times `{value}` is not a number"))?;
-                fail_times = Some(k);
-            }
+        match key {
+            "status" => self.status = Some(error_status(value)?),
+            "fail-times" => self.fail_times = Some(number("fail-times")?),
             "code" => match value.trim() {
-                "insufficient_quota" => quota = true,
+                "insufficient_quota" => self.quota = true,
                 other => {
                     return Err(format!(
                         "code `{other}` is not known (expected insufficient_quota)"
                     ))
                 }
             },
-            "reply" => {
-                shape = Some(match value.trim() {
-                    "truncated" => Shape::Truncated,
-                    "lone-surrogate" => Shape::LoneSurrogate,
-                    "not-utf8" => Shape::NotUtf8,
-                    "no-choices" => Shape::NoChoices,
-                    "content-filter" => Shape::ContentFilter,
-                    other => {
-                        return Err(format!(
-                            "reply `{other}` is not known (expected truncated, lone-surrogate, \
-                             not-utf8, no-choices or content-filter)"
-                        ))
-                    }
-                })
-            }
+            "reply" => self.shape = Some(reply(value)?),
             "usage" => {
                 let text = value.trim();
                 if serde_json::from_str::<serde_json::Number>(text).is_err() {
                     return Err(format!("usage `{value}` is not a JSON number"));
                 }
-                shape = Some(Shape::PromptTokens(text.into()));
+                self.shape = Some(Shape::PromptTokens(text.into()));
             }
-            "size" => shape = Some(Shape::Size(number("size")?)),
-            "cached" => details.get_or_insert_with(Details::default).cached = Some(number("cached")?),
-            "cache-creation" => {
-                details.get_or_insert_with(Details::default).cache_creation = Some(number("cache-creation")?)
+            "size" => self.shape = Some(Shape::Size(number("size")?)),
+            "cached" => self.detail().cached = Some(number("cached")?),
+            "cache-creation" => self.detail().cache_creation = Some(number("cache-creation")?),
+            "reasoning" => self.detail().reasoning = Some(number("reasoning")?),
+            "prompt-tokens" => self.detail().prompt_tokens = Some(number("prompt-tokens")?),
+            "retry-after" => self.retry_after = Some(RetryHint::Seconds(number("retry-after")?)),
+            "retry-after-ms" => self.retry_after = Some(RetryHint::Millis(number("retry-after-ms")?)),
+            "retry-after-date" => self.retry_after = Some(RetryHint::Date(number("retry-after-date")?)),
+            "retry-after-date-ago" => {
+                self.retry_after = Some(RetryHint::DateAgo(number("retry-after-date-ago")?))
             }
-            "reasoning" => {
-                details.get_or_insert_with(Details::default).reasoning = Some(number("reasoning")?)
-            }
-            "prompt-tokens" => {
-                details.get_or_insert_with(Details::default).prompt_tokens = Some(number("prompt-tokens")?)
-            }
-            "retry-after" => retry_after = Some(RetryHint::Seconds(number("retry-after")?)),
-            "retry-after-ms" => retry_after = Some(RetryHint::Millis(number("retry-after-ms")?)),
-            "retry-after-date" => retry_after = Some(RetryHint::Date(number("retry-after-date")?)),
-            "retry-after-date-ago" => retry_after = Some(RetryHint::DateAgo(number("retry-after-date-ago")?)),
             other => {
                 return Err(format!(
                     "unknown key `{other}` (expected status, fail-times, code, retry-after, \
@@ -199,45 +183,84 @@ fn parse(body: &str) -> Result<Directive, String> {
                 ))
             }
         }
+        Ok(())
     }
-    if let Some(details) = details {
-        if shape.is_some() {
-            return Err(
-                "cached=, cache-creation=, reasoning= and prompt-tokens= shape a normal answer: \
-                 they take no reply=, usage= or size="
-                    .into(),
-            );
-        }
-        shape = Some(Shape::Details(details));
+
+    fn detail(&mut self) -> &mut Details {
+        self.details.get_or_insert_with(Details::default)
     }
-    if let Some(shape) = shape {
-        if status.is_some() || quota || retry_after.is_some() {
-            return Err(
-                "reply=, usage=, size= and the usage details shape a 200 answer: they take no status, \
-                 code or retry hint"
-                    .into(),
-            );
+
+    /// The directive the pairs make, or why they do not make one.
+    fn finish(self) -> Result<Directive, String> {
+        let mut shape = self.shape;
+        if let Some(details) = self.details {
+            if shape.is_some() {
+                return Err(
+                    "cached=, cache-creation=, reasoning= and prompt-tokens= shape a normal answer: \
+                     they take no reply=, usage= or size="
+                        .into(),
+                );
+            }
+            shape = Some(Shape::Details(details));
         }
-        return Ok(Directive {
-            fault: Fault::Shape(shape),
-            fail_times,
-            quota: false,
-            retry_after: None,
-        });
+        if let Some(shape) = shape {
+            if self.status.is_some() || self.quota || self.retry_after.is_some() {
+                return Err(
+                    "reply=, usage=, size= and the usage details shape a 200 answer: they take no status, \
+                     code or retry hint"
+                        .into(),
+                );
+            }
+            return Ok(Directive {
+                fault: Fault::Shape(shape),
+                fail_times: self.fail_times,
+                quota: false,
+                retry_after: None,
+            });
+        }
+        let status = match (self.status, self.quota) {
+            (None, true) => StatusCode::TOO_MANY_REQUESTS,
+            (Some(s), true) if s != StatusCode::TOO_MANY_REQUESTS => {
+                return Err("code=insufficient_quota comes with status 429".into())
+            }
+            (Some(s), _) => s,
+            (None, false) => return Err("missing status=NNN".into()),
+        };
+        Ok(Directive {
+            fault: Fault::Status(status),
+            fail_times: self.fail_times,
+            quota: self.quota,
+            retry_after: self.retry_after,
+        })
     }
-    let status = match (status, quota) {
-        (None, true) => StatusCode::TOO_MANY_REQUESTS,
-        (Some(s), true) if s != StatusCode::TOO_MANY_REQUESTS => {
-            return Err("code=insufficient_quota comes with status 429".into())
+}
+
+/// `status=NNN`: an error status, 400..=599.
+fn error_status(value: &str) -> Result<StatusCode, String> {
+    let code: u16 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("status `{value}` is not a number"))?;
+    if !(400..=599).contains(&code) {
+        return Err(format!("status {code} is not an error status (400..=599)"));
+    }
+    StatusCode::from_u16(code).map_err(|e| format!("status {code}: {e}"))
+}
+
+/// `reply=KIND`: a 200 whose body is shaped wrong on purpose.
+fn reply(value: &str) -> Result<Shape, String> {
+    Ok(match value.trim() {
+        "truncated" => Shape::Truncated,
+        "lone-surrogate" => Shape::LoneSurrogate,
+        "not-utf8" => Shape::NotUtf8,
+        "no-choices" => Shape::NoChoices,
+        "content-filter" => Shape::ContentFilter,
+        other => {
+            return Err(format!(
+                "reply `{other}` is not known (expected truncated, lone-surrogate, \
+                 not-utf8, no-choices or content-filter)"
+            ))
         }
-        (Some(s), _) => s,
-        (None, false) => return Err("missing status=NNN".into()),
-    };
-    Ok(Directive {
-        fault: Fault::Status(status),
-        fail_times,
-        quota,
-        retry_after,
     })
 }
 
