@@ -177,6 +177,74 @@ struct CreateBody {
 
 /// `POST /v1/batches`.
 pub(crate) fn create(state: &State, request: &Request<'_>) -> Handled {
+    let asked = read_create(request)?;
+    let input = batch_input(state, &asked.input_file_id)?;
+    let Asked {
+        input_file_id,
+        endpoint,
+        metadata,
+        header,
+    } = asked;
+    let dialect = request.dialect;
+    let store = &state.batches;
+    let nth_create = store.creates.fetch_add(1, Relaxed) + 1;
+    let hook = store.drop_create.filter(|d| d.nth == nth_create);
+    if hook.is_some_and(|d| !d.after) {
+        return Err(Refusal::Drop);
+    }
+    let mut problems = input.check(dialect.endpoint_path(endpoint));
+    let batch = {
+        let mut batches = lock(&store.batches);
+        let seq = batches.len() as u64 + 1;
+        let outcome = store.outcomes.choose(seq, header);
+        if outcome == Outcome::Failed && problems.is_empty() {
+            problems.push(LineError {
+                code: "mock_failed",
+                message: "mock: this batch was made to fail (X-Mock-Batch-Outcome or --batch-outcome)."
+                    .into(),
+                param: None,
+                line: None,
+            });
+        }
+        let batch = Arc::new(Mutex::new(Batch {
+            id: make_id(ID_PREFIX, seq),
+            seq,
+            endpoint,
+            dialect,
+            input_file_id,
+            metadata,
+            created_at: unix_now(),
+            input,
+            outcome,
+            problems,
+            status: Status::Validating,
+            polls: 0,
+            times: Times::default(),
+            run: Run::default(),
+            output_file_id: None,
+            error_file_id: None,
+        }));
+        batches.push(Arc::clone(&batch));
+        batch
+    };
+    state.stats.count(Event::BatchCreated);
+    if hook.is_some() {
+        return Err(Refusal::Drop);
+    }
+    let body = to_bytes(&lock(&batch).object());
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// What a `POST /v1/batches` asks for, checked as the API checks it.
+struct Asked {
+    input_file_id: String,
+    endpoint: Endpoint,
+    metadata: Option<serde_json::Map<String, Value>>,
+    /// The outcome `X-Mock-Batch-Outcome` asks for.
+    header: Option<Outcome>,
+}
+
+fn read_create(request: &Request<'_>) -> Result<Asked, Refusal> {
     let body: CreateBody = serde_json::from_slice(&request.body).map_err(|err| {
         ApiError::for_status(StatusCode::BAD_REQUEST, format!("Invalid request body: {err}"))
     })?;
@@ -225,7 +293,18 @@ pub(crate) fn create(state: &State, request: &Request<'_>) -> Handled {
             })?)
         }
     };
-    let file = state.files.get(&input_file_id).ok_or_else(|| {
+    Ok(Asked {
+        input_file_id,
+        endpoint,
+        metadata,
+        header,
+    })
+}
+
+/// The rows of the batch input file `input_file_id`: it exists, is processed and has purpose
+/// `batch`.
+fn batch_input(state: &State, input_file_id: &str) -> Result<Arc<ParsedInput>, Refusal> {
+    let file = state.files.get(input_file_id).ok_or_else(|| {
         ApiError::for_status(
             StatusCode::NOT_FOUND,
             format!("No such File object: {input_file_id}"),
@@ -242,63 +321,14 @@ pub(crate) fn create(state: &State, request: &Request<'_>) -> Handled {
         )
         .into());
     }
-    let input = file.batch_input.clone().ok_or_else(|| {
-        invalid(
-            "input_file_id",
-            format!(
-                "The input file {input_file_id} has purpose '{}'; a batch needs a file with purpose 'batch'.",
-                file.purpose
-            ),
-        )
-    })?;
-
-    let store = &state.batches;
-    let nth_create = store.creates.fetch_add(1, Relaxed) + 1;
-    let hook = store.drop_create.filter(|d| d.nth == nth_create);
-    if hook.is_some_and(|d| !d.after) {
-        return Err(Refusal::Drop);
-    }
-    let mut problems = input.check(dialect.endpoint_path(endpoint));
-    let batch = {
-        let mut batches = lock(&store.batches);
-        let seq = batches.len() as u64 + 1;
-        let outcome = store.outcomes.choose(seq, header);
-        if outcome == Outcome::Failed && problems.is_empty() {
-            problems.push(LineError {
-                code: "mock_failed",
-                message: "mock: this batch was made to fail (X-Mock-Batch-Outcome or --batch-outcome)."
-                    .into(),
-                param: None,
-                line: None,
-            });
-        }
-        let batch = Arc::new(Mutex::new(Batch {
-            id: make_id(ID_PREFIX, seq),
-            seq,
-            endpoint,
-            dialect,
-            input_file_id,
-            metadata,
-            created_at: unix_now(),
-            input,
-            outcome,
-            problems,
-            status: Status::Validating,
-            polls: 0,
-            times: Times::default(),
-            run: Run::default(),
-            output_file_id: None,
-            error_file_id: None,
-        }));
-        batches.push(Arc::clone(&batch));
-        batch
+    let Some(input) = file.batch_input.clone() else {
+        let why = format!(
+            "The input file {input_file_id} has purpose '{}'; a batch needs a file with purpose 'batch'.",
+            file.purpose
+        );
+        return Err(invalid("input_file_id", why).into());
     };
-    state.stats.count(Event::BatchCreated);
-    if hook.is_some() {
-        return Err(Refusal::Drop);
-    }
-    let body = to_bytes(&lock(&batch).object());
-    Ok(json_response(StatusCode::OK, body))
+    Ok(input)
 }
 
 /// `GET /v1/batches/{id}`: counts as a poll and moves the batch along.
