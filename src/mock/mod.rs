@@ -22,6 +22,7 @@
 //!
 //! This file only wires the subcommand: bind, announce, serve until a signal.
 
+mod answering;
 mod batch_api;
 mod batch_lines;
 mod batch_outcome;
@@ -38,6 +39,7 @@ mod limits;
 mod log;
 mod reply;
 mod responses;
+mod routes;
 mod server;
 mod service;
 mod shapes;

@@ -29,18 +29,20 @@ use hyper::header::{HeaderMap, AUTHORIZATION};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use super::answering::{answer_body, Answered};
+use super::answering::{bad_body, respond, server_error};
 use super::batch_api::{self, BatchRoute, Dialect, Refusal};
 use super::batches::BatchStore;
 use super::config::MockConfig;
-use super::directives::Fault as DirectiveFault;
-use super::directives::{self, FailTimes, RetryHint};
-use super::errors::{json_response, ApiError, Body, RetryForm};
+use super::directives::FailTimes;
+use super::errors::{json_response, ApiError, Body};
 use super::family::Parsed;
 use super::faults::{self, Fault, Faults, Rng};
 use super::files::FileStore;
 use super::limits::{Limits, Snapshot};
 use super::log::{Entry, RequestLog};
-use super::reply::{self, Reply, Stamp, Usage};
+use super::reply::{self, Stamp, Usage};
+use super::routes::{is_api, route, Route};
 use super::stats::{Outcome, Stats};
 use super::wire;
 
@@ -64,14 +66,14 @@ pub(crate) struct State {
     latency_jitter: Duration,
     seed: u64,
     faults: Faults,
-    retry_after: Duration,
+    pub(crate) retry_after: Duration,
     fail_first: u64,
     fail_status: StatusCode,
     unauthorized_after: Option<u64>,
     limits: Option<Limits>,
     /// --claim-tpm: the limit every answer reports, enforced by nobody.
     claim_tpm: Option<u64>,
-    fail_times: FailTimes,
+    pub(crate) fail_times: FailTimes,
     pub(crate) stats: Stats,
     log: Option<RequestLog>,
     /// API-family requests that passed auth, in arrival order (for --fail-first).
@@ -121,75 +123,6 @@ impl State {
             stop: CancellationToken::new(),
         })
     }
-}
-
-enum Route {
-    Completion(Endpoint),
-    /// Files and Batches: answered by `batch_api`.
-    Batch(BatchRoute),
-    Models,
-    WrongMethod,
-    NotFound,
-    /// An Azure deployment path without `?api-version=`: Azure answers 404.
-    NoApiVersion,
-}
-
-/// Whether a path belongs to the API (OpenAI's `/v1/…` or Azure's `/openai/…`) rather than to
-/// the mock's own control endpoints.
-fn is_api(path: &str) -> bool {
-    path.starts_with("/v1/") || path.starts_with("/openai/")
-}
-
-fn route(method: &Method, path: &str, query: Option<&str>) -> Route {
-    match batch_api::route(method, path) {
-        None => {}
-        Some(Ok(_)) if Dialect::of(path) == Dialect::Azure && !has_api_version(query) => {
-            return Route::NoApiVersion
-        }
-        Some(Ok(route)) => return Route::Batch(route),
-        Some(Err(batch_api::WrongMethod)) => return Route::WrongMethod,
-    }
-    let (wanted, route) = match path {
-        "/v1/chat/completions" => (Method::POST, Route::Completion(Endpoint::Chat)),
-        "/v1/completions" => (Method::POST, Route::Completion(Endpoint::Completions)),
-        "/v1/responses" => (Method::POST, Route::Completion(Endpoint::Responses)),
-        "/v1/embeddings" => (Method::POST, Route::Completion(Endpoint::Embeddings)),
-        "/v1/models" => (Method::GET, Route::Models),
-        "/openai/responses" if !has_api_version(query) => return Route::NoApiVersion,
-        "/openai/responses" => (Method::POST, Route::Completion(Endpoint::Responses)),
-        _ => match azure_endpoint(path) {
-            None => return Route::NotFound,
-            Some(_) if !has_api_version(query) => return Route::NoApiVersion,
-            Some(endpoint) => (Method::POST, Route::Completion(endpoint)),
-        },
-    };
-    if *method == wanted {
-        route
-    } else {
-        Route::WrongMethod
-    }
-}
-
-/// Azure OpenAI's deployment paths: `/openai/deployments/{name}/chat/completions`,
-/// `…/completions` and `…/embeddings`.
-fn azure_endpoint(path: &str) -> Option<Endpoint> {
-    let (deployment, rest) = path.strip_prefix("/openai/deployments/")?.split_once('/')?;
-    if deployment.is_empty() {
-        return None;
-    }
-    match rest {
-        "chat/completions" => Some(Endpoint::Chat),
-        "completions" => Some(Endpoint::Completions),
-        "embeddings" => Some(Endpoint::Embeddings),
-        _ => None,
-    }
-}
-
-fn has_api_version(query: Option<&str>) -> bool {
-    query.is_some_and(|q| {
-        q.split('&')
-            .any(|pair| pair.strip_prefix("api-version=").is_some_and(|v| !v.is_empty()))
-    })
 }
 
 /// What to do with a request once its checks have run.
@@ -283,7 +216,7 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
         headers: &parts.headers,
         index,
     };
-    let mut decision = match route {
+    let decision = match route {
         _ if too_large => {
             let error = ApiError::for_status(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -301,17 +234,42 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
                     // A reference count, not a copy (`parsed` borrows `body` for the log).
                     body: body.clone(),
                 };
-                match batch_api::handle(&state, api, request).await {
-                    Ok(response) => Decision::new(Outcome::Ok, Action::Respond(response)),
-                    Err(Refusal::Error(error)) => Decision::error(Outcome::BadRequest, error),
-                    Err(Refusal::Drop) => Decision::new(Outcome::Dropped, Action::Reset),
-                }
+                batch_decision(&state, api, request).await
             }
         },
         route => decide(&state, &arrival, route, parsed.as_ref(), &mut rng),
     };
 
     let delay = faults::latency(state.latency, state.latency_jitter, &mut rng);
+    let entry = Entry {
+        arrived,
+        path,
+        query: parts.uri.query(),
+        credential: credential(&parts.headers),
+        status: decision.status(),
+        outcome: decision.outcome,
+        prompt,
+    };
+    deliver(&state, decision, delay, entry).await
+}
+
+/// A Files or Batches request's decision, as `batch_api` answers it.
+async fn batch_decision(state: &Arc<State>, api: BatchRoute, request: batch_api::Request<'_>) -> Decision {
+    match batch_api::handle(state, api, request).await {
+        Ok(response) => Decision::new(Outcome::Ok, Action::Respond(response)),
+        Err(Refusal::Error(error)) => Decision::error(Outcome::BadRequest, error),
+        Err(Refusal::Drop) => Decision::new(Outcome::Dropped, Action::Reset),
+    }
+}
+
+/// Carries a decision out: waits the latency, stamps the limit headers, counts and logs the
+/// request, then answers, drops the connection or hangs.
+async fn deliver(
+    state: &State,
+    mut decision: Decision,
+    delay: Duration,
+    entry: Entry<'_>,
+) -> Result<Response<Body>, Dropped> {
     if !delay.is_zero() {
         // On shutdown the wait is cut short and the answer sent at once.
         tokio::select! {
@@ -319,7 +277,6 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
             () = state.stop.cancelled() => {}
         }
     }
-
     if let (Some(limits), Action::Respond(response)) = (&state.limits, &mut decision.action) {
         // Answers that did not go through the limiter report its current state.
         let snapshot = decision.snapshot.unwrap_or_else(|| limits.peek());
@@ -330,18 +287,9 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
         headers.insert("x-ratelimit-limit-tokens", claimed.into());
         headers.insert("x-ratelimit-remaining-tokens", claimed.into());
     }
-    let status = decision.status();
-    state.stats.record(decision.outcome, status, decision.usage);
+    state.stats.record(decision.outcome, entry.status, decision.usage);
     if let Some(log) = &state.log {
-        log.write(&Entry {
-            arrived,
-            path,
-            query: parts.uri.query(),
-            credential: credential(&parts.headers),
-            status,
-            outcome: decision.outcome,
-            prompt,
-        });
+        log.write(&entry);
     }
     match decision.action {
         Action::Respond(response) => Ok(response),
@@ -502,106 +450,6 @@ fn answer(state: &State, parsed: &Parsed, index: u64, rng: &mut Rng) -> Decision
             }
         }
     }
-}
-
-/// What a completion body gets once the request-level checks (auth, --fail-first, limits,
-/// random faults) are done or do not apply: an error, or a reply with its usage.
-pub(crate) enum Answered {
-    Reply(Reply),
-    /// A 200 a directive asked for that is not the normal answer (its usage is not counted
-    /// unless the body is a well-formed completion).
-    Shaped(directives::Shaped),
-    Error(Outcome, ApiError),
-}
-
-fn bad_body(bad: &wire::BadRequest) -> ApiError {
-    ApiError::for_status(StatusCode::BAD_REQUEST, bad.message.clone()).with_param(bad.param)
-}
-
-/// A batch line's answer: exactly what a live request with this body gets from the same
-/// server when no fault, limit or --fail-first gets in the way.
-pub(crate) fn answer_body(state: &State, endpoint: Endpoint, body: &[u8], stamp: Stamp) -> Answered {
-    match Parsed::parse(endpoint, body) {
-        Ok(parsed) => respond(state, &parsed, stamp),
-        Err(bad) => Answered::Error(Outcome::BadRequest, bad_body(&bad)),
-    }
-}
-
-/// Directives, then the normal reply: the part of answering shared by live requests and batch
-/// lines.
-fn respond(state: &State, parsed: &Parsed, stamp: Stamp) -> Answered {
-    let text = parsed.directive_text();
-    match directives::find(text) {
-        None => {}
-        Some(Err(why)) => {
-            return Answered::Error(
-                Outcome::BadRequest,
-                ApiError::for_status(StatusCode::BAD_REQUEST, why),
-            )
-        }
-        Some(Ok(directive)) => {
-            let fails = match directive.fail_times {
-                None => true,
-                Some(times) => state.fail_times.should_fail(text, times),
-            };
-            let code = match directive.fault {
-                _ if !fails => None,
-                DirectiveFault::Shape(shape) => {
-                    return match parsed.shape(&shape, stamp) {
-                        Ok(shaped) => Answered::Shaped(shaped),
-                        Err(why) => Answered::Error(
-                            Outcome::BadRequest,
-                            ApiError::for_status(StatusCode::BAD_REQUEST, why),
-                        ),
-                    };
-                }
-                DirectiveFault::Status(code) => Some(code),
-            };
-            if let Some(code) = code {
-                let error = if directive.quota {
-                    ApiError::insufficient_quota()
-                } else {
-                    ApiError::for_status(
-                        code,
-                        format!("mock: status {} requested by the prompt", code.as_u16()),
-                    )
-                    .with_retry_after_if_429(state.retry_after)
-                };
-                let error = match directive.retry_after {
-                    None => error,
-                    Some(RetryHint::Seconds(s)) => {
-                        error.with_retry_hint(Duration::from_secs(s), RetryForm::Seconds)
-                    }
-                    Some(RetryHint::Millis(ms)) => {
-                        error.with_retry_hint(Duration::from_millis(ms), RetryForm::Millis)
-                    }
-                    Some(RetryHint::Date(s)) => {
-                        error.with_retry_hint(Duration::from_secs(s), RetryForm::Date)
-                    }
-                    Some(RetryHint::DateAgo(s)) => {
-                        error.with_retry_hint(Duration::from_secs(s), RetryForm::PastDate)
-                    }
-                };
-                return Answered::Error(Outcome::Directive, error);
-            }
-        }
-    }
-    Answered::Reply(parsed.reply(stamp))
-}
-
-fn server_error(code: u16) -> ApiError {
-    let (status, message) = match code {
-        502 => (StatusCode::BAD_GATEWAY, "Bad gateway."),
-        503 => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The engine is currently overloaded, please try again later.",
-        ),
-        _ => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "The server had an error while processing your request. Sorry about that!",
-        ),
-    };
-    ApiError::for_status(status, message)
 }
 
 /// Which headers carried a key, for the log: `bearer`, `api-key`, `both` or `none`.
