@@ -25,7 +25,7 @@ pub fn latency_histogram(v: &View) -> anyhow::Result<String> {
                 caption: "Latency of every attempt".into(),
                 x: (width * BINS as f64, "milliseconds"),
                 y: (ceiling, "attempts".into()),
-                y_label: Some(&|v| format!("{v:.0}")),
+                y_label: None,
             },
         )?;
         chart.draw_series(counts.iter().enumerate().map(|(i, &n)| {
