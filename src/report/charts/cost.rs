@@ -45,7 +45,7 @@ pub fn cost_over_time(r: &Report, v: &View) -> anyhow::Result<String> {
                 caption: "Cumulative cost against the estimate and the budget".into(),
                 x: (clock.span, "seconds"),
                 y: (ceiling, "dollars".into()),
-                y_label: Some(&|v| format!("${v:.4}")),
+                y_label: Some(&super::dollar_tick),
             },
         )?;
         line(&mut chart, points, BLUE, "spent")?;

@@ -81,6 +81,16 @@ pub fn tick(v: &f64) -> String {
     }
 }
 
+/// A dollar tick label: [`tick`] from a dollar up (`$250`, `$10k`), four decimals at most below
+/// one (`$0.0015`).
+pub fn dollar_tick(v: &f64) -> String {
+    if v.abs() >= 1.0 {
+        return format!("${}", tick(v));
+    }
+    let cents = format!("{v:.4}");
+    format!("${}", cents.trim_end_matches('0').trim_end_matches('.'))
+}
+
 /// A labelled line.
 fn line(chart: &mut Chart<'_, '_>, points: Vec<(f64, f64)>, color: RGBColor, label: &str) -> DrawResult {
     chart
@@ -160,5 +170,10 @@ mod tests {
             labels,
             ["0", "0.25", "2.5", "8", "50", "2000", "12.5k", "250k", "1M", "1.25M", "42M"]
         );
+        let dollars: Vec<String> = [0.0, 0.0015, 0.5, 2.5, 1000.0, 10_000.0]
+            .iter()
+            .map(super::dollar_tick)
+            .collect();
+        assert_eq!(dollars, ["$0", "$0.0015", "$0.5", "$2.5", "$1000", "$10k"]);
     }
 }
