@@ -4,9 +4,10 @@
 //! element; the page (`html.rs`) places them. Time axes are seconds since the view began.
 //!
 //! What every chart shares is here: the canvas ([`svg`]), the frame with its caption and axes
-//! ([`frame`]), lines, vertical marks and the legend. Each file beside this one draws one
-//! section's charts. Every series is bounded (buckets or samples of the span, or one mark per
-//! event), so a chart's size does not grow with the rows.
+//! ([`frame`]) with tick labels that stay short at any scale ([`tick`]), lines, vertical marks
+//! and the legend. Each file beside this one draws one section's charts. Every series is
+//! bounded (buckets or samples of the span, or one mark per bin of it:
+//! [`super::bins::MARK_BINS`]), so a chart's size does not grow with the rows.
 
 pub mod batches;
 pub mod cost;
