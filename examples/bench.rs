@@ -33,12 +33,18 @@
 //! Scenario 5 ("parquet"): a 1,000,000-row Parquet round trip, Parquet input -> mock -> Parquet
 //! output (`bench/parquet_trip.rs`; `--parquet-rows N`). Wall time, rows/s, CPU per row, peak RSS.
 //!
+//! Scenario 6 ("recording"): the throughput job (`--recording-rows N`, default 200,000) with and
+//! without per-attempt recording, alternating 3 pairs: median rows/s and CPU per row of each, and
+//! the overhead in % (`bench/recording.rs`).
+//!
 //! The mock server runs as a separate process, so its CPU is not counted against promptmill.
 
 #[path = "bench/mixed_text.rs"]
 mod mixed_text;
 #[path = "bench/parquet_trip.rs"]
 mod parquet_trip;
+#[path = "bench/recording.rs"]
+mod recording;
 
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -51,6 +57,7 @@ struct Args {
     estimate_rows: u64,
     batch_rows: u64,
     parquet_rows: u64,
+    recording_rows: u64,
     concurrency: usize,
     skip_tiktoken: bool,
 }
@@ -62,6 +69,7 @@ fn parse_args() -> Args {
         estimate_rows: 1_000_000,
         batch_rows: 1_000_000,
         parquet_rows: 1_000_000,
+        recording_rows: 200_000,
         concurrency: 64,
         skip_tiktoken: false,
     };
@@ -78,6 +86,7 @@ fn parse_args() -> Args {
             "--estimate-rows" => args.estimate_rows = value(),
             "--batch-rows" => args.batch_rows = value(),
             "--parquet-rows" => args.parquet_rows = value(),
+            "--recording-rows" => args.recording_rows = value(),
             "--concurrency" => args.concurrency = value() as usize,
             "--skip-tiktoken" => args.skip_tiktoken = true,
             _ => usage(),
@@ -88,7 +97,7 @@ fn parse_args() -> Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench [--rows N] [--latency-rows N] [--estimate-rows N] [--batch-rows N] [--parquet-rows N] [--concurrency N] [--skip-tiktoken]   (0 rows skips a scenario)"
+        "usage: bench [--rows N] [--latency-rows N] [--estimate-rows N] [--batch-rows N] [--parquet-rows N] [--recording-rows N] [--concurrency N] [--skip-tiktoken]   (0 rows skips a scenario)"
     );
     std::process::exit(2)
 }
@@ -116,6 +125,9 @@ fn main() {
     }
     if args.parquet_rows > 0 {
         parquet_trip::parquet_round_trip(&bin, dir.path(), args.parquet_rows, args.concurrency);
+    }
+    if args.recording_rows > 0 {
+        recording::recording_overhead(&bin, dir.path(), args.recording_rows, args.concurrency);
     }
 }
 

@@ -1,19 +1,21 @@
 //! What the run report shows, read from the checkpoint: the numbers `status --json` also shows
-//! (taken through the same store calls, so the two agree), the per-attempt records, the rows'
-//! ends, the batches and their states, the dry run's estimate, and the job's reproducibility
+//! (taken through the same store calls, so the two agree), the per-attempt records and the rows'
+//! ends (folded, never held), the batches and their states, the dry run's estimate, and the job's reproducibility
 //! facts (never a key, a credential header or a credential query parameter: the stored record
 //! has none, and headers are shown by name only).
 //!
 //! Everything here is computed once; the charts and the page only lay it out. The per-scope
-//! numbers (the whole job, each run) are [`View`]s.
+//! numbers (the whole job, each run) are [`View`]s. Nothing is held per attempt or per row:
+//! they stream through [`Tally`]s and a [`Timeline`], so a 1M-row job's report stays small.
 
 use serde::Serialize;
 
+use super::bins::Timeline;
 use super::estimate::Estimate;
 use super::scope::Scope;
+use super::tally::{Tally, TOP};
 pub use super::view::{ErrorKind, Percentiles};
 use super::view::{EtaContext, View};
-use crate::store::attempts::{RowEnd, StoredAttempt};
 use crate::store::batch_states::BatchState;
 use crate::store::{Counts, PartRecord, RunRecord, Store};
 
@@ -81,8 +83,6 @@ pub struct Report {
     pub numbers: Numbers,
     pub repro: Repro,
     pub runs: Vec<RunRecord>,
-    pub attempts: Vec<StoredAttempt>,
-    pub ends: Vec<RowEnd>,
     pub finish_reasons: Vec<(String, u64)>,
     pub row_errors: Vec<(String, u64)>,
     pub parts: Vec<PartRecord>,
@@ -98,26 +98,13 @@ impl Report {
             .ok_or_else(|| crate::error::CheckpointError::NoJob { db: db.to_path_buf() })?
             .for_storage();
         let runs = store.runs()?;
-        let attempts = store.attempts()?;
-        let (ends, finish_reasons) = store.row_ends()?;
         let rows = store.counts()?;
         let ctx = EtaContext {
             runs: &runs,
             total: rows.total,
             invalid: rows.invalid,
         };
-        let mut views = vec![View::of(
-            Scope::job(&runs, &attempts, &ends),
-            &attempts,
-            &ends,
-            &ctx,
-        )];
-        if runs.len() > 1 {
-            for i in 0..runs.len() {
-                let scope = Scope::run(&runs, i, &attempts, &ends);
-                views.push(View::of(scope, &attempts, &ends, &ctx));
-            }
-        }
+        let views = views(store, &runs, &ctx)?;
         let numbers = Numbers {
             retries: runs.iter().map(|r| r.retries.max(0) as u64).sum(),
             http_429: runs.iter().map(|r| r.http_429.max(0) as u64).sum(),
@@ -125,7 +112,7 @@ impl Report {
             cost: crate::budget::job_cost(store, &job)?,
             max_cost: job.max_cost,
             latency_ms: views[0].latency_ms,
-            attempts_recorded: attempts.len() as u64,
+            attempts_recorded: views[0].attempts,
             runs: runs
                 .iter()
                 .map(|r| RunNumbers {
@@ -146,14 +133,50 @@ impl Report {
             row_errors: store.top_errors(TOP_ERRORS)?,
             parts: store.parts()?,
             batch_states: store.batch_states()?,
+            finish_reasons: store.finish_reasons()?,
             numbers,
             runs,
-            attempts,
-            ends,
-            finish_reasons,
             views,
         })
     }
+}
+
+/// The whole job's view, then each run's when there was more than one: the scopes from SQL
+/// aggregates, then one streamed pass over the attempts (folded into each scope's [`Tally`])
+/// and one over the rows' ends (counted at the moments the views ask for).
+fn views(store: &Store, runs: &[RunRecord], ctx: &EtaContext<'_>) -> anyhow::Result<Vec<View>> {
+    let spans = store.attempt_spans()?;
+    let of_run = |run: i64| spans.iter().find(|s| s.0 == run).map(|s| (s.1, s.2));
+    let all = spans
+        .iter()
+        .map(|s| s.1)
+        .min()
+        .zip(spans.iter().map(|s| s.2).max());
+    let mut scopes = vec![Scope::job(runs, all, store.row_end_span(i64::MIN, i64::MAX)?)];
+    if runs.len() > 1 {
+        for (i, run) in runs.iter().enumerate() {
+            let (from, to) = Scope::run_window(runs, i);
+            scopes.push(Scope::run(
+                runs,
+                i,
+                of_run(run.run),
+                store.row_end_span(from, to)?,
+            ));
+        }
+    }
+    let mut tallies: Vec<Tally> = scopes.iter().map(Tally::new).collect();
+    store.each_attempt(&mut |a| tallies.iter_mut().for_each(|t| t.add(&a)))?;
+    let moments = scopes.iter().flat_map(|s| View::moments(s, ctx)).collect();
+    let mut timeline = Timeline::new(moments);
+    store.each_row_end(&mut |e| timeline.add(e.at, e.done))?;
+    timeline.seal();
+    tallies
+        .into_iter()
+        .map(|tally| {
+            let expensive = store.most_expensive(tally.scope().run, TOP)?;
+            Ok(View::of(tally, &timeline, ctx, expensive))
+        })
+        .collect()
 }
 
 fn repro(job: &crate::job::JobRecord, db: &std::path::Path) -> anyhow::Result<Repro> {

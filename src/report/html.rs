@@ -94,9 +94,9 @@ fn view(h: &mut String, r: &Report, v: &View, heading: &str) -> anyhow::Result<(
     )?;
     section(h, "Latency")?;
     tables::latency(h, v)?;
-    figure(h, &id("chart-latency"), charts::latency::latency_histogram(r, v))?;
+    figure(h, &id("chart-latency"), charts::latency::latency_histogram(v))?;
     section(h, "Tokens")?;
-    figure(h, &id("chart-tokens"), charts::latency::tokens_over_time(r, v))?;
+    figure(h, &id("chart-tokens"), charts::latency::tokens_over_time(v))?;
     section(h, "Cost")?;
     figure(h, &id("chart-cost"), charts::cost::cost_over_time(r, v))?;
     tables::cost(h, r, v)?;

@@ -3,7 +3,7 @@
 //! end belongs to the run that was going when it was settled), and gives the charts their time
 //! axis ([`Clock`]: seconds since the scope began).
 
-use crate::store::attempts::{RowEnd, StoredAttempt};
+use crate::store::attempts::StoredAttempt;
 use crate::store::RunRecord;
 
 /// The whole job, or one run.
@@ -18,13 +18,17 @@ pub struct Scope {
     pub to: i64,
 }
 
+/// The first and last moments of some records (unix ms), `None` when there are none.
+pub type Span = Option<(i64, i64)>;
+
 impl Scope {
-    /// The whole job, from its first run (or record) to its last record.
-    pub fn job(runs: &[RunRecord], attempts: &[StoredAttempt], ends: &[RowEnd]) -> Scope {
+    /// The whole job, from its first run (or record) to its last record: `attempts` spans the
+    /// attempts' starts to their ends, `ends` the rows' ends.
+    pub fn job(runs: &[RunRecord], attempts: Span, ends: Span) -> Scope {
         let firsts = runs.iter().map(|r| r.started_at);
         let from = firsts
-            .chain(attempts.iter().map(|a| a.started_at))
-            .chain(ends.iter().map(|e| e.at))
+            .chain(attempts.map(|s| s.0))
+            .chain(ends.map(|s| s.0))
             .min()
             .unwrap_or(0);
         Scope {
@@ -32,32 +36,32 @@ impl Scope {
             title: "The whole job".into(),
             run: None,
             from,
-            to: last_moment(runs.iter(), attempts.iter(), ends.iter()).max(from),
+            to: last_moment(runs.iter(), attempts, ends).max(from),
         }
     }
 
-    /// Run `runs[i]`: from its start to its last record (before the next run began).
-    pub fn run(runs: &[RunRecord], i: usize, attempts: &[StoredAttempt], ends: &[RowEnd]) -> Scope {
+    /// Run `runs[i]`: from its start to its last record (before the next run began):
+    /// `attempts` spans its own attempts, `ends` the rows settled from its start until the next
+    /// run's ([`Scope::run_window`]).
+    pub fn run(runs: &[RunRecord], i: usize, attempts: Span, ends: Span) -> Scope {
         let run = &runs[i];
-        let next = runs.get(i + 1).map_or(i64::MAX, |n| n.started_at);
-        let own = attempts.iter().filter(|a| a.run == run.run);
-        let settled = ends.iter().filter(|e| e.at >= run.started_at && e.at < next);
         Scope {
             key: format!("run-{}-", run.run),
             title: format!("Run {}", run.run),
             run: Some(run.run),
             from: run.started_at,
-            to: last_moment(std::iter::once(run), own, settled).max(run.started_at),
+            to: last_moment(std::iter::once(run), attempts, ends).max(run.started_at),
         }
+    }
+
+    /// The moments `[from, to)` whose row ends belong to run `runs[i]`.
+    pub fn run_window(runs: &[RunRecord], i: usize) -> (i64, i64) {
+        let next = runs.get(i + 1).map_or(i64::MAX, |n| n.started_at);
+        (runs[i].started_at, next)
     }
 
     pub fn holds(&self, a: &StoredAttempt) -> bool {
         self.run.is_none_or(|r| a.run == r)
-    }
-
-    /// The scope's attempts, in the order they were sent.
-    pub fn attempts<'a>(&'a self, all: &'a [StoredAttempt]) -> impl Iterator<Item = &'a StoredAttempt> + 'a {
-        all.iter().filter(|a| self.holds(a))
     }
 
     /// The id of this scope's copy of element `id`.
@@ -66,14 +70,10 @@ impl Scope {
     }
 }
 
-fn last_moment<'a>(
-    runs: impl Iterator<Item = &'a RunRecord>,
-    attempts: impl Iterator<Item = &'a StoredAttempt>,
-    ends: impl Iterator<Item = &'a RowEnd>,
-) -> i64 {
+fn last_moment<'a>(runs: impl Iterator<Item = &'a RunRecord>, attempts: Span, ends: Span) -> i64 {
     let runs = runs.filter_map(|r| r.ended_at.or(r.updated_at));
-    runs.chain(attempts.map(|a| a.started_at + a.latency_ms))
-        .chain(ends.map(|e| e.at))
+    runs.chain(attempts.map(|s| s.1))
+        .chain(ends.map(|s| s.1))
         .max()
         .unwrap_or(0)
 }

@@ -16,8 +16,20 @@ fn run(run: i64, started_at: i64, ended_at: i64) -> RunRecord {
     }
 }
 
-fn ends(at: &[i64]) -> Vec<RowEnd> {
-    at.iter().map(|&at| RowEnd { at, done: true }).collect()
+/// Rows done at `ends`, as the report's timeline counts them at the moments `scope` asks for.
+fn timeline(scope: &Scope, ctx: &EtaContext<'_>, ends: &[i64]) -> Timeline {
+    let mut t = Timeline::new(View::moments(scope, ctx));
+    for &at in ends {
+        t.add(at, true);
+    }
+    t.seal();
+    t
+}
+
+/// The first and last of `ends` within `[from, to)`.
+fn span(ends: &[i64], from: i64, to: i64) -> crate::report::scope::Span {
+    let within = || ends.iter().copied().filter(|&e| e >= from && e < to);
+    within().min().zip(within().max())
 }
 
 #[test]
@@ -33,14 +45,14 @@ fn percentiles_are_nearest_rank() {
 fn the_eta_is_the_progress_lines_rows_left_over_the_runs_rate() {
     // 20 rows, 2 skipped as invalid; a 12 s run settles a row a second from 1 s to 6 s.
     let runs = [run(1, 0, 12_000)];
-    let ends = ends(&[1_000, 2_000, 3_000, 4_000, 5_000, 6_000]);
+    let ends = [1_000, 2_000, 3_000, 4_000, 5_000, 6_000];
     let ctx = EtaContext {
         runs: &runs,
         total: 20,
         invalid: 2,
     };
-    let scope = Scope::job(&runs, &[], &ends);
-    let eta = eta(&scope, &ends, &ctx);
+    let scope = Scope::job(&runs, None, span(&ends, i64::MIN, i64::MAX));
+    let eta = eta(&scope, &timeline(&scope, &ctx, &ends), &ctx);
     let at = |secs: f64| {
         eta.iter()
             .find(|(t, _)| (t - secs).abs() < 1e-9)
@@ -59,18 +71,19 @@ fn the_eta_is_the_progress_lines_rows_left_over_the_runs_rate() {
 #[test]
 fn a_later_run_counts_the_rows_settled_before_it_as_its_baseline() {
     let runs = [run(1, 0, 4_000), run(2, 10_000, 14_000)];
-    let ends = ends(&[1_000, 2_000, 11_000, 12_000]);
+    let ends = [1_000, 2_000, 11_000, 12_000];
     let ctx = EtaContext {
         runs: &runs,
         total: 6,
         invalid: 0,
     };
-    let scope = Scope::run(&runs, 1, &[], &ends);
+    let (from, to) = Scope::run_window(&runs, 1);
+    let scope = Scope::run(&runs, 1, None, span(&ends, from, to));
     assert_eq!(
         (scope.from, scope.to, scope.key.as_str()),
         (10_000, 14_000, "run-2-")
     );
-    let eta = eta(&scope, &ends, &ctx);
+    let eta = eta(&scope, &timeline(&scope, &ctx, &ends), &ctx);
     // 2 s into run 2: 2 rows in 2 s; 6 - 2 before - 2 = 2 left: 2 s.
     let two = eta
         .iter()

@@ -3,7 +3,7 @@
 //! and the limits as they changed).
 //!
 //! Written by the checkpoint writer in the transaction that records the row's outcome (never a
-//! commit of their own), read back whole by the report. Batch-mode rows have no attempts: their
+//! commit of their own), read back by the report, streamed ([`Store::each_attempt`]) or as SQL aggregates. Batch-mode rows have no attempts: their
 //! story is the parts table. Each record is small (about 40 bytes with SQLite's overhead for a
 //! row that succeeds on its first attempt; NULLs cost one header byte), so a job of 1M rows
 //! holds about 40 MB of them beside its prompts and completions.
@@ -144,8 +144,9 @@ pub(crate) fn record(conn: &Connection, run: i64, seq: i64, tries: &[Attempt]) -
 }
 
 impl Store {
-    /// Every attempt of the job, in the order they were sent.
-    pub fn attempts(&self) -> anyhow::Result<Vec<StoredAttempt>> {
+    /// Calls `each` with every attempt of the job, in the order they were sent, one at a time
+    /// (streamed from SQLite: memory does not grow with the attempts).
+    pub fn each_attempt(&self, each: &mut dyn FnMut(StoredAttempt)) -> anyhow::Result<()> {
         let mut stmt = self.conn.prepare(
             "SELECT a.run, a.seq, r.id, a.started_at, a.latency_ms, a.status, a.class, a.wait_ms,
                     a.paused, a.window, a.limits_changed, a.rpm, a.tpm, a.prompt_tokens,
@@ -153,51 +154,100 @@ impl Store {
              FROM attempts a JOIN rows r ON r.seq = a.seq
              ORDER BY a.started_at, a.rowid",
         )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            each(StoredAttempt {
+                run: r.get(0)?,
+                seq: r.get(1)?,
+                id: r.get(2)?,
+                started_at: r.get(3)?,
+                latency_ms: r.get(4)?,
+                status: r.get(5)?,
+                class: r.get(6)?,
+                wait_ms: r.get(7)?,
+                paused: r.get::<_, Option<i64>>(8)?.is_some(),
+                window: r.get(9)?,
+                limits_changed: r.get::<_, Option<i64>>(10)?.is_some(),
+                rpm: r.get(11)?,
+                tpm: r.get(12)?,
+                prompt_tokens: r.get(13)?,
+                completion_tokens: r.get(14)?,
+                cached_tokens: r.get(15)?,
+                reasoning_tokens: r.get(16)?,
+                cost_nanos: r.get::<_, Option<i64>>(17)?.unwrap_or(0),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every attempt of the job in one `Vec`: for tests and small jobs (the report streams them
+    /// through [`Store::each_attempt`]).
+    pub fn attempts(&self) -> anyhow::Result<Vec<StoredAttempt>> {
+        let mut all = Vec::new();
+        self.each_attempt(&mut |a| all.push(a))?;
+        Ok(all)
+    }
+
+    /// Each run's attempts' first start and last end (start + latency), unix ms.
+    pub fn attempt_spans(&self) -> anyhow::Result<Vec<(i64, i64, i64)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT run, min(started_at), max(started_at + latency_ms) FROM attempts GROUP BY run",
+        )?;
+        let spans = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(spans)
+    }
+
+    /// The first and last end of the rows settled in `[from, to)` (unix ms), as
+    /// [`Store::each_row_end`] counts them; `None` when none was.
+    pub fn row_end_span(&self, from: i64, to: i64) -> anyhow::Result<Option<(i64, i64)>> {
+        let span = self.conn.query_row(
+            "SELECT min(updated_at), max(updated_at) FROM rows
+             WHERE invalid = 0 AND part IS NULL AND state IN ('done', 'failed')
+               AND updated_at >= ?1 AND updated_at < ?2",
+            params![from, to],
+            |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?)),
+        )?;
+        Ok(span.0.zip(span.1))
+    }
+
+    /// The `n` rows whose recorded attempts (of run `run`, or of every run) cost most, with their
+    /// billionths of a dollar: most first, ties by row id.
+    pub fn most_expensive(&self, run: Option<i64>, n: usize) -> anyhow::Result<Vec<(String, i64)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT r.id, sum(a.cost_nanos) FROM attempts a JOIN rows r ON r.seq = a.seq
+             WHERE a.cost_nanos > 0 AND (?1 IS NULL OR a.run = ?1)
+             GROUP BY r.id ORDER BY 2 DESC, 1 LIMIT ?2",
+        )?;
         let rows = stmt
-            .query_map([], |r| {
-                Ok(StoredAttempt {
-                    run: r.get(0)?,
-                    seq: r.get(1)?,
-                    id: r.get(2)?,
-                    started_at: r.get(3)?,
-                    latency_ms: r.get(4)?,
-                    status: r.get(5)?,
-                    class: r.get(6)?,
-                    wait_ms: r.get(7)?,
-                    paused: r.get::<_, Option<i64>>(8)?.is_some(),
-                    window: r.get(9)?,
-                    limits_changed: r.get::<_, Option<i64>>(10)?.is_some(),
-                    rpm: r.get(11)?,
-                    tpm: r.get(12)?,
-                    prompt_tokens: r.get(13)?,
-                    completion_tokens: r.get(14)?,
-                    cached_tokens: r.get(15)?,
-                    reasoning_tokens: r.get(16)?,
-                    cost_nanos: r.get::<_, Option<i64>>(17)?.unwrap_or(0),
-                })
-            })?
+            .query_map(params![run, n as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
         Ok(rows)
     }
 }
 
 impl Store {
-    /// When each sent row was settled (done or failed, in that order of time), and the done
-    /// rows' finish reasons with their counts. Batch-mode rows are left out of the timeline
-    /// (the parts tell their story) but counted in the finish reasons.
-    pub fn row_ends(&self) -> anyhow::Result<(Vec<RowEnd>, FinishReasons)> {
+    /// Calls `each` with when each sent row was settled (done or failed), in order of time,
+    /// streamed. Batch-mode rows are left out (the parts tell their story).
+    pub fn each_row_end(&self, each: &mut dyn FnMut(RowEnd)) -> anyhow::Result<()> {
         let mut stmt = self.conn.prepare(
             "SELECT updated_at, state = 'done' FROM rows
              WHERE invalid = 0 AND part IS NULL AND state IN ('done', 'failed') ORDER BY updated_at",
         )?;
-        let ends = stmt
-            .query_map([], |r| {
-                Ok(RowEnd {
-                    at: r.get(0)?,
-                    done: r.get(1)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            each(RowEnd {
+                at: r.get(0)?,
+                done: r.get(1)?,
+            });
+        }
+        Ok(())
+    }
+
+    /// The done rows' finish reasons with their counts, most frequent first (batch-mode rows
+    /// included).
+    pub fn finish_reasons(&self) -> anyhow::Result<FinishReasons> {
         let mut stmt = self.conn.prepare(
             "SELECT coalesce(finish_reason, '(none given)'), count(*) FROM rows
              WHERE state = 'done' GROUP BY 1 ORDER BY 2 DESC",
@@ -205,7 +255,7 @@ impl Store {
         let reasons = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?
             .collect::<Result<_, _>>()?;
-        Ok((ends, reasons))
+        Ok(reasons)
     }
 }
 

@@ -1,7 +1,8 @@
 //! The Cost section's chart: the job's cumulative cost against the dry run's estimate for its
 //! rows (the prompts' cost, and the most it can cost) and the `--max-cost` budget when there
 //! was one. A run's view starts from what the runs before it spent, so its line meets the same
-//! budget.
+//! budget. The line has a point per bin of the span (at most [`crate::report::bins::MARK_BINS`]),
+//! at the bin's end, whatever the number of attempts.
 
 use plotters::prelude::*;
 
@@ -12,19 +13,13 @@ use crate::report::view::View;
 
 pub fn cost_over_time(r: &Report, v: &View) -> anyhow::Result<String> {
     let clock = Clock::of(&v.scope);
-    let mut total = 0.0;
-    let mut points = vec![(0.0, 0.0)];
-    for a in r.attempts.iter().filter(|a| a.cost_nanos > 0) {
-        let end = a.started_at + a.latency_ms;
-        if end > v.scope.to {
-            continue;
-        }
-        total += a.cost_nanos as f64 / 1e9;
-        if end < v.scope.from {
-            points[0].1 = total;
-        } else if v.scope.holds(a) {
-            points.push((clock.at(end), total));
-        }
+    let t = &v.tally;
+    let mut total = t.cost_before;
+    let mut points = vec![(0.0, total)];
+    let width = clock.span / t.cost_bins.len() as f64;
+    for (i, dollars) in t.cost_bins.iter().enumerate().filter(|b| *b.1 > 0.0) {
+        total += dollars;
+        points.push((((i + 1) as f64 * width).min(clock.span), total));
     }
     points.push((clock.span, total));
     let budget = r.numbers.max_cost;
@@ -50,7 +45,7 @@ pub fn cost_over_time(r: &Report, v: &View) -> anyhow::Result<String> {
                 caption: "Cumulative cost against the estimate and the budget".into(),
                 x: (clock.span, "seconds"),
                 y: (ceiling, "dollars".into()),
-                y_label: Some(&|v| format!("${v:.4}")),
+                y_label: Some(&super::dollar_tick),
             },
         )?;
         line(&mut chart, points, BLUE, "spent")?;

@@ -1,22 +1,21 @@
-//! The Latency and Tokens sections' charts: a histogram of attempt latencies, and prompt,
-//! cached, completion and reasoning tokens over time.
+//! The Latency and Tokens sections' charts: a histogram of attempt latencies (from the exact
+//! counts per millisecond), and prompt, cached, completion and reasoning tokens over time.
 
 use plotters::prelude::*;
 
 use super::{frame, legend, line, svg, top, Axes};
-use crate::report::data::Report;
 use crate::report::scope::Clock;
 use crate::report::view::View;
 
 /// A histogram of the view's attempt latencies, in 30 bins up to the slowest.
-pub fn latency_histogram(r: &Report, v: &View) -> anyhow::Result<String> {
+pub fn latency_histogram(v: &View) -> anyhow::Result<String> {
     const BINS: usize = 30;
     let max = v.latency_ms.max.max(1);
     let width = (max as f64 / BINS as f64).max(1.0);
     let mut counts = [0u64; BINS];
-    for a in v.scope.attempts(&r.attempts) {
-        let bin = ((a.latency_ms.max(0) as f64 / width) as usize).min(BINS - 1);
-        counts[bin] += 1;
+    for (ms, n) in v.tally.latencies.counts() {
+        let bin = ((ms.max(0) as f64 / width) as usize).min(BINS - 1);
+        counts[bin] += n;
     }
     let ceiling = top(counts.iter().map(|&n| n as f64));
     svg(|root| {
@@ -26,7 +25,7 @@ pub fn latency_histogram(r: &Report, v: &View) -> anyhow::Result<String> {
                 caption: "Latency of every attempt".into(),
                 x: (width * BINS as f64, "milliseconds"),
                 y: (ceiling, "attempts".into()),
-                y_label: Some(&|v| format!("{v:.0}")),
+                y_label: None,
             },
         )?;
         chart.draw_series(counts.iter().enumerate().map(|(i, &n)| {
@@ -38,21 +37,9 @@ pub fn latency_histogram(r: &Report, v: &View) -> anyhow::Result<String> {
 }
 
 /// Prompt, cached, completion and reasoning tokens per bucket of time.
-pub fn tokens_over_time(r: &Report, v: &View) -> anyhow::Result<String> {
+pub fn tokens_over_time(v: &View) -> anyhow::Result<String> {
     let clock = Clock::of(&v.scope);
-    let mut sums = vec![[0.0f64; 4]; clock.buckets()];
-    for a in v.scope.attempts(&r.attempts) {
-        let s = &mut sums[clock.index(a.started_at)];
-        let counts = [
-            a.prompt_tokens,
-            a.cached_tokens,
-            a.completion_tokens,
-            a.reasoning_tokens,
-        ];
-        for (k, n) in counts.into_iter().enumerate() {
-            s[k] += n.unwrap_or(0) as f64;
-        }
-    }
+    let sums = &v.tally.tokens;
     let ceiling = top(sums.iter().flatten().copied());
     let series = [
         ("prompt", BLUE),

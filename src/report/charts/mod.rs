@@ -4,9 +4,10 @@
 //! element; the page (`html.rs`) places them. Time axes are seconds since the view began.
 //!
 //! What every chart shares is here: the canvas ([`svg`]), the frame with its caption and axes
-//! ([`frame`]), lines, vertical marks and the legend. Each file beside this one draws one
-//! section's charts. Every series is bounded (buckets or samples of the span, or one mark per
-//! event), so a chart's size does not grow with the rows.
+//! ([`frame`]) with tick labels that stay short at any scale ([`tick`]), lines, vertical marks
+//! and the legend. Each file beside this one draws one section's charts. Every series is
+//! bounded (buckets or samples of the span, or one mark per bin of it:
+//! [`super::bins::MARK_BINS`]), so a chart's size does not grow with the rows.
 
 pub mod batches;
 pub mod cost;
@@ -43,7 +44,7 @@ struct Axes<'f> {
     caption: String,
     x: (f64, &'f str),
     y: (f64, String),
-    /// How the y labels read (plain numbers when `None`).
+    /// How the y labels read ([`tick`] when `None`).
     y_label: Option<&'f dyn Fn(&f64) -> String>,
 }
 
@@ -56,11 +57,39 @@ fn frame<'a, 'b>(root: &'a Area<'b>, axes: Axes<'_>) -> Result<Chart<'a, 'b>, Bo
         .build_cartesian_2d(0.0..axes.x.0, 0.0..axes.y.0)?;
     let mut mesh = chart.configure_mesh();
     mesh.x_desc(axes.x.1).y_desc(axes.y.1);
-    if let Some(f) = axes.y_label {
-        mesh.y_label_formatter(f);
-    }
+    mesh.x_label_formatter(&tick);
+    mesh.y_label_formatter(axes.y_label.unwrap_or(&tick));
     mesh.draw()?;
     Ok(chart)
+}
+
+/// A tick label that stays short at any scale: whole numbers without decimals, thousands and
+/// millions as `k` and `M` (a 1M-row job's axes read `250k`, `1M`, `40M`, not `40000000.0`).
+pub fn tick(v: &f64) -> String {
+    let a = v.abs();
+    let trim = |s: String| match s.contains('.') {
+        true => s.trim_end_matches('0').trim_end_matches('.').to_string(),
+        false => s,
+    };
+    if a >= 1e6 {
+        format!("{}M", trim(format!("{:.2}", v / 1e6)))
+    } else if a >= 1e4 {
+        format!("{}k", trim(format!("{:.1}", v / 1e3)))
+    } else if a >= 10.0 || a == 0.0 {
+        format!("{v:.0}")
+    } else {
+        trim(format!("{v:.2}"))
+    }
+}
+
+/// A dollar tick label: [`tick`] from a dollar up (`$250`, `$10k`), four decimals at most below
+/// one (`$0.0015`).
+pub fn dollar_tick(v: &f64) -> String {
+    if v.abs() >= 1.0 {
+        return format!("${}", tick(v));
+    }
+    let cents = format!("{v:.4}");
+    format!("${}", cents.trim_end_matches('0').trim_end_matches('.'))
 }
 
 /// A labelled line.
@@ -126,4 +155,26 @@ fn run_starts(r: &super::data::Report, v: &super::view::View) -> Vec<f64> {
         .skip(1)
         .map(|run| clock.at(run.started_at))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tick_labels_stay_short_at_any_scale() {
+        let labels: Vec<String> = [
+            0.0, 0.25, 2.5, 8.0, 50.0, 2000.0, 12_500.0, 250_000.0, 1e6, 1.25e6, 4.2e7,
+        ]
+        .iter()
+        .map(super::tick)
+        .collect();
+        assert_eq!(
+            labels,
+            ["0", "0.25", "2.5", "8", "50", "2000", "12.5k", "250k", "1M", "1.25M", "42M"]
+        );
+        let dollars: Vec<String> = [0.0, 0.0015, 0.5, 2.5, 1000.0, 10_000.0]
+            .iter()
+            .map(super::dollar_tick)
+            .collect();
+        assert_eq!(dollars, ["$0", "$0.0015", "$0.5", "$2.5", "$1000", "$10k"]);
+    }
 }

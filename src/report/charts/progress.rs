@@ -8,24 +8,14 @@ use crate::report::data::Report;
 use crate::report::scope::Clock;
 use crate::report::view::View;
 
-/// Points of the rows line: the counts at evenly spaced moments, however many rows settled.
-const POINTS: usize = 200;
-
 /// The job's rows done and failed (cumulative, rows settled before the view began included) at
 /// evenly spaced moments of the view.
 pub fn rows_over_time(r: &Report, v: &View) -> anyhow::Result<String> {
     let clock = Clock::of(&v.scope);
-    let (mut done, mut failed) = (Vec::new(), Vec::new());
-    let (mut d, mut f) = (0.0, 0.0);
-    let mut ends = r.ends.iter().peekable();
-    for t in clock.samples(POINTS) {
-        let until = clock.ms(t);
-        while let Some(e) = ends.next_if(|e| e.at <= until) {
-            *(if e.done { &mut d } else { &mut f }) += 1.0;
-        }
-        done.push((t, d));
-        failed.push((t, f));
-    }
+    let done: Vec<(f64, f64)> = v.rows.iter().map(|&(t, d, _)| (t, d as f64)).collect();
+    let failed: Vec<(f64, f64)> = v.rows.iter().map(|&(t, _, f)| (t, f as f64)).collect();
+    let last = |p: &[(f64, f64)]| p.last().map_or(0.0, |p| p.1);
+    let (d, f) = (last(&done), last(&failed));
     let starts = run_starts(r, v);
     svg(|root| {
         let ceiling = top([d, f].into_iter());

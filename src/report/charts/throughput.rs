@@ -1,14 +1,15 @@
 //! The Throughput section's charts: achieved requests/min or tokens/min against the limit in
 //! force (given by a flag or learned from the server), with each 429, each pause for a spent
-//! limit and each halving of the concurrency window marked on the time axis.
+//! limit and each halving of the concurrency window marked on the time axis (one mark per
+//! [`MARK_BINS`]th of the axis at most; the legend says so, with the count, when marks merged).
 
 use plotters::prelude::*;
 
 use super::{frame, legend, line, marks, step, svg, top, Axes};
+use crate::report::bins::{Marks, MARK_BINS};
 use crate::report::data::Report;
 use crate::report::scope::Clock;
 use crate::report::view::View;
-use crate::store::attempts::StoredAttempt;
 
 /// What a throughput chart counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,17 +19,11 @@ pub enum Per {
 }
 
 impl Per {
-    fn of(self, a: &StoredAttempt) -> f64 {
+    /// The view's count per bucket of its clock.
+    fn sums(self, v: &View) -> Vec<f64> {
         match self {
-            Per::Requests => 1.0,
-            Per::Tokens => (a.prompt_tokens.unwrap_or(0) + a.completion_tokens.unwrap_or(0)) as f64,
-        }
-    }
-
-    fn limit(self, rpm: Option<i64>, tpm: Option<i64>) -> Option<i64> {
-        match self {
-            Per::Requests => rpm,
-            Per::Tokens => tpm,
+            Per::Requests => v.tally.requests.clone(),
+            Per::Tokens => v.tally.tokens.iter().map(|t| t[0] + t[2]).collect(),
         }
     }
 
@@ -42,15 +37,10 @@ impl Per {
 
 /// The limit as it changed; from the view's last run's recorded limit when no answer changed it.
 fn limit_line(r: &Report, v: &View, clock: &Clock, per: Per) -> Vec<(f64, f64)> {
-    let mut limit: Vec<(f64, f64)> = v
-        .scope
-        .attempts(&r.attempts)
-        .filter(|a| a.limits_changed)
-        .filter_map(|a| {
-            per.limit(a.rpm, a.tpm)
-                .map(|n| (clock.at(a.started_at), n as f64))
-        })
-        .collect();
+    let mut limit = match per {
+        Per::Requests => v.tally.rpm.points(),
+        Per::Tokens => v.tally.tpm.points(),
+    };
     if limit.is_empty() {
         let run = r
             .runs
@@ -70,48 +60,35 @@ fn limit_line(r: &Report, v: &View, clock: &Clock, per: Per) -> Vec<(f64, f64)> 
     limit
 }
 
-/// When the window shrank (after the answer that shrank it).
-fn halvings(r: &Report, v: &View, clock: &Clock) -> Vec<f64> {
-    let mut out = Vec::new();
-    let mut window = None;
-    for a in v.scope.attempts(&r.attempts) {
-        if let (Some(before), Some(now)) = (window, a.window) {
-            if now < before {
-                out.push(clock.at(a.started_at + a.latency_ms));
-            }
-        }
-        window = a.window.or(window);
+/// How a kind of mark is named in the legend: with its count, and a note when some fell in the
+/// same bin as another and share its mark.
+fn mark_label(name: &str, marks: &Marks) -> String {
+    match marks.merged() {
+        true => format!("{name} ({}; one mark per 1/{MARK_BINS} of the axis)", marks.total),
+        false => name.to_string(),
     }
-    out
 }
 
 pub fn throughput(r: &Report, v: &View, per: Per) -> anyhow::Result<String> {
     let clock = Clock::of(&v.scope);
-    let mut sums = vec![0.0; clock.buckets()];
-    for a in v.scope.attempts(&r.attempts) {
-        sums[clock.index(a.started_at)] += per.of(a);
-    }
     let scale = 60.0 / clock.bucket();
-    let achieved: Vec<(f64, f64)> = sums
+    let achieved: Vec<(f64, f64)> = per
+        .sums(v)
         .iter()
         .enumerate()
         .map(|(i, n)| (i as f64 * clock.bucket(), n * scale))
         .collect();
     let limit = limit_line(r, v, &clock, per);
     let ceiling = top(achieved.iter().chain(&limit).map(|p| p.1));
-    let attempts = || v.scope.attempts(&r.attempts);
-    let http_429: Vec<f64> = attempts()
-        .filter(|a| a.status == Some(429))
-        .map(|a| clock.at(a.started_at))
-        .collect();
-    let pauses: Vec<(f64, f64)> = attempts()
-        .filter(|a| a.paused)
-        .map(|a| {
-            let from = clock.at(a.started_at + a.latency_ms);
-            (from, from + a.wait_ms.unwrap_or(0) as f64 / 1000.0)
-        })
-        .collect();
-    let halved = halvings(r, v, &clock);
+    let t = &v.tally;
+    let http_429 = t.http_429.xs();
+    let pauses = t.pauses.ranges();
+    let labels = [
+        mark_label("pause (a limit spent)", &t.pauses),
+        mark_label("429", &t.http_429),
+        mark_label("window halved", &t.halvings),
+    ];
+    let halved = t.halvings.xs();
     let what = per.name();
     svg(|root| {
         let mut chart = frame(
@@ -130,7 +107,7 @@ pub fn throughput(r: &Report, v: &View, per: Per) -> anyhow::Result<String> {
                     .iter()
                     .map(|&(a, b)| Rectangle::new([(a, 0.0), (b, ceiling)], shade.filled())),
             )?
-            .label("pause (a limit spent)")
+            .label(labels[0].as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], shade.filled()));
         line(&mut chart, achieved, BLUE, &format!("achieved {what}"))?;
         if !limit.is_empty() {
@@ -142,9 +119,9 @@ pub fn throughput(r: &Report, v: &View, per: Per) -> anyhow::Result<String> {
                     .iter()
                     .map(|&x| TriangleMarker::new((x, ceiling * 0.97), 5, RED.filled())),
             )?
-            .label("429")
+            .label(labels[1].as_str())
             .legend(|(x, y)| TriangleMarker::new((x + 10, y), 5, RED.filled()));
-        marks(&mut chart, &halved, ceiling, MAGENTA, "window halved")?;
+        marks(&mut chart, &halved, ceiling, MAGENTA, &labels[2])?;
         legend(&mut chart)
     })
 }
