@@ -11,6 +11,7 @@
 
 mod columns;
 mod nested;
+mod shape;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
