@@ -244,3 +244,6 @@ impl RowWriter for Parquet {
         Ok(self.writer.into_inner()?)
     }
 }
+
+#[cfg(test)]
+mod tests;
