@@ -132,7 +132,7 @@ fn put(node: &Node, value: Option<&Value>, rep: i16, def: i16, leaves: &mut [Lea
                 node.name
             ));
         }
-        return Ok(absent(node, rep, def, leaves));
+        return absent(node, rep, def, leaves);
     };
     let def = def + i16::from(node.optional);
     match &node.shape {
@@ -180,7 +180,7 @@ fn put(node: &Node, value: Option<&Value>, rep: i16, def: i16, leaves: &mut [Lea
                 items
             };
             if items.is_empty() {
-                return Ok(absent(node, rep, def, leaves));
+                return absent(node, rep, def, leaves);
             }
             items
                 .iter()
@@ -200,7 +200,7 @@ fn put(node: &Node, value: Option<&Value>, rep: i16, def: i16, leaves: &mut [Lea
                 ));
             };
             if entries.is_empty() {
-                return Ok(absent(node, rep, def, leaves));
+                return absent(node, rep, def, leaves);
             }
             entries.iter().enumerate().try_for_each(|(i, (k, v))| {
                 let r = if i == 0 { rep } else { *level };
@@ -221,10 +221,11 @@ fn unwrap(outer: &[Value]) -> Option<Vec<Value>> {
 }
 
 /// No value under `node` (null, or an empty list or map): every leaf gets the levels alone.
-fn absent(node: &Node, rep: i16, def: i16, leaves: &mut [Leaf]) {
+fn absent(node: &Node, rep: i16, def: i16, leaves: &mut [Leaf]) -> Result<(), String> {
     for leaf in &mut leaves[node.leaves.clone()] {
         leaf.levels(def, rep);
     }
+    Ok(())
 }
 
 /// A map's key as the value its leaf takes: text as it is, other keys parsed from their text.
