@@ -135,46 +135,28 @@ fn put(node: &Node, value: Option<&Value>, rep: i16, def: i16, leaves: &mut [Lea
         return absent(node, rep, def, leaves);
     };
     let def = def + i16::from(node.optional);
-    match &node.shape {
-        Shape::Leaf(kind) => leaf(*kind, value, &mut leaves[node.leaves.start], rep, def).ok_or_else(|| {
-            format!(
-                "`{}` is {} where the schema has a {kind:?}",
-                node.name,
-                crate::input::json_type_name(value)
-            )
-        }),
-        Shape::Struct(fields) => {
-            let Value::Object(object) = value else {
-                return Err(format!(
-                    "`{}` is {} where the schema has a struct",
-                    node.name,
-                    crate::input::json_type_name(value)
-                ));
-            };
-            fields
-                .iter()
-                .try_for_each(|f| put(f, object.get(&f.name), rep, def, leaves))
-        }
-        Shape::List {
-            rep: level,
-            item,
-            wrapped,
-        } => {
-            let Value::Array(items) = value else {
-                return Err(format!(
-                    "`{}` is {} where the schema has a list",
-                    node.name,
-                    crate::input::json_type_name(value)
-                ));
-            };
+    let wrong = |schema: &str| {
+        let found = crate::input::json_type_name(value);
+        format!("`{}` is {found} where the schema has {schema}", node.name)
+    };
+    match (&node.shape, value) {
+        (Shape::Leaf(kind), _) => leaf(*kind, value, &mut leaves[node.leaves.start], rep, def)
+            .ok_or_else(|| wrong(&format!("a {kind:?}"))),
+        (Shape::Struct(fields), Value::Object(object)) => fields
+            .iter()
+            .try_for_each(|f| put(f, object.get(&f.name), rep, def, leaves)),
+        (
+            Shape::List {
+                rep: level,
+                item,
+                wrapped,
+            },
+            Value::Array(items),
+        ) => {
             let unwrapped;
             let items = if *wrapped {
-                unwrapped = unwrap(items).ok_or_else(|| {
-                    format!(
-                        "`{}` is not a list of lists, as the reader gives a two-level list",
-                        node.name
-                    )
-                })?;
+                unwrapped =
+                    unwrap(items).ok_or_else(|| wrong("a two-level list (read as a list of lists)"))?;
                 &unwrapped
             } else {
                 items
@@ -187,18 +169,14 @@ fn put(node: &Node, value: Option<&Value>, rep: i16, def: i16, leaves: &mut [Lea
                 .enumerate()
                 .try_for_each(|(i, v)| put(item, Some(v), if i == 0 { rep } else { *level }, def + 1, leaves))
         }
-        Shape::Map {
-            rep: level,
-            key,
-            value: item,
-        } => {
-            let Value::Object(entries) = value else {
-                return Err(format!(
-                    "`{}` is {} where the schema has a map",
-                    node.name,
-                    crate::input::json_type_name(value)
-                ));
-            };
+        (
+            Shape::Map {
+                rep: level,
+                key,
+                value: item,
+            },
+            Value::Object(entries),
+        ) => {
             if entries.is_empty() {
                 return absent(node, rep, def, leaves);
             }
@@ -208,6 +186,9 @@ fn put(node: &Node, value: Option<&Value>, rep: i16, def: i16, leaves: &mut [Lea
                 put(item, Some(v), r, def + 1, leaves)
             })
         }
+        (Shape::Struct(_), _) => Err(wrong("a struct")),
+        (Shape::List { .. }, _) => Err(wrong("a list")),
+        (Shape::Map { .. }, _) => Err(wrong("a map")),
     }
 }
 
