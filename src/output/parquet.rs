@@ -6,8 +6,10 @@
 //! `completion_tokens`, `total_tokens`, `cached_tokens`, `reasoning_tokens` (int64, null where the
 //! server did not say), `cost` (double, dollars at the job's recorded prices, null when the model
 //! has none), `model`, `response_id`, `error`. Input columns named like another column are
-//! prefixed with `input.` as in CSV. The column buffers and their conversion live in
-//! `parquet/columns.rs`; this file owns the schema and the row groups.
+//! prefixed with `input.` as in CSV. A Parquet input's list, struct and map columns keep their
+//! Parquet type, from the schema the job recorded (`parquet/shape.rs`, `parquet/nested.rs`). The
+//! flat column buffers and their conversion live in `parquet/columns.rs`; this file owns the
+//! schema and the row groups.
 
 mod columns;
 mod nested;
