@@ -164,6 +164,12 @@ pub struct JobRecord {
     /// types them the same; empty for CSV and JSON Lines input (and older checkpoints).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub column_types: Vec<crate::input::ColumnType>,
+    /// The Parquet schema (message text) of each nested column (list, struct, map) of a Parquet
+    /// input, by name, so a Parquet output writes it with the same type. A separate field, not a
+    /// [`crate::input::ColumnType`] variant, so that older binaries still read the record; a
+    /// checkpoint made before it has none, and such columns are written as JSON text.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub column_schemas: BTreeMap<String, String>,
 }
 
 impl JobRecord {
@@ -249,6 +255,7 @@ impl JobRecord {
             limit: None,
             input_size: None,
             column_types: vec![],
+            column_schemas: BTreeMap::new(),
             withheld_params: vec![],
         }
     }

@@ -37,6 +37,8 @@ pub struct Loaded {
     pub columns: Vec<String>,
     /// How the columns are typed, for a Parquet input (see `input::ColumnType`); else empty.
     pub column_types: Vec<crate::input::ColumnType>,
+    /// The Parquet schema text of a Parquet input's nested columns, by name; else empty.
+    pub column_schemas: std::collections::BTreeMap<String, String>,
     pub fingerprint: String,
     /// The input's size in bytes, as fingerprinted.
     pub size: u64,
@@ -170,6 +172,7 @@ pub fn load(
         endpoint: preparer.endpoint(),
         columns: reader.columns().to_vec(),
         column_types: reader.column_types(),
+        column_schemas: reader.column_schemas(),
         fingerprint: reader.fingerprint(),
         size: reader.bytes_read(),
     };

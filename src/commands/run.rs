@@ -229,6 +229,7 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
                 input_size: Some(loaded.size),
                 withheld_params: vec![],
                 column_types: loaded.column_types.clone(),
+                column_schemas: loaded.column_schemas.clone(),
             }
         },
     );
@@ -291,6 +292,7 @@ fn read_appended(
             grown.input_size = Some(loaded.size);
             grown.columns = loaded.columns.clone();
             grown.column_types = loaded.column_types.clone();
+            grown.column_schemas = loaded.column_schemas.clone();
             grown
         },
     )

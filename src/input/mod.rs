@@ -179,6 +179,15 @@ impl RowReader {
         }
     }
 
+    /// The Parquet schema, as message text, of each nested column (list, struct, map) of a
+    /// Parquet file, by name; empty for the other formats.
+    pub fn column_schemas(&self) -> std::collections::BTreeMap<String, String> {
+        match &self.inner {
+            Inner::Parquet(rows) => rows.schemas().iter().cloned().collect(),
+            _ => Default::default(),
+        }
+    }
+
     /// The CSV header's or the Parquet schema's column names; empty for JSON Lines until rows have
     /// been read, after which it lists every top-level field seen, in first-seen order.
     pub fn columns(&self) -> &[String] {

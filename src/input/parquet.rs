@@ -9,7 +9,9 @@
 //! `line` is its 1-based row number, so errors read `file:ROW: field `name`: …`.
 //!
 //! What the Parquet file's columns are typed as is kept ([`ColumnType`]) so that a Parquet
-//! output can give the input columns the same types (`output/parquet.rs`).
+//! output can give the input columns the same types (`output/parquet.rs`); a list, struct or
+//! map column also keeps its Parquet schema, as the message text the `parquet` crate prints and
+//! parses (`output/parquet/nested.rs` writes it back with that type).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -45,6 +47,8 @@ pub(super) struct ParquetRows {
     number: u64,
     columns: Vec<String>,
     types: Vec<ColumnType>,
+    /// The schema text of each nested column, by name.
+    schemas: Vec<(String, String)>,
 }
 
 impl ParquetRows {
@@ -65,6 +69,11 @@ impl ParquetRows {
         let schema = reader.metadata().file_metadata().schema();
         let columns = schema.get_fields().iter().map(|f| f.name().to_string()).collect();
         let types = schema.get_fields().iter().map(|f| column_type(f)).collect();
+        let schemas = schema
+            .get_fields()
+            .iter()
+            .filter_map(|f| Some((f.name().to_string(), schema_text(f)?)))
+            .collect();
         let rows = RowIter::from_file_into(Box::new(reader));
         Ok(ParquetRows {
             path: path.to_path_buf(),
@@ -72,6 +81,7 @@ impl ParquetRows {
             number: 0,
             columns,
             types,
+            schemas,
         })
     }
 
@@ -81,6 +91,10 @@ impl ParquetRows {
 
     pub(super) fn types(&self) -> &[ColumnType] {
         &self.types
+    }
+
+    pub(super) fn schemas(&self) -> &[(String, String)] {
+        &self.schemas
     }
 
     pub(super) fn next_row(&mut self) -> Option<Result<RowResult, ReadError>> {
@@ -136,6 +150,22 @@ fn column_type(field: &Type) -> ColumnType {
         Physical::DOUBLE if plain => ColumnType::Double,
         _ => ColumnType::Text,
     }
+}
+
+/// A nested column's (a group, or a repeated field) schema as a message of that one field, in
+/// the text `parquet::schema::parser` reads back; `None` for a column of one value.
+fn schema_text(field: &std::sync::Arc<Type>) -> Option<String> {
+    let info = field.get_basic_info();
+    if field.is_primitive() && info.repetition() != parquet::basic::Repetition::REPEATED {
+        return None;
+    }
+    let message = Type::group_type_builder("column")
+        .with_fields(vec![field.clone()])
+        .build()
+        .ok()?;
+    let mut text = Vec::new();
+    parquet::schema::printer::print_schema(&mut text, &message);
+    String::from_utf8(text).ok()
 }
 
 /// A Parquet value as the JSON a template sees; an error for bytes that are not UTF-8 text.

@@ -201,7 +201,7 @@ fn write_rows(
     Ok((written, writer.finish()?))
 }
 
-/// What the Parquet writer needs of the job: its input's column types.
+/// What the Parquet writer needs of the job: its input's column types and nested schemas.
 fn job_facts(store: &Store) -> anyhow::Result<parquet::JobFacts> {
     let Some(job) = store.job()? else {
         return Ok(parquet::JobFacts::default());
@@ -213,6 +213,7 @@ fn job_facts(store: &Store) -> anyhow::Result<parquet::JobFacts> {
             .cloned()
             .zip(job.column_types.iter().copied())
             .collect(),
+        schemas: job.column_schemas.clone(),
     })
 }
 

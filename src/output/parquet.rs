@@ -6,10 +6,14 @@
 //! `completion_tokens`, `total_tokens`, `cached_tokens`, `reasoning_tokens` (int64, null where the
 //! server did not say), `cost` (double, dollars at the job's recorded prices, null when the model
 //! has none), `model`, `response_id`, `error`. Input columns named like another column are
-//! prefixed with `input.` as in CSV. The column buffers and their conversion live in
-//! `parquet/columns.rs`; this file owns the schema and the row groups.
+//! prefixed with `input.` as in CSV. A Parquet input's list, struct and map columns keep their
+//! Parquet type, from the schema the job recorded (`parquet/shape.rs`, `parquet/nested.rs`). The
+//! flat column buffers and their conversion live in `parquet/columns.rs`; this file owns the
+//! schema and the row groups.
 
 mod columns;
+mod nested;
+mod shape;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,6 +24,7 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::Type;
 
 use self::columns::{Buffer, Kind};
+use self::nested::NestedColumn;
 use super::{status, Out, RowWriter};
 use crate::input::ColumnType;
 use crate::store::ExportRow;
@@ -47,9 +52,17 @@ pub(super) struct Parquet {
     writer: SerializedFileWriter<Out>,
     /// The input columns, by the name the rows' fields have.
     inputs: Vec<String>,
-    /// One buffer per column of the schema, in its order.
-    buffers: Vec<Buffer>,
+    /// One buffer per top-level column of the schema, in its order.
+    buffers: Vec<Column>,
     rows: usize,
+}
+
+/// A top-level column's values for the row group being built.
+enum Column {
+    /// One leaf column: a value or a null per row.
+    Flat(Buffer),
+    /// A list, struct or map, typed as the Parquet input had it: several leaf columns.
+    Nested(NestedColumn),
 }
 
 /// What the job tells the writer beyond the rows (`output/mod.rs` reads it from the checkpoint,
@@ -59,21 +72,32 @@ pub(super) struct Parquet {
 pub(super) struct JobFacts {
     /// The types of a Parquet input's columns, by name; empty for other inputs.
     pub types: BTreeMap<String, ColumnType>,
+    /// The Parquet schema (as message text) of a Parquet input's nested columns, by name; a
+    /// column without one (or whose schema `parquet/nested.rs` cannot write) is JSON text.
+    pub schemas: BTreeMap<String, String>,
 }
 
 impl Parquet {
     /// A writer of the job's rows: `columns` are the input columns exported (the id's column left
     /// out), typed as `job` says.
     pub(super) fn new(out: Out, columns: &[String], job: JobFacts) -> anyhow::Result<Parquet> {
-        let types = job.types;
         let result_names: Vec<&str> = RESULT_COLUMNS.iter().map(|(n, _)| *n).collect();
         let names = super::csv::input_names(columns, &result_names);
-        let mut schema: Vec<(String, Kind)> = vec![
-            ("id".into(), Kind::RequiredText),
-            ("row".into(), Kind::RequiredInt64),
-        ];
+        let mut fields = Vec::new();
+        let mut buffers = Vec::new();
+        let flat = |name: &str, kind: Kind, buffers: &mut Vec<Column>| {
+            buffers.push(Column::Flat(Buffer::new(kind)));
+            field(name, kind).map(Arc::new)
+        };
+        fields.push(flat("id", Kind::RequiredText, &mut buffers)?);
+        fields.push(flat("row", Kind::RequiredInt64, &mut buffers)?);
         for (column, name) in columns.iter().zip(names) {
-            let kind = match types.get(column.as_str()) {
+            if let Some((field, nested)) = job.schemas.get(column).and_then(|s| nested_column(s, &name)) {
+                fields.push(Arc::new(field));
+                buffers.push(Column::Nested(nested));
+                continue;
+            }
+            let kind = match job.types.get(column.as_str()) {
                 Some(ColumnType::Bool) => Kind::Bool,
                 Some(ColumnType::Int32) => Kind::Int32,
                 Some(ColumnType::Int64) => Kind::Int64,
@@ -81,13 +105,11 @@ impl Parquet {
                 Some(ColumnType::Double) => Kind::Double,
                 Some(ColumnType::Text) | None => Kind::Text,
             };
-            schema.push((name, kind));
+            fields.push(flat(&name, kind, &mut buffers)?);
         }
-        schema.extend(RESULT_COLUMNS.iter().map(|(n, k)| (n.to_string(), *k)));
-        let fields = schema
-            .iter()
-            .map(|(name, kind)| field(name, *kind).map(Arc::new))
-            .collect::<Result<Vec<_>, _>>()?;
+        for (name, kind) in RESULT_COLUMNS {
+            fields.push(flat(name, *kind, &mut buffers)?);
+        }
         let message = Type::group_type_builder("promptmill")
             .with_fields(fields)
             .build()?;
@@ -100,7 +122,7 @@ impl Parquet {
         Ok(Parquet {
             writer,
             inputs: columns.to_vec(),
-            buffers: schema.iter().map(|(_, kind)| Buffer::new(*kind)).collect(),
+            buffers,
             rows: 0,
         })
     }
@@ -112,6 +134,13 @@ impl Parquet {
         }
         let mut group = self.writer.next_row_group()?;
         for buffer in &mut self.buffers {
+            let buffer = match buffer {
+                Column::Flat(buffer) => buffer,
+                Column::Nested(nested) => {
+                    nested.write(&mut group)?;
+                    continue;
+                }
+            };
             let Some(mut column) = group.next_column()? else {
                 anyhow::bail!("the Parquet schema has fewer columns than promptmill writes");
             };
@@ -121,6 +150,22 @@ impl Parquet {
         group.close()?;
         self.rows = 0;
         Ok(())
+    }
+}
+
+/// The schema field and writer of a nested input column, from the Parquet schema its input
+/// recorded; `None` when it cannot be written natively (it is then written as JSON text).
+fn nested_column(schema: &str, name: &str) -> Option<(Type, NestedColumn)> {
+    let built = nested::parse(schema).and_then(|field| {
+        let column = NestedColumn::new(&field)?;
+        Ok((nested::renamed(&field, name).map_err(|e| e.to_string())?, column))
+    });
+    match built {
+        Ok(built) => Some(built),
+        Err(why) => {
+            tracing::debug!("the Parquet column `{name}` is written as JSON text: {why}");
+            None
+        }
     }
 }
 
@@ -150,19 +195,32 @@ fn field(name: &str, kind: Kind) -> parquet::errors::Result<Type> {
         .build()
 }
 
+/// The next column's buffer, which must be a flat one.
+fn flat(column: Option<&mut Column>) -> anyhow::Result<&mut Buffer> {
+    match column {
+        Some(Column::Flat(buffer)) => Ok(buffer),
+        Some(Column::Nested(_)) => {
+            anyhow::bail!("a Parquet column is nested where promptmill writes a value")
+        }
+        None => anyhow::bail!("more values than Parquet columns"),
+    }
+}
+
 impl RowWriter for Parquet {
     fn row(&mut self, row: &ExportRow) -> anyhow::Result<()> {
         let fields: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&row.fields)?;
         let mut b = self.buffers.iter_mut();
-        let mut next = || {
-            b.next()
-                .ok_or_else(|| anyhow::anyhow!("more values than Parquet columns"))
-        };
-        next()?.text(Some(&row.id));
-        next()?.int(Some(row.seq));
-        for column in &self.inputs {
-            next()?.value(fields.get(column));
+        flat(b.next())?.text(Some(&row.id));
+        flat(b.next())?.int(Some(row.seq));
+        for name in &self.inputs {
+            match b.next() {
+                Some(Column::Nested(nested)) => nested
+                    .push(fields.get(name))
+                    .map_err(|e| anyhow::anyhow!("row `{}`: column `{name}`: {e}", row.id))?,
+                other => flat(other)?.value(fields.get(name)),
+            }
         }
+        let mut next = || flat(b.next());
         next()?.text(Some(status(row)));
         next()?.text(row.completion.as_deref());
         next()?.text(row.finish_reason.as_deref());
@@ -188,3 +246,6 @@ impl RowWriter for Parquet {
         Ok(self.writer.into_inner()?)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -116,8 +116,8 @@ fn a_parquet_input_runs_into_a_parquet_output_with_typed_columns() {
         "small: int32",
         "score: double",
         "flag: bool",
-        "tags: string",
-        "meta: string",
+        "tags: list<element: string>",
+        "meta: struct<k: int64, v: string>",
         "status: string",
         "completion: string",
         "prompt_tokens: int64",
@@ -138,8 +138,8 @@ fn a_parquet_input_runs_into_a_parquet_output_with_typed_columns() {
     assert_eq!(r1["small"], 1);
     assert_eq!(r1["score"], 0.25);
     assert_eq!(r1["flag"], false);
-    assert_eq!(r1["tags"], r#"["a","t1"]"#);
-    assert_eq!(r1["meta"], r#"{"k":1,"v":"x"}"#);
+    assert_eq!(r1["tags"], json!(["a", "t1"]));
+    assert_eq!(r1["meta"], json!({"k": 1, "v": "x"}));
     assert_eq!(r1["status"], "done");
     assert_eq!(r1["error"], Value::Null);
     assert!(r1["completion"].as_str().is_some_and(|c| !c.is_empty()), "{r1}");
@@ -313,4 +313,81 @@ fn export_writes_a_jsonl_job_as_parquet_with_text_input_columns() {
         "print(pq.ParquetFile('x.parquet').metadata.row_group(0).column(0).compression)",
     );
     assert_eq!(meta.as_deref().map(str::trim), Some("SNAPPY"));
+}
+
+/// An input of nested columns with nulls at each level: lists of text, of int32 and of int64,
+/// a struct, a list of structs, and a map.
+const NESTED: &str = "\
+tags = [['a', None, 'b'], [], None, ['c']]
+t = pa.table({
+  'id': ['r0', 'r1', 'r2', 'r3'],
+  'prompt': ['one', 'two', 'three', 'four'],
+  'tags': pa.array(tags, pa.list_(pa.string())),
+  'small': pa.array([[1, -2], None, [], [None]], pa.list_(pa.int32())),
+  'big': pa.array([[2**53 + 1], [], None, [0, -1]], pa.list_(pa.int64())),
+  'meta': pa.array([{'a': 1, 'b': 'x'}, {'a': None, 'b': None}, None, {'a': -5, 'b': ''}],
+                   pa.struct([('a', pa.int64()), ('b', pa.string())])),
+  'items': pa.array([[{'n': 'p', 'q': 1}, None, {'n': None, 'q': 2}], None, [], [{'n': 'z', 'q': None}]],
+                    pa.list_(pa.struct([('n', pa.string()), ('q', pa.int32())]))),
+  'counts': pa.array([[('x', 1), ('y', None)], [], None, [('z', 3)]], pa.map_(pa.string(), pa.int64())),
+})
+pq.write_table(t, 'nested.parquet', row_group_size=3)
+";
+
+/// Each column of `input` beside the same column of `output`, as pyarrow reads them: the type,
+/// the nullability and the values, one JSON line per column.
+fn compare_columns(dir: &Dir, input: &str, output: &str) -> Option<Vec<Value>> {
+    let script = format!(
+        "a, b = pq.read_table('{input}'), pq.read_table('{output}')\n\
+         for f in a.schema:\n\
+         \x20   g = b.schema.field(f.name)\n\
+         \x20   print(json.dumps({{'name': f.name, 'in': [str(f.type), f.nullable], 'out': [str(g.type), g.nullable],\n\
+         \x20     'same': f.type == g.type and f.nullable == g.nullable,\n\
+         \x20     'values_in': a.column(f.name).to_pylist(), 'values_out': b.column(f.name).to_pylist()}}))"
+    );
+    let out = python(dir, &script)?;
+    Some(
+        out.lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect(),
+    )
+}
+
+#[test]
+fn nested_input_columns_keep_their_parquet_types_in_run_and_export_outputs() {
+    let dir = Dir::new();
+    let Some(_) = python(&dir, NESTED) else {
+        return;
+    };
+    let mock = Mock::start(&[]);
+    let out = run(parquet_job(&dir, &mock, "nested.parquet", "out.parquet").args(["--template", "{prompt}"]));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let export = run(promptmill(&dir).args(["export", "out.parquet.promptmill.db", "-o", "x.parquet"]));
+    assert_eq!(export.code(), 0, "{}", export.stderr);
+    for output in ["out.parquet", "x.parquet"] {
+        let Some(columns) = compare_columns(&dir, "nested.parquet", output) else {
+            return;
+        };
+        let names: Vec<&str> = columns.iter().filter_map(|c| c["name"].as_str()).collect();
+        assert_eq!(
+            names,
+            ["id", "prompt", "tags", "small", "big", "meta", "items", "counts"]
+        );
+        for c in columns.iter().filter(|c| c["name"] != "id") {
+            assert_eq!(c["same"], true, "{output}: type and nullability kept: {c}");
+            assert_eq!(c["in"], c["out"], "{output}: {c}");
+            assert_eq!(c["values_in"], c["values_out"], "{output}: values kept: {c}");
+        }
+        let types: Vec<&Value> = columns.iter().map(|c| &c["out"][0]).collect();
+        assert_eq!(types[2], "list<element: string>");
+        assert_eq!(types[6], "list<element: struct<n: string, q: int32>>");
+        // pyarrow names a Parquet map's column in its type's text: `map<string, int64 ('counts')>`.
+        assert!(
+            types[7]
+                .as_str()
+                .is_some_and(|t| t.starts_with("map<string, int64")),
+            "{}",
+            types[7]
+        );
+    }
 }

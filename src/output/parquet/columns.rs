@@ -131,12 +131,12 @@ impl Buffer {
     pub(super) fn write(&mut self, column: &mut SerializedColumnWriter<'_>) -> anyhow::Result<()> {
         let defs = (!self.required).then_some(&self.defs[..]);
         match (&mut self.values, column.untyped()) {
-            (Values::Text(v), ColumnWriter::ByteArrayColumnWriter(w)) => write(w, v, defs),
-            (Values::Bool(v), ColumnWriter::BoolColumnWriter(w)) => write(w, v, defs),
-            (Values::Int32(v), ColumnWriter::Int32ColumnWriter(w)) => write(w, v, defs),
-            (Values::Int64(v), ColumnWriter::Int64ColumnWriter(w)) => write(w, v, defs),
-            (Values::Float(v), ColumnWriter::FloatColumnWriter(w)) => write(w, v, defs),
-            (Values::Double(v), ColumnWriter::DoubleColumnWriter(w)) => write(w, v, defs),
+            (Values::Text(v), ColumnWriter::ByteArrayColumnWriter(w)) => write(w, v, defs, None),
+            (Values::Bool(v), ColumnWriter::BoolColumnWriter(w)) => write(w, v, defs, None),
+            (Values::Int32(v), ColumnWriter::Int32ColumnWriter(w)) => write(w, v, defs, None),
+            (Values::Int64(v), ColumnWriter::Int64ColumnWriter(w)) => write(w, v, defs, None),
+            (Values::Float(v), ColumnWriter::FloatColumnWriter(w)) => write(w, v, defs, None),
+            (Values::Double(v), ColumnWriter::DoubleColumnWriter(w)) => write(w, v, defs, None),
             _ => anyhow::bail!("a Parquet column's buffer does not match its type in the schema"),
         }?;
         self.defs.clear();
@@ -144,18 +144,21 @@ impl Buffer {
     }
 }
 
-fn write<T: parquet::data_type::DataType>(
+/// Writes a buffer's values with their levels (`None`: the column has none of that kind) to a
+/// column of a row group, and empties the buffer.
+pub(super) fn write<T: parquet::data_type::DataType>(
     w: &mut parquet::column::writer::ColumnWriterImpl<'_, T>,
     values: &mut Vec<T::T>,
     defs: Option<&[i16]>,
+    reps: Option<&[i16]>,
 ) -> anyhow::Result<()> {
-    w.write_batch(values, defs, None)?;
+    w.write_batch(values, defs, reps)?;
     values.clear();
     Ok(())
 }
 
 /// A float from a number, or from the text a Parquet input gives NaN and the infinities as.
-fn float_of(value: &Value) -> Option<f64> {
+pub(super) fn float_of(value: &Value) -> Option<f64> {
     match value {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => match s.as_str() {
