@@ -100,6 +100,7 @@ struct LimitFlags {
     max_attempts: Option<u32>,
     timeout: Option<Duration>,
     drain_timeout: Option<Duration>,
+    rows_per_request: Option<usize>,
 }
 
 /// The limits a run sends under. Stored in the job after every start, so that a resume (or the
@@ -113,6 +114,13 @@ pub struct SendLimits {
     pub max_attempts: u32,
     pub timeout: Duration,
     pub drain_timeout: Duration,
+    /// Rows per request, for a family that carries several (see `family::embeddings`).
+    #[serde(default = "default_rows_per_request")]
+    pub rows_per_request: usize,
+}
+
+fn default_rows_per_request() -> usize {
+    crate::family::embeddings::DEFAULT_ROWS_PER_REQUEST
 }
 
 impl Default for SendLimits {
@@ -124,6 +132,7 @@ impl Default for SendLimits {
             max_attempts: cli::DEFAULT_MAX_ATTEMPTS,
             timeout: cli::DEFAULT_TIMEOUT,
             drain_timeout: cli::DEFAULT_DRAIN_TIMEOUT,
+            rows_per_request: default_rows_per_request(),
         }
     }
 }
@@ -134,6 +143,13 @@ impl SendConfig {
             if c == 0 || c > 100_000 {
                 return Err(ConfigError::new("--concurrency", "must be from 1 to 100000"));
             }
+        }
+        let most = crate::family::embeddings::MAX_INPUTS;
+        if args.rows_per_request.is_some_and(|n| n == 0 || n > most) {
+            return Err(ConfigError::new(
+                "--rows-per-request",
+                format!("must be from 1 to {most} (the most inputs one embeddings request may carry)"),
+            ));
         }
         if args.max_attempts == Some(0) {
             return Err(ConfigError::new("--max-attempts", "must be at least 1"));
@@ -190,6 +206,7 @@ impl SendConfig {
                 max_attempts: args.max_attempts,
                 timeout: args.timeout,
                 drain_timeout: args.drain_timeout,
+                rows_per_request: args.rows_per_request,
             },
             retry_failed: args.retry_failed,
             summary: args.summary.clone(),
@@ -240,6 +257,7 @@ impl SendConfig {
             max_attempts: g.max_attempts.unwrap_or(base.max_attempts),
             timeout: g.timeout.unwrap_or(base.timeout),
             drain_timeout: g.drain_timeout.unwrap_or(base.drain_timeout),
+            rows_per_request: g.rows_per_request.unwrap_or(base.rows_per_request),
         }
     }
 }
