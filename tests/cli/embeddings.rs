@@ -255,3 +255,33 @@ fn the_estimate_counts_input_tokens_requests_and_the_embedding_price() {
     assert!(text.stderr.contains("requests    3 "), "{}", text.stderr);
     assert!(text.stderr.contains("$0.02 in"), "{}", text.stderr);
 }
+
+#[test]
+fn batch_mode_sends_one_input_per_line_and_reads_back_the_live_vectors() {
+    let dir = Dir::new();
+    texts_jsonl(&dir, 12, |_| "");
+    let mock = Mock::start(&["--batch-polls", "2"]);
+    let out = run(embed_job(&dir, &mock, "batch.jsonl").args(["--mode", "batch", "--poll-interval", "20ms"]));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let overview = mock.get_json("/mock/batches");
+    let mut lines = Vec::new();
+    for upload in overview["uploads"].as_array().unwrap() {
+        let id = upload["id"].as_str().unwrap();
+        let content = mock.get(&format!("/v1/files/{id}/content"), None);
+        lines.extend(content.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()));
+    }
+    assert_eq!(lines.len(), 12);
+    for line in &lines {
+        assert_eq!(line["url"], "/v1/embeddings", "{line}");
+        assert_eq!(line["body"]["encoding_format"], "base64", "{line}");
+        assert_eq!(line["body"]["dimensions"], 8, "{line}");
+        assert!(line["body"]["input"].is_string(), "{line}");
+    }
+    let live = Mock::start(&[]);
+    let out = run(embed_job(&dir, &live, "live.jsonl").args(["--rows-per-request", "4"]));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert_eq!(
+        vectors(&dir.jsonl("batch.jsonl")),
+        vectors(&dir.jsonl("live.jsonl"))
+    );
+}
