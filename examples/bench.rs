@@ -33,8 +33,13 @@
 //! Scenario 5 ("parquet"): a 1,000,000-row Parquet round trip, Parquet input -> mock -> Parquet
 //! output (`bench/parquet_trip.rs`; `--parquet-rows N`). Wall time, rows/s, CPU per row, peak RSS.
 //!
+//! Scenario 6 ("embeddings", off unless `--embed-rows N`): ~200-byte texts through
+//! `--endpoint embeddings`, 100 rows per request (`bench/embed.rs`).
+//!
 //! The mock server runs as a separate process, so its CPU is not counted against promptmill.
 
+#[path = "bench/embed.rs"]
+mod embed;
 #[path = "bench/mixed_text.rs"]
 mod mixed_text;
 #[path = "bench/parquet_trip.rs"]
@@ -51,6 +56,7 @@ struct Args {
     estimate_rows: u64,
     batch_rows: u64,
     parquet_rows: u64,
+    embed_rows: u64,
     concurrency: usize,
     skip_tiktoken: bool,
 }
@@ -62,6 +68,7 @@ fn parse_args() -> Args {
         estimate_rows: 1_000_000,
         batch_rows: 1_000_000,
         parquet_rows: 1_000_000,
+        embed_rows: 0,
         concurrency: 64,
         skip_tiktoken: false,
     };
@@ -78,6 +85,7 @@ fn parse_args() -> Args {
             "--estimate-rows" => args.estimate_rows = value(),
             "--batch-rows" => args.batch_rows = value(),
             "--parquet-rows" => args.parquet_rows = value(),
+            "--embed-rows" => args.embed_rows = value(),
             "--concurrency" => args.concurrency = value() as usize,
             "--skip-tiktoken" => args.skip_tiktoken = true,
             _ => usage(),
@@ -88,7 +96,7 @@ fn parse_args() -> Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench [--rows N] [--latency-rows N] [--estimate-rows N] [--batch-rows N] [--parquet-rows N] [--concurrency N] [--skip-tiktoken]   (0 rows skips a scenario)"
+        "usage: bench [--rows N] [--latency-rows N] [--estimate-rows N] [--batch-rows N] [--parquet-rows N] [--embed-rows N] [--concurrency N] [--skip-tiktoken]   (0 rows skips a scenario)"
     );
     std::process::exit(2)
 }
@@ -116,6 +124,9 @@ fn main() {
     }
     if args.parquet_rows > 0 {
         parquet_trip::parquet_round_trip(&bin, dir.path(), args.parquet_rows, args.concurrency);
+    }
+    if args.embed_rows > 0 {
+        embed::embeddings(&bin, dir.path(), args.embed_rows, args.concurrency);
     }
 }
 
