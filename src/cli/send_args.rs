@@ -58,9 +58,9 @@ pub struct SendArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = LIMITS)]
     pub drain_timeout: Option<Duration>,
 
-    /// Rows one request carries, for the embeddings endpoint (1 to 2048) [default: 100].
+    /// Rows per request, embeddings only [default: 100].
     ///
-    /// A request also closes early when its next row would take its input past 300,000
+    /// At most 2048. A request also closes early when its next row would take its input past 300,000
     /// tokens. Each row is still settled on its own in the checkpoint. Other endpoints send
     /// one row per request. A later run of the job keeps what it last ran with, unless this
     /// flag is given again.
