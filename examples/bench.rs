@@ -36,9 +36,13 @@
 //! Scenario 6 ("recording"): the throughput job (`--recording-rows N`, default 200,000) with and
 //! without per-attempt recording, alternating 3 pairs: median rows/s and CPU per row of each, and
 //! the overhead in % (`bench/recording.rs`).
+//! Scenario 7 ("embeddings", off unless `--embed-rows N`): ~200-byte texts through
+//! `--endpoint embeddings`, 100 rows per request (`bench/embed.rs`).
 //!
 //! The mock server runs as a separate process, so its CPU is not counted against promptmill.
 
+#[path = "bench/embed.rs"]
+mod embed;
 #[path = "bench/mixed_text.rs"]
 mod mixed_text;
 #[path = "bench/parquet_trip.rs"]
@@ -58,6 +62,7 @@ struct Args {
     batch_rows: u64,
     parquet_rows: u64,
     recording_rows: u64,
+    embed_rows: u64,
     concurrency: usize,
     skip_tiktoken: bool,
 }
@@ -70,6 +75,7 @@ fn parse_args() -> Args {
         batch_rows: 1_000_000,
         parquet_rows: 1_000_000,
         recording_rows: 200_000,
+        embed_rows: 0,
         concurrency: 64,
         skip_tiktoken: false,
     };
@@ -87,6 +93,7 @@ fn parse_args() -> Args {
             "--batch-rows" => args.batch_rows = value(),
             "--parquet-rows" => args.parquet_rows = value(),
             "--recording-rows" => args.recording_rows = value(),
+            "--embed-rows" => args.embed_rows = value(),
             "--concurrency" => args.concurrency = value() as usize,
             "--skip-tiktoken" => args.skip_tiktoken = true,
             _ => usage(),
@@ -97,7 +104,7 @@ fn parse_args() -> Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench [--rows N] [--latency-rows N] [--estimate-rows N] [--batch-rows N] [--parquet-rows N] [--recording-rows N] [--concurrency N] [--skip-tiktoken]   (0 rows skips a scenario)"
+        "usage: bench [--rows N] [--latency-rows N] [--estimate-rows N] [--batch-rows N] [--parquet-rows N] [--recording-rows N] [--embed-rows N] [--concurrency N] [--skip-tiktoken]   (0 rows skips a scenario)"
     );
     std::process::exit(2)
 }
@@ -128,6 +135,9 @@ fn main() {
     }
     if args.recording_rows > 0 {
         recording::recording_overhead(&bin, dir.path(), args.recording_rows, args.concurrency);
+    }
+    if args.embed_rows > 0 {
+        embed::embeddings(&bin, dir.path(), args.embed_rows, args.concurrency);
     }
 }
 

@@ -128,6 +128,10 @@ const BUILTIN: &[Known] = &[
     known("gpt-3.5-turbo-instruct", (1.5, 2.0), None, None,               (4_096, 4_096)),
     known("davinci-002",  (2.0, 2.0),   None,        Some((1.0, 1.0)),    (16_384, 4_096)),
     known("babbage-002",  (0.4, 0.4),   None,        Some((0.2, 0.2)),    (16_384, 4_096)),
+    // Embedding models: input tokens only (no output is generated), 8,191 tokens per input.
+    known("text-embedding-3-small", (0.02, 0.0), None,   Some((0.01, 0.0)),   (8_191, 0)),
+    known("text-embedding-3-large", (0.13, 0.0), None,   Some((0.065, 0.0)),  (8_191, 0)),
+    known("text-embedding-ada-002", (0.10, 0.0), None,   Some((0.05, 0.0)),   (8_191, 0)),
 ];
 
 /// The names a model is looked up under, most specific first.

@@ -119,11 +119,16 @@ impl Preparer {
         if let Some(c) = &self.settings.id_column {
             needed.push((c, "--id-column names it"));
         }
-        if self.settings.template.is_none() && !has("prompt") {
+        let text_fields = self.endpoint().family().text_fields();
+        if self.settings.template.is_none() && !text_fields.iter().any(|f| has(f)) {
+            let names: Vec<String> = text_fields.iter().map(|f| format!("`{f}`")).collect();
             return Err(InputError::new(
                 &self.file,
                 1,
-                format!("no --template was given and the header has no `prompt` column (columns: {list})"),
+                format!(
+                    "no --template was given and the header has no {} column (columns: {list})",
+                    names.join(" or ")
+                ),
             ));
         }
         for (field, why) in needed {
@@ -208,14 +213,17 @@ impl Preparer {
     pub fn prepare(&mut self, row: &RawRow) -> Result<Prepared, InputError> {
         let id = self.row_id(row)?;
         // The field that holds the prompt, for errors about it (none for a template's text).
+        let text_field = (self.endpoint().family().text_fields().iter())
+            .find(|f| row.fields.contains_key(**f))
+            .copied();
         let (body, field) = if self.settings.template.is_some() {
-            (self.text_body(row)?, None)
+            (self.text_body(row, "prompt")?, None)
         } else if row.fields.contains_key("body") && row.fields.contains_key("url") {
             (self.batch_body(row)?, Some("body"))
         } else if row.fields.contains_key("messages") {
             (self.messages_body(row)?, Some("messages"))
-        } else if row.fields.contains_key("prompt") {
-            (self.text_body(row)?, Some("prompt"))
+        } else if let Some(f) = text_field {
+            (self.text_body(row, f)?, Some(f))
         } else {
             return Err(self.err(
                 row,
@@ -302,27 +310,28 @@ impl Preparer {
     }
 
     /// Template rows and ready `prompt` rows: one text, sent as a user message or a prompt.
-    fn text_body(&mut self, row: &RawRow) -> Result<Map<String, Value>, InputError> {
+    /// `field`: the row field that holds the text when there is no template.
+    fn text_body(&mut self, row: &RawRow, field: &str) -> Result<Map<String, Value>, InputError> {
         let text = match &self.settings.template {
             Some(t) => t
                 .render(&row.fields)
                 .map_err(|e| self.err(row, e.message).field(e.field))?,
-            None => match row.fields.get("prompt") {
+            None => match row.fields.get(field) {
                 Some(Value::String(s)) => s.clone(),
                 Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
                 Some(other) => {
                     return Err(self
                         .err(row, format!("must be a string, found {}", json_type_name(other)))
-                        .field("prompt"))
+                        .field(field))
                 }
-                None => unreachable!("text_body is called for rows with a template or a prompt field"),
+                None => return Err(self.err(row, "missing").field(field)),
             },
         };
         if text.trim().is_empty() {
             let err = self.err(row, "the prompt is empty");
             return Err(match self.settings.template {
                 Some(_) => err,
-                None => err.field("prompt"),
+                None => err.field(field),
             });
         }
         let system = match &self.settings.system {

@@ -60,6 +60,15 @@ pub struct SendArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = LIMITS)]
     pub drain_timeout: Option<Duration>,
 
+    /// Rows per request, embeddings only [default: 100].
+    ///
+    /// At most 2048. A request also closes early when its next row would take its input past 300,000
+    /// tokens. Each row is still settled on its own in the checkpoint. Other endpoints send
+    /// one row per request. A later run of the job keeps what it last ran with, unless this
+    /// flag is given again.
+    #[arg(long, value_name = "N", help_heading = LIMITS)]
+    pub rows_per_request: Option<usize>,
+
     /// Allow a plain http:// --base-url to a host that is not this machine.
     ///
     /// The key and the --header values then travel in clear text. For this run only: not

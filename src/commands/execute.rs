@@ -270,6 +270,9 @@ fn pipeline_settings(job: &JobRecord, limits: &SendLimits) -> PipelineSettings {
     PipelineSettings {
         endpoint: job.endpoint,
         concurrency: limits.concurrency,
+        rows_per_request: limits
+            .rows_per_request
+            .clamp(1, job.endpoint.family().max_rows_per_request()),
         max_attempts: limits.max_attempts,
         backoff: Backoff::default(),
         drain_timeout: limits.drain_timeout,

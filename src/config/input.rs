@@ -100,6 +100,22 @@ fn request_settings(args: &RunArgs) -> Result<RequestSettings, ConfigError> {
     if template.is_some() && args.model.is_none() {
         return Err(ConfigError::new("--model", "is required with --template"));
     }
+    if let Some(family) = args.endpoint.map(|e| e.family()).filter(|f| !f.generates_text()) {
+        let given = [
+            ("--max-tokens", args.max_tokens.is_some()),
+            ("--temperature", args.temperature.is_some()),
+            ("--system", system.is_some()),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+            return Err(ConfigError::new(
+                flag,
+                format!(
+                    "does not apply to the {} endpoint, which generates no text",
+                    family.name()
+                ),
+            ));
+        }
+    }
     if system.is_some() && args.endpoint.is_some_and(|e| !e.family().takes_messages()) {
         return Err(ConfigError::new(
             "--system",

@@ -75,6 +75,7 @@ struct LimitFlags {
     max_attempts: Option<u32>,
     timeout: Option<Duration>,
     drain_timeout: Option<Duration>,
+    rows_per_request: Option<usize>,
 }
 
 impl SendConfig {
@@ -83,6 +84,13 @@ impl SendConfig {
             if c == 0 || c > 100_000 {
                 return Err(ConfigError::new("--concurrency", "must be from 1 to 100000"));
             }
+        }
+        let most = crate::family::embeddings::MAX_INPUTS;
+        if args.rows_per_request.is_some_and(|n| n == 0 || n > most) {
+            return Err(ConfigError::new(
+                "--rows-per-request",
+                format!("must be from 1 to {most} (the most inputs one embeddings request may carry)"),
+            ));
         }
         if args.max_attempts == Some(0) {
             return Err(ConfigError::new("--max-attempts", "must be at least 1"));
@@ -139,6 +147,7 @@ impl SendConfig {
                 max_attempts: args.max_attempts,
                 timeout: args.timeout,
                 drain_timeout: args.drain_timeout,
+                rows_per_request: args.rows_per_request,
             },
             retry_failed: args.retry_failed,
             summary: args.summary.clone(),
@@ -189,6 +198,7 @@ impl SendConfig {
             max_attempts: g.max_attempts.unwrap_or(base.max_attempts),
             timeout: g.timeout.unwrap_or(base.timeout),
             drain_timeout: g.drain_timeout.unwrap_or(base.drain_timeout),
+            rows_per_request: g.rows_per_request.unwrap_or(base.rows_per_request),
         }
     }
 }

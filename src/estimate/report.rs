@@ -139,6 +139,9 @@ pub struct Timing {
 pub struct Report {
     pub input: String,
     pub endpoint: &'static str,
+    /// Whether the family generates text (false for embeddings: no completion, no expected
+    /// output).
+    pub generates_text: bool,
     pub rows: u64,
     pub rows_to_send: u64,
     pub rows_invalid: u64,
@@ -236,7 +239,8 @@ impl Report {
         let cost_live = sum(&|m| m.cost_live.as_ref());
         let cost_batch = sum(&|m| m.cost_batch.as_ref());
         // Rows over the context window are refused by `run`: not sent (still in the token totals).
-        let requests = scan.valid_rows() - over_context;
+        let rows_to_send = scan.valid_rows() - over_context;
+        let requests = requests_needed(scan, a.limits, rows_to_send);
         let limiter_tokens: u64 = scan
             .models
             .values()
@@ -246,8 +250,9 @@ impl Report {
         Ok(Report {
             input: scan.file.display().to_string(),
             endpoint: scan.endpoint.path(),
+            generates_text: scan.endpoint.family().generates_text(),
             rows: scan.rows,
-            rows_to_send: requests,
+            rows_to_send,
             rows_invalid: scan.invalid,
             invalid: scan.listed.iter().map(|e| e.to_string()).collect(),
             run_would_refuse: (scan.invalid > 0 || over_context > 0) && !a.skip_invalid,
@@ -261,6 +266,27 @@ impl Report {
             expectation: a.expectation.clone(),
         })
     }
+}
+
+/// Requests the rows take: one a row, or for a family that joins rows (embeddings) each
+/// model's rows in requests of `--rows-per-request` rows and at most the family's tokens a
+/// request (a lower bound where rows of other models interleave, each closing a request).
+fn requests_needed(scan: &Scan, limits: &SendLimits, rows_to_send: u64) -> u64 {
+    let family = scan.endpoint.family();
+    let most = family.max_rows_per_request();
+    if most <= 1 {
+        return rows_to_send;
+    }
+    let per_request = limits.rows_per_request.clamp(1, most) as u64;
+    let max_tokens = crate::family::embeddings::MAX_REQUEST_TOKENS;
+    scan.models
+        .values()
+        .map(|t| {
+            t.rows
+                .div_ceil(per_request)
+                .max(t.prompt_tokens.div_ceil(max_tokens))
+        })
+        .sum()
 }
 
 fn timing(requests: u64, limiter_tokens: u64, limits: &SendLimits, latency: Duration) -> Timing {

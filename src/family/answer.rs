@@ -133,6 +133,17 @@ pub struct Completion {
     pub id: Option<String>,
     /// The response body as received.
     pub raw: String,
+    /// The vectors of an embeddings answer, each with its `index` among the request's inputs
+    /// (after the answer is split over its rows, a row's one vector); empty for every other
+    /// family.
+    pub embeddings: Vec<Embedding>,
+}
+
+/// One vector of an embeddings answer, and its place among the request's inputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedding {
+    pub index: u64,
+    pub vector: Vec<f32>,
 }
 
 /// The text of a 2xx body, checked for syntax first without judging strings: a body cut short is

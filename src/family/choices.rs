@@ -68,6 +68,7 @@ pub(super) fn parse(at: TextAt, bytes: &[u8]) -> Result<Completion, BadBody> {
         model: body.model,
         id: body.id,
         raw: raw.to_string(),
+        embeddings: Vec::new(),
     })
 }
 

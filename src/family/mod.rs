@@ -16,6 +16,7 @@ mod answer;
 mod chat;
 mod choices;
 mod completions;
+pub mod embeddings;
 mod messages;
 pub mod ratelimit;
 mod responses;
@@ -24,7 +25,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-pub use answer::{BadBody, Completion, Usage, MAX_TOKENS};
+pub use answer::{BadBody, Completion, Embedding, Usage, MAX_TOKENS};
 pub use chat::max_tokens_key;
 pub use messages::{check_messages, message};
 pub use ratelimit::RateHeaders;
@@ -67,6 +68,8 @@ pub enum Endpoint {
     Completions,
     /// `POST {base}/responses` (the Responses API: `input` in, `output` items out)
     Responses,
+    /// `POST {base}/embeddings` (texts in, vectors out; several rows per request)
+    Embeddings,
 }
 
 /// One wire format: see the module's documentation.
@@ -86,6 +89,39 @@ pub trait ApiFamily: Send + Sync + 'static {
     /// Whether a row may bring its own `messages` (or `--system` add one).
     fn takes_messages(&self) -> bool {
         true
+    }
+
+    /// Whether the answer is generated text: `--max-tokens`, `--temperature` and `--system`
+    /// apply only then.
+    fn generates_text(&self) -> bool {
+        true
+    }
+
+    /// The row fields a prompt may come from without a template, in order of preference.
+    fn text_fields(&self) -> &'static [&'static str] {
+        &["prompt"]
+    }
+
+    /// Most rows one request may carry (`--rows-per-request` is capped by it); 1: a request
+    /// is one row's, and [`ApiFamily::join`] and [`ApiFamily::split`] are never asked.
+    fn max_rows_per_request(&self) -> usize {
+        1
+    }
+
+    /// One request body for several rows' bodies (each made by `put_text` with the same
+    /// settings), in order.
+    fn join(&self, _bodies: &[&str]) -> Result<String, String> {
+        Err(format!("the {} endpoint sends one row per request", self.name()))
+    }
+
+    /// The answer of a joined request split over its rows (whose prompt tokens are `tokens`),
+    /// one result per row, in order: its completion, or why the answer has none for it.
+    fn split(&self, answer: Completion, tokens: &[u64]) -> Vec<Result<Completion, String>> {
+        let mut answer = Some(answer);
+        tokens
+            .iter()
+            .map(|_| answer.take().ok_or_else(|| "one row per request".to_string()))
+            .collect()
     }
 
     /// Puts one text prompt (a rendered template or a row's `prompt`), and the rendered
@@ -138,7 +174,12 @@ pub enum AzureSupport {
 }
 
 /// Every family promptmill sends, in the order `--endpoint` lists them.
-pub const FAMILIES: &[&dyn ApiFamily] = &[&chat::Chat, &completions::Completions, &responses::Responses];
+pub const FAMILIES: &[&dyn ApiFamily] = &[
+    &chat::Chat,
+    &completions::Completions,
+    &responses::Responses,
+    &embeddings::Embeddings,
+];
 
 impl Endpoint {
     /// The family of this id: the registry, one line per family.
@@ -147,6 +188,7 @@ impl Endpoint {
             Endpoint::Chat => &chat::Chat,
             Endpoint::Completions => &completions::Completions,
             Endpoint::Responses => &responses::Responses,
+            Endpoint::Embeddings => &embeddings::Embeddings,
         }
     }
 

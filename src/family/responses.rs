@@ -226,6 +226,7 @@ fn parse(bytes: &[u8]) -> Result<Completion, BadBody> {
         model: body.model,
         id: body.id,
         raw: raw.to_string(),
+        embeddings: Vec::new(),
     })
 }
 

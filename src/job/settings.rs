@@ -69,6 +69,13 @@ pub struct SendLimits {
     pub max_attempts: u32,
     pub timeout: Duration,
     pub drain_timeout: Duration,
+    /// Rows per request, for a family that carries several (see `family::embeddings`).
+    #[serde(default = "default_rows_per_request")]
+    pub rows_per_request: usize,
+}
+
+fn default_rows_per_request() -> usize {
+    crate::family::embeddings::DEFAULT_ROWS_PER_REQUEST
 }
 
 impl Default for SendLimits {
@@ -80,6 +87,7 @@ impl Default for SendLimits {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             timeout: DEFAULT_TIMEOUT,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            rows_per_request: default_rows_per_request(),
         }
     }
 }

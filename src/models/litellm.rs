@@ -3,6 +3,8 @@
 //! `cache_read_input_token_cost`, `cache_creation_input_token_cost`, their `_batches` forms,
 //! and long-context tiers `<price>_above_<N>k_tokens` (and `..._tokens_batches`).
 //!
+//! An embedding model's entry (`"mode": "embedding"`) may give no output price: it is 0.
+//!
 //! Prices for other service tiers (`_priority`, `_flex`), audio or image tokens, and the
 //! one-hour cache (`_above_1hr`) are not read: promptmill sends text at the standard tier.
 
@@ -23,6 +25,8 @@ struct Entry {
     cache_read_input_token_cost_batches: Option<f64>,
     max_input_tokens: Option<u64>,
     max_output_tokens: Option<u64>,
+    /// `embedding` for an embedding model, whose entries may give no output price.
+    mode: Option<String>,
 }
 
 /// What an entry says: prices (when it gives both input and output ones) and limits.
@@ -36,7 +40,11 @@ pub(super) struct Read {
 pub(super) fn read(value: &Value) -> Result<Read, String> {
     let entry: Entry = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
     let per_million = |v: Option<f64>| v.map(|v| v * 1e6);
-    let prices = match (entry.input_cost_per_token, entry.output_cost_per_token) {
+    let output = match entry.output_cost_per_token {
+        None if entry.mode.as_deref() == Some("embedding") => Some(0.0),
+        output => output,
+    };
+    let prices = match (entry.input_cost_per_token, output) {
         (Some(input), Some(output)) => Some(Prices {
             input: input * 1e6,
             output: output * 1e6,

@@ -2,6 +2,7 @@
 //! `prompt_tokens`, `completion_tokens`, `total_tokens`, `cached_tokens`,
 //! `cache_creation_tokens`, `reasoning_tokens` (empty when not reported), `cost` (dollars; empty
 //! when unknown), `model`, `response_id`, `error`.
+//! An embeddings job has one more column at the end, `embedding`: the vector as a JSON array.
 //! Input values that are not strings are written as JSON text. The input column the row ids come
 //! from is not repeated (its values are the `id` column; the caller leaves it out of `columns`).
 //! Any other input column whose name is `id` or one of the result columns is written as
@@ -28,29 +29,40 @@ const RESULT_COLUMNS: &[&str] = &[
     "error",
 ];
 
+/// The column of an embeddings job's vectors, after [`RESULT_COLUMNS`].
+const VECTOR_COLUMN: &str = "embedding";
+
 pub(super) struct Csv {
     writer: csv::Writer<Out>,
     columns: Vec<String>,
     record: Vec<String>,
+    /// Whether the rows' answers are vectors (the `embedding` column).
+    vectors: bool,
 }
 
 impl Csv {
-    pub(super) fn new(out: Out, columns: &[String]) -> anyhow::Result<Csv> {
+    pub(super) fn new(out: Out, columns: &[String], vectors: bool) -> anyhow::Result<Csv> {
         let mut writer = csv::WriterBuilder::new().from_writer(out);
-        writer.write_record(header(columns))?;
+        writer.write_record(header(columns, vectors))?;
         Ok(Csv {
             writer,
             columns: columns.to_vec(),
             record: Vec::new(),
+            vectors,
         })
     }
 }
 
-/// `id`, the input columns, the result columns (see [`input_names`]).
-fn header(columns: &[String]) -> Vec<String> {
+/// `id`, the input columns, the result columns (see [`input_names`]), and `embedding` for an
+/// embeddings job.
+fn header(columns: &[String], vectors: bool) -> Vec<String> {
+    let mut results: Vec<&str> = RESULT_COLUMNS.to_vec();
+    if vectors {
+        results.push(VECTOR_COLUMN);
+    }
     let mut header = vec!["id".to_string()];
-    header.extend(input_names(columns, RESULT_COLUMNS));
-    header.extend(RESULT_COLUMNS.iter().map(|c| c.to_string()));
+    header.extend(input_names(columns, &results));
+    header.extend(results.iter().map(|c| c.to_string()));
     header
 }
 
@@ -104,6 +116,12 @@ impl RowWriter for Csv {
             text(&row.response_id),
             text(&row.error),
         ]);
+        if self.vectors {
+            self.record.push(match &row.embedding {
+                Some(v) => serde_json::to_string(v)?,
+                None => String::new(),
+            });
+        }
         self.writer.write_record(&self.record)?;
         Ok(())
     }
@@ -121,7 +139,7 @@ mod tests {
 
     fn names(columns: &[&str]) -> Vec<String> {
         let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
-        header(&columns)[..=columns.len()].to_vec()
+        header(&columns, false)[..=columns.len()].to_vec()
     }
 
     #[test]
@@ -140,7 +158,7 @@ mod tests {
             .iter()
             .map(|c| c.to_string())
             .collect();
-        let h = header(&columns);
+        let h = header(&columns, true);
         let unique: std::collections::BTreeSet<&String> = h.iter().collect();
         assert_eq!(unique.len(), h.len(), "{h:?}");
     }

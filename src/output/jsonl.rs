@@ -1,7 +1,8 @@
 //! JSON Lines output: one object per row with its id, position, status, input fields,
 //! completion, finish reason, usage (with `cached_tokens`, `cache_creation_tokens` and
 //! `reasoning_tokens` when the server reported them), cost in dollars (`null` when unknown),
-//! model, response id and error (`null` when the row is done).
+//! model, response id and error (`null` when the row is done). An embeddings row also has
+//! `embedding`, its vector as an array of numbers.
 
 use std::io::Write;
 
@@ -28,6 +29,9 @@ struct Line<'a> {
     status: &'a str,
     input: &'a RawValue,
     completion: Option<&'a str>,
+    /// An embeddings row's vector; absent for the other families.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    embedding: Option<&'a [f32]>,
     finish_reason: Option<&'a str>,
     usage: Option<Usage>,
     cost: Option<f64>,
@@ -70,6 +74,7 @@ impl RowWriter for Jsonl {
             status: status(row),
             input,
             completion: row.completion.as_deref(),
+            embedding: row.embedding.as_deref(),
             finish_reason: row.finish_reason.as_deref(),
             usage,
             cost: row.cost,

@@ -180,15 +180,19 @@ fn write_rows(
     format: OutputFormat,
     out: BufWriter<File>,
 ) -> anyhow::Result<(Written, BufWriter<File>)> {
+    let job = store.job()?;
+    // A family whose answers are vectors, not text, gets a column for them.
+    let vectors = job
+        .as_ref()
+        .is_some_and(|j| !j.endpoint.family().generates_text());
     let mut writer: Box<dyn RowWriter> = match format {
         OutputFormat::Jsonl => Box::new(jsonl::Jsonl::new(out)),
-        OutputFormat::Csv => Box::new(csv::Csv::new(out, columns)?),
+        OutputFormat::Csv => Box::new(csv::Csv::new(out, columns, vectors)?),
         OutputFormat::OpenaiBatch => Box::new(batch::Batch::new(out)),
         OutputFormat::Parquet => Box::new(parquet::Parquet::new(out, columns, job_facts(store)?)?),
     };
     let mut written = Written::default();
     // Each row's cost, priced at the job's prices by the one formula (see `cost.rs`).
-    let job = store.job()?;
     let pricer = job
         .as_ref()
         .map(|j| cost::RowPricer::new(&j.models, j.spec.model.as_deref()));

@@ -42,10 +42,11 @@ use crate::retry::Backoff;
 use crate::stall::Stalls;
 use crate::stats::Stats;
 use crate::store::attempts::{class, Attempt, Tokens};
-use crate::store::writer::{Claimed, StoreHandle};
+use crate::store::writer::StoreHandle;
 
 use adaptive::Window;
 use first_answers::FirstAnswers;
+use group::{Group, Grouper};
 
 /// Rows claimed from the store at a time.
 const PAGE: usize = 1024;
@@ -111,6 +112,8 @@ impl Control {
 pub struct PipelineSettings {
     pub endpoint: Endpoint,
     pub concurrency: usize,
+    /// Rows one request carries (1 unless the family joins rows: see [`group`]).
+    pub rows_per_request: usize,
     pub max_attempts: u32,
     pub backoff: Backoff,
     /// How long a stopped run waits for requests on the wire before abandoning them.
@@ -194,12 +197,15 @@ impl<T: Transport> Pipeline<T> {
 
     /// Sends every pending row, returns when all are settled or the run has stopped and drained.
     pub async fn run(self: Arc<Self>, store: StoreHandle) {
-        let (rows_tx, mut rows_rx) = mpsc::channel::<Claimed>(PAGE);
+        let (rows_tx, mut rows_rx) = mpsc::channel::<Group>(PAGE);
         // The feeder ends when the store has no more pending rows (dropping `rows_tx`, which ends
         // the dispatch loop below), or when dispatch stops.
-        let feeder = tokio::spawn(feed(store.clone(), rows_tx, Arc::clone(&self.control)));
+        let grouper = (self.settings.endpoint.family().max_rows_per_request() > 1)
+            .then(|| Grouper::new(self.settings.endpoint.family(), self.settings.rows_per_request));
+        let feeder = tokio::spawn(feed(store.clone(), rows_tx, Arc::clone(&self.control), grouper));
 
-        // One permit per row in progress; a task holds its permit through its retries. Twice
+        // One permit per request in progress (a row, or a group of rows joined into one
+        // request); a task holds its permit through its retries. Twice
         // the window's ceiling, so that rows waiting out a retry do not leave the wire idle;
         // what is on the wire is bounded by the window (at most `concurrency`).
         let permits = Arc::new(Semaphore::new(self.settings.concurrency.saturating_mul(2)));
@@ -312,8 +318,14 @@ fn request_tokens(family: &dyn crate::family::ApiFamily, body: &[u8]) -> u32 {
     }
 }
 
-/// Claims pending rows page by page and hands them to the dispatcher, in input order.
-async fn feed(store: StoreHandle, rows: mpsc::Sender<Claimed>, control: Arc<Control>) {
+/// Claims pending rows page by page and hands them to the dispatcher, in input order: one row
+/// at a time, or with a `grouper` in the groups it makes.
+async fn feed(
+    store: StoreHandle,
+    rows: mpsc::Sender<Group>,
+    control: Arc<Control>,
+    mut grouper: Option<Grouper>,
+) {
     let mut after = 0;
     loop {
         let page = tokio::select! {
@@ -322,7 +334,12 @@ async fn feed(store: StoreHandle, rows: mpsc::Sender<Claimed>, control: Arc<Cont
             page = store.claim(after, PAGE) => page,
         };
         let page = match page {
-            Ok(p) if p.is_empty() => return,
+            Ok(p) if p.is_empty() => {
+                if let Some(last) = grouper.as_mut().and_then(Grouper::take) {
+                    let _ = rows.send(last).await;
+                }
+                return;
+            }
             Ok(p) => p,
             Err(e) => {
                 control.abort(StopReason::Checkpoint(format!("{e:#}")));
@@ -331,7 +348,14 @@ async fn feed(store: StoreHandle, rows: mpsc::Sender<Claimed>, control: Arc<Cont
         };
         after = page.last().map(|r| r.seq).unwrap_or(after);
         for row in page {
-            if rows.send(row).await.is_err() {
+            let group = match &mut grouper {
+                None => Group::one(row),
+                Some(g) => match g.push(row) {
+                    Some(closed) => closed,
+                    None => continue,
+                },
+            };
+            if rows.send(group).await.is_err() {
                 return;
             }
         }
@@ -340,6 +364,7 @@ async fn feed(store: StoreHandle, rows: mpsc::Sender<Claimed>, control: Arc<Cont
 
 pub mod adaptive;
 pub mod first_answers;
+mod group;
 mod row;
 mod settle;
 

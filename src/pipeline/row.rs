@@ -30,6 +30,7 @@ use crate::tokens::RequestCost;
 
 use super::adaptive::{Signal, Slot};
 use super::first_answers::{self, Judgement, Symptom};
+use super::group::Group;
 use super::{attempt_record, request_tokens, Pipeline, StopReason, MAX_UNUSABLE};
 
 /// `Err(kind)`: the row's loop ends, with this outcome.
@@ -56,6 +57,9 @@ pub(super) struct RowRun<'p> {
     /// The dispatcher permit, held until the row is settled (or parked by the guard).
     pub(super) permit: Option<OwnedSemaphorePermit>,
     pub(super) guard: first_answers::Row,
+    /// For a family that joins rows into one request: every row of it, in order (`body` is the
+    /// joined request); empty for a one-row request.
+    pub(super) group: Vec<Claimed>,
 }
 
 /// A row past the gates: its window slot, what the limiter charged, its budget reservation.
@@ -79,13 +83,23 @@ impl<T: Transport> Pipeline<T> {
     /// the row there).
     pub(super) async fn process_row(
         &self,
-        row: Claimed,
+        group: Group,
         store: &StoreHandle,
         permit: OwnedSemaphorePermit,
         guard: first_answers::Row,
     ) {
+        let family = self.settings.endpoint.family();
+        let (row, members) = if family.max_rows_per_request() > 1 {
+            match self.join(group) {
+                Ok(joined) => joined,
+                Err((members, error)) => return self.fail_unjoined(members, error, store).await,
+            }
+        } else {
+            (group.first, Vec::new())
+        };
         let priced = self.price(&row.body);
         let mut r = RowRun {
+            group: members,
             seq: row.seq,
             id: row.id,
             body: Bytes::from(row.body),
@@ -109,7 +123,11 @@ impl<T: Transport> Pipeline<T> {
                 break kind;
             }
         };
-        self.settle(r, kind, store).await;
+        if r.group.is_empty() {
+            self.settle(r, kind, store).await;
+        } else {
+            self.settle_group(r, kind, store).await;
+        }
     }
 
     /// When the job is priced: the request's model, and with a budget its worst case (which

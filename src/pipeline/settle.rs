@@ -118,20 +118,7 @@ impl<T: Transport> Pipeline<T> {
     /// Counts the row's outcome and records it through the writer; a held slot is released
     /// once the outcome is durable.
     pub(super) async fn settle(&self, r: RowRun<'_>, kind: OutcomeKind, store: &StoreHandle) {
-        let stats = &self.stats;
-        match &kind {
-            OutcomeKind::Done(c) => {
-                Stats::add(&stats.done, 1);
-                Stats::add(&stats.prompt_tokens, c.usage.prompt_tokens);
-                Stats::add(&stats.completion_tokens, c.usage.completion_tokens);
-                Stats::add(&stats.total_tokens, c.usage.total_tokens);
-            }
-            OutcomeKind::Failed { error, .. } => {
-                Stats::add(&stats.failed, 1);
-                tracing::info!(row = %r.id, "failed: {error}");
-            }
-            OutcomeKind::Unfinished => {}
-        }
+        self.count(&r.id, &kind);
         let outcome = Outcome {
             seq: r.seq,
             attempts: r.attempts,

@@ -133,6 +133,7 @@ pub(super) async fn run_pipeline_stalling(
         fake,
         limits,
         PipelineSettings {
+            rows_per_request: 1,
             endpoint: Endpoint::Chat,
             concurrency,
             max_attempts,
@@ -301,6 +302,7 @@ async fn concurrency_bounds_requests_in_flight() {
         },
         Limits::new(NonZeroU32::new(1_000_000), NonZeroU32::new(1_000_000)),
         PipelineSettings {
+            rows_per_request: 1,
             endpoint: Endpoint::Chat,
             concurrency: 7,
             max_attempts: 1,

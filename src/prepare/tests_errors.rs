@@ -241,16 +241,25 @@ fn batch_line_with_an_unknown_url_is_an_error() {
         &mut p,
         &row(
             1,
-            batch_line("a", "/v1/embeddings", json!({"model": "m", "input": "x"})),
+            batch_line("a", "/v1/moderations", json!({"model": "m", "input": "x"})),
         ),
     );
     assert_eq!(e.field.as_deref(), Some("url"));
     assert!(
         e.message
-            .starts_with("`/v1/embeddings` is not an endpoint promptmill sends"),
+            .starts_with("`/v1/moderations` is not an endpoint promptmill sends"),
         "{}",
         e.message
     );
+}
+
+#[test]
+fn batch_input_lines_for_embeddings_are_refused_at_their_url() {
+    let mut p = preparer(RequestSettings::default());
+    let line = batch_line("a", "/v1/embeddings", json!({"model": "m", "input": "x"}));
+    let e = prepare_err(&mut p, &row(1, line));
+    assert_eq!(e.field.as_deref(), Some("url"), "{}", e.message);
+    assert!(e.message.contains("not supported yet"), "{}", e.message);
 }
 
 #[test]

@@ -26,6 +26,8 @@ pub struct ExportRow {
     pub cached_tokens: Option<i64>,
     pub cache_creation_tokens: Option<i64>,
     pub reasoning_tokens: Option<i64>,
+    /// A done embeddings row's vector (stored as its f32 values' little-endian bytes).
+    pub embedding: Option<Vec<f32>>,
     /// Done through the Batch API, so priced at its prices.
     pub via_batch: bool,
     /// Dollars the row cost: not read from the checkpoint but priced by the exporter, at the
@@ -39,7 +41,7 @@ impl Store {
         let mut stmt = self.conn.prepare(
             "SELECT seq, id, state, invalid, fields, request, response, completion, finish_reason,
                     prompt_tokens, completion_tokens, total_tokens, model, response_id, http_status, error,
-                    cached_tokens, cache_creation_tokens, reasoning_tokens, part IS NOT NULL
+                    cached_tokens, cache_creation_tokens, reasoning_tokens, part IS NOT NULL, embedding
              FROM rows ORDER BY seq",
         )?;
         let mut rows = stmt.query([])?;
@@ -71,9 +73,19 @@ impl Store {
                 cache_creation_tokens: detail(17)?,
                 reasoning_tokens: detail(18)?,
                 via_batch: r.get(19)?,
+                embedding: r.get::<_, Option<Vec<u8>>>(20)?.map(|b| vector_values(&b)),
                 cost: None,
             })?;
         }
         Ok(())
     }
+}
+
+/// The f32 values of a stored vector (a trailing part of fewer than 4 bytes cannot be written,
+/// and would be ignored).
+fn vector_values(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
 }

@@ -166,6 +166,11 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX batch_states_part ON batch_states (part, at);
     "#,
+    // 11: a done embeddings row's vector, as the little-endian bytes of its f32 values (4 bytes
+    // a value, a quarter of JSON text's size); NULL for every other family.
+    r#"
+    ALTER TABLE rows ADD COLUMN embedding BLOB;
+    "#,
 ];
 
 /// Brings the schema up to date. Fails if the database was written by a newer promptmill.

@@ -17,6 +17,7 @@ fn done(seq: i64, usage: Usage) -> Outcome {
             model: None,
             id: None,
             raw: "{}".into(),
+            embeddings: Vec::new(),
         }),
         tries: Vec::new(),
     }

@@ -60,6 +60,7 @@ fn done(seq: i64, attempts: u32, prompt: u64, completion: u64) -> Outcome {
             model: Some("gpt-4o-mini-2024-07-18".into()),
             id: Some(format!("chatcmpl-{seq}")),
             raw: format!("{{\"id\":\"chatcmpl-{seq}\"}}"),
+            embeddings: Vec::new(),
         }),
         tries: Vec::new(),
     }

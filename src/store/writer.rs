@@ -257,7 +257,8 @@ pub(crate) fn record_outcome(conn: &Connection, o: Outcome) -> anyhow::Result<()
                 "UPDATE rows SET state = ?1, attempts = attempts + ?2, response = ?3, completion = ?4,
                         finish_reason = ?5, prompt_tokens = ?6, completion_tokens = ?7, total_tokens = ?8,
                         model = ?9, response_id = ?10, http_status = 200, error = NULL, updated_at = ?11,
-                        cached_tokens = ?13, cache_creation_tokens = ?14, reasoning_tokens = ?15
+                        cached_tokens = ?13, cache_creation_tokens = ?14, reasoning_tokens = ?15,
+                        embedding = ?16
                  WHERE seq = ?12",
             )?
             .execute(params![
@@ -276,6 +277,7 @@ pub(crate) fn record_outcome(conn: &Connection, o: Outcome) -> anyhow::Result<()
                 c.usage.cached_tokens.map(super::stored_tokens),
                 c.usage.cache_creation_tokens.map(super::stored_tokens),
                 c.usage.reasoning_tokens.map(super::stored_tokens),
+                c.embeddings.first().map(|e| vector_bytes(&e.vector)),
             ])?;
         }
         OutcomeKind::Failed { error, status } => {
@@ -293,6 +295,11 @@ pub(crate) fn record_outcome(conn: &Connection, o: Outcome) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+/// A vector as stored: its values' little-endian f32 bytes.
+pub(crate) fn vector_bytes(vector: &[f32]) -> Vec<u8> {
+    vector.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
 /// The run's counters, the limits in force (learned ones change during a run), and what is on

@@ -16,6 +16,7 @@ mod disk;
 mod disk_full;
 mod doc_commands;
 mod docs;
+mod embeddings;
 mod faults;
 mod files;
 mod happy;

@@ -16,10 +16,12 @@ impl fmt::Display for Report {
         }
         writeln!(f)?;
         for m in &self.models {
-            model_lines(f, m)?;
+            model_lines(f, m, self.generates_text)?;
         }
         self.cost_lines(f)?;
-        self.expectation_line(f)?;
+        if self.generates_text {
+            self.expectation_line(f)?;
+        }
         self.time_lines(f)?;
         self.invalid_lines(f)
     }
@@ -27,7 +29,7 @@ impl fmt::Display for Report {
 
 /// One model's lines: its rows and tokenizer, its prompt tokens (and what the sample says of
 /// them), the context check, its completion tokens and its prices.
-fn model_lines(f: &mut fmt::Formatter<'_>, m: &ModelReport) -> fmt::Result {
+fn model_lines(f: &mut fmt::Formatter<'_>, m: &ModelReport, generates_text: bool) -> fmt::Result {
     let name = if m.model.is_empty() {
         "(no model)"
     } else {
@@ -74,7 +76,14 @@ fn model_lines(f: &mut fmt::Formatter<'_>, m: &ModelReport) -> fmt::Result {
         Some(limit) => writeln!(f, "    context     every row fits ({} tokens)", thousands(limit))?,
         None => writeln!(f, "    context     unknown for this model; not checked")?,
     }
-    completion_line(f, m)?;
+    if generates_text {
+        completion_line(f, m)?;
+    } else {
+        writeln!(
+            f,
+            "    completion  none: the answer is a vector, input tokens are all that is billed"
+        )?;
+    }
     price_line(f, m)
 }
 
@@ -176,6 +185,13 @@ impl Report {
         }
         if let (Some(r), Some(s)) = (t.tpm, t.by_tpm) {
             parts.push(format!("--tpm {}: {}", thousands(r.into()), duration_secs(s)));
+        }
+        if t.requests != self.rows_to_send {
+            writeln!(
+                f,
+                "  requests    {} (several rows per request: --rows-per-request)",
+                thousands(t.requests)
+            )?;
         }
         writeln!(
             f,

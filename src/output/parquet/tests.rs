@@ -35,6 +35,7 @@ fn row(fields: &str) -> ExportRow {
         reasoning_tokens: None,
         via_batch: false,
         cost: None,
+        embedding: None,
     }
 }
 
