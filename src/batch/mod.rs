@@ -26,4 +26,6 @@ pub use service::BatchService;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_grouped;
+#[cfg(test)]
 mod tests_inline;
