@@ -1,5 +1,6 @@
-//! The Files and Batches APIs over HTTP: [`BatchApi`] is what the batch driver needs of a
-//! provider, and [`HttpBatchApi`] speaks it to `{base}/files` and `{base}/batches` (Azure:
+//! OpenAI's Files and Batches APIs call by call: [`FilesBatchesApi`] is the calls the OpenAI
+//! batch service (`openai.rs`, which holds the protocol and its lookups) makes, and
+//! [`HttpBatchApi`] speaks them to `{base}/files` and `{base}/batches` (Azure:
 //! `{endpoint}/openai/files` and `…/openai/batches` with `?api-version=`, see
 //! [`Provider::batch_api_url`]) with the same client (and so the same key and headers) as live
 //! requests.
@@ -18,90 +19,11 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use super::api_error::ApiError;
 use super::wire::{Batch, FileObject, List};
 use crate::api::http::{self, HttpSettings};
 use crate::api::{error_message, is_insufficient_quota, parse_retry_after};
 use crate::provider::Provider;
-
-/// A call that did not do what was asked.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// The server answered with an error status.
-    #[error("{what}: HTTP {status}: {message}")]
-    Status {
-        what: String,
-        status: u16,
-        message: String,
-        retry_after: Option<Duration>,
-    },
-    /// A 3xx: never followed (the key and the headers would go where it points). A wrong base
-    /// URL, not a passing trouble: the run stops and says where it points.
-    #[error("{what}: HTTP {status}: {}", crate::api::redirected(location.as_deref()))]
-    Redirect {
-        what: String,
-        status: u16,
-        location: Option<String>,
-    },
-    /// No answer came (connection refused or dropped, timeout): the call may or may not have
-    /// taken effect.
-    #[error("{what}: {detail}")]
-    NoAnswer { what: String, detail: String },
-    /// An answer came that is not the object the API documents.
-    #[error("{what}: unexpected response: {detail}")]
-    Unexpected { what: String, detail: String },
-    /// A 429 that says the account is out of credit (`insufficient_quota`): a billing matter,
-    /// not a rate limit, so waiting does not help.
-    #[error("{what}: HTTP 429: {message}")]
-    Quota { what: String, message: String },
-}
-
-impl ApiError {
-    /// Worth trying again after a wait: no answer, or a status that says "later".
-    pub fn is_transient(&self) -> bool {
-        match self {
-            ApiError::Status { status, .. } => matches!(status, 408 | 409 | 429 | 500..=599),
-            ApiError::NoAnswer { .. } => true,
-            ApiError::Unexpected { .. } | ApiError::Quota { .. } | ApiError::Redirect { .. } => false,
-        }
-    }
-
-    /// The call may have taken effect although it failed: no answer came, the server failed
-    /// (5xx: a gateway may time out after the backend stored the upload or created the batch), or
-    /// a success came that cannot be read. Only a 4xx is a refusal that certainly did nothing.
-    pub fn may_have_taken_effect(&self) -> bool {
-        match self {
-            ApiError::Status { status, .. } => *status >= 500,
-            ApiError::NoAnswer { .. } | ApiError::Unexpected { .. } => true,
-            ApiError::Quota { .. } | ApiError::Redirect { .. } => false,
-        }
-    }
-
-    /// The key (or a header) is refused: nothing will work until a person acts.
-    pub fn is_auth(&self) -> bool {
-        matches!(
-            self,
-            ApiError::Status {
-                status: 401 | 403,
-                ..
-            }
-        )
-    }
-
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            ApiError::Status { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-
-    /// The server's `Retry-After`, when it gave one.
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            ApiError::Status { retry_after, .. } => *retry_after,
-            _ => None,
-        }
-    }
-}
 
 /// `POST /batches`.
 #[derive(Debug, Clone, Serialize)]
@@ -113,8 +35,8 @@ pub struct CreateBatch {
     pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 
-/// What the batch driver needs of a provider.
-pub trait BatchApi: Send + Sync {
+/// The calls of OpenAI's Files and Batches APIs.
+pub trait FilesBatchesApi: Send + Sync {
     /// `POST /files` with `purpose=batch`.
     fn upload(
         &self,
@@ -143,7 +65,7 @@ pub trait BatchApi: Send + Sync {
         F: FnMut(&[u8]) -> anyhow::Result<()> + Send;
 }
 
-/// [`BatchApi`] over HTTP.
+/// [`FilesBatchesApi`] over HTTP.
 pub struct HttpBatchApi {
     client: reqwest::Client,
     /// The base URL, e.g. `https://api.openai.com/v1`, or Azure's resource endpoint; every call's
@@ -273,7 +195,7 @@ impl HttpBatchApi {
     }
 }
 
-impl BatchApi for HttpBatchApi {
+impl FilesBatchesApi for HttpBatchApi {
     async fn upload(&self, filename: &str, content: Bytes) -> Result<FileObject, ApiError> {
         let size = content.len() as u64;
         let part = reqwest::multipart::Part::stream_with_length(content, size)
@@ -383,5 +305,43 @@ impl BatchApi for HttpBatchApi {
             each(&chunk)?;
         }
         Ok(())
+    }
+}
+
+/// A borrowed API is the API (the driver's tests keep the fake they inspect).
+impl<T: FilesBatchesApi> FilesBatchesApi for &T {
+    async fn upload(&self, filename: &str, content: Bytes) -> Result<FileObject, ApiError> {
+        (**self).upload(filename, content).await
+    }
+
+    async fn list_files(&self, after: Option<&str>) -> Result<List<FileObject>, ApiError> {
+        (**self).list_files(after).await
+    }
+
+    async fn delete_file(&self, id: &str) -> Result<(), ApiError> {
+        (**self).delete_file(id).await
+    }
+
+    async fn create(&self, request: &CreateBatch) -> Result<Batch, ApiError> {
+        (**self).create(request).await
+    }
+
+    async fn retrieve(&self, id: &str) -> Result<Batch, ApiError> {
+        (**self).retrieve(id).await
+    }
+
+    async fn cancel(&self, id: &str) -> Result<Batch, ApiError> {
+        (**self).cancel(id).await
+    }
+
+    async fn list_batches(&self, after: Option<&str>) -> Result<List<Batch>, ApiError> {
+        (**self).list_batches(after).await
+    }
+
+    async fn download<F>(&self, id: &str, each: F) -> anyhow::Result<()>
+    where
+        F: FnMut(&[u8]) -> anyhow::Result<()> + Send,
+    {
+        (**self).download(id, each).await
     }
 }

@@ -1,40 +1,35 @@
-//! The Batch API driver: plans parts from the pending rows, uploads and submits them (keeping
-//! the prompt tokens in the provider's queue under `--batch-max-enqueued-tokens`), polls every
-//! open batch with a backing-off interval, and collects each finished batch's output and error
-//! files into the checkpoint.
+//! The batch driver: plans parts from the pending rows, submits them through the job's
+//! [`BatchService`] (keeping the prompt tokens in the provider's queue under
+//! `--batch-max-enqueued-tokens`), polls every open batch with a backing-off interval, and
+//! collects each finished batch's results into the checkpoint. It talks only to the service
+//! trait; no protocol is known here.
 //!
 //! Each step is recorded before the next is taken (see `store/parts.rs`), and a step that may
 //! have happened without its answer being recorded — an upload or a batch creation cut off by a
 //! crash or a dropped connection — is looked up at the provider before it is tried again. So a
 //! part's rows are uploaded once and paid for once, however often the process dies.
+//!
+//! `submit.rs` takes a part through its stages, `content.rs` makes its requests (several rows a
+//! line for a family that joins rows), `collect.rs` polls and collects, `show.rs` prints.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
-use super::client::{ApiError, BatchApi, CreateBatch};
-use super::wire::{Batch, BatchStatus, InputLine};
+use super::calls::{Calls, Failure, Step};
+use super::service::BatchService;
 use crate::budget::Costing;
 use crate::config::BatchSettings;
-use crate::job::{Endpoint, JobRecord};
-use crate::provider::Provider;
-use crate::retry::Backoff;
-use crate::store::{stage, Candidate, Measured, PartLimits, PartRecord, Store};
+use crate::job::JobRecord;
+use crate::store::{stage, PartRecord, Store};
 
-/// Attempts of one API call that fails transiently before the run gives up (and can be resumed).
 mod collect;
+mod content;
+mod show;
 mod submit;
 
-pub use submit::input_line;
-
-const MAX_TRIES: u32 = 8;
 /// The poll interval grows by half while no batch changes, up to this many times the first one.
 const MAX_BACKOFF_FACTOR: u32 = 10;
-/// Pages of the provider's lists searched for an upload or batch a crash left unrecorded.
-const MAX_PAGES: usize = 100;
 
 /// What the driver needs beyond the job.
 #[derive(Debug, Clone)]
@@ -72,7 +67,7 @@ pub enum Ending {
     Auth { status: u16, message: String },
     /// The account is out of credit.
     Quota { message: String },
-    /// A Files or Batches call was answered with a 3xx (never followed): the base URL is wrong.
+    /// A batch-service call was answered with a 3xx (never followed): the base URL is wrong.
     Redirected {
         message: String,
         location: Option<String>,
@@ -82,17 +77,15 @@ pub enum Ending {
     Budget { limit: f64, spent: f64 },
 }
 
-pub struct Driver<'a, A: BatchApi> {
-    api: &'a A,
+pub struct Driver<'a, S: BatchService> {
+    service: &'a S,
     store: &'a mut Store,
     job: &'a JobRecord,
     settings: DriverSettings,
-    stop: CancellationToken,
+    /// The calls made, and the run's stop signal every wait gives way to.
+    calls: Calls,
     /// Prices the parts' worst cases against the job's `--max-cost`.
     costing: Option<&'a Costing>,
-    /// API calls made, and calls that were attempts after a failure.
-    calls: std::cell::Cell<u64>,
-    retries: std::cell::Cell<u64>,
     /// The job's rows done, failed (invalid included) and in total, outside open batches; `None`
     /// until read, and again after each collection.
     settled: Option<(u64, u64, u64)>,
@@ -112,87 +105,34 @@ enum Polled {
     Collected,
 }
 
-/// An API call failed for good; `Auth` ends the drive with a message instead of an error.
-enum Failure {
-    Auth {
-        status: u16,
-        message: String,
-    },
-    Quota {
-        message: String,
-    },
-    Redirected {
-        message: String,
-        location: Option<String>,
-    },
-    Interrupted,
-    Other(anyhow::Error),
+/// What one round of polls found.
+enum Round {
+    /// A batch was collected: its room in the queue can be used at once.
+    Collected,
+    Changed,
+    Same,
 }
 
-impl From<anyhow::Error> for Failure {
-    fn from(e: anyhow::Error) -> Self {
-        match e.downcast_ref::<ApiError>() {
-            Some(api @ ApiError::Status { status, .. }) if api.is_auth() => Failure::Auth {
-                status: *status,
-                message: api.to_string(),
-            },
-            Some(ApiError::Quota { message, .. }) => Failure::Quota {
-                message: message.clone(),
-            },
-            Some(api @ ApiError::Redirect { location, .. }) => Failure::Redirected {
-                message: api.to_string(),
-                location: location.clone(),
-            },
-            _ => Failure::Other(e),
-        }
-    }
-}
-
-impl From<ApiError> for Failure {
-    fn from(e: ApiError) -> Self {
-        Failure::from(anyhow::Error::from(e))
-    }
-}
-
-type Step<T> = Result<T, Failure>;
-
-impl<'a, A: BatchApi> Driver<'a, A> {
+impl<'a, S: BatchService> Driver<'a, S> {
     pub fn new(
-        api: &'a A,
+        service: &'a S,
         store: &'a mut Store,
         job: &'a JobRecord,
         settings: DriverSettings,
         stop: CancellationToken,
     ) -> Self {
         Driver {
-            api,
+            service,
             store,
             job,
             settings,
-            stop,
+            calls: Calls::new(stop),
             costing: None,
-            calls: Default::default(),
-            retries: Default::default(),
             settled: None,
             plan_after: 0,
             bar: None,
             shown: Default::default(),
         }
-    }
-
-    fn start_bar(&mut self) {
-        if !self.settings.bar || self.settings.quiet || self.bar.is_some() {
-            return;
-        }
-        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-        let style = indicatif::ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows\n  {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("█▉▊▋▌▍▎▏ ");
-        bar.set_style(style);
-        bar.enable_steady_tick(Duration::from_millis(200));
-        self.bar = Some(bar);
     }
 
     /// Holds new parts to the job's `--max-cost`, pricing their worst cases with `costing`.
@@ -201,24 +141,9 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         self
     }
 
-    fn say(&self, msg: impl std::fmt::Display) {
-        match &self.bar {
-            Some(bar) => bar.println(format!("promptmill: {msg}")),
-            None if !self.settings.quiet => eprintln!("promptmill: {msg}"),
-            None => {}
-        }
-    }
-
     /// API calls made so far, and how many of them were attempts after a failure.
     pub fn counters(&self) -> (u64, u64) {
-        (self.calls.get(), self.retries.get())
-    }
-
-    fn count_call(&self, retry: bool) {
-        self.calls.set(self.calls.get() + 1);
-        if retry {
-            self.retries.set(self.retries.get() + 1);
-        }
+        self.calls.counters()
     }
 
     /// Submits, waits and collects until the job has nothing left for the Batch API.
@@ -237,105 +162,114 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         }
     }
 
+    /// The plot: settle what a crash left half-submitted, submit what has room, and wait for
+    /// the open batches, until nothing is open.
     async fn drive(&mut self) -> Step<Ending> {
         let first = self.settings.batch.poll_interval;
         let mut interval = first;
         loop {
-            // Parts a crash left half-submitted come first, in order; then new ones, while the
-            // queue has room.
-            // Without `submit` (cancel, --finish-live) they are settled instead: a batch that
-            // was made is kept, anything else released.
-            // A part never uploaded that is over the limits in force now (lowered after the
-            // provider refused it as too large) is released, to be planned again.
-            for part in self.store.parts()? {
-                if !part.is_open() || part.stage == stage::SUBMITTED {
-                    continue;
-                }
-                let b = &self.settings.batch;
-                if !self.settings.submit {
-                    self.unsubmit(part.part).await?;
-                } else if part.stage == stage::PLANNED && (part.rows > b.max_rows || part.bytes > b.max_bytes)
-                {
-                    let rows = self.store.release(part.part)?;
-                    self.say(format!(
-                        "batch {}: over the limits now in force; its {rows} rows are planned again",
-                        part.part
-                    ));
-                } else {
-                    self.submit(part.part).await?;
-                }
-            }
+            self.settle_half_submitted().await?;
             if self.settings.submit {
-                while let Some(part) = self.plan()? {
-                    if self.stop.is_cancelled() {
-                        return Err(Failure::Interrupted);
-                    }
-                    self.submit(part.part).await?;
-                }
+                self.submit_new().await?;
             }
             let open: Vec<PartRecord> = self.store.parts()?.into_iter().filter(|p| p.is_open()).collect();
             if open.is_empty() {
-                let pending = self.store.counts()?.pending;
-                if pending == 0 || !self.settings.submit {
-                    return Ok(Ending::Finished);
-                }
-                // Rows are pending, nothing is in the queue, and yet no part could be planned:
-                // only the budget stops that.
-                if let (Some(limit), true) = (self.job.max_cost, self.costing.is_some()) {
-                    return Ok(Ending::Budget {
-                        limit,
-                        spent: self.spent()?,
-                    });
-                }
-                return Err(Failure::Other(anyhow::anyhow!(
-                    "{pending} rows are pending but none could be put in a batch"
-                )));
+                return self.nothing_open();
             }
             if self.settings.no_wait {
                 self.show_all(&open);
                 return Ok(Ending::Submitted { open: open.len() });
             }
             self.start_bar();
-            let (mut changed, mut collected) = (false, false);
-            for part in &open {
-                if self.stop.is_cancelled() {
-                    return Err(Failure::Interrupted);
-                }
-                match self.poll(part).await? {
-                    Polled::Collected => collected = true,
-                    Polled::Changed => changed = true,
-                    Polled::Same => {}
-                }
-            }
             // A collected batch made room in the queue: plan and submit at once. Otherwise wait;
             // the interval starts over when anything moved, and grows while nothing does.
-            if collected {
-                interval = first;
+            interval = match self.poll_all(&open).await? {
+                Round::Collected => {
+                    interval = first;
+                    continue;
+                }
+                Round::Changed => first,
+                Round::Same => interval.mul_f64(1.5).min(first * MAX_BACKOFF_FACTOR),
+            };
+            self.calls.sleep(interval).await?;
+        }
+    }
+
+    /// Parts a crash left half-submitted come first, in order. Without `submit` (cancel,
+    /// --finish-live) they are settled instead: a batch that was made is kept, anything else
+    /// released. A part never uploaded that is over the limits in force now (lowered after the
+    /// provider refused it as too large) is released, to be planned again.
+    async fn settle_half_submitted(&mut self) -> Step<()> {
+        for part in self.store.parts()? {
+            if !part.is_open() || part.stage == stage::SUBMITTED {
                 continue;
             }
-            interval = if changed {
-                first
+            let b = &self.settings.batch;
+            if !self.settings.submit {
+                self.unsubmit(part.part).await?;
+            } else if part.stage == stage::PLANNED && (part.rows > b.max_rows || part.bytes > b.max_bytes) {
+                let rows = self.store.release(part.part)?;
+                self.say(format!(
+                    "batch {}: over the limits now in force; its {rows} rows are planned again",
+                    part.part
+                ));
             } else {
-                interval.mul_f64(1.5).min(first * MAX_BACKOFF_FACTOR)
-            };
-            self.sleep(interval).await?;
+                self.submit(part.part).await?;
+            }
         }
+        Ok(())
     }
 
-    /// Awaits an upload or a create unless the run is stopped first. Dropping one midway is safe:
-    /// the part's stage (`uploading`, `creating`) makes the next run look before trying again.
-    async fn unless_stopped<T>(&self, call: impl std::future::Future<Output = T>) -> Step<T> {
-        tokio::select! {
-            answer = call => Ok(answer),
-            _ = self.stop.cancelled() => Err(Failure::Interrupted),
+    /// New parts, while rows are pending and the queue and the budget have room.
+    async fn submit_new(&mut self) -> Step<()> {
+        while let Some(part) = self.plan()? {
+            if self.calls.stopped() {
+                return Err(Failure::Interrupted);
+            }
+            self.submit(part.part).await?;
         }
+        Ok(())
     }
 
-    async fn sleep(&self, d: Duration) -> Step<()> {
-        tokio::select! {
-            _ = tokio::time::sleep(d) => Ok(()),
-            _ = self.stop.cancelled() => Err(Failure::Interrupted),
+    /// Nothing is open: finished, or stopped by the budget.
+    fn nothing_open(&self) -> Step<Ending> {
+        let pending = self.store.counts()?.pending;
+        if pending == 0 || !self.settings.submit {
+            return Ok(Ending::Finished);
         }
+        // Rows are pending, nothing is in the queue, and yet no part could be planned: only the
+        // budget stops that.
+        if let (Some(limit), true) = (self.job.max_cost, self.costing.is_some()) {
+            return Ok(Ending::Budget {
+                limit,
+                spent: self.spent()?,
+            });
+        }
+        Err(Failure::Other(anyhow::anyhow!(
+            "{pending} rows are pending but none could be put in a batch"
+        )))
+    }
+
+    /// Polls every open part once.
+    async fn poll_all(&mut self, open: &[PartRecord]) -> Step<Round> {
+        let (mut changed, mut collected) = (false, false);
+        for part in open {
+            if self.calls.stopped() {
+                return Err(Failure::Interrupted);
+            }
+            match self.poll(part).await? {
+                Polled::Collected => collected = true,
+                Polled::Changed => changed = true,
+                Polled::Same => {}
+            }
+        }
+        Ok(if collected {
+            Round::Collected
+        } else if changed {
+            Round::Changed
+        } else {
+            Round::Same
+        })
     }
 
     /// Prompt tokens in the provider's queue: those of the submitted parts not finished yet.
@@ -344,14 +278,7 @@ impl<'a, A: BatchApi> Driver<'a, A> {
             .store
             .parts()?
             .iter()
-            .filter(|p| {
-                p.is_open()
-                    && !p
-                        .status
-                        .as_deref()
-                        .and_then(BatchStatus::parse)
-                        .is_some_and(|s| s.is_terminal())
-            })
+            .filter(|p| p.is_open() && !p.status.as_deref().is_some_and(|s| self.service.has_ended(s)))
             .map(|p| p.tokens)
             .sum())
     }
@@ -376,40 +303,4 @@ impl<'a, A: BatchApi> Driver<'a, A> {
     fn spent(&self) -> Step<f64> {
         Ok(crate::budget::job_cost(self.store, self.job)?.unwrap_or(0.0))
     }
-
-    /// Calls the API, trying again after transient failures (no answer, 429, 5xx) with backoff.
-    /// Only idempotent calls, or calls whose effect the caller looks for first, go through here.
-    async fn call<T, F, Fut>(&self, mut f: F) -> Step<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, ApiError>>,
-    {
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            self.count_call(tries > 1);
-            match f().await {
-                Ok(v) => return Ok(v),
-                Err(e) if e.is_transient() && tries < MAX_TRIES => {
-                    let wait = Backoff::default().delay(
-                        tries,
-                        e.retry_after(),
-                        e.status() == Some(429),
-                        &mut rand::rng(),
-                    );
-                    tracing::info!("{e}; trying again in {wait:?}");
-                    self.sleep(wait).await?;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-}
-
-fn is_transient(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<ApiError>().is_some_and(ApiError::is_transient)
-}
-
-fn retry_after(e: &anyhow::Error) -> Option<Duration> {
-    e.downcast_ref::<ApiError>().and_then(ApiError::retry_after)
 }

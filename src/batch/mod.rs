@@ -1,16 +1,31 @@
 //! `run --mode batch`: a job's rows through the provider's asynchronous Batch API instead of one
 //! request each. The rows, checkpoint, output and totals are the live mode's; only the transport
-//! differs. [`driver`] submits parts (one input file and one batch each), waits for them and
-//! collects their results into the checkpoint; [`client`] is the Files and Batches APIs it uses,
-//! behind a trait; [`wire`] is their objects; `results` reads a finished batch's result files; the parts' records live in `store/parts.rs`.
+//! differs. [`driver`] plans parts, submits them, waits for them and collects their results into
+//! the checkpoint, talking only to a [`BatchService`] ([`service`]: upload-then-create or inline
+//! creation, provider-neutral states, result lines). [`openai`] is OpenAI's (and Azure's) Files +
+//! Batches protocol, over the calls of [`client`] and the objects of [`wire`]; `results` reads a
+//! finished batch's results; `grouped` names the rows of a line that carries several; `calls`
+//! counts and retries the calls. The parts' records live in `store/parts.rs`.
 
+mod api_error;
+pub mod calls;
 pub mod client;
 pub mod driver;
+mod grouped;
+pub mod openai;
 mod results;
+pub mod service;
 pub mod wire;
 
-pub use client::{ApiError, BatchApi, CreateBatch, HttpBatchApi};
+pub use api_error::ApiError;
+pub use client::{FilesBatchesApi, HttpBatchApi};
 pub use driver::{Driver, DriverSettings, Ending};
+pub use openai::OpenAiBatches;
+pub use service::BatchService;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_grouped;
+#[cfg(test)]
+mod tests_inline;

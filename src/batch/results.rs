@@ -1,74 +1,174 @@
-//! Reading a finished batch's result files (output and error), spooled to disk by the driver:
-//! each line settles the row its `custom_id` names, done or failed with the reason. A line is
-//! read as bytes and bounded by `--max-response-size`, so that one line that is too long, not
-//! UTF-8 or not JSON costs its own row (or, when it names none, is counted as unreadable) and
-//! never the collection or the memory of the process. Which rows got no line is the driver's
-//! business.
+//! Reading a finished batch's results, spooled to disk by the driver: each line, read by the
+//! batch service into a [`ResultLine`], settles the rows its `custom_id` names — one row, or the
+//! run of rows a joined line carries (`grouped.rs`), each settled by its vector's `index` as the
+//! live path does — done or failed with the reason. A line is read as bytes and bounded by
+//! `--max-response-size`, so that one line that is too long, not UTF-8 or not JSON costs its own
+//! rows (or, when it names none, is counted as unreadable) and never the collection or the memory
+//! of the process. Which rows got no line is the driver's business.
 
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use serde::Deserialize;
 
-use super::wire;
 use bytes::Bytes;
 
+use super::grouped::parse_group_id;
+use super::service::{BatchService, LineOutcome, ResultLine};
 use crate::api::{classify, http::describe_cap, RateHeaders, Reply, Verdict};
-use crate::family::ApiFamily;
+use crate::family::{ApiFamily, Completion};
 use crate::input::{read_line, Line};
-use crate::job::Endpoint;
 use crate::store::Collection;
 
 /// How much of a line that is too long is read again to find its `custom_id`.
 const HEAD: u64 = 4096;
 
-/// Settles the rows named by the lines of `path`; returns how many lines named no row that could
-/// be read.
-pub(super) fn read(
-    path: &Path,
-    c: &mut Collection<'_>,
-    endpoint: Endpoint,
-    max_line: u64,
-) -> anyhow::Result<u64> {
-    let cannot = |e: std::io::Error| anyhow::anyhow!("{}: cannot read the download: {e}", path.display());
-    let mut reader = BufReader::new(std::fs::File::open(path).map_err(cannot)?);
-    let mut line = Vec::new();
-    let mut unreadable = 0;
-    let mut offset = 0u64;
-    loop {
-        line.clear();
-        let start = offset;
-        let recorded = match read_line(&mut reader, &mut line, max_line).map_err(cannot)? {
-            Line::End => break,
-            Line::TooLong(length) => {
-                offset += length;
-                let reason = format!(
-                    "the batch's result line is {length} bytes long, more than --max-response-size {}",
-                    describe_cap(max_line)
-                );
-                match custom_id(&head_of(path, start).map_err(cannot)?) {
-                    Some(id) => c.failed(&id, reason, None).map_err(LineProblem::Store),
-                    None => Err(LineProblem::Unreadable),
+/// Reads a part's result files with the job's service and family.
+pub(super) struct Reader<'s, S> {
+    pub service: &'s S,
+    pub family: &'static dyn ApiFamily,
+    /// `--max-response-size`.
+    pub max_line: u64,
+}
+
+/// What a line settles its rows with.
+enum Settle {
+    Done(Completion),
+    Failed(String, Option<u16>),
+}
+
+enum LineProblem {
+    Unreadable,
+    Store(anyhow::Error),
+}
+
+impl<S: BatchService> Reader<'_, S> {
+    /// Settles the rows named by the lines of `path`; returns how many lines named no row that
+    /// could be read.
+    pub fn read(&self, path: &Path, c: &mut Collection<'_>) -> anyhow::Result<u64> {
+        let cannot = |e: std::io::Error| anyhow::anyhow!("{}: cannot read the download: {e}", path.display());
+        let mut reader = BufReader::new(std::fs::File::open(path).map_err(cannot)?);
+        let mut line = Vec::new();
+        let mut unreadable = 0;
+        let mut offset = 0u64;
+        loop {
+            line.clear();
+            let start = offset;
+            let recorded = match read_line(&mut reader, &mut line, self.max_line).map_err(cannot)? {
+                Line::End => break,
+                Line::TooLong(length) => {
+                    offset += length;
+                    let reason = format!(
+                        "the batch's result line is {length} bytes long, more than --max-response-size {}",
+                        describe_cap(self.max_line)
+                    );
+                    match custom_id(&head_of(path, start).map_err(cannot)?) {
+                        Some(id) => self.settle(c, &id, Settle::Failed(reason, None)),
+                        None => Err(LineProblem::Unreadable),
+                    }
+                }
+                Line::Read => {
+                    offset += line.len() as u64;
+                    if line.trim_ascii().is_empty() {
+                        continue;
+                    }
+                    match std::str::from_utf8(&line) {
+                        Ok(text) => self.record_line(c, text),
+                        Err(_) => self.fail_line(c, &line, "the batch's result line is not UTF-8"),
+                    }
+                }
+            };
+            match recorded {
+                Ok(()) => {}
+                Err(LineProblem::Unreadable) => unreadable += 1,
+                Err(LineProblem::Store(e)) => return Err(e),
+            }
+        }
+        Ok(unreadable)
+    }
+
+    /// Fails the rows a line names (read with its bad bytes replaced) with `reason`.
+    fn fail_line(&self, c: &mut Collection<'_>, line: &[u8], reason: &str) -> Result<(), LineProblem> {
+        let text = String::from_utf8_lossy(line);
+        let parsed = self.service.read_line(&text).ok_or(LineProblem::Unreadable)?;
+        self.settle(c, &parsed.custom_id, Settle::Failed(reason.to_string(), None))
+    }
+
+    /// Records one result line. A line's response goes through the verdict table live replies
+    /// go through (`api::classify`); a batch cannot ask again, so every verdict but done fails
+    /// the rows, with the reason a live run would give.
+    fn record_line(&self, c: &mut Collection<'_>, line: &str) -> Result<(), LineProblem> {
+        let ResultLine { custom_id, outcome } =
+            self.service.read_line(line).ok_or(LineProblem::Unreadable)?;
+        let settle = match outcome {
+            LineOutcome::Response { status, body } => {
+                let reply = Reply {
+                    status,
+                    retry_after: None,
+                    rate: RateHeaders::default(),
+                    location: None,
+                    body: Bytes::copy_from_slice(body.as_bytes()),
+                };
+                match classify(self.family, Ok(reply)) {
+                    Verdict::Done(completion) => Settle::Done(completion),
+                    Verdict::Retry { reason, status, .. } => Settle::Failed(reason, status),
+                    Verdict::RowFailed { status, message } | Verdict::Stop { status, message, .. } => {
+                        Settle::Failed(format!("HTTP {status}: {message}"), Some(status))
+                    }
                 }
             }
-            Line::Read => {
-                offset += line.len() as u64;
-                if line.trim_ascii().is_empty() {
-                    continue;
+            LineOutcome::Error(text) => Settle::Failed(text, None),
+        };
+        self.settle(c, &custom_id, settle)
+    }
+
+    /// Settles the row `custom_id` names, or the rows of a joined line: a done answer split over
+    /// them by `index` (a row it has no vector for fails with the reason), a failure every row's.
+    fn settle(&self, c: &mut Collection<'_>, custom_id: &str, settle: Settle) -> Result<(), LineProblem> {
+        let store = LineProblem::Store;
+        let range = match (c.is_waiting(custom_id), parse_group_id(custom_id)) {
+            (false, Some(range)) => range,
+            _ => {
+                return match settle {
+                    Settle::Done(completion) => c.done(custom_id, completion),
+                    Settle::Failed(error, status) => c.failed(custom_id, error, status),
                 }
-                match std::str::from_utf8(&line) {
-                    Ok(text) => record_line(c, endpoint.family(), text),
-                    Err(_) => fail_line(c, &line, "the batch's result line is not UTF-8"),
-                }
+                .map(drop)
+                .map_err(store)
             }
         };
-        match recorded {
-            Ok(_) => {}
-            Err(LineProblem::Unreadable) => unreadable += 1,
-            Err(LineProblem::Store(e)) => return Err(e),
+        let members = c.waiting_between(range.0, range.1).map_err(store)?;
+        if members.is_empty() {
+            // Names no row of this part that waits for a result: a stray, counted as such.
+            c.stray();
+            return Ok(());
         }
+        match settle {
+            Settle::Done(answer) => {
+                let tokens: Vec<u64> = members
+                    .iter()
+                    .map(|(_, body)| {
+                        self.family
+                            .measure(body)
+                            .map_or(0, |(cost, _)| cost.prompt_tokens)
+                    })
+                    .collect();
+                for ((id, _), one) in members.iter().zip(self.family.split(answer, &tokens)) {
+                    match one {
+                        Ok(completion) => c.done(id, completion),
+                        Err(error) => c.failed(id, error, None),
+                    }
+                    .map_err(store)?;
+                }
+            }
+            Settle::Failed(error, status) => {
+                for (id, _) in &members {
+                    c.failed(id, error.clone(), status).map_err(store)?;
+                }
+            }
+        }
+        Ok(())
     }
-    Ok(unreadable)
 }
 
 /// The first [`HEAD`] bytes of the line that starts at `offset`.
@@ -87,64 +187,6 @@ fn custom_id(head: &[u8]) -> Option<String> {
     let rest = head[at..].trim_ascii_start().strip_prefix(b":")?;
     let mut de = serde_json::Deserializer::from_slice(rest.trim_ascii_start());
     String::deserialize(&mut de).ok()
-}
-
-enum LineProblem {
-    Unreadable,
-    Store(anyhow::Error),
-}
-
-/// Fails the row a line names (read with its bad bytes replaced) with `reason`.
-fn fail_line(c: &mut Collection<'_>, line: &[u8], reason: &str) -> Result<bool, LineProblem> {
-    let text = String::from_utf8_lossy(line);
-    let parsed: wire::OutputLine<'_> = serde_json::from_str(&text).map_err(|_| LineProblem::Unreadable)?;
-    c.failed(parsed.custom_id.as_ref(), reason.to_string(), None)
-        .map_err(LineProblem::Store)
-}
-
-/// Records one output or error line in the collection. A line's response goes through the
-/// verdict table live replies go through (`api::classify`); a batch cannot ask again, so every
-/// verdict but done fails the row, with the reason a live run would give.
-fn record_line(c: &mut Collection<'_>, family: &dyn ApiFamily, line: &str) -> Result<bool, LineProblem> {
-    let parsed: wire::OutputLine<'_> = serde_json::from_str(line).map_err(|_| LineProblem::Unreadable)?;
-    let id = parsed.custom_id.as_ref();
-    let store = LineProblem::Store;
-    match (&parsed.response, &parsed.error) {
-        (Some(r), _) => {
-            let body = r.body.map(|b| b.get()).unwrap_or("");
-            let reply = Reply {
-                status: r.status_code,
-                retry_after: None,
-                rate: RateHeaders::default(),
-                location: None,
-                body: Bytes::copy_from_slice(body.as_bytes()),
-            };
-            match classify(family, Ok(reply)) {
-                Verdict::Done(completion) => c.done(id, completion),
-                Verdict::Retry { reason, status, .. } => c.failed(id, reason, status),
-                Verdict::RowFailed { status, message } | Verdict::Stop { status, message, .. } => {
-                    c.failed(id, format!("HTTP {status}: {message}"), Some(status))
-                }
-            }
-            .map_err(store)
-        }
-        (None, Some(e)) => {
-            let text = match (&e.code, &e.message) {
-                (Some(code), Some(m)) => format!("{code}: {m}"),
-                (Some(code), None) => code.clone(),
-                (None, Some(m)) => m.clone(),
-                (None, None) => "the batch reported an error without a message".into(),
-            };
-            c.failed(id, text, None).map_err(store)
-        }
-        (None, None) => c
-            .failed(
-                id,
-                "the batch's result line has neither a response nor an error".into(),
-                None,
-            )
-            .map_err(store),
-    }
 }
 
 #[cfg(test)]

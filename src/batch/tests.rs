@@ -3,13 +3,15 @@
 //! lost — no answer, or a 5xx from a gateway after the backend acted — is found at the provider
 //! instead of being made twice, while a 4xx or 429, which did nothing, is simply sent again.
 //! Third-party servers (aimock) inject their faults before acting, so these cases live here.
+//! The provider is OpenAI's protocol (`openai.rs`) over a fake of its Files and Batches calls.
 
 use std::sync::Mutex;
 
 use bytes::Bytes;
 
-use super::client::{ApiError, BatchApi, CreateBatch};
+use super::client::{ApiError, CreateBatch, FilesBatchesApi};
 use super::driver::{Driver, DriverSettings, Ending};
+use super::openai::OpenAiBatches;
 use super::wire::{Batch, BatchStatus, FileObject, List, RequestCounts};
 use crate::config::BatchSettings;
 use crate::job::{Endpoint, JobRecord};
@@ -147,7 +149,7 @@ impl Fake {
     }
 }
 
-impl BatchApi for Fake {
+impl FilesBatchesApi for Fake {
     async fn upload(&self, filename: &str, content: Bytes) -> Result<FileObject, ApiError> {
         let (id, hang) = {
             let mut p = self.p();
@@ -268,7 +270,7 @@ impl BatchApi for Fake {
 
 /// A store in a temporary directory with `n` rows `r1`..`rn` (ids with "bad" in them where
 /// `bad(seq)`), each a chat request of 3 words.
-fn store(dir: &tempfile::TempDir, n: u64, bad: impl Fn(u64) -> bool) -> (Store, JobRecord) {
+pub(super) fn store(dir: &tempfile::TempDir, n: u64, bad: impl Fn(u64) -> bool) -> (Store, JobRecord) {
     let mut store = Store::open(&dir.path().join("job.db"), true).unwrap();
     let mut ingest = store.begin_ingest().unwrap();
     let ids: Vec<String> = (1..=n)
@@ -301,7 +303,7 @@ fn store(dir: &tempfile::TempDir, n: u64, bad: impl Fn(u64) -> bool) -> (Store, 
     (store, job)
 }
 
-fn settings(dir: &tempfile::TempDir, batch: BatchSettings) -> DriverSettings {
+pub(super) fn settings(dir: &tempfile::TempDir, batch: BatchSettings) -> DriverSettings {
     DriverSettings {
         batch,
         no_wait: false,
@@ -314,7 +316,7 @@ fn settings(dir: &tempfile::TempDir, batch: BatchSettings) -> DriverSettings {
     }
 }
 
-fn limits(max_rows: u64, max_enqueued_tokens: Option<u64>) -> BatchSettings {
+pub(super) fn limits(max_rows: u64, max_enqueued_tokens: Option<u64>) -> BatchSettings {
     BatchSettings {
         max_rows,
         max_enqueued_tokens,
@@ -334,7 +336,15 @@ async fn try_drive(
     s: DriverSettings,
 ) -> anyhow::Result<Ending> {
     let stop = tokio_util::sync::CancellationToken::new();
-    Driver::new(api, store, job, s, stop).run().await
+    Driver::new(
+        &OpenAiBatches::new(api, job.provider.clone()),
+        store,
+        job,
+        s,
+        stop,
+    )
+    .run()
+    .await
 }
 
 fn done_completions(store: &Store) -> Vec<(String, String, Option<String>)> {
@@ -440,7 +450,7 @@ async fn a_crash_after_the_upload_resumes_without_uploading_again() {
             |n| format!("promptmill-t-part{n:04}.jsonl"),
             &mut |c| {
                 Ok(crate::store::Measured {
-                    size: super::driver::input_line(c.id, c.request, job.endpoint, &job.provider)
+                    size: super::openai::input_line(c.id, c.request, job.endpoint, &job.provider)
                         .unwrap()
                         .len() as u64,
                     ..Default::default()
@@ -455,7 +465,7 @@ async fn a_crash_after_the_upload_resumes_without_uploading_again() {
     let mut content = Vec::new();
     store
         .part_rows(part.part, |id, req| {
-            content.extend(super::driver::input_line(id, req, job.endpoint, &job.provider).unwrap());
+            content.extend(super::openai::input_line(id, req, job.endpoint, &job.provider).unwrap());
             Ok(())
         })
         .unwrap();
@@ -591,11 +601,17 @@ async fn a_part_holds_no_more_worst_case_than_the_budget_has_left() {
     let stop = tokio_util::sync::CancellationToken::new();
     let mut s = settings(&dir, limits(10, None));
     s.no_wait = true;
-    let ending = Driver::new(&api, &mut store, &job, s, stop)
-        .with_budget(&costing)
-        .run()
-        .await
-        .unwrap();
+    let ending = Driver::new(
+        &OpenAiBatches::new(&api, job.provider.clone()),
+        &mut store,
+        &job,
+        s,
+        stop,
+    )
+    .with_budget(&costing)
+    .run()
+    .await
+    .unwrap();
     assert_eq!(ending, Ending::Submitted { open: 1 });
     let parts = store.parts().unwrap();
     assert_eq!(parts[0].rows, 2, "two rows' worst case fit in 2.5 rows' budget");
@@ -611,11 +627,17 @@ async fn a_budget_smaller_than_one_row_stops_before_anything_is_uploaded() {
     priced(&mut job, 0.9 * worst);
     let api = Fake::default();
     let stop = tokio_util::sync::CancellationToken::new();
-    let ending = Driver::new(&api, &mut store, &job, settings(&dir, limits(10, None)), stop)
-        .with_budget(&costing)
-        .run()
-        .await
-        .unwrap();
+    let ending = Driver::new(
+        &OpenAiBatches::new(&api, job.provider.clone()),
+        &mut store,
+        &job,
+        settings(&dir, limits(10, None)),
+        stop,
+    )
+    .with_budget(&costing)
+    .run()
+    .await
+    .unwrap();
     assert!(
         matches!(ending, Ending::Budget { spent, .. } if spent == 0.0),
         "{ending:?}"
@@ -752,7 +774,15 @@ async fn without_submitting_a_part_that_has_no_batch_is_released_and_its_upload_
     s.no_wait = true;
     api.p().refuse_create = Some(400);
     let stop = tokio_util::sync::CancellationToken::new();
-    let ending = Driver::new(&api, &mut store, &job, s, stop).run().await;
+    let ending = Driver::new(
+        &OpenAiBatches::new(&api, job.provider.clone()),
+        &mut store,
+        &job,
+        s,
+        stop,
+    )
+    .run()
+    .await;
     assert!(ending.is_err(), "the create was refused");
     assert_eq!(store.part(1).unwrap().stage, crate::store::stage::UPLOADED);
     let mut s = settings(&dir, limits(10, None));
@@ -818,7 +848,7 @@ async fn out_of_quota_stops_at_once_instead_of_retrying() {
 fn openai_lines_carry_the_request_as_stored() {
     let request = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"temperature":0.7}"#;
     let line =
-        super::driver::input_line("r1", request, Endpoint::Chat, &crate::provider::Provider::OpenAi).unwrap();
+        super::openai::input_line("r1", request, Endpoint::Chat, &crate::provider::Provider::OpenAi).unwrap();
     let text = String::from_utf8(line).unwrap();
     assert_eq!(
         text,
@@ -834,17 +864,17 @@ fn azure_lines_name_the_deployment_as_the_model_and_the_path_without_v1() {
         api_version: "2024-10-21".into(),
     };
     let request = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":5}"#;
-    let line = super::driver::input_line("r1", request, Endpoint::Chat, &azure).unwrap();
+    let line = super::openai::input_line("r1", request, Endpoint::Chat, &azure).unwrap();
     let line: serde_json::Value = serde_json::from_slice(&line).unwrap();
     assert_eq!(line["url"], "/chat/completions");
     assert_eq!(line["body"]["model"], "batch-4o");
     assert_eq!(line["body"]["max_tokens"], 5);
     assert_eq!(line["body"]["messages"][0]["content"], "hi");
     // A request that names no model gets the deployment too.
-    let bare = super::driver::input_line("r2", r#"{"prompt":"x"}"#, Endpoint::Chat, &azure).unwrap();
+    let bare = super::openai::input_line("r2", r#"{"prompt":"x"}"#, Endpoint::Chat, &azure).unwrap();
     let bare: serde_json::Value = serde_json::from_slice(&bare).unwrap();
     assert_eq!(bare["body"]["model"], "batch-4o");
-    assert!(super::driver::input_line("r3", "[1]", Endpoint::Chat, &azure).is_err());
+    assert!(super::openai::input_line("r3", "[1]", Endpoint::Chat, &azure).is_err());
 }
 
 #[tokio::test]
@@ -859,10 +889,16 @@ async fn a_stop_during_an_upload_leaves_it_to_be_looked_for_and_the_next_run_reu
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         stopper.cancel();
     });
-    let ending = Driver::new(&api, &mut store, &job, settings(&dir, limits(10, None)), stop)
-        .run()
-        .await
-        .unwrap();
+    let ending = Driver::new(
+        &OpenAiBatches::new(&api, job.provider.clone()),
+        &mut store,
+        &job,
+        settings(&dir, limits(10, None)),
+        stop,
+    )
+    .run()
+    .await
+    .unwrap();
     assert_eq!(ending, Ending::Interrupted);
     assert_eq!(store.part(1).unwrap().stage, crate::store::stage::UPLOADING);
     let ending = drive(&api, &mut store, &job, settings(&dir, limits(10, None))).await;

@@ -125,21 +125,6 @@ impl Batch {
     pub fn error_list(&self) -> &[BatchError] {
         self.errors.as_ref().map_or(&[], |e| &e.data)
     }
-
-    /// What the checkpoint records of this batch as it was seen.
-    pub fn seen(&self) -> crate::store::BatchSeen<'_> {
-        let c = self.counts();
-        crate::store::BatchSeen {
-            id: &self.id,
-            status: self.status.as_str(),
-            completed: c.completed,
-            failed: c.failed,
-            total: c.total,
-            errors: self.error_list(),
-            output_file_id: self.output_file_id.as_deref(),
-            error_file_id: self.error_file_id.as_deref(),
-        }
-    }
 }
 
 /// One line of a batch's input file.

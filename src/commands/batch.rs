@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::api::http::HttpSettings;
-use crate::batch::{BatchApi, Driver, DriverSettings, Ending, HttpBatchApi};
+use crate::batch::{BatchService, Driver, DriverSettings, Ending, HttpBatchApi, OpenAiBatches};
 use crate::budget::Costing;
 use crate::cli::CancelArgs;
 use crate::config::{self, SendConfig};
@@ -44,14 +44,15 @@ pub fn job_tag(store: &Store, job: &JobRecord) -> anyhow::Result<String> {
     Ok(h.finalize().to_hex()[..12].to_string())
 }
 
-/// The Batch API client for the job: the base URL's `/files` and `/batches` (Azure: the
-/// resource's `/openai/files` and `/openai/batches`), with the job's key and headers.
+/// The job's batch service: OpenAI's Files + Batches protocol at the base URL's `/files` and
+/// `/batches` (Azure: the resource's `/openai/files` and `/openai/batches`), with the job's key
+/// and headers.
 pub fn client(
     job: &JobRecord,
     headers: Vec<(String, String)>,
     timeout: std::time::Duration,
     max_response: u64,
-) -> anyhow::Result<HttpBatchApi> {
+) -> anyhow::Result<OpenAiBatches<HttpBatchApi>> {
     let on_azure = job.endpoint.family().on_azure();
     if matches!(job.provider, Provider::Azure { .. }) && on_azure != AzureSupport::LiveAndBatch {
         return Err(ConfigError::new(
@@ -61,7 +62,7 @@ pub fn client(
         .into());
     }
     let url = crate::base_url::parse(&job.base_url)?;
-    HttpBatchApi::new(
+    let api = HttpBatchApi::new(
         &HttpSettings {
             url,
             key: ApiKey::from_env(&job.api_key_env),
@@ -71,7 +72,8 @@ pub fn client(
             max_response,
         },
         job.provider.clone(),
-    )
+    )?;
+    Ok(OpenAiBatches::new(api, job.provider.clone()))
 }
 
 /// Submits (with `submit`), waits for and collects the job's batches; writes the output and
@@ -158,7 +160,7 @@ pub fn execute(
 /// Runs the driver on a runtime of its own, with the signals turned into a stop; returns how it
 /// ended and its counters (API calls, and the calls that were retries).
 fn drive(
-    api: &HttpBatchApi,
+    api: &impl BatchService,
     store: &mut Store,
     job: &JobRecord,
     settings: DriverSettings,
@@ -304,7 +306,7 @@ fn cancel_target(args: &CancelArgs) -> anyhow::Result<(Store, JobRecord)> {
 
 /// Asks the provider to cancel each open batch, recording the state it answers with; returns
 /// how many it refused.
-fn cancel_batches(api: &HttpBatchApi, store: &mut Store, open: &[PartRecord]) -> anyhow::Result<u32> {
+fn cancel_batches(api: &impl BatchService, store: &mut Store, open: &[PartRecord]) -> anyhow::Result<u32> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -315,11 +317,7 @@ fn cancel_batches(api: &HttpBatchApi, store: &mut Store, open: &[PartRecord]) ->
             match api.cancel(id).await {
                 Ok(batch) => {
                     store.record_batch(part.part, &batch.seen())?;
-                    eprintln!(
-                        "promptmill: batch {} ({id}): {}",
-                        part.part,
-                        batch.status.as_str()
-                    );
+                    eprintln!("promptmill: batch {} ({id}): {}", part.part, batch.status);
                 }
                 // A batch that ended meanwhile cannot be cancelled (409); it is collected as
                 // it is.

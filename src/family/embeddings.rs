@@ -76,13 +76,23 @@ impl ApiFamily for Embeddings {
         )
     }
 
-    fn check_body(&self, _body: &Map<String, Value>) -> Result<(), Refusal> {
-        // A Batch line's body may bring fields of its own (another `dimensions`), which would
-        // keep its row out of every request group: not supported yet.
-        Err(Refusal::new(
-            "Batch input lines for /v1/embeddings are not supported yet: give the texts as `prompt` or `input` rows",
-        )
-        .at("url"))
+    fn check_body(&self, body: &Map<String, Value>) -> Result<(), Refusal> {
+        // A row is one text, so that its vector is its own; rows are joined into requests (and
+        // Batch lines) of several inputs by `--rows-per-request`, those of the same settings
+        // together (`pipeline::group`).
+        match body.get("input") {
+            Some(Value::String(_)) => Ok(()),
+            None => Err(Refusal::new("missing: the text to embed").at("body.input")),
+            Some(Value::Array(_)) => Err(Refusal::new(
+                "must be one text (a string): a row is one input, and promptmill puts several rows in one request itself (--rows-per-request)",
+            )
+            .at("body.input")),
+            Some(other) => Err(Refusal::new(format!(
+                "must be a string, found {}",
+                crate::input::json_type_name(other)
+            ))
+            .at("body.input")),
+        }
     }
 
     fn set_elsewhere(&self) -> &'static [(&'static str, &'static str)] {

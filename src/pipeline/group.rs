@@ -4,8 +4,11 @@
 //! ([`Pipeline::settle_group`]). Every other family sends groups of one row, which carry no
 //! extra allocation and take the worker loop's one-row path unchanged.
 //!
-//! A group closes at `--rows-per-request` rows, before a row of another model, and before a row
-//! that would take its summed input past the family's per-request token limit. Tokens are only
+//! A group closes at `--rows-per-request` rows, before a row whose body differs from the group's
+//! in anything but its `input` (another model, or a Batch input line with settings of its own:
+//! a joined request carries the first row's settings, so only rows of the same settings may
+//! share one), and before a row that would take its summed input past the family's per-request
+//! token limit. Tokens are only
 //! counted once the group's bytes could pass that limit (a token is at least one byte), so the
 //! usual group costs no count here.
 
@@ -44,7 +47,8 @@ pub struct Grouper {
     family: &'static dyn ApiFamily,
     rows: usize,
     open: Option<Group>,
-    model: Option<String>,
+    /// The open group's body around its `input` (see [`settings_of`]).
+    settings: (String, String),
     bytes: u64,
     /// The open group's input tokens, counted once its bytes could pass the limit.
     tokens: Option<u64>,
@@ -56,7 +60,7 @@ impl Grouper {
             family,
             rows: rows.max(1),
             open: None,
-            model: None,
+            settings: Default::default(),
             bytes: 0,
             tokens: None,
         }
@@ -71,13 +75,13 @@ impl Grouper {
 
     /// Adds a row; returns the group it closed, if it closed one.
     pub fn push(&mut self, row: Claimed) -> Option<Group> {
-        let model = crate::tokens::body_model(&row.body);
         let bytes = row.body.len() as u64;
         let Some(open) = &self.open else {
-            self.start(row, model, bytes);
+            self.start(row, bytes);
             return None;
         };
-        let full = open.len() >= self.rows || model != self.model;
+        let (before, after) = settings_of(&row.body);
+        let full = open.len() >= self.rows || before != self.settings.0 || after != self.settings.1;
         if !full && self.bytes + bytes <= MAX_REQUEST_TOKENS {
             self.add(row, bytes, None);
             return None;
@@ -98,12 +102,13 @@ impl Grouper {
             }
         }
         let closed = self.take();
-        self.start(row, model, bytes);
+        self.start(row, bytes);
         closed
     }
 
-    fn start(&mut self, row: Claimed, model: Option<String>, bytes: u64) {
-        self.model = model;
+    fn start(&mut self, row: Claimed, bytes: u64) {
+        let (before, after) = settings_of(&row.body);
+        self.settings = (before.to_string(), after.to_string());
         self.bytes = bytes;
         self.tokens = None;
         self.open = Some(Group {
@@ -126,6 +131,25 @@ impl Grouper {
         self.tokens = None;
         self.open.take()
     }
+}
+
+/// A request body around its `input` value: what a row shares with the rows it may be joined
+/// with. Bodies are written by one serializer, so equal settings are equal bytes. A body without
+/// an `input` (or that does not parse) is its own settings, and joins no other.
+fn settings_of(body: &str) -> (&str, &str) {
+    #[derive(serde::Deserialize)]
+    struct Input<'a> {
+        #[serde(borrow)]
+        input: Option<&'a serde_json::value::RawValue>,
+    }
+    let input = serde_json::from_str::<Input<'_>>(body).ok().and_then(|b| b.input);
+    // The value borrows from `body`: its place in it is the distance between their starts.
+    let span = input.and_then(|raw| {
+        let start = (raw.get().as_ptr() as usize).checked_sub(body.as_ptr() as usize)?;
+        let end = start + raw.get().len();
+        Some((body.get(..start)?, body.get(end..)?))
+    });
+    span.unwrap_or((body, ""))
 }
 
 /// The rows of a group, and the joined request: or the rows and why they make none.

@@ -364,7 +364,7 @@ async fn feed(
 
 pub mod adaptive;
 pub mod first_answers;
-mod group;
+pub(crate) mod group;
 mod row;
 mod settle;
 

@@ -254,12 +254,55 @@ fn batch_line_with_an_unknown_url_is_an_error() {
 }
 
 #[test]
-fn batch_input_lines_for_embeddings_are_refused_at_their_url() {
+fn batch_input_lines_for_embeddings_carry_one_text_each() {
     let mut p = preparer(RequestSettings::default());
-    let line = batch_line("a", "/v1/embeddings", json!({"model": "m", "input": "x"}));
-    let e = prepare_err(&mut p, &row(1, line));
-    assert_eq!(e.field.as_deref(), Some("url"), "{}", e.message);
-    assert!(e.message.contains("not supported yet"), "{}", e.message);
+    let line = batch_line(
+        "a",
+        "/v1/embeddings",
+        json!({"model": "m", "input": "x", "dimensions": 8}),
+    );
+    let body = prepare_ok(&mut p, &row(1, line));
+    assert_eq!(body["input"], "x");
+    assert_eq!(body["dimensions"], 8);
+    assert_eq!(body["encoding_format"], "base64", "the family's default applies");
+    for (input, says) in [
+        (json!(["x", "y"]), "must be one text"),
+        (json!(7), "must be a string, found a number"),
+    ] {
+        let line = batch_line("b", "/v1/embeddings", json!({"model": "m", "input": input}));
+        let e = prepare_err(&mut p, &row(2, line));
+        assert_eq!(e.field.as_deref(), Some("body.input"), "{}", e.message);
+        assert!(e.message.starts_with(says), "{}", e.message);
+    }
+    let line = batch_line("c", "/v1/embeddings", json!({"model": "m"}));
+    let e = prepare_err(&mut p, &row(3, line));
+    assert_eq!(e.field.as_deref(), Some("body.input"), "{}", e.message);
+}
+
+#[test]
+fn a_batch_line_whose_url_is_not_the_jobs_names_its_line_and_the_url_field() {
+    let mut p = preparer(RequestSettings::default());
+    let first = row(
+        1,
+        batch_line("a", "/v1/embeddings", json!({"model": "m", "input": "x"})),
+    );
+    p.prepare(&first).unwrap();
+    let chat = row(2, batch_line("b", "/v1/chat/completions", chat_body("m", "Hi")));
+    let e = prepare_err(&mut p, &chat);
+    assert_eq!(
+        (e.line, e.field.as_deref()),
+        (chat.line, Some("url")),
+        "{}",
+        e.message
+    );
+    assert!(
+        e.message.contains(&format!(
+            "differs from the job's endpoint /v1/embeddings (set by line {})",
+            first.line
+        )),
+        "{}",
+        e.message
+    );
 }
 
 #[test]

@@ -85,6 +85,34 @@ impl Collection<'_> {
         Ok(true)
     }
 
+    /// Whether row `id` is of this part and has no result yet.
+    pub fn is_waiting(&self, id: &str) -> bool {
+        self.ids.contains_key(id)
+    }
+
+    /// The rows of the part with no result yet whose seq is in `first..=last`, in input order,
+    /// with their requests: the rows of a joined Batch line.
+    pub fn waiting_between(&self, first: i64, last: i64) -> anyhow::Result<Vec<(String, String)>> {
+        let mut q = self.tx.prepare_cached(
+            "SELECT id, request FROM rows
+              WHERE part = ?1 AND state = 'batched' AND seq BETWEEN ?2 AND ?3 ORDER BY seq",
+        )?;
+        let mut rows = q.query(params![self.part, first, last])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
+            if self.ids.contains_key(&id) {
+                out.push((id, r.get::<_, Option<String>>(1)?.unwrap_or_default()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Counts a line that names no row of this part waiting for a result.
+    pub fn stray(&mut self) {
+        self.counts.strays += 1;
+    }
+
     /// Rows of the part with no result yet.
     pub fn waiting(&self) -> usize {
         self.ids.len()

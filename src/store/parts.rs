@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{now_ms, Store};
 
 /// A provider's batch as a poll (or a create) showed it: what the checkpoint records of it.
-/// Built by the batch client from its wire type (`batch::wire::Batch::seen`).
+/// Built by the batch driver from what the service showed (`batch::service::BatchView::seen`).
 #[derive(Debug, Clone, Copy)]
 pub struct BatchSeen<'a> {
     pub id: &'a str,
@@ -174,6 +174,32 @@ impl Store {
         while let Some(r) = rows.next()? {
             each(r.get_ref(0)?.as_str()?, r.get_ref(1)?.as_str()?)?;
         }
+        Ok(())
+    }
+
+    /// Calls `each` with the seq, id and request of every row of `part`, in input order.
+    pub fn part_rows_seq(
+        &self,
+        part: i64,
+        mut each: impl FnMut(i64, &str, &str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut q = self.conn.prepare(
+            "SELECT seq, id, request FROM rows WHERE part = ?1 AND state = 'batched' ORDER BY seq",
+        )?;
+        let mut rows = q.query([part])?;
+        while let Some(r) = rows.next()? {
+            each(r.get(0)?, r.get_ref(1)?.as_str()?, r.get_ref(2)?.as_str()?)?;
+        }
+        Ok(())
+    }
+
+    /// `part` is about to be uploaded as a file of `bytes` bytes (its exact size: the plan's is
+    /// an upper bound when rows are joined into lines), which a later look for it matches.
+    pub fn set_uploading(&self, part: i64, bytes: u64) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE parts SET stage = ?1, bytes = ?2, updated_at = ?3 WHERE part = ?4",
+            params![stage::UPLOADING, bytes as i64, now_ms(), part],
+        )?;
         Ok(())
     }
 

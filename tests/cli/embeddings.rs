@@ -1,7 +1,8 @@
 //! `--endpoint embeddings` against the mock's `/v1/embeddings`: several rows per request, each
 //! row's vector the one the mock gives its text alone (so a vector shifted to another row fails),
 //! the fault directives retried per request, a kill and a resume, the job's usage equal to the
-//! server's, CSV's `embedding` column, the flags refused, and the estimate's numbers.
+//! server's, CSV's `embedding` column, the flags refused, and the estimate's numbers. Batch mode
+//! is `embeddings_batch.rs`.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -11,7 +12,7 @@ use serde_json::Value;
 
 use crate::util::*;
 
-fn embed_job(dir: &Dir, mock: &Mock, out: &str) -> std::process::Command {
+pub(crate) fn embed_job(dir: &Dir, mock: &Mock, out: &str) -> std::process::Command {
     let mut cmd = promptmill(dir);
     cmd.args([
         "run",
@@ -31,7 +32,7 @@ fn embed_job(dir: &Dir, mock: &Mock, out: &str) -> std::process::Command {
 }
 
 /// `n` rows with ids `e1..en`, their text in `input` (every 7th in `prompt`), texts distinct.
-fn texts_jsonl(dir: &Dir, n: usize, directive: impl Fn(usize) -> &'static str) {
+pub(crate) fn texts_jsonl(dir: &Dir, n: usize, directive: impl Fn(usize) -> &'static str) {
     let mut text = String::new();
     for i in 1..=n {
         let field = if i % 7 == 0 { "prompt" } else { "input" };
@@ -44,7 +45,7 @@ fn texts_jsonl(dir: &Dir, n: usize, directive: impl Fn(usize) -> &'static str) {
     dir.write("p.jsonl", text);
 }
 
-fn vectors(rows: &[Value]) -> HashMap<String, Vec<f64>> {
+pub(crate) fn vectors(rows: &[Value]) -> HashMap<String, Vec<f64>> {
     rows.iter()
         .map(|r| {
             let v: Vec<f64> = r["embedding"]
@@ -58,7 +59,7 @@ fn vectors(rows: &[Value]) -> HashMap<String, Vec<f64>> {
         .collect()
 }
 
-fn usage_sum(rows: &[Value]) -> u64 {
+pub(crate) fn usage_sum(rows: &[Value]) -> u64 {
     rows.iter()
         .map(|r| r["usage"]["prompt_tokens"].as_u64().unwrap())
         .sum()
@@ -254,34 +255,4 @@ fn the_estimate_counts_input_tokens_requests_and_the_embedding_price() {
     // The human report goes to standard error.
     assert!(text.stderr.contains("requests    3 "), "{}", text.stderr);
     assert!(text.stderr.contains("$0.02 in"), "{}", text.stderr);
-}
-
-#[test]
-fn batch_mode_sends_one_input_per_line_and_reads_back_the_live_vectors() {
-    let dir = Dir::new();
-    texts_jsonl(&dir, 12, |_| "");
-    let mock = Mock::start(&["--batch-polls", "2"]);
-    let out = run(embed_job(&dir, &mock, "batch.jsonl").args(["--mode", "batch", "--poll-interval", "20ms"]));
-    assert_eq!(out.code(), 0, "{}", out.stderr);
-    let overview = mock.get_json("/mock/batches");
-    let mut lines = Vec::new();
-    for upload in overview["uploads"].as_array().unwrap() {
-        let id = upload["id"].as_str().unwrap();
-        let content = mock.get(&format!("/v1/files/{id}/content"), None);
-        lines.extend(content.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()));
-    }
-    assert_eq!(lines.len(), 12);
-    for line in &lines {
-        assert_eq!(line["url"], "/v1/embeddings", "{line}");
-        assert_eq!(line["body"]["encoding_format"], "base64", "{line}");
-        assert_eq!(line["body"]["dimensions"], 8, "{line}");
-        assert!(line["body"]["input"].is_string(), "{line}");
-    }
-    let live = Mock::start(&[]);
-    let out = run(embed_job(&dir, &live, "live.jsonl").args(["--rows-per-request", "4"]));
-    assert_eq!(out.code(), 0, "{}", out.stderr);
-    assert_eq!(
-        vectors(&dir.jsonl("batch.jsonl")),
-        vectors(&dir.jsonl("live.jsonl"))
-    );
 }

@@ -1,10 +1,16 @@
-//! Submitting: planning a part from the pending rows, uploading its file and creating its batch,
-//! each step recorded before the next, and a step that may have happened without its answer
-//! recorded looked up at the provider before it is tried again (never twice).
+//! Submitting: planning a part from the pending rows, then taking it through its stages — for a
+//! service that takes files, `planned` → `uploading` → `uploaded` → `creating` → `submitted`; for
+//! one that takes the requests inline, `planned` → `creating` → `submitted` — each stage recorded
+//! before its call is made, and a stage that may have happened without its answer recorded looked
+//! up at the provider before it is tried again (never twice).
 
 use super::*;
+use crate::batch::calls::MAX_TRIES;
+use crate::batch::service::{Create, Found, Input, Intake};
+use crate::retry::Backoff;
+use crate::store::{Candidate, Measured, PartLimits};
 
-impl<'a, A: BatchApi> Driver<'a, A> {
+impl<'a, S: BatchService> Driver<'a, S> {
     /// Plans the next part if rows are pending and the queue and the budget have room for at
     /// least one.
     pub(super) fn plan(&mut self) -> Step<Option<PartRecord>> {
@@ -28,9 +34,12 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         let tag = self.settings.tag.clone();
         let costing = self.costing.filter(|_| money.is_some());
         let fixed = self.job.spec.model.clone();
-        let provider = &self.job.provider;
+        let service = self.service;
+        // A row's own line bounds its share of a joined line (which names the settings once).
         let mut measure = |c: &Candidate<'_>| -> Result<Measured, String> {
-            let size = input_line(c.id, c.request, endpoint, provider).map(|l| l.len() as u64)?;
+            let size = service
+                .encode(c.id, c.request, endpoint)
+                .map(|l| l.len() as u64)?;
             if size > max_bytes {
                 return Err(format!(
                     "its Batch input line is {size} bytes, more than --batch-max-bytes ({max_bytes})"
@@ -75,20 +84,22 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         let mut tries = 0;
         loop {
             let p = self.store.part(part)?;
-            let step = match p.stage.as_str() {
-                stage::UPLOADING => self.find_upload(&p).await,
-                stage::PLANNED => self.upload(&p).await,
-                stage::CREATING => self.find_batch(&p).await,
-                stage::UPLOADED => self.create(&p).await,
+            let step = match (p.stage.as_str(), self.service.intake()) {
+                (stage::UPLOADING, _) => self.find_upload(&p).await,
+                (stage::PLANNED, Intake::Upload) => self.upload(&p).await,
+                (stage::CREATING, _) => self.find_batch(&p).await,
+                (stage::UPLOADED, _) | (stage::PLANNED, Intake::Inline) => self.create(&p).await,
                 _ => return Ok(()),
             };
             match step {
                 Ok(()) => tries = 0,
-                Err(Failure::Other(e)) if is_transient(&e) && tries + 1 < MAX_TRIES => {
+                Err(e) if e.is_transient() && tries + 1 < MAX_TRIES => {
                     tries += 1;
-                    let wait = Backoff::default().delay(tries, retry_after(&e), false, &mut rand::rng());
-                    tracing::info!("{e:#}; looking and trying again in {wait:?}");
-                    self.sleep(wait).await?;
+                    let wait = Backoff::default().delay(tries, e.retry_after(), false, &mut rand::rng());
+                    if let Failure::Other(e) = &e {
+                        tracing::info!("{e:#}; looking and trying again in {wait:?}");
+                    }
+                    self.calls.sleep(wait).await?;
                 }
                 Err(e) => return Err(e),
             }
@@ -112,15 +123,13 @@ impl<'a, A: BatchApi> Driver<'a, A> {
             stage::SUBMITTED => return Ok(()),
             stage::UPLOADED => {
                 if let Some(id) = &p.file_id {
-                    if let Err(e) = self.call(|| self.api.delete_file(id)).await {
+                    match self.calls.retried(|| self.service.delete_upload(id)).await {
+                        Ok(()) => {}
                         // The file name is never used again, so a leftover upload is only clutter.
-                        let e = match e {
-                            Failure::Other(e) => e,
-                            other => return Err(other),
-                        };
-                        self.say(format!(
+                        Err(Failure::Other(e)) => self.say(format!(
                             "batch {part}: could not delete its unused upload {id}: {e:#}"
-                        ));
+                        )),
+                        Err(other) => return Err(other),
                     }
                 }
             }
@@ -136,30 +145,22 @@ impl<'a, A: BatchApi> Driver<'a, A> {
     /// `planned` → `uploading` → `uploaded`. A refusal (4xx) puts the part back to `planned`;
     /// no answer, a 5xx or an unreadable success leaves it `uploading`, to be looked for.
     pub(super) async fn upload(&mut self, part: &PartRecord) -> Step<()> {
-        let content = self.content(part.part)?;
-        if content.len() as u64 != part.bytes {
-            return Err(Failure::Other(anyhow::anyhow!(
-                "batch {}: its file is {} bytes where {} were planned; the checkpoint does not match its rows",
-                part.part,
-                content.len(),
-                part.bytes
-            )));
-        }
-        self.store.set_stage(part.part, stage::UPLOADING)?;
-        self.count_call(false);
+        let content = self.content_of(part)?;
+        let size = content.bytes.len() as u64;
+        self.store.set_uploading(part.part, size)?;
         let answer = self
-            .unless_stopped(self.api.upload(&part.filename, content))
+            .calls
+            .once(self.service.upload(&part.filename, content.bytes))
             .await?;
         match answer {
-            Ok(file) => {
-                self.store.record_file(part.part, &file.id)?;
+            Ok(file_id) => {
+                self.store.record_file(part.part, &file_id)?;
                 self.say(format!(
-                    "batch {}: uploaded {} ({} rows, {}) as {}",
+                    "batch {}: uploaded {} ({} rows, {}) as {file_id}",
                     part.part,
                     part.filename,
                     part.rows,
-                    crate::estimate::report::bytes(part.bytes),
-                    file.id
+                    crate::estimate::report::bytes(size),
                 ));
                 Ok(())
             }
@@ -171,97 +172,80 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         }
     }
 
-    /// `uploaded` → `creating` → `submitted`. A refusal (4xx) puts the part back to `uploaded`
-    /// (or `planned` when the file is gone); no answer, a 5xx or an unreadable success leaves it
-    /// `creating`, to be looked for: a batch created twice is paid for twice.
-    pub(super) async fn create(&mut self, part: &PartRecord) -> Step<()> {
-        let mut metadata = serde_json::Map::new();
-        metadata.insert("promptmill_job".into(), self.settings.tag.clone().into());
-        metadata.insert("promptmill_part".into(), part.part.to_string().into());
-        let request = CreateBatch {
-            input_file_id: part.file_id.clone().unwrap_or_default(),
-            endpoint: self.job.provider.batch_endpoint(self.job.endpoint),
-            completion_window: "24h",
-            metadata,
+    /// The create call of a part: from its upload, or with its requests inline.
+    fn create_request(&self, part: &PartRecord) -> Step<Create> {
+        let (input, requests) = match self.service.intake() {
+            Intake::Upload => (Input::File(part.file_id.clone().unwrap_or_default()), part.rows),
+            Intake::Inline => {
+                let content = self.content_of(part)?;
+                (Input::Inline(content.bytes), content.requests)
+            }
         };
+        Ok(Create {
+            part: part.part,
+            tag: self.settings.tag.clone(),
+            endpoint: self.job.endpoint,
+            input,
+            requests,
+            planned_at: part.created_at,
+        })
+    }
+
+    /// (`uploaded` or, inline, `planned`) → `creating` → `submitted`. A refusal (4xx) puts the
+    /// part back where it was (or to `planned` when its file is gone); no answer, a 5xx or an
+    /// unreadable success leaves it `creating`, to be looked for: a batch created twice is paid
+    /// for twice.
+    pub(super) async fn create(&mut self, part: &PartRecord) -> Step<()> {
+        let request = self.create_request(part)?;
+        let before = part.stage.clone();
         self.store.set_stage(part.part, stage::CREATING)?;
-        self.count_call(false);
-        let answer = self.unless_stopped(self.api.create(&request)).await?;
+        let answer = self.calls.once(self.service.create(&request)).await?;
         match answer {
             Ok(batch) => {
                 self.store.record_batch(part.part, &batch.seen())?;
+                let model = if part.model.is_empty() {
+                    "(none)"
+                } else {
+                    part.model.as_str()
+                };
                 self.say(format!(
-                    "batch {}: submitted as {} ({} rows, model {})",
-                    part.part,
-                    batch.id,
-                    part.rows,
-                    if part.model.is_empty() {
-                        "(none)"
-                    } else {
-                        &part.model
-                    }
+                    "batch {}: submitted as {} ({} rows, model {model})",
+                    part.part, batch.id, part.rows
                 ));
                 Ok(())
             }
             Err(e) if e.may_have_taken_effect() => Err(e.into()),
-            Err(e) if e.status() == Some(404) => {
+            Err(e) if e.status() == Some(404) && matches!(request.input, Input::File(_)) => {
                 // The upload is gone (deleted or expired at the provider): upload it again.
                 self.say(format!(
                     "batch {}: its file {} is gone; uploading it again",
-                    part.part, request.input_file_id
+                    part.part,
+                    part.file_id.as_deref().unwrap_or("")
                 ));
                 self.store.forget_file(part.part)?;
                 Ok(())
             }
             Err(e) => {
-                self.store.set_stage(part.part, stage::UPLOADED)?;
+                self.store.set_stage(part.part, &before)?;
                 Err(e.into())
             }
         }
     }
 
-    /// The part's input file, rebuilt from its rows.
-    pub(super) fn content(&self, part: i64) -> anyhow::Result<Bytes> {
-        let mut out = Vec::new();
-        let endpoint = self.job.endpoint;
-        self.store.part_rows(part, |id, request| {
-            let line = input_line(id, request, endpoint, &self.job.provider).map_err(anyhow::Error::msg)?;
-            out.extend_from_slice(&line);
-            Ok(())
-        })?;
-        Ok(Bytes::from(out))
-    }
-
     /// After an upload that got no recorded answer: an upload under the part's file name is
     /// reused when it is complete, and deleted when not; the part is `uploaded` or `planned`.
     pub(super) async fn find_upload(&mut self, part: &PartRecord) -> Step<()> {
-        let mut after: Option<String> = None;
-        let mut keep: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let page = self.call(|| self.api.list_files(after.as_deref())).await?;
-            for f in &page.data {
-                if f.filename.as_deref() != Some(part.filename.as_str()) {
-                    continue;
-                }
-                if keep.is_none() && f.bytes == Some(part.bytes) {
-                    keep = Some(f.id.clone());
-                } else {
-                    self.call(|| self.api.delete_file(&f.id)).await?;
-                    self.say(format!(
-                        "batch {}: deleted an incomplete earlier upload {}",
-                        part.part, f.id
-                    ));
-                }
-            }
-            after = page
-                .last_id
-                .clone()
-                .or_else(|| page.data.last().map(|f| f.id.clone()));
-            if !page.has_more || page.data.is_empty() {
-                break;
-            }
+        let found = self
+            .service
+            .find_upload(&self.calls, &part.filename, part.bytes)
+            .await?;
+        for id in &found.deleted {
+            self.say(format!(
+                "batch {}: deleted an incomplete earlier upload {id}",
+                part.part
+            ));
         }
-        match keep {
+        match found.keep {
             Some(id) => {
                 self.say(format!(
                     "batch {}: reusing the upload {id} an earlier run made",
@@ -274,69 +258,33 @@ impl<'a, A: BatchApi> Driver<'a, A> {
         Ok(())
     }
 
-    /// After a batch creation that got no recorded answer: the provider's batch of the part's
-    /// file is recorded if it made one; else the part goes back to `uploaded`.
+    /// After a batch creation that got no recorded answer: the provider's batch of the part is
+    /// recorded if it made one; else the part goes back to where the create started (`uploaded`,
+    /// or `planned` inline). A service that cannot tell stops the run.
     pub(super) async fn find_batch(&mut self, part: &PartRecord) -> Step<()> {
-        let file_id = part.file_id.clone().unwrap_or_default();
-        let mut after: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let page = self.call(|| self.api.list_batches(after.as_deref())).await?;
-            if let Some(b) = page
-                .data
-                .iter()
-                .find(|b| b.input_file_id.as_deref() == Some(file_id.as_str()))
-            {
+        let request = self.create_request(part)?;
+        match self.service.find_created(&self.calls, &request).await? {
+            Found::Batch(b) => {
                 self.store.record_batch(part.part, &b.seen())?;
                 self.say(format!(
                     "batch {}: found {}, created by an earlier attempt",
                     part.part, b.id
                 ));
-                return Ok(());
             }
-            after = page
-                .last_id
-                .clone()
-                .or_else(|| page.data.last().map(|b| b.id.clone()));
-            // Newest first: past batches made before the part was planned (less an hour for
-            // clocks that disagree), it cannot be further down.
-            let oldest = page.data.iter().filter_map(|b| b.created_at).min();
-            let planned = part.created_at / 1000 - 3600;
-            if !page.has_more || page.data.is_empty() || oldest.is_some_and(|t| t < planned) {
-                break;
+            Found::Nothing => {
+                let back = match self.service.intake() {
+                    Intake::Upload => stage::UPLOADED,
+                    Intake::Inline => stage::PLANNED,
+                };
+                self.store.set_stage(part.part, back)?;
+            }
+            Found::Ambiguous(why) => {
+                return Err(Failure::Other(anyhow::anyhow!(
+                    "batch {}: its creation got no answer, and the provider's batches do not say whether it was made: {why}",
+                    part.part
+                )))
             }
         }
-        self.store.set_stage(part.part, stage::UPLOADED)?;
         Ok(())
     }
-}
-
-/// A row's Batch input line, newline included: the stored request as it is, except that a
-/// provider which runs a batch on a deployment (Azure) gets that deployment as `body.model`.
-pub fn input_line(
-    id: &str,
-    request: &str,
-    endpoint: Endpoint,
-    provider: &Provider,
-) -> Result<Vec<u8>, String> {
-    let unreadable = |e: serde_json::Error| format!("the request does not parse: {e}");
-    let rebuilt;
-    let body: &serde_json::value::RawValue = match provider.batch_model() {
-        None => serde_json::from_str(request).map_err(unreadable)?,
-        Some(model) => {
-            let mut body: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(request).map_err(unreadable)?;
-            body.insert("model".into(), model.into());
-            rebuilt = serde_json::value::to_raw_value(&body).map_err(|e| e.to_string())?;
-            &rebuilt
-        }
-    };
-    let mut line = serde_json::to_vec(&InputLine {
-        custom_id: id,
-        method: "POST",
-        url: provider.batch_endpoint(endpoint),
-        body,
-    })
-    .map_err(|e| e.to_string())?;
-    line.push(b'\n');
-    Ok(line)
 }
