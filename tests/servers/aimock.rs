@@ -428,3 +428,102 @@ fn the_responses_family_runs_live_and_in_batch_against_aimocks_v1_responses() {
         assert_eq!(r["completion"], BATCH_ANSWER, "{r}");
     }
 }
+
+/// The embeddings family against aimock's `/v1/embeddings`, which answers JSON floats (it ignores
+/// `encoding_format: base64`) from a deterministic function of each input's text, with injected
+/// 429s: rows are grouped four to a request and each gets the vector of its own text, the same
+/// as when it is sent alone. Then aimock's Batches API, whose embeddings output lines are canned
+/// (one vector, at index 0, whatever the line asked): with a row a line every row is done, and
+/// with three rows a line only each line's first row is, the others failed for the missing
+/// vector, never given another row's.
+#[test]
+fn the_embeddings_family_runs_live_grouped_and_in_batch_against_aimocks_v1_embeddings() {
+    if !available("aimock", missing()) {
+        return;
+    }
+    let server = start(&["--chaos-ratelimit", "0.2"]);
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 10);
+    let base = format!("{}/v1", server.root);
+    let embed = |out: &str, per_request: &str| {
+        run_within(
+            promptmill(&dir)
+                .args(["run", "p.jsonl", "-o", out, "--model", "text-embedding-3-small"])
+                .args(["--endpoint", "embeddings", "--rows-per-request", per_request])
+                .args(["--param", "dimensions=8", "--base-url", &base])
+                .args(["--max-attempts", "20"])
+                .env("OPENAI_API_KEY", KEY),
+            Duration::from_secs(120),
+        )
+    };
+    let grouped = embed("grouped.jsonl", "4");
+    assert_eq!(
+        grouped.code(),
+        0,
+        "{}\nserver: {}",
+        grouped.stderr,
+        server.stderr_tail()
+    );
+    assert_eq!(
+        answered(&journal(&server), "POST", "/v1/embeddings").len(),
+        3,
+        "10 rows, 4 a request"
+    );
+    let alone = embed("alone.jsonl", "1");
+    assert_eq!(
+        alone.code(),
+        0,
+        "{}\nserver: {}",
+        alone.stderr,
+        server.stderr_tail()
+    );
+    let (grouped, alone) = (dir.jsonl("grouped.jsonl"), dir.jsonl("alone.jsonl"));
+    assert_eq!(grouped.len(), 10);
+    for (g, a) in grouped.iter().zip(&alone) {
+        assert_eq!(g["status"], "done", "{g}");
+        assert_eq!(g["id"], a["id"]);
+        let vector = g["embedding"].as_array().expect("a vector");
+        assert_eq!(vector.len(), 8, "{g}");
+        assert_eq!(
+            g["embedding"], a["embedding"],
+            "row {} got another row's vector",
+            g["id"]
+        );
+    }
+    assert_ne!(
+        grouped[0]["embedding"], grouped[1]["embedding"],
+        "vectors follow the text"
+    );
+
+    let calm = start(&[]);
+    let batch = |out: &str, per_line: &str| {
+        let base = format!("{}/v1", calm.root);
+        run_within(
+            promptmill(&dir)
+                .args(["run", "p.jsonl", "-o", out, "--model", "text-embedding-3-small"])
+                .args(["--endpoint", "embeddings", "--rows-per-request", per_line])
+                .args(["--mode", "batch", "--base-url", &base, "--poll-interval", "100ms"])
+                .env("OPENAI_API_KEY", KEY),
+            Duration::from_secs(120),
+        )
+    };
+    let one = batch("batch1.jsonl", "1");
+    assert_eq!(one.code(), 0, "{}\nserver: {}", one.stderr, calm.stderr_tail());
+    for r in &dir.jsonl("batch1.jsonl") {
+        assert_eq!(r["status"], "done", "{r}");
+        assert_eq!(r["embedding"], serde_json::json!([0.0, 0.0, 0.0]), "{r}");
+    }
+    let three = batch("batch3.jsonl", "3");
+    assert_ne!(three.code(), 0, "rows failed, so the run says so");
+    let rows = dir.jsonl("batch3.jsonl");
+    assert_eq!(rows.len(), 10);
+    for (i, r) in rows.iter().enumerate() {
+        if i % 3 == 0 {
+            assert_eq!(r["status"], "done", "the first row of its line: {r}");
+            assert_eq!(r["embedding"], serde_json::json!([0.0, 0.0, 0.0]), "{r}");
+        } else {
+            assert_eq!(r["status"], "failed", "no vector at its index: {r}");
+            assert!(r["embedding"].is_null(), "{r}");
+        }
+    }
+}
