@@ -14,7 +14,6 @@ mod parquet;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::Path;
 
 pub use crate::job::settings::{OutputFormat, OutputSpec};
 use anyhow::Context;
@@ -22,28 +21,6 @@ use anyhow::Context;
 use crate::files;
 use crate::paths;
 use crate::store::{ExportRow, FileStamp, Store};
-
-impl OutputFormat {
-    /// The format a file name's extension says, if it says one.
-    pub fn from_path(path: &Path) -> Option<OutputFormat> {
-        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "jsonl" | "ndjson" => Some(OutputFormat::Jsonl),
-            "csv" => Some(OutputFormat::Csv),
-            "parquet" => Some(OutputFormat::Parquet),
-            _ => None,
-        }
-    }
-}
-
-impl OutputSpec {
-    /// The path that means standard output (`-o -`).
-    pub const STDOUT: &'static str = "-";
-
-    /// Whether the results go to standard output (written whole at the end of a run).
-    pub fn is_stdout(&self) -> bool {
-        self.path == Path::new(Self::STDOUT)
-    }
-}
 
 /// Writes rows of one format to the stream it was made with.
 trait RowWriter {

@@ -120,7 +120,7 @@ fn a_litellm_map_overrides_the_table_and_bad_entries_are_named() {
 /// The real LiteLLM map in `../shared` (absent outside this project's CI and workspace).
 #[test]
 fn the_shared_litellm_map_loads_with_batch_prices() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/litellm-prices.json");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/litellm-prices.json");
     if !path.exists() {
         eprintln!("skipped: {} is absent", path.display());
         return;

@@ -11,7 +11,7 @@ mod csv;
 mod jsonl;
 mod parquet;
 /// The bounded line reader, shared with the batch driver's reading of result files.
-pub(crate) use jsonl::{read_line, Line};
+pub use jsonl::{read_line, Line};
 pub use parquet::ColumnType;
 
 use std::fs::File;

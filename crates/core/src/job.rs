@@ -214,10 +214,10 @@ impl JobRecord {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "test-support"))]
 impl JobRecord {
     /// A complete job record for tests of the store and the pipeline.
-    pub(crate) fn example() -> JobRecord {
+    pub fn example() -> JobRecord {
         use settings::{OutputFormat, OutputSpec};
 
         JobRecord {

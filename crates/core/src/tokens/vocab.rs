@@ -194,7 +194,7 @@ mod tests {
     fn slim_vocabularies_encode_as_bpe_openai_does() {
         let corpus: serde_json::Value = serde_json::from_str(include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/tokens/corpus.json"
+            "/../../tests/data/tokens/corpus.json"
         )))
         .unwrap();
         let cases = corpus["cases"].as_array().unwrap();

@@ -1,4 +1,4 @@
-//! Writes the slim vocabularies that `src/tokens/vocab.rs` embeds in the binary.
+//! Writes the slim vocabularies that `crates/core/src/tokens/vocab.rs` embeds in the binary.
 //!
 //! `bpe-openai` embeds each encoding as a serialized `bpe::BytePairEncoding` (o200k_base 32 MB,
 //! cl100k_base 15 MB): its tokens, its merge tables and three Aho-Corasick automata, two of which

@@ -7,7 +7,7 @@
 //! their names: `cli/choices.rs`).
 
 use std::num::NonZeroU32;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -137,4 +137,26 @@ pub struct ProfileUse {
     pub file: PathBuf,
     /// The settings the profile gave, by their flag names (`--rpm`, …).
     pub gave: Vec<String>,
+}
+
+impl OutputFormat {
+    /// The format a file name's extension says, if it says one.
+    pub fn from_path(path: &Path) -> Option<OutputFormat> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "jsonl" | "ndjson" => Some(OutputFormat::Jsonl),
+            "csv" => Some(OutputFormat::Csv),
+            "parquet" => Some(OutputFormat::Parquet),
+            _ => None,
+        }
+    }
+}
+
+impl OutputSpec {
+    /// The path that means standard output (`-o -`).
+    pub const STDOUT: &'static str = "-";
+
+    /// Whether the results go to standard output (written whole at the end of a run).
+    pub fn is_stdout(&self) -> bool {
+        self.path == Path::new(Self::STDOUT)
+    }
 }

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 const FIXTURE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/tests/data/tokens/corpus.json"
+    "/../../tests/data/tokens/corpus.json"
 ));
 
 /// The models whose tokenizers the fixture's two encodings stand for.

@@ -87,13 +87,13 @@ impl Stalls {
     }
 
     /// A watch that no thread ticks: tests drive it with [`Stalls::tick_at`].
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-support"))]
     pub fn manual(start: Instant) -> Stalls {
         Stalls(Some(Arc::new(Watch::new(start))))
     }
 
     /// What the watch thread does when it wakes at `now` (tests call it with made-up instants).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-support"))]
     pub fn tick_at(&self, now: Instant) {
         if let Some(w) = &self.0 {
             w.tick(now);

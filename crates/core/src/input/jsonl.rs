@@ -120,7 +120,7 @@ impl JsonlRows {
 
 /// What [`read_line`] found.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Line {
+pub enum Line {
     /// The end of the file: nothing was read.
     End,
     /// A line, in the buffer, with its `\n` when it has one.
@@ -132,7 +132,7 @@ pub(crate) enum Line {
 
 /// `read_until(b'\n')` that stops keeping bytes past `max` (not counting the `\n`) but
 /// still reads to the end of the line, so the next call starts on the next line.
-pub(crate) fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>, max: u64) -> io::Result<Line> {
+pub fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>, max: u64) -> io::Result<Line> {
     let mut length: u64 = 0;
     let mut too_long = false;
     loop {
