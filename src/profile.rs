@@ -22,10 +22,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use crate::job::settings::ProfileUse;
+pub use promptmill_core::job::settings::ProfileUse;
 use toml::Spanned;
 
-use crate::provider::ProviderKind;
+use promptmill_core::provider::ProviderKind;
 
 /// A profile's settings, each `None` where the profile does not set it.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -123,7 +123,7 @@ pub fn load(file: &Path, name: &str) -> Result<Profile, ProfileError> {
     };
     let parsed: ConfigFile = toml::from_str(&text).map_err(|e| {
         let message = match unknown_field(e.message()) {
-            Some(field) if field != "api_key_env" && crate::secret::is_secret_header(field) => {
+            Some(field) if field != "api_key_env" && promptmill_core::secret::is_secret_header(field) => {
                 format!("`{field}` is not allowed; {NO_KEYS}")
             }
             _ => e.message().trim().to_string(),
@@ -174,7 +174,7 @@ fn unknown_field(message: &str) -> Option<&str> {
 fn credential_in(s: &Settings) -> Option<(Range<usize>, String)> {
     for header in &s.headers {
         let (name, value) = header.get_ref().split_once(':').unwrap_or((header.get_ref(), ""));
-        if crate::secret::is_secret_header(name.trim()) && !value.trim().is_empty() {
+        if promptmill_core::secret::is_secret_header(name.trim()) && !value.trim().is_empty() {
             return Some((
                 header.span(),
                 format!("the header `{}` looks like a credential", name.trim()),

@@ -10,9 +10,9 @@
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 
 use crate::cli::Mode;
-use crate::input::InputFormat;
-use crate::job::settings::OutputFormat;
-use crate::provider::ProviderKind;
+use promptmill_core::input::InputFormat;
+use promptmill_core::job::settings::OutputFormat;
+use promptmill_core::provider::ProviderKind;
 
 /// A domain enum a flag chooses among: its values, their names and help, in the order shown.
 pub trait Choice: Copy + PartialEq + Send + Sync + 'static {

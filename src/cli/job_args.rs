@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::choices;
 use super::{SendArgs, CHECKPOINT, INPUT, OUTPUT, PROVIDER};
-use crate::job::settings::OutputFormat;
+use promptmill_core::job::settings::OutputFormat;
 
 #[derive(Debug, Args)]
 pub struct ResumeArgs {

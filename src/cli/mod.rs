@@ -25,11 +25,11 @@ mod values;
 
 use help::*;
 
-pub use crate::job::settings::{
-    Mode, DEFAULT_CONCURRENCY, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT,
-};
 pub use choices::{name_of, Choice};
 pub use job_args::{CancelArgs, ExportArgs, ReportArgs, ResumeArgs, StatusArgs};
+pub use promptmill_core::job::settings::{
+    Mode, DEFAULT_CONCURRENCY, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT,
+};
 pub use run_args::{EstimateArgs, ProfileArgs, RunArgs};
 pub use send_args::{BatchArgs, PriceArgs, SendArgs};
 

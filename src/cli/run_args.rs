@@ -10,10 +10,10 @@ use clap::Args;
 use super::choices;
 use super::values::parse_duration;
 use super::{SendArgs, CHECKPOINT, ESTIMATE, INPUT, OUTPUT, PROVIDER, REQUEST};
-use crate::input::InputFormat;
-use crate::job::settings::OutputFormat;
-use crate::job::Endpoint;
-use crate::provider::ProviderKind;
+use promptmill_core::input::InputFormat;
+use promptmill_core::job::settings::OutputFormat;
+use promptmill_core::job::Endpoint;
+use promptmill_core::provider::ProviderKind;
 
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
@@ -212,10 +212,13 @@ pub struct EstimateArgs {
     pub sample: Option<u64>,
 }
 
-/// `--endpoint`'s values: the names of the registered API families (`crate::family`).
+/// `--endpoint`'s values: the names of the registered API families (`promptmill_core::family`).
 fn endpoint_parser() -> impl clap::builder::TypedValueParser<Value = Endpoint> {
     use clap::builder::TypedValueParser;
-    let names: Vec<&'static str> = crate::family::FAMILIES.iter().map(|f| f.name()).collect();
+    let names: Vec<&'static str> = promptmill_core::family::FAMILIES
+        .iter()
+        .map(|f| f.name())
+        .collect();
     clap::builder::PossibleValuesParser::new(names)
         .try_map(|name: String| Endpoint::from_name(&name).ok_or("not an API family"))
 }

@@ -5,23 +5,23 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::api::http::HttpSettings;
-use crate::batch::{BatchService, Driver, DriverSettings, Ending, HttpBatchApi, OpenAiBatches};
-use crate::budget::Costing;
 use crate::cli::CancelArgs;
 use crate::config::{self, SendConfig};
-use crate::error::{exit_code, CheckpointError, ConfigError};
-use crate::estimate::report::dollars;
-use crate::family::AzureSupport;
-use crate::job::JobRecord;
-use crate::joblock::lock_run;
-use crate::output;
-use crate::pipeline::Control;
-use crate::provider::Provider;
-use crate::secret::ApiKey;
-use crate::stats::Snapshot;
-use crate::store::{explain, Counts, PartRecord, Store};
-use crate::summary::{CostTotals, Summary};
+use promptmill_core::error::{exit_code, CheckpointError, ConfigError};
+use promptmill_core::family::AzureSupport;
+use promptmill_core::job::JobRecord;
+use promptmill_core::provider::Provider;
+use promptmill_core::secret::ApiKey;
+use promptmill_engine::api::http::HttpSettings;
+use promptmill_engine::batch::{BatchService, Driver, DriverSettings, Ending, HttpBatchApi, OpenAiBatches};
+use promptmill_engine::budget::Costing;
+use promptmill_engine::estimate::report::dollars;
+use promptmill_engine::joblock::lock_run;
+use promptmill_engine::output;
+use promptmill_engine::pipeline::Control;
+use promptmill_engine::stats::Snapshot;
+use promptmill_engine::store::{explain, Counts, PartRecord, Store};
+use promptmill_engine::summary::{CostTotals, Summary};
 
 use super::shell_quote;
 
@@ -61,7 +61,7 @@ pub fn client(
         )
         .into());
     }
-    let url = crate::base_url::parse(&job.base_url)?;
+    let url = promptmill_core::base_url::parse(&job.base_url)?;
     let api = HttpBatchApi::new(
         &HttpSettings {
             url,
@@ -96,7 +96,7 @@ pub fn execute(
     output::check_writable(&job.output)?;
     output::check_replaceable(store, &job.output, send.overwrite)?;
     let before = store.counts().map_err(|e| explain(&db_path, e))?;
-    let cost_before = crate::budget::job_cost(store, job)?;
+    let cost_before = promptmill_engine::budget::job_cost(store, job)?;
     let api = client(job, headers, job.send.timeout, send.max_response_size)?;
     let run_id = store.start_run().map_err(|e| explain(&db_path, e))?;
     let started = Instant::now();
@@ -108,8 +108,8 @@ pub fn execute(
         spool: db_path.clone(),
         quiet: send.quiet,
         max_line: send.max_response_size,
-        bar: crate::progress::Display::choose(send.quiet, send.verbose, None)
-            == crate::progress::Display::Bar,
+        bar: promptmill_engine::progress::Display::choose(send.quiet, send.verbose, None)
+            == promptmill_engine::progress::Display::Bar,
     };
     let (ending, (calls, retries)) = drive(&api, store, job, settings, costing, &resume_cmd)?;
     let ending = ending.map_err(|e| explain(&db_path, e))?;
@@ -133,7 +133,7 @@ pub fn execute(
         failed: after.failed.saturating_sub(before.failed),
         ..Snapshot::default()
     };
-    let cost = crate::budget::job_cost_split(store, job)?.map(|split| CostTotals {
+    let cost = promptmill_engine::budget::job_cost_split(store, job)?.map(|split| CostTotals {
         job: split.total(),
         run: (split.total() - cost_before.unwrap_or(0.0)).max(0.0),
         budget: job.max_cost,
@@ -172,9 +172,9 @@ fn drive(
         .enable_all()
         .build()?;
     let driven = runtime.block_on(async {
-        let signals = crate::shutdown::spawn(
+        let signals = promptmill_engine::shutdown::spawn(
             std::sync::Arc::clone(&control),
-            crate::shutdown::DETACHING,
+            promptmill_engine::shutdown::DETACHING,
             resume_cmd.to_string(),
         );
         let mut driver = Driver::new(api, store, job, settings, control.stop.clone());
@@ -225,16 +225,16 @@ fn tell_ending(ending: Ending, after: &Counts, job: &JobRecord, db_path: &Path, 
              ({} remain).\nResume with a larger budget:\n  {resume_cmd} --max-cost AMOUNT",
             dollars(spent),
             dollars(limit),
-            crate::summary::count(after.pending, "row", "rows")
+            promptmill_engine::summary::count(after.pending, "row", "rows")
         ),
         Ending::Submitted { open } => eprintln!(
             "promptmill: {} submitted; see `promptmill status {db}`, and collect them with:\n  {resume_cmd}",
-            crate::summary::count(open as u64, "batch", "batches")
+            promptmill_engine::summary::count(open as u64, "batch", "batches")
         ),
         Ending::Finished if after.failed > 0 => eprintln!(
             "promptmill: {} failed; see `promptmill status {db}`. Send them again as a new batch with:\n  \
              {resume_cmd} --retry-failed\nor one request each with:\n  {resume_cmd} --retry-failed --finish-live",
-            crate::summary::count(after.failed, "row", "rows")
+            promptmill_engine::summary::count(after.failed, "row", "rows")
         ),
         Ending::Finished => {}
     }
@@ -351,7 +351,7 @@ fn collect_cancelled(mut store: Store, job: &JobRecord, allow_http: bool) -> any
     });
     let lock = match locked {
         Ok(lock) => lock,
-        Err(e) if e.downcast_ref::<crate::joblock::Busy>().is_none() => return Err(e),
+        Err(e) if e.downcast_ref::<promptmill_engine::joblock::Busy>().is_none() => return Err(e),
         Err(_) => {
             eprintln!("promptmill: another promptmill is attached to this job; it will collect the cancelled batches");
             return Ok(exit_code::SUCCESS);

@@ -7,7 +7,7 @@ use std::io::Write;
 use clap::CommandFactory;
 
 use crate::cli::{Cli, CompletionsArgs};
-use crate::error::exit_code;
+use promptmill_core::error::exit_code;
 
 pub fn completions(args: CompletionsArgs) -> anyhow::Result<i32> {
     let mut script = Vec::new();

@@ -6,15 +6,15 @@
 use std::path::Path;
 
 use super::shell_quote;
-use crate::budget::Spend;
 use crate::config::SendConfig;
-use crate::error::exit_code;
-use crate::estimate::report::dollars;
-use crate::job::JobRecord;
-use crate::output;
-use crate::pipeline::StopReason;
-use crate::store::{Counts, Store};
-use crate::summary::Summary;
+use promptmill_core::error::exit_code;
+use promptmill_core::job::JobRecord;
+use promptmill_engine::budget::Spend;
+use promptmill_engine::estimate::report::dollars;
+use promptmill_engine::output;
+use promptmill_engine::pipeline::StopReason;
+use promptmill_engine::store::{Counts, Store};
+use promptmill_engine::summary::Summary;
 
 /// A live run's outcome (as the checkpoint records it) and exit code: why it stopped, or, when
 /// nothing stopped it, what is left of the rows it could send (`claimable`). The calibration
@@ -80,7 +80,7 @@ impl Ending<'_> {
                 dollars(*limit),
                 dollars(*needed),
                 dollars(self.spend.remaining().unwrap_or(0.0)),
-                crate::summary::count(self.after.pending + self.after.in_flight, "row", "rows")
+                promptmill_engine::summary::count(self.after.pending + self.after.in_flight, "row", "rows")
             ),
             None if code == exit_code::ROWS_FAILED => self.rows_failed(),
             None => {}
@@ -108,7 +108,7 @@ impl Ending<'_> {
         if after.failed > 0 {
             eprintln!(
                 "promptmill: {} failed; see `promptmill status {db}`, or send them again with:\n  {} --retry-failed",
-                crate::summary::count(after.failed, "row", "rows"),
+                promptmill_engine::summary::count(after.failed, "row", "rows"),
                 self.resume_cmd
             );
         }
@@ -149,7 +149,7 @@ pub(crate) fn out_of_quota(message: &str, resume_cmd: &str) -> String {
 /// A full disk stops the run (exit 4), it does not fail it: every row committed is safe in the
 /// checkpoint at `db`, and `cmd` finishes the job once there is room. Any other error is returned.
 pub(crate) fn disk_full_stop(e: anyhow::Error, db: &Path, finish: &str, cmd: &str) -> anyhow::Result<i32> {
-    if !crate::error::is_disk_full(&e) {
+    if !promptmill_core::error::is_disk_full(&e) {
         return Err(e);
     }
     eprintln!(
@@ -200,10 +200,10 @@ pub(crate) fn write_results(
     }
     store.end_run(run_id, &summary.outcome, &summary_json)?;
     if let Some(path) = &send.summary {
-        crate::files::write(path, format!("{summary_json}\n").as_bytes())?;
+        promptmill_core::files::write(path, format!("{summary_json}\n").as_bytes())?;
     }
     if let Some(path) = &send.report {
-        crate::report::write(store, store.path(), path)?;
+        promptmill_engine::report::write(store, store.path(), path)?;
     }
     if !send.quiet {
         eprintln!("{summary}");

@@ -9,16 +9,16 @@ use crate::commands::execute::execute;
 use crate::commands::run::{open_job, Scope};
 use crate::config::EstimateConfig;
 use crate::config::RunConfig;
-use crate::error::exit_code;
-use crate::estimate::calibrate::{prompt_ratios, PromptRatio};
-use crate::estimate::report::{Assumptions, Expectation, Report};
-use crate::estimate::{expectation_from_sample, scan};
-use crate::load::LoadError;
+use promptmill_core::error::exit_code;
+use promptmill_engine::estimate::calibrate::{prompt_ratios, PromptRatio};
+use promptmill_engine::estimate::report::{Assumptions, Expectation, Report};
+use promptmill_engine::estimate::{expectation_from_sample, scan};
+use promptmill_engine::load::LoadError;
 
 pub fn estimate(args: RunArgs) -> anyhow::Result<i32> {
     let cfg = EstimateConfig::from_args(args)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let show = !cfg.quiet && crate::progress::can_redraw();
+    let show = !cfg.quiet && promptmill_engine::progress::can_redraw();
     let progress = |rows: u64| {
         if show {
             eprint!("\rpromptmill: counting tokens… {rows} rows");
@@ -93,7 +93,7 @@ fn calibrate(n: u64, run: &RunConfig) -> anyhow::Result<(Expectation, BTreeMap<S
     if code == exit_code::STOPPED || code == exit_code::BUDGET || code == exit_code::ERROR {
         anyhow::bail!("the calibration sample did not finish; no estimate was made from it");
     }
-    let mut store = crate::store::Store::open(&run.db, false)?;
+    let mut store = promptmill_engine::store::Store::open(&run.db, false)?;
     let (completions, unsettled) = store.sample_completions()?;
     if completions.is_empty() {
         anyhow::bail!(
@@ -110,8 +110,8 @@ fn calibrate(n: u64, run: &RunConfig) -> anyhow::Result<(Expectation, BTreeMap<S
 /// Counts the done sampled rows' prompts here, records the counts beside the server's, and
 /// returns both by model.
 fn sample_prompts(
-    store: &mut crate::store::Store,
-    endpoint: crate::job::Endpoint,
+    store: &mut promptmill_engine::store::Store,
+    endpoint: promptmill_core::job::Endpoint,
 ) -> anyhow::Result<BTreeMap<String, PromptRatio>> {
     let mut pairs = Vec::new();
     let mut recorded = Vec::new();

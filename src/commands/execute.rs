@@ -14,21 +14,21 @@ use super::ending::{self, disk_full_stop, export_cmd, write_results, Ending};
 use super::logging::init_logging;
 use super::run::Scope;
 use super::shell_quote;
-use crate::api::http::{HttpSettings, HttpTransport};
-use crate::budget::Costing;
 use crate::config::{SendConfig, SendLimits};
-use crate::job::JobRecord;
-use crate::joblock::RunLock;
-use crate::limits::Limits;
-use crate::output;
-use crate::pipeline::first_answers;
-use crate::pipeline::{Control, Pipeline, PipelineSettings};
-use crate::progress::{self, Baseline, Display};
-use crate::retry::Backoff;
-use crate::secret::ApiKey;
-use crate::stats::Stats;
-use crate::store::{explain, writer, Counts, Store};
-use crate::summary::{CostTotals, Summary};
+use promptmill_core::job::JobRecord;
+use promptmill_core::retry::Backoff;
+use promptmill_core::secret::ApiKey;
+use promptmill_engine::api::http::{HttpSettings, HttpTransport};
+use promptmill_engine::budget::Costing;
+use promptmill_engine::joblock::RunLock;
+use promptmill_engine::limits::Limits;
+use promptmill_engine::output;
+use promptmill_engine::pipeline::first_answers;
+use promptmill_engine::pipeline::{Control, Pipeline, PipelineSettings};
+use promptmill_engine::progress::{self, Baseline, Display};
+use promptmill_engine::stats::Stats;
+use promptmill_engine::store::{explain, writer, Counts, Store};
+use promptmill_engine::summary::{CostTotals, Summary};
 
 mod before_send;
 
@@ -63,7 +63,7 @@ pub fn execute(
     }
     let url = job.provider.endpoint_url(&job.base_url, job.endpoint)?;
     // The endpoint as messages show it (credential-like query values redacted).
-    let shown_url = crate::base_url::redact(url.as_str());
+    let shown_url = promptmill_core::base_url::redact(url.as_str());
     let run_id = store.start_run().map_err(|e| explain(&db_path, e))?;
     let started = Instant::now();
     let stats = Arc::new(Stats::default());
@@ -134,7 +134,7 @@ fn settle(store: &Store, job: &JobRecord, send: &SendConfig, run: Settle<'_>) ->
     // the same amounts.
     let spend = costing.spend();
     let split = match costing.active() {
-        true => crate::budget::job_cost_split(store, job)?,
+        true => promptmill_engine::budget::job_cost_split(store, job)?,
         false => None,
     };
     let cost = costing.active().then(|| CostTotals {
@@ -220,9 +220,9 @@ fn send_live(
             max_response: send.max_response_size,
         };
         let transport = HttpTransport::new(&settings, job.endpoint.family())?;
-        let signals = crate::shutdown::spawn(
+        let signals = promptmill_engine::shutdown::spawn(
             Arc::clone(control),
-            crate::shutdown::DRAINING,
+            promptmill_engine::shutdown::DRAINING,
             live.resume_cmd.to_string(),
         );
         let display_done = tokio_util::sync::CancellationToken::new();
@@ -278,6 +278,6 @@ fn pipeline_settings(job: &JobRecord, limits: &SendLimits) -> PipelineSettings {
         drain_timeout: limits.drain_timeout,
         hold_until_committed: true,
         first_answers: first_answers::DEFAULT,
-        stalls: crate::stall::Stalls::watch(),
+        stalls: promptmill_core::stall::Stalls::watch(),
     }
 }

@@ -2,9 +2,9 @@
 
 use crate::cli::ExportArgs;
 use crate::config::{check_paths, output_spec};
-use crate::error::{exit_code, CheckpointError};
-use crate::output;
-use crate::store::Store;
+use promptmill_core::error::{exit_code, CheckpointError};
+use promptmill_engine::output;
+use promptmill_engine::store::Store;
 
 pub fn export(args: ExportArgs) -> anyhow::Result<i32> {
     let store = Store::open(&args.db, false)?;

@@ -1,6 +1,6 @@
 //! Logs: to stderr, at the level `-v` asks for, promptmill's own events only.
 
-use crate::progress;
+use promptmill_engine::progress;
 
 /// Logs go to stderr; `-v` shows retries and failures, `-vv` every response. Only promptmill's
 /// own events are shown: the HTTP stack's are noise here, and nothing can leak through them.

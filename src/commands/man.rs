@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::CommandFactory;
 
 use crate::cli::{Cli, ManArgs};
-use crate::error::exit_code;
+use promptmill_core::error::exit_code;
 
 pub fn man(args: ManArgs) -> anyhow::Result<i32> {
     let cmd = Cli::command();

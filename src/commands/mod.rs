@@ -36,7 +36,7 @@ where
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             crate::raise_fd_limit();
             runtime.block_on(crate::mock::run_cli(*args))?;
-            Ok(crate::error::exit_code::SUCCESS)
+            Ok(promptmill_core::error::exit_code::SUCCESS)
         }
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => man::man(args),

@@ -3,8 +3,8 @@
 
 use crate::cli::ReportArgs;
 use crate::config::check_paths;
-use crate::error::{exit_code, CheckpointError};
-use crate::store::Store;
+use promptmill_core::error::{exit_code, CheckpointError};
+use promptmill_engine::store::Store;
 
 pub fn report(args: ReportArgs) -> anyhow::Result<i32> {
     let store = Store::open(&args.db, false)?;
@@ -21,7 +21,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<i32> {
         "the job's output",
         "the checkpoint",
     )?;
-    crate::report::write(&store, &args.db, &args.output)?;
+    promptmill_engine::report::write(&store, &args.db, &args.output)?;
     eprintln!("promptmill: wrote the report to {}", args.output.display());
     Ok(exit_code::SUCCESS)
 }

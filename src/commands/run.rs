@@ -7,15 +7,15 @@ use std::path::Path;
 use super::execute::execute;
 use crate::cli::{ResumeArgs, RunArgs};
 use crate::config::{self, is_secret_header, RunConfig, SendConfig};
-use crate::error::CheckpointError;
-use crate::input::{fingerprint_file, is_stdin, RowReader};
-use crate::job::JobRecord;
-use crate::joblock::{lock_run, RunLock};
-use crate::load::{compare, load, InputChange, Known, LoadError};
-use crate::output;
-use crate::prepare::Preparer;
-use crate::progress;
-use crate::store::{explain, Store};
+use promptmill_core::error::CheckpointError;
+use promptmill_core::input::{fingerprint_file, is_stdin, RowReader};
+use promptmill_core::job::JobRecord;
+use promptmill_engine::joblock::{lock_run, RunLock};
+use promptmill_engine::load::{compare, load, InputChange, Known, LoadError};
+use promptmill_engine::output;
+use promptmill_engine::prepare::Preparer;
+use promptmill_engine::progress;
+use promptmill_engine::store::{explain, Store};
 
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let cfg = RunConfig::from_args(args)?;
@@ -209,7 +209,7 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
             let mut spec = cfg.spec.clone();
             spec.fingerprint = loaded.fingerprint.clone();
             JobRecord {
-                version: crate::job::JOB_RECORD_VERSION,
+                version: promptmill_core::job::JOB_RECORD_VERSION,
                 spec,
                 endpoint: loaded.endpoint,
                 base_url: cfg.base_url.clone(),
@@ -249,7 +249,7 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
         } else {
             String::new()
         };
-        let from = if crate::input::is_stdin(&cfg.input) {
+        let from = if promptmill_core::input::is_stdin(&cfg.input) {
             "standard input".to_string()
         } else {
             cfg.input.display().to_string()

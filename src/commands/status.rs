@@ -9,11 +9,11 @@ use std::io::Write as _;
 use serde::Serialize;
 
 use crate::cli::StatusArgs;
-use crate::error::{exit_code, CheckpointError};
-use crate::estimate::report::{duration, thousands};
-use crate::joblock::run_is_live;
-use crate::limits::InForce;
-use crate::store::{now_ms, Counts, RunRecord, Store};
+use promptmill_core::error::{exit_code, CheckpointError};
+use promptmill_engine::estimate::report::{duration, thousands};
+use promptmill_engine::joblock::run_is_live;
+use promptmill_engine::limits::InForce;
+use promptmill_engine::store::{now_ms, Counts, RunRecord, Store};
 
 #[derive(Serialize)]
 struct Status {
@@ -23,7 +23,7 @@ struct Status {
     endpoint: String,
     base_url: String,
     /// OpenAI-compatible, or Azure with its deployment and API version.
-    provider: crate::provider::Provider,
+    provider: promptmill_core::provider::Provider,
     /// The `--profile` the job's settings came from, its file, and the flags it gave (the other
     /// settings came from flags, the stored job or the defaults).
     profile: Option<crate::profile::ProfileUse>,
@@ -52,7 +52,7 @@ struct Status {
     cost: Option<f64>,
     /// The same by kind of token: input, cached input, cache writes, output (reasoning within
     /// it).
-    cost_split: Option<crate::models::CostSplit>,
+    cost_split: Option<promptmill_core::models::CostSplit>,
     /// `--max-cost`, when the job has one.
     max_cost: Option<f64>,
     /// `run --limit`: only rows numbered up to this are sent, when the job has one.
@@ -62,7 +62,7 @@ struct Status {
     mode: crate::cli::Mode,
     /// The job's Batch API parts: file, batch, the provider's status and request counts as last
     /// seen (`run --mode batch`). Read from the checkpoint; nothing is asked of the provider.
-    batches: Vec<crate::store::PartRecord>,
+    batches: Vec<promptmill_engine::store::PartRecord>,
     runs: Vec<RunRecord>,
     /// Time spent running, summed over runs (a killed run counts until its last commit's time is
     /// unknown, so it counts as zero).
@@ -85,7 +85,9 @@ struct ActiveRun {
 fn active_run(runs: &[RunRecord]) -> Option<ActiveRun> {
     let last = runs.last()?;
     let pid = last.pid?;
-    let going = last.ended_at.is_none() && pid != std::process::id() && crate::joblock::process_alive(pid);
+    let going = last.ended_at.is_none()
+        && pid != std::process::id()
+        && promptmill_engine::joblock::process_alive(pid);
     going.then_some(ActiveRun {
         run: last.run,
         pid,
@@ -130,7 +132,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
     // The lock says whether a run is going; the run's record says which process and what it
     // has on the wire.
     let active = if live { active_run(&runs) } else { None };
-    let cost_split = crate::budget::job_cost_split(&store, &job)?;
+    let cost_split = promptmill_engine::budget::job_cost_split(&store, &job)?;
     let status = Status {
         checkpoint: args.db.display().to_string(),
         input: job.spec.input.display().to_string(),
@@ -326,14 +328,18 @@ fn usage_lines(out: &mut String, s: &Status) {
     );
     // The ledger's own wording, as the progress line prints it.
     if let Some(c) = s.cost {
-        let spend = crate::budget::Spend {
+        let spend = promptmill_engine::budget::Spend {
             before: c,
             limit: s.max_cost,
             ..Default::default()
         };
         line!(out, "cost        {}", spend.describe());
         if let Some(split) = &s.cost_split {
-            line!(out, "            {}", crate::summary::describe_split(split));
+            line!(
+                out,
+                "            {}",
+                promptmill_engine::summary::describe_split(split)
+            );
         }
     }
     line!(
@@ -344,7 +350,7 @@ fn usage_lines(out: &mut String, s: &Status) {
 }
 
 /// One line per Batch API part: where it stands, and the provider's counts as last seen.
-fn batch_lines(out: &mut String, parts: &[crate::store::PartRecord]) {
+fn batch_lines(out: &mut String, parts: &[promptmill_engine::store::PartRecord]) {
     line!(out);
     line!(out, "batches (as last seen; `promptmill resume` polls them):");
     let (mut done, mut failed, mut rows) = (0, 0, 0);

@@ -8,16 +8,16 @@ use std::path::Path;
 
 use super::shell_quote;
 use crate::config;
-use crate::error::ConfigError;
-use crate::job::JobRecord;
-use crate::pipeline::first_answers::{Symptom, Trip};
+use promptmill_core::error::ConfigError;
+use promptmill_core::job::JobRecord;
+use promptmill_engine::pipeline::first_answers::{Symptom, Trip};
 
 /// Checks, before anything is sent, where the job's requests would go: a key is there (unless
 /// on loopback), plain http is allowed for this run, and the base URL has every query parameter
 /// that was withheld from the checkpoint as a credential. Shared by live and batch runs and
 /// `cancel`.
 pub(crate) fn check(job: &JobRecord, allow_http: bool, db: &Path) -> anyhow::Result<()> {
-    let missing = crate::base_url::missing_params(&job.base_url, &job.withheld_params);
+    let missing = promptmill_core::base_url::missing_params(&job.base_url, &job.withheld_params);
     if !missing.is_empty() {
         let names = missing
             .iter()

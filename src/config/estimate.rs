@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use crate::cli::{self, RunArgs};
-use crate::error::ConfigError;
-use crate::models::PriceBook;
+use promptmill_core::error::ConfigError;
+use promptmill_core::models::PriceBook;
 
 use super::{apply_profile, BatchSettings, InputConfig, RunConfig, SendConfig, SendLimits};
 
@@ -38,13 +38,13 @@ impl EstimateConfig {
             )
             .into());
         }
-        let input = InputConfig::from_args(&args)?;
+        let input = super::input_config(&args)?;
         let send = SendConfig::from_args(&args.send)?;
         let est = args.estimate.clone();
         let sample = match est.sample {
             None => None,
             Some(0) => return Err(ConfigError::new("--sample", "must be at least 1").into()),
-            Some(_) if crate::input::is_stdin(&args.input) => {
+            Some(_) if promptmill_core::input::is_stdin(&args.input) => {
                 return Err(ConfigError::new(
                     "--sample",
                     "cannot read standard input twice (once to estimate, once to send); save the rows to a file first",

@@ -8,51 +8,40 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::cli::RunArgs;
-use crate::error::ConfigError;
-use crate::family::FAMILIES;
-use crate::input::InputFormat;
-use crate::job::JobSpec;
-use crate::prepare::RequestSettings;
-use crate::template::Template;
+use promptmill_core::error::ConfigError;
+use promptmill_core::family::FAMILIES;
+use promptmill_core::input::InputFormat;
+use promptmill_core::job::JobSpec;
+use promptmill_core::template::Template;
+use promptmill_engine::prepare::RequestSettings;
+pub use promptmill_engine::source::InputConfig;
 
-/// The input and what to make of it: the part of `run`'s flags that a dry run needs too.
-#[derive(Debug, Clone)]
-pub struct InputConfig {
-    pub input: PathBuf,
-    pub format: InputFormat,
-    pub skip_invalid: bool,
-    pub request: RequestSettings,
-    /// The job as the command describes it (the input's fingerprint is filled in once read).
-    pub spec: JobSpec,
-}
-
-impl InputConfig {
-    pub fn from_args(args: &RunArgs) -> Result<InputConfig, anyhow::Error> {
-        let stdin = crate::input::is_stdin(&args.input);
-        let format = input_format(args, stdin)?;
-        let input = open_input(args, stdin)?;
-        let request = request_settings(args)?;
-        let spec = JobSpec {
-            input: input.clone(),
-            format,
-            fingerprint: String::new(),
-            template: request.template.as_ref().map(|t| t.source().to_string()),
-            system: request.system.as_ref().map(|t| t.source().to_string()),
-            id_column: args.id_column.clone(),
-            endpoint: args.endpoint,
-            model: args.model.clone(),
-            max_tokens: args.max_tokens,
-            temperature: args.temperature,
-            params: request.params.clone(),
-        };
-        Ok(InputConfig {
-            input,
-            format,
-            skip_invalid: args.skip_invalid,
-            request,
-            spec,
-        })
-    }
+/// The input settings of `run`, `estimate` and the other commands that read an input.
+pub fn input_config(args: &RunArgs) -> Result<InputConfig, anyhow::Error> {
+    let stdin = promptmill_core::input::is_stdin(&args.input);
+    let format = input_format(args, stdin)?;
+    let input = open_input(args, stdin)?;
+    let request = request_settings(args)?;
+    let spec = JobSpec {
+        input: input.clone(),
+        format,
+        fingerprint: String::new(),
+        template: request.template.as_ref().map(|t| t.source().to_string()),
+        system: request.system.as_ref().map(|t| t.source().to_string()),
+        id_column: args.id_column.clone(),
+        endpoint: args.endpoint,
+        model: args.model.clone(),
+        max_tokens: args.max_tokens,
+        temperature: args.temperature,
+        params: request.params.clone(),
+    };
+    Ok(InputConfig {
+        input,
+        format,
+        skip_invalid: args.skip_invalid,
+        request,
+        spec,
+    })
 }
 
 /// `--format`, or the input's extension; standard input has none, so it needs the flag.

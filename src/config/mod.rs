@@ -11,13 +11,13 @@
 use std::path::PathBuf;
 
 use crate::cli::RunArgs;
-use crate::error::ConfigError;
-use crate::input::InputFormat;
-use crate::job::JobSpec;
-use crate::output::OutputSpec;
-use crate::prepare::RequestSettings;
 use crate::profile::ProfileUse;
-use crate::provider::Provider;
+use promptmill_core::error::ConfigError;
+use promptmill_core::input::InputFormat;
+use promptmill_core::job::JobSpec;
+use promptmill_core::provider::Provider;
+use promptmill_engine::output::OutputSpec;
+use promptmill_engine::prepare::RequestSettings;
 
 mod estimate;
 mod input;
@@ -26,10 +26,12 @@ mod send;
 mod target;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_scan;
 mod with_profile;
 
 pub use estimate::EstimateConfig;
-pub use input::InputConfig;
+pub use input::{input_config, InputConfig};
 pub use outputs::{check_paths, default_db_path, output_spec};
 pub use send::{
     is_secret_header, BatchSettings, SendConfig, SendLimits, BATCH_MAX_BYTES, BATCH_MAX_ROWS,
@@ -80,7 +82,7 @@ impl RunConfig {
             skip_invalid,
             request,
             spec,
-        } = InputConfig::from_args(&args)?;
+        } = input::input_config(&args)?;
         let Some(output_path) = &args.output else {
             return Err(ConfigError::new("--output", "is required: the file to write the results to").into());
         };

@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::ConfigError;
-use crate::output::{OutputFormat, OutputSpec};
+use promptmill_core::error::ConfigError;
+use promptmill_engine::output::{OutputFormat, OutputSpec};
 
 /// Refuses paths of a command that name the same file (see `paths`): the input it reads, the
 /// checkpoint, the output, and the `--summary` file; `output_flag` and `db_flag` are how the
@@ -19,7 +19,7 @@ pub fn check_paths(
     output_flag: &'static str,
     db_flag: &'static str,
 ) -> Result<(), ConfigError> {
-    use crate::paths::{check_distinct, Use, INPUT};
+    use promptmill_core::paths::{check_distinct, Use, INPUT};
     let mut uses = vec![
         Use {
             flag: INPUT,
@@ -44,7 +44,7 @@ pub fn check_paths(
         uses.push(Use { flag, path });
     }
     // Standard input and output (`-`) are no files: nothing to collide with.
-    uses.retain(|u| u.path != Path::new(crate::input::STDIN));
+    uses.retain(|u| u.path != Path::new(promptmill_core::input::STDIN));
     check_distinct(&uses)
 }
 

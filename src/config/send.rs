@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{self, SendArgs};
-use crate::error::ConfigError;
-pub use crate::job::settings::{
+use promptmill_core::error::ConfigError;
+pub use promptmill_core::job::settings::{
     BatchSettings, SendLimits, BATCH_MAX_BYTES, BATCH_MAX_ROWS, DEFAULT_POLL_INTERVAL,
 };
-use crate::models::{PriceBook, PriceError};
-pub use crate::secret::is_secret_header;
+use promptmill_core::models::{PriceBook, PriceError};
+pub use promptmill_core::secret::is_secret_header;
 
 /// How requests are sent, as this command line asks; shared by `run` and `resume`. Its `Debug`
 /// redacts credential headers.
@@ -49,12 +49,15 @@ pub struct SendConfig {
     pub allow_http: bool,
 }
 
-pub use crate::api::http::DEFAULT_MAX_RESPONSE_SIZE;
+pub use promptmill_engine::api::http::DEFAULT_MAX_RESPONSE_SIZE;
 
 impl std::fmt::Debug for SendConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SendConfig")
-            .field("headers", &crate::secret::RedactedHeaders(&self.headers))
+            .field(
+                "headers",
+                &promptmill_core::secret::RedactedHeaders(&self.headers),
+            )
             .field("given", &self.given)
             .field("retry_failed", &self.retry_failed)
             .field("summary", &self.summary)
@@ -85,7 +88,7 @@ impl SendConfig {
                 return Err(ConfigError::new("--concurrency", "must be from 1 to 100000"));
             }
         }
-        let most = crate::family::embeddings::MAX_INPUTS;
+        let most = promptmill_core::family::embeddings::MAX_INPUTS;
         if args.rows_per_request.is_some_and(|n| n == 0 || n > most) {
             return Err(ConfigError::new(
                 "--rows-per-request",
@@ -126,8 +129,11 @@ impl SendConfig {
                 "must be more than 0",
             ));
         }
-        if args.confirm && !crate::confirm::can_ask() {
-            return Err(ConfigError::new("--confirm", crate::confirm::NEEDS_TERMINAL));
+        if args.confirm && !promptmill_core::confirm::can_ask() {
+            return Err(ConfigError::new(
+                "--confirm",
+                promptmill_core::confirm::NEEDS_TERMINAL,
+            ));
         }
         let headers = args
             .headers

@@ -4,8 +4,8 @@
 //! The provider's own rules (deployment names, API versions) are `provider.rs`'s.
 
 use crate::cli::RunArgs;
-use crate::error::ConfigError;
-use crate::provider::{self, AzureUrl, Provider, ProviderKind};
+use promptmill_core::error::ConfigError;
+use promptmill_core::provider::{self, AzureUrl, Provider, ProviderKind};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 
@@ -98,7 +98,7 @@ fn agree(
 }
 
 pub fn check_base_url(raw: &str) -> Result<String, ConfigError> {
-    let shown = crate::base_url::redact(raw.trim());
+    let shown = promptmill_core::base_url::redact(raw.trim());
     let url = reqwest::Url::parse(raw.trim())
         .map_err(|e| ConfigError::new("--base-url", format!("`{shown}` is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -136,7 +136,7 @@ pub fn check_plain_http(base_url: &str, allow_http: bool) -> Result<(), ConfigEr
             "`{}` is plain http to a host that is not this machine: the API key and the --header values \
              would travel in clear text. Use https, or pass --allow-http if the network is trusted \
              (it is not stored in the job: every run and resume of it needs the flag again)",
-            crate::base_url::redact(base_url)
+            promptmill_core::base_url::redact(base_url)
         ),
     ))
 }
@@ -215,8 +215,8 @@ pub fn is_loopback(base_url: &str) -> bool {
 /// A key is required unless the API is on loopback.
 pub fn check_key_present(var: &str, base_url: &str) -> Result<(), ConfigError> {
     check_key_env(var)?;
-    if crate::secret::ApiKey::from_env(var).is_none() && !is_loopback(base_url) {
-        let base_url = crate::base_url::redact(base_url);
+    if promptmill_core::secret::ApiKey::from_env(var).is_none() && !is_loopback(base_url) {
+        let base_url = promptmill_core::base_url::redact(base_url);
         return Err(ConfigError::new(
             "--api-key-env",
             format!("the environment variable {var} is not set, and {base_url} needs an API key; export {var}=… (or name another variable with --api-key-env)"),

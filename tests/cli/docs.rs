@@ -281,12 +281,12 @@ fn every_relative_link_and_anchor_in_the_docs_resolves() {
     assert!(checked > 20, "only {checked} links were checked");
 }
 
-/// Every `src/…` or `tests/…` path and every `module::test_name` the docs cite, as evidence for
+/// Every `src/…`, `crates/…` or `tests/…` path and every `module::test_name` the docs cite, as evidence for
 /// a claim, still exists: a renamed test or file must take its docs along.
 #[test]
 fn every_file_and_test_the_docs_cite_exists() {
     let mut sources = String::new();
-    for dir in ["src", "tests"] {
+    for dir in ["src", "crates", "tests"] {
         collect_rust(&repo().join(dir), &mut sources);
     }
     let mut cited = 0;
@@ -294,7 +294,8 @@ fn every_file_and_test_the_docs_cite_exists() {
         let text = std::fs::read_to_string(&page).expect("read page");
         for span in text.split('`').skip(1).step_by(2) {
             let at = name(&page);
-            if (span.starts_with("src/") || span.starts_with("tests/")) && !span.contains([' ', '…']) {
+            if ["src/", "crates/", "tests/"].iter().any(|p| span.starts_with(p)) && !span.contains([' ', '…'])
+            {
                 assert!(
                     repo().join(span).exists(),
                     "{at}: cites `{span}`, which does not exist"

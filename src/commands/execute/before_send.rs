@@ -5,15 +5,15 @@
 use std::ops::ControlFlow;
 use std::path::Path;
 
-use crate::budget::Costing;
 use crate::cli::Mode;
 use crate::commands::batch::BatchEnd;
 use crate::commands::run::Scope;
 use crate::config::{SendConfig, SendLimits};
-use crate::error::{exit_code, ConfigError};
-use crate::job::JobRecord;
-use crate::secret::ApiKey;
-use crate::store::{explain, Counts, Store};
+use promptmill_core::error::{exit_code, ConfigError};
+use promptmill_core::job::JobRecord;
+use promptmill_core::secret::ApiKey;
+use promptmill_engine::budget::Costing;
+use promptmill_engine::store::{explain, Counts, Store};
 
 /// What a run is about to send with, once everything before the first request is settled.
 pub(super) struct Ready {
@@ -120,7 +120,7 @@ fn cost_line(
     let started = before.done + before.failed + before.batched > 0 || store.has_open_parts()?;
     if (send.confirm || !send.quiet) && before.pending > 0 && !started {
         let batch = job.batch.mode == Mode::Batch;
-        let ceiling = crate::ceiling::of_pending(
+        let ceiling = promptmill_engine::ceiling::of_pending(
             store,
             job.endpoint.family(),
             &job.models,
@@ -129,7 +129,7 @@ fn cost_line(
         )
         .map_err(|e| explain(db_path, e))?;
         eprintln!("{ceiling}");
-        if send.confirm && !crate::confirm::ask()? {
+        if send.confirm && !promptmill_core::confirm::ask()? {
             eprintln!(
                 "promptmill: nothing sent. The job is in {}; run the same command again to send it.",
                 db_path.display()
@@ -158,7 +158,7 @@ fn price_job(store: &Store, job: &mut JobRecord, send: &SendConfig) -> anyhow::R
     if let Some(c) = send.max_cost {
         job.max_cost = (c > 0.0).then_some(c);
     }
-    let spent = crate::budget::job_cost(store, job)?.unwrap_or(0.0);
+    let spent = promptmill_engine::budget::job_cost(store, job)?.unwrap_or(0.0);
     let costing = Costing::new(&job.models, job.max_cost, spent)?;
     if job.spec.max_tokens.is_none() {
         for model in job.models.keys() {
@@ -175,9 +175,9 @@ fn warn_unknown_models(job: &JobRecord) {
         if model.is_empty() {
             continue;
         }
-        let t = crate::tokens::Tokenizer::for_model(model);
+        let t = promptmill_core::tokens::Tokenizer::for_model(model);
         if let Some(note) =
-            crate::models::unknown_model_note(model, t.encoding(), t.exact(), info.prices.is_some())
+            promptmill_core::models::unknown_model_note(model, t.encoding(), t.exact(), info.prices.is_some())
         {
             eprintln!("promptmill: {note}");
         }

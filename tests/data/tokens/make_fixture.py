@@ -2,9 +2,9 @@
 """Writes corpus.json: reference token counts from Python tiktoken for a fixed corpus of tricky text.
 
 promptmill counts prompt tokens with bpe-openai (and tiktoken-rs for legacy encodings; see
-src/tokens.rs); this fixture pins those counts to what OpenAI's own tokenizer library says, so a
+crates/core/src/tokens.rs); this fixture pins those counts to what OpenAI's own tokenizer library says, so a
 change of either crate's version, vocabulary, split regex or merge shows up as a failing test
-(src/tokens/fixture_tests.rs) instead of a quietly wrong TPM budget. The corpus includes long pieces
+(crates/core/src/tokens/fixture_tests.rs) instead of a quietly wrong TPM budget. The corpus includes long pieces
 (10 KB of one character, a 50 KB base64 blob, 20 KB of minified JavaScript, a long URL, CJK without
 spaces, runs of emoji ZWJ sequences), where a linear merge and tiktoken's quadratic one could part.
 

@@ -1,0 +1,364 @@
+//! The dry run: read and validate the input exactly as `run` would, render every request, count
+//! its tokens, and send nothing.
+//!
+//! Reading and rendering are sequential (row order decides ids, duplicates and the endpoint), so
+//! one thread does them and hands the rendered bodies in chunks to one counting thread per core;
+//! tokenizing is most of the work. Each counter keeps its own tallies, merged at the end. Memory
+//! does not grow with the prompts: a tally holds counts per distinct prompt length (exact
+//! percentiles from a histogram). To catch duplicate ids as `run` does, ids taken from a field
+//! are remembered as a 64-bit hash and the line they were first seen on (about 16 bytes a row;
+//! ids made from row numbers cannot repeat and are not remembered). Two different ids with the
+//! same hash would be reported as duplicates; at a million ids the odds are about 1 in 30
+//! million.
+//!
+//! [`report`] turns the tallies, the prices and the limits into what the user reads.
+
+pub mod calibrate;
+pub mod report;
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use crate::load::LoadError;
+use crate::prepare::Preparer;
+use crate::source::InputConfig;
+use promptmill_core::error::InputError;
+use promptmill_core::input::RowReader;
+use promptmill_core::job::Endpoint;
+use promptmill_core::tokens;
+
+/// Rendered bodies handed to a counting thread at a time.
+const CHUNK: usize = 512;
+/// How many invalid rows the report lists.
+const LISTED: usize = 10;
+
+/// Token counts of the rows of one model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelTally {
+    pub rows: u64,
+    pub prompt_tokens: u64,
+    /// Σ max_tokens × n over the rows that set a maximum.
+    pub max_output_tokens: u64,
+    /// Rows without a maximum, and the completions (n) they ask for.
+    pub unbounded_rows: u64,
+    pub unbounded_choices: u64,
+    /// Σ n over all rows: completions asked for.
+    pub choices: u64,
+    /// Rows by prompt tokens.
+    pub lengths: BTreeMap<u64, u64>,
+    /// Σ bytes of the request bodies (for the Batch API's file sizes).
+    pub request_bytes: u64,
+}
+
+/// Rows whose prompts lie between the same long-context tier thresholds (see
+/// [`ModelTally::bands`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Band {
+    /// The shortest prompt in the band.
+    pub least: u64,
+    /// Its share of the rows and of the prompt tokens (0..=1).
+    pub rows: f64,
+    pub prompt: f64,
+}
+
+impl ModelTally {
+    pub fn add(&mut self, cost: &tokens::RequestCost, bytes: usize) {
+        self.rows += 1;
+        self.request_bytes += bytes as u64;
+        self.prompt_tokens += cost.prompt_tokens;
+        self.choices += cost.choices;
+        if cost.max_output_tokens == 0 {
+            self.unbounded_rows += 1;
+            self.unbounded_choices += cost.choices;
+        } else {
+            self.max_output_tokens += cost.max_output_tokens;
+        }
+        *self.lengths.entry(cost.prompt_tokens).or_default() += 1;
+    }
+
+    fn merge(&mut self, other: ModelTally) {
+        self.rows += other.rows;
+        self.prompt_tokens += other.prompt_tokens;
+        self.max_output_tokens += other.max_output_tokens;
+        self.request_bytes += other.request_bytes;
+        self.unbounded_rows += other.unbounded_rows;
+        self.unbounded_choices += other.unbounded_choices;
+        self.choices += other.choices;
+        for (len, n) in other.lengths {
+            *self.lengths.entry(len).or_default() += n;
+        }
+    }
+
+    /// The smallest prompt length that at least `q` (0..=1) of the rows do not exceed.
+    pub fn quantile(&self, q: f64) -> u64 {
+        let wanted = ((self.rows as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (&len, &n) in &self.lengths {
+            seen += n;
+            if seen >= wanted {
+                return len;
+            }
+        }
+        0
+    }
+
+    pub fn max(&self) -> u64 {
+        self.lengths.keys().next_back().copied().unwrap_or(0)
+    }
+
+    /// The rows split at `thresholds` (a model's long-context tiers, ascending): per band of
+    /// prompt sizes, its shortest prompt (which picks its tier), its share of the rows and its
+    /// share of the prompt tokens. One band holding everything when there are no thresholds.
+    pub fn bands(&self, thresholds: &[u64]) -> Vec<Band> {
+        let mut bands: Vec<Band> = Vec::new();
+        let (rows, prompt) = (self.rows.max(1) as f64, self.prompt_tokens.max(1) as f64);
+        let mut last = None;
+        for (&len, &n) in &self.lengths {
+            let band = thresholds.iter().filter(|&&t| len > t).count();
+            if last != Some(band) {
+                bands.push(Band {
+                    least: len,
+                    ..Band::default()
+                });
+                last = Some(band);
+            }
+            if let Some(b) = bands.last_mut() {
+                b.rows += n as f64 / rows;
+                b.prompt += (len * n) as f64 / prompt;
+            }
+        }
+        if bands.is_empty() {
+            bands.push(Band {
+                least: 0,
+                rows: 1.0,
+                prompt: 1.0,
+            });
+        }
+        bands
+    }
+
+    /// Rows whose prompt has more tokens than `limit`.
+    pub fn rows_over(&self, limit: u64) -> u64 {
+        self.lengths.range(limit + 1..).map(|(_, n)| n).sum()
+    }
+}
+
+/// What the dry run found in the input.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    pub file: PathBuf,
+    pub endpoint: Endpoint,
+    /// Rows read, valid or not.
+    pub rows: u64,
+    /// Rows that `run` would refuse (or, with `--skip-invalid`, record as failed unsent).
+    pub invalid: u64,
+    pub listed: Vec<InputError>,
+    /// Valid rows by the model their request names (`""` when it names none).
+    pub models: BTreeMap<String, ModelTally>,
+}
+
+impl Scan {
+    pub fn valid_rows(&self) -> u64 {
+        self.rows - self.invalid
+    }
+}
+
+/// Reads the whole input of `cfg`, validating and rendering every row as `run` would, and counts
+/// the tokens of each request on `threads` threads. `progress` is called with the rows read.
+pub fn scan(cfg: &InputConfig, threads: usize, progress: &dyn Fn(u64)) -> Result<Scan, LoadError> {
+    let mut reader = RowReader::open(&cfg.input, cfg.format).map_err(LoadError::Read)?;
+    let mut preparer = Preparer::new(cfg.input.clone(), cfg.request.clone());
+    if reader.has_header() {
+        preparer
+            .check_columns(reader.columns())
+            .map_err(LoadError::Columns)?;
+    }
+    let threads = threads.max(1);
+    let has_header = reader.has_header();
+    std::thread::scope(|s| {
+        let (tx, rx) = mpsc::sync_channel::<Chunk>(threads * 4);
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let counters: Vec<_> = (0..threads)
+            .map(|_| {
+                let rx = std::sync::Arc::clone(&rx);
+                s.spawn(move || count_chunks(&rx))
+            })
+            .collect();
+        let read = read_rows(&cfg.input, &mut reader, &mut preparer, tx, progress);
+        // The sender is dropped by `read_rows`, so every counter ends.
+        let mut models: BTreeMap<String, ModelTally> = BTreeMap::new();
+        for counter in counters {
+            let tallies = counter
+                .join()
+                .map_err(|_| anyhow::anyhow!("a token-counting thread panicked"))?;
+            for (model, tally) in tallies {
+                models.entry(model).or_default().merge(tally);
+            }
+        }
+        let (rows, invalid, listed) = read?;
+        if rows == 0 {
+            return Err(LoadError::Empty {
+                file: cfg.input.clone(),
+                header: has_header,
+            });
+        }
+        Ok(Scan {
+            file: cfg.input.clone(),
+            endpoint: preparer.endpoint(),
+            rows,
+            invalid,
+            listed,
+            models,
+        })
+    })
+}
+
+/// Rendered bodies on their way to a counter, with the job's endpoint (settled by the first of
+/// them, so the same for every chunk).
+type Chunk = (Endpoint, Vec<String>);
+
+/// The reading side: rows in order, validated and rendered; bodies go to the counters.
+fn read_rows(
+    file: &Path,
+    reader: &mut RowReader,
+    preparer: &mut Preparer,
+    tx: mpsc::SyncSender<Chunk>,
+    progress: &dyn Fn(u64),
+) -> Result<(u64, u64, Vec<InputError>), LoadError> {
+    let hasher = std::hash::RandomState::new();
+    let mut ids: HashMap<u64, u64> = HashMap::new();
+    let mut listed = Vec::new();
+    let (mut rows, mut invalid) = (0u64, 0u64);
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut last_progress = std::time::Instant::now();
+    while let Some(item) = reader.next_row() {
+        let item = item.map_err(LoadError::Read)?;
+        rows += 1;
+        let outcome = match item {
+            Err(e) => Err(e),
+            Ok(row) => match preparer
+                .check_flags_fit(&row)
+                .map_err(LoadError::Refused)
+                .map(|()| preparer.prepare(&row))?
+            {
+                Err(e) => Err(e),
+                Ok(prepared) => match preparer.id_field(&row) {
+                    // Ids made from the row number cannot repeat; only named ones are remembered.
+                    None => Ok(prepared.body),
+                    Some(field) => match ids.get(&hasher.hash_one(&prepared.id)) {
+                        Some(first) => Err(InputError::new(
+                            file,
+                            row.line,
+                            format!("duplicate id `{}` (first used on line {first})", prepared.id),
+                        )
+                        .field(field)),
+                        None => {
+                            ids.insert(hasher.hash_one(&prepared.id), row.line);
+                            Ok(prepared.body)
+                        }
+                    },
+                },
+            },
+        };
+        match outcome {
+            Ok(body) => {
+                chunk.push(body);
+                if chunk.len() == CHUNK {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                    if tx.send((preparer.endpoint(), full)).is_err() {
+                        break;
+                    }
+                }
+            }
+            Err(e) => {
+                invalid += 1;
+                if listed.len() < LISTED {
+                    listed.push(e);
+                }
+            }
+        }
+        if last_progress.elapsed() > std::time::Duration::from_millis(200) {
+            progress(rows);
+            last_progress = std::time::Instant::now();
+        }
+    }
+    if !chunk.is_empty() {
+        let _ = tx.send((preparer.endpoint(), chunk));
+    }
+    if invalid > 0 && !reader.has_header() {
+        if let Some(message) = preparer.absent_field(reader.columns()) {
+            return Err(LoadError::Refused(message));
+        }
+    }
+    Ok((rows, invalid, listed))
+}
+
+/// The counting side: tallies per model of every body it receives.
+fn count_chunks(rx: &std::sync::Mutex<mpsc::Receiver<Chunk>>) -> HashMap<String, ModelTally> {
+    let mut tallies: HashMap<String, ModelTally> = HashMap::new();
+    loop {
+        let chunk = match rx.lock() {
+            Ok(rx) => match rx.recv() {
+                Ok((endpoint, chunk)) => (endpoint.family(), chunk),
+                Err(_) => break,
+            },
+            Err(_) => break,
+        };
+        let (family, chunk) = chunk;
+        for body in &chunk {
+            // The body is JSON this program just serialized; it always parses.
+            let Ok((cost, model)) = family.measure(body) else {
+                continue;
+            };
+            let model = model.as_deref().unwrap_or("");
+            match tallies.get_mut(model) {
+                Some(t) => t.add(&cost, body.len()),
+                None => tallies
+                    .entry(model.to_string())
+                    .or_default()
+                    .add(&cost, body.len()),
+            }
+        }
+    }
+    tallies
+}
+
+/// The expectation a calibration sample gives: the mean completion tokens per request, and a
+/// 95 % confidence interval of that mean (Student's t for small samples). Scaled by the job's
+/// requests, the interval is the interval of the job's completion tokens.
+pub fn expectation_from_sample(completions: &[u64]) -> report::Expectation {
+    let n = completions.len() as f64;
+    let mean = completions.iter().sum::<u64>() as f64 / n.max(1.0);
+    let interval = (completions.len() > 1).then(|| {
+        let var = completions
+            .iter()
+            .map(|&c| (c as f64 - mean).powi(2))
+            .sum::<f64>()
+            / (n - 1.0);
+        let half = t_975(completions.len() - 1) * (var / n).sqrt();
+        ((mean - half).max(0.0), mean + half)
+    });
+    report::Expectation {
+        per_request: mean,
+        interval,
+        source: format!("a sample of {} rows", completions.len()),
+    }
+}
+
+/// The 97.5th percentile of Student's t with `df` degrees of freedom (two-sided 95 %).
+pub fn t_975(df: usize) -> f64 {
+    const TABLE: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+        2.045, 2.042,
+    ];
+    match df {
+        0 => f64::INFINITY,
+        1..=30 => TABLE[df - 1],
+        31..=60 => 2.000,
+        61..=120 => 1.980,
+        _ => 1.960,
+    }
+}

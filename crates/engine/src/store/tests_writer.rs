@@ -1,0 +1,342 @@
+//! Specifications of the checkpoint writer thread: claims, recorded outcomes, and what happens to
+//! unfinished rows when the run's handles are dropped or the database fails.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::tests::{invalid, job, store_with, valid};
+use super::writer::{self, Claimed, Outcome, OutcomeKind, StoreHandle};
+use super::*;
+use crate::stats::Stats;
+use promptmill_core::family::{Completion, Usage};
+
+struct Running {
+    handle: StoreHandle,
+    join: std::thread::JoinHandle<anyhow::Result<Store>>,
+    run: i64,
+    stats: Arc<Stats>,
+    on_error: CancellationToken,
+}
+
+fn start(store: Store) -> Running {
+    let run = store.start_run().unwrap();
+    let stats = Arc::new(Stats::default());
+    let on_error = CancellationToken::new();
+    let (handle, join) = writer::spawn(store, run, Arc::clone(&stats), on_error.clone()).unwrap();
+    Running {
+        handle,
+        join,
+        run,
+        stats,
+        on_error,
+    }
+}
+
+/// Drops the handle and waits for the writer to hand the store back.
+fn stop(running: Running) -> Store {
+    drop(running.handle);
+    running.join.join().unwrap().unwrap()
+}
+
+fn seqs(claimed: &[Claimed]) -> Vec<i64> {
+    claimed.iter().map(|c| c.seq).collect()
+}
+
+fn done(seq: i64, attempts: u32, prompt: u64, completion: u64) -> Outcome {
+    Outcome {
+        seq,
+        attempts,
+        kind: OutcomeKind::Done(Completion {
+            text: Some(format!("answer {seq}")),
+            finish_reason: Some("stop".into()),
+            usage: Usage {
+                prompt_tokens: prompt,
+                completion_tokens: completion,
+                total_tokens: prompt + completion,
+                ..Usage::default()
+            },
+            model: Some("gpt-4o-mini-2024-07-18".into()),
+            id: Some(format!("chatcmpl-{seq}")),
+            raw: format!("{{\"id\":\"chatcmpl-{seq}\"}}"),
+            embeddings: Vec::new(),
+        }),
+        tries: Vec::new(),
+    }
+}
+
+fn row(store: &Store, seq: i64) -> ExportRow {
+    let mut found = None;
+    store
+        .for_each_row(|r| {
+            if r.seq == seq {
+                found = Some(r);
+            }
+            Ok(())
+        })
+        .unwrap();
+    found.expect("row exists")
+}
+
+fn attempts(store: &mut Store, seq: i64) -> i64 {
+    store
+        .conn()
+        .query_row("SELECT attempts FROM rows WHERE seq = ?1", [seq], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn claims_return_pending_rows_in_input_order_with_their_ids_and_bodies() {
+    let w = start(store_with(5));
+    let claimed = w.handle.claim(0, 3).await.unwrap();
+    assert_eq!(seqs(&claimed), [1, 2, 3]);
+    assert_eq!(
+        (claimed[0].id.as_str(), claimed[0].body.as_str()),
+        ("r1", "{\"model\":\"m\"}")
+    );
+    assert_eq!(seqs(&w.handle.claim(3, 10).await.unwrap()), [4, 5]);
+    assert!(w.handle.claim(5, 10).await.unwrap().is_empty());
+    stop(w);
+}
+
+#[tokio::test]
+async fn claimed_rows_are_in_flight_and_not_claimed_again() {
+    let w = start(store_with(4));
+    assert_eq!(seqs(&w.handle.claim(0, 2).await.unwrap()), [1, 2]);
+    assert_eq!(seqs(&w.handle.claim(0, 10).await.unwrap()), [3, 4]);
+    assert!(w.handle.claim(0, 10).await.unwrap().is_empty());
+    stop(w);
+}
+
+#[tokio::test]
+async fn claims_pass_over_invalid_and_finished_rows() {
+    let mut store = Store::open_in_memory().unwrap();
+    let mut ingest = store.begin_ingest().unwrap();
+    ingest.add(&valid(1, "a")).unwrap().unwrap();
+    ingest.add(&invalid(2, "b", "bad")).unwrap().unwrap();
+    ingest.add(&valid(3, "c")).unwrap().unwrap();
+    ingest.add(&valid(4, "d")).unwrap().unwrap();
+    ingest.commit(&job(), 4).unwrap();
+    store
+        .conn()
+        .execute("UPDATE rows SET state = 'done' WHERE seq = 3", [])
+        .unwrap();
+    let w = start(store);
+    assert_eq!(seqs(&w.handle.claim(0, 10).await.unwrap()), [1, 4]);
+    stop(w);
+}
+
+#[tokio::test]
+async fn done_outcome_records_the_completion_usage_and_attempts() {
+    let w = start(store_with(2));
+    w.handle.claim(0, 2).await.unwrap();
+    w.handle.finish(done(1, 2, 10, 3)).await.unwrap();
+    let mut store = stop(w);
+    let r = row(&store, 1);
+    assert_eq!(r.state, "done");
+    assert_eq!(r.completion.as_deref(), Some("answer 1"));
+    assert_eq!(r.finish_reason.as_deref(), Some("stop"));
+    assert_eq!(
+        (r.prompt_tokens, r.completion_tokens, r.total_tokens),
+        (Some(10), Some(3), Some(13))
+    );
+    assert_eq!(r.model.as_deref(), Some("gpt-4o-mini-2024-07-18"));
+    assert_eq!(r.response_id.as_deref(), Some("chatcmpl-1"));
+    assert_eq!(r.response.as_deref(), Some("{\"id\":\"chatcmpl-1\"}"));
+    assert_eq!((r.http_status, r.error), (Some(200), None));
+    assert_eq!(attempts(&mut store, 1), 2);
+    let c = store.counts().unwrap();
+    assert_eq!((c.done, c.pending, c.total_tokens, c.attempts), (1, 1, 13, 2));
+}
+
+#[tokio::test]
+async fn failed_outcome_records_the_error_and_status() {
+    let w = start(store_with(1));
+    w.handle.claim(0, 1).await.unwrap();
+    let failed = Outcome {
+        seq: 1,
+        attempts: 1,
+        kind: OutcomeKind::Failed {
+            error: "HTTP 400: bad request".into(),
+            status: Some(400),
+        },
+        tries: Vec::new(),
+    };
+    w.handle.finish(failed).await.unwrap();
+    let store = stop(w);
+    let r = row(&store, 1);
+    assert_eq!(r.state, "failed");
+    assert_eq!(
+        (r.error.as_deref(), r.http_status),
+        (Some("HTTP 400: bad request"), Some(400))
+    );
+    assert_eq!(
+        store.top_errors(5).unwrap(),
+        [("HTTP 400: bad request".to_string(), 1)]
+    );
+}
+
+#[tokio::test]
+async fn unfinished_outcome_returns_the_row_to_pending_and_counts_its_attempts() {
+    let w = start(store_with(1));
+    w.handle.claim(0, 1).await.unwrap();
+    let unfinished = Outcome {
+        seq: 1,
+        attempts: 3,
+        kind: OutcomeKind::Unfinished,
+        tries: Vec::new(),
+    };
+    w.handle.finish(unfinished).await.unwrap();
+    assert_eq!(seqs(&w.handle.claim(0, 1).await.unwrap()), [1], "pending again");
+    let mut store = stop(w);
+    assert_eq!(row(&store, 1).state, "pending");
+    assert_eq!(attempts(&mut store, 1), 3);
+}
+
+#[tokio::test]
+async fn attempts_add_up_across_outcomes_of_the_same_row() {
+    let w = start(store_with(1));
+    w.handle.claim(0, 1).await.unwrap();
+    let unfinished = Outcome {
+        seq: 1,
+        attempts: 2,
+        kind: OutcomeKind::Unfinished,
+        tries: Vec::new(),
+    };
+    w.handle.finish(unfinished).await.unwrap();
+    w.handle.claim(0, 1).await.unwrap();
+    w.handle.finish(done(1, 1, 1, 1)).await.unwrap();
+    let mut store = stop(w);
+    assert_eq!(attempts(&mut store, 1), 3);
+}
+
+#[tokio::test]
+async fn dropping_every_handle_ends_the_writer_and_returns_unfinished_rows_to_pending() {
+    let w = start(store_with(3));
+    let second = w.handle.clone();
+    second.claim(0, 3).await.unwrap();
+    w.handle.finish(done(2, 1, 1, 1)).await.unwrap();
+    drop(second);
+    let store = stop(w);
+    let c = store.counts().unwrap();
+    assert_eq!((c.pending, c.in_flight, c.done), (2, 0, 1));
+}
+
+#[tokio::test]
+async fn the_runs_counters_are_written_with_each_commit() {
+    let w = start(store_with(1));
+    w.stats.requests.store(7, Ordering::Relaxed);
+    w.stats.retries.store(2, Ordering::Relaxed);
+    w.stats.http_429.store(1, Ordering::Relaxed);
+    w.handle.finish(done(1, 3, 1, 1)).await.unwrap();
+    let run = w.run;
+    let store = stop(w);
+    let runs = store.runs().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].run, run);
+    assert_eq!((runs[0].requests, runs[0].retries, runs[0].http_429), (7, 2, 1));
+}
+
+#[tokio::test]
+async fn the_limits_in_force_are_written_with_the_run() {
+    use crate::limits::{InForce, RateInForce, Source, WindowInForce};
+    let w = start(store_with(1));
+    let learned = InForce {
+        rpm: RateInForce {
+            limit: Some(120),
+            source: Source::Server,
+        },
+        tpm: RateInForce {
+            limit: Some(4000),
+            source: Source::Flag,
+        },
+        concurrency: WindowInForce { current: 3, max: 8 },
+    };
+    *w.stats.in_force.lock().unwrap() = learned;
+    w.handle.finish(done(1, 3, 1, 1)).await.unwrap();
+    let store = stop(w);
+    assert_eq!(store.runs().unwrap()[0].limits, Some(learned));
+}
+
+#[tokio::test]
+async fn database_error_ends_the_writer_with_it_and_cancels_the_run() {
+    let mut store = store_with(2);
+    // A pending row without a request cannot be handed to a worker: reading it fails.
+    store
+        .conn()
+        .execute("UPDATE rows SET request = NULL WHERE seq = 1", [])
+        .unwrap();
+    let w = start(store);
+    assert!(w.handle.claim(0, 2).await.is_err());
+    let e = w
+        .join
+        .join()
+        .unwrap()
+        .err()
+        .expect("the writer ends with the error");
+    assert!(!format!("{e:#}").is_empty());
+    assert!(w.on_error.is_cancelled());
+    assert!(w.handle.finish(done(2, 1, 1, 1)).await.is_err());
+    assert!(w.handle.claim(0, 1).await.is_err());
+}
+
+#[tokio::test]
+async fn each_attempt_is_recorded_with_the_outcome_under_the_run() {
+    use super::attempts::{class, Attempt, Tokens};
+    let w = start(store_with(1));
+    let run = w.run;
+    w.handle.claim(0, 1).await.unwrap();
+    let mut outcome = done(1, 2, 7, 3);
+    outcome.tries = vec![
+        Attempt {
+            started_at: 1_000,
+            latency_ms: 12,
+            status: Some(429),
+            class: Some(class::RATE_LIMITED),
+            wait_ms: Some(500),
+            paused: true,
+            window: 4,
+            limits: Some((Some(60), None)),
+            ..Attempt::default()
+        },
+        Attempt {
+            started_at: 1_600,
+            latency_ms: 30,
+            status: Some(200),
+            window: 4,
+            tokens: Some(Tokens {
+                prompt: 7,
+                completion: 3,
+                cached: Some(2),
+                reasoning: None,
+            }),
+            cost_nanos: 1_234,
+            ..Attempt::default()
+        },
+    ];
+    w.handle.finish_durable(outcome).await.unwrap();
+    let store = stop(w);
+    let a = store.attempts().unwrap();
+    assert_eq!(a.len(), 2);
+    assert_eq!((a[0].run, a[0].seq, a[0].id.as_str()), (run, 1, "r1"));
+    assert_eq!(
+        (a[0].status, a[0].class.as_deref(), a[0].wait_ms, a[0].paused),
+        (Some(429), Some(class::RATE_LIMITED), Some(500), true)
+    );
+    assert_eq!((a[0].limits_changed, a[0].rpm, a[0].tpm), (true, Some(60), None));
+    assert_eq!(
+        (a[1].class.as_deref(), a[1].latency_ms, a[1].window),
+        (None, 30, Some(4))
+    );
+    assert_eq!(
+        (
+            a[1].prompt_tokens,
+            a[1].cached_tokens,
+            a[1].reasoning_tokens,
+            a[1].cost_nanos
+        ),
+        (Some(7), Some(2), None, 1_234)
+    );
+    assert!(!a[1].limits_changed && !a[1].paused);
+}
