@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::util::*;
 
-fn embed_job(dir: &Dir, mock: &Mock, out: &str) -> std::process::Command {
+pub(crate) fn embed_job(dir: &Dir, mock: &Mock, out: &str) -> std::process::Command {
     let mut cmd = promptmill(dir);
     cmd.args([
         "run",
@@ -31,7 +31,7 @@ fn embed_job(dir: &Dir, mock: &Mock, out: &str) -> std::process::Command {
 }
 
 /// `n` rows with ids `e1..en`, their text in `input` (every 7th in `prompt`), texts distinct.
-fn texts_jsonl(dir: &Dir, n: usize, directive: impl Fn(usize) -> &'static str) {
+pub(crate) fn texts_jsonl(dir: &Dir, n: usize, directive: impl Fn(usize) -> &'static str) {
     let mut text = String::new();
     for i in 1..=n {
         let field = if i % 7 == 0 { "prompt" } else { "input" };

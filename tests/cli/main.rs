@@ -17,6 +17,7 @@ mod disk_full;
 mod doc_commands;
 mod docs;
 mod embeddings;
+mod embeddings_out;
 mod faults;
 mod files;
 mod happy;
