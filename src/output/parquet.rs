@@ -9,10 +9,9 @@
 //! prefixed with `input.` as in CSV. An embeddings job has one more column at the end,
 //! `embedding`: each row's vector as `list<float32>`, null without one (`parquet/vectors.rs`,
 //! which also cuts row groups by vector values so they stay small). A Parquet input's list,
-//! struct and map columns keep their
-//! Parquet type, from the schema the job recorded (`parquet/shape.rs`, `parquet/nested.rs`). The
-//! flat column buffers and their conversion live in `parquet/columns.rs`; this file owns the
-//! schema and the row groups.
+//! struct and map columns keep their Parquet type, from the schema the job recorded
+//! (`parquet/shape.rs`, `parquet/nested.rs`). The flat column buffers and their conversion live
+//! in `parquet/columns.rs`; this file owns the schema and the row groups.
 
 mod columns;
 mod nested;
