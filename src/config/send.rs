@@ -69,6 +69,62 @@ impl std::fmt::Debug for SendConfig {
     }
 }
 
+/// Refuses a number flag out of its range: `--concurrency`, `--rows-per-request`,
+/// `--max-attempts`, `--max-cost`.
+fn check_numbers(args: &SendArgs) -> Result<(), ConfigError> {
+    if let Some(c) = args.concurrency {
+        if c == 0 || c > 100_000 {
+            return Err(ConfigError::new("--concurrency", "must be from 1 to 100000"));
+        }
+    }
+    let most = promptmill_core::family::embeddings::MAX_INPUTS;
+    if args.rows_per_request.is_some_and(|n| n == 0 || n > most) {
+        return Err(ConfigError::new(
+            "--rows-per-request",
+            format!("must be from 1 to {most} (the most inputs one embeddings request may carry)"),
+        ));
+    }
+    if args.max_attempts == Some(0) {
+        return Err(ConfigError::new("--max-attempts", "must be at least 1"));
+    }
+    if let Some(c) = args.max_cost {
+        if !(c.is_finite() && c > 0.0) {
+            return Err(ConfigError::new(
+                "--max-cost",
+                format!("`{c}` is not a budget (dollars, more than 0)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a Batch API limit flag past what the Batch API allows.
+fn check_batch_limits(b: &cli::BatchArgs) -> Result<(), ConfigError> {
+    if let Some(n) = b.batch_max_rows {
+        if n == 0 || n > BATCH_MAX_ROWS {
+            return Err(ConfigError::new(
+                "--batch-max-rows",
+                format!("must be from 1 to {BATCH_MAX_ROWS} (the Batch API's limit)"),
+            ));
+        }
+    }
+    if let Some(n) = b.batch_max_bytes {
+        if n > BATCH_MAX_BYTES {
+            return Err(ConfigError::new(
+                "--batch-max-bytes",
+                format!("must be at most {BATCH_MAX_BYTES} (200 MB, the Batch API's limit)"),
+            ));
+        }
+    }
+    if b.batch_max_enqueued_tokens == Some(0) {
+        return Err(ConfigError::new(
+            "--batch-max-enqueued-tokens",
+            "must be more than 0",
+        ));
+    }
+    Ok(())
+}
+
 /// Limit flags as given (validated); `None` where the flag was not given.
 #[derive(Debug, Clone, Default)]
 struct LimitFlags {
@@ -83,52 +139,8 @@ struct LimitFlags {
 
 impl SendConfig {
     pub fn from_args(args: &SendArgs) -> Result<SendConfig, ConfigError> {
-        if let Some(c) = args.concurrency {
-            if c == 0 || c > 100_000 {
-                return Err(ConfigError::new("--concurrency", "must be from 1 to 100000"));
-            }
-        }
-        let most = promptmill_core::family::embeddings::MAX_INPUTS;
-        if args.rows_per_request.is_some_and(|n| n == 0 || n > most) {
-            return Err(ConfigError::new(
-                "--rows-per-request",
-                format!("must be from 1 to {most} (the most inputs one embeddings request may carry)"),
-            ));
-        }
-        if args.max_attempts == Some(0) {
-            return Err(ConfigError::new("--max-attempts", "must be at least 1"));
-        }
-        if let Some(c) = args.max_cost {
-            if !(c.is_finite() && c > 0.0) {
-                return Err(ConfigError::new(
-                    "--max-cost",
-                    format!("`{c}` is not a budget (dollars, more than 0)"),
-                ));
-            }
-        }
-        let b = &args.batch;
-        if let Some(n) = b.batch_max_rows {
-            if n == 0 || n > BATCH_MAX_ROWS {
-                return Err(ConfigError::new(
-                    "--batch-max-rows",
-                    format!("must be from 1 to {BATCH_MAX_ROWS} (the Batch API's limit)"),
-                ));
-            }
-        }
-        if let Some(n) = b.batch_max_bytes {
-            if n > BATCH_MAX_BYTES {
-                return Err(ConfigError::new(
-                    "--batch-max-bytes",
-                    format!("must be at most {BATCH_MAX_BYTES} (200 MB, the Batch API's limit)"),
-                ));
-            }
-        }
-        if b.batch_max_enqueued_tokens == Some(0) {
-            return Err(ConfigError::new(
-                "--batch-max-enqueued-tokens",
-                "must be more than 0",
-            ));
-        }
+        check_numbers(args)?;
+        check_batch_limits(&args.batch)?;
         if args.confirm && !promptmill_core::confirm::can_ask() {
             return Err(ConfigError::new(
                 "--confirm",

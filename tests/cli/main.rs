@@ -18,6 +18,7 @@ mod doc_commands;
 mod docs;
 mod embeddings;
 mod embeddings_batch;
+mod embeddings_out;
 mod faults;
 mod files;
 mod happy;

@@ -12,7 +12,7 @@ use crate::util::*;
 
 /// Runs a Python script with pyarrow in `dir`, giving back what it printed; `None` (after saying
 /// why) when pyarrow is not installed and the environment does not require it.
-fn python(dir: &Dir, script: &str) -> Option<String> {
+pub(crate) fn python(dir: &Dir, script: &str) -> Option<String> {
     let probe = Command::new("python3").args(["-c", "import pyarrow"]).output();
     if !probe.as_ref().is_ok_and(|o| o.status.success()) {
         if std::env::var_os("PROMPTMILL_REQUIRE_SERVERS").is_some() {

@@ -11,18 +11,26 @@
 //! This module also decides each row's id and validates what it can without the network: empty
 //! prompts, unknown roles, a Batch line whose `url` is not the job's endpoint. It owns nothing
 //! about files (see `input`) or sending (see `api`).
+//!
+//! This file owns the settings, a row's id, which shape it has, the job's endpoint and the
+//! flags applied to a body; the bodies of each shape are `prepare/bodies.rs`'s, the checks of a
+//! file before its rows `prepare/checks.rs`'s, and the context-window check
+//! `prepare/context.rs`'s.
+
+mod bodies;
+mod checks;
+mod context;
 
 use std::collections::BTreeMap;
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 
+use self::context::ContextWindows;
 use promptmill_core::error::InputError;
 pub use promptmill_core::family::max_tokens_key;
-use promptmill_core::family::{check_messages, message, Endpoint, Refusal};
+use promptmill_core::family::{Endpoint, Refusal};
 use promptmill_core::input::{json_type_name, RawRow};
-use promptmill_core::models::PriceBook;
 use promptmill_core::template::Template;
 
 /// Request-shaping settings, validated by `config`.
@@ -57,25 +65,6 @@ pub struct Preparer {
     context: Option<ContextWindows>,
 }
 
-/// The context windows of the models rows name, looked up once per model.
-struct ContextWindows {
-    book: PriceBook,
-    known: HashMap<String, Option<u64>>,
-}
-
-impl ContextWindows {
-    fn of(&mut self, model: &str) -> Option<u64> {
-        if let Some(&known) = self.known.get(model) {
-            return known;
-        }
-        // A malformed `--prices` entry is reported when the job is priced; here it only means
-        // the window is unknown.
-        let window = self.book.lookup(model).ok().and_then(|m| m.max_input_tokens);
-        self.known.insert(model.to_string(), window);
-        window
-    }
-}
-
 impl Preparer {
     pub fn new(file: PathBuf, settings: RequestSettings) -> Preparer {
         let resolved = settings.endpoint.map(|e| (e, 0));
@@ -87,110 +76,9 @@ impl Preparer {
         }
     }
 
-    /// Refuses rows whose prompt has more tokens than their model's context window, as the
-    /// models in `book` (and the built-in table) know them: such a request can only fail.
-    /// Prompts are counted only when their request is longer in bytes than the window in tokens
-    /// (a token is at least one byte), so ordinary rows cost nothing here.
-    pub fn check_context(mut self, book: PriceBook) -> Preparer {
-        self.context = Some(ContextWindows {
-            book,
-            known: HashMap::new(),
-        });
-        self
-    }
-
     /// The endpoint in force: decided by `--endpoint`, by the first Batch line, or chat.
     pub fn endpoint(&self) -> Endpoint {
         self.resolved.map(|(e, _)| e).unwrap_or(Endpoint::Chat)
-    }
-
-    /// Checks a CSV header against the template and `--id-column` before any row is read, so a
-    /// misspelt field is one error at line 1, not one per row.
-    pub fn check_columns(&self, columns: &[String]) -> Result<(), InputError> {
-        let has = |name: &str| columns.iter().any(|c| c == name);
-        let list = columns.join(", ");
-        let mut needed: Vec<(&str, &str)> = Vec::new();
-        if let Some(t) = &self.settings.template {
-            needed.extend(t.fields().into_iter().map(|f| (f, "the template uses it")));
-        }
-        if let Some(t) = &self.settings.system {
-            needed.extend(t.fields().into_iter().map(|f| (f, "the system template uses it")));
-        }
-        if let Some(c) = &self.settings.id_column {
-            needed.push((c, "--id-column names it"));
-        }
-        let text_fields = self.endpoint().family().text_fields();
-        if self.settings.template.is_none() && !text_fields.iter().any(|f| has(f)) {
-            let names: Vec<String> = text_fields.iter().map(|f| format!("`{f}`")).collect();
-            return Err(InputError::new(
-                &self.file,
-                1,
-                format!(
-                    "no --template was given and the header has no {} column (columns: {list})",
-                    names.join(" or ")
-                ),
-            ));
-        }
-        for (field, why) in needed {
-            if !has(field) {
-                return Err(InputError::new(
-                    &self.file,
-                    1,
-                    format!("the header has no such column, but {why} (columns: {list})"),
-                )
-                .field(field));
-            }
-        }
-        Ok(())
-    }
-
-    /// Refuses a row whose own messages clash with a flag: `--template` would replace them, and
-    /// `--system` cannot be added beside the row's own system message. These are settings that
-    /// cannot apply to the input, not a bad row, so the caller refuses the whole file.
-    pub fn check_flags_fit(&self, row: &RawRow) -> Result<(), String> {
-        let Some(messages) = row.fields.get("messages") else {
-            return Ok(());
-        };
-        let at = format!("{}:{}", self.file.display(), row.line);
-        if self.settings.template.is_some() {
-            return Err(format!(
-                "--template renders a prompt from fields, but {at} has its own `messages`; \
-                 drop --template or the messages field"
-            ));
-        }
-        let has_system = messages.as_array().is_some_and(|m| {
-            m.iter()
-                .any(|m| m.get("role").and_then(Value::as_str) == Some("system"))
-        });
-        if self.settings.system.is_some() && has_system {
-            return Err(format!(
-                "--system adds a system message, but {at} has its own in `messages`; \
-                 drop --system or the row's system message"
-            ));
-        }
-        Ok(())
-    }
-
-    /// For an input without a header: the first template field that no row had, as a message
-    /// that lists the fields the rows do have (`columns`, every field seen). One error for the
-    /// file instead of one per row.
-    pub fn absent_field(&self, columns: &[String]) -> Option<String> {
-        let has = |name: &str| columns.iter().any(|c| c == name);
-        let templates = [
-            (&self.settings.template, "the template"),
-            (&self.settings.system, "the system template"),
-        ];
-        for (template, which) in templates {
-            let Some(t) = template else { continue };
-            if let Some(field) = t.fields().into_iter().find(|f| !has(f)) {
-                return Some(format!(
-                    "{}: no row has the field `{field}` ({which} uses {{{field}}}); the rows have the fields: {}",
-                    self.file.display(),
-                    columns.join(", ")
-                ));
-            }
-        }
-        None
     }
 
     /// The row's id, as far as it can be known even for a row that cannot be prepared.
@@ -241,42 +129,6 @@ impl Preparer {
         Ok(Prepared { id, body })
     }
 
-    fn fits_context(
-        &mut self,
-        row: &RawRow,
-        model: &str,
-        body: &str,
-        field: Option<&str>,
-    ) -> Result<(), InputError> {
-        let Some(context) = &mut self.context else {
-            return Ok(());
-        };
-        let Some(window) = context.of(model) else {
-            return Ok(());
-        };
-        if body.len() as u64 <= window {
-            return Ok(());
-        }
-        let tokens = self
-            .endpoint()
-            .family()
-            .measure(body)
-            .map_err(|e| self.err(row, format!("cannot count the request's tokens: {e}")))?
-            .0
-            .prompt_tokens;
-        if tokens <= window {
-            return Ok(());
-        }
-        let err = self.err(
-            row,
-            format!("the prompt is {tokens} tokens, more than {model}'s context window of {window} tokens"),
-        );
-        Err(match field {
-            Some(f) => err.field(f),
-            None => err,
-        })
-    }
-
     fn err(&self, row: &RawRow, message: impl Into<String>) -> InputError {
         InputError::new(&self.file, row.line, message)
     }
@@ -307,182 +159,6 @@ impl Preparer {
             return Err(self.err(row, "the row id is empty").field(name));
         }
         Ok(id)
-    }
-
-    /// Template rows and ready `prompt` rows: one text, sent as a user message or a prompt.
-    /// `field`: the row field that holds the text when there is no template.
-    fn text_body(&mut self, row: &RawRow, field: &str) -> Result<Map<String, Value>, InputError> {
-        let text = match &self.settings.template {
-            Some(t) => t
-                .render(&row.fields)
-                .map_err(|e| self.err(row, e.message).field(e.field))?,
-            None => match row.fields.get(field) {
-                Some(Value::String(s)) => s.clone(),
-                Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
-                Some(other) => {
-                    return Err(self
-                        .err(row, format!("must be a string, found {}", json_type_name(other)))
-                        .field(field))
-                }
-                None => return Err(self.err(row, "missing").field(field)),
-            },
-        };
-        if text.trim().is_empty() {
-            let err = self.err(row, "the prompt is empty");
-            return Err(match self.settings.template {
-                Some(_) => err,
-                None => err.field(field),
-            });
-        }
-        let system = match &self.settings.system {
-            Some(t) => Some(t.render(&row.fields).map_err(|e| {
-                self.err(row, format!("{} (in --system)", e.message))
-                    .field(e.field)
-            })?),
-            None => None,
-        };
-        let endpoint = self.settle_endpoint(row, None)?;
-        let mut body = Map::new();
-        body.insert("model".into(), Value::String(self.model(row)?));
-        endpoint.family().put_text(&mut body, text, system);
-        self.apply_flags(&mut body, endpoint, None);
-        self.decide_endpoint(row, endpoint, false);
-        Ok(body)
-    }
-
-    /// JSON Lines rows with a `messages` array.
-    fn messages_body(&mut self, row: &RawRow) -> Result<Map<String, Value>, InputError> {
-        let endpoint = self.settle_endpoint(row, None)?;
-        if !endpoint.family().takes_messages() {
-            return Err(self
-                .err(
-                    row,
-                    format!(
-                        "a `messages` row needs the chat endpoint, but the job uses {}",
-                        endpoint.path()
-                    ),
-                )
-                .field("messages"));
-        }
-        let mut messages = match row.fields.get("messages") {
-            Some(Value::Array(m)) => m.clone(),
-            Some(other) => {
-                return Err(self
-                    .err(
-                        row,
-                        format!(
-                            "must be an array of {{role, content}} objects, found {}",
-                            json_type_name(other)
-                        ),
-                    )
-                    .field("messages"))
-            }
-            None => unreachable!("messages_body is called for rows with a messages field"),
-        };
-        check_messages(&messages, "messages").map_err(|r| self.refused(row, r))?;
-        // A row with its own system message is refused with `--system` (`check_flags_fit`).
-        if let Some(t) = &self.settings.system {
-            let has_system = messages
-                .iter()
-                .any(|m| m.get("role").and_then(Value::as_str) == Some("system"));
-            if !has_system {
-                let text = t.render(&row.fields).map_err(|e| {
-                    self.err(row, format!("{} (in --system)", e.message))
-                        .field(e.field)
-                })?;
-                messages.insert(0, message("system", text));
-            }
-        }
-        let mut body = Map::new();
-        body.insert("model".into(), Value::String(self.model(row)?));
-        endpoint
-            .family()
-            .put_messages(&mut body, messages)
-            .map_err(|r| self.refused(row, r))?;
-        self.apply_flags(&mut body, endpoint, None);
-        self.decide_endpoint(row, endpoint, false);
-        Ok(body)
-    }
-
-    /// OpenAI Batch input lines: `{"custom_id", "method", "url", "body"}`.
-    fn batch_body(&mut self, row: &RawRow) -> Result<Map<String, Value>, InputError> {
-        if self.settings.system.is_some() {
-            return Err(self.err(
-                row,
-                "--system does not apply to Batch input lines (their body is sent as it is)",
-            ));
-        }
-        if !row.fields.contains_key("custom_id") && self.settings.id_column.is_none() {
-            return Err(self
-                .err(row, "missing (a Batch input line needs one)")
-                .field("custom_id"));
-        }
-        match row.fields.get("method") {
-            None => {}
-            Some(Value::String(m)) if m.eq_ignore_ascii_case("POST") => {}
-            Some(other) => {
-                return Err(self
-                    .err(row, format!("must be \"POST\", found {other}"))
-                    .field("method"))
-            }
-        }
-        let url = match row.fields.get("url") {
-            Some(Value::String(u)) => u.clone(),
-            Some(other) => {
-                return Err(self
-                    .err(row, format!("must be a string, found {}", json_type_name(other)))
-                    .field("url"))
-            }
-            None => unreachable!("batch_body is called for rows with a url field"),
-        };
-        let Some(endpoint) = Endpoint::from_batch_url(&url) else {
-            return Err(self
-                .err(
-                    row,
-                    format!(
-                        "`{url}` is not an endpoint promptmill sends ({})",
-                        Endpoint::batch_urls()
-                    ),
-                )
-                .field("url"));
-        };
-        self.settle_endpoint(row, Some((endpoint, &url)))?;
-        let mut body = match row.fields.get("body") {
-            Some(Value::Object(b)) => b.clone(),
-            Some(other) => {
-                return Err(self
-                    .err(
-                        row,
-                        format!("must be a JSON object, found {}", json_type_name(other)),
-                    )
-                    .field("body"))
-            }
-            None => unreachable!("batch_body is called for rows with a body field"),
-        };
-        let model_in_body = body.get("model").cloned();
-        self.apply_flags(&mut body, endpoint, model_in_body.as_ref());
-        match body.get("model") {
-            Some(Value::String(m)) if !m.trim().is_empty() => {}
-            Some(other) => {
-                return Err(self
-                    .err(
-                        row,
-                        format!("must be a model name, found {}", json_type_name(other)),
-                    )
-                    .field("body.model"))
-            }
-            None => {
-                return Err(self
-                    .err(row, "missing; add it to the body or pass --model")
-                    .field("body.model"))
-            }
-        }
-        endpoint
-            .family()
-            .check_body(&body)
-            .map_err(|r| self.refused(row, r))?;
-        self.decide_endpoint(row, endpoint, true);
-        Ok(body)
     }
 
     /// Settles the job's endpoint on the first row that decides it and checks later rows agree.

@@ -2,7 +2,8 @@
 //! fail-first → body → rpm/tpm → random faults → directives → normal answer), the injected
 //! latency, then recording (stats, log) and answering, hanging or dropping the connection.
 //! The shared [`State`] lives here too. Connections, accept and shutdown belong to `server`;
-//! the pieces of each check to their own modules.
+//! the checks in their order to `service/checks.rs`, and the pieces of each check to their own
+//! modules.
 //!
 //! Routes: OpenAI's `/v1/…` (chat, completions, responses, embeddings, models), and Azure
 //! OpenAI's `/openai/deployments/{name}/…` (chat, completions, embeddings), `/openai/responses`,
@@ -17,7 +18,7 @@
 //! random faults and directives only to the four API-family endpoints (so a client's
 //! `GET /v1/models` never eats a --fail-first slot). `/mock/stats` is not counted or logged.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -30,23 +31,25 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use super::answering::{answer_body, Answered};
-use super::answering::{bad_body, respond, server_error};
 use super::batch_api::{self, BatchRoute, Dialect, Refusal};
 use super::batches::BatchStore;
 use super::config::MockConfig;
 use super::directives::FailTimes;
 use super::errors::{json_response, ApiError, Body};
 use super::family::Parsed;
-use super::faults::{self, Fault, Faults, Rng};
+use super::faults::{self, Faults, Rng};
 use super::files::FileStore;
 use super::limits::{Limits, Snapshot};
 use super::log::{Entry, RequestLog};
-use super::reply::{self, Stamp, Usage};
+use super::reply::Usage;
 use super::routes::{is_api, route, Route};
 use super::stats::{Outcome, Stats};
-use super::wire;
 
 pub(crate) use super::family::Endpoint;
+
+mod checks;
+
+use self::checks::{decide, refuse_key, Arrival};
 
 /// Largest request body kept; bigger ones get a 413 (it bounds memory per connection). File
 /// uploads have their own, larger, cap ([`batch_api::MAX_UPLOAD_BODY`]).
@@ -322,136 +325,6 @@ fn method_not_allowed(method: &Method, path: &str) -> ApiError {
     )
 }
 
-/// What `decide` needs to know about a request besides its body.
-struct Arrival<'a> {
-    method: &'a Method,
-    path: &'a str,
-    headers: &'a HeaderMap,
-    /// Arrival order among /v1 requests: names the reply and seeds its random stream.
-    index: u64,
-}
-
-/// The 401 for a request without the right key, or with any key after --unauthorized-after.
-fn refuse_key(state: &State, arrival: &Arrival) -> Option<Decision> {
-    let revoked = state.unauthorized_after.is_some_and(|n| arrival.index >= n);
-    (revoked || !authorized(state.api_key.as_deref(), arrival.headers))
-        .then(|| Decision::error(Outcome::Auth, ApiError::invalid_key()))
-}
-
-/// The checks, in order. Pure except for the counters, limiter and fail-times memory.
-fn decide(
-    state: &State,
-    arrival: &Arrival,
-    route: Route,
-    parsed: Option<&Result<Parsed, wire::BadRequest>>,
-    rng: &mut Rng,
-) -> Decision {
-    let Arrival {
-        method, path, index, ..
-    } = *arrival;
-    if let Some(refused) = refuse_key(state, arrival) {
-        return refused;
-    }
-    match route {
-        Route::Completion(_) => {}
-        Route::Models => {
-            let response = json_response(StatusCode::OK, reply::models());
-            return Decision::new(Outcome::Ok, Action::Respond(response));
-        }
-        Route::WrongMethod => return Decision::error(Outcome::BadRequest, method_not_allowed(method, path)),
-        // `handle` answers Files and Batches before `decide`; a 404 rather than a panic.
-        Route::NotFound | Route::Batch(_) => {
-            return Decision::error(Outcome::BadRequest, ApiError::invalid_url(method, path))
-        }
-        Route::NoApiVersion => {
-            let error = ApiError::for_status(
-                StatusCode::NOT_FOUND,
-                format!("Resource not found (mock: {path} needs the api-version query parameter)"),
-            );
-            return Decision::error(Outcome::BadRequest, error);
-        }
-    }
-    if state.completions.fetch_add(1, Relaxed) < state.fail_first {
-        let error = ApiError::for_status(
-            state.fail_status,
-            format!("mock: --fail-first status {}", state.fail_status),
-        )
-        .with_retry_after_if_429(state.retry_after);
-        return Decision::error(Outcome::FailFirst, error);
-    }
-    let parsed = match parsed {
-        Some(Ok(parsed)) => parsed,
-        Some(Err(bad)) => return Decision::error(Outcome::BadRequest, bad_body(bad)),
-        // An API-family route always comes with a parse result; answer 400 rather than panic.
-        None => {
-            return Decision::error(
-                Outcome::BadRequest,
-                ApiError::for_status(StatusCode::BAD_REQUEST, "no body"),
-            )
-        }
-    };
-    let snapshot = match state.limits.as_ref().map(|l| l.acquire(parsed.token_cost())) {
-        None => None,
-        Some(Ok(snapshot)) => Some(snapshot),
-        Some(Err(denied)) => {
-            let outcome = if denied.tokens { Outcome::Tpm } else { Outcome::Rpm };
-            let mut decision = Decision::error(outcome, denied.to_error());
-            decision.snapshot = Some(denied.snapshot);
-            return decision;
-        }
-    };
-    let mut decision = answer(state, parsed, index, rng);
-    decision.snapshot = snapshot;
-    decision
-}
-
-/// Random faults, then [`respond`], for a live request that passed the checks.
-fn answer(state: &State, parsed: &Parsed, index: u64, rng: &mut Rng) -> Decision {
-    let stamp = Stamp::Live { seq: index };
-    match state.faults.draw(rng) {
-        None => {}
-        Some(Fault::TooMany) => {
-            let error = ApiError::for_status(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Rate limit reached for requests (mock: random 429)",
-            )
-            .with_retry_after_if_429(state.retry_after);
-            return Decision::error(Outcome::Random429, error);
-        }
-        Some(Fault::ServerError(code)) => return Decision::error(Outcome::Random500, server_error(code)),
-        Some(Fault::Hang) => return Decision::new(Outcome::Hang, Action::Hang),
-        Some(Fault::Reset) => return Decision::new(Outcome::Reset, Action::Reset),
-        Some(Fault::Malformed) => {
-            // The real answer cut in half: a 200 whose body is truncated JSON.
-            let body = parsed.reply(stamp).body;
-            let response = json_response(StatusCode::OK, body.slice(..body.len() / 2));
-            return Decision::new(Outcome::Malformed, Action::Respond(response));
-        }
-    }
-    match respond(state, parsed, stamp) {
-        Answered::Error(outcome, error) => Decision::error(outcome, error),
-        Answered::Shaped(shaped) => {
-            let response = json_response(StatusCode::OK, shaped.body);
-            let outcome = if shaped.usage.is_some() {
-                Outcome::Ok
-            } else {
-                Outcome::Malformed
-            };
-            Decision {
-                usage: shaped.usage,
-                ..Decision::new(outcome, Action::Respond(response))
-            }
-        }
-        Answered::Reply(reply) => {
-            let response = json_response(StatusCode::OK, reply.body);
-            Decision {
-                usage: Some(reply.usage),
-                ..Decision::new(Outcome::Ok, Action::Respond(response))
-            }
-        }
-    }
-}
-
 /// Which headers carried a key, for the log: `bearer`, `api-key`, `both` or `none`.
 fn credential(headers: &HeaderMap) -> &'static str {
     match (
@@ -463,24 +336,4 @@ fn credential(headers: &HeaderMap) -> &'static str {
         (false, true) => "api-key",
         (false, false) => "none",
     }
-}
-
-/// `Authorization: Bearer <key>` (scheme case-insensitive) or Azure's `api-key: <key>`.
-fn authorized(expected: Option<&str>, headers: &HeaderMap) -> bool {
-    let Some(expected) = expected else {
-        return true;
-    };
-    let bearer = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, key) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
-        });
-    let api_key = headers
-        .get("api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim);
-    // A plain comparison: timing attacks on a local test server are not a concern.
-    bearer == Some(expected) || api_key == Some(expected)
 }

@@ -165,8 +165,11 @@ fn write_rows(
     let mut writer: Box<dyn RowWriter> = match format {
         OutputFormat::Jsonl => Box::new(jsonl::Jsonl::new(out)),
         OutputFormat::Csv => Box::new(csv::Csv::new(out, columns, vectors)?),
-        OutputFormat::OpenaiBatch => Box::new(batch::Batch::new(out)),
-        OutputFormat::Parquet => Box::new(parquet::Parquet::new(out, columns, job_facts(store)?)?),
+        OutputFormat::OpenaiBatch => Box::new(batch::Batch::new(
+            out,
+            job.as_ref().and_then(|j| j.spec.model.clone()),
+        )),
+        OutputFormat::Parquet => Box::new(parquet::Parquet::new(out, columns, job_facts(store, vectors)?)?),
     };
     let mut written = Written::default();
     // Each row's cost, priced at the job's prices by the one formula (see `cost.rs`).
@@ -182,8 +185,9 @@ fn write_rows(
     Ok((written, writer.finish()?))
 }
 
-/// What the Parquet writer needs of the job: its input's column types and nested schemas.
-fn job_facts(store: &Store) -> anyhow::Result<parquet::JobFacts> {
+/// What the Parquet writer needs of the job: its input's column types and nested schemas, and
+/// whether its answers are vectors.
+fn job_facts(store: &Store, vectors: bool) -> anyhow::Result<parquet::JobFacts> {
     let Some(job) = store.job()? else {
         return Ok(parquet::JobFacts::default());
     };
@@ -195,6 +199,7 @@ fn job_facts(store: &Store) -> anyhow::Result<parquet::JobFacts> {
             .zip(job.column_types.iter().copied())
             .collect(),
         schemas: job.column_schemas.clone(),
+        vectors,
     })
 }
 

@@ -6,14 +6,17 @@
 //! `completion_tokens`, `total_tokens`, `cached_tokens`, `reasoning_tokens` (int64, null where the
 //! server did not say), `cost` (double, dollars at the job's recorded prices, null when the model
 //! has none), `model`, `response_id`, `error`. Input columns named like another column are
-//! prefixed with `input.` as in CSV. A Parquet input's list, struct and map columns keep their
-//! Parquet type, from the schema the job recorded (`parquet/shape.rs`, `parquet/nested.rs`). The
-//! flat column buffers and their conversion live in `parquet/columns.rs`; this file owns the
-//! schema and the row groups.
+//! prefixed with `input.` as in CSV. An embeddings job has one more column at the end,
+//! `embedding`: each row's vector as `list<float32>`, null without one (`parquet/vectors.rs`,
+//! which also cuts row groups by vector values so they stay small). A Parquet input's list,
+//! struct and map columns keep their Parquet type, from the schema the job recorded
+//! (`parquet/shape.rs`, `parquet/nested.rs`). The flat column buffers and their conversion live
+//! in `parquet/columns.rs`; this file owns the schema and the row groups.
 
 mod columns;
 mod nested;
 mod shape;
+mod vectors;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,6 +28,7 @@ use parquet::schema::types::Type;
 
 use self::columns::{Buffer, Kind};
 use self::nested::NestedColumn;
+use self::vectors::VectorColumn;
 use super::{status, Out, RowWriter};
 use crate::store::ExportRow;
 use promptmill_core::input::ColumnType;
@@ -54,6 +58,8 @@ pub(super) struct Parquet {
     inputs: Vec<String>,
     /// One buffer per top-level column of the schema, in its order.
     buffers: Vec<Column>,
+    /// The rows' vectors, for a job whose answers are vectors; after every other column.
+    vectors: Option<VectorColumn>,
     rows: usize,
 }
 
@@ -75,13 +81,18 @@ pub(super) struct JobFacts {
     /// The Parquet schema (as message text) of a Parquet input's nested columns, by name; a
     /// column without one (or whose schema `parquet/nested.rs` cannot write) is JSON text.
     pub schemas: BTreeMap<String, String>,
+    /// Whether the job's answers are vectors (the `embedding` column).
+    pub vectors: bool,
 }
 
 impl Parquet {
     /// A writer of the job's rows: `columns` are the input columns exported (the id's column left
     /// out), typed as `job` says.
     pub(super) fn new(out: Out, columns: &[String], job: JobFacts) -> anyhow::Result<Parquet> {
-        let result_names: Vec<&str> = RESULT_COLUMNS.iter().map(|(n, _)| *n).collect();
+        let mut result_names: Vec<&str> = RESULT_COLUMNS.iter().map(|(n, _)| *n).collect();
+        if job.vectors {
+            result_names.push(vectors::NAME);
+        }
         let names = super::csv::input_names(columns, &result_names);
         let mut fields = Vec::new();
         let mut buffers = Vec::new();
@@ -110,6 +121,9 @@ impl Parquet {
         for (name, kind) in RESULT_COLUMNS {
             fields.push(flat(name, *kind, &mut buffers)?);
         }
+        if job.vectors {
+            fields.push(Arc::new(vectors::field()?));
+        }
         let message = Type::group_type_builder("promptmill")
             .with_fields(fields)
             .build()?;
@@ -117,12 +131,15 @@ impl Parquet {
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROWS_PER_GROUP))
             .set_created_by(format!("promptmill {}", env!("CARGO_PKG_VERSION")))
+            // A vector's floats never repeat: a dictionary would only cost memory.
+            .set_column_dictionary_enabled(vectors::leaf_path(), false)
             .build();
         let writer = SerializedFileWriter::new(out, Arc::new(message), Arc::new(props))?;
         Ok(Parquet {
             writer,
             inputs: columns.to_vec(),
             buffers,
+            vectors: job.vectors.then(VectorColumn::default),
             rows: 0,
         })
     }
@@ -146,6 +163,9 @@ impl Parquet {
             };
             buffer.write(&mut column)?;
             column.close()?;
+        }
+        if let Some(vectors) = &mut self.vectors {
+            vectors.write(&mut group)?;
         }
         group.close()?;
         self.rows = 0;
@@ -234,8 +254,11 @@ impl RowWriter for Parquet {
         next()?.text(row.model.as_deref());
         next()?.text(row.response_id.as_deref());
         next()?.text(row.error.as_deref());
+        if let Some(vectors) = &mut self.vectors {
+            vectors.push(row.embedding.as_deref());
+        }
         self.rows += 1;
-        if self.rows >= ROWS_PER_GROUP {
+        if self.rows >= ROWS_PER_GROUP || self.vectors.as_ref().is_some_and(VectorColumn::full) {
             self.flush_group()?;
         }
         Ok(())

@@ -1,0 +1,180 @@
+//! Tests of the providers' URLs and key headers, the Azure base URL forms, the names that go
+//! into a URL, and old job records without a provider.
+
+use super::*;
+
+fn azure(deployment: &str) -> Provider {
+    Provider::Azure {
+        deployment: deployment.into(),
+        api_version: "2024-10-21".into(),
+    }
+}
+
+#[test]
+fn openai_urls_append_the_endpoint_path() {
+    let url = Provider::OpenAi
+        .endpoint_url("https://api.openai.com/v1", Endpoint::Chat)
+        .unwrap();
+    assert_eq!(url.as_str(), "https://api.openai.com/v1/chat/completions");
+    assert_eq!(Provider::OpenAi.key_header(), KeyHeader::Bearer);
+    let url = Provider::OpenAi
+        .endpoint_url("http://h/v1?tenant=abc", Endpoint::Completions)
+        .unwrap();
+    assert_eq!(url.as_str(), "http://h/v1/completions?tenant=abc");
+}
+
+#[test]
+fn azure_urls_name_the_deployment_and_the_api_version() {
+    let p = azure("gpt4o-prod");
+    let url = p
+        .endpoint_url("https://res.openai.azure.com", Endpoint::Chat)
+        .unwrap();
+    assert_eq!(
+        url.as_str(),
+        "https://res.openai.azure.com/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21"
+    );
+    let url = p
+        .endpoint_url("http://127.0.0.1:8/", Endpoint::Completions)
+        .unwrap();
+    assert_eq!(
+        url.as_str(),
+        "http://127.0.0.1:8/openai/deployments/gpt4o-prod/completions?api-version=2024-10-21"
+    );
+    assert_eq!(p.key_header(), KeyHeader::ApiKey);
+}
+
+#[test]
+fn batch_api_urls_are_under_the_base_or_the_azure_resource() {
+    let url = |p: &Provider, base: &str, segments: &[&str]| {
+        p.batch_api_url(&reqwest::Url::parse(base).unwrap(), segments)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        url(&Provider::OpenAi, "https://api.openai.com/v1/", &["files"]),
+        "https://api.openai.com/v1/files"
+    );
+    assert_eq!(
+        url(
+            &Provider::OpenAi,
+            "https://gw/v1?tenant=t",
+            &["files", "f-1", "content"]
+        ),
+        "https://gw/v1/files/f-1/content?tenant=t"
+    );
+    let p = azure("batch-4o");
+    assert_eq!(
+        url(&p, "https://res.openai.azure.com/", &["files"]),
+        "https://res.openai.azure.com/openai/files?api-version=2024-10-21"
+    );
+    assert_eq!(
+        url(&p, "http://127.0.0.1:8", &["batches", "batch_1", "cancel"]),
+        "http://127.0.0.1:8/openai/batches/batch_1/cancel?api-version=2024-10-21"
+    );
+    assert_eq!(
+        url(
+            &p,
+            "https://res.openai.azure.com",
+            &["files", "file-1", "content"]
+        ),
+        "https://res.openai.azure.com/openai/files/file-1/content?api-version=2024-10-21"
+    );
+}
+
+#[test]
+fn batch_lines_name_the_endpoint_and_model_as_the_provider_wants() {
+    assert_eq!(
+        Provider::OpenAi.batch_endpoint(Endpoint::Chat),
+        "/v1/chat/completions"
+    );
+    assert_eq!(
+        Provider::OpenAi.batch_endpoint(Endpoint::Completions),
+        "/v1/completions"
+    );
+    assert_eq!(Provider::OpenAi.batch_model(), None);
+    let p = azure("batch-4o");
+    assert_eq!(p.batch_endpoint(Endpoint::Chat), "/chat/completions");
+    assert_eq!(p.batch_model(), Some("batch-4o"));
+}
+
+#[test]
+fn azure_base_urls_may_be_the_endpoint_or_a_deployment_url() {
+    let plain = AzureUrl::parse("https://res.openai.azure.com/").unwrap();
+    assert_eq!(plain.endpoint, "https://res.openai.azure.com");
+    assert_eq!((plain.deployment, plain.api_version), (None, None));
+
+    let with_openai = AzureUrl::parse("https://res.openai.azure.com/openai").unwrap();
+    assert_eq!(with_openai.endpoint, "https://res.openai.azure.com");
+
+    let portal = AzureUrl::parse(
+        "https://res.openai.azure.com/openai/deployments/dep-1/chat/completions?api-version=2025-01-01-preview",
+    )
+    .unwrap();
+    assert_eq!(portal.endpoint, "https://res.openai.azure.com");
+    assert_eq!(portal.deployment.as_deref(), Some("dep-1"));
+    assert_eq!(portal.api_version.as_deref(), Some("2025-01-01-preview"));
+
+    let gateway = AzureUrl::parse("https://gw.example/azure/openai/deployments/d").unwrap();
+    assert_eq!(gateway.endpoint, "https://gw.example/azure");
+    assert_eq!(gateway.deployment.as_deref(), Some("d"));
+
+    assert!(AzureUrl::parse("https://res/openai/deployments/").is_err());
+    assert!(AzureUrl::parse("https://res/openai/deployments/a/b/c").is_err());
+    let gateway = AzureUrl::parse(
+        "https://gw.example/openai/deployments/d/chat/completions?api-version=v&subscription-key=k",
+    )
+    .unwrap();
+    assert_eq!(gateway.endpoint, "https://gw.example/?subscription-key=k");
+    assert_eq!(gateway.api_version.as_deref(), Some("v"));
+    let url = azure("d")
+        .endpoint_url(&gateway.endpoint, Endpoint::Chat)
+        .unwrap();
+    assert_eq!(
+        url.as_str(),
+        "https://gw.example/openai/deployments/d/chat/completions?subscription-key=k&api-version=2024-10-21"
+    );
+}
+
+#[test]
+fn a_resume_may_change_the_api_version_but_not_the_deployment_or_the_kind() {
+    let stored = azure("a");
+    let newer = Provider::Azure {
+        deployment: "a".into(),
+        api_version: "2025-01-01-preview".into(),
+    };
+    assert!(newer.changes_from(&stored).is_empty());
+    assert_eq!(
+        azure("b").changes_from(&stored),
+        vec![r#"--deployment (was "a", now "b")"#]
+    );
+    assert_eq!(
+        Provider::OpenAi.changes_from(&stored),
+        vec!["--provider (was azure, now openai)"]
+    );
+}
+
+#[test]
+fn names_that_go_into_the_url_are_checked() {
+    assert!(check_deployment("gpt-4o_mini.1", "--deployment").is_ok());
+    assert!(check_deployment("a/b", "--deployment").is_err());
+    assert!(check_deployment("", "--deployment").is_err());
+    assert!(check_api_version("2024-10-21").is_ok());
+    assert!(check_api_version("2024&x=1").is_err());
+}
+
+#[test]
+fn old_job_records_without_a_provider_read_as_openai() {
+    #[derive(Deserialize)]
+    struct Old {
+        #[serde(default)]
+        provider: Provider,
+    }
+    let old: Old = serde_json::from_str("{}").unwrap();
+    assert_eq!(old.provider, Provider::OpenAi);
+    let json = serde_json::to_string(&azure("d")).unwrap();
+    assert_eq!(
+        json,
+        r#"{"kind":"azure","deployment":"d","api_version":"2024-10-21"}"#
+    );
+    assert_eq!(serde_json::from_str::<Provider>(&json).unwrap(), azure("d"));
+}
