@@ -1,0 +1,169 @@
+//! `POST /v1/batches`: reading the create body, checking it against the input file (its lines,
+//! its endpoint, Azure's processing state) and storing the new batch, or refusing it as OpenAI
+//! does. The --drop-batch-create hook (the batch is made, its answer lost) is applied here.
+
+use super::*;
+
+#[derive(Deserialize)]
+struct CreateBody {
+    input_file_id: Option<String>,
+    endpoint: Option<String>,
+    completion_window: Option<String>,
+    metadata: Option<Value>,
+}
+
+/// `POST /v1/batches`.
+pub(crate) fn create(state: &State, request: &Request<'_>) -> Handled {
+    let asked = read_create(request)?;
+    let input = batch_input(state, &asked.input_file_id)?;
+    let Asked {
+        input_file_id,
+        endpoint,
+        metadata,
+        header,
+    } = asked;
+    let dialect = request.dialect;
+    let store = &state.batches;
+    let nth_create = store.creates.fetch_add(1, Relaxed) + 1;
+    let hook = store.drop_create.filter(|d| d.nth == nth_create);
+    if hook.is_some_and(|d| !d.after) {
+        return Err(Refusal::Drop);
+    }
+    let mut problems = input.check(dialect.endpoint_path(endpoint));
+    let batch = {
+        let mut batches = lock(&store.batches);
+        let seq = batches.len() as u64 + 1;
+        let outcome = store.outcomes.choose(seq, header);
+        if outcome == Outcome::Failed && problems.is_empty() {
+            problems.push(LineError {
+                code: "mock_failed",
+                message: "mock: this batch was made to fail (X-Mock-Batch-Outcome or --batch-outcome)."
+                    .into(),
+                param: None,
+                line: None,
+            });
+        }
+        let batch = Arc::new(Mutex::new(Batch {
+            id: make_id(ID_PREFIX, seq),
+            seq,
+            endpoint,
+            dialect,
+            input_file_id,
+            metadata,
+            created_at: unix_now(),
+            input,
+            outcome,
+            problems,
+            status: Status::Validating,
+            polls: 0,
+            times: Times::default(),
+            run: Run::default(),
+            output_file_id: None,
+            error_file_id: None,
+        }));
+        batches.push(Arc::clone(&batch));
+        batch
+    };
+    state.stats.count(Event::BatchCreated);
+    if hook.is_some() {
+        return Err(Refusal::Drop);
+    }
+    let body = to_bytes(&lock(&batch).object());
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// What a `POST /v1/batches` asks for, checked as the API checks it.
+struct Asked {
+    input_file_id: String,
+    endpoint: Endpoint,
+    metadata: Option<serde_json::Map<String, Value>>,
+    /// The outcome `X-Mock-Batch-Outcome` asks for.
+    header: Option<Outcome>,
+}
+
+fn read_create(request: &Request<'_>) -> Result<Asked, Refusal> {
+    let body: CreateBody = serde_json::from_slice(&request.body).map_err(|err| {
+        ApiError::for_status(StatusCode::BAD_REQUEST, format!("Invalid request body: {err}"))
+    })?;
+    let missing = |param: &'static str| invalid(param, format!("Missing required parameter: '{param}'."));
+    let input_file_id = body.input_file_id.ok_or_else(|| missing("input_file_id"))?;
+    let endpoint = body.endpoint.ok_or_else(|| missing("endpoint"))?;
+    let dialect = request.dialect;
+    let endpoint = dialect.endpoint(&endpoint).ok_or_else(|| {
+        invalid(
+            "endpoint",
+            format!(
+                "Invalid endpoint '{endpoint}': the mock runs batches for {}.",
+                Endpoint::ALL.map(|e| dialect.endpoint_path(e)).join(", ")
+            ),
+        )
+    })?;
+    let window = body
+        .completion_window
+        .ok_or_else(|| missing("completion_window"))?;
+    if window != "24h" {
+        return Err(invalid(
+            "completion_window",
+            format!("Invalid completion_window '{window}': only '24h' is supported."),
+        )
+        .into());
+    }
+    let metadata = match body.metadata {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(map)) if map.len() <= MAX_METADATA_KEYS && map.values().all(Value::is_string) => {
+            Some(map)
+        }
+        Some(_) => {
+            return Err(invalid(
+                "metadata",
+                format!("Invalid 'metadata': an object of at most {MAX_METADATA_KEYS} string values."),
+            )
+            .into())
+        }
+    };
+    let header = match request.headers.get(OUTCOME_HEADER) {
+        None => None,
+        Some(value) => {
+            let text = value.to_str().unwrap_or("(not text)");
+            Some(Outcome::parse(text).map_err(|why| {
+                ApiError::for_status(StatusCode::BAD_REQUEST, format!("X-Mock-Batch-Outcome: {why}"))
+            })?)
+        }
+    };
+    Ok(Asked {
+        input_file_id,
+        endpoint,
+        metadata,
+        header,
+    })
+}
+
+/// The rows of the batch input file `input_file_id`: it exists, is processed and has purpose
+/// `batch`.
+fn batch_input(state: &State, input_file_id: &str) -> Result<Arc<ParsedInput>, Refusal> {
+    let file = state.files.get(input_file_id).ok_or_else(|| {
+        ApiError::for_status(
+            StatusCode::NOT_FOUND,
+            format!("No such File object: {input_file_id}"),
+        )
+        .with_param(Some("input_file_id"))
+    })?;
+    if file.is_pending() {
+        return Err(invalid(
+            "input_file_id",
+            format!(
+                "The input file '{input_file_id}' is in 'pending' state. Only files with status 'Processed' \
+                 are accepted for batch inferencing. Please check the file status and try again"
+            ),
+        )
+        .into());
+    }
+    let Some(input) = file.batch_input.clone() else {
+        let why = format!(
+            "The input file {input_file_id} has purpose '{}'; a batch needs a file with purpose 'batch'.",
+            file.purpose
+        );
+        return Err(invalid("input_file_id", why).into());
+    };
+    Ok(input)
+}
