@@ -21,7 +21,7 @@ use rand::rngs::SmallRng;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
-use crate::api::{classify, RateHeaders, Transport, Verdict};
+use crate::api::{classify, RateHeaders, Reply, SendError, Transport, Verdict};
 use crate::budget::Reservation;
 use crate::stats::Stats;
 use crate::store::attempts::{class, Attempt};
@@ -214,24 +214,13 @@ impl<T: Transport> Pipeline<T> {
     /// The request on the wire and what its answer means, told to the limiter, the window, the
     /// ledger and the first-answers guard.
     async fn attempt<'p>(&'p self, r: &mut RowRun<'p>, gate: Admitted<'p>) -> Flow<Answered> {
-        let (control, stats) = (&self.control, &self.stats);
         r.attempts += 1;
-        Stats::add(&stats.requests, 1);
-        if r.attempts > 1 {
-            Stats::add(&stats.retries, 1);
-        }
-        Stats::add(&stats.in_flight, 1);
-        let sent = Instant::now();
-        let mark = self.settings.stalls.mark();
-        let started_at = crate::store::now_ms();
-        let result = tokio::select! {
-            biased;
-            _ = control.abort.cancelled() => None,
-            r = self.transport.send(r.body.clone()) => Some(r),
-        };
-        let latency = sent.elapsed();
-        let stalled = self.settings.stalls.since(mark);
-        stats.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let Sent {
+            result,
+            latency,
+            stalled,
+            started_at,
+        } = self.send_once(r).await;
         let latency_ms = u32::try_from(latency.as_millis()).unwrap_or(u32::MAX);
         let Some(result) = result else {
             if let Some(reservation) = gate.reservation {
@@ -272,17 +261,7 @@ impl<T: Transport> Pipeline<T> {
             } => self.limits.spent(&rate, gate.cost),
             _ => None,
         };
-        let signal = match &verdict {
-            // Our own process stood still: neither the latency nor a timeout is the server's.
-            _ if !stalled.is_zero() => Signal::Neutral,
-            Verdict::Done(_) => Signal::Success { latency },
-            Verdict::Retry {
-                status: Some(200..=299),
-                ..
-            } => Signal::Neutral, // a malformed body says nothing about load
-            Verdict::Retry { .. } if spent.is_none() => Signal::Overload,
-            _ => Signal::Neutral,
-        };
+        let signal = load_signal(&verdict, stalled, spent.is_some(), latency);
         self.window.observe(&gate.slot, signal);
         let slot = self.judge_first(r, gate.slot, symptom).await?;
         // A row's last answer keeps its place on the wire until its outcome is committed
@@ -310,6 +289,34 @@ impl<T: Transport> Pipeline<T> {
             spent,
             gives_up,
         })
+    }
+
+    /// One request on the wire, unless the run is aborted first: counted in the stats, timed,
+    /// and how long this process itself stood still meanwhile (which is no server's fault).
+    async fn send_once(&self, r: &RowRun<'_>) -> Sent {
+        let stats = &self.stats;
+        Stats::add(&stats.requests, 1);
+        if r.attempts > 1 {
+            Stats::add(&stats.retries, 1);
+        }
+        Stats::add(&stats.in_flight, 1);
+        let sent = Instant::now();
+        let mark = self.settings.stalls.mark();
+        let started_at = crate::store::now_ms();
+        let result = tokio::select! {
+            biased;
+            _ = self.control.abort.cancelled() => None,
+            r = self.transport.send(r.body.clone()) => Some(r),
+        };
+        let latency = sent.elapsed();
+        let stalled = self.settings.stalls.since(mark);
+        stats.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        Sent {
+            result,
+            latency,
+            stalled,
+            started_at,
+        }
     }
 
     /// Settles the attempt's reservation in the ledger (the one account of money; the display
@@ -358,5 +365,29 @@ impl<T: Transport> Pipeline<T> {
                 }
             }
         }
+    }
+}
+
+/// A request as [`Pipeline::send_once`] saw it: its result (`None`: aborted before an answer),
+/// its latency, how long the process stood still meanwhile, and when it started (ms).
+struct Sent {
+    result: Option<Result<Reply, SendError>>,
+    latency: Duration,
+    stalled: Duration,
+    started_at: i64,
+}
+
+/// What an attempt says about the server's load, for the adaptive window.
+fn load_signal(verdict: &Verdict, stalled: Duration, limit_spent: bool, latency: Duration) -> Signal {
+    match verdict {
+        // Our own process stood still: neither the latency nor a timeout is the server's.
+        _ if !stalled.is_zero() => Signal::Neutral,
+        Verdict::Done(_) => Signal::Success { latency },
+        Verdict::Retry {
+            status: Some(200..=299),
+            ..
+        } => Signal::Neutral, // a malformed body says nothing about load
+        Verdict::Retry { .. } if !limit_spent => Signal::Overload,
+        _ => Signal::Neutral,
     }
 }
