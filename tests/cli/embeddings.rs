@@ -97,6 +97,57 @@ fn rows_grouped_seven_per_request_get_the_vectors_their_texts_get_alone() {
     assert_eq!(distinct.len(), 50, "every text has its own vector");
 }
 
+/// Each row's `(prompt_tokens, input_tokens)` in the checkpoint, in input order.
+fn stored_tokens(db: &std::path::Path) -> Vec<(Option<i64>, Option<i64>)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut q = conn
+        .prepare("SELECT prompt_tokens, input_tokens FROM rows ORDER BY seq")
+        .unwrap();
+    let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+#[test]
+fn a_joined_answers_usage_is_split_by_the_counts_stored_when_the_rows_were_read() {
+    let dir = Dir::new();
+    texts_jsonl(&dir, 4, |_| "");
+    let mock = Mock::start(&[]);
+    let out = run(embed_job(&dir, &mock, "out.jsonl").args(["--rows-per-request", "4"]));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let db = dir.path("out.jsonl.promptmill.db");
+    let first = stored_tokens(&db);
+    assert!(
+        first.iter().all(|(_, input)| input.is_some_and(|t| t > 0)),
+        "{first:?}"
+    );
+
+    // Weights changed in the checkpoint: the resend's usage follows them, so the sending side
+    // did not count the texts again.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "UPDATE rows SET state = 'pending', embedding = NULL, input_tokens = 0;
+         UPDATE rows SET input_tokens = 5 WHERE seq = 3;",
+    )
+    .unwrap();
+    drop(conn);
+    let out = run(embed_job(&dir, &mock, "out.jsonl").args(["--rows-per-request", "4"]));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let served: i64 = first.iter().map(|(p, _)| p.unwrap()).sum();
+    let shares: Vec<Option<i64>> = stored_tokens(&db).iter().map(|(p, _)| *p).collect();
+    assert_eq!(shares, [Some(0), Some(0), Some(served), Some(0)]);
+
+    // A checkpoint read before the counts were kept (NULL): counted when the answer is split.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("UPDATE rows SET state = 'pending', embedding = NULL, input_tokens = NULL;")
+        .unwrap();
+    drop(conn);
+    let out = run(embed_job(&dir, &mock, "out.jsonl").args(["--rows-per-request", "4"]));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let again: Vec<Option<i64>> = stored_tokens(&db).iter().map(|(p, _)| *p).collect();
+    let before: Vec<Option<i64>> = first.iter().map(|(p, _)| *p).collect();
+    assert_eq!(again, before);
+}
+
 #[test]
 fn float_vectors_read_the_same_as_base64_and_csv_has_an_embedding_column() {
     let dir = Dir::new();

@@ -256,8 +256,10 @@ fn add_row(
     row: &ReadRow,
     fields: &str,
 ) -> Result<Option<InputError>, LoadError> {
-    let body = match &row.prepared {
-        Ok(Prepared { body, .. }) => body,
+    let (body, input_tokens) = match &row.prepared {
+        Ok(Prepared {
+            body, input_tokens, ..
+        }) => (body, *input_tokens),
         Err(e) => return Ok(Some(e.clone())),
     };
     let inserted = ingest.add(&NewRow {
@@ -267,6 +269,7 @@ fn add_row(
         fields,
         request: Some(body),
         error: None,
+        input_tokens,
     })?;
     let Err(dup) = inserted else {
         return Ok(None);
@@ -312,6 +315,7 @@ impl InvalidRows {
                     fields,
                     request: None,
                     error: Some(&e.reason()),
+                    input_tokens: None,
                 })?
                 .map_err(|_| anyhow::anyhow!("invalid rows are not subject to the id index"))?;
         } else if self.listed.len() < LISTED {

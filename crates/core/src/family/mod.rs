@@ -149,6 +149,12 @@ pub trait ApiFamily: Send + Sync + 'static {
     /// Prompt tokens (with the family's framing) and output allowance of a request body.
     fn measure<'a>(&self, body: &'a str) -> Result<Measured<'a>, serde_json::Error>;
 
+    /// The prompt tokens of a request body ([`ApiFamily::measure`]'s), 0 if it does not parse
+    /// (bodies are our own JSON: it cannot happen, and would only leave the count out).
+    fn prompt_tokens(&self, body: &str) -> u64 {
+        self.measure(body).map_or(0, |(cost, _)| cost.prompt_tokens)
+    }
+
     /// Reads a 2xx body; the error says whether asking again may help.
     fn parse(&self, bytes: &[u8]) -> Result<Completion, BadBody>;
 

@@ -147,23 +147,19 @@ impl<S: BatchService> Reader<'_, S> {
             Settle::Done(answer) => {
                 let tokens: Vec<u64> = members
                     .iter()
-                    .map(|(_, body)| {
-                        self.family
-                            .measure(body)
-                            .map_or(0, |(cost, _)| cost.prompt_tokens)
-                    })
+                    .map(|m| m.tokens.unwrap_or_else(|| self.family.prompt_tokens(&m.body)))
                     .collect();
-                for ((id, _), one) in members.iter().zip(self.family.split(answer, &tokens)) {
+                for (m, one) in members.iter().zip(self.family.split(answer, &tokens)) {
                     match one {
-                        Ok(completion) => c.done(id, completion),
-                        Err(error) => c.failed(id, error, None),
+                        Ok(completion) => c.done(&m.id, completion),
+                        Err(error) => c.failed(&m.id, error, None),
                     }
                     .map_err(store)?;
                 }
             }
             Settle::Failed(error, status) => {
-                for (id, _) in &members {
-                    c.failed(id, error.clone(), status).map_err(store)?;
+                for m in &members {
+                    c.failed(&m.id, error.clone(), status).map_err(store)?;
                 }
             }
         }

@@ -294,6 +294,7 @@ pub(super) fn store(dir: &tempfile::TempDir, n: u64, bad: impl Fn(u64) -> bool) 
                     r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"say one thing"}]}"#,
                 ),
                 error: None,
+                input_tokens: None,
             })
             .unwrap()
             .unwrap();
@@ -666,6 +667,7 @@ fn parts_hold_one_model_each_and_every_row_lands_in_exactly_one() {
                 fields: "{}",
                 request: Some(bodies[i % 2]),
                 error: None,
+                input_tokens: None,
             })
             .unwrap()
             .unwrap();

@@ -185,6 +185,7 @@ fn embeddings_store(dir: &tempfile::TempDir, n: u64, per: usize) -> (Store, JobR
                 fields: "{}",
                 request: Some(&request),
                 error: None,
+                input_tokens: None,
             })
             .unwrap()
             .unwrap();

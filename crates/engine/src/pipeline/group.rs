@@ -66,11 +66,8 @@ impl Grouper {
         }
     }
 
-    fn tokens_of(&self, body: &str) -> u64 {
-        self.family
-            .measure(body)
-            .map(|(cost, _)| cost.prompt_tokens)
-            .unwrap_or(0)
+    fn tokens_of(&self, row: &Claimed) -> u64 {
+        input_tokens(self.family, row)
     }
 
     /// Adds a row; returns the group it closed, if it closed one.
@@ -92,10 +89,10 @@ impl Grouper {
                 Some(t) => t,
                 None => std::iter::once(&open.first)
                     .chain(&open.rest)
-                    .map(|m| self.tokens_of(&m.body))
+                    .map(|m| self.tokens_of(m))
                     .sum(),
             };
-            let sum = open_tokens + self.tokens_of(&row.body);
+            let sum = open_tokens + self.tokens_of(&row);
             if sum <= MAX_REQUEST_TOKENS {
                 self.add(row, bytes, Some(sum));
                 return None;
@@ -133,6 +130,12 @@ impl Grouper {
     }
 }
 
+/// A row's prompt tokens: as counted when it was read, or counted now (a row read before the
+/// checkpoint kept counts).
+pub fn input_tokens(family: &dyn ApiFamily, row: &Claimed) -> u64 {
+    row.tokens.unwrap_or_else(|| family.prompt_tokens(&row.body))
+}
+
 /// A request body around its `input` value: what a row shares with the rows it may be joined
 /// with. Bodies are written by one serializer, so equal settings are equal bytes. A body without
 /// an `input` (or that does not parse) is its own settings, and joins no other.
@@ -165,10 +168,12 @@ impl<T: Transport> Pipeline<T> {
         let bodies: Vec<&str> = members.iter().map(|m| m.body.as_str()).collect();
         match self.settings.endpoint.family().join(&bodies) {
             Ok(body) => {
+                let tokens = members.iter().map(|m| m.tokens).sum();
                 let request = Claimed {
                     seq: members[0].seq,
                     id: members[0].id.clone(),
                     body,
+                    tokens,
                 };
                 Ok((request, members))
             }
@@ -207,10 +212,7 @@ impl<T: Transport> Pipeline<T> {
         let members = std::mem::take(&mut r.group);
         let kinds: Vec<OutcomeKind> = match kind {
             OutcomeKind::Done(answer) => {
-                let tokens: Vec<u64> = members
-                    .iter()
-                    .map(|m| family.measure(&m.body).map_or(0, |(c, _)| c.prompt_tokens))
-                    .collect();
+                let tokens: Vec<u64> = members.iter().map(|m| input_tokens(family, m)).collect();
                 family
                     .split(answer, &tokens)
                     .into_iter()

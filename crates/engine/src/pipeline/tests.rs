@@ -81,6 +81,7 @@ pub(super) fn store_with_rows(n: u64, body: &str) -> Store {
                 fields: "{}",
                 request: Some(body),
                 error: None,
+                input_tokens: None,
             })
             .unwrap()
             .unwrap();

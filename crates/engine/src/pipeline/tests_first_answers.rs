@@ -152,6 +152,7 @@ async fn a_row_that_ends_without_an_answer_does_not_keep_parked_rows_waiting() {
             fields: "{}",
             request: Some(body),
             error: None,
+            input_tokens: None,
         };
         ingest.add(&row).unwrap().unwrap();
     }

@@ -43,6 +43,14 @@ impl Store {
     }
 }
 
+/// A row of a joined Batch line that waits for its result.
+pub struct Waiting {
+    pub id: String,
+    pub body: String,
+    /// Its prompt tokens as counted when it was read (`rows.input_tokens`), if they were.
+    pub tokens: Option<u64>,
+}
+
 /// The collection of one part's results, in one transaction.
 pub struct Collection<'a> {
     tx: Transaction<'a>,
@@ -92,9 +100,9 @@ impl Collection<'_> {
 
     /// The rows of the part with no result yet whose seq is in `first..=last`, in input order,
     /// with their requests: the rows of a joined Batch line.
-    pub fn waiting_between(&self, first: i64, last: i64) -> anyhow::Result<Vec<(String, String)>> {
+    pub fn waiting_between(&self, first: i64, last: i64) -> anyhow::Result<Vec<Waiting>> {
         let mut q = self.tx.prepare_cached(
-            "SELECT id, request FROM rows
+            "SELECT id, request, input_tokens FROM rows
               WHERE part = ?1 AND state = 'batched' AND seq BETWEEN ?2 AND ?3 ORDER BY seq",
         )?;
         let mut rows = q.query(params![self.part, first, last])?;
@@ -102,7 +110,11 @@ impl Collection<'_> {
         while let Some(r) = rows.next()? {
             let id: String = r.get(0)?;
             if self.ids.contains_key(&id) {
-                out.push((id, r.get::<_, Option<String>>(1)?.unwrap_or_default()));
+                out.push(Waiting {
+                    id,
+                    body: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                    tokens: r.get::<_, Option<i64>>(2)?.and_then(super::trusted_tokens),
+                });
             }
         }
         Ok(out)

@@ -29,6 +29,8 @@ pub struct NewRow<'a> {
     pub request: Option<&'a str>,
     /// Why the row is invalid, when it is.
     pub error: Option<&'a str>,
+    /// The request's prompt tokens, for a family that joins rows (see `Prepared::input_tokens`).
+    pub input_tokens: Option<u64>,
 }
 
 /// The row id was already used; carries the line of its first use.
@@ -135,8 +137,9 @@ impl Ingest<'_> {
             None => (state::FAILED, 1),
         };
         let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO rows (seq, id, line, invalid, state, fields, request, error, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+            "INSERT INTO rows (seq, id, line, invalid, state, fields, request, error, created_at, updated_at,
+                               input_tokens)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)",
         )?;
         let result = stmt.execute(params![
             row.seq as i64,
@@ -147,7 +150,8 @@ impl Ingest<'_> {
             row.fields,
             row.request,
             row.error,
-            self.now
+            self.now,
+            row.input_tokens.map(super::stored_tokens),
         ]);
         match result {
             Ok(_) => Ok(Ok(())),

@@ -171,6 +171,12 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE rows ADD COLUMN embedding BLOB;
     "#,
+    // 12: a request's prompt tokens, counted when the row was read, for a family that joins
+    // rows into one request (embeddings): the weights its answer's usage is split by, so the
+    // sending side counts nothing. NULL for every other family, and for rows read before.
+    r#"
+    ALTER TABLE rows ADD COLUMN input_tokens INTEGER;
+    "#,
 ];
 
 /// Brings the schema up to date. Fails if the database was written by a newer promptmill.

@@ -20,6 +20,7 @@ pub(super) fn valid(seq: u64, id: &str) -> NewRow<'_> {
         fields: "{\"prompt\":\"hi\"}",
         request: Some("{\"model\":\"m\"}"),
         error: None,
+        input_tokens: None,
     }
 }
 

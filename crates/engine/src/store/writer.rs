@@ -37,6 +37,9 @@ pub struct Claimed {
     pub seq: i64,
     pub id: String,
     pub body: String,
+    /// The body's prompt tokens when they were counted as the row was read (a family that
+    /// joins rows: see `Prepared::input_tokens`); `None`: count them if they are needed.
+    pub tokens: Option<u64>,
 }
 
 /// How a row ended in this run.
@@ -219,10 +222,10 @@ fn claim(
     through: i64,
 ) -> anyhow::Result<Vec<Claimed>> {
     let mut select = conn.prepare_cached(if sample_only {
-        "SELECT seq, id, request FROM rows WHERE state = 'pending' AND seq > ?1 AND seq <= ?3
+        "SELECT seq, id, request, input_tokens FROM rows WHERE state = 'pending' AND seq > ?1 AND seq <= ?3
            AND seq IN (SELECT seq FROM sample) ORDER BY seq LIMIT ?2"
     } else {
-        "SELECT seq, id, request FROM rows WHERE state = 'pending' AND seq > ?1 AND seq <= ?3
+        "SELECT seq, id, request, input_tokens FROM rows WHERE state = 'pending' AND seq > ?1 AND seq <= ?3
            ORDER BY seq LIMIT ?2"
     })?;
     let rows: Vec<Claimed> = select
@@ -231,6 +234,7 @@ fn claim(
                 seq: r.get(0)?,
                 id: r.get(1)?,
                 body: r.get(2)?,
+                tokens: r.get::<_, Option<i64>>(3)?.and_then(super::trusted_tokens),
             })
         })?
         .collect::<Result<_, _>>()?;

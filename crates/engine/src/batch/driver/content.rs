@@ -91,6 +91,7 @@ impl<'a, S: BatchService> Driver<'a, S> {
                 seq,
                 id: id.to_string(),
                 body: request.to_string(),
+                tokens: None,
             };
             match grouper.push(row) {
                 Some(group) => emit(group),
