@@ -49,7 +49,7 @@ pub struct Tokenizer {
 #[derive(Clone, Copy)]
 enum Engine {
     /// `bpe-openai`: linear in the length of the text.
-    Linear(&'static bpe_openai::Tokenizer),
+    Linear(&'static pieces::Pieces),
     /// `tiktoken-rs`, for the legacy encodings `bpe-openai` does not ship.
     Legacy(&'static CoreBPE),
 }
@@ -65,9 +65,9 @@ impl Tokenizer {
     pub fn for_model(model: &str) -> Tokenizer {
         let bare = model.rsplit('/').next().unwrap_or(model);
         // Each arm loads only its own vocabulary (on first use in the process).
-        let o200k = || Engine::Linear(vocab::o200k_base());
+        let o200k = || Engine::Linear(vocab::o200k_pieces());
         let (engine, name, exact) = match get_tokenizer(bare) {
-            Some(Kind::Cl100kBase) => (Engine::Linear(vocab::cl100k_base()), "cl100k_base", true),
+            Some(Kind::Cl100kBase) => (Engine::Linear(vocab::cl100k_pieces()), "cl100k_base", true),
             Some(Kind::P50kBase) => (
                 Engine::Legacy(tiktoken_rs::p50k_base_singleton()),
                 "p50k_base",
@@ -108,7 +108,7 @@ impl Tokenizer {
     /// `encode(text, disallowed_special=())` counts them.
     pub fn count(&self, text: &str) -> u64 {
         match self.engine {
-            Engine::Linear(bpe) => bpe.count(text) as u64,
+            Engine::Linear(pieces) => pieces.count(text) as u64,
             Engine::Legacy(bpe) => bpe.encode_ordinary(text).len() as u64,
         }
     }
@@ -379,6 +379,7 @@ mod tests {
     }
 }
 
+mod pieces;
 mod vocab;
 
 #[cfg(test)]

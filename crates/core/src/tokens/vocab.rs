@@ -19,6 +19,8 @@ use bpe::byte_pair_encoding::BytePairEncoding;
 use bpe_openai::Tokenizer;
 use serde::{Serialize, Serializer};
 
+use super::pieces::Pieces;
+
 static O200K_BASE: LazyLock<Tokenizer> = LazyLock::new(|| {
     let slim = include_bytes!(concat!(env!("OUT_DIR"), "/o200k_base.slim.gz"));
     // The split regex of `bpe-openai` 0.3 for o200k_base (tiktoken's, its look-ahead rewritten).
@@ -59,6 +61,19 @@ pub fn o200k_base() -> &'static Tokenizer {
 /// `cl100k_base`.
 pub fn cl100k_base() -> &'static Tokenizer {
     &CL100K_BASE
+}
+
+static O200K_PIECES: LazyLock<Pieces> = LazyLock::new(|| Pieces::new(o200k_base()));
+static CL100K_PIECES: LazyLock<Pieces> = LazyLock::new(|| Pieces::new(cl100k_base()));
+
+/// `o200k_base`, counted with `tokens/pieces.rs`'s shortcuts.
+pub fn o200k_pieces() -> &'static Pieces {
+    &O200K_PIECES
+}
+
+/// `cl100k_base`, counted with `tokens/pieces.rs`'s shortcuts.
+pub fn cl100k_pieces() -> &'static Pieces {
+    &CL100K_PIECES
 }
 
 /// An automaton's serialized bytes, written as MessagePack `bin` as `bpe` writes them.
