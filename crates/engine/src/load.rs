@@ -22,6 +22,7 @@ use serde_json::Value;
 use crate::prepare::{Prepared, Preparer};
 use crate::store::{Ingest, NewRow, Store};
 use promptmill_core::error::InputError;
+use promptmill_core::family::ApiFamily;
 use promptmill_core::input::{RawRow, ReadError, RowReader, RowResult};
 use promptmill_core::job::{Endpoint, JobRecord};
 
@@ -157,7 +158,8 @@ pub fn load(
             Some(f) => fields_text.push_str(&serde_json::to_string(f).map_err(anyhow::Error::from)?),
             None => fields_text.push_str("{}"),
         }
-        if let Some(e) = add_row(&mut ingest, file, &row, &fields_text)? {
+        let family = preparer.endpoint().family();
+        if let Some(e) = add_row(&mut ingest, (file, family), &row, &fields_text)? {
             invalid.note(&mut ingest, &row, &fields_text, e, skip_invalid)?;
         }
         if last_progress.elapsed() > Duration::from_millis(200) {
@@ -249,19 +251,20 @@ fn read_row(preparer: &mut Preparer, rows: u64, item: RowResult) -> Result<ReadR
 }
 
 /// Adds a prepared row to the ingest; returns why the row is invalid, if it is (it could not be
-/// prepared, or its id is taken by an earlier row).
+/// prepared, or its id is taken by an earlier row). A row of a family that joins rows into one
+/// request keeps its prompt tokens: the weights its request's usage is split by, counted once
+/// here rather than on the sending side.
 fn add_row(
     ingest: &mut Ingest<'_>,
-    file: &Path,
+    (file, family): (&Path, &dyn ApiFamily),
     row: &ReadRow,
     fields: &str,
 ) -> Result<Option<InputError>, LoadError> {
-    let (body, input_tokens) = match &row.prepared {
-        Ok(Prepared {
-            body, input_tokens, ..
-        }) => (body, *input_tokens),
+    let body = match &row.prepared {
+        Ok(Prepared { body, .. }) => body,
         Err(e) => return Ok(Some(e.clone())),
     };
+    let input_tokens = (family.max_rows_per_request() > 1).then(|| family.prompt_tokens(body));
     let inserted = ingest.add(&NewRow {
         seq: row.number,
         id: &row.id,

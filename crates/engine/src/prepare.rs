@@ -53,10 +53,6 @@ pub struct Prepared {
     pub id: String,
     /// The request body, serialized once here and sent as these bytes.
     pub body: String,
-    /// Its prompt tokens, counted here for a family that joins rows into one request (the
-    /// weights a joined answer's usage is split by: counted once, on the reading side, not on
-    /// the sending one); `None` for every other family.
-    pub input_tokens: Option<u64>,
 }
 
 /// Prepares rows of one input file; remembers the endpoint Batch lines settled on.
@@ -130,13 +126,7 @@ impl Preparer {
         let body = serde_json::to_string(&Value::Object(body))
             .map_err(|e| self.err(row, format!("cannot encode the request: {e}")))?;
         self.fits_context(row, &model, &body, field)?;
-        let family = self.endpoint().family();
-        let input_tokens = (family.max_rows_per_request() > 1).then(|| family.prompt_tokens(&body));
-        Ok(Prepared {
-            id,
-            body,
-            input_tokens,
-        })
+        Ok(Prepared { id, body })
     }
 
     fn err(&self, row: &RawRow, message: impl Into<String>) -> InputError {

@@ -29,7 +29,7 @@ pub struct NewRow<'a> {
     pub request: Option<&'a str>,
     /// Why the row is invalid, when it is.
     pub error: Option<&'a str>,
-    /// The request's prompt tokens, for a family that joins rows (see `Prepared::input_tokens`).
+    /// The request's prompt tokens, for a family that joins rows (`rows.input_tokens`).
     pub input_tokens: Option<u64>,
 }
 

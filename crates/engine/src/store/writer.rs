@@ -38,7 +38,7 @@ pub struct Claimed {
     pub id: String,
     pub body: String,
     /// The body's prompt tokens when they were counted as the row was read (a family that
-    /// joins rows: see `Prepared::input_tokens`); `None`: count them if they are needed.
+    /// joins rows: `rows.input_tokens`); `None`: count them if they are needed.
     pub tokens: Option<u64>,
 }
 
