@@ -38,7 +38,7 @@ struct Status {
     limits_in_force: Option<InForce>,
     rows: Counts,
     /// The run going now, when there is one: its process, since when, and what it has on the
-    /// wire. `None` when no run is going (rows left `in_flight` by a killed run are pending).
+    /// wire. `None` when no run is going (rows left claimed by a killed run are pending).
     active_run: Option<ActiveRun>,
     /// Requests on the wire now (0 when no run is going). `rows.in_flight` counts the rows a
     /// running process has claimed, which includes those queued behind the concurrency window.
@@ -97,6 +97,27 @@ fn active_run(runs: &[RunRecord]) -> Option<ActiveRun> {
     })
 }
 
+/// Moves the rows claimed by runs into the counts where they belong; returns how many a run
+/// that is gone left claimed. A running process's claimed rows are `pending` in the checkpoint
+/// (a claim writes nothing; the run records how many it holds): they count as in flight while
+/// it runs. Rows claimed by a run that is gone (killed, or stopped by a full disk) are pending:
+/// the next run sends them. Runs of earlier versions marked their claimed rows `in_flight`.
+fn claimed_rows(rows: &mut Counts, runs: &[RunRecord], live: bool) -> u64 {
+    let last_claimed = runs
+        .last()
+        .filter(|r| r.ended_at.is_none())
+        .map_or(0, |r| r.claimed.min(rows.pending));
+    if live {
+        rows.pending -= last_claimed;
+        rows.in_flight += last_claimed;
+        0
+    } else {
+        let marked = std::mem::take(&mut rows.in_flight);
+        rows.pending += marked;
+        marked + last_claimed
+    }
+}
+
 #[derive(Serialize)]
 struct ErrorCount {
     error: String,
@@ -111,15 +132,8 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
         .job()?
         .ok_or_else(|| CheckpointError::NoJob { db: args.db.clone() })?;
     let mut rows = store.counts()?;
-    // Rows claimed by a run that is gone (killed, or stopped by a full disk before it could
-    // release them) are not in flight: the next run sends them. Only a live run has rows in flight.
-    let left_claimed = if live {
-        0
-    } else {
-        std::mem::take(&mut rows.in_flight)
-    };
-    rows.pending += left_claimed;
     let runs = store.runs()?;
+    let left_claimed = claimed_rows(&mut rows, &runs, live);
     let now = now_ms();
     let elapsed_ms: i64 = runs
         .iter()

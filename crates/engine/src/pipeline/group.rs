@@ -183,30 +183,32 @@ impl<T: Transport> Pipeline<T> {
 
     /// Fails the rows of a group that makes no request (never sent).
     pub(super) async fn fail_unjoined(&self, members: Vec<Claimed>, error: String, store: &StoreHandle) {
-        for m in members {
-            let kind = OutcomeKind::Failed {
-                error: format!("not sent: {error}"),
-                status: None,
-            };
-            self.count(&m.id, &kind);
-            let outcome = Outcome {
-                seq: m.seq,
-                attempts: 0,
-                kind,
-                tries: Vec::new(),
-            };
-            if store.finish(outcome).await.is_err() {
-                self.control
-                    .abort(StopReason::Checkpoint("the checkpoint writer stopped".into()));
-                return;
-            }
+        let outcomes = members
+            .into_iter()
+            .map(|m| {
+                let kind = OutcomeKind::Failed {
+                    error: format!("not sent: {error}"),
+                    status: None,
+                };
+                self.count(&m.id, &kind);
+                Outcome {
+                    seq: m.seq,
+                    attempts: 0,
+                    kind,
+                    tries: Vec::new(),
+                }
+            })
+            .collect();
+        if store.finish_all(outcomes, false).await.is_err() {
+            self.control
+                .abort(StopReason::Checkpoint("the checkpoint writer stopped".into()));
         }
     }
 
     /// Records each row of a joined request: a done answer is split over the rows by `index`
     /// (a row it has no vector for fails with the reason), a failure or an unfinished request
     /// is every row's. The attempts are the first row's (a request is recorded once); a held
-    /// slot is released once the last row's outcome is durable.
+    /// slot is released once their outcomes are durable.
     pub(super) async fn settle_group(&self, mut r: RowRun<'_>, kind: OutcomeKind, store: &StoreHandle) {
         let family = self.settings.endpoint.family();
         let members = std::mem::take(&mut r.group);
@@ -231,25 +233,22 @@ impl<T: Transport> Pipeline<T> {
                 .collect(),
             OutcomeKind::Unfinished => members.iter().map(|_| OutcomeKind::Unfinished).collect(),
         };
-        let last = members.len().saturating_sub(1);
         let mut tries = std::mem::take(&mut r.tries);
-        let mut recorded = Ok(());
-        for (i, (member, kind)) in members.into_iter().zip(kinds).enumerate() {
-            self.count(&member.id, &kind);
-            let outcome = Outcome {
-                seq: member.seq,
-                attempts: r.attempts,
-                kind,
-                tries: std::mem::take(&mut tries),
-            };
-            recorded = match (&r.held, i == last) {
-                (Some(_), true) => store.finish_durable(outcome).await,
-                _ => store.finish(outcome).await,
-            };
-            if recorded.is_err() {
-                break;
-            }
-        }
+        let outcomes: Vec<Outcome> = members
+            .into_iter()
+            .zip(kinds)
+            .map(|(member, kind)| {
+                self.count(&member.id, &kind);
+                Outcome {
+                    seq: member.seq,
+                    attempts: r.attempts,
+                    kind,
+                    tries: std::mem::take(&mut tries),
+                }
+            })
+            .collect();
+        // One message for the request's rows; a held slot waits until they are durable.
+        let recorded = store.finish_all(outcomes, r.held.is_some()).await;
         drop(r.held.take());
         if recorded.is_err() {
             self.control

@@ -12,6 +12,7 @@ fn run(run: i64, started_at: i64, ended_at: i64) -> RunRecord {
         limits: None,
         pid: None,
         on_wire: 0,
+        claimed: 0,
         updated_at: Some(ended_at),
     }
 }

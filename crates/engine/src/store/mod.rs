@@ -18,6 +18,7 @@
 
 pub mod attempts;
 pub mod batch_states;
+mod checkpointer;
 mod collect;
 mod counts;
 mod export;

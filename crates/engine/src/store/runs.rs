@@ -25,6 +25,9 @@ pub struct RunRecord {
     pub pid: Option<u32>,
     /// Requests on the wire at the run's last commit.
     pub on_wire: u64,
+    /// Rows the run had claimed and not settled at its last commit (0 before promptmill
+    /// recorded them, and once the run ended cleanly).
+    pub claimed: u64,
     /// When the run last committed (unix ms).
     pub updated_at: Option<i64>,
 }
@@ -34,7 +37,7 @@ impl Store {
     pub fn runs(&self) -> anyhow::Result<Vec<RunRecord>> {
         let mut stmt = self.conn.prepare(
             "SELECT run, started_at, ended_at, outcome, requests, retries, http_429, limits, pid, on_wire,
-                    updated_at
+                    updated_at, claimed
                FROM runs ORDER BY run",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -51,6 +54,7 @@ impl Store {
                 pid: r.get::<_, Option<i64>>(8)?.and_then(|p| u32::try_from(p).ok()),
                 on_wire: r.get::<_, i64>(9)?.max(0) as u64,
                 updated_at: r.get(10)?,
+                claimed: r.get::<_, i64>(11)?.max(0) as u64,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -69,7 +73,7 @@ impl Store {
     pub fn end_run(&self, run: i64, outcome: &str, summary: &str) -> anyhow::Result<()> {
         let tx = self.conn.unchecked_transaction()?;
         tx.execute(
-            "UPDATE runs SET ended_at = ?1, outcome = ?2, on_wire = 0, updated_at = ?1 WHERE run = ?3",
+            "UPDATE runs SET ended_at = ?1, outcome = ?2, on_wire = 0, claimed = 0, updated_at = ?1 WHERE run = ?3",
             params![now_ms(), outcome, run],
         )?;
         tx.execute("UPDATE job SET summary = ?1 WHERE key = 1", params![summary])?;

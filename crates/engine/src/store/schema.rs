@@ -177,6 +177,11 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE rows ADD COLUMN input_tokens INTEGER;
     "#,
+    // 13: the rows a running run has claimed and not settled, recorded with its counters: a
+    // claim no longer marks rows `in_flight` (see store/writer.rs), so `status` reads them here.
+    r#"
+    ALTER TABLE runs ADD COLUMN claimed INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// Brings the schema up to date. Fails if the database was written by a newer promptmill.

@@ -101,12 +101,45 @@ async fn claims_return_pending_rows_in_input_order_with_their_ids_and_bodies() {
 }
 
 #[tokio::test]
-async fn claimed_rows_are_in_flight_and_not_claimed_again() {
+async fn claimed_rows_are_not_claimed_again_and_stay_pending_in_the_checkpoint() {
     let w = start(store_with(4));
     assert_eq!(seqs(&w.handle.claim(0, 2).await.unwrap()), [1, 2]);
     assert_eq!(seqs(&w.handle.claim(0, 10).await.unwrap()), [3, 4]);
     assert!(w.handle.claim(0, 10).await.unwrap().is_empty());
-    stop(w);
+    // A claim writes nothing to the rows: a killed run's claimed rows are pending as they stand.
+    w.handle.finish(done(1, 1, 10, 3)).await.unwrap();
+    let store = stop(w);
+    let c = store.counts().unwrap();
+    assert_eq!((c.pending, c.in_flight, c.done), (3, 0, 1));
+}
+
+#[tokio::test]
+async fn the_run_records_how_many_claimed_rows_are_unsettled() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("job.db");
+    let mut store = Store::open(&path, true).unwrap();
+    let mut ingest = store.begin_ingest().unwrap();
+    for seq in 1..=4 {
+        ingest.add(&valid(seq, &format!("r{seq}"))).unwrap().unwrap();
+    }
+    ingest.commit(&job(), 4).unwrap();
+    let w = start(store);
+    assert_eq!(seqs(&w.handle.claim(0, 3).await.unwrap()), [1, 2, 3]);
+    // Committed with the outcome: 3 claimed, 1 of them settled.
+    w.handle.finish_durable(done(1, 1, 10, 3)).await.unwrap();
+    let reader = Store::open(&path, false).unwrap();
+    let last = reader.runs().unwrap().pop().unwrap();
+    assert_eq!((last.run, last.claimed), (w.run, 2));
+    let c = reader.counts().unwrap();
+    assert_eq!(
+        (c.pending, c.in_flight, c.done),
+        (3, 0, 1),
+        "claimed rows stay pending"
+    );
+    drop(reader);
+    let store = stop(w);
+    let last = store.runs().unwrap().pop().unwrap();
+    assert_eq!(last.claimed, 0, "the writer's last commit holds nothing claimed");
 }
 
 #[tokio::test]
@@ -188,10 +221,20 @@ async fn unfinished_outcome_returns_the_row_to_pending_and_counts_its_attempts()
         tries: Vec::new(),
     };
     w.handle.finish(unfinished).await.unwrap();
-    assert_eq!(seqs(&w.handle.claim(0, 1).await.unwrap()), [1], "pending again");
+    assert!(
+        w.handle.claim(0, 1).await.unwrap().is_empty(),
+        "never handed out twice in a run"
+    );
     let mut store = stop(w);
     assert_eq!(row(&store, 1).state, "pending");
     assert_eq!(attempts(&mut store, 1), 3);
+    let w = start(store);
+    assert_eq!(
+        seqs(&w.handle.claim(0, 1).await.unwrap()),
+        [1],
+        "the next run sends it"
+    );
+    stop(w);
 }
 
 #[tokio::test]
@@ -205,6 +248,7 @@ async fn attempts_add_up_across_outcomes_of_the_same_row() {
         tries: Vec::new(),
     };
     w.handle.finish(unfinished).await.unwrap();
+    let w = start(stop(w));
     w.handle.claim(0, 1).await.unwrap();
     w.handle.finish(done(1, 1, 1, 1)).await.unwrap();
     let mut store = stop(w);

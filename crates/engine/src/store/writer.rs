@@ -5,9 +5,16 @@
 //! whatever is waiting in one transaction and commits, so under load commits group hundreds of
 //! rows while a quiet run still commits each outcome within milliseconds (see [`LINGER`]); an outcome is durable
 //! (against a process kill) once its group commits. The thread ends when every [`StoreHandle`]
-//! is dropped: it then puts rows that were claimed but never finished back to pending, commits,
-//! and hands the [`Store`] back through its join handle. A database error cancels `on_error`
-//! (which stops the run) and ends the thread with that error.
+//! is dropped: it then commits the run's counters and hands the [`Store`] back through its join
+//! handle. A database error cancels `on_error` (which stops the run) and ends the thread with
+//! that error.
+//!
+//! A claim writes nothing: claimed rows stay `pending` in the checkpoint, and the writer keeps
+//! in memory how far it has claimed (a row is never handed out twice in a run) and how many
+//! claimed rows are unsettled (recorded in `runs.claimed`, for `status`). Rewriting each row's
+//! page once more as it is claimed, and scanning the table at the end to put the unsettled
+//! ones back, cost the checkpoint writer more than half of its time on joined requests; a
+//! killed run's claimed rows are pending as they stand.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -17,11 +24,12 @@ use rusqlite::{params, Connection};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::checkpointer::{self, Checkpointer};
 use super::{now_ms, state, Store};
 use crate::stats::Stats;
 use promptmill_core::family::Completion;
 
-/// How many messages one transaction applies at most.
+/// How many outcomes (or claims) one transaction applies at most, give or take one message.
 const MAX_GROUP: usize = 4096;
 /// After a commit that found little waiting (and that no worker awaits), the writer lets outcomes
 /// gather this long before the next one. This caps small commits at a few hundred a second (each
@@ -71,6 +79,9 @@ pub enum OutcomeKind {
 enum Msg {
     /// An outcome to record, and who to tell once it is committed.
     Finish(Outcome, Option<oneshot::Sender<()>>),
+    /// The outcomes of the rows of one request (joined rows), and who to tell once they are
+    /// committed: one message, not one a row.
+    FinishAll(Vec<Outcome>, Option<oneshot::Sender<()>>),
     Claim {
         after: i64,
         limit: usize,
@@ -90,8 +101,9 @@ pub struct StoreHandle {
 pub struct WriterGone;
 
 impl StoreHandle {
-    /// Marks up to `limit` pending rows after `after` (by input position) as in flight and
-    /// returns them in input order. An empty list means no pending rows remain past `after`.
+    /// Hands out up to `limit` pending rows after `after` (by input position) and not handed
+    /// out before in this run, in input order. An empty list means no pending rows remain past
+    /// `after`.
     pub async fn claim(&self, after: i64, limit: usize) -> anyhow::Result<Vec<Claimed>> {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -106,6 +118,24 @@ impl StoreHandle {
             .send(Msg::Finish(outcome, None))
             .await
             .map_err(|_| WriterGone)
+    }
+
+    /// Records the outcomes of the rows of one request, in one message; with `durable`, returns
+    /// once the transaction holding them has committed.
+    pub async fn finish_all(&self, outcomes: Vec<Outcome>, durable: bool) -> Result<(), WriterGone> {
+        if !durable {
+            return self
+                .tx
+                .send(Msg::FinishAll(outcomes, None))
+                .await
+                .map_err(|_| WriterGone);
+        }
+        let (done, committed) = oneshot::channel();
+        self.tx
+            .send(Msg::FinishAll(outcomes, Some(done)))
+            .await
+            .map_err(|_| WriterGone)?;
+        committed.await.map_err(|_| WriterGone)
     }
 
     /// Records an outcome and returns once the transaction holding it has committed: from then
@@ -141,28 +171,56 @@ pub fn spawn(
 }
 
 fn write_loop(mut store: Store, run: i64, stats: &Stats, rx: mpsc::Receiver<Msg>) -> anyhow::Result<Store> {
-    match write_all(&mut store, run, stats, rx) {
+    let background = Checkpointer::start(store.path());
+    if background.is_some() {
+        store
+            .conn()
+            .pragma_update(None, "wal_autocheckpoint", checkpointer::WRITER_PAGES)?;
+    }
+    let written = write_all(&mut store, run, stats, rx);
+    if let Some(b) = background {
+        b.stop();
+        // Only how often later commits copy the log: not worth failing a finished run over.
+        let _ = store
+            .conn()
+            .pragma_update(None, "wal_autocheckpoint", checkpointer::DEFAULT_PAGES);
+    }
+    match written {
         Ok(()) => Ok(store),
         Err(e) => Err(store.mark_disk_full(e)),
     }
 }
 
+/// What the writer knows of the run's claims (see the module's documentation).
+struct Claims {
+    /// Claim among the calibration sample's rows only.
+    sample_only: bool,
+    /// Never claim past this row.
+    through: i64,
+    /// The last row handed out: a claim starts after it.
+    claimed_to: i64,
+    /// Rows handed out and not settled yet.
+    unsettled: u64,
+}
+
 fn write_all(store: &mut Store, run: i64, stats: &Stats, mut rx: mpsc::Receiver<Msg>) -> anyhow::Result<()> {
-    let sample_only = store.sample_only;
-    let through = store.through;
+    let mut claims = Claims {
+        sample_only: store.sample_only,
+        through: store.through,
+        claimed_to: 0,
+        unsettled: 0,
+    };
     let mut acks = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         let tx = store.conn().transaction()?;
-        apply(&tx, run, first, (sample_only, through), &mut acks)?;
-        let mut applied = 1;
+        let mut applied = apply(&tx, run, first, &mut claims, &mut acks)?;
         while applied < MAX_GROUP {
             match rx.try_recv() {
-                Ok(msg) => apply(&tx, run, msg, (sample_only, through), &mut acks)?,
+                Ok(msg) => applied += apply(&tx, run, msg, &mut claims, &mut acks)?,
                 Err(_) => break,
             }
-            applied += 1;
         }
-        record_counters(&tx, run, stats)?;
+        record_counters(&tx, run, stats, claims.unsettled)?;
         tx.commit()?;
         // Workers waiting for their outcomes to be durable hold their places on the wire until
         // then: lingering would idle them, so the linger is only for groups nobody waits on.
@@ -176,52 +234,66 @@ fn write_all(store: &mut Store, run: i64, stats: &Stats, mut rx: mpsc::Receiver<
         }
     }
     // Every handle is gone: the run is over. Rows claimed but never finished were not sent, or
-    // were sent and abandoned; either way they are pending for the next run.
+    // were sent and abandoned; either way they are pending for the next run, as they stand.
     let tx = store.conn().transaction()?;
-    tx.execute("UPDATE rows SET state = 'pending' WHERE state = 'in_flight'", [])?;
-    record_counters(&tx, run, stats)?;
+    record_counters(&tx, run, stats, 0)?;
     tx.commit()?;
     Ok(())
 }
 
+/// Applies one message; returns how many outcomes (or claims) it counts for in a transaction.
 fn apply(
     conn: &Connection,
     run: i64,
     msg: Msg,
-    (sample_only, through): (bool, i64),
+    claims: &mut Claims,
     acks: &mut Vec<oneshot::Sender<()>>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<usize> {
     match msg {
         Msg::Finish(o, ack) => {
-            super::attempts::record(conn, run, o.seq, &o.tries)?;
-            record_outcome(conn, o)?;
+            finish(conn, run, o, claims)?;
             acks.extend(ack);
-            Ok(())
+            Ok(1)
+        }
+        Msg::FinishAll(outcomes, ack) => {
+            let n = outcomes.len();
+            for o in outcomes {
+                finish(conn, run, o, claims)?;
+            }
+            acks.extend(ack);
+            Ok(n.max(1))
         }
         Msg::Claim { after, limit, reply } => {
-            let claimed = claim(conn, after, limit, sample_only, through);
+            let claimed = claim(conn, after.max(claims.claimed_to), limit, claims);
+            if let Ok(rows) = &claimed {
+                claims.claimed_to = rows.last().map_or(claims.claimed_to, |r| r.seq);
+                claims.unsettled += rows.len() as u64;
+            }
             let failed = claimed.as_ref().err().map(|e| anyhow::anyhow!("{e:#}"));
             // The receiver may be gone if the run is stopping; the claim then simply lapses
             // (the rows are reset to pending when the writer ends).
             let _ = reply.send(claimed);
             match failed {
                 Some(e) => Err(e),
-                None => Ok(()),
+                None => Ok(1),
             }
         }
     }
 }
 
-/// Marks up to `limit` pending rows after `after` as in flight and returns them in input order;
-/// with `sample_only`, among the rows of the calibration sample only; never past row `through`.
-fn claim(
-    conn: &Connection,
-    after: i64,
-    limit: usize,
-    sample_only: bool,
-    through: i64,
-) -> anyhow::Result<Vec<Claimed>> {
-    let mut select = conn.prepare_cached(if sample_only {
+/// Records one row's outcome and the attempts it took.
+fn finish(conn: &Connection, run: i64, o: Outcome, claims: &mut Claims) -> anyhow::Result<()> {
+    super::attempts::record(conn, run, o.seq, &o.tries)?;
+    record_outcome(conn, o)?;
+    claims.unsettled = claims.unsettled.saturating_sub(1);
+    Ok(())
+}
+
+/// Up to `limit` pending rows after `after`, in input order; with `sample_only`, among the rows
+/// of the calibration sample only; never past row `through`. Nothing is written (see the
+/// module's documentation).
+fn claim(conn: &Connection, after: i64, limit: usize, claims: &Claims) -> anyhow::Result<Vec<Claimed>> {
+    let mut select = conn.prepare_cached(if claims.sample_only {
         "SELECT seq, id, request, input_tokens FROM rows WHERE state = 'pending' AND seq > ?1 AND seq <= ?3
            AND seq IN (SELECT seq FROM sample) ORDER BY seq LIMIT ?2"
     } else {
@@ -229,7 +301,7 @@ fn claim(
            ORDER BY seq LIMIT ?2"
     })?;
     let rows: Vec<Claimed> = select
-        .query_map(params![after, limit as i64, through], |r| {
+        .query_map(params![after, limit as i64, claims.through], |r| {
             Ok(Claimed {
                 seq: r.get(0)?,
                 id: r.get(1)?,
@@ -238,18 +310,6 @@ fn claim(
             })
         })?
         .collect::<Result<_, _>>()?;
-    if sample_only {
-        // The sample is scattered: mark exactly its rows.
-        let mut mark = conn.prepare_cached("UPDATE rows SET state = 'in_flight' WHERE seq = ?1")?;
-        for row in &rows {
-            mark.execute(params![row.seq])?;
-        }
-    } else if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
-        conn.prepare_cached(
-            "UPDATE rows SET state = 'in_flight' WHERE state = 'pending' AND seq BETWEEN ?1 AND ?2",
-        )?
-        .execute(params![first.seq, last.seq])?;
-    }
     Ok(rows)
 }
 
@@ -308,12 +368,12 @@ pub(crate) fn vector_bytes(vector: &[f32]) -> Vec<u8> {
 
 /// The run's counters, the limits in force (learned ones change during a run), and what is on
 /// the wire now (for `status` while the run goes).
-fn record_counters(conn: &Connection, run: i64, stats: &Stats) -> anyhow::Result<()> {
+fn record_counters(conn: &Connection, run: i64, stats: &Stats, claimed: u64) -> anyhow::Result<()> {
     let s = stats.snapshot();
     let limits = serde_json::to_string(&stats.in_force())?;
     conn.prepare_cached(
         "UPDATE runs SET requests = ?1, retries = ?2, http_429 = ?3, done = ?4, failed = ?5, limits = ?6,
-                on_wire = ?7, updated_at = ?8
+                on_wire = ?7, updated_at = ?8, claimed = ?10
          WHERE run = ?9",
     )?
     .execute(params![
@@ -325,7 +385,8 @@ fn record_counters(conn: &Connection, run: i64, stats: &Stats) -> anyhow::Result
         limits,
         s.in_flight as i64,
         now_ms(),
-        run
+        run,
+        claimed as i64
     ])?;
     Ok(())
 }
