@@ -146,11 +146,36 @@ pub struct Embedding {
     pub vector: Vec<f32>,
 }
 
-/// The text of a 2xx body, checked for syntax first without judging strings: a body cut short is
-/// told apart from one that is whole but unusable (a lone surrogate or a bad byte is a complete,
-/// if useless, answer).
-pub(super) fn json_text(bytes: &[u8]) -> Result<&str, BadBody> {
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| BadBody::NotJson(e.to_string()))?;
-    std::str::from_utf8(bytes)
-        .map_err(|e| BadBody::Unusable(format!("not UTF-8 (a bad byte at offset {})", e.valid_up_to())))
+/// A 2xx body read as `T` (`what` names it in the error), with its text. A good body is parsed
+/// once; only a body that does not read is checked for syntax without judging strings, so that
+/// one cut short (worth asking again) is told apart from one that is whole but unusable (a lone
+/// surrogate, a bad byte, the wrong shape).
+pub(super) fn read_json<'a, T: Deserialize<'a>>(
+    bytes: &'a [u8],
+    what: &str,
+) -> Result<(&'a str, T), BadBody> {
+    let raw = match std::str::from_utf8(bytes) {
+        Ok(raw) => raw,
+        Err(e) => {
+            syntax(bytes)?;
+            return Err(BadBody::Unusable(format!(
+                "not UTF-8 (a bad byte at offset {})",
+                e.valid_up_to()
+            )));
+        }
+    };
+    match serde_json::from_str::<T>(raw) {
+        Ok(body) => Ok((raw, body)),
+        Err(e) => {
+            syntax(bytes)?;
+            Err(BadBody::Unusable(format!("not {what} ({e})")))
+        }
+    }
+}
+
+/// `NotJson` unless the bytes are JSON, strings left unjudged.
+fn syntax(bytes: &[u8]) -> Result<(), BadBody> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .map(|_| ())
+        .map_err(|e| BadBody::NotJson(e.to_string()))
 }

@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use super::answer::{json_text, BadBody, Completion, Usage, WireUsage};
+use super::answer::{read_json, BadBody, Completion, Usage, WireUsage};
 
 /// Where a family's text sits in `choices[0]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,9 +39,7 @@ struct Message {
 /// Parses a 2xx body; the error says what is wrong with it and whether asking again may help.
 pub(super) fn parse(at: TextAt, bytes: &[u8]) -> Result<Completion, BadBody> {
     let unusable = BadBody::Unusable;
-    let raw = json_text(bytes)?;
-    let body: Body =
-        serde_json::from_str(raw).map_err(|e| unusable(format!("not a completion object ({e})")))?;
+    let (raw, body): (_, Body) = read_json(bytes, "a completion object")?;
     let first = body
         .choices
         .into_iter()

@@ -13,7 +13,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::answer::{count, json_text, lenient, BadBody, Completion, Usage};
+use super::answer::{count, lenient, read_json, BadBody, Completion, Usage};
 use super::messages::check_messages;
 use super::{ApiFamily, AzureSupport, Endpoint, Measured, Refusal};
 use crate::input::json_type_name;
@@ -198,10 +198,7 @@ impl WireUsage {
 
 /// Reads a `Response` body.
 fn parse(bytes: &[u8]) -> Result<Completion, BadBody> {
-    let unusable = BadBody::Unusable;
-    let raw = json_text(bytes)?;
-    let body: Body =
-        serde_json::from_str(raw).map_err(|e| unusable(format!("not a response object ({e})")))?;
+    let (raw, body): (_, Body) = read_json(bytes, "a response object")?;
     let messages: Vec<&Item> = body
         .output
         .iter()

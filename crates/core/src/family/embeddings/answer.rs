@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::family::answer::{count, json_text, BadBody, Completion, Embedding, Usage};
+use crate::family::answer::{count, read_json, BadBody, Completion, Embedding, Usage};
 
 /// Why rows' bodies do not make one request (they are our own, so this is a defect).
 #[derive(Debug, thiserror::Error)]
@@ -122,9 +122,7 @@ struct WireUsage {
 /// Reads a `CreateEmbeddingResponse`: every vector with its `index`, and the request's usage.
 pub(super) fn parse(bytes: &[u8]) -> Result<Completion, BadBody> {
     let unusable = BadBody::Unusable;
-    let raw = json_text(bytes)?;
-    let body: Body<'_> =
-        serde_json::from_str(raw).map_err(|e| unusable(format!("not an embeddings list ({e})")))?;
+    let (_, body): (_, Body<'_>) = read_json(bytes, "an embeddings list")?;
     let data = body
         .data
         .ok_or_else(|| unusable("no `data` in the answer".into()))?;
