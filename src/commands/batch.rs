@@ -2,7 +2,6 @@
 //! a run. Sets up the client, drives the parts (`batch::driver`), then writes the output and the
 //! totals exactly as a live run does. With `--finish-live`, hands what remains to the live path.
 
-use std::path::Path;
 use std::time::Instant;
 
 use crate::cli::CancelArgs;
@@ -15,7 +14,6 @@ use promptmill_core::secret::ApiKey;
 use promptmill_engine::api::http::HttpSettings;
 use promptmill_engine::batch::{BatchService, Driver, DriverSettings, Ending, HttpBatchApi, OpenAiBatches};
 use promptmill_engine::budget::Costing;
-use promptmill_engine::estimate::report::dollars;
 use promptmill_engine::joblock::lock_run;
 use promptmill_engine::output;
 use promptmill_engine::pipeline::Control;
@@ -24,6 +22,8 @@ use promptmill_engine::store::{explain, Counts, PartRecord, Store};
 use promptmill_engine::summary::{CostTotals, Summary};
 
 use super::shell_quote;
+
+mod finish;
 
 /// How the Batch API side of a run ended.
 pub enum BatchEnd {
@@ -61,13 +61,20 @@ pub fn client(
         )
         .into());
     }
+    if matches!(job.provider, Provider::Anthropic { .. }) {
+        return Err(ConfigError::new(
+            "--mode",
+            "batch is not available with --provider anthropic yet (Message Batches are not sent); run it live (--mode live)",
+        )
+        .into());
+    }
     let url = promptmill_core::base_url::parse(&job.base_url)?;
     let api = HttpBatchApi::new(
         &HttpSettings {
             url,
             key: ApiKey::from_env(&job.api_key_env),
             key_header: job.provider.key_header(),
-            headers,
+            headers: job.provider.headers_with(headers),
             timeout,
             max_response,
         },
@@ -78,7 +85,9 @@ pub fn client(
 
 /// Submits (with `submit`), waits for and collects the job's batches; writes the output and
 /// totals, unless `then_live` and rows remain: those go live (`--finish-live`, or a job switched
-/// to `--mode live` with batches still open).
+/// to `--mode live` with batches still open). `before`: the rows' states as the caller counted
+/// them just now over the whole table (counted here when `None`).
+#[allow(clippy::too_many_arguments)]
 pub fn execute(
     store: &mut Store,
     job: &JobRecord,
@@ -87,6 +96,7 @@ pub fn execute(
     submit: bool,
     then_live: bool,
     costing: Option<&Costing>,
+    before: Option<Counts>,
 ) -> anyhow::Result<BatchEnd> {
     let db_path = store.path().to_path_buf();
     let resume_cmd = format!(
@@ -95,36 +105,30 @@ pub fn execute(
     );
     output::check_writable(&job.output)?;
     output::check_replaceable(store, &job.output, send.overwrite)?;
-    let before = store.counts().map_err(|e| explain(&db_path, e))?;
-    let cost_before = promptmill_engine::budget::job_cost(store, job)?;
+    let before = match before {
+        Some(counts) => counts,
+        None => store.counts().map_err(|e| explain(&db_path, e))?,
+    };
+    // Only done rows cost anything: with none, nothing is spent (and no row is read to say so).
+    let cost_before = match before.done {
+        0 => Some(0.0),
+        _ => promptmill_engine::budget::job_cost(store, job)?,
+    };
     let api = client(job, headers, job.send.timeout, send.max_response_size)?;
     let run_id = store.start_run().map_err(|e| explain(&db_path, e))?;
     let started = Instant::now();
-    let settings = DriverSettings {
-        batch: job.batch.clone(),
-        no_wait: send.no_wait,
-        submit,
-        tag: job_tag(store, job)?,
-        spool: db_path.clone(),
-        quiet: send.quiet,
-        max_line: send.max_response_size,
-        bar: promptmill_engine::progress::Display::choose(send.quiet, send.verbose, None)
-            == promptmill_engine::progress::Display::Bar,
-    };
-    let (ending, (calls, retries)) = drive(&api, store, job, settings, costing, &resume_cmd)?;
+    let settings = driver_settings(store, job, send, submit)?;
+    let (ending, (calls, retries)) = drive(&api, store, job, settings, costing, &before, &resume_cmd)?;
     let ending = ending.map_err(|e| explain(&db_path, e))?;
-    let after = store.counts()?;
-    if ending == Ending::Finished && then_live && after.pending > 0 {
-        store.end_run(run_id, "batches_collected", "{}")?;
-        if !send.quiet {
-            eprintln!(
-                "promptmill: every batch is collected; sending the {} remaining rows live",
-                after.pending
-            );
-        }
-        return Ok(BatchEnd::FinishLive);
-    }
-    let (outcome, code) = outcome(&ending, &after);
+    let (after, split, exported) = match finish::after_drive(store, run_id, job, send, &ending, then_live)? {
+        finish::AfterDrive::FinishLive => return Ok(BatchEnd::FinishLive),
+        finish::AfterDrive::Totals {
+            after,
+            split,
+            exported,
+        } => (after, split, exported),
+    };
+    let (outcome, code) = finish::outcome(&ending, &after);
     // In batch mode a "request" is a call to the Files or Batches API.
     let snapshot = Snapshot {
         requests: calls,
@@ -133,7 +137,7 @@ pub fn execute(
         failed: after.failed.saturating_sub(before.failed),
         ..Snapshot::default()
     };
-    let cost = promptmill_engine::budget::job_cost_split(store, job)?.map(|split| CostTotals {
+    let cost = split.map(|split| CostTotals {
         job: split.total(),
         run: (split.total() - cost_before.unwrap_or(0.0)).max(0.0),
         budget: job.max_cost,
@@ -148,13 +152,38 @@ pub fn execute(
         Some(job.output.path.clone()),
         db_path.clone(),
     );
-    if let Err(e) = super::ending::write_results(store, run_id, job, send, &summary, true) {
+    let written = match exported {
+        Some(exported) => super::ending::record_results(store, run_id, send, &summary, exported),
+        None => super::ending::write_results(store, run_id, job, send, &summary, true),
+    };
+    if let Err(e) = written {
         let export = super::ending::export_cmd(&db_path, &job.output);
         return super::ending::disk_full_stop(e, &db_path, "write the output with", &export)
             .map(BatchEnd::Exit);
     }
-    tell_ending(ending, &after, job, &db_path, &resume_cmd);
+    finish::tell_ending(ending, &after, job, &db_path, &resume_cmd);
     Ok(BatchEnd::Exit(code))
+}
+
+/// What the driver is told: the job's batch settings, the flags of this run, and where the
+/// downloads are spooled (beside the checkpoint).
+fn driver_settings(
+    store: &Store,
+    job: &JobRecord,
+    send: &SendConfig,
+    submit: bool,
+) -> anyhow::Result<DriverSettings> {
+    Ok(DriverSettings {
+        batch: job.batch.clone(),
+        no_wait: send.no_wait,
+        submit,
+        tag: job_tag(store, job)?,
+        spool: store.path().to_path_buf(),
+        quiet: send.quiet,
+        max_line: send.max_response_size,
+        bar: promptmill_engine::progress::Display::choose(send.quiet, send.verbose, None)
+            == promptmill_engine::progress::Display::Bar,
+    })
 }
 
 /// Runs the driver on a runtime of its own, with the signals turned into a stop; returns how it
@@ -165,6 +194,7 @@ fn drive(
     job: &JobRecord,
     settings: DriverSettings,
     costing: Option<&Costing>,
+    before: &Counts,
     resume_cmd: &str,
 ) -> anyhow::Result<(anyhow::Result<Ending>, (u64, u64))> {
     let control = Control::new();
@@ -177,7 +207,7 @@ fn drive(
             promptmill_engine::shutdown::DETACHING,
             resume_cmd.to_string(),
         );
-        let mut driver = Driver::new(api, store, job, settings, control.stop.clone());
+        let mut driver = Driver::new(api, store, job, settings, control.stop.clone()).with_counts(before);
         if let Some(costing) = costing {
             driver = driver.with_budget(costing);
         }
@@ -187,57 +217,6 @@ fn drive(
     });
     drop(runtime);
     Ok(driven)
-}
-
-/// The run's recorded outcome and the exit code, from how the driver ended and the rows' states.
-fn outcome(ending: &Ending, after: &Counts) -> (&'static str, i32) {
-    match ending {
-        Ending::Interrupted => ("interrupted", exit_code::STOPPED),
-        Ending::Auth { .. } => ("stopped_auth", exit_code::STOPPED),
-        Ending::Quota { .. } => ("stopped_quota", exit_code::STOPPED),
-        Ending::Redirected { .. } => ("stopped_misdirected", exit_code::STOPPED),
-        Ending::Submitted { .. } => ("submitted", exit_code::SUCCESS),
-        Ending::Budget { .. } => ("budget", exit_code::BUDGET),
-        Ending::Finished if after.failed + after.invalid > 0 => ("finished", exit_code::ROWS_FAILED),
-        Ending::Finished if after.pending + after.batched > 0 => ("incomplete", exit_code::STOPPED),
-        Ending::Finished => ("finished", exit_code::SUCCESS),
-    }
-}
-
-/// What to do next, on stderr: why the run stopped, and the command that goes on.
-fn tell_ending(ending: Ending, after: &Counts, job: &JobRecord, db_path: &Path, resume_cmd: &str) {
-    let db = shell_quote(&db_path.display().to_string());
-    match ending {
-        Ending::Auth { message, .. } => eprintln!(
-            "{}",
-            super::ending::refused_credentials(&message, &job.api_key_env, resume_cmd)
-        ),
-        Ending::Quota { message } => eprintln!("{}", super::ending::out_of_quota(&message, resume_cmd)),
-        Ending::Redirected { message, location } => eprintln!(
-            "{}",
-            super::target::redirects(&message, location.as_deref(), None, resume_cmd)
-        ),
-        Ending::Interrupted => eprintln!(
-            "promptmill: stopped waiting; the submitted batches go on at the provider. Collect them with:\n  {resume_cmd}"
-        ),
-        Ending::Budget { limit, spent } => eprintln!(
-            "promptmill: stopped at the --max-cost budget: {} spent of {}; the next batch's worst case does not fit \
-             ({} remain).\nResume with a larger budget:\n  {resume_cmd} --max-cost AMOUNT",
-            dollars(spent),
-            dollars(limit),
-            promptmill_engine::summary::count(after.pending, "row", "rows")
-        ),
-        Ending::Submitted { open } => eprintln!(
-            "promptmill: {} submitted; see `promptmill status {db}`, and collect them with:\n  {resume_cmd}",
-            promptmill_engine::summary::count(open as u64, "batch", "batches")
-        ),
-        Ending::Finished if after.failed > 0 => eprintln!(
-            "promptmill: {} failed; see `promptmill status {db}`. Send them again as a new batch with:\n  \
-             {resume_cmd} --retry-failed\nor one request each with:\n  {resume_cmd} --retry-failed --finish-live",
-            promptmill_engine::summary::count(after.failed, "row", "rows")
-        ),
-        Ending::Finished => {}
-    }
 }
 
 /// `promptmill cancel DB`: cancels every open batch of the job, then (unless `--no-wait`, or
@@ -358,7 +337,7 @@ fn collect_cancelled(mut store: Store, job: &JobRecord, allow_http: bool) -> any
         }
     };
     let headers = job.headers.clone();
-    let ended = execute(&mut store, job, &send, headers, false, false, None);
+    let ended = execute(&mut store, job, &send, headers, false, false, None, None);
     // The store first, on every path: closing the lock's descriptor of the database while the
     // store is open would drop SQLite's locks on it (see `joblock`).
     drop(store);

@@ -185,19 +185,33 @@ pub(crate) fn write_results(
     summary: &Summary,
     export: bool,
 ) -> anyhow::Result<()> {
-    let summary_json = serde_json::to_string_pretty(summary)?;
-    if export {
-        if let Err(e) = output::export(store, &job.output_columns(), &job.output, send.overwrite) {
-            let mut failed = summary.clone();
-            failed.outcome = "output_failed".into();
-            // Best effort: on a full disk this small write may fail too, and the run then
-            // simply has no recorded end, which is not "finished" either.
-            let _ = serde_json::to_string_pretty(&failed)
-                .map_err(anyhow::Error::from)
-                .and_then(|json| store.end_run(run_id, &failed.outcome, &json));
-            return Err(e);
-        }
+    let exported = match export {
+        true => output::export(store, &job.output_columns(), &job.output, send.overwrite).map(drop),
+        false => Ok(()),
+    };
+    record_results(store, run_id, send, summary, exported)
+}
+
+/// [`write_results`] once the output was written, or failed to be with `exported`'s error (a
+/// caller that exports while it sums the totals: `batch.rs`).
+pub(crate) fn record_results(
+    store: &Store,
+    run_id: i64,
+    send: &SendConfig,
+    summary: &Summary,
+    exported: anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    if let Err(e) = exported {
+        let mut failed = summary.clone();
+        failed.outcome = "output_failed".into();
+        // Best effort: on a full disk this small write may fail too, and the run then
+        // simply has no recorded end, which is not "finished" either.
+        let _ = serde_json::to_string_pretty(&failed)
+            .map_err(anyhow::Error::from)
+            .and_then(|json| store.end_run(run_id, &failed.outcome, &json));
+        return Err(e);
     }
+    let summary_json = serde_json::to_string_pretty(summary)?;
     store.end_run(run_id, &summary.outcome, &summary_json)?;
     if let Some(path) = &send.summary {
         promptmill_core::files::write(path, format!("{summary_json}\n").as_bytes())?;

@@ -48,7 +48,16 @@ pub struct Bound {
     pub per_row: Option<u64>,
 }
 
+/// Bodies handed to a measuring thread at a time.
+const CHUNK: usize = 1024;
+
 /// Prices the job's pending rows at `models` (Batch API prices with `batch`).
+///
+/// Measuring a body (its JSON parsed, its prompt's tokens counted) is most of the work, so it is
+/// done on a thread per core: this thread reads the bodies from the checkpoint and hands them
+/// out in chunks through a bounded channel (its sender dropped when the rows are read, which
+/// ends the measuring threads' loops); each thread tallies its chunks, and the tallies are added
+/// up. A sum, a least and a most do not depend on the order the rows were tallied in.
 pub fn of_pending(
     store: &Store,
     family: &dyn promptmill_core::family::ApiFamily,
@@ -56,39 +65,110 @@ pub fn of_pending(
     fixed: Option<&str>,
     batch: bool,
 ) -> anyhow::Result<Ceiling> {
-    let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
-    store.each_pending_request(|body| {
-        // The bodies are our own JSON; one that does not parse is not counted.
-        let Ok((cost, model)) = family.measure(body) else {
-            return;
-        };
-        let model = fixed
-            .map(str::to_string)
-            .unwrap_or_else(|| model.map(|m| m.into_owned()).unwrap_or_default());
-        let cap = models.get(&model).and_then(|m| m.max_output_tokens);
-        let t = tallies.entry(model).or_default();
-        let most = match (cost.max_output_tokens, cap) {
-            (0, Some(cap)) => Some(cap.saturating_mul(cost.choices)),
-            (0, None) => None,
-            (m, _) => Some(m),
-        };
-        t.least = if t.rows == 0 {
-            most.unwrap_or(0)
-        } else {
-            t.least.min(most.unwrap_or(0))
-        };
-        t.rows += 1;
-        t.prompt += cost.prompt_tokens;
-        t.longest = t.longest.max(cost.prompt_tokens);
-        match most {
-            Some(m) => {
-                t.completion += m;
-                t.most = t.most.max(m);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<String>>(2 * threads);
+    let rx = std::sync::Mutex::new(rx);
+    let tallies = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let rx = &rx;
+                scope.spawn(move || {
+                    let mut tallies = BTreeMap::new();
+                    // The lock is held only to take the next chunk.
+                    while let Some(chunk) = rx.lock().ok().and_then(|r| r.recv().ok()) {
+                        for body in &chunk {
+                            tally(&mut tallies, family, models, fixed, body);
+                        }
+                    }
+                    tallies
+                })
+            })
+            .collect();
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let read = store.each_pending_request(|body| {
+            chunk.push(body.to_string());
+            if chunk.len() == CHUNK {
+                // A send fails only if every measuring thread died, which `join` reports.
+                let _ = tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)));
             }
-            None => t.unbounded += 1,
+        });
+        if !chunk.is_empty() {
+            let _ = tx.send(chunk);
         }
+        drop(tx);
+        let mut all: BTreeMap<String, Tally> = BTreeMap::new();
+        for worker in workers {
+            let part = worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("measuring the pending rows panicked"))?;
+            for (model, t) in part {
+                all.entry(model).or_default().add(&t);
+            }
+        }
+        read.map(|()| all)
     })?;
     Ok(price(&tallies, models, batch))
+}
+
+/// Adds one pending body to the tally of its model.
+fn tally(
+    tallies: &mut BTreeMap<String, Tally>,
+    family: &dyn promptmill_core::family::ApiFamily,
+    models: &BTreeMap<String, ModelInfo>,
+    fixed: Option<&str>,
+    body: &str,
+) {
+    // The bodies are our own JSON; one that does not parse is not counted.
+    let Ok((cost, model)) = family.measure(body) else {
+        return;
+    };
+    let model = fixed
+        .map(str::to_string)
+        .unwrap_or_else(|| model.map(|m| m.into_owned()).unwrap_or_default());
+    let cap = models.get(&model).and_then(|m| m.max_output_tokens);
+    let t = tallies.entry(model).or_default();
+    let most = match (cost.max_output_tokens, cap) {
+        (0, Some(cap)) => Some(cap.saturating_mul(cost.choices)),
+        (0, None) => None,
+        (m, _) => Some(m),
+    };
+    t.least = if t.rows == 0 {
+        most.unwrap_or(0)
+    } else {
+        t.least.min(most.unwrap_or(0))
+    };
+    t.rows += 1;
+    t.prompt += cost.prompt_tokens;
+    t.longest = t.longest.max(cost.prompt_tokens);
+    match most {
+        Some(m) => {
+            t.completion += m;
+            t.most = t.most.max(m);
+        }
+        None => t.unbounded += 1,
+    }
+}
+
+impl Tally {
+    /// Adds another thread's tally of the same model.
+    fn add(&mut self, o: &Tally) {
+        if o.rows == 0 {
+            return;
+        }
+        if self.rows == 0 {
+            *self = *o;
+            return;
+        }
+        self.rows += o.rows;
+        self.prompt += o.prompt;
+        self.completion += o.completion;
+        self.unbounded += o.unbounded;
+        self.most = self.most.max(o.most);
+        self.least = self.least.min(o.least);
+        self.longest = self.longest.max(o.longest);
+    }
 }
 
 fn price(tallies: &BTreeMap<String, Tally>, models: &BTreeMap<String, ModelInfo>, batch: bool) -> Ceiling {
@@ -225,6 +305,31 @@ mod tests {
         assert!(price(&t, &models(), false)
             .to_string()
             .contains("up to 150 completion tokens in all"));
+    }
+
+    #[test]
+    fn tallies_of_two_threads_add_up_to_the_tally_of_one() {
+        let mut one = tally(3, 30, 300, 120, 50);
+        one.unbounded = 1;
+        one.longest = 20;
+        let mut two = tally(2, 10, 80, 60, 20);
+        two.longest = 7;
+        let mut sum = Tally::default();
+        sum.add(&one);
+        sum.add(&Tally::default());
+        sum.add(&two);
+        assert_eq!(
+            sum,
+            Tally {
+                rows: 5,
+                prompt: 40,
+                completion: 380,
+                unbounded: 1,
+                most: 120,
+                least: 20,
+                longest: 20,
+            }
+        );
     }
 
     #[test]

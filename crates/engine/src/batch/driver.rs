@@ -86,15 +86,31 @@ pub struct Driver<'a, S: BatchService> {
     calls: Calls,
     /// Prices the parts' worst cases against the job's `--max-cost`.
     costing: Option<&'a Costing>,
-    /// The job's rows done, failed (invalid included) and in total, outside open batches; `None`
-    /// until read, and again after each collection.
+    /// The job's rows done, failed (invalid included) and in total, outside open batches: from
+    /// the counts the run started with (`with_counts`), else read from the table at the first
+    /// status line; then kept up to date by the plans' refusals and the collections, so that no
+    /// poll counts the whole table.
     settled: Option<(u64, u64, u64)>,
+    /// The last plan found no pending row at all (none fitted, none is left): the job has nothing
+    /// more to submit, which `nothing_open` then knows without counting the table.
+    drained: bool,
+    /// The lines the last plan encoded, with the part it made: its upload's file, so that a
+    /// row is encoded once (see `submit.rs`, `planned_content`). Taken by that upload; a part
+    /// planned by an earlier run is built from its rows.
+    planned: Option<(i64, PlannedLines)>,
     /// Where planning the next part starts looking (see `Store::plan_part`).
     plan_after: i64,
     /// The job's rows settled, on a terminal.
     bar: Option<indicatif::ProgressBar>,
     /// Batch statuses as last printed, to print changes only.
     shown: std::collections::HashMap<i64, (String, u64, u64)>,
+}
+
+/// Batch input lines a plan encoded, one after another, and for each its row and where it ends.
+#[derive(Default)]
+struct PlannedLines {
+    lines: Vec<u8>,
+    ends: Vec<(i64, usize)>,
 }
 
 /// What one poll of a batch found.
@@ -129,6 +145,8 @@ impl<'a, S: BatchService> Driver<'a, S> {
             calls: Calls::new(stop),
             costing: None,
             settled: None,
+            drained: false,
+            planned: None,
             plan_after: 0,
             bar: None,
             shown: Default::default(),
@@ -139,6 +157,19 @@ impl<'a, S: BatchService> Driver<'a, S> {
     pub fn with_budget(mut self, costing: &'a Costing) -> Self {
         self.costing = Some(costing);
         self
+    }
+
+    /// Starts from the rows' states as the caller just counted them, instead of counting the
+    /// table again at the first status line.
+    pub fn with_counts(mut self, counts: &crate::store::Counts) -> Self {
+        self.settled = Some((counts.done, counts.failed + counts.invalid, counts.total));
+        self
+    }
+
+    /// The job's rows done, failed (invalid included) and in total, as the driver keeps them
+    /// (`None` before they were counted once).
+    pub fn settled(&self) -> Option<(u64, u64, u64)> {
+        self.settled
     }
 
     /// API calls made so far, and how many of them were attempts after a failure.
@@ -233,8 +264,11 @@ impl<'a, S: BatchService> Driver<'a, S> {
 
     /// Nothing is open: finished, or stopped by the budget.
     fn nothing_open(&self) -> Step<Ending> {
+        if self.drained || !self.settings.submit {
+            return Ok(Ending::Finished);
+        }
         let pending = self.store.counts()?.pending;
-        if pending == 0 || !self.settings.submit {
+        if pending == 0 {
             return Ok(Ending::Finished);
         }
         // Rows are pending, nothing is in the queue, and yet no part could be planned: only the

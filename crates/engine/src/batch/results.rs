@@ -4,7 +4,8 @@
 //! live path does — done or failed with the reason. A line is read as bytes and bounded by
 //! `--max-response-size`, so that one line that is too long, not UTF-8 or not JSON costs its own
 //! rows (or, when it names none, is counted as unreadable) and never the collection or the memory
-//! of the process. Which rows got no line is the driver's business.
+//! of the process. The lines are parsed on a thread of their own while this one records them
+//! (see [`Reader::read`]). Which rows got no line is the driver's business.
 
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -37,6 +38,15 @@ enum Settle {
     Failed(String, Option<u16>),
 }
 
+/// A line as the parsing thread hands it to the recording one: the `custom_id` it names and
+/// what it settles, or `None` for a line that names no row that could be read.
+type Parsed = Option<(String, Settle)>;
+
+/// Lines handed over at a time (one channel message), and messages the channel holds: the
+/// parser runs at most this far ahead of the transaction, so memory stays bounded.
+const CHUNK: usize = 512;
+const CHUNKS_AHEAD: usize = 8;
+
 enum LineProblem {
     Unreadable,
     Store(anyhow::Error),
@@ -45,16 +55,67 @@ enum LineProblem {
 impl<S: BatchService> Reader<'_, S> {
     /// Settles the rows named by the lines of `path`; returns how many lines named no row that
     /// could be read.
+    ///
+    /// Two threads: a scoped one reads and parses the lines (the service's line, the family's
+    /// answer), in order, and hands them over in chunks through a bounded channel; this one
+    /// records them into the collection's transaction as they come, in the same order. The
+    /// channel's sender belongs to the parser and is dropped when it has read the file (or failed
+    /// to, or the receiver is gone); the receiver is dropped here when recording fails, which
+    /// stops the parser at its next send. Nothing is committed by either: the collection is one
+    /// transaction, committed by [`Collection::finish`], so a kill mid-read records nothing.
     pub fn read(&self, path: &Path, c: &mut Collection<'_>) -> anyhow::Result<u64> {
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Parsed>>(CHUNKS_AHEAD);
+            let parser = scope.spawn(move || self.parse_file(path, tx));
+            let mut unreadable = 0;
+            // How long recording waited for the parser (`-vv`): which side bounds the collection.
+            let mut waited = std::time::Duration::ZERO;
+            let recorded = (|| {
+                loop {
+                    let asked = std::time::Instant::now();
+                    let Ok(chunk) = rx.recv() else { break };
+                    waited += asked.elapsed();
+                    for parsed in chunk {
+                        let outcome = match parsed {
+                            Some((id, settle)) => self.settle(c, &id, settle),
+                            None => Err(LineProblem::Unreadable),
+                        };
+                        match outcome {
+                            Ok(()) => {}
+                            Err(LineProblem::Unreadable) => unreadable += 1,
+                            Err(LineProblem::Store(e)) => return Err(e),
+                        }
+                    }
+                }
+                Ok(())
+            })();
+            tracing::debug!("{}: recording waited {waited:?} for the parser", path.display());
+            // Without the receiver, a parser still reading stops at its next send.
+            drop(rx);
+            let parsed = parser.join().unwrap_or_else(|_| {
+                Err(anyhow::anyhow!(
+                    "{}: reading the download panicked",
+                    path.display()
+                ))
+            });
+            recorded?;
+            parsed?;
+            Ok(unreadable)
+        })
+    }
+
+    /// The parsing side of [`Reader::read`]: every line of `path`, in order, parsed and sent in
+    /// chunks. Stops early, without an error, when the recording side has hung up.
+    fn parse_file(&self, path: &Path, tx: std::sync::mpsc::SyncSender<Vec<Parsed>>) -> anyhow::Result<()> {
         let cannot = |e: std::io::Error| anyhow::anyhow!("{}: cannot read the download: {e}", path.display());
         let mut reader = BufReader::new(std::fs::File::open(path).map_err(cannot)?);
         let mut line = Vec::new();
-        let mut unreadable = 0;
         let mut offset = 0u64;
+        let mut chunk = Vec::with_capacity(CHUNK);
         loop {
             line.clear();
             let start = offset;
-            let recorded = match read_line(&mut reader, &mut line, self.max_line).map_err(cannot)? {
+            let parsed = match read_line(&mut reader, &mut line, self.max_line).map_err(cannot)? {
                 Line::End => break,
                 Line::TooLong(length) => {
                     offset += length;
@@ -62,10 +123,8 @@ impl<S: BatchService> Reader<'_, S> {
                         "the batch's result line is {length} bytes long, more than --max-response-size {}",
                         describe_cap(self.max_line)
                     );
-                    match custom_id(&head_of(path, start).map_err(cannot)?) {
-                        Some(id) => self.settle(c, &id, Settle::Failed(reason, None)),
-                        None => Err(LineProblem::Unreadable),
-                    }
+                    custom_id(&head_of(path, start).map_err(cannot)?)
+                        .map(|id| (id, Settle::Failed(reason, None)))
                 }
                 Line::Read => {
                     offset += line.len() as u64;
@@ -73,33 +132,42 @@ impl<S: BatchService> Reader<'_, S> {
                         continue;
                     }
                     match std::str::from_utf8(&line) {
-                        Ok(text) => self.record_line(c, text),
-                        Err(_) => self.fail_line(c, &line, "the batch's result line is not UTF-8"),
+                        Ok(text) => self.parse_line(text),
+                        Err(_) => self.fail_line(&line, "the batch's result line is not UTF-8"),
                     }
                 }
             };
-            match recorded {
-                Ok(()) => {}
-                Err(LineProblem::Unreadable) => unreadable += 1,
-                Err(LineProblem::Store(e)) => return Err(e),
+            chunk.push(parsed);
+            if chunk.len() == CHUNK
+                && tx
+                    .send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))
+                    .is_err()
+            {
+                return Ok(());
             }
         }
-        Ok(unreadable)
+        if !chunk.is_empty() {
+            // A receiver that hung up has its own error to tell.
+            let _ = tx.send(chunk);
+        }
+        Ok(())
     }
 
-    /// Fails the rows a line names (read with its bad bytes replaced) with `reason`.
-    fn fail_line(&self, c: &mut Collection<'_>, line: &[u8], reason: &str) -> Result<(), LineProblem> {
+    /// A line read with its bad bytes replaced: its rows fail with `reason`.
+    fn fail_line(&self, line: &[u8], reason: &str) -> Parsed {
         let text = String::from_utf8_lossy(line);
-        let parsed = self.service.read_line(&text).ok_or(LineProblem::Unreadable)?;
-        self.settle(c, &parsed.custom_id, Settle::Failed(reason.to_string(), None))
+        let parsed = self.service.read_line(&text)?;
+        Some((
+            parsed.custom_id.into_owned(),
+            Settle::Failed(reason.to_string(), None),
+        ))
     }
 
-    /// Records one result line. A line's response goes through the verdict table live replies
+    /// Parses one result line. A line's response goes through the verdict table live replies
     /// go through (`api::classify`); a batch cannot ask again, so every verdict but done fails
     /// the rows, with the reason a live run would give.
-    fn record_line(&self, c: &mut Collection<'_>, line: &str) -> Result<(), LineProblem> {
-        let ResultLine { custom_id, outcome } =
-            self.service.read_line(line).ok_or(LineProblem::Unreadable)?;
+    fn parse_line(&self, line: &str) -> Parsed {
+        let ResultLine { custom_id, outcome } = self.service.read_line(line)?;
         let settle = match outcome {
             LineOutcome::Response { status, body } => {
                 let reply = Reply {
@@ -119,7 +187,7 @@ impl<S: BatchService> Reader<'_, S> {
             }
             LineOutcome::Error(text) => Settle::Failed(text, None),
         };
-        self.settle(c, &custom_id, settle)
+        Some((custom_id.into_owned(), settle))
     }
 
     /// Settles the row `custom_id` names, or the rows of a joined line: a done answer split over

@@ -913,3 +913,60 @@ async fn a_stop_during_an_upload_leaves_it_to_be_looked_for_and_the_next_run_reu
     assert_eq!(api.p().uploads, 1, "the upload cut short was found and reused");
     assert_eq!(store.counts().unwrap().done, 4);
 }
+
+/// Issue 15: the driver keeps the job's counts (the counts the run started with, plus what the
+/// plans refused and the collections settled) instead of counting the whole table at every poll;
+/// what it kept is what the table says. A part's file is the lines its plan encoded, kept for the
+/// upload: exactly the lines of its rows, in input order.
+#[tokio::test]
+async fn the_counts_the_driver_keeps_equal_the_tables_and_each_file_is_its_rows_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, job) = store(&dir, 25, |s| s == 7);
+    // Row 12's line is longer than a part may be: the plan fails it, and it is never sent.
+    let long = serde_json::json!({"model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "x".repeat(5000)}]})
+    .to_string();
+    store
+        .conn()
+        .execute("UPDATE rows SET request = ?1 WHERE seq = 12", [&long])
+        .unwrap();
+    let before = store.counts().unwrap();
+    let api = Fake::default();
+    let service = OpenAiBatches::new(&api, job.provider.clone());
+    let batch = BatchSettings {
+        max_bytes: 4000,
+        ..limits(10, None)
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut driver =
+        Driver::new(&service, &mut store, &job, settings(&dir, batch), stop).with_counts(&before);
+    assert_eq!(driver.run().await.unwrap(), Ending::Finished);
+    let kept = driver.settled();
+    drop(driver);
+    let c = store.counts().unwrap();
+    assert_eq!((c.done, c.failed, c.pending, c.batched), (23, 2, 0, 0));
+    assert_eq!(kept, Some((c.done, c.failed + c.invalid, c.total)));
+    let mut expected = Vec::new();
+    store
+        .for_each_row(|r| {
+            if r.seq != 12 {
+                let request = r.request.unwrap_or_default();
+                expected
+                    .extend(super::openai::input_line(&r.id, &request, job.endpoint, &job.provider).unwrap());
+            }
+            Ok(())
+        })
+        .unwrap();
+    let p = api.p();
+    let uploaded: Vec<u8> = p
+        .files
+        .iter()
+        .filter(|f| f.1.starts_with("promptmill-"))
+        .flat_map(|f| f.2.to_vec())
+        .collect();
+    assert_eq!(p.uploads, 3, "24 rows sent, 10 a part");
+    assert_eq!(
+        String::from_utf8_lossy(&uploaded),
+        String::from_utf8_lossy(&expected)
+    );
+}

@@ -177,6 +177,15 @@ impl Store {
         Ok(())
     }
 
+    /// The seqs of the rows of `part` not collected yet, in input order (from the index alone).
+    pub fn part_seqs(&self, part: i64) -> anyhow::Result<Vec<i64>> {
+        let mut q = self
+            .conn
+            .prepare("SELECT seq FROM rows WHERE part = ?1 AND state = 'batched' ORDER BY seq")?;
+        let seqs = q.query_map([part], |r| r.get(0))?;
+        Ok(seqs.collect::<Result<_, _>>()?)
+    }
+
     /// Calls `each` with the seq, id and request of every row of `part`, in input order.
     pub fn part_rows_seq(
         &self,

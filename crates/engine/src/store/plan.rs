@@ -188,6 +188,22 @@ fn record_part(
             now
         ],
     )?;
+    // The usual part is a run of consecutive rows: marked by one statement over the range, not
+    // one a row (the rows in it are exactly the chosen ones, so the count must match).
+    if let (Some(&first), Some(&last)) = (fill.chosen.first(), fill.chosen.last()) {
+        if last - first + 1 == fill.chosen.len() as i64 {
+            let marked = tx.execute(
+                "UPDATE rows SET state = ?1, part = ?2, updated_at = ?3 WHERE seq BETWEEN ?4 AND ?5",
+                params![state::BATCHED, part, now, first, last],
+            )?;
+            anyhow::ensure!(
+                marked == fill.chosen.len(),
+                "part {part}: marked {marked} rows of {} chosen",
+                fill.chosen.len()
+            );
+            return Ok(());
+        }
+    }
     let mut mark = tx.prepare("UPDATE rows SET state = ?1, part = ?2, updated_at = ?3 WHERE seq = ?4")?;
     for seq in &fill.chosen {
         mark.execute(params![state::BATCHED, part, now, seq])?;

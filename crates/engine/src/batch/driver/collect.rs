@@ -33,10 +33,12 @@ impl<'a, S: BatchService> Driver<'a, S> {
         for e in &batch.errors {
             self.say(format!("batch {part} ({}): error: {e}", batch.id));
         }
+        let started = std::time::Instant::now();
         let mut spooled = Vec::new();
         for location in batch.results() {
             spooled.push(self.download(part, location).await?);
         }
+        let downloaded = started.elapsed();
         let mut collection = self.store.collect(part)?;
         let mut unreadable = 0u64;
         for spool in &spooled {
@@ -48,7 +50,12 @@ impl<'a, S: BatchService> Driver<'a, S> {
             unreadable += reader.read(spool.path(), &mut collection)?;
         }
         let reason = missing_reason(batch);
+        let read = started.elapsed();
         let counts = collection.finish(&reason)?;
+        tracing::debug!(
+            "batch {part}: downloaded in {downloaded:?}, read and recorded by {read:?}, committed by {:?}",
+            started.elapsed()
+        );
         if let Some((done, failed, _)) = &mut self.settled {
             *done += counts.done;
             *failed += counts.failed + counts.missing;

@@ -18,7 +18,7 @@ pub(super) struct Content {
 
 impl<'a, S: BatchService> Driver<'a, S> {
     /// Rows per line for the job's family: 1 unless it joins rows.
-    fn rows_per_line(&self) -> usize {
+    pub(super) fn rows_per_line(&self) -> usize {
         let most = self.job.endpoint.family().max_rows_per_request();
         if most <= 1 {
             return 1;

@@ -4,6 +4,9 @@
 //! before its call is made, and a stage that may have happened without its answer recorded looked
 //! up at the provider before it is tried again (never twice).
 
+use bytes::Bytes;
+
+use super::content::Content;
 use super::*;
 use crate::batch::calls::MAX_TRIES;
 use crate::batch::service::{Create, Found, Input, Intake};
@@ -14,16 +17,9 @@ impl<'a, S: BatchService> Driver<'a, S> {
     /// Plans the next part if rows are pending and the queue and the budget have room for at
     /// least one.
     pub(super) fn plan(&mut self) -> Step<Option<PartRecord>> {
-        let cap = self.settings.batch.max_enqueued_tokens;
-        let room = match cap {
-            Some(cap) => {
-                let enqueued = self.enqueued()?;
-                if enqueued >= cap {
-                    return Ok(None);
-                }
-                Some((cap - enqueued, enqueued == 0))
-            }
-            None => None,
+        self.drained = false;
+        let Some(room) = self.queue_room()? else {
+            return Ok(None);
         };
         let money = self.budget_room()?;
         if money.is_some_and(|m| m <= 0.0) {
@@ -35,11 +31,17 @@ impl<'a, S: BatchService> Driver<'a, S> {
         let costing = self.costing.filter(|_| money.is_some());
         let fixed = self.job.spec.model.clone();
         let service = self.service;
+        // A part of one row a line keeps the lines its plan encoded, for its upload (see
+        // `planned_content`); joined lines are encoded again, a group at a time.
+        let keep = self.rows_per_line() == 1;
+        let mut kept = PlannedLines::default();
+        // What the measure said: rows that fitted (were chosen, or stay pending for the next
+        // part) and rows refused (failed by the plan).
+        let (mut fitted, mut refused) = (0u64, 0u64);
         // A row's own line bounds its share of a joined line (which names the settings once).
-        let mut measure = |c: &Candidate<'_>| -> Result<Measured, String> {
-            let size = service
-                .encode(c.id, c.request, endpoint)
-                .map(|l| l.len() as u64)?;
+        let mut measure_row = |c: &Candidate<'_>| -> Result<Measured, String> {
+            let line = service.encode(c.id, c.request, endpoint)?;
+            let size = line.len() as u64;
             if size > max_bytes {
                 return Err(format!(
                     "its Batch input line is {size} bytes, more than --batch-max-bytes ({max_bytes})"
@@ -60,7 +62,19 @@ impl<'a, S: BatchService> Driver<'a, S> {
                     m.cost = costing.batch_worst(model, &cost);
                 }
             }
+            if keep {
+                kept.lines.extend_from_slice(&line);
+                kept.ends.push((c.seq, kept.lines.len()));
+            }
             Ok(m)
+        };
+        let mut measure = |c: &Candidate<'_>| {
+            let m = measure_row(c);
+            match m {
+                Ok(_) => fitted += 1,
+                Err(_) => refused += 1,
+            }
+            m
         };
         let limits = PartLimits {
             max_rows: self.settings.batch.max_rows,
@@ -75,7 +89,64 @@ impl<'a, S: BatchService> Driver<'a, S> {
             |n| format!("promptmill-{tag}-part{n:04}.jsonl"),
             &mut measure,
         )?;
+        self.planned_part(&part, (fitted, refused), keep.then_some(kept));
         Ok(part)
+    }
+
+    /// Prompt tokens the provider's queue has room for under `--batch-max-enqueued-tokens`, and
+    /// whether it is empty (`Some(None)` without the flag; `None`: it is full).
+    fn queue_room(&self) -> Step<Option<Option<(u64, bool)>>> {
+        let Some(cap) = self.settings.batch.max_enqueued_tokens else {
+            return Ok(Some(None));
+        };
+        let enqueued = self.enqueued()?;
+        Ok((enqueued < cap).then_some(Some((cap - enqueued, enqueued == 0))))
+    }
+
+    /// What a plan leaves behind: the rows it refused counted as failed, whether any row is
+    /// still pending, and the lines it encoded (`kept`), for the part's upload.
+    fn planned_part(
+        &mut self,
+        part: &Option<PartRecord>,
+        (fitted, refused): (u64, u64),
+        kept: Option<PlannedLines>,
+    ) {
+        if let Some((_, failed, _)) = &mut self.settled {
+            *failed += refused;
+        }
+        // No part, and no row that fitted: none is pending (a pending row is measured, and
+        // either fits or is refused).
+        self.drained = part.is_none() && fitted == 0;
+        self.planned = part.as_ref().zip(kept).map(|(p, kept)| (p.part, kept));
+    }
+
+    /// The file of `part` as its plan encoded it, when this run planned it and its rows are the
+    /// first lines the plan kept (a row measured on a try that made no part, or refused, makes
+    /// them differ: then `None`, and the file is built again from the rows).
+    fn planned_content(&mut self, part: &PartRecord) -> Step<Option<Content>> {
+        let Some((planned, mut kept)) = self.planned.take() else {
+            return Ok(None);
+        };
+        if planned != part.part {
+            return Ok(None);
+        }
+        let seqs = self.store.part_seqs(part.part)?;
+        let n = seqs.len();
+        let same = n as u64 == part.rows
+            && n <= kept.ends.len()
+            && kept.ends[..n]
+                .iter()
+                .map(|&(seq, _)| seq)
+                .eq(seqs.iter().copied());
+        let end = match (same, n.checked_sub(1).map(|i| kept.ends[i].1)) {
+            (true, Some(end)) if end as u64 == part.bytes => end,
+            _ => return Ok(None),
+        };
+        kept.lines.truncate(end);
+        Ok(Some(Content {
+            bytes: Bytes::from(kept.lines),
+            requests: n as u64,
+        }))
     }
 
     /// Takes a part from wherever it stands to `submitted`, one recorded stage at a time. A
@@ -145,7 +216,10 @@ impl<'a, S: BatchService> Driver<'a, S> {
     /// `planned` → `uploading` → `uploaded`. A refusal (4xx) puts the part back to `planned`;
     /// no answer, a 5xx or an unreadable success leaves it `uploading`, to be looked for.
     pub(super) async fn upload(&mut self, part: &PartRecord) -> Step<()> {
-        let content = self.content_of(part)?;
+        let content = match self.planned_content(part)? {
+            Some(content) => content,
+            None => self.content_of(part)?,
+        };
         let size = content.bytes.len() as u64;
         self.store.set_uploading(part.part, size)?;
         let answer = self
