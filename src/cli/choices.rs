@@ -91,6 +91,11 @@ impl Choice for ProviderKind {
             "azure",
             "Azure OpenAI (deployment URLs, api-key header)",
         ),
+        (
+            ProviderKind::Anthropic,
+            "anthropic",
+            "Anthropic's Messages API (/v1/messages, x-api-key and anthropic-version headers)",
+        ),
     ];
 }
 

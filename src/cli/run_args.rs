@@ -90,14 +90,17 @@ pub struct RunArgs {
     ///
     /// chat: /chat/completions; responses: the Responses API (/responses, `input` and
     /// `instructions`, sent with `store: false` unless --param store=true); completions: the
-    /// legacy /completions. Default: chat, or what the Batch input lines' `url` says.
+    /// legacy /completions; messages: Anthropic's /v1/messages (with --provider anthropic).
+    /// Default: chat (messages with --provider anthropic), or what the Batch input lines' `url`
+    /// says.
     #[arg(long, value_parser = endpoint_parser(), hide_possible_values = true, help_heading = REQUEST)]
     pub endpoint: Option<Endpoint>,
 
-    /// openai (and compatible servers) or azure.
+    /// openai (and compatible servers), azure or anthropic.
     ///
     /// `openai`: the OpenAI API and compatible servers; `azure`: Azure OpenAI (deployment URLs,
-    /// the key in an `api-key` header) [default: openai, or azure when --base-url is a
+    /// the key in an `api-key` header); `anthropic`: Anthropic's Messages API (/v1/messages, the
+    /// key in `x-api-key`, --max-tokens required) [default: openai, or azure when --base-url is a
     /// deployment URL].
     #[arg(long, value_parser = choices::parser::<ProviderKind>(), value_name = "KIND", hide_possible_values = true, help_heading = PROVIDER)]
     pub provider: Option<ProviderKind>,
@@ -106,7 +109,8 @@ pub struct RunArgs {
     ///
     /// Default: https://api.openai.com/v1. With --provider azure: the resource endpoint, e.g.
     /// https://NAME.openai.azure.com, or a deployment URL
-    /// (…/openai/deployments/NAME[?api-version=V]) [env: AZURE_OPENAI_ENDPOINT].
+    /// (…/openai/deployments/NAME[?api-version=V]) [env: AZURE_OPENAI_ENDPOINT]. With --provider
+    /// anthropic: default https://api.anthropic.com [env: ANTHROPIC_BASE_URL].
     #[arg(long, value_name = "URL", help_heading = PROVIDER)]
     pub base_url: Option<String>,
 
@@ -116,15 +120,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME", help_heading = PROVIDER)]
     pub deployment: Option<String>,
 
-    /// Azure OpenAI: the `api-version` [env: OPENAI_API_VERSION].
+    /// The API version to send (Azure, Anthropic)
     ///
-    /// The `api-version` query parameter; default: 2024-10-21.
+    /// Azure: the `api-version` query parameter [env: OPENAI_API_VERSION]; default: 2024-10-21.
+    /// Anthropic: the `anthropic-version` header; default: 2023-06-01.
     #[arg(long, value_name = "VERSION", help_heading = PROVIDER)]
     pub api_version: Option<String>,
 
     /// The environment variable that holds the API key.
     ///
-    /// Default: OPENAI_API_KEY, or AZURE_OPENAI_API_KEY with --provider azure.
+    /// Default: OPENAI_API_KEY, AZURE_OPENAI_API_KEY with --provider azure, ANTHROPIC_API_KEY
+    /// with --provider anthropic.
     #[arg(long, value_name = "NAME", help_heading = PROVIDER)]
     pub api_key_env: Option<String>,
 

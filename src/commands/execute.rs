@@ -215,7 +215,7 @@ fn send_live(
             url: live.url,
             key: live.key,
             key_header: job.provider.key_header(),
-            headers: live.headers,
+            headers: job.provider.headers_with(live.headers),
             timeout: limits.timeout,
             max_response: send.max_response_size,
         };

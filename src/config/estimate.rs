@@ -31,6 +31,7 @@ pub struct EstimateConfig {
 impl EstimateConfig {
     pub fn from_args(mut args: RunArgs) -> Result<EstimateConfig, anyhow::Error> {
         let profile = apply_profile(&mut args)?;
+        super::provider_defaults(&mut args)?;
         if args.limit.is_some() {
             return Err(ConfigError::new(
                 "--limit",

@@ -111,13 +111,24 @@ fn request_settings(args: &RunArgs) -> Result<RequestSettings, ConfigError> {
             "the legacy completions endpoint has no system message; put it in the template instead",
         ));
     }
+    let family = args.endpoint.map(|e| e.family());
     if let Some(t) = args.temperature {
-        if !(0.0..=2.0).contains(&t) {
+        let most = family.map_or(2.0, |f| f.max_temperature());
+        if !(0.0..=most).contains(&t) {
             return Err(ConfigError::new(
                 "--temperature",
-                format!("{t} is outside 0 to 2"),
+                format!("{t} is outside 0 to {most}"),
             ));
         }
+    }
+    if let Some(f) = family.filter(|f| f.needs_max_tokens() && args.max_tokens.is_none()) {
+        return Err(ConfigError::new(
+            "--max-tokens",
+            format!(
+                "is required by the {} endpoint (the API has no default for `max_tokens`): pass --max-tokens N, e.g. --max-tokens 1024",
+                f.name()
+            ),
+        ));
     }
     if args.max_tokens == Some(0) {
         return Err(ConfigError::new("--max-tokens", "must be at least 1"));

@@ -43,6 +43,25 @@ pub use target::{
 };
 
 use target::Target;
+
+/// What `--provider` implies for the other flags: Anthropic's only family is Messages, so it is
+/// the endpoint unless `--endpoint` names another (which is then refused by the provider), and
+/// its Message Batches are not sent yet, so `--mode batch` is refused.
+pub(crate) fn provider_defaults(args: &mut RunArgs) -> Result<(), ConfigError> {
+    use promptmill_core::provider::ProviderKind;
+    if args.provider != Some(ProviderKind::Anthropic) {
+        return Ok(());
+    }
+    args.endpoint
+        .get_or_insert(promptmill_core::family::Endpoint::Messages);
+    if args.send.batch.mode == Some(crate::cli::Mode::Batch) {
+        return Err(ConfigError::new(
+            "--mode",
+            "batch is not available with --provider anthropic yet (Message Batches are not sent); run it live (--mode live)",
+        ));
+    }
+    Ok(())
+}
 use with_profile::apply_profile;
 
 /// Everything `promptmill run` needs before it reads the input.
@@ -71,6 +90,7 @@ pub struct RunConfig {
 impl RunConfig {
     pub fn from_args(mut args: RunArgs) -> Result<RunConfig, anyhow::Error> {
         let profile = apply_profile(&mut args)?;
+        provider_defaults(&mut args)?;
         RunConfig::from_resolved(args, profile)
     }
 

@@ -1,5 +1,6 @@
 //! Where requests go and with which key: `--provider`, `--base-url`, `--deployment`,
-//! `--api-version`, `--api-key-env` and their environment variables, resolved into a `Target`,
+//! `--api-version` (Azure's `api-version`, Anthropic's `anthropic-version`), `--api-key-env`
+//! and their environment variables, resolved into a `Target`,
 //! and the checks on a base URL (plain http, credentials in it) and on the key's variable.
 //! The provider's own rules (deployment names, API versions) are `provider.rs`'s.
 
@@ -30,13 +31,19 @@ impl Target {
             .clone()
             .unwrap_or_else(|| kind.default_key_env().to_string());
         check_key_env(&api_key_env)?;
+        if kind == ProviderKind::Anthropic {
+            return anthropic(args, api_key_env);
+        }
         if kind == ProviderKind::Openai {
-            for (flag, given) in [
-                ("--deployment", args.deployment.is_some()),
-                ("--api-version", args.api_version.is_some()),
+            for (flag, given, with) in [
+                ("--deployment", args.deployment.is_some(), "azure"),
+                ("--api-version", args.api_version.is_some(), "azure or anthropic"),
             ] {
                 if given {
-                    return Err(ConfigError::new(flag, "only applies with --provider azure"));
+                    return Err(ConfigError::new(
+                        flag,
+                        format!("only applies with --provider {with}"),
+                    ));
                 }
             }
             let raw = args
@@ -80,6 +87,41 @@ impl Target {
             api_key_env,
         })
     }
+}
+
+/// `--provider anthropic`: the base URL from `--base-url`, `ANTHROPIC_BASE_URL` or Anthropic's
+/// own (without `/v1`: the family's path adds it), the `anthropic-version` from `--api-version`.
+fn anthropic(args: &RunArgs, api_key_env: String) -> Result<Target, ConfigError> {
+    if args.deployment.is_some() {
+        return Err(ConfigError::new(
+            "--deployment",
+            "only applies with --provider azure",
+        ));
+    }
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let raw = args
+        .base_url
+        .clone()
+        .or_else(|| env("ANTHROPIC_BASE_URL"))
+        .unwrap_or_else(|| provider::DEFAULT_ANTHROPIC_BASE_URL.to_string());
+    let version = args
+        .api_version
+        .clone()
+        .unwrap_or_else(|| provider::DEFAULT_ANTHROPIC_VERSION.to_string());
+    if version.trim().is_empty() || !version.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::new(
+            "--api-version",
+            format!(
+                "`{version}` is not an anthropic-version (e.g. {})",
+                provider::DEFAULT_ANTHROPIC_VERSION
+            ),
+        ));
+    }
+    Ok(Target {
+        provider: Provider::Anthropic { version },
+        base_url: check_base_url(&raw)?,
+        api_key_env,
+    })
 }
 
 /// A setting given both as a flag and inside `--base-url`: they must agree.

@@ -2,6 +2,7 @@
 //! 127.0.0.1 (port 0). One test binary (ripgrep's habit): shared helpers in `util.rs`, one
 //! module per area, one behaviour per test.
 
+mod anthropic;
 mod azure;
 mod azure_batch;
 mod bad_input;

@@ -49,7 +49,7 @@ impl Dir {
     }
 }
 
-/// The binary, with a clean environment: no inherited key, base URL or Azure settings.
+/// The binary, with a clean environment: no inherited key, base URL, Azure or Anthropic settings.
 pub fn promptmill(dir: &Dir) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_promptmill"));
     cmd.current_dir(dir.dir.path())
@@ -58,6 +58,8 @@ pub fn promptmill(dir: &Dir) -> Command {
         .env_remove("AZURE_OPENAI_API_KEY")
         .env_remove("AZURE_OPENAI_ENDPOINT")
         .env_remove("OPENAI_API_VERSION")
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("ANTHROPIC_BASE_URL")
         .env_remove("RUST_LOG");
     cmd
 }

@@ -16,10 +16,10 @@ use serde_json::Value;
 use crate::support::{available, here, Server};
 use crate::util::*;
 
-const KEY: &str = "aimock-test-key-51c2";
+pub(crate) const KEY: &str = "aimock-test-key-51c2";
 const ROWS: usize = 30;
 /// The fixture's answer to every "Say something about item N." prompt.
-const ANSWER: &str = "Every item deserves a sentence.";
+pub(crate) const ANSWER: &str = "Every item deserves a sentence.";
 /// aimock's answer to every line of a completed batch.
 const BATCH_ANSWER: &str = "Mock batch completion";
 /// Rows of the Batch API tests.
@@ -29,7 +29,7 @@ fn cli() -> PathBuf {
     here().join("node_modules/@copilotkit/aimock/dist/cli.js")
 }
 
-fn missing() -> Option<String> {
+pub(crate) fn missing() -> Option<String> {
     if !cli().is_file() {
         return Some(format!(
             "{} is not installed (npm ci --prefix tests/servers)",
@@ -43,7 +43,7 @@ fn missing() -> Option<String> {
 }
 
 /// aimock on 127.0.0.1, a free port, answering from `aimock-fixtures.json`, key [`KEY`].
-fn start(chaos: &[&str]) -> Server {
+pub(crate) fn start(chaos: &[&str]) -> Server {
     let mut cmd = Command::new("node");
     cmd.arg(cli())
         .args(["--host", "127.0.0.1", "--port", "0"])
@@ -56,7 +56,7 @@ fn start(chaos: &[&str]) -> Server {
 }
 
 /// Every request aimock saw, in order (`GET /__aimock/journal`).
-fn journal(server: &Server) -> Vec<Value> {
+pub(crate) fn journal(server: &Server) -> Vec<Value> {
     let (status, body) = server.get("/__aimock/journal", Some(KEY));
     assert_eq!(status, 200, "GET /__aimock/journal: {body}");
     serde_json::from_str(&body).expect("journal is a JSON array")

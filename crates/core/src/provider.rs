@@ -8,6 +8,9 @@
 //!   `api-key: KEY`. Its Batch API lives at `{endpoint}/openai/files` and `…/openai/batches`
 //!   (with `?api-version=V`); its Batch input lines name `/chat/completions` and, as `model`,
 //!   the deployment.
+//! - [`Provider::Anthropic`]: Anthropic's API: `POST {base}/v1/messages`, `x-api-key: KEY` and
+//!   `anthropic-version: V` on every request. Only the Messages family goes there, and only
+//!   there ([`Vendor`]).
 //!
 //! The provider is stored in the job (old checkpoints, made before it existed, read as OpenAI),
 //! so `resume` sends the same way. The deployment decides which model answers, so a later run
@@ -22,7 +25,7 @@ use serde::Deserialize;
 
 use crate::base_url;
 use crate::error::ConfigError;
-use crate::family::AzureSupport;
+use crate::family::{AzureSupport, Vendor};
 pub use crate::job::settings::Provider;
 use crate::job::Endpoint;
 
@@ -37,6 +40,8 @@ pub enum ProviderKind {
     Openai,
     /// Azure OpenAI (deployment URLs, `api-key` header).
     Azure,
+    /// Anthropic's Messages API (`x-api-key` and `anthropic-version` headers).
+    Anthropic,
 }
 
 impl ProviderKind {
@@ -45,9 +50,16 @@ impl ProviderKind {
         match self {
             ProviderKind::Openai => "OPENAI_API_KEY",
             ProviderKind::Azure => "AZURE_OPENAI_API_KEY",
+            ProviderKind::Anthropic => "ANTHROPIC_API_KEY",
         }
     }
 }
+
+/// The `anthropic-version` sent unless `--api-version` names another.
+pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// Anthropic's API, when neither `--base-url` nor `ANTHROPIC_BASE_URL` names another.
+pub const DEFAULT_ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
 
 /// Azure's GA data-plane inference API version used when none is given.
 pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
@@ -59,6 +71,8 @@ pub enum KeyHeader {
     Bearer,
     /// `api-key: KEY` (Azure)
     ApiKey,
+    /// `x-api-key: KEY` (Anthropic)
+    XApiKey,
 }
 
 impl KeyHeader {
@@ -66,6 +80,7 @@ impl KeyHeader {
         match self {
             KeyHeader::Bearer => "authorization",
             KeyHeader::ApiKey => "api-key",
+            KeyHeader::XApiKey => "x-api-key",
         }
     }
 }
@@ -75,6 +90,33 @@ impl Provider {
         match self {
             Provider::OpenAi => KeyHeader::Bearer,
             Provider::Azure { .. } => KeyHeader::ApiKey,
+            Provider::Anthropic { .. } => KeyHeader::XApiKey,
+        }
+    }
+
+    /// Headers the provider puts on every request besides the key (Anthropic's
+    /// `anthropic-version`); a `--header` of the same name replaces one.
+    pub fn fixed_headers(&self) -> Vec<(String, String)> {
+        match self {
+            Provider::Anthropic { version } => vec![("anthropic-version".into(), version.clone())],
+            _ => vec![],
+        }
+    }
+
+    /// The headers of every request: [`Provider::fixed_headers`], then the user's `--header`s
+    /// (which replace a fixed one of the same name).
+    pub fn headers_with(&self, user: Vec<(String, String)>) -> Vec<(String, String)> {
+        let mut all = self.fixed_headers();
+        all.retain(|(name, _)| !user.iter().any(|(u, _)| u.eq_ignore_ascii_case(name)));
+        all.extend(user);
+        all
+    }
+
+    /// Whose families this provider sends.
+    pub fn vendor(&self) -> Vendor {
+        match self {
+            Provider::OpenAi | Provider::Azure { .. } => Vendor::OpenAi,
+            Provider::Anthropic { .. } => Vendor::Anthropic,
         }
     }
 
@@ -83,8 +125,28 @@ impl Provider {
     pub fn endpoint_url(&self, base_url: &str, endpoint: Endpoint) -> Result<reqwest::Url, ConfigError> {
         let base = base_url::parse(base_url)?;
         let path = endpoint_segments(endpoint);
+        let family = endpoint.family();
+        if family.vendor() != self.vendor() {
+            let fix = match family.vendor() {
+                Vendor::Anthropic => "pass --provider anthropic",
+                Vendor::OpenAi => "use --endpoint messages (the default) with --provider anthropic",
+            };
+            return Err(ConfigError::new(
+                "--endpoint",
+                format!(
+                    "the {} endpoint is not served by --provider {}; {fix}",
+                    family.name(),
+                    self.kind_name()
+                ),
+            ));
+        }
         match self {
             Provider::OpenAi => base_url::join(&base, &path, &[]),
+            Provider::Anthropic { .. } => {
+                let mut segments = vec!["v1"];
+                segments.extend(path);
+                base_url::join(&base, &segments, &[])
+            }
             Provider::Azure { .. } if endpoint.family().on_azure() == AzureSupport::No => Err(ConfigError::new(
                 "--endpoint",
                 format!(
@@ -108,6 +170,8 @@ impl Provider {
     pub fn changes_from(&self, stored: &Provider) -> Vec<String> {
         match (stored, self) {
             (Provider::OpenAi, Provider::OpenAi) => vec![],
+            // The version only decides the wire format's revision, like Azure's api-version.
+            (Provider::Anthropic { .. }, Provider::Anthropic { .. }) => vec![],
             (Provider::Azure { deployment: was, .. }, Provider::Azure { deployment: now, .. }) => {
                 if was == now {
                     vec![]
@@ -130,7 +194,7 @@ impl Provider {
     /// append query pairs.
     pub fn batch_api_url(&self, base: &reqwest::Url, segments: &[&str]) -> Result<reqwest::Url, ConfigError> {
         match self {
-            Provider::OpenAi => base_url::join(base, segments, &[]),
+            Provider::OpenAi | Provider::Anthropic { .. } => base_url::join(base, segments, &[]),
             Provider::Azure { api_version, .. } => {
                 let mut all = vec!["openai"];
                 all.extend_from_slice(segments);
@@ -143,7 +207,7 @@ impl Provider {
     /// `/v1/chat/completions`, Azure's `/chat/completions` (no `/v1`).
     pub fn batch_endpoint(&self, endpoint: Endpoint) -> &'static str {
         match self {
-            Provider::OpenAi => endpoint.batch_url(),
+            Provider::OpenAi | Provider::Anthropic { .. } => endpoint.batch_url(),
             Provider::Azure { .. } => endpoint.path(),
         }
     }
@@ -153,7 +217,7 @@ impl Provider {
     /// request keeps its model (pricing and token counting use it).
     pub fn batch_model(&self) -> Option<&str> {
         match self {
-            Provider::OpenAi => None,
+            Provider::OpenAi | Provider::Anthropic { .. } => None,
             Provider::Azure { deployment, .. } => Some(deployment),
         }
     }
@@ -162,6 +226,7 @@ impl Provider {
         match self {
             Provider::OpenAi => "openai",
             Provider::Azure { .. } => "azure",
+            Provider::Anthropic { .. } => "anthropic",
         }
     }
 }

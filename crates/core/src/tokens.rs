@@ -266,6 +266,41 @@ pub fn measure_responses(
     Ok((cost, body.model))
 }
 
+/// The parts of an Anthropic Messages body that cost tokens.
+#[derive(Deserialize)]
+struct MessagesBody<'a> {
+    #[serde(borrow)]
+    model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    system: Option<&'a RawValue>,
+    #[serde(borrow)]
+    messages: Option<Vec<Message<'a>>>,
+    max_tokens: Option<u64>,
+}
+
+/// [`measure`] for an Anthropic Messages body. Anthropic's tokenizer is not public, so this is
+/// an approximation by the chat rule in the model's fallback encoding: `system` counts as a
+/// system message, each message as a chat message, and 3 tokens prime the reply.
+pub fn measure_messages(
+    body: &str,
+) -> Result<(RequestCost, Option<std::borrow::Cow<'_, str>>), serde_json::Error> {
+    let body: MessagesBody<'_> = serde_json::from_str(body)?;
+    let tokenizer = &Tokenizer::for_model(body.model.as_deref().unwrap_or(""));
+    let mut prompt_tokens = TOKENS_REPLY_PRIMING;
+    if let Some(system) = body.system.filter(|s| s.get() != "null") {
+        prompt_tokens += TOKENS_PER_MESSAGE + tokenizer.count("system") + count_value(tokenizer, system)?;
+    }
+    for m in body.messages.iter().flatten() {
+        prompt_tokens += message_tokens(tokenizer, m)?;
+    }
+    let cost = RequestCost {
+        prompt_tokens,
+        max_output_tokens: body.max_tokens.unwrap_or(0),
+        choices: 1,
+    };
+    Ok((cost, body.model))
+}
+
 /// Tokens of a JSON value that holds text: a string, an array of strings (legacy prompts), or an
 /// array of content parts (`{"type":"text","text":…}`; images and audio are not counted).
 fn count_value(tokenizer: &Tokenizer, raw: &RawValue) -> Result<u64, serde_json::Error> {

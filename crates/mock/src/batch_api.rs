@@ -64,6 +64,8 @@ impl Dialect {
             (Dialect::Azure, Endpoint::Completions) => "/completions",
             (Dialect::Azure, Endpoint::Responses) => "/responses",
             (Dialect::Azure, Endpoint::Embeddings) => "/embeddings",
+            // Not in `Endpoint::ALL`: no batch runs it.
+            (Dialect::Azure, Endpoint::Messages) => "/messages",
         }
     }
 

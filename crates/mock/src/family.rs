@@ -1,14 +1,14 @@
-//! The API families the mock answers — chat, legacy completions, the Responses API and
-//! embeddings — as one [`Endpoint`] each, and a request body of any of them once parsed
+//! The API families the mock answers — chat, legacy completions, the Responses API,
+//! embeddings and Anthropic's Messages — as one [`Endpoint`] each, and a request body of any of them once parsed
 //! ([`Parsed`]): the one place that knows which parser, which answer and which directive shapes
 //! go with which family. `service` asks a [`Parsed`] for its directive text, its token cost, its
 //! answer and its shaped answers, and never matches on the family itself. The bodies are each
-//! family's module's: `wire` and `reply` (chat, completions), `responses`, `embeddings`.
+//! family's module's: `wire` and `reply` (chat, completions), `responses`, `embeddings`, `messages`.
 
 use super::directives::{self, Shape, Shaped};
 use super::reply::{self, Reply, Stamp};
 use super::wire::{self, BadRequest, Prompted};
-use super::{embeddings, responses, shapes};
+use super::{embeddings, messages, responses, shapes};
 
 /// An endpoint the mock answers, live or as a batch's `endpoint`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +17,9 @@ pub(crate) enum Endpoint {
     Completions,
     Responses,
     Embeddings,
+    /// Anthropic's `/v1/messages` (live only: not among [`Endpoint::ALL`], which a batch may
+    /// name).
+    Messages,
 }
 
 impl Endpoint {
@@ -35,6 +38,7 @@ impl Endpoint {
             Endpoint::Completions => "/v1/completions",
             Endpoint::Responses => "/v1/responses",
             Endpoint::Embeddings => "/v1/embeddings",
+            Endpoint::Messages => messages::dialect::PATH,
         }
     }
 }
@@ -46,6 +50,7 @@ pub(crate) enum Parsed<'a> {
     Completions(Prompted<'a>),
     Responses(responses::Request<'a>),
     Embeddings(embeddings::Request<'a>),
+    Messages(messages::Request<'a>),
 }
 
 impl<'a> Parsed<'a> {
@@ -56,6 +61,7 @@ impl<'a> Parsed<'a> {
             Endpoint::Completions => Parsed::Completions(wire::parse_completion(body)?),
             Endpoint::Responses => Parsed::Responses(responses::parse(body)?),
             Endpoint::Embeddings => Parsed::Embeddings(embeddings::parse(body)?),
+            Endpoint::Messages => Parsed::Messages(messages::parse(body)?),
         })
     }
 
@@ -67,6 +73,7 @@ impl<'a> Parsed<'a> {
             Parsed::Chat(p) | Parsed::Completions(p) => &p.prompt,
             Parsed::Responses(r) => &r.scan,
             Parsed::Embeddings(e) => e.directive_text(),
+            Parsed::Messages(m) => &m.prompted.prompt,
         }
     }
 
@@ -76,6 +83,7 @@ impl<'a> Parsed<'a> {
             Parsed::Chat(p) | Parsed::Completions(p) => p.token_cost(),
             Parsed::Responses(r) => r.prompted.token_cost(),
             Parsed::Embeddings(e) => e.prompt_tokens,
+            Parsed::Messages(m) => m.prompted.token_cost(),
         }
     }
 
@@ -86,6 +94,7 @@ impl<'a> Parsed<'a> {
             Parsed::Completions(p) => reply::text(p, stamp),
             Parsed::Responses(r) => responses::reply(r, stamp, responses::Tune::default()),
             Parsed::Embeddings(e) => embeddings::reply(e),
+            Parsed::Messages(m) => messages::reply(m, stamp),
         }
     }
 
@@ -97,6 +106,7 @@ impl<'a> Parsed<'a> {
             }
             Parsed::Responses(r) => Ok(shapes::responses(r, shape, stamp)),
             Parsed::Embeddings(e) => shapes::embeddings(e, shape),
+            Parsed::Messages(m) => messages::shape(m, shape, stamp),
         }
     }
 }

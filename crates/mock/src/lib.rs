@@ -9,7 +9,9 @@
 //! - `service`: one request through its checks, latency, stats and log.
 //! - `family`: the four API families (chat, completions, Responses, embeddings) and a parsed
 //!   body of any of them; `wire`: chat and completion bodies; `reply`: their answers;
-//!   `responses`: `/v1/responses`; `embeddings`: `/v1/embeddings`; `errors`: error answers.
+//!   `responses`: `/v1/responses`; `embeddings`: `/v1/embeddings`; `messages`: Anthropic's
+//!   `/v1/messages` (and `messages/dialect`: its error bodies and limit headers); `errors`:
+//!   error answers.
 //! - `faults`: seeded random faults and jitter; `directives`: `[[mock:...]]` in prompts;
 //!   `shapes`: the 200s directives shape for Responses and embeddings;
 //!   `limits`: --rpm/--tpm; `stats`: `/mock/stats`; `log`: --log.
@@ -37,6 +39,7 @@ mod faults;
 mod files;
 mod limits;
 mod log;
+mod messages;
 mod reply;
 mod responses;
 mod routes;
@@ -56,6 +59,8 @@ mod tests_batches;
 mod tests_families;
 #[cfg(test)]
 mod tests_faults;
+#[cfg(test)]
+mod tests_messages;
 
 use std::io::Write;
 

@@ -1,4 +1,5 @@
-//! Which API a request path names: a completion family's route (OpenAI's `/v1/…`, Azure's
+//! Which API a request path names: a completion family's route (OpenAI's `/v1/…` and
+//! Anthropic's `/v1/messages`, Azure's
 //! deployment and `/openai/responses` paths, which need `?api-version=`), the Files and Batches
 //! routes (`batch_api`), `/v1/models`, or none.
 
@@ -38,6 +39,7 @@ pub(crate) fn route(method: &Method, path: &str, query: Option<&str>) -> Route {
         "/v1/completions" => (Method::POST, Route::Completion(Endpoint::Completions)),
         "/v1/responses" => (Method::POST, Route::Completion(Endpoint::Responses)),
         "/v1/embeddings" => (Method::POST, Route::Completion(Endpoint::Embeddings)),
+        "/v1/messages" => (Method::POST, Route::Completion(Endpoint::Messages)),
         "/v1/models" => (Method::GET, Route::Models),
         "/openai/responses" if !has_api_version(query) => return Route::NoApiVersion,
         "/openai/responses" => (Method::POST, Route::Completion(Endpoint::Responses)),

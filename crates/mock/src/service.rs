@@ -5,7 +5,8 @@
 //! the checks in their order to `service/checks.rs`, and the pieces of each check to their own
 //! modules.
 //!
-//! Routes: OpenAI's `/v1/…` (chat, completions, responses, embeddings, models), and Azure
+//! Routes: OpenAI's `/v1/…` (chat, completions, responses, embeddings, models), Anthropic's
+//! `/v1/messages` (whose answers `messages/dialect.rs` words as Anthropic does), and Azure
 //! OpenAI's `/openai/deployments/{name}/…` (chat, completions, embeddings), `/openai/responses`,
 //! `/openai/files…` and `/openai/batches…` (which must carry `?api-version=`, else 404 as Azure
 //! does). Which body goes with which endpoint is `family`'s business. The Files
@@ -41,6 +42,7 @@ use super::faults::{self, Faults, Rng};
 use super::files::FileStore;
 use super::limits::{Limits, Snapshot};
 use super::log::{Entry, RequestLog};
+use super::messages::dialect;
 use super::reply::Usage;
 use super::routes::{is_api, route, Route};
 use super::stats::{Outcome, Stats};
@@ -280,15 +282,29 @@ async fn deliver(
             () = state.stop.cancelled() => {}
         }
     }
+    let anthropic = entry.path == dialect::PATH;
+    if anthropic {
+        if let Action::Respond(response) = decision.action {
+            decision.action = Action::Respond(dialect::error_body(response).await);
+        }
+    }
     if let (Some(limits), Action::Respond(response)) = (&state.limits, &mut decision.action) {
         // Answers that did not go through the limiter report its current state.
         let snapshot = decision.snapshot.unwrap_or_else(|| limits.peek());
-        snapshot.apply(response.headers_mut());
+        if anthropic {
+            dialect::limit_headers(&snapshot, response.headers_mut());
+        } else {
+            snapshot.apply(response.headers_mut());
+        }
     }
     if let (Some(claimed), Action::Respond(response)) = (state.claim_tpm, &mut decision.action) {
         let headers = response.headers_mut();
-        headers.insert("x-ratelimit-limit-tokens", claimed.into());
-        headers.insert("x-ratelimit-remaining-tokens", claimed.into());
+        if anthropic {
+            dialect::claim_tokens(claimed, headers);
+        } else {
+            headers.insert("x-ratelimit-limit-tokens", claimed.into());
+            headers.insert("x-ratelimit-remaining-tokens", claimed.into());
+        }
     }
     state.stats.record(decision.outcome, entry.status, decision.usage);
     if let Some(log) = &state.log {
@@ -325,15 +341,21 @@ fn method_not_allowed(method: &Method, path: &str) -> ApiError {
     )
 }
 
-/// Which headers carried a key, for the log: `bearer`, `api-key`, `both` or `none`.
+/// Which headers carried a key, for the log: `bearer`, `api-key`, `x-api-key`, `both` (more
+/// than one) or `none`.
 fn credential(headers: &HeaderMap) -> &'static str {
-    match (
-        headers.contains_key(AUTHORIZATION),
-        headers.contains_key("api-key"),
-    ) {
-        (true, true) => "both",
-        (true, false) => "bearer",
-        (false, true) => "api-key",
-        (false, false) => "none",
+    let found: Vec<&str> = [
+        ("bearer", AUTHORIZATION.as_str()),
+        ("api-key", "api-key"),
+        ("x-api-key", "x-api-key"),
+    ]
+    .into_iter()
+    .filter(|(_, header)| headers.contains_key(*header))
+    .map(|(name, _)| name)
+    .collect();
+    match found.as_slice() {
+        [] => "none",
+        [one] => one,
+        _ => "both",
     }
 }

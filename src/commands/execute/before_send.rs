@@ -55,7 +55,8 @@ pub(super) fn prepare(
     })()
     .map_err(|e| explain(db_path, e))?;
     let mut ready = Ready {
-        costing: price_job(store, job, send).map_err(|e| explain(db_path, e))?,
+        costing: price_job(store, job, send, before.done == 0 && job.limit.is_none())
+            .map_err(|e| explain(db_path, e))?,
         limits,
         key,
         headers,
@@ -92,12 +93,15 @@ pub(super) fn prepare(
             submit,
             !submit,
             Some(&ready.costing),
+            // Counted over every row (no `--limit`), and no row has changed since.
+            job.limit.is_none().then(|| ready.before.clone()),
         )?;
         match end {
             BatchEnd::Exit(code) => return Ok(ControlFlow::Break(code)),
             BatchEnd::FinishLive => {
                 ready.before = store.counts_claimable().map_err(|e| explain(db_path, e))?;
-                ready.costing = price_job(store, job, send).map_err(|e| explain(db_path, e))?;
+                ready.costing = price_job(store, job, send, ready.before.done == 0 && job.limit.is_none())
+                    .map_err(|e| explain(db_path, e))?;
             }
         }
     }
@@ -142,8 +146,14 @@ fn cost_line(
 
 /// Prices the job's models (flags, else what the job recorded, else the built-in table) and sets
 /// its budget (the flag, else the recorded one; `--max-cost 0` removes it), records both in the
-/// job, and opens the run's ledger with what the job has spent so far.
-fn price_job(store: &Store, job: &mut JobRecord, send: &SendConfig) -> anyhow::Result<Costing> {
+/// job, and opens the run's ledger with what the job has spent so far (nothing when `none_done`:
+/// the caller just counted no done row in the whole table, so none is read to say so).
+fn price_job(
+    store: &Store,
+    job: &mut JobRecord,
+    send: &SendConfig,
+    none_done: bool,
+) -> anyhow::Result<Costing> {
     let p = &send.prices;
     let flags = p.prices.is_some() || p.price_in.is_some() || p.price_out.is_some();
     let fixed = job.spec.model.clone();
@@ -158,7 +168,10 @@ fn price_job(store: &Store, job: &mut JobRecord, send: &SendConfig) -> anyhow::R
     if let Some(c) = send.max_cost {
         job.max_cost = (c > 0.0).then_some(c);
     }
-    let spent = promptmill_engine::budget::job_cost(store, job)?.unwrap_or(0.0);
+    let spent = match none_done {
+        true => 0.0,
+        false => promptmill_engine::budget::job_cost(store, job)?.unwrap_or(0.0),
+    };
     let costing = Costing::new(&job.models, job.max_cost, spent)?;
     if job.spec.max_tokens.is_none() {
         for model in job.models.keys() {

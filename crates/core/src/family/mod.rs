@@ -10,9 +10,10 @@
 //!
 //! The family's id is the job's [`Endpoint`], persisted in the checkpoint, so a resumed job
 //! rebuilds its family. [`Endpoint::family`] is the registry: adding a family is one file here
-//! and one line there (see `docs/ARCHITECTURE.md`).
+//! and one line there (see `docs/FAMILIES.md`).
 
 mod answer;
+mod anthropic;
 mod chat;
 mod choices;
 mod completions;
@@ -70,6 +71,17 @@ pub enum Endpoint {
     Responses,
     /// `POST {base}/embeddings` (texts in, vectors out; several rows per request)
     Embeddings,
+    /// Anthropic's `POST {base}/v1/messages` (`--provider anthropic`)
+    Messages,
+}
+
+/// Whose wire format a family is: a provider sends only the families of its vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vendor {
+    /// The OpenAI API (and Azure OpenAI, and every compatible server).
+    OpenAi,
+    /// Anthropic's API.
+    Anthropic,
 }
 
 /// One wire format: see the module's documentation.
@@ -85,6 +97,28 @@ pub trait ApiFamily: Send + Sync + 'static {
 
     /// The `url` of an OpenAI Batch input line, e.g. `/v1/chat/completions`.
     fn batch_url(&self) -> &'static str;
+
+    /// Whose API this family belongs to (`--provider` must be one that speaks it).
+    fn vendor(&self) -> Vendor {
+        Vendor::OpenAi
+    }
+
+    /// Whether the API refuses a request without a maximum of output tokens: a job without
+    /// `--max-tokens` is then refused before anything is sent.
+    fn needs_max_tokens(&self) -> bool {
+        false
+    }
+
+    /// The highest `--temperature` the API takes (OpenAI's 2, Anthropic's 1).
+    fn max_temperature(&self) -> f64 {
+        2.0
+    }
+
+    /// Whether an error answer says the account is out of credit (waiting will not help: the
+    /// run stops). OpenAI: a 429 whose error `code` or `type` is `insufficient_quota`.
+    fn out_of_credit(&self, status: u16, body: &[u8]) -> bool {
+        status == 429 && is_insufficient_quota(body)
+    }
 
     /// Whether a row may bring its own `messages` (or `--system` add one).
     fn takes_messages(&self) -> bool {
@@ -185,6 +219,7 @@ pub const FAMILIES: &[&dyn ApiFamily] = &[
     &completions::Completions,
     &responses::Responses,
     &embeddings::Embeddings,
+    &anthropic::Messages,
 ];
 
 impl Endpoint {
@@ -195,6 +230,7 @@ impl Endpoint {
             Endpoint::Completions => &completions::Completions,
             Endpoint::Responses => &responses::Responses,
             Endpoint::Embeddings => &embeddings::Embeddings,
+            Endpoint::Messages => &anthropic::Messages,
         }
     }
 
@@ -228,6 +264,26 @@ impl Endpoint {
         let urls: Vec<&str> = FAMILIES.iter().map(|f| f.batch_url()).collect();
         urls.join(", ")
     }
+}
+
+/// Whether the body is OpenAI's "You exceeded your current quota" error (`code` or `type`
+/// `insufficient_quota`), which comes with status 429 but is not a rate limit.
+pub fn is_insufficient_quota(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        error: Inner,
+    }
+    #[derive(serde::Deserialize)]
+    struct Inner {
+        code: Option<Value>,
+        #[serde(rename = "type")]
+        kind: Option<String>,
+    }
+    const QUOTA: &str = "insufficient_quota";
+    serde_json::from_slice::<Envelope>(body).is_ok_and(|env| {
+        env.error.kind.as_deref() == Some(QUOTA)
+            || matches!(&env.error.code, Some(Value::String(c)) if c == QUOTA)
+    })
 }
 
 #[cfg(test)]

@@ -127,6 +127,10 @@ pub enum Provider {
         deployment: String,
         api_version: String,
     },
+    /// Anthropic's API; `version` is the `anthropic-version` header every request carries.
+    Anthropic {
+        version: String,
+    },
 }
 
 /// Which profile a job's settings came from, and which settings it gave (the others came from

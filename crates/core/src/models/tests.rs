@@ -136,5 +136,40 @@ fn the_shared_litellm_map_loads_with_batch_prices() {
         let p = book.lookup(k.model).unwrap().prices.unwrap();
         assert!((p.input - k.input).abs() < 1e-9, "{}", k.model);
         assert!((p.output - k.output).abs() < 1e-9, "{}", k.model);
+        if let Some(written) = k.cache_creation {
+            assert!((p.cache_creation.unwrap() - written).abs() < 1e-9, "{}", k.model);
+        }
+        if k.model.starts_with("claude") {
+            assert!(
+                (p.cached_input.unwrap() - k.cached_input.unwrap()).abs() < 1e-9,
+                "{}",
+                k.model
+            );
+            assert!(
+                (p.batch_input.unwrap() - k.batch.unwrap().0).abs() < 1e-9,
+                "{}",
+                k.model
+            );
+        }
     }
+    // The Anthropic entries load, dated names included.
+    let haiku = book.lookup("claude-haiku-4-5-20251001").unwrap().prices.unwrap();
+    assert!((haiku.cache_creation.unwrap() - 1.25).abs() < 1e-9);
+}
+
+#[test]
+fn claude_models_are_in_the_table_with_cache_write_read_and_batch_prices() {
+    let book = PriceBook::new(None, None, None).unwrap();
+    let info = book.lookup("claude-haiku-4-5-20251001").unwrap();
+    let p = info.prices.unwrap();
+    assert_eq!((p.input, p.output), (1.0, 5.0));
+    assert_eq!((p.cache_creation, p.cached_input), (Some(1.25), Some(0.1)));
+    assert_eq!((p.batch_input, p.batch_output), (Some(0.5), Some(2.5)));
+    assert_eq!(
+        info.source,
+        Some(Source::BuiltIn {
+            checked: CLAUDE_CHECKED.to_string()
+        })
+    );
+    assert_eq!(info.max_output_tokens, Some(64_000));
 }

@@ -6,8 +6,8 @@
 //! silently. The connection pool has no size limit; idle connections are kept for reuse.
 //!
 //! Every request carries the job's headers: the key when one is set, as `Authorization: Bearer
-//! <key>` or, for Azure, `api-key: <key>` (marked sensitive either way, so it never appears in
-//! debug output), `Content-Type: application/json`, a `User-Agent`, and the user's `--header`s.
+//! <key>`, for Azure `api-key: <key>`, for Anthropic `x-api-key: <key>` (marked sensitive in
+//! every case, so it never appears in debug output), `Content-Type: application/json`, a `User-Agent`, and the user's `--header`s.
 //!
 //! A completion request's `--timeout` is applied here around the whole exchange, not by reqwest,
 //! so that a stall of our own process does not spend it (`deadline`).
@@ -133,6 +133,7 @@ fn builder(settings: &HttpSettings) -> anyhow::Result<reqwest::ClientBuilder> {
         let (name, text) = match settings.key_header {
             KeyHeader::Bearer => (AUTHORIZATION, format!("Bearer {}", key.expose())),
             KeyHeader::ApiKey => (HeaderName::from_static("api-key"), key.expose().to_string()),
+            KeyHeader::XApiKey => (HeaderName::from_static("x-api-key"), key.expose().to_string()),
         };
         let mut value = HeaderValue::from_str(&text).map_err(|_| {
             anyhow::anyhow!("the API key contains characters that cannot go in an HTTP header")

@@ -98,8 +98,9 @@ pub enum Verdict {
 pub enum StopCause {
     /// 401, 403: the key (or a header) is refused.
     Credentials,
-    /// A 429 whose error `code` or `type` is `insufficient_quota`: the account is out of credit.
-    /// A billing matter, not a rate limit: waiting does not help, so it is never retried.
+    /// The account is out of credit (the family says which answers mean it: OpenAI's 429
+    /// `insufficient_quota`, Anthropic's `billing_error`). A billing matter, not a rate limit:
+    /// waiting does not help, so it is never retried.
     Quota,
 }
 
@@ -138,8 +139,8 @@ pub fn classify(family: &dyn ApiFamily, result: Result<Reply, SendError>) -> Ver
             status: reply.status,
             message: redirected(reply.location.as_deref()),
         },
-        429 if is_insufficient_quota(&reply.body) => Verdict::Stop {
-            status: 429,
+        status if family.out_of_credit(status, &reply.body) => Verdict::Stop {
+            status,
             message: error_message(&reply.body),
             cause: StopCause::Quota,
         },
@@ -191,15 +192,7 @@ struct Inner {
     kind: Option<String>,
 }
 
-/// Whether the body is OpenAI's "You exceeded your current quota" error (`code` or `type`
-/// `insufficient_quota`), which comes with status 429 but is not a rate limit.
-pub fn is_insufficient_quota(body: &[u8]) -> bool {
-    const QUOTA: &str = "insufficient_quota";
-    serde_json::from_slice::<Envelope>(body).is_ok_and(|env| {
-        env.error.kind.as_deref() == Some(QUOTA)
-            || matches!(&env.error.code, Some(serde_json::Value::String(c)) if c == QUOTA)
-    })
-}
+pub use promptmill_core::family::is_insufficient_quota;
 
 /// The API's `error.message`, or the start of the body when it is not an OpenAI error object.
 pub fn error_message(body: &[u8]) -> String {
@@ -341,6 +334,81 @@ mod tests {
         ));
         let timeout = classify(chat(), Err(SendError::Timeout(Duration::from_secs(1))));
         assert!(matches!(timeout, Verdict::Retry { status: None, .. }));
+    }
+
+    #[test]
+    fn anthropic_errors_map_to_verdicts_the_family_naming_the_billing_ones() {
+        let messages = promptmill_core::family::Endpoint::Messages.family();
+        let err = |kind: &str, message: &str| {
+            format!(r#"{{"type":"error","error":{{"type":"{kind}","message":"{message}"}}}}"#)
+        };
+        let verdict = |status, body: String| classify(messages, reply(status, &body));
+        assert!(matches!(
+            verdict(429, err("rate_limit_error", "slow down")),
+            Verdict::Retry {
+                rate_limited: true,
+                ..
+            }
+        ));
+        for s in [500, 529] {
+            assert!(matches!(
+                verdict(s, err("overloaded_error", "Overloaded")),
+                Verdict::Retry {
+                    rate_limited: false,
+                    ..
+                }
+            ));
+        }
+        for s in [401, 403] {
+            assert!(matches!(
+                verdict(s, err("authentication_error", "invalid x-api-key")),
+                Verdict::Stop {
+                    cause: StopCause::Credentials,
+                    ..
+                }
+            ));
+        }
+        match verdict(400, err("invalid_request_error", "max_tokens: Field required")) {
+            Verdict::RowFailed { status: 400, message } => {
+                assert_eq!(message, "max_tokens: Field required (invalid_request_error)")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            verdict(413, err("request_too_large", "Request exceeds the maximum size")),
+            Verdict::RowFailed { status: 413, .. }
+        ));
+        for (status, body) in [
+            (402, err("billing_error", "Your payment failed.")),
+            (
+                400,
+                err(
+                    "invalid_request_error",
+                    "Your credit balance is too low to access the Anthropic API.",
+                ),
+            ),
+        ] {
+            assert!(
+                matches!(
+                    verdict(status, body),
+                    Verdict::Stop {
+                        cause: StopCause::Quota,
+                        ..
+                    }
+                ),
+                "{status}"
+            );
+        }
+        // An OpenAI family does not read Anthropic's billing words, nor Anthropic OpenAI's quota.
+        assert!(matches!(
+            classify(chat(), reply(402, &err("billing_error", "x"))),
+            Verdict::RowFailed { .. }
+        ));
+        let quota = r#"{"error":{"message":"x","type":"insufficient_quota","code":"insufficient_quota"}}"#;
+        assert!(matches!(
+            classify(messages, reply(429, quota)),
+            Verdict::Retry { .. }
+        ));
     }
 
     #[test]

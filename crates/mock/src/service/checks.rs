@@ -149,7 +149,8 @@ fn answer(state: &State, parsed: &Parsed, index: u64, rng: &mut Rng) -> Decision
     }
 }
 
-/// `Authorization: Bearer <key>` (scheme case-insensitive) or Azure's `api-key: <key>`.
+/// `Authorization: Bearer <key>` (scheme case-insensitive), Azure's `api-key: <key>` or
+/// Anthropic's `x-api-key: <key>`.
 fn authorized(expected: Option<&str>, headers: &HeaderMap) -> bool {
     let Some(expected) = expected else {
         return true;
@@ -161,10 +162,7 @@ fn authorized(expected: Option<&str>, headers: &HeaderMap) -> bool {
             let (scheme, key) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
         });
-    let api_key = headers
-        .get("api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim);
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     // A plain comparison: timing attacks on a local test server are not a concern.
-    bearer == Some(expected) || api_key == Some(expected)
+    bearer == Some(expected) || header("api-key") == Some(expected) || header("x-api-key") == Some(expected)
 }
