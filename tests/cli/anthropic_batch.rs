@@ -5,6 +5,7 @@
 //! `promptmill cancel`, and row ids no `custom_id` could carry mapped back to their rows.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -162,6 +163,39 @@ fn a_create_lost_after_the_server_acted_is_adopted_not_made_again() {
     let ids: HashSet<&String> = batches.iter().flat_map(|b| &b.2).collect();
     assert_eq!(ids.len(), 10, "no request in two batches: {batches:?}");
     assert_eq!(done(&dir), 10);
+}
+
+#[test]
+fn a_run_killed_after_the_server_made_its_batch_is_resumed_by_adopting_that_batch() {
+    let dir = Dir::new();
+    prompts(&dir, 6);
+    // Every answer waits 3 s after the server acted: the binary is killed while its create
+    // waits for the answer, the batch made.
+    let mock = anthropic_mock(&["--latency", "3s", "--batch-polls", "1"]);
+    let mut child = batch_job(&dir, &mock, &[])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    wait_until(Duration::from_secs(30), "the batch to be made", || {
+        !message_batches(&mock).is_empty()
+    });
+    child.kill().expect("kill"); // SIGKILL: the part stays `creating`
+    let _ = child.wait();
+
+    let out = run(promptmill(&dir)
+        .args(["resume", "out.jsonl.promptmill.db"])
+        .env("ANTHROPIC_API_KEY", KEY));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("created by an earlier attempt"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(listed(&mock).len(), 1, "exactly one batch, paid once");
+    assert_eq!(mock.stats()["batches_created"], 1);
+    assert_eq!(done(&dir), 6);
 }
 
 #[test]

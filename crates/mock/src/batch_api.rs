@@ -329,6 +329,37 @@ mod tests {
     }
 
     #[test]
+    fn anthropic_message_batch_paths_route_under_v1_only() {
+        let r = |m: Method, p: &str| route(&m, p);
+        assert_eq!(
+            r(Method::POST, "/v1/messages/batches"),
+            Some(Ok(BatchRoute::CreateMessageBatch))
+        );
+        assert_eq!(
+            r(Method::GET, "/v1/messages/batches"),
+            Some(Ok(BatchRoute::ListMessageBatches))
+        );
+        assert_eq!(
+            r(Method::GET, "/v1/messages/batches/m_1/results"),
+            Some(Ok(BatchRoute::MessageBatchResults("m_1".into())))
+        );
+        assert_eq!(
+            r(Method::POST, "/v1/messages/batches/m_1/cancel"),
+            Some(Ok(BatchRoute::CancelMessageBatch("m_1".into())))
+        );
+        assert_eq!(
+            r(Method::POST, "/v1/messages/batches/m_1"),
+            Some(Err(WrongMethod))
+        );
+        assert_eq!(
+            r(Method::POST, "/v1/messages"),
+            None,
+            "the live route is not a batch one"
+        );
+        assert_eq!(r(Method::POST, "/openai/messages/batches"), None);
+    }
+
+    #[test]
     fn azure_names_endpoints_without_v1() {
         assert_eq!(Dialect::of("/openai/batches"), Dialect::Azure);
         assert_eq!(Dialect::of("/v1/batches"), Dialect::OpenAi);
