@@ -171,7 +171,6 @@ impl BatchService for AnthropicBatches {
     }
 
     async fn find_created(&self, calls: &Calls, request: &Create) -> Step<Found> {
-        let since = request.planned_at - SKEW_MS;
         let mut after: Option<String> = None;
         let mut found: Vec<MessageBatch> = Vec::new();
         for _ in 0..MAX_PAGES {
@@ -186,33 +185,16 @@ impl BatchService for AnthropicBatches {
                     )
                 })
                 .await?;
-            let times: Vec<Option<i64>> = page
-                .data
-                .iter()
-                .map(|b| b.created_at.as_deref().and_then(unix_ms))
-                .collect();
-            for (b, at) in page.data.iter().zip(&times) {
-                // A time that does not read is no reason to rule a batch out.
-                let recent = at.is_none_or(|t| t >= since);
-                if recent && !request.known.contains(&b.id) && b.request_counts.total() == request.requests {
-                    found.push(b.clone());
-                }
-            }
+            let older = matches(&page.data, request, &mut found);
             after = page
                 .last_id
                 .clone()
                 .or_else(|| page.data.last().map(|b| b.id.clone()));
-            // Newest first: past a batch older than the part, none further down is its.
-            let older = times.iter().flatten().any(|&t| t < since);
             if !page.has_more || page.data.is_empty() || older {
                 break;
             }
         }
-        Ok(match found.len() {
-            0 => Found::Nothing,
-            1 => Found::Batch(view(found.remove(0))),
-            n => Found::Ambiguous(ambiguity(n, request, &found)),
-        })
+        Ok(verdict(found, request))
     }
 
     async fn poll(&self, id: &str) -> Result<BatchView, ApiError> {
@@ -252,6 +234,33 @@ impl BatchService for AnthropicBatches {
 
     fn read_line<'a>(&self, line: &'a str) -> Option<ResultLine<'a>> {
         read_result(line)
+    }
+}
+
+/// The batches of one list page (newest first) that may be the lost create's, added to `found`:
+/// created since the part was planned (less [`SKEW_MS`]; a time that does not read rules
+/// nothing out), recorded by no other part of the job, of as many requests as the part. Returns
+/// whether the page reached batches older than that, past which none can be the part's.
+fn matches(page: &[MessageBatch], request: &Create, found: &mut Vec<MessageBatch>) -> bool {
+    let since = request.planned_at - SKEW_MS;
+    let mut older = false;
+    for b in page {
+        let at = b.created_at.as_deref().and_then(unix_ms);
+        older |= at.is_some_and(|t| t < since);
+        let recent = at.is_none_or(|t| t >= since);
+        if recent && !request.known.contains(&b.id) && b.request_counts.total() == request.requests {
+            found.push(b.clone());
+        }
+    }
+    older
+}
+
+/// One candidate is the part's batch, none means no batch was made, more cannot be told apart.
+fn verdict(mut found: Vec<MessageBatch>, request: &Create) -> Found {
+    match found.len() {
+        0 => Found::Nothing,
+        1 => Found::Batch(view(found.remove(0))),
+        n => Found::Ambiguous(ambiguity(n, request, &found)),
     }
 }
 

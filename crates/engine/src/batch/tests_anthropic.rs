@@ -132,3 +132,61 @@ fn created_at_reads_as_rfc_3339_with_or_without_fractions() {
     assert_eq!(unix_ms("1970-01-01T00:00:01.5Z"), Some(1500));
     assert_eq!(unix_ms("yesterday"), None);
 }
+
+fn listed(id: &str, created_at: &str, requests: u64) -> MessageBatch {
+    serde_json::from_value(serde_json::json!({
+        "id": id, "processing_status": "in_progress", "created_at": created_at,
+        "request_counts": {"processing": requests},
+    }))
+    .unwrap()
+}
+
+fn lost_create(requests: u64, known: &[&str]) -> Create {
+    Create {
+        part: 2,
+        tag: "t".into(),
+        endpoint: Endpoint::Messages,
+        input: Input::Inline(Bytes::new()),
+        requests,
+        planned_at: unix_ms("2026-12-04T19:00:00Z").unwrap(),
+        known: known.iter().map(|k| k.to_string()).collect(),
+    }
+}
+
+#[test]
+fn a_lost_create_is_the_one_batch_of_its_size_since_it_was_planned_that_the_job_does_not_know() {
+    let page = [
+        listed("other_size", "2026-12-04T19:00:05Z", 4),
+        listed("mine", "2026-12-04T19:00:04Z", 5),
+        listed("part_1", "2026-12-04T19:00:01Z", 5),
+        listed("long_ago", "2026-12-03T10:00:00Z", 5),
+    ];
+    let mut found = Vec::new();
+    let older = matches(&page, &lost_create(5, &["part_1"]), &mut found);
+    assert!(
+        older,
+        "the page reached batches older than the part: the search stops"
+    );
+    match verdict(found, &lost_create(5, &["part_1"])) {
+        Found::Batch(b) => assert_eq!(b.id, "mine"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn no_candidate_means_nothing_was_made_and_two_cannot_be_told_apart() {
+    let page = [
+        listed("a", "2026-12-04T19:30:00Z", 5),
+        listed("b", "2026-12-04T18:30:00Z", 5),
+    ];
+    let mut none = Vec::new();
+    assert!(!matches(&page, &lost_create(7, &[]), &mut none));
+    assert!(matches!(verdict(none, &lost_create(7, &[])), Found::Nothing));
+    // Within the hour allowed for clock skew, both are candidates.
+    let mut two = Vec::new();
+    matches(&page, &lost_create(5, &[]), &mut two);
+    match verdict(two, &lost_create(5, &[])) {
+        Found::Ambiguous(why) => assert!(why.contains("a, b") && why.contains("resume"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
