@@ -150,15 +150,16 @@ pub struct BatchArgs {
     #[arg(long, value_parser = choices::parser::<Mode>(), hide_possible_values = true, help_heading = BATCH)]
     pub mode: Option<Mode>,
 
-    /// Rows per batch at most [default: 50000].
+    /// Rows per batch at most [default: the provider's limit].
     ///
-    /// 50000 is the Batch API's limit.
+    /// OpenAI's and Azure's limit is 50000, Anthropic's 100000: a larger value is lowered to it.
     #[arg(long, value_name = "N", help_heading = BATCH)]
     pub batch_max_rows: Option<u64>,
 
-    /// Bytes per batch file at most [default: 200MB].
+    /// Bytes per batch at most [default: the provider's limit].
     ///
-    /// E.g. 100MB, 64MiB. 200MB is the Batch API's limit.
+    /// E.g. 100MB, 64MiB. OpenAI's and Azure's limit is 200MB, Anthropic's 256MB: a larger
+    /// value is lowered to it.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = BATCH)]
     pub batch_max_bytes: Option<u64>,
 

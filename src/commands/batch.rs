@@ -12,7 +12,7 @@ use promptmill_core::job::JobRecord;
 use promptmill_core::provider::Provider;
 use promptmill_core::secret::ApiKey;
 use promptmill_engine::api::http::HttpSettings;
-use promptmill_engine::batch::{BatchService, Driver, DriverSettings, Ending, HttpBatchApi, OpenAiBatches};
+use promptmill_engine::batch::{BatchService, Driver, DriverSettings, Ending, HttpBatchApi, JobBatches};
 use promptmill_engine::budget::Costing;
 use promptmill_engine::joblock::lock_run;
 use promptmill_engine::output;
@@ -44,27 +44,21 @@ pub fn job_tag(store: &Store, job: &JobRecord) -> anyhow::Result<String> {
     Ok(h.finalize().to_hex()[..12].to_string())
 }
 
-/// The job's batch service: OpenAI's Files + Batches protocol at the base URL's `/files` and
-/// `/batches` (Azure: the resource's `/openai/files` and `/openai/batches`), with the job's key
-/// and headers.
+/// The job's batch service, as its provider speaks it (`JobBatches::for_provider`): OpenAI's
+/// Files + Batches protocol at the base URL's `/files` and `/batches` (Azure: the resource's
+/// `/openai/files` and `/openai/batches`), or Anthropic's Message Batches at
+/// `/v1/messages/batches`, with the job's key and headers.
 pub fn client(
     job: &JobRecord,
     headers: Vec<(String, String)>,
     timeout: std::time::Duration,
     max_response: u64,
-) -> anyhow::Result<OpenAiBatches<HttpBatchApi>> {
+) -> anyhow::Result<JobBatches> {
     let on_azure = job.endpoint.family().on_azure();
     if matches!(job.provider, Provider::Azure { .. }) && on_azure != AzureSupport::LiveAndBatch {
         return Err(ConfigError::new(
             "--endpoint",
             "Azure's Batch API runs chat completions only; use --endpoint chat with --provider azure --mode batch",
-        )
-        .into());
-    }
-    if matches!(job.provider, Provider::Anthropic { .. }) {
-        return Err(ConfigError::new(
-            "--mode",
-            "batch is not available with --provider anthropic yet (Message Batches are not sent); run it live (--mode live)",
         )
         .into());
     }
@@ -80,7 +74,7 @@ pub fn client(
         },
         job.provider.clone(),
     )?;
-    Ok(OpenAiBatches::new(api, job.provider.clone()))
+    Ok(JobBatches::for_provider(api, &job.provider))
 }
 
 /// Submits (with `submit`), waits for and collects the job's batches; writes the output and

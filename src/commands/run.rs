@@ -223,7 +223,7 @@ fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
                 tool_version: env!("CARGO_PKG_VERSION").to_string(),
                 models: Default::default(),
                 max_cost: None,
-                batch: Default::default(),
+                batch: promptmill_core::job::settings::BatchSettings::for_limits(cfg.provider.batch_limits()),
                 profile: cfg.profile.clone(),
                 limit: cfg.limit,
                 input_size: Some(loaded.size),

@@ -41,6 +41,7 @@ impl EstimateConfig {
         }
         let input = super::input_config(&args)?;
         let send = SendConfig::from_args(&args.send)?;
+        let batch = Some(batch_for(&send, args.provider)).filter(|b| b.mode == cli::Mode::Batch);
         let est = args.estimate.clone();
         let sample = match est.sample {
             None => None,
@@ -72,7 +73,23 @@ impl EstimateConfig {
             expect_output_tokens: est.expect_output_tokens,
             expect_latency: est.expect_latency,
             sample,
-            batch: Some(send.batch(None)).filter(|b| b.mode == cli::Mode::Batch),
+            batch,
         })
     }
+}
+
+/// The Batch API settings the estimate plans with: the provider's limits (Anthropic's Message
+/// Batches take more than OpenAI's files), lowered by the flags, as a run's driver does.
+fn batch_for(send: &SendConfig, provider: Option<promptmill_core::provider::ProviderKind>) -> BatchSettings {
+    use promptmill_core::job::settings as s;
+    let (rows, bytes) = match provider {
+        Some(promptmill_core::provider::ProviderKind::Anthropic) => {
+            (s::ANTHROPIC_BATCH_MAX_ROWS, s::ANTHROPIC_BATCH_MAX_BYTES)
+        }
+        _ => (s::BATCH_MAX_ROWS, s::BATCH_MAX_BYTES),
+    };
+    let mut batch = send.batch(Some(&BatchSettings::for_limits((rows, bytes))));
+    batch.max_rows = batch.max_rows.min(rows);
+    batch.max_bytes = batch.max_bytes.min(bytes);
+    batch
 }

@@ -45,8 +45,7 @@ pub use target::{
 use target::Target;
 
 /// What `--provider` implies for the other flags: Anthropic's only family is Messages, so it is
-/// the endpoint unless `--endpoint` names another (which is then refused by the provider), and
-/// its Message Batches are not sent yet, so `--mode batch` is refused.
+/// the endpoint unless `--endpoint` names another (which is then refused by the provider).
 pub(crate) fn provider_defaults(args: &mut RunArgs) -> Result<(), ConfigError> {
     use promptmill_core::provider::ProviderKind;
     if args.provider != Some(ProviderKind::Anthropic) {
@@ -54,12 +53,6 @@ pub(crate) fn provider_defaults(args: &mut RunArgs) -> Result<(), ConfigError> {
     }
     args.endpoint
         .get_or_insert(promptmill_core::family::Endpoint::Messages);
-    if args.send.batch.mode == Some(crate::cli::Mode::Batch) {
-        return Err(ConfigError::new(
-            "--mode",
-            "batch is not available with --provider anthropic yet (Message Batches are not sent); run it live (--mode live)",
-        ));
-    }
     Ok(())
 }
 use with_profile::apply_profile;

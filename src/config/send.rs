@@ -9,7 +9,8 @@ use std::time::Duration;
 use crate::cli::{self, SendArgs};
 use promptmill_core::error::ConfigError;
 pub use promptmill_core::job::settings::{
-    BatchSettings, SendLimits, BATCH_MAX_BYTES, BATCH_MAX_ROWS, DEFAULT_POLL_INTERVAL,
+    BatchSettings, SendLimits, ANY_BATCH_MAX_BYTES, ANY_BATCH_MAX_ROWS, BATCH_MAX_BYTES, BATCH_MAX_ROWS,
+    DEFAULT_POLL_INTERVAL,
 };
 use promptmill_core::models::{PriceBook, PriceError};
 pub use promptmill_core::secret::is_secret_header;
@@ -101,18 +102,22 @@ fn check_numbers(args: &SendArgs) -> Result<(), ConfigError> {
 /// Refuses a Batch API limit flag past what the Batch API allows.
 fn check_batch_limits(b: &cli::BatchArgs) -> Result<(), ConfigError> {
     if let Some(n) = b.batch_max_rows {
-        if n == 0 || n > BATCH_MAX_ROWS {
+        if n == 0 || n > ANY_BATCH_MAX_ROWS {
             return Err(ConfigError::new(
                 "--batch-max-rows",
-                format!("must be from 1 to {BATCH_MAX_ROWS} (the Batch API's limit)"),
+                format!(
+                    "must be from 1 to {ANY_BATCH_MAX_ROWS} (Anthropic's limit; OpenAI's is {BATCH_MAX_ROWS}, and a provider's own limit applies anyway)"
+                ),
             ));
         }
     }
     if let Some(n) = b.batch_max_bytes {
-        if n > BATCH_MAX_BYTES {
+        if n > ANY_BATCH_MAX_BYTES {
             return Err(ConfigError::new(
                 "--batch-max-bytes",
-                format!("must be at most {BATCH_MAX_BYTES} (200 MB, the Batch API's limit)"),
+                format!(
+                    "must be at most {ANY_BATCH_MAX_BYTES} (256 MB, Anthropic's limit; OpenAI's is {BATCH_MAX_BYTES}, and a provider's own limit applies anyway)"
+                ),
             ));
         }
     }

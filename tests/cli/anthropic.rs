@@ -371,13 +371,10 @@ fn the_estimate_says_prompt_tokens_are_approximate_and_prices_claude() {
 }
 
 #[test]
-fn batch_mode_and_openai_endpoints_are_refused_with_anthropic() {
+fn openai_endpoints_are_refused_with_anthropic() {
     let dir = Dir::new();
     prompts_jsonl(&dir, "p.jsonl", 2);
     let mock = anthropic_mock(&[]);
-    let batch = run(anthropic_job(&dir, &mock).args(["--mode", "batch"]));
-    assert_eq!(batch.code(), 1, "{}", batch.stderr);
-    assert!(batch.stderr.contains("--mode"), "{}", batch.stderr);
     let chat = run(anthropic_job(&dir, &mock).args(["--endpoint", "chat"]));
     assert_eq!(chat.code(), 1, "{}", chat.stderr);
     assert!(chat.stderr.contains("--endpoint"), "{}", chat.stderr);

@@ -3,6 +3,7 @@
 //! module per area, one behaviour per test.
 
 mod anthropic;
+mod anthropic_batch;
 mod azure;
 mod azure_batch;
 mod bad_input;

@@ -27,6 +27,9 @@ use crate::base_url;
 use crate::error::ConfigError;
 use crate::family::{AzureSupport, Vendor};
 pub use crate::job::settings::Provider;
+use crate::job::settings::{
+    ANTHROPIC_BATCH_MAX_BYTES, ANTHROPIC_BATCH_MAX_ROWS, BATCH_MAX_BYTES, BATCH_MAX_ROWS,
+};
 use crate::job::Endpoint;
 
 pub use self::azure::{check_api_version, check_deployment, AzureUrl};
@@ -219,6 +222,16 @@ impl Provider {
         match self {
             Provider::OpenAi | Provider::Anthropic { .. } => None,
             Provider::Azure { deployment, .. } => Some(deployment),
+        }
+    }
+
+    /// The most requests and bytes one batch may carry at this provider: OpenAI's (and Azure's)
+    /// 50,000 lines and 200 MB a file, Anthropic's 100,000 requests and 256 MB a Message Batch.
+    /// `--batch-max-rows` and `--batch-max-bytes` only lower them.
+    pub fn batch_limits(&self) -> (u64, u64) {
+        match self {
+            Provider::OpenAi | Provider::Azure { .. } => (BATCH_MAX_ROWS, BATCH_MAX_BYTES),
+            Provider::Anthropic { .. } => (ANTHROPIC_BATCH_MAX_ROWS, ANTHROPIC_BATCH_MAX_BYTES),
         }
     }
 

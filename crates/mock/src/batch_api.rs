@@ -1,6 +1,6 @@
 //! The HTTP face of OpenAI's Files and Batches APIs in the mock: which paths and methods exist
 //! ([`route`]: OpenAI's `/v1/files…`, `/v1/batches…`, and the same under Azure's `/openai/`, see
-//! [`Dialect`]), what a handler gets ([`Request`]) and how it refuses ([`Refusal`]: an OpenAI
+//! [`Dialect`]; Anthropic's `/v1/messages/batches…`, answered by `messages/batches.rs`), what a handler gets ([`Request`]) and how it refuses ([`Refusal`]: an OpenAI
 //! error, or a dropped connection for the crash-test hooks), the `limit`/`after` pagination the
 //! list endpoints share, and `GET /mock/batches`. Auth, latency, stats and the log are applied
 //! around these handlers by `service`; storing files is `files`' job, batches `batches`'.
@@ -14,6 +14,7 @@ use hyper::{Method, Response, StatusCode};
 use serde::Serialize;
 
 use super::errors::{ApiError, Body};
+use super::messages::batches as message_batches;
 use super::service::{Endpoint, State};
 use super::{batches, files};
 
@@ -34,6 +35,12 @@ pub(crate) enum BatchRoute {
     ListBatches,
     GetBatch(String),
     CancelBatch(String),
+    /// Anthropic's Message Batches (`/v1/messages/batches…`).
+    CreateMessageBatch,
+    ListMessageBatches,
+    GetMessageBatch(String),
+    CancelMessageBatch(String),
+    MessageBatchResults(String),
 }
 
 /// Whose form of the Files and Batches APIs a request uses: OpenAI's (`/v1/…`; a batch's
@@ -103,6 +110,19 @@ pub(crate) fn route(method: &Method, path: &str) -> Option<Result<BatchRoute, Wr
         ["batches", id, "cancel"] if !id.is_empty() => {
             (None, Some((Method::POST, BatchRoute::CancelBatch(id.into()))))
         }
+        ["messages", ..] if path.starts_with("/openai/") => return None,
+        ["messages", "batches"] => (
+            Some(BatchRoute::ListMessageBatches),
+            Some((Method::POST, BatchRoute::CreateMessageBatch)),
+        ),
+        ["messages", "batches", id] if !id.is_empty() => (Some(BatchRoute::GetMessageBatch(id.into())), None),
+        ["messages", "batches", id, "cancel"] if !id.is_empty() => (
+            None,
+            Some((Method::POST, BatchRoute::CancelMessageBatch(id.into()))),
+        ),
+        ["messages", "batches", id, "results"] if !id.is_empty() => {
+            (Some(BatchRoute::MessageBatchResults(id.into())), None)
+        }
         _ => return None,
     };
     if *method == Method::GET {
@@ -153,6 +173,11 @@ pub(crate) async fn handle(state: &Arc<State>, route: BatchRoute, request: Reque
         BatchRoute::ListBatches => batches::list(state, request.query),
         BatchRoute::GetBatch(id) => batches::retrieve(state, &id).await,
         BatchRoute::CancelBatch(id) => batches::cancel(state, &id),
+        BatchRoute::CreateMessageBatch => message_batches::create(state, &request),
+        BatchRoute::ListMessageBatches => message_batches::list(state, request.query),
+        BatchRoute::GetMessageBatch(id) => message_batches::retrieve(state, &id).await,
+        BatchRoute::CancelMessageBatch(id) => message_batches::cancel(state, &id),
+        BatchRoute::MessageBatchResults(id) => message_batches::results(state, &id),
     }
 }
 
@@ -267,6 +292,7 @@ pub(crate) fn overview(state: &State) -> Bytes {
     super::reply::to_bytes(&serde_json::json!({
         "batches": state.batches.overview(),
         "uploads": state.files.uploads(),
+        "message_batches": state.message_batches.overview(),
     }))
 }
 
@@ -300,6 +326,37 @@ mod tests {
             Some(Ok(BatchRoute::CancelBatch("b".into())))
         );
         assert_eq!(r(Method::POST, "/openai/deployments/d/chat/completions"), None);
+    }
+
+    #[test]
+    fn anthropic_message_batch_paths_route_under_v1_only() {
+        let r = |m: Method, p: &str| route(&m, p);
+        assert_eq!(
+            r(Method::POST, "/v1/messages/batches"),
+            Some(Ok(BatchRoute::CreateMessageBatch))
+        );
+        assert_eq!(
+            r(Method::GET, "/v1/messages/batches"),
+            Some(Ok(BatchRoute::ListMessageBatches))
+        );
+        assert_eq!(
+            r(Method::GET, "/v1/messages/batches/m_1/results"),
+            Some(Ok(BatchRoute::MessageBatchResults("m_1".into())))
+        );
+        assert_eq!(
+            r(Method::POST, "/v1/messages/batches/m_1/cancel"),
+            Some(Ok(BatchRoute::CancelMessageBatch("m_1".into())))
+        );
+        assert_eq!(
+            r(Method::POST, "/v1/messages/batches/m_1"),
+            Some(Err(WrongMethod))
+        );
+        assert_eq!(
+            r(Method::POST, "/v1/messages"),
+            None,
+            "the live route is not a batch one"
+        );
+        assert_eq!(r(Method::POST, "/openai/messages/batches"), None);
     }
 
     #[test]

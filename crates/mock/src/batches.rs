@@ -30,7 +30,7 @@ use super::stats::Event;
 mod create;
 mod object;
 
-pub(crate) use create::create;
+pub(crate) use create::{create, outcome_header};
 
 const ID_PREFIX: &str = "batch_mock_";
 /// The only completion window OpenAI offers, in seconds.
@@ -137,6 +137,24 @@ impl BatchStore {
             drop_create,
             creates: AtomicU64::new(0),
         }
+    }
+
+    /// --batch-polls, at least 1.
+    pub fn polls(&self) -> u64 {
+        self.polls
+    }
+
+    /// The outcome of the batch created `seq`-th by its API, `header` first.
+    pub fn outcome(&self, seq: u64, header: Option<Outcome>) -> Outcome {
+        self.outcomes.choose(seq, header)
+    }
+
+    /// Counts a create request that got as far as creating, OpenAI's and Anthropic's alike:
+    /// `Some(after)` when --drop-batch-create names it (drop the answer after creating, or
+    /// before).
+    pub fn create_hook(&self) -> Option<bool> {
+        let nth = self.creates.fetch_add(1, Relaxed) + 1;
+        self.drop_create.filter(|d| d.nth == nth).map(|d| d.after)
     }
 
     fn get(&self, id: &str) -> Option<Arc<Mutex<Batch>>> {

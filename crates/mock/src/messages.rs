@@ -12,6 +12,7 @@
 //! `anthropic-ratelimit-*` headers) is `messages/dialect.rs`'s: every answer on this route goes
 //! through it, so the fault flags and directives work here as on the OpenAI routes.
 
+pub(crate) mod batches;
 pub(crate) mod dialect;
 
 use std::borrow::Cow;

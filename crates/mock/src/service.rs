@@ -87,6 +87,8 @@ pub(crate) struct State {
     pub(crate) files: FileStore,
     /// Every batch created (`/v1/batches`), with the --batch-* settings.
     pub(crate) batches: BatchStore,
+    /// Every message batch created (`/v1/messages/batches`).
+    pub(crate) message_batches: super::messages::batches::MessageBatchStore,
     /// Cancelled by `server` when serving stops: ends latency waits and hangs so connections
     /// can close promptly. Created with the state; borrowed, never cloned, per request.
     pub(crate) stop: CancellationToken,
@@ -125,6 +127,7 @@ impl State {
                 config.batch_outcomes,
                 config.drop_batch_create,
             ),
+            message_batches: Default::default(),
             stop: CancellationToken::new(),
         })
     }
@@ -201,7 +204,7 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
     let index = state.stats.arrive();
     let route = route(&parts.method, path, parts.uri.query());
     let limit = match route {
-        Route::Batch(BatchRoute::UploadFile) => batch_api::MAX_UPLOAD_BODY,
+        Route::Batch(BatchRoute::UploadFile | BatchRoute::CreateMessageBatch) => batch_api::MAX_UPLOAD_BODY,
         _ => MAX_BODY,
     };
     let (body, too_large) = read_body(body, limit).await?;
@@ -282,7 +285,7 @@ async fn deliver(
             () = state.stop.cancelled() => {}
         }
     }
-    let anthropic = entry.path == dialect::PATH;
+    let anthropic = entry.path == dialect::PATH || entry.path.starts_with("/v1/messages/");
     if anthropic {
         if let Action::Respond(response) = decision.action {
             decision.action = Action::Respond(dialect::error_body(response).await);

@@ -14,7 +14,8 @@
 //! Prompt tokens are approximate: Anthropic's tokenizer is not public, so the chat rule is
 //! applied in the model's fallback encoding (see `tokens::measure_messages`); `--sample`
 //! calibrates it against the server's counts. Message Batches are not this family's business:
-//! they would be a batch service of their own, sending these same bodies as `params`.
+//! they are a batch service of their own (`engine/src/batch/anthropic.rs`), sending these same
+//! bodies as `params` and handing back each succeeded `message` for this family to read.
 
 mod answer;
 mod limits;

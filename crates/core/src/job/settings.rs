@@ -21,6 +21,12 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The Batch API's limits (OpenAI's; other providers may be smaller, hence the flags).
 pub const BATCH_MAX_ROWS: u64 = 50_000;
 pub const BATCH_MAX_BYTES: u64 = 200_000_000;
+/// Anthropic's Message Batches limits: 100,000 requests and 256 MB a batch.
+pub const ANTHROPIC_BATCH_MAX_ROWS: u64 = 100_000;
+pub const ANTHROPIC_BATCH_MAX_BYTES: u64 = 256_000_000;
+/// The largest limits a `--batch-max-*` flag may name (the provider's own apply as well).
+pub const ANY_BATCH_MAX_ROWS: u64 = ANTHROPIC_BATCH_MAX_ROWS;
+pub const ANY_BATCH_MAX_BYTES: u64 = ANTHROPIC_BATCH_MAX_BYTES;
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(30);
 
 /// How rows are sent: one request each, or through the provider's Batch API.
@@ -44,6 +50,17 @@ pub struct BatchSettings {
     pub max_bytes: u64,
     pub max_enqueued_tokens: Option<u64>,
     pub poll_interval: Duration,
+}
+
+impl BatchSettings {
+    /// The settings of a new job sent to `provider`: its limits, live mode.
+    pub fn for_limits((max_rows, max_bytes): (u64, u64)) -> Self {
+        BatchSettings {
+            max_rows,
+            max_bytes,
+            ..BatchSettings::default()
+        }
+    }
 }
 
 impl Default for BatchSettings {

@@ -195,6 +195,81 @@ impl HttpBatchApi {
     }
 }
 
+/// The calls any batch protocol over this client makes (Anthropic's Message Batches use these
+/// directly): a JSON GET or POST under the base URL, and a streamed download.
+impl HttpBatchApi {
+    /// The base URL the key belongs to: a results URL elsewhere is not followed.
+    pub fn base(&self) -> &reqwest::Url {
+        &self.base
+    }
+
+    /// `GET {base}/{segments}?{query}`, its JSON answer read.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        what: String,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<T, ApiError> {
+        let request = self.client.get(self.url(&what, segments)?).query(query);
+        self.call(what, request).await
+    }
+
+    /// `POST {base}/{segments}` with `body` (JSON, or empty), its JSON answer read.
+    pub async fn post_json<T: DeserializeOwned>(
+        &self,
+        what: String,
+        segments: &[&str],
+        body: Vec<u8>,
+    ) -> Result<T, ApiError> {
+        let request = self.client.post(self.url(&what, segments)?).body(body);
+        self.call(what, request).await
+    }
+
+    /// `GET url`, handed to `each` chunk by chunk as it arrives; a redirect is refused, an
+    /// error status read for its message only.
+    pub async fn download_from<F>(&self, what: String, url: reqwest::Url, mut each: F) -> anyhow::Result<()>
+    where
+        F: FnMut(&[u8]) -> anyhow::Result<()> + Send,
+    {
+        let no_answer = |e: reqwest::Error| ApiError::NoAnswer {
+            what: what.clone(),
+            detail: http::describe(&e),
+        };
+        let mut response = self.client.get(url).send().await.map_err(no_answer)?;
+        let status = response.status().as_u16();
+        if (300..400).contains(&status) {
+            let location = response
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .map(promptmill_core::base_url::redact);
+            return Err(ApiError::Redirect {
+                what,
+                status,
+                location,
+            }
+            .into());
+        }
+        if !(200..300).contains(&status) {
+            // An error body is only read for its message: a long one is cut, not refused.
+            let body = http::read_capped(response, self.max_response)
+                .await
+                .unwrap_or_default();
+            return Err(ApiError::Status {
+                what,
+                status,
+                message: error_message(&body),
+                retry_after: None,
+            }
+            .into());
+        }
+        while let Some(chunk) = response.chunk().await.map_err(no_answer)? {
+            each(&chunk)?;
+        }
+        Ok(())
+    }
+}
+
 impl FilesBatchesApi for HttpBatchApi {
     async fn upload(&self, filename: &str, content: Bytes) -> Result<FileObject, ApiError> {
         let size = content.len() as u64;
@@ -263,48 +338,13 @@ impl FilesBatchesApi for HttpBatchApi {
         self.call("listing batches".into(), request).await
     }
 
-    async fn download<F>(&self, id: &str, mut each: F) -> anyhow::Result<()>
+    async fn download<F>(&self, id: &str, each: F) -> anyhow::Result<()>
     where
         F: FnMut(&[u8]) -> anyhow::Result<()> + Send,
     {
         let what = format!("downloading file {id}");
-        let no_answer = |e: reqwest::Error| ApiError::NoAnswer {
-            what: what.clone(),
-            detail: http::describe(&e),
-        };
         let url = self.url(&what, &["files", id, "content"])?;
-        let mut response = self.client.get(url).send().await.map_err(no_answer)?;
-        let status = response.status().as_u16();
-        if (300..400).contains(&status) {
-            let location = response
-                .headers()
-                .get("location")
-                .and_then(|v| v.to_str().ok())
-                .map(promptmill_core::base_url::redact);
-            return Err(ApiError::Redirect {
-                what,
-                status,
-                location,
-            }
-            .into());
-        }
-        if !(200..300).contains(&status) {
-            // An error body is only read for its message: a long one is cut, not refused.
-            let body = http::read_capped(response, self.max_response)
-                .await
-                .unwrap_or_default();
-            return Err(ApiError::Status {
-                what,
-                status,
-                message: error_message(&body),
-                retry_after: None,
-            }
-            .into());
-        }
-        while let Some(chunk) = response.chunk().await.map_err(no_answer)? {
-            each(&chunk)?;
-        }
-        Ok(())
+        self.download_from(what, url, each).await
     }
 }
 

@@ -134,9 +134,13 @@ impl<'a, S: BatchService> Driver<'a, S> {
         service: &'a S,
         store: &'a mut Store,
         job: &'a JobRecord,
-        settings: DriverSettings,
+        mut settings: DriverSettings,
         stop: CancellationToken,
     ) -> Self {
+        // The flags only lower the provider's own limits.
+        let (rows, bytes) = job.provider.batch_limits();
+        settings.batch.max_rows = settings.batch.max_rows.min(rows);
+        settings.batch.max_bytes = settings.batch.max_bytes.min(bytes);
         Driver {
             service,
             store,
@@ -150,6 +154,16 @@ impl<'a, S: BatchService> Driver<'a, S> {
             plan_after: 0,
             bar: None,
             shown: Default::default(),
+        }
+    }
+
+    /// The `custom_id` row `seq` (id `id`) is sent under: the row id, or, for a service that
+    /// names rows by their place in the input (`BatchService::ids_by_seq`), `promptmill-rows-S-S`.
+    pub(super) fn line_id<'i>(&self, id: &'i str, seq: i64) -> std::borrow::Cow<'i, str> {
+        if self.service.ids_by_seq() {
+            super::grouped::group_id(seq, seq).into()
+        } else {
+            id.into()
         }
     }
 

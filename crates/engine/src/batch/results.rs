@@ -194,7 +194,10 @@ impl<S: BatchService> Reader<'_, S> {
     /// them by `index` (a row it has no vector for fails with the reason), a failure every row's.
     fn settle(&self, c: &mut Collection<'_>, custom_id: &str, settle: Settle) -> Result<(), LineProblem> {
         let store = LineProblem::Store;
-        let range = match (c.is_waiting(custom_id), parse_group_id(custom_id)) {
+        // A service that names rows by seq never sends a row id, so a row whose id happens to
+        // look like a line's is not taken for it.
+        let by_id = !self.service.ids_by_seq() && c.is_waiting(custom_id);
+        let range = match (by_id, parse_group_id(custom_id)) {
             (false, Some(range)) => range,
             _ => {
                 return match settle {

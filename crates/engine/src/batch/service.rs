@@ -134,6 +134,9 @@ pub struct Create {
     /// When the part was planned (unix ms): a batch made for it is not older (less an hour for
     /// clocks that disagree).
     pub planned_at: i64,
+    /// The batch ids the job's other parts recorded: never this part's (an inline service that
+    /// matches a lost create by size and time leaves them out).
+    pub known: Vec<String>,
 }
 
 /// What a look for an upload found.
@@ -177,6 +180,14 @@ pub struct ResultLine<'a> {
 pub trait BatchService: Send + Sync {
     /// How a part's requests reach the service.
     fn intake(&self) -> Intake;
+
+    /// Whether a request of one row is sent under `promptmill-rows-SEQ-SEQ` (its place in the
+    /// input, see `grouped.rs`) rather than the row's id: for a service whose `custom_id`s are
+    /// stricter than row ids (Anthropic: `^[A-Za-z0-9_-]{1,64}$`). The seq is in the
+    /// checkpoint, so the name survives a resume; collecting maps it back by seq.
+    fn ids_by_seq(&self) -> bool {
+        false
+    }
 
     /// One request of a part, as its file or inline list holds it (a line, newline included):
     /// `body` is the request body (one row's, or a joined request of several).

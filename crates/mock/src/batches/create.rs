@@ -24,9 +24,8 @@ pub(crate) fn create(state: &State, request: &Request<'_>) -> Handled {
     } = asked;
     let dialect = request.dialect;
     let store = &state.batches;
-    let nth_create = store.creates.fetch_add(1, Relaxed) + 1;
-    let hook = store.drop_create.filter(|d| d.nth == nth_create);
-    if hook.is_some_and(|d| !d.after) {
+    let hook = store.create_hook();
+    if hook.is_some_and(|after| !after) {
         return Err(Refusal::Drop);
     }
     let mut problems = input.check(dialect.endpoint_path(endpoint));
@@ -121,15 +120,7 @@ fn read_create(request: &Request<'_>) -> Result<Asked, Refusal> {
             .into())
         }
     };
-    let header = match request.headers.get(OUTCOME_HEADER) {
-        None => None,
-        Some(value) => {
-            let text = value.to_str().unwrap_or("(not text)");
-            Some(Outcome::parse(text).map_err(|why| {
-                ApiError::for_status(StatusCode::BAD_REQUEST, format!("X-Mock-Batch-Outcome: {why}"))
-            })?)
-        }
-    };
+    let header = outcome_header(request.headers)?;
     Ok(Asked {
         input_file_id,
         endpoint,
@@ -166,4 +157,15 @@ fn batch_input(state: &State, input_file_id: &str) -> Result<Arc<ParsedInput>, R
         return Err(invalid("input_file_id", why).into());
     };
     Ok(input)
+}
+
+/// The outcome `X-Mock-Batch-Outcome` asks for, if the create request has the header.
+pub(crate) fn outcome_header(headers: &hyper::HeaderMap) -> Result<Option<Outcome>, ApiError> {
+    let Some(value) = headers.get(OUTCOME_HEADER) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or("(not text)");
+    Outcome::parse(text)
+        .map(Some)
+        .map_err(|why| ApiError::for_status(StatusCode::BAD_REQUEST, format!("X-Mock-Batch-Outcome: {why}")))
 }

@@ -27,7 +27,7 @@ const LOW_CREDIT: &str = "Your credit balance is too low to access the Anthropic
                           Plans & Billing to upgrade or purchase credits.";
 
 /// Anthropic's error type for a status.
-fn error_type(status: u16) -> &'static str {
+pub(crate) fn error_type(status: u16) -> &'static str {
     match status {
         401 => "authentication_error",
         402 => "billing_error",

@@ -50,10 +50,10 @@ impl<'a, S: BatchService> Driver<'a, S> {
     fn single_lines(&self, part: i64) -> anyhow::Result<Content> {
         let endpoint = self.job.endpoint;
         let (mut out, mut requests) = (Vec::new(), 0);
-        self.store.part_rows(part, |id, request| {
+        self.store.part_rows_seq(part, |seq, id, request| {
             out.extend(
                 self.service
-                    .encode(id, request, endpoint)
+                    .encode(&self.line_id(id, seq), request, endpoint)
                     .map_err(anyhow::Error::msg)?,
             );
             requests += 1;
@@ -73,7 +73,8 @@ impl<'a, S: BatchService> Driver<'a, S> {
             requests += 1;
             let line = if group.rest.is_empty() {
                 let row = &group.first;
-                self.service.encode(&row.id, &row.body, self.job.endpoint)
+                self.service
+                    .encode(&self.line_id(&row.id, row.seq), &row.body, self.job.endpoint)
             } else {
                 let last = group.rest.last().map_or(group.first.seq, |r| r.seq);
                 let mut bodies = vec![group.first.body.as_str()];

@@ -31,6 +31,7 @@ impl<'a, S: BatchService> Driver<'a, S> {
         let costing = self.costing.filter(|_| money.is_some());
         let fixed = self.job.spec.model.clone();
         let service = self.service;
+        let by_seq = service.ids_by_seq();
         // A part of one row a line keeps the lines its plan encoded, for its upload (see
         // `planned_content`); joined lines are encoded again, a group at a time.
         let keep = self.rows_per_line() == 1;
@@ -40,7 +41,12 @@ impl<'a, S: BatchService> Driver<'a, S> {
         let (mut fitted, mut refused) = (0u64, 0u64);
         // A row's own line bounds its share of a joined line (which names the settings once).
         let mut measure_row = |c: &Candidate<'_>| -> Result<Measured, String> {
-            let line = service.encode(c.id, c.request, endpoint)?;
+            let id = if by_seq {
+                crate::batch::grouped::group_id(c.seq, c.seq).into()
+            } else {
+                std::borrow::Cow::Borrowed(c.id)
+            };
+            let line = service.encode(&id, c.request, endpoint)?;
             let size = line.len() as u64;
             if size > max_bytes {
                 return Err(format!(
@@ -255,7 +261,18 @@ impl<'a, S: BatchService> Driver<'a, S> {
                 (Input::Inline(content.bytes), content.requests)
             }
         };
+        let known = match self.service.intake() {
+            Intake::Upload => Vec::new(),
+            Intake::Inline => self
+                .store
+                .parts()?
+                .into_iter()
+                .filter(|p| p.part != part.part)
+                .filter_map(|p| p.batch_id)
+                .collect(),
+        };
         Ok(Create {
+            known,
             part: part.part,
             tag: self.settings.tag.clone(),
             endpoint: self.job.endpoint,
