@@ -376,6 +376,8 @@ fn run_command(
         .arg("-o")
         .arg(out)
         .args(["--base-url", url, "--model", "gpt-4o-mini", "--quiet"])
+        // Every scenario measures sending: a row answered from the response cache sends nothing.
+        .arg("--no-cache")
         .args(["--concurrency", &concurrency.to_string()])
         .arg("--summary")
         .arg(summary);

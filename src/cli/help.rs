@@ -73,6 +73,12 @@ Examples:
   promptmill export out.jsonl.promptmill.db -o batch-out.jsonl --output-format openai-batch
   promptmill export out.jsonl.promptmill.db -o -";
 
+pub(super) const CACHE_EXAMPLES: &str = "\
+Examples:
+  promptmill cache stats
+  promptmill cache prune --older-than 30d
+  promptmill cache clear --cache /tmp/shared-cache.db";
+
 pub(super) const CANCEL_EXAMPLES: &str = "\
 Examples:
   promptmill cancel out.jsonl.promptmill.db

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+mod cache_args;
 mod choices;
 mod help;
 mod job_args;
@@ -25,6 +26,7 @@ mod values;
 
 use help::*;
 
+pub use cache_args::{CacheAction, CacheArgs};
 pub use choices::{name_of, Choice};
 pub use job_args::{CancelArgs, ExportArgs, ReportArgs, ResumeArgs, StatusArgs};
 pub use promptmill_core::job::settings::{
@@ -86,6 +88,9 @@ pub enum Command {
     /// Write a job's run report: one self-contained HTML page of charts and tables.
     #[command(after_long_help = REPORT_EXAMPLES)]
     Report(ReportArgs),
+    /// Show, prune or clear the response cache that runs share (answers kept across jobs).
+    #[command(after_long_help = CACHE_EXAMPLES)]
+    Cache(CacheArgs),
     /// Cancel a `--mode batch` job's batches at the provider and collect what they finished.
     #[command(after_long_help = CANCEL_EXAMPLES)]
     Cancel(CancelArgs),

@@ -69,6 +69,23 @@ pub struct SendArgs {
     #[arg(long, value_name = "N", help_heading = LIMITS)]
     pub rows_per_request: Option<usize>,
 
+    /// The response cache file [default: $XDG_CACHE_HOME/promptmill/cache.db].
+    ///
+    /// Successful answers are kept there, keyed by the family, the request URL and the request
+    /// body (never the key or a header), and a row whose request is in it is done without
+    /// sending it, whatever job answered it first. Else ~/.cache/promptmill/cache.db. Shared
+    /// safely by jobs running at once.
+    #[arg(long = "cache", value_name = "PATH", help_heading = CHECKPOINT)]
+    pub cache: Option<PathBuf>,
+
+    /// Send every row: neither read nor write the response cache.
+    #[arg(long, help_heading = CHECKPOINT, conflicts_with_all = ["cache", "cache_read_only"])]
+    pub no_cache: bool,
+
+    /// Take answers from the response cache but store none.
+    #[arg(long, help_heading = CHECKPOINT)]
+    pub cache_read_only: bool,
+
     /// Allow a plain http:// --base-url to a host that is not this machine.
     ///
     /// The key and the --header values then travel in clear text. For this run only: not

@@ -14,21 +14,23 @@ use super::ending::{self, disk_full_stop, export_cmd, write_results, Ending};
 use super::logging::init_logging;
 use super::run::Scope;
 use super::shell_quote;
-use crate::config::{SendConfig, SendLimits};
+use crate::config::{CacheChoice, SendConfig, SendLimits};
 use promptmill_core::job::JobRecord;
 use promptmill_core::retry::Backoff;
 use promptmill_core::secret::ApiKey;
 use promptmill_engine::api::http::{HttpSettings, HttpTransport};
 use promptmill_engine::budget::Costing;
+use promptmill_engine::cache::{Cache, Scope as CacheScope};
 use promptmill_engine::joblock::RunLock;
 use promptmill_engine::limits::Limits;
 use promptmill_engine::output;
 use promptmill_engine::pipeline::first_answers;
+use promptmill_engine::pipeline::CacheUse;
 use promptmill_engine::pipeline::{Control, Pipeline, PipelineSettings};
 use promptmill_engine::progress::{self, Baseline, Display};
 use promptmill_engine::stats::Stats;
 use promptmill_engine::store::{explain, writer, Counts, Store};
-use promptmill_engine::summary::{CostTotals, Summary};
+use promptmill_engine::summary::{CacheTotals, CostTotals, Summary};
 
 mod before_send;
 
@@ -143,7 +145,7 @@ fn settle(store: &Store, job: &JobRecord, send: &SendConfig, run: Settle<'_>) ->
         budget: job.max_cost,
         split,
     });
-    let summary = Summary::new(
+    let mut summary = Summary::new(
         outcome,
         &after,
         &run.stats.snapshot(),
@@ -152,6 +154,7 @@ fn settle(store: &Store, job: &JobRecord, send: &SendConfig, run: Settle<'_>) ->
         (scope == Scope::All).then(|| job.output.path.clone()),
         db_path.to_path_buf(),
     );
+    summary.cache = cache_totals(store, job, &after, run.stats)?;
     if let Err(e) = write_results(store, run.run_id, job, send, &summary, scope == Scope::All) {
         return disk_full_stop(
             e,
@@ -173,6 +176,23 @@ fn settle(store: &Store, job: &JobRecord, send: &SendConfig, run: Settle<'_>) ->
     }
     .explain(run.control.reason(), code);
     Ok(code)
+}
+
+/// The rows done from the response cache and what they saved, when there are some.
+fn cache_totals(
+    store: &Store,
+    job: &JobRecord,
+    after: &Counts,
+    stats: &Stats,
+) -> anyhow::Result<Option<CacheTotals>> {
+    if after.cached == 0 {
+        return Ok(None);
+    }
+    Ok(Some(CacheTotals {
+        rows: after.cached,
+        run_rows: stats.cached.load(std::sync::atomic::Ordering::Relaxed),
+        saved: promptmill_engine::budget::job_saved(store, job)?,
+    }))
 }
 
 /// What the live run shares with the tasks it starts.
@@ -210,6 +230,7 @@ fn send_live(
     crate::raise_fd_limit();
     let (handle, writer) = writer::spawn(store, run_id, Arc::clone(stats), control.abort.clone())?;
     let limits = &live.limits;
+    let cache = open_cache(&send.cache, job, &live.url);
     runtime.block_on(async {
         let settings = HttpSettings {
             url: live.url,
@@ -240,14 +261,17 @@ fn send_live(
             display_done.clone(),
         );
         // A limit not given is learned from the server's headers (see limits.rs).
-        let pipeline = Arc::new(Pipeline::new(
-            transport,
-            Limits::new(limits.rpm, limits.tpm),
-            pipeline_settings(job, limits),
-            Arc::clone(stats),
-            Arc::clone(control),
-            Arc::clone(costing),
-        ));
+        let pipeline = Arc::new(
+            Pipeline::new(
+                transport,
+                Limits::new(limits.rpm, limits.tpm),
+                pipeline_settings(job, limits),
+                Arc::clone(stats),
+                Arc::clone(control),
+                Arc::clone(costing),
+            )
+            .with_cache(cache.clone()),
+        );
         pipeline.run(handle).await;
         display_done.cancel();
         let _ = display.await;
@@ -255,6 +279,10 @@ fn send_live(
         anyhow::Ok(())
     })?;
     drop(runtime);
+    // What the run's answers left queued for the cache is committed before the run ends.
+    if let Some(c) = cache {
+        c.cache.close();
+    }
     match writer.join() {
         Ok(Ok(store)) => Ok(ControlFlow::Continue(store)),
         Ok(Err(e)) => {
@@ -263,6 +291,19 @@ fn send_live(
         }
         Err(_) => anyhow::bail!("{}: the checkpoint writer panicked", db_path.display()),
     }
+}
+
+/// The response cache this run uses, keyed in the scope of the job's family and request URL;
+/// `None` with `--no-cache`, or after one warning when it cannot be opened.
+fn open_cache(choice: &CacheChoice, job: &JobRecord, url: &url::Url) -> Option<CacheUse> {
+    let CacheChoice::On { path, read_only } = choice else {
+        return None;
+    };
+    let cache = Cache::open_or_warn(path, *read_only)?;
+    Some(CacheUse {
+        cache: Arc::new(cache),
+        scope: CacheScope::new(job.endpoint, url),
+    })
 }
 
 /// How the pipeline sends the job's rows under `limits`.

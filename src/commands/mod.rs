@@ -2,6 +2,7 @@
 //! done by the modules they call.
 
 pub mod batch;
+pub mod cache;
 pub mod completions;
 mod ending;
 pub mod estimate;
@@ -31,6 +32,7 @@ where
         Command::Status(args) => status::status(args),
         Command::Export(args) => export::export(args),
         Command::Report(args) => report::report(args),
+        Command::Cache(args) => cache::cache(args),
         Command::Cancel(args) => batch::cancel(args),
         Command::MockServer(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

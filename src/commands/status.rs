@@ -289,7 +289,15 @@ fn row_lines(out: &mut String, s: &Status) {
         ),
         None => line!(out, "rows        {} total", r.total),
     }
-    line!(out, "  done      {}", r.done);
+    match r.cached {
+        0 => line!(out, "  done      {}", r.done),
+        n => line!(
+            out,
+            "  done      {} ({} from the response cache, not sent)",
+            r.done,
+            thousands(n)
+        ),
+    }
     line!(out, "  failed    {}", r.failed);
     line!(out, "  skipped   {} (invalid input)", r.invalid);
     match &s.active_run {

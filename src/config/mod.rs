@@ -19,6 +19,7 @@ use promptmill_core::provider::Provider;
 use promptmill_engine::output::OutputSpec;
 use promptmill_engine::prepare::RequestSettings;
 
+mod cache;
 mod estimate;
 mod input;
 mod outputs;
@@ -30,6 +31,7 @@ mod tests;
 mod tests_scan;
 mod with_profile;
 
+pub use cache::{default_path as default_cache_path, CacheChoice};
 pub use estimate::EstimateConfig;
 pub use input::{input_config, InputConfig};
 pub use outputs::{check_paths, default_db_path, output_spec};

@@ -48,6 +48,8 @@ pub struct SendConfig {
     pub max_response_size: u64,
     /// `--allow-http`: plain http to a host that is not this machine, for this run only.
     pub allow_http: bool,
+    /// `--cache`, `--no-cache`, `--cache-read-only`: the response cache of this run.
+    pub cache: super::cache::CacheChoice,
 }
 
 pub use promptmill_engine::api::http::DEFAULT_MAX_RESPONSE_SIZE;
@@ -162,6 +164,7 @@ impl SendConfig {
             no_wait: args.batch.no_wait,
             finish_live: args.batch.finish_live,
             allow_http: args.allow_http,
+            cache: super::cache::CacheChoice::from_args(args),
             headers,
             given: LimitFlags {
                 concurrency: args.concurrency,

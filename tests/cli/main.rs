@@ -8,6 +8,7 @@ mod azure;
 mod azure_batch;
 mod bad_input;
 mod batch;
+mod cache;
 mod calibration;
 mod command_line;
 mod completions;

@@ -18,6 +18,7 @@ pub fn on_a_terminal(dir: &Dir, args: &[&str], env: &[(&str, &str)], input: &str
     let mut child = Command::new("script")
         .args(["-qec", &command, "/dev/null"])
         .current_dir(dir.path(""))
+        .env("XDG_CACHE_HOME", dir.fresh_cache_home())
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
         .env_remove("RUST_LOG")

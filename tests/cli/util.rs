@@ -14,13 +14,28 @@ pub const DEADLINE: Duration = Duration::from_secs(120);
 
 pub struct Dir {
     dir: tempfile::TempDir,
+    /// Where each command's `$XDG_CACHE_HOME` is made (see [`Dir::fresh_cache_home`]): beside
+    /// the test's directory, not in it, so that tests listing their files see none of it.
+    caches: tempfile::TempDir,
 }
 
 impl Dir {
     pub fn new() -> Dir {
         Dir {
             dir: tempfile::tempdir().expect("temp dir"),
+            caches: tempfile::tempdir().expect("temp dir"),
         }
+    }
+
+    /// A new, empty `$XDG_CACHE_HOME` for one command: the response cache of a test's command
+    /// is never the user's, and never another command's, so a test that runs a job twice sees
+    /// it sent twice. A test of the cache shares one with `--cache PATH`.
+    pub fn fresh_cache_home(&self) -> PathBuf {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        self.caches
+            .path()
+            .join(format!("xdg-cache-{}", NEXT.fetch_add(1, Ordering::Relaxed)))
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -49,10 +64,12 @@ impl Dir {
     }
 }
 
-/// The binary, with a clean environment: no inherited key, base URL, Azure or Anthropic settings.
+/// The binary, with a clean environment: no inherited key, base URL, Azure or Anthropic
+/// settings, and a response cache of its own ([`Dir::fresh_cache_home`]).
 pub fn promptmill(dir: &Dir) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_promptmill"));
     cmd.current_dir(dir.dir.path())
+        .env("XDG_CACHE_HOME", dir.fresh_cache_home())
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
         .env_remove("AZURE_OPENAI_API_KEY")

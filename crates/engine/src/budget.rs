@@ -30,7 +30,7 @@ use promptmill_core::models::{Billed, ModelInfo, Prices};
 
 mod bill;
 
-pub use bill::{cost_of, job_cost, job_cost_split};
+pub use bill::{cost_of, job_cost, job_cost_split, job_saved};
 use promptmill_core::tokens::RequestCost;
 
 /// A model's prices and output cap, as a run uses them.
@@ -274,6 +274,14 @@ impl Costing {
             prices: self.prices.get(model).map(|p| Arc::clone(&p.prices)),
             held: false,
         }
+    }
+
+    /// What `usage` costs at `model`'s live prices, booked nowhere: what an answer from the
+    /// response cache saved (0 when the model has no price).
+    pub fn value_of(&self, model: &str, usage: Billed) -> f64 {
+        self.prices
+            .get(model)
+            .map_or(0.0, |p| p.prices.cost(false, usage.prompt as u64, &usage).total())
     }
 
     /// The one model every request names, when the job prices exactly one.

@@ -24,6 +24,7 @@
 pub mod api;
 pub mod batch;
 pub mod budget;
+pub mod cache;
 pub mod ceiling;
 pub mod estimate;
 pub mod joblock;

@@ -75,6 +75,15 @@ fn fields(base: &Baseline, s: &Snapshot, rate: f64, stats: &Stats) -> Vec<String
     if let Some(c) = &base.money {
         f.push(c.spend().describe());
     }
+    let cached = stats.cached.load(std::sync::atomic::Ordering::Relaxed);
+    if cached > 0 {
+        let saved = stats.saved_nanos.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e9;
+        let saved = match base.money {
+            Some(_) => format!(" (saved {})", crate::estimate::report::dollars(saved)),
+            None => String::new(),
+        };
+        f.push(format!("{} from the cache{saved}", thousands(cached)));
+    }
     f.extend([
         format!("{} on the wire", thousands(s.in_flight)),
         count(s.retries, "retry", "retries"),

@@ -24,6 +24,10 @@ pub struct Stats {
     pub prompt_tokens: AtomicU64,
     pub completion_tokens: AtomicU64,
     pub total_tokens: AtomicU64,
+    /// Of the rows done by this run, those answered from the response cache (no request), and
+    /// what they would have cost at the job's prices (billionths of a dollar).
+    pub cached: AtomicU64,
+    pub saved_nanos: AtomicU64,
     /// Rows waiting out a `Retry-After` that was capped ([`Stats::capped_wait`]), and the
     /// longest wait (whole seconds) a server asked for this run, for the progress line.
     pub capped_waits: AtomicU64,

@@ -26,6 +26,34 @@ pub struct Summary {
     pub cost: Option<CostTotals>,
     pub output: Option<PathBuf>,
     pub checkpoint: PathBuf,
+    /// Rows done from the response cache, when there are some (set after [`Summary::new`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheTotals>,
+}
+
+/// Rows answered from the response cache, without a request, and what they saved.
+#[derive(Debug, Clone, Serialize)]
+pub struct CacheTotals {
+    /// Every run of the job so far.
+    pub rows: u64,
+    pub run_rows: u64,
+    /// Dollars those rows would have cost at the job's prices (`None`: not priced).
+    pub saved: Option<f64>,
+}
+
+impl CacheTotals {
+    /// "12 rows from the cache (this run 12), saved $0.0040"
+    pub fn describe(&self) -> String {
+        let saved = self
+            .saved
+            .map(|d| format!(", saved {}", dollars(d)))
+            .unwrap_or_default();
+        format!(
+            "{} from the cache (this run {}){saved}",
+            count(self.rows, "row", "rows"),
+            thousands(self.run_rows)
+        )
+    }
 }
 
 /// What the job has cost, at the prices it was run with.
@@ -132,6 +160,7 @@ impl Summary {
             cost,
             output,
             checkpoint,
+            cache: None,
         }
     }
 }
@@ -187,6 +216,9 @@ impl fmt::Display for Summary {
             if let Some(split) = &c.split {
                 writeln!(f, "             {}", describe_split(split))?;
             }
+        }
+        if let Some(c) = &self.cache {
+            writeln!(f, "  cache      {}", c.describe())?;
         }
         writeln!(
             f,

@@ -20,14 +20,27 @@ pub fn job_cost_split(
     store: &crate::store::Store,
     job: &promptmill_core::job::JobRecord,
 ) -> anyhow::Result<Option<CostSplit>> {
-    let thresholds: Vec<u64> = job
-        .models
+    let usage = store.usage_by_model(job.spec.model.as_deref(), &thresholds(job))?;
+    Ok(cost_of(&usage, &job.models).map(|c| c.rounded()))
+}
+
+/// Dollars the rows done from the response cache would have cost, at the job's prices (they
+/// cost nothing; `None` when a model with usage has no price).
+pub fn job_saved(
+    store: &crate::store::Store,
+    job: &promptmill_core::job::JobRecord,
+) -> anyhow::Result<Option<f64>> {
+    let usage = store.cached_usage_by_model(job.spec.model.as_deref(), &thresholds(job))?;
+    Ok(cost_of(&usage, &job.models).map(|c| c.rounded().total()))
+}
+
+/// The long-context tiers' prompt-size thresholds of the job's prices.
+fn thresholds(job: &promptmill_core::job::JobRecord) -> Vec<u64> {
+    job.models
         .values()
         .filter_map(|m| m.prices.as_ref())
         .flat_map(|p| p.thresholds())
-        .collect();
-    let usage = store.usage_by_model(job.spec.model.as_deref(), &thresholds)?;
-    Ok(cost_of(&usage, &job.models).map(|c| c.rounded()))
+        .collect()
 }
 
 fn billed(s: &UsageSums) -> Billed {

@@ -20,7 +20,7 @@ impl<'a> RowPricer<'a> {
         RowPricer { models, fixed }
     }
 
-    /// Dollars `row` cost: `None` when it is not done (nothing billed is known) or its model
+    /// Dollars `row` cost: 0 when it was answered from the response cache, `None` when it is not done (nothing billed is known) or its model
     /// has no price.
     pub(super) fn cost(&self, row: &ExportRow) -> Option<f64> {
         if row.state != crate::store::state::DONE || row.total_tokens.is_none() {
@@ -35,6 +35,9 @@ impl<'a> RowPricer<'a> {
                 .get(request_model(row.request.as_deref()?)?.as_ref())?,
         };
         let prices = info.prices.as_ref()?;
+        if row.cached {
+            return Some(0.0);
+        }
         let n = |v: Option<i64>| v.unwrap_or(0).max(0) as f64;
         let tokens = Billed {
             prompt: n(row.prompt_tokens),

@@ -1,7 +1,8 @@
 //! JSON Lines output: one object per row with its id, position, status, input fields,
 //! completion, finish reason, usage (with `cached_tokens`, `cache_creation_tokens` and
 //! `reasoning_tokens` when the server reported them), cost in dollars (`null` when unknown),
-//! model, response id and error (`null` when the row is done). An embeddings row also has
+//! model, response id and error (`null` when the row is done), and `"cached": true` for a row
+//! answered from the response cache. An embeddings row also has
 //! `embedding`, its vector as an array of numbers.
 
 use std::io::Write;
@@ -38,6 +39,9 @@ struct Line<'a> {
     model: Option<&'a str>,
     response_id: Option<&'a str>,
     error: Option<&'a str>,
+    /// Answered from the response cache (present only then).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    cached: bool,
 }
 
 #[derive(Serialize)]
@@ -81,6 +85,7 @@ impl RowWriter for Jsonl {
             model: row.model.as_deref(),
             response_id: row.response_id.as_deref(),
             error: row.error.as_deref(),
+            cached: row.cached,
         };
         serde_json::to_writer(&mut self.out, &line)?;
         self.out.write_all(b"\n")?;

@@ -213,7 +213,8 @@ impl<T: Transport> Pipeline<T> {
         let family = self.settings.endpoint.family();
         let members = std::mem::take(&mut r.group);
         let kinds: Vec<OutcomeKind> = match kind {
-            OutcomeKind::Done(answer) => {
+            // A joined request bypasses the response cache: `Cached` cannot come here.
+            OutcomeKind::Done(answer) | OutcomeKind::Cached(answer) => {
                 let tokens: Vec<u64> = members.iter().map(|m| input_tokens(family, m)).collect();
                 family
                     .split(answer, &tokens)
@@ -265,6 +266,10 @@ impl<T: Transport> Pipeline<T> {
                 Stats::add(&stats.prompt_tokens, c.usage.prompt_tokens);
                 Stats::add(&stats.completion_tokens, c.usage.completion_tokens);
                 Stats::add(&stats.total_tokens, c.usage.total_tokens);
+            }
+            OutcomeKind::Cached(_) => {
+                Stats::add(&stats.done, 1);
+                Stats::add(&stats.cached, 1);
             }
             OutcomeKind::Failed { error, .. } => {
                 Stats::add(&stats.failed, 1);

@@ -45,6 +45,7 @@ use promptmill_core::retry::Backoff;
 use promptmill_core::stall::Stalls;
 
 use adaptive::Window;
+pub use cached::CacheUse;
 use first_answers::FirstAnswers;
 use group::{Group, Grouper};
 
@@ -149,6 +150,9 @@ pub struct Pipeline<T> {
     /// Judges answers until the first one that is not a "wrong setting" symptom. Shared with
     /// each row's handle ([`first_answers::Row`]), made by the dispatcher.
     pub first_answers: Arc<FirstAnswers>,
+    /// The response cache across jobs, when the run uses one ([`Pipeline::with_cache`]): asked
+    /// before the gates, told of each answer ([`cached`]).
+    pub cache: Option<CacheUse>,
 }
 
 impl<T: Transport> Pipeline<T> {
@@ -166,6 +170,7 @@ impl<T: Transport> Pipeline<T> {
         let first_answers = Arc::new(FirstAnswers::new(settings.first_answers));
         let pipeline = Pipeline {
             first_answers,
+            cache: None,
             transport,
             limits,
             window,
@@ -363,6 +368,7 @@ async fn feed(
 }
 
 pub mod adaptive;
+mod cached;
 pub mod first_answers;
 pub(crate) mod group;
 mod row;

@@ -97,6 +97,11 @@ impl<T: Transport> Pipeline<T> {
         } else {
             (group.first, Vec::new())
         };
+        // Only a one-row request is cached; a hit never meets the gates.
+        let cache_key = members.is_empty().then(|| self.cache_key(&row)).flatten();
+        if let Some(answer) = cache_key.as_ref().and_then(|k| self.cached_answer(k)) {
+            return self.settle_cached(&row, answer, store).await;
+        }
         let priced = self.price(&row.body);
         let mut r = RowRun {
             group: members,
@@ -124,6 +129,7 @@ impl<T: Transport> Pipeline<T> {
             }
         };
         if r.group.is_empty() {
+            self.keep(cache_key, &kind);
             self.settle(r, kind, store).await;
         } else {
             self.settle_group(r, kind, store).await;

@@ -16,6 +16,8 @@ pub struct Counts {
     /// In a Batch API part waiting for its batch to finish (`run --mode batch`).
     pub batched: u64,
     pub done: u64,
+    /// Of the done rows, those answered from the response cache (no request).
+    pub cached: u64,
     /// Failed after being sent (or refused by the API).
     pub failed: u64,
     /// Failed validation and were never sent (`--skip-invalid`); not counted in `failed`.
@@ -44,7 +46,7 @@ impl Store {
         let mut c = Counts::default();
         let mut stmt = self.conn.prepare(&format!(
             "SELECT state, invalid, count(*), {}, {}, {}, coalesce(sum(attempts), 0),
-                    coalesce(sum(attempts > 1), 0), coalesce(max(attempts), 0)
+                    coalesce(sum(attempts > 1), 0), coalesce(max(attempts), 0), coalesce(sum(cached), 0)
              FROM rows WHERE seq <= ?1 GROUP BY state, invalid",
             token_sum("prompt_tokens"),
             token_sum("completion_tokens"),
@@ -71,6 +73,7 @@ impl Store {
             c.attempts += r.get::<_, i64>(6)? as u64;
             c.retried_rows += r.get::<_, i64>(7)? as u64;
             c.max_attempts = c.max_attempts.max(r.get::<_, i64>(8)? as u64);
+            c.cached += r.get::<_, i64>(9)?.max(0) as u64;
         }
         Ok(c)
     }

@@ -30,6 +30,8 @@ pub struct ExportRow {
     pub embedding: Option<Vec<f32>>,
     /// Done through the Batch API, so priced at its prices.
     pub via_batch: bool,
+    /// Done from the response cache: no request, so it cost nothing.
+    pub cached: bool,
     /// Dollars the row cost: not read from the checkpoint but priced by the exporter, at the
     /// job's prices (`None`: not done, or its model has no price).
     pub cost: Option<f64>,
@@ -41,7 +43,7 @@ impl Store {
         let mut stmt = self.conn.prepare(
             "SELECT seq, id, state, invalid, fields, request, response, completion, finish_reason,
                     prompt_tokens, completion_tokens, total_tokens, model, response_id, http_status, error,
-                    cached_tokens, cache_creation_tokens, reasoning_tokens, part IS NOT NULL, embedding
+                    cached_tokens, cache_creation_tokens, reasoning_tokens, part IS NOT NULL, embedding, cached
              FROM rows ORDER BY seq",
         )?;
         let mut rows = stmt.query([])?;
@@ -74,6 +76,7 @@ impl Store {
                 reasoning_tokens: detail(18)?,
                 via_batch: r.get(19)?,
                 embedding: r.get::<_, Option<Vec<u8>>>(20)?.map(|b| vector_values(&b)),
+                cached: r.get(21)?,
                 cost: None,
             })?;
         }

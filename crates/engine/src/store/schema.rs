@@ -182,6 +182,12 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE runs ADD COLUMN claimed INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 14: a done row answered from the response cache (`cache/`), not by a request: 1. Its
+    // usage is the answer's as first received; it cost nothing, so the bill leaves it out and
+    // the summary counts what it saved.
+    r#"
+    ALTER TABLE rows ADD COLUMN cached INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// Brings the schema up to date. Fails if the database was written by a newer promptmill.

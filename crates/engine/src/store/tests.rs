@@ -451,6 +451,7 @@ fn counts_split_rows_by_state_and_sum_tokens_and_attempts() {
             in_flight: 1,
             batched: 0,
             done: 2,
+            cached: 0,
             failed: 1,
             invalid: 0,
             prompt_tokens: 15,

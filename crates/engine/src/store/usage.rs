@@ -58,6 +58,18 @@ impl Store {
     /// when the job names one), by route, and by the band of prompt sizes between the
     /// `thresholds` (the job's long-context tiers; any order).
     pub fn usage_by_model(&self, fixed: Option<&str>, thresholds: &[u64]) -> anyhow::Result<JobUsage> {
+        self.usage_where(fixed, thresholds, false)
+    }
+
+    /// The same sums over the rows done from the response cache, which cost nothing: what the
+    /// cache saved, priced like a bill.
+    pub fn cached_usage_by_model(&self, fixed: Option<&str>, thresholds: &[u64]) -> anyhow::Result<JobUsage> {
+        self.usage_where(fixed, thresholds, true)
+    }
+
+    /// The done rows' usage sums, of the rows answered by a request (`cached` false) or from
+    /// the response cache (true).
+    fn usage_where(&self, fixed: Option<&str>, thresholds: &[u64], cached: bool) -> anyhow::Result<JobUsage> {
         let mut cuts = thresholds.to_vec();
         cuts.sort_unstable();
         cuts.dedup();
@@ -89,7 +101,8 @@ impl Store {
         };
         let sql = format!(
             "SELECT {model}, part IS NOT NULL, {band}, min({prompt}), {sums}
-               FROM rows WHERE state = 'done' GROUP BY 1, 2, 3"
+               FROM rows WHERE state = 'done' AND cached = {} GROUP BY 1, 2, 3",
+            i64::from(cached)
         );
         let mut q = self.conn.prepare(&sql)?;
         let mut usage = JobUsage::default();

@@ -64,6 +64,8 @@ pub struct Outcome {
 #[derive(Debug)]
 pub enum OutcomeKind {
     Done(Completion),
+    /// Done from the response cache: no request was sent (see `cache/`).
+    Cached(Completion),
     Failed {
         error: String,
         status: Option<u16>,
@@ -316,34 +318,8 @@ fn claim(conn: &Connection, after: i64, limit: usize, claims: &Claims) -> anyhow
 pub(crate) fn record_outcome(conn: &Connection, o: Outcome) -> anyhow::Result<()> {
     let now = now_ms();
     match o.kind {
-        OutcomeKind::Done(c) => {
-            conn.prepare_cached(
-                "UPDATE rows SET state = ?1, attempts = attempts + ?2, response = ?3, completion = ?4,
-                        finish_reason = ?5, prompt_tokens = ?6, completion_tokens = ?7, total_tokens = ?8,
-                        model = ?9, response_id = ?10, http_status = 200, error = NULL, updated_at = ?11,
-                        cached_tokens = ?13, cache_creation_tokens = ?14, reasoning_tokens = ?15,
-                        embedding = ?16
-                 WHERE seq = ?12",
-            )?
-            .execute(params![
-                state::DONE,
-                o.attempts,
-                c.raw,
-                c.text,
-                c.finish_reason,
-                super::stored_tokens(c.usage.prompt_tokens),
-                super::stored_tokens(c.usage.completion_tokens),
-                super::stored_tokens(c.usage.total_tokens),
-                c.model,
-                c.id,
-                now,
-                o.seq,
-                c.usage.cached_tokens.map(super::stored_tokens),
-                c.usage.cache_creation_tokens.map(super::stored_tokens),
-                c.usage.reasoning_tokens.map(super::stored_tokens),
-                c.embeddings.first().map(|e| vector_bytes(&e.vector)),
-            ])?;
-        }
+        OutcomeKind::Done(c) => record_done(conn, o.seq, o.attempts, c, false, now)?,
+        OutcomeKind::Cached(c) => record_done(conn, o.seq, o.attempts, c, true, now)?,
         OutcomeKind::Failed { error, status } => {
             conn.prepare_cached(
                 "UPDATE rows SET state = ?1, attempts = attempts + ?2, error = ?3, http_status = ?4, updated_at = ?5
@@ -358,6 +334,45 @@ pub(crate) fn record_outcome(conn: &Connection, o: Outcome) -> anyhow::Result<()
             .execute(params![state::PENDING, o.attempts, now, o.seq])?;
         }
     }
+    Ok(())
+}
+
+/// Records a done row; `cached`: answered from the response cache, not by a request.
+fn record_done(
+    conn: &Connection,
+    seq: i64,
+    attempts: u32,
+    c: Completion,
+    cached: bool,
+    now: i64,
+) -> anyhow::Result<()> {
+    conn.prepare_cached(
+        "UPDATE rows SET state = ?1, attempts = attempts + ?2, response = ?3, completion = ?4,
+                finish_reason = ?5, prompt_tokens = ?6, completion_tokens = ?7, total_tokens = ?8,
+                model = ?9, response_id = ?10, http_status = 200, error = NULL, updated_at = ?11,
+                cached_tokens = ?13, cache_creation_tokens = ?14, reasoning_tokens = ?15,
+                embedding = ?16, cached = ?17
+         WHERE seq = ?12",
+    )?
+    .execute(params![
+        state::DONE,
+        attempts,
+        c.raw,
+        c.text,
+        c.finish_reason,
+        super::stored_tokens(c.usage.prompt_tokens),
+        super::stored_tokens(c.usage.completion_tokens),
+        super::stored_tokens(c.usage.total_tokens),
+        c.model,
+        c.id,
+        now,
+        seq,
+        c.usage.cached_tokens.map(super::stored_tokens),
+        c.usage.cache_creation_tokens.map(super::stored_tokens),
+        c.usage.reasoning_tokens.map(super::stored_tokens),
+        c.embeddings.first().map(|e| vector_bytes(&e.vector)),
+        cached,
+    ])?;
     Ok(())
 }
 

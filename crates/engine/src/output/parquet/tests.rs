@@ -34,6 +34,7 @@ fn row(fields: &str) -> ExportRow {
         cache_creation_tokens: None,
         reasoning_tokens: None,
         via_batch: false,
+        cached: false,
         cost: None,
         embedding: None,
     }

@@ -1,0 +1,142 @@
+//! The cache's key and store, on files in a temp dir.
+
+use super::key::{normalise, Scope};
+use super::*;
+use promptmill_core::job::Endpoint;
+
+fn scope(url: &str) -> Scope {
+    let url = url::Url::parse(url).expect("test URL");
+    Scope::new(Endpoint::Chat, &url)
+}
+
+const BODY: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":5}"#;
+
+fn key_of(body: &str) -> Option<Key> {
+    scope("https://api.openai.com/v1/chat/completions").key(body.as_bytes())
+}
+
+#[test]
+fn the_ignored_fields_do_not_change_the_key() {
+    let with = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":5,
+        "stream":false,"user":"u1","metadata":{"a":"b"},"store":true}"#;
+    assert_eq!(key_of(BODY), key_of(with));
+    assert!(key_of(BODY).is_some());
+}
+
+#[test]
+fn key_order_and_spacing_do_not_change_the_key() {
+    let reordered =
+        r#"{ "max_tokens": 5, "messages": [{"content": "hi", "role": "user"}], "model": "gpt-4o-mini" }"#;
+    assert_eq!(key_of(BODY), key_of(reordered));
+}
+
+#[test]
+fn any_other_field_changes_the_key() {
+    for other in [
+        r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_tokens":5}"#,
+        r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi!"}],"max_tokens":5}"#,
+        r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":6}"#,
+        r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":5,"temperature":0}"#,
+        r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":5.0}"#,
+    ] {
+        assert_ne!(key_of(BODY), key_of(other), "{other}");
+    }
+}
+
+#[test]
+fn a_request_for_several_samples_has_no_key_and_n_1_is_no_n() {
+    let two = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":5,"n":2}"#;
+    let one = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":5,"n":1}"#;
+    assert_eq!(key_of(two), None);
+    assert_eq!(key_of(one), key_of(BODY));
+}
+
+#[test]
+fn the_base_url_is_normalised_and_credentials_left_out() {
+    assert_eq!(
+        normalise(&url::Url::parse("HTTPS://API.Example.COM:443/v1/chat/completions/").expect("url")),
+        "https://api.example.com/v1/chat/completions"
+    );
+    let a = scope("https://gw.example/v1/chat/completions?b=2&a=1&api_key=secret1");
+    let b = scope("https://gw.example/v1/chat/completions?a=1&b=2&api_key=other");
+    assert_eq!(a.key(BODY.as_bytes()), b.key(BODY.as_bytes()));
+    assert_ne!(
+        scope("https://gw.example/v1/chat/completions?a=1").key(BODY.as_bytes()),
+        scope("https://gw.example/v1/chat/completions?a=2").key(BODY.as_bytes())
+    );
+}
+
+#[test]
+fn the_family_and_the_target_are_in_the_key() {
+    let url = url::Url::parse("https://api.openai.com/v1/x").expect("url");
+    let chat = Scope::new(Endpoint::Chat, &url).key(BODY.as_bytes());
+    let responses = Scope::new(Endpoint::Responses, &url).key(BODY.as_bytes());
+    assert_ne!(chat, responses);
+    assert_ne!(
+        scope("https://a.example/v1/chat/completions").key(BODY.as_bytes()),
+        scope("https://b.example/v1/chat/completions").key(BODY.as_bytes())
+    );
+}
+
+#[test]
+fn an_answer_put_is_found_after_close_and_a_read_only_cache_stores_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("sub/cache.db");
+    let key = key_of(BODY).expect("key");
+    let cache = Cache::open(&path, true).expect("open");
+    cache.put(key, "chat", "{\"answer\":1}".into());
+    cache.close();
+    assert_eq!(cache.lookup(&key), None, "read only: nothing stored");
+    drop(cache);
+
+    let cache = Cache::open(&path, false).expect("open");
+    cache.put(key, "chat", "{\"answer\":1}".into());
+    cache.close();
+    assert_eq!(cache.lookup(&key).as_deref(), Some("{\"answer\":1}"));
+    let s = stats(&path).expect("stats");
+    assert_eq!(s.answers, 1);
+    assert_eq!(s.families, vec![("chat".to_string(), 1)]);
+    assert_eq!(prune(&path, Duration::from_secs(3600)).expect("prune"), 0);
+    assert_eq!(clear(&path).expect("clear"), 1);
+    assert_eq!(cache.lookup(&key), None);
+}
+
+#[cfg(unix)]
+#[test]
+fn the_file_is_private_to_the_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("new/cache.db");
+    let cache = Cache::open(&path, false).expect("open");
+    cache.close();
+    let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(&dir.path().join("new")), 0o700);
+}
+
+#[test]
+fn a_damaged_file_does_not_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("cache.db");
+    std::fs::write(&path, vec![0x55u8; 8192]).expect("write");
+    assert!(Cache::open(&path, false).is_err());
+    assert!(Cache::open_or_warn(&path, false).is_none());
+}
+
+#[test]
+fn cut_short_and_refused_answers_are_not_cacheable() {
+    let answer = |reason: &str| Completion {
+        text: Some("x".into()),
+        finish_reason: Some(reason.into()),
+        usage: Default::default(),
+        model: None,
+        id: None,
+        raw: String::new(),
+        embeddings: Vec::new(),
+    };
+    assert!(cacheable(&answer("stop")));
+    assert!(cacheable(&answer("end_turn")));
+    for reason in ["length", "max_tokens", "content_filter", "refusal"] {
+        assert!(!cacheable(&answer(reason)), "{reason}");
+    }
+}

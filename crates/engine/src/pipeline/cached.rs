@@ -1,0 +1,79 @@
+//! The response cache in the worker loop: a row whose request was answered before is settled
+//! done from the cache before it meets the window, the limiter or the budget (no request, no
+//! tokens against TPM, no money), and a row the server answered is offered to the cache once
+//! its outcome is known. The cache itself (its file, its key, what may be stored) is
+//! `crate::cache`; a joined request (several rows, embeddings) bypasses it.
+
+use std::sync::Arc;
+
+use crate::api::Transport;
+use crate::cache::{cacheable, Cache, Key, Scope};
+use crate::stats::Stats;
+use crate::store::writer::{Claimed, Outcome, OutcomeKind, StoreHandle};
+use promptmill_core::family::Completion;
+
+use super::{Pipeline, StopReason};
+
+/// A run's cache and the scope its keys are made in (the job's family and request URL).
+#[derive(Clone)]
+pub struct CacheUse {
+    pub cache: Arc<Cache>,
+    pub scope: Scope,
+}
+
+impl<T: Transport> Pipeline<T> {
+    /// Uses `cache` for this run's one-row requests.
+    pub fn with_cache(mut self, cache: Option<CacheUse>) -> Pipeline<T> {
+        self.cache = cache;
+        self
+    }
+
+    /// The row's cache key, when the run has a cache and the row's request may be cached.
+    pub(super) fn cache_key(&self, row: &Claimed) -> Option<Key> {
+        self.cache.as_ref()?.scope.key(row.body.as_bytes())
+    }
+
+    /// The stored answer for `key`, read by the job's family as a fresh one is; an entry that no
+    /// longer reads, or would not be stored today, is a miss.
+    pub(super) fn cached_answer(&self, key: &Key) -> Option<Completion> {
+        let raw = self.cache.as_ref()?.cache.lookup(key)?;
+        let family = self.settings.endpoint.family();
+        family.parse(raw.as_bytes()).ok().filter(cacheable)
+    }
+
+    /// Settles a row done from the cache: counted, with what it would have cost, and recorded
+    /// (no attempt: nothing was sent).
+    pub(super) async fn settle_cached(&self, row: &Claimed, answer: Completion, store: &StoreHandle) {
+        if self.costing.active() {
+            let model = match self.costing.sole_model() {
+                Some(m) => m.to_string(),
+                None => promptmill_core::tokens::body_model(&row.body).unwrap_or_default(),
+            };
+            let saved = self.costing.value_of(&model, answer.usage.billed());
+            Stats::add(&self.stats.saved_nanos, (saved * 1e9).round() as u64);
+        }
+        let kind = OutcomeKind::Cached(answer);
+        self.count(&row.id, &kind);
+        let outcome = Outcome {
+            seq: row.seq,
+            attempts: 0,
+            kind,
+            tries: Vec::new(),
+        };
+        if store.finish(outcome).await.is_err() {
+            self.control
+                .abort(StopReason::Checkpoint("the checkpoint writer stopped".into()));
+        }
+    }
+
+    /// Offers a row's answer to the cache: kept when it is whole and not refused.
+    pub(super) fn keep(&self, key: Option<Key>, kind: &OutcomeKind) {
+        let (Some(cache), Some(key), OutcomeKind::Done(c)) = (&self.cache, key, kind) else {
+            return;
+        };
+        if cacheable(c) {
+            let family = self.settings.endpoint.family().name();
+            cache.cache.put(key, family, c.raw.clone());
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! The response cache as this command line asks for it: off (`--no-cache`), or a file
+//! (`--cache PATH`, else the XDG cache location) and whether answers are stored in it
+//! (`--cache-read-only`). Opening it is the run's (`commands/execute.rs`); what it holds is
+//! `promptmill_engine::cache`'s.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::SendArgs;
+
+/// Whether and where a run uses the response cache.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum CacheChoice {
+    /// `--no-cache`, or no cache location known (no `$XDG_CACHE_HOME` and no `$HOME`).
+    #[default]
+    Off,
+    On {
+        path: PathBuf,
+        read_only: bool,
+    },
+}
+
+impl CacheChoice {
+    pub fn from_args(args: &SendArgs) -> CacheChoice {
+        if args.no_cache {
+            return CacheChoice::Off;
+        }
+        match args.cache.clone().or_else(default_path) {
+            Some(path) => CacheChoice::On {
+                path,
+                read_only: args.cache_read_only,
+            },
+            None => CacheChoice::Off,
+        }
+    }
+}
+
+/// `$XDG_CACHE_HOME/promptmill/cache.db`, else `$HOME/.cache/promptmill/cache.db` (a relative
+/// value of either is ignored, as the XDG spec says).
+pub fn default_path() -> Option<PathBuf> {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    let base = var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|h| h.join(".cache")))?;
+    Some(Path::new(&base).join("promptmill").join("cache.db"))
+}

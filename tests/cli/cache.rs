@@ -1,0 +1,326 @@
+//! The response cache across jobs (issue 14): a row whose request was answered before, by any
+//! job, is done without a request; what is never cached; the file's privacy; jobs sharing it;
+//! `promptmill cache stats | prune | clear`. Each test shares one cache between its commands
+//! with `--cache PATH` (every command otherwise gets a fresh `$XDG_CACHE_HOME`, see util.rs).
+
+use std::process::Stdio;
+
+use crate::util::*;
+
+/// Rows `r1..rn` with a `name` and an `extra` that is empty except for the rows in `changed`.
+fn rows(dir: &Dir, n: usize, changed: impl Fn(usize) -> bool) {
+    let mut text = String::new();
+    for i in 1..=n {
+        let extra = if changed(i) { " Briefly." } else { "" };
+        text.push_str(&format!(
+            "{{\"id\":\"r{i}\",\"name\":\"item {i}\",\"extra\":\"{extra}\"}}\n"
+        ));
+    }
+    dir.write("p.jsonl", text);
+}
+
+/// `promptmill run p.jsonl -o OUT --model m --base-url MOCK --cache cache.db` plus `extra`.
+fn cached_run(dir: &Dir, mock: &Mock, out: &str, extra: &[&str]) -> Outcome {
+    let cache = dir.path("cache.db");
+    let outcome = run(promptmill(dir)
+        .args([
+            "run",
+            "p.jsonl",
+            "-o",
+            out,
+            "--model",
+            "m",
+            "--base-url",
+            &mock.url,
+        ])
+        .arg("--cache")
+        .arg(&cache)
+        .args(extra));
+    assert_eq!(
+        outcome.code(),
+        0,
+        "stdout: {}\nstderr: {}",
+        outcome.stdout,
+        outcome.stderr
+    );
+    outcome
+}
+
+/// Requests the mock answered during `f`.
+fn sent_during(mock: &Mock, f: impl FnOnce()) -> usize {
+    let before = mock.requests().len();
+    f();
+    mock.requests().len() - before
+}
+
+#[test]
+fn a_restart_with_a_changed_template_sends_only_the_rows_whose_request_changed() {
+    let dir = Dir::new();
+    rows(&dir, 1000, |i| i % 10 == 0);
+    let mock = Mock::start(&[]);
+    let first = ["--template", "Describe {name}."];
+    let sent = sent_during(&mock, || {
+        cached_run(&dir, &mock, "out.jsonl", &first);
+    });
+    assert_eq!(sent, 1000);
+
+    // The new template renders as the old one for 900 rows: only the 100 others are sent.
+    let changed = ["--template", "Describe {name}.{extra}", "--restart"];
+    let mut second = None;
+    let sent = sent_during(&mock, || {
+        second = Some(cached_run(&dir, &mock, "out.jsonl", &changed))
+    });
+    assert_eq!(sent, 100, "only the changed rows are sent");
+    let second = second.expect("ran");
+    assert!(
+        second.stderr.contains("900 rows from the cache"),
+        "{}",
+        second.stderr
+    );
+    let out = dir.jsonl("out.jsonl");
+    assert_eq!(out.len(), 1000);
+    let cached = out.iter().filter(|r| r["cached"] == true).count();
+    assert_eq!(cached, 900, "the rows from the cache are marked");
+    assert!(out.iter().all(|r| r["status"] == "done"));
+    let status = status_json(&dir);
+    assert_eq!(status["rows"]["cached"], 900, "{status}");
+
+    // Another output, the same requests: nothing is sent.
+    let sent = sent_during(&mock, || {
+        cached_run(&dir, &mock, "other.jsonl", &changed[..2]);
+    });
+    assert_eq!(sent, 0, "every row is answered from the cache");
+    assert_eq!(dir.jsonl("other.jsonl").len(), 1000);
+}
+
+#[test]
+fn a_cached_rows_output_line_is_the_originals_marked_cached() {
+    let dir = Dir::new();
+    rows(&dir, 3, |_| false);
+    let mock = Mock::start(&[]);
+    cached_run(&dir, &mock, "a.jsonl", &["--template", "Describe {name}."]);
+    cached_run(&dir, &mock, "b.jsonl", &["--template", "Describe {name}."]);
+    let (a, b) = (dir.jsonl("a.jsonl"), dir.jsonl("b.jsonl"));
+    for (mut original, cached) in a.into_iter().zip(b) {
+        assert_eq!(cached["cached"], true, "{cached}");
+        // A cached row cost nothing (null, as the original's, when the model has no price).
+        let cost = match original["cost"].is_null() {
+            true => serde_json::Value::Null,
+            false => serde_json::json!(0.0),
+        };
+        assert_eq!(cached["cost"], cost);
+        original["cached"] = true.into();
+        original["cost"] = cached["cost"].clone();
+        assert_eq!(original, cached);
+    }
+}
+
+#[test]
+fn no_cache_sends_every_row_and_the_default_cache_is_under_xdg_cache_home() {
+    let dir = Dir::new();
+    rows(&dir, 5, |_| false);
+    let mock = Mock::start(&[]);
+    let xdg = dir.path("xdg");
+    let with_xdg = |out: &str, extra: &[&str]| {
+        let o = run(promptmill(&dir)
+            .env("XDG_CACHE_HOME", &xdg)
+            .args([
+                "run",
+                "p.jsonl",
+                "-o",
+                out,
+                "--model",
+                "m",
+                "--base-url",
+                &mock.url,
+            ])
+            .args(["--template", "Describe {name}."])
+            .args(extra));
+        assert_eq!(o.code(), 0, "{}", o.stderr);
+    };
+    assert_eq!(sent_during(&mock, || with_xdg("a.jsonl", &[])), 5);
+    assert!(xdg.join("promptmill/cache.db").exists(), "the default location");
+    assert_eq!(sent_during(&mock, || with_xdg("b.jsonl", &["--no-cache"])), 5);
+    assert_eq!(sent_during(&mock, || with_xdg("c.jsonl", &[])), 0);
+}
+
+#[test]
+fn a_read_only_cache_answers_but_stores_nothing() {
+    let dir = Dir::new();
+    rows(&dir, 5, |_| false);
+    let mock = Mock::start(&[]);
+    let t = ["--template", "Describe {name}."];
+    let read_only = ["--template", "Describe {name}.", "--cache-read-only"];
+    assert_eq!(
+        sent_during(&mock, || drop(cached_run(&dir, &mock, "a.jsonl", &read_only))),
+        5
+    );
+    assert_eq!(
+        sent_during(&mock, || drop(cached_run(&dir, &mock, "b.jsonl", &t))),
+        5
+    );
+    assert_eq!(
+        sent_during(&mock, || drop(cached_run(&dir, &mock, "c.jsonl", &read_only))),
+        0
+    );
+}
+
+#[test]
+fn cut_short_and_filtered_answers_are_not_cached() {
+    let dir = Dir::new();
+    rows(&dir, 4, |_| false);
+    let mock = Mock::start(&[]);
+    let cut = ["--template", "Describe {name} at length.", "--max-tokens", "1"];
+    assert_eq!(
+        sent_during(&mock, || drop(cached_run(&dir, &mock, "a.jsonl", &cut))),
+        4
+    );
+    assert_eq!(dir.jsonl("a.jsonl")[0]["finish_reason"], "length");
+    assert_eq!(
+        sent_during(&mock, || drop(cached_run(&dir, &mock, "b.jsonl", &cut))),
+        4
+    );
+    let filtered = ["--template", "{name} [[mock:reply=content-filter]]"];
+    assert_eq!(
+        sent_during(&mock, || drop(cached_run(&dir, &mock, "c.jsonl", &filtered))),
+        4
+    );
+    assert_eq!(
+        sent_during(&mock, || drop(cached_run(&dir, &mock, "d.jsonl", &filtered))),
+        4
+    );
+}
+
+#[test]
+fn a_damaged_cache_warns_once_and_the_run_goes_on_without_it() {
+    let dir = Dir::new();
+    rows(&dir, 20, |_| false);
+    dir.write("cache.db", vec![0x5au8; 16384]);
+    let mock = Mock::start(&[]);
+    let out = cached_run(&dir, &mock, "out.jsonl", &["--template", "Describe {name}."]);
+    assert_eq!(out.stderr.matches("response cache").count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("going on without it"), "{}", out.stderr);
+    assert_eq!(dir.jsonl("out.jsonl").len(), 20);
+    assert_eq!(mock.requests().len(), 20);
+}
+
+#[test]
+fn two_jobs_sharing_one_cache_at_once_both_complete() {
+    let dir = Dir::new();
+    rows(&dir, 200, |_| false);
+    let mock = Mock::start(&["--latency", "5ms"]);
+    let cache = dir.path("cache.db");
+    let start = |out: &str| {
+        promptmill(&dir)
+            .args([
+                "run",
+                "p.jsonl",
+                "-o",
+                out,
+                "--model",
+                "m",
+                "--base-url",
+                &mock.url,
+            ])
+            .args(["--template", "Describe {name}.", "--concurrency", "8", "--quiet"])
+            .arg("--cache")
+            .arg(&cache)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let mut a = start("a.jsonl");
+    let mut b = start("b.jsonl");
+    assert!(wait_for(&mut a, DEADLINE).success());
+    assert!(wait_for(&mut b, DEADLINE).success());
+    assert_eq!(dir.jsonl("a.jsonl").len(), 200);
+    assert_eq!(dir.jsonl("b.jsonl").len(), 200);
+    // What either stored is there for a third job.
+    let sent = sent_during(&mock, || {
+        drop(cached_run(
+            &dir,
+            &mock,
+            "c.jsonl",
+            &["--template", "Describe {name}."],
+        ))
+    });
+    assert_eq!(sent, 0);
+}
+
+#[test]
+fn cache_stats_prune_and_clear() {
+    let dir = Dir::new();
+    rows(&dir, 6, |_| false);
+    let mock = Mock::start(&[]);
+    cached_run(&dir, &mock, "a.jsonl", &["--template", "Describe {name}."]);
+    let cache = dir.path("cache.db");
+    let stats = || {
+        let o = run(promptmill(&dir)
+            .args(["cache", "stats", "--json", "--cache"])
+            .arg(&cache));
+        assert_eq!(o.code(), 0, "{}", o.stderr);
+        serde_json::from_str::<serde_json::Value>(&o.stdout).expect("JSON")
+    };
+    assert_eq!(stats()["answers"], 6);
+    let pruned = run(promptmill(&dir)
+        .args(["cache", "prune", "--older-than", "30d", "--cache"])
+        .arg(&cache));
+    assert_eq!(pruned.code(), 0, "{}", pruned.stderr);
+    assert!(pruned.stderr.contains("removed 0 answers"), "{}", pruned.stderr);
+    assert_eq!(stats()["answers"], 6);
+    let plain = run(promptmill(&dir).args(["cache", "stats", "--cache"]).arg(&cache));
+    assert!(plain.stdout.contains("answers     6"), "{}", plain.stdout);
+    let cleared = run(promptmill(&dir).args(["cache", "clear", "--cache"]).arg(&cache));
+    assert!(cleared.stderr.contains("removed 6 answers"), "{}", cleared.stderr);
+    assert_eq!(stats()["answers"], 0);
+}
+
+#[cfg(unix)]
+#[test]
+fn the_cache_file_is_private_and_holds_no_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Dir::new();
+    rows(&dir, 5, |_| false);
+    let mock = Mock::start(&[]);
+    let key = "sk-cache-test-4f1d9a77e2";
+    let o = run(promptmill(&dir)
+        .env("OPENAI_API_KEY", key)
+        .args([
+            "run",
+            "p.jsonl",
+            "-o",
+            "out.jsonl",
+            "--model",
+            "m",
+            "--base-url",
+            &mock.url,
+        ])
+        .args([
+            "--template",
+            "Describe {name}.",
+            "--header",
+            "X-Api-Token: tok-77e2",
+        ])
+        .args(["--cache", "private/cache.db"]));
+    assert_eq!(o.code(), 0, "{}", o.stderr);
+    let path = dir.path("private/cache.db");
+    let mode = std::fs::metadata(&path).expect("cache").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let dir_mode = std::fs::metadata(dir.path("private"))
+        .expect("dir")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(dir_mode, 0o700);
+    for file in ["private/cache.db", "private/cache.db-wal"] {
+        if let Ok(bytes) = std::fs::read(dir.path(file)) {
+            for secret in [key, "tok-77e2"] {
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "{secret} in {file}"
+                );
+            }
+        }
+    }
+}
