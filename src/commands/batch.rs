@@ -270,7 +270,7 @@ fn cancel_target(args: &CancelArgs) -> anyhow::Result<(Store, JobRecord)> {
         &args.db,
         &job.output.path,
         None,
-        None,
+        &[],
         "the job's output",
         "the checkpoint",
     )?;

@@ -18,7 +18,7 @@ pub fn export(args: ExportArgs) -> anyhow::Result<i32> {
             &args.db,
             &spec.path,
             None,
-            None,
+            &[],
             "--output",
             "the checkpoint",
         )?;

@@ -17,7 +17,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<i32> {
         &args.db,
         &job.output.path,
         None,
-        Some(("--output", &args.output)),
+        &[("--output", &args.output)],
         "the job's output",
         "the checkpoint",
     )?;

@@ -172,7 +172,7 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
         &args.db,
         &job.output.path,
         send.summary.as_deref(),
-        send.report.as_deref().map(|p| ("--report", p)),
+        &config::side_files(send.report.as_deref(), &send.cache),
         "--output",
         "the checkpoint",
     )?;

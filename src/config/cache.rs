@@ -45,3 +45,16 @@ pub fn default_path() -> Option<PathBuf> {
     let base = var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|h| h.join(".cache")))?;
     Some(Path::new(&base).join("promptmill").join("cache.db"))
 }
+
+/// The files a run writes beside its output and checkpoint, as [`super::check_paths`] takes
+/// them: the `--report` and the response cache (which must not be one of the job's files).
+pub fn side_files<'a>(report: Option<&'a Path>, cache: &'a CacheChoice) -> Vec<(&'static str, &'a Path)> {
+    let mut files = Vec::new();
+    if let Some(path) = report {
+        files.push(("--report", path));
+    }
+    if let CacheChoice::On { path, .. } = cache {
+        files.push(("--cache", path.as_path()));
+    }
+    files
+}

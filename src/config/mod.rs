@@ -31,7 +31,7 @@ mod tests;
 mod tests_scan;
 mod with_profile;
 
-pub use cache::{default_path as default_cache_path, CacheChoice};
+pub use cache::{default_path as default_cache_path, side_files, CacheChoice};
 pub use estimate::EstimateConfig;
 pub use input::{input_config, InputConfig};
 pub use outputs::{check_paths, default_db_path, output_spec};
@@ -113,12 +113,13 @@ impl RunConfig {
             }
             None => default_db_path(&output.path),
         };
+        let cache = CacheChoice::from_args(&args.send);
         check_paths(
             &input,
             &db,
             &output.path,
             args.send.summary.as_deref(),
-            args.send.report.as_deref().map(|p| ("--report", p)),
+            &side_files(args.send.report.as_deref(), &cache),
             "--output",
             "--db",
         )?;

@@ -8,14 +8,15 @@ use promptmill_core::error::ConfigError;
 use promptmill_engine::output::{OutputFormat, OutputSpec};
 
 /// Refuses paths of a command that name the same file (see `paths`): the input it reads, the
-/// checkpoint, the output, and the `--summary` file; `output_flag` and `db_flag` are how the
-/// command names them.
+/// checkpoint, the output, the `--summary` file and the `others` (a `--report`, the response
+/// cache), each with how the command names it; `output_flag` and `db_flag` are how the command
+/// names the output and the checkpoint.
 pub fn check_paths(
     input: &Path,
     db: &Path,
     output: &Path,
     summary: Option<&Path>,
-    report: Option<(&'static str, &Path)>,
+    others: &[(&'static str, &Path)],
     output_flag: &'static str,
     db_flag: &'static str,
 ) -> Result<(), ConfigError> {
@@ -40,7 +41,7 @@ pub fn check_paths(
             path,
         });
     }
-    if let Some((flag, path)) = report {
+    for &(flag, path) in others {
         uses.push(Use { flag, path });
     }
     // Standard input and output (`-`) are no files: nothing to collide with.

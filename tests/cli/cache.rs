@@ -324,3 +324,36 @@ fn the_cache_file_is_private_and_holds_no_key() {
         }
     }
 }
+
+#[test]
+fn a_cache_that_is_one_of_the_jobs_files_is_refused_and_nothing_is_written() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 3);
+    let mock = Mock::start(&[]);
+    for (cache, says) in [
+        ("out.jsonl", "--cache: is the same file as --output"),
+        ("out.jsonl.promptmill.db", "--cache: is the same file as --db"),
+        ("p.jsonl", "--cache: is the input file (p.jsonl)"),
+    ] {
+        let refused = run(promptmill(&dir).args([
+            "run",
+            "p.jsonl",
+            "-o",
+            "out.jsonl",
+            "--model",
+            "m",
+            "--base-url",
+            &mock.url,
+            "--cache",
+            cache,
+        ]));
+        assert_eq!(refused.code(), 1, "{cache}: {}", refused.stderr);
+        assert!(refused.stderr.contains(says), "{cache}: {}", refused.stderr);
+        assert!(!dir.path("out.jsonl").exists(), "{cache}: an output was written");
+        assert!(
+            !dir.path("out.jsonl.promptmill.db").exists(),
+            "{cache}: a checkpoint was made"
+        );
+    }
+    assert!(mock.requests().is_empty(), "nothing was sent");
+}
