@@ -39,6 +39,10 @@
 //! Scenario 7 ("embeddings", off unless `--embed-rows N`): ~200-byte texts through
 //! `--endpoint embeddings`, 100 rows per request (`bench/embed.rs`).
 //!
+//! Every command runs with `--no-cache`, so a scenario measures sending; `--with-cache` gives each
+//! command a fresh, empty response cache instead (every row a lookup that misses and an answer
+//! stored: what the cache costs a first run).
+//!
 //! The mock server runs as a separate process, so its CPU is not counted against promptmill.
 
 #[path = "bench/embed.rs"]
@@ -53,6 +57,7 @@ mod recording;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 struct Args {
@@ -65,6 +70,7 @@ struct Args {
     embed_rows: u64,
     concurrency: usize,
     skip_tiktoken: bool,
+    with_cache: bool,
 }
 
 fn parse_args() -> Args {
@@ -78,6 +84,7 @@ fn parse_args() -> Args {
         embed_rows: 0,
         concurrency: 64,
         skip_tiktoken: false,
+        with_cache: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -96,6 +103,7 @@ fn parse_args() -> Args {
             "--embed-rows" => args.embed_rows = value(),
             "--concurrency" => args.concurrency = value() as usize,
             "--skip-tiktoken" => args.skip_tiktoken = true,
+            "--with-cache" => args.with_cache = true,
             _ => usage(),
         }
     }
@@ -104,13 +112,14 @@ fn parse_args() -> Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench [--rows N] [--latency-rows N] [--estimate-rows N] [--batch-rows N] [--parquet-rows N] [--recording-rows N] [--embed-rows N] [--concurrency N] [--skip-tiktoken]   (0 rows skips a scenario)"
+        "usage: bench [--rows N] [--latency-rows N] [--estimate-rows N] [--batch-rows N] [--parquet-rows N] [--recording-rows N] [--embed-rows N] [--concurrency N] [--skip-tiktoken] [--with-cache]   (0 rows skips a scenario)"
     );
     std::process::exit(2)
 }
 
 fn main() {
     let args = parse_args();
+    WITH_CACHE.store(args.with_cache, Ordering::Relaxed);
     let bin = promptmill_binary();
     let dir = tempfile::tempdir().expect("temp dir");
     println!("promptmill bench — binary {}", bin.display());
@@ -376,13 +385,26 @@ fn run_command(
         .arg("-o")
         .arg(out)
         .args(["--base-url", url, "--model", "gpt-4o-mini", "--quiet"])
-        // Every scenario measures sending: a row answered from the response cache sends nothing.
-        .arg("--no-cache")
         .args(["--concurrency", &concurrency.to_string()])
         .arg("--summary")
         .arg(summary);
+    if WITH_CACHE.load(Ordering::Relaxed) {
+        // A fresh, empty cache for each command: every row is looked up (a miss) and its
+        // answer stored, the cost a first run pays for the cache.
+        let n = CACHES.fetch_add(1, Ordering::Relaxed);
+        let dir = out.parent().unwrap_or(Path::new("."));
+        cmd.arg("--cache").arg(dir.join(format!("bench-cache-{n}.db")));
+    } else {
+        // Every scenario measures sending: a row answered from the response cache sends nothing.
+        cmd.arg("--no-cache");
+    }
     cmd
 }
+
+/// `--with-cache`: each command runs with a fresh response cache instead of `--no-cache`.
+static WITH_CACHE: AtomicBool = AtomicBool::new(false);
+/// How many caches the bench has made (each command gets its own file).
+static CACHES: AtomicU64 = AtomicU64::new(0);
 
 /// ~100-byte prompts, each different.
 fn write_input(path: &Path, rows: u64) {

@@ -69,16 +69,17 @@ pub struct SendArgs {
     #[arg(long, value_name = "N", help_heading = LIMITS)]
     pub rows_per_request: Option<usize>,
 
-    /// The response cache file [default: $XDG_CACHE_HOME/promptmill/cache.db].
+    /// Use a response cache file (off without it)
     ///
     /// Successful answers are kept there, keyed by the family, the request URL and the request
     /// body (never the key or a header), and a row whose request is in it is done without
-    /// sending it, whatever job answered it first. Else ~/.cache/promptmill/cache.db. Shared
-    /// safely by jobs running at once.
+    /// sending it, whatever job answered it first. Shared safely by jobs running at once. The
+    /// `cache` commands look in $XDG_CACHE_HOME/promptmill/cache.db (else
+    /// ~/.cache/promptmill/cache.db) without --cache: a good place for it.
     #[arg(long = "cache", value_name = "PATH", help_heading = CHECKPOINT)]
     pub cache: Option<PathBuf>,
 
-    /// Send every row: neither read nor write the response cache.
+    /// Send every row: neither read nor write the response cache (the default).
     #[arg(long, help_heading = CHECKPOINT, conflicts_with_all = ["cache", "cache_read_only"])]
     pub no_cache: bool,
 

@@ -116,7 +116,7 @@ fn a_cached_rows_output_line_is_the_originals_marked_cached() {
 }
 
 #[test]
-fn no_cache_sends_every_row_and_the_default_cache_is_under_xdg_cache_home() {
+fn without_cache_flag_no_cache_is_used_and_no_cache_turns_it_off() {
     let dir = Dir::new();
     rows(&dir, 5, |_| false);
     let mock = Mock::start(&[]);
@@ -138,10 +138,16 @@ fn no_cache_sends_every_row_and_the_default_cache_is_under_xdg_cache_home() {
             .args(extra));
         assert_eq!(o.code(), 0, "{}", o.stderr);
     };
+    // Off by default: nothing is written, and the same requests are sent again.
     assert_eq!(sent_during(&mock, || with_xdg("a.jsonl", &[])), 5);
-    assert!(xdg.join("promptmill/cache.db").exists(), "the default location");
-    assert_eq!(sent_during(&mock, || with_xdg("b.jsonl", &["--no-cache"])), 5);
-    assert_eq!(sent_during(&mock, || with_xdg("c.jsonl", &[])), 0);
+    assert_eq!(sent_during(&mock, || with_xdg("b.jsonl", &[])), 5);
+    assert!(!xdg.join("promptmill").exists(), "no cache was made");
+    // `--cache PATH` turns it on; `--no-cache` (the default) says so.
+    let cache = dir.path("c.db");
+    let cache = cache.to_str().unwrap();
+    assert_eq!(sent_during(&mock, || with_xdg("c.jsonl", &["--cache", cache])), 5);
+    assert_eq!(sent_during(&mock, || with_xdg("d.jsonl", &["--cache", cache])), 0);
+    assert_eq!(sent_during(&mock, || with_xdg("e.jsonl", &["--no-cache"])), 5);
 }
 
 #[test]
