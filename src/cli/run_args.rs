@@ -79,6 +79,24 @@ pub struct RunArgs {
     #[arg(long, help_heading = REQUEST)]
     pub temperature: Option<f64>,
 
+    /// JSON Schema the answers must fit: a file, or inline JSON.
+    ///
+    /// Sent as the family asks for structured output (chat: `response_format` json_schema,
+    /// `strict` when every object closes and requires its properties; responses:
+    /// `text.format`; Anthropic: `output_config.format`), and each answer is validated here:
+    /// valid, invalid (with the validator's paths), truncated (cut by the token limit) or
+    /// refused. Part of the job: a changed schema is a changed job.
+    #[arg(long, value_name = "FILE|JSON", conflicts_with = "fields", help_heading = REQUEST)]
+    pub schema: Option<String>,
+
+    /// Short form of --schema, e.g. 'title, bullets: list[str], price: number'.
+    ///
+    /// Comma-separated `name` or `name: type`; types: str (the default), int, number, bool,
+    /// list[T], enum(a|b|c), and T? for "may be null". Every field is required, no other is
+    /// allowed (so it is sent `strict`).
+    #[arg(long, value_name = "SPEC", help_heading = REQUEST)]
+    pub fields: Option<String>,
+
     /// Any other body parameter, e.g. top_p=0.9. Repeatable.
     ///
     /// E.g. `--param top_p=0.9 --param 'stop=["\n"]'`; the value is parsed as JSON when it

@@ -47,6 +47,22 @@ pub struct SendArgs {
     #[arg(long, value_name = "N", help_heading = LIMITS)]
     pub max_attempts: Option<u32>,
 
+    /// Re-asks of an invalid or cut --schema answer [default: 2].
+    ///
+    /// Each is a new request, paid for and counted in the totals and the budget; then the
+    /// row fails with the validator's errors. A refusal is not asked again.
+    /// A later run of the job keeps what it last ran with, unless this flag is given again.
+    #[arg(long, value_name = "N", help_heading = LIMITS)]
+    pub schema_retries: Option<u32>,
+
+    /// Re-ask with the invalid answer and its errors in the conversation.
+    ///
+    /// Chat and Anthropic's messages: the answer goes back as the assistant's turn, followed
+    /// by a user message listing what the validator found. The Responses API: the same, as
+    /// input items. Kept by later runs of the job.
+    #[arg(long, help_heading = LIMITS)]
+    pub schema_repair: bool,
+
     /// Time limit of one request, e.g. `90s`, `10m` [default: 600s].
     ///
     /// A later run of the job keeps what it last ran with, unless this flag is given again.

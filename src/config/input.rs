@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use crate::cli::RunArgs;
 use promptmill_core::error::ConfigError;
-use promptmill_core::family::FAMILIES;
+use promptmill_core::family::{Endpoint, FAMILIES};
+use promptmill_core::schema::{from_fields, Schema};
 use promptmill_core::input::InputFormat;
 use promptmill_core::job::JobSpec;
 use promptmill_core::template::Template;
@@ -34,6 +35,7 @@ pub fn input_config(args: &RunArgs) -> Result<InputConfig, anyhow::Error> {
         max_tokens: args.max_tokens,
         temperature: args.temperature,
         params: request.params.clone(),
+        schema: request.schema.as_ref().map(|s| s.json().clone()),
     };
     Ok(InputConfig {
         input,
@@ -138,6 +140,8 @@ fn request_settings(args: &RunArgs) -> Result<RequestSettings, ConfigError> {
             return Err(ConfigError::new("--id-column", "is empty"));
         }
     }
+    let params = parse_params(&args.params)?;
+    let schema = schema(args, &params)?;
     Ok(RequestSettings {
         template,
         system,
@@ -146,8 +150,41 @@ fn request_settings(args: &RunArgs) -> Result<RequestSettings, ConfigError> {
         model: args.model.clone(),
         max_tokens: args.max_tokens,
         temperature: args.temperature,
-        params: parse_params(&args.params)?,
+        params,
+        schema,
     })
+}
+
+/// `--schema` or `--fields`, compiled; refused for a family without structured output, and
+/// when a `--param` sets the field it goes in.
+fn schema(args: &RunArgs, params: &BTreeMap<String, Value>) -> Result<Option<Schema>, ConfigError> {
+    let schema = match (&args.schema, &args.fields) {
+        (Some(arg), _) => Schema::read(arg).map_err(|e| ConfigError::new("--schema", e))?,
+        (None, Some(spec)) => {
+            let json = from_fields(spec).map_err(|e| ConfigError::new("--fields", e))?;
+            Schema::new(json).map_err(|e| ConfigError::new("--fields", e))?
+        }
+        (None, None) => return Ok(None),
+    };
+    let flag = if args.schema.is_some() { "--schema" } else { "--fields" };
+    let family = args.endpoint.unwrap_or(Endpoint::Chat).family();
+    if args.endpoint.is_some() && family.schema_field().is_none() {
+        return Err(ConfigError::new(
+            flag,
+            format!(
+                "the {} endpoint has no structured output; chat, responses and messages have",
+                family.name()
+            ),
+        ));
+    }
+    let taken = FAMILIES.iter().filter_map(|f| f.schema_field());
+    if let Some(field) = taken.clone().find(|f| params.contains_key(*f)) {
+        return Err(ConfigError::new(
+            "--param",
+            format!("`{field}` is set by {flag}; give the schema there only"),
+        ));
+    }
+    Ok(Some(schema))
 }
 
 /// `-` as the input: standard input must bring the rows, not wait for a terminal's typing.

@@ -142,6 +142,8 @@ struct LimitFlags {
     timeout: Option<Duration>,
     drain_timeout: Option<Duration>,
     rows_per_request: Option<usize>,
+    schema_retries: Option<u32>,
+    schema_repair: Option<bool>,
 }
 
 impl SendConfig {
@@ -174,6 +176,8 @@ impl SendConfig {
                 timeout: args.timeout,
                 drain_timeout: args.drain_timeout,
                 rows_per_request: args.rows_per_request,
+                schema_retries: args.schema_retries,
+                schema_repair: args.schema_repair.then_some(true),
             },
             retry_failed: args.retry_failed,
             summary: args.summary.clone(),
@@ -225,6 +229,8 @@ impl SendConfig {
             timeout: g.timeout.unwrap_or(base.timeout),
             drain_timeout: g.drain_timeout.unwrap_or(base.drain_timeout),
             rows_per_request: g.rows_per_request.unwrap_or(base.rows_per_request),
+            schema_retries: g.schema_retries.unwrap_or(base.schema_retries),
+            schema_repair: g.schema_repair.unwrap_or(base.schema_repair),
         }
     }
 }

@@ -37,6 +37,10 @@ pub struct JobSpec {
     pub max_tokens: Option<u32>,
     pub temperature: Option<f64>,
     pub params: BTreeMap<String, Value>,
+    /// `--schema` (or `--fields`) as JSON: every answer is validated against it. Absent in
+    /// records made before it existed, and for jobs without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Value>,
 }
 
 impl JobSpec {
@@ -79,6 +83,17 @@ impl JobSpec {
             if was != now {
                 out.push(format!("{flag} (was {was}, now {now})"));
             }
+        }
+        if self.schema != stored.schema {
+            let shown = |s: &Option<Value>| match s {
+                Some(_) => "a schema",
+                None => "none",
+            };
+            let what = match (&stored.schema, &self.schema) {
+                (Some(_), Some(_)) => "--schema (the schema changed)".to_string(),
+                (was, now) => format!("--schema (was {}, now {})", shown(was), shown(now)),
+            };
+            out.push(what);
         }
         if self.params != stored.params {
             let keys: std::collections::BTreeSet<&String> =
@@ -234,6 +249,7 @@ impl JobRecord {
                 max_tokens: None,
                 temperature: None,
                 params: BTreeMap::new(),
+                schema: None,
             },
             endpoint: Endpoint::Chat,
             base_url: "http://127.0.0.1:9/v1".into(),

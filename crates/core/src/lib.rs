@@ -27,6 +27,7 @@ pub mod models;
 pub mod paths;
 pub mod provider;
 pub mod retry;
+pub mod schema;
 pub mod secret;
 pub mod stall;
 pub mod template;

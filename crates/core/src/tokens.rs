@@ -126,6 +126,9 @@ struct Body<'a> {
     max_tokens: Option<u64>,
     max_completion_tokens: Option<u64>,
     n: Option<u64>,
+    /// `--schema`'s `response_format`: billed as input, counted as its JSON text.
+    #[serde(borrow)]
+    response_format: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -188,6 +191,7 @@ pub fn measure(body: &str) -> Result<(RequestCost, Option<std::borrow::Cow<'_, s
     if let Some(prompt) = body.prompt {
         prompt_tokens += count_value(tokenizer, prompt)?;
     }
+    prompt_tokens += schema_tokens(tokenizer, body.response_format);
     let per_choice = body.max_completion_tokens.or(body.max_tokens).unwrap_or(0);
     let cost = RequestCost {
         prompt_tokens,
@@ -226,6 +230,9 @@ struct ResponsesBody<'a> {
     #[serde(borrow)]
     input: Option<&'a RawValue>,
     max_output_tokens: Option<u64>,
+    /// `text` (`--schema` puts `text.format` there): counted as its JSON text.
+    #[serde(borrow)]
+    text: Option<&'a RawValue>,
 }
 
 /// [`measure`] for a Responses API body. OpenAI publishes no framing for it; the rule applied is
@@ -258,6 +265,7 @@ pub fn measure_responses(
             }
         }
     }
+    prompt_tokens += schema_tokens(tokenizer, body.text);
     let cost = RequestCost {
         prompt_tokens,
         max_output_tokens: body.max_output_tokens.unwrap_or(0),
@@ -276,6 +284,9 @@ struct MessagesBody<'a> {
     #[serde(borrow)]
     messages: Option<Vec<Message<'a>>>,
     max_tokens: Option<u64>,
+    /// `--schema`'s `output_config`: counted as its JSON text.
+    #[serde(borrow)]
+    output_config: Option<&'a RawValue>,
 }
 
 /// [`measure`] for an Anthropic Messages body. Anthropic's tokenizer is not public, so this is
@@ -293,12 +304,19 @@ pub fn measure_messages(
     for m in body.messages.iter().flatten() {
         prompt_tokens += message_tokens(tokenizer, m)?;
     }
+    prompt_tokens += schema_tokens(tokenizer, body.output_config);
     let cost = RequestCost {
         prompt_tokens,
         max_output_tokens: body.max_tokens.unwrap_or(0),
         choices: 1,
     };
     Ok((cost, body.model))
+}
+
+/// The tokens of the field that carries a `--schema` (the providers bill the schema as input; how
+/// they frame it is not published, so its JSON text is counted): 0 when there is none.
+fn schema_tokens(tokenizer: &Tokenizer, field: Option<&RawValue>) -> u64 {
+    field.filter(|f| f.get() != "null").map_or(0, |f| tokenizer.count(f.get()))
 }
 
 /// Tokens of a JSON value that holds text: a string, an array of strings (legacy prompts), or an

@@ -31,6 +31,7 @@ use promptmill_core::error::InputError;
 pub use promptmill_core::family::max_tokens_key;
 use promptmill_core::family::{Endpoint, Refusal};
 use promptmill_core::input::{json_type_name, RawRow};
+use promptmill_core::schema::Schema;
 use promptmill_core::template::Template;
 
 /// Request-shaping settings, validated by `config`.
@@ -45,6 +46,8 @@ pub struct RequestSettings {
     pub max_tokens: Option<u32>,
     pub temperature: Option<f64>,
     pub params: BTreeMap<String, Value>,
+    /// `--schema` / `--fields`: put into every body the way the family asks for it.
+    pub schema: Option<Schema>,
 }
 
 /// A row ready to send.
@@ -104,7 +107,7 @@ impl Preparer {
         let text_field = (self.endpoint().family().text_fields().iter())
             .find(|f| row.fields.contains_key(**f))
             .copied();
-        let (body, field) = if self.settings.template.is_some() {
+        let (mut body, field) = if self.settings.template.is_some() {
             (self.text_body(row, "prompt")?, None)
         } else if row.fields.contains_key("body") && row.fields.contains_key("url") {
             (self.batch_body(row)?, Some("body"))
@@ -118,6 +121,16 @@ impl Preparer {
                 "no --template was given and the row has no `prompt`, `messages`, or Batch `body` field",
             ));
         };
+        if let Some(schema) = &self.settings.schema {
+            let family = self.endpoint().family();
+            if family.schema_field().is_none() {
+                return Err(self.err(
+                    row,
+                    format!("--schema: the {} endpoint has no structured output; chat, responses and messages have", family.name()),
+                ));
+            }
+            family.put_schema(&mut body, schema);
+        }
         let model = body
             .get("model")
             .and_then(Value::as_str)

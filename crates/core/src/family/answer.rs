@@ -127,6 +127,9 @@ pub struct Completion {
     /// when the model answered with tool calls or a refusal only.
     pub text: Option<String>,
     pub finish_reason: Option<String>,
+    /// The model's refusal, when it declined (chat `message.refusal`, a Responses `refusal`
+    /// part, Anthropic's `refusal` stop reason): a `--schema` row's outcome `refused`.
+    pub refusal: Option<String>,
     pub usage: Usage,
     pub model: Option<String>,
     /// The response's `id`.

@@ -25,6 +25,7 @@ use serde_json::{Map, Value};
 use super::messages::check_messages;
 use super::{ApiFamily, AzureSupport, BadBody, Completion, Endpoint, Measured, RateHeaders, Refusal, Vendor};
 use crate::input::json_type_name;
+use crate::schema::Schema;
 
 pub(super) struct Messages;
 
@@ -133,6 +134,25 @@ impl ApiFamily for Messages {
 
     fn max_tokens_key(&self, _body: &Map<String, Value>, _model: &str) -> &'static str {
         "max_tokens"
+    }
+
+    fn schema_field(&self) -> Option<&'static str> {
+        Some("output_config")
+    }
+
+    /// Anthropic's structured outputs: `output_config.format` (`json_schema`), beside what
+    /// `output_config` holds already (`effort`). The answer is a text block holding the JSON.
+    fn put_schema(&self, body: &mut Map<String, Value>, schema: &Schema) {
+        let format = serde_json::json!({"type": "json_schema", "schema": schema.json()});
+        let config = body
+            .entry("output_config")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !config.is_object() {
+            *config = Value::Object(Map::new());
+        }
+        if let Some(config) = config.as_object_mut() {
+            config.insert("format".into(), format);
+        }
     }
 
     fn measure<'a>(&self, body: &'a str) -> Result<Measured<'a>, serde_json::Error> {

@@ -9,6 +9,7 @@ use super::choices::{self, TextAt};
 use super::messages::{check_messages, message};
 use super::{ApiFamily, BadBody, Completion, Endpoint, Measured, Refusal};
 use crate::input::json_type_name;
+use crate::schema::Schema;
 
 pub(super) struct Chat;
 
@@ -70,6 +71,21 @@ impl ApiFamily for Chat {
         } else {
             max_tokens_key(model)
         }
+    }
+
+    fn schema_field(&self) -> Option<&'static str> {
+        Some("response_format")
+    }
+
+    fn put_schema(&self, body: &mut Map<String, Value>, schema: &Schema) {
+        let mut format = Map::new();
+        format.insert("name".into(), Value::from(schema.name()));
+        format.insert("schema".into(), schema.json().clone());
+        if schema.strict() {
+            format.insert("strict".into(), Value::Bool(true));
+        }
+        let response_format = serde_json::json!({"type": "json_schema", "json_schema": format});
+        body.insert("response_format".into(), response_format);
     }
 
     fn measure<'a>(&self, body: &'a str) -> Result<Measured<'a>, serde_json::Error> {

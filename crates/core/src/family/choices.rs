@@ -34,6 +34,7 @@ struct Choice {
 #[derive(Deserialize)]
 struct Message {
     content: Option<String>,
+    refusal: Option<String>,
 }
 
 /// Parses a 2xx body; the error says what is wrong with it and whether asking again may help.
@@ -45,9 +46,13 @@ pub(super) fn parse(at: TextAt, bytes: &[u8]) -> Result<Completion, BadBody> {
         .into_iter()
         .next()
         .ok_or_else(|| unusable("`choices` is empty".to_string()))?;
+    let mut refusal = None;
     let text = match at {
         TextAt::Message => match first.message {
-            Some(m) => m.content,
+            Some(m) => {
+                refusal = m.refusal.filter(|r| !r.is_empty());
+                m.content
+            }
             None => return Err(unusable("`choices[0].message` is missing".to_string())),
         },
         TextAt::Text => match first.text {
@@ -62,6 +67,7 @@ pub(super) fn parse(at: TextAt, bytes: &[u8]) -> Result<Completion, BadBody> {
     Ok(Completion {
         text,
         finish_reason: first.finish_reason,
+        refusal,
         usage,
         model: body.model,
         id: body.id,

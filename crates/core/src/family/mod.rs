@@ -31,6 +31,7 @@ pub use chat::max_tokens_key;
 pub use messages::{check_messages, message};
 pub use ratelimit::RateHeaders;
 
+use crate::schema::Schema;
 use crate::tokens::RequestCost;
 
 /// Why a row cannot become a request of this family: a message, and the field it is about
@@ -179,6 +180,16 @@ pub trait ApiFamily: Send + Sync + 'static {
 
     /// Fields a body gets unless it sets them itself (applied after the flags).
     fn defaults(&self, _body: &mut Map<String, Value>) {}
+
+    /// The body field that carries a `--schema` (chat's `response_format`), or `None`: the
+    /// family has no structured output and a job with `--schema` is refused.
+    fn schema_field(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Puts `--schema` into `body` the way this family asks for structured output (into
+    /// [`ApiFamily::schema_field`], replacing what is there). Only called when it has one.
+    fn put_schema(&self, _body: &mut Map<String, Value>, _schema: &Schema) {}
 
     /// Prompt tokens (with the family's framing) and output allowance of a request body.
     fn measure<'a>(&self, body: &'a str) -> Result<Measured<'a>, serde_json::Error>;

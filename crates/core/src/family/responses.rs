@@ -17,6 +17,7 @@ use super::answer::{count, lenient, read_json, BadBody, Completion, Usage};
 use super::messages::check_messages;
 use super::{ApiFamily, AzureSupport, Endpoint, Measured, Refusal};
 use crate::input::json_type_name;
+use crate::schema::Schema;
 
 pub(super) struct Responses;
 
@@ -99,6 +100,31 @@ impl ApiFamily for Responses {
         body.entry("store").or_insert(Value::Bool(false));
     }
 
+    fn schema_field(&self) -> Option<&'static str> {
+        Some("text")
+    }
+
+    /// `text.format` (`TextResponseFormatJsonSchema`), beside what `text` holds already
+    /// (`verbosity`).
+    fn put_schema(&self, body: &mut Map<String, Value>, schema: &Schema) {
+        let mut format = Map::new();
+        format.insert("type".into(), Value::from("json_schema"));
+        format.insert("name".into(), Value::from(schema.name()));
+        format.insert("schema".into(), schema.json().clone());
+        if schema.strict() {
+            format.insert("strict".into(), Value::Bool(true));
+        }
+        let text = body
+            .entry("text")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !text.is_object() {
+            *text = Value::Object(Map::new());
+        }
+        if let Some(text) = text.as_object_mut() {
+            text.insert("format".into(), Value::Object(format));
+        }
+    }
+
     fn measure<'a>(&self, body: &'a str) -> Result<Measured<'a>, serde_json::Error> {
         crate::tokens::measure_responses(body)
     }
@@ -142,6 +168,7 @@ struct Part {
     #[serde(rename = "type")]
     kind: Option<String>,
     text: Option<String>,
+    refusal: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -211,7 +238,15 @@ fn parse(bytes: &[u8]) -> Result<Completion, BadBody> {
         .filter_map(|p| p.text.as_deref())
         .collect();
     let text = (!texts.is_empty()).then(|| texts.concat());
-    let finish_reason = finish_reason(&body, &messages, text.as_deref())?;
+    let refusal = messages
+        .iter()
+        .flat_map(|m| m.content.iter())
+        .find(|p| p.kind.as_deref() == Some("refusal"))
+        .map(|p| p.refusal.clone().unwrap_or_else(|| "a refusal".into()));
+    let finish_reason = match &refusal {
+        Some(_) if text.is_none() => "refusal".to_string(),
+        _ => finish_reason(&body, &messages, text.as_deref())?,
+    };
     let usage = match &body.usage {
         Some(u) => u.read()?,
         None => Usage::default(),
@@ -219,6 +254,7 @@ fn parse(bytes: &[u8]) -> Result<Completion, BadBody> {
     Ok(Completion {
         text,
         finish_reason: Some(finish_reason),
+        refusal,
         usage,
         model: body.model,
         id: body.id,

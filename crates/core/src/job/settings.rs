@@ -89,10 +89,24 @@ pub struct SendLimits {
     /// Rows per request, for a family that carries several (see `family::embeddings`).
     #[serde(default = "default_rows_per_request")]
     pub rows_per_request: usize,
+    /// `--schema-retries`: how often an invalid or truncated answer of a `--schema` job is asked
+    /// again (each a new, paid request) before the row fails.
+    #[serde(default = "default_schema_retries")]
+    pub schema_retries: u32,
+    /// `--schema-repair`: a re-ask carries the invalid answer and its errors.
+    #[serde(default)]
+    pub schema_repair: bool,
 }
 
 fn default_rows_per_request() -> usize {
     crate::family::embeddings::DEFAULT_ROWS_PER_REQUEST
+}
+
+/// `--schema-retries` unless given.
+pub const DEFAULT_SCHEMA_RETRIES: u32 = 2;
+
+fn default_schema_retries() -> u32 {
+    DEFAULT_SCHEMA_RETRIES
 }
 
 impl Default for SendLimits {
@@ -105,6 +119,8 @@ impl Default for SendLimits {
             timeout: DEFAULT_TIMEOUT,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             rows_per_request: default_rows_per_request(),
+            schema_retries: DEFAULT_SCHEMA_RETRIES,
+            schema_repair: false,
         }
     }
 }

@@ -128,6 +128,7 @@ fn cut_short_and_refused_answers_are_not_cacheable() {
     let answer = |reason: &str| Completion {
         text: Some("x".into()),
         finish_reason: Some(reason.into()),
+        refusal: None,
         usage: Default::default(),
         model: None,
         id: None,

@@ -13,6 +13,7 @@ fn done(seq: i64, usage: Usage) -> Outcome {
         kind: OutcomeKind::Done(Completion {
             text: Some("answer".into()),
             finish_reason: Some("stop".into()),
+            refusal: None,
             usage,
             model: None,
             id: None,

@@ -51,6 +51,7 @@ fn done(seq: i64, attempts: u32, prompt: u64, completion: u64) -> Outcome {
         kind: OutcomeKind::Done(Completion {
             text: Some(format!("answer {seq}")),
             finish_reason: Some("stop".into()),
+            refusal: None,
             usage: Usage {
                 prompt_tokens: prompt,
                 completion_tokens: completion,

@@ -156,6 +156,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Completion, BadBody> {
     Ok(Completion {
         text: None,
         finish_reason: None,
+        refusal: None,
         usage,
         model: body.model,
         id: None,
@@ -214,6 +215,7 @@ pub(super) fn split(answer: Completion, tokens: &[u64]) -> Vec<Result<Completion
             Some(vector) => Ok(Completion {
                 text: None,
                 finish_reason: None,
+                refusal: None,
                 usage: Usage {
                     prompt_tokens: prompt[i],
                     total_tokens: total[i],
