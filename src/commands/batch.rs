@@ -177,6 +177,7 @@ fn driver_settings(
         max_line: send.max_response_size,
         bar: promptmill_engine::progress::Display::choose(send.quiet, send.verbose, None)
             == promptmill_engine::progress::Display::Bar,
+        structured: super::execute::structured(job, &send.limits(Some(&job.send))),
     })
 }
 

@@ -17,6 +17,7 @@ use super::shell_quote;
 use crate::config::{CacheChoice, SendConfig, SendLimits};
 use promptmill_core::job::JobRecord;
 use promptmill_core::retry::Backoff;
+use promptmill_core::schema::Schema;
 use promptmill_core::secret::ApiKey;
 use promptmill_engine::api::http::{HttpSettings, HttpTransport};
 use promptmill_engine::budget::Costing;
@@ -26,7 +27,7 @@ use promptmill_engine::limits::Limits;
 use promptmill_engine::output;
 use promptmill_engine::pipeline::first_answers;
 use promptmill_engine::pipeline::CacheUse;
-use promptmill_engine::pipeline::{Control, Pipeline, PipelineSettings};
+use promptmill_engine::pipeline::{Control, Pipeline, PipelineSettings, Structured};
 use promptmill_engine::progress::{self, Baseline, Display};
 use promptmill_engine::stats::Stats;
 use promptmill_engine::store::{explain, writer, Counts, Store};
@@ -320,5 +321,23 @@ fn pipeline_settings(job: &JobRecord, limits: &SendLimits) -> PipelineSettings {
         hold_until_committed: true,
         first_answers: first_answers::DEFAULT,
         stalls: promptmill_core::stall::Stalls::watch(),
+        structured: structured(job, limits),
+    }
+}
+
+/// The job's `--schema`, compiled from the record (it compiled when the job was made), with
+/// the re-ask settings in force.
+pub(super) fn structured(job: &JobRecord, limits: &SendLimits) -> Option<Structured> {
+    let json = job.spec.schema.clone()?;
+    match Schema::new(json) {
+        Ok(schema) => Some(Structured {
+            schema,
+            retries: limits.schema_retries,
+            repair: limits.schema_repair,
+        }),
+        Err(e) => {
+            tracing::warn!("the job's schema no longer compiles ({e}); answers are not validated");
+            None
+        }
     }
 }

@@ -10,9 +10,9 @@ use serde_json::Value;
 use crate::cli::RunArgs;
 use promptmill_core::error::ConfigError;
 use promptmill_core::family::{Endpoint, FAMILIES};
-use promptmill_core::schema::{from_fields, Schema};
 use promptmill_core::input::InputFormat;
 use promptmill_core::job::JobSpec;
+use promptmill_core::schema::{from_fields, Schema};
 use promptmill_core::template::Template;
 use promptmill_engine::prepare::RequestSettings;
 pub use promptmill_engine::source::InputConfig;
@@ -166,7 +166,11 @@ fn schema(args: &RunArgs, params: &BTreeMap<String, Value>) -> Result<Option<Sch
         }
         (None, None) => return Ok(None),
     };
-    let flag = if args.schema.is_some() { "--schema" } else { "--fields" };
+    let flag = if args.schema.is_some() {
+        "--schema"
+    } else {
+        "--fields"
+    };
     let family = args.endpoint.unwrap_or(Endpoint::Chat).family();
     if args.endpoint.is_some() && family.schema_field().is_none() {
         return Err(ConfigError::new(

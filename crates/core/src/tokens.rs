@@ -316,7 +316,9 @@ pub fn measure_messages(
 /// The tokens of the field that carries a `--schema` (the providers bill the schema as input; how
 /// they frame it is not published, so its JSON text is counted): 0 when there is none.
 fn schema_tokens(tokenizer: &Tokenizer, field: Option<&RawValue>) -> u64 {
-    field.filter(|f| f.get() != "null").map_or(0, |f| tokenizer.count(f.get()))
+    field
+        .filter(|f| f.get() != "null")
+        .map_or(0, |f| tokenizer.count(f.get()))
 }
 
 /// Tokens of a JSON value that holds text: a string, an array of strings (legacy prompts), or an

@@ -28,6 +28,10 @@ pub struct Stats {
     /// what they would have cost at the job's prices (billionths of a dollar).
     pub cached: AtomicU64,
     pub saved_nanos: AtomicU64,
+    /// `--schema` jobs: answers asked again because they were invalid or cut (each a request
+    /// counted in `requests`), and rows failed because their last answer broke the schema.
+    pub reasked: AtomicU64,
+    pub rejected: AtomicU64,
     /// Rows waiting out a `Retry-After` that was capped ([`Stats::capped_wait`]), and the
     /// longest wait (whole seconds) a server asked for this run, for the progress line.
     pub capped_waits: AtomicU64,

@@ -114,9 +114,7 @@ impl ApiFamily for Responses {
         if schema.strict() {
             format.insert("strict".into(), Value::Bool(true));
         }
-        let text = body
-            .entry("text")
-            .or_insert_with(|| Value::Object(Map::new()));
+        let text = body.entry("text").or_insert_with(|| Value::Object(Map::new()));
         if !text.is_object() {
             *text = Value::Object(Map::new());
         }

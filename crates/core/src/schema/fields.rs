@@ -23,7 +23,10 @@ pub fn from_fields(spec: &str) -> Result<Value, String> {
         let field = field.trim();
         let place = || format!("--fields: field {} (`{field}`)", i + 1);
         if field.is_empty() {
-            return Err(format!("{}: empty; fields are separated by single commas", place()));
+            return Err(format!(
+                "{}: empty; fields are separated by single commas",
+                place()
+            ));
         }
         let (name, ty) = match field.split_once(':') {
             Some((n, t)) => (n.trim(), t.trim()),

@@ -53,6 +53,17 @@ impl PartialEq for Schema {
     }
 }
 
+/// What a run knows of a schema job: the schema, and how its bad answers are asked again (the
+/// live loop and the batch collection both follow it).
+#[derive(Debug, Clone)]
+pub struct Structured {
+    pub schema: Schema,
+    /// `--schema-retries`: re-asks of an invalid or cut answer.
+    pub retries: u32,
+    /// `--schema-repair`: a live re-ask carries the bad answer and its errors.
+    pub repair: bool,
+}
+
 /// What an answer of a schema job comes to. Only [`Judged::Valid`] is a done row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Judged {
@@ -121,7 +132,9 @@ impl Schema {
             return Err("a schema must be a JSON object".into());
         };
         if root.get("type").and_then(Value::as_str) != Some("object") {
-            return Err("the schema's root must be `\"type\": \"object\"` (the APIs answer an object)".into());
+            return Err(
+                "the schema's root must be `\"type\": \"object\"` (the APIs answer an object)".into(),
+            );
         }
         let validator = jsonschema::options()
             .build(&json)
@@ -164,6 +177,13 @@ impl Schema {
             .unwrap_or_default()
     }
 
+    /// [`Schema::judge`] of a family's completion: its text, its refusal, and whether it
+    /// stopped on the token limit (every family's finish reason `length`).
+    pub fn judge_completion(&self, c: &crate::family::Completion) -> Judged {
+        let cut = c.finish_reason.as_deref() == Some("length");
+        self.judge(c.text.as_deref(), c.refusal.as_deref(), cut)
+    }
+
     /// Judges an answer: its refusal (if the family read one), whether it stopped on the token
     /// limit, else its text parsed and validated.
     pub fn judge(&self, text: Option<&str>, refusal: Option<&str>, cut: bool) -> Judged {
@@ -181,7 +201,9 @@ impl Schema {
         }
         let value = match parsed {
             Ok(v) => v,
-            Err(e) if text.trim().is_empty() => return Judged::Invalid(vec![format!("no text to parse ({e})")]),
+            Err(e) if text.trim().is_empty() => {
+                return Judged::Invalid(vec![format!("no text to parse ({e})")])
+            }
             Err(e) => return Judged::Invalid(vec![format!("not JSON ({e})")]),
         };
         let errors: Vec<String> = self
@@ -213,7 +235,9 @@ fn read_file(path: &Path) -> Result<Value, String> {
         .read_to_string(&mut text)
         .map_err(|e| format!("--schema {shown}: {e}"))?;
     if text.len() as u64 > MAX_SCHEMA_BYTES {
-        return Err(format!("--schema {shown}: larger than 1 MiB; a schema is a page of JSON"));
+        return Err(format!(
+            "--schema {shown}: larger than 1 MiB; a schema is a page of JSON"
+        ));
     }
     serde_json::from_str(&text).map_err(|e| format!("{shown}:{}:{}: not JSON ({e})", e.line(), e.column()))
 }
@@ -223,7 +247,13 @@ fn name_of(title: Option<&str>) -> String {
     let name: String = title
         .unwrap_or("")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(64)
         .collect();
     let name = name.trim_matches('_').to_string();
@@ -238,8 +268,12 @@ fn name_of(title: Option<&str>) -> String {
 /// like to add; other text as it is.
 fn strip_fence(text: &str) -> &str {
     let t = text.trim();
-    let Some(rest) = t.strip_prefix("```") else { return t };
-    let Some(body) = rest.strip_suffix("```") else { return t };
+    let Some(rest) = t.strip_prefix("```") else {
+        return t;
+    };
+    let Some(body) = rest.strip_suffix("```") else {
+        return t;
+    };
     let body = body.strip_prefix("json").unwrap_or(body);
     body.trim()
 }

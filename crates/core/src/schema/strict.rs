@@ -35,7 +35,8 @@ fn closed(node: &Value, depth: usize) -> bool {
         if !props.values().all(|p| closed(p, depth + 1)) {
             return false;
         }
-    } else if is_object_type(map.get("type")) && map.get("additionalProperties") != Some(&Value::Bool(false)) {
+    } else if is_object_type(map.get("type")) && map.get("additionalProperties") != Some(&Value::Bool(false))
+    {
         return false;
     }
     let children = ["items", "not"].iter().filter_map(|k| map.get(*k));

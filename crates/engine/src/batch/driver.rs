@@ -51,6 +51,9 @@ pub struct DriverSettings {
     pub max_line: u64,
     /// A live bar on a terminal (with the status lines printed above it); plain lines otherwise.
     pub bar: bool,
+    /// `--schema`: answers are judged when collected; those that break it send their rows
+    /// into a follow-up batch (up to `--schema-retries` times), never the whole batch again.
+    pub structured: Option<promptmill_core::schema::Structured>,
 }
 
 /// How a drive ended.

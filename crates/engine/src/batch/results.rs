@@ -17,9 +17,10 @@ use bytes::Bytes;
 use super::grouped::parse_group_id;
 use super::service::{BatchService, LineOutcome, ResultLine};
 use crate::api::{classify, http::describe_cap, RateHeaders, Reply, Verdict};
-use crate::store::Collection;
+use crate::store::{Collection, Rejection};
 use promptmill_core::family::{ApiFamily, Completion};
 use promptmill_core::input::{read_line, Line};
+use promptmill_core::schema::{Judged, Structured};
 
 /// How much of a line that is too long is read again to find its `custom_id`.
 const HEAD: u64 = 4096;
@@ -30,6 +31,8 @@ pub(super) struct Reader<'s, S> {
     pub family: &'static dyn ApiFamily,
     /// `--max-response-size`.
     pub max_line: u64,
+    /// `--schema`: each done answer is judged before its row is.
+    pub structured: Option<&'s Structured>,
 }
 
 /// What a line settles its rows with.
@@ -201,7 +204,7 @@ impl<S: BatchService> Reader<'_, S> {
             (false, Some(range)) => range,
             _ => {
                 return match settle {
-                    Settle::Done(completion) => c.done(custom_id, completion),
+                    Settle::Done(completion) => self.done(c, custom_id, completion),
                     Settle::Failed(error, status) => c.failed(custom_id, error, status),
                 }
                 .map(drop)
@@ -235,6 +238,28 @@ impl<S: BatchService> Reader<'_, S> {
             }
         }
         Ok(())
+    }
+}
+
+impl<S> Reader<'_, S> {
+    /// Records a done answer: done, or — when it breaks the job's `--schema` — sent back for
+    /// a follow-up batch or failed with its outcome (`Collection::rejected`).
+    fn done(&self, c: &mut Collection<'_>, custom_id: &str, answer: Completion) -> anyhow::Result<bool> {
+        let Some(s) = self.structured else {
+            return c.done(custom_id, answer);
+        };
+        let judged = s.schema.judge_completion(&answer);
+        if let Judged::Valid(_) = judged {
+            return c.done(custom_id, answer);
+        }
+        let error = judged.errors();
+        let rejection = Rejection {
+            outcome: judged.name(),
+            error: &error,
+            retryable: judged.retryable(),
+            retries: s.retries,
+        };
+        c.rejected(custom_id, answer, rejection)
     }
 }
 

@@ -314,6 +314,7 @@ pub(super) fn settings(dir: &tempfile::TempDir, batch: BatchSettings) -> DriverS
         quiet: true,
         max_line: crate::api::http::DEFAULT_MAX_RESPONSE_SIZE,
         bar: false,
+        structured: None,
     }
 }
 

@@ -11,6 +11,7 @@ use crate::cache::{cacheable, Cache, Key, Scope};
 use crate::stats::Stats;
 use crate::store::writer::{Claimed, Outcome, OutcomeKind, StoreHandle};
 use promptmill_core::family::Completion;
+use promptmill_core::schema::Judged;
 
 use super::{Pipeline, StopReason};
 
@@ -34,11 +35,15 @@ impl<T: Transport> Pipeline<T> {
     }
 
     /// The stored answer for `key`, read by the job's family as a fresh one is; an entry that no
-    /// longer reads, or would not be stored today, is a miss.
+    /// longer reads, would not be stored today, or breaks the job's `--schema`, is a miss.
     pub(super) fn cached_answer(&self, key: &Key) -> Option<Completion> {
         let raw = self.cache.as_ref()?.cache.lookup(key)?;
         let family = self.settings.endpoint.family();
-        family.parse(raw.as_bytes()).ok().filter(cacheable)
+        let valid = |c: &Completion| match &self.settings.structured {
+            Some(s) => matches!(s.schema.judge_completion(c), Judged::Valid(_)),
+            None => true,
+        };
+        family.parse(raw.as_bytes()).ok().filter(cacheable).filter(valid)
     }
 
     /// Settles a row done from the cache: counted, with what it would have cost, and recorded

@@ -232,6 +232,14 @@ impl<T: Transport> Pipeline<T> {
                     status,
                 })
                 .collect(),
+            // A family that joins rows has no structured output; kept whole for the type's sake.
+            OutcomeKind::Rejected { error, .. } => members
+                .iter()
+                .map(|_| OutcomeKind::Failed {
+                    error: error.clone(),
+                    status: Some(200),
+                })
+                .collect(),
             OutcomeKind::Unfinished => members.iter().map(|_| OutcomeKind::Unfinished).collect(),
         };
         let mut tries = std::mem::take(&mut r.tries);
@@ -273,6 +281,14 @@ impl<T: Transport> Pipeline<T> {
             }
             OutcomeKind::Failed { error, .. } => {
                 Stats::add(&stats.failed, 1);
+                tracing::info!(row = %id, "failed: {error}");
+            }
+            OutcomeKind::Rejected { answer, error, .. } => {
+                Stats::add(&stats.failed, 1);
+                Stats::add(&stats.rejected, 1);
+                Stats::add(&stats.prompt_tokens, answer.usage.prompt_tokens);
+                Stats::add(&stats.completion_tokens, answer.usage.completion_tokens);
+                Stats::add(&stats.total_tokens, answer.usage.total_tokens);
                 tracing::info!(row = %id, "failed: {error}");
             }
             OutcomeKind::Unfinished => {}

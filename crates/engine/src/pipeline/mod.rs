@@ -48,6 +48,7 @@ use adaptive::Window;
 pub use cached::CacheUse;
 use first_answers::FirstAnswers;
 use group::{Group, Grouper};
+pub use promptmill_core::schema::Structured;
 
 /// Rows claimed from the store at a time.
 const PAGE: usize = 1024;
@@ -131,6 +132,8 @@ pub struct PipelineSettings {
     /// starved scheduler) says nothing about the server, so the window does not hear of it. `none()` in
     /// the tests on tokio's paused clock.
     pub stalls: Stalls,
+    /// `--schema`: each answer is judged against it before the row is done ([`structured`]).
+    pub structured: Option<Structured>,
 }
 
 /// What a run needs, shared by every task of it.
@@ -373,6 +376,7 @@ pub mod first_answers;
 pub(crate) mod group;
 mod row;
 mod settle;
+mod structured;
 
 #[cfg(test)]
 mod tests;

@@ -50,6 +50,10 @@ pub(super) struct RowRun<'p> {
     pub(super) attempts: u32,
     /// Paid-for answers that were valid JSON but no usable completion: asked again once only.
     pub(super) unusable: u32,
+    /// `--schema`: answers asked again because they broke the schema, and the usage of those
+    /// answers (the row's own adds to it).
+    pub(super) reasked: u32,
+    pub(super) paid: promptmill_core::family::Usage,
     /// The last answer's window slot, kept until the outcome is durable.
     pub(super) held: Option<Slot<'p>>,
     /// What each attempt came to, recorded with the outcome (for the run report).
@@ -113,6 +117,8 @@ impl<T: Transport> Pipeline<T> {
             rng: None,
             attempts: 0,
             unusable: 0,
+            reasked: 0,
+            paid: Default::default(),
             held: None,
             tries: Vec::with_capacity(1),
             permit: Some(permit),
@@ -139,7 +145,7 @@ impl<T: Transport> Pipeline<T> {
     /// When the job is priced: the request's model, and with a budget its worst case (which
     /// needs its tokens counted). The body is our own JSON: a parse failure cannot happen, and
     /// would only leave the row unpriced.
-    fn price(&self, body: &str) -> Option<(Option<RequestCost>, Cow<'_, str>)> {
+    pub(super) fn price(&self, body: &str) -> Option<(Option<RequestCost>, Cow<'_, str>)> {
         if !self.costing.active() {
             None
         } else if self.costing.limit().is_some() {

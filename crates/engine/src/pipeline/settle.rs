@@ -17,14 +17,14 @@ use super::{Pipeline, StopReason, MAX_UNUSABLE};
 
 impl<T: Transport> Pipeline<T> {
     /// Acts on the verdict: the row ends (`Err`) or waits out its retry delay (`Ok`).
-    pub(super) async fn next_step(&self, r: &mut RowRun<'_>, answered: Answered) -> Flow<()> {
+    pub(super) async fn next_step<'p>(&'p self, r: &mut RowRun<'p>, answered: Answered) -> Flow<()> {
         let Answered {
             verdict,
             spent,
             gives_up,
         } = answered;
         match verdict {
-            Verdict::Done(c) => Err(OutcomeKind::Done(c)),
+            Verdict::Done(c) => self.judge_answer(r, c),
             Verdict::RowFailed { status, message } => Err(OutcomeKind::Failed {
                 error: format!("HTTP {status}: {message}"),
                 status: Some(status),

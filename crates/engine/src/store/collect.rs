@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use rusqlite::{params, Transaction};
 
-use super::writer::{record_outcome, Outcome, OutcomeKind};
-use super::{now_ms, stage, Store};
+use super::writer::{record_outcome, Outcome, OutcomeKind, PAID_USAGE};
+use super::{now_ms, stage, stored_tokens, Store};
 use promptmill_core::family::Completion;
 
 /// Counts of one collection.
@@ -19,6 +19,9 @@ pub struct Collected {
     pub missing: u64,
     /// Lines naming a row that is not in this part (or was already collected): ignored.
     pub strays: u64,
+    /// Rows whose answer broke the job's `--schema` and that go back to pending, for a
+    /// follow-up batch (see [`Collection::rejected`]).
+    pub again: u64,
 }
 
 impl Store {
@@ -28,10 +31,12 @@ impl Store {
         let tx = self.conn.transaction()?;
         let mut ids = HashMap::new();
         {
-            let mut q = tx.prepare("SELECT id, seq FROM rows WHERE part = ?1 AND state = 'batched'")?;
+            let mut q =
+                tx.prepare("SELECT id, seq, reasked FROM rows WHERE part = ?1 AND state = 'batched'")?;
             let mut rows = q.query([part])?;
             while let Some(r) = rows.next()? {
-                ids.insert(r.get::<_, String>(0)?, r.get::<_, i64>(1)?);
+                let reasked = u32::try_from(r.get::<_, i64>(2)?).unwrap_or(u32::MAX);
+                ids.insert(r.get::<_, String>(0)?, (r.get::<_, i64>(1)?, reasked));
             }
         }
         Ok(Collection {
@@ -41,6 +46,17 @@ impl Store {
             counts: Collected::default(),
         })
     }
+}
+
+/// How an answer broke the job's `--schema`, for [`Collection::rejected`].
+pub struct Rejection<'e> {
+    /// `invalid`, `truncated` or `refused`.
+    pub outcome: &'static str,
+    pub error: &'e str,
+    /// Whether asking again may help (not for a refusal).
+    pub retryable: bool,
+    /// `--schema-retries`: how often a row is sent back.
+    pub retries: u32,
 }
 
 /// A row of a joined Batch line that waits for its result.
@@ -55,8 +71,9 @@ pub struct Waiting {
 pub struct Collection<'a> {
     tx: Transaction<'a>,
     part: i64,
-    /// The part's rows not collected yet, by id.
-    ids: HashMap<String, i64>,
+    /// The part's rows not collected yet, by id: their seq, and how often a batch answer of
+    /// theirs was sent back already.
+    ids: HashMap<String, (i64, u32)>,
     counts: Collected,
 }
 
@@ -67,18 +84,65 @@ impl Collection<'_> {
         self.record(custom_id, OutcomeKind::Done(completion))
     }
 
+    /// Records row `custom_id`, whose answer broke the job's `--schema` (`outcome`, `error`):
+    /// back to pending for a follow-up batch while `retryable` and it was sent back fewer than
+    /// `retries` times (its answer's usage kept, for the bill), else failed with its outcome.
+    pub fn rejected(
+        &mut self,
+        custom_id: &str,
+        answer: Completion,
+        judged: Rejection<'_>,
+    ) -> anyhow::Result<bool> {
+        let Some(&(seq, reasked)) = self.ids.get(custom_id) else {
+            self.counts.strays += 1;
+            return Ok(false);
+        };
+        if !judged.retryable || reasked >= judged.retries {
+            let asked = match reasked {
+                0 => String::new(),
+                n => format!(" (after {n} follow-up batches)"),
+            };
+            let kind = OutcomeKind::Rejected {
+                answer,
+                outcome: judged.outcome,
+                error: format!("{}{asked}", judged.error),
+            };
+            return self.record(custom_id, kind);
+        }
+        self.ids.remove(custom_id);
+        self.counts.again += 1;
+        let sql = format!(
+            "UPDATE rows SET state = 'pending', attempts = attempts + 1, reasked = reasked + 1,
+                    error = ?18, http_status = 200, updated_at = ?11, {PAID_USAGE}
+              WHERE seq = ?12"
+        );
+        let u = &answer.usage;
+        self.tx.prepare_cached(&sql)?.execute(rusqlite::named_params! {
+            "?6": stored_tokens(u.prompt_tokens),
+            "?7": stored_tokens(u.completion_tokens),
+            "?8": stored_tokens(u.total_tokens),
+            "?11": now_ms(),
+            "?12": seq,
+            "?13": u.cached_tokens.map(stored_tokens),
+            "?14": u.cache_creation_tokens.map(stored_tokens),
+            "?15": u.reasoning_tokens.map(stored_tokens),
+            "?18": judged.error,
+        })?;
+        Ok(true)
+    }
+
     /// Records row `custom_id` as failed.
     pub fn failed(&mut self, custom_id: &str, error: String, status: Option<u16>) -> anyhow::Result<bool> {
         self.record(custom_id, OutcomeKind::Failed { error, status })
     }
 
     fn record(&mut self, custom_id: &str, kind: OutcomeKind) -> anyhow::Result<bool> {
-        let Some(seq) = self.ids.remove(custom_id) else {
+        let Some((seq, _)) = self.ids.remove(custom_id) else {
             self.counts.strays += 1;
             return Ok(false);
         };
         match kind {
-            OutcomeKind::Done(_) => self.counts.done += 1,
+            OutcomeKind::Done(_) | OutcomeKind::Cached(_) => self.counts.done += 1,
             _ => self.counts.failed += 1,
         }
         record_outcome(
@@ -132,7 +196,7 @@ impl Collection<'_> {
 
     /// Fails every row that got no line with `reason`, marks the part collected, and commits.
     pub fn finish(mut self, reason: &str) -> anyhow::Result<Collected> {
-        let seqs: Vec<i64> = self.ids.drain().map(|(_, seq)| seq).collect();
+        let seqs: Vec<i64> = self.ids.drain().map(|(_, (seq, _))| seq).collect();
         for seq in seqs {
             self.counts.missing += 1;
             record_outcome(

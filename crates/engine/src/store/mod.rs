@@ -42,7 +42,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use promptmill_core::error::CheckpointError;
 
-pub use collect::{Collected, Collection};
+pub use collect::{Collected, Collection, Rejection};
 pub use counts::Counts;
 pub use export::ExportRow;
 pub use ingest::{Duplicate, Ingest, NewRow};

@@ -188,6 +188,16 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE rows ADD COLUMN cached INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 15: a `--schema` row that failed because its last answer broke the schema: `invalid`,
+    // `truncated` or `refused` (NULL for every other row; a done row of a schema job is valid).
+    // Such a row keeps its last answer and the usage of every answer it paid for, which the
+    // bill counts (see store/usage.rs). `reasked`: the times a Batch API answer of the row was
+    // judged invalid or cut and the row sent back to pending for a follow-up batch; while it is
+    // above 0 the row's usage columns add up every answer it paid for.
+    r#"
+    ALTER TABLE rows ADD COLUMN schema TEXT;
+    ALTER TABLE rows ADD COLUMN reasked INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// Brings the schema up to date. Fails if the database was written by a newer promptmill.

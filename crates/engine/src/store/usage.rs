@@ -67,7 +67,8 @@ impl Store {
         self.usage_where(fixed, thresholds, true)
     }
 
-    /// The done rows' usage sums, of the rows answered by a request (`cached` false) or from
+    /// The done rows' usage sums (and those of the rows whose answers broke the job's
+    /// `--schema`: rejected, or asked again in a follow-up batch; paid for too), of the rows answered by a request (`cached` false) or from
     /// the response cache (true).
     fn usage_where(&self, fixed: Option<&str>, thresholds: &[u64], cached: bool) -> anyhow::Result<JobUsage> {
         let mut cuts = thresholds.to_vec();
@@ -101,7 +102,7 @@ impl Store {
         };
         let sql = format!(
             "SELECT {model}, part IS NOT NULL, {band}, min({prompt}), {sums}
-               FROM rows WHERE state = 'done' AND cached = {} GROUP BY 1, 2, 3",
+               FROM rows WHERE (state = 'done' OR schema IS NOT NULL OR reasked > 0) AND cached = {} GROUP BY 1, 2, 3",
             i64::from(cached)
         );
         let mut q = self.conn.prepare(&sql)?;

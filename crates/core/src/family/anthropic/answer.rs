@@ -58,8 +58,11 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Completion, BadBody> {
         .filter_map(|b| b.text)
         .collect();
     let text = (!texts.is_empty()).then(|| texts.concat());
-    let refusal = (body.stop_reason.as_deref() == Some("refusal"))
-        .then(|| text.clone().filter(|t| !t.is_empty()).unwrap_or_else(|| "stop_reason `refusal`".into()));
+    let refusal = (body.stop_reason.as_deref() == Some("refusal")).then(|| {
+        text.clone()
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| "stop_reason `refusal`".into())
+    });
     let usage = match &body.usage {
         Some(u) => read_usage(u)?,
         None => Usage::default(),

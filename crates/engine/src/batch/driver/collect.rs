@@ -46,6 +46,7 @@ impl<'a, S: BatchService> Driver<'a, S> {
                 service: self.service,
                 family,
                 max_line: self.settings.max_line,
+                structured: self.settings.structured.as_ref(),
             };
             unreadable += reader.read(spool.path(), &mut collection)?;
         }
@@ -62,6 +63,15 @@ impl<'a, S: BatchService> Driver<'a, S> {
         }
         // The spooled downloads are removed.
         drop(spooled);
+        if counts.again > 0 {
+            // Rows went back to pending: the next plan looks from the start for them.
+            self.plan_after = 0;
+            self.drained = false;
+            self.say(format!(
+                "batch {part}: {} answers broke the schema; their rows go into a follow-up batch",
+                counts.again
+            ));
+        }
         if unreadable > 0 {
             self.say(format!(
                 "batch {part}: {unreadable} lines of its result files could not be read"
