@@ -37,6 +37,7 @@ mod errors;
 mod family;
 mod faults;
 mod files;
+mod instance;
 mod limits;
 mod log;
 mod messages;
@@ -47,6 +48,7 @@ mod server;
 mod service;
 mod shapes;
 mod stats;
+mod structured;
 mod wire;
 
 #[cfg(test)]
