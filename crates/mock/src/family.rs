@@ -6,8 +6,8 @@
 //! family's module's: `wire` and `reply` (chat, completions), `responses`, `embeddings`, `messages`.
 
 use super::directives::Shape;
-use super::shapes::Shaped;
 use super::reply::{self, Reply, Stamp};
+use super::shapes::Shaped;
 use super::wire::{self, BadRequest, Prompted};
 use super::{embeddings, messages, responses, shapes};
 

@@ -13,9 +13,11 @@
 //! at most about [`MAX_NODES`] values; past [`LEAN_DEPTH`] only what the schema requires is
 //! made (arrays at `minItems`, optional properties left out, `null` branches preferred), so a
 //! recursive schema ends in a valid instance. Rendering the value as text, and spoiling it on
-//! purpose, is `structured`'s job.
+//! purpose, is `structured`'s job; the scalars (strings, numbers) are `instance/scalars.rs`'s.
 
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
+
+mod scalars;
 
 /// Deepest nesting of objects and arrays; deeper values are empty.
 pub(crate) const MAX_DEPTH: u32 = 8;
@@ -42,7 +44,14 @@ pub(crate) fn instance(schema: &Value, prompt: &str) -> Value {
         words: &words,
         nodes: 0,
     };
-    generator.value(schema, Place { depth: 0, level: 0, seed: hash(prompt.as_bytes()) })
+    generator.value(
+        schema,
+        Place {
+            depth: 0,
+            level: 0,
+            seed: hash(prompt.as_bytes()),
+        },
+    )
 }
 
 /// The schema a `$ref` (or a chain of them) points to; `None` when it points nowhere.
@@ -52,7 +61,11 @@ pub(crate) fn resolve<'r>(root: &'r Value, mut schema: &'r Value) -> Option<&'r 
             return Some(schema);
         };
         let pointer = reference.strip_prefix('#')?;
-        schema = if pointer.is_empty() { root } else { root.pointer(pointer)? };
+        schema = if pointer.is_empty() {
+            root
+        } else {
+            root.pointer(pointer)?
+        };
     }
     None
 }
@@ -133,15 +146,23 @@ impl<'a> Generator<'a> {
         let map = match schema {
             Value::Object(map) => map,
             Value::Bool(false) => return Value::Null,
-            _ => return self.string(&Map::new(), at),
+            _ => return scalars::string(&Map::new(), at.seed, self.words),
         };
         if let Some(constant) = map.get("const") {
             return self.copy(constant);
         }
-        if let Some(choices) = map.get("enum").and_then(Value::as_array).filter(|e| !e.is_empty()) {
+        if let Some(choices) = map
+            .get("enum")
+            .and_then(Value::as_array)
+            .filter(|e| !e.is_empty())
+        {
             return self.copy(&choices[(at.seed % choices.len() as u64) as usize]);
         }
-        if let Some(parts) = map.get("allOf").and_then(Value::as_array).filter(|p| !p.is_empty()) {
+        if let Some(parts) = map
+            .get("allOf")
+            .and_then(Value::as_array)
+            .filter(|p| !p.is_empty())
+        {
             return self.all_of(map, parts, at);
         }
         self.plain(map, at)
@@ -160,11 +181,11 @@ impl<'a> Generator<'a> {
         match kind(map, self.lean(at)) {
             "object" => self.object(map, at),
             "array" => self.array(map, at),
-            "integer" => integer(map, at.seed),
-            "number" => number(map, at.seed),
+            "integer" => scalars::integer(map, at.seed),
+            "number" => scalars::number(map, at.seed),
             "boolean" => Value::Bool(at.seed & 1 == 0),
             "null" => Value::Null,
-            _ => self.string(map, at),
+            _ => scalars::string(map, at.seed, self.words),
         }
     }
 
@@ -174,7 +195,9 @@ impl<'a> Generator<'a> {
     where
         'a: 'r,
     {
-        let own = ["type", "properties", "anyOf", "oneOf"].iter().any(|k| map.contains_key(*k));
+        let own = ["type", "properties", "anyOf", "oneOf"]
+            .iter()
+            .any(|k| map.contains_key(*k));
         let mut joined = own.then(|| self.plain(map, at.step()));
         for part in parts {
             let value = self.value(part, at.step());
@@ -193,7 +216,9 @@ impl<'a> Generator<'a> {
 
     /// Counts `units` of work (a value, or 64 bytes of a copied name or constant).
     fn spend(&mut self, units: usize) {
-        self.nodes = self.nodes.saturating_add(u32::try_from(units).unwrap_or(u32::MAX));
+        self.nodes = self
+            .nodes
+            .saturating_add(u32::try_from(units).unwrap_or(u32::MAX));
     }
 
     /// Whether the instance is as large as it may get: no more values are added.
@@ -230,9 +255,9 @@ impl<'a> Generator<'a> {
         };
         let first = &branches[0];
         if lean {
-            let null = branches.iter().find(|b| {
-                resolve(self.root, b).and_then(|s| s.get("type")) == Some(&Value::from("null"))
-            });
+            let null = branches
+                .iter()
+                .find(|b| resolve(self.root, b).and_then(|s| s.get("type")) == Some(&Value::from("null")));
             null.or_else(|| branches.iter().find(cheap)).unwrap_or(first)
         } else {
             first
@@ -250,7 +275,10 @@ impl<'a> Generator<'a> {
             .map(|r| r.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         let empty = Map::new();
-        let properties = schema.get("properties").and_then(Value::as_object).unwrap_or(&empty);
+        let properties = schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
         for (name, sub) in properties {
             if self.full() {
                 break;
@@ -265,7 +293,7 @@ impl<'a> Generator<'a> {
         for name in required {
             if !out.contains_key(name) && !self.full() {
                 self.spend(1 + name.len() / 64);
-                let value = self.string(&Map::new(), at.child(name.as_bytes()));
+                let value = scalars::string(&Map::new(), at.child(name.as_bytes()).seed, self.words);
                 out.insert(name.to_string(), value);
             }
         }
@@ -279,7 +307,11 @@ impl<'a> Generator<'a> {
         let count = |key: &str| schema.get(key).and_then(Value::as_u64);
         let min = count("minItems").unwrap_or(0);
         let max = count("maxItems").unwrap_or(u64::MAX);
-        let wanted = if self.lean(at) { min } else { DEFAULT_ITEMS.max(min) };
+        let wanted = if self.lean(at) {
+            min
+        } else {
+            DEFAULT_ITEMS.max(min)
+        };
         let prefix = schema.get("prefixItems").and_then(Value::as_array);
         let items = schema.get("items");
         let n = match (items, prefix) {
@@ -301,39 +333,6 @@ impl<'a> Generator<'a> {
             out.push(self.value(sub, at.child(&(i as u64).to_le_bytes())));
         }
         Value::Array(out)
-    }
-
-    fn string(&self, schema: &Map<String, Value>, at: Place) -> Value {
-        let seed = at.seed;
-        let text = match schema.get("format").and_then(Value::as_str) {
-            Some(format) => formatted(format, seed, self.words),
-            None => self.phrase(seed),
-        };
-        let length = |key: &str| {
-            schema
-                .get(key)
-                .and_then(Value::as_u64)
-                .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
-        };
-        let min = length("minLength").unwrap_or(0).min(MAX_STRING);
-        let max = length("maxLength").unwrap_or(MAX_STRING).min(MAX_STRING);
-        let mut text: String = text.chars().take(max).collect();
-        let have = text.chars().count();
-        text.extend(std::iter::repeat_n('x', min.saturating_sub(have)));
-        Value::String(text)
-    }
-
-    /// One or two words of the prompt, chosen by `seed`; `mock` for a prompt without words.
-    fn phrase(&self, seed: u64) -> String {
-        match self.words.len() {
-            0 => "mock".to_string(),
-            1 => self.words[0].to_string(),
-            n => {
-                let first = (seed % n as u64) as usize;
-                let second = (first + 1 + (seed >> 32) as usize % (n - 1)) % n;
-                format!("{} {}", self.words[first], self.words[second])
-            }
-        }
     }
 }
 
@@ -374,7 +373,12 @@ fn kind(schema: &Map<String, Value>, lean: bool) -> &str {
             if lean && kinds.contains(&"null") {
                 return "null";
             }
-            kinds.iter().find(|k| **k != "null").or(kinds.first()).copied().unwrap_or("string")
+            kinds
+                .iter()
+                .find(|k| **k != "null")
+                .or(kinds.first())
+                .copied()
+                .unwrap_or("string")
         }
         _ => {
             let has = |keys: &[&str]| keys.iter().any(|k| schema.contains_key(*k));
@@ -382,102 +386,19 @@ fn kind(schema: &Map<String, Value>, lean: bool) -> &str {
                 "object"
             } else if has(&["items", "prefixItems", "minItems", "maxItems"]) {
                 "array"
-            } else if has(&["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"]) {
+            } else if has(&[
+                "minimum",
+                "maximum",
+                "exclusiveMinimum",
+                "exclusiveMaximum",
+                "multipleOf",
+            ]) {
                 "number"
             } else {
                 "string"
             }
         }
     }
-}
-
-/// A string of a known `format`, else the prompt's words.
-fn formatted(format: &str, seed: u64, words: &[&str]) -> String {
-    let word = words
-        .get((seed % words.len().max(1) as u64) as usize)
-        .map_or("mock".to_string(), |w| w.to_ascii_lowercase());
-    let word: String = word.chars().filter(char::is_ascii_alphanumeric).collect();
-    let word = if word.is_empty() { "mock".to_string() } else { word };
-    let (month, day, hour, minute) = (1 + seed % 12, 1 + (seed >> 8) % 28, (seed >> 16) % 24, (seed >> 24) % 60);
-    match format {
-        "date" => format!("2024-{month:02}-{day:02}"),
-        "date-time" => format!("2024-{month:02}-{day:02}T{hour:02}:{minute:02}:00Z"),
-        "time" => format!("{hour:02}:{minute:02}:00Z"),
-        "email" => format!("{word}@example.com"),
-        "hostname" => format!("{word}.example.com"),
-        "uri" | "url" | "iri" => format!("https://example.com/{word}"),
-        "uuid" => {
-            let (a, b) = (mix(seed), mix(seed ^ 1));
-            format!(
-                "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-                a >> 32,
-                (a >> 16) & 0xffff,
-                a & 0xfff,
-                b >> 52,
-                b & 0xffff_ffff_ffff
-            )
-        }
-        "ipv4" => format!("192.0.2.{}", seed % 256),
-        "ipv6" => format!("2001:db8::{:x}", seed % 0xffff),
-        _ => word,
-    }
-}
-
-/// The bounds of a number: `(low, high)`, each inclusive, exclusive bounds moved in by `step`.
-fn bounds(schema: &Map<String, Value>, step: f64) -> (Option<f64>, Option<f64>) {
-    let get = |key: &str| schema.get(key).and_then(Value::as_f64).filter(|x| x.is_finite());
-    let flag = |key: &str| schema.get(key).and_then(Value::as_bool) == Some(true);
-    let mut low = get("minimum");
-    let mut high = get("maximum");
-    if let Some(x) = get("exclusiveMinimum") {
-        low = Some(low.map_or(x + step, |l| l.max(x + step)));
-    } else if flag("exclusiveMinimum") {
-        low = low.map(|l| l + step);
-    }
-    if let Some(x) = get("exclusiveMaximum") {
-        high = Some(high.map_or(x - step, |h| h.min(x - step)));
-    } else if flag("exclusiveMaximum") {
-        high = high.map(|h| h - step);
-    }
-    (low, high)
-}
-
-fn integer(schema: &Map<String, Value>, seed: u64) -> Value {
-    let (low, high) = bounds(schema, 1.0);
-    let clamp = |x: f64| x.clamp(i64::MIN as f64, i64::MAX as f64) as i128;
-    let (low, high) = match (low.map(|l| clamp(l.ceil())), high.map(|h| clamp(h.floor()))) {
-        (Some(l), Some(h)) => (l, h.max(l)),
-        (Some(l), None) => (l, l + 100),
-        (None, Some(h)) => (h - 100, h),
-        (None, None) => (0, 100),
-    };
-    let step = schema
-        .get("multipleOf")
-        .and_then(Value::as_f64)
-        .filter(|m| *m >= 1.0 && m.fract() == 0.0 && *m < 1e15)
-        .map_or(1, |m| m as i128);
-    let first = low.div_euclid(step) * step + if low.rem_euclid(step) == 0 { 0 } else { step };
-    let choices = ((high - first) / step + 1).max(1);
-    let value = first + (i128::from(seed) % choices) * step;
-    let value = i64::try_from(value).unwrap_or(if value < 0 { i64::MIN } else { i64::MAX });
-    Value::Number(Number::from(value))
-}
-
-fn number(schema: &Map<String, Value>, seed: u64) -> Value {
-    if schema.get("multipleOf").is_some() {
-        return integer(schema, seed);
-    }
-    let (low, high) = bounds(schema, 0.01);
-    let (low, high) = match (low, high) {
-        (Some(l), Some(h)) => (l, h.max(l)),
-        (Some(l), None) => (l, l + 100.0),
-        (None, Some(h)) => (h - 100.0, h),
-        (None, None) => (0.0, 100.0),
-    };
-    let fraction = (seed % 1000) as f64 / 1000.0;
-    let value = ((low + (high - low) * fraction) * 100.0).round() / 100.0;
-    let value = value.clamp(low, high);
-    Number::from_f64(value).map_or(Value::Null, Value::Number)
 }
 
 #[cfg(test)]

@@ -63,6 +63,10 @@ mod tests_families;
 mod tests_faults;
 #[cfg(test)]
 mod tests_messages;
+#[cfg(test)]
+mod tests_structured;
+#[cfg(test)]
+mod tests_structured_batches;
 
 use std::io::Write;
 

@@ -81,14 +81,22 @@ struct ToolChoice {
 fn format_of(body: &mut Body) -> Result<(Option<Format>, Option<String>), BadRequest> {
     let tools = body.tools.take().unwrap_or_default();
     let forced = match body.tool_choice.take() {
-        Some(ToolChoice { kind: Some(kind), name }) if kind == "tool" => {
-            Some(name.ok_or_else(|| BadRequest::new("tool_choice.name: Field required", Some("tool_choice")))?)
+        Some(ToolChoice {
+            kind: Some(kind),
+            name,
+        }) if kind == "tool" => Some(
+            name.ok_or_else(|| BadRequest::new("tool_choice.name: Field required", Some("tool_choice")))?,
+        ),
+        Some(ToolChoice { kind: Some(kind), .. }) if kind == "any" && tools.len() == 1 => {
+            tools[0].name.clone()
         }
-        Some(ToolChoice { kind: Some(kind), .. }) if kind == "any" && tools.len() == 1 => tools[0].name.clone(),
         _ => None,
     };
     if let Some(name) = forced {
-        let Some(tool) = tools.into_iter().find(|t| t.name.as_deref() == Some(name.as_str())) else {
+        let Some(tool) = tools
+            .into_iter()
+            .find(|t| t.name.as_deref() == Some(name.as_str()))
+        else {
             let message = format!("tool_choice.name: no tool named '{name}' in tools");
             return Err(BadRequest::new(message, Some("tool_choice")));
         };
@@ -97,7 +105,11 @@ fn format_of(body: &mut Body) -> Result<(Option<Format>, Option<String>), BadReq
             .ok_or_else(|| BadRequest::new("tools.input_schema: Field required", Some("tools")))?;
         return Ok((structured::schema_format(Some(schema), "tools")?, Some(name)));
     }
-    let spec = body.output_config.take().and_then(|c| c.format).or(body.output_format.take());
+    let spec = body
+        .output_config
+        .take()
+        .and_then(|c| c.format)
+        .or(body.output_format.take());
     Ok((spec.map(FormatSpec::anthropic).transpose()?.flatten(), None))
 }
 
@@ -219,8 +231,14 @@ fn answer(request: &Request, stamp: Stamp, how: How) -> Reply {
     let prompted = &request.prompted;
     let (content, stop_reason, words) = match (request.tool.as_deref(), how.spoil) {
         // As before structured output: the words the filter stopped are still billed.
-        _ if how.filtered => (vec![], "refusal", reply::complete(&prompted.prompt, prompted.max_tokens).words),
-        (Some(tool), None | Some(Spoiled::SchemaBreak | Spoiled::Cut)) => tool_use(request, tool, stamp, how.spoil),
+        _ if how.filtered => (
+            vec![],
+            "refusal",
+            reply::complete(&prompted.prompt, prompted.max_tokens).words,
+        ),
+        (Some(tool), None | Some(Spoiled::SchemaBreak | Spoiled::Cut)) => {
+            tool_use(request, tool, stamp, how.spoil)
+        }
         _ => text_block(prompted, how.spoil),
     };
     let d = how.details;

@@ -32,7 +32,11 @@ pub(crate) fn completion(p: &Prompted, shape: &Shape, stamp: Stamp, legacy: bool
             }))
         }
         _ => {
-            let normal = if legacy { reply::text(p, stamp) } else { reply::chat(p, stamp) };
+            let normal = if legacy {
+                reply::text(p, stamp)
+            } else {
+                reply::chat(p, stamp)
+            };
             Ok(chat(shape, normal, p.prompt_tokens))
         }
     }
@@ -93,11 +97,7 @@ pub(crate) fn embeddings(request: &embeddings::Request, shape: &Shape) -> Result
     match shape {
         Shape::Truncated | Shape::PromptTokens(_) => {
             // `usage.prompt_tokens` is spelled as in chat: chat's shape fits.
-            Ok(chat(
-                shape,
-                embeddings::reply(request),
-                request.prompt_tokens,
-            ))
+            Ok(chat(shape, embeddings::reply(request), request.prompt_tokens))
         }
         Shape::NoChoices => Ok(emptied(&embeddings::reply(request).body, "data")),
         Shape::Details(Details {
@@ -117,12 +117,14 @@ pub(crate) fn embeddings(request: &embeddings::Request, shape: &Shape) -> Result
                                   details, only prompt-tokens= applies to /v1/embeddings"
                 .into(),
         ),
-        Shape::LoneSurrogate | Shape::NotUtf8 | Shape::Size(_) | Shape::ContentFilter | Shape::Spoiled(_) => Err(
-            "mock: an embeddings answer has no text: reply=lone-surrogate, reply=not-utf8, \
+        Shape::LoneSurrogate | Shape::NotUtf8 | Shape::Size(_) | Shape::ContentFilter | Shape::Spoiled(_) => {
+            Err(
+                "mock: an embeddings answer has no text: reply=lone-surrogate, reply=not-utf8, \
              reply=content-filter, reply=invalid-json, reply=schema-break, reply=cut, reply=refusal \
              and size= do not apply to /v1/embeddings"
-                .into(),
-        ),
+                    .into(),
+            )
+        }
     }
 }
 

@@ -64,7 +64,9 @@ impl FormatSpec {
         if self.kind.as_deref() != Some("json_schema") {
             return self.kind_only(PARAM);
         }
-        let named = self.json_schema.ok_or_else(|| missing("response_format.json_schema", PARAM))?;
+        let named = self
+            .json_schema
+            .ok_or_else(|| missing("response_format.json_schema", PARAM))?;
         named
             .name
             .ok_or_else(|| missing("response_format.json_schema.name", PARAM))?;
@@ -114,7 +116,10 @@ fn missing(what: &str, param: &'static str) -> BadRequest {
 }
 
 /// A schema, which must be an object or a boolean; none is any JSON object.
-pub(crate) fn schema_format(schema: Option<Value>, param: &'static str) -> Result<Option<Format>, BadRequest> {
+pub(crate) fn schema_format(
+    schema: Option<Value>,
+    param: &'static str,
+) -> Result<Option<Format>, BadRequest> {
     match schema {
         None => Ok(Some(Format::Object)),
         Some(schema @ (Value::Object(_) | Value::Bool(_))) => Ok(Some(Format::Schema(Box::new(schema)))),
@@ -151,7 +156,10 @@ pub(crate) fn misfit(format: Option<&Format>, prompt: &str) -> Value {
     let properties = root.get("properties").and_then(Value::as_object);
     if let (Some(properties), Value::Object(object)) = (properties, &mut value) {
         let numeric = properties.iter().find(|(name, sub)| {
-            let kinds = resolve(schema, sub).and_then(Value::as_object).map(types).unwrap_or_default();
+            let kinds = resolve(schema, sub)
+                .and_then(Value::as_object)
+                .map(types)
+                .unwrap_or_default();
             object.get(*name).is_some_and(Value::is_number)
                 && kinds.iter().any(|k| matches!(*k, "number" | "integer"))
                 && !kinds.contains(&"string")
@@ -162,13 +170,19 @@ pub(crate) fn misfit(format: Option<&Format>, prompt: &str) -> Value {
             return value;
         }
         let required = root.get("required").and_then(Value::as_array);
-        let first = required.and_then(|r| r.iter().filter_map(Value::as_str).find(|n| object.contains_key(*n)));
+        let first = required.and_then(|r| {
+            r.iter()
+                .filter_map(Value::as_str)
+                .find(|n| object.contains_key(*n))
+        });
         if let Some(name) = first {
             object.shift_remove(name);
             return value;
         }
         for (name, sub) in properties {
-            let wrong = resolve(schema, sub).and_then(Value::as_object).and_then(other_type);
+            let wrong = resolve(schema, sub)
+                .and_then(Value::as_object)
+                .and_then(other_type);
             if let (Some(wrong), Some(slot)) = (wrong, object.get_mut(name)) {
                 *slot = wrong;
                 return value;
@@ -222,14 +236,22 @@ pub(crate) fn render(value: &Value) -> String {
 struct Spaced;
 
 impl serde_json::ser::Formatter for Spaced {
-    fn begin_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
         if first {
             Ok(())
         } else {
             w.write_all(b", ")
         }
     }
-    fn begin_object_key<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
         if first {
             Ok(())
         } else {

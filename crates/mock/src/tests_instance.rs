@@ -62,8 +62,16 @@ fn an_instance_fits_every_supported_keyword() {
     let value = instance(&schema, "Describe the blue kettle for the shop");
     assert_fits(&schema, &value);
     assert_eq!(value["kind"], "product");
-    assert_eq!(value["tags"].as_array().map(Vec::len), Some(3), "minItems wins over 2");
-    assert_eq!(value["both"].as_object().map(|o| o.len()), Some(2), "allOf parts joined");
+    assert_eq!(
+        value["tags"].as_array().map(Vec::len),
+        Some(3),
+        "minItems wins over 2"
+    );
+    assert_eq!(
+        value["both"].as_object().map(|o| o.len()),
+        Some(2),
+        "allOf parts joined"
+    );
 }
 
 #[test]
@@ -83,7 +91,8 @@ fn the_same_schema_and_prompt_give_the_same_instance_and_strings_come_from_the_p
     assert_ne!(first, instance(&schema, "one two three four"));
     let a = first["a"].as_str().unwrap();
     assert!(
-        a.split(' ').all(|w| ["alpha", "beta", "gamma", "delta"].contains(&w)),
+        a.split(' ')
+            .all(|w| ["alpha", "beta", "gamma", "delta"].contains(&w)),
         "{a}"
     );
     let clean = instance(&schema, "row [[mock:reply=cut]]");
@@ -205,16 +214,26 @@ fn the_spoiled_texts_are_what_they_say() {
     let p = prompted(Some(schema_format()));
     let whole = structured::say(&p, None).text;
     let invalid = structured::say(&p, Some(Spoiled::InvalidJson));
-    assert!(invalid.text.starts_with("Sure! Here is the JSON: {\"title\": "), "{}", invalid.text);
+    assert!(
+        invalid.text.starts_with("Sure! Here is the JSON: {\"title\": "),
+        "{}",
+        invalid.text
+    );
     assert!(serde_json::from_str::<Value>(&invalid.text).is_err());
     let cut = structured::say(&p, Some(Spoiled::Cut));
     assert_eq!(cut.finish_reason, "length");
     assert!(whole.starts_with(&cut.text) && cut.text.len() < whole.len());
     assert!(serde_json::from_str::<Value>(&cut.text).is_err());
     let refusal = structured::say(&p, Some(Spoiled::Refusal));
-    assert_eq!((refusal.text.as_str(), refusal.refused), (structured::REFUSAL, true));
+    assert_eq!(
+        (refusal.text.as_str(), refusal.refused),
+        (structured::REFUSAL, true)
+    );
     let plain = structured::say(&prompted(None), Some(Spoiled::Cut));
-    assert_eq!((plain.text.as_str(), plain.finish_reason), ("Mock reply: summar", "length"));
+    assert_eq!(
+        (plain.text.as_str(), plain.finish_reason),
+        ("Mock reply: summar", "length")
+    );
 }
 
 #[test]
@@ -226,7 +245,10 @@ fn a_misfit_breaks_the_schema_where_a_validator_looks() {
     };
     let price = check(json!({"type": "object", "properties": {
         "title": {"type": "string"}, "price": {"type": "integer"}}, "required": ["title"]}));
-    assert!(price["price"].is_string() && price["title"].is_string(), "{price}");
+    assert!(
+        price["price"].is_string() && price["title"].is_string(),
+        "{price}"
+    );
     let missing = check(json!({"type": "object", "properties": {
         "title": {"type": "string"}, "done": {"type": "boolean"}}, "required": ["done"]}));
     assert_eq!(missing.as_object().map(|o| o.contains_key("done")), Some(false));

@@ -215,4 +215,3 @@ pub(crate) fn reply(request: &Request, stamp: Stamp, tune: Tune) -> Reply {
         },
     }
 }
-
