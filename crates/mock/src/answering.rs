@@ -22,7 +22,7 @@ pub(crate) enum Answered {
     Reply(Reply),
     /// A 200 a directive asked for that is not the normal answer (its usage is not counted
     /// unless the body is a well-formed completion).
-    Shaped(directives::Shaped),
+    Shaped(super::shapes::Shaped),
     Error(Outcome, ApiError),
 }
 

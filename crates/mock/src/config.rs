@@ -59,6 +59,25 @@ pub struct MockArgs {
     #[arg(long, value_name = "P", default_value_t = 0.0)]
     pub rate_malformed: f64,
 
+    /// Probability (0..1) of a well-formed answer whose text is not JSON (prose and a
+    /// fragment), as `[[mock:reply=invalid-json]]`. Chat, Responses and Messages.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub rate_invalid_json: f64,
+
+    /// Probability (0..1) of an answer whose JSON breaks the requested schema, as
+    /// `[[mock:reply=schema-break]]`.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub rate_schema_break: f64,
+
+    /// Probability (0..1) of an answer cut on the token limit (`finish_reason` `length`, …), as
+    /// `[[mock:reply=cut]]`.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub rate_cut: f64,
+
+    /// Probability (0..1) of a refusal (`message.refusal`, …), as `[[mock:reply=refusal]]`.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub rate_refusal: f64,
+
     /// Seconds to wait sent with injected 429s (`0.25` works: `retry-after` carries whole
     /// seconds rounded up, `retry-after-ms` the exact wait).
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
@@ -123,7 +142,7 @@ pub struct MockArgs {
 pub enum ConfigError {
     #[error("--{flag} must be a probability between 0 and 1, got {value}")]
     Probability { flag: &'static str, value: f64 },
-    #[error("the fault rates (--rate-429, --rate-500, --rate-hang, --rate-reset, --rate-malformed) add up to {0:.4}, more than 1")]
+    #[error("the fault rates (--rate-429, --rate-500, --rate-hang, --rate-reset, --rate-malformed, --rate-invalid-json, --rate-schema-break, --rate-cut, --rate-refusal) add up to {0:.4}, more than 1")]
     RatesAboveOne(f64),
     #[error("--fail-status must be an HTTP error status (400..=599), got {0}")]
     FailStatus(u16),
@@ -152,7 +171,8 @@ pub struct DropCreate {
 }
 
 /// Probabilities of the random faults; they are exclusive outcomes of one draw, so their
-/// sum is at most 1 (checked by [`MockConfig::from_args`]).
+/// sum is at most 1 (checked by [`MockConfig::from_args`]). The last four spoil a successful
+/// answer's text (see the `reply=` directives of the same names).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct FaultRates {
     pub rate_429: f64,
@@ -160,6 +180,27 @@ pub struct FaultRates {
     pub hang: f64,
     pub reset: f64,
     pub malformed: f64,
+    pub invalid_json: f64,
+    pub schema_break: f64,
+    pub cut: f64,
+    pub refusal: f64,
+}
+
+impl FaultRates {
+    /// Every rate, for their sum.
+    pub fn all(&self) -> [f64; 9] {
+        [
+            self.rate_429,
+            self.rate_500,
+            self.hang,
+            self.reset,
+            self.malformed,
+            self.invalid_json,
+            self.schema_break,
+            self.cut,
+            self.refusal,
+        ]
+    }
 }
 
 /// Validated settings of one mock server. `MockConfig::default()` is the perfect server on
@@ -261,8 +302,12 @@ impl MockConfig {
             hang: probability("rate-hang", args.rate_hang)?,
             reset: probability("rate-reset", args.rate_reset)?,
             malformed: probability("rate-malformed", args.rate_malformed)?,
+            invalid_json: probability("rate-invalid-json", args.rate_invalid_json)?,
+            schema_break: probability("rate-schema-break", args.rate_schema_break)?,
+            cut: probability("rate-cut", args.rate_cut)?,
+            refusal: probability("rate-refusal", args.rate_refusal)?,
         };
-        let sum = faults.rate_429 + faults.rate_500 + faults.hang + faults.reset + faults.malformed;
+        let sum: f64 = faults.all().iter().sum();
         // A little slack so that e.g. 0.7 + 0.2 + 0.1 is not rejected for rounding.
         if sum > 1.0 + 1e-9 {
             return Err(ConfigError::RatesAboveOne(sum));

@@ -16,17 +16,29 @@
 //! cached_tokens`), `cache-creation=N` (`prompt_tokens_details.cache_creation_tokens`),
 //! `reasoning=N` (`completion_tokens_details.reasoning_tokens`, added to `completion_tokens` as a
 //! reasoning model's are) and `prompt-tokens=N` (`usage.prompt_tokens`, e.g. a long-context
-//! prompt), together in one directive. fail-times works with these as with a status. This module
-//! parses directives and remembers the fail-times counts; the answer itself is built by `service`
-//! (shapes: `shape` for chat and legacy completions, `shapes` for /v1/responses and /v1/embeddings).
+//! prompt), together in one directive.
+//! For structured output (`response_format`, `text.format`, `output_config.format`, a forced
+//! tool) four more `reply=` shapes make a well-formed answer whose *text* is wrong, in chat, the
+//! Responses API and Anthropic's Messages alike, live or in a batch line:
+//! `reply=invalid-json` (prose and a fragment: `Sure! Here is the JSON: {"title": `; a forced
+//! tool gets a text block instead of its `tool_use`), `reply=schema-break` (valid JSON that breaks
+//! the schema: the first number or integer property written as a string, `"price": "12"`, else the
+//! first required property left out; `{}` without a schema), `reply=cut` (the text stops in the
+//! middle on the token limit: chat `finish_reason` `length`, Responses `incomplete` with reason
+//! `max_output_tokens`, Messages `stop_reason` `max_tokens`; unlike `reply=truncated`, the body
+//! itself is whole) and `reply=refusal` (chat `content` null and `refusal` set, Responses a
+//! `refusal` content part, Messages `stop_reason` `refusal`). Without a format they spoil the
+//! plain text the same way. fail-times works with all these as with a status. This module parses
+//! directives and remembers the fail-times counts; the answer itself is built by `service`
+//! (`shapes` for chat, legacy completions, /v1/responses and /v1/embeddings, `messages` for
+//! /v1/messages).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use bytes::Bytes;
 use hyper::StatusCode;
 
-use super::reply::{Reply, Usage};
+use super::structured::Spoiled;
 
 const OPEN: &str = "[[mock:";
 const CLOSE: &str = "]]";
@@ -73,6 +85,9 @@ pub(crate) enum Shape {
     /// `cached=`, `cache-creation=`, `reasoning=`, `prompt-tokens=`: a normal answer whose
     /// usage reports these.
     Details(Details),
+    /// `reply=invalid-json`, `reply=schema-break`, `reply=cut`, `reply=refusal`: a well-formed
+    /// answer whose text is not what the request asked for (see `structured`).
+    Spoiled(Spoiled),
 }
 
 /// The usage details a directive asks an answer to report (`None`: as normal, or not at all).
@@ -255,115 +270,17 @@ fn reply(value: &str) -> Result<Shape, String> {
         "not-utf8" => Shape::NotUtf8,
         "no-choices" => Shape::NoChoices,
         "content-filter" => Shape::ContentFilter,
+        "invalid-json" => Shape::Spoiled(Spoiled::InvalidJson),
+        "schema-break" => Shape::Spoiled(Spoiled::SchemaBreak),
+        "cut" => Shape::Spoiled(Spoiled::Cut),
+        "refusal" => Shape::Spoiled(Spoiled::Refusal),
         other => {
             return Err(format!(
                 "reply `{other}` is not known (expected truncated, lone-surrogate, \
-                 not-utf8, no-choices or content-filter)"
+                 not-utf8, no-choices, content-filter, invalid-json, schema-break, cut or refusal)"
             ))
         }
     })
-}
-
-/// A shaped 200: its body, and its usage when the body is a well-formed completion.
-pub(crate) struct Shaped {
-    pub body: Bytes,
-    pub usage: Option<Usage>,
-}
-
-/// Where the text of a mock reply begins, in chat and legacy bodies alike.
-const TEXT_START: &[u8] = b"Mock reply:";
-
-/// Makes `normal` (the answer the prompt would get) into `shape`. `prompt_tokens` is what
-/// `normal` reports as `usage.prompt_tokens`.
-pub(crate) fn shape(shape: &Shape, normal: Reply, prompt_tokens: u64) -> Shaped {
-    let body = normal.body;
-    let broken = |body: Vec<u8>| Shaped {
-        body: Bytes::from(body),
-        usage: None,
-    };
-    match shape {
-        Shape::Truncated => broken(body.slice(..body.len() / 2).to_vec()),
-        Shape::LoneSurrogate => broken(insert_before_text(&body, br"\ud800")),
-        Shape::NotUtf8 => broken(insert_before_text(&body, b"\xff")),
-        Shape::NoChoices => {
-            let mut json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            json["choices"] = serde_json::Value::Array(Vec::new());
-            broken(serde_json::to_vec(&json).unwrap_or_default())
-        }
-        Shape::ContentFilter => {
-            let mut json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            if let Some(choices) = json["choices"].as_array_mut() {
-                for choice in choices {
-                    choice["finish_reason"] = "content_filter".into();
-                }
-            }
-            Shaped {
-                body: Bytes::from(serde_json::to_vec(&json).unwrap_or_default()),
-                usage: Some(normal.usage),
-            }
-        }
-        Shape::PromptTokens(text) => {
-            let from = format!("\"prompt_tokens\":{prompt_tokens}");
-            let to = format!("\"prompt_tokens\":{text}");
-            let text = String::from_utf8_lossy(&body).replacen(&from, &to, 1);
-            broken(text.into_bytes())
-        }
-        Shape::Details(d) => with_details(&body, normal.usage, d),
-        Shape::Size(bytes) => {
-            let pad = usize::try_from(*bytes)
-                .unwrap_or(usize::MAX)
-                .saturating_sub(body.len());
-            let body = insert_before_text(&body, &vec![b'x'; pad]);
-            Shaped {
-                body: Bytes::from(body),
-                usage: Some(normal.usage),
-            }
-        }
-    }
-}
-
-/// `body` (a normal answer reporting `usage`) with the usage `d` asks for: the prompt tokens
-/// replaced, the reasoning tokens added to the completion tokens, and the details reported.
-fn with_details(body: &[u8], usage: Usage, d: &Details) -> Shaped {
-    let prompt_tokens = d.prompt_tokens.unwrap_or(usage.prompt_tokens);
-    let completion_tokens = usage.completion_tokens.saturating_add(d.reasoning.unwrap_or(0));
-    let usage = Usage {
-        prompt_tokens,
-        completion_tokens,
-        total_tokens: prompt_tokens.saturating_add(completion_tokens),
-    };
-    let mut json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let mut prompt_details = serde_json::Map::new();
-    if let Some(n) = d.cached {
-        prompt_details.insert("cached_tokens".into(), n.into());
-    }
-    if let Some(n) = d.cache_creation {
-        prompt_details.insert("cache_creation_tokens".into(), n.into());
-    }
-    let u = &mut json["usage"];
-    u["prompt_tokens"] = usage.prompt_tokens.into();
-    u["completion_tokens"] = usage.completion_tokens.into();
-    u["total_tokens"] = usage.total_tokens.into();
-    if !prompt_details.is_empty() {
-        u["prompt_tokens_details"] = prompt_details.into();
-    }
-    if let Some(n) = d.reasoning {
-        u["completion_tokens_details"] = serde_json::json!({ "reasoning_tokens": n });
-    }
-    Shaped {
-        body: Bytes::from(serde_json::to_vec(&json).unwrap_or_default()),
-        usage: Some(usage),
-    }
-}
-
-/// `body` with `insert` placed where the reply's text begins (at the end if it has none).
-fn insert_before_text(body: &[u8], insert: &[u8]) -> Vec<u8> {
-    let at = memchr::memmem::find(body, TEXT_START).unwrap_or(body.len());
-    let mut out = Vec::with_capacity(body.len() + insert.len());
-    out.extend_from_slice(&body[..at]);
-    out.extend_from_slice(insert);
-    out.extend_from_slice(&body[at..]);
-    out
 }
 
 /// How many requests each fail-times prompt has had. Only prompts carrying a fail-times

@@ -5,8 +5,9 @@
 //! answer and its shaped answers, and never matches on the family itself. The bodies are each
 //! family's module's: `wire` and `reply` (chat, completions), `responses`, `embeddings`, `messages`.
 
-use super::directives::{self, Shape, Shaped};
+use super::directives::Shape;
 use super::reply::{self, Reply, Stamp};
+use super::shapes::Shaped;
 use super::wire::{self, BadRequest, Prompted};
 use super::{embeddings, messages, responses, shapes};
 
@@ -101,9 +102,8 @@ impl<'a> Parsed<'a> {
     /// The 200 a shape directive asks for, or why this family has no such answer (a 400).
     pub fn shape(&self, shape: &Shape, stamp: Stamp) -> Result<Shaped, String> {
         match self {
-            Parsed::Chat(p) | Parsed::Completions(p) => {
-                Ok(directives::shape(shape, self.reply(stamp), p.prompt_tokens))
-            }
+            Parsed::Chat(p) => shapes::completion(p, shape, stamp, false),
+            Parsed::Completions(p) => shapes::completion(p, shape, stamp, true),
             Parsed::Responses(r) => Ok(shapes::responses(r, shape, stamp)),
             Parsed::Embeddings(e) => shapes::embeddings(e, shape),
             Parsed::Messages(m) => messages::shape(m, shape, stamp),

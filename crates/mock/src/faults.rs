@@ -1,4 +1,5 @@
-//! Random faults (--rate-429, --rate-500, --rate-hang, --rate-reset, --rate-malformed) and
+//! Random faults (--rate-429, --rate-500, --rate-hang, --rate-reset, --rate-malformed, and the
+//! spoiled answers --rate-invalid-json, --rate-schema-break, --rate-cut, --rate-refusal) and
 //! latency jitter, drawn from a small seeded generator. Each request gets its own stream,
 //! derived from --seed and the request's arrival index, so no state is shared between
 //! requests (no lock) and a run with the same arrival order makes the same decisions.
@@ -7,6 +8,7 @@
 use std::time::Duration;
 
 use super::config::FaultRates;
+use super::structured::Spoiled;
 
 /// SplitMix64: tiny, fast and statistically fine for fault injection. Not cryptographic.
 pub(crate) struct Rng(u64);
@@ -43,6 +45,8 @@ pub(crate) enum Fault {
     Hang,
     Reset,
     Malformed,
+    /// A well-formed answer whose text is spoiled (for a text family; others answer normally).
+    Spoiled(Spoiled),
 }
 
 /// The configured fault rates, ready to draw from.
@@ -54,15 +58,7 @@ pub(crate) struct Faults {
 
 impl Faults {
     pub fn new(rates: FaultRates) -> Self {
-        let any = [
-            rates.rate_429,
-            rates.rate_500,
-            rates.hang,
-            rates.reset,
-            rates.malformed,
-        ]
-        .iter()
-        .any(|&p| p > 0.0);
+        let any = rates.all().iter().any(|&p| p > 0.0);
         Faults { rates, any }
     }
 
@@ -81,6 +77,10 @@ impl Faults {
             (r.hang, Fault::Hang),
             (r.reset, Fault::Reset),
             (r.malformed, Fault::Malformed),
+            (r.invalid_json, Fault::Spoiled(Spoiled::InvalidJson)),
+            (r.schema_break, Fault::Spoiled(Spoiled::SchemaBreak)),
+            (r.cut, Fault::Spoiled(Spoiled::Cut)),
+            (r.refusal, Fault::Spoiled(Spoiled::Refusal)),
         ];
         for (p, fault) in table {
             edge += p;

@@ -12,15 +12,19 @@
 //!   `responses`: `/v1/responses`; `embeddings`: `/v1/embeddings`; `messages`: Anthropic's
 //!   `/v1/messages` (and `messages/dialect`: its error bodies and limit headers); `errors`:
 //!   error answers.
+//! - `structured`: the structured output a request asks for (`response_format`, `text.format`,
+//!   `output_config.format`, a forced tool) and the text answering it, or spoiling it on purpose;
+//!   `instance`: a deterministic, bounded instance of a JSON Schema.
 //! - `faults`: seeded random faults and jitter; `directives`: `[[mock:...]]` in prompts;
-//!   `shapes`: the 200s directives shape for Responses and embeddings;
+//!   `shapes`: the 200s directives shape for chat, completions, Responses and embeddings;
 //!   `limits`: --rpm/--tpm; `stats`: `/mock/stats`; `log`: --log.
 //! - OpenAI's Files and Batches APIs: `batch_api` (routes, pagination, `/mock/batches`),
 //!   `files` (uploads and the file store), `batch_lines` (input lines and their validation),
 //!   `batches` (the batch store and lifecycle), `batch_run` (answering lines into output and
 //!   error files), `batch_outcome` (--batch-outcome and `X-Mock-Batch-Outcome`).
-//! - `tests`, `tests_faults`, `tests_batches`, `tests_families` (Responses and embeddings):
-//!   in-process tests against a real server on 127.0.0.1:0.
+//! - `tests`, `tests_faults`, `tests_batches`, `tests_families` (Responses and embeddings),
+//!   `tests_structured` and `tests_structured_batches` (structured output): in-process tests
+//!   against a real server on 127.0.0.1:0.
 //!
 //! This file only wires the subcommand: bind, announce, serve until a signal.
 
@@ -37,6 +41,7 @@ mod errors;
 mod family;
 mod faults;
 mod files;
+mod instance;
 mod limits;
 mod log;
 mod messages;
@@ -47,6 +52,7 @@ mod server;
 mod service;
 mod shapes;
 mod stats;
+mod structured;
 mod wire;
 
 #[cfg(test)]
@@ -61,6 +67,10 @@ mod tests_families;
 mod tests_faults;
 #[cfg(test)]
 mod tests_messages;
+#[cfg(test)]
+mod tests_structured;
+#[cfg(test)]
+mod tests_structured_batches;
 
 use std::io::Write;
 

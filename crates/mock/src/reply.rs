@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use serde::Serialize;
 
+use super::structured;
 use super::wire::Prompted;
 
 /// How many prompt words the reply echoes.
@@ -47,6 +48,8 @@ pub(crate) struct Completion {
     pub text: String,
     pub words: u64,
     pub finish_reason: &'static str,
+    /// The text is a refusal (chat's `message.refusal`, the Responses API's `refusal` part).
+    pub refused: bool,
 }
 
 pub(crate) fn complete(prompt: &str, max_tokens: Option<u64>) -> Completion {
@@ -76,6 +79,7 @@ pub(crate) fn complete(prompt: &str, max_tokens: Option<u64>) -> Completion {
         text,
         words: keep,
         finish_reason,
+        refused: false,
     }
 }
 
@@ -144,21 +148,32 @@ struct ChatChoice<'a> {
 #[derive(Serialize)]
 struct AssistantMessage<'a> {
     role: &'static str,
-    content: &'a str,
-    refusal: Option<()>,
+    content: Option<&'a str>,
+    refusal: Option<&'a str>,
 }
 
 /// The `chat.completion` answer to `prompted`; `stamp` makes the id unique.
 pub(crate) fn chat(prompted: &Prompted, stamp: Stamp) -> Reply {
-    let completion = complete(&prompted.prompt, prompted.max_tokens);
-    let usage = usage(prompted, &completion);
+    chat_saying(prompted, stamp, &structured::say(prompted, None))
+}
+
+/// The `chat.completion` answer whose every choice says `completion` (a refusal: `content`
+/// null and the text as `refusal`).
+pub(crate) fn chat_saying(prompted: &Prompted, stamp: Stamp, completion: &Completion) -> Reply {
+    let usage = usage(prompted, completion);
+    let text = completion.text.as_str();
+    let (content, refusal) = if completion.refused {
+        (None, Some(text))
+    } else {
+        (Some(text), None)
+    };
     let choices = (0..prompted.n)
         .map(|index| ChatChoice {
             index,
             message: AssistantMessage {
                 role: "assistant",
-                content: &completion.text,
-                refusal: None,
+                content,
+                refusal,
             },
             logprobs: None,
             finish_reason: completion.finish_reason,
@@ -200,8 +215,12 @@ struct TextChoice<'a> {
 
 /// The legacy `text_completion` answer to `prompted`.
 pub(crate) fn text(prompted: &Prompted, stamp: Stamp) -> Reply {
-    let completion = complete(&prompted.prompt, prompted.max_tokens);
-    let usage = usage(prompted, &completion);
+    text_saying(prompted, stamp, &complete(&prompted.prompt, prompted.max_tokens))
+}
+
+/// The legacy `text_completion` answer whose every choice says `completion`.
+pub(crate) fn text_saying(prompted: &Prompted, stamp: Stamp, completion: &Completion) -> Reply {
+    let usage = usage(prompted, completion);
     let choices = (0..prompted.n)
         .map(|index| TextChoice {
             text: &completion.text,
@@ -259,6 +278,7 @@ mod tests {
             prompt_tokens: 7,
             max_tokens,
             n,
+            format: None,
         }
     }
 

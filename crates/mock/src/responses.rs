@@ -8,17 +8,22 @@
 //! `max_output_tokens`. Unlike OpenAI (minimum 16) any `max_output_tokens` ≥ 1 is taken, so that
 //! short mock replies can be cut. Directives are read from the instructions and every input
 //! text; how they shape this answer is `shapes`' business, whether it is given `service`'s.
+//! `text.format` asks for structured output (`json_object`, or `json_schema` with `name` and
+//! `schema`); the answer itself is built by `responses/answer.rs`.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::directives::Details;
-use super::reply::{self, Reply, Stamp, Usage};
+use super::structured::FormatSpec;
 use super::wire::{self, BadRequest, Content, Prompted};
+
+mod answer;
+
+pub(crate) use answer::{reply, Tune};
 
 /// A valid Responses request.
 #[derive(Debug)]
@@ -32,6 +37,8 @@ pub(crate) struct Request<'a> {
     pub temperature: f64,
     pub top_p: f64,
     pub metadata: Option<&'a RawValue>,
+    /// `text.format` as sent, echoed in the answer (`{"type":"text"}` when absent).
+    pub format_sent: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -49,6 +56,15 @@ struct Body<'a> {
     top_p: Option<f64>,
     #[serde(borrow, default)]
     metadata: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    text: Option<TextParam<'a>>,
+}
+
+/// `text`: of its fields only `format` matters (`{type, name, schema, strict}`).
+#[derive(Deserialize)]
+struct TextParam<'a> {
+    #[serde(borrow, default)]
+    format: Option<&'a RawValue>,
 }
 
 enum Input<'a> {
@@ -101,6 +117,13 @@ pub(crate) fn parse(body: &[u8]) -> Result<Request<'_>, BadRequest> {
         }
         Some(Input::Items(items)) => items_text(items, instructions.as_deref())?,
     };
+    let format_sent = request.text.and_then(|t| t.format);
+    let format = match format_sent {
+        None => None,
+        Some(raw) => serde_json::from_str::<FormatSpec>(raw.get())
+            .map_err(|e| BadRequest::new(format!("Invalid 'text.format': {e}"), Some("text.format")))?
+            .responses()?,
+    };
     Ok(Request {
         prompted: Prompted {
             model,
@@ -108,6 +131,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<Request<'_>, BadRequest> {
             prompt_tokens: instruction_tokens + message_tokens + 3,
             max_tokens: request.max_output_tokens,
             n: 1,
+            format,
         },
         instructions,
         scan,
@@ -115,6 +139,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<Request<'_>, BadRequest> {
         temperature: request.temperature.unwrap_or(1.0),
         top_p: request.top_p.unwrap_or(1.0),
         metadata: request.metadata,
+        format_sent,
     })
 }
 
@@ -158,192 +183,6 @@ fn items_text<'a>(
         }
     }
     Ok((prompt, Cow::Owned(scan), tokens))
-}
-
-/// What a directive changes in an otherwise normal answer.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Tune {
-    pub details: Details,
-    /// `reply=content-filter`: `incomplete`, reason `content_filter`.
-    pub content_filter: bool,
-}
-
-#[derive(Serialize)]
-struct ResponseBody<'a> {
-    id: String,
-    object: &'static str,
-    created_at: u64,
-    status: &'static str,
-    completed_at: Option<u64>,
-    error: Option<()>,
-    incomplete_details: Option<Incomplete>,
-    instructions: Option<&'a str>,
-    max_output_tokens: Option<u64>,
-    model: &'a str,
-    output: [OutputMessage<'a>; 1],
-    parallel_tool_calls: bool,
-    previous_response_id: Option<()>,
-    reasoning: Reasoning,
-    store: bool,
-    temperature: f64,
-    text: TextConfig,
-    tool_choice: &'static str,
-    tools: [(); 0],
-    top_p: f64,
-    truncation: &'static str,
-    usage: ResponseUsage,
-    user: Option<()>,
-    metadata: Metadata<'a>,
-}
-
-#[derive(Serialize)]
-struct Incomplete {
-    reason: &'static str,
-}
-
-#[derive(Serialize)]
-struct OutputMessage<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    id: String,
-    status: &'static str,
-    role: &'static str,
-    content: [OutputText<'a>; 1],
-}
-
-#[derive(Serialize)]
-struct OutputText<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    text: &'a str,
-    annotations: [(); 0],
-    logprobs: [(); 0],
-}
-
-#[derive(Serialize)]
-struct Reasoning {
-    effort: Option<()>,
-    summary: Option<()>,
-}
-
-#[derive(Serialize)]
-struct TextConfig {
-    format: Format,
-}
-
-#[derive(Serialize)]
-struct Format {
-    #[serde(rename = "type")]
-    kind: &'static str,
-}
-
-#[derive(Serialize)]
-struct ResponseUsage {
-    input_tokens: u64,
-    input_tokens_details: InputDetails,
-    output_tokens: u64,
-    output_tokens_details: OutputDetails,
-    total_tokens: u64,
-}
-
-#[derive(Serialize)]
-struct InputDetails {
-    cached_tokens: u64,
-    cache_write_tokens: u64,
-}
-
-#[derive(Serialize)]
-struct OutputDetails {
-    reasoning_tokens: u64,
-}
-
-/// The request's `metadata` as sent, or `{}`.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Metadata<'a> {
-    Given(&'a RawValue),
-    Empty {},
-}
-
-/// The `Response` to `request`, as normal or as `tune` asks.
-pub(crate) fn reply(request: &Request, stamp: Stamp, tune: Tune) -> Reply {
-    let prompted = &request.prompted;
-    let completion = reply::complete(&prompted.prompt, prompted.max_tokens);
-    let reason = match (tune.content_filter, completion.finish_reason) {
-        (true, _) => Some("content_filter"),
-        (false, "length") => Some("max_output_tokens"),
-        _ => None,
-    };
-    let (status, completed_at) = match reason {
-        Some(_) => ("incomplete", None),
-        None => ("completed", Some(stamp.created())),
-    };
-    let d = tune.details;
-    let input_tokens = d.prompt_tokens.unwrap_or(prompted.prompt_tokens);
-    let reasoning = d.reasoning.unwrap_or(0);
-    let output_tokens = completion.words.saturating_add(reasoning);
-    let total_tokens = input_tokens.saturating_add(output_tokens);
-    let body = ResponseBody {
-        id: format!("resp_mock_{stamp}"),
-        object: "response",
-        created_at: stamp.created(),
-        status,
-        completed_at,
-        error: None,
-        incomplete_details: reason.map(|reason| Incomplete { reason }),
-        instructions: request.instructions.as_deref(),
-        max_output_tokens: prompted.max_tokens,
-        model: &prompted.model,
-        output: [OutputMessage {
-            kind: "message",
-            id: format!("msg_mock_{stamp}"),
-            status,
-            role: "assistant",
-            content: [OutputText {
-                kind: "output_text",
-                text: &completion.text,
-                annotations: [],
-                logprobs: [],
-            }],
-        }],
-        parallel_tool_calls: true,
-        previous_response_id: None,
-        reasoning: Reasoning {
-            effort: None,
-            summary: None,
-        },
-        store: request.store,
-        temperature: request.temperature,
-        text: TextConfig {
-            format: Format { kind: "text" },
-        },
-        tool_choice: "auto",
-        tools: [],
-        top_p: request.top_p,
-        truncation: "disabled",
-        usage: ResponseUsage {
-            input_tokens,
-            input_tokens_details: InputDetails {
-                cached_tokens: d.cached.unwrap_or(0),
-                cache_write_tokens: d.cache_creation.unwrap_or(0),
-            },
-            output_tokens,
-            output_tokens_details: OutputDetails {
-                reasoning_tokens: reasoning,
-            },
-            total_tokens,
-        },
-        user: None,
-        metadata: request.metadata.map_or(Metadata::Empty {}, Metadata::Given),
-    };
-    Reply {
-        body: reply::to_bytes(&body),
-        usage: Usage {
-            prompt_tokens: input_tokens,
-            completion_tokens: output_tokens,
-            total_tokens,
-        },
-    }
 }
 
 // Hand-written like `wire::Content`, for the same reasons: it borrows, and says what it expected.

@@ -29,10 +29,12 @@ pub(crate) enum Outcome {
     Directive,
     /// A --drop-upload or --drop-batch-create hook closed the connection.
     Dropped,
+    /// A --rate-invalid-json, --rate-schema-break, --rate-cut or --rate-refusal answer.
+    Spoiled,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 13] = [
+    const ALL: [Outcome; 14] = [
         Outcome::Ok,
         Outcome::Auth,
         Outcome::FailFirst,
@@ -46,6 +48,7 @@ impl Outcome {
         Outcome::BadRequest,
         Outcome::Directive,
         Outcome::Dropped,
+        Outcome::Spoiled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +66,7 @@ impl Outcome {
             Outcome::BadRequest => "bad_request",
             Outcome::Directive => "directive",
             Outcome::Dropped => "dropped",
+            Outcome::Spoiled => "spoiled",
         }
     }
 }

@@ -123,3 +123,40 @@ fn unset_or_empty_key_variable_is_an_error() {
     let empty = |_: &str| Some(String::new());
     assert!(MockConfig::validate(args, empty).is_err());
 }
+
+#[test]
+fn the_spoil_rates_are_validated_and_share_the_sum_of_one() {
+    let args = parse(&[
+        "--rate-invalid-json",
+        "0.1",
+        "--rate-schema-break",
+        "0.2",
+        "--rate-cut",
+        "0.3",
+        "--rate-refusal",
+        "0.4",
+    ]);
+    let faults = MockConfig::validate(args, no_env).unwrap().faults;
+    assert_eq!(
+        (
+            faults.invalid_json,
+            faults.schema_break,
+            faults.cut,
+            faults.refusal
+        ),
+        (0.1, 0.2, 0.3, 0.4)
+    );
+    let err = MockConfig::validate(parse(&["--rate-cut", "1.5"]), no_env).unwrap_err();
+    assert_eq!(
+        err,
+        ConfigError::Probability {
+            flag: "rate-cut",
+            value: 1.5
+        }
+    );
+    assert!(err.to_string().contains("--rate-cut"));
+    let over = parse(&["--rate-refusal", "0.7", "--rate-429", "0.4"]);
+    let err = MockConfig::validate(over, no_env).unwrap_err();
+    assert!(matches!(err, ConfigError::RatesAboveOne(_)));
+    assert!(err.to_string().contains("--rate-refusal"));
+}

@@ -1,6 +1,9 @@
 //! Tests of the prompt directives: parsing, and the answers they shape.
 
 use super::*;
+use crate::reply::{Reply, Usage};
+use crate::shapes::chat as shape;
+use bytes::Bytes;
 
 #[test]
 fn prompts_without_directives_are_left_alone() {

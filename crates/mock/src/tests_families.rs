@@ -404,12 +404,12 @@ async fn models_list_embeddings_and_azure_serves_deployment_embeddings() {
     assert_eq!(no_version.status(), 404);
 }
 
-fn batch_line(id: &str, url: &str, body: Value) -> String {
+pub(super) fn batch_line(id: &str, url: &str, body: Value) -> String {
     json!({"custom_id": id, "method": "POST", "url": url, "body": body}).to_string() + "\n"
 }
 
 /// Runs a batch of `file` for `endpoint` to its end; returns the batch and its output lines.
-async fn run_batch(
+pub(super) async fn run_batch(
     server: &Running,
     file: &str,
     endpoint: &str,

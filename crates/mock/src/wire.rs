@@ -10,6 +10,8 @@ use std::fmt;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use super::structured::{Format, FormatSpec};
+
 /// Largest `n` accepted: OpenAI's own cap, and it bounds the response size a client can ask for.
 const MAX_N: u64 = 128;
 /// Tokens a request is charged for its output when it sets no max (for --tpm).
@@ -25,6 +27,8 @@ pub(crate) struct Prompted<'a> {
     /// `max_completion_tokens`, else `max_tokens`.
     pub max_tokens: Option<u64>,
     pub n: u32,
+    /// The structured output asked for (`response_format`, `text.format`, …), if any.
+    pub format: Option<Format>,
 }
 
 impl Prompted<'_> {
@@ -61,6 +65,7 @@ struct ChatBody<'a> {
     max_completion_tokens: Option<u64>,
     n: Option<u64>,
     stream: Option<bool>,
+    response_format: Option<FormatSpec>,
 }
 
 #[derive(Deserialize)]
@@ -141,12 +146,14 @@ pub(crate) fn parse_chat(body: &[u8]) -> Result<Prompted<'_>, BadRequest> {
         .and_then(|m| m.content)
         .map(Content::into_text)
         .unwrap_or_default();
+    let format = chat.response_format.map(FormatSpec::chat).transpose()?.flatten();
     Ok(Prompted {
         model,
         prompt,
         prompt_tokens,
         max_tokens: chat.max_completion_tokens.or(chat.max_tokens),
         n: n_or_one(chat.n),
+        format,
     })
 }
 
@@ -164,6 +171,7 @@ pub(crate) fn parse_completion(body: &[u8]) -> Result<Prompted<'_>, BadRequest> 
         prompt,
         max_tokens: completion.max_tokens,
         n: n_or_one(completion.n),
+        format: None,
     })
 }
 

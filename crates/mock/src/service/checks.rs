@@ -11,6 +11,7 @@ use hyper::{Method, StatusCode};
 
 use super::{method_not_allowed, Action, Decision, State};
 use crate::answering::{bad_body, respond, server_error, Answered};
+use crate::directives::Shape;
 use crate::errors::{json_response, ApiError};
 use crate::family::Parsed;
 use crate::faults::{Fault, Rng};
@@ -123,6 +124,16 @@ fn answer(state: &State, parsed: &Parsed, index: u64, rng: &mut Rng) -> Decision
             let body = parsed.reply(stamp).body;
             let response = json_response(StatusCode::OK, body.slice(..body.len() / 2));
             return Decision::new(Outcome::Malformed, Action::Respond(response));
+        }
+        Some(Fault::Spoiled(spoil)) => {
+            // Families without text (embeddings) have no such answer: they answer normally.
+            if let Ok(shaped) = parsed.shape(&Shape::Spoiled(spoil), stamp) {
+                let response = json_response(StatusCode::OK, shaped.body);
+                return Decision {
+                    usage: shaped.usage,
+                    ..Decision::new(Outcome::Spoiled, Action::Respond(response))
+                };
+            }
         }
     }
     match respond(state, parsed, stamp) {
