@@ -137,7 +137,7 @@ pub fn execute(
         budget: job.max_cost,
         split: Some(split),
     });
-    let summary = Summary::new(
+    let mut summary = Summary::new(
         outcome,
         &after,
         &snapshot,
@@ -146,6 +146,7 @@ pub fn execute(
         Some(job.output.path.clone()),
         db_path.clone(),
     );
+    summary.schema = super::execute::schema_totals(store, job, 0)?;
     let written = match exported {
         Some(exported) => super::ending::record_results(store, run_id, send, &summary, exported),
         None => super::ending::write_results(store, run_id, job, send, &summary, true),

@@ -31,7 +31,7 @@ use promptmill_engine::pipeline::{Control, Pipeline, PipelineSettings, Structure
 use promptmill_engine::progress::{self, Baseline, Display};
 use promptmill_engine::stats::Stats;
 use promptmill_engine::store::{explain, writer, Counts, Store};
-use promptmill_engine::summary::{CacheTotals, CostTotals, Summary};
+use promptmill_engine::summary::{CacheTotals, CostTotals, SchemaTotals, Summary};
 
 mod before_send;
 
@@ -156,6 +156,11 @@ fn settle(store: &Store, job: &JobRecord, send: &SendConfig, run: Settle<'_>) ->
         db_path.to_path_buf(),
     );
     summary.cache = cache_totals(store, job, &after, run.stats)?;
+    summary.schema = schema_totals(
+        store,
+        job,
+        run.stats.reasked.load(std::sync::atomic::Ordering::Relaxed),
+    )?;
     if let Err(e) = write_results(store, run.run_id, job, send, &summary, scope == Scope::All) {
         return disk_full_stop(
             e,
@@ -193,6 +198,21 @@ fn cache_totals(
         rows: after.cached,
         run_rows: stats.cached.load(std::sync::atomic::Ordering::Relaxed),
         saved: promptmill_engine::budget::job_saved(store, job)?,
+    }))
+}
+
+/// A `--schema` job's rows by outcome, and the answers this run asked again (`reasked`).
+pub(super) fn schema_totals(
+    store: &Store,
+    job: &JobRecord,
+    reasked: u64,
+) -> anyhow::Result<Option<SchemaTotals>> {
+    if job.spec.schema.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(SchemaTotals {
+        rows: store.schema_counts()?,
+        run_reasked: reasked,
     }))
 }
 

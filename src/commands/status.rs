@@ -37,6 +37,9 @@ struct Status {
     /// run goes.
     limits_in_force: Option<InForce>,
     rows: Counts,
+    /// A `--schema` job's rows by outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema: Option<promptmill_engine::store::SchemaCounts>,
     /// The run going now, when there is one: its process, since when, and what it has on the
     /// wire. `None` when no run is going (rows left claimed by a killed run are pending).
     active_run: Option<ActiveRun>,
@@ -176,6 +179,10 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
             .map(|(error, rows)| ErrorCount { error, rows })
             .collect(),
         mode: job.batch.mode,
+        schema: match job.spec.schema {
+            Some(_) => Some(store.schema_counts()?),
+            None => None,
+        },
         batches: store.parts()?,
         on_wire: active.as_ref().map_or(0, |a| a.on_wire),
         active_run: active,
@@ -299,6 +306,9 @@ fn row_lines(out: &mut String, s: &Status) {
         ),
     }
     line!(out, "  failed    {}", r.failed);
+    if let Some(schema) = &s.schema {
+        line!(out, "  schema    {}", schema.describe());
+    }
     line!(out, "  skipped   {} (invalid input)", r.invalid);
     match &s.active_run {
         Some(a) => {

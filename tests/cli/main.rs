@@ -45,6 +45,7 @@ mod small_print;
 mod spend;
 mod status_live;
 mod stdio;
+mod structured;
 mod targets;
 mod time;
 mod unknown_model;

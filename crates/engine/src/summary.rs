@@ -29,6 +29,19 @@ pub struct Summary {
     /// Rows done from the response cache, when there are some (set after [`Summary::new`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheTotals>,
+    /// A `--schema` job's rows by outcome, and the answers this run asked again (set after
+    /// [`Summary::new`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema: Option<SchemaTotals>,
+}
+
+/// A `--schema` job's rows by outcome (every run of the job), and the invalid or cut answers
+/// this run asked again live: each a request, counted in `run.requests` and paid for.
+#[derive(Debug, Clone, Serialize)]
+pub struct SchemaTotals {
+    #[serde(flatten)]
+    pub rows: crate::store::SchemaCounts,
+    pub run_reasked: u64,
 }
 
 /// Rows answered from the response cache, without a request, and what they saved.
@@ -161,6 +174,7 @@ impl Summary {
             output,
             checkpoint,
             cache: None,
+            schema: None,
         }
     }
 }
@@ -219,6 +233,13 @@ impl fmt::Display for Summary {
         }
         if let Some(c) = &self.cache {
             writeln!(f, "  cache      {}", c.describe())?;
+        }
+        if let Some(s) = &self.schema {
+            let again = match s.run_reasked {
+                0 => String::new(),
+                n => format!(" ({} asked again this run)", count(n, "answer", "answers")),
+            };
+            writeln!(f, "  schema     {}{again}", s.rows.describe())?;
         }
         writeln!(
             f,

@@ -225,6 +225,11 @@ impl Schema {
     }
 }
 
+/// The JSON value of an answer's text (inside a Markdown fence or not), if it is JSON.
+pub fn parse_answer(text: &str) -> Option<Value> {
+    serde_json::from_str(strip_fence(text)).ok()
+}
+
 /// A schema file's JSON, size bounded; errors name the file (and the line and column).
 fn read_file(path: &Path) -> Result<Value, String> {
     use std::io::Read;

@@ -23,7 +23,9 @@ impl<'a> RowPricer<'a> {
     /// Dollars `row` cost: 0 when it was answered from the response cache, `None` when it is not done (nothing billed is known) or its model
     /// has no price.
     pub(super) fn cost(&self, row: &ExportRow) -> Option<f64> {
-        if row.state != crate::store::state::DONE || row.total_tokens.is_none() {
+        // A row rejected by the job's `--schema` paid for its answers too (see store/usage.rs).
+        let paid = row.state == crate::store::state::DONE || row.outcome.is_some();
+        if !paid || row.total_tokens.is_none() {
             return None;
         }
         let info = match (self.fixed, self.models.len()) {

@@ -3,6 +3,9 @@
 //! `cache_creation_tokens`, `reasoning_tokens` (empty when not reported), `cost` (dollars; empty
 //! when unknown), `model`, `response_id`, `error`.
 //! An embeddings job has one more column at the end, `embedding`: the vector as a JSON array.
+//! A `--schema` job has `schema` (the outcome: `valid`, `invalid`, `truncated`, `refused`) and
+//! then one `data.<property>` column per top-level property of the schema, in its order: a
+//! valid row's value, strings as they are, arrays, objects and numbers as JSON text.
 //! Input values that are not strings are written as JSON text. The input column the row ids come
 //! from is not repeated (its values are the `id` column; the caller leaves it out of `columns`).
 //! Any other input column whose name is `id` or one of the result columns is written as
@@ -38,31 +41,44 @@ pub(super) struct Csv {
     record: Vec<String>,
     /// Whether the rows' answers are vectors (the `embedding` column).
     vectors: bool,
+    /// A `--schema` job's top-level properties (the `schema` and `data.*` columns).
+    properties: Option<Vec<String>>,
 }
 
 impl Csv {
-    pub(super) fn new(out: Out, columns: &[String], vectors: bool) -> anyhow::Result<Csv> {
+    pub(super) fn new(
+        out: Out,
+        columns: &[String],
+        vectors: bool,
+        properties: Option<&[String]>,
+    ) -> anyhow::Result<Csv> {
         let mut writer = csv::WriterBuilder::new().from_writer(out);
-        writer.write_record(header(columns, vectors))?;
+        writer.write_record(header(columns, vectors, properties))?;
         Ok(Csv {
             writer,
             columns: columns.to_vec(),
             record: Vec::new(),
             vectors,
+            properties: properties.map(<[String]>::to_vec),
         })
     }
 }
 
-/// `id`, the input columns, the result columns (see [`input_names`]), and `embedding` for an
-/// embeddings job.
-fn header(columns: &[String], vectors: bool) -> Vec<String> {
-    let mut results: Vec<&str> = RESULT_COLUMNS.to_vec();
+/// `id`, the input columns, the result columns (see [`input_names`]), `embedding` for an
+/// embeddings job, and `schema` and `data.*` for a `--schema` job.
+fn header(columns: &[String], vectors: bool, properties: Option<&[String]>) -> Vec<String> {
+    let mut results: Vec<String> = RESULT_COLUMNS.iter().map(|c| c.to_string()).collect();
     if vectors {
-        results.push(VECTOR_COLUMN);
+        results.push(VECTOR_COLUMN.into());
     }
+    if let Some(properties) = properties {
+        results.push("schema".into());
+        results.extend(properties.iter().map(|p| format!("data.{p}")));
+    }
+    let taken: Vec<&str> = results.iter().map(String::as_str).collect();
     let mut header = vec!["id".to_string()];
-    header.extend(input_names(columns, &results));
-    header.extend(results.iter().map(|c| c.to_string()));
+    header.extend(input_names(columns, &taken));
+    header.extend(results.iter().cloned());
     header
 }
 
@@ -122,6 +138,16 @@ impl RowWriter for Csv {
                 None => String::new(),
             });
         }
+        if let Some(properties) = &self.properties {
+            self.record.push(text(&row.outcome));
+            for p in properties {
+                self.record.push(match row.data.as_ref().and_then(|d| d.get(p)) {
+                    None | Some(Value::Null) => String::new(),
+                    Some(Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                });
+            }
+        }
         self.writer.write_record(&self.record)?;
         Ok(())
     }
@@ -139,7 +165,7 @@ mod tests {
 
     fn names(columns: &[&str]) -> Vec<String> {
         let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
-        header(&columns, false)[..=columns.len()].to_vec()
+        header(&columns, false, None)[..=columns.len()].to_vec()
     }
 
     #[test]
@@ -158,7 +184,12 @@ mod tests {
             .iter()
             .map(|c| c.to_string())
             .collect();
-        let h = header(&columns, true);
+        let props = ["title".to_string()];
+        let h = header(&columns, true, Some(&props));
+        assert!(
+            h.ends_with(&["schema".to_string(), "data.title".to_string()]),
+            "{h:?}"
+        );
         let unique: std::collections::BTreeSet<&String> = h.iter().collect();
         assert_eq!(unique.len(), h.len(), "{h:?}");
     }

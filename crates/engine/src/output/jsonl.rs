@@ -3,7 +3,9 @@
 //! `reasoning_tokens` when the server reported them), cost in dollars (`null` when unknown),
 //! model, response id and error (`null` when the row is done), and `"cached": true` for a row
 //! answered from the response cache. An embeddings row also has
-//! `embedding`, its vector as an array of numbers.
+//! `embedding`, its vector as an array of numbers. A `--schema` job's rows also have `schema`,
+//! the outcome (`valid`, `invalid`, `truncated`, `refused`), and `data`, the parsed answer of a
+//! valid row (`null` otherwise).
 
 use std::io::Write;
 
@@ -15,11 +17,13 @@ use crate::store::ExportRow;
 
 pub(super) struct Jsonl {
     out: Out,
+    /// A `--schema` job: every line has `schema` (the outcome) and `data`.
+    structured: bool,
 }
 
 impl Jsonl {
-    pub(super) fn new(out: Out) -> Jsonl {
-        Jsonl { out }
+    pub(super) fn new(out: Out, structured: bool) -> Jsonl {
+        Jsonl { out, structured }
     }
 }
 
@@ -42,6 +46,12 @@ struct Line<'a> {
     /// Answered from the response cache (present only then).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     cached: bool,
+    /// A `--schema` job's outcome (`valid`, `invalid`, `truncated`, `refused`; `null` while
+    /// unsettled) and a valid row's parsed answer; both absent for other jobs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Option<&'a serde_json::Value>>,
 }
 
 #[derive(Serialize)]
@@ -86,6 +96,8 @@ impl RowWriter for Jsonl {
             response_id: row.response_id.as_deref(),
             error: row.error.as_deref(),
             cached: row.cached,
+            schema: self.structured.then_some(row.outcome.as_deref()),
+            data: self.structured.then_some(row.data.as_ref()),
         };
         serde_json::to_writer(&mut self.out, &line)?;
         self.out.write_all(b"\n")?;

@@ -162,9 +162,14 @@ fn write_rows(
     let vectors = job
         .as_ref()
         .is_some_and(|j| !j.endpoint.family().generates_text());
+    // A `--schema` job's rows carry their outcome and parsed answer; CSV a column a property.
+    let properties = job
+        .as_ref()
+        .and_then(|j| j.spec.schema.as_ref())
+        .map(schema_properties);
     let mut writer: Box<dyn RowWriter> = match format {
-        OutputFormat::Jsonl => Box::new(jsonl::Jsonl::new(out)),
-        OutputFormat::Csv => Box::new(csv::Csv::new(out, columns, vectors)?),
+        OutputFormat::Jsonl => Box::new(jsonl::Jsonl::new(out, properties.is_some())),
+        OutputFormat::Csv => Box::new(csv::Csv::new(out, columns, vectors, properties.as_deref())?),
         OutputFormat::OpenaiBatch => Box::new(batch::Batch::new(
             out,
             job.as_ref().and_then(|j| j.spec.model.clone()),
@@ -178,11 +183,27 @@ fn write_rows(
         .map(|j| cost::RowPricer::new(&j.models, j.spec.model.as_deref()));
     store.for_each_row(|mut row| {
         row.cost = pricer.as_ref().and_then(|p| p.cost(&row));
+        if properties.is_some() && row.state == crate::store::state::DONE {
+            row.outcome = Some(promptmill_core::schema::outcome::VALID.into());
+            row.data = row
+                .completion
+                .as_deref()
+                .and_then(promptmill_core::schema::parse_answer);
+        }
         writer.row(&row)?;
         written.rows += 1;
         Ok(())
     })?;
     Ok((written, writer.finish()?))
+}
+
+/// The top-level properties of a job's schema, in its order.
+fn schema_properties(schema: &serde_json::Value) -> Vec<String> {
+    schema
+        .get("properties")
+        .and_then(serde_json::Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// What the Parquet writer needs of the job: its input's column types and nested schemas, and

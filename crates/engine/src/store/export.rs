@@ -32,6 +32,11 @@ pub struct ExportRow {
     pub via_batch: bool,
     /// Done from the response cache: no request, so it cost nothing.
     pub cached: bool,
+    /// A `--schema` job's outcome of the row: `valid` (set by the exporter for a done row),
+    /// `invalid`, `truncated` or `refused` (stored); `None` for other jobs and unsettled rows.
+    pub outcome: Option<String>,
+    /// A valid row's parsed answer (set by the exporter).
+    pub data: Option<serde_json::Value>,
     /// Dollars the row cost: not read from the checkpoint but priced by the exporter, at the
     /// job's prices (`None`: not done, or its model has no price).
     pub cost: Option<f64>,
@@ -43,7 +48,7 @@ impl Store {
         let mut stmt = self.conn.prepare(
             "SELECT seq, id, state, invalid, fields, request, response, completion, finish_reason,
                     prompt_tokens, completion_tokens, total_tokens, model, response_id, http_status, error,
-                    cached_tokens, cache_creation_tokens, reasoning_tokens, part IS NOT NULL, embedding, cached
+                    cached_tokens, cache_creation_tokens, reasoning_tokens, part IS NOT NULL, embedding, cached, schema
              FROM rows ORDER BY seq",
         )?;
         let mut rows = stmt.query([])?;
@@ -77,6 +82,8 @@ impl Store {
                 via_batch: r.get(19)?,
                 embedding: r.get::<_, Option<Vec<u8>>>(20)?.map(|b| vector_values(&b)),
                 cached: r.get(21)?,
+                outcome: r.get(22)?,
+                data: None,
                 cost: None,
             })?;
         }
