@@ -68,7 +68,12 @@ fn every_row_ends_valid_or_failed_with_its_errors_and_re_asks_are_paid_and_count
     let dir = Dir::new();
     mixed_rows(&dir);
     let mock = Mock::start(&[]);
-    let out = run(&mut schema_job(&dir, &mock, "out.jsonl", &["--summary", "s.json"]));
+    let out = run(&mut schema_job(
+        &dir,
+        &mock,
+        "out.jsonl",
+        &["--summary", "s.json"],
+    ));
     ok(&out);
     let rows = by_id(&dir, "out.jsonl");
     assert_eq!(rows.len(), 100);
@@ -260,7 +265,12 @@ fn repair_sends_the_bad_answer_and_its_errors_back() {
         "{\"id\":\"a\",\"product\":\"[[mock:reply=schema-break]] lamp\"}\n",
     );
     let mock = Mock::start(&[]);
-    ok(&run(&mut schema_job(&dir, &mock, "out.jsonl", &["--schema-repair"])));
+    ok(&run(&mut schema_job(
+        &dir,
+        &mock,
+        "out.jsonl",
+        &["--schema-repair"],
+    )));
     let prompts: Vec<String> = mock
         .requests()
         .iter()

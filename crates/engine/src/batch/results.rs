@@ -35,7 +35,9 @@ pub(super) struct Reader<'s, S> {
     pub structured: Option<&'s Structured>,
 }
 
-/// What a line settles its rows with.
+/// What a line settles its rows with. Made once a line and moved once: boxing the completion
+/// would cost an allocation a line for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Settle {
     Done(Completion),
     Failed(String, Option<u16>),

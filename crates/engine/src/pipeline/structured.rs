@@ -21,6 +21,8 @@ use super::Pipeline;
 impl<T: Transport> Pipeline<T> {
     /// A done answer judged against the job's schema: the row ends (done or rejected), or
     /// `Ok`: it is asked again at once.
+    // The error is the row's outcome (`Flow`'s, as every step's), made once and moved once.
+    #[allow(clippy::result_large_err)]
     pub(super) fn judge_answer<'p>(&'p self, r: &mut RowRun<'p>, mut answer: Completion) -> Flow<()> {
         let Some(s) = &self.settings.structured else {
             return Err(OutcomeKind::Done(answer));

@@ -35,6 +35,8 @@ fn row(fields: &str) -> ExportRow {
         reasoning_tokens: None,
         via_batch: false,
         cached: false,
+        outcome: None,
+        data: None,
         cost: None,
         embedding: None,
     }
