@@ -89,7 +89,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE|JSON", conflicts_with = "fields", help_heading = REQUEST)]
     pub schema: Option<String>,
 
-    /// Short form of --schema, e.g. 'title, bullets: list[str], price: number'.
+    /// Short form of --schema, e.g. 'title, price: number'.
     ///
     /// Comma-separated `name` or `name: type`; types: str (the default), int, number, bool,
     /// list[T], enum(a|b|c), and T? for "may be null". Every field is required, no other is

@@ -47,7 +47,7 @@ pub struct SendArgs {
     #[arg(long, value_name = "N", help_heading = LIMITS)]
     pub max_attempts: Option<u32>,
 
-    /// Re-asks of an invalid or cut --schema answer [default: 2].
+    /// Re-asks of an invalid or cut answer [default: 2].
     ///
     /// Each is a new request, paid for and counted in the totals and the budget; then the
     /// row fails with the validator's errors. A refusal is not asked again.
@@ -55,7 +55,7 @@ pub struct SendArgs {
     #[arg(long, value_name = "N", help_heading = LIMITS)]
     pub schema_retries: Option<u32>,
 
-    /// Re-ask with the invalid answer and its errors in the conversation.
+    /// Re-ask with the bad answer and its errors.
     ///
     /// Chat and Anthropic's messages: the answer goes back as the assistant's turn, followed
     /// by a user message listing what the validator found. The Responses API: the same, as

@@ -56,7 +56,8 @@ const NOT_CACHED_REASONS: &[&str] = &["length", "max_tokens", "content_filter", 
 /// Whether an answer may be stored: a whole, not refused answer.
 pub fn cacheable(c: &Completion) -> bool {
     let reason = c.finish_reason.as_deref().unwrap_or("");
-    !NOT_CACHED_REASONS.contains(&reason)
+    // A chat refusal ends with `stop`: its `message.refusal` says it.
+    !NOT_CACHED_REASONS.contains(&reason) && c.refusal.is_none()
 }
 
 /// One answer queued for the writer thread.

@@ -140,4 +140,10 @@ fn cut_short_and_refused_answers_are_not_cacheable() {
     for reason in ["length", "max_tokens", "content_filter", "refusal"] {
         assert!(!cacheable(&answer(reason)), "{reason}");
     }
+    // A chat refusal ends with `stop`, its refusal beside it.
+    let refused = Completion {
+        refusal: Some("I can't".into()),
+        ..answer("stop")
+    };
+    assert!(!cacheable(&refused));
 }

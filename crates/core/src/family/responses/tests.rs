@@ -58,7 +58,9 @@ fn a_completed_status_with_no_text_or_a_cut_message_is_not_taken_on_trust() {
     assert_eq!(completion(tools).finish_reason.as_deref(), Some("tool_calls"));
     assert_eq!(completion(tools).text, None);
     let refusal = r#"{"status":"completed","output":[{"type":"message","content":[{"type":"refusal","refusal":"no"}]}]}"#;
-    assert_eq!(completion(refusal).finish_reason.as_deref(), Some("empty"));
+    // A refusal says so (a `--schema` row's outcome `refused`).
+    assert_eq!(completion(refusal).finish_reason.as_deref(), Some("refusal"));
+    assert_eq!(completion(refusal).refusal.as_deref(), Some("no"));
 }
 
 #[test]
