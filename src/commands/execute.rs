@@ -271,13 +271,7 @@ fn send_live(
         let display = progress::spawn(
             Display::choose(send.quiet, send.verbose, send.progress_interval),
             Arc::clone(stats),
-            Baseline {
-                total: live.before.total,
-                settled: live.before.done + live.before.failed + live.before.invalid,
-                prompt_tokens: live.before.prompt_tokens,
-                completion_tokens: live.before.completion_tokens,
-                money: costing.active().then(|| Arc::clone(costing)),
-            },
+            baseline(&live.before, costing),
             control.stop.clone(),
             display_done.clone(),
         );
@@ -311,6 +305,17 @@ fn send_live(
             disk_full_stop(e, &db_path, "resume with", live.resume_cmd).map(ControlFlow::Break)
         }
         Err(_) => anyhow::bail!("{}: the checkpoint writer panicked", db_path.display()),
+    }
+}
+
+/// Where the progress display starts from: the rows settled before this run, and the money.
+fn baseline(before: &Counts, costing: &Arc<Costing>) -> Baseline {
+    Baseline {
+        total: before.total,
+        settled: before.done + before.failed + before.invalid,
+        prompt_tokens: before.prompt_tokens,
+        completion_tokens: before.completion_tokens,
+        money: costing.active().then(|| Arc::clone(costing)),
     }
 }
 

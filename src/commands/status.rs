@@ -307,7 +307,11 @@ fn row_lines(out: &mut String, s: &Status) {
     }
     line!(out, "  failed    {}", r.failed);
     if let Some(schema) = &s.schema {
-        line!(out, "  schema    {}", schema.describe());
+        line!(
+            out,
+            "  schema    {}",
+            promptmill_engine::summary::describe_schema(schema)
+        );
     }
     line!(out, "  skipped   {} (invalid input)", r.invalid);
     match &s.active_run {

@@ -35,6 +35,24 @@ pub struct Summary {
     pub schema: Option<SchemaTotals>,
 }
 
+/// "950 valid, 30 invalid, 15 truncated, 5 refused", and the rows asked again in follow-up
+/// batches when there are some (the summary's and `status`'s line).
+pub fn describe_schema(c: &crate::store::SchemaCounts) -> String {
+    let n = thousands;
+    let mut out = format!(
+        "{} valid, {} invalid, {} truncated, {} refused",
+        n(c.valid),
+        n(c.invalid),
+        n(c.truncated),
+        n(c.refused)
+    );
+    if c.follow_up_rows > 0 {
+        let rows = count(c.follow_up_rows, "row", "rows");
+        out.push_str(&format!("; {rows} asked again in follow-up batches"));
+    }
+    out
+}
+
 /// A `--schema` job's rows by outcome (every run of the job), and the invalid or cut answers
 /// this run asked again live: each a request, counted in `run.requests` and paid for.
 #[derive(Debug, Clone, Serialize)]
@@ -239,7 +257,7 @@ impl fmt::Display for Summary {
                 0 => String::new(),
                 n => format!(" ({} asked again this run)", count(n, "answer", "answers")),
             };
-            writeln!(f, "  schema     {}{again}", s.rows.describe())?;
+            writeln!(f, "  schema     {}{again}", describe_schema(&s.rows))?;
         }
         writeln!(
             f,

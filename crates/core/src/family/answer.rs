@@ -8,6 +8,8 @@
 
 use serde::Deserialize;
 
+use crate::schema::{Judged, Schema};
+
 /// The largest token count believed: 2^40 (about 10^12). A usage count beyond it, negative or
 /// fractional makes the body unusable; checked here, so every sum of counts stays far from
 /// overflowing a u64 or SQLite's i64.
@@ -140,6 +142,15 @@ pub struct Completion {
     /// (after the answer is split over its rows, a row's one vector); empty for every other
     /// family.
     pub embeddings: Vec<Embedding>,
+}
+
+impl Completion {
+    /// This answer judged by a `--schema` ([`Schema::judge`]): its text, its refusal, and
+    /// whether it stopped on the token limit (every family's finish reason `length`).
+    pub fn judged_by(&self, schema: &Schema) -> Judged {
+        let cut = self.finish_reason.as_deref() == Some("length");
+        schema.judge(self.text.as_deref(), self.refusal.as_deref(), cut)
+    }
 }
 
 /// One vector of an embeddings answer, and its place among the request's inputs.

@@ -177,13 +177,6 @@ impl Schema {
             .unwrap_or_default()
     }
 
-    /// [`Schema::judge`] of a family's completion: its text, its refusal, and whether it
-    /// stopped on the token limit (every family's finish reason `length`).
-    pub fn judge_completion(&self, c: &crate::family::Completion) -> Judged {
-        let cut = c.finish_reason.as_deref() == Some("length");
-        self.judge(c.text.as_deref(), c.refusal.as_deref(), cut)
-    }
-
     /// Judges an answer: its refusal (if the family read one), whether it stopped on the token
     /// limit, else its text parsed and validated.
     pub fn judge(&self, text: Option<&str>, refusal: Option<&str>, cut: bool) -> Judged {

@@ -250,7 +250,7 @@ impl<S> Reader<'_, S> {
         let Some(s) = self.structured else {
             return c.done(custom_id, answer);
         };
-        let judged = s.schema.judge_completion(&answer);
+        let judged = answer.judged_by(&s.schema);
         if let Judged::Valid(_) = judged {
             return c.done(custom_id, answer);
         }

@@ -40,7 +40,7 @@ impl<T: Transport> Pipeline<T> {
         let raw = self.cache.as_ref()?.cache.lookup(key)?;
         let family = self.settings.endpoint.family();
         let valid = |c: &Completion| match &self.settings.structured {
-            Some(s) => matches!(s.schema.judge_completion(c), Judged::Valid(_)),
+            Some(s) => matches!(c.judged_by(&s.schema), Judged::Valid(_)),
             None => true,
         };
         family.parse(raw.as_bytes()).ok().filter(cacheable).filter(valid)

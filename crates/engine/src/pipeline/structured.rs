@@ -27,7 +27,7 @@ impl<T: Transport> Pipeline<T> {
         let Some(s) = &self.settings.structured else {
             return Err(OutcomeKind::Done(answer));
         };
-        let judged = s.schema.judge_completion(&answer);
+        let judged = answer.judged_by(&s.schema);
         add_usage(&mut answer.usage, &r.paid);
         if let Judged::Valid(_) = judged {
             return Err(OutcomeKind::Done(answer));

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use rusqlite::{params, Transaction};
 
-use super::writer::{record_outcome, Outcome, OutcomeKind, PAID_USAGE};
+use super::record::{record_outcome, PAID_USAGE};
+use super::writer::{Outcome, OutcomeKind};
 use super::{now_ms, stage, stored_tokens, Store};
 use promptmill_core::family::Completion;
 

@@ -29,6 +29,7 @@ mod outputs;
 mod parts;
 mod pending;
 mod plan;
+mod record;
 mod runs;
 mod sample;
 mod schema;

@@ -17,28 +17,6 @@ pub struct SchemaCounts {
     pub follow_up_rows: u64,
 }
 
-impl SchemaCounts {
-    /// "950 valid, 30 invalid, 15 truncated, 5 refused"
-    pub fn describe(&self) -> String {
-        let n = crate::estimate::report::thousands;
-        let mut out = format!(
-            "{} valid, {} invalid, {} truncated, {} refused",
-            n(self.valid),
-            n(self.invalid),
-            n(self.truncated),
-            n(self.refused)
-        );
-        if self.follow_up_rows > 0 {
-            let rows = if self.follow_up_rows == 1 { "row" } else { "rows" };
-            out.push_str(&format!(
-                "; {} {rows} asked again in follow-up batches",
-                n(self.follow_up_rows)
-            ));
-        }
-        out
-    }
-}
-
 impl Store {
     /// The job's rows by schema outcome (meaningful for a `--schema` job only).
     pub fn schema_counts(&self) -> anyhow::Result<SchemaCounts> {

@@ -1,8 +1,9 @@
 //! Specifications of the usage sums a job is priced from: the details the server reported are
 //! kept per row, and the sums fall into the bands the price tiers cut.
 
+use super::record::record_outcome;
 use super::tests::store_with;
-use super::writer::{record_outcome, Outcome, OutcomeKind};
+use super::writer::{Outcome, OutcomeKind};
 use super::*;
 use promptmill_core::family::{Completion, Usage};
 

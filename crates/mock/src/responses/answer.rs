@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 
 use super::Request;
 use crate::directives::Details;
-use crate::reply::{self, Reply, Stamp, Usage};
+use crate::reply::{self, Completion, Reply, Stamp, Usage};
 use crate::structured::{self, Spoiled};
 
 /// What a directive changes in an otherwise normal answer.
@@ -157,23 +157,7 @@ pub(crate) fn reply(request: &Request, stamp: Stamp, tune: Tune) -> Reply {
         instructions: request.instructions.as_deref(),
         max_output_tokens: prompted.max_tokens,
         model: &prompted.model,
-        output: [OutputMessage {
-            kind: "message",
-            id: format!("msg_mock_{stamp}"),
-            status,
-            role: "assistant",
-            content: [if completion.refused {
-                Part::Refusal {
-                    refusal: &completion.text,
-                }
-            } else {
-                Part::OutputText {
-                    text: &completion.text,
-                    annotations: [],
-                    logprobs: [],
-                }
-            }],
-        }],
+        output: [message(&completion, stamp, status)],
         parallel_tool_calls: true,
         previous_response_id: None,
         reasoning: Reasoning {
@@ -213,5 +197,26 @@ pub(crate) fn reply(request: &Request, stamp: Stamp, tune: Tune) -> Reply {
             completion_tokens: output_tokens,
             total_tokens,
         },
+    }
+}
+
+/// The answer's one output message: its text, or its refusal.
+fn message<'a>(completion: &'a Completion, stamp: Stamp, status: &'static str) -> OutputMessage<'a> {
+    OutputMessage {
+        kind: "message",
+        id: format!("msg_mock_{stamp}"),
+        status,
+        role: "assistant",
+        content: [if completion.refused {
+            Part::Refusal {
+                refusal: &completion.text,
+            }
+        } else {
+            Part::OutputText {
+                text: &completion.text,
+                annotations: [],
+                logprobs: [],
+            }
+        }],
     }
 }

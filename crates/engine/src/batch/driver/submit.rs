@@ -41,12 +41,7 @@ impl<'a, S: BatchService> Driver<'a, S> {
         let (mut fitted, mut refused) = (0u64, 0u64);
         // A row's own line bounds its share of a joined line (which names the settings once).
         let mut measure_row = |c: &Candidate<'_>| -> Result<Measured, String> {
-            let id = if by_seq {
-                crate::batch::grouped::group_id(c.seq, c.seq).into()
-            } else {
-                std::borrow::Cow::Borrowed(c.id)
-            };
-            let line = service.encode(&id, c.request, endpoint)?;
+            let line = service.encode(&candidate_id(by_seq, c), c.request, endpoint)?;
             let size = line.len() as u64;
             if size > max_bytes {
                 return Err(format!(
@@ -377,5 +372,15 @@ impl<'a, S: BatchService> Driver<'a, S> {
             }
         }
         Ok(())
+    }
+}
+
+/// The `custom_id` a candidate row is measured under: its id, or (a service that names rows by
+/// their place, see `Driver::line_id`) its seq's.
+fn candidate_id<'c>(by_seq: bool, c: &Candidate<'c>) -> std::borrow::Cow<'c, str> {
+    if by_seq {
+        crate::batch::grouped::group_id(c.seq, c.seq).into()
+    } else {
+        std::borrow::Cow::Borrowed(c.id)
     }
 }
