@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use rusqlite::{params, Transaction};
 
-use super::record::{record_outcome, PAID_USAGE};
+use super::record::{paid_usage, record_outcome};
 use super::writer::{Outcome, OutcomeKind};
 use super::{now_ms, stage, stored_tokens, Store};
 use promptmill_core::family::Completion;
@@ -112,13 +112,14 @@ impl Collection<'_> {
         }
         self.ids.remove(custom_id);
         self.counts.again += 1;
-        let sql = format!(
+        let sql = concat!(
             "UPDATE rows SET state = 'pending', attempts = attempts + 1, reasked = reasked + 1,
-                    error = ?18, http_status = 200, updated_at = ?11, {PAID_USAGE}
-              WHERE seq = ?12"
+                    error = ?18, http_status = 200, updated_at = ?11, ",
+            paid_usage!(),
+            " WHERE seq = ?12"
         );
         let u = &answer.usage;
-        self.tx.prepare_cached(&sql)?.execute(rusqlite::named_params! {
+        self.tx.prepare_cached(sql)?.execute(rusqlite::named_params! {
             "?6": stored_tokens(u.prompt_tokens),
             "?7": stored_tokens(u.completion_tokens),
             "?8": stored_tokens(u.total_tokens),

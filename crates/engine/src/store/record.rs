@@ -49,7 +49,11 @@ pub(crate) fn record_outcome(conn: &Connection, o: Outcome) -> anyhow::Result<()
 /// `?15` (cached, cache creation, reasoning): the answer's own, plus what the row holds when
 /// earlier answers of it were paid for and sent back to a follow-up batch (`reasked`, see
 /// `store/collect.rs`).
-pub(crate) const PAID_USAGE: &str = "
+/// (A macro, so that each statement is one constant string: the writer prepares it once and
+/// finds it again by that string, a row at a time.)
+macro_rules! paid_usage {
+    () => {
+        "
     prompt_tokens = ?6 + (CASE WHEN reasked > 0 THEN coalesce(prompt_tokens, 0) ELSE 0 END),
     completion_tokens = ?7 + (CASE WHEN reasked > 0 THEN coalesce(completion_tokens, 0) ELSE 0 END),
     total_tokens = ?8 + (CASE WHEN reasked > 0 THEN coalesce(total_tokens, 0) ELSE 0 END),
@@ -57,7 +61,10 @@ pub(crate) const PAID_USAGE: &str = "
     cache_creation_tokens = CASE WHEN reasked > 0 AND cache_creation_tokens IS NOT NULL
         THEN coalesce(?14, 0) + cache_creation_tokens ELSE ?14 END,
     reasoning_tokens = CASE WHEN reasked > 0 AND reasoning_tokens IS NOT NULL
-        THEN coalesce(?15, 0) + reasoning_tokens ELSE ?15 END";
+        THEN coalesce(?15, 0) + reasoning_tokens ELSE ?15 END"
+    };
+}
+pub(crate) use paid_usage;
 
 /// How a row with an answer ends.
 enum Settled {
@@ -86,12 +93,12 @@ fn record_answer(
         Settled::Cached => (state::DONE, true, None, None),
         Settled::Rejected { outcome, error } => (state::FAILED, false, Some(outcome), Some(error)),
     };
-    conn.prepare_cached(&format!(
+    conn.prepare_cached(concat!(
         "UPDATE rows SET state = ?1, attempts = attempts + ?2, response = ?3, completion = ?4,
                 finish_reason = ?5, model = ?9, response_id = ?10, http_status = 200, error = ?18,
-                updated_at = ?11, embedding = ?16, cached = ?17, schema = ?19, {}
-             WHERE seq = ?12",
-        PAID_USAGE
+                updated_at = ?11, embedding = ?16, cached = ?17, schema = ?19, ",
+        paid_usage!(),
+        " WHERE seq = ?12"
     ))?
     .execute(params![
         state,
