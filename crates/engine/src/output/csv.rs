@@ -11,6 +11,7 @@
 //! from is not repeated (its values are the `id` column; the caller leaves it out of `columns`).
 //! Any other input column whose name is `id` or one of the result columns is written as
 //! `input.<name>`, prefixed again while that name is taken too, so no column name appears twice.
+
 use serde_json::{Map, Value};
 
 use super::{data_text, status, Out, RowWriter};
