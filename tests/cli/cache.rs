@@ -1,7 +1,8 @@
 //! The response cache across jobs (issue 14): a row whose request was answered before, by any
-//! job, is done without a request; what is never cached; the file's privacy; jobs sharing it;
-//! `promptmill cache stats | prune | clear`. Each test shares one cache between its commands
-//! with `--cache PATH` (every command otherwise gets a fresh `$XDG_CACHE_HOME`, see util.rs).
+//! job, is done without a request; cached rows marked in JSONL and CSV outputs; what is never
+//! cached; the file's privacy; jobs sharing it; `promptmill cache stats | prune | clear`. Each
+//! test shares one cache between its commands with `--cache PATH` (every command otherwise gets
+//! a fresh `$XDG_CACHE_HOME`, see util.rs).
 
 use std::process::Stdio;
 
@@ -113,6 +114,39 @@ fn a_cached_rows_output_line_is_the_originals_marked_cached() {
         original["cost"] = cached["cost"].clone();
         assert_eq!(original, cached);
     }
+}
+
+#[test]
+fn a_csv_output_marks_cached_rows_in_its_cached_column() {
+    let dir = Dir::new();
+    rows(&dir, 3, |_| false);
+    let mock = Mock::start(&[]);
+    let template = ["--template", "Describe {name}."];
+    cached_run(&dir, &mock, "a.csv", &template);
+    cached_run(&dir, &mock, "b.csv", &template);
+    let cached_column = |name: &str| -> Vec<String> {
+        let mut reader = csv::Reader::from_path(dir.path(name)).expect("a CSV output");
+        let header = reader.headers().expect("a header").clone();
+        let at = header
+            .iter()
+            .position(|h| h == "cached")
+            .expect("a cached column");
+        assert_eq!(header.get(at - 1), Some("error"), "{header:?}");
+        reader
+            .records()
+            .map(|r| r.expect("a record")[at].to_string())
+            .collect()
+    };
+    assert_eq!(
+        cached_column("a.csv"),
+        ["false"; 3],
+        "the first run sent every row"
+    );
+    assert_eq!(
+        cached_column("b.csv"),
+        ["true"; 3],
+        "the second answered every row from the cache"
+    );
 }
 
 #[test]

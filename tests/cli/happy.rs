@@ -196,7 +196,8 @@ fn csv_output_has_the_input_columns_then_the_results() {
             "cost",
             "model",
             "response_id",
-            "error"
+            "error",
+            "cached"
         ]
     );
     let row: Vec<String> = reader

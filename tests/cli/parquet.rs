@@ -391,3 +391,70 @@ fn nested_input_columns_keep_their_parquet_types_in_run_and_export_outputs() {
         );
     }
 }
+
+#[test]
+fn a_schema_job_writes_its_outcome_and_a_string_column_per_property() {
+    let dir = Dir::new();
+    let rows = [
+        json!({"id": "r1", "product": "a lamp"}),
+        json!({"id": "r2", "product": "[[mock:reply=refusal]] a chair"}),
+    ];
+    dir.write("p.jsonl", rows.map(|r| format!("{r}\n")).concat());
+    let mock = Mock::start(&[]);
+    let out = run(promptmill(&dir).args([
+        "run",
+        "p.jsonl",
+        "-o",
+        "out.parquet",
+        "--model",
+        "gpt-4o-mini",
+        "--base-url",
+        &mock.url,
+        "--template",
+        "Describe {product}",
+        "--fields",
+        "title, price: number",
+    ]));
+    assert!(matches!(out.code(), 0 | 3), "{}", out.stderr);
+    let Some((schema, rows)) = read_parquet(&dir, "out.parquet") else {
+        return;
+    };
+    let tail = [
+        "cached: bool",
+        "schema: string",
+        "data.title: string",
+        "data.price: string",
+    ];
+    assert!(schema.ends_with(&tail.map(String::from)), "{schema:?}");
+    let (valid, refused) = (&rows[0], &rows[1]);
+    assert_eq!(valid["schema"], "valid", "{valid}");
+    assert!(
+        valid["data.title"].as_str().is_some_and(|t| !t.is_empty()),
+        "{valid}"
+    );
+    let price = valid["data.price"].as_str().expect("the price as text");
+    price.parse::<f64>().expect("a number's JSON text");
+    assert_eq!(valid["cached"], false);
+    assert_eq!(refused["schema"], "refused", "{refused}");
+    assert_eq!(refused["status"], "failed");
+    assert_eq!(refused["data.title"], Value::Null);
+    assert_eq!(refused["data.price"], Value::Null);
+}
+
+#[test]
+fn a_job_without_a_schema_has_no_schema_columns_in_parquet() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 2);
+    let mock = Mock::start(&[]);
+    let out = run(&mut parquet_job(&dir, &mock, "p.jsonl", "out.parquet"));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let Some((schema, rows)) = read_parquet(&dir, "out.parquet") else {
+        return;
+    };
+    assert_eq!(
+        schema.last().map(String::as_str),
+        Some("cached: bool"),
+        "{schema:?}"
+    );
+    assert!(rows.iter().all(|r| r["cached"] == false), "{rows:?}");
+}

@@ -1,7 +1,8 @@
 //! CSV output: `id`, the input columns, then `status`, `completion`, `finish_reason`,
 //! `prompt_tokens`, `completion_tokens`, `total_tokens`, `cached_tokens`,
 //! `cache_creation_tokens`, `reasoning_tokens` (empty when not reported), `cost` (dollars; empty
-//! when unknown), `model`, `response_id`, `error`.
+//! when unknown), `model`, `response_id`, `error`, `cached` (`true` for a row answered from the
+//! response cache, else `false`).
 //! An embeddings job has one more column at the end, `embedding`: the vector as a JSON array.
 //! A `--schema` job has `schema` (the outcome: `valid`, `invalid`, `truncated`, `refused`) and
 //! then one `data.<property>` column per top-level property of the schema, in its order: a
@@ -13,7 +14,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{status, Out, RowWriter};
+use super::{data_text, status, Out, RowWriter};
 use crate::store::ExportRow;
 
 const RESULT_COLUMNS: &[&str] = &[
@@ -30,6 +31,7 @@ const RESULT_COLUMNS: &[&str] = &[
     "model",
     "response_id",
     "error",
+    "cached",
 ];
 
 /// The column of an embeddings job's vectors, after [`RESULT_COLUMNS`].
@@ -131,6 +133,7 @@ impl RowWriter for Csv {
             text(&row.model),
             text(&row.response_id),
             text(&row.error),
+            row.cached.to_string(),
         ]);
         if self.vectors {
             self.record.push(match &row.embedding {
@@ -141,11 +144,7 @@ impl RowWriter for Csv {
         if let Some(properties) = &self.properties {
             self.record.push(text(&row.outcome));
             for p in properties {
-                self.record.push(match row.data.as_ref().and_then(|d| d.get(p)) {
-                    None | Some(Value::Null) => String::new(),
-                    Some(Value::String(s)) => s.clone(),
-                    Some(other) => other.to_string(),
-                });
+                self.record.push(data_text(row, p).unwrap_or_default());
             }
         }
         self.writer.write_record(&self.record)?;
@@ -161,7 +160,7 @@ impl RowWriter for Csv {
 
 #[cfg(test)]
 mod tests {
-    use super::header;
+    use super::*;
 
     fn names(columns: &[&str]) -> Vec<String> {
         let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
@@ -192,5 +191,30 @@ mod tests {
         );
         let unique: std::collections::BTreeSet<&String> = h.iter().collect();
         assert_eq!(unique.len(), h.len(), "{h:?}");
+    }
+
+    #[test]
+    fn every_row_says_whether_it_came_from_the_cache_before_the_schema_columns() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("o.csv");
+        let out = std::io::BufWriter::new(std::fs::File::create(&path).expect("a file"));
+        let props = ["title".to_string(), "price".to_string()];
+        let mut writer = Box::new(Csv::new(out, &[], false, Some(&props)).expect("a writer"));
+        let mut row = crate::output::blank_row("{}");
+        writer.row(&row).expect("a row");
+        row.cached = true;
+        row.outcome = Some("valid".into());
+        row.data = Some(serde_json::json!({"title": "A lamp", "price": 12.5}));
+        writer.row(&row).expect("a row");
+        writer.finish().expect("finished").into_inner().expect("flushed");
+        let text = std::fs::read_to_string(&path).expect("the output");
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].ends_with(",response_id,error,cached,schema,data.title,data.price"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[1].ends_with(",false,,,"), "{}", lines[1]);
+        assert!(lines[2].ends_with(",true,valid,A lamp,12.5"), "{}", lines[2]);
     }
 }

@@ -162,7 +162,8 @@ fn write_rows(
     let vectors = job
         .as_ref()
         .is_some_and(|j| !j.endpoint.family().generates_text());
-    // A `--schema` job's rows carry their outcome and parsed answer; CSV a column a property.
+    // A `--schema` job's rows carry their outcome and parsed answer; CSV and Parquet a column a
+    // property.
     let properties = job
         .as_ref()
         .and_then(|j| j.spec.schema.as_ref())
@@ -174,7 +175,11 @@ fn write_rows(
             out,
             job.as_ref().and_then(|j| j.spec.model.clone()),
         )),
-        OutputFormat::Parquet => Box::new(parquet::Parquet::new(out, columns, job_facts(store, vectors)?)?),
+        OutputFormat::Parquet => Box::new(parquet::Parquet::new(
+            out,
+            columns,
+            job_facts(store, vectors, properties.clone())?,
+        )?),
     };
     let mut written = Written::default();
     // Each row's cost, priced at the job's prices by the one formula (see `cost.rs`).
@@ -206,9 +211,23 @@ fn schema_properties(schema: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// What the Parquet writer needs of the job: its input's column types and nested schemas, and
-/// whether its answers are vectors.
-fn job_facts(store: &Store, vectors: bool) -> anyhow::Result<parquet::JobFacts> {
+/// The text of a valid row's answer's `property` in its `data.<property>` column (CSV and
+/// Parquet alike): a string as it is, any other value as JSON text; `None` without one.
+fn data_text(row: &ExportRow, property: &str) -> Option<String> {
+    match row.data.as_ref()?.get(property)? {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// What the Parquet writer needs of the job: its input's column types and nested schemas,
+/// whether its answers are vectors, and a `--schema` job's top-level properties.
+fn job_facts(
+    store: &Store,
+    vectors: bool,
+    properties: Option<Vec<String>>,
+) -> anyhow::Result<parquet::JobFacts> {
     let Some(job) = store.job()? else {
         return Ok(parquet::JobFacts::default());
     };
@@ -221,6 +240,7 @@ fn job_facts(store: &Store, vectors: bool) -> anyhow::Result<parquet::JobFacts> 
             .collect(),
         schemas: job.column_schemas.clone(),
         vectors,
+        properties,
     })
 }
 
@@ -238,6 +258,38 @@ fn status(row: &ExportRow) -> &str {
         crate::store::state::PENDING
     } else {
         &row.state
+    }
+}
+
+/// A pending row `r1` with `fields` and nothing else, for the writers' tests.
+#[cfg(test)]
+fn blank_row(fields: &str) -> ExportRow {
+    ExportRow {
+        seq: 1,
+        id: "r1".into(),
+        state: "pending".into(),
+        invalid: false,
+        fields: fields.into(),
+        request: None,
+        response: None,
+        completion: None,
+        finish_reason: None,
+        prompt_tokens: None,
+        completion_tokens: None,
+        total_tokens: None,
+        model: None,
+        response_id: None,
+        http_status: None,
+        error: None,
+        cached_tokens: None,
+        cache_creation_tokens: None,
+        reasoning_tokens: None,
+        via_batch: false,
+        cached: false,
+        outcome: None,
+        data: None,
+        cost: None,
+        embedding: None,
     }
 }
 

@@ -3,15 +3,20 @@
 //! whatever the job's size). Columns: `id` and `row`, the input columns (typed as they were in a
 //! Parquet input, see `input::ColumnType`; text otherwise, non-string values as JSON text), then
 //! `status`, `completion`, `finish_reason`, the usage counts `prompt_tokens`,
-//! `completion_tokens`, `total_tokens`, `cached_tokens`, `reasoning_tokens` (int64, null where the
-//! server did not say), `cost` (double, dollars at the job's recorded prices, null when the model
-//! has none), `model`, `response_id`, `error`. Input columns named like another column are
-//! prefixed with `input.` as in CSV. An embeddings job has one more column at the end,
-//! `embedding`: each row's vector as `list<float32>`, null without one (`parquet/vectors.rs`,
-//! which also cuts row groups by vector values so they stay small). A Parquet input's list,
-//! struct and map columns keep their Parquet type, from the schema the job recorded
-//! (`parquet/shape.rs`, `parquet/nested.rs`). The flat column buffers and their conversion live
-//! in `parquet/columns.rs`; this file owns the schema and the row groups.
+//! `completion_tokens`, `total_tokens`, `cached_tokens`, `cache_creation_tokens`,
+//! `reasoning_tokens` (int64, null where the server did not say), `cost` (double, dollars at the
+//! job's recorded prices, null when the model has none), `model`, `response_id`, `error`, and
+//! `cached` (boolean: answered from the response cache). A `--schema` job has `schema` (string:
+//! the outcome, `valid`, `invalid`, `truncated` or `refused`) and one string column
+//! `data.<property>` per top-level property of the schema, in its order, holding what the CSV
+//! holds (a valid row's value: strings as they are, other values as JSON text). Input columns
+//! named like another column are prefixed with `input.` as in CSV. An embeddings job (never a
+//! `--schema` one) has one more column at the end, `embedding`: each row's vector as
+//! `list<float32>`, null without one (`parquet/vectors.rs`, which also cuts row groups by vector
+//! values so they stay small). A Parquet input's list, struct and map columns keep their Parquet
+//! type, from the schema the job recorded (`parquet/shape.rs`, `parquet/nested.rs`). The flat
+//! column buffers and their conversion live in `parquet/columns.rs`; this file owns the schema
+//! and the row groups.
 
 mod columns;
 mod nested;
@@ -29,7 +34,7 @@ use parquet::schema::types::Type;
 use self::columns::{Buffer, Kind};
 use self::nested::NestedColumn;
 use self::vectors::VectorColumn;
-use super::{status, Out, RowWriter};
+use super::{data_text, status, Out, RowWriter};
 use crate::store::ExportRow;
 use promptmill_core::input::ColumnType;
 
@@ -50,6 +55,7 @@ const RESULT_COLUMNS: &[(&str, Kind)] = &[
     ("model", Kind::Text),
     ("response_id", Kind::Text),
     ("error", Kind::Text),
+    ("cached", Kind::Bool),
 ];
 
 pub(super) struct Parquet {
@@ -58,6 +64,8 @@ pub(super) struct Parquet {
     inputs: Vec<String>,
     /// One buffer per top-level column of the schema, in its order.
     buffers: Vec<Column>,
+    /// A `--schema` job's top-level properties, in the order of their `data.*` columns.
+    properties: Option<Vec<String>>,
     /// The rows' vectors, for a job whose answers are vectors; after every other column.
     vectors: Option<VectorColumn>,
     rows: usize,
@@ -83,17 +91,21 @@ pub(super) struct JobFacts {
     pub schemas: BTreeMap<String, String>,
     /// Whether the job's answers are vectors (the `embedding` column).
     pub vectors: bool,
+    /// A `--schema` job's top-level properties, in its order (the `schema` and `data.*`
+    /// columns); `None` for other jobs.
+    pub properties: Option<Vec<String>>,
 }
 
 impl Parquet {
     /// A writer of the job's rows: `columns` are the input columns exported (the id's column left
     /// out), typed as `job` says.
     pub(super) fn new(out: Out, columns: &[String], job: JobFacts) -> anyhow::Result<Parquet> {
-        let mut result_names: Vec<&str> = RESULT_COLUMNS.iter().map(|(n, _)| *n).collect();
+        let results = result_columns(&job);
+        let mut taken: Vec<&str> = results.iter().map(|(n, _)| n.as_str()).collect();
         if job.vectors {
-            result_names.push(vectors::NAME);
+            taken.push(vectors::NAME);
         }
-        let names = super::csv::input_names(columns, &result_names);
+        let names = super::csv::input_names(columns, &taken);
         let mut fields = Vec::new();
         let mut buffers = Vec::new();
         let flat = |name: &str, kind: Kind, buffers: &mut Vec<Column>| {
@@ -118,7 +130,7 @@ impl Parquet {
             };
             fields.push(flat(&name, kind, &mut buffers)?);
         }
-        for (name, kind) in RESULT_COLUMNS {
+        for (name, kind) in &results {
             fields.push(flat(name, *kind, &mut buffers)?);
         }
         if job.vectors {
@@ -139,6 +151,7 @@ impl Parquet {
             writer,
             inputs: columns.to_vec(),
             buffers,
+            properties: job.properties,
             vectors: job.vectors.then(VectorColumn::default),
             rows: 0,
         })
@@ -171,6 +184,20 @@ impl Parquet {
         self.rows = 0;
         Ok(())
     }
+}
+
+/// The flat columns after the input columns: [`RESULT_COLUMNS`], then a `--schema` job's
+/// `schema` and `data.*` (the `embedding` column, written apart, comes after them).
+fn result_columns(job: &JobFacts) -> Vec<(String, Kind)> {
+    let mut results: Vec<(String, Kind)> = RESULT_COLUMNS
+        .iter()
+        .map(|(name, kind)| (name.to_string(), *kind))
+        .collect();
+    if let Some(properties) = &job.properties {
+        results.push(("schema".into(), Kind::Text));
+        results.extend(properties.iter().map(|p| (format!("data.{p}"), Kind::Text)));
+    }
+    results
 }
 
 /// The schema field and writer of a nested input column, from the Parquet schema its input
@@ -254,6 +281,13 @@ impl RowWriter for Parquet {
         next()?.text(row.model.as_deref());
         next()?.text(row.response_id.as_deref());
         next()?.text(row.error.as_deref());
+        next()?.bool(Some(row.cached));
+        if let Some(properties) = &self.properties {
+            next()?.text(row.outcome.as_deref());
+            for p in properties {
+                next()?.text(data_text(row, p).as_deref());
+            }
+        }
         if let Some(vectors) = &mut self.vectors {
             vectors.push(row.embedding.as_deref());
         }

@@ -78,6 +78,14 @@ impl Buffer {
         }
     }
 
+    pub(super) fn bool(&mut self, value: Option<bool>) {
+        if self.def(value.is_some()) {
+            if let Values::Bool(v) = &mut self.values {
+                v.push(value.unwrap_or_default());
+            }
+        }
+    }
+
     pub(super) fn float(&mut self, value: Option<f64>) {
         if self.def(value.is_some()) {
             if let Values::Double(v) = &mut self.values {
@@ -98,14 +106,7 @@ impl Buffer {
                 });
                 self.text(text.as_deref());
             }
-            Values::Bool(_) => {
-                let b = value.and_then(Value::as_bool);
-                if self.def(b.is_some()) {
-                    if let Values::Bool(v) = &mut self.values {
-                        v.push(b.unwrap_or_default());
-                    }
-                }
-            }
+            Values::Bool(_) => self.bool(value.and_then(Value::as_bool)),
             Values::Int32(_) => {
                 let n = value.and_then(Value::as_i64).and_then(|n| i32::try_from(n).ok());
                 if self.def(n.is_some()) {
