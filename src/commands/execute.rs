@@ -271,7 +271,7 @@ fn send_live(
         let display = progress::spawn(
             Display::choose(send.quiet, send.verbose, send.progress_interval),
             Arc::clone(stats),
-            baseline(&live.before, costing),
+            baseline(live.before, costing),
             control.stop.clone(),
             display_done.clone(),
         );
