@@ -181,8 +181,8 @@ fn schema(args: &RunArgs, params: &BTreeMap<String, Value>) -> Result<Option<Sch
             ),
         ));
     }
-    let taken = FAMILIES.iter().filter_map(|f| f.schema_field());
-    if let Some(field) = taken.clone().find(|f| params.contains_key(*f)) {
+    let mut taken = FAMILIES.iter().filter_map(|f| f.schema_field());
+    if let Some(field) = taken.find(|f| params.contains_key(*f)) {
         return Err(ConfigError::new(
             "--param",
             format!("`{field}` is set by {flag}; give the schema there only"),

@@ -74,6 +74,14 @@ impl Stats {
         });
     }
 
+    /// Adds an answer's usage to the run's token counts (a done row's, or a rejected one's,
+    /// whose answers were paid for too).
+    pub fn add_usage(&self, usage: &promptmill_core::family::Usage) {
+        Stats::add(&self.prompt_tokens, usage.prompt_tokens);
+        Stats::add(&self.completion_tokens, usage.completion_tokens);
+        Stats::add(&self.total_tokens, usage.total_tokens);
+    }
+
     /// Counts a row as waiting out a capped retry hint until the guard is dropped.
     pub fn capped_wait(&self, asked: std::time::Duration) -> CappedWait<'_> {
         Stats::add(&self.capped_waits, 1);

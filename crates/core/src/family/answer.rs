@@ -35,6 +35,21 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// Adds another answer's usage (a row that paid for several, see `--schema-retries`). A
+    /// detail stays unreported only when neither reports it.
+    pub fn add(&mut self, other: &Usage) {
+        self.prompt_tokens = self.prompt_tokens.saturating_add(other.prompt_tokens);
+        self.completion_tokens = self.completion_tokens.saturating_add(other.completion_tokens);
+        self.total_tokens = self.total_tokens.saturating_add(other.total_tokens);
+        let sum = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
+        };
+        self.cached_tokens = sum(self.cached_tokens, other.cached_tokens);
+        self.cache_creation_tokens = sum(self.cache_creation_tokens, other.cache_creation_tokens);
+        self.reasoning_tokens = sum(self.reasoning_tokens, other.reasoning_tokens);
+    }
+
     /// The tokens to price (see [`crate::models::price`]): unreported details count as none.
     pub fn billed(&self) -> crate::models::Billed {
         crate::models::Billed {

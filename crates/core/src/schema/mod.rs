@@ -169,12 +169,7 @@ impl Schema {
 
     /// The top-level properties, in the schema's order: the output's `data.*` columns.
     pub fn properties(&self) -> Vec<String> {
-        self.inner
-            .json
-            .get("properties")
-            .and_then(Value::as_object)
-            .map(|p| p.keys().cloned().collect())
-            .unwrap_or_default()
+        properties(&self.inner.json)
     }
 
     /// Judges an answer: its refusal (if the family read one), whether it stopped on the token
@@ -216,6 +211,16 @@ impl Schema {
             Judged::Invalid(errors)
         }
     }
+}
+
+/// The top-level properties of a schema's JSON, in its order (a stored job's schema, which the
+/// exporter reads without compiling it).
+pub fn properties(schema: &Value) -> Vec<String> {
+    schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// The JSON value of an answer's text (inside a Markdown fence or not), if it is JSON.

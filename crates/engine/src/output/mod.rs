@@ -167,7 +167,7 @@ fn write_rows(
     let properties = job
         .as_ref()
         .and_then(|j| j.spec.schema.as_ref())
-        .map(schema_properties);
+        .map(promptmill_core::schema::properties);
     let mut writer: Box<dyn RowWriter> = match format {
         OutputFormat::Jsonl => Box::new(jsonl::Jsonl::new(out, properties.is_some())),
         OutputFormat::Csv => Box::new(csv::Csv::new(out, columns, vectors, properties.as_deref())?),
@@ -200,15 +200,6 @@ fn write_rows(
         Ok(())
     })?;
     Ok((written, writer.finish()?))
-}
-
-/// The top-level properties of a job's schema, in its order.
-fn schema_properties(schema: &serde_json::Value) -> Vec<String> {
-    schema
-        .get("properties")
-        .and_then(serde_json::Value::as_object)
-        .map(|p| p.keys().cloned().collect())
-        .unwrap_or_default()
 }
 
 /// The text of a valid row's answer's `property` in its `data.<property>` column (CSV and

@@ -271,9 +271,7 @@ impl<T: Transport> Pipeline<T> {
         match kind {
             OutcomeKind::Done(c) => {
                 Stats::add(&stats.done, 1);
-                Stats::add(&stats.prompt_tokens, c.usage.prompt_tokens);
-                Stats::add(&stats.completion_tokens, c.usage.completion_tokens);
-                Stats::add(&stats.total_tokens, c.usage.total_tokens);
+                stats.add_usage(&c.usage);
             }
             OutcomeKind::Cached(_) => {
                 Stats::add(&stats.done, 1);
@@ -286,9 +284,7 @@ impl<T: Transport> Pipeline<T> {
             OutcomeKind::Rejected { answer, error, .. } => {
                 Stats::add(&stats.failed, 1);
                 Stats::add(&stats.rejected, 1);
-                Stats::add(&stats.prompt_tokens, answer.usage.prompt_tokens);
-                Stats::add(&stats.completion_tokens, answer.usage.completion_tokens);
-                Stats::add(&stats.total_tokens, answer.usage.total_tokens);
+                stats.add_usage(&answer.usage);
                 tracing::info!(row = %id, "failed: {error}");
             }
             OutcomeKind::Unfinished => {}

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::api::Transport;
 use crate::stats::Stats;
 use crate::store::writer::OutcomeKind;
-use promptmill_core::family::{Completion, Usage};
+use promptmill_core::family::Completion;
 use promptmill_core::schema::Judged;
 
 use super::row::{Flow, RowRun};
@@ -28,7 +28,7 @@ impl<T: Transport> Pipeline<T> {
             return Err(OutcomeKind::Done(answer));
         };
         let judged = answer.judged_by(&s.schema);
-        add_usage(&mut answer.usage, &r.paid);
+        answer.usage.add(&r.paid);
         if let Judged::Valid(_) = judged {
             return Err(OutcomeKind::Done(answer));
         }
@@ -73,20 +73,6 @@ impl<T: Transport> Pipeline<T> {
     }
 }
 
-/// The usage of the answers paid for before this one, added to its own.
-fn add_usage(usage: &mut Usage, paid: &Usage) {
-    usage.prompt_tokens += paid.prompt_tokens;
-    usage.completion_tokens += paid.completion_tokens;
-    usage.total_tokens += paid.total_tokens;
-    let sum = |a: Option<u64>, b: Option<u64>| match (a, b) {
-        (None, None) => None,
-        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
-    };
-    usage.cached_tokens = sum(usage.cached_tokens, paid.cached_tokens);
-    usage.cache_creation_tokens = sum(usage.cache_creation_tokens, paid.cache_creation_tokens);
-    usage.reasoning_tokens = sum(usage.reasoning_tokens, paid.reasoning_tokens);
-}
-
 /// The message a repairing re-ask ends with.
 fn repair_message(errors: &str) -> String {
     format!(
@@ -129,6 +115,7 @@ fn append_turns(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use promptmill_core::family::Usage;
 
     #[test]
     fn repair_turns_go_after_the_conversation_of_each_family() {
@@ -173,7 +160,7 @@ mod tests {
             cached_tokens: Some(1),
             ..Usage::default()
         };
-        add_usage(&mut u, &paid);
+        u.add(&paid);
         assert_eq!((u.prompt_tokens, u.completion_tokens, u.total_tokens), (6, 6, 12));
         assert_eq!((u.cached_tokens, u.reasoning_tokens), (Some(1), None));
     }
