@@ -35,7 +35,7 @@ fn main() -> anyhow::Result<()> {
     let store_start = Instant::now();
     for b in &bodies {
         if let Some(k) = scope.key(b.as_bytes()) {
-            cache.put(k, "chat", answer.clone());
+            cache.put_blocking(k, "chat", answer.clone());
         }
     }
     cache.close();

@@ -188,8 +188,9 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
 /// Reads the input into a new checkpoint and records the job.
 fn read_input(store: &mut Store, cfg: &RunConfig) -> anyhow::Result<JobRecord> {
     let reader = RowReader::open(&cfg.input, cfg.format)?;
-    let preparer =
-        Preparer::new(cfg.input.clone(), cfg.request.clone()).check_context(cfg.send.price_book()?);
+    let preparer = Preparer::new(cfg.input.clone(), cfg.request.clone())
+        .check_context(cfg.send.price_book()?)
+        .with_digests();
     let (headers, withheld) = split_headers(&cfg.send.headers);
     let show = !cfg.send.quiet && progress::can_redraw();
     let progress = |rows: u64| {
@@ -277,7 +278,9 @@ fn read_appended(
     let reader = RowReader::open(&cfg.input, cfg.format)?;
     let mut request = cfg.request.clone();
     request.endpoint = Some(job.endpoint);
-    let preparer = Preparer::new(cfg.input.clone(), request).check_context(cfg.send.price_book()?);
+    let preparer = Preparer::new(cfg.input.clone(), request)
+        .check_context(cfg.send.price_book()?)
+        .with_digests();
     let loaded = load(
         store,
         &cfg.input,

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::cache::key::Repeats;
 use crate::prepare::{Prepared, Preparer};
 use crate::store::{Ingest, NewRow, Store};
 use promptmill_core::error::InputError;
@@ -144,11 +145,13 @@ pub fn load(
     let mut rows = 0u64;
     let mut last_progress = std::time::Instant::now();
     let mut fields_text = String::new();
+    let mut repeats = Repeats::default();
     while let Some(item) = reader.next_row() {
         let item = item.map_err(LoadError::Read)?;
         rows += 1;
         if let Some(known) = known {
             if is_known(&ingest, file, known, rows, &item)? {
+                count_repeat(&mut preparer, &item, &mut repeats);
                 continue;
             }
         }
@@ -159,7 +162,7 @@ pub fn load(
             None => fields_text.push_str("{}"),
         }
         let family = preparer.endpoint().family();
-        if let Some(e) = add_row(&mut ingest, (file, family), &row, &fields_text)? {
+        if let Some(e) = add_row(&mut ingest, (file, family), &row, &fields_text, &mut repeats)? {
             invalid.note(&mut ingest, &row, &fields_text, e, skip_invalid)?;
         }
         if last_progress.elapsed() > Duration::from_millis(200) {
@@ -203,6 +206,20 @@ fn is_known(
         changed::starts_after(file, known, item).map_err(LoadError::Refused)?;
     }
     Ok(false)
+}
+
+/// Numbers a row the job holds already as a repeat of its request (see [`Repeats`]), so a
+/// row appended later that repeats it keys as the next sample, as it would had the input been
+/// read whole.
+fn count_repeat(preparer: &mut Preparer, item: &RowResult, repeats: &mut Repeats) {
+    if !preparer.takes_digests() {
+        return;
+    }
+    if let Ok(row) = item {
+        if let Ok(Prepared { digest: Some(d), .. }) = preparer.prepare(row) {
+            repeats.number(d);
+        }
+    }
 }
 
 /// One row as read and prepared, before it is recorded.
@@ -259,9 +276,10 @@ fn add_row(
     (file, family): (&Path, &dyn ApiFamily),
     row: &ReadRow,
     fields: &str,
+    repeats: &mut Repeats,
 ) -> Result<Option<InputError>, LoadError> {
-    let body = match &row.prepared {
-        Ok(Prepared { body, .. }) => body,
+    let (body, digest) = match &row.prepared {
+        Ok(Prepared { body, digest, .. }) => (body, digest.map(|d| repeats.number(d))),
         Err(e) => return Ok(Some(e.clone())),
     };
     let input_tokens = (family.max_rows_per_request() > 1).then(|| family.prompt_tokens(body));
@@ -273,6 +291,7 @@ fn add_row(
         request: Some(body),
         error: None,
         input_tokens,
+        digest: digest.as_ref(),
     })?;
     let Err(dup) = inserted else {
         return Ok(None);
@@ -319,6 +338,7 @@ impl InvalidRows {
                     request: None,
                     error: Some(&e.reason()),
                     input_tokens: None,
+                    digest: None,
                 })?
                 .map_err(|_| anyhow::anyhow!("invalid rows are not subject to the id index"))?;
         } else if self.listed.len() < LISTED {

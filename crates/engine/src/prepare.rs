@@ -27,6 +27,7 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 
 use self::context::ContextWindows;
+use crate::cache::key::Digest;
 use promptmill_core::error::InputError;
 pub use promptmill_core::family::max_tokens_key;
 use promptmill_core::family::{Endpoint, Refusal};
@@ -56,6 +57,9 @@ pub struct Prepared {
     pub id: String,
     /// The request body, serialized once here and sent as these bytes.
     pub body: String,
+    /// The body's digest for the response cache, taken from the body before it was written
+    /// out; `None` unless the preparer was made [`Preparer::with_digests`].
+    pub digest: Option<Digest>,
 }
 
 /// Prepares rows of one input file; remembers the endpoint Batch lines settled on.
@@ -66,6 +70,8 @@ pub struct Preparer {
     resolved: Option<(Endpoint, u64)>,
     /// Context windows to hold prompts to, when checked (see [`Preparer::check_context`]).
     context: Option<ContextWindows>,
+    /// Whether each row's cache digest is taken (a run; not an estimate).
+    digests: bool,
 }
 
 impl Preparer {
@@ -76,7 +82,19 @@ impl Preparer {
             settings,
             resolved,
             context: None,
+            digests: false,
         }
+    }
+
+    /// Takes each prepared row's digest for the response cache ([`Prepared::digest`]).
+    pub fn with_digests(mut self) -> Preparer {
+        self.digests = true;
+        self
+    }
+
+    /// Whether [`Preparer::with_digests`] was asked for.
+    pub fn takes_digests(&self) -> bool {
+        self.digests
     }
 
     /// The endpoint in force: decided by `--endpoint`, by the first Batch line, or chat.
@@ -136,10 +154,11 @@ impl Preparer {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
+        let digest = self.digests.then(|| crate::cache::key::digest(&body));
         let body = serde_json::to_string(&Value::Object(body))
             .map_err(|e| self.err(row, format!("cannot encode the request: {e}")))?;
         self.fits_context(row, &model, &body, field)?;
-        Ok(Prepared { id, body })
+        Ok(Prepared { id, body, digest })
     }
 
     fn err(&self, row: &RawRow, message: impl Into<String>) -> InputError {

@@ -295,6 +295,7 @@ pub(super) fn store(dir: &tempfile::TempDir, n: u64, bad: impl Fn(u64) -> bool) 
                 ),
                 error: None,
                 input_tokens: None,
+                digest: None,
             })
             .unwrap()
             .unwrap();
@@ -669,6 +670,7 @@ fn parts_hold_one_model_each_and_every_row_lands_in_exactly_one() {
                 request: Some(bodies[i % 2]),
                 error: None,
                 input_tokens: None,
+                digest: None,
             })
             .unwrap()
             .unwrap();

@@ -186,6 +186,7 @@ fn embeddings_store(dir: &tempfile::TempDir, n: u64, per: usize) -> (Store, JobR
                 request: Some(&request),
                 error: None,
                 input_tokens: None,
+                digest: None,
             })
             .unwrap()
             .unwrap();

@@ -1,17 +1,24 @@
 //! What a cached answer is keyed by: the SHA-256 of the family, where requests go, and the
-//! request body in a canonical form without the fields that do not change the answer's meaning.
+//! request body's [`Digest`]: the SHA-256 of the body in a canonical form without the fields
+//! that do not change the answer's meaning.
+//!
+//! The digest is taken once, when the row is read ([`digest`], from the body the preparer
+//! built, before it is written out), and kept in the checkpoint (`rows.digest`): the sending
+//! side never parses a body again to key it. The key adds the scope to it ([`Scope::key_of`]),
+//! so a job whose base URL changes keys the same rows anew.
 //!
 //! The canonical body is the request parsed to a JSON value and written again with every
 //! object's keys sorted (the workspace turns on serde_json's `preserve_order`, so a `Map` keeps
 //! insertion order: sorting is done here, not left to the map). Numbers keep their source text
 //! (`arbitrary_precision`), so `1` and `1.0` are different requests, as they are on the wire.
-//! `stream`, `user`, `metadata` and `store` are removed from the top level. A body asking for
-//! several samples (`n` other than 1) has no key: such rows bypass the cache. The key never sees
+//! `stream`, `user`, `metadata` and `store` are removed from the top level, and `"n": 1` is no `n`. The key never sees
 //! the API key or any header: only the family, the URL (without credential-like query
 //! parameters) and the body.
 
-use serde_json::Value;
-use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+use sha2::{Digest as _, Sha256};
 
 use promptmill_core::base_url::is_secret_param;
 use promptmill_core::job::Endpoint;
@@ -19,8 +26,14 @@ use promptmill_core::job::Endpoint;
 /// Top-level request fields that do not change what the answer means.
 pub const IGNORED_FIELDS: &[&str] = &["stream", "user", "metadata", "store"];
 
-/// A cache key: SHA-256 of the scope and the canonical body.
+/// A cache key: SHA-256 of the scope and the body's digest.
 pub type Key = [u8; 32];
+
+/// A request body's digest: SHA-256 of its canonical form (see the module's documentation).
+pub type Digest = [u8; 32];
+
+/// Tags the key's derivation: a change of it makes every older entry a miss.
+const KEY_TAG: &[u8] = b"promptmill-cache-2\0";
 
 /// Where a job's requests go, as the key sees it: the family and the normalised request URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,32 +52,69 @@ impl Scope {
         }
     }
 
-    /// The key of a request `body`; `None` when the body is not one object, or asks for several
-    /// samples (`n` other than 1): those are never cached.
-    pub fn key(&self, body: &[u8]) -> Option<Key> {
-        let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(body) else {
-            return None;
-        };
-        if let Some(n) = map.get("n") {
-            if n.as_u64() != Some(1) {
-                return None;
-            }
-            // `n: 1` asks for what no `n` asks for.
-            map.remove("n");
-        }
-        for field in IGNORED_FIELDS {
-            map.remove(*field);
-        }
-        let mut canonical = String::with_capacity(body.len());
-        write_canonical(&Value::Object(map), &mut canonical);
+    /// The key of a request body whose digest is `digest`.
+    pub fn key_of(&self, digest: &Digest) -> Key {
         let mut hash = Sha256::new();
-        hash.update(b"promptmill-cache-1\0");
+        hash.update(KEY_TAG);
         hash.update(self.family.as_bytes());
         hash.update(b"\0");
         hash.update(self.target.as_bytes());
         hash.update(b"\0");
-        hash.update(canonical.as_bytes());
-        Some(hash.finalize().into())
+        hash.update(digest);
+        hash.finalize().into()
+    }
+
+    /// The key of a request `body` (parsed here: for rows read before digests were kept);
+    /// `None` when the body is not one object.
+    pub fn key(&self, body: &[u8]) -> Option<Key> {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(map)) => Some(self.key_of(&digest(&map))),
+            _ => None,
+        }
+    }
+}
+
+/// The digest of a request body: its canonical form without [`IGNORED_FIELDS`] (and `n` when
+/// it is 1), hashed.
+pub fn digest(body: &Map<String, Value>) -> Digest {
+    let mut keys: Vec<&String> = body
+        .iter()
+        .filter(|(k, v)| {
+            !IGNORED_FIELDS.contains(&k.as_str()) && !(k.as_str() == "n" && v.as_u64() == Some(1))
+        })
+        .map(|(k, _)| k)
+        .collect();
+    keys.sort_unstable();
+    let mut out = Vec::with_capacity(512);
+    write_object(body, keys, &mut out);
+    Sha256::digest(&out).into()
+}
+
+/// Numbers the repeats of a request in one input: the first row with a body keeps its digest,
+/// the k-th repeat of it (k ≥ 1) gets the digest of (digest, k). So rows that repeat a prompt
+/// to get several samples each have an answer of their own, and a later run of the same input
+/// finds each one's. Remembers 8 bytes of each digest (a collision only makes a row a repeat:
+/// a miss, never a wrong answer).
+#[derive(Default)]
+pub struct Repeats {
+    seen: HashMap<u64, u32>,
+}
+
+impl Repeats {
+    pub fn number(&mut self, digest: Digest) -> Digest {
+        let mut short = [0u8; 8];
+        short.copy_from_slice(&digest[..8]);
+        let seen = self.seen.entry(u64::from_le_bytes(short)).or_insert(0);
+        let k = *seen;
+        *seen = seen.saturating_add(1);
+        if k == 0 {
+            return digest;
+        }
+        let mut hash = Sha256::new();
+        hash.update(b"sample\0");
+        hash.update(digest);
+        hash.update(k.to_le_bytes());
+        hash.finalize().into()
     }
 }
 
@@ -92,35 +142,45 @@ pub fn normalise(url: &url::Url) -> String {
     out
 }
 
+/// The members `keys` of `map`, in that order, as a JSON object.
+fn write_object(map: &Map<String, Value>, keys: Vec<&String>, out: &mut Vec<u8>) {
+    out.push(b'{');
+    for (i, k) in keys.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_scalar(k, out);
+        out.push(b':');
+        if let Some(v) = map.get(k) {
+            write_canonical(v, out);
+        }
+    }
+    out.push(b'}');
+}
+
 /// `value` as JSON with every object's keys in sorted order.
-fn write_canonical(value: &Value, out: &mut String) {
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                if let Some(v) = map.get(k) {
-                    write_canonical(v, out);
-                }
-            }
-            out.push('}');
+            keys.sort_unstable();
+            write_object(map, keys, out);
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, v) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(v, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => write_scalar(scalar, out),
     }
+}
+
+/// A string or scalar as serde_json writes it (writing to a `Vec` cannot fail).
+fn write_scalar<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    let _ = serde_json::to_writer(&mut *out, value);
 }

@@ -44,11 +44,39 @@ fn any_other_field_changes_the_key() {
 }
 
 #[test]
-fn a_request_for_several_samples_has_no_key_and_n_1_is_no_n() {
+fn n_is_in_the_key_and_n_1_is_no_n() {
     let two = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":5,"n":2}"#;
+    let three = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":5,"n":3}"#;
     let one = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":5,"n":1}"#;
-    assert_eq!(key_of(two), None);
+    assert!(key_of(two).is_some());
+    assert_ne!(key_of(two), key_of(BODY));
+    assert_ne!(key_of(two), key_of(three));
     assert_eq!(key_of(one), key_of(BODY));
+}
+
+#[test]
+fn each_repeat_of_a_request_in_one_input_is_a_sample_of_its_own() {
+    let body: serde_json::Map<String, serde_json::Value> = serde_json::from_str(BODY).expect("body");
+    let other: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(r#"{"model":"gpt-4o-mini","messages":[]}"#).expect("body");
+    let d = super::key::digest(&body);
+    let mut repeats = super::key::Repeats::default();
+    let first = repeats.number(d);
+    let second = repeats.number(d);
+    let third = repeats.number(d);
+    assert_eq!(first, d, "the first keeps the body's digest");
+    assert_ne!(second, first);
+    assert_ne!(third, second);
+    assert_eq!(
+        repeats.number(super::key::digest(&other)),
+        super::key::digest(&other)
+    );
+    // A second reading of the same input numbers them the same way.
+    let mut again = super::key::Repeats::default();
+    assert_eq!(
+        [again.number(d), again.number(d), again.number(d)],
+        [first, second, third]
+    );
 }
 
 #[test]
@@ -84,13 +112,13 @@ fn an_answer_put_is_found_after_close_and_a_read_only_cache_stores_nothing() {
     let path = dir.path().join("sub/cache.db");
     let key = key_of(BODY).expect("key");
     let cache = Cache::open(&path, true).expect("open");
-    cache.put(key, "chat", "{\"answer\":1}".into());
+    cache.put_blocking(key, "chat", "{\"answer\":1}".into());
     cache.close();
     assert_eq!(cache.lookup(&key), None, "read only: nothing stored");
     drop(cache);
 
     let cache = Cache::open(&path, false).expect("open");
-    cache.put(key, "chat", "{\"answer\":1}".into());
+    cache.put_blocking(key, "chat", "{\"answer\":1}".into());
     cache.close();
     assert_eq!(cache.lookup(&key).as_deref(), Some("{\"answer\":1}"));
     let s = stats(&path).expect("stats");

@@ -1,8 +1,10 @@
-//! The response cache in the worker loop: a row whose request was answered before is settled
-//! done from the cache before it meets the window, the limiter or the budget (no request, no
-//! tokens against TPM, no money), and a row the server answered is offered to the cache once
-//! its outcome is known. The cache itself (its file, its key, what may be stored) is
-//! `crate::cache`; a joined request (several rows, embeddings) bypasses it.
+//! The response cache in the worker loop: each page of claimed rows is looked up as it is fed
+//! ([`CacheUse::look_up`], on a blocking thread, keyed by the digests taken when the rows were
+//! read), and a row whose request was answered before is settled done from the cache before it
+//! meets the window, the limiter or the budget (no request, no tokens against TPM, no money).
+//! A row the server answered is offered to the cache once its outcome is known. The cache
+//! itself (its file, its key, what may be stored) is `crate::cache`; a joined request (several
+//! rows, embeddings) bypasses it.
 
 use std::sync::Arc;
 
@@ -22,6 +24,27 @@ pub struct CacheUse {
     pub scope: Scope,
 }
 
+impl CacheUse {
+    /// The row's key: from the digest taken when it was read, else (a row read by an older
+    /// promptmill) from its body.
+    pub fn key(&self, row: &Claimed) -> Option<Key> {
+        match &row.digest {
+            Some(d) => Some(self.scope.key_of(d)),
+            None => self.scope.key(row.body.as_bytes()),
+        }
+    }
+
+    /// The stored answer of each row of `page`, looked up on a blocking thread.
+    pub(super) async fn look_up(&self, page: &[Claimed]) -> Vec<Option<String>> {
+        let keys: Vec<Option<Key>> = page.iter().map(|r| self.key(r)).collect();
+        let cache = Arc::clone(&self.cache);
+        let n = keys.len();
+        tokio::task::spawn_blocking(move || cache.lookup_many(&keys))
+            .await
+            .unwrap_or_else(|_| vec![None; n])
+    }
+}
+
 impl<T: Transport> Pipeline<T> {
     /// Uses `cache` for this run's one-row requests.
     pub fn with_cache(mut self, cache: Option<CacheUse>) -> Pipeline<T> {
@@ -29,15 +52,14 @@ impl<T: Transport> Pipeline<T> {
         self
     }
 
-    /// The row's cache key, when the run has a cache and the row's request may be cached.
+    /// The row's cache key, when the run has a cache.
     pub(super) fn cache_key(&self, row: &Claimed) -> Option<Key> {
-        self.cache.as_ref()?.scope.key(row.body.as_bytes())
+        self.cache.as_ref()?.key(row)
     }
 
-    /// The stored answer for `key`, read by the job's family as a fresh one is; an entry that no
+    /// A stored answer `raw`, read by the job's family as a fresh one is; an entry that no
     /// longer reads, would not be stored today, or breaks the job's `--schema`, is a miss.
-    pub(super) fn cached_answer(&self, key: &Key) -> Option<Completion> {
-        let raw = self.cache.as_ref()?.cache.lookup(key)?;
+    pub(super) fn cached_answer(&self, raw: &str) -> Option<Completion> {
         let family = self.settings.endpoint.family();
         let valid = |c: &Completion| match &self.settings.structured {
             Some(s) => matches!(c.judged_by(&s.schema), Judged::Valid(_)),
@@ -72,13 +94,13 @@ impl<T: Transport> Pipeline<T> {
     }
 
     /// Offers a row's answer to the cache: kept when it is whole and not refused.
-    pub(super) fn keep(&self, key: Option<Key>, kind: &OutcomeKind) {
+    pub(super) async fn keep(&self, key: Option<Key>, kind: &OutcomeKind) {
         let (Some(cache), Some(key), OutcomeKind::Done(c)) = (&self.cache, key, kind) else {
             return;
         };
         if cacheable(c) {
             let family = self.settings.endpoint.family().name();
-            cache.cache.put(key, family, c.raw.clone());
+            cache.cache.put(key, family, c.raw.clone()).await;
         }
     }
 }

@@ -27,6 +27,9 @@ use crate::api::Transport;
 pub struct Group {
     pub first: Claimed,
     pub rest: Vec<Claimed>,
+    /// The answer the response cache holds for a one-row group, found as it was fed
+    /// (`cached.rs`): the row is settled from it unless it no longer reads.
+    pub hit: Option<String>,
 }
 
 impl Group {
@@ -34,6 +37,16 @@ impl Group {
         Group {
             first: row,
             rest: Vec::new(),
+            hit: None,
+        }
+    }
+
+    /// A row the response cache has an answer for: never joined with others.
+    pub fn cached(row: Claimed, answer: String) -> Group {
+        Group {
+            first: row,
+            rest: Vec::new(),
+            hit: Some(answer),
         }
     }
 
@@ -109,6 +122,7 @@ impl Grouper {
         self.bytes = bytes;
         self.tokens = None;
         self.open = Some(Group {
+            hit: None,
             first: row,
             rest: Vec::with_capacity(self.rows - 1),
         });
@@ -174,6 +188,7 @@ impl<T: Transport> Pipeline<T> {
                     id: members[0].id.clone(),
                     body,
                     tokens,
+                    digest: None,
                 };
                 Ok((request, members))
             }

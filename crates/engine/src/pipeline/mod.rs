@@ -210,7 +210,13 @@ impl<T: Transport> Pipeline<T> {
         // the dispatch loop below), or when dispatch stops.
         let grouper = (self.settings.endpoint.family().max_rows_per_request() > 1)
             .then(|| Grouper::new(self.settings.endpoint.family(), self.settings.rows_per_request));
-        let feeder = tokio::spawn(feed(store.clone(), rows_tx, Arc::clone(&self.control), grouper));
+        let feeder = tokio::spawn(feed(
+            store.clone(),
+            rows_tx,
+            Arc::clone(&self.control),
+            grouper,
+            self.cache.clone(),
+        ));
 
         // One permit per request in progress (a row, or a group of rows joined into one
         // request); a task holds its permit through its retries. Twice
@@ -327,12 +333,14 @@ fn request_tokens(family: &dyn promptmill_core::family::ApiFamily, body: &[u8]) 
 }
 
 /// Claims pending rows page by page and hands them to the dispatcher, in input order: one row
-/// at a time, or with a `grouper` in the groups it makes.
+/// at a time, or with a `grouper` in the groups it makes. With a `cache`, each page is looked
+/// up in it first, and a row it has an answer for goes alone, with the answer.
 async fn feed(
     store: StoreHandle,
     rows: mpsc::Sender<Group>,
     control: Arc<Control>,
     mut grouper: Option<Grouper>,
+    cache: Option<CacheUse>,
 ) {
     let mut after = 0;
     loop {
@@ -355,10 +363,15 @@ async fn feed(
             }
         };
         after = page.last().map(|r| r.seq).unwrap_or(after);
+        let mut hits = match &cache {
+            Some(c) => c.look_up(&page).await.into_iter(),
+            None => Vec::new().into_iter(),
+        };
         for row in page {
-            let group = match &mut grouper {
-                None => Group::one(row),
-                Some(g) => match g.push(row) {
+            let group = match (hits.next().flatten(), &mut grouper) {
+                (Some(answer), _) => Group::cached(row, answer),
+                (None, None) => Group::one(row),
+                (None, Some(g)) => match g.push(row) {
                     Some(closed) => closed,
                     None => continue,
                 },

@@ -93,6 +93,10 @@ impl<T: Transport> Pipeline<T> {
         guard: first_answers::Row,
     ) {
         let family = self.settings.endpoint.family();
+        // A row the cache answered never meets the gates (nor a joined request).
+        if let Some(answer) = group.hit.as_deref().and_then(|raw| self.cached_answer(raw)) {
+            return self.settle_cached(&group.first, answer, store).await;
+        }
         let (row, members) = if family.max_rows_per_request() > 1 {
             match self.join(group) {
                 Ok(joined) => joined,
@@ -101,11 +105,8 @@ impl<T: Transport> Pipeline<T> {
         } else {
             (group.first, Vec::new())
         };
-        // Only a one-row request is cached; a hit never meets the gates.
+        // Only a one-row request is cached (its key: the digest taken as it was read).
         let cache_key = members.is_empty().then(|| self.cache_key(&row)).flatten();
-        if let Some(answer) = cache_key.as_ref().and_then(|k| self.cached_answer(k)) {
-            return self.settle_cached(&row, answer, store).await;
-        }
         let priced = self.price(&row.body);
         let mut r = RowRun {
             group: members,
@@ -135,7 +136,7 @@ impl<T: Transport> Pipeline<T> {
             }
         };
         if r.group.is_empty() {
-            self.keep(cache_key, &kind);
+            self.keep(cache_key, &kind).await;
             self.settle(r, kind, store).await;
         } else {
             self.settle_group(r, kind, store).await;

@@ -82,6 +82,7 @@ pub(super) fn store_with_rows(n: u64, body: &str) -> Store {
                 request: Some(body),
                 error: None,
                 input_tokens: None,
+                digest: None,
             })
             .unwrap()
             .unwrap();

@@ -153,6 +153,7 @@ async fn a_row_that_ends_without_an_answer_does_not_keep_parked_rows_waiting() {
             request: Some(body),
             error: None,
             input_tokens: None,
+            digest: None,
         };
         ingest.add(&row).unwrap().unwrap();
     }

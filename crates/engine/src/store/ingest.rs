@@ -31,6 +31,8 @@ pub struct NewRow<'a> {
     pub error: Option<&'a str>,
     /// The request's prompt tokens, for a family that joins rows (`rows.input_tokens`).
     pub input_tokens: Option<u64>,
+    /// The request body's cache digest (`rows.digest`), when it was taken.
+    pub digest: Option<&'a [u8; 32]>,
 }
 
 /// The row id was already used; carries the line of its first use.
@@ -138,8 +140,8 @@ impl Ingest<'_> {
         };
         let mut stmt = self.tx.prepare_cached(
             "INSERT INTO rows (seq, id, line, invalid, state, fields, request, error, created_at, updated_at,
-                               input_tokens)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)",
+                               input_tokens, digest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11)",
         )?;
         let result = stmt.execute(params![
             row.seq as i64,
@@ -152,6 +154,7 @@ impl Ingest<'_> {
             row.error,
             self.now,
             row.input_tokens.map(super::stored_tokens),
+            row.digest.map(|d| &d[..]),
         ]);
         match result {
             Ok(_) => Ok(Ok(())),

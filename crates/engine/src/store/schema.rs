@@ -198,6 +198,13 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE rows ADD COLUMN schema TEXT;
     ALTER TABLE rows ADD COLUMN reasked INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 16: the request body's digest for the response cache (`cache/key.rs`), taken when the
+    // row was read so that the sending side never parses a body to key it; a repeat of an
+    // earlier row's request in the same input has its sample number in it. NULL for rows read
+    // before, and for invalid rows: their key is made from the body when needed.
+    r#"
+    ALTER TABLE rows ADD COLUMN digest BLOB;
+    "#,
 ];
 
 /// Brings the schema up to date. Fails if the database was written by a newer promptmill.

@@ -21,6 +21,7 @@ pub(super) fn valid(seq: u64, id: &str) -> NewRow<'_> {
         request: Some("{\"model\":\"m\"}"),
         error: None,
         input_tokens: None,
+        digest: None,
     }
 }
 

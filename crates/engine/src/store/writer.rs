@@ -49,6 +49,8 @@ pub struct Claimed {
     /// The body's prompt tokens when they were counted as the row was read (a family that
     /// joins rows: `rows.input_tokens`); `None`: count them if they are needed.
     pub tokens: Option<u64>,
+    /// The body's response-cache digest (`rows.digest`), when it was taken as the row was read.
+    pub digest: Option<[u8; 32]>,
 }
 
 /// How a row ended in this run.
@@ -306,10 +308,10 @@ fn finish(conn: &Connection, run: i64, o: Outcome, claims: &mut Claims) -> anyho
 /// module's documentation).
 fn claim(conn: &Connection, after: i64, limit: usize, claims: &Claims) -> anyhow::Result<Vec<Claimed>> {
     let mut select = conn.prepare_cached(if claims.sample_only {
-        "SELECT seq, id, request, input_tokens FROM rows WHERE state = 'pending' AND seq > ?1 AND seq <= ?3
+        "SELECT seq, id, request, input_tokens, digest FROM rows WHERE state = 'pending' AND seq > ?1 AND seq <= ?3
            AND seq IN (SELECT seq FROM sample) ORDER BY seq LIMIT ?2"
     } else {
-        "SELECT seq, id, request, input_tokens FROM rows WHERE state = 'pending' AND seq > ?1 AND seq <= ?3
+        "SELECT seq, id, request, input_tokens, digest FROM rows WHERE state = 'pending' AND seq > ?1 AND seq <= ?3
            ORDER BY seq LIMIT ?2"
     })?;
     let rows: Vec<Claimed> = select
@@ -319,6 +321,7 @@ fn claim(conn: &Connection, after: i64, limit: usize, claims: &Claims) -> anyhow
                 id: r.get(1)?,
                 body: r.get(2)?,
                 tokens: r.get::<_, Option<i64>>(3)?.and_then(super::trusted_tokens),
+                digest: r.get::<_, Option<Vec<u8>>>(4)?.and_then(|d| d.try_into().ok()),
             })
         })?
         .collect::<Result<_, _>>()?;

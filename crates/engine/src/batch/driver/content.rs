@@ -93,6 +93,7 @@ impl<'a, S: BatchService> Driver<'a, S> {
                 id: id.to_string(),
                 body: request.to_string(),
                 tokens: None,
+                digest: None,
             };
             match grouper.push(row) {
                 Some(group) => emit(group),
