@@ -85,17 +85,16 @@ pub struct SendArgs {
     #[arg(long, value_name = "N", help_heading = LIMITS)]
     pub rows_per_request: Option<usize>,
 
-    /// Use a response cache file (off without it)
+    /// The response cache file [default: $XDG_CACHE_HOME/promptmill/cache.db]
     ///
-    /// Successful answers are kept there, keyed by the family, the request URL and the request
-    /// body (never the key or a header), and a row whose request is in it is done without
-    /// sending it, whatever job answered it first. Shared safely by jobs running at once. The
-    /// `cache` commands look in $XDG_CACHE_HOME/promptmill/cache.db (else
-    /// ~/.cache/promptmill/cache.db) without --cache: a good place for it.
+    /// Else ~/.cache/promptmill/cache.db. Whole answers are kept there when a run ends, keyed
+    /// by the family, the request URL and the request body (never the key or a header), and a
+    /// row whose request is in it is done without sending it, whatever job answered it first:
+    /// no request, no tokens, no money. Shared safely by jobs running at once.
     #[arg(long = "cache", value_name = "PATH", help_heading = CHECKPOINT)]
     pub cache: Option<PathBuf>,
 
-    /// Send every row: neither read nor write the response cache (the default).
+    /// Send every row: neither read nor write the response cache.
     #[arg(long, help_heading = CHECKPOINT, conflicts_with_all = ["cache", "cache_read_only"])]
     pub no_cache: bool,
 

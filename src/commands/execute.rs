@@ -21,6 +21,7 @@ use promptmill_core::schema::Schema;
 use promptmill_core::secret::ApiKey;
 use promptmill_engine::api::http::{HttpSettings, HttpTransport};
 use promptmill_engine::budget::Costing;
+use promptmill_engine::cache::keep::Copy;
 use promptmill_engine::cache::{Cache, Scope as CacheScope};
 use promptmill_engine::joblock::RunLock;
 use promptmill_engine::limits::Limits;
@@ -90,11 +91,16 @@ pub fn execute(
             resume_cmd: &resume_cmd,
         },
     )?;
-    let store = match sent {
+    let (store, cache) = match sent {
         ControlFlow::Break(code) => return Ok(code),
-        ControlFlow::Continue(store) => store,
+        ControlFlow::Continue(sent) => sent,
     };
-    settle(
+    // The answers of this run (and of a killed one before it) go into the cache while the
+    // output is written; a joined request's answer is several rows', never one row's.
+    let copy = cache
+        .filter(|_| job.endpoint.family().max_rows_per_request() == 1)
+        .and_then(|c| Copy::start(&store, c.cache, c.scope));
+    let settled = settle(
         &store,
         &job,
         &send,
@@ -109,7 +115,11 @@ pub fn execute(
             stats: &stats,
             control: &control,
         },
-    )
+    );
+    if let Some(copy) = copy {
+        copy.finish(&store);
+    }
+    settled
 }
 
 /// What [`settle`] needs of the run that sent.
@@ -238,7 +248,7 @@ fn send_live(
     job: &JobRecord,
     send: &SendConfig,
     live: Live<'_>,
-) -> anyhow::Result<ControlFlow<i32, Store>> {
+) -> anyhow::Result<ControlFlow<i32, (Store, Option<CacheUse>)>> {
     let db_path = store.path().to_path_buf();
     let (stats, control, costing) = (live.stats, live.control, live.costing);
     // One thread does all the network work. A run's client work is a few tens of microseconds
@@ -294,12 +304,8 @@ fn send_live(
         anyhow::Ok(())
     })?;
     drop(runtime);
-    // What the run's answers left queued for the cache is committed before the run ends.
-    if let Some(c) = cache {
-        c.cache.close();
-    }
     match writer.join() {
-        Ok(Ok(store)) => Ok(ControlFlow::Continue(store)),
+        Ok(Ok(store)) => Ok(ControlFlow::Continue((store, cache))),
         Ok(Err(e)) => {
             let e = e.context(format!("{}: could not write the checkpoint", db_path.display()));
             disk_full_stop(e, &db_path, "resume with", live.resume_cmd).map(ControlFlow::Break)

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::execute::execute;
 use crate::cli::{ResumeArgs, RunArgs};
-use crate::config::{self, is_secret_header, RunConfig, SendConfig};
+use crate::config::{self, is_secret_header, CacheChoice, RunConfig, SendConfig};
 use promptmill_core::error::CheckpointError;
 use promptmill_core::input::{fingerprint_file, is_stdin, RowReader};
 use promptmill_core::job::JobRecord;
@@ -43,6 +43,13 @@ pub fn open_job(cfg: &RunConfig, scope: Scope) -> anyhow::Result<(Store, JobReco
     let created = cfg.restart || !cfg.db.exists();
     let mut lock = lock_run(&cfg.db)?;
     if cfg.restart {
+        if let CacheChoice::On {
+            path,
+            read_only: false,
+        } = &cfg.send.cache
+        {
+            promptmill_engine::cache::keep::copy_before_discarding(&cfg.db, path);
+        }
         remove_checkpoint(&cfg.db)?;
         // Failing here, the checkpoint at the path (if any) is another process's: left alone.
         lock.renew()?;

@@ -1,5 +1,5 @@
-//! The response cache as this command line asks for it: off (`--no-cache`), or a file
-//! (`--cache PATH`, else the XDG cache location) and whether answers are stored in it
+//! The response cache as this command line asks for it: on by default, in a file
+//! (`--cache PATH`, else the XDG cache location), off with `--no-cache`, and whether answers are stored in it
 //! (`--cache-read-only`). Opening it is the run's (`commands/execute.rs`); what it holds is
 //! `promptmill_engine::cache`'s.
 
@@ -10,7 +10,7 @@ use crate::cli::SendArgs;
 /// Whether and where a run uses the response cache.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum CacheChoice {
-    /// No `--cache PATH`, or `--no-cache`.
+    /// `--no-cache`, or no place for it (neither `$XDG_CACHE_HOME` nor `$HOME`).
     #[default]
     Off,
     On {
@@ -20,22 +20,24 @@ pub enum CacheChoice {
 }
 
 impl CacheChoice {
-    /// Off unless `--cache PATH` is given: with the cache on, a 1M-row zero-latency chat job
-    /// sends at a third of its rate (measured: docs/CACHE.md), so it is not on by default yet.
+    /// On by default, at `--cache PATH` or [`default_path`]; off with `--no-cache`.
     pub fn from_args(args: &SendArgs) -> CacheChoice {
-        match (&args.cache, args.no_cache) {
-            (Some(path), false) => CacheChoice::On {
-                path: path.clone(),
+        if args.no_cache {
+            return CacheChoice::Off;
+        }
+        match args.cache.clone().or_else(default_path) {
+            Some(path) => CacheChoice::On {
+                path,
                 read_only: args.cache_read_only,
             },
-            _ => CacheChoice::Off,
+            None => CacheChoice::Off,
         }
     }
 }
 
-/// Where the `cache` commands look without `--cache`: `$XDG_CACHE_HOME/promptmill/cache.db`,
-/// else `$HOME/.cache/promptmill/cache.db` (a relative value of either is ignored, as the XDG
-/// spec says), the place to give `run --cache` for a cache of one's own.
+/// Where runs and the `cache` commands keep the cache without `--cache`:
+/// `$XDG_CACHE_HOME/promptmill/cache.db`, else `$HOME/.cache/promptmill/cache.db` (a relative
+/// value of either is ignored, as the XDG spec says).
 pub fn default_path() -> Option<PathBuf> {
     let var = |name: &str| {
         std::env::var_os(name)

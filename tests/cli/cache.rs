@@ -150,7 +150,7 @@ fn a_csv_output_marks_cached_rows_in_its_cached_column() {
 }
 
 #[test]
-fn without_cache_flag_no_cache_is_used_and_no_cache_turns_it_off() {
+fn the_cache_is_on_by_default_in_the_xdg_cache_home_and_no_cache_turns_it_off() {
     let dir = Dir::new();
     rows(&dir, 5, |_| false);
     let mock = Mock::start(&[]);
@@ -172,16 +172,19 @@ fn without_cache_flag_no_cache_is_used_and_no_cache_turns_it_off() {
             .args(extra));
         assert_eq!(o.code(), 0, "{}", o.stderr);
     };
-    // Off by default: nothing is written, and the same requests are sent again.
+    // On by default: the first job's answers serve a second job with another output.
     assert_eq!(sent_during(&mock, || with_xdg("a.jsonl", &[])), 5);
-    assert_eq!(sent_during(&mock, || with_xdg("b.jsonl", &[])), 5);
-    assert!(!xdg.join("promptmill").exists(), "no cache was made");
-    // `--cache PATH` turns it on; `--no-cache` (the default) says so.
+    assert!(
+        xdg.join("promptmill/cache.db").exists(),
+        "the cache is in $XDG_CACHE_HOME"
+    );
+    assert_eq!(sent_during(&mock, || with_xdg("b.jsonl", &[])), 0);
+    // `--no-cache` sends everything; `--cache PATH` is another cache.
+    assert_eq!(sent_during(&mock, || with_xdg("c.jsonl", &["--no-cache"])), 5);
     let cache = dir.path("c.db");
     let cache = cache.to_str().unwrap();
-    assert_eq!(sent_during(&mock, || with_xdg("c.jsonl", &["--cache", cache])), 5);
-    assert_eq!(sent_during(&mock, || with_xdg("d.jsonl", &["--cache", cache])), 0);
-    assert_eq!(sent_during(&mock, || with_xdg("e.jsonl", &["--no-cache"])), 5);
+    assert_eq!(sent_during(&mock, || with_xdg("d.jsonl", &["--cache", cache])), 5);
+    assert_eq!(sent_during(&mock, || with_xdg("e.jsonl", &["--cache", cache])), 0);
 }
 
 #[test]
@@ -396,4 +399,82 @@ fn a_cache_that_is_one_of_the_jobs_files_is_refused_and_nothing_is_written() {
         );
     }
     assert!(mock.requests().is_empty(), "nothing was sent");
+}
+
+/// `promptmill run p.jsonl -o out.jsonl` with `--template T --cache cache.db` against a mock
+/// that answers after 20 ms, killed (SIGKILL) once it has answered 60 requests.
+fn killed_run(dir: &Dir, mock: &Mock, template: &str) {
+    let mut child = promptmill(dir)
+        .args([
+            "run",
+            "p.jsonl",
+            "-o",
+            "out.jsonl",
+            "--model",
+            "m",
+            "--base-url",
+            &mock.url,
+        ])
+        .args(["--template", template, "--concurrency", "8", "--quiet"])
+        .arg("--cache")
+        .arg(dir.path("cache.db"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let before = mock.requests().len();
+    wait_until(std::time::Duration::from_secs(60), "60 answers", || {
+        mock.requests().len() >= before + 60
+    });
+    child.kill().expect("kill"); // SIGKILL
+    child.wait().expect("wait");
+}
+
+#[test]
+fn answers_paid_for_by_a_killed_run_are_not_paid_for_again_after_a_restart() {
+    let dir = Dir::new();
+    rows(&dir, 300, |_| false);
+    let mock = Mock::start(&["--latency", "20ms"]);
+    killed_run(&dir, &mock, "Describe {name}.");
+    let done = status_json(&dir)["rows"]["done"].as_u64().expect("done rows");
+    assert!(done >= 40, "{done} rows done before the kill");
+    // The killed run never copied its answers; `--restart` copies them before it discards
+    // the checkpoint, so only the rows that were not done are sent.
+    let sent = sent_during(&mock, || {
+        cached_run(
+            &dir,
+            &mock,
+            "out.jsonl",
+            &["--template", "Describe {name}.", "--restart"],
+        );
+    });
+    assert_eq!(sent as u64, 300 - done);
+    let out = dir.jsonl("out.jsonl");
+    assert_eq!(out.len(), 300);
+    assert_eq!(out.iter().filter(|r| r["cached"] == true).count() as u64, done);
+}
+
+#[test]
+fn a_kill_during_a_run_answered_from_the_cache_loses_nothing() {
+    let dir = Dir::new();
+    rows(&dir, 300, |i| i > 150);
+    let mock = Mock::start(&["--latency", "20ms"]);
+    // The first 150 rows' requests are in the cache.
+    cached_run(&dir, &mock, "warm.jsonl", &["--template", "Describe {name}."]);
+    let before = mock.requests().len();
+    killed_run(&dir, &mock, "Describe {name}.{extra}");
+    let resumed = run(promptmill(&dir)
+        .args(["resume", "out.jsonl.promptmill.db", "--cache"])
+        .arg(dir.path("cache.db")));
+    assert_eq!(resumed.code(), 0, "{}", resumed.stderr);
+    let out = dir.jsonl("out.jsonl");
+    assert_eq!(out.len(), 300);
+    assert!(out.iter().all(|r| r["status"] == "done"));
+    assert_eq!(out.iter().filter(|r| r["cached"] == true).count(), 150);
+    // Each changed row sent once, but for the requests in flight at the kill.
+    let sent = mock.requests().len() - before;
+    assert!(
+        (150..=150 + 8).contains(&sent),
+        "{sent} requests for 150 changed rows"
+    );
 }

@@ -94,6 +94,8 @@ fn run_page(page: &Path) -> usize {
     let mock = Mock::start(&["--batch-polls", "1"]);
     let mock_url = url::Url::parse(&mock.url).expect("mock url");
     let mut exported: Vec<(String, String)> = Vec::new();
+    // One response cache for the page's commands, as a reader running them in order has.
+    let cache_home = dir.fresh_cache_home();
     let mut ran = 0;
     for c in &commands {
         let (mut cmd, stdout_to) = match &c.kind {
@@ -105,7 +107,8 @@ fn run_page(page: &Path) -> usize {
             }
             Kind::Promptmill { env, args, stdout_to } => {
                 let mut cmd = promptmill(&dir);
-                cmd.env("OPENAI_BASE_URL", &mock.url)
+                cmd.env("XDG_CACHE_HOME", &cache_home)
+                    .env("OPENAI_BASE_URL", &mock.url)
                     .env("OPENAI_API_KEY", FAKE_KEY);
                 for (k, v) in exported.iter().chain(env) {
                     cmd.env(k, env_to_mock(k, v, &mock_url));

@@ -89,7 +89,7 @@ pub enum CheckpointError {
     #[error(
         "{db}: this checkpoint was made for a different job; changed: {changes}.\n\
          Run with the original settings to resume, or add --restart to discard the checkpoint and start over \
-         (with the response cache, --cache PATH, --restart sends again only the rows whose request changed)."
+         (the response cache, on unless --no-cache, answers the rows whose request did not change: only the others are sent)."
     )]
     Mismatch { db: PathBuf, changes: String },
     #[error("{db}: not a promptmill checkpoint database ({reason})")]

@@ -166,6 +166,14 @@ impl Completion {
         let cut = self.finish_reason.as_deref() == Some("length");
         schema.judge(self.text.as_deref(), self.refusal.as_deref(), cut)
     }
+
+    /// Whether the answer may go into the response cache: whole (not cut on the token limit or
+    /// by a content filter) and not refused. A chat refusal ends with `stop`: its refusal says it.
+    pub fn may_be_cached(&self) -> bool {
+        const CUT_OR_REFUSED: &[&str] = &["length", "max_tokens", "content_filter", "refusal"];
+        let reason = self.finish_reason.as_deref().unwrap_or("");
+        !CUT_OR_REFUSED.contains(&reason) && self.refusal.is_none()
+    }
 }
 
 /// One vector of an embeddings answer, and its place among the request's inputs.

@@ -52,6 +52,11 @@ impl Scope {
         }
     }
 
+    /// The family's name, as answers are stored under it.
+    pub fn family(&self) -> &'static str {
+        self.family
+    }
+
     /// The key of a request body whose digest is `digest`.
     pub fn key_of(&self, digest: &Digest) -> Key {
         let mut hash = Sha256::new();
@@ -79,15 +84,19 @@ impl Scope {
 pub fn digest(body: &Map<String, Value>) -> Digest {
     let mut keys: Vec<&String> = body
         .iter()
-        .filter(|(k, v)| {
-            !IGNORED_FIELDS.contains(&k.as_str()) && !(k.as_str() == "n" && v.as_u64() == Some(1))
-        })
+        .filter(|(k, v)| !ignored(k, v))
         .map(|(k, _)| k)
         .collect();
     keys.sort_unstable();
     let mut out = Vec::with_capacity(512);
     write_object(body, keys, &mut out);
     Sha256::digest(&out).into()
+}
+
+/// Whether a top-level member leaves the key: one of [`IGNORED_FIELDS`], or `"n": 1` (the
+/// default, as if not given).
+fn ignored(name: &str, value: &Value) -> bool {
+    IGNORED_FIELDS.contains(&name) || (name == "n" && value.as_u64() == Some(1))
 }
 
 /// Numbers the repeats of a request in one input: the first row with a body keeps its digest,

@@ -2,6 +2,7 @@
 
 use super::key::{normalise, Scope};
 use super::*;
+use promptmill_core::family::Completion;
 use promptmill_core::job::Endpoint;
 
 fn scope(url: &str) -> Scope {
@@ -107,26 +108,52 @@ fn the_family_and_the_target_are_in_the_key() {
 }
 
 #[test]
-fn an_answer_put_is_found_after_close_and_a_read_only_cache_stores_nothing() {
+fn an_answer_stored_is_found_by_another_opening_and_a_read_only_cache_stores_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("sub/cache.db");
     let key = key_of(BODY).expect("key");
+    let other = key_of(r#"{"model":"m","messages":[]}"#).expect("key");
     let cache = Cache::open(&path, true).expect("open");
-    cache.put_blocking(key, "chat", "{\"answer\":1}".into());
-    cache.close();
+    assert!(!cache.store_all("chat", &mut [(key, "{\"answer\":1}".into())]));
     assert_eq!(cache.lookup(&key), None, "read only: nothing stored");
     drop(cache);
 
     let cache = Cache::open(&path, false).expect("open");
-    cache.put_blocking(key, "chat", "{\"answer\":1}".into());
-    cache.close();
+    assert!(cache.store_all(
+        "chat",
+        &mut [(other, "{\"answer\":2}".into()), (key, "{\"answer\":1}".into())]
+    ));
+    drop(cache);
+    let cache = Cache::open(&path, true).expect("open");
     assert_eq!(cache.lookup(&key).as_deref(), Some("{\"answer\":1}"));
+    assert_eq!(
+        cache.lookup_many(&[Some(other), None, Some(key)]),
+        vec![
+            Some("{\"answer\":2}".to_string()),
+            None,
+            Some("{\"answer\":1}".to_string())
+        ]
+    );
     let s = stats(&path).expect("stats");
-    assert_eq!(s.answers, 1);
-    assert_eq!(s.families, vec![("chat".to_string(), 1)]);
+    assert_eq!(s.answers, 2);
+    assert_eq!(s.families, vec![("chat".to_string(), 2)]);
     assert_eq!(prune(&path, Duration::from_secs(3600)).expect("prune"), 0);
-    assert_eq!(clear(&path).expect("clear"), 1);
+    assert_eq!(clear(&path).expect("clear"), 2);
     assert_eq!(cache.lookup(&key), None);
+}
+
+#[test]
+fn keys_that_share_their_first_8_bytes_take_turns_and_never_answer_for_each_other() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cache = Cache::open(&dir.path().join("cache.db"), false).expect("open");
+    let a = [7u8; 32];
+    let mut b = a;
+    b[31] = 8;
+    assert!(cache.store_all("chat", &mut [(a, "A".into())]));
+    assert_eq!(cache.lookup(&b), None, "same index entry, another key: a miss");
+    assert!(cache.store_all("chat", &mut [(b, "B".into())]));
+    assert_eq!(cache.lookup(&b).as_deref(), Some("B"));
+    assert_eq!(cache.lookup(&a), None, "replaced");
 }
 
 #[cfg(unix)]
@@ -135,8 +162,7 @@ fn the_file_is_private_to_the_user() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("new/cache.db");
-    let cache = Cache::open(&path, false).expect("open");
-    cache.close();
+    drop(Cache::open(&path, false).expect("open"));
     let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
     assert_eq!(mode(&path), 0o600);
     assert_eq!(mode(&dir.path().join("new")), 0o700);
@@ -152,7 +178,7 @@ fn a_damaged_file_does_not_open() {
 }
 
 #[test]
-fn cut_short_and_refused_answers_are_not_cacheable() {
+fn cut_short_and_refused_answers_may_not_be_cached() {
     let answer = |reason: &str| Completion {
         text: Some("x".into()),
         finish_reason: Some(reason.into()),
@@ -163,15 +189,15 @@ fn cut_short_and_refused_answers_are_not_cacheable() {
         raw: String::new(),
         embeddings: Vec::new(),
     };
-    assert!(cacheable(&answer("stop")));
-    assert!(cacheable(&answer("end_turn")));
+    assert!(answer("stop").may_be_cached());
+    assert!(answer("end_turn").may_be_cached());
     for reason in ["length", "max_tokens", "content_filter", "refusal"] {
-        assert!(!cacheable(&answer(reason)), "{reason}");
+        assert!(!answer(reason).may_be_cached(), "{reason}");
     }
     // A chat refusal ends with `stop`, its refusal beside it.
     let refused = Completion {
         refusal: Some("I can't".into()),
         ..answer("stop")
     };
-    assert!(!cacheable(&refused));
+    assert!(!refused.may_be_cached());
 }

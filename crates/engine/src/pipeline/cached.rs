@@ -2,14 +2,15 @@
 //! ([`CacheUse::look_up`], on a blocking thread, keyed by the digests taken when the rows were
 //! read), and a row whose request was answered before is settled done from the cache before it
 //! meets the window, the limiter or the budget (no request, no tokens against TPM, no money).
-//! A row the server answered is offered to the cache once its outcome is known. The cache
-//! itself (its file, its key, what may be stored) is `crate::cache`; a joined request (several
-//! rows, embeddings) bypasses it.
+//! Nothing is stored while the run sends: the answers the run was sent are copied from the
+//! checkpoint into the cache when it ends (`crate::cache::keep`), which keeps the cache's
+//! writes off the hot path. The cache itself (its file, its key) is `crate::cache`; a joined
+//! request (several rows, embeddings) bypasses it.
 
 use std::sync::Arc;
 
 use crate::api::Transport;
-use crate::cache::{cacheable, Cache, Key, Scope};
+use crate::cache::{Cache, Key, Scope};
 use crate::stats::Stats;
 use crate::store::writer::{Claimed, Outcome, OutcomeKind, StoreHandle};
 use promptmill_core::family::Completion;
@@ -52,11 +53,6 @@ impl<T: Transport> Pipeline<T> {
         self
     }
 
-    /// The row's cache key, when the run has a cache.
-    pub(super) fn cache_key(&self, row: &Claimed) -> Option<Key> {
-        self.cache.as_ref()?.key(row)
-    }
-
     /// A stored answer `raw`, read by the job's family as a fresh one is; an entry that no
     /// longer reads, would not be stored today, or breaks the job's `--schema`, is a miss.
     pub(super) fn cached_answer(&self, raw: &str) -> Option<Completion> {
@@ -65,7 +61,11 @@ impl<T: Transport> Pipeline<T> {
             Some(s) => matches!(c.judged_by(&s.schema), Judged::Valid(_)),
             None => true,
         };
-        family.parse(raw.as_bytes()).ok().filter(cacheable).filter(valid)
+        family
+            .parse(raw.as_bytes())
+            .ok()
+            .filter(Completion::may_be_cached)
+            .filter(valid)
     }
 
     /// Settles a row done from the cache: counted, with what it would have cost, and recorded
@@ -90,17 +90,6 @@ impl<T: Transport> Pipeline<T> {
         if store.finish(outcome).await.is_err() {
             self.control
                 .abort(StopReason::Checkpoint("the checkpoint writer stopped".into()));
-        }
-    }
-
-    /// Offers a row's answer to the cache: kept when it is whole and not refused.
-    pub(super) async fn keep(&self, key: Option<Key>, kind: &OutcomeKind) {
-        let (Some(cache), Some(key), OutcomeKind::Done(c)) = (&self.cache, key, kind) else {
-            return;
-        };
-        if cacheable(c) {
-            let family = self.settings.endpoint.family().name();
-            cache.cache.put(key, family, c.raw.clone()).await;
         }
     }
 }

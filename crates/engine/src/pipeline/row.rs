@@ -105,8 +105,6 @@ impl<T: Transport> Pipeline<T> {
         } else {
             (group.first, Vec::new())
         };
-        // Only a one-row request is cached (its key: the digest taken as it was read).
-        let cache_key = members.is_empty().then(|| self.cache_key(&row)).flatten();
         let priced = self.price(&row.body);
         let mut r = RowRun {
             group: members,
@@ -136,7 +134,6 @@ impl<T: Transport> Pipeline<T> {
             }
         };
         if r.group.is_empty() {
-            self.keep(cache_key, &kind).await;
             self.settle(r, kind, store).await;
         } else {
             self.settle_group(r, kind, store).await;

@@ -205,6 +205,12 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE rows ADD COLUMN digest BLOB;
     "#,
+    // 17: how far the answers of the checkpoint were copied into the response cache
+    // (`cache/keep.rs`): the rows done by a request and updated at or after `since_ms` are not
+    // in it yet. No row: none was copied.
+    r#"
+    CREATE TABLE cache_copied (since_ms INTEGER NOT NULL);
+    "#,
 ];
 
 /// Brings the schema up to date. Fails if the database was written by a newer promptmill.

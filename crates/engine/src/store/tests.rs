@@ -35,7 +35,15 @@ pub(super) fn invalid<'a>(seq: u64, id: &'a str, error: &'a str) -> NewRow<'a> {
 
 /// An in-memory store holding `n` valid rows `r1`..`rn` and the job.
 pub(super) fn store_with(n: u64) -> Store {
-    let mut store = Store::open_in_memory().unwrap();
+    fill(Store::open_in_memory().unwrap(), n)
+}
+
+/// [`store_with`], in a file at `path`.
+pub(super) fn file_store_with(path: &std::path::Path, n: u64) -> Store {
+    fill(Store::open(path, true).unwrap(), n)
+}
+
+fn fill(mut store: Store, n: u64) -> Store {
     let mut ingest = store.begin_ingest().unwrap();
     for seq in 1..=n {
         let id = format!("r{seq}");

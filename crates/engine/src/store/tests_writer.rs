@@ -385,3 +385,61 @@ async fn each_attempt_is_recorded_with_the_outcome_under_the_run() {
     );
     assert!(!a[1].limits_changed && !a[1].paused);
 }
+
+#[tokio::test]
+async fn answers_are_copied_into_the_cache_once_and_cached_or_failed_rows_never() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = start(super::tests::file_store_with(&dir.path().join("job.db"), 4));
+    let _ = w.handle.claim(0, 4).await.unwrap();
+    w.handle.finish(done(1, 1, 10, 2)).await.unwrap();
+    let mut from_cache = done(2, 0, 10, 2);
+    if let OutcomeKind::Done(c) = from_cache.kind {
+        from_cache.kind = OutcomeKind::Cached(c);
+    }
+    w.handle.finish(from_cache).await.unwrap();
+    let failed = Outcome {
+        seq: 3,
+        attempts: 1,
+        kind: OutcomeKind::Failed {
+            error: "no".into(),
+            status: Some(400),
+        },
+        tries: Vec::new(),
+    };
+    w.handle.finish(failed).await.unwrap();
+    let store = stop(w);
+    let kept: Vec<i64> = store
+        .kept_answers(0, 0, 10)
+        .unwrap()
+        .iter()
+        .map(|a| a.seq)
+        .collect();
+    assert_eq!(kept, [1], "only the row done by a request");
+
+    let cache = Arc::new(crate::cache::Cache::open(&dir.path().join("cache.db"), false).unwrap());
+    let url = url::Url::parse("http://127.0.0.1:1/v1/chat/completions").unwrap();
+    let scope = crate::cache::Scope::new(promptmill_core::job::Endpoint::Chat, &url);
+    assert_eq!(
+        crate::cache::keep::copy_kept(&store, Arc::clone(&cache), &scope),
+        1
+    );
+    assert_eq!(
+        crate::cache::keep::copy_kept(&store, Arc::clone(&cache), &scope),
+        0,
+        "copied once"
+    );
+    // These rows have no digests (as if read by an older promptmill): keyed by their bodies.
+    let key = scope.key(b"{\"model\":\"m\"}").unwrap();
+    assert_eq!(cache.lookup(&key).as_deref(), Some("{\"id\":\"chatcmpl-1\"}"));
+
+    // A later run's answer is copied by that run's end.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let w = start(store);
+    let _ = w.handle.claim(0, 4).await.unwrap();
+    w.handle.finish(done(4, 1, 10, 2)).await.unwrap();
+    let store = stop(w);
+    assert_eq!(
+        crate::cache::keep::copy_kept(&store, Arc::clone(&cache), &scope),
+        1
+    );
+}
