@@ -96,10 +96,8 @@ pub fn execute(
         ControlFlow::Continue(sent) => sent,
     };
     // The answers of this run (and of a killed one before it) go into the cache while the
-    // output is written; a joined request's answer is several rows', never one row's.
-    let copy = cache
-        .filter(|_| job.endpoint.family().max_rows_per_request() == 1)
-        .and_then(|c| Copy::start(&store, c.cache, c.scope));
+    // output is written.
+    let copy = cache.and_then(|c| Copy::start(&store, c.cache, c.scope));
     let settled = settle(
         &store,
         &job,
@@ -326,11 +324,16 @@ fn baseline(before: &Counts, costing: &Arc<Costing>) -> Baseline {
 }
 
 /// The response cache this run uses, keyed in the scope of the job's family and request URL;
-/// `None` with `--no-cache`, or after one warning when it cannot be opened.
+/// `None` with `--no-cache`, for a family that joins rows, or after one warning when it cannot
+/// be opened.
 fn open_cache(choice: &CacheChoice, job: &JobRecord, url: &url::Url) -> Option<CacheUse> {
     let CacheChoice::On { path, read_only } = choice else {
         return None;
     };
+    // A joined request's answer is several rows', never one row's: such jobs bypass the cache.
+    if job.endpoint.family().max_rows_per_request() > 1 {
+        return None;
+    }
     let cache = Cache::open_or_warn(path, *read_only)?;
     Some(CacheUse {
         cache: Arc::new(cache),
