@@ -50,6 +50,10 @@ fn main() -> anyhow::Result<()> {
         "--base-url".into(),
         url,
         "--restart".into(),
+        // The response cache beside the demo's files, not in ~/.cache: its answers are keyed by
+        // the mock's URL, a new port each time.
+        "--cache".into(),
+        out_dir.join("cache.db").display().to_string(),
     ];
     println!("$ {}\n", promptmill::commands::shell_line(&args));
     let code = promptmill::commands::main(args.clone())?;
