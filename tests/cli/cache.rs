@@ -404,17 +404,7 @@ fn a_cache_that_is_one_of_the_jobs_files_is_refused_and_nothing_is_written() {
 /// `promptmill run p.jsonl -o out.jsonl` with `--template T --cache cache.db` against a mock
 /// that answers after 20 ms, killed (SIGKILL) once it has answered 60 requests.
 fn killed_run(dir: &Dir, mock: &Mock, template: &str) {
-    let mut child = promptmill(dir)
-        .args([
-            "run",
-            "p.jsonl",
-            "-o",
-            "out.jsonl",
-            "--model",
-            "m",
-            "--base-url",
-            &mock.url,
-        ])
+    let mut child = run_job(dir, mock)
         .args(["--template", template, "--concurrency", "8", "--quiet"])
         .arg("--cache")
         .arg(dir.path("cache.db"))

@@ -1,7 +1,7 @@
 //! The answers a checkpoint holds for the response cache: the rows done by a request (not
 //! from the cache) since the last copy, read a page at a time in input order, and how far the
 //! copy has come (`cache_copied`). Nothing is written per row while a run sends: a run's end
-//! reads what its rows were answered. The copy itself is `crate::cache::keep`'s.
+//! reads what its rows were answered. The copy itself is `cache/keep.rs`'s.
 
 use std::path::Path;
 
