@@ -36,13 +36,6 @@ impl KeptReader {
         Ok(KeptReader { conn })
     }
 
-    /// [`Store::kept_answers`], on this connection.
-    pub fn kept_answers(&self, since_ms: i64, after: i64, limit: usize) -> anyhow::Result<Vec<KeptAnswer>> {
-        kept_answers(&self.conn, since_ms, after, limit)
-    }
-}
-
-impl Store {
     /// Up to `limit` answers of rows after `after` (in input order) done by a request and
     /// recorded at or after `since_ms`, not cut short or refused (the finish reasons
     /// `Completion::may_be_cached` refuses; a refusal with another reason is refused again on a

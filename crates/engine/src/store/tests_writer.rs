@@ -408,7 +408,8 @@ async fn answers_are_copied_into_the_cache_once_and_cached_or_failed_rows_never(
     };
     w.handle.finish(failed).await.unwrap();
     let store = stop(w);
-    let kept: Vec<i64> = store
+    let kept: Vec<i64> = KeptReader::open(store.path())
+        .unwrap()
         .kept_answers(0, 0, 10)
         .unwrap()
         .iter()
