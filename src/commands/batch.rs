@@ -23,6 +23,7 @@ use promptmill_engine::summary::{CostTotals, Summary};
 
 use super::shell_quote;
 
+mod cached;
 mod finish;
 
 /// How the Batch API side of a run ended.
@@ -111,10 +112,20 @@ pub fn execute(
     let api = client(job, headers, job.send.timeout, send.max_response_size)?;
     let run_id = store.start_run().map_err(|e| explain(&db_path, e))?;
     let started = Instant::now();
+    let cache = cached::open(job, send)?;
+    let (counted, hits) = match (&cache, submit) {
+        (Some(c), true) => cached::settle(store, c, job, send, &before).map_err(|e| explain(&db_path, e))?,
+        _ => (before.clone(), 0),
+    };
     let settings = driver_settings(store, job, send, submit)?;
-    let (ending, (calls, retries)) = drive(&api, store, job, settings, costing, &before, &resume_cmd)?;
+    let (ending, (calls, retries)) = drive(&api, store, job, settings, costing, &counted, &resume_cmd)?;
     let ending = ending.map_err(|e| explain(&db_path, e))?;
-    let (after, split, exported) = match finish::after_drive(store, run_id, job, send, &ending, then_live)? {
+    let copy = cached::start_copy(store, cache);
+    let drove = finish::after_drive(store, run_id, job, send, &ending, then_live);
+    if let Some(copy) = copy {
+        copy.finish(store);
+    }
+    let (after, split, exported) = match drove? {
         finish::AfterDrive::FinishLive => return Ok(BatchEnd::FinishLive),
         finish::AfterDrive::Totals {
             after,
@@ -147,6 +158,7 @@ pub fn execute(
         db_path.clone(),
     );
     summary.schema = super::execute::schema_totals(store, job, 0)?;
+    summary.cache = super::execute::cache_totals(store, job, &after, hits)?;
     let written = match exported {
         Some(exported) => super::ending::record_results(store, run_id, send, &summary, exported),
         None => super::ending::write_results(store, run_id, job, send, &summary, true),

@@ -163,7 +163,12 @@ fn settle(store: &Store, job: &JobRecord, send: &SendConfig, run: Settle<'_>) ->
         (scope == Scope::All).then(|| job.output.path.clone()),
         db_path.to_path_buf(),
     );
-    summary.cache = cache_totals(store, job, &after, run.stats)?;
+    summary.cache = cache_totals(
+        store,
+        job,
+        &after,
+        run.stats.cached.load(std::sync::atomic::Ordering::Relaxed),
+    )?;
     summary.schema = schema_totals(
         store,
         job,
@@ -193,18 +198,18 @@ fn settle(store: &Store, job: &JobRecord, send: &SendConfig, run: Settle<'_>) ->
 }
 
 /// The rows done from the response cache and what they saved, when there are some.
-fn cache_totals(
+pub(super) fn cache_totals(
     store: &Store,
     job: &JobRecord,
     after: &Counts,
-    stats: &Stats,
+    run_rows: u64,
 ) -> anyhow::Result<Option<CacheTotals>> {
     if after.cached == 0 {
         return Ok(None);
     }
     Ok(Some(CacheTotals {
         rows: after.cached,
-        run_rows: stats.cached.load(std::sync::atomic::Ordering::Relaxed),
+        run_rows,
         saved: promptmill_engine::budget::job_saved(store, job)?,
     }))
 }
@@ -326,7 +331,7 @@ fn baseline(before: &Counts, costing: &Arc<Costing>) -> Baseline {
 /// The response cache this run uses, keyed in the scope of the job's family and request URL;
 /// `None` with `--no-cache`, for a family that joins rows, or after one warning when it cannot
 /// be opened.
-fn open_cache(choice: &CacheChoice, job: &JobRecord, url: &url::Url) -> Option<CacheUse> {
+pub(super) fn open_cache(choice: &CacheChoice, job: &JobRecord, url: &url::Url) -> Option<CacheUse> {
     let CacheChoice::On { path, read_only } = choice else {
         return None;
     };

@@ -58,6 +58,10 @@ struct Status {
     cost_split: Option<promptmill_core::models::CostSplit>,
     /// `--max-cost`, when the job has one.
     max_cost: Option<f64>,
+    /// Dollars the rows done from the response cache would have cost (they cost nothing), at
+    /// the job's prices (the Batch prices in a `--mode batch` job); `None` when none was, or a
+    /// model has no known price.
+    saved: Option<f64>,
     /// `run --limit`: only rows numbered up to this are sent, when the job has one.
     limit: Option<u64>,
     top_errors: Vec<ErrorCount>,
@@ -172,6 +176,10 @@ pub fn status(args: StatusArgs) -> anyhow::Result<i32> {
         cost: cost_split.map(|c| c.total()),
         cost_split,
         max_cost: job.max_cost,
+        saved: match rows.cached {
+            0 => None,
+            _ => promptmill_engine::budget::job_saved(&store, &job)?,
+        },
         limit: job.limit,
         top_errors: store
             .top_errors(5)?
@@ -296,11 +304,15 @@ fn row_lines(out: &mut String, s: &Status) {
         ),
         None => line!(out, "rows        {} total", r.total),
     }
+    let saved = s
+        .saved
+        .map(|d| format!(", saved {}", promptmill_engine::estimate::report::dollars(d)))
+        .unwrap_or_default();
     match r.cached {
         0 => line!(out, "  done      {}", r.done),
         n => line!(
             out,
-            "  done      {} ({} from the response cache, not sent)",
+            "  done      {} ({} from the response cache, not sent{saved})",
             r.done,
             thousands(n)
         ),

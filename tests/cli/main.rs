@@ -9,6 +9,7 @@ mod azure_batch;
 mod bad_input;
 mod batch;
 mod cache;
+mod cache_batch;
 mod calibration;
 mod command_line;
 mod completions;

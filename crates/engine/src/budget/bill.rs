@@ -25,12 +25,17 @@ pub fn job_cost_split(
 }
 
 /// Dollars the rows done from the response cache would have cost, at the job's prices (they
-/// cost nothing; `None` when a model with usage has no price).
+/// cost nothing; `None` when a model with usage has no price): the Batch prices in a job of
+/// `--mode batch`.
 pub fn job_saved(
     store: &crate::store::Store,
     job: &promptmill_core::job::JobRecord,
 ) -> anyhow::Result<Option<f64>> {
-    let usage = store.cached_usage_by_model(job.spec.model.as_deref(), &thresholds(job))?;
+    let mut usage = store.cached_usage_by_model(job.spec.model.as_deref(), &thresholds(job))?;
+    // A Batch API job's rows would have gone into batches: they saved the Batch price.
+    if job.batch.mode == promptmill_core::job::settings::Mode::Batch {
+        usage.groups.iter_mut().for_each(|g| g.batch = true);
+    }
     Ok(cost_of(&usage, &job.models).map(|c| c.rounded().total()))
 }
 

@@ -122,10 +122,7 @@ fn copy_pages(from: &KeptReader, cache: &Cache, scope: &Scope, since: i64) -> an
         let mut answers: Vec<(Key, String)> = page
             .into_iter()
             .filter_map(|a| {
-                let key = match &a.digest {
-                    Some(d) => Some(scope.key_of(d)),
-                    None => scope.key(a.request.as_bytes()),
-                };
+                let key = scope.key_for(a.digest.as_ref(), a.request.as_bytes());
                 key.map(|k| (k, a.response))
             })
             .collect();

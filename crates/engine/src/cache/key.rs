@@ -69,6 +69,15 @@ impl Scope {
         hash.finalize().into()
     }
 
+    /// A row's key: from the digest taken when it was read, else (a row read by an older
+    /// promptmill) from its `body`.
+    pub fn key_for(&self, digest: Option<&Digest>, body: &[u8]) -> Option<Key> {
+        match digest {
+            Some(d) => Some(self.key_of(d)),
+            None => self.key(body),
+        }
+    }
+
     /// The key of a request `body` (parsed here: for rows read before digests were kept);
     /// `None` when the body is not one object.
     pub fn key(&self, body: &[u8]) -> Option<Key> {

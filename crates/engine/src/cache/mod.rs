@@ -27,6 +27,7 @@
 pub mod keep;
 pub mod key;
 mod maintenance;
+pub mod pending;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +38,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 pub use key::{Key, Scope};
 pub use maintenance::{clear, prune, stats, CacheStats};
+
+use promptmill_core::family::{ApiFamily, Completion};
+use promptmill_core::schema::{Judged, Structured};
 
 /// How long a statement waits for another job's lock on the file before it fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,6 +64,21 @@ const CREATE: &str = "
         created_at  INTEGER NOT NULL          -- unix ms
     );
 ";
+
+/// A stored answer `raw`, read by the job's `family` as a fresh one is (so a cached row's
+/// output equals the original's); `None`, a miss, for an entry that no longer reads, would not
+/// be stored today (cut short, refused), or breaks the job's `--schema`.
+pub fn answer_of(family: &dyn ApiFamily, raw: &str, structured: Option<&Structured>) -> Option<Completion> {
+    let valid = |c: &Completion| match structured {
+        Some(s) => matches!(c.judged_by(&s.schema), Judged::Valid(_)),
+        None => true,
+    };
+    family
+        .parse(raw.as_bytes())
+        .ok()
+        .filter(Completion::may_be_cached)
+        .filter(valid)
+}
 
 /// An open cache: see the module's documentation.
 pub struct Cache {

@@ -14,7 +14,6 @@ use crate::cache::{Cache, Key, Scope};
 use crate::stats::Stats;
 use crate::store::writer::{Claimed, Outcome, OutcomeKind, StoreHandle};
 use promptmill_core::family::Completion;
-use promptmill_core::schema::Judged;
 
 use super::{Pipeline, StopReason};
 
@@ -29,10 +28,7 @@ impl CacheUse {
     /// The row's key: from the digest taken when it was read, else (a row read by an older
     /// promptmill) from its body.
     pub fn key(&self, row: &Claimed) -> Option<Key> {
-        match &row.digest {
-            Some(d) => Some(self.scope.key_of(d)),
-            None => self.scope.key(row.body.as_bytes()),
-        }
+        self.scope.key_for(row.digest.as_ref(), row.body.as_bytes())
     }
 
     /// The stored answer of each row of `page`, looked up on a blocking thread.
@@ -56,16 +52,11 @@ impl<T: Transport> Pipeline<T> {
     /// A stored answer `raw`, read by the job's family as a fresh one is; an entry that no
     /// longer reads, would not be stored today, or breaks the job's `--schema`, is a miss.
     pub(super) fn cached_answer(&self, raw: &str) -> Option<Completion> {
-        let family = self.settings.endpoint.family();
-        let valid = |c: &Completion| match &self.settings.structured {
-            Some(s) => matches!(c.judged_by(&s.schema), Judged::Valid(_)),
-            None => true,
-        };
-        family
-            .parse(raw.as_bytes())
-            .ok()
-            .filter(Completion::may_be_cached)
-            .filter(valid)
+        crate::cache::answer_of(
+            self.settings.endpoint.family(),
+            raw,
+            self.settings.structured.as_ref(),
+        )
     }
 
     /// Settles a row done from the cache: counted, with what it would have cost, and recorded

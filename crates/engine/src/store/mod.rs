@@ -53,6 +53,7 @@ pub use kept::{KeptAnswer, KeptReader};
 pub use outcomes::SchemaCounts;
 pub use outputs::FileStamp;
 pub use parts::{stage, BatchError, BatchSeen, PartRecord};
+pub use pending::PendingKey;
 pub use plan::{Candidate, Measure, Measured, PartLimits};
 pub use runs::RunRecord;
 pub use sample::SamplePrompt;

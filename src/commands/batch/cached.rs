@@ -1,0 +1,54 @@
+//! The response cache in a Batch API run: before parts are planned, the pending rows whose
+//! requests were answered before are settled done from the cache (never put into a batch, never
+//! paid for); when the run ends, the answers its batches brought back are copied into the
+//! cache, as a live run's are. The cache's file and key are `promptmill_engine::cache`'s.
+
+use crate::config::SendConfig;
+use promptmill_core::job::JobRecord;
+use promptmill_engine::cache::keep::Copy;
+use promptmill_engine::cache::pending::settle_pending;
+use promptmill_engine::pipeline::CacheUse;
+use promptmill_engine::store::{Counts, Store};
+
+/// The job's cache as a live run of it would use it (`None`: `--no-cache`, a family that joins
+/// rows, or a cache that cannot be opened, warned).
+pub(super) fn open(job: &JobRecord, send: &SendConfig) -> anyhow::Result<Option<CacheUse>> {
+    let url = job.provider.endpoint_url(&job.base_url, job.endpoint)?;
+    Ok(super::super::execute::open_cache(&send.cache, job, &url))
+}
+
+/// Settles the pending rows answered in `cache`; returns `before` as the driver should count
+/// from (those rows done) and how many they were.
+pub(super) fn settle(
+    store: &mut Store,
+    cache: &CacheUse,
+    job: &JobRecord,
+    send: &SendConfig,
+    before: &Counts,
+) -> anyhow::Result<(Counts, u64)> {
+    let structured = super::super::execute::structured(job, &send.limits(Some(&job.send)));
+    let hits = settle_pending(
+        store,
+        &cache.cache,
+        &cache.scope,
+        job.endpoint,
+        structured.as_ref(),
+    )?;
+    if hits > 0 && !send.quiet {
+        let left = before.pending.saturating_sub(hits);
+        eprintln!(
+            "promptmill: {hits} rows answered from the response cache {}; {left} go to the Batch API",
+            cache.cache.path().display()
+        );
+    }
+    let mut counted = before.clone();
+    counted.done += hits;
+    counted.cached += hits;
+    counted.pending = counted.pending.saturating_sub(hits);
+    Ok((counted, hits))
+}
+
+/// Starts copying the run's answers into `cache` (while the output is written).
+pub(super) fn start_copy(store: &Store, cache: Option<CacheUse>) -> Option<Copy> {
+    cache.and_then(|c| Copy::start(store, c.cache, c.scope))
+}
