@@ -96,6 +96,11 @@ impl Choice for ProviderKind {
             "anthropic",
             "Anthropic's Messages API (/v1/messages, x-api-key and anthropic-version headers)",
         ),
+        (
+            ProviderKind::Mistral,
+            "mistral",
+            "Mistral's API (chat and embeddings at api.mistral.ai/v1, Bearer key, its Batch API)",
+        ),
     ];
 }
 

@@ -34,6 +34,9 @@ impl Target {
         if kind == ProviderKind::Anthropic {
             return anthropic(args, api_key_env);
         }
+        if kind == ProviderKind::Mistral {
+            return mistral(args, api_key_env);
+        }
         if kind == ProviderKind::Openai {
             for (flag, given, with) in [
                 ("--deployment", args.deployment.is_some(), "azure"),
@@ -119,6 +122,30 @@ fn anthropic(args: &RunArgs, api_key_env: String) -> Result<Target, ConfigError>
     }
     Ok(Target {
         provider: Provider::Anthropic { version },
+        base_url: check_base_url(&raw)?,
+        api_key_env,
+    })
+}
+
+/// `--provider mistral`: the base URL from `--base-url`, `MISTRAL_BASE_URL` or Mistral's own
+/// (with `/v1`, as OpenAI's); `--deployment` and `--api-version` do not apply.
+fn mistral(args: &RunArgs, api_key_env: String) -> Result<Target, ConfigError> {
+    for (flag, given) in [
+        ("--deployment", args.deployment.is_some()),
+        ("--api-version", args.api_version.is_some()),
+    ] {
+        if given {
+            return Err(ConfigError::new(flag, "does not apply with --provider mistral"));
+        }
+    }
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let raw = args
+        .base_url
+        .clone()
+        .or_else(|| env("MISTRAL_BASE_URL"))
+        .unwrap_or_else(|| provider::DEFAULT_MISTRAL_BASE_URL.to_string());
+    Ok(Target {
+        provider: Provider::Mistral,
         base_url: check_base_url(&raw)?,
         api_key_env,
     })

@@ -77,6 +77,8 @@ pub fn promptmill(dir: &Dir) -> Command {
         .env_remove("OPENAI_API_VERSION")
         .env_remove("ANTHROPIC_API_KEY")
         .env_remove("ANTHROPIC_BASE_URL")
+        .env_remove("MISTRAL_API_KEY")
+        .env_remove("MISTRAL_BASE_URL")
         .env_remove("RUST_LOG");
     cmd
 }

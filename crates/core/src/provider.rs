@@ -12,6 +12,11 @@
 //!   `anthropic-version: V` on every request. Only the Messages family goes there, and only
 //!   there ([`Vendor`]).
 //!
+//! - [`Provider::Mistral`]: Mistral's API: `POST {base}/chat/completions` and
+//!   `{base}/embeddings` under `https://api.mistral.ai/v1`, `Authorization: Bearer KEY`; the
+//!   other OpenAI families are refused before anything is sent. Its Batch API is
+//!   `{base}/batch/jobs` over the same `{base}/files`.
+//!
 //! The provider is stored in the job (old checkpoints, made before it existed, read as OpenAI),
 //! so `resume` sends the same way. The deployment decides which model answers, so a later run
 //! may not change it; the API version only decides the wire format's revision and may change.
@@ -45,6 +50,8 @@ pub enum ProviderKind {
     Azure,
     /// Anthropic's Messages API (`x-api-key` and `anthropic-version` headers).
     Anthropic,
+    /// Mistral's API (OpenAI's chat and embeddings formats, Bearer key, its own Batch API).
+    Mistral,
 }
 
 impl ProviderKind {
@@ -54,6 +61,7 @@ impl ProviderKind {
             ProviderKind::Openai => "OPENAI_API_KEY",
             ProviderKind::Azure => "AZURE_OPENAI_API_KEY",
             ProviderKind::Anthropic => "ANTHROPIC_API_KEY",
+            ProviderKind::Mistral => "MISTRAL_API_KEY",
         }
     }
 }
@@ -65,6 +73,9 @@ pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
 pub const DEFAULT_ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
 
 /// Azure's GA data-plane inference API version used when none is given.
+/// Mistral's API, when neither `--base-url` nor `MISTRAL_BASE_URL` names another.
+pub const DEFAULT_MISTRAL_BASE_URL: &str = "https://api.mistral.ai/v1";
+
 pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
 
 /// The header that carries the key.
@@ -92,6 +103,7 @@ impl Provider {
     pub fn key_header(&self) -> KeyHeader {
         match self {
             Provider::OpenAi => KeyHeader::Bearer,
+            Provider::Mistral => KeyHeader::Bearer,
             Provider::Azure { .. } => KeyHeader::ApiKey,
             Provider::Anthropic { .. } => KeyHeader::XApiKey,
         }
@@ -120,6 +132,7 @@ impl Provider {
         match self {
             Provider::OpenAi | Provider::Azure { .. } => Vendor::OpenAi,
             Provider::Anthropic { .. } => Vendor::Anthropic,
+            Provider::Mistral => Vendor::OpenAi,
         }
     }
 
@@ -145,6 +158,15 @@ impl Provider {
         }
         match self {
             Provider::OpenAi => base_url::join(&base, &path, &[]),
+            Provider::Mistral if !matches!(endpoint, Endpoint::Chat | Endpoint::Embeddings) => Err(ConfigError::new(
+                "--endpoint",
+                format!(
+                    "Mistral does not serve the {} endpoint ({}); use --endpoint chat or --endpoint embeddings with --provider mistral",
+                    family.name(),
+                    endpoint.path()
+                ),
+            )),
+            Provider::Mistral => base_url::join(&base, &path, &[]),
             Provider::Anthropic { .. } => {
                 let mut segments = vec!["v1"];
                 segments.extend(path);
@@ -173,6 +195,7 @@ impl Provider {
     pub fn changes_from(&self, stored: &Provider) -> Vec<String> {
         match (stored, self) {
             (Provider::OpenAi, Provider::OpenAi) => vec![],
+            (Provider::Mistral, Provider::Mistral) => vec![],
             // The version only decides the wire format's revision, like Azure's api-version.
             (Provider::Anthropic { .. }, Provider::Anthropic { .. }) => vec![],
             (Provider::Azure { deployment: was, .. }, Provider::Azure { deployment: now, .. }) => {
@@ -198,6 +221,7 @@ impl Provider {
     pub fn batch_api_url(&self, base: &reqwest::Url, segments: &[&str]) -> Result<reqwest::Url, ConfigError> {
         match self {
             Provider::OpenAi | Provider::Anthropic { .. } => base_url::join(base, segments, &[]),
+            Provider::Mistral => base_url::join(base, segments, &[]),
             Provider::Azure { api_version, .. } => {
                 let mut all = vec!["openai"];
                 all.extend_from_slice(segments);
@@ -211,6 +235,7 @@ impl Provider {
     pub fn batch_endpoint(&self, endpoint: Endpoint) -> &'static str {
         match self {
             Provider::OpenAi | Provider::Anthropic { .. } => endpoint.batch_url(),
+            Provider::Mistral => endpoint.batch_url(),
             Provider::Azure { .. } => endpoint.path(),
         }
     }
@@ -221,6 +246,7 @@ impl Provider {
     pub fn batch_model(&self) -> Option<&str> {
         match self {
             Provider::OpenAi | Provider::Anthropic { .. } => None,
+            Provider::Mistral => None,
             Provider::Azure { deployment, .. } => Some(deployment),
         }
     }
@@ -232,6 +258,8 @@ impl Provider {
         match self {
             Provider::OpenAi | Provider::Azure { .. } => (BATCH_MAX_ROWS, BATCH_MAX_BYTES),
             Provider::Anthropic { .. } => (ANTHROPIC_BATCH_MAX_ROWS, ANTHROPIC_BATCH_MAX_BYTES),
+            // Mistral's own limits could not be confirmed: OpenAI's file limits are kept.
+            Provider::Mistral => (BATCH_MAX_ROWS, BATCH_MAX_BYTES),
         }
     }
 
@@ -240,6 +268,7 @@ impl Provider {
             Provider::OpenAi => "openai",
             Provider::Azure { .. } => "azure",
             Provider::Anthropic { .. } => "anthropic",
+            Provider::Mistral => "mistral",
         }
     }
 }

@@ -164,6 +164,9 @@ pub enum Provider {
     Anthropic {
         version: String,
     },
+    /// Mistral's API (`https://api.mistral.ai/v1`): OpenAI's chat and embeddings wire formats,
+    /// `Authorization: Bearer`, and its own Batch API (`/v1/batch/jobs`).
+    Mistral,
 }
 
 /// Which profile a job's settings came from, and which settings it gave (the others came from

@@ -1,6 +1,6 @@
 //! The registry of batch services: [`JobBatches::for_provider`] picks the protocol a job's
 //! provider speaks (OpenAI's Files + Batches for OpenAI and Azure, Anthropic's Message Batches
-//! for Anthropic) over one HTTP client, and [`JobBatches`] is a [`BatchService`] that hands
+//! for Anthropic, Mistral's batch jobs for Mistral) over one HTTP client, and [`JobBatches`] is a [`BatchService`] that hands
 //! each call to it. The trait's `async fn`s make it unusable as a trait object, hence an enum;
 //! a new service is one variant here and one arm in each method.
 
@@ -10,6 +10,7 @@ use super::anthropic::AnthropicBatches;
 use super::api_error::ApiError;
 use super::calls::{Calls, Step};
 use super::client::HttpBatchApi;
+use super::mistral::MistralBatches;
 use super::openai::OpenAiBatches;
 use super::service::{BatchService, BatchView, Create, Found, FoundUpload, Intake, ResultLine};
 use promptmill_core::family::Endpoint;
@@ -19,6 +20,7 @@ use promptmill_core::provider::Provider;
 pub enum JobBatches {
     OpenAi(OpenAiBatches<HttpBatchApi>),
     Anthropic(AnthropicBatches),
+    Mistral(MistralBatches),
 }
 
 impl JobBatches {
@@ -26,6 +28,7 @@ impl JobBatches {
     pub fn for_provider(api: HttpBatchApi, provider: &Provider) -> JobBatches {
         match provider {
             Provider::Anthropic { .. } => JobBatches::Anthropic(AnthropicBatches::new(api)),
+            Provider::Mistral => JobBatches::Mistral(MistralBatches::new(api)),
             Provider::OpenAi | Provider::Azure { .. } => {
                 JobBatches::OpenAi(OpenAiBatches::new(api, provider.clone()))
             }
@@ -39,6 +42,7 @@ macro_rules! each {
         match $self {
             JobBatches::OpenAi($s) => $call,
             JobBatches::Anthropic($s) => $call,
+            JobBatches::Mistral($s) => $call,
         }
     };
 }

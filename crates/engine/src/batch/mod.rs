@@ -4,7 +4,8 @@
 //! the checkpoint, talking only to a [`BatchService`] ([`service`]: upload-then-create or inline
 //! creation, provider-neutral states, result lines). [`openai`] is OpenAI's (and Azure's) Files +
 //! Batches protocol, over the calls of [`client`] and the objects of [`wire`]; [`anthropic`] is
-//! Anthropic's Message Batches, requests inline, over the same HTTP client, and `chosen` picks one of them for a job's provider; `results` reads a
+//! Anthropic's Message Batches, requests inline, over the same HTTP client; [`mistral`] is
+//! Mistral's batch jobs (an upload, then `/batch/jobs`); and `chosen` picks one of them for a job's provider; `results` reads a
 //! finished batch's results; `grouped` names the rows of a line that carries several; `calls`
 //! counts and retries the calls. The parts' records live in `store/parts.rs`.
 
@@ -15,6 +16,7 @@ mod chosen;
 pub mod client;
 pub mod driver;
 mod grouped;
+pub mod mistral;
 pub mod openai;
 mod results;
 pub mod service;

@@ -168,26 +168,7 @@ impl<A: FilesBatchesApi> BatchService for OpenAiBatches<A> {
     }
 
     fn read_line<'a>(&self, line: &'a str) -> Option<ResultLine<'a>> {
-        let parsed: OutputLine<'a> = serde_json::from_str(line).ok()?;
-        let outcome = match (parsed.response, parsed.error) {
-            (Some(r), _) => LineOutcome::Response {
-                status: r.status_code,
-                body: r.body.map(|b| b.get()).unwrap_or(""),
-            },
-            (None, Some(e)) => LineOutcome::Error(match (e.code, e.message) {
-                (Some(code), Some(m)) => format!("{code}: {m}"),
-                (Some(code), None) => code,
-                (None, Some(m)) => m,
-                (None, None) => "the batch reported an error without a message".into(),
-            }),
-            (None, None) => {
-                LineOutcome::Error("the batch's result line has neither a response nor an error".into())
-            }
-        };
-        Some(ResultLine {
-            custom_id: parsed.custom_id,
-            outcome,
-        })
+        read_output_line(line)
     }
 }
 
@@ -242,4 +223,29 @@ pub fn input_line(
     .map_err(|e| e.to_string())?;
     line.push(b'\n');
     Ok(line)
+}
+
+/// One output or error file line, `{custom_id, response: {status_code, body}, error}` (OpenAI's,
+/// and Mistral's, which has the same shape).
+pub(crate) fn read_output_line(line: &str) -> Option<ResultLine<'_>> {
+    let parsed: OutputLine<'_> = serde_json::from_str(line).ok()?;
+    let outcome = match (parsed.response, parsed.error) {
+        (Some(r), _) => LineOutcome::Response {
+            status: r.status_code,
+            body: r.body.map(|b| b.get()).unwrap_or(""),
+        },
+        (None, Some(e)) => LineOutcome::Error(match (e.code, e.message) {
+            (Some(code), Some(m)) => format!("{code}: {m}"),
+            (Some(code), None) => code,
+            (None, Some(m)) => m,
+            (None, None) => "the batch reported an error without a message".into(),
+        }),
+        (None, None) => {
+            LineOutcome::Error("the batch's result line has neither a response nor an error".into())
+        }
+    };
+    Some(ResultLine {
+        custom_id: parsed.custom_id,
+        outcome,
+    })
 }

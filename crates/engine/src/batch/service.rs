@@ -126,6 +126,9 @@ pub struct Create {
     /// The part's number and the job's tag: a service that keeps metadata records them.
     pub part: i64,
     pub tag: String,
+    /// The model of the part's rows (a part holds one model): a service that names the model in
+    /// the create call rather than in each line (Mistral) sends it.
+    pub model: String,
     pub endpoint: Endpoint,
     pub input: Input,
     /// Requests in an inline input (a lost create is matched by it); a file's part gives its

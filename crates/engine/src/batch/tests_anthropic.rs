@@ -145,6 +145,7 @@ fn lost_create(requests: u64, known: &[&str]) -> Create {
     Create {
         part: 2,
         tag: "t".into(),
+        model: "m".into(),
         endpoint: Endpoint::Messages,
         input: Input::Inline(Bytes::new()),
         requests,

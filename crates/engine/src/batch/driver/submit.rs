@@ -270,6 +270,7 @@ impl<'a, S: BatchService> Driver<'a, S> {
             known,
             part: part.part,
             tag: self.settings.tag.clone(),
+            model: part.model.clone(),
             endpoint: self.job.endpoint,
             input,
             requests,
