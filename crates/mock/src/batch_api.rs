@@ -1,6 +1,7 @@
 //! The HTTP face of OpenAI's Files and Batches APIs in the mock: which paths and methods exist
 //! ([`route`]: OpenAI's `/v1/files…`, `/v1/batches…`, and the same under Azure's `/openai/`, see
-//! [`Dialect`]; Anthropic's `/v1/messages/batches…`, answered by `messages/batches.rs`), what a handler gets ([`Request`]) and how it refuses ([`Refusal`]: an OpenAI
+//! [`Dialect`]; Anthropic's `/v1/messages/batches…`, answered by `messages/batches.rs`; Mistral's
+//! `/v1/batch/jobs…`, answered by `batches/mistral.rs`), what a handler gets ([`Request`]) and how it refuses ([`Refusal`]: an OpenAI
 //! error, or a dropped connection for the crash-test hooks), the `limit`/`after` pagination the
 //! list endpoints share, and `GET /mock/batches`. Auth, latency, stats and the log are applied
 //! around these handlers by `service`; storing files is `files`' job, batches `batches`'.
@@ -41,6 +42,11 @@ pub(crate) enum BatchRoute {
     GetMessageBatch(String),
     CancelMessageBatch(String),
     MessageBatchResults(String),
+    /// Mistral's batch jobs (`/v1/batch/jobs…`).
+    CreateJob,
+    ListJobs,
+    GetJob(String),
+    CancelJob(String),
 }
 
 /// Whose form of the Files and Batches APIs a request uses: OpenAI's (`/v1/…`; a batch's
@@ -110,7 +116,15 @@ pub(crate) fn route(method: &Method, path: &str) -> Option<Result<BatchRoute, Wr
         ["batches", id, "cancel"] if !id.is_empty() => {
             (None, Some((Method::POST, BatchRoute::CancelBatch(id.into()))))
         }
-        ["messages", ..] if path.starts_with("/openai/") => return None,
+        ["messages", ..] | ["batch", ..] if path.starts_with("/openai/") => return None,
+        ["batch", "jobs"] => (
+            Some(BatchRoute::ListJobs),
+            Some((Method::POST, BatchRoute::CreateJob)),
+        ),
+        ["batch", "jobs", id] if !id.is_empty() => (Some(BatchRoute::GetJob(id.into())), None),
+        ["batch", "jobs", id, "cancel"] if !id.is_empty() => {
+            (None, Some((Method::POST, BatchRoute::CancelJob(id.into()))))
+        }
         ["messages", "batches"] => (
             Some(BatchRoute::ListMessageBatches),
             Some((Method::POST, BatchRoute::CreateMessageBatch)),
@@ -178,6 +192,10 @@ pub(crate) async fn handle(state: &Arc<State>, route: BatchRoute, request: Reque
         BatchRoute::GetMessageBatch(id) => message_batches::retrieve(state, &id).await,
         BatchRoute::CancelMessageBatch(id) => message_batches::cancel(state, &id),
         BatchRoute::MessageBatchResults(id) => message_batches::results(state, &id),
+        BatchRoute::CreateJob => batches::mistral::create(state, &request),
+        BatchRoute::ListJobs => batches::mistral::list(state, request.query),
+        BatchRoute::GetJob(id) => batches::mistral::retrieve(state, &id).await,
+        BatchRoute::CancelJob(id) => batches::mistral::cancel(state, &id),
     }
 }
 
@@ -357,6 +375,23 @@ mod tests {
             "the live route is not a batch one"
         );
         assert_eq!(r(Method::POST, "/openai/messages/batches"), None);
+    }
+
+    #[test]
+    fn mistral_batch_job_paths_route_under_v1_only() {
+        let r = |m: Method, p: &str| route(&m, p);
+        assert_eq!(r(Method::POST, "/v1/batch/jobs"), Some(Ok(BatchRoute::CreateJob)));
+        assert_eq!(r(Method::GET, "/v1/batch/jobs"), Some(Ok(BatchRoute::ListJobs)));
+        assert_eq!(
+            r(Method::GET, "/v1/batch/jobs/j1"),
+            Some(Ok(BatchRoute::GetJob("j1".into())))
+        );
+        assert_eq!(
+            r(Method::POST, "/v1/batch/jobs/j1/cancel"),
+            Some(Ok(BatchRoute::CancelJob("j1".into())))
+        );
+        assert_eq!(r(Method::DELETE, "/v1/batch/jobs/j1"), Some(Err(WrongMethod)));
+        assert_eq!(r(Method::POST, "/openai/batch/jobs"), None);
     }
 
     #[test]

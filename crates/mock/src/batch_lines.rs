@@ -1,4 +1,5 @@
-//! The lines of a batch input file (`{"custom_id", "method", "url", "body"}` per line):
+//! The lines of a batch input file (`{"custom_id", "method", "url", "body"}` per line, or
+//! Mistral's `{"custom_id", "body"}`):
 //! split, parsed once at upload, and checked the way OpenAI's batch validation does. A file
 //! with bad lines still uploads; its [`LineError`]s are reported when a batch using it is
 //! validated, together with the checks that need the batch ([`ParsedInput::check`]: every url
@@ -11,6 +12,10 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+
+/// The url of a line without one (Mistral's `{custom_id, body}`): what a Mistral job checks its
+/// lines against.
+pub(crate) const MISTRAL_URL: &str = "";
 
 /// Most errors listed in a failed batch's `errors.data` (OpenAI lists a sample too).
 pub(crate) const MAX_ERRORS: usize = 100;
@@ -245,8 +250,15 @@ fn parse_line<'a>(
         )
     };
     let custom_id = line.custom_id.ok_or_else(|| missing("custom_id"))?;
-    let method = line.method.ok_or_else(|| missing("method"))?;
-    let url = line.url.ok_or_else(|| missing("url"))?;
+    // Mistral's lines are `{custom_id, body}`: no method and no url (its job names the
+    // endpoint). Such a line's url is empty, which only a Mistral job's check accepts.
+    let (method, url) = match (line.method, line.url) {
+        (None, None) => (Cow::Borrowed("POST"), Cow::Borrowed(MISTRAL_URL)),
+        (method, url) => (
+            method.ok_or_else(|| missing("method"))?,
+            url.ok_or_else(|| missing("url"))?,
+        ),
+    };
     let body = line.body.ok_or_else(|| missing("body"))?;
     if method != "POST" {
         return Err(LineError::at(

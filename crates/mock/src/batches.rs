@@ -6,7 +6,8 @@
 //! retrieve (`expired` instead for the `expired:F` outcome). A cancel makes it `cancelling`,
 //! and the next retrieve `cancelled`: lines answered by then are in its files, the others in
 //! none. Lines are answered (`batch_run`) as the counts grow, and the output and error files
-//! are stored when the batch ends. The --drop-batch-create hook lives here too. Under Azure's
+//! are stored when the batch ends. The --drop-batch-create hook lives here too. Mistral's
+//! `/v1/batch/jobs` are batches of this store shown in Mistral's shape (`batches/mistral.rs`). Under Azure's
 //! `/openai/batches` a batch names its endpoint `/chat/completions` (so must its lines), and an
 //! input file Azure has not finished processing is refused (see `batch_api::Dialect`).
 
@@ -28,6 +29,7 @@ use super::service::{Endpoint, State};
 use super::stats::Event;
 
 mod create;
+pub(crate) mod mistral;
 mod object;
 
 pub(crate) use create::{create, outcome_header};
@@ -108,6 +110,8 @@ pub(crate) struct Batch {
     run: Run,
     output_file_id: Option<String>,
     error_file_id: Option<String>,
+    /// The model a Mistral job (`/v1/batch/jobs`) named; `None` for an OpenAI batch.
+    mistral_model: Option<String>,
 }
 
 /// Every batch ever created (batches are never deleted), with the --batch-* settings.

@@ -287,7 +287,7 @@ pub(crate) async fn upload(state: &Arc<State>, request: Request<'_>) -> Handled 
 }
 
 /// `GET /v1/files`: `purpose`, `order` (`desc`, the default, or `asc`), `limit` (default and
-/// most 10,000) and `after`.
+/// most 10,000) and `after`; or Mistral's `page` and `page_size`.
 pub(crate) fn list(state: &State, query: Option<&str>) -> Handled {
     let page = Page::from_query(query, 10_000, 10_000, ID_PREFIX)?;
     let purpose = batch_api::query_param(query, "purpose");
@@ -314,9 +314,35 @@ pub(crate) fn list(state: &State, query: Option<&str>) -> Handled {
     if newest_first {
         files.reverse();
     }
+    if let Some(size) = batch_api::query_param(query, "page_size") {
+        return Ok(numbered_page(&files, query, &size)?);
+    }
     let (page, has_more) = page.take(files.iter().map(|f| (f.seq, f.object())), newest_first);
     let list = List::new(page, has_more, |f| f.id.to_string());
     Ok(json_response(StatusCode::OK, to_bytes(&list)))
+}
+
+/// Mistral's paging of `GET /v1/files`: `page` (from 0) of `page_size` files, with the `total`.
+fn numbered_page(files: &[Arc<StoredFile>], query: Option<&str>, size: &str) -> Handled {
+    let size: usize = size
+        .parse()
+        .ok()
+        .filter(|n| (1..=10_000).contains(n))
+        .ok_or_else(|| invalid("page_size", format!("Invalid 'page_size': '{size}'.")))?;
+    let page: usize = match batch_api::query_param(query, "page") {
+        None => 0,
+        Some(text) => text
+            .parse()
+            .map_err(|_| invalid("page", format!("Invalid 'page': '{text}'.")))?,
+    };
+    let data: Vec<FileObject<'_>> = files
+        .iter()
+        .skip(page.saturating_mul(size))
+        .take(size)
+        .map(|f| f.object())
+        .collect();
+    let body = serde_json::json!({"data": data, "object": "list", "total": files.len()});
+    Ok(json_response(StatusCode::OK, to_bytes(&body)))
 }
 
 /// `GET /v1/files/{id}`. A pending (Azure) upload is answered `pending` once and is

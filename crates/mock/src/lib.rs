@@ -68,6 +68,8 @@ mod tests_faults;
 #[cfg(test)]
 mod tests_messages;
 #[cfg(test)]
+mod tests_mistral_batches;
+#[cfg(test)]
 mod tests_structured;
 #[cfg(test)]
 mod tests_structured_batches;

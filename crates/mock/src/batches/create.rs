@@ -16,23 +16,51 @@ struct CreateBody {
 pub(crate) fn create(state: &State, request: &Request<'_>) -> Handled {
     let asked = read_create(request)?;
     let input = batch_input(state, &asked.input_file_id)?;
-    let Asked {
-        input_file_id,
-        endpoint,
-        metadata,
-        header,
-    } = asked;
-    let dialect = request.dialect;
+    let batch = make(
+        state,
+        NewBatch {
+            input,
+            input_file_id: asked.input_file_id,
+            endpoint: asked.endpoint,
+            dialect: request.dialect,
+            metadata: asked.metadata,
+            header: asked.header,
+            mistral_model: None,
+        },
+    )?;
+    let body = to_bytes(&lock(&batch).object());
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// A batch a create asks for, its input file found and read.
+pub(super) struct NewBatch {
+    pub input: Arc<ParsedInput>,
+    pub input_file_id: String,
+    pub endpoint: Endpoint,
+    pub dialect: Dialect,
+    pub metadata: Option<Map<String, Value>>,
+    pub header: Option<Outcome>,
+    /// The model a Mistral job names (its lines carry no url, see `mistral.rs`).
+    pub mistral_model: Option<String>,
+}
+
+/// Stores a new batch, validated against its lines when first retrieved, and applies the
+/// --drop-batch-create hook (the answer dropped before anything is made, or after).
+pub(super) fn make(state: &State, new: NewBatch) -> Result<Arc<Mutex<Batch>>, Refusal> {
     let store = &state.batches;
     let hook = store.create_hook();
     if hook.is_some_and(|after| !after) {
         return Err(Refusal::Drop);
     }
-    let mut problems = input.check(dialect.endpoint_path(endpoint));
+    let url = match new.mistral_model {
+        Some(_) => super::super::batch_lines::MISTRAL_URL,
+        None => new.dialect.endpoint_path(new.endpoint),
+    };
+    let mut problems = new.input.check(url);
     let batch = {
         let mut batches = lock(&store.batches);
         let seq = batches.len() as u64 + 1;
-        let outcome = store.outcomes.choose(seq, header);
+        let outcome = store.outcomes.choose(seq, new.header);
         if outcome == Outcome::Failed && problems.is_empty() {
             problems.push(LineError {
                 code: "mock_failed",
@@ -45,12 +73,12 @@ pub(crate) fn create(state: &State, request: &Request<'_>) -> Handled {
         let batch = Arc::new(Mutex::new(Batch {
             id: make_id(ID_PREFIX, seq),
             seq,
-            endpoint,
-            dialect,
-            input_file_id,
-            metadata,
+            endpoint: new.endpoint,
+            dialect: new.dialect,
+            input_file_id: new.input_file_id,
+            metadata: new.metadata,
             created_at: unix_now(),
-            input,
+            input: new.input,
             outcome,
             problems,
             status: Status::Validating,
@@ -59,6 +87,7 @@ pub(crate) fn create(state: &State, request: &Request<'_>) -> Handled {
             run: Run::default(),
             output_file_id: None,
             error_file_id: None,
+            mistral_model: new.mistral_model,
         }));
         batches.push(Arc::clone(&batch));
         batch
@@ -67,8 +96,7 @@ pub(crate) fn create(state: &State, request: &Request<'_>) -> Handled {
     if hook.is_some() {
         return Err(Refusal::Drop);
     }
-    let body = to_bytes(&lock(&batch).object());
-    Ok(json_response(StatusCode::OK, body))
+    Ok(batch)
 }
 
 /// What a `POST /v1/batches` asks for, checked as the API checks it.
@@ -131,7 +159,7 @@ fn read_create(request: &Request<'_>) -> Result<Asked, Refusal> {
 
 /// The rows of the batch input file `input_file_id`: it exists, is processed and has purpose
 /// `batch`.
-fn batch_input(state: &State, input_file_id: &str) -> Result<Arc<ParsedInput>, Refusal> {
+pub(super) fn batch_input(state: &State, input_file_id: &str) -> Result<Arc<ParsedInput>, Refusal> {
     let file = state.files.get(input_file_id).ok_or_else(|| {
         ApiError::for_status(
             StatusCode::NOT_FOUND,
