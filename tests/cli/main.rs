@@ -30,6 +30,7 @@ mod input_details;
 mod input_grew;
 mod limit;
 mod limits;
+mod mistral;
 mod mistral_batch;
 mod numbers;
 mod old_checkpoints;

@@ -178,3 +178,43 @@ fn old_job_records_without_a_provider_read_as_openai() {
     );
     assert_eq!(serde_json::from_str::<Provider>(&json).unwrap(), azure("d"));
 }
+
+#[test]
+fn mistral_sends_chat_and_embeddings_under_its_base_with_a_bearer_key() {
+    let p = Provider::Mistral;
+    let url = p.endpoint_url(DEFAULT_MISTRAL_BASE_URL, Endpoint::Chat).unwrap();
+    assert_eq!(url.as_str(), "https://api.mistral.ai/v1/chat/completions");
+    let url = p
+        .endpoint_url(DEFAULT_MISTRAL_BASE_URL, Endpoint::Embeddings)
+        .unwrap();
+    assert_eq!(url.as_str(), "https://api.mistral.ai/v1/embeddings");
+    assert_eq!(p.key_header(), KeyHeader::Bearer);
+    assert_eq!(ProviderKind::Mistral.default_key_env(), "MISTRAL_API_KEY");
+    for refused in [Endpoint::Completions, Endpoint::Responses, Endpoint::Messages] {
+        let e = p.endpoint_url(DEFAULT_MISTRAL_BASE_URL, refused).unwrap_err();
+        assert!(e.to_string().contains("--endpoint"), "{refused:?}: {e}");
+    }
+    assert_eq!(p.batch_endpoint(Endpoint::Chat), "/v1/chat/completions");
+    assert_eq!(p.batch_model(), None);
+}
+
+#[test]
+fn a_mistral_file_id_stays_one_segment_under_the_base_url() {
+    let base = reqwest::Url::parse("http://127.0.0.1:9/v1").unwrap();
+    let url = Provider::Mistral
+        .batch_api_url(&base, &["files", "https://elsewhere.example/x", "content"])
+        .unwrap();
+    assert_eq!(url.origin(), base.origin(), "{url}");
+}
+
+#[test]
+fn a_mistral_job_record_reads_back_and_a_resume_may_not_change_the_kind() {
+    let text = serde_json::to_string(&Provider::Mistral).unwrap();
+    assert_eq!(text, r#"{"kind":"mistral"}"#);
+    assert_eq!(
+        serde_json::from_str::<Provider>(&text).unwrap(),
+        Provider::Mistral
+    );
+    assert!(Provider::Mistral.changes_from(&Provider::Mistral).is_empty());
+    assert_eq!(Provider::OpenAi.changes_from(&Provider::Mistral).len(), 1);
+}
