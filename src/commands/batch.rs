@@ -47,8 +47,9 @@ pub fn job_tag(store: &Store, job: &JobRecord) -> anyhow::Result<String> {
 
 /// The job's batch service, as its provider speaks it (`JobBatches::for_provider`): OpenAI's
 /// Files + Batches protocol at the base URL's `/files` and `/batches` (Azure: the resource's
-/// `/openai/files` and `/openai/batches`), or Anthropic's Message Batches at
-/// `/v1/messages/batches`, with the job's key and headers.
+/// `/openai/files` and `/openai/batches`), Anthropic's Message Batches at
+/// `/v1/messages/batches`, or Mistral's batch jobs at `/files` and `/batch/jobs`, with the job's
+/// key and headers.
 pub fn client(
     job: &JobRecord,
     headers: Vec<(String, String)>,

@@ -260,7 +260,7 @@ fn cancel_sends_the_cancel_and_retry_failed_sends_the_cancelled_rows() {
         .iter()
         .any(|r| r["path"] == format!("/v1/batch/jobs/{id}/cancel")));
     let finished = done(&dir);
-    assert!(finished >= 3 && finished < 10, "{finished} done");
+    assert!((3..10).contains(&finished), "{finished} done");
 
     let again = resume(&dir, &["--retry-failed"]);
     assert_eq!(again.code(), 0, "{}", again.stderr);

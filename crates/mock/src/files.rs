@@ -315,7 +315,7 @@ pub(crate) fn list(state: &State, query: Option<&str>) -> Handled {
         files.reverse();
     }
     if let Some(size) = batch_api::query_param(query, "page_size") {
-        return Ok(numbered_page(&files, query, &size)?);
+        return numbered_page(&files, query, &size);
     }
     let (page, has_more) = page.take(files.iter().map(|f| (f.seq, f.object())), newest_first);
     let list = List::new(page, has_more, |f| f.id.to_string());

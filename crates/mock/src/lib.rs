@@ -20,10 +20,10 @@
 //!   `limits`: --rpm/--tpm; `stats`: `/mock/stats`; `log`: --log.
 //! - OpenAI's Files and Batches APIs: `batch_api` (routes, pagination, `/mock/batches`),
 //!   `files` (uploads and the file store), `batch_lines` (input lines and their validation),
-//!   `batches` (the batch store and lifecycle), `batch_run` (answering lines into output and
+//!   `batches` (the batch store and lifecycle; Mistral's `/v1/batch/jobs` in `batches/mistral`), `batch_run` (answering lines into output and
 //!   error files), `batch_outcome` (--batch-outcome and `X-Mock-Batch-Outcome`).
 //! - `tests`, `tests_faults`, `tests_batches`, `tests_families` (Responses and embeddings),
-//!   `tests_structured` and `tests_structured_batches` (structured output): in-process tests
+//!   `tests_structured` and `tests_structured_batches` (structured output), `tests_mistral_batches`: in-process tests
 //!   against a real server on 127.0.0.1:0.
 //!
 //! This file only wires the subcommand: bind, announce, serve until a signal.
