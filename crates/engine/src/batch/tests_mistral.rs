@@ -158,3 +158,76 @@ fn paging_stops_at_a_short_page_or_the_total() {
     assert!(last_page(PAGE as usize, PAGE, Some(PAGE)));
     assert!(!last_page(PAGE as usize, PAGE, Some(u64::MAX)));
 }
+
+/// A server on 127.0.0.1:0 that answers every request with `body` and records request lines.
+async fn canned(body: Value) -> (reqwest::Url, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = reqwest::Url::parse(&format!("http://{}/v1", listener.local_addr().unwrap())).unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut read = 0;
+            while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") && read < buf.len() {
+                match socket.read(&mut buf[read..]).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => read += n,
+                }
+            }
+            let head = String::from_utf8_lossy(&buf[..read]);
+            log.lock()
+                .unwrap()
+                .push(head.lines().next().unwrap_or("").to_string());
+            let text = body.to_string();
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                text.len()
+            );
+            let _ = socket.write_all(answer.as_bytes()).await;
+        }
+    });
+    (url, seen)
+}
+
+fn service(url: reqwest::Url) -> MistralBatches {
+    let settings = crate::api::http::HttpSettings {
+        url,
+        key: None,
+        key_header: promptmill_core::provider::KeyHeader::Bearer,
+        headers: vec![],
+        timeout: std::time::Duration::from_secs(10),
+        max_response: 1 << 20,
+    };
+    MistralBatches::new(HttpBatchApi::new(&settings, Provider::Mistral).unwrap())
+}
+
+fn listed(id: &str, part: &str) -> Value {
+    serde_json::json!({"id": id, "status": "QUEUED", "created_at": 1_800_000_000,
+        "metadata": {"promptmill_job": "t", "promptmill_part": part}, "total_requests": 0})
+}
+
+#[tokio::test]
+async fn find_created_asks_by_metadata_and_checks_it_again() {
+    // A server that ignores the filter and lists another part's job too.
+    let page = serde_json::json!({"object": "list", "total": 2,
+        "data": [listed("other", "3"), listed("mine", "2")]});
+    let (url, seen) = canned(page).await;
+    let calls = Calls::new(tokio_util::sync::CancellationToken::new());
+    let found = service(url).find_created(&calls, &lost_create(2)).await.unwrap();
+    assert!(matches!(found, Found::Batch(b) if b.id == "mine"));
+    let line = seen.lock().unwrap()[0].clone();
+    assert!(line.starts_with("GET /v1/batch/jobs?metadata="), "{line}");
+    assert!(line.contains("promptmill_part"), "{line}");
+}
+
+#[tokio::test]
+async fn find_created_with_two_jobs_of_the_part_is_ambiguous() {
+    let page = serde_json::json!({"object": "list", "total": 2,
+        "data": [listed("a", "2"), listed("b", "2")]});
+    let (url, _) = canned(page).await;
+    let calls = Calls::new(tokio_util::sync::CancellationToken::new());
+    let found = service(url).find_created(&calls, &lost_create(2)).await.unwrap();
+    assert!(matches!(found, Found::Ambiguous(_)), "{found:?}");
+}
