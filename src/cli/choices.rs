@@ -96,6 +96,21 @@ impl Choice for ProviderKind {
             "anthropic",
             "Anthropic's Messages API (/v1/messages, x-api-key and anthropic-version headers)",
         ),
+        (
+            ProviderKind::Groq,
+            "groq",
+            "Groq's OpenAI-compatible API (https://api.groq.com/openai/v1, GROQ_API_KEY)",
+        ),
+        (
+            ProviderKind::Together,
+            "together",
+            "Together's OpenAI-compatible API (https://api.together.xyz/v1, TOGETHER_API_KEY)",
+        ),
+        (
+            ProviderKind::Gemini,
+            "gemini",
+            "Gemini's OpenAI-compatible layer (…/v1beta/openai, GEMINI_API_KEY)",
+        ),
     ];
 }
 

@@ -34,6 +34,9 @@ impl Target {
         if kind == ProviderKind::Anthropic {
             return anthropic(args, api_key_env);
         }
+        if let Some(dialect) = kind.compatible() {
+            return compatible(args, kind, dialect, api_key_env);
+        }
         if kind == ProviderKind::Openai {
             for (flag, given, with) in [
                 ("--deployment", args.deployment.is_some(), "azure"),
@@ -119,6 +122,46 @@ fn anthropic(args: &RunArgs, api_key_env: String) -> Result<Target, ConfigError>
     }
     Ok(Target {
         provider: Provider::Anthropic { version },
+        base_url: check_base_url(&raw)?,
+        api_key_env,
+    })
+}
+
+/// `--provider groq|together|gemini`: an OpenAI-format provider at its own address, the base URL
+/// from `--base-url`, the table's variable (`GROQ_BASE_URL`…) or the table's default.
+fn compatible(
+    args: &RunArgs,
+    kind: ProviderKind,
+    dialect: &'static provider::Dialect,
+    api_key_env: String,
+) -> Result<Target, ConfigError> {
+    for (flag, given) in [
+        ("--deployment", args.deployment.is_some()),
+        ("--api-version", args.api_version.is_some()),
+    ] {
+        if given {
+            return Err(ConfigError::new(
+                flag,
+                format!(
+                    "does not apply with --provider {} (only with azure or anthropic)",
+                    dialect.name
+                ),
+            ));
+        }
+    }
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let raw = args
+        .base_url
+        .clone()
+        .or_else(|| env(dialect.base_url_env))
+        .unwrap_or_else(|| dialect.base_url.to_string());
+    let provider = match kind {
+        ProviderKind::Groq => Provider::Groq,
+        ProviderKind::Together => Provider::Together,
+        _ => Provider::Gemini,
+    };
+    Ok(Target {
+        provider,
         base_url: check_base_url(&raw)?,
         api_key_env,
     })

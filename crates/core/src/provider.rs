@@ -12,6 +12,11 @@
 //!   `anthropic-version: V` on every request. Only the Messages family goes there, and only
 //!   there ([`Vendor`]).
 //!
+//! - [`Provider::Groq`], [`Provider::Together`], [`Provider::Gemini`]: OpenAI-format providers at
+//!   their own address, `Authorization: Bearer KEY`; every difference between them (base URL,
+//!   families served, batch purpose, limits, line shape, status words) is a row of the table in
+//!   `provider/compatible.rs`, which [`Provider::dialect`] looks up.
+//!
 //! The provider is stored in the job (old checkpoints, made before it existed, read as OpenAI),
 //! so `resume` sends the same way. The deployment decides which model answers, so a later run
 //! may not change it; the API version only decides the wire format's revision and may change.
@@ -20,6 +25,7 @@
 //! `provider/azure.rs`'s.
 
 mod azure;
+pub mod compatible;
 
 use serde::Deserialize;
 
@@ -33,6 +39,7 @@ use crate::job::settings::{
 use crate::job::Endpoint;
 
 pub use self::azure::{check_api_version, check_deployment, AzureUrl};
+pub use self::compatible::{Dialect, LineShape, StatusWords};
 
 /// `--provider`: the kind of API, as the command line names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -45,6 +52,12 @@ pub enum ProviderKind {
     Azure,
     /// Anthropic's Messages API (`x-api-key` and `anthropic-version` headers).
     Anthropic,
+    /// Groq's OpenAI-compatible API (`compatible::GROQ`).
+    Groq,
+    /// Together's OpenAI-compatible API (`compatible::TOGETHER`).
+    Together,
+    /// Gemini's OpenAI-compatible layer (`compatible::GEMINI`).
+    Gemini,
 }
 
 impl ProviderKind {
@@ -54,6 +67,30 @@ impl ProviderKind {
             ProviderKind::Openai => "OPENAI_API_KEY",
             ProviderKind::Azure => "AZURE_OPENAI_API_KEY",
             ProviderKind::Anthropic => "ANTHROPIC_API_KEY",
+            ProviderKind::Groq | ProviderKind::Together | ProviderKind::Gemini => {
+                self.compatible().map_or("OPENAI_API_KEY", |d| d.key_env)
+            }
+        }
+    }
+
+    /// The OpenAI-format provider this kind names, if it is one of the table's
+    /// (`provider/compatible.rs`) besides OpenAI itself.
+    pub fn compatible(self) -> Option<&'static Dialect> {
+        match self {
+            ProviderKind::Groq => Some(&compatible::GROQ),
+            ProviderKind::Together => Some(&compatible::TOGETHER),
+            ProviderKind::Gemini => Some(&compatible::GEMINI),
+            ProviderKind::Openai | ProviderKind::Azure | ProviderKind::Anthropic => None,
+        }
+    }
+
+    /// The most requests and bytes one batch may carry at this kind of provider (see
+    /// [`Provider::batch_limits`]).
+    pub fn batch_limits(self) -> (u64, u64) {
+        match (self, self.compatible()) {
+            (_, Some(d)) => (d.max_rows, d.max_bytes),
+            (ProviderKind::Anthropic, None) => (ANTHROPIC_BATCH_MAX_ROWS, ANTHROPIC_BATCH_MAX_BYTES),
+            _ => (BATCH_MAX_ROWS, BATCH_MAX_BYTES),
         }
     }
 }
@@ -92,6 +129,7 @@ impl Provider {
     pub fn key_header(&self) -> KeyHeader {
         match self {
             Provider::OpenAi => KeyHeader::Bearer,
+            Provider::Groq | Provider::Together | Provider::Gemini => KeyHeader::Bearer,
             Provider::Azure { .. } => KeyHeader::ApiKey,
             Provider::Anthropic { .. } => KeyHeader::XApiKey,
         }
@@ -119,7 +157,47 @@ impl Provider {
     pub fn vendor(&self) -> Vendor {
         match self {
             Provider::OpenAi | Provider::Azure { .. } => Vendor::OpenAi,
+            Provider::Groq | Provider::Together | Provider::Gemini => Vendor::OpenAi,
             Provider::Anthropic { .. } => Vendor::Anthropic,
+        }
+    }
+
+    /// The row of the OpenAI-format table (`provider/compatible.rs`) this provider's Files and
+    /// Batches calls follow: OpenAI's for OpenAI and Azure (whose URLs `provider.rs` builds),
+    /// none for Anthropic.
+    pub fn dialect(&self) -> Option<&'static Dialect> {
+        match self {
+            Provider::OpenAi | Provider::Azure { .. } => Some(&compatible::OPENAI),
+            Provider::Groq => Some(&compatible::GROQ),
+            Provider::Together => Some(&compatible::TOGETHER),
+            Provider::Gemini => Some(&compatible::GEMINI),
+            Provider::Anthropic { .. } => None,
+        }
+    }
+
+    /// The table's row of a provider other than OpenAI and Azure that speaks OpenAI's format.
+    fn compatible(&self) -> Option<&'static Dialect> {
+        match self {
+            Provider::Groq | Provider::Together | Provider::Gemini => self.dialect(),
+            _ => None,
+        }
+    }
+
+    /// Refuses a family this provider does not run through its Batch API, before anything is
+    /// sent, saying which it runs.
+    pub fn check_batch_endpoint(&self, endpoint: Endpoint) -> Result<(), ConfigError> {
+        match self.compatible() {
+            Some(d) if !d.batch.contains(&endpoint) => Err(ConfigError::new(
+                "--endpoint",
+                format!(
+                    "{}'s Batch API does not run the {} endpoint; it runs {} (use --mode live for {})",
+                    d.title,
+                    endpoint.family().name(),
+                    d.batch_names(),
+                    endpoint.family().name()
+                ),
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -143,8 +221,23 @@ impl Provider {
                 ),
             ));
         }
+        if let Some(d) = self.compatible() {
+            if !d.live.contains(&endpoint) {
+                return Err(ConfigError::new(
+                    "--endpoint",
+                    format!(
+                        "{} does not serve the {} endpoint; pass --endpoint with one of: {}",
+                        d.title,
+                        family.name(),
+                        d.live_names()
+                    ),
+                ));
+            }
+        }
         match self {
-            Provider::OpenAi => base_url::join(&base, &path, &[]),
+            Provider::OpenAi | Provider::Groq | Provider::Together | Provider::Gemini => {
+                base_url::join(&base, &path, &[])
+            }
             Provider::Anthropic { .. } => {
                 let mut segments = vec!["v1"];
                 segments.extend(path);
@@ -173,6 +266,9 @@ impl Provider {
     pub fn changes_from(&self, stored: &Provider) -> Vec<String> {
         match (stored, self) {
             (Provider::OpenAi, Provider::OpenAi) => vec![],
+            (Provider::Groq, Provider::Groq)
+            | (Provider::Together, Provider::Together)
+            | (Provider::Gemini, Provider::Gemini) => vec![],
             // The version only decides the wire format's revision, like Azure's api-version.
             (Provider::Anthropic { .. }, Provider::Anthropic { .. }) => vec![],
             (Provider::Azure { deployment: was, .. }, Provider::Azure { deployment: now, .. }) => {
@@ -198,6 +294,7 @@ impl Provider {
     pub fn batch_api_url(&self, base: &reqwest::Url, segments: &[&str]) -> Result<reqwest::Url, ConfigError> {
         match self {
             Provider::OpenAi | Provider::Anthropic { .. } => base_url::join(base, segments, &[]),
+            Provider::Groq | Provider::Together | Provider::Gemini => base_url::join(base, segments, &[]),
             Provider::Azure { api_version, .. } => {
                 let mut all = vec!["openai"];
                 all.extend_from_slice(segments);
@@ -211,6 +308,7 @@ impl Provider {
     pub fn batch_endpoint(&self, endpoint: Endpoint) -> &'static str {
         match self {
             Provider::OpenAi | Provider::Anthropic { .. } => endpoint.batch_url(),
+            Provider::Groq | Provider::Together | Provider::Gemini => endpoint.batch_url(),
             Provider::Azure { .. } => endpoint.path(),
         }
     }
@@ -221,17 +319,23 @@ impl Provider {
     pub fn batch_model(&self) -> Option<&str> {
         match self {
             Provider::OpenAi | Provider::Anthropic { .. } => None,
+            Provider::Groq | Provider::Together | Provider::Gemini => None,
             Provider::Azure { deployment, .. } => Some(deployment),
         }
     }
 
     /// The most requests and bytes one batch may carry at this provider: OpenAI's (and Azure's)
     /// 50,000 lines and 200 MB a file, Anthropic's 100,000 requests and 256 MB a Message Batch.
+    /// The OpenAI-format providers' are their row of `provider/compatible.rs`.
     /// `--batch-max-rows` and `--batch-max-bytes` only lower them.
     pub fn batch_limits(&self) -> (u64, u64) {
+        if let Some(d) = self.compatible() {
+            return (d.max_rows, d.max_bytes);
+        }
         match self {
             Provider::OpenAi | Provider::Azure { .. } => (BATCH_MAX_ROWS, BATCH_MAX_BYTES),
             Provider::Anthropic { .. } => (ANTHROPIC_BATCH_MAX_ROWS, ANTHROPIC_BATCH_MAX_BYTES),
+            Provider::Groq | Provider::Together | Provider::Gemini => (BATCH_MAX_ROWS, BATCH_MAX_BYTES),
         }
     }
 
@@ -240,6 +344,9 @@ impl Provider {
             Provider::OpenAi => "openai",
             Provider::Azure { .. } => "azure",
             Provider::Anthropic { .. } => "anthropic",
+            Provider::Groq | Provider::Together | Provider::Gemini => {
+                self.compatible().map_or("openai", |d| d.name)
+            }
         }
     }
 }

@@ -164,6 +164,12 @@ pub enum Provider {
     Anthropic {
         version: String,
     },
+    /// Groq's OpenAI-compatible API (its quirks: `provider/compatible.rs`).
+    Groq,
+    /// Together's OpenAI-compatible API.
+    Together,
+    /// Gemini's OpenAI-compatible layer.
+    Gemini,
 }
 
 /// Which profile a job's settings came from, and which settings it gave (the others came from

@@ -1,5 +1,6 @@
 //! The registry of batch services: [`JobBatches::for_provider`] picks the protocol a job's
-//! provider speaks (OpenAI's Files + Batches for OpenAI and Azure, Anthropic's Message Batches
+//! provider speaks (OpenAI's Files + Batches for OpenAI, Azure and the OpenAI-format providers of
+//! `provider/compatible.rs`, Anthropic's Message Batches
 //! for Anthropic) over one HTTP client, and [`JobBatches`] is a [`BatchService`] that hands
 //! each call to it. The trait's `async fn`s make it unusable as a trait object, hence an enum;
 //! a new service is one variant here and one arm in each method.
@@ -26,9 +27,11 @@ impl JobBatches {
     pub fn for_provider(api: HttpBatchApi, provider: &Provider) -> JobBatches {
         match provider {
             Provider::Anthropic { .. } => JobBatches::Anthropic(AnthropicBatches::new(api)),
-            Provider::OpenAi | Provider::Azure { .. } => {
-                JobBatches::OpenAi(OpenAiBatches::new(api, provider.clone()))
-            }
+            Provider::OpenAi
+            | Provider::Azure { .. }
+            | Provider::Groq
+            | Provider::Together
+            | Provider::Gemini => JobBatches::OpenAi(OpenAiBatches::new(api, provider.clone())),
         }
     }
 }
