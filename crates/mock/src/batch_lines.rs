@@ -12,6 +12,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+/// Together's longest custom_id.
+pub(crate) const BODY_ONLY_MAX_ID: usize = 64;
+
 /// Most errors listed in a failed batch's `errors.data` (OpenAI lists a sample too).
 pub(crate) const MAX_ERRORS: usize = 100;
 
@@ -103,14 +106,17 @@ struct ModelOf<'a> {
 }
 
 impl ParsedInput {
-    /// Parses every line of `content`; bad lines become errors, never a failure.
-    pub fn parse(content: &Bytes) -> Self {
+    /// Parses every line of `content`; bad lines become errors, never a failure. With
+    /// `body_only` (Together's `{custom_id, body}` lines) `method` and `url` may be left out
+    /// (the batch's endpoint is then the line's), and a custom_id is at most
+    /// [`BODY_ONLY_MAX_ID`] characters.
+    pub fn parse(content: &Bytes, body_only: bool) -> Self {
         let mut parsed = ParsedInput::default();
         let mut model_index: HashMap<Box<str>, u32> = HashMap::new();
         for (i, text) in split_lines(content).enumerate() {
             let number = i as u64 + 1;
             parsed.line_count = number;
-            match parse_line(content, text, number) {
+            match parse_line(content, text, number, body_only) {
                 Err(error) => {
                     if parsed.errors.len() < MAX_ERRORS {
                         parsed.errors.push(error);
@@ -145,7 +151,8 @@ impl ParsedInput {
             if errors.len() >= MAX_ERRORS {
                 break;
             }
-            if *line.url != *endpoint {
+            // An empty url: a `{custom_id, body}` line, which goes to the batch's endpoint.
+            if !line.url.is_empty() && *line.url != *endpoint {
                 errors.push(LineError::at(
                     line.number,
                     "invalid_url",
@@ -210,6 +217,7 @@ fn parse_line<'a>(
     content: &Bytes,
     text: &'a [u8],
     number: u64,
+    body_only: bool,
 ) -> Result<(RequestLine, Option<Cow<'a, str>>), LineError> {
     let line: Line = serde_json::from_slice(text).map_err(|err| {
         use serde_json::error::Category;
@@ -245,8 +253,21 @@ fn parse_line<'a>(
         )
     };
     let custom_id = line.custom_id.ok_or_else(|| missing("custom_id"))?;
-    let method = line.method.ok_or_else(|| missing("method"))?;
-    let url = line.url.ok_or_else(|| missing("url"))?;
+    if body_only && custom_id.chars().count() > BODY_ONLY_MAX_ID {
+        return Err(LineError::at(
+            number,
+            "invalid_request",
+            Some("custom_id"),
+            format!("custom_id must be at most {BODY_ONLY_MAX_ID} characters."),
+        ));
+    }
+    let (method, url) = match (line.method, line.url, body_only) {
+        (None, None, true) => (Cow::Borrowed("POST"), Cow::Borrowed("")),
+        (method, url, _) => (
+            method.ok_or_else(|| missing("method"))?,
+            url.ok_or_else(|| missing("url"))?,
+        ),
+    };
     let body = line.body.ok_or_else(|| missing("body"))?;
     if method != "POST" {
         return Err(LineError::at(
@@ -289,7 +310,29 @@ mod tests {
     }
 
     fn parse(text: &str) -> ParsedInput {
-        ParsedInput::parse(&Bytes::copy_from_slice(text.as_bytes()))
+        ParsedInput::parse(&Bytes::copy_from_slice(text.as_bytes()), false)
+    }
+
+    #[test]
+    fn together_lines_need_no_method_or_url_but_a_short_custom_id() {
+        let body = r#"{"model":"m","messages":[]}"#;
+        let text = format!(
+            "{{\"custom_id\":\"a\",\"body\":{body}}}\n{{\"custom_id\":\"{}\",\"body\":{body}}}\n",
+            "x".repeat(65)
+        );
+        let parsed = ParsedInput::parse(&Bytes::from(text.clone()), true);
+        assert_eq!(parsed.lines.len(), 1);
+        assert!(parsed
+            .check("/v1/chat/completions")
+            .iter()
+            .all(|e| e.line == Some(2)));
+        assert_eq!(parsed.errors[0].param, Some("custom_id"));
+        let strict = ParsedInput::parse(&Bytes::from(text), false);
+        assert_eq!(
+            strict.errors[0].param,
+            Some("method"),
+            "OpenAI's lines need method and url"
+        );
     }
 
     #[test]

@@ -30,6 +30,8 @@
 
 mod answering;
 mod batch_api;
+/// `--dialect`: whose Files and Batches API the mock's `/v1/` paths speak.
+pub use batch_api::Dialect;
 mod batch_lines;
 mod batch_outcome;
 mod batch_run;

@@ -67,7 +67,8 @@ pub(crate) fn create(state: &State, request: &Request<'_>) -> Handled {
     if hook.is_some() {
         return Err(Refusal::Drop);
     }
-    let body = to_bytes(&lock(&batch).object());
+    let object = serde_json::to_value(lock(&batch).object()).unwrap_or(Value::Null);
+    let body = to_bytes(&dialect.batch_words(object, true));
     Ok(json_response(StatusCode::OK, body))
 }
 
@@ -93,13 +94,20 @@ fn read_create(request: &Request<'_>) -> Result<Asked, Refusal> {
             "endpoint",
             format!(
                 "Invalid endpoint '{endpoint}': the mock runs batches for {}.",
-                Endpoint::ALL.map(|e| dialect.endpoint_path(e)).join(", ")
+                dialect
+                    .batch_endpoints()
+                    .iter()
+                    .map(|e| dialect.endpoint_path(*e))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )
     })?;
-    let window = body
-        .completion_window
-        .ok_or_else(|| missing("completion_window"))?;
+    // Together's window is optional (and always 24h).
+    let window = match (body.completion_window, dialect) {
+        (None, Dialect::Together) => "24h".to_string(),
+        (window, _) => window.ok_or_else(|| missing("completion_window"))?,
+    };
     if window != "24h" {
         return Err(invalid(
             "completion_window",
