@@ -64,6 +64,8 @@ mod tests_azure_batches;
 #[cfg(test)]
 mod tests_batches;
 #[cfg(test)]
+mod tests_compat_batches;
+#[cfg(test)]
 mod tests_families;
 #[cfg(test)]
 mod tests_faults;
