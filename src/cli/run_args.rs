@@ -114,7 +114,7 @@ pub struct RunArgs {
     #[arg(long, value_parser = endpoint_parser(), hide_possible_values = true, help_heading = REQUEST)]
     pub endpoint: Option<Endpoint>,
 
-    /// openai (and compatible servers), azure, anthropic, groq, together or gemini.
+    /// openai, azure, anthropic, groq, together or gemini.
     ///
     /// `openai`: the OpenAI API and compatible servers; `azure`: Azure OpenAI (deployment URLs,
     /// the key in an `api-key` header); `anthropic`: Anthropic's Messages API (/v1/messages, the
