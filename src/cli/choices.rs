@@ -101,6 +101,21 @@ impl Choice for ProviderKind {
             "mistral",
             "Mistral's API (chat and embeddings at api.mistral.ai/v1, Bearer key, its Batch API)",
         ),
+        (
+            ProviderKind::Groq,
+            "groq",
+            "Groq's OpenAI-compatible API (https://api.groq.com/openai/v1, GROQ_API_KEY)",
+        ),
+        (
+            ProviderKind::Together,
+            "together",
+            "Together's OpenAI-compatible API (https://api.together.xyz/v1, TOGETHER_API_KEY)",
+        ),
+        (
+            ProviderKind::Gemini,
+            "gemini",
+            "Gemini's OpenAI-compatible layer (…/v1beta/openai, GEMINI_API_KEY)",
+        ),
     ];
 }
 

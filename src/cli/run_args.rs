@@ -114,13 +114,14 @@ pub struct RunArgs {
     #[arg(long, value_parser = endpoint_parser(), hide_possible_values = true, help_heading = REQUEST)]
     pub endpoint: Option<Endpoint>,
 
-    /// openai (and compatible servers), azure, anthropic or mistral.
+    /// openai, azure, anthropic, groq, together, gemini or mistral.
     ///
     /// `openai`: the OpenAI API and compatible servers; `azure`: Azure OpenAI (deployment URLs,
     /// the key in an `api-key` header); `anthropic`: Anthropic's Messages API (/v1/messages, the
-    /// key in `x-api-key`, --max-tokens required); `mistral`: Mistral's API (chat and
-    /// embeddings, a Bearer key from MISTRAL_API_KEY, its own Batch API) [default: openai, or
-    /// azure when --base-url is a deployment URL].
+    /// key in `x-api-key`, --max-tokens required); `groq`, `together`, `gemini`: those providers'
+    /// OpenAI-compatible APIs at their own address and key variable (GROQ_API_KEY, …);
+    /// `mistral`: Mistral's API (chat and embeddings, a Bearer key from MISTRAL_API_KEY, its own
+    /// Batch API) [default: openai, or azure when --base-url is a deployment URL].
     #[arg(long, value_parser = choices::parser::<ProviderKind>(), value_name = "KIND", hide_possible_values = true, help_heading = PROVIDER)]
     pub provider: Option<ProviderKind>,
 
@@ -129,8 +130,9 @@ pub struct RunArgs {
     /// Default: https://api.openai.com/v1. With --provider azure: the resource endpoint, e.g.
     /// https://NAME.openai.azure.com, or a deployment URL
     /// (…/openai/deployments/NAME[?api-version=V]) [env: AZURE_OPENAI_ENDPOINT]. With --provider
-    /// anthropic: default https://api.anthropic.com [env: ANTHROPIC_BASE_URL]. With --provider
-    /// mistral: default https://api.mistral.ai/v1 [env: MISTRAL_BASE_URL].
+    /// anthropic: default https://api.anthropic.com [env: ANTHROPIC_BASE_URL]. With groq, together
+    /// or gemini: their API's address [env: GROQ_BASE_URL, TOGETHER_BASE_URL, GEMINI_BASE_URL].
+    /// With --provider mistral: default https://api.mistral.ai/v1 [env: MISTRAL_BASE_URL].
     #[arg(long, value_name = "URL", help_heading = PROVIDER)]
     pub base_url: Option<String>,
 

@@ -64,6 +64,7 @@ pub fn client(
         )
         .into());
     }
+    job.provider.check_batch_endpoint(job.endpoint)?;
     let url = promptmill_core::base_url::parse(&job.base_url)?;
     let api = HttpBatchApi::new(
         &HttpSettings {

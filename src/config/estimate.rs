@@ -81,13 +81,7 @@ impl EstimateConfig {
 /// The Batch API settings the estimate plans with: the provider's limits (Anthropic's Message
 /// Batches take more than OpenAI's files), lowered by the flags, as a run's driver does.
 fn batch_for(send: &SendConfig, provider: Option<promptmill_core::provider::ProviderKind>) -> BatchSettings {
-    use promptmill_core::job::settings as s;
-    let (rows, bytes) = match provider {
-        Some(promptmill_core::provider::ProviderKind::Anthropic) => {
-            (s::ANTHROPIC_BATCH_MAX_ROWS, s::ANTHROPIC_BATCH_MAX_BYTES)
-        }
-        _ => (s::BATCH_MAX_ROWS, s::BATCH_MAX_BYTES),
-    };
+    let (rows, bytes) = provider.unwrap_or_default().batch_limits();
     let mut batch = send.batch(Some(&BatchSettings::for_limits((rows, bytes))));
     batch.max_rows = batch.max_rows.min(rows);
     batch.max_bytes = batch.max_bytes.min(bytes);

@@ -34,8 +34,18 @@ impl Target {
         if kind == ProviderKind::Anthropic {
             return anthropic(args, api_key_env);
         }
+        if let Some(dialect) = kind.compatible() {
+            let provider = match kind {
+                ProviderKind::Groq => Provider::Groq,
+                ProviderKind::Together => Provider::Together,
+                _ => Provider::Gemini,
+            };
+            let at = (dialect.name, dialect.base_url_env, dialect.base_url);
+            return at_own_address(args, provider, at, api_key_env);
+        }
         if kind == ProviderKind::Mistral {
-            return mistral(args, api_key_env);
+            let at = ("mistral", "MISTRAL_BASE_URL", provider::DEFAULT_MISTRAL_BASE_URL);
+            return at_own_address(args, Provider::Mistral, at, api_key_env);
         }
         if kind == ProviderKind::Openai {
             for (flag, given, with) in [
@@ -127,25 +137,35 @@ fn anthropic(args: &RunArgs, api_key_env: String) -> Result<Target, ConfigError>
     })
 }
 
-/// `--provider mistral`: the base URL from `--base-url`, `MISTRAL_BASE_URL` or Mistral's own
-/// (with `/v1`, as OpenAI's); `--deployment` and `--api-version` do not apply.
-fn mistral(args: &RunArgs, api_key_env: String) -> Result<Target, ConfigError> {
+/// `--provider groq|together|gemini|mistral`: a provider of OpenAI's wire format at its own
+/// address: the base URL from `--base-url`, its variable (`GROQ_BASE_URL`…) or its default
+/// (`at`: the provider's name, that variable, that default); `--deployment` and `--api-version`
+/// do not apply.
+fn at_own_address(
+    args: &RunArgs,
+    provider: Provider,
+    (name, base_url_env, default): (&str, &str, &str),
+    api_key_env: String,
+) -> Result<Target, ConfigError> {
     for (flag, given) in [
         ("--deployment", args.deployment.is_some()),
         ("--api-version", args.api_version.is_some()),
     ] {
         if given {
-            return Err(ConfigError::new(flag, "does not apply with --provider mistral"));
+            return Err(ConfigError::new(
+                flag,
+                format!("does not apply with --provider {name} (only with azure or anthropic)"),
+            ));
         }
     }
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let raw = args
         .base_url
         .clone()
-        .or_else(|| env("MISTRAL_BASE_URL"))
-        .unwrap_or_else(|| provider::DEFAULT_MISTRAL_BASE_URL.to_string());
+        .or_else(|| env(base_url_env))
+        .unwrap_or_else(|| default.to_string());
     Ok(Target {
-        provider: Provider::Mistral,
+        provider,
         base_url: check_base_url(&raw)?,
         api_key_env,
     })

@@ -12,6 +12,7 @@ mod cache;
 mod cache_batch;
 mod calibration;
 mod command_line;
+mod compat_batch;
 mod completions;
 mod corpus;
 mod cost;

@@ -79,6 +79,12 @@ pub fn promptmill(dir: &Dir) -> Command {
         .env_remove("ANTHROPIC_BASE_URL")
         .env_remove("MISTRAL_API_KEY")
         .env_remove("MISTRAL_BASE_URL")
+        .env_remove("GROQ_API_KEY")
+        .env_remove("GROQ_BASE_URL")
+        .env_remove("TOGETHER_API_KEY")
+        .env_remove("TOGETHER_BASE_URL")
+        .env_remove("GEMINI_API_KEY")
+        .env_remove("GEMINI_BASE_URL")
         .env_remove("RUST_LOG");
     cmd
 }

@@ -16,6 +16,10 @@
 //!   `{base}/embeddings` under `https://api.mistral.ai/v1`, `Authorization: Bearer KEY`; the
 //!   other OpenAI families are refused before anything is sent. Its Batch API is
 //!   `{base}/batch/jobs` over the same `{base}/files`.
+//! - [`Provider::Groq`], [`Provider::Together`], [`Provider::Gemini`]: OpenAI-format providers at
+//!   their own address, `Authorization: Bearer KEY`; every difference between them (base URL,
+//!   families served, batch purpose, limits, line shape, status words) is a row of the table in
+//!   `provider/compatible.rs`, which [`Provider::dialect`] looks up.
 //!
 //! The provider is stored in the job (old checkpoints, made before it existed, read as OpenAI),
 //! so `resume` sends the same way. The deployment decides which model answers, so a later run
@@ -25,6 +29,7 @@
 //! `provider/azure.rs`'s.
 
 mod azure;
+pub mod compatible;
 
 use serde::Deserialize;
 
@@ -38,6 +43,7 @@ use crate::job::settings::{
 use crate::job::Endpoint;
 
 pub use self::azure::{check_api_version, check_deployment, AzureUrl};
+pub use self::compatible::{Dialect, LineShape, StatusWords};
 
 /// `--provider`: the kind of API, as the command line names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -52,6 +58,12 @@ pub enum ProviderKind {
     Anthropic,
     /// Mistral's API (OpenAI's chat and embeddings formats, Bearer key, its own Batch API).
     Mistral,
+    /// Groq's OpenAI-compatible API (`compatible::GROQ`).
+    Groq,
+    /// Together's OpenAI-compatible API (`compatible::TOGETHER`).
+    Together,
+    /// Gemini's OpenAI-compatible layer (`compatible::GEMINI`).
+    Gemini,
 }
 
 impl ProviderKind {
@@ -62,6 +74,32 @@ impl ProviderKind {
             ProviderKind::Azure => "AZURE_OPENAI_API_KEY",
             ProviderKind::Anthropic => "ANTHROPIC_API_KEY",
             ProviderKind::Mistral => "MISTRAL_API_KEY",
+            ProviderKind::Groq | ProviderKind::Together | ProviderKind::Gemini => {
+                self.compatible().map_or("OPENAI_API_KEY", |d| d.key_env)
+            }
+        }
+    }
+
+    /// The OpenAI-format provider this kind names, if it is one of the table's
+    /// (`provider/compatible.rs`) besides OpenAI itself.
+    pub fn compatible(self) -> Option<&'static Dialect> {
+        match self {
+            ProviderKind::Groq => Some(&compatible::GROQ),
+            ProviderKind::Together => Some(&compatible::TOGETHER),
+            ProviderKind::Gemini => Some(&compatible::GEMINI),
+            ProviderKind::Openai | ProviderKind::Azure | ProviderKind::Anthropic | ProviderKind::Mistral => {
+                None
+            }
+        }
+    }
+
+    /// The most requests and bytes one batch may carry at this kind of provider (see
+    /// [`Provider::batch_limits`]).
+    pub fn batch_limits(self) -> (u64, u64) {
+        match (self, self.compatible()) {
+            (_, Some(d)) => (d.max_rows, d.max_bytes),
+            (ProviderKind::Anthropic, None) => (ANTHROPIC_BATCH_MAX_ROWS, ANTHROPIC_BATCH_MAX_BYTES),
+            _ => (BATCH_MAX_ROWS, BATCH_MAX_BYTES),
         }
     }
 }
@@ -103,7 +141,7 @@ impl Provider {
     pub fn key_header(&self) -> KeyHeader {
         match self {
             Provider::OpenAi => KeyHeader::Bearer,
-            Provider::Mistral => KeyHeader::Bearer,
+            Provider::Mistral | Provider::Groq | Provider::Together | Provider::Gemini => KeyHeader::Bearer,
             Provider::Azure { .. } => KeyHeader::ApiKey,
             Provider::Anthropic { .. } => KeyHeader::XApiKey,
         }
@@ -131,8 +169,48 @@ impl Provider {
     pub fn vendor(&self) -> Vendor {
         match self {
             Provider::OpenAi | Provider::Azure { .. } => Vendor::OpenAi,
+            Provider::Mistral | Provider::Groq | Provider::Together | Provider::Gemini => Vendor::OpenAi,
             Provider::Anthropic { .. } => Vendor::Anthropic,
-            Provider::Mistral => Vendor::OpenAi,
+        }
+    }
+
+    /// The row of the OpenAI-format table (`provider/compatible.rs`) this provider's Files and
+    /// Batches calls follow: OpenAI's for OpenAI and Azure (whose URLs `provider.rs` builds),
+    /// none for Anthropic.
+    pub fn dialect(&self) -> Option<&'static Dialect> {
+        match self {
+            Provider::OpenAi | Provider::Azure { .. } => Some(&compatible::OPENAI),
+            Provider::Groq => Some(&compatible::GROQ),
+            Provider::Together => Some(&compatible::TOGETHER),
+            Provider::Gemini => Some(&compatible::GEMINI),
+            // Their batch services are their own (`batch/anthropic.rs`, `batch/mistral.rs`).
+            Provider::Anthropic { .. } | Provider::Mistral => None,
+        }
+    }
+
+    /// The table's row of a provider other than OpenAI and Azure that speaks OpenAI's format.
+    fn compatible(&self) -> Option<&'static Dialect> {
+        match self {
+            Provider::Groq | Provider::Together | Provider::Gemini => self.dialect(),
+            _ => None,
+        }
+    }
+
+    /// Refuses a family this provider does not run through its Batch API, before anything is
+    /// sent, saying which it runs.
+    pub fn check_batch_endpoint(&self, endpoint: Endpoint) -> Result<(), ConfigError> {
+        match self.compatible() {
+            Some(d) if !d.batch.contains(&endpoint) => Err(ConfigError::new(
+                "--endpoint",
+                format!(
+                    "{}'s Batch API does not run the {} endpoint; it runs {} (use --mode live for {})",
+                    d.title,
+                    endpoint.family().name(),
+                    d.batch_names(),
+                    endpoint.family().name()
+                ),
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -156,8 +234,20 @@ impl Provider {
                 ),
             ));
         }
+        if let Some(d) = self.compatible() {
+            if !d.live.contains(&endpoint) {
+                return Err(ConfigError::new(
+                    "--endpoint",
+                    format!(
+                        "{} does not serve the {} endpoint; pass --endpoint with one of: {}",
+                        d.title,
+                        family.name(),
+                        d.live_names()
+                    ),
+                ));
+            }
+        }
         match self {
-            Provider::OpenAi => base_url::join(&base, &path, &[]),
             Provider::Mistral if !matches!(endpoint, Endpoint::Chat | Endpoint::Embeddings) => Err(ConfigError::new(
                 "--endpoint",
                 format!(
@@ -166,7 +256,9 @@ impl Provider {
                     endpoint.path()
                 ),
             )),
-            Provider::Mistral => base_url::join(&base, &path, &[]),
+            Provider::OpenAi | Provider::Mistral | Provider::Groq | Provider::Together | Provider::Gemini => {
+                base_url::join(&base, &path, &[])
+            }
             Provider::Anthropic { .. } => {
                 let mut segments = vec!["v1"];
                 segments.extend(path);
@@ -196,6 +288,9 @@ impl Provider {
         match (stored, self) {
             (Provider::OpenAi, Provider::OpenAi) => vec![],
             (Provider::Mistral, Provider::Mistral) => vec![],
+            (Provider::Groq, Provider::Groq)
+            | (Provider::Together, Provider::Together)
+            | (Provider::Gemini, Provider::Gemini) => vec![],
             // The version only decides the wire format's revision, like Azure's api-version.
             (Provider::Anthropic { .. }, Provider::Anthropic { .. }) => vec![],
             (Provider::Azure { deployment: was, .. }, Provider::Azure { deployment: now, .. }) => {
@@ -221,7 +316,9 @@ impl Provider {
     pub fn batch_api_url(&self, base: &reqwest::Url, segments: &[&str]) -> Result<reqwest::Url, ConfigError> {
         match self {
             Provider::OpenAi | Provider::Anthropic { .. } => base_url::join(base, segments, &[]),
-            Provider::Mistral => base_url::join(base, segments, &[]),
+            Provider::Mistral | Provider::Groq | Provider::Together | Provider::Gemini => {
+                base_url::join(base, segments, &[])
+            }
             Provider::Azure { api_version, .. } => {
                 let mut all = vec!["openai"];
                 all.extend_from_slice(segments);
@@ -235,7 +332,9 @@ impl Provider {
     pub fn batch_endpoint(&self, endpoint: Endpoint) -> &'static str {
         match self {
             Provider::OpenAi | Provider::Anthropic { .. } => endpoint.batch_url(),
-            Provider::Mistral => endpoint.batch_url(),
+            Provider::Mistral | Provider::Groq | Provider::Together | Provider::Gemini => {
+                endpoint.batch_url()
+            }
             Provider::Azure { .. } => endpoint.path(),
         }
     }
@@ -246,20 +345,26 @@ impl Provider {
     pub fn batch_model(&self) -> Option<&str> {
         match self {
             Provider::OpenAi | Provider::Anthropic { .. } => None,
-            Provider::Mistral => None,
+            Provider::Mistral | Provider::Groq | Provider::Together | Provider::Gemini => None,
             Provider::Azure { deployment, .. } => Some(deployment),
         }
     }
 
     /// The most requests and bytes one batch may carry at this provider: OpenAI's (and Azure's)
     /// 50,000 lines and 200 MB a file, Anthropic's 100,000 requests and 256 MB a Message Batch.
+    /// The OpenAI-format providers' are their row of `provider/compatible.rs`.
     /// `--batch-max-rows` and `--batch-max-bytes` only lower them.
     pub fn batch_limits(&self) -> (u64, u64) {
+        if let Some(d) = self.compatible() {
+            return (d.max_rows, d.max_bytes);
+        }
         match self {
             Provider::OpenAi | Provider::Azure { .. } => (BATCH_MAX_ROWS, BATCH_MAX_BYTES),
             Provider::Anthropic { .. } => (ANTHROPIC_BATCH_MAX_ROWS, ANTHROPIC_BATCH_MAX_BYTES),
             // Mistral's own limits could not be confirmed: OpenAI's file limits are kept.
-            Provider::Mistral => (BATCH_MAX_ROWS, BATCH_MAX_BYTES),
+            Provider::Mistral | Provider::Groq | Provider::Together | Provider::Gemini => {
+                (BATCH_MAX_ROWS, BATCH_MAX_BYTES)
+            }
         }
     }
 
@@ -269,6 +374,9 @@ impl Provider {
             Provider::Azure { .. } => "azure",
             Provider::Anthropic { .. } => "anthropic",
             Provider::Mistral => "mistral",
+            Provider::Groq | Provider::Together | Provider::Gemini => {
+                self.compatible().map_or("openai", |d| d.name)
+            }
         }
     }
 }

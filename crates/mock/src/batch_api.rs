@@ -53,26 +53,113 @@ pub(crate) enum BatchRoute {
 /// `endpoint` and its lines' `url` are `/v1/chat/completions`, `/v1/responses`, …) or Azure
 /// OpenAI's (`/openai/…` with `?api-version=`; they are `/chat/completions`, `/embeddings`, …, and an upload is `pending` until it has
 /// been read once, and refused as a batch's input until then, as Azure processes uploads).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Dialect {
+///
+/// The OpenAI-format providers (see `promptmill_core::provider::compatible`): Groq's routes are
+/// OpenAI's under `/openai/v1/…`, Gemini's under `/v1beta/openai/…` (both always served, as
+/// their prefix names them; [`Dialect::unprefix`]); Together's are OpenAI's `/v1/…` paths, so
+/// `--dialect together` decides that `/v1/` speaks Together: uploads with `purpose=batch-api`,
+/// lines `{custom_id, body}`, a create answer wrapped in `{"job": …}`, upper-case statuses and
+/// `created_at` as a date-time text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Dialect {
+    #[default]
+    #[value(name = "openai")]
     OpenAi,
+    #[value(skip)]
     Azure,
+    Groq,
+    Together,
+    Gemini,
 }
 
+/// Groq's and Gemini's path prefixes, and what they stand for under `/v1/`.
+const PREFIXES: [(&str, Dialect); 2] = [
+    ("/openai/v1/", Dialect::Groq),
+    ("/v1beta/openai/", Dialect::Gemini),
+];
+
 impl Dialect {
-    /// The dialect of a Files or Batches path.
+    /// The dialect of a Files or Batches path (`/v1/` paths: OpenAI's; see [`Dialect::unprefix`]).
     pub fn of(path: &str) -> Dialect {
-        if path.starts_with("/openai/") {
+        if let Some((_, d)) = PREFIXES.iter().find(|(p, _)| path.starts_with(p)) {
+            *d
+        } else if path.starts_with("/openai/") {
             Dialect::Azure
         } else {
             Dialect::OpenAi
         }
     }
 
+    /// A Groq or Gemini path as the `/v1/` path it stands for, with its dialect; any other
+    /// path as it is, with `v1` (the dialect `/v1/` speaks: `--dialect`).
+    pub fn unprefix(path: &str, v1: Dialect) -> (Dialect, std::borrow::Cow<'_, str>) {
+        for (prefix, dialect) in PREFIXES {
+            if let Some(rest) = path.strip_prefix(prefix) {
+                return (dialect, format!("/v1/{rest}").into());
+            }
+        }
+        match Dialect::of(path) {
+            Dialect::OpenAi => (v1, path.into()),
+            other => (other, path.into()),
+        }
+    }
+
+    /// The `purpose` a batch input upload carries.
+    pub fn batch_purpose(self) -> &'static str {
+        match self {
+            Dialect::Together => "batch-api",
+            _ => "batch",
+        }
+    }
+
+    /// Whether its lines may leave out `method` and `url` (Together's `{custom_id, body}`).
+    pub fn body_only_lines(self) -> bool {
+        self == Dialect::Together
+    }
+
+    /// The endpoints its Batch API runs: Groq's and Together's chat completions only, Gemini's
+    /// chat completions and embeddings, all of the mock's otherwise.
+    pub(crate) fn batch_endpoints(self) -> &'static [Endpoint] {
+        match self {
+            Dialect::Groq | Dialect::Together => &[Endpoint::Chat],
+            Dialect::Gemini => &[Endpoint::Chat, Endpoint::Embeddings],
+            Dialect::OpenAi | Dialect::Azure => &Endpoint::ALL,
+        }
+    }
+
+    /// A batch object (or create answer, when `created` is set) in this dialect's words.
+    pub fn batch_words(self, mut object: serde_json::Value, created: bool) -> serde_json::Value {
+        if self != Dialect::Together {
+            return object;
+        }
+        if let Some(map) = object.as_object_mut() {
+            if let Some(serde_json::Value::String(status)) = map.get_mut("status") {
+                *status = match status.as_str() {
+                    "finalizing" => "IN_PROGRESS".into(),
+                    other => other.to_ascii_uppercase(),
+                };
+            }
+            if let Some(t) = map.get("created_at").and_then(serde_json::Value::as_u64) {
+                map.insert(
+                    "created_at".into(),
+                    humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(t),
+                    )
+                    .to_string()
+                    .into(),
+                );
+            }
+        }
+        match created {
+            true => serde_json::json!({"job": object, "warning": null}),
+            false => object,
+        }
+    }
+
     /// How a batch and its lines name `endpoint`.
-    pub fn endpoint_path(self, endpoint: Endpoint) -> &'static str {
+    pub(crate) fn endpoint_path(self, endpoint: Endpoint) -> &'static str {
         match (self, endpoint) {
-            (Dialect::OpenAi, _) => endpoint.path(),
+            (Dialect::OpenAi | Dialect::Groq | Dialect::Together | Dialect::Gemini, _) => endpoint.path(),
             (Dialect::Azure, Endpoint::Chat) => "/chat/completions",
             (Dialect::Azure, Endpoint::Completions) => "/completions",
             (Dialect::Azure, Endpoint::Responses) => "/responses",
@@ -83,8 +170,11 @@ impl Dialect {
     }
 
     /// The endpoint a batch's `endpoint` names, if the mock runs it.
-    pub fn endpoint(self, path: &str) -> Option<Endpoint> {
-        Endpoint::ALL.into_iter().find(|e| self.endpoint_path(*e) == path)
+    pub(crate) fn endpoint(self, path: &str) -> Option<Endpoint> {
+        self.batch_endpoints()
+            .iter()
+            .copied()
+            .find(|e| self.endpoint_path(*e) == path)
     }
 }
 

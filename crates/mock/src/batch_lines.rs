@@ -16,6 +16,8 @@ use serde_json::value::RawValue;
 /// The url of a line without one (Mistral's `{custom_id, body}`): what a Mistral job checks its
 /// lines against.
 pub(crate) const MISTRAL_URL: &str = "";
+/// Together's longest custom_id.
+pub(crate) const BODY_ONLY_MAX_ID: usize = 64;
 
 /// Most errors listed in a failed batch's `errors.data` (OpenAI lists a sample too).
 pub(crate) const MAX_ERRORS: usize = 100;
@@ -108,14 +110,17 @@ struct ModelOf<'a> {
 }
 
 impl ParsedInput {
-    /// Parses every line of `content`; bad lines become errors, never a failure.
-    pub fn parse(content: &Bytes) -> Self {
+    /// Parses every line of `content`; bad lines become errors, never a failure. With
+    /// `body_only` (Together's `{custom_id, body}` lines) `method` and `url` may be left out
+    /// (the batch's endpoint is then the line's), and a custom_id is at most
+    /// [`BODY_ONLY_MAX_ID`] characters.
+    pub fn parse(content: &Bytes, body_only: bool) -> Self {
         let mut parsed = ParsedInput::default();
         let mut model_index: HashMap<Box<str>, u32> = HashMap::new();
         for (i, text) in split_lines(content).enumerate() {
             let number = i as u64 + 1;
             parsed.line_count = number;
-            match parse_line(content, text, number) {
+            match parse_line(content, text, number, body_only) {
                 Err(error) => {
                     if parsed.errors.len() < MAX_ERRORS {
                         parsed.errors.push(error);
@@ -150,7 +155,8 @@ impl ParsedInput {
             if errors.len() >= MAX_ERRORS {
                 break;
             }
-            if *line.url != *endpoint {
+            // An empty url: a `{custom_id, body}` line, which goes to the batch's endpoint.
+            if !line.url.is_empty() && *line.url != *endpoint {
                 errors.push(LineError::at(
                     line.number,
                     "invalid_url",
@@ -215,6 +221,7 @@ fn parse_line<'a>(
     content: &Bytes,
     text: &'a [u8],
     number: u64,
+    body_only: bool,
 ) -> Result<(RequestLine, Option<Cow<'a, str>>), LineError> {
     let line: Line = serde_json::from_slice(text).map_err(|err| {
         use serde_json::error::Category;
@@ -250,8 +257,16 @@ fn parse_line<'a>(
         )
     };
     let custom_id = line.custom_id.ok_or_else(|| missing("custom_id"))?;
-    // Mistral's lines are `{custom_id, body}`: no method and no url (its job names the
-    // endpoint). Such a line's url is empty, which only a Mistral job's check accepts.
+    if body_only && custom_id.chars().count() > BODY_ONLY_MAX_ID {
+        return Err(LineError::at(
+            number,
+            "invalid_request",
+            Some("custom_id"),
+            format!("custom_id must be at most {BODY_ONLY_MAX_ID} characters."),
+        ));
+    }
+    // Mistral's and Together's lines are `{custom_id, body}`: no method and no url (the job
+    // names the endpoint). Such a line's url is empty, which only their batches' check accepts.
     let (method, url) = match (line.method, line.url) {
         (None, None) => (Cow::Borrowed("POST"), Cow::Borrowed(MISTRAL_URL)),
         (method, url) => (
@@ -301,7 +316,29 @@ mod tests {
     }
 
     fn parse(text: &str) -> ParsedInput {
-        ParsedInput::parse(&Bytes::copy_from_slice(text.as_bytes()))
+        ParsedInput::parse(&Bytes::copy_from_slice(text.as_bytes()), false)
+    }
+
+    #[test]
+    fn together_lines_need_no_method_or_url_but_a_short_custom_id() {
+        let body = r#"{"model":"m","messages":[]}"#;
+        let text = format!(
+            "{{\"custom_id\":\"a\",\"body\":{body}}}\n{{\"custom_id\":\"{}\",\"body\":{body}}}\n",
+            "x".repeat(65)
+        );
+        let parsed = ParsedInput::parse(&Bytes::from(text.clone()), true);
+        assert_eq!(parsed.lines.len(), 1);
+        assert!(parsed
+            .check("/v1/chat/completions")
+            .iter()
+            .all(|e| e.line == Some(2)));
+        assert_eq!(parsed.errors[0].param, Some("custom_id"));
+        let strict = ParsedInput::parse(&Bytes::from(text), false);
+        assert_eq!(
+            strict.errors[0].param,
+            Some("method"),
+            "OpenAI's lines need method and url"
+        );
     }
 
     #[test]

@@ -202,7 +202,7 @@ pub(crate) async fn retrieve(state: &Arc<State>, id: &str) -> Handled {
     let body = tokio::task::spawn_blocking(move || {
         let mut batch = lock(&batch);
         batch.poll(&state, polls);
-        to_bytes(&batch.object())
+        to_bytes(&batch.worded())
     })
     .await
     .map_err(|_| super::batch_api::internal_error())?;
@@ -228,7 +228,7 @@ pub(crate) fn cancel(state: &State, id: &str) -> Handled {
             state.stats.count(Event::BatchCancelled);
         }
     }
-    Ok(json_response(StatusCode::OK, to_bytes(&batch.object())))
+    Ok(json_response(StatusCode::OK, to_bytes(&batch.worded())))
 }
 
 /// `GET /v1/batches`: newest first, `limit` (default 20, at most 100) and `after`.
@@ -238,10 +238,7 @@ pub(crate) fn list(state: &State, query: Option<&str>) -> Handled {
     // A batch's creation number is its place in the list plus one.
     let newest_first = all.iter().enumerate().rev().map(|(i, b)| (i as u64 + 1, b));
     let (batches, has_more) = page.take(newest_first, true);
-    let objects: Vec<Value> = batches
-        .into_iter()
-        .map(|b| serde_json::to_value(lock(b).object()).unwrap_or(Value::Null))
-        .collect();
+    let objects: Vec<Value> = batches.into_iter().map(|b| lock(b).worded()).collect();
     let list = List::new(objects, has_more, |v| {
         v["id"].as_str().unwrap_or_default().to_string()
     });

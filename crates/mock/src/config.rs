@@ -135,6 +135,13 @@ pub struct MockArgs {
     /// `before` or `after` creating the batch (e.g. `2:after`). Fires once.
     #[arg(long, value_name = "N:before|after")]
     pub drop_batch_create: Option<String>,
+
+    /// Whose Files and Batches API the `/v1/` paths speak: `openai` (default), `together`
+    /// (`purpose=batch-api`, `{custom_id, body}` lines, `{"job": …}` create answers, upper-case
+    /// statuses), `groq` or `gemini` (their batch endpoints only). Groq's `/openai/v1/…`,
+    /// Gemini's `/v1beta/openai/…` and Azure's `/openai/…` paths always speak their own.
+    #[arg(long, value_enum, value_name = "NAME", default_value = "openai")]
+    pub dialect: super::batch_api::Dialect,
 }
 
 /// A mistake in the mock server's flags; each message names the flag.
@@ -232,6 +239,8 @@ pub struct MockConfig {
     /// The Nth stored upload loses its answer (1-based).
     pub drop_upload: Option<u64>,
     pub drop_batch_create: Option<DropCreate>,
+    /// Whose Files and Batches API `/v1/` speaks.
+    pub dialect: super::batch_api::Dialect,
 }
 
 impl Default for MockConfig {
@@ -256,6 +265,7 @@ impl Default for MockConfig {
             batch_outcomes: BatchOutcomes::default(),
             drop_upload: None,
             drop_batch_create: None,
+            dialect: super::batch_api::Dialect::OpenAi,
         }
     }
 }
@@ -283,6 +293,7 @@ impl fmt::Debug for MockConfig {
             .field("batch_outcomes", &self.batch_outcomes)
             .field("drop_upload", &self.drop_upload)
             .field("drop_batch_create", &self.drop_batch_create)
+            .field("dialect", &self.dialect)
             .finish()
     }
 }
@@ -357,6 +368,7 @@ impl MockConfig {
             batch_outcomes,
             drop_upload: args.drop_upload,
             drop_batch_create,
+            dialect: args.dialect,
         })
     }
 }

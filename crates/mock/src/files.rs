@@ -26,7 +26,15 @@ use super::stats::Event;
 
 const ID_PREFIX: &str = "file-mock-";
 /// Purposes `POST /v1/files` accepts (OpenAI's `CreateFileRequest`).
-const PURPOSES: [&str; 6] = ["assistants", "batch", "fine-tune", "vision", "user_data", "evals"];
+const PURPOSES: [&str; 7] = [
+    "assistants",
+    "batch",
+    "fine-tune",
+    "vision",
+    "user_data",
+    "evals",
+    "batch-api",
+];
 /// The purpose of the files batches write.
 pub(crate) const BATCH_OUTPUT: &str = "batch_output";
 
@@ -126,7 +134,8 @@ impl FileStore {
         content: Bytes,
         dialect: Dialect,
     ) -> (Arc<StoredFile>, bool) {
-        let batch_input = (purpose == "batch").then(|| Arc::new(ParsedInput::parse(&content)));
+        let batch_input = (purpose == dialect.batch_purpose())
+            .then(|| Arc::new(ParsedInput::parse(&content, dialect.body_only_lines())));
         let lines = match &batch_input {
             Some(input) => input.line_count,
             None => batch_lines::count_lines(&content),
@@ -272,6 +281,18 @@ pub(crate) async fn upload(state: &Arc<State>, request: Request<'_>) -> Handled 
     let form = read_form(request.headers, request.body).await?;
     let store = Arc::clone(state);
     let dialect = request.dialect;
+    // Each dialect has its own batch purpose (Together's `batch-api`) and refuses the other's.
+    if ["batch", "batch-api"].contains(&form.purpose) && form.purpose != dialect.batch_purpose() {
+        return Err(invalid(
+            "purpose",
+            format!(
+                "'{}' is not a purpose here: batch input files are uploaded with purpose '{}'",
+                form.purpose,
+                dialect.batch_purpose()
+            ),
+        )
+        .into());
+    }
     let (file, dropped) = tokio::task::spawn_blocking(move || {
         store
             .files

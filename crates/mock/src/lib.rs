@@ -30,6 +30,8 @@
 
 mod answering;
 mod batch_api;
+/// `--dialect`: whose Files and Batches API the mock's `/v1/` paths speak.
+pub use batch_api::Dialect;
 mod batch_lines;
 mod batch_outcome;
 mod batch_run;
@@ -61,6 +63,8 @@ mod tests;
 mod tests_azure_batches;
 #[cfg(test)]
 mod tests_batches;
+#[cfg(test)]
+mod tests_compat_batches;
 #[cfg(test)]
 mod tests_families;
 #[cfg(test)]

@@ -92,6 +92,8 @@ pub(crate) struct State {
     /// Cancelled by `server` when serving stops: ends latency waits and hangs so connections
     /// can close promptly. Created with the state; borrowed, never cloned, per request.
     pub(crate) stop: CancellationToken,
+    /// --dialect: whose Files and Batches API the `/v1/` paths speak.
+    dialect: Dialect,
 }
 
 impl State {
@@ -106,6 +108,7 @@ impl State {
         let fail_status = StatusCode::from_u16(config.fail_status)
             .with_context(|| format!("--fail-status {} is not an HTTP status", config.fail_status))?;
         Ok(State {
+            dialect: config.dialect,
             api_key: config.api_key.map(String::into_boxed_str),
             latency: config.latency,
             latency_jitter: config.latency_jitter,
@@ -196,7 +199,9 @@ async fn read_body(mut body: Incoming, limit: usize) -> Result<(Bytes, bool), Dr
 /// hyper's service: answers one request.
 pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
     let (parts, body) = req.into_parts();
-    let path = parts.uri.path();
+    // Groq's `/openai/v1/…` and Gemini's `/v1beta/openai/…` are OpenAI's `/v1/…` in their dialect.
+    let (dialect_of_path, unprefixed) = Dialect::unprefix(parts.uri.path(), state.dialect);
+    let path: &str = &unprefixed;
     if !is_api(path) {
         return Ok(control(&state, &parts.method, path));
     }
@@ -236,7 +241,7 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
             Some(refused) => refused,
             None => {
                 let request = batch_api::Request {
-                    dialect: Dialect::of(path),
+                    dialect: dialect_of_path,
                     headers: &parts.headers,
                     query: parts.uri.query(),
                     // A reference count, not a copy (`parsed` borrows `body` for the log).

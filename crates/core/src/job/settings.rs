@@ -167,6 +167,12 @@ pub enum Provider {
     /// Mistral's API (`https://api.mistral.ai/v1`): OpenAI's chat and embeddings wire formats,
     /// `Authorization: Bearer`, and its own Batch API (`/v1/batch/jobs`).
     Mistral,
+    /// Groq's OpenAI-compatible API (its quirks: `provider/compatible.rs`).
+    Groq,
+    /// Together's OpenAI-compatible API.
+    Together,
+    /// Gemini's OpenAI-compatible layer.
+    Gemini,
 }
 
 /// Which profile a job's settings came from, and which settings it gave (the others came from

@@ -218,3 +218,69 @@ fn a_mistral_job_record_reads_back_and_a_resume_may_not_change_the_kind() {
     assert!(Provider::Mistral.changes_from(&Provider::Mistral).is_empty());
     assert_eq!(Provider::OpenAi.changes_from(&Provider::Mistral).len(), 1);
 }
+
+#[test]
+fn compatible_providers_are_unit_kinds_and_old_records_still_read() {
+    for (provider, name) in [
+        (Provider::Groq, "groq"),
+        (Provider::Together, "together"),
+        (Provider::Gemini, "gemini"),
+    ] {
+        let json = serde_json::to_string(&provider).unwrap();
+        assert_eq!(json, format!(r#"{{"kind":"{name}"}}"#));
+        assert_eq!(serde_json::from_str::<Provider>(&json).unwrap(), provider);
+        assert_eq!(provider.kind_name(), name);
+        assert_eq!(provider.key_header(), KeyHeader::Bearer);
+        assert!(provider.changes_from(&provider.clone()).is_empty());
+        assert_eq!(
+            provider.changes_from(&Provider::OpenAi),
+            vec![format!("--provider (was openai, now {name})")]
+        );
+    }
+    let openai: Provider = serde_json::from_str(r#"{"kind":"openai"}"#).unwrap();
+    assert_eq!(openai, Provider::OpenAi);
+}
+
+#[test]
+fn compatible_urls_follow_the_base_url_and_the_table() {
+    let url = Provider::Groq
+        .endpoint_url("https://api.groq.com/openai/v1", Endpoint::Chat)
+        .unwrap();
+    assert_eq!(url.as_str(), "https://api.groq.com/openai/v1/chat/completions");
+    let base = crate::base_url::parse("https://generativelanguage.googleapis.com/v1beta/openai").unwrap();
+    let url = Provider::Gemini.batch_api_url(&base, &["files"]).unwrap();
+    assert_eq!(
+        url.as_str(),
+        "https://generativelanguage.googleapis.com/v1beta/openai/files"
+    );
+    assert_eq!(
+        Provider::Together.batch_endpoint(Endpoint::Chat),
+        "/v1/chat/completions"
+    );
+    assert_eq!(Provider::Together.batch_limits(), (50_000, 100_000_000));
+    assert_eq!(ProviderKind::Together.batch_limits(), (50_000, 100_000_000));
+    assert_eq!(ProviderKind::Groq.default_key_env(), "GROQ_API_KEY");
+    assert_eq!(ProviderKind::Gemini.default_key_env(), "GEMINI_API_KEY");
+}
+
+#[test]
+fn families_a_compatible_provider_does_not_serve_are_refused_with_advice() {
+    let err = Provider::Groq
+        .endpoint_url("https://api.groq.com/openai/v1", Endpoint::Embeddings)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Groq does not serve the embeddings endpoint"),
+        "{err}"
+    );
+    assert!(err.contains("chat"), "{err}");
+    let err = Provider::Together
+        .check_batch_endpoint(Endpoint::Embeddings)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Together's Batch API does not run"), "{err}");
+    assert!(Provider::Gemini
+        .check_batch_endpoint(Endpoint::Embeddings)
+        .is_ok());
+    assert!(Provider::OpenAi.check_batch_endpoint(Endpoint::Responses).is_ok());
+}

@@ -1,6 +1,7 @@
 //! The registry of batch services: [`JobBatches::for_provider`] picks the protocol a job's
-//! provider speaks (OpenAI's Files + Batches for OpenAI and Azure, Anthropic's Message Batches
-//! for Anthropic, Mistral's batch jobs for Mistral) over one HTTP client, and [`JobBatches`] is a [`BatchService`] that hands
+//! provider speaks (OpenAI's Files + Batches for OpenAI, Azure and the OpenAI-format providers of
+//! `provider/compatible.rs`, Anthropic's Message Batches for Anthropic, Mistral's batch jobs for
+//! Mistral) over one HTTP client, and [`JobBatches`] is a [`BatchService`] that hands
 //! each call to it. The trait's `async fn`s make it unusable as a trait object, hence an enum;
 //! a new service is one variant here and one arm in each method.
 
@@ -29,9 +30,11 @@ impl JobBatches {
         match provider {
             Provider::Anthropic { .. } => JobBatches::Anthropic(AnthropicBatches::new(api)),
             Provider::Mistral => JobBatches::Mistral(MistralBatches::new(api)),
-            Provider::OpenAi | Provider::Azure { .. } => {
-                JobBatches::OpenAi(OpenAiBatches::new(api, provider.clone()))
-            }
+            Provider::OpenAi
+            | Provider::Azure { .. }
+            | Provider::Groq
+            | Provider::Together
+            | Provider::Gemini => JobBatches::OpenAi(OpenAiBatches::new(api, provider.clone())),
         }
     }
 }

@@ -5,6 +5,11 @@
 //! [`Provider::batch_api_url`]) with the same client (and so the same key and headers) as live
 //! requests.
 //!
+//! What the OpenAI-format providers word differently (the upload's `purpose`, Together's
+//! upper-case statuses and `{"job": …}` wrapper, a bare array for a list) is read from the
+//! provider's row of `provider/compatible.rs` and undone here, in [`normalize`], so that the
+//! service above sees OpenAI's objects only.
+//!
 //! Every call is made once: retrying is the driver's decision, because a POST that got no answer
 //! may still have happened (an upload stored, a batch created), and only the driver, which knows
 //! what the checkpoint recorded, can look before it tries again. The one exception is a read:
@@ -23,6 +28,7 @@ pub use super::api_error::ApiError;
 use super::wire::{Batch, FileObject, List};
 use crate::api::http::{self, HttpSettings};
 use crate::api::{error_message, is_insufficient_quota, parse_retry_after};
+use promptmill_core::provider::compatible::{self, Dialect, StatusWords};
 use promptmill_core::provider::Provider;
 
 /// `POST /batches`.
@@ -96,6 +102,25 @@ impl HttpBatchApi {
             base: settings.url.clone(),
             provider,
             max_response: settings.max_response,
+        })
+    }
+
+    /// The provider's row of the OpenAI-format table (OpenAI's for OpenAI and Azure).
+    fn dialect(&self) -> &'static Dialect {
+        self.provider.dialect().unwrap_or(&compatible::OPENAI)
+    }
+
+    /// A call whose answer is a batch, or a list of batches, in the provider's words: read as
+    /// JSON, put into OpenAI's words ([`normalize`]), then read as `T`.
+    async fn call_batch<T: DeserializeOwned>(
+        &self,
+        what: String,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ApiError> {
+        let value: serde_json::Value = self.call(what.clone(), request).await?;
+        serde_json::from_value(normalize(value, self.dialect())).map_err(|e| ApiError::Unexpected {
+            what,
+            detail: e.to_string(),
         })
     }
 
@@ -281,7 +306,7 @@ impl FilesBatchesApi for HttpBatchApi {
                 detail: e.to_string(),
             })?;
         let form = reqwest::multipart::Form::new()
-            .text("purpose", "batch")
+            .text("purpose", self.dialect().purpose)
             .part("file", part);
         let what = format!("uploading {filename}");
         let request = self.client.post(self.url(&what, &["files"])?).multipart(form);
@@ -289,7 +314,10 @@ impl FilesBatchesApi for HttpBatchApi {
     }
 
     async fn list_files(&self, after: Option<&str>) -> Result<List<FileObject>, ApiError> {
-        let mut query = vec![("purpose", "batch".to_string()), ("limit", PAGE.to_string())];
+        let mut query = vec![
+            ("purpose", self.dialect().purpose.to_string()),
+            ("limit", PAGE.to_string()),
+        ];
         query.extend(after.map(|a| ("after", a.to_string())));
         let request = self
             .client
@@ -313,19 +341,19 @@ impl FilesBatchesApi for HttpBatchApi {
         })?;
         let what = format!("creating a batch of {}", body.input_file_id);
         let request = self.client.post(self.url(&what, &["batches"])?).body(json);
-        self.call(what, request).await
+        self.call_batch(what, request).await
     }
 
     async fn retrieve(&self, id: &str) -> Result<Batch, ApiError> {
         let what = format!("reading batch {id}");
         let request = self.client.get(self.url(&what, &["batches", id])?);
-        self.call(what, request).await
+        self.call_batch(what, request).await
     }
 
     async fn cancel(&self, id: &str) -> Result<Batch, ApiError> {
         let what = format!("cancelling batch {id}");
         let request = self.client.post(self.url(&what, &["batches", id, "cancel"])?);
-        self.call(what, request).await
+        self.call_batch(what, request).await
     }
 
     async fn list_batches(&self, after: Option<&str>) -> Result<List<Batch>, ApiError> {
@@ -335,7 +363,7 @@ impl FilesBatchesApi for HttpBatchApi {
             .client
             .get(self.url("listing batches", &["batches"])?)
             .query(&query);
-        self.call("listing batches".into(), request).await
+        self.call_batch("listing batches".into(), request).await
     }
 
     async fn download<F>(&self, id: &str, each: F) -> anyhow::Result<()>
@@ -346,6 +374,49 @@ impl FilesBatchesApi for HttpBatchApi {
         let url = self.url(&what, &["files", id, "content"])?;
         self.download_from(what, url, each).await
     }
+}
+
+/// A batch answer (or a list of them) in OpenAI's words: a bare array becomes a one-page list,
+/// the dialect's create wrapper (`{"job": {…}}`) is taken off, upper-case statuses are lowered,
+/// and a `created_at` that is not a number of seconds (Together's date-time text) is dropped
+/// (it only bounds the search for a lost batch).
+pub fn normalize(value: serde_json::Value, dialect: &Dialect) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Array(items) => {
+            let data = items.into_iter().map(|b| normalize_batch(b, dialect)).collect();
+            serde_json::json!({"data": Value::Array(data), "has_more": false})
+        }
+        Value::Object(mut map) if map.contains_key("data") => {
+            if let Some(Value::Array(items)) = map.remove("data") {
+                let data = items.into_iter().map(|b| normalize_batch(b, dialect)).collect();
+                map.insert("data".into(), Value::Array(data));
+            }
+            Value::Object(map)
+        }
+        other => normalize_batch(other, dialect),
+    }
+}
+
+fn normalize_batch(value: serde_json::Value, dialect: &Dialect) -> serde_json::Value {
+    use serde_json::Value;
+    let mut value = match (value, dialect.create_wrapper) {
+        (Value::Object(mut map), Some(wrapper)) if !map.contains_key("id") && map.contains_key(wrapper) => {
+            map.remove(wrapper).unwrap_or(Value::Null)
+        }
+        (value, _) => value,
+    };
+    if let Value::Object(map) = &mut value {
+        if dialect.statuses == StatusWords::Upper {
+            if let Some(Value::String(status)) = map.get_mut("status") {
+                *status = status.to_ascii_lowercase();
+            }
+        }
+        if map.get("created_at").is_some_and(|t| !t.is_i64()) {
+            map.remove("created_at");
+        }
+    }
+    value
 }
 
 /// A borrowed API is the API (the driver's tests keep the fake they inspect).

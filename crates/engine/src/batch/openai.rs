@@ -1,5 +1,6 @@
 //! OpenAI's batch service (and Azure OpenAI's, which differs only in URLs, the api-version and
-//! the deployment a line names, see `provider.rs`): a part is a JSONL file of Batch input lines
+//! the deployment a line names, see `provider.rs`; and the OpenAI-format providers', whose
+//! differences are their row of `provider/compatible.rs`): a part is a JSONL file of Batch input lines
 //! uploaded with `purpose=batch`, then a batch created from its file id; results are the output
 //! and error files, whose lines `{custom_id, response: {status_code, body}, error}` this reads.
 //!
@@ -18,7 +19,7 @@ use super::service::{
 };
 use super::wire::{Batch, BatchStatus, InputLine, OutputLine};
 use promptmill_core::family::Endpoint;
-use promptmill_core::provider::Provider;
+use promptmill_core::provider::{LineShape, Provider};
 
 /// Pages of the provider's lists searched for an upload or batch a crash left unrecorded.
 const MAX_PAGES: usize = 100;
@@ -188,14 +189,15 @@ impl<A> OpenAiBatches<A> {
         Ok(CreateBatch {
             input_file_id: file_id.clone(),
             endpoint: self.provider.batch_endpoint(request.endpoint),
-            completion_window: "24h",
+            completion_window: self.provider.dialect().map_or("24h", |d| d.completion_window),
             metadata,
         })
     }
 }
 
 /// A Batch input line, newline included: the request body as it is, except that a provider
-/// which runs a batch on a deployment (Azure) gets that deployment as `body.model`.
+/// which runs a batch on a deployment (Azure) gets that deployment as `body.model`, and a
+/// provider whose lines carry only `custom_id` and `body` (Together) gets no `method`/`url`.
 pub fn input_line(
     id: &str,
     request: &str,
@@ -214,10 +216,11 @@ pub fn input_line(
             &rebuilt
         }
     };
+    let with_url = provider.dialect().is_none_or(|d| d.line == LineShape::MethodUrl);
     let mut line = serde_json::to_vec(&InputLine {
         custom_id: id,
-        method: "POST",
-        url: provider.batch_endpoint(endpoint),
+        method: with_url.then_some("POST"),
+        url: with_url.then(|| provider.batch_endpoint(endpoint)),
         body,
     })
     .map_err(|e| e.to_string())?;

@@ -131,8 +131,11 @@ impl Batch {
 #[derive(Debug, Serialize)]
 pub struct InputLine<'a> {
     pub custom_id: &'a str,
-    pub method: &'static str,
-    pub url: &'static str,
+    /// `None` for a provider whose lines are `{custom_id, body}` (Together).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<&'static str>,
     pub body: &'a RawValue,
 }
 

@@ -16,19 +16,21 @@ struct CreateBody {
 pub(crate) fn create(state: &State, request: &Request<'_>) -> Handled {
     let asked = read_create(request)?;
     let input = batch_input(state, &asked.input_file_id)?;
+    let dialect = request.dialect;
     let batch = make(
         state,
         NewBatch {
             input,
             input_file_id: asked.input_file_id,
             endpoint: asked.endpoint,
-            dialect: request.dialect,
+            dialect,
             metadata: asked.metadata,
             header: asked.header,
             mistral_model: None,
         },
     )?;
-    let body = to_bytes(&lock(&batch).object());
+    let object = serde_json::to_value(lock(&batch).object()).unwrap_or(Value::Null);
+    let body = to_bytes(&dialect.batch_words(object, true));
     Ok(json_response(StatusCode::OK, body))
 }
 
@@ -121,13 +123,20 @@ fn read_create(request: &Request<'_>) -> Result<Asked, Refusal> {
             "endpoint",
             format!(
                 "Invalid endpoint '{endpoint}': the mock runs batches for {}.",
-                Endpoint::ALL.map(|e| dialect.endpoint_path(e)).join(", ")
+                dialect
+                    .batch_endpoints()
+                    .iter()
+                    .map(|e| dialect.endpoint_path(*e))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )
     })?;
-    let window = body
-        .completion_window
-        .ok_or_else(|| missing("completion_window"))?;
+    // Together's window is optional (and always 24h).
+    let window = match (body.completion_window, dialect) {
+        (None, Dialect::Together) => "24h".to_string(),
+        (window, _) => window.ok_or_else(|| missing("completion_window"))?,
+    };
     if window != "24h" {
         return Err(invalid(
             "completion_window",

@@ -4,6 +4,12 @@
 use super::*;
 
 impl Batch {
+    /// [`Batch::object`] in the words of the dialect it was created in (Together's statuses).
+    pub(super) fn worded(&self) -> Value {
+        let object = serde_json::to_value(self.object()).unwrap_or(Value::Null);
+        self.dialect.batch_words(object, false)
+    }
+
     /// OpenAI's `Batch` object as it stands.
     pub(super) fn object(&self) -> BatchObject<'_> {
         let validated = !matches!(self.status, Status::Validating | Status::Failed);
