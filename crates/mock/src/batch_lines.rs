@@ -66,6 +66,9 @@ pub(crate) struct ParsedInput {
     pub errors: Vec<LineError>,
     /// Lines in the file, requests or not.
     pub line_count: u64,
+    /// Uploaded in a dialect whose lines are `{custom_id, body}` (Together): a line without a
+    /// url goes to the batch's endpoint.
+    pub body_only: bool,
 }
 
 /// Lines of a file: split on `\n`, a trailing `\r` dropped, and no line after a final newline.
@@ -115,7 +118,10 @@ impl ParsedInput {
     /// (the batch's endpoint is then the line's), and a custom_id is at most
     /// [`BODY_ONLY_MAX_ID`] characters.
     pub fn parse(content: &Bytes, body_only: bool) -> Self {
-        let mut parsed = ParsedInput::default();
+        let mut parsed = ParsedInput {
+            body_only,
+            ..ParsedInput::default()
+        };
         let mut model_index: HashMap<Box<str>, u32> = HashMap::new();
         for (i, text) in split_lines(content).enumerate() {
             let number = i as u64 + 1;
@@ -155,8 +161,11 @@ impl ParsedInput {
             if errors.len() >= MAX_ERRORS {
                 break;
             }
-            // An empty url: a `{custom_id, body}` line, which goes to the batch's endpoint.
-            if !line.url.is_empty() && *line.url != *endpoint {
+            // An empty url: a `{custom_id, body}` line, which goes to the batch's endpoint in a
+            // dialect of such lines, or in a Mistral job (whose endpoint is checked as empty);
+            // OpenAI's batches need a url on every line.
+            let bare = line.url.is_empty() && (self.body_only || endpoint.is_empty());
+            if !bare && *line.url != *endpoint {
                 errors.push(LineError::at(
                     line.number,
                     "invalid_url",
@@ -333,12 +342,17 @@ mod tests {
             .iter()
             .all(|e| e.line == Some(2)));
         assert_eq!(parsed.errors[0].param, Some("custom_id"));
+        // Uploaded in OpenAI's dialect, such lines parse (a Mistral job runs them) but an
+        // OpenAI batch over them is refused for its urls.
         let strict = ParsedInput::parse(&Bytes::from(text), false);
-        assert_eq!(
-            strict.errors[0].param,
-            Some("method"),
-            "OpenAI's lines need method and url"
+        let refused = strict.check("/v1/chat/completions");
+        assert!(
+            refused
+                .iter()
+                .any(|e| e.line == Some(1) && e.param == Some("url")),
+            "OpenAI's lines need a url: {refused:?}"
         );
+        assert!(strict.check(MISTRAL_URL).is_empty());
     }
 
     #[test]
