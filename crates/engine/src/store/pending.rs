@@ -15,6 +15,8 @@ pub struct PendingKey {
     pub seq: i64,
     /// Its request's digest as taken when it was read (`None`: read by an older promptmill).
     pub digest: Option<[u8; 32]>,
+    /// Its request body, read only when it has no usable digest (empty otherwise): the digest
+    /// is the key, so a body of kilobytes is not copied out of the checkpoint for nothing.
     pub request: String,
 }
 
@@ -52,7 +54,7 @@ impl Store {
     /// their cache keys are made of.
     pub fn pending_keys(&self, after: i64, limit: usize) -> anyhow::Result<Vec<PendingKey>> {
         let mut q = self.conn.prepare_cached(
-            "SELECT seq, digest, request FROM rows
+            "SELECT seq, digest, CASE WHEN length(digest) IS 32 THEN '' ELSE request END FROM rows
               WHERE seq > ?1 AND seq <= ?2 AND state = 'pending' AND invalid = 0 AND request IS NOT NULL
               ORDER BY seq LIMIT ?3",
         )?;

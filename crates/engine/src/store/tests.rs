@@ -579,3 +579,31 @@ fn update_job_replaces_the_recorded_job() {
     store.update_job(&changed).unwrap();
     assert_eq!(store.job().unwrap(), Some(changed));
 }
+
+#[test]
+fn pending_keys_read_a_body_only_for_rows_without_a_digest() {
+    let store = store_with(3);
+    let digest = [7u8; 32];
+    store
+        .conn
+        .execute("UPDATE rows SET digest = ?1 WHERE seq = 2", [&digest[..]])
+        .unwrap();
+    // A digest of the wrong length is no key: that row is keyed by its body.
+    store
+        .conn
+        .execute("UPDATE rows SET digest = x'0102' WHERE seq = 3", [])
+        .unwrap();
+    let keys = store.pending_keys(0, 10).unwrap();
+    let seen: Vec<_> = keys
+        .iter()
+        .map(|k| (k.seq, k.digest, k.request.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, None, "{\"model\":\"m\"}"),
+            (2, Some(digest), ""),
+            (3, None, "{\"model\":\"m\"}"),
+        ]
+    );
+}
