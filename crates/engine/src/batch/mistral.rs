@@ -246,17 +246,9 @@ impl BatchService for MistralBatches {
                 .retried(|| self.api.get_json("listing files".into(), &["files"], &query))
                 .await?;
             seen += listed.data.len() as u64;
-            for f in &listed.data {
-                if f.filename.as_deref() != Some(filename) {
-                    continue;
-                }
-                if found.keep.is_none() && f.bytes == Some(bytes) {
-                    found.keep = Some(f.id.clone());
-                } else {
-                    calls.retried(|| self.api.delete_file(&f.id)).await?;
-                    found.deleted.push(f.id.clone());
-                }
-            }
+            found
+                .sort_page(&self.api, calls, &listed.data, (filename, bytes))
+                .await?;
             if last_page(listed.data.len(), seen, listed.total) {
                 break;
             }

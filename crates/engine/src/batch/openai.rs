@@ -89,17 +89,9 @@ impl<A: FilesBatchesApi> BatchService for OpenAiBatches<A> {
         let mut found = FoundUpload::default();
         for _ in 0..MAX_PAGES {
             let page = calls.retried(|| self.api.list_files(after.as_deref())).await?;
-            for f in &page.data {
-                if f.filename.as_deref() != Some(filename) {
-                    continue;
-                }
-                if found.keep.is_none() && f.bytes == Some(bytes) {
-                    found.keep = Some(f.id.clone());
-                } else {
-                    calls.retried(|| self.api.delete_file(&f.id)).await?;
-                    found.deleted.push(f.id.clone());
-                }
-            }
+            found
+                .sort_page(&self.api, calls, &page.data, (filename, bytes))
+                .await?;
             after = page
                 .last_id
                 .clone()

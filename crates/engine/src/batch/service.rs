@@ -18,6 +18,8 @@ use bytes::Bytes;
 
 use super::api_error::ApiError;
 use super::calls::{Calls, Step};
+use super::client::FilesBatchesApi;
+use super::wire::FileObject;
 use crate::store::{BatchError, BatchSeen};
 use promptmill_core::family::Endpoint;
 
@@ -149,6 +151,32 @@ pub struct FoundUpload {
     pub keep: Option<String>,
     /// Incomplete uploads under the part's name, deleted.
     pub deleted: Vec<String>,
+}
+
+impl FoundUpload {
+    /// Sorts one page of listed files against a part's upload (`filename`, `bytes`) for a
+    /// service that uploads through a Files API: the first complete one is kept, every other
+    /// under that name (cut short, or a second copy) is deleted through `api`.
+    pub async fn sort_page<A: FilesBatchesApi>(
+        &mut self,
+        api: &A,
+        calls: &Calls,
+        files: &[FileObject],
+        (filename, bytes): (&str, u64),
+    ) -> Step<()> {
+        for f in files {
+            if f.filename.as_deref() != Some(filename) {
+                continue;
+            }
+            if self.keep.is_none() && f.bytes == Some(bytes) {
+                self.keep = Some(f.id.clone());
+            } else {
+                calls.retried(|| api.delete_file(&f.id)).await?;
+                self.deleted.push(f.id.clone());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What a look for a batch found.
