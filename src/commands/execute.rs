@@ -137,9 +137,8 @@ struct Settle<'a> {
 /// every request has settled), the output and the summary written, and the message.
 fn settle(store: &Store, job: &JobRecord, send: &SendConfig, run: Settle<'_>) -> anyhow::Result<i32> {
     let (scope, db_path, costing) = (run.scope, run.db_path, run.costing);
-    let after = store.counts()?;
     // With --limit, the rows past it are not this run's to settle.
-    let claimable = store.counts_claimable()?;
+    let (after, claimable) = store.counts_and_claimable()?;
     let (outcome, code) = ending::live_outcome(run.control.reason(), scope == Scope::Sample, &claimable);
     // The ledger, now that every request has settled: the summary and the stop message print
     // the same amounts.

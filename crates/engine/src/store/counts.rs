@@ -42,6 +42,17 @@ impl Store {
         self.counts_of(self.through)
     }
 
+    /// [`Store::counts`] and [`Store::counts_claimable`], in one scan of the table when the run
+    /// claims from every row (no `--limit`): the two are then the same.
+    pub fn counts_and_claimable(&self) -> anyhow::Result<(Counts, Counts)> {
+        let all = self.counts()?;
+        let claimable = match self.through {
+            i64::MAX => all.clone(),
+            through => self.counts_of(through)?,
+        };
+        Ok((all, claimable))
+    }
+
     fn counts_of(&self, through: i64) -> anyhow::Result<Counts> {
         let mut c = Counts::default();
         let mut stmt = self.conn.prepare(&format!(

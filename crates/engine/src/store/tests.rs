@@ -474,6 +474,22 @@ fn counts_split_rows_by_state_and_sum_tokens_and_attempts() {
 }
 
 #[test]
+fn counts_and_claimable_agree_with_the_two_counts_with_and_without_a_limit() {
+    let mut store = store_with(5);
+    set_state(&mut store, 1, "done", None);
+    set_state(&mut store, 4, "done", None);
+    let (all, claimable) = store.counts_and_claimable().unwrap();
+    assert_eq!((all.done, all.pending), (2, 3));
+    assert_eq!(claimable, all);
+    store.claim_through(Some(2));
+    let (all, claimable) = store.counts_and_claimable().unwrap();
+    assert_eq!(all, store.counts().unwrap());
+    assert_eq!(claimable, store.counts_claimable().unwrap());
+    assert_eq!((claimable.total, claimable.done, claimable.pending), (2, 1, 1));
+    assert_eq!((all.total, all.done), (5, 2));
+}
+
+#[test]
 fn reset_in_flight_returns_claimed_rows_to_pending() {
     let mut store = store_with(3);
     set_state(&mut store, 1, "in_flight", None);

@@ -144,6 +144,47 @@ async fn the_run_records_how_many_claimed_rows_are_unsettled() {
 }
 
 #[tokio::test]
+async fn every_worker_waiting_on_one_commit_is_told_and_finds_its_row_committed() {
+    // Many durable finishes at once, so that commits hold several waiters.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("job.db");
+    let mut store = Store::open(&path, true).unwrap();
+    let mut ingest = store.begin_ingest().unwrap();
+    for seq in 1..=64 {
+        ingest.add(&valid(seq, &format!("r{seq}"))).unwrap().unwrap();
+    }
+    ingest.commit(&job(), 64).unwrap();
+    let w = start(store);
+    assert_eq!(w.handle.claim(0, 64).await.unwrap().len(), 64);
+    let mut waiting = tokio::task::JoinSet::new();
+    for seq in 1..=64 {
+        let (handle, path) = (w.handle.clone(), path.clone());
+        waiting.spawn(async move {
+            handle.finish_durable(done(seq, 1, 10, 3)).await.unwrap();
+            let reader = Store::open(&path, false).unwrap();
+            let state: String = reader
+                .conn
+                .query_row("SELECT state FROM rows WHERE seq = ?1", [seq], |r| r.get(0))
+                .unwrap();
+            assert_eq!(state, "done", "row {seq} is committed once its worker is told");
+        });
+    }
+    let told = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        let mut n = 0;
+        while let Some(r) = waiting.join_next().await {
+            r.unwrap();
+            n += 1;
+        }
+        n
+    })
+    .await
+    .expect("every waiter is told");
+    assert_eq!(told, 64);
+    let store = stop(w);
+    assert_eq!(store.counts().unwrap().done, 64);
+}
+
+#[tokio::test]
 async fn claims_pass_over_invalid_and_finished_rows() {
     let mut store = Store::open_in_memory().unwrap();
     let mut ingest = store.begin_ingest().unwrap();
