@@ -83,7 +83,9 @@ pub fn client(
 /// Submits (with `submit`), waits for and collects the job's batches; writes the output and
 /// totals, unless `then_live` and rows remain: those go live (`--finish-live`, or a job switched
 /// to `--mode live` with batches still open). `before`: the rows' states as the caller counted
-/// them just now over the whole table (counted here when `None`).
+/// them just now over the whole table (counted here when `None`). `answered`: the caller has
+/// looked the pending rows up in the response cache since it counted, and settled this many
+/// (`None`: they are looked up here before parts are planned).
 #[allow(clippy::too_many_arguments)]
 pub fn execute(
     store: &mut Store,
@@ -94,6 +96,7 @@ pub fn execute(
     then_live: bool,
     costing: Option<&Costing>,
     before: Option<Counts>,
+    answered: Option<u64>,
 ) -> anyhow::Result<BatchEnd> {
     let db_path = store.path().to_path_buf();
     let resume_cmd = format!(
@@ -115,8 +118,11 @@ pub fn execute(
     let run_id = store.start_run().map_err(|e| explain(&db_path, e))?;
     let started = Instant::now();
     let cache = cached::open(job, send)?;
-    let (counted, hits) = match (&cache, submit) {
-        (Some(c), true) => cached::settle(store, c, job, send, &before).map_err(|e| explain(&db_path, e))?,
+    let (counted, hits) = match (answered, &cache, submit) {
+        (Some(hits), _, _) => (cached::counted_with(&before, hits), hits),
+        (None, Some(c), true) => {
+            cached::settle(store, c, job, send, &before).map_err(|e| explain(&db_path, e))?
+        }
         _ => (before.clone(), 0),
     };
     let settings = driver_settings(store, job, send, submit)?;
@@ -347,7 +353,7 @@ fn collect_cancelled(mut store: Store, job: &JobRecord, allow_http: bool) -> any
         }
     };
     let headers = job.headers.clone();
-    let ended = execute(&mut store, job, &send, headers, false, false, None, None);
+    let ended = execute(&mut store, job, &send, headers, false, false, None, None, None);
     // The store first, on every path: closing the lock's descriptor of the database while the
     // store is open would drop SQLite's locks on it (see `joblock`).
     drop(store);

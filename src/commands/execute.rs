@@ -35,6 +35,7 @@ use promptmill_engine::store::{explain, writer, Counts, Store};
 use promptmill_engine::summary::{CacheTotals, CostTotals, SchemaTotals, Summary};
 
 mod before_send;
+mod cached_first;
 
 use before_send::prepare;
 
@@ -71,6 +72,9 @@ pub fn execute(
     let run_id = store.start_run().map_err(|e| explain(&db_path, e))?;
     let started = Instant::now();
     let stats = Arc::new(Stats::default());
+    if let Some(answered) = &ready.answered {
+        answered.count_in(&stats);
+    }
     let control = Control::new();
     let costing = Arc::new(ready.costing);
     let before = ready.before;

@@ -74,10 +74,19 @@ fn a_restart_with_a_changed_template_sends_only_the_rows_whose_request_changed()
     assert_eq!(sent, 100, "only the changed rows are sent");
     let second = second.expect("ran");
     assert!(
-        second.stderr.contains("900 rows from the cache"),
+        second.stderr.contains("900 rows from the cache (this run 900)"),
         "{}",
         second.stderr
     );
+    // The cached rows are settled before the cost line, which prices only what is sent.
+    assert!(
+        second
+            .stderr
+            .contains("900 rows answered from the response cache"),
+        "{}",
+        second.stderr
+    );
+    assert!(second.stderr.contains("sending 100 rows"), "{}", second.stderr);
     let out = dir.jsonl("out.jsonl");
     assert_eq!(out.len(), 1000);
     let cached = out.iter().filter(|r| r["cached"] == true).count();

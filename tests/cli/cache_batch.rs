@@ -75,6 +75,9 @@ fn a_batch_job_puts_only_the_rows_not_in_the_cache_into_its_batch() {
         "{}",
         out.stderr
     );
+    // Looked up before the cost line, which prices only the rows that go into the batch.
+    assert!(out.stderr.contains("sending 10 rows"), "{}", out.stderr);
+    assert_eq!(out.stderr.matches("answered from the response cache").count(), 1);
     let batches = batched_ids(&mock);
     assert_eq!(batches.len(), 1, "{batches:?}");
     let mut sent = batches[0].clone();

@@ -41,11 +41,16 @@ pub(super) fn settle(
             cache.cache.path().display()
         );
     }
+    Ok((counted_with(before, hits), hits))
+}
+
+/// `before` with `hits` of its pending rows settled done from the cache.
+pub(super) fn counted_with(before: &Counts, hits: u64) -> Counts {
     let mut counted = before.clone();
     counted.done += hits;
     counted.cached += hits;
     counted.pending = counted.pending.saturating_sub(hits);
-    Ok((counted, hits))
+    counted
 }
 
 /// Starts copying the run's answers into `cache` (while the output is written).

@@ -15,6 +15,8 @@ use promptmill_core::secret::ApiKey;
 use promptmill_engine::budget::Costing;
 use promptmill_engine::store::{explain, Counts, Store};
 
+use super::cached_first::{self, Answered};
+
 /// What a run is about to send with, once everything before the first request is settled.
 pub(super) struct Ready {
     pub(super) limits: SendLimits,
@@ -23,6 +25,9 @@ pub(super) struct Ready {
     /// The rows' states before this run (what the progress display counts from).
     pub(super) before: Counts,
     pub(super) costing: Costing,
+    /// The rows answered from the response cache before the cost line (a first run; `None`:
+    /// not looked up there).
+    pub(super) answered: Option<Answered>,
 }
 
 /// Everything before the first request: the limits in force, the target checked, the rows
@@ -61,9 +66,10 @@ pub(super) fn prepare(
         key,
         headers,
         before,
+        answered: None,
     };
     if scope == Scope::All {
-        if let ControlFlow::Break(code) = cost_line(store, job, send, &ready.before, db_path)? {
+        if let ControlFlow::Break(code) = cost_line(store, job, send, &mut ready, db_path)? {
             return Ok(ControlFlow::Break(code));
         }
     }
@@ -93,12 +99,16 @@ pub(super) fn prepare(
             submit,
             !submit,
             Some(&ready.costing),
-            // Counted over every row (no `--limit`), and no row has changed since.
+            // Counted over every row (no `--limit`), and no row has changed since but those
+            // answered from the cache.
             job.limit.is_none().then(|| ready.before.clone()),
+            ready.answered.map(|a| a.rows),
         )?;
         match end {
             BatchEnd::Exit(code) => return Ok(ControlFlow::Break(code)),
             BatchEnd::FinishLive => {
+                // Counted afresh: the rows answered from the cache are done in it.
+                ready.answered = None;
                 ready.before = store.counts_claimable().map_err(|e| explain(db_path, e))?;
                 ready.costing = price_job(store, job, send, ready.before.done == 0 && job.limit.is_none())
                     .map_err(|e| explain(db_path, e))?;
@@ -111,19 +121,30 @@ pub(super) fn prepare(
 /// The job's Batch API settings, and — before a new job's first paid request — the cost line
 /// and the `--confirm` question. `Break`: the user said no.
 fn cost_line(
-    store: &Store,
+    store: &mut Store,
     job: &mut JobRecord,
     send: &SendConfig,
-    before: &Counts,
+    ready: &mut Ready,
     db_path: &Path,
 ) -> anyhow::Result<ControlFlow<i32>> {
     job.batch = send.batch(Some(&job.batch));
     if !send.quiet {
         warn_unknown_models(job);
     }
+    let before = &ready.before;
     let started = before.done + before.failed + before.batched > 0 || store.has_open_parts()?;
     if (send.confirm || !send.quiet) && before.pending > 0 && !started {
         let batch = job.batch.mode == Mode::Batch;
+        let (pending, go) = (
+            before.pending,
+            if batch { "go to the Batch API" } else { "to send" },
+        );
+        let answered =
+            cached_first::settle(store, job, send, pending, go).map_err(|e| explain(db_path, e))?;
+        ready.answered = Some(answered);
+        if answered.rows >= pending {
+            return Ok(ControlFlow::Continue(()));
+        }
         let ceiling = promptmill_engine::ceiling::of_pending(
             store,
             job.endpoint.family(),

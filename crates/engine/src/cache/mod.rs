@@ -104,15 +104,22 @@ impl Cache {
         })
     }
 
-    /// [`Cache::open`], or `None` after one warning: a run goes on without its cache.
+    /// [`Cache::open`], or `None` after one warning: a run goes on without its cache. A command
+    /// that opens the same unusable cache again (a first run looks its rows up before the cost
+    /// line, then sends) is not warned twice.
     pub fn open_or_warn(path: &Path, read_only: bool) -> Option<Cache> {
+        static WARNED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
         match Cache::open(path, read_only) {
             Ok(c) => Some(c),
             Err(e) => {
-                tracing::warn!(
-                    "the response cache {} cannot be used ({e:#}); going on without it",
-                    path.display()
-                );
+                let mut warned = WARNED.lock().unwrap_or_else(PoisonError::into_inner);
+                if !warned.iter().any(|p| p == path) {
+                    warned.push(path.to_path_buf());
+                    tracing::warn!(
+                        "the response cache {} cannot be used ({e:#}); going on without it",
+                        path.display()
+                    );
+                }
                 None
             }
         }
