@@ -35,7 +35,7 @@ use promptmill_engine::store::{explain, writer, Counts, Store};
 use promptmill_engine::summary::{CacheTotals, CostTotals, SchemaTotals, Summary};
 
 mod before_send;
-mod cached_first;
+pub(super) mod cached_first;
 
 use before_send::prepare;
 

@@ -6,7 +6,6 @@
 use crate::config::SendConfig;
 use promptmill_core::job::JobRecord;
 use promptmill_engine::cache::keep::Copy;
-use promptmill_engine::cache::pending::settle_pending;
 use promptmill_engine::pipeline::CacheUse;
 use promptmill_engine::store::{Counts, Store};
 
@@ -26,21 +25,9 @@ pub(super) fn settle(
     send: &SendConfig,
     before: &Counts,
 ) -> anyhow::Result<(Counts, u64)> {
-    let structured = super::super::execute::structured(job, &send.limits(Some(&job.send)));
-    let hits = settle_pending(
-        store,
-        &cache.cache,
-        &cache.scope,
-        job.endpoint,
-        structured.as_ref(),
-    )?;
-    if hits > 0 && !send.quiet {
-        let left = before.pending.saturating_sub(hits);
-        eprintln!(
-            "promptmill: {hits} rows answered from the response cache {}; {left} go to the Batch API",
-            cache.cache.path().display()
-        );
-    }
+    let go = "go to the Batch API";
+    let hits =
+        crate::commands::execute::cached_first::settle_in(store, cache, job, send, before.pending, go)?;
     Ok((counted_with(before, hits), hits))
 }
 

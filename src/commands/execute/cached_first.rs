@@ -9,6 +9,7 @@
 use crate::config::SendConfig;
 use promptmill_core::job::JobRecord;
 use promptmill_engine::cache::pending::settle_pending;
+use promptmill_engine::pipeline::CacheUse;
 use promptmill_engine::stats::Stats;
 use promptmill_engine::store::Store;
 
@@ -46,6 +47,26 @@ pub(super) fn settle(
     let Some(cache) = super::open_cache(&send.cache, job, &url) else {
         return Ok(Answered::default());
     };
+    let rows = settle_in(store, &cache, job, send, pending, go)?;
+    if rows == 0 {
+        return Ok(Answered::default());
+    }
+    // A first run: every done row of the job is one of these.
+    let saved = promptmill_engine::budget::job_saved(store, job)?;
+    Ok(Answered { rows, saved })
+}
+
+/// Settles the pending rows `cache` answers (read by the job's family, judged by its schema)
+/// done from it, says so unless `--quiet` (and where the rest of `pending` `go`), and returns
+/// how many. Batch mode's lookup before it plans parts is this one too.
+pub(in crate::commands) fn settle_in(
+    store: &mut Store,
+    cache: &CacheUse,
+    job: &JobRecord,
+    send: &SendConfig,
+    pending: u64,
+    go: &str,
+) -> anyhow::Result<u64> {
     let structured = super::structured(job, &send.limits(Some(&job.send)));
     let rows = settle_pending(
         store,
@@ -54,17 +75,12 @@ pub(super) fn settle(
         job.endpoint,
         structured.as_ref(),
     )?;
-    if rows == 0 {
-        return Ok(Answered::default());
-    }
-    // A first run: every done row of the job is one of these.
-    let saved = promptmill_engine::budget::job_saved(store, job)?;
-    if !send.quiet {
+    if rows > 0 && !send.quiet {
         eprintln!(
             "promptmill: {rows} rows answered from the response cache {}; {} {go}",
             cache.cache.path().display(),
             pending.saturating_sub(rows)
         );
     }
-    Ok(Answered { rows, saved })
+    Ok(rows)
 }

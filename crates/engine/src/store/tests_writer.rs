@@ -40,6 +40,20 @@ fn stop(running: Running) -> Store {
     running.join.join().unwrap().unwrap()
 }
 
+/// A checkpoint file (in a directory dropped with the first value) of `n` valid rows `r1..rn`,
+/// for tests that read it from a second connection while the writer runs.
+fn file_store_with(n: u64) -> (tempfile::TempDir, std::path::PathBuf, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("job.db");
+    let mut store = Store::open(&path, true).unwrap();
+    let mut ingest = store.begin_ingest().unwrap();
+    for seq in 1..=n {
+        ingest.add(&valid(seq, &format!("r{seq}"))).unwrap().unwrap();
+    }
+    ingest.commit(&job(), n).unwrap();
+    (dir, path, store)
+}
+
 fn seqs(claimed: &[Claimed]) -> Vec<i64> {
     claimed.iter().map(|c| c.seq).collect()
 }
@@ -116,14 +130,7 @@ async fn claimed_rows_are_not_claimed_again_and_stay_pending_in_the_checkpoint()
 
 #[tokio::test]
 async fn the_run_records_how_many_claimed_rows_are_unsettled() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("job.db");
-    let mut store = Store::open(&path, true).unwrap();
-    let mut ingest = store.begin_ingest().unwrap();
-    for seq in 1..=4 {
-        ingest.add(&valid(seq, &format!("r{seq}"))).unwrap().unwrap();
-    }
-    ingest.commit(&job(), 4).unwrap();
+    let (_dir, path, store) = file_store_with(4);
     let w = start(store);
     assert_eq!(seqs(&w.handle.claim(0, 3).await.unwrap()), [1, 2, 3]);
     // Committed with the outcome: 3 claimed, 1 of them settled.
@@ -146,14 +153,7 @@ async fn the_run_records_how_many_claimed_rows_are_unsettled() {
 #[tokio::test]
 async fn every_worker_waiting_on_one_commit_is_told_and_finds_its_row_committed() {
     // Many durable finishes at once, so that commits hold several waiters.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("job.db");
-    let mut store = Store::open(&path, true).unwrap();
-    let mut ingest = store.begin_ingest().unwrap();
-    for seq in 1..=64 {
-        ingest.add(&valid(seq, &format!("r{seq}"))).unwrap().unwrap();
-    }
-    ingest.commit(&job(), 64).unwrap();
+    let (_dir, path, store) = file_store_with(64);
     let w = start(store);
     assert_eq!(w.handle.claim(0, 64).await.unwrap().len(), 64);
     let mut waiting = tokio::task::JoinSet::new();
