@@ -201,16 +201,18 @@ pub(crate) fn create_body(request: &Create, endpoint: &str) -> Result<Vec<u8>, A
     serde_json::to_vec(&body).map_err(|e| unexpected(e.to_string()))
 }
 
-/// A batch line, newline included: `{"custom_id", "body"}` with the request body as it is.
+/// A batch line, newline included: `{"custom_id", "body"}` with the request body as it is (the
+/// OpenAI line without `method` and `url`).
 pub fn request_line(custom_id: &str, body: &str) -> Result<Vec<u8>, String> {
     let body: &RawValue =
         serde_json::from_str(body).map_err(|e| format!("the request does not parse: {e}"))?;
-    #[derive(serde::Serialize)]
-    struct Line<'a> {
-        custom_id: &'a str,
-        body: &'a RawValue,
-    }
-    let mut line = serde_json::to_vec(&Line { custom_id, body }).map_err(|e| e.to_string())?;
+    let line = super::wire::InputLine {
+        custom_id,
+        method: None,
+        url: None,
+        body,
+    };
+    let mut line = serde_json::to_vec(&line).map_err(|e| e.to_string())?;
     line.push(b'\n');
     Ok(line)
 }
