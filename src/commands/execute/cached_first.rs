@@ -9,6 +9,7 @@
 use crate::config::SendConfig;
 use promptmill_core::job::JobRecord;
 use promptmill_engine::cache::pending::settle_pending;
+use promptmill_engine::output;
 use promptmill_engine::pipeline::CacheUse;
 use promptmill_engine::stats::Stats;
 use promptmill_engine::store::Store;
@@ -47,6 +48,9 @@ pub(super) fn settle(
     let Some(cache) = super::open_cache(&send.cache, job, &url) else {
         return Ok(Answered::default());
     };
+    // An output the run would refuse is refused before any row changes in the checkpoint.
+    output::check_writable(&job.output)?;
+    output::check_replaceable(store, &job.output, send.overwrite)?;
     let rows = settle_in(store, &cache, job, send, pending, go)?;
     if rows == 0 {
         return Ok(Answered::default());
