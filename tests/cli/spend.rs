@@ -166,3 +166,48 @@ fn confirm_on_a_terminal_sends_only_after_yes() {
     assert_eq!(out.code(), 0, "{}", out.stdout);
     assert_eq!(mock.requests().len(), 3);
 }
+
+#[test]
+fn confirm_asks_only_for_the_rows_the_cache_does_not_answer() {
+    let dir = Dir::new();
+    prompts_jsonl(&dir, "p.jsonl", 3);
+    let mock = Mock::start(&[]);
+    let cache = dir.path("shared.cache.db");
+    let cache = cache.to_str().expect("utf-8 path");
+    let mut args = cost_line_args(&mock);
+    args.extend(["--cache".into(), cache.into()]);
+    let first: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(promptmill(&dir).args(&first));
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert_eq!(mock.requests().len(), 3);
+
+    // A new job (another output) of the same three prompts and one more: the question prices
+    // the one row the cache does not answer, and only it is sent.
+    prompts_jsonl(&dir, "p.jsonl", 4);
+    let mut args: Vec<&str> = first.clone();
+    let out_at = args.iter().position(|a| *a == "out.jsonl").expect("-o");
+    args[out_at] = "second.jsonl";
+    args.push("--confirm");
+    let out = on_a_terminal(&dir, &args, &[], "y\n");
+    assert_eq!(out.code(), 0, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("3 rows answered from the response cache"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("sending 1 row to gpt-4o-mini"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("Send? [y/N]"), "{}", out.stdout);
+    assert_eq!(mock.requests().len(), 4);
+
+    // Every row answered: nothing to send, nothing asked.
+    args[out_at] = "third.jsonl";
+    let out = on_a_terminal(&dir, &args, &[], "");
+    assert_eq!(out.code(), 0, "{}", out.stdout);
+    assert!(!out.stdout.contains("Send?"), "{}", out.stdout);
+    assert_eq!(mock.requests().len(), 4);
+    assert_eq!(dir.jsonl("third.jsonl").len(), 4);
+}
