@@ -4,8 +4,6 @@
 //! cost; for Groq, a job split in two parts survives a kill and a lost create answer; the key
 //! goes with every request to the base URL and nowhere else.
 
-use serde_json::Value;
-
 use crate::util::*;
 
 /// A provider under test: its `--provider` name, the mock's flags, the base URL path under the
@@ -65,24 +63,12 @@ fn batch_equals_live(case: &Case) {
     assert_eq!(batch.code(), 0, "{}", batch.stderr);
     assert_eq!(mock.stats()["batches_created"], 1, "{}", batch.stderr);
 
-    let (live_rows, batch_rows) = (dir.jsonl("live.jsonl"), dir.jsonl("batch.jsonl"));
-    assert_eq!(live_rows.len(), 300);
-    assert_eq!(live_rows.len(), batch_rows.len());
-    for (l, b) in live_rows.iter().zip(&batch_rows) {
-        for field in ["id", "status", "completion", "finish_reason", "usage", "model"] {
-            assert_eq!(l[field], b[field], "{field} of {l} vs {b}");
-        }
-    }
-    let (l, b): (Value, Value) = (
-        serde_json::from_str(&dir.read("live.json")).unwrap(),
-        serde_json::from_str(&dir.read("batch.json")).unwrap(),
+    let rows = assert_batch_equals_live_at_half_price(
+        &dir,
+        ["live.jsonl", "live.json"],
+        ["batch.jsonl", "batch.json"],
     );
-    assert_eq!(l["tokens"], b["tokens"]);
-    let (lc, bc) = (
-        l["cost"]["job"].as_f64().unwrap(),
-        b["cost"]["job"].as_f64().unwrap(),
-    );
-    assert!(lc > 0.0 && (bc - lc / 2.0).abs() < 1e-9, "live {lc}, batch {bc}");
+    assert_eq!(rows, 300);
     // Every Files and Batches call went to the provider's own paths.
     let paths: Vec<String> = mock
         .requests()

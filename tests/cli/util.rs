@@ -349,3 +349,26 @@ pub fn status_json_of(dir: &Dir, db: &str) -> Value {
     assert_eq!(out.code(), 0, "{}", out.stderr);
     serde_json::from_str(&out.stdout).expect("status --json")
 }
+
+/// A Batch API run of an input against a live run of the same input, each given as its output
+/// and its `--summary` file: every row's id, status, completion, finish reason, usage and model
+/// equal, in the same order; the same tokens; and the job's cost half the live one's (the Batch
+/// price). Returns how many rows there were.
+pub fn assert_batch_equals_live_at_half_price(dir: &Dir, live: [&str; 2], batch: [&str; 2]) -> usize {
+    let (live_rows, batch_rows) = (dir.jsonl(live[0]), dir.jsonl(batch[0]));
+    assert_eq!(live_rows.len(), batch_rows.len());
+    for (l, b) in live_rows.iter().zip(&batch_rows) {
+        for field in ["id", "status", "completion", "finish_reason", "usage", "model"] {
+            assert_eq!(l[field], b[field], "{field} of {l} vs {b}");
+        }
+    }
+    let (l, b): (Value, Value) = (
+        serde_json::from_str(&dir.read(live[1])).expect("live summary"),
+        serde_json::from_str(&dir.read(batch[1])).expect("batch summary"),
+    );
+    assert_eq!(l["tokens"], b["tokens"]);
+    let cost = |s: &Value| s["cost"]["job"].as_f64().expect("cost.job");
+    let (lc, bc) = (cost(&l), cost(&b));
+    assert!(lc > 0.0 && (bc - lc / 2.0).abs() < 1e-9, "live {lc}, batch {bc}");
+    live_rows.len()
+}
