@@ -24,6 +24,14 @@ use promptmill_engine::summary::{CostTotals, Summary};
 use super::shell_quote;
 
 mod cached;
+
+/// A batch job's response cache as the command opened it (`None`: not used), and how many
+/// pending rows the caller settled from it since it counted them (`None`: not looked up yet;
+/// they are looked up before parts are planned).
+pub struct JobCache {
+    pub cache: Option<promptmill_engine::pipeline::CacheUse>,
+    pub answered: Option<u64>,
+}
 mod finish;
 
 /// How the Batch API side of a run ended.
@@ -83,9 +91,8 @@ pub fn client(
 /// Submits (with `submit`), waits for and collects the job's batches; writes the output and
 /// totals, unless `then_live` and rows remain: those go live (`--finish-live`, or a job switched
 /// to `--mode live` with batches still open). `before`: the rows' states as the caller counted
-/// them just now over the whole table (counted here when `None`). `answered`: the caller has
-/// looked the pending rows up in the response cache since it counted, and settled this many
-/// (`None`: they are looked up here before parts are planned).
+/// them just now over the whole table (counted here when `None`). `cache`: the job's response
+/// cache, and whether the caller has looked the pending rows up in it since it counted.
 #[allow(clippy::too_many_arguments)]
 pub fn execute(
     store: &mut Store,
@@ -96,7 +103,7 @@ pub fn execute(
     then_live: bool,
     costing: Option<&Costing>,
     before: Option<Counts>,
-    answered: Option<u64>,
+    cache: JobCache,
 ) -> anyhow::Result<BatchEnd> {
     let db_path = store.path().to_path_buf();
     let resume_cmd = format!(
@@ -117,7 +124,7 @@ pub fn execute(
     let api = client(job, headers, job.send.timeout, send.max_response_size)?;
     let run_id = store.start_run().map_err(|e| explain(&db_path, e))?;
     let started = Instant::now();
-    let cache = cached::open(job, send)?;
+    let JobCache { cache, answered } = cache;
     let (counted, hits) = match (answered, &cache, submit) {
         (Some(hits), _, _) => (cached::counted_with(&before, hits), hits),
         (None, Some(c), true) => {
@@ -353,7 +360,11 @@ fn collect_cancelled(mut store: Store, job: &JobRecord, allow_http: bool) -> any
         }
     };
     let headers = job.headers.clone();
-    let ended = execute(&mut store, job, &send, headers, false, false, None, None, None);
+    let cache = JobCache {
+        cache: super::execute::job_cache(job, &send)?,
+        answered: None,
+    };
+    let ended = execute(&mut store, job, &send, headers, false, false, None, None, cache);
     // The store first, on every path: closing the lock's descriptor of the database while the
     // store is open would drop SQLite's locks on it (see `joblock`).
     drop(store);

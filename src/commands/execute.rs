@@ -88,6 +88,7 @@ pub fn execute(
             limits: ready.limits,
             key: ready.key,
             headers: ready.headers,
+            cache: ready.cache,
             before: &before,
             costing: &costing,
             stats: &stats,
@@ -238,6 +239,8 @@ struct Live<'a> {
     limits: SendLimits,
     key: Option<ApiKey>,
     headers: Vec<(String, String)>,
+    /// The job's response cache (see [`job_cache`]).
+    cache: Option<CacheUse>,
     before: &'a Counts,
     costing: &'a Arc<Costing>,
     stats: &'a Arc<Stats>,
@@ -267,7 +270,7 @@ fn send_live(
     crate::raise_fd_limit();
     let (handle, writer) = writer::spawn(store, run_id, Arc::clone(stats), control.abort.clone())?;
     let limits = &live.limits;
-    let cache = open_cache(&send.cache, job, &live.url);
+    let cache = live.cache;
     runtime.block_on(async {
         let settings = HttpSettings {
             url: live.url,
@@ -331,10 +334,17 @@ fn baseline(before: &Counts, costing: &Arc<Costing>) -> Baseline {
     }
 }
 
+/// The job's response cache, as a command opens it once for its lookups, its run and its copy
+/// (`None`: `--no-cache`, a family that joins rows, or a cache that cannot be opened, warned).
+pub(super) fn job_cache(job: &JobRecord, send: &SendConfig) -> anyhow::Result<Option<CacheUse>> {
+    let url = job.provider.endpoint_url(&job.base_url, job.endpoint)?;
+    Ok(open_cache(&send.cache, job, &url))
+}
+
 /// The response cache this run uses, keyed in the scope of the job's family and request URL;
 /// `None` with `--no-cache`, for a family that joins rows, or after one warning when it cannot
 /// be opened.
-pub(super) fn open_cache(choice: &CacheChoice, job: &JobRecord, url: &url::Url) -> Option<CacheUse> {
+fn open_cache(choice: &CacheChoice, job: &JobRecord, url: &url::Url) -> Option<CacheUse> {
     let CacheChoice::On { path, read_only } = choice else {
         return None;
     };

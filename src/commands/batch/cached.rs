@@ -9,13 +9,6 @@ use promptmill_engine::cache::keep::Copy;
 use promptmill_engine::pipeline::CacheUse;
 use promptmill_engine::store::{Counts, Store};
 
-/// The job's cache as a live run of it would use it (`None`: `--no-cache`, a family that joins
-/// rows, or a cache that cannot be opened, warned).
-pub(super) fn open(job: &JobRecord, send: &SendConfig) -> anyhow::Result<Option<CacheUse>> {
-    let url = job.provider.endpoint_url(&job.base_url, job.endpoint)?;
-    Ok(super::super::execute::open_cache(&send.cache, job, &url))
-}
-
 /// Settles the pending rows answered in `cache`; returns `before` as the driver should count
 /// from (those rows done) and how many they were.
 pub(super) fn settle(

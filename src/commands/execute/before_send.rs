@@ -16,6 +16,8 @@ use promptmill_engine::budget::Costing;
 use promptmill_engine::store::{explain, Counts, Store};
 
 use super::cached_first::{self, Answered};
+use crate::commands::batch::JobCache;
+use promptmill_engine::pipeline::CacheUse;
 
 /// What a run is about to send with, once everything before the first request is settled.
 pub(super) struct Ready {
@@ -25,6 +27,8 @@ pub(super) struct Ready {
     /// The rows' states before this run (what the progress display counts from).
     pub(super) before: Counts,
     pub(super) costing: Costing,
+    /// The job's response cache, opened once for the command.
+    pub(super) cache: Option<CacheUse>,
     /// The rows answered from the response cache before the cost line (a first run; `None`:
     /// not looked up there).
     pub(super) answered: Option<Answered>,
@@ -66,6 +70,7 @@ pub(super) fn prepare(
         key,
         headers,
         before,
+        cache: super::job_cache(job, send)?,
         answered: None,
     };
     if scope == Scope::All {
@@ -102,7 +107,10 @@ pub(super) fn prepare(
             // Counted over every row (no `--limit`), and no row has changed since but those
             // answered from the cache.
             job.limit.is_none().then(|| ready.before.clone()),
-            ready.answered.map(|a| a.rows),
+            JobCache {
+                cache: ready.cache.clone(),
+                answered: ready.answered.map(|a| a.rows),
+            },
         )?;
         match end {
             BatchEnd::Exit(code) => return Ok(ControlFlow::Break(code)),
@@ -139,8 +147,8 @@ fn cost_line(
             before.pending,
             if batch { "go to the Batch API" } else { "to send" },
         );
-        let answered =
-            cached_first::settle(store, job, send, pending, go).map_err(|e| explain(db_path, e))?;
+        let answered = cached_first::settle(store, ready.cache.as_ref(), job, send, pending, go)
+            .map_err(|e| explain(db_path, e))?;
         ready.answered = Some(answered);
         if answered.rows >= pending {
             return Ok(ControlFlow::Continue(()));

@@ -39,19 +39,19 @@ impl Answered {
 /// `--no-cache` or for a family that joins rows.
 pub(super) fn settle(
     store: &mut Store,
+    cache: Option<&CacheUse>,
     job: &JobRecord,
     send: &SendConfig,
     pending: u64,
     go: &str,
 ) -> anyhow::Result<Answered> {
-    let url = job.provider.endpoint_url(&job.base_url, job.endpoint)?;
-    let Some(cache) = super::open_cache(&send.cache, job, &url) else {
+    let Some(cache) = cache else {
         return Ok(Answered::default());
     };
     // An output the run would refuse is refused before any row changes in the checkpoint.
     output::check_writable(&job.output)?;
     output::check_replaceable(store, &job.output, send.overwrite)?;
-    let rows = settle_in(store, &cache, job, send, pending, go)?;
+    let rows = settle_in(store, cache, job, send, pending, go)?;
     if rows == 0 {
         return Ok(Answered::default());
     }

@@ -104,22 +104,15 @@ impl Cache {
         })
     }
 
-    /// [`Cache::open`], or `None` after one warning: a run goes on without its cache. A command
-    /// that opens the same unusable cache again (a first run looks its rows up before the cost
-    /// line, then sends) is not warned twice.
+    /// [`Cache::open`], or `None` after one warning: a run goes on without its cache.
     pub fn open_or_warn(path: &Path, read_only: bool) -> Option<Cache> {
-        static WARNED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
         match Cache::open(path, read_only) {
             Ok(c) => Some(c),
             Err(e) => {
-                let mut warned = WARNED.lock().unwrap_or_else(PoisonError::into_inner);
-                if !warned.iter().any(|p| p == path) {
-                    warned.push(path.to_path_buf());
-                    tracing::warn!(
-                        "the response cache {} cannot be used ({e:#}); going on without it",
-                        path.display()
-                    );
-                }
+                tracing::warn!(
+                    "the response cache {} cannot be used ({e:#}); going on without it",
+                    path.display()
+                );
                 None
             }
         }
