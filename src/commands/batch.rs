@@ -24,6 +24,7 @@ use promptmill_engine::summary::{CostTotals, Summary};
 use super::shell_quote;
 
 mod cached;
+mod finish;
 
 /// A batch job's response cache as the command opened it (`None`: not used), and how many
 /// pending rows the caller settled from it since it counted them (`None`: not looked up yet;
@@ -32,7 +33,6 @@ pub struct JobCache {
     pub cache: Option<promptmill_engine::pipeline::CacheUse>,
     pub answered: Option<u64>,
 }
-mod finish;
 
 /// How the Batch API side of a run ended.
 pub enum BatchEnd {
