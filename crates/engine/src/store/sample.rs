@@ -18,7 +18,11 @@ pub struct SamplePrompt {
 
 impl Store {
     /// Makes the calibration sample `n` rows: keeps the rows already chosen, and adds valid rows
-    /// at random until there are `n` (or no more). Returns the sample's size.
+    /// in a pseudo-random order until there are `n` (or no more). Returns the sample's size.
+    /// The order is a fixed scramble of the rows' positions (multiplication by an odd constant
+    /// modulo 2^32, a permutation), not SQLite's `random()`: the rows it picks are spread over
+    /// the input as a random draw's are, and the same input gives the same sample, so an
+    /// estimate can be repeated and its tests do not depend on the draw.
     pub fn choose_sample(&self, n: u64) -> anyhow::Result<u64> {
         let have: u64 = self
             .conn
@@ -27,7 +31,7 @@ impl Store {
             self.conn.execute(
                 "INSERT INTO sample (seq) SELECT seq FROM rows
                   WHERE invalid = 0 AND seq NOT IN (SELECT seq FROM sample)
-                  ORDER BY random() LIMIT ?1",
+                  ORDER BY (seq * 2654435761) % 4294967296 LIMIT ?1",
                 [n - have],
             )?;
         }
