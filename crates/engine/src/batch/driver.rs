@@ -196,7 +196,11 @@ impl<'a, S: BatchService> Driver<'a, S> {
 
     /// Submits, waits and collects until the job has nothing left for the Batch API.
     pub async fn run(&mut self) -> anyhow::Result<Ending> {
+        // A collection rewrites a part's rows in one transaction: its log is copied into the
+        // database beside the next part's download and recording, not inside its commit.
+        let background = self.store.start_background_checkpoint();
         let ending = self.drive().await;
+        self.store.stop_background_checkpoint(background);
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }

@@ -19,6 +19,7 @@
 pub mod attempts;
 pub mod batch_states;
 mod checkpointer;
+pub use checkpointer::Checkpointer;
 mod collect;
 mod counts;
 mod export;

@@ -485,3 +485,48 @@ async fn answers_are_copied_into_the_cache_once_and_cached_or_failed_rows_never(
         1
     );
 }
+
+/// While a background copy runs, the connection's own commits leave the log to it (the
+/// automatic checkpoint moved out to `WRITER_PAGES`), the log's pages reach the database file
+/// without this connection checkpointing, and stopping gives the connection SQLite's default back.
+#[test]
+fn a_background_checkpoint_copies_the_log_and_gives_the_connection_its_own_back() {
+    let (_dir, path, mut store) = file_store_with(2_000);
+    let pages = |store: &mut Store| -> i64 {
+        store
+            .conn()
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(pages(&mut store), 1_000);
+    let started = store.start_background_checkpoint();
+    assert!(started.is_some(), "a checkpoint file gets a background copy");
+    assert_eq!(pages(&mut store), 16_384);
+    let before = std::fs::metadata(&path).unwrap().len();
+    // About 20 MB of new pages, in one commit: more than is worth copying, less than the
+    // connection's own automatic checkpoint.
+    let big = "x".repeat(10_000);
+    let conn = store.conn();
+    let tx = conn.transaction().unwrap();
+    tx.execute("UPDATE rows SET request = ?1", [&big]).unwrap();
+    tx.commit().unwrap();
+    let copied = (0..1_000).any(|_| {
+        if std::fs::metadata(&path).unwrap().len() > before + 10_000_000 {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        false
+    });
+    assert!(copied, "the log reached the database file within 10 s");
+    store.stop_background_checkpoint(started);
+    assert_eq!(pages(&mut store), 1_000);
+    let requests: i64 = store
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM rows WHERE length(request) = 10000",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(requests, 2_000);
+}

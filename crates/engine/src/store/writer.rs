@@ -24,7 +24,6 @@ use rusqlite::{params, Connection};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::checkpointer::{self, Checkpointer};
 use super::record::record_outcome;
 use super::{now_ms, Store};
 use crate::stats::Stats;
@@ -185,20 +184,9 @@ pub fn spawn(
 }
 
 fn write_loop(mut store: Store, run: i64, stats: &Stats, rx: mpsc::Receiver<Msg>) -> anyhow::Result<Store> {
-    let background = Checkpointer::start(store.path());
-    if background.is_some() {
-        store
-            .conn()
-            .pragma_update(None, "wal_autocheckpoint", checkpointer::WRITER_PAGES)?;
-    }
+    let background = store.start_background_checkpoint();
     let written = write_all(&mut store, run, stats, rx);
-    if let Some(b) = background {
-        b.stop();
-        // Only how often later commits copy the log: not worth failing a finished run over.
-        let _ = store
-            .conn()
-            .pragma_update(None, "wal_autocheckpoint", checkpointer::DEFAULT_PAGES);
-    }
+    store.stop_background_checkpoint(background);
     match written {
         Ok(()) => Ok(store),
         Err(e) => Err(store.mark_disk_full(e)),
