@@ -9,7 +9,10 @@
 //! An input that only grew since its job was made (`changed.rs` tells) is read the same way, but
 //! only the rows past the job's are prepared and added, in one transaction too.
 
+mod ahead;
 mod changed;
+
+use ahead::{Ahead, ReadRow};
 
 pub use changed::{compare, InputChange};
 
@@ -19,12 +22,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::cache::key::Repeats;
 use crate::prepare::{Prepared, Preparer};
 use crate::store::{Ingest, NewRow, Store};
 use promptmill_core::error::InputError;
-use promptmill_core::family::ApiFamily;
-use promptmill_core::input::{RawRow, ReadError, RowReader, RowResult};
+use promptmill_core::input::{RawRow, ReadError, RowReader};
 use promptmill_core::job::{Endpoint, JobRecord};
 
 /// How many invalid rows an error lists before it says "and N more".
@@ -142,34 +143,21 @@ pub fn load(
     }
     let mut ingest = store.begin_ingest()?;
     let mut invalid = InvalidRows::default();
-    let mut rows = 0u64;
-    let mut last_progress = std::time::Instant::now();
-    let mut fields_text = String::new();
-    let mut repeats = Repeats::default();
-    while let Some(item) = reader.next_row() {
-        let item = item.map_err(LoadError::Read)?;
-        rows += 1;
-        if let Some(known) = known {
-            if is_known(&ingest, file, known, rows, &item)? {
-                count_repeat(&mut preparer, &item, &mut repeats);
-                continue;
-            }
-        }
-        let row = read_row(&mut preparer, rows, item)?;
-        fields_text.clear();
-        match &row.fields {
-            Some(f) => fields_text.push_str(&serde_json::to_string(f).map_err(anyhow::Error::from)?),
-            None => fields_text.push_str("{}"),
-        }
-        let family = preparer.endpoint().family();
-        if let Some(e) = add_row(&mut ingest, (file, family), &row, &fields_text, &mut repeats)? {
-            invalid.note(&mut ingest, &row, &fields_text, e, skip_invalid)?;
-        }
-        if last_progress.elapsed() > Duration::from_millis(200) {
-            progress(rows);
-            last_progress = std::time::Instant::now();
-        }
-    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(ahead::CHUNKS);
+    let (rows, inserted) = std::thread::scope(|scope| {
+        let (reader, preparer) = (&mut reader, &mut preparer);
+        // The sender goes with the reading side: when it is done, the channel ends.
+        let reading = scope.spawn(move || ahead::read_all(reader, preparer, file, known, tx));
+        let inserted = insert_all(&mut ingest, file, &rx, &mut invalid, skip_invalid, progress);
+        // Closing the channel stops the reading side if the inserting side stopped first.
+        drop(rx);
+        let rows = reading
+            .join()
+            .map_err(|_| anyhow::anyhow!("reading the input panicked"));
+        (rows, inserted)
+    });
+    inserted?;
+    let rows = rows?;
     let invalid = check_whole(&reader, &preparer, file, rows, invalid, skip_invalid)?;
     let loaded = Loaded {
         rows,
@@ -187,111 +175,56 @@ pub fn load(
     }
     Ok(loaded)
 }
-/// Whether the row is one the job holds already (an input that grew). The last of them must be
-/// the job's last row, and the first new one must start after it.
-fn is_known(
-    ingest: &Ingest<'_>,
+/// Inserts the rows the reading side hands over, in input order, until it is done or sends
+/// an error.
+fn insert_all(
+    ingest: &mut Ingest<'_>,
     file: &Path,
-    known: Known,
-    rows: u64,
-    item: &RowResult,
-) -> Result<bool, LoadError> {
-    if rows <= known.rows {
-        if rows == known.rows {
-            changed::same_last_row(ingest, file, rows, item).map_err(LoadError::Refused)?;
-        }
-        return Ok(true);
-    }
-    if rows == known.rows + 1 {
-        changed::starts_after(file, known, item).map_err(LoadError::Refused)?;
-    }
-    Ok(false)
-}
-
-/// Numbers a row the job holds already as a repeat of its request (see [`Repeats`]), so a
-/// row appended later that repeats it keys as the next sample, as it would had the input been
-/// read whole.
-fn count_repeat(preparer: &mut Preparer, item: &RowResult, repeats: &mut Repeats) {
-    if !preparer.takes_digests() {
-        return;
-    }
-    if let Ok(row) = item {
-        if let Ok(Prepared { digest: Some(d), .. }) = preparer.prepare(row) {
-            repeats.number(d);
+    rx: &std::sync::mpsc::Receiver<ahead::Chunk>,
+    invalid: &mut InvalidRows,
+    skip_invalid: bool,
+    progress: &dyn Fn(u64),
+) -> Result<(), LoadError> {
+    let mut last_progress = std::time::Instant::now();
+    for chunk in rx.iter() {
+        for ahead in chunk? {
+            let row = match ahead {
+                Ahead::LastKnown { seq, item } => {
+                    changed::same_last_row(ingest, file, seq, &item).map_err(LoadError::Refused)?;
+                    continue;
+                }
+                Ahead::Row(row) => row,
+            };
+            if let Some(e) = add_row(ingest, file, &row)? {
+                invalid.note(ingest, &row, e, skip_invalid)?;
+            }
+            if last_progress.elapsed() > Duration::from_millis(200) {
+                progress(row.number);
+                last_progress = std::time::Instant::now();
+            }
         }
     }
-}
-
-/// One row as read and prepared, before it is recorded.
-struct ReadRow {
-    number: u64,
-    line: u64,
-    id: String,
-    /// The field the id came from, to name in a duplicate's error.
-    id_field: Option<String>,
-    prepared: Result<Prepared, InputError>,
-    /// The fields kept for output (`None`: the row could not be read).
-    fields: Option<serde_json::Map<String, Value>>,
-}
-
-/// Prepares a row read (or takes the reason it could not be read); a flag that cannot apply to
-/// the row refuses the whole input.
-fn read_row(preparer: &mut Preparer, rows: u64, item: RowResult) -> Result<ReadRow, LoadError> {
-    let row = match item {
-        Ok(row) => row,
-        Err(e) => {
-            return Ok(ReadRow {
-                number: rows,
-                line: e.line,
-                id: rows.to_string(),
-                id_field: None,
-                prepared: Err(e),
-                fields: None,
-            })
-        }
-    };
-    preparer.check_flags_fit(&row).map_err(LoadError::Refused)?;
-    let prepared = preparer.prepare(&row);
-    let id = match &prepared {
-        Ok(p) => p.id.clone(),
-        Err(_) => preparer.fallback_id(&row),
-    };
-    let id_field = preparer.id_field(&row).map(str::to_string);
-    Ok(ReadRow {
-        number: row.number,
-        line: row.line,
-        id,
-        id_field,
-        prepared,
-        fields: Some(stored_fields(row)),
-    })
+    Ok(())
 }
 
 /// Adds a prepared row to the ingest; returns why the row is invalid, if it is (it could not be
 /// prepared, or its id is taken by an earlier row). A row of a family that joins rows into one
 /// request keeps its prompt tokens: the weights its request's usage is split by, counted once
-/// here rather than on the sending side.
-fn add_row(
-    ingest: &mut Ingest<'_>,
-    (file, family): (&Path, &dyn ApiFamily),
-    row: &ReadRow,
-    fields: &str,
-    repeats: &mut Repeats,
-) -> Result<Option<InputError>, LoadError> {
-    let (body, digest) = match &row.prepared {
-        Ok(Prepared { body, digest, .. }) => (body, digest.map(|d| repeats.number(d))),
+/// as it is read rather than on the sending side.
+fn add_row(ingest: &mut Ingest<'_>, file: &Path, row: &ReadRow) -> Result<Option<InputError>, LoadError> {
+    let body = match &row.prepared {
+        Ok(Prepared { body, .. }) => body,
         Err(e) => return Ok(Some(e.clone())),
     };
-    let input_tokens = (family.max_rows_per_request() > 1).then(|| family.prompt_tokens(body));
     let inserted = ingest.add(&NewRow {
         seq: row.number,
         id: &row.id,
         line: row.line,
-        fields,
+        fields: &row.fields,
         request: Some(body),
         error: None,
-        input_tokens,
-        digest: digest.as_ref(),
+        input_tokens: row.input_tokens,
+        digest: row.digest.as_ref(),
     })?;
     let Err(dup) = inserted else {
         return Ok(None);
@@ -323,7 +256,6 @@ impl InvalidRows {
         &mut self,
         ingest: &mut Ingest<'_>,
         row: &ReadRow,
-        fields: &str,
         e: InputError,
         skip_invalid: bool,
     ) -> Result<(), LoadError> {
@@ -334,7 +266,7 @@ impl InvalidRows {
                     seq: row.number,
                     id: &row.id,
                     line: row.line,
-                    fields,
+                    fields: &row.fields,
                     request: None,
                     error: Some(&e.reason()),
                     input_tokens: None,
