@@ -15,7 +15,7 @@
 //! the API key or any header: only the family, the URL (without credential-like query
 //! parameters) and the body.
 
-use std::collections::HashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
@@ -112,22 +112,26 @@ fn ignored(name: &str, value: &Value) -> bool {
 /// the k-th repeat of it (k ≥ 1) gets the digest of (digest, k). So rows that repeat a prompt
 /// to get several samples each have an answer of their own, and a later run of the same input
 /// finds each one's. Remembers 8 bytes of each digest (a collision only makes a row a repeat:
-/// a miss, never a wrong answer).
+/// a miss, never a wrong answer): a set of every digest seen, about 9 bytes a row, and a count
+/// only for the ones seen again, so a million distinct prompts hold about 20 MB here, not the
+/// 35 MB (and 53 MB while it grew) of a count for each.
 #[derive(Default)]
 pub struct Repeats {
-    seen: HashMap<u64, u32>,
+    seen: FxHashSet<u64>,
+    again: FxHashMap<u64, u32>,
 }
 
 impl Repeats {
     pub fn number(&mut self, digest: Digest) -> Digest {
         let mut short = [0u8; 8];
         short.copy_from_slice(&digest[..8]);
-        let seen = self.seen.entry(u64::from_le_bytes(short)).or_insert(0);
-        let k = *seen;
-        *seen = seen.saturating_add(1);
-        if k == 0 {
+        let short = u64::from_le_bytes(short);
+        if self.seen.insert(short) {
             return digest;
         }
+        let again = self.again.entry(short).or_insert(0);
+        *again = again.saturating_add(1);
+        let k = *again;
         let mut hash = Sha256::new();
         hash.update(b"sample\0");
         hash.update(digest);
