@@ -1,10 +1,11 @@
 //! Reading a prompts file into a new checkpoint, in one streaming pass.
 //!
-//! Each row is read, validated and prepared (`prepare.rs`), then inserted with its rendered
-//! request into the checkpoint's ingest transaction. Nothing is sent before the whole file has
-//! been read: without `--skip-invalid`, any invalid row (or duplicate id) rolls the transaction
-//! back and the error lists them; with it, invalid rows are recorded as failed with their reason
-//! and the rest are committed. Memory stays flat whatever the file's size: one row at a time.
+//! Each row is read, validated and prepared (`prepare.rs`) on a thread of its own (`ahead.rs`),
+//! then inserted on this one with its rendered request into the checkpoint's ingest
+//! transaction. Nothing is sent before the whole file has been read: without `--skip-invalid`,
+//! any invalid row (or duplicate id) rolls the transaction back and the error lists them; with
+//! it, invalid rows are recorded as failed with their reason and the rest are committed. Memory
+//! stays flat whatever the file's size: a few chunks of rows at a time.
 //!
 //! An input that only grew since its job was made (`changed.rs` tells) is read the same way, but
 //! only the rows past the job's are prepared and added, in one transaction too.
