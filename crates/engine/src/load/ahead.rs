@@ -11,8 +11,6 @@
 use std::path::Path;
 use std::sync::mpsc::SyncSender;
 
-use serde_json::Value;
-
 use super::{changed, stored_fields, Known, LoadError};
 use crate::cache::key::{Digest, Repeats};
 use crate::prepare::{Prepared, Preparer};
@@ -159,8 +157,7 @@ fn read_row(preparer: &mut Preparer, rows: u64, item: RowResult) -> Result<ReadR
     };
     let id_field = preparer.id_field(&row).map(str::to_string);
     let (number, line) = (row.number, row.line);
-    let fields: serde_json::Map<String, Value> = stored_fields(row);
-    let fields = serde_json::to_string(&fields).map_err(anyhow::Error::from)?;
+    let fields = serde_json::to_string(&stored_fields(row)).map_err(anyhow::Error::from)?;
     Ok(ReadRow {
         number,
         line,

@@ -5,8 +5,9 @@
 //! about a fifth of its time on a fast run (reading the log, writing the pages, and the syncs
 //! `synchronous = NORMAL` makes at each checkpoint), time during which no outcome was recorded.
 //! During a live run, and while a Batch job is driven (each collection rewrites a part's rows
-//! in one transaction, whose commit would copy tens of megabytes of log), a second connection copies the log in the background instead (`PASSIVE`: it
-//! never blocks the writer), and the writer's own automatic checkpoint is moved out to
+//! in one transaction, whose commit would copy tens of megabytes of log), a second connection
+//! copies the log in the background instead (`PASSIVE`: it never blocks the writer), and the
+//! writer's own automatic checkpoint is moved out to
 //! [`WRITER_PAGES`]: it is then the rare catch-up that finds most of the log already copied,
 //! and the one that lets the log start over from its beginning (a log is restarted only once
 //! it has been copied whole, which a copy racing the writer's commits seldom sees). So the log
@@ -24,9 +25,9 @@ use super::Store;
 
 /// The writer's automatic checkpoint while the log is copied in the background, in pages
 /// (SQLite's default is 1,000).
-pub(crate) const WRITER_PAGES: i64 = 16_384;
+pub(super) const WRITER_PAGES: i64 = 16_384;
 /// SQLite's default, restored when the background copy ends.
-pub(crate) const DEFAULT_PAGES: i64 = 1_000;
+pub(super) const DEFAULT_PAGES: i64 = 1_000;
 /// Log pages not yet copied that are worth a checkpoint.
 const WORTH_COPYING: i64 = 256;
 /// How long the checkpointer waits before looking at the log again while it grows; the wait

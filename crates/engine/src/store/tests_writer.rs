@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use super::checkpointer;
 use super::tests::{invalid, job, store_with, valid};
 use super::writer::{self, Claimed, Outcome, OutcomeKind, StoreHandle};
 use super::*;
@@ -498,10 +499,10 @@ fn a_background_checkpoint_copies_the_log_and_gives_the_connection_its_own_back(
             .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
             .unwrap()
     };
-    assert_eq!(pages(&mut store), 1_000);
+    assert_eq!(pages(&mut store), checkpointer::DEFAULT_PAGES);
     let started = store.start_background_checkpoint();
     assert!(started.is_some(), "a checkpoint file gets a background copy");
-    assert_eq!(pages(&mut store), 16_384);
+    assert_eq!(pages(&mut store), checkpointer::WRITER_PAGES);
     let before = std::fs::metadata(&path).unwrap().len();
     // About 20 MB of new pages, in one commit: more than is worth copying, less than the
     // connection's own automatic checkpoint.
@@ -519,7 +520,7 @@ fn a_background_checkpoint_copies_the_log_and_gives_the_connection_its_own_back(
     });
     assert!(copied, "the log reached the database file within 10 s");
     store.stop_background_checkpoint(started);
-    assert_eq!(pages(&mut store), 1_000);
+    assert_eq!(pages(&mut store), checkpointer::DEFAULT_PAGES);
     let requests: i64 = store
         .conn()
         .query_row(
