@@ -78,8 +78,16 @@ fn main() -> anyhow::Result<()> {
     let mut batch_args = args.clone();
     let o = batch_args.iter().position(|a| a == "-o").unwrap_or(0) + 1;
     batch_args[o] = batch_output.display().to_string();
+    // Every row goes to the Batch API: the live run's answers are in the response cache, and a
+    // batch answered from it would compare the cache with itself.
+    let c = batch_args
+        .iter()
+        .position(|a| a == "--cache")
+        .unwrap_or(batch_args.len());
+    batch_args.drain(c..(c + 2).min(batch_args.len()));
     batch_args.extend(
         [
+            "--no-cache",
             "--mode",
             "batch",
             "--batch-max-rows",
