@@ -10,6 +10,7 @@ use crate::commands::run::{open_job, Scope};
 use crate::config::EstimateConfig;
 use crate::config::RunConfig;
 use promptmill_core::error::exit_code;
+use promptmill_engine::estimate::cached::CacheProbe;
 use promptmill_engine::estimate::calibrate::{prompt_ratios, PromptRatio};
 use promptmill_engine::estimate::report::{Assumptions, Expectation, Report};
 use promptmill_engine::estimate::{expectation_from_sample, scan};
@@ -24,7 +25,11 @@ pub fn estimate(args: RunArgs) -> anyhow::Result<i32> {
             eprint!("\rpromptmill: counting tokens… {rows} rows");
         }
     };
-    let scanned = scan(&cfg.input, threads, &progress);
+    let cache = cfg
+        .cache
+        .as_ref()
+        .and_then(|(path, provider, base_url)| CacheProbe::open(path, provider.clone(), base_url.clone()));
+    let scanned = scan(&cfg.input, threads, cache.as_ref(), &progress);
     if show {
         eprint!("\r\x1b[2K");
     }

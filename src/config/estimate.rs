@@ -26,6 +26,10 @@ pub struct EstimateConfig {
     /// `--mode batch` and its limits: the estimate also says how the Batch API would take the
     /// job.
     pub batch: Option<BatchSettings>,
+    /// The response cache a run would look rows up in, and where its requests would go (the
+    /// cache's scope); `None` with `--no-cache`, or when the target cannot be told from the
+    /// flags (the estimate then counts every row).
+    pub cache: Option<(std::path::PathBuf, promptmill_core::provider::Provider, String)>,
 }
 
 impl EstimateConfig {
@@ -43,6 +47,12 @@ impl EstimateConfig {
         let send = SendConfig::from_args(&args.send)?;
         let batch = Some(batch_for(&send, args.provider)).filter(|b| b.mode == cli::Mode::Batch);
         let est = args.estimate.clone();
+        let cache = match super::CacheChoice::from_args(&args.send) {
+            super::CacheChoice::On { path, .. } => super::target::Target::from_args(&args)
+                .ok()
+                .map(|t| (path, t.provider, t.base_url)),
+            super::CacheChoice::Off => None,
+        };
         let sample = match est.sample {
             None => None,
             Some(0) => return Err(ConfigError::new("--sample", "must be at least 1").into()),
@@ -74,6 +84,7 @@ impl EstimateConfig {
             expect_latency: est.expect_latency,
             sample,
             batch,
+            cache,
         })
     }
 }

@@ -39,7 +39,7 @@ fn counts_every_row_with_framing_and_exact_percentiles() {
         &["--template", "{text}", "--model", "gpt-4o", "--max-tokens", "10"],
     );
     for threads in [1, 3] {
-        let scan = scan(&cfg, threads, &|_| {}).unwrap();
+        let scan = scan(&cfg, threads, None, &|_| {}).unwrap();
         assert_eq!((scan.rows, scan.invalid), (100, 0));
         let t = &scan.models["gpt-4o"];
         assert_eq!(t.rows, 100);
@@ -59,7 +59,7 @@ fn invalid_rows_and_duplicate_ids_are_reported_as_run_would() {
         "{\"id\":\"a\",\"prompt\":\"x\"}\n{\"id\":\"a\",\"prompt\":\"y\"}\n{\"id\":\"b\"}\n",
         &["--model", "gpt-4o-mini"],
     );
-    let scan = scan(&cfg, 2, &|_| {}).unwrap();
+    let scan = scan(&cfg, 2, None, &|_| {}).unwrap();
     assert_eq!((scan.rows, scan.invalid, scan.valid_rows()), (3, 2, 1));
     let listed: Vec<String> = scan.listed.iter().map(|e| e.to_string()).collect();
     assert!(
@@ -92,7 +92,7 @@ fn with_mode_batch_the_estimate_counts_the_input_files_by_rows_and_bytes() {
     }
     let cfg = input_config(dir.path(), "p.jsonl", &jsonl, &["--model", "gpt-4o-mini"]);
     for threads in [1, 3] {
-        let scan = scan(&cfg, threads, &|_| {}).unwrap();
+        let scan = scan(&cfg, threads, None, &|_| {}).unwrap();
         let body = scan.models["gpt-4o-mini"].request_bytes / 10;
         assert!(body > 100, "every body holds its prompt: {body}");
         let report = |max_rows, max_bytes| {

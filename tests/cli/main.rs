@@ -10,6 +10,7 @@ mod bad_input;
 mod batch;
 mod cache;
 mod cache_batch;
+mod cache_estimate;
 mod calibration;
 mod command_line;
 mod compat_batch;

@@ -11,8 +11,12 @@
 //! same hash would be reported as duplicates; at a million ids the odds are about 1 in 30
 //! million.
 //!
+//! Rows a run would answer from the response cache are found on the counting threads
+//! ([`cached`]) and left out of the tallies.
+//!
 //! [`report`] turns the tallies, the prices and the limits into what the user reads.
 
+pub mod cached;
 pub mod calibrate;
 pub mod report;
 
@@ -21,9 +25,11 @@ use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
+use crate::cache::key::{Digest, Repeats};
 use crate::load::LoadError;
 use crate::prepare::Preparer;
 use crate::source::InputConfig;
+use cached::{CacheProbe, CachedRows};
 use promptmill_core::error::InputError;
 use promptmill_core::input::RowReader;
 use promptmill_core::job::Endpoint;
@@ -155,21 +161,34 @@ pub struct Scan {
     /// Rows that `run` would refuse (or, with `--skip-invalid`, record as failed unsent).
     pub invalid: u64,
     pub listed: Vec<InputError>,
-    /// Valid rows by the model their request names (`""` when it names none).
+    /// Valid rows by the model their request names (`""` when it names none), less those
+    /// found in the response cache.
     pub models: BTreeMap<String, ModelTally>,
+    /// Valid rows a run would answer from the response cache, when one was looked in.
+    pub cached: Option<CachedRows>,
 }
 
 impl Scan {
+    /// Rows a run would send: valid, and not answered from the response cache.
     pub fn valid_rows(&self) -> u64 {
-        self.rows - self.invalid
+        self.rows - self.invalid - self.cached.as_ref().map_or(0, |c| c.rows)
     }
 }
 
 /// Reads the whole input of `cfg`, validating and rendering every row as `run` would, and counts
-/// the tokens of each request on `threads` threads. `progress` is called with the rows read.
-pub fn scan(cfg: &InputConfig, threads: usize, progress: &dyn Fn(u64)) -> Result<Scan, LoadError> {
+/// the tokens of each request on `threads` threads; with `cache`, the rows a run would answer
+/// from it are counted apart. `progress` is called with the rows read.
+pub fn scan(
+    cfg: &InputConfig,
+    threads: usize,
+    cache: Option<&CacheProbe>,
+    progress: &dyn Fn(u64),
+) -> Result<Scan, LoadError> {
     let mut reader = RowReader::open(&cfg.input, cfg.format).map_err(LoadError::Read)?;
     let mut preparer = Preparer::new(cfg.input.clone(), cfg.request.clone());
+    if cache.is_some() {
+        preparer = preparer.with_digests();
+    }
     if reader.has_header() {
         preparer
             .check_columns(reader.columns())
@@ -183,19 +202,21 @@ pub fn scan(cfg: &InputConfig, threads: usize, progress: &dyn Fn(u64)) -> Result
         let counters: Vec<_> = (0..threads)
             .map(|_| {
                 let rx = std::sync::Arc::clone(&rx);
-                s.spawn(move || count_chunks(&rx))
+                s.spawn(move || count_chunks(&rx, cache))
             })
             .collect();
         let read = read_rows(&cfg.input, &mut reader, &mut preparer, tx, progress);
         // The sender is dropped by `read_rows`, so every counter ends.
         let mut models: BTreeMap<String, ModelTally> = BTreeMap::new();
+        let mut found = 0;
         for counter in counters {
-            let tallies = counter
+            let (tallies, cached) = counter
                 .join()
                 .map_err(|_| anyhow::anyhow!("a token-counting thread panicked"))?;
             for (model, tally) in tallies {
                 models.entry(model).or_default().merge(tally);
             }
+            found += cached;
         }
         let (rows, invalid, listed) = read?;
         if rows == 0 {
@@ -211,13 +232,22 @@ pub fn scan(cfg: &InputConfig, threads: usize, progress: &dyn Fn(u64)) -> Result
             invalid,
             listed,
             models,
+            cached: cache.map(|c| CachedRows {
+                cache: c.path().to_path_buf(),
+                rows: found,
+            }),
         })
     })
 }
 
-/// Rendered bodies on their way to a counter, with the job's endpoint (settled by the first of
-/// them, so the same for every chunk).
-type Chunk = (Endpoint, Vec<String>);
+/// Rendered bodies on their way to a counter, with their cache digests (when the cache is
+/// looked in) and the job's endpoint (settled by the first of them, so the same for every
+/// chunk).
+struct Chunk {
+    endpoint: Endpoint,
+    bodies: Vec<String>,
+    digests: Vec<Option<Digest>>,
+}
 
 /// The reading side: rows in order, validated and rendered; bodies go to the counters.
 fn read_rows(
@@ -231,7 +261,9 @@ fn read_rows(
     let mut ids: HashMap<u64, u64> = HashMap::new();
     let mut listed = Vec::new();
     let (mut rows, mut invalid) = (0u64, 0u64);
-    let mut chunk = Vec::with_capacity(CHUNK);
+    // Numbered as a run numbers them: the k-th repeat of a request is a cache entry of its own.
+    let mut repeats = Repeats::default();
+    let (mut chunk, mut digests) = (Vec::with_capacity(CHUNK), Vec::new());
     let mut last_progress = std::time::Instant::now();
     while let Some(item) = reader.next_row() {
         let item = item.map_err(LoadError::Read)?;
@@ -244,30 +276,41 @@ fn read_rows(
                 .map(|()| preparer.prepare(&row))?
             {
                 Err(e) => Err(e),
-                Ok(prepared) => match preparer.id_field(&row) {
-                    // Ids made from the row number cannot repeat; only named ones are remembered.
-                    None => Ok(prepared.body),
-                    Some(field) => match ids.get(&hasher.hash_one(&prepared.id)) {
-                        Some(first) => Err(InputError::new(
-                            file,
-                            row.line,
-                            format!("duplicate id `{}` (first used on line {first})", prepared.id),
-                        )
-                        .field(field)),
-                        None => {
-                            ids.insert(hasher.hash_one(&prepared.id), row.line);
-                            Ok(prepared.body)
-                        }
-                    },
-                },
+                Ok(mut prepared) => {
+                    prepared.digest = prepared.digest.map(|d| repeats.number(d));
+                    match preparer.id_field(&row) {
+                        // Ids made from the row number cannot repeat; only named ones are
+                        // remembered.
+                        None => Ok(prepared),
+                        Some(field) => match ids.get(&hasher.hash_one(&prepared.id)) {
+                            Some(first) => Err(InputError::new(
+                                file,
+                                row.line,
+                                format!("duplicate id `{}` (first used on line {first})", prepared.id),
+                            )
+                            .field(field)),
+                            None => {
+                                ids.insert(hasher.hash_one(&prepared.id), row.line);
+                                Ok(prepared)
+                            }
+                        },
+                    }
+                }
             },
         };
         match outcome {
-            Ok(body) => {
-                chunk.push(body);
+            Ok(prepared) => {
+                chunk.push(prepared.body);
+                if preparer.takes_digests() {
+                    digests.push(prepared.digest);
+                }
                 if chunk.len() == CHUNK {
-                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-                    if tx.send((preparer.endpoint(), full)).is_err() {
+                    let full = Chunk {
+                        endpoint: preparer.endpoint(),
+                        bodies: std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)),
+                        digests: std::mem::take(&mut digests),
+                    };
+                    if tx.send(full).is_err() {
                         break;
                     }
                 }
@@ -285,7 +328,11 @@ fn read_rows(
         }
     }
     if !chunk.is_empty() {
-        let _ = tx.send((preparer.endpoint(), chunk));
+        let _ = tx.send(Chunk {
+            endpoint: preparer.endpoint(),
+            bodies: chunk,
+            digests,
+        });
     }
     if invalid > 0 && !reader.has_header() {
         if let Some(message) = preparer.absent_field(reader.columns()) {
@@ -295,19 +342,32 @@ fn read_rows(
     Ok((rows, invalid, listed))
 }
 
-/// The counting side: tallies per model of every body it receives.
-fn count_chunks(rx: &std::sync::Mutex<mpsc::Receiver<Chunk>>) -> HashMap<String, ModelTally> {
+/// The counting side: tallies per model of every body it receives, and how many of them a run
+/// would answer from `cache` (left out of the tallies).
+fn count_chunks(
+    rx: &std::sync::Mutex<mpsc::Receiver<Chunk>>,
+    cache: Option<&CacheProbe>,
+) -> (HashMap<String, ModelTally>, u64) {
     let mut tallies: HashMap<String, ModelTally> = HashMap::new();
+    let mut cached = 0;
     loop {
         let chunk = match rx.lock() {
             Ok(rx) => match rx.recv() {
-                Ok((endpoint, chunk)) => (endpoint.family(), chunk),
+                Ok(chunk) => chunk,
                 Err(_) => break,
             },
             Err(_) => break,
         };
-        let (family, chunk) = chunk;
-        for body in &chunk {
+        let found = match cache {
+            Some(cache) => cache.found(chunk.endpoint, &chunk.digests),
+            None => Vec::new(),
+        };
+        let family = chunk.endpoint.family();
+        for (i, body) in chunk.bodies.iter().enumerate() {
+            if found.get(i).copied().unwrap_or(false) {
+                cached += 1;
+                continue;
+            }
             // The body is JSON this program just serialized; it always parses.
             let Ok((cost, model)) = family.measure(body) else {
                 continue;
@@ -322,7 +382,7 @@ fn count_chunks(rx: &std::sync::Mutex<mpsc::Receiver<Chunk>>) -> HashMap<String,
             }
         }
     }
-    tallies
+    (tallies, cached)
 }
 
 /// The expectation a calibration sample gives: the mean completion tokens per request, and a

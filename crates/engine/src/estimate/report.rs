@@ -144,6 +144,11 @@ pub struct Report {
     pub generates_text: bool,
     pub rows: u64,
     pub rows_to_send: u64,
+    /// Valid rows a run would answer from the response cache: not sent, not billed, and not
+    /// in the token counts.
+    pub rows_cached: u64,
+    /// The response cache looked in (`None`: none was, with `--no-cache` or no cache file).
+    pub cache: Option<String>,
     pub rows_invalid: u64,
     /// The first invalid rows, with the reason, as `run` would report them.
     pub invalid: Vec<String>,
@@ -253,6 +258,8 @@ impl Report {
             generates_text: scan.endpoint.family().generates_text(),
             rows: scan.rows,
             rows_to_send,
+            rows_cached: scan.cached.as_ref().map_or(0, |c| c.rows),
+            cache: scan.cached.as_ref().map(|c| c.cache.display().to_string()),
             rows_invalid: scan.invalid,
             invalid: scan.listed.iter().map(|e| e.to_string()).collect(),
             run_would_refuse: (scan.invalid > 0 || over_context > 0) && !a.skip_invalid,

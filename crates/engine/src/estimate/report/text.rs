@@ -11,6 +11,13 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "promptmill estimate: {} ({})", self.input, self.endpoint)?;
         write!(f, "  rows        {} to send", thousands(self.rows_to_send))?;
+        if let (Some(cache), true) = (&self.cache, self.rows_cached > 0) {
+            write!(
+                f,
+                ", {} answered from the response cache {cache} (not sent, not billed)",
+                thousands(self.rows_cached)
+            )?;
+        }
         if self.rows_invalid > 0 {
             write!(f, ", {} invalid", thousands(self.rows_invalid))?;
         }
@@ -290,7 +297,7 @@ fn cost_line(c: &Cost) -> String {
         None => "no upper bound (set --max-tokens)".to_string(),
     };
     format!(
-        "{expected}{max}  (prompts {}, as if none cached)",
+        "{expected}{max}  (prompts {}, as if no prompt were cached)",
         dollars(c.prompt)
     )
 }
