@@ -205,6 +205,9 @@ fn dry_run(bin: &Path, dir: &Path, rows: u64, with_tiktoken: bool) {
                 "--max-tokens",
                 "200",
                 "--json",
+                // Counting is what is measured: a response cache on this machine would leave out
+                // the rows it answers, and its lookups are timed apart (docs/COST.md).
+                "--no-cache",
             ])
             .arg(&input),
     );
@@ -494,12 +497,22 @@ fn tail(text: &str) -> &str {
 }
 
 /// Spawns, reads standard output and standard error to their ends, reaps with `wait4`.
+/// Writes out what earlier commands left in the kernel's page cache, so that a command is not
+/// timed flushing its predecessor's gigabytes: measured on the 1,000,000-row Batch job, a run
+/// that started with the last one's 4.7 GB still unwritten took up to 4 s longer.
+fn settle_disk() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    std::thread::sleep(Duration::from_millis(500));
+}
+
 fn run_measured(cmd: &mut Command) -> std::io::Result<Run> {
     let program = std::iter::once(cmd.get_program())
         .chain(cmd.get_args())
         .map(|a| a.to_string_lossy())
         .collect::<Vec<_>>()
         .join(" ");
+    settle_disk();
     let start = Instant::now();
     // The child is reaped by wait4 below, which also reports its resource usage.
     #[allow(clippy::zombie_processes)]
