@@ -206,7 +206,7 @@ fn dry_run(bin: &Path, dir: &Path, rows: u64, with_tiktoken: bool) {
                 "200",
                 "--json",
                 // Counting is what is measured: a response cache on this machine would leave out
-                // the rows it answers, and its lookups are timed apart (docs/COST.md).
+                // the rows it answers, and its lookups are timed apart (docs/CACHE.md).
                 "--no-cache",
             ])
             .arg(&input),
@@ -496,7 +496,6 @@ fn tail(text: &str) -> &str {
     &text[start..]
 }
 
-/// Spawns, reads standard output and standard error to their ends, reaps with `wait4`.
 /// Writes out what earlier commands left in the kernel's page cache, so that a command is not
 /// timed flushing its predecessor's gigabytes: measured on the 1,000,000-row Batch job, a run
 /// that started with the last one's 4.7 GB still unwritten took up to 4 s longer.
@@ -506,6 +505,7 @@ fn settle_disk() {
     std::thread::sleep(Duration::from_millis(500));
 }
 
+/// Spawns, reads standard output and standard error to their ends, reaps with `wait4`.
 fn run_measured(cmd: &mut Command) -> std::io::Result<Run> {
     let program = std::iter::once(cmd.get_program())
         .chain(cmd.get_args())

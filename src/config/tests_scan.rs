@@ -60,7 +60,7 @@ fn invalid_rows_and_duplicate_ids_are_reported_as_run_would() {
         &["--model", "gpt-4o-mini"],
     );
     let scan = scan(&cfg, 2, None, &|_| {}).unwrap();
-    assert_eq!((scan.rows, scan.invalid, scan.valid_rows()), (3, 2, 1));
+    assert_eq!((scan.rows, scan.invalid, scan.rows_to_send()), (3, 2, 1));
     let listed: Vec<String> = scan.listed.iter().map(|e| e.to_string()).collect();
     assert!(
         listed[0].ends_with("p.jsonl:2: field `id`: duplicate id `a` (first used on line 1)"),

@@ -61,7 +61,7 @@ pub struct Scan {
 
 impl Scan {
     /// Rows a run would send: valid, and not answered from the response cache.
-    pub fn valid_rows(&self) -> u64 {
+    pub fn rows_to_send(&self) -> u64 {
         self.rows - self.invalid - self.cached.as_ref().map_or(0, |c| c.rows)
     }
 }

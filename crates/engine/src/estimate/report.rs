@@ -244,7 +244,7 @@ impl Report {
         let cost_live = sum(&|m| m.cost_live.as_ref());
         let cost_batch = sum(&|m| m.cost_batch.as_ref());
         // Rows over the context window are refused by `run`: not sent (still in the token totals).
-        let rows_to_send = scan.valid_rows() - over_context;
+        let rows_to_send = scan.rows_to_send() - over_context;
         let requests = requests_needed(scan, a.limits, rows_to_send);
         let limiter_tokens: u64 = scan
             .models
