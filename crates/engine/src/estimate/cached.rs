@@ -5,22 +5,28 @@
 //! by the digest of its body, numbered among the input's repeats of it, in the scope of the
 //! job's family and request URL. The dry run takes the same digests as it reads the rows and
 //! asks the cache, read only, for a chunk of them at a time on the counting threads; a row
-//! found there leaves the token counts, the cost and the time. It opens only a cache that
+//! found there leaves the token counts, the cost and the time. An answer is taken as a run takes
+//! it (`cache::answer_of`: it reads, and it fits the job's `--schema`). It opens only a cache that
 //! exists (a dry run creates none), and a family that joins rows (embeddings) bypasses the
 //! cache as a run does.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::cache::key::{Digest, Scope};
 use crate::cache::Cache;
 use promptmill_core::job::Endpoint;
 use promptmill_core::provider::Provider;
+use promptmill_core::schema::Structured;
 
 /// The response cache a run of the estimated job would use, and where its requests would go.
 pub struct CacheProbe {
     cache: Cache,
     provider: Provider,
     base_url: String,
+    /// The scope of the job's endpoint (the same for every chunk): `None` when its answers are
+    /// never cached (a family that joins rows) or its URL cannot be made.
+    scope: OnceLock<Option<Scope>>,
 }
 
 impl CacheProbe {
@@ -34,6 +40,7 @@ impl CacheProbe {
             cache: Cache::open_or_warn(path, true)?,
             provider,
             base_url,
+            scope: OnceLock::new(),
         })
     }
 
@@ -41,18 +48,27 @@ impl CacheProbe {
         self.cache.path()
     }
 
-    /// For each digest, whether the cache holds an answer a run of `endpoint` would take.
-    pub(super) fn found(&self, endpoint: Endpoint, digests: &[Option<Digest>]) -> Vec<bool> {
-        let scope = match self.provider.endpoint_url(&self.base_url, endpoint) {
-            Ok(url) if endpoint.family().max_rows_per_request() == 1 => Scope::new(endpoint, &url),
-            _ => return vec![false; digests.len()],
+    /// For each digest, whether the cache holds an answer a run of `endpoint` would take
+    /// (judged by `structured`'s schema, as a run judges it).
+    pub(super) fn found(
+        &self,
+        endpoint: Endpoint,
+        digests: &[Option<Digest>],
+        structured: Option<&Structured>,
+    ) -> Vec<bool> {
+        let scope = self.scope.get_or_init(|| {
+            let url = self.provider.endpoint_url(&self.base_url, endpoint).ok()?;
+            (endpoint.family().max_rows_per_request() == 1).then(|| Scope::new(endpoint, &url))
+        });
+        let Some(scope) = scope else {
+            return vec![false; digests.len()];
         };
         let keys: Vec<_> = digests.iter().map(|d| d.map(|d| scope.key_of(&d))).collect();
         let family = endpoint.family();
         self.cache
             .lookup_many(&keys)
             .into_iter()
-            .map(|raw| raw.is_some_and(|raw| crate::cache::answer_of(family, &raw, None).is_some()))
+            .map(|raw| raw.is_some_and(|raw| crate::cache::answer_of(family, &raw, structured).is_some()))
             .collect()
     }
 }

@@ -36,6 +36,7 @@ use cached::{CacheProbe, CachedRows};
 use promptmill_core::error::InputError;
 use promptmill_core::input::RowReader;
 use promptmill_core::job::Endpoint;
+use promptmill_core::schema::Structured;
 
 /// Rendered bodies handed to a counting thread at a time.
 const CHUNK: usize = 512;
@@ -87,13 +88,21 @@ pub fn scan(
     }
     let threads = threads.max(1);
     let has_header = reader.has_header();
+    // A cached answer counts only if it fits the job's schema, as in a run (only the schema
+    // judges; the re-ask settings do not matter here).
+    let structured = cfg.request.schema.clone().map(|schema| Structured {
+        schema,
+        retries: 0,
+        repair: false,
+    });
+    let structured = structured.as_ref();
     std::thread::scope(|s| {
         let (tx, rx) = mpsc::sync_channel::<Chunk>(threads * 4);
         let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
         let counters: Vec<_> = (0..threads)
             .map(|_| {
                 let rx = std::sync::Arc::clone(&rx);
-                s.spawn(move || count_chunks(&rx, cache))
+                s.spawn(move || count_chunks(&rx, cache, structured))
             })
             .collect();
         let read = read_rows(&cfg.input, &mut reader, &mut preparer, tx, progress);
@@ -234,10 +243,11 @@ fn read_rows(
 }
 
 /// The counting side: tallies per model of every body it receives, and how many of them a run
-/// would answer from `cache` (left out of the tallies).
+/// would answer from `cache` (left out of the tallies; answers judged by `structured`).
 fn count_chunks(
     rx: &std::sync::Mutex<mpsc::Receiver<Chunk>>,
     cache: Option<&CacheProbe>,
+    structured: Option<&Structured>,
 ) -> (HashMap<String, ModelTally>, u64) {
     let mut tallies: HashMap<String, ModelTally> = HashMap::new();
     let mut cached = 0;
@@ -250,7 +260,7 @@ fn count_chunks(
             Err(_) => break,
         };
         let found = match cache {
-            Some(cache) => cache.found(chunk.endpoint, &chunk.digests),
+            Some(cache) => cache.found(chunk.endpoint, &chunk.digests, structured),
             None => Vec::new(),
         };
         let family = chunk.endpoint.family();
