@@ -50,13 +50,13 @@ fn main() -> anyhow::Result<()> {
         "--base-url".into(),
         url,
         "--restart".into(),
-        // The response cache beside the demo's files, not in ~/.cache: its answers are keyed by
-        // the mock's URL, a new port each time.
-        "--cache".into(),
-        out_dir.join("cache.db").display().to_string(),
     ];
-    println!("$ {}\n", promptmill::commands::shell_line(&args));
-    let code = promptmill::commands::main(args.clone())?;
+    let mut live_args = args.clone();
+    // The response cache beside the demo's files, not in ~/.cache: its answers are keyed by the
+    // mock's URL, a new port each time.
+    live_args.extend(["--cache".into(), out_dir.join("cache.db").display().to_string()]);
+    println!("$ {}\n", promptmill::commands::shell_line(&live_args));
+    let code = promptmill::commands::main(live_args)?;
 
     println!("\nfirst rows of {}:", output.display());
     for line in std::fs::read_to_string(&output)?.lines().take(3) {
@@ -80,11 +80,6 @@ fn main() -> anyhow::Result<()> {
     batch_args[o] = batch_output.display().to_string();
     // Every row goes to the Batch API: the live run's answers are in the response cache, and a
     // batch answered from it would compare the cache with itself.
-    let c = batch_args
-        .iter()
-        .position(|a| a == "--cache")
-        .unwrap_or(batch_args.len());
-    batch_args.drain(c..(c + 2).min(batch_args.len()));
     batch_args.extend(
         [
             "--no-cache",
