@@ -24,6 +24,9 @@
 //! `pip install tiktoken` and a vocabulary cache: `TIKTOKEN_CACHE_DIR`, or else
 //! `../shared/tiktoken-cache` beside the crate; `--skip-tiktoken` leaves it out.
 //!
+//! `--keep` leaves the scenarios' inputs, outputs and checkpoints in the directory the bench
+//! names, to profile one command by hand on the same files.
+//!
 //! Scenario 4 ("batch"): the throughput scenario's input through `--mode batch` (default
 //! 1,000,000 rows: 20 batches of 50,000), the mock's batches completing at their first poll, so
 //! what is measured is promptmill's own work: reading, planning, building and uploading the
@@ -70,6 +73,7 @@ struct Args {
     embed_rows: u64,
     concurrency: usize,
     skip_tiktoken: bool,
+    keep: bool,
     with_cache: bool,
 }
 
@@ -84,6 +88,7 @@ fn parse_args() -> Args {
         embed_rows: 0,
         concurrency: 64,
         skip_tiktoken: false,
+        keep: false,
         with_cache: false,
     };
     let mut it = std::env::args().skip(1);
@@ -103,6 +108,7 @@ fn parse_args() -> Args {
             "--embed-rows" => args.embed_rows = value(),
             "--concurrency" => args.concurrency = value() as usize,
             "--skip-tiktoken" => args.skip_tiktoken = true,
+            "--keep" => args.keep = true,
             "--with-cache" => args.with_cache = true,
             _ => usage(),
         }
@@ -112,7 +118,7 @@ fn parse_args() -> Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench [--rows N] [--latency-rows N] [--estimate-rows N] [--batch-rows N] [--parquet-rows N] [--recording-rows N] [--embed-rows N] [--concurrency N] [--skip-tiktoken] [--with-cache]   (0 rows skips a scenario)"
+        "usage: bench [--rows N] [--latency-rows N] [--estimate-rows N] [--batch-rows N] [--parquet-rows N] [--recording-rows N] [--embed-rows N] [--concurrency N] [--skip-tiktoken] [--with-cache] [--keep]   (0 rows skips a scenario)"
     );
     std::process::exit(2)
 }
@@ -121,32 +127,46 @@ fn main() {
     let args = parse_args();
     WITH_CACHE.store(args.with_cache, Ordering::Relaxed);
     let bin = promptmill_binary();
-    let dir = tempfile::tempdir().expect("temp dir");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    // `--keep` leaves the inputs, outputs and checkpoints behind, for profiling a scenario's
+    // command by hand on the same files.
+    let (_removed, dir_path) = if args.keep {
+        (None, tmp.keep())
+    } else {
+        let path = tmp.path().to_path_buf();
+        (Some(tmp), path)
+    };
+    let dir = dir_path.as_path();
+    println!(
+        "inputs and outputs in {} ({})",
+        dir.display(),
+        if args.keep { "kept" } else { "removed at the end" }
+    );
     println!("promptmill bench — binary {}", bin.display());
     println!(
         "machine: {} cores",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
     if args.rows > 0 {
-        throughput(&bin, dir.path(), args.rows, args.concurrency);
+        throughput(&bin, dir, args.rows, args.concurrency);
     }
     if args.latency_rows > 0 {
-        latency(&bin, dir.path(), args.latency_rows);
+        latency(&bin, dir, args.latency_rows);
     }
     if args.estimate_rows > 0 {
-        dry_run(&bin, dir.path(), args.estimate_rows, !args.skip_tiktoken);
+        dry_run(&bin, dir, args.estimate_rows, !args.skip_tiktoken);
     }
     if args.batch_rows > 0 {
-        batch(&bin, dir.path(), args.batch_rows);
+        batch(&bin, dir, args.batch_rows);
     }
     if args.parquet_rows > 0 {
-        parquet_trip::parquet_round_trip(&bin, dir.path(), args.parquet_rows, args.concurrency);
+        parquet_trip::parquet_round_trip(&bin, dir, args.parquet_rows, args.concurrency);
     }
     if args.recording_rows > 0 {
-        recording::recording_overhead(&bin, dir.path(), args.recording_rows, args.concurrency);
+        recording::recording_overhead(&bin, dir, args.recording_rows, args.concurrency);
     }
     if args.embed_rows > 0 {
-        embed::embeddings(&bin, dir.path(), args.embed_rows, args.concurrency);
+        embed::embeddings(&bin, dir, args.embed_rows, args.concurrency);
     }
 }
 

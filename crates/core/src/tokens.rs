@@ -434,6 +434,7 @@ mod tests {
     }
 }
 
+mod merge;
 mod pieces;
 mod vocab;
 

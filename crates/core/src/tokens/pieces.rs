@@ -1,18 +1,17 @@
-//! The count of a split text, piece by piece, with two exact shortcuts before `bpe`'s merge.
+//! The count of a split text, piece by piece: the split is `bpe-openai`'s, the merge
+//! `tokens/merge.rs`'s (`bpe`'s backtracking algorithm over tables laid out for counting).
 //!
-//! `bpe-openai`'s `count` splits a text with its regex and runs `bpe`'s backtracking encoder on
-//! every piece: two allocations and an automaton search even for the four pieces in five that
-//! are one token (a word, a space, a punctuation mark). A piece whose bytes are a token is one
-//! token in tiktoken (it returns early for a piece in its encoder) and in `bpe` (which checks on
-//! load that every token encodes to itself), so a hash-set lookup answers those. The encoder is
-//! also slowest, about 0.8 µs a byte, on long runs of one character (`----…`, `====…`), where it
-//! backtracks at nearly every token; their counts are remembered per thread (bounded). Everything
-//! else goes to `bpe`'s count unchanged. The split itself stays `bpe-openai`'s.
-//! `tokens/pieces.rs`'s tests check both shortcuts against `bpe-openai`'s own count.
+//! The merge is slowest, about 0.8 µs a byte, on long runs of one character (`----…`, `====…`),
+//! where it backtracks at nearly every token; their counts are remembered per thread (bounded).
+//! A piece that is one token (four in five: a word, a space, a punctuation mark) is answered by
+//! the merge's first automaton match. The tests below check every count against `bpe-openai`'s
+//! own.
 
 use std::cell::RefCell;
 
-use fnv::{FnvHashMap, FnvHashSet};
+use fnv::FnvHashMap;
+
+use super::merge::Merge;
 
 /// Runs shorter than this are cheap enough for the encoder; longer ones are not remembered.
 const RUN_MIN_BYTES: usize = 32;
@@ -29,19 +28,15 @@ thread_local! {
     static RUNS: RefCell<FnvHashMap<RunKey, usize>> = RefCell::new(FnvHashMap::default());
 }
 
-/// A `bpe-openai` tokenizer and the set of its tokens' bytes.
+/// A `bpe-openai` tokenizer (for its split) and the counting tables of its vocabulary.
 pub struct Pieces {
     tokenizer: &'static bpe_openai::Tokenizer,
-    tokens: FnvHashSet<&'static [u8]>,
+    merge: &'static Merge,
 }
 
 impl Pieces {
-    pub fn new(tokenizer: &'static bpe_openai::Tokenizer) -> Pieces {
-        let bpe = &tokenizer.bpe;
-        let tokens = (0..bpe.num_tokens() as u32)
-            .map(|id| bpe.token_bytes(id))
-            .collect();
-        Pieces { tokenizer, tokens }
+    pub fn new(tokenizer: &'static bpe_openai::Tokenizer, merge: &'static Merge) -> Pieces {
+        Pieces { tokenizer, merge }
     }
 
     /// Tokens of `text`, as `bpe_openai::Tokenizer::count` (and tiktoken) counts them.
@@ -54,13 +49,10 @@ impl Pieces {
 
     fn count_piece(&self, piece: &str) -> usize {
         let bytes = piece.as_bytes();
-        if self.tokens.contains(bytes) {
-            return 1;
-        }
         if (RUN_MIN_BYTES..=RUN_MAX_BYTES).contains(&bytes.len()) && is_run(piece) {
             return self.count_run(bytes);
         }
-        self.tokenizer.bpe.count(bytes)
+        self.merge.count(bytes)
     }
 
     fn count_run(&self, bytes: &[u8]) -> usize {
@@ -70,7 +62,7 @@ impl Pieces {
             if let Some(&n) = memo.get(&key) {
                 return n;
             }
-            let n = self.tokenizer.bpe.count(bytes);
+            let n = self.merge.count(bytes);
             if memo.len() >= RUN_MEMO_ENTRIES {
                 memo.clear();
             }
@@ -94,16 +86,13 @@ fn is_run(piece: &str) -> bool {
 mod tests {
     use super::Pieces;
 
-    fn both() -> [(&'static bpe_openai::Tokenizer, Pieces); 2] {
+    use super::super::vocab;
+
+    /// `bpe-openai`'s own tokenizers (its full tables, not the binary's slim ones) beside ours.
+    fn both() -> [(&'static bpe_openai::Tokenizer, &'static Pieces); 2] {
         [
-            (
-                super::super::vocab::o200k_base(),
-                Pieces::new(super::super::vocab::o200k_base()),
-            ),
-            (
-                super::super::vocab::cl100k_base(),
-                Pieces::new(super::super::vocab::cl100k_base()),
-            ),
+            (bpe_openai::o200k_base(), vocab::o200k_pieces()),
+            (bpe_openai::cl100k_base(), vocab::cl100k_pieces()),
         ]
     }
 
@@ -143,16 +132,51 @@ mod tests {
         }
     }
 
-    /// Every token's own bytes are one token: the lookup's premise.
+    /// Every token's own bytes are one token (one id in seven, across the whole vocabulary),
+    /// as the merge's first-match shortcut takes them to be.
     #[test]
     fn every_token_alone_counts_one() {
         for (full, pieces) in both() {
-            for &bytes in pieces.tokens.iter().take(20_000) {
-                if let Ok(text) = std::str::from_utf8(bytes) {
+            for id in (0..full.bpe.num_tokens() as u32).step_by(7) {
+                if let Ok(text) = std::str::from_utf8(full.bpe.token_bytes(id)) {
                     if full.split(text).count() == 1 {
                         assert_eq!(full.count(text), 1, "{text:?}");
+                        assert_eq!(pieces.count(text), 1, "{text:?}");
                     }
                 }
+            }
+        }
+    }
+
+    /// Text of long, hard pieces (letters without a break, CJK, scripts and emoji run together,
+    /// digits, punctuation and spaces, mixed by a fixed pseudo-random walk), counted by the
+    /// merge exactly as `bpe`'s own backtracking encoder counts it.
+    #[test]
+    fn hard_text_counts_as_bpe_openai_does() {
+        let pool: Vec<char> = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/=-_.,;:!?'\"(){}[]<>#*&%$@ \n\t人工智能正在改变世界東京タワーひらがな안녕하세요Приветγειάمرحباשלוםनमस्तेสวัสดี😂🙃🍕👋🏻\u{200d}\u{fe0f}\u{20e3}éüñ"
+            .chars()
+            .collect();
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: usize| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as usize % n
+        };
+        for (full, pieces) in both() {
+            for _ in 0..400 {
+                let len = 1 + next(600);
+                // A narrow alphabet makes long pieces (and long merges) likely.
+                let (start, width) = match next(4) {
+                    0 => (0, 26),
+                    1 => (next(pool.len()), 1 + next(6)),
+                    2 => (next(pool.len() - 20), 20),
+                    _ => (0, pool.len()),
+                };
+                let text: String = (0..len)
+                    .map(|_| pool[(start + next(width)) % pool.len()])
+                    .collect();
+                assert_eq!(pieces.count(&text), full.count(&text), "{text:?}");
             }
         }
     }
