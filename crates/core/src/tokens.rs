@@ -436,6 +436,7 @@ mod tests {
 
 mod merge;
 mod pieces;
+mod split;
 mod vocab;
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The count of a split text, piece by piece: the split is `bpe-openai`'s, the merge
-//! `tokens/merge.rs`'s (`bpe`'s backtracking algorithm over tables laid out for counting).
+//! The count of a split text, piece by piece: the split is `tokens/split.rs`'s (`bpe-openai`'s
+//! regex and its look-ahead give-back), the merge `tokens/merge.rs`'s (`bpe`'s backtracking
+//! algorithm over tables laid out for counting).
 //!
 //! The merge is slowest, about 0.8 µs a byte, on long runs of one character (`----…`, `====…`),
 //! where it backtracks at nearly every token; their counts are remembered per thread (bounded).
@@ -12,6 +13,7 @@ use std::cell::RefCell;
 use fnv::FnvHashMap;
 
 use super::merge::Merge;
+use super::split::Split;
 
 /// Runs shorter than this are cheap enough for the encoder; longer ones are not remembered.
 const RUN_MIN_BYTES: usize = 32;
@@ -28,23 +30,22 @@ thread_local! {
     static RUNS: RefCell<FnvHashMap<RunKey, usize>> = RefCell::new(FnvHashMap::default());
 }
 
-/// A `bpe-openai` tokenizer (for its split) and the counting tables of its vocabulary.
+/// An encoding's split and the counting tables of its vocabulary.
 pub struct Pieces {
-    tokenizer: &'static bpe_openai::Tokenizer,
-    merge: &'static Merge,
+    split: Split,
+    merge: Merge,
 }
 
 impl Pieces {
-    pub fn new(tokenizer: &'static bpe_openai::Tokenizer, merge: &'static Merge) -> Pieces {
-        Pieces { tokenizer, merge }
+    pub fn new(split: Split, merge: Merge) -> Pieces {
+        Pieces { split, merge }
     }
 
     /// Tokens of `text`, as `bpe_openai::Tokenizer::count` (and tiktoken) counts them.
     pub fn count(&self, text: &str) -> usize {
-        self.tokenizer
-            .split(text)
-            .map(|piece| self.count_piece(piece))
-            .sum()
+        let mut n = 0;
+        self.split.each(text, |piece| n += self.count_piece(piece));
+        n
     }
 
     fn count_piece(&self, piece: &str) -> usize {

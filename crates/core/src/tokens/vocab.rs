@@ -13,15 +13,12 @@
 use std::io::Read;
 use std::sync::LazyLock;
 
-use bpe::byte_pair_encoding::BytePairEncoding;
-use bpe_openai::Tokenizer;
-
 use super::merge::Merge;
 use super::pieces::Pieces;
+use super::split::Split;
 
-static O200K_BASE: LazyLock<(Tokenizer, Merge)> = LazyLock::new(|| {
+static O200K_PIECES: LazyLock<Pieces> = LazyLock::new(|| {
     let slim = include_bytes!(concat!(env!("OUT_DIR"), "/o200k_base.slim.gz"));
-    let merge = load(slim);
     // The split regex of `bpe-openai` 0.3 for o200k_base (tiktoken's, its look-ahead rewritten).
     let pat1 = [
         "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
@@ -32,31 +29,17 @@ static O200K_BASE: LazyLock<(Tokenizer, Merge)> = LazyLock::new(|| {
         "\\s+$",
     ]
     .join("|");
-    let tokenizer = Tokenizer::new_lookahead(
-        bytes_only(),
-        &[(&pat1, false), ("\\s+\\s", true), ("\\s+", false)],
-        false,
-    )
-    .expect("bpe-openai's o200k_base regex compiles");
-    (tokenizer, merge)
+    let split = Split::new(&[(&pat1, false), ("\\s+\\s", true), ("\\s+", false)]);
+    Pieces::new(split, load(slim))
 });
 
-static CL100K_BASE: LazyLock<(Tokenizer, Merge)> = LazyLock::new(|| {
+static CL100K_PIECES: LazyLock<Pieces> = LazyLock::new(|| {
     let slim = include_bytes!(concat!(env!("OUT_DIR"), "/cl100k_base.slim.gz"));
-    let merge = load(slim);
     // The split regex of `bpe-openai` 0.3 for cl100k_base.
     let pat1 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+$";
-    let tokenizer = Tokenizer::new_lookahead(
-        bytes_only(),
-        &[(pat1, false), ("\\s+\\s", true), ("\\s+", false)],
-        false,
-    )
-    .expect("bpe-openai's cl100k_base regex compiles");
-    (tokenizer, merge)
+    let split = Split::new(&[(pat1, false), ("\\s+\\s", true), ("\\s+", false)]);
+    Pieces::new(split, load(slim))
 });
-
-static O200K_PIECES: LazyLock<Pieces> = LazyLock::new(|| Pieces::new(&O200K_BASE.0, &O200K_BASE.1));
-static CL100K_PIECES: LazyLock<Pieces> = LazyLock::new(|| Pieces::new(&CL100K_BASE.0, &CL100K_BASE.1));
 
 /// `o200k_base`, counted with `tokens/pieces.rs`'s shortcuts.
 pub fn o200k_pieces() -> &'static Pieces {
@@ -111,10 +94,4 @@ fn load(slim: &[u8]) -> Merge {
     // SAFETY: `longest` is the longest-match automaton `build.rs` serialized in this build with
     // the `aneubeck-daachorse` version `Merge` deserializes it with (pinned in Cargo.toml).
     unsafe { Merge::new(longest, lengths.to_vec(), split, next_prefix) }
-}
-
-/// The `bpe` vocabulary the split-only tokenizers carry: the 256 bytes. `bpe-openai`'s
-/// `Tokenizer` needs one beside its regex; its merge is never asked (`Merge` counts).
-fn bytes_only() -> BytePairEncoding {
-    BytePairEncoding::from_dictionary((0..=255u8).map(|b| vec![b]), None)
 }
