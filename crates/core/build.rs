@@ -2,17 +2,16 @@
 //!
 //! `bpe-openai` embeds each encoding as a serialized `bpe::BytePairEncoding` (o200k_base 32 MB,
 //! cl100k_base 15 MB): its tokens, its merge tables and three Aho-Corasick automata, two of which
-//! only its incremental encoders use, never `count`. Those two are most of the size and the
-//! hash tables are cheap to rebuild, so this script keeps what counting needs and cannot be
-//! rebuilt quickly (the tokens, the split table, the longest-match automaton, the prefix table),
-//! and gzips it: 6.5 MB for both. `vocab.rs` rebuilds the rest when an encoding is first used.
+//! only its incremental encoders use, never `count`. Counting (`tokens/merge.rs`) needs neither
+//! those two nor the tokens' bytes, and its pair map is cheap to rebuild, so this script keeps
+//! what it needs and cannot rebuild quickly (the tokens' lengths, the split table, the prefix
+//! table, the longest-match automaton), and gzips it.
 //!
-//! The file is a sequence of little-endian sections, each a `u64` length then its bytes: the hash
-//! factor (8 bytes), the tokens' bytes, the tokens' lengths (one byte each: no token is longer
-//! than 255 bytes), the split table (`u32` pairs), the prefix table (`u32`s), the longest-match
-//! automaton, and the two automata of a one-byte vocabulary that stand in for the overlapping
-//! ones. The three tables are byte-planed (every value's first byte, then every
-//! second byte, …: [`planes`]), which gzip compresses 10-25 % better than the values in turn.
+//! The file is a sequence of little-endian sections, each a `u64` length then its bytes: the
+//! tokens' lengths (one byte each: no token is longer than 255 bytes), the split table (`u32`
+//! pairs), the prefix table (`u32`s) and the longest-match automaton. The two tables are
+//! byte-planed (every value's first byte, then every second byte, …: [`planes`]), which gzip
+//! compresses 10-25 % better than the values in turn.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -45,19 +44,20 @@ impl<'de> Deserialize<'de> for Bin {
 /// `bpe` 0.2.3's `BytePairEncoding`, field by field in its serialized order (a MessagePack
 /// array): all_tokens, token_starts, bytes_hash_to_token, split_table, pair_lookup,
 /// longest_searcher, overlapping_searcher, overlapping_searcher_rev, next_prefix_match,
-/// hash_factor. The two maps are read and dropped.
+/// hash_factor. What counting does not use (the tokens' bytes, the two maps, the overlapping
+/// automata, the hash factor) is read and dropped.
 #[derive(Deserialize)]
 struct Fields(
-    Vec<u8>,
+    serde::de::IgnoredAny,
     Vec<u32>,
     serde::de::IgnoredAny,
     Vec<(u32, u32)>,
     serde::de::IgnoredAny,
     Bin,
-    Bin,
-    Bin,
+    serde::de::IgnoredAny,
+    serde::de::IgnoredAny,
     Vec<u32>,
-    u64,
+    serde::de::IgnoredAny,
 );
 
 fn fields(bpe: &BytePairEncoding) -> Fields {
@@ -68,9 +68,6 @@ fn fields(bpe: &BytePairEncoding) -> Fields {
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    // A one-byte vocabulary's overlapping automata: valid, tiny, never searched by `count`.
-    let bytes: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
-    let tiny = fields(&BytePairEncoding::from_dictionary(bytes, None));
     for (name, tokenizer) in [
         ("o200k_base", bpe_openai::o200k_base()),
         ("cl100k_base", bpe_openai::cl100k_base()),
@@ -85,16 +82,7 @@ fn main() {
             f.3.iter()
                 .flat_map(|(a, b)| a.to_le_bytes().into_iter().chain(b.to_le_bytes()))
                 .collect::<Vec<u8>>();
-        let sections: [&[u8]; 8] = [
-            &f.9.to_le_bytes(),
-            &f.0,
-            &lengths,
-            &planes(&pairs, 8),
-            &u32s(&f.8),
-            &f.5 .0,
-            &tiny.6 .0,
-            &tiny.7 .0,
-        ];
+        let sections: [&[u8]; 4] = [&lengths, &planes(&pairs, 8), &u32s(&f.8), &f.5 .0];
         let file = std::fs::File::create(out.join(format!("{name}.slim.gz"))).expect("create in OUT_DIR");
         let mut gz =
             flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::new(6));

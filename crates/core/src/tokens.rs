@@ -6,14 +6,15 @@
 //! a prompt is ordinary text, as it is when OpenAI receives it.
 //!
 //! `o200k_base`, `o200k_harmony` (whose ordinary text is `o200k_base`'s) and `cl100k_base` are
-//! counted by `bpe-openai` (its tables slimmed for the binary's size: `tokens/vocab.rs`): the same
-//! split and the same tokens as tiktoken, with a split regex
-//! compiled to an automaton (`regex-automata`, linear in the text) and a merge linear in a piece's
-//! length; `tiktoken-rs` splits with a backtracking regex (`fancy-regex`) and merges long pieces
-//! in O(n log n), several times slower on text of long pieces (base64, runs of one character, CJK
-//! without spaces, emoji). The legacy encodings (`p50k_*`, `r50k_base`: retired completion models
-//! only), which `bpe-openai` does not ship, are counted by `tiktoken-rs`'s `encode_ordinary`.
-//! `tests/data/tokens/` pins the counts to Python `tiktoken`.
+//! counted with `bpe-openai`'s split (its regex compiled to an automaton, `regex-automata`,
+//! linear in the text: `tokens/split.rs`) and `bpe`'s backtracking merge, linear in a piece's
+//! length, over tables laid out for counting (`tokens/merge.rs`; the tables slimmed for the
+//! binary's size: `tokens/vocab.rs`): the same pieces and the same counts as tiktoken.
+//! `tiktoken-rs` splits with a backtracking regex (`fancy-regex`) and merges long pieces in
+//! O(n log n), several times slower on text of long pieces (base64, runs of one character, CJK
+//! without spaces, emoji). The legacy encodings (`p50k_*`, `r50k_base`: retired completion
+//! models only), which `bpe-openai` does not ship, are counted by `tiktoken-rs`'s
+//! `encode_ordinary`. `tests/data/tokens/` pins the counts to Python `tiktoken`.
 //!
 //! Chat requests add framing: every message costs 3 tokens on top of the tokens of its role and
 //! content (and of its `name`, plus 1 more), and every request 3 more for priming the reply. These
@@ -48,7 +49,7 @@ pub struct Tokenizer {
 /// Which implementation counts an encoding; both give tiktoken's counts.
 #[derive(Clone, Copy)]
 enum Engine {
-    /// `bpe-openai`: linear in the length of the text.
+    /// `bpe-openai`'s split and `bpe`'s merge (`tokens/pieces.rs`): linear in the text.
     Linear(&'static pieces::Pieces),
     /// `tiktoken-rs`, for the legacy encodings `bpe-openai` does not ship.
     Legacy(&'static CoreBPE),

@@ -1,14 +1,12 @@
-//! The `o200k_base` and `cl100k_base` tokenizers, loaded from the slim vocabularies `build.rs`
-//! writes (6.5 MB in the binary, where `bpe-openai`'s own tables would be 47 MB).
+//! The `o200k_base` and `cl100k_base` counters: each encoding's split regex (`tokens/split.rs`)
+//! and counting tables (`tokens/merge.rs`), the tables loaded from the slim vocabularies
+//! `build.rs` writes (a few MB in the binary, where `bpe-openai`'s own tables would be 47 MB).
 //!
-//! A slim vocabulary keeps what `bpe`'s count needs and cannot cheaply recompute: the tokens, the
-//! split table, the longest-match automaton and the prefix table. On first use of an encoding
-//! this module rebuilds the two hash tables (token by hash, merged token by pair; both follow
-//! from the tokens and the split table), puts the fields back together as the `bpe` 0.2.3
-//! `BytePairEncoding` they came from, and adds the split regex `bpe-openai` uses for the
-//! encoding. The two overlapping-match automata, which only `bpe`'s incremental encoders search,
-//! are those of a one-byte vocabulary: these tokenizers count (and split), nothing else.
-//! `tokens/fixture_tests.rs` pins every count to Python `tiktoken`.
+//! A slim vocabulary keeps what the merge needs and cannot cheaply recompute: the tokens'
+//! lengths, the split table, the prefix table and the longest-match automaton; the pair map is
+//! rebuilt from the split table when an encoding is first used. The tests in `tokens/pieces.rs`
+//! hold every count to `bpe-openai`'s own, full tables, and `tokens/fixture_tests.rs` to Python
+//! `tiktoken`.
 
 use std::io::Read;
 use std::sync::LazyLock;
@@ -78,7 +76,7 @@ fn load(slim: &[u8]) -> Merge {
         rest = tail;
         section
     };
-    let (_hash_factor, _tokens, lengths) = (section(), section(), section());
+    let lengths = section();
     let split: Vec<(u32, u32)> = unplane(section(), 8)
         .chunks_exact(8)
         .map(|p| {
