@@ -9,9 +9,10 @@
 //! lookup that hashes a whole piece byte by byte just to see if it is one token. This module is
 //! the same algorithm, step for step (so the same tokens and counts), over the same tables
 //! (the slim vocabulary's automaton, split table and prefix table: `tokens/vocab.rs`), with:
-//! the pair map keyed by one `u64` and hashed by `foldhash`; the one-token case answered by the
-//! first automaton match covering the piece; and the stack and bit field reused per thread
-//! instead of allocated per piece. `tokens/pieces.rs`'s tests hold it to `bpe`'s own count.
+//! the pair map keyed by one `u64`, hashed by `foldhash`, behind a bit filter of the merging
+//! pairs small enough to stay in cache; the one-token case answered by the first automaton
+//! match covering the piece; and the stack and bit field reused per thread instead of allocated
+//! per piece. `tokens/pieces.rs`'s tests hold it to `bpe-openai`'s own count.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
